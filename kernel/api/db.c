@@ -1,0 +1,178 @@
+/* ts_open / ts_close and the handle-level calls of tostore.h. */
+#include <stdlib.h>
+#include <string.h>
+#include "api/db.h"
+#include "base/build_info.h"
+#include "base/status.h"
+
+const char *ts_version(void) { return tsb_version(); }
+const char *ts_strerror(int code) { return tsstatus_text(code); }
+
+const char *ts_errmsg(ts_db *db) { return tsenv_errmsg(db ? &db->env : NULL); }
+
+/* Plugin folders: pluginPath first, then the default ones. */
+static const char **search_dirs(ts_db *db)
+{
+    const char *const *def = tsreg_default_dirs(db->reg);
+    size_t n = 0, m = 0;
+    while (db->cfg->plugin_path && db->cfg->plugin_path[n]) n++;
+    while (def && def[m]) m++;
+    const char **d = calloc(n + m + 1, sizeof *d);
+    if (!d) return NULL;
+    for (size_t i = 0; i < n; i++) d[i] = db->cfg->plugin_path[i];
+    for (size_t i = 0; i < m; i++) d[n + i] = def[i];
+    return d;
+}
+
+static int load_plugins(ts_db *db)
+{
+    const char **dirs = search_dirs(db);
+    if (!dirs) return tsenv_error(&db->env, TS_ERR_NOMEM, "out of memory");
+    int rc = TS_OK;
+    if (db->cfg->load_bundled) {
+        for (const char *const *b = tsb_bundled_plugins(); *b && !rc; b++) {
+            rc = tsreg_load(db->reg, *b, dirs);
+            if (rc) tsenv_error_prefix(&db->env, "bundled plugin '%s'", *b);
+        }
+    }
+    for (size_t i = 0; i < db->cfg->nplugins && !rc; i++) {
+        rc = tsreg_load(db->reg, db->cfg->plugins[i].spec, dirs);
+        if (rc) tsenv_error_prefix(&db->env, "%s", db->cfg->plugins[i].where);
+    }
+    free(dirs);
+    return rc;
+}
+
+static int open_cipher(ts_db *db)
+{
+    ts_env *env = &db->env;
+    const tscfg *c = db->cfg;
+    if (!c->cipher_module) {
+        int present = 0;
+        int rc = tskey_present(db->store, &present);
+        if (rc) return rc;
+        if (present)
+            return tsenv_error(env, TS_ERR_KEY,
+                               "the database at %s is encrypted; configure cipher.module and its key",
+                               c->path);
+        return TS_OK;
+    }
+    const tsreg_module *m = tsreg_lookup(db->reg, TS_KIND_CIPHER, c->cipher_module);
+    if (!m)
+        return tsenv_error(env, TS_ERR_CONFIG, "cipher.module: no cipher module named '%s' is loaded",
+                           c->cipher_module);
+    if ((m->desc.flags & TS_MODULE_INSECURE) && !c->cipher_allow_insecure)
+        return tsenv_error(env, TS_ERR_INSECURE,
+                           "cipher.module: '%s' is insecure (obfuscation only); set "
+                           "cipher.allowInsecure to true to use it anyway", m->desc.name);
+    tskey_user u = { c->cipher_key, c->cipher_passphrase };
+    return tskey_open(env, db->store, m, c->cipher_opts, &u, &db->cipher);
+}
+
+static void db_free(ts_db *db)
+{
+    if (!db) return;
+    tscipher_free(db->cipher);
+    tsstore_close(db->store);
+    tsreg_free(db->reg);
+    tscfg_free(db->cfg);
+    tsenv_destroy(&db->env);
+    free(db);
+}
+
+/* Open from a file (file != NULL), JSON text, or the embedded default. */
+static int db_open(const char *file, const char *text, ts_db **out)
+{
+    tsenv_clear(NULL);
+    if (!out) return tsenv_error(NULL, TS_ERR_INVALID, "ts_open: out is NULL");
+    *out = NULL;
+    ts_db *db = calloc(1, sizeof *db);
+    if (!db) return tsenv_error(NULL, TS_ERR_NOMEM, "out of memory");
+    int rc = tsenv_init(&db->env);
+    if (rc) { free(db); return tsenv_error(NULL, rc, "cannot create an error context"); }
+    ts_env *env = &db->env;
+
+    if (file) rc = tscfg_load(env, file, &db->cfg);
+    else rc = tscfg_parse(env, text ? text : tsb_default_config(),
+                          text ? NULL : "embedded default config", &db->cfg);
+    if (!rc) rc = tsreg_new(env, &db->reg);
+    if (!rc) {
+        env->reg = db->reg;
+        env->config = db->cfg->root;
+        rc = load_plugins(db);
+    }
+    if (!rc)
+        rc = tsstore_open(env, db->reg, db->cfg->backend, db->cfg->backend_opts, db->cfg->path,
+                          &db->store);
+    if (!rc) rc = open_cipher(db);
+    if (rc) {
+        tsenv_export_error(env);
+        db_free(db);
+        return rc;
+    }
+    *out = db;
+    return TS_OK;
+}
+
+int ts_open(const char *config_path, ts_db **out) { return db_open(config_path, NULL, out); }
+
+int ts_open_json(const char *config_json, ts_db **out)
+{
+    if (!config_json) {
+        tsenv_clear(NULL);
+        if (out) *out = NULL;
+        return tsenv_error(NULL, TS_ERR_INVALID, "ts_open_json: config_json is NULL");
+    }
+    return db_open(NULL, config_json, out);
+}
+
+int ts_close(ts_db *db)
+{
+    db_free(db);
+    return TS_OK;
+}
+
+static json_t *flags_json(uint32_t f)
+{
+    json_t *a = json_array();
+    if (f & TS_MODULE_THREAD_SAFE) json_array_append_new(a, json_string("thread-safe"));
+    if (f & TS_MODULE_INSECURE) json_array_append_new(a, json_string("insecure"));
+    return a;
+}
+
+int ts_modules(ts_db *db, json_t **out_new)
+{
+    if (!db || !out_new) return tsenv_error(db ? &db->env : NULL, TS_ERR_INVALID, "ts_modules: NULL argument");
+    json_t *arr = json_array();
+    if (!arr) return tsenv_error(&db->env, TS_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < tsreg_count(db->reg); i++) {
+        const tsreg_module *m = tsreg_at(db->reg, i);
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:o, s:s, s:s, s:s}",
+            "kind", tsreg_kind_name(m->desc.kind), "name", m->desc.name,
+            "version", m->desc.version, "flags", flags_json(m->desc.flags),
+            "plugin", m->plugin_name, "pluginVersion", m->plugin_version, "file", m->file));
+    }
+    *out_new = arr;
+    return TS_OK;
+}
+
+int ts_config(ts_db *db, json_t **out_new)
+{
+    if (!db || !out_new) return tsenv_error(db ? &db->env : NULL, TS_ERR_INVALID, "ts_config: NULL argument");
+    *out_new = tscfg_effective(db->cfg);
+    return *out_new ? TS_OK : tsenv_error(&db->env, TS_ERR_NOMEM, "out of memory");
+}
+
+int ts_storage_control(ts_db *db, const char *op, int64_t arg, int64_t *out)
+{
+    if (!db || !op) return tsenv_error(db ? &db->env : NULL, TS_ERR_INVALID, "ts_storage_control: NULL argument");
+    int64_t dummy = 0;
+    if (!db->store->vt->control)
+        return tsenv_error(&db->env, TS_ERR_UNSUPPORTED, "storage '%s' has no control operations",
+                           db->store->mod->desc.name);
+    tsenv_clear(&db->env);
+    int rc = db->store->vt->control(db->store->h, op, arg, out ? out : &dummy);
+    if (rc && !*tsenv_errmsg(&db->env))
+        tsenv_error(&db->env, rc, "storage control '%s': %s", op, tsstatus_text(rc));
+    return rc;
+}

@@ -1,0 +1,20 @@
+/* The database handle (data layer).  Grows as the engine does. */
+#ifndef TS_API_DB_H
+#define TS_API_DB_H
+
+#include <tostore/tostore.h>
+#include "base/env.h"
+#include "config/config.h"
+#include "crypto/keys.h"
+#include "io/store.h"
+#include "plugin/registry.h"
+
+struct ts_db {
+    ts_env    env;
+    tscfg    *cfg;
+    tsreg    *reg;
+    tsstore  *store;
+    tscipher *cipher;   /* NULL: not encrypted */
+};
+
+#endif

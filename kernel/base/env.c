@@ -1,0 +1,191 @@
+/* Per-handle, per-thread error slots and the host table lent to plugins. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+#include "base/env.h"
+#include "plugin/registry.h"
+#include "config/opts.h"
+
+#define TSENV_MSG_MAX 1024
+
+struct tsenv_slot {
+    int         code;
+    char        msg[TSENV_MSG_MAX];
+    tsenv_slot *next;
+};
+
+/* ts_errmsg(NULL) is per thread by contract, so it needs thread-local
+ * storage; this is the only such state in the kernel. */
+static _Thread_local tsenv_slot tls_nohandle;
+
+int tsenv_init(ts_env *env)
+{
+    memset(env, 0, sizeof *env);
+    if (pthread_key_create(&env->key, NULL) != 0)
+        return TS_ERR_RESOURCE;
+    pthread_mutex_init(&env->lock, NULL);
+    env->log_level = TS_LOG_WARN;
+    return TS_OK;
+}
+
+void tsenv_destroy(ts_env *env)
+{
+    if (!env) return;
+    tsenv_slot *s = env->slots;
+    while (s) {
+        tsenv_slot *n = s->next;
+        free(s);
+        s = n;
+    }
+    env->slots = NULL;
+    pthread_key_delete(env->key);
+    pthread_mutex_destroy(&env->lock);
+}
+
+static tsenv_slot *slot_of(ts_env *env)
+{
+    if (!env) return &tls_nohandle;
+    tsenv_slot *s = pthread_getspecific(env->key);
+    if (s) return s;
+    s = calloc(1, sizeof *s);
+    if (!s) return &tls_nohandle; /* out of memory: still report somewhere */
+    pthread_mutex_lock(&env->lock);
+    s->next = env->slots;
+    env->slots = s;
+    pthread_mutex_unlock(&env->lock);
+    pthread_setspecific(env->key, s);
+    return s;
+}
+
+int tsenv_verror(ts_env *env, int code, const char *fmt, va_list ap)
+{
+    tsenv_slot *s = slot_of(env);
+    s->code = code;
+    vsnprintf(s->msg, sizeof s->msg, fmt, ap);
+    return code;
+}
+
+int tsenv_error(ts_env *env, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    tsenv_verror(env, code, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+void tsenv_error_prefix(ts_env *env, const char *fmt, ...)
+{
+    tsenv_slot *s = slot_of(env);
+    char old[TSENV_MSG_MAX], pre[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(pre, sizeof pre, fmt, ap);
+    va_end(ap);
+    memcpy(old, s->msg, sizeof old);
+    size_t pl = strlen(pre);
+    if (pl + 2 >= sizeof s->msg) pl = sizeof s->msg - 3;
+    memcpy(s->msg, pre, pl);
+    memcpy(s->msg + pl, ": ", 2);
+    size_t room = sizeof s->msg - pl - 3, ol = strlen(old);
+    if (ol > room) ol = room;
+    memcpy(s->msg + pl + 2, old, ol);
+    s->msg[pl + 2 + ol] = '\0';
+}
+
+const char *tsenv_errmsg(ts_env *env) { return slot_of(env)->msg; }
+int tsenv_errcode(ts_env *env) { return slot_of(env)->code; }
+
+void tsenv_clear(ts_env *env)
+{
+    tsenv_slot *s = slot_of(env);
+    s->code = TS_OK;
+    s->msg[0] = '\0';
+}
+
+void tsenv_export_error(ts_env *env)
+{
+    tsenv_slot *s = slot_of(env);
+    if (s != &tls_nohandle) {
+        tls_nohandle.code = s->code;
+        memcpy(tls_nohandle.msg, s->msg, sizeof s->msg);
+    }
+}
+
+static void tsenv_vlog(ts_env *env, int level, const char *fmt, va_list ap)
+{
+    int max = env ? env->log_level : TS_LOG_WARN;
+    if (level > max) return;
+    char msg[TSENV_MSG_MAX];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    if (env && env->log_fn)
+        env->log_fn(env->log_ctx, level, msg);
+    else
+        fprintf(stderr, "tostore: %s\n", msg);
+}
+
+void tsenv_log(ts_env *env, int level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    tsenv_vlog(env, level, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- host table ---------------------------------------------------- */
+
+static void *host_alloc(size_t n) { return malloc(n ? n : 1); }
+static void *host_calloc(size_t c, size_t n) { return calloc(c ? c : 1, n ? n : 1); }
+static void *host_realloc(void *p, size_t n) { return realloc(p, n ? n : 1); }
+static void host_free(void *p) { free(p); }
+static void host_wipe(void *p, size_t n) { if (p) sodium_memzero(p, n); }
+
+static int host_random(ts_env *env, void *buf, size_t n)
+{
+    (void)env;
+    randombytes_buf(buf, n);
+    return TS_OK;
+}
+
+static int host_module_find(ts_env *env, uint32_t kind, const char *name,
+                            const ts_module **out, void **state)
+{
+    if (!env || !name || !out)
+        return tsenv_error(env, TS_ERR_INVALID, "module_find: NULL argument");
+    if (!env->reg)
+        return tsenv_error(env, TS_ERR_NOT_FOUND, "no module registry in this context");
+    return tsreg_find(env->reg, kind, name, out, state);
+}
+
+static void host_log(ts_env *env, int level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    tsenv_vlog(env, level, fmt, ap);
+    va_end(ap);
+}
+
+static const ts_host host_table = {
+    .struct_size = sizeof(ts_host),
+    .abi_major = TS_ABI_MAJOR,
+    .abi_minor = TS_ABI_MINOR,
+    .alloc = host_alloc,
+    .calloc = host_calloc,
+    .realloc = host_realloc,
+    .free = host_free,
+    .wipe = host_wipe,
+    .error = tsenv_error,
+    .log = host_log,
+    .random = host_random,
+    .opt_string = tsopts_string,
+    .opt_int = tsopts_int,
+    .opt_double = tsopts_double,
+    .opt_bool = tsopts_bool,
+    .opt_object = tsopts_object,
+    .opt_key_at = tsopts_key_at,
+    .module_find = host_module_find,
+    .pages = NULL,
+};
+
+const ts_host *tsenv_host(void) { return &host_table; }

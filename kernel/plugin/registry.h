@@ -1,0 +1,56 @@
+/*
+ * The module registry: loads plugin shared objects, checks every field of
+ * their descriptors against the ABI before running any of their code, and
+ * finds modules by kind and name.  One registry per database handle (no
+ * process-wide state); plugins are unloaded when it is freed, after every
+ * instance made from them has been closed.
+ */
+#ifndef TS_PLUGIN_REGISTRY_H
+#define TS_PLUGIN_REGISTRY_H
+
+#include <stddef.h>
+#include <tostore/plugin.h>
+
+typedef struct tsreg tsreg;
+
+/* What the registry knows about one registered module.  `vtab` is the
+ * kernel's own zero-padded copy of the plugin's vtable, kernel-sized, so
+ * callers may read any field the kernel knows: fields a plugin built for an
+ * older minor version lacks read as NULL/0. */
+typedef struct tsreg_module {
+    ts_module       desc;         /* copy; desc.vtab points to `vtab` below */
+    const void     *vtab;
+    const char     *plugin_name;
+    const char     *plugin_version;
+    const char     *file;         /* resolved path of the .so */
+    void           *plugin_state; /* from the plugin's init */
+} tsreg_module;
+
+int  tsreg_new(ts_env *env, tsreg **out);
+/* Unload everything (fini, then dlclose).  Accepts NULL. */
+void tsreg_free(tsreg *reg);
+
+/* Load and register one plugin: `spec` is a path (contains '/') or a bare
+ * name looked up as <dir>/<name>.so in dirs (NULL-terminated).  All or
+ * nothing: on failure nothing of the plugin stays registered and the error
+ * (TS_ERR_PLUGIN, or TS_ERR_NOT_FOUND for a missing file) names the file.
+ * Loading a file that is already loaded is a no-op. */
+int  tsreg_load(tsreg *reg, const char *spec, const char *const *dirs);
+
+int  tsreg_find(tsreg *reg, uint32_t kind, const char *name,
+                const ts_module **mod_out, void **plugin_state_out);
+/* Like tsreg_find but returns the registry record. */
+const tsreg_module *tsreg_lookup(tsreg *reg, uint32_t kind, const char *name);
+
+size_t tsreg_count(const tsreg *reg);
+const tsreg_module *tsreg_at(const tsreg *reg, size_t i);
+
+/* Kind names ("storage", "cipher", "index", "pkgen"); NULL if unknown. */
+const char *tsreg_kind_name(uint32_t kind);
+
+/* The default plugin folders (build tree when running from it, the folder
+ * beside the library, the install folder), existing ones only, as a
+ * NULL-terminated array owned by the registry. */
+const char *const *tsreg_default_dirs(tsreg *reg);
+
+#endif

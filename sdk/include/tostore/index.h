@@ -1,0 +1,102 @@
+/*
+ * tostore/index.h - index modules (kind TS_KIND_INDEX) and the kernel page
+ * API they are built on.
+ *
+ * An index maps byte-string keys to byte-string values inside the database
+ * file.  Keys are memcomparable (see tostore/keys.h when available): index
+ * modules compare them with memcmp and never interpret them.  All storage
+ * goes through ts_host.pages inside a transaction the kernel owns; an index
+ * module never touches files, so crash safety, encryption and rollback come
+ * from the kernel for free.
+ */
+#ifndef TOSTORE_INDEX_H
+#define TOSTORE_INDEX_H
+
+#include "plugin.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ts_txn  ts_txn;   /* a kernel transaction (read or write) */
+typedef struct ts_page ts_page;  /* a pinned page */
+
+#define TS_PAGE_READ  0
+#define TS_PAGE_WRITE 1
+
+/*
+ * The page API.  Page numbers are 64-bit; 0 is never a valid page.  A page
+ * obtained with get/alloc stays pinned until release; its data pointer is
+ * valid until then.  Writing is allowed only to pages obtained with
+ * TS_PAGE_WRITE in a write transaction.  Changes become visible to other
+ * transactions at commit and vanish at rollback.
+ */
+typedef struct ts_page_api {
+    uint32_t struct_size;
+    /* Usable bytes per page (the kernel's page size minus its header). */
+    uint32_t (*usable_size)(ts_txn *txn);
+    int      (*get)(ts_txn *txn, uint64_t pgno, int mode, ts_page **page_out);
+    /* Allocate a zeroed page (reusing freed pages first), pinned for write. */
+    int      (*alloc)(ts_txn *txn, ts_page **page_out, uint64_t *pgno_out);
+    /* Return a page to the free list; it must not be pinned. */
+    int      (*free)(ts_txn *txn, uint64_t pgno);
+    void    *(*data)(ts_page *page);
+    uint64_t (*pgno)(ts_page *page);
+    void     (*release)(ts_page *page);
+    /* Whether txn may write (1) or only read (0). */
+    int      (*writable)(ts_txn *txn);
+} ts_page_api;
+
+/* ts_index_vtab.seek modes */
+#define TS_SEEK_EQ 0  /* first entry whose key equals */
+#define TS_SEEK_GE 1  /* first entry >= key */
+#define TS_SEEK_GT 2  /* first entry >  key */
+#define TS_SEEK_LE 3  /* last entry <= key */
+#define TS_SEEK_LT 4  /* last entry <  key */
+
+/* ts_index_vtab capabilities */
+#define TS_INDEX_ORDERED 0x1u  /* cursors iterate in key order (range scans) */
+#define TS_INDEX_UNIQUE  0x2u  /* can enforce unique keys */
+
+typedef struct ts_index_vtab {
+    uint32_t struct_size;
+    uint32_t caps;  /* TS_INDEX_* */
+
+    /* Create a new empty index inside txn; *root_out is the page number the
+     * kernel stores in its catalog and passes to open.  Required. */
+    int  (*create)(const ts_module_args *args, ts_txn *txn, uint64_t *root_out);
+    /* Open the index rooted at root.  *idx_out is released with close. Required. */
+    int  (*open)(const ts_module_args *args, uint64_t root, void **idx_out);
+    void (*close)(void *idx);
+    /* Free every page of the index inside txn.  Required. */
+    int  (*drop)(void *idx, ts_txn *txn);
+
+    /* Insert key -> value.  With unique != 0 an existing equal key is
+     * TS_ERR_UNIQUE and nothing changes; otherwise (key, value) pairs are
+     * kept apart by value.  Required. */
+    int  (*insert)(void *idx, ts_txn *txn, const void *key, size_t klen,
+                   const void *val, size_t vlen, int unique);
+    /* Remove the entry (key, value); val NULL removes every entry of key.
+     * TS_ERR_NOT_FOUND when there is none.  Required. */
+    int  (*remove)(void *idx, ts_txn *txn, const void *key, size_t klen,
+                   const void *val, size_t vlen);
+
+    /* Cursors.  A cursor belongs to one transaction and is closed before it
+     * ends.  key/value pointers returned stay valid until the cursor moves.
+     * seek/first/last/next/prev return TS_OK on an entry, TS_ERR_NOT_FOUND
+     * when there is none (past either end).  Required. */
+    int  (*cursor_open)(void *idx, ts_txn *txn, void **cur_out);
+    void (*cursor_close)(void *cur);
+    int  (*seek)(void *cur, const void *key, size_t klen, int mode);
+    int  (*first)(void *cur);
+    int  (*last)(void *cur);
+    int  (*next)(void *cur);
+    int  (*prev)(void *cur);
+    int  (*entry)(void *cur, const void **key, size_t *klen,
+                  const void **val, size_t *vlen);
+} ts_index_vtab;
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TOSTORE_INDEX_H */

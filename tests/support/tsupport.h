@@ -1,0 +1,17 @@
+/* Helpers shared by the test suites. */
+#ifndef TS_TESTS_SUPPORT_H
+#define TS_TESTS_SUPPORT_H
+
+#include <check.h>
+#include <stddef.h>
+
+/* A fresh empty directory under the build tree's tests/tmp, unique per
+ * call (name prefix + pid + counter).  Returns a static-lifetime string the
+ * caller frees with free(). */
+char *tst_tmpdir(const char *prefix);
+/* rm -rf dir (ignores errors). */
+void tst_rmrf(const char *dir);
+/* Run a suite; returns the process exit status (0 when all passed). */
+int tst_run(Suite *s);
+
+#endif
