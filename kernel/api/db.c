@@ -47,11 +47,14 @@ static int open_cipher(ts_db *db)
 {
     ts_env *env = &db->env;
     const tscfg *c = db->cfg;
+    int exists = 0, encrypted = 0;
+    int rc = tspg_probe(env, db->store, &exists, &encrypted);
+    if (rc) return rc;
     if (!c->cipher_module) {
         int present = 0;
-        int rc = tskey_present(db->store, &present);
+        rc = tskey_present(db->store, &present);
         if (rc) return rc;
-        if (present)
+        if (present || encrypted)
             return tsenv_error(env, TS_ERR_KEY,
                                "the database at %s is encrypted; configure cipher.module and its key",
                                c->path);
@@ -65,19 +68,35 @@ static int open_cipher(ts_db *db)
         return tsenv_error(env, TS_ERR_INSECURE,
                            "cipher.module: '%s' is insecure (obfuscation only); set "
                            "cipher.allowInsecure to true to use it anyway", m->desc.name);
+    if (exists && !encrypted)
+        return tsenv_error(env, TS_ERR_KEY,
+                           "the database at %s is not encrypted; it cannot be opened with cipher "
+                           "'%s' (re-encrypting an existing database is a rekey)", c->path,
+                           c->cipher_module);
     tskey_user u = { c->cipher_key, c->cipher_passphrase };
     return tskey_open(env, db->store, m, c->cipher_opts, &u, &db->cipher);
 }
 
-static void db_free(ts_db *db)
+static int open_pager(ts_db *db)
 {
-    if (!db) return;
+    const tscfg *c = db->cfg;
+    tspg_opts o = { c->page_size, (uint64_t)c->cache_bytes, c->durability == TSCFG_DURABILITY_FULL,
+                    c->busy_timeout_ms, 0 };
+    return tspg_open(&db->env, db->store, db->cipher, &o, &db->pg);
+}
+
+static int db_free(ts_db *db)
+{
+    if (!db) return TS_OK;
+    int rc = tspg_close(db->pg);
+    if (rc) tsenv_export_error(&db->env); /* the handle is gone: report via ts_errmsg(NULL) */
     tscipher_free(db->cipher);
     tsstore_close(db->store);
     tsreg_free(db->reg);
     tscfg_free(db->cfg);
     tsenv_destroy(&db->env);
     free(db);
+    return rc;
 }
 
 /* Open from a file (file != NULL), JSON text, or the embedded default. */
@@ -105,6 +124,7 @@ static int db_open(const char *file, const char *text, ts_db **out)
         rc = tsstore_open(env, db->reg, db->cfg->backend, db->cfg->backend_opts, db->cfg->path,
                           &db->store);
     if (!rc) rc = open_cipher(db);
+    if (!rc) rc = open_pager(db);
     if (rc) {
         tsenv_export_error(env);
         db_free(db);
@@ -128,8 +148,7 @@ int ts_open_json(const char *config_json, ts_db **out)
 
 int ts_close(ts_db *db)
 {
-    db_free(db);
-    return TS_OK;
+    return db_free(db);
 }
 
 static json_t *flags_json(uint32_t f)

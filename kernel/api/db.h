@@ -8,6 +8,7 @@
 #include "crypto/keys.h"
 #include "io/store.h"
 #include "plugin/registry.h"
+#include "txn/pager.h"
 
 struct ts_db {
     ts_env    env;
@@ -15,6 +16,7 @@ struct ts_db {
     tsreg    *reg;
     tsstore  *store;
     tscipher *cipher;   /* NULL: not encrypted */
+    tspg     *pg;       /* pages, log, transactions */
 };
 
 #endif

@@ -2,10 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sodium.h>
 #include "base/env.h"
-#include "plugin/registry.h"
-#include "config/opts.h"
 
 #define TSENV_MSG_MAX 1024
 
@@ -113,7 +110,7 @@ void tsenv_export_error(ts_env *env)
     }
 }
 
-static void tsenv_vlog(ts_env *env, int level, const char *fmt, va_list ap)
+void tsenv_vlog(ts_env *env, int level, const char *fmt, va_list ap)
 {
     int max = env ? env->log_level : TS_LOG_WARN;
     if (level > max) return;
@@ -133,59 +130,3 @@ void tsenv_log(ts_env *env, int level, const char *fmt, ...)
     va_end(ap);
 }
 
-/* ---- host table ---------------------------------------------------- */
-
-static void *host_alloc(size_t n) { return malloc(n ? n : 1); }
-static void *host_calloc(size_t c, size_t n) { return calloc(c ? c : 1, n ? n : 1); }
-static void *host_realloc(void *p, size_t n) { return realloc(p, n ? n : 1); }
-static void host_free(void *p) { free(p); }
-static void host_wipe(void *p, size_t n) { if (p) sodium_memzero(p, n); }
-
-static int host_random(ts_env *env, void *buf, size_t n)
-{
-    (void)env;
-    randombytes_buf(buf, n);
-    return TS_OK;
-}
-
-static int host_module_find(ts_env *env, uint32_t kind, const char *name,
-                            const ts_module **out, void **state)
-{
-    if (!env || !name || !out)
-        return tsenv_error(env, TS_ERR_INVALID, "module_find: NULL argument");
-    if (!env->reg)
-        return tsenv_error(env, TS_ERR_NOT_FOUND, "no module registry in this context");
-    return tsreg_find(env->reg, kind, name, out, state);
-}
-
-static void host_log(ts_env *env, int level, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    tsenv_vlog(env, level, fmt, ap);
-    va_end(ap);
-}
-
-static const ts_host host_table = {
-    .struct_size = sizeof(ts_host),
-    .abi_major = TS_ABI_MAJOR,
-    .abi_minor = TS_ABI_MINOR,
-    .alloc = host_alloc,
-    .calloc = host_calloc,
-    .realloc = host_realloc,
-    .free = host_free,
-    .wipe = host_wipe,
-    .error = tsenv_error,
-    .log = host_log,
-    .random = host_random,
-    .opt_string = tsopts_string,
-    .opt_int = tsopts_int,
-    .opt_double = tsopts_double,
-    .opt_bool = tsopts_bool,
-    .opt_object = tsopts_object,
-    .opt_key_at = tsopts_key_at,
-    .module_find = host_module_find,
-    .pages = NULL,
-};
-
-const ts_host *tsenv_host(void) { return &host_table; }

@@ -45,7 +45,10 @@ void tsenv_export_error(ts_env *env);
 void tsenv_log(ts_env *env, int level, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 
-/* The host table handed to plugins (constant; shared by all contexts). */
+void tsenv_vlog(ts_env *env, int level, const char *fmt, va_list ap);
+
+/* The host table handed to plugins (constant; shared by all contexts;
+ * defined in host/host.c). */
 const ts_host *tsenv_host(void);
 
 #endif

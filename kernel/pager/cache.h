@@ -1,0 +1,37 @@
+/*
+ * The page cache: decoded (logical) page images keyed by (page number,
+ * version), where the version is the absolute log frame the image came from,
+ * or 0 for the main file.  Images are immutable once inserted, so readers of
+ * different snapshots share them without copying.  Bounded by a byte budget
+ * with clock eviction of unpinned pages; uncommitted pages never live here
+ * (they belong to their transaction).
+ */
+#ifndef TS_PAGER_CACHE_H
+#define TS_PAGER_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct tscache tscache;
+typedef struct tscpage tscpage;
+
+int      tscache_new(size_t max_bytes, size_t page_bytes, tscache **out);
+void     tscache_free(tscache *c);
+
+/* A pinned page (pgno, ver), or NULL on a miss. */
+tscpage *tscache_get(tscache *c, uint64_t pgno, uint64_t ver);
+/* An unlinked page whose data the caller fills, then inserts (or frees with
+ * tscache_discard).  NULL when out of memory. */
+tscpage *tscache_alloc(tscache *c, uint64_t pgno, uint64_t ver);
+void     tscache_discard(tscache *c, tscpage *p);
+/* Link p (pinned).  If another thread inserted the same key first, p is
+ * freed and the existing page is returned pinned instead. */
+tscpage *tscache_insert(tscache *c, tscpage *p);
+void     tscache_unpin(tscache *c, tscpage *p);
+/* Forget (pgno, ver); pinned users keep their image until they unpin. */
+void     tscache_drop(tscache *c, uint64_t pgno, uint64_t ver);
+
+uint8_t *tscpage_data(tscpage *p);
+void     tscache_stats(tscache *c, uint64_t *hits, uint64_t *misses, size_t *pages);
+
+#endif

@@ -1,0 +1,71 @@
+/* Shared between the files of the transaction manager only. */
+#ifndef TS_TXN_INTERNAL_H
+#define TS_TXN_INTERNAL_H
+
+#include <pthread.h>
+#include "pager/cache.h"
+#include "pager/codec.h"
+#include "txn/pager.h"
+#include "wal/wal.h"
+
+typedef struct dpage {        /* a page the write transaction changed */
+    uint64_t      pgno;
+    uint8_t      *lp;         /* logical image; NULL while spilled */
+    uint64_t      spilled;    /* its uncommitted frame when spilled */
+    uint32_t      pins;
+    struct dpage *next;
+} dpage;
+
+struct tspage {
+    tstx     *tx;
+    uint64_t  pgno;
+    tscpage  *cp;             /* read: a shared cache image */
+    dpage    *d;              /* write: the private copy */
+};
+
+struct tstx {
+    tspg     *pg;
+    int       write;
+    uint64_t  mark;           /* last frame of the snapshot */
+    /* meta page fields as this transaction sees them */
+    uint64_t  page_count, free_head, free_count, seq;
+    uint64_t  roots[TSPG_ROOTS];
+    int       meta_dirty;
+    dpage   **tab;
+    size_t    tabcap, n, nlive;
+    uint64_t  first_frame;    /* first log frame this transaction wrote */
+    uint64_t *wpgnos;         /* page of each frame written, in order */
+    size_t    nw, capw;
+    tstx     *rnext, *rprev;  /* active readers */
+};
+
+struct tspg {
+    ts_env         *env;
+    tsstore        *st;
+    tsfile          main;
+    tscodec         codec;
+    tscache        *cache;
+    tswal          *wal;
+    tspg_opts       o;
+    pthread_mutex_t wlock;     /* the one writer */
+    pthread_mutex_t mu;        /* marks, readers, stats */
+    pthread_cond_t  cv;
+    uint64_t        committed; /* last commit frame written */
+    uint64_t        published; /* last commit frame readers may see */
+    uint64_t        synced;    /* last frame known durable */
+    int             syncing;
+    int             failed;    /* status of a failed fsync: writes refused */
+    tstx           *readers;
+    size_t          nreaders;
+    pthread_mutex_t ckpt;
+    uint64_t        ckpt_done; /* frames up to here are in the main file */
+    tspg_stats      stats;
+};
+
+int  tspg_load(tspg *pg, uint64_t pgno, uint64_t mark, tscpage **out);
+int  tspg_write_frames(tstx *tx, const uint64_t *pgnos, uint8_t *const *imgs, dpage **ds,
+                       size_t k, int commit);
+void tspg_meta_build(const tstx *tx, uint8_t *d);
+int  tspg_failed_error(tspg *pg);
+
+#endif

@@ -1,0 +1,250 @@
+/* Opening, creating, checkpointing and closing the database file. */
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+#include "base/crc32c.h"
+#include "base/env.h"
+#include "txn/internal.h"
+
+/* File header (page 0, plaintext, written once):
+ *  0 "TOSTORE\0"  8 format u32  12 page_size u32  16 dbid[16]
+ * 32 flags u32 (1: encrypted)  36 cipher overhead u32  60 crc32c of 0..59 */
+#define HDR_LEN 64
+#define FLAG_ENCRYPTED 1u
+
+static void put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static uint32_t get32(const uint8_t *p) { uint32_t v = 0; for (int i = 3; i >= 0; i--) v = v << 8 | p[i]; return v; }
+
+typedef struct fhdr {
+    uint32_t format, page_size, flags, overhead;
+    uint8_t  dbid[16];
+} fhdr;
+
+static int read_header(ts_env *env, tsstore *st, int *exists, fhdr *h)
+{
+    int rc = st->vt->exists(st->h, TSPG_FILE, exists);
+    if (rc || !*exists) return rc;
+    tsfile f;
+    uint8_t b[HDR_LEN];
+    size_t got = 0;
+    if ((rc = tsfile_open(st, TSPG_FILE, TS_OPEN_READONLY, &f))) return rc;
+    rc = tsfile_read(&f, 0, b, sizeof b, &got);
+    tsfile_close(&f);
+    if (rc) return rc;
+    if (got < HDR_LEN || memcmp(b, "TOSTORE", 8) != 0)
+        return tsenv_error(env, TS_ERR_CORRUPT, "%s: not a tostore database file", TSPG_FILE);
+    if (get32(b + 60) != tscrc32c(0, b, 60))
+        return tsenv_error(env, TS_ERR_CORRUPT, "%s: file header checksum mismatch", TSPG_FILE);
+    h->format = get32(b + 8);
+    h->page_size = get32(b + 12);
+    memcpy(h->dbid, b + 16, 16);
+    h->flags = get32(b + 32);
+    h->overhead = get32(b + 36);
+    if (h->format > TSPG_FORMAT)
+        return tsenv_error(env, TS_ERR_FORMAT,
+                           "%s: format %u was written by a newer tostore; this build reads up to "
+                           "format %d", TSPG_FILE, h->format, TSPG_FORMAT);
+    if (h->format < 1)
+        return tsenv_error(env, TS_ERR_FORMAT, "%s: unknown format %u", TSPG_FILE, h->format);
+    if (h->page_size < 4096 || h->page_size > 65536 || (h->page_size & (h->page_size - 1)))
+        return tsenv_error(env, TS_ERR_CORRUPT, "%s: invalid page size %u", TSPG_FILE, h->page_size);
+    return TS_OK;
+}
+
+int tspg_probe(ts_env *env, tsstore *st, int *exists, int *encrypted)
+{
+    fhdr h = {0};
+    int rc = read_header(env, st, exists, &h);
+    *encrypted = !rc && *exists && (h.flags & FLAG_ENCRYPTED);
+    return rc;
+}
+
+static int setup_codec(ts_env *env, tscodec *c, const fhdr *h, tscipher *cipher)
+{
+    memset(c, 0, sizeof *c);
+    c->page_size = h->page_size;
+    memcpy(c->dbid, h->dbid, 16);
+    c->cipher = cipher;
+    uint32_t ov = cipher ? cipher->vt->overhead : 0;
+    if (!!(h->flags & FLAG_ENCRYPTED) != !!cipher)
+        return tsenv_error(env, TS_ERR_KEY, cipher ? "the database is not encrypted"
+                                                   : "the database is encrypted: a cipher is needed");
+    if (ov != h->overhead)
+        return tsenv_error(env, TS_ERR_KEY, "the database was encrypted by another cipher");
+    c->logical = h->page_size - ov;
+    c->usable = c->logical - TSPAGE_HDR;
+    return TS_OK;
+}
+
+/* Write header + empty meta page to a temporary file, then rename it into
+ * place: a crash leaves either no database or a complete empty one. */
+static int create_db(tspg *pg, fhdr *h)
+{
+    uint32_t ps = h->page_size;
+    uint8_t *buf = calloc(2, ps), *lp = calloc(1, ps);
+    if (!buf || !lp) { free(buf); free(lp); return tsenv_error(pg->env, TS_ERR_NOMEM, "out of memory"); }
+    memcpy(buf, "TOSTORE", 8);
+    put32(buf + 8, h->format);
+    put32(buf + 12, ps);
+    memcpy(buf + 16, h->dbid, 16);
+    put32(buf + 32, h->flags);
+    put32(buf + 36, h->overhead);
+    put32(buf + 60, tscrc32c(0, buf, 60));
+    tstx tmp = { .pg = pg, .page_count = 2 };
+    tspage_set_type(lp, TSPG_TYPE_META);
+    tspg_meta_build(&tmp, lp + TSPAGE_HDR);
+    int rc = tscodec_encode(&pg->codec, 1, 0, lp, buf + ps);
+    if (!rc) rc = tsstore_put_atomic(pg->st, TSPG_FILE, buf, 2 * (size_t)ps);
+    if (rc && !*tsenv_errmsg(pg->env)) tsenv_error(pg->env, rc, "cannot create %s", TSPG_FILE);
+    free(buf);
+    free(lp);
+    return rc;
+}
+
+int tspg_failed_error(tspg *pg)
+{
+    return tsenv_error(pg->env, TS_ERR_READONLY,
+                       "an earlier fsync failed, so the database no longer accepts writes; "
+                       "close and reopen it");
+}
+
+int tspg_open(ts_env *env, tsstore *st, tscipher *cipher, const tspg_opts *o, tspg **out)
+{
+    *out = NULL;
+    tspg *pg = calloc(1, sizeof *pg);
+    if (!pg) return tsenv_error(env, TS_ERR_NOMEM, "out of memory");
+    pg->env = env;
+    pg->st = st;
+    pg->o = *o;
+    if (!pg->o.autockpt_bytes) pg->o.autockpt_bytes = 16u << 20;
+    pthread_mutex_init(&pg->wlock, NULL);
+    pthread_mutex_init(&pg->mu, NULL);
+    pthread_mutex_init(&pg->ckpt, NULL);
+    pthread_cond_init(&pg->cv, NULL);
+
+    int exists = 0, wal_exists = 0;
+    fhdr h = {0};
+    int rc = read_header(env, st, &exists, &h);
+    if (!rc) rc = st->vt->exists(st->h, TSWAL_FILE, &wal_exists);
+    if (!rc && !exists && wal_exists)
+        rc = tsenv_error(env, TS_ERR_CORRUPT, "%s exists but %s does not: refusing to start a "
+                         "new database over an orphaned log", TSWAL_FILE, TSPG_FILE);
+    if (!rc && !exists) {
+        h.format = TSPG_FORMAT;
+        h.page_size = o->page_size;
+        randombytes_buf(h.dbid, sizeof h.dbid);
+        h.flags = cipher ? FLAG_ENCRYPTED : 0;
+        h.overhead = cipher ? cipher->vt->overhead : 0;
+    }
+    if (!rc) rc = setup_codec(env, &pg->codec, &h, cipher);
+    if (!rc && !exists) rc = create_db(pg, &h);
+    if (!rc) {
+        rc = tsfile_open(st, TSPG_FILE, 0, &pg->main);
+        if (rc) tsenv_error_prefix(env, "%s", TSPG_FILE);
+    }
+    if (!rc) rc = tscache_new(o->cache_bytes, pg->codec.logical, &pg->cache);
+    if (!rc) rc = tswal_open(env, st, pg->codec.page_size, &pg->wal, &pg->stats.recovered_frames);
+    if (!rc && !wal_exists) rc = st->vt->sync_dir(st->h);
+    if (rc) {
+        if (!*tsenv_errmsg(env)) tsenv_error(env, rc, "cannot open the database");
+        tspg_close(pg);
+        return rc;
+    }
+    pg->committed = pg->published = pg->synced = tswal_last_commit(pg->wal);
+    pg->ckpt_done = tswal_base(pg->wal);
+    *out = pg;
+    return TS_OK;
+}
+
+typedef struct ckctx {
+    tspg    *pg;
+    uint8_t *raw;
+    int      rc;
+} ckctx;
+
+static int copy_page(void *vctx, uint64_t pgno, uint64_t abs)
+{
+    ckctx *c = vctx;
+    tspg *pg = c->pg;
+    int rc = tswal_read(pg->wal, abs, c->raw);
+    if (!rc) rc = tsfile_write(&pg->main, pgno * pg->codec.page_size, c->raw, pg->codec.page_size);
+    if (rc) return c->rc = rc;
+    tscache_drop(pg->cache, pgno, 0);
+    return TS_OK;
+}
+
+int tspg_checkpoint(tspg *pg, int reset)
+{
+    pthread_mutex_lock(&pg->ckpt);
+    pthread_mutex_lock(&pg->mu);
+    uint64_t bound = pg->published;
+    for (tstx *r = pg->readers; r; r = r->rnext)
+        if (r->mark < bound) bound = r->mark;
+    uint64_t from = pg->ckpt_done;
+    pthread_mutex_unlock(&pg->mu);
+
+    int rc = TS_OK;
+    if (bound > from) {
+        /* A page may reach the main file only once the log holding it is
+         * durable: otherwise a crash could bring back an older log. */
+        ckctx c = { pg, malloc(pg->codec.page_size), TS_OK };
+        rc = c.raw ? tswal_sync(pg->wal, 1) : TS_ERR_NOMEM;
+        if (!rc) rc = tswal_latest_each(pg->wal, from, bound, copy_page, &c);
+        if (!rc) rc = tsfile_sync(&pg->main, 1);
+        free(c.raw);
+        if (rc) {
+            if (!*tsenv_errmsg(pg->env)) tsenv_error(pg->env, rc, "checkpoint failed");
+            pthread_mutex_lock(&pg->mu);
+            if (!pg->failed) pg->failed = rc; /* a failed sync: stop trusting the files */
+            pthread_mutex_unlock(&pg->mu);
+            pthread_mutex_unlock(&pg->ckpt);
+            return rc;
+        }
+        pthread_mutex_lock(&pg->mu);
+        pg->ckpt_done = bound;
+        pg->stats.checkpoints++;
+        pthread_mutex_unlock(&pg->mu);
+    }
+    if (reset && pthread_mutex_trylock(&pg->wlock) == 0) {
+        pthread_mutex_lock(&pg->mu);
+        if (!pg->failed && pg->nreaders == 0 && pg->ckpt_done == pg->committed &&
+            pg->published == pg->committed && tswal_size_bytes(pg->wal) > TSWAL_HDR) {
+            rc = tswal_reset(pg->wal);
+            if (rc) pg->failed = rc;
+        }
+        pthread_mutex_unlock(&pg->mu);
+        pthread_mutex_unlock(&pg->wlock);
+    }
+    pthread_mutex_unlock(&pg->ckpt);
+    return rc;
+}
+
+int tspg_close(tspg *pg)
+{
+    if (!pg) return TS_OK;
+    int rc = TS_OK;
+    if (pg->wal && !pg->failed) rc = tspg_checkpoint(pg, 1);
+    tswal_close(pg->wal);
+    tscache_free(pg->cache);
+    tsfile_close(&pg->main);
+    pthread_mutex_destroy(&pg->wlock);
+    pthread_mutex_destroy(&pg->mu);
+    pthread_mutex_destroy(&pg->ckpt);
+    pthread_cond_destroy(&pg->cv);
+    free(pg);
+    return rc;
+}
+
+void tspg_stats_get(tspg *pg, tspg_stats *s)
+{
+    pthread_mutex_lock(&pg->mu);
+    *s = pg->stats;
+    pthread_mutex_unlock(&pg->mu);
+    tscache_stats(pg->cache, &s->cache_hits, &s->cache_misses, NULL);
+    size_t n = 0;
+    tscache_stats(pg->cache, NULL, NULL, &n);
+    s->cache_pages = n;
+    s->page_size = pg->codec.page_size;
+    s->usable = pg->codec.usable;
+    s->log_bytes = 0;
+}

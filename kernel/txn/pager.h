@@ -1,0 +1,89 @@
+/*
+ * The transaction manager: one writer at a time, any number of readers,
+ * each on a stable snapshot (SQLite-WAL style MVCC over tswal).
+ *
+ *  - A read transaction sees the log up to the last durable commit when it
+ *    began; it never blocks and is never blocked.
+ *  - A write transaction takes the writer lock (waiting up to busy_timeout,
+ *    then TS_ERR_TIMEOUT), keeps its changed pages private (spilling them to
+ *    the log as uncommitted frames when they outgrow their budget), and at
+ *    commit appends them with a commit frame.  Concurrent committers share
+ *    one fsync (group commit).
+ *  - Checkpoints copy committed pages from the log to the main file, never
+ *    past the oldest reader's snapshot, and start a new log generation when
+ *    nothing needs the old one.
+ *  - After a failed fsync every later write is refused (TS_ERR_READONLY):
+ *    the database must be reopened (no retry-and-trust).
+ *
+ * Page 0 of the main file is a plaintext file header; page 1 is the meta
+ * page (page count, free list, root slots for the upper layers).
+ */
+#ifndef TS_TXN_PAGER_H
+#define TS_TXN_PAGER_H
+
+#include <stdint.h>
+#include "crypto/keys.h"
+#include "io/store.h"
+
+#define TSPG_FILE "tostore.db"
+#define TSPG_FORMAT 1
+#define TSPG_ROOTS 24           /* root slots in the meta page */
+#define TSPG_TYPE_FREE 1
+#define TSPG_TYPE_META 2
+
+typedef struct tspg tspg;
+typedef struct tstx tstx;
+typedef struct tspage tspage;
+
+typedef struct tspg_opts {
+    uint32_t page_size;          /* for a new database; an existing one keeps its own */
+    uint64_t cache_bytes;
+    int      durability_full;    /* 1: fsync before commit returns */
+    int64_t  busy_timeout_ms;
+    uint64_t autockpt_bytes;     /* checkpoint when the log grows past this; 0: default */
+} tspg_opts;
+
+typedef struct tspg_stats {
+    uint64_t cache_hits, cache_misses, cache_pages;
+    uint64_t log_bytes, page_count, free_pages, commits, syncs, checkpoints;
+    uint64_t recovered_frames;
+    uint32_t page_size, usable;
+} tspg_stats;
+
+/* Read the file header: *exists 0 for a new store; *encrypted from it. */
+int  tspg_probe(ts_env *env, tsstore *st, int *exists, int *encrypted);
+/* Open or create the database file and recover the log.  cipher may be
+ * NULL (plain); it must match how the database was created. */
+int  tspg_open(ts_env *env, tsstore *st, tscipher *cipher, const tspg_opts *o, tspg **out);
+/* Checkpoint and close.  Every transaction must have ended. */
+int  tspg_close(tspg *pg);
+/* Copy committed log pages to the main file; with reset, also start a new
+ * log generation when no reader needs the old one. */
+int  tspg_checkpoint(tspg *pg, int reset);
+void tspg_stats_get(tspg *pg, tspg_stats *s);
+
+/* Begin a transaction (write != 0: the writer).  Ended by commit or
+ * rollback, which free it. */
+int  tstx_begin(tspg *pg, int write, tstx **out);
+int  tstx_commit(tstx *tx);
+void tstx_rollback(tstx *tx);
+int  tstx_is_write(const tstx *tx);
+uint32_t tstx_usable(const tstx *tx);
+
+/* Pin page pgno (>= 2).  With write, the page is copied into the
+ * transaction and may be changed until commit.  Released with
+ * tspage_release. */
+int  tstx_get(tstx *tx, uint64_t pgno, int write, tspage **out);
+/* A new zeroed page, pinned for write (reuses freed pages first). */
+int  tstx_alloc(tstx *tx, tspage **out, uint64_t *pgno_out);
+/* Put a page on the free list. */
+int  tstx_free(tstx *tx, uint64_t pgno);
+/* Root slots for the upper layers (0..TSPG_ROOTS-1). */
+int  tstx_root_get(tstx *tx, unsigned slot, uint64_t *v);
+int  tstx_root_set(tstx *tx, unsigned slot, uint64_t v);
+
+uint8_t *tspage_data(tspage *p);     /* the usable bytes */
+uint64_t tspage_no(const tspage *p);
+void     tspage_release(tspage *p);
+
+#endif

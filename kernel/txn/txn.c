@@ -1,0 +1,546 @@
+/* Transactions: snapshots, private dirty pages, spill, commit, group commit. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "base/env.h"
+#include "txn/internal.h"
+
+#define MIN_SPILL (256u << 10)
+#define CHUNK 64
+
+static void put64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static uint64_t get64(const uint8_t *p) { uint64_t v = 0; for (int i = 7; i >= 0; i--) v = v << 8 | p[i]; return v; }
+
+/* ---- dirty page table -------------------------------------------- */
+
+static dpage *dfind(tstx *tx, uint64_t pgno)
+{
+    if (!tx->tabcap) return NULL;
+    for (dpage *d = tx->tab[pgno & (tx->tabcap - 1)]; d; d = d->next)
+        if (d->pgno == pgno) return d;
+    return NULL;
+}
+
+static int dgrow(tstx *tx)
+{
+    size_t nc = tx->tabcap ? tx->tabcap * 2 : 64;
+    dpage **nt = calloc(nc, sizeof *nt);
+    if (!nt) return TS_ERR_NOMEM;
+    for (size_t i = 0; i < tx->tabcap; i++)
+        for (dpage *d = tx->tab[i], *n; d; d = n) {
+            n = d->next;
+            d->next = nt[d->pgno & (nc - 1)];
+            nt[d->pgno & (nc - 1)] = d;
+        }
+    free(tx->tab);
+    tx->tab = nt;
+    tx->tabcap = nc;
+    return TS_OK;
+}
+
+static dpage *dnew(tstx *tx, uint64_t pgno)
+{
+    if (tx->n + 1 > tx->tabcap && dgrow(tx)) return NULL;
+    dpage *d = calloc(1, sizeof *d);
+    if (!d) return NULL;
+    d->pgno = pgno;
+    d->lp = malloc(tx->pg->codec.logical);
+    if (!d->lp) { free(d); return NULL; }
+    d->next = tx->tab[pgno & (tx->tabcap - 1)];
+    tx->tab[pgno & (tx->tabcap - 1)] = d;
+    tx->n++;
+    tx->nlive++;
+    return d;
+}
+
+static void dfree_all(tstx *tx)
+{
+    for (size_t i = 0; i < tx->tabcap; i++)
+        for (dpage *d = tx->tab[i], *n; d; d = n) {
+            n = d->next;
+            free(d->lp);
+            free(d);
+        }
+    free(tx->tab);
+    tx->tab = NULL;
+    tx->tabcap = tx->n = tx->nlive = 0;
+}
+
+/* ---- reading ------------------------------------------------------ */
+
+int tspg_load(tspg *pg, uint64_t pgno, uint64_t mark, tscpage **out)
+{
+    uint64_t f = tswal_find(pg->wal, pgno, mark);
+    tscpage *cp = tscache_get(pg->cache, pgno, f);
+    if (cp) { *out = cp; return TS_OK; }
+    cp = tscache_alloc(pg->cache, pgno, f);
+    uint8_t *raw = malloc(pg->codec.page_size);
+    int rc = cp && raw ? TS_OK : TS_ERR_NOMEM;
+    if (!rc) {
+        if (f) rc = tswal_read(pg->wal, f, raw);
+        else rc = tsfile_read(&pg->main, pgno * pg->codec.page_size, raw, pg->codec.page_size, NULL);
+        if (rc == TS_ERR_CORRUPT && !f)
+            tsenv_error(pg->env, rc, "%s: page %llu is beyond the end of the file", TSPG_FILE,
+                        (unsigned long long)pgno);
+    }
+    if (!rc && (rc = tscodec_decode(&pg->codec, pgno, raw, tscpage_data(cp))))
+        tsenv_error(pg->env, rc, "page %llu (%s): checksum or authentication failed: the "
+                    "database is corrupt or was tampered with", (unsigned long long)pgno,
+                    f ? "log" : "main file");
+    free(raw);
+    if (rc) {
+        if (cp) tscache_discard(pg->cache, cp);
+        if (rc == TS_ERR_NOMEM) tsenv_error(pg->env, rc, "out of memory");
+        return rc;
+    }
+    *out = tscache_insert(pg->cache, cp);
+    return TS_OK;
+}
+
+static void meta_parse(tstx *tx, const uint8_t *d)
+{
+    tx->page_count = get64(d + 8);
+    tx->free_head = get64(d + 16);
+    tx->free_count = get64(d + 24);
+    tx->seq = get64(d + 32);
+    for (unsigned i = 0; i < TSPG_ROOTS; i++) tx->roots[i] = get64(d + 40 + 8 * i);
+}
+
+void tspg_meta_build(const tstx *tx, uint8_t *d)
+{
+    memcpy(d, "TSMT", 4);
+    put64(d + 8, tx->page_count);
+    put64(d + 16, tx->free_head);
+    put64(d + 24, tx->free_count);
+    put64(d + 32, tx->seq);
+    for (unsigned i = 0; i < TSPG_ROOTS; i++) put64(d + 40 + 8 * i, tx->roots[i]);
+}
+
+static int load_meta(tstx *tx)
+{
+    tscpage *cp;
+    int rc = tspg_load(tx->pg, 1, tx->mark, &cp);
+    if (rc) return rc;
+    const uint8_t *lp = tscpage_data(cp);
+    if (memcmp(lp + TSPAGE_HDR, "TSMT", 4) != 0)
+        rc = tsenv_error(tx->pg->env, TS_ERR_CORRUPT, "meta page: bad magic");
+    else
+        meta_parse(tx, lp + TSPAGE_HDR);
+    tscache_unpin(tx->pg->cache, cp);
+    return rc;
+}
+
+/* ---- begin / end -------------------------------------------------- */
+
+static int lock_writer(tspg *pg)
+{
+    if (pg->o.busy_timeout_ms <= 0)
+        return pthread_mutex_trylock(&pg->wlock) == 0 ? TS_OK : TS_ERR_TIMEOUT;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += pg->o.busy_timeout_ms / 1000;
+    ts.tv_nsec += (pg->o.busy_timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+    int e = pthread_mutex_timedlock(&pg->wlock, &ts);
+    return e == 0 ? TS_OK : TS_ERR_TIMEOUT;
+}
+
+int tstx_begin(tspg *pg, int write, tstx **out)
+{
+    *out = NULL;
+    tstx *tx = calloc(1, sizeof *tx);
+    if (!tx) return tsenv_error(pg->env, TS_ERR_NOMEM, "out of memory");
+    tx->pg = pg;
+    tx->write = write != 0;
+    if (tx->write) {
+        if (pg->failed) { free(tx); return tspg_failed_error(pg); }
+        if (lock_writer(pg)) {
+            free(tx);
+            return tsenv_error(pg->env, TS_ERR_TIMEOUT,
+                               "another write transaction is active (waited %lld ms)",
+                               (long long)pg->o.busy_timeout_ms);
+        }
+        if (pg->failed) {
+            pthread_mutex_unlock(&pg->wlock);
+            free(tx);
+            return tspg_failed_error(pg);
+        }
+        pthread_mutex_lock(&pg->mu);
+        tx->mark = pg->committed;
+        pthread_mutex_unlock(&pg->mu);
+    } else {
+        pthread_mutex_lock(&pg->mu);
+        tx->mark = pg->published;
+        tx->rnext = pg->readers;
+        if (pg->readers) pg->readers->rprev = tx;
+        pg->readers = tx;
+        pg->nreaders++;
+        pthread_mutex_unlock(&pg->mu);
+    }
+    int rc = load_meta(tx);
+    if (rc) { tstx_rollback(tx); return rc; }
+    *out = tx;
+    return TS_OK;
+}
+
+static void end_tx(tstx *tx)
+{
+    tspg *pg = tx->pg;
+    if (tx->write) {
+        dfree_all(tx);
+        free(tx->wpgnos);
+        pthread_mutex_unlock(&pg->wlock);
+    } else {
+        pthread_mutex_lock(&pg->mu);
+        if (tx->rprev) tx->rprev->rnext = tx->rnext; else pg->readers = tx->rnext;
+        if (tx->rnext) tx->rnext->rprev = tx->rprev;
+        pg->nreaders--;
+        pthread_mutex_unlock(&pg->mu);
+    }
+    free(tx);
+}
+
+void tstx_rollback(tstx *tx)
+{
+    if (!tx) return;
+    if (tx->write && tx->first_frame) tswal_rewind(tx->pg->wal);
+    end_tx(tx);
+}
+
+int tstx_is_write(const tstx *tx) { return tx->write; }
+uint32_t tstx_usable(const tstx *tx) { return tx->pg->codec.usable; }
+
+/* ---- pages -------------------------------------------------------- */
+
+static int page_handle(tstx *tx, uint64_t pgno, tscpage *cp, dpage *d, tspage **out)
+{
+    tspage *p = malloc(sizeof *p);
+    if (!p) {
+        if (cp) tscache_unpin(tx->pg->cache, cp);
+        return tsenv_error(tx->pg->env, TS_ERR_NOMEM, "out of memory");
+    }
+    p->tx = tx;
+    p->pgno = pgno;
+    p->cp = cp;
+    p->d = d;
+    if (d) d->pins++;
+    *out = p;
+    return TS_OK;
+}
+
+/* Write frames for spilled pages: keeps memory bounded for transactions
+ * larger than the cache, without touching the main file. */
+static int spill(tstx *tx)
+{
+    tspg *pg = tx->pg;
+    uint64_t pgnos[CHUNK];
+    uint8_t *imgs[CHUNK];
+    dpage *ds[CHUNK];
+    size_t k = 0;
+    int rc = TS_OK;
+    uint8_t *buf = malloc((size_t)CHUNK * pg->codec.page_size);
+    if (!buf) return tsenv_error(pg->env, TS_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < tx->tabcap && !rc; i++) {
+        for (dpage *d = tx->tab[i]; d && !rc; d = d->next) {
+            if (!d->lp || d->pins) continue;
+            imgs[k] = buf + k * pg->codec.page_size;
+            if ((rc = tscodec_encode(&pg->codec, d->pgno, tx->seq + 1, d->lp, imgs[k]))) break;
+            pgnos[k] = d->pgno;
+            ds[k++] = d;
+            if (k == CHUNK) {
+                rc = tspg_write_frames(tx, pgnos, imgs, ds, k, 0);
+                k = 0;
+            }
+        }
+    }
+    if (!rc && k) rc = tspg_write_frames(tx, pgnos, imgs, ds, k, 0);
+    free(buf);
+    return rc;
+}
+
+int tspg_write_frames(tstx *tx, const uint64_t *pgnos, uint8_t *const *imgs, dpage **ds, size_t k,
+                      int commit)
+{
+    tspg *pg = tx->pg;
+    uint64_t first;
+    int rc = tswal_write(pg->wal, pgnos, imgs, k, commit, &first);
+    if (rc) return rc;
+    if (!tx->first_frame) tx->first_frame = first;
+    if (tx->nw + k > tx->capw) {
+        size_t nc = tx->capw ? tx->capw * 2 : 256;
+        while (nc < tx->nw + k) nc *= 2;
+        uint64_t *np = realloc(tx->wpgnos, nc * sizeof *np);
+        if (!np) return tsenv_error(pg->env, TS_ERR_NOMEM, "out of memory");
+        tx->wpgnos = np;
+        tx->capw = nc;
+    }
+    for (size_t i = 0; i < k; i++) {
+        tx->wpgnos[tx->nw++] = pgnos[i];
+        if (ds && !commit) { /* spilled: drop the memory copy */
+            ds[i]->spilled = first + i;
+            free(ds[i]->lp);
+            ds[i]->lp = NULL;
+            tx->nlive--;
+        }
+    }
+    return TS_OK;
+}
+
+static int maybe_spill(tstx *tx)
+{
+    uint64_t limit = tx->pg->o.cache_bytes / 4;
+    if (limit < MIN_SPILL) limit = MIN_SPILL;
+    if ((uint64_t)tx->nlive * tx->pg->codec.logical <= limit) return TS_OK;
+    return spill(tx);
+}
+
+/* Bring a spilled page back into memory. */
+static int unspill(tstx *tx, dpage *d)
+{
+    tspg *pg = tx->pg;
+    uint8_t *raw = malloc(pg->codec.page_size);
+    d->lp = malloc(pg->codec.logical);
+    int rc = raw && d->lp ? tswal_read(pg->wal, d->spilled, raw) : TS_ERR_NOMEM;
+    if (!rc) rc = tscodec_decode(&pg->codec, d->pgno, raw, d->lp);
+    free(raw);
+    if (rc) { free(d->lp); d->lp = NULL; return tsenv_error(pg->env, rc, "reloading spilled page %llu", (unsigned long long)d->pgno); }
+    tx->nlive++;
+    return TS_OK;
+}
+
+int tstx_get(tstx *tx, uint64_t pgno, int write, tspage **out)
+{
+    tspg *pg = tx->pg;
+    *out = NULL;
+    if (pgno < 2 || pgno >= tx->page_count)
+        return tsenv_error(pg->env, TS_ERR_INVALID, "page %llu does not exist (%llu pages)",
+                           (unsigned long long)pgno, (unsigned long long)tx->page_count);
+    if (write && !tx->write)
+        return tsenv_error(pg->env, TS_ERR_INVALID, "page %llu: write access in a read transaction",
+                           (unsigned long long)pgno);
+    if (tx->write) {
+        dpage *d = dfind(tx, pgno);
+        if (d) {
+            int rc = d->lp ? TS_OK : unspill(tx, d);
+            return rc ? rc : page_handle(tx, pgno, NULL, d, out);
+        }
+    }
+    tscpage *cp;
+    int rc = tspg_load(pg, pgno, tx->mark, &cp);
+    if (rc) return rc;
+    if (!write) return page_handle(tx, pgno, cp, NULL, out);
+    dpage *d = dnew(tx, pgno);
+    if (!d) { tscache_unpin(pg->cache, cp); return tsenv_error(pg->env, TS_ERR_NOMEM, "out of memory"); }
+    memcpy(d->lp, tscpage_data(cp), pg->codec.logical);
+    tscache_unpin(pg->cache, cp);
+    if ((rc = page_handle(tx, pgno, NULL, d, out))) return rc;
+    return maybe_spill(tx);
+}
+
+int tstx_alloc(tstx *tx, tspage **out, uint64_t *pgno_out)
+{
+    tspg *pg = tx->pg;
+    *out = NULL;
+    if (!tx->write) return tsenv_error(pg->env, TS_ERR_INVALID, "alloc in a read transaction");
+    int rc;
+    uint64_t pgno;
+    if (tx->free_head) {
+        pgno = tx->free_head;
+        tspage *p;
+        if ((rc = tstx_get(tx, pgno, 1, &p))) return rc;
+        uint8_t *lp = p->d->lp;
+        if (tspage_type(lp) != TSPG_TYPE_FREE) {
+            tspage_release(p);
+            return tsenv_error(pg->env, TS_ERR_CORRUPT, "free list: page %llu is not free",
+                               (unsigned long long)pgno);
+        }
+        tx->free_head = get64(lp + TSPAGE_HDR);
+        tx->free_count--;
+        memset(lp, 0, pg->codec.logical);
+        *out = p;
+    } else {
+        pgno = tx->page_count++;
+        dpage *d = dnew(tx, pgno);
+        if (!d) return tsenv_error(pg->env, TS_ERR_NOMEM, "out of memory");
+        memset(d->lp, 0, pg->codec.logical);
+        if ((rc = page_handle(tx, pgno, NULL, d, out))) return rc;
+        if ((rc = maybe_spill(tx))) { tspage_release(*out); *out = NULL; return rc; }
+    }
+    tx->meta_dirty = 1;
+    if (pgno_out) *pgno_out = pgno;
+    return TS_OK;
+}
+
+int tstx_free(tstx *tx, uint64_t pgno)
+{
+    tspage *p;
+    int rc = tstx_get(tx, pgno, 1, &p);
+    if (rc) return rc;
+    dpage *d = p->d;
+    if (d->pins > 1) {
+        tspage_release(p);
+        return tsenv_error(tx->pg->env, TS_ERR_INVALID, "free of pinned page %llu",
+                           (unsigned long long)pgno);
+    }
+    memset(d->lp, 0, tx->pg->codec.logical);
+    tspage_set_type(d->lp, TSPG_TYPE_FREE);
+    put64(d->lp + TSPAGE_HDR, tx->free_head);
+    tx->free_head = pgno;
+    tx->free_count++;
+    tx->meta_dirty = 1;
+    tspage_release(p);
+    return TS_OK;
+}
+
+int tstx_root_get(tstx *tx, unsigned slot, uint64_t *v)
+{
+    if (slot >= TSPG_ROOTS) return TS_ERR_INVALID;
+    *v = tx->roots[slot];
+    return TS_OK;
+}
+
+int tstx_root_set(tstx *tx, unsigned slot, uint64_t v)
+{
+    if (slot >= TSPG_ROOTS || !tx->write) return TS_ERR_INVALID;
+    tx->roots[slot] = v;
+    tx->meta_dirty = 1;
+    return TS_OK;
+}
+
+uint8_t *tspage_data(tspage *p)
+{
+    return (p->d ? p->d->lp : tscpage_data(p->cp)) + TSPAGE_HDR;
+}
+
+uint64_t tspage_no(const tspage *p) { return p->pgno; }
+
+void tspage_release(tspage *p)
+{
+    if (!p) return;
+    if (p->d) p->d->pins--;
+    else tscache_unpin(p->tx->pg->cache, p->cp);
+    free(p);
+}
+
+/* ---- commit ------------------------------------------------------- */
+
+/* Wait until the log is durable up to `mark`, sharing one fsync among all
+ * committers that arrive while it runs. */
+static int group_sync(tspg *pg, uint64_t mark)
+{
+    int rc = TS_OK;
+    pthread_mutex_lock(&pg->mu);
+    while (!pg->failed && pg->synced < mark) {
+        if (pg->syncing) {
+            pthread_cond_wait(&pg->cv, &pg->mu);
+            continue;
+        }
+        pg->syncing = 1;
+        uint64_t target = pg->committed;
+        pthread_mutex_unlock(&pg->mu);
+        int src = tswal_sync(pg->wal, 1);
+        pthread_mutex_lock(&pg->mu);
+        pg->syncing = 0;
+        if (src) {
+            pg->failed = src;
+        } else {
+            pg->synced = target;
+            if (pg->published < target) pg->published = target;
+            pg->stats.syncs++;
+        }
+        pthread_cond_broadcast(&pg->cv);
+    }
+    if (pg->synced < mark) rc = TS_ERR_IO;
+    pthread_mutex_unlock(&pg->mu);
+    if (rc) tsenv_error(pg->env, rc, "the log could not be made durable (fsync failed); the "
+                        "commit is not acknowledged and the database refuses writes until reopened");
+    return rc;
+}
+
+static int write_commit(tstx *tx)
+{
+    tspg *pg = tx->pg;
+    uint64_t lsn = tx->seq + 1;
+    tx->seq = lsn;
+    /* The meta page is the commit frame: it goes last. */
+    dpage *meta = dfind(tx, 1);
+    if (!meta) {
+        tscpage *cp;
+        int rc = tspg_load(pg, 1, tx->mark, &cp);
+        if (rc) return rc;
+        meta = dnew(tx, 1);
+        if (!meta) { tscache_unpin(pg->cache, cp); return tsenv_error(pg->env, TS_ERR_NOMEM, "out of memory"); }
+        memcpy(meta->lp, tscpage_data(cp), pg->codec.logical);
+        tscache_unpin(pg->cache, cp);
+    }
+    tspage_set_type(meta->lp, TSPG_TYPE_META);
+    tspg_meta_build(tx, meta->lp + TSPAGE_HDR);
+
+    /* Frames in order: every page still in memory, then the meta page. */
+    size_t total = 0;
+    dpage **list = malloc((tx->nlive + 1) * sizeof *list);
+    uint8_t *buf = malloc((size_t)CHUNK * pg->codec.page_size);
+    if (!list || !buf) {
+        free(list);
+        free(buf);
+        return tsenv_error(pg->env, TS_ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < tx->tabcap; i++)
+        for (dpage *d = tx->tab[i]; d; d = d->next)
+            if (d->lp && d != meta) list[total++] = d;
+    list[total++] = meta;
+
+    uint64_t pgnos[CHUNK];
+    uint8_t *imgs[CHUNK];
+    size_t before = tx->nw;
+    int rc = TS_OK;
+    for (size_t i = 0; i < total && !rc; i += CHUNK) {
+        size_t k = total - i < CHUNK ? total - i : CHUNK;
+        for (size_t j = 0; j < k && !rc; j++) {
+            imgs[j] = buf + j * pg->codec.page_size;
+            pgnos[j] = list[i + j]->pgno;
+            rc = tscodec_encode(&pg->codec, pgnos[j], lsn, list[i + j]->lp, imgs[j]);
+        }
+        if (!rc) rc = tspg_write_frames(tx, pgnos, imgs, NULL, k, i + k == total);
+    }
+    /* Only now that every frame is written may the cache learn of them:
+     * a failed commit reuses their frame numbers. */
+    for (size_t i = 0; i < total && !rc; i++) {
+        tscpage *cp = tscache_alloc(pg->cache, list[i]->pgno, tx->first_frame + before + i);
+        if (!cp) break;
+        memcpy(tscpage_data(cp), list[i]->lp, pg->codec.logical);
+        tscache_unpin(pg->cache, tscache_insert(pg->cache, cp));
+    }
+    free(list);
+    free(buf);
+    return rc;
+}
+
+int tstx_commit(tstx *tx)
+{
+    if (!tx) return TS_ERR_INVALID;
+    tspg *pg = tx->pg;
+    if (!tx->write || (tx->n == 0 && !tx->meta_dirty)) {
+        end_tx(tx);
+        return TS_OK;
+    }
+    int rc = pg->failed ? tspg_failed_error(pg) : write_commit(tx);
+    if (!rc) rc = tswal_index_add(pg->wal, tx->first_frame, tx->wpgnos, tx->nw);
+    if (rc) {
+        if (rc == TS_ERR_NOMEM && !*tsenv_errmsg(pg->env)) tsenv_error(pg->env, rc, "out of memory");
+        tstx_rollback(tx); /* the failing transaction changes nothing */
+        return rc;
+    }
+    uint64_t mark = tswal_last_commit(pg->wal);
+    int ckpt = tswal_size_bytes(pg->wal) > pg->o.autockpt_bytes;
+    pthread_mutex_lock(&pg->mu);
+    pg->committed = mark;
+    pg->stats.commits++;
+    if (!pg->o.durability_full && pg->published < mark) pg->published = mark;
+    pthread_mutex_unlock(&pg->mu);
+    end_tx(tx);
+    if (pg->o.durability_full) rc = group_sync(pg, mark);
+    if (!rc && ckpt) tspg_checkpoint(pg, 1); /* best effort: a failure only delays it */
+    return rc;
+}

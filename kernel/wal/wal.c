@@ -1,0 +1,397 @@
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+#include "base/crc32c.h"
+#include "base/env.h"
+#include "wal/wal.h"
+
+#define FRAME_MAGIC 0x46575354u /* "TSWF" */
+#define FLAG_COMMIT 1u
+#define BATCH 64                /* frames per write call */
+
+typedef struct pgvec {          /* frames of one page, ascending */
+    uint64_t  pgno;
+    uint64_t *v;
+    uint32_t  n, cap;
+} pgvec;
+
+struct tswal {
+    ts_env          *env;
+    tsstore         *st;
+    tsfile           f;
+    uint32_t         page_size;
+    uint64_t         salt;
+    uint64_t         base;         /* abs number of local frame 0 */
+    uint64_t         next;         /* local index of the next frame (1-based) */
+    uint64_t         committed;    /* local index of the last commit frame */
+    uint32_t         chain;        /* checksum after frame next-1 */
+    uint32_t         chain_commit; /* checksum after the last commit frame */
+    uint8_t         *iobuf;
+    pthread_rwlock_t ilock;        /* guards the index below */
+    pgvec           *tab;          /* open addressing on pgno */
+    size_t           tabcap, tabn;
+    uint64_t        *frame_pgno;   /* pgno of local frame i (1-based), indexed frames only */
+    size_t           fpcap;
+    uint64_t         indexed;      /* local frames in the index */
+};
+
+static void put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static void put64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static uint32_t get32(const uint8_t *p) { uint32_t v = 0; for (int i = 3; i >= 0; i--) v = v << 8 | p[i]; return v; }
+static uint64_t get64(const uint8_t *p) { uint64_t v = 0; for (int i = 7; i >= 0; i--) v = v << 8 | p[i]; return v; }
+
+static uint64_t frame_off(const tswal *w, uint64_t local)
+{
+    return TSWAL_HDR + (local - 1) * (uint64_t)(TSWAL_FRAME_HDR + w->page_size);
+}
+
+static uint32_t seed(uint64_t salt)
+{
+    uint8_t b[8];
+    put64(b, salt);
+    return tscrc32c(0, b, 8);
+}
+
+/* Fill a frame header (checksum last, chained from prev). */
+static uint32_t frame_header(const tswal *w, uint8_t *h, uint64_t pgno, uint32_t flags,
+                             uint64_t local, const uint8_t *img, uint32_t prev)
+{
+    put32(h, FRAME_MAGIC);
+    put32(h + 4, flags);
+    put64(h + 8, pgno);
+    put64(h + 16, w->salt);
+    put32(h + 28, (uint32_t)local);
+    uint32_t c = tscrc32c(prev, h, 24);
+    c = tscrc32c(c, h + 28, 4);
+    c = tscrc32c(c, img, w->page_size);
+    put32(h + 24, c);
+    return c;
+}
+
+static int write_header(tswal *w)
+{
+    uint8_t h[TSWAL_HDR] = "TSWAL001";
+    put32(h + 8, 1);
+    put32(h + 12, w->page_size);
+    put64(h + 16, w->salt);
+    put32(h + 24, tscrc32c(0, h, 24));
+    int rc = tsfile_write(&w->f, 0, h, sizeof h);
+    if (rc) tsenv_error_prefix(w->env, "writing the log header");
+    return rc;
+}
+
+/* ---- index ------------------------------------------------------- */
+
+static pgvec *slot(tswal *w, uint64_t pgno, int create)
+{
+    if (!w->tabcap) return NULL;
+    size_t m = w->tabcap - 1;
+    size_t i = (size_t)(pgno * 0x9E3779B97F4A7C15ull >> 20) & m;
+    for (;; i = (i + 1) & m) {
+        pgvec *s = &w->tab[i];
+        if (s->pgno == pgno && s->v) return s;
+        if (!s->v) return create ? s : NULL;
+    }
+}
+
+static int grow_tab(tswal *w)
+{
+    size_t nc = w->tabcap ? w->tabcap * 2 : 1024;
+    pgvec *old = w->tab;
+    size_t oc = w->tabcap;
+    w->tab = calloc(nc, sizeof *w->tab);
+    if (!w->tab) { w->tab = old; return TS_ERR_NOMEM; }
+    w->tabcap = nc;
+    for (size_t i = 0; i < oc; i++)
+        if (old[i].v) *slot(w, old[i].pgno, 1) = old[i];
+    free(old);
+    return TS_OK;
+}
+
+static void clear_index(tswal *w)
+{
+    for (size_t i = 0; i < w->tabcap; i++) free(w->tab[i].v);
+    memset(w->tab, 0, w->tabcap * sizeof *w->tab);
+    w->tabn = 0;
+    w->indexed = 0;
+}
+
+int tswal_index_add(tswal *w, uint64_t first, const uint64_t *pgnos, size_t n)
+{
+    int rc = TS_OK;
+    pthread_rwlock_wrlock(&w->ilock);
+    uint64_t local = first - w->base;
+    if (local + n - 1 >= w->fpcap) {
+        size_t nc = w->fpcap ? w->fpcap : 1024;
+        while (nc <= local + n) nc *= 2;
+        uint64_t *np = realloc(w->frame_pgno, nc * sizeof *np);
+        if (!np) { rc = TS_ERR_NOMEM; goto out; }
+        w->frame_pgno = np;
+        w->fpcap = nc;
+    }
+    for (size_t i = 0; i < n; i++, local++) {
+        if ((w->tabn + 1) * 2 > w->tabcap && (rc = grow_tab(w))) goto out;
+        pgvec *s = slot(w, pgnos[i], 1);
+        if (!s->v) {
+            s->pgno = pgnos[i];
+            s->cap = 2;
+            s->n = 0;
+            s->v = malloc(s->cap * sizeof *s->v);
+            if (!s->v) { rc = TS_ERR_NOMEM; goto out; }
+            w->tabn++;
+        } else if (s->n == s->cap) {
+            uint64_t *nv = realloc(s->v, 2 * s->cap * sizeof *nv);
+            if (!nv) { rc = TS_ERR_NOMEM; goto out; }
+            s->v = nv;
+            s->cap *= 2;
+        }
+        s->v[s->n++] = w->base + local;
+        w->frame_pgno[local] = pgnos[i];
+        w->indexed = local;
+    }
+out:
+    pthread_rwlock_unlock(&w->ilock);
+    return rc;
+}
+
+uint64_t tswal_find(tswal *w, uint64_t pgno, uint64_t mark)
+{
+    uint64_t found = 0;
+    pthread_rwlock_rdlock(&w->ilock);
+    pgvec *s = slot(w, pgno, 0);
+    if (s) {
+        uint32_t lo = 0, hi = s->n; /* first element > mark */
+        while (lo < hi) {
+            uint32_t mid = (lo + hi) / 2;
+            if (s->v[mid] <= mark) lo = mid + 1; else hi = mid;
+        }
+        if (lo) found = s->v[lo - 1];
+    }
+    pthread_rwlock_unlock(&w->ilock);
+    return found;
+}
+
+int tswal_latest_each(tswal *w, uint64_t from, uint64_t to,
+                      int (*fn)(void *ctx, uint64_t pgno, uint64_t abs), void *ctx)
+{
+    /* Collect under the lock, call fn without it: fn does I/O and the
+     * writer must be able to publish meanwhile. */
+    size_t n = 0, cap = 0;
+    uint64_t (*list)[2] = NULL;
+    int rc = TS_OK;
+    pthread_rwlock_rdlock(&w->ilock);
+    for (uint64_t a = to; a > from && !rc; a--) {
+        uint64_t local = a - w->base;
+        if (local == 0 || local > w->indexed) continue;
+        uint64_t pgno = w->frame_pgno[local];
+        pgvec *s = slot(w, pgno, 0);
+        uint64_t newest = 0;
+        for (uint32_t i = s->n; i-- > 0;)
+            if (s->v[i] <= to) { newest = s->v[i]; break; }
+        if (newest != a) continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 256;
+            void *nl = realloc(list, cap * sizeof *list);
+            if (!nl) { rc = TS_ERR_NOMEM; break; }
+            list = nl;
+        }
+        list[n][0] = pgno;
+        list[n][1] = a;
+        n++;
+    }
+    pthread_rwlock_unlock(&w->ilock);
+    /* oldest frame first */
+    for (size_t i = n; i-- > 0 && !rc;) rc = fn(ctx, list[i][0], list[i][1]);
+    free(list);
+    return rc;
+}
+
+/* ---- open and recovery ------------------------------------------- */
+
+static int recover(tswal *w, uint64_t *frames)
+{
+    uint64_t size = 0;
+    int rc = tsfile_size(&w->f, &size);
+    if (rc) return rc;
+    uint8_t h[TSWAL_HDR];
+    size_t got = 0;
+    if (size >= TSWAL_HDR) rc = tsfile_read(&w->f, 0, h, TSWAL_HDR, &got);
+    if (rc) return rc;
+    int valid = got == TSWAL_HDR && memcmp(h, "TSWAL001", 8) == 0 &&
+                get32(h + 24) == tscrc32c(0, h, 24) && get32(h + 12) == w->page_size;
+    if (!valid) {
+        /* No usable log: start a fresh generation.  A log written with
+         * another page size cannot belong to this database. */
+        if (got == TSWAL_HDR && memcmp(h, "TSWAL001", 8) == 0 &&
+            get32(h + 24) == tscrc32c(0, h, 24) && get32(h + 12) != w->page_size)
+            return tsenv_error(w->env, TS_ERR_CORRUPT, "%s: page size %u differs from the database's %u",
+                               TSWAL_FILE, get32(h + 12), w->page_size);
+        randombytes_buf(&w->salt, sizeof w->salt);
+        w->chain = w->chain_commit = seed(w->salt);
+        if ((rc = tsfile_truncate(&w->f, 0))) return rc;
+        return write_header(w);
+    }
+    w->salt = get64(h + 16);
+    uint32_t chain = seed(w->salt), chain_commit = chain;
+    uint64_t local = 1, last_commit = 0;
+    size_t fsz = TSWAL_FRAME_HDR + w->page_size;
+    size_t per = (1u << 20) / fsz + 1;
+    uint8_t *buf = malloc(per * fsz);
+    uint64_t *pend = NULL;      /* pgnos of valid frames not yet covered by a commit */
+    size_t npend = 0, cappend = 0;
+    if (!buf) return TS_ERR_NOMEM;
+    for (int done = 0; !done;) {
+        uint64_t off = frame_off(w, local);
+        if (off >= size) break;
+        if ((rc = tsfile_read(&w->f, off, buf, per * fsz, &got))) break;
+        size_t nf = got / fsz;
+        if (nf == 0) break;
+        for (size_t i = 0; i < nf; i++, local++) {
+            uint8_t *fh = buf + i * fsz;
+            uint32_t c = tscrc32c(chain, fh, 24);
+            c = tscrc32c(c, fh + 28, 4);
+            c = tscrc32c(c, fh + TSWAL_FRAME_HDR, w->page_size);
+            if (get32(fh) != FRAME_MAGIC || get64(fh + 16) != w->salt ||
+                get32(fh + 28) != (uint32_t)local || get32(fh + 24) != c || get64(fh + 8) == 0) {
+                done = 1;
+                break;
+            }
+            chain = c;
+            if (npend == cappend) {
+                cappend = cappend ? cappend * 2 : 256;
+                uint64_t *np = realloc(pend, cappend * sizeof *np);
+                if (!np) { rc = TS_ERR_NOMEM; goto out; }
+                pend = np;
+            }
+            pend[npend++] = get64(fh + 8);
+            if (get32(fh + 4) & FLAG_COMMIT) {
+                if ((rc = tswal_index_add(w, w->base + local - npend + 1, pend, npend))) goto out;
+                npend = 0;
+                last_commit = local;
+                chain_commit = chain;
+            }
+        }
+        if (nf < per) break;
+    }
+out:
+    free(buf);
+    free(pend);
+    if (rc) return rc;
+    w->committed = last_commit;
+    w->next = last_commit + 1;
+    w->chain = w->chain_commit = chain_commit;
+    *frames = last_commit;
+    return TS_OK;
+}
+
+int tswal_open(ts_env *env, tsstore *st, uint32_t page_size, tswal **out, uint64_t *frames_out)
+{
+    *out = NULL;
+    tswal *w = calloc(1, sizeof *w);
+    if (!w) return tsenv_error(env, TS_ERR_NOMEM, "out of memory");
+    w->env = env;
+    w->st = st;
+    w->page_size = page_size;
+    w->iobuf = malloc((size_t)BATCH * (TSWAL_FRAME_HDR + page_size));
+    pthread_rwlock_init(&w->ilock, NULL);
+    int rc = w->iobuf ? tsfile_open(st, TSWAL_FILE, TS_OPEN_CREATE, &w->f) : TS_ERR_NOMEM;
+    uint64_t frames = 0;
+    if (!rc) rc = recover(w, &frames);
+    if (rc) {
+        if (!*tsenv_errmsg(env)) tsenv_error(env, rc, "cannot recover the log");
+        tswal_close(w);
+        return rc;
+    }
+    if (frames_out) *frames_out = frames;
+    *out = w;
+    return TS_OK;
+}
+
+void tswal_close(tswal *w)
+{
+    if (!w) return;
+    tsfile_close(&w->f);
+    for (size_t i = 0; i < w->tabcap; i++) free(w->tab[i].v);
+    free(w->tab);
+    free(w->frame_pgno);
+    free(w->iobuf);
+    pthread_rwlock_destroy(&w->ilock);
+    free(w);
+}
+
+/* ---- writing ----------------------------------------------------- */
+
+int tswal_write(tswal *w, const uint64_t *pgnos, uint8_t *const *images, size_t n, int commit,
+                uint64_t *first_out)
+{
+    size_t fsz = TSWAL_FRAME_HDR + w->page_size;
+    uint64_t first = w->next;
+    uint32_t chain = w->chain;
+    for (size_t i = 0; i < n;) {
+        size_t k = n - i < BATCH ? n - i : BATCH;
+        for (size_t j = 0; j < k; j++) {
+            uint8_t *fr = w->iobuf + j * fsz;
+            uint32_t flags = commit && i + j == n - 1 ? FLAG_COMMIT : 0;
+            memcpy(fr + TSWAL_FRAME_HDR, images[i + j], w->page_size);
+            chain = frame_header(w, fr, pgnos[i + j], flags, first + i + j, fr + TSWAL_FRAME_HDR,
+                                 chain);
+        }
+        int rc = tsfile_write(&w->f, frame_off(w, first + i), w->iobuf, k * fsz);
+        if (rc) {
+            tsenv_error_prefix(w->env, "writing the log");
+            return rc; /* w->next unchanged: the frames do not count */
+        }
+        i += k;
+    }
+    w->next = first + n;
+    w->chain = chain;
+    if (commit) {
+        w->committed = w->next - 1;
+        w->chain_commit = chain;
+    }
+    if (first_out) *first_out = w->base + first;
+    return TS_OK;
+}
+
+void tswal_rewind(tswal *w)
+{
+    w->next = w->committed + 1;
+    w->chain = w->chain_commit;
+}
+
+int tswal_sync(tswal *w, int data_only)
+{
+    int rc = tsfile_sync(&w->f, data_only ? TS_SYNC_DATA : 0);
+    if (rc) tsenv_error_prefix(w->env, "syncing the log");
+    return rc;
+}
+
+int tswal_read(tswal *w, uint64_t abs, uint8_t *image)
+{
+    uint64_t local = abs - w->base;
+    int rc = tsfile_read(&w->f, frame_off(w, local) + TSWAL_FRAME_HDR, image, w->page_size, NULL);
+    if (rc == TS_ERR_CORRUPT)
+        return tsenv_error(w->env, rc, "%s: frame %llu is missing", TSWAL_FILE,
+                           (unsigned long long)local);
+    return rc;
+}
+
+uint64_t tswal_last_commit(tswal *w) { return w->committed ? w->base + w->committed : w->base; }
+uint64_t tswal_base(tswal *w) { return w->base; }
+uint64_t tswal_size_bytes(tswal *w) { return frame_off(w, w->next); }
+
+int tswal_reset(tswal *w)
+{
+    pthread_rwlock_wrlock(&w->ilock);
+    clear_index(w);
+    w->base += w->committed;
+    pthread_rwlock_unlock(&w->ilock);
+    w->next = 1;
+    w->committed = 0;
+    randombytes_buf(&w->salt, sizeof w->salt);
+    w->chain = w->chain_commit = seed(w->salt);
+    int rc = tsfile_truncate(&w->f, TSWAL_HDR);
+    if (!rc) rc = write_header(w);
+    return rc;
+}

@@ -1,0 +1,65 @@
+/*
+ * The write-ahead log: a redo log of page images (storage form, so sealed
+ * when encrypted), in the manner of SQLite's WAL.
+ *
+ *   file   = header(32) frame*
+ *   header = "TSWAL001" version page_size salt crc
+ *   frame  = magic flags pgno salt chain-crc local-index | image(page_size)
+ *
+ * Each frame's checksum chains the previous one's (seeded by the salt), so a
+ * frame is valid only if every frame before it is; a commit is the frame
+ * flagged COMMIT.  Recovery keeps the valid prefix up to its last commit.
+ * A reset draws a new salt, which invalidates every old frame at once.
+ *
+ * Frames are numbered absolutely (never reused across resets) so caches and
+ * snapshots keyed by frame number never see a recycled number.
+ * Writing (write/rewind/reset) needs the caller's writer lock; find/read are
+ * safe from any thread.
+ */
+#ifndef TS_WAL_WAL_H
+#define TS_WAL_WAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "io/store.h"
+
+#define TSWAL_FILE "tostore.wal"
+#define TSWAL_HDR 32
+#define TSWAL_FRAME_HDR 32
+
+typedef struct tswal tswal;
+
+/* Open (or create) the log and recover it: afterwards the index holds every
+ * frame up to the last valid commit.  *frames_out: frames recovered. */
+int      tswal_open(ts_env *env, tsstore *st, uint32_t page_size, tswal **out,
+                    uint64_t *frames_out);
+void     tswal_close(tswal *w);
+
+/* Append n frames at the end; with commit the last one is a commit frame.
+ * *first_out receives the absolute number of the first. */
+int      tswal_write(tswal *w, const uint64_t *pgnos, uint8_t *const *images, size_t n,
+                     int commit, uint64_t *first_out);
+/* Drop frames written after the last commit (rollback of spilled pages). */
+void     tswal_rewind(tswal *w);
+int      tswal_sync(tswal *w, int data_only);
+int      tswal_read(tswal *w, uint64_t abs, uint8_t *image);
+
+/* Make frames [first, first+n) findable (the caller publishes snapshots). */
+int      tswal_index_add(tswal *w, uint64_t first, const uint64_t *pgnos, size_t n);
+/* Latest frame of pgno with number <= mark, or 0. */
+uint64_t tswal_find(tswal *w, uint64_t pgno, uint64_t mark);
+
+/* Absolute number of the last committed frame (0: none ever). */
+uint64_t tswal_last_commit(tswal *w);
+/* Absolute number of the first frame in the current file, minus one. */
+uint64_t tswal_base(tswal *w);
+uint64_t tswal_size_bytes(tswal *w);
+
+/* For checkpoints: call fn for the newest frame of every page among frames
+ * (from, to].  Stops at a non-zero return. */
+int      tswal_latest_each(tswal *w, uint64_t from, uint64_t to,
+                           int (*fn)(void *ctx, uint64_t pgno, uint64_t abs), void *ctx);
+/* Start a new, empty log generation (every frame must be checkpointed). */
+int      tswal_reset(tswal *w);
+
+#endif
