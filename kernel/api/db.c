@@ -43,31 +43,39 @@ static int load_plugins(ts_db *db)
     return rc;
 }
 
-static int open_cipher(ts_db *db)
+/* Refuse a missing or insecure cipher before anything touches storage. */
+static int select_cipher(ts_db *db, const tsreg_module **out)
+{
+    const tscfg *c = db->cfg;
+    *out = NULL;
+    if (!c->cipher_module) return TS_OK;
+    const tsreg_module *m = tsreg_lookup(db->reg, TS_KIND_CIPHER, c->cipher_module);
+    if (!m)
+        return tsenv_error(&db->env, TS_ERR_CONFIG,
+                           "cipher.module: no cipher module named '%s' is loaded", c->cipher_module);
+    if ((m->desc.flags & TS_MODULE_INSECURE) && !c->cipher_allow_insecure)
+        return tsenv_error(&db->env, TS_ERR_INSECURE,
+                           "cipher.module: '%s' is insecure (obfuscation only); set "
+                           "cipher.allowInsecure to true to use it anyway", m->desc.name);
+    *out = m;
+    return TS_OK;
+}
+
+static int open_cipher(ts_db *db, const tsreg_module *m)
 {
     ts_env *env = &db->env;
     const tscfg *c = db->cfg;
-    int exists = 0, encrypted = 0;
+    int exists = 0, encrypted = 0, present = 0;
     int rc = tspg_probe(env, db->store, &exists, &encrypted);
+    if (!rc) rc = tskey_present(db->store, &present);
     if (rc) return rc;
-    if (!c->cipher_module) {
-        int present = 0;
-        rc = tskey_present(db->store, &present);
-        if (rc) return rc;
+    if (!m) {
         if (present || encrypted)
             return tsenv_error(env, TS_ERR_KEY,
                                "the database at %s is encrypted; configure cipher.module and its key",
                                c->path);
         return TS_OK;
     }
-    const tsreg_module *m = tsreg_lookup(db->reg, TS_KIND_CIPHER, c->cipher_module);
-    if (!m)
-        return tsenv_error(env, TS_ERR_CONFIG, "cipher.module: no cipher module named '%s' is loaded",
-                           c->cipher_module);
-    if ((m->desc.flags & TS_MODULE_INSECURE) && !c->cipher_allow_insecure)
-        return tsenv_error(env, TS_ERR_INSECURE,
-                           "cipher.module: '%s' is insecure (obfuscation only); set "
-                           "cipher.allowInsecure to true to use it anyway", m->desc.name);
     if (exists && !encrypted)
         return tsenv_error(env, TS_ERR_KEY,
                            "the database at %s is not encrypted; it cannot be opened with cipher "
@@ -120,10 +128,12 @@ static int db_open(const char *file, const char *text, ts_db **out)
         env->config = db->cfg->root;
         rc = load_plugins(db);
     }
+    const tsreg_module *cipher = NULL;
+    if (!rc) rc = select_cipher(db, &cipher);
     if (!rc)
         rc = tsstore_open(env, db->reg, db->cfg->backend, db->cfg->backend_opts, db->cfg->path,
                           &db->store);
-    if (!rc) rc = open_cipher(db);
+    if (!rc) rc = open_cipher(db, cipher);
     if (!rc) rc = open_pager(db);
     if (rc) {
         tsenv_export_error(env);

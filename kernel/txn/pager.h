@@ -69,6 +69,8 @@ int  tstx_commit(tstx *tx);
 void tstx_rollback(tstx *tx);
 int  tstx_is_write(const tstx *tx);
 uint32_t tstx_usable(const tstx *tx);
+/* Pages in the file and on the free list, as the transaction sees them. */
+void tstx_counts(const tstx *tx, uint64_t *pages, uint64_t *free_pages);
 
 /* Pin page pgno (>= 2).  With write, the page is copied into the
  * transaction and may be changed until commit.  Released with

@@ -211,6 +211,12 @@ void tstx_rollback(tstx *tx)
 int tstx_is_write(const tstx *tx) { return tx->write; }
 uint32_t tstx_usable(const tstx *tx) { return tx->pg->codec.usable; }
 
+void tstx_counts(const tstx *tx, uint64_t *pages, uint64_t *free_pages)
+{
+    if (pages) *pages = tx->page_count;
+    if (free_pages) *free_pages = tx->free_count;
+}
+
 /* ---- pages -------------------------------------------------------- */
 
 static int page_handle(tstx *tx, uint64_t pgno, tscpage *cp, dpage *d, tspage **out)

@@ -229,6 +229,9 @@ static int recover(tswal *w, uint64_t *frames)
                                TSWAL_FILE, get32(h + 12), w->page_size);
         randombytes_buf(&w->salt, sizeof w->salt);
         w->chain = w->chain_commit = seed(w->salt);
+        w->next = 1;
+        w->committed = 0;
+        *frames = 0;
         if ((rc = tsfile_truncate(&w->f, 0))) return rc;
         return write_header(w);
     }

@@ -100,7 +100,7 @@ static int cmd_demo(const char *config)
     const char *cases[] = {
         "{\"pageSize\": 1000}",
         "{\"plugins\": [\"posix\", \"no-such-plugin\"]}",
-        "{\"path\": \"./tostore_demo_xor\", \"cipher\": {\"module\": \"xor\", \"key\": \"hex:00\"}}",
+        "{\"cipher\": {\"module\": \"xor\", \"key\": \"hex:00\"}}",
         "{\"colour\": \"blue\"}",
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -1,0 +1,204 @@
+/* Transaction manager: pages, snapshots, rollback, spill, reopen. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include "api/db.h"
+#include "tsupport.h"
+
+static ts_db *open_db(const char *dir, const char *extra)
+{
+    char cfg[1024];
+    snprintf(cfg, sizeof cfg, "{\"path\": \"%s\"%s%s}", dir, extra ? ", " : "", extra ? extra : "");
+    ts_db *db = NULL;
+    int rc = ts_open_json(cfg, &db);
+    ck_assert_msg(rc == TS_OK, "open: %s", ts_errmsg(NULL));
+    return db;
+}
+
+static void fill(uint8_t *d, size_t n, uint64_t pgno, uint32_t gen)
+{
+    for (size_t i = 0; i < n; i++) d[i] = (uint8_t)(pgno * 31 + gen * 7 + i);
+}
+
+static int check_fill(const uint8_t *d, size_t n, uint64_t pgno, uint32_t gen)
+{
+    for (size_t i = 0; i < n; i++)
+        if (d[i] != (uint8_t)(pgno * 31 + gen * 7 + i)) return 0;
+    return 1;
+}
+
+/* Allocate n pages with generation gen, return first pgno. */
+static uint64_t write_pages(tspg *pg, int n, uint32_t gen, int commit)
+{
+    tstx *tx;
+    ck_assert_int_eq(tstx_begin(pg, 1, &tx), TS_OK);
+    uint64_t first = 0;
+    for (int i = 0; i < n; i++) {
+        tspage *p;
+        uint64_t no;
+        ck_assert_int_eq(tstx_alloc(tx, &p, &no), TS_OK);
+        if (!first) first = no;
+        fill(tspage_data(p), tstx_usable(tx), no, gen);
+        tspage_release(p);
+    }
+    ck_assert_int_eq(tstx_root_set(tx, 0, first), TS_OK);
+    if (commit) ck_assert_int_eq(tstx_commit(tx), TS_OK);
+    else tstx_rollback(tx);
+    return first;
+}
+
+static void verify_pages(tspg *pg, uint64_t first, int n, uint32_t gen)
+{
+    tstx *tx;
+    ck_assert_int_eq(tstx_begin(pg, 0, &tx), TS_OK);
+    for (int i = 0; i < n; i++) {
+        tspage *p;
+        ck_assert_int_eq(tstx_get(tx, first + i, 0, &p), TS_OK);
+        ck_assert_msg(check_fill(tspage_data(p), tstx_usable(tx), first + i, gen),
+                      "page %llu content", (unsigned long long)(first + i));
+        tspage_release(p);
+    }
+    tstx_rollback(tx);
+}
+
+START_TEST(commit_reopen)
+{
+    char *dir = tst_tmpdir("pager");
+    ts_db *db = open_db(dir, NULL);
+    uint64_t first = write_pages(db->pg, 50, 1, 1);
+    verify_pages(db->pg, first, 50, 1);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+    db = open_db(dir, NULL);
+    verify_pages(db->pg, first, 50, 1);
+    tstx *tx;
+    ck_assert_int_eq(tstx_begin(db->pg, 0, &tx), TS_OK);
+    uint64_t r;
+    tstx_root_get(tx, 0, &r);
+    ck_assert_uint_eq(r, first);
+    tstx_rollback(tx);
+    ts_close(db);
+    tst_rmrf(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(rollback_discards)
+{
+    char *dir = tst_tmpdir("pager");
+    ts_db *db = open_db(dir, NULL);
+    uint64_t a = write_pages(db->pg, 5, 1, 1);
+    write_pages(db->pg, 5, 2, 0);
+    tstx *tx;
+    ck_assert_int_eq(tstx_begin(db->pg, 0, &tx), TS_OK);
+    uint64_t r;
+    tstx_root_get(tx, 0, &r);
+    ck_assert_uint_eq(r, a);
+    uint64_t pages, nfree;
+    tstx_counts(tx, &pages, &nfree);
+    ck_assert_uint_eq(pages, a + 5);
+    tstx_rollback(tx);
+    ts_close(db);
+    tst_rmrf(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(snapshot_isolation)
+{
+    char *dir = tst_tmpdir("pager");
+    ts_db *db = open_db(dir, NULL);
+    uint64_t a = write_pages(db->pg, 3, 1, 1);
+    tstx *rd;
+    ck_assert_int_eq(tstx_begin(db->pg, 0, &rd), TS_OK);
+    /* overwrite page a in a new write txn */
+    tstx *wr;
+    ck_assert_int_eq(tstx_begin(db->pg, 1, &wr), TS_OK);
+    tspage *p;
+    ck_assert_int_eq(tstx_get(wr, a, 1, &p), TS_OK);
+    fill(tspage_data(p), tstx_usable(wr), a, 9);
+    tspage_release(p);
+    ck_assert_int_eq(tstx_commit(wr), TS_OK);
+    /* the old reader still sees generation 1 */
+    ck_assert_int_eq(tstx_get(rd, a, 0, &p), TS_OK);
+    ck_assert(check_fill(tspage_data(p), tstx_usable(rd), a, 1));
+    tspage_release(p);
+    ck_assert_int_eq(tspg_checkpoint(db->pg, 1), TS_OK);
+    ck_assert_int_eq(tstx_get(rd, a, 0, &p), TS_OK);
+    ck_assert(check_fill(tspage_data(p), tstx_usable(rd), a, 1));
+    tspage_release(p);
+    tstx_rollback(rd);
+    verify_pages(db->pg, a, 1, 9);
+    ck_assert_int_eq(tspg_checkpoint(db->pg, 1), TS_OK);
+    verify_pages(db->pg, a, 1, 9);
+    ts_close(db);
+    db = open_db(dir, NULL);
+    verify_pages(db->pg, a, 1, 9);
+    verify_pages(db->pg, a + 1, 2, 1);
+    ts_close(db);
+    tst_rmrf(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(bigger_than_cache)
+{
+    char *dir = tst_tmpdir("pager");
+    ts_db *db = open_db(dir, "\"cacheBytes\": 262144");
+    uint64_t a = write_pages(db->pg, 2000, 3, 1); /* 8 MB through a 256 KB cache */
+    verify_pages(db->pg, a, 2000, 3);
+    ts_close(db);
+    db = open_db(dir, "\"cacheBytes\": 262144");
+    verify_pages(db->pg, a, 2000, 3);
+    write_pages(db->pg, 1500, 4, 0); /* spilled then rolled back */
+    verify_pages(db->pg, a, 2000, 3);
+    tstx *tx;
+    ck_assert_int_eq(tstx_begin(db->pg, 0, &tx), TS_OK);
+    uint64_t pages;
+    tstx_counts(tx, &pages, NULL);
+    ck_assert_uint_eq(pages, a + 2000);
+    tstx_rollback(tx);
+    ts_close(db);
+    tst_rmrf(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(free_list_reuse)
+{
+    char *dir = tst_tmpdir("pager");
+    ts_db *db = open_db(dir, NULL);
+    uint64_t a = write_pages(db->pg, 10, 1, 1);
+    tstx *tx;
+    ck_assert_int_eq(tstx_begin(db->pg, 1, &tx), TS_OK);
+    for (int i = 0; i < 10; i++) ck_assert_int_eq(tstx_free(tx, a + i), TS_OK);
+    ck_assert_int_eq(tstx_commit(tx), TS_OK);
+    uint64_t b = write_pages(db->pg, 10, 2, 1);
+    ck_assert(b >= a && b < a + 10);
+    ck_assert_int_eq(tstx_begin(db->pg, 0, &tx), TS_OK);
+    uint64_t pages, nfree;
+    tstx_counts(tx, &pages, &nfree);
+    ck_assert_uint_eq(pages, a + 10);
+    ck_assert_uint_eq(nfree, 0);
+    tstx_rollback(tx);
+    ts_close(db);
+    tst_rmrf(dir);
+    free(dir);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("pager");
+    TCase *tc = tcase_create("basic");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, commit_reopen);
+    tcase_add_test(tc, rollback_discards);
+    tcase_add_test(tc, snapshot_isolation);
+    tcase_add_test(tc, bigger_than_cache);
+    tcase_add_test(tc, free_list_reuse);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return tst_run(suite()); }
