@@ -4,6 +4,7 @@
 #include "api/db.h"
 #include "base/build_info.h"
 #include "base/status.h"
+#include "txn/rekey.h"
 
 const char *ts_version(void) { return tsb_version(); }
 const char *ts_strerror(int code) { return tsstatus_text(code); }
@@ -44,9 +45,8 @@ static int load_plugins(ts_db *db)
 }
 
 /* Refuse a missing or insecure cipher before anything touches storage. */
-static int select_cipher(ts_db *db, const tsreg_module **out)
+static int select_cipher(ts_db *db, const tscfg *c, const tsreg_module **out)
 {
-    const tscfg *c = db->cfg;
     *out = NULL;
     if (!c->cipher_module) return TS_OK;
     const tsreg_module *m = tsreg_lookup(db->reg, TS_KIND_CIPHER, c->cipher_module);
@@ -102,6 +102,7 @@ static int db_free(ts_db *db)
     tsstore_close(db->store);
     tsreg_free(db->reg);
     tscfg_free(db->cfg);
+    if (db->gate_init) pthread_rwlock_destroy(&db->gate);
     tsenv_destroy(&db->env);
     free(db);
     return rc;
@@ -129,10 +130,11 @@ static int db_open(const char *file, const char *text, ts_db **out)
         rc = load_plugins(db);
     }
     const tsreg_module *cipher = NULL;
-    if (!rc) rc = select_cipher(db, &cipher);
+    if (!rc) rc = select_cipher(db, db->cfg, &cipher);
     if (!rc)
         rc = tsstore_open(env, db->reg, db->cfg->backend, db->cfg->backend_opts, db->cfg->path,
                           &db->store);
+    if (!rc) rc = tsrekey_recover(env, db->store);
     if (!rc) rc = open_cipher(db, cipher);
     if (!rc) rc = open_pager(db);
     if (rc) {
@@ -140,6 +142,8 @@ static int db_open(const char *file, const char *text, ts_db **out)
         db_free(db);
         return rc;
     }
+    pthread_rwlock_init(&db->gate, NULL);
+    db->gate_init = 1;
     *out = db;
     return TS_OK;
 }
@@ -203,5 +207,79 @@ int ts_storage_control(ts_db *db, const char *op, int64_t arg, int64_t *out)
     int rc = db->store->vt->control(db->store->h, op, arg, out ? out : &dummy);
     if (rc && !*tsenv_errmsg(&db->env))
         tsenv_error(&db->env, rc, "storage control '%s': %s", op, tsstatus_text(rc));
+    return rc;
+}
+
+/* ---- rekey -------------------------------------------------------- */
+
+static int rekey_files(ts_db *db, const tsreg_module *m, const tscfg *nc, unsigned flags,
+                       void (*progress)(void *, uint64_t, uint64_t), void *ctx)
+{
+    ts_env *env = &db->env;
+    tskey_user u = { nc->cipher_key, nc->cipher_passphrase };
+    uint8_t *ring = NULL;
+    size_t ring_len = 0;
+    tscipher *next = NULL;
+    int rc = TS_OK;
+    int same = m && db->cipher && m == db->cipher->mod && !(flags & TS_REKEY_NEW_DATA_KEY);
+    if (m) rc = tskey_prepare(env, m, nc->cipher_opts, &u, same ? db->cipher->key : NULL, &ring,
+                              &ring_len, &next);
+    if (rc) return rc;
+    if (same) {
+        /* New key or passphrase only: re-wrap the data key (one file). */
+        rc = tsstore_put_atomic(db->store, TSKEY_FILE, ring, ring_len);
+        if (rc) tsenv_error_prefix(env, "writing %s", TSKEY_FILE);
+        tscipher_free(next);
+        free(ring);
+        return rc;
+    }
+    rc = tspg_close(db->pg);
+    db->pg = NULL;
+    if (!rc) rc = tsrekey_run(env, db->store, db->cipher, next, ring, ring_len, progress, ctx);
+    free(ring);
+    if (rc) {
+        /* Settle whatever a failed run left, then reopen with whichever key
+         * the files now hold. */
+        int rc2 = tsrekey_recover(env, db->store);
+        int present = 0;
+        uint64_t kid = 0;
+        if (!rc2) rc2 = tskey_file_id(db->store, TSKEY_FILE, &present, &kid);
+        if (!rc2 && next && present && kid == next->keyid) {
+            tscipher_free(db->cipher);
+            db->cipher = next;
+            next = NULL;
+        }
+    } else {
+        tscipher_free(db->cipher);
+        db->cipher = next;
+        next = NULL;
+    }
+    tscipher_free(next);
+    int rc3 = open_pager(db);
+    return rc ? rc : rc3;
+}
+
+int ts_rekey(ts_db *db, const char *cipher_json, unsigned flags,
+             void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx)
+{
+    if (!db) return tsenv_error(NULL, TS_ERR_INVALID, "ts_rekey: db is NULL");
+    ts_env *env = &db->env;
+    tsenv_clear(env);
+    /* Validate the cipher section exactly as tostore.json's. */
+    size_t n = cipher_json ? strlen(cipher_json) : 0;
+    char *text = malloc(n + 16);
+    if (!text) return tsenv_error(env, TS_ERR_NOMEM, "out of memory");
+    snprintf(text, n + 16, "{\"cipher\": %s}", cipher_json ? cipher_json : "{}");
+    tscfg *nc = NULL;
+    int rc = tscfg_parse(env, text, "ts_rekey", &nc);
+    free(text);
+    if (rc) return rc;
+    const tsreg_module *m = NULL;
+    pthread_rwlock_wrlock(&db->gate);
+    rc = select_cipher(db, nc, &m);
+    if (!rc && !db->pg) rc = tsenv_error(env, TS_ERR_DB, "the database is not open");
+    if (!rc && (m || db->cipher)) rc = rekey_files(db, m, nc, flags, progress, ctx);
+    pthread_rwlock_unlock(&db->gate);
+    tscfg_free(nc);
     return rc;
 }

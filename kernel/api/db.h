@@ -9,6 +9,7 @@
 #include "io/store.h"
 #include "plugin/registry.h"
 #include "txn/pager.h"
+#include <pthread.h>
 
 struct ts_db {
     ts_env    env;
@@ -17,6 +18,8 @@ struct ts_db {
     tsstore  *store;
     tscipher *cipher;   /* NULL: not encrypted */
     tspg     *pg;       /* pages, log, transactions */
+    pthread_rwlock_t gate; /* calls share it; rekey takes it alone */
+    int       gate_init;
 };
 
 #endif

@@ -106,8 +106,16 @@ int tskey_present(tsstore *st, int *present)
     return st->vt->exists(st->h, TSKEY_FILE, present);
 }
 
-static int create_keyring(ts_env *env, tsstore *st, const tsreg_module *mod, const json_t *opts,
-                          const tskey_user *u, uint8_t *dkey)
+uint64_t tskey_id(const uint8_t *dkey, size_t klen)
+{
+    uint8_t check[KR_CHECK];
+    crypto_generichash(check, KR_CHECK, kr_check_msg, sizeof kr_check_msg, dkey, klen);
+    return get64(check) | 1; /* never 0: 0 means "plain" in the file header */
+}
+
+/* Keyring bytes wrapping dkey under the user's key or passphrase. */
+static int build_keyring(ts_env *env, const tsreg_module *mod, const json_t *opts,
+                         const tskey_user *u, const uint8_t *dkey, uint8_t **out, size_t *len)
 {
     const ts_cipher_vtab *vt = mod->vtab;
     size_t klen = vt->key_bytes, wl = klen + vt->overhead;
@@ -126,7 +134,6 @@ static int create_keyring(ts_env *env, tsstore *st, const tsreg_module *mod, con
     randombytes_buf(buf + 32, 16);
     snprintf((char *)buf + 48, 64, "%s", mod->desc.name);
     put32(buf + 112, (uint32_t)klen);
-    randombytes_buf(dkey, klen);
 
     int rc = user_kek(env, u, kdf, buf + 32, ops, mem, kek, klen);
     if (!rc) rc = make_state(env, mod, opts, kek, klen, &kst);
@@ -134,16 +141,46 @@ static int create_keyring(ts_env *env, tsstore *st, const tsreg_module *mod, con
         rc = vt->seal(kst, kr_ad, sizeof kr_ad, dkey, klen, buf + KR_HEAD);
         if (rc) tsenv_error(env, rc, "cipher '%s': sealing the data key failed", mod->desc.name);
     }
-    if (!rc) {
+    if (!rc)
         crypto_generichash(buf + KR_HEAD + wl, KR_CHECK, kr_check_msg, sizeof kr_check_msg,
                            dkey, klen);
-        rc = tsstore_put_atomic(st, TSKEY_FILE, buf, total);
-        if (rc) tsenv_error_prefix(env, "writing %s", TSKEY_FILE);
-    }
     if (kst) vt->destroy(kst);
     sodium_memzero(kek, sizeof kek);
+    if (rc) { free(buf); return rc; }
+    *out = buf;
+    *len = total;
+    return TS_OK;
+}
+
+static int create_keyring(ts_env *env, tsstore *st, const tsreg_module *mod, const json_t *opts,
+                          const tskey_user *u, uint8_t *dkey)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    randombytes_buf(dkey, ((const ts_cipher_vtab *)mod->vtab)->key_bytes);
+    int rc = build_keyring(env, mod, opts, u, dkey, &buf, &len);
+    if (!rc) {
+        rc = tsstore_put_atomic(st, TSKEY_FILE, buf, len);
+        if (rc) tsenv_error_prefix(env, "writing %s", TSKEY_FILE);
+    }
     free(buf);
     return rc;
+}
+
+int tskey_file_id(tsstore *st, const char *name, int *present, uint64_t *keyid)
+{
+    void *raw = NULL;
+    size_t len = 0;
+    *present = 0;
+    *keyid = 0;
+    int rc = tsstore_get(st, name, &raw, &len, 1 << 16);
+    if (rc == TS_ERR_NOT_FOUND) return TS_OK;
+    if (rc) return rc;
+    *present = 1;
+    if (len >= KR_HEAD + KR_CHECK && memcmp(raw, KR_MAGIC, 8) == 0)
+        *keyid = get64((uint8_t *)raw + len - KR_CHECK) | 1;
+    free(raw);
+    return TS_OK;
 }
 
 static int read_keyring(ts_env *env, tsstore *st, const tsreg_module *mod, const json_t *opts,
@@ -197,30 +234,59 @@ out:
     return rc;
 }
 
+static int cipher_new(ts_env *env, const tsreg_module *mod, const json_t *opts,
+                      const uint8_t *dkey, tscipher **out)
+{
+    const ts_cipher_vtab *vt = mod->vtab;
+    tscipher *c = calloc(1, sizeof *c);
+    if (!c) return tsenv_error(env, TS_ERR_NOMEM, "out of memory");
+    c->vt = vt;
+    c->mod = mod;
+    c->key_len = vt->key_bytes;
+    c->keyid = tskey_id(dkey, c->key_len);
+    c->key = sodium_malloc(c->key_len);
+    int rc = c->key ? make_state(env, mod, opts, dkey, c->key_len, &c->state)
+                    : tsenv_error(env, TS_ERR_NOMEM, "out of memory");
+    if (rc) {
+        if (c->key) sodium_free(c->key);
+        free(c);
+        return rc;
+    }
+    memcpy(c->key, dkey, c->key_len);
+    sodium_mprotect_readonly(c->key);
+    *out = c;
+    return TS_OK;
+}
+
 int tskey_open(ts_env *env, tsstore *st, const tsreg_module *mod, const json_t *opts,
                const tskey_user *u, tscipher **out)
 {
     *out = NULL;
-    const ts_cipher_vtab *vt = mod->vtab;
     uint8_t dkey[TSKEY_MAX];
     int present = 0;
     int rc = tskey_present(st, &present);
     if (rc) return rc;
     rc = present ? read_keyring(env, st, mod, opts, u, dkey)
                  : create_keyring(env, st, mod, opts, u, dkey);
-    tscipher *c = NULL;
+    if (!rc) rc = cipher_new(env, mod, opts, dkey, out);
+    sodium_memzero(dkey, sizeof dkey);
+    return rc;
+}
+
+int tskey_prepare(ts_env *env, const tsreg_module *mod, const json_t *opts, const tskey_user *u,
+                  const uint8_t *dkey_in, uint8_t **ring, size_t *ring_len, tscipher **out)
+{
+    uint8_t dkey[TSKEY_MAX];
+    size_t klen = ((const ts_cipher_vtab *)mod->vtab)->key_bytes;
+    *out = NULL;
+    if (dkey_in) memcpy(dkey, dkey_in, klen);
+    else randombytes_buf(dkey, klen);
+    int rc = build_keyring(env, mod, opts, u, dkey, ring, ring_len);
     if (!rc) {
-        c = calloc(1, sizeof *c);
-        if (!c) rc = tsenv_error(env, TS_ERR_NOMEM, "out of memory");
-    }
-    if (!rc) {
-        c->vt = vt;
-        c->mod = mod;
-        rc = make_state(env, mod, opts, dkey, vt->key_bytes, &c->state);
-        if (rc) { free(c); c = NULL; }
+        rc = cipher_new(env, mod, opts, dkey, out);
+        if (rc) { free(*ring); *ring = NULL; }
     }
     sodium_memzero(dkey, sizeof dkey);
-    *out = c;
     return rc;
 }
 
@@ -228,5 +294,6 @@ void tscipher_free(tscipher *c)
 {
     if (!c) return;
     c->vt->destroy(c->state);
+    sodium_free(c->key); /* wipes */
     free(c);
 }

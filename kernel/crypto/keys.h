@@ -28,6 +28,9 @@ typedef struct tscipher {
     const ts_cipher_vtab *vt;
     void                 *state;
     const tsreg_module   *mod;
+    uint8_t              *key;     /* the data key, in guarded read-only memory */
+    size_t                key_len;
+    uint64_t              keyid;   /* tskey_id of the data key */
 } tscipher;
 
 typedef struct tskey_user {
@@ -43,5 +46,16 @@ int  tskey_open(ts_env *env, tsstore *st, const tsreg_module *mod, const json_t 
 /* Whether the store holds a keyring (i.e. was created encrypted). */
 int  tskey_present(tsstore *st, int *present);
 void tscipher_free(tscipher *c);
+
+/* A non-zero fingerprint of a data key; the file header records it so a
+ * keyring and a database file that do not belong together are refused. */
+uint64_t tskey_id(const uint8_t *dkey, size_t klen);
+/* Whether keyring file `name` exists, and the key id it holds. */
+int  tskey_file_id(tsstore *st, const char *name, int *present, uint64_t *keyid);
+/* For rekey: keyring bytes (malloc'd) wrapping dkey (NULL: a new random
+ * data key) under the user's key, and a cipher instance with that key. */
+int  tskey_prepare(ts_env *env, const tsreg_module *mod, const json_t *opts,
+                   const tskey_user *user, const uint8_t *dkey, uint8_t **ring,
+                   size_t *ring_len, tscipher **out);
 
 #endif

@@ -28,13 +28,18 @@ int tscodec_encode(const tscodec *c, uint64_t pgno, uint64_t lsn, uint8_t *lp, u
     put64(lp + 8, lsn);
     uint32_t crc = page_crc(c, pgno, lp);
     for (int i = 0; i < 4; i++) lp[i] = (uint8_t)(crc >> (8 * i));
+    size_t used = c->logical;
+    int rc = TS_OK;
     if (!c->cipher) {
-        memcpy(out, lp, c->page_size);
-        return TS_OK;
+        memcpy(out, lp, c->logical);
+    } else {
+        uint8_t ad[24];
+        make_ad(c, pgno, ad);
+        rc = c->cipher->vt->seal(c->cipher->state, ad, sizeof ad, lp, c->logical, out);
+        used += c->cipher->vt->overhead;
     }
-    uint8_t ad[24];
-    make_ad(c, pgno, ad);
-    return c->cipher->vt->seal(c->cipher->state, ad, sizeof ad, lp, c->logical, out);
+    memset(out + used, 0, c->page_size - used);
+    return rc;
 }
 
 int tscodec_decode(const tscodec *c, uint64_t pgno, const uint8_t *raw, uint8_t *lp)
@@ -42,10 +47,11 @@ int tscodec_decode(const tscodec *c, uint64_t pgno, const uint8_t *raw, uint8_t 
     if (c->cipher) {
         uint8_t ad[24];
         make_ad(c, pgno, ad);
-        if (c->cipher->vt->open(c->cipher->state, ad, sizeof ad, raw, c->page_size, lp) != TS_OK)
+        if (c->cipher->vt->open(c->cipher->state, ad, sizeof ad, raw,
+                                c->logical + c->cipher->vt->overhead, lp) != TS_OK)
             return TS_ERR_CORRUPT;
     } else {
-        memcpy(lp, raw, c->page_size);
+        memcpy(lp, raw, c->logical);
     }
     uint32_t want = (uint32_t)lp[0] | (uint32_t)lp[1] << 8 | (uint32_t)lp[2] << 16 |
                     (uint32_t)lp[3] << 24;

@@ -4,7 +4,9 @@
  * (crc32c, type, flags, lsn) followed by the usable bytes.  On storage it is
  * the logical image as is, or sealed by the cipher into page_size bytes with
  * the database id and page number as associated data, so a page copied to
- * another position or another database fails authentication.
+ * another position or another database fails authentication.  The last
+ * TSPAGE_RESERVE bytes of a stored page hold the cipher's nonce and tag
+ * (zeros when plain).
  */
 #ifndef TS_PAGER_CODEC_H
 #define TS_PAGER_CODEC_H
@@ -13,10 +15,14 @@
 #include "crypto/keys.h"
 
 #define TSPAGE_HDR 16
+/* Bytes every page keeps free for a cipher's nonce and tag, encrypted or
+ * not, so that the usable size never depends on the cipher and a database
+ * can be re-encrypted in place of itself (rekey). */
+#define TSPAGE_RESERVE 64
 
 typedef struct tscodec {
     uint32_t  page_size;  /* bytes on storage */
-    uint32_t  logical;    /* bytes in memory: page_size minus cipher overhead */
+    uint32_t  logical;    /* bytes in memory: page_size minus TSPAGE_RESERVE */
     uint32_t  usable;     /* logical minus the header */
     tscipher *cipher;     /* NULL: plain */
     uint8_t   dbid[16];

@@ -62,6 +62,18 @@ struct tspg {
     tspg_stats      stats;
 };
 
+/* The file header (page 0). */
+typedef struct tspg_fhdr {
+    uint32_t format, page_size, flags, overhead;
+    uint8_t  dbid[16];
+    uint64_t keyid;
+} tspg_fhdr;
+#define TSPG_FLAG_ENCRYPTED 1u
+
+int  tspg_read_header(ts_env *env, tsstore *st, const char *name, int *exists, tspg_fhdr *h);
+/* page_size bytes of page 0 for h. */
+void tspg_header_bytes(const tspg_fhdr *h, uint8_t *buf);
+int  tspg_setup_codec(ts_env *env, tscodec *c, const tspg_fhdr *h, tscipher *cipher);
 int  tspg_load(tspg *pg, uint64_t pgno, uint64_t mark, tscpage **out);
 int  tspg_write_frames(tstx *tx, const uint64_t *pgnos, uint8_t *const *imgs, dpage **ds,
                        size_t k, int commit);

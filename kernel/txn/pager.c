@@ -8,38 +8,39 @@
 
 /* File header (page 0, plaintext, written once):
  *  0 "TOSTORE\0"  8 format u32  12 page_size u32  16 dbid[16]
- * 32 flags u32 (1: encrypted)  36 cipher overhead u32  60 crc32c of 0..59 */
+ * 32 flags u32 (1: encrypted)  36 page reserve u32 (TSPAGE_RESERVE)
+ * 40 key id u64 (first bytes of the keyring's key check; 0 when plain)
+ * 60 crc32c of 0..59 */
 #define HDR_LEN 64
-#define FLAG_ENCRYPTED 1u
+#define FLAG_ENCRYPTED TSPG_FLAG_ENCRYPTED
 
 static void put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
 static uint32_t get32(const uint8_t *p) { uint32_t v = 0; for (int i = 3; i >= 0; i--) v = v << 8 | p[i]; return v; }
 
-typedef struct fhdr {
-    uint32_t format, page_size, flags, overhead;
-    uint8_t  dbid[16];
-} fhdr;
+static uint64_t get64(const uint8_t *p) { uint64_t v = 0; for (int i = 7; i >= 0; i--) v = v << 8 | p[i]; return v; }
+static void put64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
 
-static int read_header(ts_env *env, tsstore *st, int *exists, fhdr *h)
+int tspg_read_header(ts_env *env, tsstore *st, const char *name, int *exists, tspg_fhdr *h)
 {
-    int rc = st->vt->exists(st->h, TSPG_FILE, exists);
+    int rc = st->vt->exists(st->h, name, exists);
     if (rc || !*exists) return rc;
     tsfile f;
     uint8_t b[HDR_LEN];
     size_t got = 0;
-    if ((rc = tsfile_open(st, TSPG_FILE, TS_OPEN_READONLY, &f))) return rc;
+    if ((rc = tsfile_open(st, name, TS_OPEN_READONLY, &f))) return rc;
     rc = tsfile_read(&f, 0, b, sizeof b, &got);
     tsfile_close(&f);
     if (rc) return rc;
     if (got < HDR_LEN || memcmp(b, "TOSTORE", 8) != 0)
-        return tsenv_error(env, TS_ERR_CORRUPT, "%s: not a tostore database file", TSPG_FILE);
+        return tsenv_error(env, TS_ERR_CORRUPT, "%s: not a tostore database file", name);
     if (get32(b + 60) != tscrc32c(0, b, 60))
-        return tsenv_error(env, TS_ERR_CORRUPT, "%s: file header checksum mismatch", TSPG_FILE);
+        return tsenv_error(env, TS_ERR_CORRUPT, "%s: file header checksum mismatch", name);
     h->format = get32(b + 8);
     h->page_size = get32(b + 12);
     memcpy(h->dbid, b + 16, 16);
     h->flags = get32(b + 32);
     h->overhead = get32(b + 36);
+    h->keyid = get64(b + 40);
     if (h->format > TSPG_FORMAT)
         return tsenv_error(env, TS_ERR_FORMAT,
                            "%s: format %u was written by a newer tostore; this build reads up to "
@@ -53,43 +54,56 @@ static int read_header(ts_env *env, tsstore *st, int *exists, fhdr *h)
 
 int tspg_probe(ts_env *env, tsstore *st, int *exists, int *encrypted)
 {
-    fhdr h = {0};
-    int rc = read_header(env, st, exists, &h);
+    tspg_fhdr h = {0};
+    int rc = tspg_read_header(env, st, TSPG_FILE, exists, &h);
     *encrypted = !rc && *exists && (h.flags & FLAG_ENCRYPTED);
     return rc;
 }
 
-static int setup_codec(ts_env *env, tscodec *c, const fhdr *h, tscipher *cipher)
+int tspg_setup_codec(ts_env *env, tscodec *c, const tspg_fhdr *h, tscipher *cipher)
 {
     memset(c, 0, sizeof *c);
     c->page_size = h->page_size;
     memcpy(c->dbid, h->dbid, 16);
     c->cipher = cipher;
-    uint32_t ov = cipher ? cipher->vt->overhead : 0;
     if (!!(h->flags & FLAG_ENCRYPTED) != !!cipher)
         return tsenv_error(env, TS_ERR_KEY, cipher ? "the database is not encrypted"
                                                    : "the database is encrypted: a cipher is needed");
-    if (ov != h->overhead)
-        return tsenv_error(env, TS_ERR_KEY, "the database was encrypted by another cipher");
-    c->logical = h->page_size - ov;
+    if (cipher && cipher->vt->overhead > TSPAGE_RESERVE)
+        return tsenv_error(env, TS_ERR_UNSUPPORTED,
+                           "cipher '%s' adds %u bytes per page; pages reserve only %d",
+                           cipher->mod->desc.name, cipher->vt->overhead, TSPAGE_RESERVE);
+    if (h->overhead != TSPAGE_RESERVE)
+        return tsenv_error(env, TS_ERR_CORRUPT, "%s: page reserve %u is not %d", TSPG_FILE,
+                           h->overhead, TSPAGE_RESERVE);
+    if ((cipher ? cipher->keyid : 0) != h->keyid)
+        return tsenv_error(env, TS_ERR_KEY, "the keyring does not belong to this database file");
+    c->logical = h->page_size - TSPAGE_RESERVE;
     c->usable = c->logical - TSPAGE_HDR;
     return TS_OK;
 }
 
 /* Write header + empty meta page to a temporary file, then rename it into
  * place: a crash leaves either no database or a complete empty one. */
-static int create_db(tspg *pg, fhdr *h)
+void tspg_header_bytes(const tspg_fhdr *h, uint8_t *buf)
+{
+    memset(buf, 0, h->page_size);
+    memcpy(buf, "TOSTORE", 8);
+    put32(buf + 8, h->format);
+    put32(buf + 12, h->page_size);
+    memcpy(buf + 16, h->dbid, 16);
+    put32(buf + 32, h->flags);
+    put32(buf + 36, h->overhead);
+    put64(buf + 40, h->keyid);
+    put32(buf + 60, tscrc32c(0, buf, 60));
+}
+
+static int create_db(tspg *pg, tspg_fhdr *h)
 {
     uint32_t ps = h->page_size;
     uint8_t *buf = calloc(2, ps), *lp = calloc(1, ps);
     if (!buf || !lp) { free(buf); free(lp); return tsenv_error(pg->env, TS_ERR_NOMEM, "out of memory"); }
-    memcpy(buf, "TOSTORE", 8);
-    put32(buf + 8, h->format);
-    put32(buf + 12, ps);
-    memcpy(buf + 16, h->dbid, 16);
-    put32(buf + 32, h->flags);
-    put32(buf + 36, h->overhead);
-    put32(buf + 60, tscrc32c(0, buf, 60));
+    tspg_header_bytes(h, buf);
     tstx tmp = { .pg = pg, .page_count = 2 };
     tspage_set_type(lp, TSPG_TYPE_META);
     tspg_meta_build(&tmp, lp + TSPAGE_HDR);
@@ -123,8 +137,8 @@ int tspg_open(ts_env *env, tsstore *st, tscipher *cipher, const tspg_opts *o, ts
     pthread_cond_init(&pg->cv, NULL);
 
     int exists = 0, wal_exists = 0;
-    fhdr h = {0};
-    int rc = read_header(env, st, &exists, &h);
+    tspg_fhdr h = {0};
+    int rc = tspg_read_header(env, st, TSPG_FILE, &exists, &h);
     if (!rc) rc = st->vt->exists(st->h, TSWAL_FILE, &wal_exists);
     if (!rc && !exists && wal_exists)
         rc = tsenv_error(env, TS_ERR_CORRUPT, "%s exists but %s does not: refusing to start a "
@@ -134,9 +148,10 @@ int tspg_open(ts_env *env, tsstore *st, tscipher *cipher, const tspg_opts *o, ts
         h.page_size = o->page_size;
         randombytes_buf(h.dbid, sizeof h.dbid);
         h.flags = cipher ? FLAG_ENCRYPTED : 0;
-        h.overhead = cipher ? cipher->vt->overhead : 0;
+        h.overhead = TSPAGE_RESERVE;
+        h.keyid = cipher ? cipher->keyid : 0;
     }
-    if (!rc) rc = setup_codec(env, &pg->codec, &h, cipher);
+    if (!rc) rc = tspg_setup_codec(env, &pg->codec, &h, cipher);
     if (!rc && !exists) rc = create_db(pg, &h);
     if (!rc) {
         rc = tsfile_open(st, TSPG_FILE, 0, &pg->main);
@@ -188,14 +203,18 @@ int tspg_checkpoint(tspg *pg, int reset)
         /* A page may reach the main file only once the log holding it is
          * durable: otherwise a crash could bring back an older log. */
         ckctx c = { pg, malloc(pg->codec.page_size), TS_OK };
+        int sync_failed = 0;
         rc = c.raw ? tswal_sync(pg->wal, 1) : TS_ERR_NOMEM;
+        if (rc && c.raw) sync_failed = 1;
         if (!rc) rc = tswal_latest_each(pg->wal, from, bound, copy_page, &c);
-        if (!rc) rc = tsfile_sync(&pg->main, 1);
+        if (!rc && (rc = tsfile_sync(&pg->main, 1))) sync_failed = 1;
         free(c.raw);
         if (rc) {
             if (!*tsenv_errmsg(pg->env)) tsenv_error(pg->env, rc, "checkpoint failed");
+            /* A failed write (e.g. a full disk) only postpones the
+             * checkpoint; after a failed fsync nothing on disk is trusted. */
             pthread_mutex_lock(&pg->mu);
-            if (!pg->failed) pg->failed = rc; /* a failed sync: stop trusting the files */
+            if (sync_failed && !pg->failed) pg->failed = rc;
             pthread_mutex_unlock(&pg->mu);
             pthread_mutex_unlock(&pg->ckpt);
             return rc;

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <tostore/tostore.h>
 #include "tsupport.h"
@@ -1222,6 +1223,25 @@ START_TEST(test_cipher_insecure_xor)
 }
 END_TEST
 
+/* A database created without a cipher is not silently given a keyring
+ * when a cipher is configured later (that would be a rekey). */
+START_TEST(test_cipher_on_plain_database)
+{
+    fixture f = fx_new("api-plain");
+    char *kr = keyring_of(&f);
+    ts_db *db = NULL;
+    OPEN_OK(&db, "{\"path\": \"%s\"}", f.db);
+    ts_close(db);
+    ck_assert_int_eq(open_cipher(f.db, "chacha20poly1305", "hex:" K1), TS_ERR_KEY);
+    ck_assert_msg(strstr(ts_errmsg(NULL), "not encrypted"), "message '%s'", ts_errmsg(NULL));
+    ck_assert_msg(!is_file(kr), "a keyring was added to a plain database");
+    OPEN_OK(&db, "{\"path\": \"%s\"}", f.db);
+    ts_close(db);
+    free(kr);
+    fx_free(&f);
+}
+END_TEST
+
 START_TEST(test_cipher_unknown_module)
 {
     fixture f = fx_new("api-rot13");
@@ -1326,6 +1346,36 @@ START_TEST(test_keyring_truncated)
 }
 END_TEST
 
+/* KERNEL BUG (kernel/plugin/registry.c tsreg_default_dirs): the library's
+ * own file comes from dladdr(), which for a program linked statically
+ * with libtostore gives argv[0] as the program was started ("test_open"
+ * when found through PATH, "./test_open" from a shell); realpath() of it
+ * then depends on the cwd at ts_open time, and after a chdir the default
+ * plugin folders are silently lost ("looked for posix.so in no plugin
+ * folder").  The child below is started with a bare argv[0] in another
+ * directory, as a shell would start a program found through PATH. */
+START_TEST(test_plugins_found_whatever_argv0_and_cwd)
+{
+    fixture f = fx_new("api-argv0");
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        if (chdir(f.dir) != 0) _exit(3);
+        char *const args[] = { "test_open", "--child-open", f.db, NULL };
+        execv("/proc/self/exe", args);
+        _exit(4);
+    }
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(WIFEXITED(st), "the child did not exit normally");
+    ck_assert_msg(WEXITSTATUS(st) == 0, "the child's open failed (exit %d; its message is on "
+                  "stderr, \"child open: ...\")", WEXITSTATUS(st));
+    ck_assert(is_dir(f.db));
+    fx_free(&f);
+}
+END_TEST
+
 /* ---- suite -------------------------------------------------------------- */
 
 static Suite *open_suite(void)
@@ -1361,6 +1411,7 @@ static Suite *open_suite(void)
     tcase_add_test(tc, test_no_bundled_plugins);
     tcase_add_test(tc, test_plugin_path_first);
     tcase_add_test(tc, test_missing_plugin);
+    tcase_add_test(tc, test_plugins_found_whatever_argv0_and_cwd);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("cipher");
@@ -1375,6 +1426,7 @@ static Suite *open_suite(void)
     tcase_add_test(tc, test_cipher_aes256gcm);
     tcase_add_test(tc, test_cipher_insecure_xor);
     tcase_add_test(tc, test_cipher_unknown_module);
+    tcase_add_test(tc, test_cipher_on_plain_database);
     tcase_add_test(tc, test_keyring_damaged_wrapped_key);
     tcase_add_test(tc, test_keyring_damaged_header);
     tcase_add_test(tc, test_keyring_truncated);
@@ -1382,7 +1434,29 @@ static Suite *open_suite(void)
     return s;
 }
 
-int main(void)
+/* Child mode of test_plugins_found_whatever_argv0_and_cwd: open a database
+ * at path with the default plugins, say why on failure. */
+static int child_open(const char *path)
 {
+    char *json = NULL;
+    if (asprintf(&json, "{\"path\": \"%s\"}", path) < 0) return 5; /* no ck_* here */
+    ts_db *db = NULL;
+    int rc = ts_open_json(json, &db);
+    free(json);
+    if (rc != TS_OK) {
+        fprintf(stderr, "child open: %d: %s\n", rc, ts_errmsg(NULL));
+        return 1;
+    }
+    rc = ts_close(db);
+    if (rc != TS_OK) {
+        fprintf(stderr, "child close: %d: %s\n", rc, ts_errmsg(NULL));
+        return 2;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "--child-open") == 0) return child_open(argv[2]);
     return tst_run(open_suite());
 }

@@ -187,6 +187,74 @@ START_TEST(free_list_reuse)
 }
 END_TEST
 
+#define KEY1 "hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+#define KEY2 "hex:ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+
+static void expect_open_fails(const char *dir, const char *extra, int code)
+{
+    char cfg[1024];
+    snprintf(cfg, sizeof cfg, "{\"path\": \"%s\"%s%s}", dir, extra ? ", " : "", extra ? extra : "");
+    ts_db *db = NULL;
+    int rc = ts_open_json(cfg, &db);
+    ck_assert_msg(rc == code, "open gave %d (%s), want %d", rc, ts_errmsg(NULL), code);
+    ck_assert_ptr_null(db);
+}
+
+START_TEST(rekey_round_trip)
+{
+    char *dir = tst_tmpdir("rekey");
+    ts_db *db = open_db(dir, NULL);
+    uint64_t a = write_pages(db->pg, 300, 5, 1);
+    /* plain -> chacha20poly1305 */
+    ck_assert_int_eq(ts_rekey(db, "{\"module\": \"chacha20poly1305\", \"key\": \"" KEY1 "\"}", 0, NULL, NULL), TS_OK);
+    verify_pages(db->pg, a, 300, 5);
+    ts_close(db);
+    expect_open_fails(dir, NULL, TS_ERR_KEY);
+    db = open_db(dir, "\"cipher\": {\"module\": \"chacha20poly1305\", \"key\": \"" KEY1 "\"}");
+    verify_pages(db->pg, a, 300, 5);
+    /* same module, new key: re-wrap only */
+    ck_assert_int_eq(ts_rekey(db, "{\"module\": \"chacha20poly1305\", \"key\": \"" KEY2 "\"}", 0, NULL, NULL), TS_OK);
+    ts_close(db);
+    expect_open_fails(dir, "\"cipher\": {\"module\": \"chacha20poly1305\", \"key\": \"" KEY1 "\"}", TS_ERR_KEY);
+    db = open_db(dir, "\"cipher\": {\"module\": \"chacha20poly1305\", \"key\": \"" KEY2 "\"}");
+    verify_pages(db->pg, a, 300, 5);
+    /* -> aes256gcm, then write more under it */
+    ck_assert_int_eq(ts_rekey(db, "{\"module\": \"aes256gcm\", \"key\": \"" KEY1 "\"}", 0, NULL, NULL), TS_OK);
+    uint64_t b = write_pages(db->pg, 20, 6, 1);
+    ts_close(db);
+    db = open_db(dir, "\"cipher\": {\"module\": \"aes256gcm\", \"key\": \"" KEY1 "\"}");
+    verify_pages(db->pg, a, 300, 5);
+    verify_pages(db->pg, b, 20, 6);
+    /* -> plain */
+    ck_assert_int_eq(ts_rekey(db, NULL, 0, NULL, NULL), TS_OK);
+    ts_close(db);
+    expect_open_fails(dir, "\"cipher\": {\"module\": \"aes256gcm\", \"key\": \"" KEY1 "\"}", TS_ERR_KEY);
+    db = open_db(dir, NULL);
+    verify_pages(db->pg, a, 300, 5);
+    verify_pages(db->pg, b, 20, 6);
+    ts_close(db);
+    tst_rmrf(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(rekey_refuses_bad_cipher)
+{
+    char *dir = tst_tmpdir("rekey");
+    ts_db *db = open_db(dir, NULL);
+    ck_assert_int_eq(ts_rekey(db, "{\"module\": \"xor\", \"key\": \"" KEY1 "\"}", 0, NULL, NULL), TS_ERR_INSECURE);
+    ck_assert_int_eq(ts_rekey(db, "{\"module\": \"nope\", \"key\": \"" KEY1 "\"}", 0, NULL, NULL), TS_ERR_CONFIG);
+    ck_assert_int_eq(ts_rekey(db, "{\"module\": \"aes256gcm\"}", 0, NULL, NULL), TS_ERR_CONFIG);
+    ck_assert_int_eq(ts_rekey(db, "{\"modul\": 1}", 0, NULL, NULL), TS_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(ts_errmsg(db), "cipher.modul"));
+    uint64_t a = write_pages(db->pg, 3, 1, 1);
+    verify_pages(db->pg, a, 3, 1);
+    ts_close(db);
+    tst_rmrf(dir);
+    free(dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("pager");
@@ -197,6 +265,8 @@ static Suite *suite(void)
     tcase_add_test(tc, snapshot_isolation);
     tcase_add_test(tc, bigger_than_cache);
     tcase_add_test(tc, free_list_reuse);
+    tcase_add_test(tc, rekey_round_trip);
+    tcase_add_test(tc, rekey_refuses_bad_cipher);
     suite_add_tcase(s, tc);
     return s;
 }

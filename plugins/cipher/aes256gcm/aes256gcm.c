@@ -186,7 +186,7 @@ static int ag_seal(void *state, const uint8_t *ad, size_t ad_len, const uint8_t 
 {
     ag_state *st = state;
     if (!st) return TS_ERR_INVALID;
-    if ((uint64_t)len > GCM_MAX_BYTES)
+    if ((uint64_t)len > GCM_MAX_BYTES || len > SIZE_MAX - OVERHEAD)
         return st->host->error(st->env, TS_ERR_INVALID, AG_NAME ": %zu bytes is too long", len);
     int rc = bad_buffers(st, ad, ad_len, in, len, out, len + OVERHEAD);
     if (rc) return rc;

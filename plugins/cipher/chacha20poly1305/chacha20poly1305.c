@@ -102,7 +102,7 @@ static int cc_seal(void *state, const uint8_t *ad, size_t ad_len, const uint8_t 
 {
     cc_state *st = state;
     if (!st) return TS_ERR_INVALID;
-    if (len > crypto_aead_xchacha20poly1305_ietf_messagebytes_max())
+    if (len > crypto_aead_xchacha20poly1305_ietf_messagebytes_max() || len > SIZE_MAX - OVERHEAD)
         return st->host->error(st->env, TS_ERR_INVALID, CC_NAME ": %zu bytes is too long", len);
     int rc = bad_buffers(st, ad, ad_len, in, len, out, len + OVERHEAD);
     if (rc) return rc;

@@ -212,7 +212,7 @@ static int ensure(mstore *s, mnode *nd, uint64_t size)
         nd->data = d;
         nd->cap = nc;
     }
-    if (0) memset(nd->data + nd->size, 0, (size_t)size - nd->size);
+    if (size > nd->size) memset(nd->data + nd->size, 0, (size_t)size - nd->size);
     return TS_OK;
 }
 

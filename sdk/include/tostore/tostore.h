@@ -71,6 +71,23 @@ TS_API int ts_config(ts_db *db, json_t **out_new);
  * the "faulty" test backend, see docs/plugins.md).  *out may be NULL. */
 TS_API int ts_storage_control(ts_db *db, const char *op, int64_t arg, int64_t *out);
 
+/* ts_rekey flags */
+#define TS_REKEY_NEW_DATA_KEY 0x1u /* re-encrypt every page under a fresh data key */
+
+/* Change how the database is encrypted.  cipher_json is a "cipher" section
+ * as in tostore.json ({"module": ..., "key" | "passphrase": ...}), or NULL
+ * to decrypt the database to plain.
+ *  - Same module, new key or passphrase: only the keyring is rewritten (the
+ *    random data key is re-wrapped); instant, whatever the size.
+ *  - Another module, plain <-> encrypted, or TS_REKEY_NEW_DATA_KEY: every
+ *    page is re-sealed under a new data key into a new file that replaces
+ *    the old one.  A crash at any point leaves either the old or the new key
+ *    valid; the next open finishes or rolls back.
+ * Waits for other calls on db to finish; needs no reader snapshot open.
+ * progress (may be NULL) is called as pages are re-sealed. */
+TS_API int ts_rekey(ts_db *db, const char *cipher_json, unsigned flags,
+                    void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx);
+
 #ifdef __cplusplus
 }
 #endif
