@@ -37,6 +37,7 @@ struct tstx {
     uint64_t *wpgnos;         /* page of each frame written, in order */
     size_t    nw, capw;
     tstx     *rnext, *rprev;  /* active readers */
+    uint64_t  touched;        /* pages got, for explain and benchmarks */
 };
 
 struct tspg {

@@ -71,6 +71,8 @@ int  tstx_is_write(const tstx *tx);
 uint32_t tstx_usable(const tstx *tx);
 /* Pages in the file and on the free list, as the transaction sees them. */
 void tstx_counts(const tstx *tx, uint64_t *pages, uint64_t *free_pages);
+/* Pages this transaction has got so far (tstx_get and tstx_alloc). */
+uint64_t tstx_touched(const tstx *tx);
 
 /* Pin page pgno (>= 2).  With write, the page is copied into the
  * transaction and may be changed until commit.  Released with

@@ -211,6 +211,8 @@ void tstx_rollback(tstx *tx)
 int tstx_is_write(const tstx *tx) { return tx->write; }
 uint32_t tstx_usable(const tstx *tx) { return tx->pg->codec.usable; }
 
+uint64_t tstx_touched(const tstx *tx) { return tx->touched; }
+
 void tstx_counts(const tstx *tx, uint64_t *pages, uint64_t *free_pages)
 {
     if (pages) *pages = tx->page_count;
@@ -319,6 +321,7 @@ int tstx_get(tstx *tx, uint64_t pgno, int write, tspage **out)
 {
     tspg *pg = tx->pg;
     *out = NULL;
+    tx->touched++;
     if (pgno < 2 || pgno >= tx->page_count)
         return tsenv_error(pg->env, TS_ERR_INVALID, "page %llu does not exist (%llu pages)",
                            (unsigned long long)pgno, (unsigned long long)tx->page_count);

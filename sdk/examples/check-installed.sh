@@ -55,6 +55,15 @@ printf '#include <tostore/tostore.h>\n#include <stdio.h>\nint main(void) { retur
 # shellcheck disable=SC2086 # flags are words
 cc -std=c11 -Wall -Werror "$work/pc.c" -o "$work/pc" $flags || fail "compile with pkg-config flags"
 "$work/pc" || fail "program built with pkg-config flags did not run"
+# A plugin takes only the headers: --cflags, never -ltostore.
+# shellcheck disable=SC2046
+cc -std=c11 -Wall -Werror -shared -fPIC -fvisibility=hidden -Wl,--no-undefined \
+   $(pkg-config --cflags tostore) "$here/countfs.c" -o "$work/countfs-pc.so" \
+  || fail "build countfs.so with pkg-config --cflags"
+if command -v nm >/dev/null; then
+  [ "$(nm -D --defined-only "$work/countfs-pc.so" | awk '$2 ~ /^[TDBRVW]$/ {print $3}')" \
+    = "tostore_plugin" ] || fail "countfs-pc.so must export only tostore_plugin"
+fi
 
 echo "== example_host =="
 cd "$work/build"

@@ -3,7 +3,9 @@
  * API they are built on.
  *
  * An index maps byte-string keys to byte-string values inside the database
- * file.  Keys are memcomparable (see tostore/keys.h when available): index
+ * file.  Entries are ordered by (key, value): a unique index holds one value
+ * per key; a non-unique one keeps equal keys apart by their values (the
+ * kernel stores the row's primary key there).  Keys are memcomparable (see tostore/keys.h when available): index
  * modules compare them with memcmp and never interpret them.  All storage
  * goes through ts_host.pages inside a transaction the kernel owns; an index
  * module never touches files, so crash safety, encryption and rollback come
@@ -46,6 +48,10 @@ typedef struct ts_page_api {
     /* Whether txn may write (1) or only read (0). */
     int      (*writable)(ts_txn *txn);
 } ts_page_api;
+
+/* Every index module accepts keys up to this many bytes (memcomparable
+ * encodings, tostore/keys.h) and values of any size up to 16 MiB. */
+#define TS_INDEX_KEY_MAX 1024
 
 /* ts_index_vtab.seek modes */
 #define TS_SEEK_EQ 0  /* first entry whose key equals */
@@ -94,6 +100,15 @@ typedef struct ts_index_vtab {
     int  (*prev)(void *cur);
     int  (*entry)(void *cur, const void **key, size_t *klen,
                   const void **val, size_t *vlen);
+
+    /* Optional.  Fill an empty index from entries in strictly ascending
+     * (key, value) order given by next() (1: an entry whose pointers stay
+     * valid until the next call, 0: the end, < 0: an error to return), much
+     * faster than inserting them one by one. */
+    int  (*bulk_load)(void *idx, ts_txn *txn,
+                      int (*next)(void *ctx, const void **key, size_t *klen,
+                                  const void **val, size_t *vlen),
+                      void *ctx);
 } ts_index_vtab;
 
 #ifdef __cplusplus
