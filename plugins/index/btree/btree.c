@@ -1,0 +1,2 @@
+/* The btree index module: being written. */
+#include <tostore/index.h>

@@ -1,0 +1,2 @@
+/* The hash index module: being written. */
+#include <tostore/index.h>
