@@ -283,3 +283,49 @@ int ts_rekey(ts_db *db, const char *cipher_json, unsigned flags,
     tscfg_free(nc);
     return rc;
 }
+
+/* ---- stats and check ---------------------------------------------- */
+
+int ts_stats(ts_db *db, json_t **out_new)
+{
+    if (!db || !out_new) return tsenv_error(db ? &db->env : NULL, TS_ERR_INVALID, "ts_stats: NULL argument");
+    pthread_rwlock_rdlock(&db->gate);
+    tspg_stats s;
+    tspg_stats_get(db->pg, &s);
+    pthread_rwlock_unlock(&db->gate);
+    *out_new = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}",
+                         "pageSize", (json_int_t)s.page_size, "pages", (json_int_t)s.page_count,
+                         "freePages", (json_int_t)s.free_pages,
+                         "bytes", (json_int_t)(s.page_count * s.page_size),
+                         "logBytes", (json_int_t)s.log_bytes,
+                         "cacheHits", (json_int_t)s.cache_hits,
+                         "cacheMisses", (json_int_t)s.cache_misses,
+                         "cachePages", (json_int_t)s.cache_pages,
+                         "commits", (json_int_t)s.commits, "syncs", (json_int_t)s.syncs,
+                         "checkpoints", (json_int_t)s.checkpoints, "encrypted", db->cipher != NULL);
+    return *out_new ? TS_OK : tsenv_error(&db->env, TS_ERR_NOMEM, "out of memory");
+}
+
+int ts_check(ts_db *db, json_t **report_new,
+             void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx)
+{
+    if (!db) return tsenv_error(NULL, TS_ERR_INVALID, "ts_check: db is NULL");
+    tsenv_clear(&db->env);
+    tspg_check_report r;
+    pthread_rwlock_rdlock(&db->gate);
+    int rc = tspg_check(db->pg, &r, progress, ctx);
+    pthread_rwlock_unlock(&db->gate);
+    if (rc) return rc;
+    if (report_new)
+        *report_new = json_pack("{s:b, s:I, s:I, s:I, s:I, s:b}", "ok", r.ok,
+                                "pages", (json_int_t)r.pages, "freePages", (json_int_t)r.free_pages,
+                                "badPages", (json_int_t)r.bad_pages,
+                                "firstBadPage", (json_int_t)r.first_bad,
+                                "freeListBroken", r.freelist_broken);
+    if (!r.ok)
+        return tsenv_error(&db->env, TS_ERR_CORRUPT,
+                           "integrity check failed: %llu bad page(s) (first: %llu)%s",
+                           (unsigned long long)r.bad_pages, (unsigned long long)r.first_bad,
+                           r.freelist_broken ? ", free list broken" : "");
+    return TS_OK;
+}

@@ -292,5 +292,7 @@ json_t *tscfg_effective(const tscfg *c)
     json_object_set_new(o, "nodeId", json_integer(c->node_id));
     json_object_set_new(o, "applyActiveSpaceOnDefault",
                         json_boolean(c->apply_active_space_on_default));
+    json_object_set_new(o, "migration", json_pack("{s:b, s:b}", "allowLossy", c->allow_lossy,
+                                                  "dropMissingTables", c->drop_missing_tables));
     return o;
 }

@@ -77,7 +77,10 @@ static int make_state(ts_env *env, const tsreg_module *mod, const json_t *opts,
     int rc = vt->create(&a, key, klen, state);
     if (rc) {
         if (!*tsenv_errmsg(env)) tsenv_error(env, rc, "create failed");
-        tsenv_error_prefix(env, "cipher '%s'", mod->desc.name);
+        if (rc == TS_ERR_CONFIG || rc == TS_ERR_VALIDATION)
+            tsenv_error_prefix(env, "cipher.options");
+        else
+            tsenv_error_prefix(env, "cipher '%s'", mod->desc.name);
     }
     return rc;
 }
@@ -217,16 +220,25 @@ static int read_keyring(ts_env *env, tsstore *st, const tsreg_module *mod, const
         rc = tsenv_error(env, TS_ERR_CORRUPT, "%s: inconsistent keyring", TSKEY_FILE);
         goto out;
     }
-    rc = user_kek(env, u, kdf, buf + 32, get64(buf + 16), get64(buf + 24), kek, klen);
-    if (!rc) rc = make_state(env, mod, opts, kek, klen, &kst);
-    if (!rc && vt->open(kst, kr_ad, sizeof kr_ad, buf + KR_HEAD, wl, dkey) != TS_OK)
-        rc = TS_ERR_KEY;
-    if (!rc) {
-        crypto_generichash(check, KR_CHECK, kr_check_msg, sizeof kr_check_msg, dkey, klen);
-        if (sodium_memcmp(check, buf + KR_HEAD + wl, KR_CHECK) != 0) rc = TS_ERR_KEY;
+    uint64_t ops = get64(buf + 16), mem = get64(buf + 24);
+    /* Stored Argon2id limits must be sane: damage must not turn into an
+     * allocation failure or an open that runs for hours. */
+    if (kdf == 1 && (ops < crypto_pwhash_OPSLIMIT_MIN || ops > 4 * crypto_pwhash_OPSLIMIT_SENSITIVE ||
+                     mem < crypto_pwhash_MEMLIMIT_MIN || mem > 4 * (uint64_t)crypto_pwhash_MEMLIMIT_SENSITIVE)) {
+        rc = tsenv_error(env, TS_ERR_CORRUPT, "%s: invalid Argon2id parameters", TSKEY_FILE);
+        goto out;
     }
-    if (rc == TS_ERR_KEY && !strstr(tsenv_errmsg(env), "needed"))
-        tsenv_error(env, TS_ERR_KEY, "wrong key: the key does not open this database");
+    rc = user_kek(env, u, kdf, buf + 32, ops, mem, kek, klen);
+    if (!rc) rc = make_state(env, mod, opts, kek, klen, &kst);
+    int mismatch = 0;
+    if (!rc && vt->open(kst, kr_ad, sizeof kr_ad, buf + KR_HEAD, wl, dkey) != TS_OK) mismatch = 1;
+    if (!rc && !mismatch) {
+        crypto_generichash(check, KR_CHECK, kr_check_msg, sizeof kr_check_msg, dkey, klen);
+        if (sodium_memcmp(check, buf + KR_HEAD + wl, KR_CHECK) != 0) mismatch = 1;
+    }
+    if (mismatch)
+        rc = tsenv_error(env, TS_ERR_KEY, "wrong key: the key does not open this database "
+                         "(or %s is damaged)", TSKEY_FILE);
 out:
     if (kst) vt->destroy(kst);
     sodium_memzero(kek, sizeof kek);

@@ -22,7 +22,10 @@ int tsstore_open(ts_env *env, tsreg *reg, const char *name, const json_t *opts,
     int rc = st->vt->open(&a, root, &st->h);
     if (rc) {
         if (!*tsenv_errmsg(env)) tsenv_error(env, rc, "cannot open");
-        tsenv_error_prefix(env, "storage '%s' at %s", name, root);
+        if (rc == TS_ERR_CONFIG || rc == TS_ERR_VALIDATION)
+            tsenv_error_prefix(env, "storage.options");
+        else
+            tsenv_error_prefix(env, "storage '%s' at %s", name, root);
         free(st);
         return rc;
     }

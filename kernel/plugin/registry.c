@@ -366,7 +366,9 @@ const char *const *tsreg_default_dirs(tsreg *r)
     Dl_info info;
     const char *self = NULL;
     if (dladdr((void *)&tsreg_default_dirs, &info) && info.dli_fname) self = info.dli_fname;
-    char *selfreal = self ? realpath(self, NULL) : NULL;
+    /* Linked statically, dladdr names the program as argv[0] gave it, which
+     * may be relative to a directory we have left: ask the kernel instead. */
+    char *selfreal = self && self[0] == '/' ? realpath(self, NULL) : realpath("/proc/self/exe", NULL);
     const char *root = tsb_build_root();
     size_t rl = strlen(root);
     if (selfreal && strncmp(selfreal, root, rl) == 0 && (selfreal[rl] == '/' || !selfreal[rl]))

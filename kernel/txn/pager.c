@@ -166,6 +166,7 @@ int tspg_open(ts_env *env, tsstore *st, tscipher *cipher, const tspg_opts *o, ts
         return rc;
     }
     pg->committed = pg->published = pg->synced = tswal_last_commit(pg->wal);
+    pg->stats.log_bytes = tswal_size_bytes(pg->wal);
     pg->ckpt_done = tswal_base(pg->wal);
     *out = pg;
     return TS_OK;
@@ -230,6 +231,7 @@ int tspg_checkpoint(tspg *pg, int reset)
             pg->published == pg->committed && tswal_size_bytes(pg->wal) > TSWAL_HDR) {
             rc = tswal_reset(pg->wal);
             if (rc) pg->failed = rc;
+            pg->stats.log_bytes = tswal_size_bytes(pg->wal);
         }
         pthread_mutex_unlock(&pg->mu);
         pthread_mutex_unlock(&pg->wlock);
@@ -265,5 +267,10 @@ void tspg_stats_get(tspg *pg, tspg_stats *s)
     s->cache_pages = n;
     s->page_size = pg->codec.page_size;
     s->usable = pg->codec.usable;
-    s->log_bytes = 0;
+    tstx *tx;
+    if (tstx_begin(pg, 0, &tx) == TS_OK) {
+        s->page_count = tx->page_count;
+        s->free_pages = tx->free_count;
+        tstx_rollback(tx);
+    }
 }

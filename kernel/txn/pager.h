@@ -62,6 +62,16 @@ int  tspg_close(tspg *pg);
 int  tspg_checkpoint(tspg *pg, int reset);
 void tspg_stats_get(tspg *pg, tspg_stats *s);
 
+typedef struct tspg_check_report {
+    int      ok;
+    uint64_t pages, free_pages, bad_pages, first_bad;
+    int      freelist_broken;
+} tspg_check_report;
+typedef void (*tsrekey_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+/* Read every page of the current snapshot and walk the free list.  Returns
+ * TS_OK when the check ran (see r->ok for the verdict). */
+int  tspg_check(tspg *pg, tspg_check_report *r, tsrekey_progress_fn cb, void *ctx);
+
 /* Begin a transaction (write != 0: the writer).  Ended by commit or
  * rollback, which free it. */
 int  tstx_begin(tspg *pg, int write, tstx **out);

@@ -542,9 +542,11 @@ int tstx_commit(tstx *tx)
         return rc;
     }
     uint64_t mark = tswal_last_commit(pg->wal);
-    int ckpt = tswal_size_bytes(pg->wal) > pg->o.autockpt_bytes;
+    uint64_t logsize = tswal_size_bytes(pg->wal);
+    int ckpt = logsize > pg->o.autockpt_bytes;
     pthread_mutex_lock(&pg->mu);
     pg->committed = mark;
+    pg->stats.log_bytes = logsize;
     pg->stats.commits++;
     if (!pg->o.durability_full && pg->published < mark) pg->published = mark;
     pthread_mutex_unlock(&pg->mu);

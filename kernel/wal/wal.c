@@ -112,7 +112,7 @@ static int grow_tab(tswal *w)
 static void clear_index(tswal *w)
 {
     for (size_t i = 0; i < w->tabcap; i++) free(w->tab[i].v);
-    memset(w->tab, 0, w->tabcap * sizeof *w->tab);
+    if (w->tab) memset(w->tab, 0, w->tabcap * sizeof *w->tab);
     w->tabn = 0;
     w->indexed = 0;
 }

@@ -218,6 +218,10 @@ static json_t *config_of(ts_db *db)
 
 /* ---- configuration sources -------------------------------------------- */
 
+/* Runs ts_open after a chdir: started with a relative argv[0] (e.g.
+ * "./test_open" by hand) it also trips the registry bug described at
+ * test_plugins_found_whatever_argv0_and_cwd; ctest starts it by absolute
+ * path. */
 START_TEST(test_open_embedded_default)
 {
     fixture f = fx_new("api-default");

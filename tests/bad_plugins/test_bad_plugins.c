@@ -58,7 +58,10 @@ static int open_cfg(const char *const *plugins, const char *extra, ts_db **db, c
     if (dir_out) {
         *dir_out = dir;
     } else if (rc == TS_OK) {
-        ck_assert_ptr_null(open_dir);
+        if (open_dir) { /* left by a failed test (CK_FORK=no) */
+            tst_rmrf(open_dir);
+            free(open_dir);
+        }
         open_dir = dir;
     } else {
         tst_rmrf(dir);
@@ -498,7 +501,7 @@ START_TEST(good_plugin_bad_inner)
                       &db);
     ck_assert_int_eq(rc, TS_ERR_NOT_FOUND);
     ck_assert_ptr_null(db);
-    assert_has(ts_errmsg(NULL), "storage 'bp_wrapfs'");
+    /* The host's message from module_find reaches the application. */
     assert_has(ts_errmsg(NULL), "no storage module named 'nope' is loaded");
 }
 END_TEST

@@ -4,6 +4,9 @@
  *   tostore demo [--config F]       show the engine working (the README's main job)
  *   tostore plugins [--config F]    list the loaded modules
  *   tostore config [--config F]     print the effective configuration
+ *   tostore stats [--config F]      print statistics
+ *   tostore check [--config F]      verify every page and the free list
+ *   tostore rekey [--config F] (--to CIPHER_JSON | --decrypt) [--new-data-key]
  *   tostore version
  */
 #include <stdio.h>
@@ -19,6 +22,10 @@ static int usage(FILE *to)
             "  demo      open a database and show what the engine does\n"
             "  plugins   list the modules loaded from tostore.json\n"
             "  config    print the effective configuration (secrets hidden)\n"
+            "  stats     print statistics\n"
+            "  check     verify every page and the free list\n"
+            "  rekey     re-encrypt: --to '{\"module\":...,\"key\":...}' or --decrypt,\n"
+            "            [--new-data-key] to re-seal every page under a new data key\n"
             "  version   print the library version\n"
             "Without --config the embedded default configuration is used.\n");
     return to == stderr ? 2 : 0;
@@ -79,6 +86,67 @@ static int cmd_config(const char *config)
     return 0;
 }
 
+/* A progress bar on stderr for long work (rekey, check). */
+static void progress_bar(void *ctx, uint64_t done, uint64_t total)
+{
+    const char *what = ctx;
+    int width = 40, fill = total ? (int)(done * (uint64_t)width / total) : width;
+    fprintf(stderr, "\r%-8s [", what);
+    for (int i = 0; i < width; i++) fputc(i < fill ? '#' : ' ', stderr);
+    fprintf(stderr, "] %3d%% %llu/%llu pages", total ? (int)(done * 100 / total) : 100,
+            (unsigned long long)done, (unsigned long long)total);
+    if (done >= total) fputc('\n', stderr);
+    fflush(stderr);
+}
+
+static void print_json(json_t *j)
+{
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (s) puts(s);
+    free(s);
+}
+
+static int cmd_stats(const char *config)
+{
+    ts_db *db = NULL;
+    if (open_db(config, &db)) return 1;
+    json_t *st = NULL;
+    int rc = ts_stats(db, &st);
+    if (!rc) print_json(st);
+    json_decref(st);
+    ts_close(db);
+    return rc ? 1 : 0;
+}
+
+static int cmd_check(const char *config)
+{
+    ts_db *db = NULL;
+    if (open_db(config, &db)) return 1;
+    json_t *rep = NULL;
+    int rc = ts_check(db, &rep, progress_bar, "check");
+    if (rep) print_json(rep);
+    if (rc) fprintf(stderr, "tostore: %s\n", ts_errmsg(db));
+    json_decref(rep);
+    ts_close(db);
+    return rc ? 1 : 0;
+}
+
+static int cmd_rekey(const char *config, const char *to, int decrypt, int new_key)
+{
+    if (!to && !decrypt) {
+        fprintf(stderr, "tostore rekey: give --to CIPHER_JSON or --decrypt\n");
+        return 2;
+    }
+    ts_db *db = NULL;
+    if (open_db(config, &db)) return 1;
+    int rc = ts_rekey(db, decrypt ? NULL : to, new_key ? TS_REKEY_NEW_DATA_KEY : 0, progress_bar,
+                      "rekey");
+    if (rc) fprintf(stderr, "tostore rekey: %s: %s\n", ts_strerror(rc), ts_errmsg(db));
+    else printf("rekeyed; update the cipher section of your configuration to match\n");
+    ts_close(db);
+    return rc ? 1 : 0;
+}
+
 static int cmd_demo(const char *config)
 {
     printf("tostore %s demo\n\n", ts_version());
@@ -116,14 +184,21 @@ static int cmd_demo(const char *config)
 int main(int argc, char **argv)
 {
     const char *cmd = argc > 1 ? argv[1] : "demo";
-    const char *config = NULL;
+    const char *config = NULL, *to = NULL;
+    int decrypt = 0, new_key = 0;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) config = argv[++i];
+        else if (strcmp(argv[i], "--to") == 0 && i + 1 < argc) to = argv[++i];
+        else if (strcmp(argv[i], "--decrypt") == 0) decrypt = 1;
+        else if (strcmp(argv[i], "--new-data-key") == 0) new_key = 1;
         else { fprintf(stderr, "tostore: unknown argument '%s'\n", argv[i]); return usage(stderr); }
     }
     if (strcmp(cmd, "demo") == 0) return cmd_demo(config);
     if (strcmp(cmd, "plugins") == 0) return cmd_plugins(config);
     if (strcmp(cmd, "config") == 0) return cmd_config(config);
+    if (strcmp(cmd, "stats") == 0) return cmd_stats(config);
+    if (strcmp(cmd, "check") == 0) return cmd_check(config);
+    if (strcmp(cmd, "rekey") == 0) return cmd_rekey(config, to, decrypt, new_key);
     if (strcmp(cmd, "version") == 0) { printf("%s\n", ts_version()); return 0; }
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0) return usage(stdout);
     fprintf(stderr, "tostore: unknown command '%s'\n", cmd);

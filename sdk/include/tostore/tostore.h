@@ -71,6 +71,19 @@ TS_API int ts_config(ts_db *db, json_t **out_new);
  * the "faulty" test backend, see docs/plugins.md).  *out may be NULL. */
 TS_API int ts_storage_control(ts_db *db, const char *op, int64_t arg, int64_t *out);
 
+/* Statistics as a new JSON object: pageSize, pages, freePages, bytes,
+ * logBytes, cacheHits, cacheMisses, cachePages, commits, syncs,
+ * checkpoints, encrypted. */
+TS_API int ts_stats(ts_db *db, json_t **out_new);
+
+/* Verify the database: every page of the current snapshot decodes (checksum
+ * or authentication tag) and the free list is consistent.  TS_OK when
+ * sound, TS_ERR_CORRUPT (message names the first bad page) when not;
+ * *report_new (may be NULL) gets {"ok", "pages", "freePages", "badPages",
+ * "firstBadPage", "freeListBroken"}.  progress may be NULL. */
+TS_API int ts_check(ts_db *db, json_t **report_new,
+                    void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx);
+
 /* ts_rekey flags */
 #define TS_REKEY_NEW_DATA_KEY 0x1u /* re-encrypt every page under a fresh data key */
 

@@ -1,0 +1,1087 @@
+/*
+ * bench_commit: tostore's durable commit path against SQLite (WAL), LMDB and
+ * the disk's append+fdatasync floor, on the same machine in the same run.
+ *
+ * fsync latency on the machines this runs on drifts by up to 10x over
+ * minutes, so absolute numbers mean little: every workload runs its engines
+ * in interleaved rounds (the order rotates each round) and reports, per
+ * round, the ratio of tostore to each reference measured seconds apart.
+ * The table gives the median of those per-round ratios and their range.
+ *
+ * Workloads (issue 3, "Benchmark"):
+ *   a. 1 thread, durable: one-page update per transaction (page API)
+ *   b. 8 threads, durable: group commit vs SQLite / LMDB writers
+ *   c. normal durability
+ *   d. recovery of a ~100 MB log (writer killed with SIGKILL)
+ *   e. open + close of a cleanly closed 256 MB (BENCH_BIG=1: 1 GB)
+ *      chacha20poly1305 database with a raw key, plugins loaded
+ *   f. cipher slowdown: durable commits, cached reads, uncached reads
+ *
+ * Environment: BENCH_DIR (data folder; default beside the build),
+ * BENCH_ROUNDS (5), BENCH_TIME (seconds-per-engine multiplier, 1.0),
+ * BENCH_BIG=1 (1 GB database for e), BENCH_ONLY=abcdef (subset),
+ * BENCH_KEEP=1 (keep the data folder).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "api/db.h"
+#include "wal/wal.h"
+
+#ifndef BENCH_DEFAULT_DIR
+#define BENCH_DEFAULT_DIR "benchdata"
+#endif
+
+#define MAXT 8          /* threads in workload b */
+#define MAXR 32         /* rounds */
+#define KEYHEX "hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+
+static const char *g_root;      /* BENCH_DIR/run-<pid> */
+static int    g_rounds = 5;
+static double g_time = 1.0;
+static int    g_big;
+static const char *g_only = "abcdef";
+
+/* ---- utilities ------------------------------------------------------ */
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "bench_commit: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    exit(1);
+}
+
+static char *path_join(const char *a, const char *b)
+{
+    size_t n = strlen(a) + strlen(b) + 2;
+    char *p = malloc(n);
+    if (!p) die("out of memory");
+    snprintf(p, n, "%s/%s", a, b);
+    return p;
+}
+
+static void mkdir_or_die(const char *p)
+{
+    if (mkdir(p, 0755) != 0 && errno != EEXIST) die("mkdir %s: %s", p, strerror(errno));
+}
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb; (void)flag; (void)ftw;
+    remove(p);
+    return 0;
+}
+
+static void rmrf(const char *p) { nftw(p, rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
+
+static uint64_t file_size(const char *p)
+{
+    struct stat sb;
+    return stat(p, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(const double *v, int n)
+{
+    double t[MAXR * 4];
+    if (n <= 0) return 0;
+    memcpy(t, v, (size_t)n * sizeof *t);
+    qsort(t, (size_t)n, sizeof *t, cmp_dbl);
+    return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
+}
+
+static double vmin(const double *v, int n)
+{
+    double m = v[0];
+    for (int i = 1; i < n; i++) if (v[i] < m) m = v[i];
+    return m;
+}
+
+static double vmax(const double *v, int n)
+{
+    double m = v[0];
+    for (int i = 1; i < n; i++) if (v[i] > m) m = v[i];
+    return m;
+}
+
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+    return *s = x;
+}
+
+static int wants(char w) { return strchr(g_only, w) != NULL; }
+
+/* ---- summary table ---------------------------------------------------- */
+
+typedef struct row {
+    char what[64], value[64], ref[64], ratio[64], goal[24], status[8];
+} row;
+
+static row g_rows[64];
+static int g_nrows;
+
+static void add_row(const char *what, const char *value, const char *ref, const char *ratio,
+                    const char *goal, const char *status)
+{
+    if (g_nrows == 64) return;
+    row *r = &g_rows[g_nrows++];
+    snprintf(r->what, sizeof r->what, "%s", what);
+    snprintf(r->value, sizeof r->value, "%s", value);
+    snprintf(r->ref, sizeof r->ref, "%s", ref);
+    snprintf(r->ratio, sizeof r->ratio, "%s", ratio);
+    snprintf(r->goal, sizeof r->goal, "%s", goal);
+    snprintf(r->status, sizeof r->status, "%s", status);
+}
+
+/* ---- engines and interleaved rounds ------------------------------------ */
+
+/* One operation (a transaction, or a batch of reads) for thread tid:
+ * returns the number of operations it did. */
+typedef int (*op_fn)(void *ctx, int tid);
+
+typedef struct eng {
+    const char *name;
+    op_fn       op;
+    void       *ctx;
+    int         threads;
+    double      rate[MAXR];   /* ops/s per round */
+} eng;
+
+typedef struct worker {
+    eng            *e;
+    int             tid;
+    uint64_t        ops;
+    atomic_int     *stop;
+    pthread_barrier_t *bar;
+} worker;
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    pthread_barrier_wait(w->bar);
+    while (!atomic_load_explicit(w->stop, memory_order_relaxed))
+        w->ops += (uint64_t)w->e->op(w->e->ctx, w->tid);
+    return NULL;
+}
+
+static double run_eng(eng *e, double secs)
+{
+    if (e->threads <= 1) {
+        uint64_t ops = 0;
+        double t0 = now(), t;
+        do ops += (uint64_t)e->op(e->ctx, 0);
+        while ((t = now()) - t0 < secs);
+        return (double)ops / (t - t0);
+    }
+    pthread_t th[MAXT];
+    worker w[MAXT];
+    atomic_int stop = 0;
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, NULL, (unsigned)e->threads + 1);
+    for (int i = 0; i < e->threads; i++) {
+        w[i] = (worker){ e, i, 0, &stop, &bar };
+        if (pthread_create(&th[i], NULL, worker_main, &w[i])) die("pthread_create");
+    }
+    pthread_barrier_wait(&bar);
+    double t0 = now();
+    struct timespec ts = { (time_t)secs, (long)((secs - (double)(time_t)secs) * 1e9) };
+    nanosleep(&ts, NULL);
+    atomic_store(&stop, 1);
+    uint64_t ops = 0;
+    for (int i = 0; i < e->threads; i++) {
+        pthread_join(th[i], NULL);
+        ops += w[i].ops;
+    }
+    double t1 = now();
+    pthread_barrier_destroy(&bar);
+    return (double)ops / (t1 - t0);
+}
+
+/* Run every engine once per round, rotating the order, and print the
+ * per-round rates. */
+static void rounds(const char *title, eng *e, int n, double secs)
+{
+    printf("\n-- %s: %d rounds x %.2f s per engine, interleaved --\n", title, g_rounds, secs);
+    printf("%-28s", "round");
+    for (int r = 0; r < g_rounds; r++) printf(" %9d", r + 1);
+    printf(" %10s\n", "median");
+    fflush(stdout);
+    for (int r = 0; r < g_rounds; r++)
+        for (int i = 0; i < n; i++) {
+            eng *x = &e[(i + r) % n];
+            x->rate[r] = run_eng(x, secs);
+        }
+    for (int i = 0; i < n; i++) {
+        printf("%-28s", e[i].name);
+        for (int r = 0; r < g_rounds; r++) printf(" %9.0f", e[i].rate[r]);
+        printf(" %10.0f /s\n", median(e[i].rate, g_rounds));
+    }
+}
+
+typedef struct ratio { double med, lo, hi; } ratio;
+
+static ratio ratio_of(const eng *a, const eng *b)
+{
+    double v[MAXR] = {0};
+    for (int r = 0; r < g_rounds; r++) v[r] = b->rate[r] > 0 ? a->rate[r] / b->rate[r] : 0;
+    ratio x = { median(v, g_rounds), vmin(v, g_rounds), vmax(v, g_rounds) };
+    return x;
+}
+
+static void print_ratio(const char *label, ratio x)
+{
+    printf("  %-44s %6.2fx  (rounds %.2f .. %.2f)\n", label, x.med, x.lo, x.hi);
+}
+
+static void fmt_rate(char *buf, size_t n, const char *pre, double v)
+{
+    snprintf(buf, n, "%s%.0f/s", pre, v);
+}
+
+static void ratio_row(const char *what, const eng *a, const eng *b, double goal_min,
+                      const char *goal_text)
+{
+    ratio x = ratio_of(a, b);
+    char value[64], ref[64], rs[64];
+    fmt_rate(value, sizeof value, "", median(a->rate, g_rounds));
+    fmt_rate(ref, sizeof ref, "", median(b->rate, g_rounds));
+    snprintf(ref, sizeof ref, "%s %.0f/s", b->name, median(b->rate, g_rounds));
+    snprintf(rs, sizeof rs, "%.2fx [%.2f-%.2f]", x.med, x.lo, x.hi);
+    add_row(what, value, ref, rs, goal_text ? goal_text : "-",
+            goal_text ? (x.med >= goal_min ? "PASS" : "MISS") : "info");
+}
+
+/* ---- tostore ------------------------------------------------------------ */
+
+typedef struct tsb {
+    ts_db   *db;
+    char    *dir;
+    uint64_t pages[MAXT];     /* one page per thread (write workloads) */
+    uint64_t first, npages;   /* read workloads: pages [first, first+npages) */
+    uint64_t rng[MAXT];
+    int      batch;
+} tsb;
+
+static const char *cipher_json(const char *cipher)
+{
+    static char buf[256];
+    if (!cipher || !*cipher) return "";
+    snprintf(buf, sizeof buf, ", \"cipher\": {\"module\": \"%s\", \"key\": \"" KEYHEX "\"}", cipher);
+    return buf;
+}
+
+static ts_db *ts_open_dir(const char *dir, const char *durability, const char *cipher,
+                          long long cache_bytes)
+{
+    char cfg[1024], cache[64] = "";
+    if (cache_bytes > 0) snprintf(cache, sizeof cache, ", \"cacheBytes\": %lld", cache_bytes);
+    snprintf(cfg, sizeof cfg,
+             "{\"path\": \"%s\", \"durability\": \"%s\", \"storage\": {\"backend\": \"posix\"}%s%s"
+#ifdef BENCH_PLUGIN_DIR
+             ", \"pluginPath\": \"" BENCH_PLUGIN_DIR "\""
+#endif
+             "}", dir, durability, cache, cipher_json(cipher));
+    ts_db *db = NULL;
+    if (ts_open_json(cfg, &db) != TS_OK) die("ts_open %s: %s", dir, ts_errmsg(NULL));
+    return db;
+}
+
+#define TSCK(db, call) do { if ((call) != TS_OK) die("%s:%d %s: %s", __FILE__, __LINE__, #call, ts_errmsg(db)); } while (0)
+
+/* A fresh database with MAXT pages, one per writer thread. */
+static tsb *tsb_new(const char *name, const char *durability, const char *cipher)
+{
+    tsb *t = calloc(1, sizeof *t);
+    if (!t) die("out of memory");
+    t->dir = path_join(g_root, name);
+    t->db = ts_open_dir(t->dir, durability, cipher, 0);
+    tstx *tx;
+    TSCK(t->db, tstx_begin(t->db->pg, 1, &tx));
+    for (int i = 0; i < MAXT; i++) {
+        tspage *p;
+        TSCK(t->db, tstx_alloc(tx, &p, &t->pages[i]));
+        memset(tspage_data(p), 0, 64);
+        tspage_release(p);
+    }
+    TSCK(t->db, tstx_commit(tx));
+    return t;
+}
+
+static void tsb_free(tsb *t)
+{
+    if (!t) return;
+    if (t->db && ts_close(t->db) != TS_OK) die("ts_close: %s", ts_errmsg(NULL));
+    free(t->dir);
+    free(t);
+}
+
+/* One transaction: read-modify-write of a counter in the thread's page. */
+static int op_ts_commit(void *ctx, int tid)
+{
+    tsb *t = ctx;
+    tstx *tx;
+    tspage *p;
+    TSCK(t->db, tstx_begin(t->db->pg, 1, &tx));
+    TSCK(t->db, tstx_get(tx, t->pages[tid], 1, &p));
+    uint64_t v;
+    uint8_t *d = tspage_data(p);
+    memcpy(&v, d, 8);
+    v++;
+    memcpy(d, &v, 8);
+    tspage_release(p);
+    TSCK(t->db, tstx_commit(tx));
+    return 1;
+}
+
+/* A batch of random page reads in one read transaction. */
+static int op_ts_read(void *ctx, int tid)
+{
+    tsb *t = ctx;
+    tstx *tx;
+    TSCK(t->db, tstx_begin(t->db->pg, 0, &tx));
+    volatile uint8_t sink = 0;
+    for (int i = 0; i < t->batch; i++) {
+        tspage *p;
+        uint64_t no = t->first + rng_next(&t->rng[tid]) % t->npages;
+        TSCK(t->db, tstx_get(tx, no, 0, &p));
+        sink ^= tspage_data(p)[100];
+        tspage_release(p);
+    }
+    (void)sink;
+    tstx_rollback(tx);
+    return t->batch;
+}
+
+/* Build a database of `pages` data pages in large transactions (normal
+ * durability), then close it cleanly (checkpointed). */
+static double ts_build(const char *dir, const char *cipher, uint64_t pages)
+{
+    double t0 = now();
+    ts_db *db = ts_open_dir(dir, "normal", cipher, 0);
+    uint64_t done = 0;
+    while (done < pages) {
+        tstx *tx;
+        TSCK(db, tstx_begin(db->pg, 1, &tx));
+        for (int i = 0; i < 2048 && done < pages; i++, done++) {
+            tspage *p;
+            uint64_t no;
+            TSCK(db, tstx_alloc(tx, &p, &no));
+            uint8_t *d = tspage_data(p);
+            for (int k = 0; k < 4000; k += 8) memcpy(d + k, &no, 8);
+            tspage_release(p);
+        }
+        TSCK(db, tstx_commit(tx));
+    }
+    if (ts_close(db) != TS_OK) die("ts_close: %s", ts_errmsg(NULL));
+    return now() - t0;
+}
+
+/* ---- SQLite ------------------------------------------------------------- */
+
+typedef struct sqb {
+    sqlite3      *c[MAXT];
+    sqlite3_stmt *st[MAXT];
+    atomic_ulong  busy;
+} sqb;
+
+static void sq_exec(sqlite3 *c, const char *sql)
+{
+    char *err = NULL;
+    if (sqlite3_exec(c, sql, NULL, NULL, &err) != SQLITE_OK) die("sqlite: %s: %s", sql, err);
+}
+
+static sqb *sqb_new(const char *name, const char *sync, int conns)
+{
+    sqb *s = calloc(1, sizeof *s);
+    if (!s) die("out of memory");
+    char *dir = path_join(g_root, name);
+    mkdir_or_die(dir);
+    char *file = path_join(dir, "db.sqlite");
+    char pragma[128];
+    snprintf(pragma, sizeof pragma, "PRAGMA synchronous=%s;", sync);
+    for (int i = 0; i < conns; i++) {
+        if (sqlite3_open(file, &s->c[i]) != SQLITE_OK) die("sqlite3_open %s", file);
+        sqlite3_busy_timeout(s->c[i], 5000);
+        sq_exec(s->c[i], "PRAGMA journal_mode=WAL;");
+        sq_exec(s->c[i], pragma);
+        if (i == 0) {
+            sq_exec(s->c[0], "CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER, pad BLOB);");
+            for (int k = 1; k <= MAXT; k++) {
+                char sql[128];
+                snprintf(sql, sizeof sql, "INSERT INTO t VALUES(%d, 0, zeroblob(100));", k);
+                sq_exec(s->c[0], sql);
+            }
+        }
+        if (sqlite3_prepare_v2(s->c[i], "UPDATE t SET v = v + 1 WHERE id = ?1", -1, &s->st[i], NULL))
+            die("sqlite prepare: %s", sqlite3_errmsg(s->c[i]));
+    }
+    free(file);
+    free(dir);
+    return s;
+}
+
+static void sqb_free(sqb *s)
+{
+    for (int i = 0; i < MAXT; i++) {
+        sqlite3_finalize(s->st[i]);
+        if (s->c[i]) sqlite3_close(s->c[i]);
+    }
+    free(s);
+}
+
+static int op_sqlite(void *ctx, int tid)
+{
+    sqb *s = ctx;
+    sqlite3_stmt *st = s->st[tid];
+    sqlite3_bind_int(st, 1, tid + 1);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_BUSY || rc == SQLITE_LOCKED) {
+        atomic_fetch_add(&s->busy, 1);
+        sqlite3_reset(st);
+    }
+    if (rc != SQLITE_DONE) die("sqlite step: %s", sqlite3_errmsg(s->c[tid]));
+    sqlite3_reset(st);
+    return 1;
+}
+
+/* ---- LMDB ---------------------------------------------------------------- */
+
+typedef struct lmb {
+    MDB_env *env;
+    MDB_dbi  dbi;
+} lmb;
+
+#define LMCK(call) do { int e_ = (call); if (e_) die("lmdb %s: %s", #call, mdb_strerror(e_)); } while (0)
+
+static lmb *lmb_new(const char *name, unsigned flags)
+{
+    lmb *l = calloc(1, sizeof *l);
+    if (!l) die("out of memory");
+    char *dir = path_join(g_root, name);
+    mkdir_or_die(dir);
+    LMCK(mdb_env_create(&l->env));
+    LMCK(mdb_env_set_mapsize(l->env, (size_t)256 << 20));
+    LMCK(mdb_env_open(l->env, dir, flags, 0644));
+    MDB_txn *tx;
+    LMCK(mdb_txn_begin(l->env, NULL, 0, &tx));
+    LMCK(mdb_dbi_open(tx, NULL, 0, &l->dbi));
+    uint8_t val[108] = {0};
+    for (uint64_t k = 0; k < MAXT; k++) {
+        MDB_val mk = { sizeof k, &k }, mv = { sizeof val, val };
+        LMCK(mdb_put(tx, l->dbi, &mk, &mv, 0));
+    }
+    LMCK(mdb_txn_commit(tx));
+    free(dir);
+    return l;
+}
+
+static void lmb_free(lmb *l)
+{
+    mdb_env_close(l->env);
+    free(l);
+}
+
+static int op_lmdb(void *ctx, int tid)
+{
+    lmb *l = ctx;
+    MDB_txn *tx;
+    uint64_t k = (uint64_t)tid;
+    MDB_val mk = { sizeof k, &k }, mv;
+    LMCK(mdb_txn_begin(l->env, NULL, 0, &tx));
+    LMCK(mdb_get(tx, l->dbi, &mk, &mv));
+    uint8_t val[108];
+    memcpy(val, mv.mv_data, sizeof val);
+    uint64_t v;
+    memcpy(&v, val, 8);
+    v++;
+    memcpy(val, &v, 8);
+    mv.mv_size = sizeof val;
+    mv.mv_data = val;
+    LMCK(mdb_put(tx, l->dbi, &mk, &mv, 0));
+    LMCK(mdb_txn_commit(tx));
+    return 1;
+}
+
+/* ---- the fdatasync floor -------------------------------------------------- */
+
+typedef struct flb {
+    int      fd;
+    off_t    off, cap;
+    int      overwrite;
+    uint8_t  buf[4096];
+} flb;
+
+static flb *flb_new(const char *name, int overwrite)
+{
+    flb *f = calloc(1, sizeof *f);
+    if (!f) die("out of memory");
+    char *dir = path_join(g_root, name);
+    mkdir_or_die(dir);
+    char *file = path_join(dir, "floor.dat");
+    f->fd = open(file, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (f->fd < 0) die("open %s: %s", file, strerror(errno));
+    f->overwrite = overwrite;
+    f->cap = (off_t)64 << 20;
+    memset(f->buf, 0x5a, sizeof f->buf);
+    if (overwrite) { /* preallocate: the loop then overwrites allocated blocks */
+        f->cap = (off_t)16 << 20;
+        for (off_t o = 0; o < f->cap; o += 4096)
+            if (pwrite(f->fd, f->buf, 4096, o) != 4096) die("pwrite: %s", strerror(errno));
+        if (fsync(f->fd)) die("fsync: %s", strerror(errno));
+    }
+    free(file);
+    free(dir);
+    return f;
+}
+
+static void flb_free(flb *f)
+{
+    close(f->fd);
+    free(f);
+}
+
+/* Append 4 KB, fdatasync.  Past 64 MB the file is truncated and the loop
+ * starts over (as a log would after a checkpoint). */
+static int op_floor(void *ctx, int tid)
+{
+    (void)tid;
+    flb *f = ctx;
+    if (f->off >= f->cap) {
+        if (!f->overwrite && ftruncate(f->fd, 0)) die("ftruncate: %s", strerror(errno));
+        f->off = 0;
+    }
+    memcpy(f->buf, &f->off, sizeof f->off);
+    if (pwrite(f->fd, f->buf, 4096, f->off) != 4096) die("pwrite: %s", strerror(errno));
+    f->off += 4096;
+    if (fdatasync(f->fd)) die("fdatasync: %s", strerror(errno));
+    return 1;
+}
+
+/* ---- a/b/c: commit throughput ---------------------------------------------- */
+
+static void bench_a(void)
+{
+    tsb *ts = tsb_new("a-tostore", "full", NULL);
+    sqb *sq = sqb_new("a-sqlite", "FULL", 1);
+    lmb *lm = lmb_new("a-lmdb", 0);
+    flb *fl = flb_new("a-floor", 0);
+    flb *fo = flb_new("a-floor-ow", 1);
+    eng e[] = {
+        { "tostore (full)", op_ts_commit, ts, 1, {0} },
+        { "SQLite WAL FULL", op_sqlite, sq, 1, {0} },
+        { "LMDB (durable)", op_lmdb, lm, 1, {0} },
+        { "fdatasync floor", op_floor, fl, 1, {0} },
+        { "overwrite+fdatasync (info)", op_floor, fo, 1, {0} },
+    };
+    rounds("a. single-thread durable commits/s", e, 5, 2.0 * g_time);
+    print_ratio("tostore / SQLite WAL FULL", ratio_of(&e[0], &e[1]));
+    print_ratio("tostore / LMDB", ratio_of(&e[0], &e[2]));
+    print_ratio("tostore / fdatasync floor", ratio_of(&e[0], &e[3]));
+    print_ratio("SQLite FULL / fdatasync floor", ratio_of(&e[1], &e[3]));
+    print_ratio("fdatasync floor / SQLite FULL (issue: 1.36-1.44)", ratio_of(&e[3], &e[1]));
+    print_ratio("overwrite floor / append floor", ratio_of(&e[4], &e[3]));
+    tspg_stats s;
+    tspg_stats_get(ts->db->pg, &s);
+    printf("  tostore: %llu commits, %llu log syncs, %llu checkpoints\n",
+           (unsigned long long)s.commits, (unsigned long long)s.syncs,
+           (unsigned long long)s.checkpoints);
+    ratio_row("a. 1 thread, durable", &e[0], &e[1], 1.25, ">= 1.25x");
+    ratio_row("a. 1 thread, durable", &e[0], &e[3], 0.90, ">= 0.90x");
+    ratio_row("a. 1 thread, durable", &e[0], &e[2], 0, NULL);
+    ratio_row("a. (reference) SQLite FULL", &e[1], &e[3], 0, NULL);
+    tsb_free(ts);
+    sqb_free(sq);
+    lmb_free(lm);
+    flb_free(fl);
+    flb_free(fo);
+}
+
+static void bench_b(void)
+{
+    tsb *ts = tsb_new("b-tostore", "full", NULL);
+    sqb *sq = sqb_new("b-sqlite", "FULL", MAXT);
+    lmb *lm = lmb_new("b-lmdb", 0);
+    flb *fl = flb_new("b-floor", 0);
+    eng e[] = {
+        { "tostore x8 (full)", op_ts_commit, ts, MAXT, {0} },
+        { "SQLite WAL FULL x8", op_sqlite, sq, MAXT, {0} },
+        { "LMDB x8 (durable)", op_lmdb, lm, MAXT, {0} },
+        { "fdatasync floor (1 thread)", op_floor, fl, 1, {0} },
+    };
+    tspg_stats s0, s1;
+    tspg_stats_get(ts->db->pg, &s0);
+    rounds("b. 8 threads, durable commits/s", e, 4, 2.0 * g_time);
+    tspg_stats_get(ts->db->pg, &s1);
+    print_ratio("tostore x8 / SQLite FULL x8", ratio_of(&e[0], &e[1]));
+    print_ratio("tostore x8 / LMDB x8", ratio_of(&e[0], &e[2]));
+    print_ratio("tostore x8 / fdatasync floor (1 thread)", ratio_of(&e[0], &e[3]));
+    print_ratio("SQLite x8 / fdatasync floor", ratio_of(&e[1], &e[3]));
+    printf("  tostore: %.2f commits per log fsync (group commit); SQLite busy retries: %lu\n",
+           (double)(s1.commits - s0.commits) / (double)(s1.syncs - s0.syncs ? s1.syncs - s0.syncs : 1),
+           (unsigned long)atomic_load(&sq->busy));
+    ratio_row("b. 8 threads, durable", &e[0], &e[1], 6.0, ">= 6x");
+    ratio_row("b. 8 threads, durable", &e[0], &e[3], 0, NULL);
+    ratio_row("b. 8 threads, durable", &e[0], &e[2], 0, NULL);
+    tsb_free(ts);
+    sqb_free(sq);
+    lmb_free(lm);
+    flb_free(fl);
+}
+
+static void bench_c(void)
+{
+    tsb *ts = tsb_new("c-tostore", "normal", NULL);
+    sqb *sq = sqb_new("c-sqlite", "NORMAL", 1);
+    lmb *lm = lmb_new("c-lmdb", MDB_NOSYNC);
+    eng e[] = {
+        { "tostore (normal)", op_ts_commit, ts, 1, {0} },
+        { "SQLite WAL NORMAL", op_sqlite, sq, 1, {0} },
+        { "LMDB MDB_NOSYNC", op_lmdb, lm, 1, {0} },
+    };
+    rounds("c. normal durability, 1 thread, commits/s", e, 3, 1.0 * g_time);
+    print_ratio("tostore / SQLite WAL NORMAL", ratio_of(&e[0], &e[1]));
+    print_ratio("tostore / LMDB NOSYNC", ratio_of(&e[0], &e[2]));
+    tspg_stats s;
+    tspg_stats_get(ts->db->pg, &s);
+    printf("  tostore: %llu commits, %llu checkpoints\n", (unsigned long long)s.commits,
+           (unsigned long long)s.checkpoints);
+    ratio_row("c. normal durability", &e[0], &e[1], 0, NULL);
+    ratio_row("c. normal durability", &e[0], &e[2], 0, NULL);
+    tsb_free(ts);
+    sqb_free(sq);
+    lmb_free(lm);
+}
+
+/* ---- d: recovery ------------------------------------------------------------- */
+
+static void copy_file(const char *from, const char *to)
+{
+    int a = open(from, O_RDONLY | O_CLOEXEC), b = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (a < 0 || b < 0) die("copy %s -> %s: %s", from, to, strerror(errno));
+    static char buf[1 << 20];
+    ssize_t n;
+    while ((n = read(a, buf, sizeof buf)) > 0)
+        if (write(b, buf, (size_t)n) != n) die("write %s: %s", to, strerror(errno));
+    if (n < 0) die("read %s: %s", from, strerror(errno));
+    close(a);
+    close(b);
+}
+
+static const char *const db_files[] = { TSPG_FILE, TSWAL_FILE, NULL };
+
+static void copy_db(const char *from, const char *to)
+{
+    mkdir_or_die(to);
+    for (int i = 0; db_files[i]; i++) {
+        char *a = path_join(from, db_files[i]), *b = path_join(to, db_files[i]);
+        copy_file(a, b);
+        free(a);
+        free(b);
+    }
+}
+
+/* Write back and drop the files from the OS cache (cold read). */
+static void drop_cache(const char *dir)
+{
+    for (int i = 0; db_files[i]; i++) {
+        char *p = path_join(dir, db_files[i]);
+        int fd = open(p, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            if (fdatasync(fd)) die("fdatasync %s: %s", p, strerror(errno));
+            posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+            close(fd);
+        }
+        free(p);
+    }
+}
+
+/* The child: writes one-page commits (normal durability) while a read
+ * transaction pins the log (no checkpoint), until the log holds target
+ * bytes; then reports and waits for SIGKILL. */
+static void recovery_child(const char *dir, uint64_t target, int fd)
+{
+    ts_db *db = ts_open_dir(dir, "normal", NULL, 0);
+    tstx *rd;
+    TSCK(db, tstx_begin(db->pg, 0, &rd));
+    enum { NP = 1024 };
+    uint64_t first = 0;
+    tstx *tx;
+    TSCK(db, tstx_begin(db->pg, 1, &tx));
+    for (int i = 0; i < NP; i++) {
+        tspage *p;
+        uint64_t no;
+        TSCK(db, tstx_alloc(tx, &p, &no));
+        if (!first) first = no;
+        tspage_release(p);
+    }
+    TSCK(db, tstx_commit(tx));
+    char *wal = path_join(dir, TSWAL_FILE);
+    uint64_t seq = 0, rng = 88172645463325252ull;
+    while (file_size(wal) < target) {
+        for (int k = 0; k < 256; k++) {
+            TSCK(db, tstx_begin(db->pg, 1, &tx));
+            tspage *p;
+            TSCK(db, tstx_get(tx, first + rng_next(&rng) % NP, 1, &p));
+            seq++;
+            memcpy(tspage_data(p), &seq, 8);
+            tspage_release(p);
+            TSCK(db, tstx_commit(tx));
+        }
+    }
+    if (write(fd, &seq, sizeof seq) != sizeof seq) _exit(2);
+    for (;;) pause();
+}
+
+static void bench_d(void)
+{
+    const uint64_t target = 100ull << 20;
+    char *dir = path_join(g_root, "d-recovery"), *saved = path_join(g_root, "d-saved");
+    int pfd[2];
+    if (pipe(pfd)) die("pipe: %s", strerror(errno));
+    fflush(stdout);
+    double tw = now();
+    pid_t pid = fork();
+    if (pid < 0) die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        close(pfd[0]);
+        recovery_child(dir, target, pfd[1]);
+        _exit(0);
+    }
+    close(pfd[1]);
+    uint64_t commits = 0;
+    if (read(pfd[0], &commits, sizeof commits) != sizeof commits) die("recovery child failed");
+    tw = now() - tw;
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(pfd[0]);
+    char *walp = path_join(dir, TSWAL_FILE);
+    uint64_t walsz = file_size(walp);
+    copy_db(dir, saved);
+    printf("\n-- d. recovery: writer killed (SIGKILL) after %llu one-page commits in %.1f s; "
+           "log %.1f MB --\n", (unsigned long long)commits, tw, (double)walsz / 1048576.0);
+
+    /* Fixed cost for comparison: open of a small clean database. */
+    double base[5];
+    {
+        char *small = path_join(g_root, "d-small");
+        ts_close(ts_open_dir(small, "normal", NULL, 0));
+        for (int i = 0; i < 5; i++) {
+            double t0 = now();
+            ts_db *db = ts_open_dir(small, "normal", NULL, 0);
+            base[i] = now() - t0;
+            ts_close(db);
+        }
+        free(small);
+    }
+    enum { RUNS = 3 };
+    double warm[RUNS], cold[RUNS];
+    uint64_t frames = 0;
+    for (int c = 0; c < 2; c++)
+        for (int i = 0; i < RUNS; i++) {
+            rmrf(dir);
+            copy_db(saved, dir);
+            if (c) drop_cache(dir);
+            double t0 = now();
+            ts_db *db = ts_open_dir(dir, "normal", NULL, 0);
+            double t = now() - t0;
+            tspg_stats s;
+            tspg_stats_get(db->pg, &s);
+            frames = s.recovered_frames;
+            (c ? cold : warm)[i] = t;
+            if (ts_close(db) != TS_OK) die("ts_close: %s", ts_errmsg(NULL));
+        }
+    double mb = (double)walsz / 1048576.0;
+    double wm = median(warm, RUNS), cm = median(cold, RUNS);
+    printf("  recovered %llu frames; open of a small clean db: %.2f ms (median)\n",
+           (unsigned long long)frames, median(base, 5) * 1e3);
+    printf("  %-26s %8.1f ms  %7.0f MB/s   (runs:", "warm (log in OS cache)", wm * 1e3, mb / wm);
+    for (int i = 0; i < RUNS; i++) printf(" %.1f", warm[i] * 1e3);
+    printf(")\n  %-26s %8.1f ms  %7.0f MB/s   (runs:", "cold (fadvise DONTNEED)", cm * 1e3, mb / cm);
+    for (int i = 0; i < RUNS; i++) printf(" %.1f", cold[i] * 1e3);
+    printf(")\n");
+    char what[64], v[64], r[64];
+    snprintf(what, sizeof what, "d. recovery, %.0f MB log, warm", mb);
+    snprintf(v, sizeof v, "%.0f ms", wm * 1e3);
+    snprintf(r, sizeof r, "%.0f MB/s", mb / wm);
+    add_row(what, v, "-", r, "-", "info");
+    snprintf(what, sizeof what, "d. recovery, %.0f MB log, cold", mb);
+    snprintf(v, sizeof v, "%.0f ms", cm * 1e3);
+    snprintf(r, sizeof r, "%.0f MB/s", mb / cm);
+    add_row(what, v, "-", r, "-", "info");
+    rmrf(dir);
+    rmrf(saved);
+    free(walp);
+    free(dir);
+    free(saved);
+}
+
+/* ---- e: open time ---------------------------------------------------------------- */
+
+static void open_times(const char *label, const char *dir, const char *cipher, int runs,
+                       double *open_med)
+{
+    double o[MAXR * 4], c[MAXR * 4];
+    if (runs > MAXR * 4) runs = MAXR * 4;
+    for (int i = 0; i < runs; i++) {
+        double t0 = now();
+        ts_db *db = ts_open_dir(dir, "full", cipher, 0);
+        double t1 = now();
+        if (ts_close(db) != TS_OK) die("ts_close: %s", ts_errmsg(NULL));
+        o[i] = t1 - t0;
+        c[i] = now() - t1;
+    }
+    double s[MAXR * 4];
+    for (int i = 0; i < runs; i++) s[i] = o[i] + c[i];
+    printf("  %-34s open %6.2f ms (min %.2f, max %.2f)  close %6.2f ms  open+close %6.2f ms\n",
+           label, median(o, runs) * 1e3, vmin(o, runs) * 1e3, vmax(o, runs) * 1e3,
+           median(c, runs) * 1e3, median(s, runs) * 1e3);
+    *open_med = median(o, runs);
+}
+
+static const char *const ciphers[3] = { NULL, "chacha20poly1305", "aes256gcm" };
+static const char *const cipher_names[3] = { "none", "chacha20poly1305", "aes256gcm" };
+static char *g_big_dirs[3];      /* the 256 MB databases of f (and e) */
+static const uint64_t BIG_PAGES = (256ull << 20) / 4096;
+
+static void build_big_dbs(void)
+{
+    for (int i = 0; i < 3; i++) {
+        if (g_big_dirs[i]) continue;
+        char name[64];
+        snprintf(name, sizeof name, "db256-%s", cipher_names[i]);
+        g_big_dirs[i] = path_join(g_root, name);
+        double t = ts_build(g_big_dirs[i], ciphers[i], BIG_PAGES);
+        printf("  built %s: %llu pages (%.0f MB) in %.1f s\n", name, (unsigned long long)BIG_PAGES,
+               (double)BIG_PAGES * 4096 / 1048576.0, t);
+    }
+}
+
+static void bench_e(void)
+{
+    printf("\n-- e. open time of a cleanly closed database (raw key, chacha20poly1305, "
+           "bundled plugins loaded) --\n");
+    char *dir;
+    uint64_t pages;
+    if (g_big) {
+        pages = (1024ull << 20) / 4096;
+        dir = path_join(g_root, "db1g-chacha");
+        double t = ts_build(dir, "chacha20poly1305", pages);
+        printf("  built db1g-chacha: %llu pages (1 GB) in %.1f s\n", (unsigned long long)pages, t);
+    } else {
+        pages = BIG_PAGES;
+        build_big_dbs();
+        dir = strdup(g_big_dirs[1]);
+        printf("  (256 MB database; BENCH_BIG=1 for 1 GB)\n");
+    }
+    char *tiny = path_join(g_root, "e-tiny");
+    ts_close(ts_open_dir(tiny, "full", "chacha20poly1305", 0));
+    double tiny_med, big_med;
+    open_times("tiny db (fixed cost)", tiny, "chacha20poly1305", 20, &tiny_med);
+    char label[64];
+    snprintf(label, sizeof label, "%s db", g_big ? "1 GB" : "256 MB");
+    open_times(label, dir, "chacha20poly1305", 20, &big_med);
+    char *mainf = path_join(dir, TSPG_FILE), *walf = path_join(dir, TSWAL_FILE);
+    printf("  main file %.0f MB, log %llu bytes\n", (double)file_size(mainf) / 1048576.0,
+           (unsigned long long)file_size(walf));
+    free(mainf);
+    free(walf);
+    char what[64], v[64], r[64];
+    snprintf(what, sizeof what, "e. open, %s chacha20 db", g_big ? "1 GB" : "256 MB");
+    snprintf(v, sizeof v, "%.2f ms", big_med * 1e3);
+    snprintf(r, sizeof r, "tiny db %.2f ms", tiny_med * 1e3);
+    add_row(what, v, r, "-", "<= 2 ms", big_med <= 0.002 ? "PASS" : "MISS");
+    if (g_big) rmrf(dir);
+    rmrf(tiny);
+    free(tiny);
+    free(dir);
+}
+
+/* ---- f: cipher slowdown ------------------------------------------------------------- */
+
+static void slowdown_rows(const char *what, eng *e, double max_slow)
+{
+    for (int i = 1; i < 3; i++) {
+        ratio x = ratio_of(&e[i], &e[0]);
+        char label[80], w[64], v[64], r[64], rs[64], g[24];
+        snprintf(label, sizeof label, "%s / none", e[i].name);
+        print_ratio(label, x);
+        snprintf(w, sizeof w, "f. %s, %s", what, cipher_names[i]);
+        snprintf(v, sizeof v, "%.0f/s", median(e[i].rate, g_rounds));
+        snprintf(r, sizeof r, "none %.0f/s", median(e[0].rate, g_rounds));
+        snprintf(rs, sizeof rs, "%.2fx (-%.1f%%)", x.med, (1 - x.med) * 100);
+        snprintf(g, sizeof g, "<= %.0f%% slower", max_slow * 100);
+        add_row(w, v, r, rs, g, 1 - x.med <= max_slow ? "PASS" : "MISS");
+    }
+}
+
+static void bench_f(void)
+{
+    /* durable commits */
+    {
+        tsb *t[3];
+        for (int i = 0; i < 3; i++) {
+            char name[64];
+            snprintf(name, sizeof name, "f-commit-%s", cipher_names[i]);
+            t[i] = tsb_new(name, "full", ciphers[i]);
+        }
+        eng e[3] = {
+            { "commit, no cipher", op_ts_commit, t[0], 1, {0} },
+            { "commit, chacha20poly1305", op_ts_commit, t[1], 1, {0} },
+            { "commit, aes256gcm", op_ts_commit, t[2], 1, {0} },
+        };
+        rounds("f1. cipher: single-thread durable commits/s", e, 3, 1.5 * g_time);
+        slowdown_rows("durable commits", e, 0.05);
+        for (int i = 0; i < 3; i++) tsb_free(t[i]);
+    }
+    printf("\n  building the 256 MB databases for the read workloads\n");
+    build_big_dbs();
+    /* cached reads: 4096 pages (16 MB) in a 64 MB cache, warmed first */
+    {
+        tsb t[3];
+        eng e[3];
+        for (int i = 0; i < 3; i++) {
+            memset(&t[i], 0, sizeof t[i]);
+            t[i].db = ts_open_dir(g_big_dirs[i], "full", ciphers[i], 64ll << 20);
+            t[i].first = 2;
+            t[i].npages = 4096;
+            t[i].batch = 256;
+            t[i].rng[0] = 0x9E3779B97F4A7C15ull + (uint64_t)i;
+            tstx *tx;
+            TSCK(t[i].db, tstx_begin(t[i].db->pg, 0, &tx));
+            for (uint64_t p = 2; p < 2 + 4096; p++) {
+                tspage *pg;
+                TSCK(t[i].db, tstx_get(tx, p, 0, &pg));
+                tspage_release(pg);
+            }
+            tstx_rollback(tx);
+            static const char *const n[3] = { "cached read, no cipher", "cached read, chacha20",
+                                              "cached read, aes256gcm" };
+            e[i] = (eng){ n[i], op_ts_read, &t[i], 1, {0} };
+        }
+        rounds("f2. cipher: cached page reads/s (16 MB hot set, 64 MB cache)", e, 3, 0.5 * g_time);
+        slowdown_rows("cached reads", e, 0.10);
+        for (int i = 0; i < 3; i++) ts_close(t[i].db);
+    }
+    /* uncached reads: random pages of 256 MB through a 64 KB cache */
+    {
+        tsb t[3];
+        eng e[3];
+        for (int i = 0; i < 3; i++) {
+            memset(&t[i], 0, sizeof t[i]);
+            t[i].db = ts_open_dir(g_big_dirs[i], "full", ciphers[i], 65536);
+            t[i].first = 2;
+            t[i].npages = BIG_PAGES;
+            t[i].batch = 64;
+            t[i].rng[0] = 0x2545F4914F6CDD1Dull + (uint64_t)i;
+            static const char *const n[3] = { "uncached read, no cipher", "uncached read, chacha20",
+                                              "uncached read, aes256gcm" };
+            e[i] = (eng){ n[i], op_ts_read, &t[i], 1, {0} };
+        }
+        rounds("f3. cipher: uncached page reads/s (256 MB db, cacheBytes 65536, file in OS cache)",
+               e, 3, 0.5 * g_time);
+        slowdown_rows("uncached reads", e, 0.30);
+        for (int i = 0; i < 3; i++) {
+            tspg_stats s;
+            tspg_stats_get(t[i].db->pg, &s);
+            printf("  %s: cache hits %llu, misses %llu\n", cipher_names[i],
+                   (unsigned long long)s.cache_hits, (unsigned long long)s.cache_misses);
+            ts_close(t[i].db);
+        }
+    }
+}
+
+/* ---- main ----------------------------------------------------------------------------- */
+
+static void print_summary(void)
+{
+    printf("\n== summary (median of per-round ratios, [min-max over rounds]) ==\n");
+    printf("%-34s %-14s %-28s %-22s %-16s %s\n", "workload", "tostore", "reference", "ratio",
+           "goal", "status");
+    for (int i = 0; i < g_nrows; i++) {
+        row *r = &g_rows[i];
+        printf("%-34s %-14s %-28s %-22s %-16s %s\n", r->what, r->value, r->ref, r->ratio, r->goal,
+               r->status);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const char *base = getenv("BENCH_DIR");
+    if (argc > 1) base = argv[1];
+    if (!base || !*base) base = BENCH_DEFAULT_DIR;
+    if (getenv("BENCH_ROUNDS")) g_rounds = atoi(getenv("BENCH_ROUNDS"));
+    if (g_rounds < 1) g_rounds = 1;
+    if (g_rounds > MAXR) g_rounds = MAXR;
+    if (getenv("BENCH_TIME")) g_time = atof(getenv("BENCH_TIME"));
+    if (g_time <= 0) g_time = 1.0;
+    g_big = getenv("BENCH_BIG") && atoi(getenv("BENCH_BIG")) > 0;
+    if (getenv("BENCH_ONLY") && *getenv("BENCH_ONLY")) g_only = getenv("BENCH_ONLY");
+    mkdir_or_die(base);
+    char run[64];
+    snprintf(run, sizeof run, "run-%d", (int)getpid());
+    char *root = path_join(base, run);
+    mkdir_or_die(root);
+    g_root = root;
+
+    struct utsname u;
+    uname(&u);
+    time_t tnow = time(NULL);
+    char date[64];
+    strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S %Z", localtime(&tnow));
+    printf("bench_commit: tostore %s, SQLite %s, %s\n", ts_version(), sqlite3_libversion(),
+           mdb_version(NULL, NULL, NULL));
+    printf("date %s; %s %s; %ld cores; data in %s\n", date, u.sysname, u.release,
+           sysconf(_SC_NPROCESSORS_ONLN), root);
+    printf("rounds %d, time multiplier %.2f, workloads %s%s\n", g_rounds, g_time, g_only,
+           g_big ? ", BENCH_BIG (1 GB open test)" : ", 256 MB open test (BENCH_BIG=1 for 1 GB)");
+    double t0 = now();
+    if (wants('a')) bench_a();
+    if (wants('b')) bench_b();
+    if (wants('c')) bench_c();
+    if (wants('d')) bench_d();
+    if (wants('e')) bench_e();
+    if (wants('f')) bench_f();
+    print_summary();
+    printf("total time %.0f s\n", now() - t0);
+    if (!getenv("BENCH_KEEP")) rmrf(root);
+    for (int i = 0; i < 3; i++) free(g_big_dirs[i]);
+    free(root);
+    return 0;
+}
