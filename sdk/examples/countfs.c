@@ -71,10 +71,15 @@ static int c_open(const ts_module_args *a, const char *root, void **store_out)
     if (strcmp(inner, COUNTFS) == 0)
         return host->error(a->env, TS_ERR_CONFIG, COUNTFS ": cannot wrap itself");
 
-    /* The inner module stays valid while this instance is open. */
+    /* The inner module stays valid while this instance is open.  A name
+     * that is not loaded is a mistake in the config: say which option. */
     const ts_module *mod = NULL;
     void *inner_state = NULL;
     rc = host->module_find(a->env, TS_KIND_STORAGE, inner, &mod, &inner_state);
+    if (rc == TS_ERR_NOT_FOUND)
+        return host->error(a->env, TS_ERR_CONFIG,
+                           COUNTFS ": option 'inner': no storage module named '%s' is loaded",
+                           inner);
     if (rc != TS_OK) return rc;
 
     cstore *s = host->calloc(1, sizeof *s);

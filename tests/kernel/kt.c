@@ -1,3 +1,4 @@
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,7 +134,16 @@ uint64_t kt_model_pick_live(const kt_model *m, kt_rng *r)
 
 /* ---- checks --------------------------------------------------------- */
 
-#define WHY(...) (snprintf(why, n, __VA_ARGS__), 0)
+static int whyf(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int whyf(char *why, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, n, fmt, ap);
+    va_end(ap);
+    return 0;
+}
+#define WHY(...) whyf(why, n, __VA_ARGS__)
 
 static int page_type(tspage *p) { return tspage_type(tspage_data(p) - TSPAGE_HDR); }
 

@@ -100,6 +100,8 @@ static void arm(ctx *c)
     default: break;
     }
     control(c, "tear", tear);
+    if (getenv("TS_MODEL_TRACE"))
+        fprintf(stderr, "armed: tear %lld\n", (long long)tear);
 }
 
 static void db_open(ctx *c)
@@ -183,6 +185,31 @@ static void crashed(ctx *c, int rc, const char *what, const kt_model *inflight)
             if (i != c->nhist - 1) c->lost_normal++;
         }
     }
+    if (!got) {
+        for (size_t i = 0; i < c->nhist; i++) {
+            kt_matches(c->db->pg, &c->hist[i], why2, sizeof why2);
+            fprintf(stderr, "  candidate %zu/%zu: %s\n", i, c->nhist, why2);
+        }
+        if (inflight) {
+            kt_matches(c->db->pg, inflight, why2, sizeof why2);
+            fprintf(stderr, "  in-flight: %s\n", why2);
+        }
+        kt_model found;
+        kt_model_init(&found);
+        if (kt_consistent(c->db->pg, 0, &found, why2, sizeof why2)) {
+            fprintf(stderr, "  found a consistent state: %llu pages, %llu free\n",
+                    (unsigned long long)found.page_count, (unsigned long long)found.nfree);
+            for (size_t i = 0; i < c->nhist; i++) {
+                int diff = 0;
+                for (uint64_t p = 2; p < found.page_count && p < c->hist[i].page_count; p++)
+                    diff += found.ver[p] != c->hist[i].ver[p];
+                fprintf(stderr, "  vs candidate %zu: %d pages differ\n", i, diff);
+            }
+        } else {
+            fprintf(stderr, "  the database is not even consistent: %s\n", why2);
+        }
+        kt_model_free(&found);
+    }
     ck_assert_msg(got != NULL, "seed %llu step %u: after a crash in %s the database is neither "
                   "the acknowledged state%s%s: %s", (unsigned long long)c->seed, c->step, what,
                   inflight ? " nor that plus the commit in flight" : "",
@@ -229,7 +256,7 @@ static int step_txn(ctx *c)
         unsigned r = (unsigned)kt_below(&c->rng, 100);
         uint64_t live = kt_model_live(&w);
         /* keep the file from growing without bound */
-        if (w.page_count > 700 && r < 40) r = 40 + (unsigned)kt_below(&c->rng, 60);
+        if (w.page_count > 400 && r < 40) r = 40 + (unsigned)kt_below(&c->rng, 60);
         if (r < 40 || live == 0) {
             tspage *p;
             uint64_t pgno;
@@ -408,11 +435,18 @@ static void run(uint64_t seed, int full, int crash, unsigned steps)
     for (c.step = 0; c.step < steps; c.step++) {
         unsigned r = (unsigned)kt_below(&c.rng, 100);
         int crashed_now;
-        if (r < 70) crashed_now = step_txn(&c);
-        else if (r < 80) crashed_now = step_checkpoint(&c);
+        if (getenv("TS_MODEL_TRACE")) {
+            int64_t pts = 0;
+            ts_storage_control(c.db, "points", 0, &pts);
+            fprintf(stderr, "step %u: %s (points %lld, hist %zu, readers %d, pages %llu)\n", c.step,
+                    r < 65 ? "txn" : r < 75 ? "checkpoint" : r < 96 ? "reader" : "reopen",
+                    (long long)pts, c.nhist, c.nrd, (unsigned long long)c.committed.page_count);
+        }
+        if (r < 65) crashed_now = step_txn(&c);
+        else if (r < 75) crashed_now = step_checkpoint(&c);
         else if (r < 97) crashed_now = step_reader(&c);
         else crashed_now = step_reopen(&c);
-        if (!crashed_now) verify(&c, c.step % 16 == 0);
+        if (!crashed_now) verify(&c, c.step % 32 == 0);
     }
     readers_close(&c);
     int rc = ts_close(c.db);
@@ -449,28 +483,38 @@ static void run(uint64_t seed, int full, int crash, unsigned steps)
 
 static unsigned steps(void) { return (unsigned)env_ll("TS_MODEL_STEPS", kt_long() ? 6000 : 600); }
 static int nseeds(void) { return kt_long() ? 8 : 2; }
+/* TS_MODEL_SEED=n: run only seed n (to reproduce a failure). */
+static int want(uint64_t seed)
+{
+    long long only = env_ll("TS_MODEL_SEED", -1);
+    return only < 0 || (uint64_t)only == seed;
+}
 
 START_TEST(model_full)
 {
-    for (int i = 0; i < nseeds(); i++) run(1000 + (uint64_t)i, 1, 0, steps());
+    for (int i = 0; i < nseeds(); i++)
+        if (want(1000 + (uint64_t)i)) run(1000 + (uint64_t)i, 1, 0, steps());
 }
 END_TEST
 
 START_TEST(model_normal)
 {
-    for (int i = 0; i < nseeds(); i++) run(2000 + (uint64_t)i, 0, 0, steps());
+    for (int i = 0; i < nseeds(); i++)
+        if (want(2000 + (uint64_t)i)) run(2000 + (uint64_t)i, 0, 0, steps());
 }
 END_TEST
 
 START_TEST(model_full_crash)
 {
-    for (int i = 0; i < nseeds(); i++) run(3000 + (uint64_t)i, 1, 1, steps());
+    for (int i = 0; i < nseeds(); i++)
+        if (want(3000 + (uint64_t)i)) run(3000 + (uint64_t)i, 1, 1, steps());
 }
 END_TEST
 
 START_TEST(model_normal_crash)
 {
-    for (int i = 0; i < nseeds(); i++) run(4000 + (uint64_t)i, 0, 1, steps());
+    for (int i = 0; i < nseeds(); i++)
+        if (want(4000 + (uint64_t)i)) run(4000 + (uint64_t)i, 0, 1, steps());
 }
 END_TEST
 

@@ -20,7 +20,12 @@
  * Environment: BENCH_DIR (data folder; default beside the build),
  * BENCH_ROUNDS (5), BENCH_TIME (seconds-per-engine multiplier, 1.0),
  * BENCH_BIG=1 (1 GB database for e), BENCH_ONLY=abcdef (subset),
- * BENCH_KEEP=1 (keep the data folder).
+ * BENCH_KEEP=1 (keep the data folder), BENCH_SLICE (0.25 s).
+ *
+ * Usage: bench_commit [data-dir]
+ *        bench_commit profile commit1|commit8|normal1|normal8|cached|uncached|open [secs]
+ * The profile mode runs one tostore workload alone (for perf, callgrind or
+ * strace) and prints where the wall time of a commit goes.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -57,6 +62,7 @@
 static const char *g_root;      /* BENCH_DIR/run-<pid> */
 static int    g_rounds = 5;
 static double g_time = 1.0;
+static double g_slice = 0.25;
 static int    g_big;
 static const char *g_only = "abcdef";
 
@@ -201,14 +207,16 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static double run_eng(eng *e, double secs)
+/* Run e for about secs; returns the operations done, *elapsed the time. */
+static uint64_t run_eng(eng *e, double secs, double *elapsed)
 {
     if (e->threads <= 1) {
         uint64_t ops = 0;
         double t0 = now(), t;
         do ops += (uint64_t)e->op(e->ctx, 0);
         while ((t = now()) - t0 < secs);
-        return (double)ops / (t - t0);
+        *elapsed = t - t0;
+        return ops;
     }
     pthread_t th[MAXT];
     worker w[MAXT];
@@ -229,25 +237,37 @@ static double run_eng(eng *e, double secs)
         pthread_join(th[i], NULL);
         ops += w[i].ops;
     }
-    double t1 = now();
+    *elapsed = now() - t0;
     pthread_barrier_destroy(&bar);
-    return (double)ops / (t1 - t0);
+    return ops;
 }
 
-/* Run every engine once per round, rotating the order, and print the
- * per-round rates. */
+/* Rounds of interleaved slices: each round gives every engine secs in
+ * slices of g_slice seconds, cycling through the engines (the starting
+ * engine rotates), so engines compared in one round ran within the same
+ * second or so of each other.  rate[r] = ops / time of round r. */
 static void rounds(const char *title, eng *e, int n, double secs)
 {
-    printf("\n-- %s: %d rounds x %.2f s per engine, interleaved --\n", title, g_rounds, secs);
+    int slices = (int)(secs / g_slice + 0.5);
+    if (slices < 1) slices = 1;
+    printf("\n-- %s: %d rounds x %.2f s per engine (slices of %.2f s), interleaved --\n", title,
+           g_rounds, secs, secs / slices);
     printf("%-28s", "round");
     for (int r = 0; r < g_rounds; r++) printf(" %9d", r + 1);
     printf(" %10s\n", "median");
     fflush(stdout);
-    for (int r = 0; r < g_rounds; r++)
-        for (int i = 0; i < n; i++) {
-            eng *x = &e[(i + r) % n];
-            x->rate[r] = run_eng(x, secs);
-        }
+    for (int r = 0; r < g_rounds; r++) {
+        uint64_t ops[16] = {0};
+        double tm[16] = {0};
+        for (int k = 0; k < slices; k++)
+            for (int i = 0; i < n; i++) {
+                int j = (i + r + k) % n;
+                double el;
+                ops[j] += run_eng(&e[j], secs / slices, &el);
+                tm[j] += el;
+            }
+        for (int i = 0; i < n; i++) e[i].rate[r] = (double)ops[i] / tm[i];
+    }
     for (int i = 0; i < n; i++) {
         printf("%-28s", e[i].name);
         for (int r = 0; r < g_rounds; r++) printf(" %9.0f", e[i].rate[r]);
@@ -545,10 +565,11 @@ typedef struct flb {
     int      fd;
     off_t    off, cap;
     int      overwrite;
-    uint8_t  buf[4096];
+    size_t   size;            /* bytes per append */
+    uint8_t  buf[8192 + 64];
 } flb;
 
-static flb *flb_new(const char *name, int overwrite)
+static flb *flb_new(const char *name, int overwrite, size_t size)
 {
     flb *f = calloc(1, sizeof *f);
     if (!f) die("out of memory");
@@ -558,6 +579,7 @@ static flb *flb_new(const char *name, int overwrite)
     f->fd = open(file, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (f->fd < 0) die("open %s: %s", file, strerror(errno));
     f->overwrite = overwrite;
+    f->size = size;
     f->cap = (off_t)64 << 20;
     memset(f->buf, 0x5a, sizeof f->buf);
     if (overwrite) { /* preallocate: the loop then overwrites allocated blocks */
@@ -577,19 +599,19 @@ static void flb_free(flb *f)
     free(f);
 }
 
-/* Append 4 KB, fdatasync.  Past 64 MB the file is truncated and the loop
+/* Append size bytes (4 KB for the floor), fdatasync.  Past 64 MB the file is truncated and the loop
  * starts over (as a log would after a checkpoint). */
 static int op_floor(void *ctx, int tid)
 {
     (void)tid;
     flb *f = ctx;
-    if (f->off >= f->cap) {
+    if (f->off + (off_t)f->size > f->cap) {
         if (!f->overwrite && ftruncate(f->fd, 0)) die("ftruncate: %s", strerror(errno));
         f->off = 0;
     }
     memcpy(f->buf, &f->off, sizeof f->off);
-    if (pwrite(f->fd, f->buf, 4096, f->off) != 4096) die("pwrite: %s", strerror(errno));
-    f->off += 4096;
+    if (pwrite(f->fd, f->buf, f->size, f->off) != (ssize_t)f->size) die("pwrite: %s", strerror(errno));
+    f->off += (off_t)f->size;
     if (fdatasync(f->fd)) die("fdatasync: %s", strerror(errno));
     return 1;
 }
@@ -601,22 +623,26 @@ static void bench_a(void)
     tsb *ts = tsb_new("a-tostore", "full", NULL);
     sqb *sq = sqb_new("a-sqlite", "FULL", 1);
     lmb *lm = lmb_new("a-lmdb", 0);
-    flb *fl = flb_new("a-floor", 0);
-    flb *fo = flb_new("a-floor-ow", 1);
+    flb *fl = flb_new("a-floor", 0, 4096);
+    flb *f8 = flb_new("a-floor-8k", 0, 8256);
+    flb *fo = flb_new("a-floor-ow", 1, 4096);
     eng e[] = {
         { "tostore (full)", op_ts_commit, ts, 1, {0} },
         { "SQLite WAL FULL", op_sqlite, sq, 1, {0} },
         { "LMDB (durable)", op_lmdb, lm, 1, {0} },
         { "fdatasync floor", op_floor, fl, 1, {0} },
-        { "overwrite+fdatasync (info)", op_floor, fo, 1, {0} },
+        { "append 8256 B+fdatasync", op_floor, f8, 1, {0} },
+        { "overwrite 4 KB+fdatasync", op_floor, fo, 1, {0} },
     };
-    rounds("a. single-thread durable commits/s", e, 5, 2.0 * g_time);
+    rounds("a. single-thread durable commits/s", e, 6, 1.5 * g_time);
     print_ratio("tostore / SQLite WAL FULL", ratio_of(&e[0], &e[1]));
     print_ratio("tostore / LMDB", ratio_of(&e[0], &e[2]));
     print_ratio("tostore / fdatasync floor", ratio_of(&e[0], &e[3]));
     print_ratio("SQLite FULL / fdatasync floor", ratio_of(&e[1], &e[3]));
     print_ratio("fdatasync floor / SQLite FULL (issue: 1.36-1.44)", ratio_of(&e[3], &e[1]));
-    print_ratio("overwrite floor / append floor", ratio_of(&e[4], &e[3]));
+    print_ratio("append 8256 B (tostore's 2 frames) / floor", ratio_of(&e[4], &e[3]));
+    print_ratio("tostore / append 8256 B floor", ratio_of(&e[0], &e[4]));
+    print_ratio("overwrite 4 KB / append 4 KB floor", ratio_of(&e[5], &e[3]));
     tspg_stats s;
     tspg_stats_get(ts->db->pg, &s);
     printf("  tostore: %llu commits, %llu log syncs, %llu checkpoints\n",
@@ -630,6 +656,7 @@ static void bench_a(void)
     sqb_free(sq);
     lmb_free(lm);
     flb_free(fl);
+    flb_free(f8);
     flb_free(fo);
 }
 
@@ -638,7 +665,7 @@ static void bench_b(void)
     tsb *ts = tsb_new("b-tostore", "full", NULL);
     sqb *sq = sqb_new("b-sqlite", "FULL", MAXT);
     lmb *lm = lmb_new("b-lmdb", 0);
-    flb *fl = flb_new("b-floor", 0);
+    flb *fl = flb_new("b-floor", 0, 4096);
     eng e[] = {
         { "tostore x8 (full)", op_ts_commit, ts, MAXT, {0} },
         { "SQLite WAL FULL x8", op_sqlite, sq, MAXT, {0} },
@@ -647,7 +674,7 @@ static void bench_b(void)
     };
     tspg_stats s0, s1;
     tspg_stats_get(ts->db->pg, &s0);
-    rounds("b. 8 threads, durable commits/s", e, 4, 2.0 * g_time);
+    rounds("b. 8 threads, durable commits/s", e, 4, 1.5 * g_time);
     tspg_stats_get(ts->db->pg, &s1);
     print_ratio("tostore x8 / SQLite FULL x8", ratio_of(&e[0], &e[1]));
     print_ratio("tostore x8 / LMDB x8", ratio_of(&e[0], &e[2]));
@@ -1027,6 +1054,111 @@ static void bench_f(void)
     }
 }
 
+/* ---- profile mode: tostore alone, for perf / callgrind / strace ------------------------ */
+
+typedef struct phase { double begin, get, commit; uint64_t n; } phase;
+static phase g_phase[MAXT];
+
+/* op_ts_commit with the wall time of each call accumulated per thread. */
+static int op_ts_commit_timed(void *ctx, int tid)
+{
+    tsb *t = ctx;
+    tstx *tx;
+    tspage *p;
+    phase *ph = &g_phase[tid];
+    double t0 = now();
+    TSCK(t->db, tstx_begin(t->db->pg, 1, &tx));
+    double t1 = now();
+    TSCK(t->db, tstx_get(tx, t->pages[tid], 1, &p));
+    uint64_t v;
+    uint8_t *d = tspage_data(p);
+    memcpy(&v, d, 8);
+    v++;
+    memcpy(d, &v, 8);
+    tspage_release(p);
+    double t2 = now();
+    TSCK(t->db, tstx_commit(tx));
+    double t3 = now();
+    ph->begin += t1 - t0;
+    ph->get += t2 - t1;
+    ph->commit += t3 - t2;
+    ph->n++;
+    return 1;
+}
+
+static int profile_mode(const char *what, double secs)
+{
+    double el;
+    uint64_t ops;
+    if (!strcmp(what, "commit1") || !strcmp(what, "commit8") || !strcmp(what, "normal1") ||
+        !strcmp(what, "normal8")) {
+        int threads = what[strlen(what) - 1] == '8' ? MAXT : 1;
+        tsb *ts = tsb_new("profile", what[0] == 'c' ? "full" : "normal", getenv("BENCH_CIPHER"));
+        eng e = { what, op_ts_commit_timed, ts, threads, {0} };
+        tspg_stats s0, s1;
+        tspg_stats_get(ts->db->pg, &s0);
+        ops = run_eng(&e, secs, &el);
+        tspg_stats_get(ts->db->pg, &s1);
+        phase sum = {0};
+        for (int i = 0; i < threads; i++) {
+            sum.begin += g_phase[i].begin;
+            sum.get += g_phase[i].get;
+            sum.commit += g_phase[i].commit;
+            sum.n += g_phase[i].n;
+        }
+        printf("%s: %.0f commits/s over %.1f s; per commit (wall, per thread): begin %.1f us, "
+               "get+update %.1f us, commit %.1f us; %llu commits, %llu log syncs (%.2f per sync), "
+               "%llu checkpoints\n", what, (double)ops / el, el, sum.begin / (double)sum.n * 1e6,
+               sum.get / (double)sum.n * 1e6, sum.commit / (double)sum.n * 1e6,
+               (unsigned long long)(s1.commits - s0.commits),
+               (unsigned long long)(s1.syncs - s0.syncs),
+               (double)(s1.commits - s0.commits) / (double)(s1.syncs - s0.syncs ? s1.syncs - s0.syncs : 1),
+               (unsigned long long)(s1.checkpoints - s0.checkpoints));
+        tsb_free(ts);
+        return 0;
+    }
+    if (!strcmp(what, "cached") || !strcmp(what, "uncached")) {
+        const char *cipher = getenv("BENCH_CIPHER");
+        char *dir = path_join(g_root, "profile-read");
+        uint64_t pages = (256ull << 20) / 4096;
+        ts_build(dir, cipher, pages);
+        tsb t = {0};
+        int cached = what[0] == 'c';
+        t.db = ts_open_dir(dir, "full", cipher, cached ? 64ll << 20 : 65536);
+        t.first = 2;
+        t.npages = cached ? 4096 : pages;
+        t.batch = cached ? 256 : 64;
+        t.rng[0] = 12345;
+        if (cached) op_ts_read(&t, 0), t.batch = 4096, op_ts_read(&t, 0), t.batch = 256;
+        eng e = { what, op_ts_read, &t, 1, {0} };
+        ops = run_eng(&e, secs, &el);
+        printf("%s reads (%s): %.0f pages/s (%.2f us each)\n", what, cipher ? cipher : "no cipher",
+               (double)ops / el, el / (double)ops * 1e6);
+        ts_close(t.db);
+        free(dir);
+        return 0;
+    }
+    if (!strcmp(what, "open")) {
+        const char *cipher = getenv("BENCH_CIPHER") ? getenv("BENCH_CIPHER") : "chacha20poly1305";
+        char *dir = path_join(g_root, "profile-open");
+        ts_close(ts_open_dir(dir, "full", cipher, 0));
+        double tot = 0;
+        int n = 0;
+        do {
+            double t0 = now();
+            ts_close(ts_open_dir(dir, "full", cipher, 0));
+            tot += now() - t0;
+            n++;
+        } while (tot < secs);
+        printf("open+close: %.2f ms average over %d runs\n", tot / n * 1e3, n);
+        free(dir);
+        return 0;
+    }
+    fprintf(stderr, "profile: commit1|commit8|normal1|normal8|cached|uncached|open [seconds]\n"
+                    "  (BENCH_CIPHER=chacha20poly1305|aes256gcm to add a cipher)\n");
+    return 2;
+}
+
 /* ---- main ----------------------------------------------------------------------------- */
 
 static void print_summary(void)
@@ -1044,13 +1176,22 @@ static void print_summary(void)
 int main(int argc, char **argv)
 {
     const char *base = getenv("BENCH_DIR");
-    if (argc > 1) base = argv[1];
+    const char *prof = NULL;
+    double prof_secs = 5;
+    if (argc > 1 && !strcmp(argv[1], "profile")) {
+        prof = argc > 2 ? argv[2] : "";
+        if (argc > 3) prof_secs = atof(argv[3]);
+    } else if (argc > 1) {
+        base = argv[1];
+    }
     if (!base || !*base) base = BENCH_DEFAULT_DIR;
     if (getenv("BENCH_ROUNDS")) g_rounds = atoi(getenv("BENCH_ROUNDS"));
     if (g_rounds < 1) g_rounds = 1;
     if (g_rounds > MAXR) g_rounds = MAXR;
     if (getenv("BENCH_TIME")) g_time = atof(getenv("BENCH_TIME"));
     if (g_time <= 0) g_time = 1.0;
+    if (getenv("BENCH_SLICE")) g_slice = atof(getenv("BENCH_SLICE"));
+    if (g_slice <= 0) g_slice = 0.25;
     g_big = getenv("BENCH_BIG") && atoi(getenv("BENCH_BIG")) > 0;
     if (getenv("BENCH_ONLY") && *getenv("BENCH_ONLY")) g_only = getenv("BENCH_ONLY");
     mkdir_or_die(base);
@@ -1059,6 +1200,12 @@ int main(int argc, char **argv)
     char *root = path_join(base, run);
     mkdir_or_die(root);
     g_root = root;
+    if (prof) {
+        int rc = profile_mode(prof, prof_secs);
+        if (!getenv("BENCH_KEEP")) rmrf(root);
+        free(root);
+        return rc;
+    }
 
     struct utsname u;
     uname(&u);
@@ -1069,7 +1216,8 @@ int main(int argc, char **argv)
            mdb_version(NULL, NULL, NULL));
     printf("date %s; %s %s; %ld cores; data in %s\n", date, u.sysname, u.release,
            sysconf(_SC_NPROCESSORS_ONLN), root);
-    printf("rounds %d, time multiplier %.2f, workloads %s%s\n", g_rounds, g_time, g_only,
+    printf("rounds %d, time multiplier %.2f, slice %.2f s, workloads %s%s\n", g_rounds, g_time,
+           g_slice, g_only,
            g_big ? ", BENCH_BIG (1 GB open test)" : ", 256 MB open test (BENCH_BIG=1 for 1 GB)");
     double t0 = now();
     if (wants('a')) bench_a();

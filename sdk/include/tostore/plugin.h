@@ -118,8 +118,8 @@ struct ts_host {
     int   (*module_find)(ts_env *env, uint32_t kind, const char *name,
                          const ts_module **module_out, void **plugin_state_out);
 
-    /* The kernel page API for index modules (tostore/index.h); NULL when the
-     * calling context has no pager (e.g. at plugin init). */
+    /* The kernel page API for index modules (tostore/index.h).  Its calls
+     * take the ts_txn the kernel passes to the index callbacks. */
     const struct ts_page_api *pages;
 };
 

@@ -60,7 +60,7 @@ TS_API const char *ts_errmsg(ts_db *db);
 TS_API const char *ts_strerror(int code);
 
 /* The modules the handle loaded: a new JSON array of objects
- * {"kind", "name", "version", "flags": [...], "plugin", "file"}. */
+ * {"kind", "name", "version", "flags": [...], "plugin", "pluginVersion", "file"}. */
 TS_API int ts_modules(ts_db *db, json_t **out_new);
 
 /* The effective configuration (defaults filled in, secrets removed) as a
