@@ -93,9 +93,32 @@ static int open_pager(ts_db *db)
     return tspg_open(&db->env, db->store, db->cipher, &o, &db->pg);
 }
 
+/* Open the catalog and pick the starting space. */
+static int open_data(ts_db *db)
+{
+    int rc = tssys_open(&db->env, db->reg, db->pg, &db->sys);
+    if (rc == TS_ERR_PLUGIN) { tsenv_clear(&db->env); return TS_OK; } /* pages only */
+    if (rc) return rc;
+    snprintf(db->space, sizeof db->space, "default");
+    db->space_id = TSSYS_SPACE_DEFAULT;
+    if (!db->cfg->apply_active_space_on_default) return TS_OK;
+    tstx *tx;
+    if ((rc = tstx_begin(db->pg, 0, &tx))) return rc;
+    char active[TSSYS_NAME_MAX + 1];
+    uint64_t id = 0;
+    rc = tssys_active_get(&db->sys, tx, active, sizeof active);
+    if (!rc && *active && tssys_space_id(&db->sys, tx, active, &id) == TS_OK) {
+        snprintf(db->space, sizeof db->space, "%s", active);
+        db->space_id = id;
+    }
+    tstx_rollback(tx);
+    return rc;
+}
+
 static int db_free(ts_db *db)
 {
     if (!db) return TS_OK;
+    tssys_close(&db->sys);
     int rc = tspg_close(db->pg);
     if (rc) tsenv_export_error(&db->env); /* the handle is gone: report via ts_errmsg(NULL) */
     tscipher_free(db->cipher);
@@ -103,6 +126,10 @@ static int db_free(ts_db *db)
     tsreg_free(db->reg);
     tscfg_free(db->cfg);
     if (db->gate_init) pthread_rwlock_destroy(&db->gate);
+    if (db->txkey_init) {
+        pthread_key_delete(db->txkey);
+        pthread_mutex_destroy(&db->lock);
+    }
     tsenv_destroy(&db->env);
     free(db);
     return rc;
@@ -119,6 +146,13 @@ static int db_open(const char *file, const char *text, ts_db **out)
     int rc = tsenv_init(&db->env);
     if (rc) { free(db); return tsenv_error(NULL, rc, "cannot create an error context"); }
     ts_env *env = &db->env;
+    if (pthread_key_create(&db->txkey, NULL) != 0) {
+        tsenv_destroy(env);
+        free(db);
+        return tsenv_error(NULL, TS_ERR_RESOURCE, "too many open handles (thread keys)");
+    }
+    pthread_mutex_init(&db->lock, NULL);
+    db->txkey_init = 1;
 
     if (file) rc = tscfg_load(env, file, &db->cfg);
     else rc = tscfg_parse(env, text ? text : tsb_default_config(),
@@ -137,6 +171,7 @@ static int db_open(const char *file, const char *text, ts_db **out)
     if (!rc) rc = tsrekey_recover(env, db->store);
     if (!rc) rc = open_cipher(db, cipher);
     if (!rc) rc = open_pager(db);
+    if (!rc) rc = open_data(db);
     if (rc) {
         tsenv_export_error(env);
         db_free(db);
@@ -162,6 +197,25 @@ int ts_open_json(const char *config_json, ts_db **out)
 
 int ts_close(ts_db *db)
 {
+    return db_free(db);
+}
+
+int ts_close_ex(ts_db *db, int keep_active_space)
+{
+    if (!db) return TS_OK;
+    if (!keep_active_space && db->sys.catalog) {
+        /* "log out": the next open starts in the default space */
+        tstx *tx;
+        int rc = tstx_begin(db->pg, 1, &tx);
+        if (!rc) rc = tssys_active_set(&db->sys, tx, NULL);
+        if (!rc) rc = tstx_commit(tx);
+        else if (tx) tstx_rollback(tx);
+        if (rc) {
+            tsenv_export_error(&db->env);
+            db_free(db);
+            return rc;
+        }
+    }
     return db_free(db);
 }
 

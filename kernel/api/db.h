@@ -9,6 +9,7 @@
 #include "io/store.h"
 #include "plugin/registry.h"
 #include "txn/pager.h"
+#include "catalog/sys.h"
 #include <pthread.h>
 
 struct ts_db {
@@ -20,6 +21,12 @@ struct ts_db {
     tspg     *pg;       /* pages, log, transactions */
     pthread_rwlock_t gate; /* calls share it; rekey takes it alone */
     int       gate_init;
+    tssys     sys;      /* catalog and key-value btrees (NULL: no btree module) */
+    pthread_key_t   txkey;  /* the calling thread's explicit transaction */
+    int       txkey_init;
+    pthread_mutex_t lock;   /* guards the current space */
+    char      space[TSSYS_NAME_MAX + 1];
+    uint64_t  space_id;
 };
 
 #endif

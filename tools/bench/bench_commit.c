@@ -188,6 +188,7 @@ typedef struct eng {
     void       *ctx;
     int         threads;
     double      rate[MAXR];   /* ops/s per round */
+    void      (*prep)(void *ctx);   /* optional: before each slice, not timed */
 } eng;
 
 typedef struct worker {
@@ -263,6 +264,7 @@ static void rounds(const char *title, eng *e, int n, double secs)
             for (int i = 0; i < n; i++) {
                 int j = (i + r + k) % n;
                 double el;
+                if (e[j].prep) e[j].prep(e[j].ctx);
                 ops[j] += run_eng(&e[j], secs / slices, &el);
                 tm[j] += el;
             }
@@ -327,17 +329,19 @@ static const char *cipher_json(const char *cipher)
     return buf;
 }
 
+static const char *g_extra_cfg = "";   /* appended to every config (e.g. plugin choice) */
+
 static ts_db *ts_open_dir(const char *dir, const char *durability, const char *cipher,
                           long long cache_bytes)
 {
-    char cfg[1024], cache[64] = "";
+    char cfg[1536], cache[64] = "";
     if (cache_bytes > 0) snprintf(cache, sizeof cache, ", \"cacheBytes\": %lld", cache_bytes);
     snprintf(cfg, sizeof cfg,
              "{\"path\": \"%s\", \"durability\": \"%s\", \"storage\": {\"backend\": \"posix\"}%s%s"
 #ifdef BENCH_PLUGIN_DIR
              ", \"pluginPath\": \"" BENCH_PLUGIN_DIR "\""
 #endif
-             "}", dir, durability, cache, cipher_json(cipher));
+             "%s}", dir, durability, cache, cipher_json(cipher), g_extra_cfg);
     ts_db *db = NULL;
     if (ts_open_json(cfg, &db) != TS_OK) die("ts_open %s: %s", dir, ts_errmsg(NULL));
     return db;
@@ -566,6 +570,8 @@ typedef struct flb {
     off_t    off, cap;
     int      overwrite;
     size_t   size;            /* bytes per append */
+    int      random;          /* fresh random bytes each write (incompressible) */
+    uint64_t rng;
     uint8_t  buf[8192 + 64];
 } flb;
 
@@ -609,6 +615,11 @@ static int op_floor(void *ctx, int tid)
         if (!f->overwrite && ftruncate(f->fd, 0)) die("ftruncate: %s", strerror(errno));
         f->off = 0;
     }
+    if (f->random)
+        for (size_t i = 0; i + 8 <= f->size; i += 8) {
+            uint64_t x = rng_next(&f->rng);
+            memcpy(f->buf + i, &x, 8);
+        }
     memcpy(f->buf, &f->off, sizeof f->off);
     if (pwrite(f->fd, f->buf, f->size, f->off) != (ssize_t)f->size) die("pwrite: %s", strerror(errno));
     f->off += (off_t)f->size;
@@ -627,12 +638,12 @@ static void bench_a(void)
     flb *f8 = flb_new("a-floor-8k", 0, 8256);
     flb *fo = flb_new("a-floor-ow", 1, 4096);
     eng e[] = {
-        { "tostore (full)", op_ts_commit, ts, 1, {0} },
-        { "SQLite WAL FULL", op_sqlite, sq, 1, {0} },
-        { "LMDB (durable)", op_lmdb, lm, 1, {0} },
-        { "fdatasync floor", op_floor, fl, 1, {0} },
-        { "append 8256 B+fdatasync", op_floor, f8, 1, {0} },
-        { "overwrite 4 KB+fdatasync", op_floor, fo, 1, {0} },
+        { "tostore (full)", op_ts_commit, ts, 1, {0}, NULL },
+        { "SQLite WAL FULL", op_sqlite, sq, 1, {0}, NULL },
+        { "LMDB (durable)", op_lmdb, lm, 1, {0}, NULL },
+        { "fdatasync floor", op_floor, fl, 1, {0}, NULL },
+        { "append 8256 B+fdatasync", op_floor, f8, 1, {0}, NULL },
+        { "overwrite 4 KB+fdatasync", op_floor, fo, 1, {0}, NULL },
     };
     rounds("a. single-thread durable commits/s", e, 6, 1.5 * g_time);
     print_ratio("tostore / SQLite WAL FULL", ratio_of(&e[0], &e[1]));
@@ -667,10 +678,10 @@ static void bench_b(void)
     lmb *lm = lmb_new("b-lmdb", 0);
     flb *fl = flb_new("b-floor", 0, 4096);
     eng e[] = {
-        { "tostore x8 (full)", op_ts_commit, ts, MAXT, {0} },
-        { "SQLite WAL FULL x8", op_sqlite, sq, MAXT, {0} },
-        { "LMDB x8 (durable)", op_lmdb, lm, MAXT, {0} },
-        { "fdatasync floor (1 thread)", op_floor, fl, 1, {0} },
+        { "tostore x8 (full)", op_ts_commit, ts, MAXT, {0}, NULL },
+        { "SQLite WAL FULL x8", op_sqlite, sq, MAXT, {0}, NULL },
+        { "LMDB x8 (durable)", op_lmdb, lm, MAXT, {0}, NULL },
+        { "fdatasync floor (1 thread)", op_floor, fl, 1, {0}, NULL },
     };
     tspg_stats s0, s1;
     tspg_stats_get(ts->db->pg, &s0);
@@ -698,9 +709,9 @@ static void bench_c(void)
     sqb *sq = sqb_new("c-sqlite", "NORMAL", 1);
     lmb *lm = lmb_new("c-lmdb", MDB_NOSYNC);
     eng e[] = {
-        { "tostore (normal)", op_ts_commit, ts, 1, {0} },
-        { "SQLite WAL NORMAL", op_sqlite, sq, 1, {0} },
-        { "LMDB MDB_NOSYNC", op_lmdb, lm, 1, {0} },
+        { "tostore (normal)", op_ts_commit, ts, 1, {0}, NULL },
+        { "SQLite WAL NORMAL", op_sqlite, sq, 1, {0}, NULL },
+        { "LMDB MDB_NOSYNC", op_lmdb, lm, 1, {0}, NULL },
     };
     rounds("c. normal durability, 1 thread, commits/s", e, 3, 1.0 * g_time);
     print_ratio("tostore / SQLite WAL NORMAL", ratio_of(&e[0], &e[1]));
@@ -744,15 +755,16 @@ static void copy_db(const char *from, const char *to)
     }
 }
 
-/* Write back and drop the files from the OS cache (cold read). */
-static void drop_cache(const char *dir)
+/* Write the files back (so no writeback runs during the timing) and, with
+ * drop, evict them from the OS cache (cold read). */
+static void sync_files(const char *dir, int drop)
 {
     for (int i = 0; db_files[i]; i++) {
         char *p = path_join(dir, db_files[i]);
         int fd = open(p, O_RDONLY | O_CLOEXEC);
         if (fd >= 0) {
             if (fdatasync(fd)) die("fdatasync %s: %s", p, strerror(errno));
-            posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+            if (drop) posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
             close(fd);
         }
         free(p);
@@ -844,7 +856,7 @@ static void bench_d(void)
         for (int i = 0; i < RUNS; i++) {
             rmrf(dir);
             copy_db(saved, dir);
-            if (c) drop_cache(dir);
+            sync_files(dir, c);
             double t0 = now();
             ts_db *db = ts_open_dir(dir, "normal", NULL, 0);
             double t = now() - t0;
@@ -939,11 +951,21 @@ static void bench_e(void)
     }
     char *tiny = path_join(g_root, "e-tiny");
     ts_close(ts_open_dir(tiny, "full", "chacha20poly1305", 0));
-    double tiny_med, big_med;
+    double tiny_med, big_med, x;
     open_times("tiny db (fixed cost)", tiny, "chacha20poly1305", 20, &tiny_med);
     char label[64];
     snprintf(label, sizeof label, "%s db", g_big ? "1 GB" : "256 MB");
     open_times(label, dir, "chacha20poly1305", 20, &big_med);
+    /* Where the time goes: loading only the two plugins needed, and with
+     * the plugins already mapped (another handle keeps them loaded). */
+    g_extra_cfg = ", \"loadBundled\": false, \"plugins\": [\"posix\", \"chacha20poly1305\"]";
+    snprintf(label, sizeof label, "%s db, only posix+chacha loaded", g_big ? "1 GB" : "256 MB");
+    open_times(label, dir, "chacha20poly1305", 20, &x);
+    g_extra_cfg = "";
+    ts_db *keep = ts_open_dir(tiny, "full", "chacha20poly1305", 0);
+    snprintf(label, sizeof label, "%s db, plugins resident", g_big ? "1 GB" : "256 MB");
+    open_times(label, dir, "chacha20poly1305", 20, &x);
+    ts_close(keep);
     char *mainf = path_join(dir, TSPG_FILE), *walf = path_join(dir, TSWAL_FILE);
     printf("  main file %.0f MB, log %llu bytes\n", (double)file_size(mainf) / 1048576.0,
            (unsigned long long)file_size(walf));
@@ -978,6 +1000,8 @@ static void slowdown_rows(const char *what, eng *e, double max_slow)
     }
 }
 
+static void evict_db(void *ctx) { sync_files(((tsb *)ctx)->dir, 1); }
+
 static void bench_f(void)
 {
     /* durable commits */
@@ -988,14 +1012,29 @@ static void bench_f(void)
             snprintf(name, sizeof name, "f-commit-%s", cipher_names[i]);
             t[i] = tsb_new(name, "full", ciphers[i]);
         }
-        eng e[3] = {
-            { "commit, no cipher", op_ts_commit, t[0], 1, {0} },
-            { "commit, chacha20poly1305", op_ts_commit, t[1], 1, {0} },
-            { "commit, aes256gcm", op_ts_commit, t[2], 1, {0} },
+        flb *fz = flb_new("f-floor-zero", 0, 8256), *fr = flb_new("f-floor-random", 0, 8256);
+        memset(fz->buf, 0, sizeof fz->buf);
+        fr->random = 1;
+        fr->rng = 0x853c49e6748fea9bull;
+        eng e[5] = {
+            { "commit, no cipher", op_ts_commit, t[0], 1, {0}, NULL },
+            { "commit, chacha20poly1305", op_ts_commit, t[1], 1, {0}, NULL },
+            { "commit, aes256gcm", op_ts_commit, t[2], 1, {0}, NULL },
+            { "append 8256 B zeros+fdatasync", op_floor, fz, 1, {0}, NULL },
+            { "append 8256 B random+fdatasync", op_floor, fr, 1, {0}, NULL },
         };
-        rounds("f1. cipher: single-thread durable commits/s", e, 3, 1.5 * g_time);
+        rounds("f1. cipher: single-thread durable commits/s", e, 5, 1.5 * g_time);
         slowdown_rows("durable commits", e, 0.05);
+        print_ratio("storage: random / zero 8256 B appends (info)", ratio_of(&e[4], &e[3]));
+        {
+            ratio x = ratio_of(&e[4], &e[3]);
+            char rs[64];
+            snprintf(rs, sizeof rs, "%.2fx", x.med);
+            add_row("f. (storage) random/zero appends", "-", "-", rs, "-", "info");
+        }
         for (int i = 0; i < 3; i++) tsb_free(t[i]);
+        flb_free(fz);
+        flb_free(fr);
     }
     printf("\n  building the 256 MB databases for the read workloads\n");
     build_big_dbs();
@@ -1020,7 +1059,7 @@ static void bench_f(void)
             tstx_rollback(tx);
             static const char *const n[3] = { "cached read, no cipher", "cached read, chacha20",
                                               "cached read, aes256gcm" };
-            e[i] = (eng){ n[i], op_ts_read, &t[i], 1, {0} };
+            e[i] = (eng){ n[i], op_ts_read, &t[i], 1, {0}, NULL };
         }
         rounds("f2. cipher: cached page reads/s (16 MB hot set, 64 MB cache)", e, 3, 0.5 * g_time);
         slowdown_rows("cached reads", e, 0.10);
@@ -1039,7 +1078,7 @@ static void bench_f(void)
             t[i].rng[0] = 0x2545F4914F6CDD1Dull + (uint64_t)i;
             static const char *const n[3] = { "uncached read, no cipher", "uncached read, chacha20",
                                               "uncached read, aes256gcm" };
-            e[i] = (eng){ n[i], op_ts_read, &t[i], 1, {0} };
+            e[i] = (eng){ n[i], op_ts_read, &t[i], 1, {0}, NULL };
         }
         rounds("f3. cipher: uncached page reads/s (256 MB db, cacheBytes 65536, file in OS cache)",
                e, 3, 0.5 * g_time);
@@ -1049,8 +1088,29 @@ static void bench_f(void)
             tspg_stats_get(t[i].db->pg, &s);
             printf("  %s: cache hits %llu, misses %llu\n", cipher_names[i],
                    (unsigned long long)s.cache_hits, (unsigned long long)s.cache_misses);
-            ts_close(t[i].db);
         }
+        /* the same with the file evicted from the OS cache before each slice */
+        static const char *const n4[3] = { "cold read, no cipher", "cold read, chacha20",
+                                           "cold read, aes256gcm" };
+        for (int i = 0; i < 3; i++) {
+            t[i].dir = g_big_dirs[i];
+            e[i].name = n4[i];
+            e[i].prep = evict_db;
+        }
+        rounds("f4. (info) cold page reads/s: as f3, db file evicted from the OS cache before "
+               "each slice", e, 3, 0.5 * g_time);
+        for (int i = 1; i < 3; i++) {
+            ratio x = ratio_of(&e[i], &e[0]);
+            char label[80], w[64], v[64], r[64], rs[64];
+            snprintf(label, sizeof label, "%s / none", e[i].name);
+            print_ratio(label, x);
+            snprintf(w, sizeof w, "f. cold reads, %s", cipher_names[i]);
+            snprintf(v, sizeof v, "%.0f/s", median(e[i].rate, g_rounds));
+            snprintf(r, sizeof r, "none %.0f/s", median(e[0].rate, g_rounds));
+            snprintf(rs, sizeof rs, "%.2fx (-%.1f%%)", x.med, (1 - x.med) * 100);
+            add_row(w, v, r, rs, "-", "info");
+        }
+        for (int i = 0; i < 3; i++) ts_close(t[i].db);
     }
 }
 
@@ -1094,7 +1154,7 @@ static int profile_mode(const char *what, double secs)
         !strcmp(what, "normal8")) {
         int threads = what[strlen(what) - 1] == '8' ? MAXT : 1;
         tsb *ts = tsb_new("profile", what[0] == 'c' ? "full" : "normal", getenv("BENCH_CIPHER"));
-        eng e = { what, op_ts_commit_timed, ts, threads, {0} };
+        eng e = { what, op_ts_commit_timed, ts, threads, {0}, NULL };
         tspg_stats s0, s1;
         tspg_stats_get(ts->db->pg, &s0);
         ops = run_eng(&e, secs, &el);
@@ -1130,7 +1190,7 @@ static int profile_mode(const char *what, double secs)
         t.batch = cached ? 256 : 64;
         t.rng[0] = 12345;
         if (cached) op_ts_read(&t, 0), t.batch = 4096, op_ts_read(&t, 0), t.batch = 256;
-        eng e = { what, op_ts_read, &t, 1, {0} };
+        eng e = { what, op_ts_read, &t, 1, {0}, NULL };
         ops = run_eng(&e, secs, &el);
         printf("%s reads (%s): %.0f pages/s (%.2f us each)\n", what, cipher ? cipher : "no cipher",
                (double)ops / el, el / (double)ops * 1e6);

@@ -51,6 +51,10 @@ TS_API int ts_open_json(const char *config_json, ts_db **out);
  * No call on db may be running or start afterwards. */
 TS_API int ts_close(ts_db *db);
 
+/* Close like ts_close; with keep_active_space 0 also forget the active
+ * space ("log out": the next open starts in "default"). */
+TS_API int ts_close_ex(ts_db *db, int keep_active_space);
+
 /* The last error message of the calling thread on db ("" if none); with
  * db NULL, the last error of a call that had no handle (e.g. a failed
  * ts_open).  Valid until the thread's next call on that handle. */
@@ -83,6 +87,66 @@ TS_API int ts_stats(ts_db *db, json_t **out_new);
  * "firstBadPage", "freeListBroken"}.  progress may be NULL. */
 TS_API int ts_check(ts_db *db, json_t **report_new,
                     void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx);
+
+/* ---- transactions ---------------------------------------------------
+ * A transaction belongs to the thread that began it; every call that thread
+ * makes on the handle joins it and sees its own writes.  One writer at a
+ * time: ts_begin waits up to busyTimeoutMs for another writer, then returns
+ * TS_ERR_TIMEOUT.  End every transaction on the thread that began it, before
+ * that thread exits and before ts_close. */
+
+/* Begin a read-write transaction. */
+TS_API int ts_begin(ts_db *db);
+/* Begin a read-only snapshot: consistent multi-call reads that never take
+ * the writer lock.  Ended by ts_commit or ts_rollback. */
+TS_API int ts_begin_read(ts_db *db);
+/* Commit: durable when it returns (durability "full").  If a write inside
+ * failed midway (I/O), the transaction is rolled back and TS_ERR_DB returned. */
+TS_API int ts_commit(ts_db *db);
+TS_API int ts_rollback(ts_db *db);
+/* Run fn inside a transaction: commit when fn returns >= 0, roll back
+ * otherwise.  Returns fn's status, or the commit's failure. */
+TS_API int ts_transaction(ts_db *db, int (*fn)(ts_db *db, void *ctx), void *ctx);
+
+/* ---- spaces ----------------------------------------------------------
+ * Each space holds its own rows, key sequences, unique constraints and KV
+ * data; global tables and global KV keys are shared.  A handle starts in
+ * the space stored by keep_active (unless applyActiveSpaceOnDefault is
+ * false), else in "default". */
+
+/* Switch the handle to `space` (created on first use; [A-Za-z][A-Za-z0-9_]*).
+ * keep_active: the next open starts in this space. */
+TS_API int ts_switch_space(ts_db *db, const char *space, int keep_active);
+/* The handle's current space; valid until the next switch. */
+TS_API const char *ts_current_space(ts_db *db);
+/* All space names as a new JSON array. */
+TS_API int ts_list_spaces(ts_db *db, json_t **out_new);
+/* Delete a space and everything in it (not "default", not the current). */
+TS_API int ts_delete_space(ts_db *db, const char *space);
+
+/* ---- key-value store -------------------------------------------------
+ * Keys are strings up to 1000 bytes; values any JSON value (16 MiB at
+ * most).  Space-local unless `global`.  Expired keys read as absent and are
+ * purged by later writes. */
+
+TS_API int ts_kv_set(ts_db *db, const char *key, const json_t *value, int global);
+/* Set with a time to live (> 0 ms). */
+TS_API int ts_kv_set_ttl(ts_db *db, const char *key, const json_t *value, int64_t ttl_ms,
+                         int global);
+/* *out_new: a new reference; TS_ERR_NOT_FOUND when absent or expired. */
+TS_API int ts_kv_get(ts_db *db, const char *key, int global, json_t **out_new);
+/* TS_ERR_NOT_FOUND when there was no such key. */
+TS_API int ts_kv_remove(ts_db *db, const char *key, int global);
+/* Add amount atomically; an absent key starts from 0.  A key holding a
+ * non-integer is TS_ERR_VALIDATION; overflow TS_ERR_RANGE.  A TTL is kept.
+ * *new_value (may be NULL) gets the result. */
+TS_API int ts_kv_increment(ts_db *db, const char *key, int64_t amount, int global,
+                           int64_t *new_value);
+/* Every live key starting with prefix (NULL or "": all), in byte order, as
+ * a new JSON array; no limit. */
+TS_API int ts_kv_keys(ts_db *db, const char *prefix, int global, json_t **out_new);
+/* Number of live keys. */
+TS_API int ts_kv_count(ts_db *db, int global, int64_t *out);
 
 /* ts_rekey flags */
 #define TS_REKEY_NEW_DATA_KEY 0x1u /* re-encrypt every page under a fresh data key */

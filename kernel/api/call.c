@@ -1,0 +1,54 @@
+#include "api/call.h"
+
+int tscall_fatal(int rc)
+{
+    return rc == TS_ERR_IO || rc == TS_ERR_NOMEM || rc == TS_ERR_CORRUPT || rc == TS_ERR_READONLY;
+}
+
+int tscall_begin(ts_db *db, int write, tscall *c)
+{
+    c->db = db;
+    c->tx = NULL;
+    c->owned = 0;
+    if (!db) return tsenv_error(NULL, TS_ERR_INVALID, "the database handle is NULL");
+    tsenv_clear(&db->env);
+    if (!db->sys.catalog)
+        return tsenv_error(&db->env, TS_ERR_PLUGIN, "tables and the key-value store need the "
+                           "'btree' index module, which is not loaded");
+    tsapi_thread *t = pthread_getspecific(db->txkey);
+    if (t && t->tx) {
+        if (t->failed)
+            return tsenv_error(&db->env, TS_ERR_DB, "a write in this transaction failed; roll it back");
+        if (write && !t->write)
+            return tsenv_error(&db->env, TS_ERR_DB, "this thread's transaction is read-only");
+        c->tx = t->tx;
+        return TS_OK;
+    }
+    pthread_rwlock_rdlock(&db->gate);
+    int rc = tstx_begin(db->pg, write, &c->tx);
+    if (rc) {
+        pthread_rwlock_unlock(&db->gate);
+        return rc;
+    }
+    c->owned = 1;
+    return TS_OK;
+}
+
+int tscall_end(tscall *c, int rc)
+{
+    if (!c->tx) return rc;
+    if (c->owned) {
+        if (rc >= 0) {
+            int crc = tstx_commit(c->tx);
+            if (crc) rc = crc;
+        } else {
+            tstx_rollback(c->tx);
+        }
+        pthread_rwlock_unlock(&c->db->gate);
+    } else if (tscall_fatal(rc)) {
+        tsapi_thread *t = pthread_getspecific(c->db->txkey);
+        if (t) t->failed = 1;
+    }
+    c->tx = NULL;
+    return rc;
+}

@@ -1,0 +1,33 @@
+/*
+ * How a public call finds its transaction: the calling thread's explicit
+ * one (ts_begin ... ts_commit) when it has one, else an implicit one that
+ * commits when the call succeeds and rolls back when it fails.
+ */
+#ifndef TS_API_CALL_H
+#define TS_API_CALL_H
+
+#include "api/db.h"
+
+typedef struct tscall {
+    ts_db *db;
+    tstx  *tx;
+    int    owned;   /* implicit transaction: end it in tscall_end */
+} tscall;
+
+/* The calling thread's explicit transaction on a handle. */
+typedef struct tsapi_thread {
+    tstx *tx;
+    int   write;
+    int   failed;   /* a write failed midway: only rollback is allowed */
+} tsapi_thread;
+
+int  tscall_begin(ts_db *db, int write, tscall *c);
+/* End the call with status rc; returns rc, or the commit's failure. */
+int  tscall_end(tscall *c, int rc);
+/* Whether a status means the transaction's changes may be half-applied. */
+int  tscall_fatal(int rc);
+
+/* Delete every key-value entry of space id (for ts_delete_space). */
+int  tsapi_kv_purge_space(ts_db *db, tstx *tx, uint64_t id);
+
+#endif

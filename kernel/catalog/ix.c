@@ -1,0 +1,108 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "base/env.h"
+#include "catalog/ix.h"
+#include "config/opts.h"
+
+static const tsreg_module *find(ts_env *env, tsreg *reg, const char *module)
+{
+    const tsreg_module *m = tsreg_lookup(reg, TS_KIND_INDEX, module);
+    if (!m)
+        tsenv_error(env, TS_ERR_PLUGIN, "no index module named '%s' is loaded", module);
+    return m;
+}
+
+int tsix_create(ts_env *env, tsreg *reg, const char *module, const json_t *opts, tstx *tx,
+                uint64_t *root_out)
+{
+    const tsreg_module *m = find(env, reg, module);
+    if (!m) return TS_ERR_PLUGIN;
+    const ts_index_vtab *vt = m->vtab;
+    ts_module_args a = { sizeof a, tsenv_host(), env, tsopts_wrap(opts), m->plugin_state };
+    return vt->create(&a, (ts_txn *)tx, root_out);
+}
+
+int tsix_open(ts_env *env, tsreg *reg, const char *module, const json_t *opts, uint64_t root,
+              const char *name, tsix **out)
+{
+    *out = NULL;
+    const tsreg_module *m = find(env, reg, module);
+    if (!m) return TS_ERR_PLUGIN;
+    tsix *ix = calloc(1, sizeof *ix);
+    if (!ix) return tsenv_error(env, TS_ERR_NOMEM, "out of memory");
+    ix->vt = m->vtab;
+    ix->mod = m;
+    ix->root = root;
+    snprintf(ix->name, sizeof ix->name, "%s", name);
+    ts_module_args a = { sizeof a, tsenv_host(), env, tsopts_wrap(opts), m->plugin_state };
+    int rc = ix->vt->open(&a, root, &ix->idx);
+    if (rc) {
+        free(ix);
+        return rc;
+    }
+    *out = ix;
+    return TS_OK;
+}
+
+void tsix_close(tsix *ix)
+{
+    if (!ix) return;
+    ix->vt->close(ix->idx);
+    free(ix);
+}
+
+int tsix_drop(tsix *ix, tstx *tx) { return ix->vt->drop(ix->idx, (ts_txn *)tx); }
+
+int tsix_insert(tsix *ix, tstx *tx, const void *k, size_t kl, const void *v, size_t vl, int unique)
+{
+    return ix->vt->insert(ix->idx, (ts_txn *)tx, k, kl, v, vl, unique);
+}
+
+int tsix_remove(tsix *ix, tstx *tx, const void *k, size_t kl, const void *v, size_t vl)
+{
+    return ix->vt->remove(ix->idx, (ts_txn *)tx, k, kl, v, vl);
+}
+
+int tsix_cursor(tsix *ix, tstx *tx, tsix_cur *c)
+{
+    c->ix = ix;
+    c->cur = NULL;
+    return ix->vt->cursor_open(ix->idx, (ts_txn *)tx, &c->cur);
+}
+
+void tsix_cursor_close(tsix_cur *c)
+{
+    if (c && c->cur) c->ix->vt->cursor_close(c->cur);
+    if (c) c->cur = NULL;
+}
+
+int tsix_seek(tsix_cur *c, const void *k, size_t kl, int mode) { return c->ix->vt->seek(c->cur, k, kl, mode); }
+int tsix_first(tsix_cur *c) { return c->ix->vt->first(c->cur); }
+int tsix_last(tsix_cur *c) { return c->ix->vt->last(c->cur); }
+int tsix_next(tsix_cur *c) { return c->ix->vt->next(c->cur); }
+int tsix_prev(tsix_cur *c) { return c->ix->vt->prev(c->cur); }
+int tsix_entry(tsix_cur *c, const void **k, size_t *kl, const void **v, size_t *vl)
+{
+    return c->ix->vt->entry(c->cur, k, kl, v, vl);
+}
+
+int tsix_get(tsix *ix, tstx *tx, const void *k, size_t kl, void **val, size_t *vl)
+{
+    tsix_cur c;
+    *val = NULL;
+    *vl = 0;
+    int rc = tsix_cursor(ix, tx, &c);
+    if (rc) return rc;
+    rc = tsix_seek(&c, k, kl, TS_SEEK_EQ);
+    const void *ek, *ev;
+    size_t ekl, evl;
+    if (!rc) rc = tsix_entry(&c, &ek, &ekl, &ev, &evl);
+    if (!rc) {
+        *val = malloc(evl ? evl : 1);
+        if (!*val) rc = TS_ERR_NOMEM;
+        else { memcpy(*val, ev, evl); *vl = evl; }
+    }
+    tsix_cursor_close(&c);
+    return rc;
+}

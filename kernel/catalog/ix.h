@@ -1,0 +1,51 @@
+/*
+ * An open index: the module's vtable plus its instance, and the calls the
+ * data layer makes through it.  Thin, so that every failure keeps the
+ * plugin's message and gains the index's name.
+ */
+#ifndef TS_CATALOG_IX_H
+#define TS_CATALOG_IX_H
+
+#include <jansson.h>
+#include <tostore/index.h>
+#include "plugin/registry.h"
+#include "txn/pager.h"
+
+typedef struct tsix {
+    const ts_index_vtab *vt;
+    void                *idx;
+    const tsreg_module  *mod;
+    uint64_t             root;
+    char                 name[80];  /* for messages */
+} tsix;
+
+typedef struct tsix_cur {
+    const tsix *ix;
+    void       *cur;
+} tsix_cur;
+
+/* Create an empty index of module `module` inside tx; *root_out is its root. */
+int  tsix_create(ts_env *env, tsreg *reg, const char *module, const json_t *opts, tstx *tx,
+                 uint64_t *root_out);
+/* Open the index at root (no I/O). */
+int  tsix_open(ts_env *env, tsreg *reg, const char *module, const json_t *opts, uint64_t root,
+               const char *name, tsix **out);
+void tsix_close(tsix *ix);
+int  tsix_drop(tsix *ix, tstx *tx);
+
+int  tsix_insert(tsix *ix, tstx *tx, const void *k, size_t kl, const void *v, size_t vl, int unique);
+int  tsix_remove(tsix *ix, tstx *tx, const void *k, size_t kl, const void *v, size_t vl);
+/* Exact lookup of key: copies the first value into *val (malloc'd, caller
+ * frees); TS_ERR_NOT_FOUND when absent. */
+int  tsix_get(tsix *ix, tstx *tx, const void *k, size_t kl, void **val, size_t *vl);
+
+int  tsix_cursor(tsix *ix, tstx *tx, tsix_cur *c);
+void tsix_cursor_close(tsix_cur *c);
+int  tsix_seek(tsix_cur *c, const void *k, size_t kl, int mode);
+int  tsix_first(tsix_cur *c);
+int  tsix_last(tsix_cur *c);
+int  tsix_next(tsix_cur *c);
+int  tsix_prev(tsix_cur *c);
+int  tsix_entry(tsix_cur *c, const void **k, size_t *kl, const void **v, size_t *vl);
+
+#endif
