@@ -18,6 +18,12 @@ cmake -S "$root" -B "$root/build-asan" -DTS_WERROR=ON -DCMAKE_BUILD_TYPE=Debug \
 cmake --build "$root/build-asan" -j"$jobs"
 (cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j"$jobs")
 
+echo "== ThreadSanitizer (tests labelled tsan) =="
+cmake -S "$root" -B "$root/build-tsan" -DTS_WERROR=ON -DCMAKE_BUILD_TYPE=Debug \
+      -DTS_SANITIZE=thread >/dev/null
+cmake --build "$root/build-tsan" -j"$jobs" --target test_concurrency
+(cd "$root/build-tsan" && ctest -L tsan --output-on-failure)
+
 echo "== install + out-of-tree SDK example =="
 prefix="$(mktemp -d)"
 trap 'rm -rf "$prefix"' EXIT

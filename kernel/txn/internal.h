@@ -80,5 +80,6 @@ int  tspg_write_frames(tstx *tx, const uint64_t *pgnos, uint8_t *const *imgs, dp
                        size_t k, int commit);
 void tspg_meta_build(const tstx *tx, uint8_t *d);
 int  tspg_failed_error(tspg *pg);
+static inline int tspg_is_failed(tspg *pg) { return __atomic_load_n(&pg->failed, __ATOMIC_ACQUIRE); }
 
 #endif

@@ -205,7 +205,7 @@ int tspg_checkpoint(tspg *pg, int reset)
          * durable: otherwise a crash could bring back an older log. */
         ckctx c = { pg, malloc(pg->codec.page_size), TS_OK };
         int sync_failed = 0;
-        rc = c.raw ? tswal_sync(pg->wal, 1) : TS_ERR_NOMEM;
+        rc = c.raw ? tswal_sync(pg->wal, 1, bound) : TS_ERR_NOMEM;
         if (rc && c.raw) sync_failed = 1;
         if (!rc) rc = tswal_latest_each(pg->wal, from, bound, copy_page, &c);
         if (!rc && (rc = tsfile_sync(&pg->main, 1))) sync_failed = 1;
@@ -215,7 +215,7 @@ int tspg_checkpoint(tspg *pg, int reset)
             /* A failed write (e.g. a full disk) only postpones the
              * checkpoint; after a failed fsync nothing on disk is trusted. */
             pthread_mutex_lock(&pg->mu);
-            if (sync_failed && !pg->failed) pg->failed = rc;
+            if (sync_failed && !pg->failed) __atomic_store_n(&pg->failed, rc, __ATOMIC_RELEASE);
             pthread_mutex_unlock(&pg->mu);
             pthread_mutex_unlock(&pg->ckpt);
             return rc;
@@ -230,7 +230,7 @@ int tspg_checkpoint(tspg *pg, int reset)
         if (!pg->failed && pg->nreaders == 0 && pg->ckpt_done == pg->committed &&
             pg->published == pg->committed && tswal_size_bytes(pg->wal) > TSWAL_HDR) {
             rc = tswal_reset(pg->wal);
-            if (rc) pg->failed = rc;
+            if (rc && tswal_sync_failed(pg->wal)) __atomic_store_n(&pg->failed, rc, __ATOMIC_RELEASE);
             pg->stats.log_bytes = tswal_size_bytes(pg->wal);
         }
         pthread_mutex_unlock(&pg->mu);
@@ -244,7 +244,7 @@ int tspg_close(tspg *pg)
 {
     if (!pg) return TS_OK;
     int rc = TS_OK;
-    if (pg->wal && !pg->failed) rc = tspg_checkpoint(pg, 1);
+    if (pg->wal && !tspg_is_failed(pg)) rc = tspg_checkpoint(pg, 1);
     tswal_close(pg->wal);
     tscache_free(pg->cache);
     tsfile_close(&pg->main);

@@ -154,14 +154,14 @@ int tstx_begin(tspg *pg, int write, tstx **out)
     tx->pg = pg;
     tx->write = write != 0;
     if (tx->write) {
-        if (pg->failed) { free(tx); return tspg_failed_error(pg); }
+        if (tspg_is_failed(pg)) { free(tx); return tspg_failed_error(pg); }
         if (lock_writer(pg)) {
             free(tx);
             return tsenv_error(pg->env, TS_ERR_TIMEOUT,
                                "another write transaction is active (waited %lld ms)",
                                (long long)pg->o.busy_timeout_ms);
         }
-        if (pg->failed) {
+        if (tspg_is_failed(pg)) {
             pthread_mutex_unlock(&pg->wlock);
             free(tx);
             return tspg_failed_error(pg);
@@ -344,7 +344,11 @@ int tstx_get(tstx *tx, uint64_t pgno, int write, tspage **out)
     memcpy(d->lp, tscpage_data(cp), pg->codec.logical);
     tscache_unpin(pg->cache, cp);
     if ((rc = page_handle(tx, pgno, NULL, d, out))) return rc;
-    return maybe_spill(tx);
+    if ((rc = maybe_spill(tx))) {
+        tspage_release(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 int tstx_alloc(tstx *tx, tspage **out, uint64_t *pgno_out)
@@ -448,11 +452,11 @@ static int group_sync(tspg *pg, uint64_t mark)
         pg->syncing = 1;
         uint64_t target = pg->committed;
         pthread_mutex_unlock(&pg->mu);
-        int src = tswal_sync(pg->wal, 1);
+        int src = tswal_sync(pg->wal, 1, target);
         pthread_mutex_lock(&pg->mu);
         pg->syncing = 0;
         if (src) {
-            pg->failed = src;
+            __atomic_store_n(&pg->failed, src, __ATOMIC_RELEASE);
         } else {
             pg->synced = target;
             if (pg->published < target) pg->published = target;
@@ -534,10 +538,15 @@ int tstx_commit(tstx *tx)
         end_tx(tx);
         return TS_OK;
     }
-    int rc = pg->failed ? tspg_failed_error(pg) : write_commit(tx);
+    int rc = tspg_is_failed(pg) ? tspg_failed_error(pg) : write_commit(tx);
     if (!rc) rc = tswal_index_add(pg->wal, tx->first_frame, tx->wpgnos, tx->nw);
     if (rc) {
         if (rc == TS_ERR_NOMEM && !*tsenv_errmsg(pg->env)) tsenv_error(pg->env, rc, "out of memory");
+        if (tswal_sync_failed(pg->wal)) {
+            pthread_mutex_lock(&pg->mu);
+            if (!pg->failed) __atomic_store_n(&pg->failed, rc, __ATOMIC_RELEASE);
+            pthread_mutex_unlock(&pg->mu);
+        }
         tstx_rollback(tx); /* the failing transaction changes nothing */
         return rc;
     }

@@ -27,6 +27,9 @@ struct tswal {
     uint64_t         committed;    /* local index of the last commit frame */
     uint32_t         chain;        /* checksum after frame next-1 */
     uint32_t         chain_commit; /* checksum after the last commit frame */
+    uint64_t         durable;      /* local index known durable (atomic) */
+    int              need_header;  /* a reset's header write failed: redo first */
+    int              sync_failed;  /* atomic */
     uint8_t         *iobuf;
     pthread_rwlock_t ilock;        /* guards the index below */
     pgvec           *tab;          /* open addressing on pgno */
@@ -53,8 +56,23 @@ static uint32_t seed(uint64_t salt)
     return tscrc32c(0, b, 8);
 }
 
-/* Fill a frame header (checksum last, chained from prev). */
-static uint32_t frame_header(const tswal *w, uint8_t *h, uint64_t pgno, uint32_t flags,
+/* The frame's own checksum: header fields except the two checksums, and
+ * the image. */
+static uint32_t frame_self(const tswal *w, const uint8_t *h, const uint8_t *img)
+{
+    uint32_t c = tscrc32c(0, h, 24);
+    c = tscrc32c(c, h + 28, 8);
+    c = tscrc32c(c, h + 40, 8);
+    return tscrc32c(c, img, w->page_size);
+}
+
+static uint32_t frame_chain(uint32_t prev, const uint8_t *h)
+{
+    return tscrc32c(prev, h + 28, 12); /* index, durable, frame-crc */
+}
+
+/* Fill a frame header (checksums last, chained from prev). */
+static uint32_t frame_header(tswal *w, uint8_t *h, uint64_t pgno, uint32_t flags,
                              uint64_t local, const uint8_t *img, uint32_t prev)
 {
     put32(h, FRAME_MAGIC);
@@ -62,11 +80,20 @@ static uint32_t frame_header(const tswal *w, uint8_t *h, uint64_t pgno, uint32_t
     put64(h + 8, pgno);
     put64(h + 16, w->salt);
     put32(h + 28, (uint32_t)local);
-    uint32_t c = tscrc32c(prev, h, 24);
-    c = tscrc32c(c, h + 28, 4);
-    c = tscrc32c(c, img, w->page_size);
+    put32(h + 32, (uint32_t)__atomic_load_n(&w->durable, __ATOMIC_ACQUIRE));
+    put64(h + 40, 0);
+    put32(h + 36, frame_self(w, h, img));
+    uint32_t c = frame_chain(prev, h);
     put32(h + 24, c);
     return c;
+}
+
+/* Whether a frame is intact on its own (not whether it belongs). */
+static int frame_intact(const tswal *w, const uint8_t *fh, uint64_t local)
+{
+    return get32(fh) == FRAME_MAGIC && get64(fh + 16) == w->salt &&
+           get32(fh + 28) == (uint32_t)local && get64(fh + 8) != 0 &&
+           get32(fh + 36) == frame_self(w, fh, fh + TSWAL_FRAME_HDR);
 }
 
 static int write_header(tswal *w)
@@ -209,6 +236,30 @@ int tswal_latest_each(tswal *w, uint64_t from, uint64_t to,
 
 /* ---- open and recovery ------------------------------------------- */
 
+static int check_damage(tswal *w, uint64_t bad, uint64_t size, uint8_t *buf, size_t per)
+{
+    size_t fsz = TSWAL_FRAME_HDR + w->page_size;
+    for (uint64_t local = bad + 1;;) {
+        uint64_t off = frame_off(w, local);
+        size_t got = 0;
+        if (off >= size) return TS_OK;
+        int rc = tsfile_read(&w->f, off, buf, per * fsz, &got);
+        if (rc) return rc;
+        size_t nf = got / fsz;
+        if (nf == 0) return TS_OK;
+        for (size_t i = 0; i < nf; i++, local++) {
+            const uint8_t *fh = buf + i * fsz;
+            if (frame_intact(w, fh, local) && get32(fh + 32) >= bad)
+                return tsenv_error(w->env, TS_ERR_CORRUPT,
+                                   "%s: frame %llu is damaged although it had been made durable "
+                                   "(frame %llu says so); refusing to drop the commits after it",
+                                   TSWAL_FILE, (unsigned long long)bad,
+                                   (unsigned long long)local);
+        }
+        if (nf < per) return TS_OK;
+    }
+}
+
 static int recover(tswal *w, uint64_t *frames)
 {
     uint64_t size = 0;
@@ -237,7 +288,7 @@ static int recover(tswal *w, uint64_t *frames)
     }
     w->salt = get64(h + 16);
     uint32_t chain = seed(w->salt), chain_commit = chain;
-    uint64_t local = 1, last_commit = 0;
+    uint64_t local = 1, last_commit = 0, stop = 0;
     size_t fsz = TSWAL_FRAME_HDR + w->page_size;
     size_t per = (1u << 20) / fsz + 1;
     uint8_t *buf = malloc(per * fsz);
@@ -252,12 +303,10 @@ static int recover(tswal *w, uint64_t *frames)
         if (nf == 0) break;
         for (size_t i = 0; i < nf; i++, local++) {
             uint8_t *fh = buf + i * fsz;
-            uint32_t c = tscrc32c(chain, fh, 24);
-            c = tscrc32c(c, fh + 28, 4);
-            c = tscrc32c(c, fh + TSWAL_FRAME_HDR, w->page_size);
-            if (get32(fh) != FRAME_MAGIC || get64(fh + 16) != w->salt ||
-                get32(fh + 28) != (uint32_t)local || get32(fh + 24) != c || get64(fh + 8) == 0) {
+            uint32_t c = frame_intact(w, fh, local) ? frame_chain(chain, fh) : ~get32(fh + 24);
+            if (get32(fh + 24) != c) {
                 done = 1;
+                stop = local;
                 break;
             }
             chain = c;
@@ -277,6 +326,9 @@ static int recover(tswal *w, uint64_t *frames)
         }
         if (nf < per) break;
     }
+    /* A damaged frame that a later intact frame vouches was durable is
+     * corruption: refuse rather than drop acknowledged commits. */
+    if (!rc && stop) rc = check_damage(w, stop, size, buf, per);
 out:
     free(buf);
     free(pend);
@@ -329,6 +381,14 @@ int tswal_write(tswal *w, const uint64_t *pgnos, uint8_t *const *images, size_t 
                 uint64_t *first_out)
 {
     size_t fsz = TSWAL_FRAME_HDR + w->page_size;
+    if (w->need_header) {
+        /* An earlier reset could not write its header: no frame may follow
+         * a header that is not durable. */
+        int rc = write_header(w);
+        if (!rc) rc = tswal_sync(w, 0, w->base);
+        if (rc) return rc;
+        w->need_header = 0;
+    }
     uint64_t first = w->next;
     uint32_t chain = w->chain;
     for (size_t i = 0; i < n;) {
@@ -363,12 +423,24 @@ void tswal_rewind(tswal *w)
     w->chain = w->chain_commit;
 }
 
-int tswal_sync(tswal *w, int data_only)
+int tswal_sync(tswal *w, int data_only, uint64_t upto)
 {
     int rc = tsfile_sync(&w->f, data_only ? TS_SYNC_DATA : 0);
-    if (rc) tsenv_error_prefix(w->env, "syncing the log");
-    return rc;
+    if (rc) {
+        __atomic_store_n(&w->sync_failed, 1, __ATOMIC_RELEASE);
+        tsenv_error_prefix(w->env, "syncing the log");
+        return rc;
+    }
+    uint64_t local = upto > w->base ? upto - w->base : 0;
+    uint64_t cur = __atomic_load_n(&w->durable, __ATOMIC_ACQUIRE);
+    while (local > cur &&
+           !__atomic_compare_exchange_n(&w->durable, &cur, local, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE)) {
+    }
+    return TS_OK;
 }
+
+int tswal_sync_failed(tswal *w) { return __atomic_load_n(&w->sync_failed, __ATOMIC_ACQUIRE); }
 
 int tswal_read(tswal *w, uint64_t abs, uint8_t *image)
 {
@@ -392,9 +464,14 @@ int tswal_reset(tswal *w)
     pthread_rwlock_unlock(&w->ilock);
     w->next = 1;
     w->committed = 0;
+    __atomic_store_n(&w->durable, 0, __ATOMIC_RELEASE);
     randombytes_buf(&w->salt, sizeof w->salt);
     w->chain = w->chain_commit = seed(w->salt);
+    /* The new header must be durable before a frame follows it: a crash
+     * could otherwise revive the old generation over a newer main file. */
     int rc = tsfile_truncate(&w->f, TSWAL_HDR);
     if (!rc) rc = write_header(w);
+    if (!rc) rc = tswal_sync(w, 0, w->base);
+    w->need_header = rc != 0 && !tswal_sync_failed(w);
     return rc;
 }

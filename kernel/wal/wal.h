@@ -4,12 +4,19 @@
  *
  *   file   = header(32) frame*
  *   header = "TSWAL001" version page_size salt crc
- *   frame  = magic flags pgno salt chain-crc local-index | image(page_size)
+ *   frame  = magic flags pgno salt chain-crc local-index durable frame-crc
+ *            reserved | image(page_size)
  *
- * Each frame's checksum chains the previous one's (seeded by the salt), so a
- * frame is valid only if every frame before it is; a commit is the frame
- * flagged COMMIT.  Recovery keeps the valid prefix up to its last commit.
- * A reset draws a new salt, which invalidates every old frame at once.
+ * frame-crc covers the frame alone; chain-crc chains it with the previous
+ * frame's (seeded by the salt), so a frame is valid only if every frame
+ * before it is; a commit is the frame flagged COMMIT.  Recovery keeps the
+ * valid prefix up to its last commit.  `durable` is the last frame known to
+ * be on stable storage when the frame was written: if a later, intact frame
+ * says a damaged frame had been durable, the damage is corruption, not a
+ * torn tail, and recovery refuses (TS_ERR_CORRUPT) rather than silently drop
+ * acknowledged commits.  A reset draws a new salt, which invalidates every
+ * old frame at once; the new header is synced before any new frame is
+ * written, so an old generation can never come back over a newer main file.
  *
  * Frames are numbered absolutely (never reused across resets) so caches and
  * snapshots keyed by frame number never see a recycled number.
@@ -25,7 +32,7 @@
 
 #define TSWAL_FILE "tostore.wal"
 #define TSWAL_HDR 32
-#define TSWAL_FRAME_HDR 32
+#define TSWAL_FRAME_HDR 48
 
 typedef struct tswal tswal;
 
@@ -41,7 +48,11 @@ int      tswal_write(tswal *w, const uint64_t *pgnos, uint8_t *const *images, si
                      int commit, uint64_t *first_out);
 /* Drop frames written after the last commit (rollback of spilled pages). */
 void     tswal_rewind(tswal *w);
-int      tswal_sync(tswal *w, int data_only);
+/* Make the log durable; `upto` (absolute) is the last commit frame the
+ * caller knows is covered, recorded in later frames' `durable` field. */
+int      tswal_sync(tswal *w, int data_only, uint64_t upto);
+/* Whether an fsync of the log ever failed (then nothing is trusted). */
+int      tswal_sync_failed(tswal *w);
 int      tswal_read(tswal *w, uint64_t abs, uint8_t *image);
 
 /* Make frames [first, first+n) findable (the caller publishes snapshots). */

@@ -15,6 +15,10 @@
 #include <tostore/keys.h>
 #include "tsupport.h"
 
+/* Check assertions report every pass through a pipe when tests fork;
+ * inside hot loops only failures are reported. */
+#define REQUIRE(cond, ...) do { if (!(cond)) ck_abort_msg(__VA_ARGS__); } while (0)
+
 /* ---- random numbers (deterministic; TS_TEST_SEED overrides) ---------- */
 
 static uint64_t rng_s = 0x9E3779B97F4A7C15ull;
@@ -169,27 +173,34 @@ static void check_pair(const kval *a, const kval *b)
 }
 
 /* Decode one value and compare it with the original. */
+static const char *desc(const kval *v)
+{
+    static char buf[96];
+    describe(v, buf, sizeof buf);
+    return buf;
+}
+
 static void check_decoded(const kval *v, const ts_key_item *it)
 {
-    char dv[96];
-    describe(v, dv, sizeof dv);
-    ck_assert_msg(it->tag == v->tag, "tag of %s decoded as 0x%02x", dv, it->tag);
+#define dv desc(v)
+    REQUIRE(it->tag == v->tag, "tag of %s decoded as 0x%02x", dv, it->tag);
     switch (v->tag) {
-    case TS_KEY_FALSE: case TS_KEY_TRUE: ck_assert_int_eq(it->i, v->tag == TS_KEY_TRUE); break;
-    case TS_KEY_INT: ck_assert_msg(it->i == v->i, "%s decoded as %lld", dv, (long long)it->i); break;
+    case TS_KEY_FALSE: case TS_KEY_TRUE: REQUIRE((it->i) == (v->tag == TS_KEY_TRUE), "it->i != v->tag == TS_KEY_TRUE"); break;
+    case TS_KEY_INT: REQUIRE(it->i == v->i, "%s decoded as %lld", dv, (long long)it->i); break;
     case TS_KEY_DOUBLE:
-        ck_assert_msg(dbl_cmp(it->d, v->d) == 0, "%s decoded as %a", dv, it->d);
-        if (v->d == 0.0) ck_assert_msg(!signbit(it->d), "-0.0 decodes as +0.0");
+        REQUIRE(dbl_cmp(it->d, v->d) == 0, "%s decoded as %a", dv, it->d);
+        if (v->d == 0.0) REQUIRE(!signbit(it->d), "-0.0 decodes as +0.0");
         break;
     case TS_KEY_TEXT: case TS_KEY_BLOB: {
         uint8_t out[16];
-        ck_assert_msg(it->len == v->len, "%s decoded with length %zu", dv, it->len);
+        REQUIRE(it->len == v->len, "%s decoded with length %zu", dv, it->len);
         ts_key_unescape(it, out);
-        ck_assert_msg(!v->len || memcmp(out, v->b, v->len) == 0, "%s payload", dv);
+        REQUIRE(!v->len || memcmp(out, v->b, v->len) == 0, "%s payload", dv);
         break;
     }
     default: break;
     }
+#undef dv
 }
 
 /* ---- single values -------------------------------------------------- */
@@ -378,12 +389,12 @@ static void check_roundtrip(const ktuple *t, const uint8_t *key, size_t klen)
     size_t off = 0;
     ts_key_item it;
     for (int i = 0; i < t->n; i++) {
-        ck_assert_int_eq(ts_key_next(key, klen, &off, &it), 1);
+        REQUIRE(ts_key_next(key, klen, &off, &it) == 1, "component %d does not decode", i);
         check_decoded(&t->v[i], &it);
     }
-    ck_assert_uint_eq(off, klen);
-    ck_assert_int_eq(ts_key_next(key, klen, &off, &it), 0);
-    ck_assert_uint_eq(off, klen);
+    REQUIRE((off) == (klen), "off != klen");
+    REQUIRE(ts_key_next(key, klen, &off, &it) == 0, "trailing bytes after the tuple");
+    REQUIRE((off) == (klen), "off != klen");
 }
 
 START_TEST(tuple_order_and_roundtrip)
@@ -403,9 +414,9 @@ START_TEST(tuple_order_and_roundtrip)
         }
         /* Measure first (cap 0 writes nothing), then encode. */
         size_t la = tuple_enc(&a, NULL, 0), lb = tuple_enc(&b, NULL, 0);
-        ck_assert_uint_le(la, sizeof ea);
-        ck_assert_uint_eq(tuple_enc(&a, ea, sizeof ea), la);
-        ck_assert_uint_eq(tuple_enc(&b, eb, sizeof eb), lb);
+        REQUIRE((la) <= (sizeof ea), "la > sizeof ea");
+        REQUIRE(tuple_enc(&a, ea, sizeof ea) == la, "measured length differs");
+        REQUIRE(tuple_enc(&b, eb, sizeof eb) == lb, "measured length differs");
         int want = tuple_cmp(&a, &b), got = key_cmp(ea, la, eb, lb);
         if (want != got) {
             char d0[96], d1[96];
@@ -446,18 +457,18 @@ static int decode_all(const uint8_t *src, size_t klen)
     ts_key_item it;
     int rc;
     while ((rc = ts_key_next(key, klen, &off, &it)) == 1) {
-        ck_assert_uint_gt(off, prev);
-        ck_assert_uint_le(off, klen);
+        REQUIRE((off) > (prev), "off <= prev");
+        REQUIRE((off) <= (klen), "off > klen");
         if (it.tag == TS_KEY_TEXT || it.tag == TS_KEY_BLOB) {
-            ck_assert(it.bytes >= key && it.bytes + it.raw_len <= key + klen);
-            ck_assert_uint_le(it.len, it.raw_len);
+            REQUIRE(it.bytes >= key && it.bytes + it.raw_len <= key + klen, "it.bytes >= key && it.bytes + it.raw_len <= key + klen");
+            REQUIRE((it.len) <= (it.raw_len), "it.len > it.raw_len");
             uint8_t *out = malloc(it.len ? it.len : 1);
             ts_key_unescape(&it, out);
             free(out);
         }
         prev = off;
     }
-    ck_assert_uint_eq(off, prev); /* a failure leaves *off where it was */
+    REQUIRE((off) == (prev), "off != prev"); /* a failure leaves *off where it was */
     free(key);
     return rc;
 }
@@ -476,8 +487,8 @@ START_TEST(malformed)
         { "\x05\x11\xff", 3 },              /* valid values, then junk */
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-        ck_assert_msg(decode_all((const uint8_t *)bad[i].b, bad[i].n) == -1, "case %zu", i);
-    ck_assert_int_eq(decode_all((const uint8_t *)"", 0), 0);
+        REQUIRE(decode_all((const uint8_t *)bad[i].b, bad[i].n) == -1, "case %zu", i);
+    REQUIRE(decode_all((const uint8_t *)"", 0) == 0, "empty key");
 
     /* Every truncation of valid tuples: valid exactly at value boundaries. */
     uint8_t key[256];
@@ -490,7 +501,7 @@ START_TEST(malformed)
         for (size_t cut = 0; cut <= off; cut++) {
             int at_bound = 0;
             for (size_t i = 0; i < nb; i++) at_bound |= bounds[i] == cut;
-            ck_assert_int_eq(decode_all(key, cut), at_bound ? 0 : -1);
+            REQUIRE(decode_all(key, cut) == (at_bound ? 0 : -1), "cut at %zu of %zu", cut, off);
         }
     }
     /* Random garbage: any status, but no crash and no overread. */
@@ -498,7 +509,7 @@ START_TEST(malformed)
         size_t n = below(24);
         for (size_t i = 0; i < n; i++) key[i] = below(2) ? rnd_byte() : (uint8_t)(0x05 + below(0x50));
         int rc = decode_all(key, n);
-        ck_assert(rc == 0 || rc == -1);
+        REQUIRE(rc == 0 || rc == -1, "rc == 0 || rc == -1");
     }
 }
 END_TEST
@@ -521,7 +532,7 @@ START_TEST(invert_descending)
         ts_key_invert(eb, mb, lb);
         int want = val_cmp(&a0, &b0);
         want = want ? sgn(want) : -sgn(val_cmp(&a1, &b1));
-        ck_assert_int_eq(key_cmp(ea, la, eb, lb), want);
+        REQUIRE(key_cmp(ea, la, eb, lb) == want, "(asc, desc) order: want %d", want);
         /* inverting again restores the ascending encoding */
         ts_key_invert(ea, ma, la);
         ktuple t = { { a0, a1 }, 2 };
@@ -535,7 +546,7 @@ START_TEST(invert_descending)
         size_t l2 = ts_key_text(eb, sizeof eb, 0, order[i + 1].s, order[i + 1].n);
         ts_key_invert(ea, 0, l1);
         ts_key_invert(eb, 0, l2);
-        ck_assert_int_lt(key_cmp(ea, l1, eb, l2), 0);
+        REQUIRE(key_cmp(ea, l1, eb, l2) < 0, "descending text %zu", i);
     }
 }
 END_TEST
@@ -553,14 +564,14 @@ START_TEST(prefix_end)
             pfx[n++] = rnd_byte();
         }
         size_t en = ts_key_prefix_end(pfx, n, end);
-        ck_assert_uint_le(en, n);
+        REQUIRE((en) <= (n), "en > n");
         if (en) {
-            ck_assert_int_gt(key_cmp(end, en, pfx, n), 0);
+            REQUIRE(key_cmp(end, en, pfx, n) > 0, "end not above the prefix");
             /* nothing strictly between: end is the prefix up to its last
              * non-0xFF byte, that byte plus one */
-            ck_assert_mem_eq(end, pfx, en - 1);
-            ck_assert_uint_eq(end[en - 1], (uint8_t)(pfx[en - 1] + 1));
-            for (size_t i = en; i < n; i++) ck_assert_uint_eq(pfx[i], 0xFF);
+            REQUIRE(memcmp(end, pfx, en - 1) == 0, "bytes differ");
+            REQUIRE((end[en - 1]) == ((uint8_t)(pfx[en - 1] + 1)), "end[en - 1] != (uint8_t)(pfx[en - 1] + 1)");
+            for (size_t i = en; i < n; i++) REQUIRE((pfx[i]) == (0xFF), "pfx[i] != 0xFF");
         }
         /* Keys with the prefix sort in [prefix, end); others outside. */
         for (int j = 0; j < 20; j++) {
@@ -577,17 +588,17 @@ START_TEST(prefix_end)
             }
             int has = kl >= n && memcmp(key, pfx, n) == 0;
             int in = key_cmp(key, kl, pfx, n) >= 0 && (!en || key_cmp(key, kl, end, en) < 0);
-            ck_assert_int_eq(has, in);
+            REQUIRE((has) == (in), "has != in");
         }
     }
     /* All 0xFF: no bound. */
     memset(pfx, 0xFF, 4);
-    ck_assert_uint_eq(ts_key_prefix_end(pfx, 4, end), 0);
-    ck_assert_uint_eq(ts_key_prefix_end(pfx, 0, end), 0);
+    REQUIRE(ts_key_prefix_end(pfx, 4, end) == 0, "all 0xFF has no end");
+    REQUIRE(ts_key_prefix_end(pfx, 0, end) == 0, "empty prefix has no end");
     /* "ab" text prefix (unterminated) -> tag 'a' 'c' */
     size_t n = ts_key_text(pfx, sizeof pfx, 0, "ab", 2) - 2;
-    ck_assert_uint_eq(ts_key_prefix_end(pfx, n, end), 3);
-    ck_assert_uint_eq(end[2], 'c');
+    REQUIRE(ts_key_prefix_end(pfx, n, end) == 3, "text prefix end");
+    REQUIRE((end[2]) == ('c'), "end[2] != 'c'");
 }
 END_TEST
 

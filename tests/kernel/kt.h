@@ -16,6 +16,13 @@
 #include "api/db.h"
 #include "tsupport.h"
 
+/* ck_assert_msg without Check's per-call progress message (which costs a
+ * write to Check's pipe each time): for assertions in hot loops. */
+#define KT_REQUIRE(cond, ...)                                   \
+    do {                                                        \
+        if (!(cond)) ck_abort_msg(__VA_ARGS__);                 \
+    } while (0)
+
 /* ---- deterministic pseudo-random numbers ---------------------------- */
 
 typedef struct kt_rng { uint64_t s; } kt_rng;
@@ -25,6 +32,15 @@ uint64_t kt_below(kt_rng *r, uint64_t n);
 
 /* 1 when TS_TEST_LONG is set to something other than "" or "0". */
 int kt_long(void);
+
+/* A fresh directory for many short-lived databases: on tmpfs (/dev/shm)
+ * when there is one, since the crash loops create and delete files by the
+ * thousand and the faulty backend simulates durability anyway; else like
+ * tst_tmpdir.  Free with free() after tst_rmrf(). */
+char *kt_fast_tmpdir(const char *prefix);
+
+/* Empty the directory dir (files only; it is created if missing). */
+void kt_clear_dir(const char *dir);
 
 /* ---- page contents -------------------------------------------------- */
 

@@ -62,7 +62,10 @@ static void host_open(void)
     host_dir = tst_tmpdir("plhost");
     char cfg[512];
     snprintf(cfg, sizeof cfg, "{\"path\": \"%s\"}", host_dir);
-    ck_assert_msg(ts_open_json(cfg, &host) == TS_OK, "host open: %s", ts_errmsg(NULL));
+    if (ts_open_json(cfg, &host) != TS_OK) {
+        fprintf(stderr, "host open: %s\n", ts_errmsg(NULL));
+        exit(2);
+    }
 }
 
 static const char *msg(void) { return ts_errmsg(host); }
@@ -74,7 +77,7 @@ static tsstore *store_open(const char *dir, const char *backend)
     tsstore *st = NULL;
     int rc = tsstore_open(&host->env, host->reg, backend, o, dir, &st);
     json_decref(o);
-    ck_assert_msg(rc == TS_OK, "store open %s: %s", dir, msg());
+    KT_REQUIRE(rc == TS_OK, "store open %s: %s", dir, msg());
     return st;
 }
 
@@ -82,7 +85,7 @@ static int64_t ctl(tsstore *st, const char *op, int64_t arg)
 {
     int64_t out = 0;
     int rc = st->vt->control(st->h, op, arg, &out);
-    ck_assert_msg(rc == TS_OK, "control %s: %d", op, rc);
+    KT_REQUIRE(rc == TS_OK, "control %s: %d", op, rc);
     return out;
 }
 
@@ -127,7 +130,7 @@ static void wl_push(wl *w, const kt_model *m)
     if (w->nst == w->capst) {
         w->capst = w->capst ? 2 * w->capst : 8;
         w->st = realloc(w->st, (size_t)w->capst * sizeof *w->st);
-        ck_assert_ptr_nonnull(w->st);
+        KT_REQUIRE(w->st != NULL, "out of memory");
     }
     kt_model_init(&w->st[w->nst]);
     kt_model_copy(&w->st[w->nst++], m);
@@ -179,7 +182,6 @@ static int do_op(wl *w, const op *o, const char **what)
 {
     tspg *pg = w->pg;
     int rc;
-    w->has_inflight = 0;
     if (o->kind == OP_CKPT || o->kind == OP_CKPT_KEEP) {
         *what = "checkpoint";
         rc = tspg_checkpoint(pg, o->kind == OP_CKPT);
@@ -253,7 +255,7 @@ static int do_op(wl *w, const op *o, const char **what)
     }
     }
     if (rc) {
-        ck_assert_msg(p == NULL || rc == TS_OK, "%s failed (%d) but handed out a page", *what, rc);
+        KT_REQUIRE(p == NULL || rc == TS_OK, "%s failed (%d) but handed out a page", *what, rc);
         tstx_rollback(tx);
         kt_model_free(&m);
         return rc;
@@ -314,6 +316,24 @@ static int which_state(tspg *pg, wl *w, int lo, char *why)
     return got;
 }
 
+/* One directory per process, emptied for each run (cheaper than a new one). */
+static char *run_path;
+
+static const char *run_dir(void)
+{
+    if (!run_path) run_path = kt_fast_tmpdir("pl");
+    kt_clear_dir(run_path);
+    return run_path;
+}
+
+static void run_dir_done(void)
+{
+    if (!run_path) return;
+    tst_rmrf(run_path);
+    free(run_path);
+    run_path = NULL;
+}
+
 /* Run workload d once with fault f armed at n (0: none). */
 static outcome run_once(const wdef *d, int full, fault f, int64_t n, int64_t tear, int power_loss)
 {
@@ -322,7 +342,7 @@ static outcome run_once(const wdef *d, int full, fault f, int64_t n, int64_t tea
     snprintf(label, sizeof label, "workload '%s' (%s), %s at %lld%s%s", d->name,
              full ? "full" : "normal", fault_names[f], (long long)n,
              tear ? " with a torn write" : "", power_loss ? " + power loss" : "");
-    char *dir = tst_tmpdir("pl");
+    const char *dir = run_dir();
     wl w;
     wl_init(&w, full);
     tsstore *st = store_open(dir, "faulty");
@@ -334,20 +354,22 @@ static outcome run_once(const wdef *d, int full, fault f, int64_t n, int64_t tea
     const char *what = "open";
     int failed_at = -1;     /* op index that failed; -2: open */
     if (rc) {
-        ck_assert_msg(f != F_NONE, "%s: open failed: %s", label, msg());
-        ck_assert_msg(rc == TS_ERR_IO, "%s: open failed with %d, not TS_ERR_IO: %s", label, rc, msg());
+        KT_REQUIRE(f != F_NONE, "%s: open failed: %s", label, msg());
+        KT_REQUIRE(rc == TS_ERR_IO, "%s: open failed with %d, not TS_ERR_IO: %s", label, rc, msg());
         out.fired = 1;
         failed_at = -2;
         if (f != F_CRASH) {
-            /* a write error or a failed fsync while creating: try again */
+            /* a write error or a failed fsync while creating: try again,
+             * then the workload must run as if nothing happened */
             rc = pg_open(st, full, 0, &pg);
-            ck_assert_msg(rc == TS_OK, "%s: open after a failed create: %s", label, msg());
+            KT_REQUIRE(rc == TS_OK, "%s: open after a failed create: %s", label, msg());
+            failed_at = -1;
         }
     }
     w.pg = pg;
     for (int i = 0; pg && i < d->npre; i++) {
         rc = do_op(&w, &d->pre[i], &what);
-        ck_assert_msg(rc == TS_OK, "%s: preamble %s: %s: %s", label, op_names[d->pre[i].kind], what, msg());
+        KT_REQUIRE(rc == TS_OK, "%s: preamble %s: %s: %s", label, op_names[d->pre[i].kind], what, msg());
     }
     if (pg && !armed) {
         base = ctl(st, "points", 0);
@@ -355,44 +377,45 @@ static outcome run_once(const wdef *d, int full, fault f, int64_t n, int64_t tea
     }
     for (int i = 0; pg && i < d->nops; i++) {
         if (failed_at != -1 && f == F_CRASH) break;
+        if (failed_at == -1) w.has_inflight = 0; /* keep the one of the failed commit */
         rc = do_op(&w, &d->ops[i], &what);
         if (f == F_NONE)
-            ck_assert_msg(rc == TS_OK, "%s: %s: %s: %s", label, op_names[d->ops[i].kind], what, msg());
+            KT_REQUIRE(rc == TS_OK, "%s: %s: %s: %s", label, op_names[d->ops[i].kind], what, msg());
         if (f == F_CRASH && rc) {
-            ck_assert_msg(ctl(st, "crashed", 0) == 1, "%s: %s failed without a crash: %d %s", label,
+            KT_REQUIRE(ctl(st, "crashed", 0) == 1, "%s: %s failed without a crash: %d %s", label,
                           what, rc, msg());
-            ck_assert_msg(rc == TS_ERR_IO || rc == TS_ERR_READONLY,
+            KT_REQUIRE(rc == TS_ERR_IO || rc == TS_ERR_READONLY,
                           "%s: %s after a crash: %d, not TS_ERR_IO", label, what, rc);
             failed_at = i;
             out.fired = 1;
         }
         if (f == F_SYNC) {
             if (rc && failed_at == -1) {
-                ck_assert_msg(rc == TS_ERR_IO || rc == TS_ERR_READONLY,
+                KT_REQUIRE(rc == TS_ERR_IO || rc == TS_ERR_READONLY,
                               "%s: %s with a failed fsync: %d (%s), not TS_ERR_IO", label, what, rc, msg());
                 failed_at = i;
                 out.fired = 1;
             } else if (failed_at != -1 && d->ops[i].kind != OP_CKPT && d->ops[i].kind != OP_CKPT_KEEP) {
-                ck_assert_msg(rc == TS_ERR_READONLY || rc == TS_ERR_IO,
+                KT_REQUIRE(rc == TS_ERR_READONLY || rc == TS_ERR_IO,
                               "%s: %s after a failed fsync returned %d (%s): writes must be refused",
                               label, op_names[d->ops[i].kind], rc, msg());
             }
             if (failed_at != -1) {
                 /* still readable: every acknowledged commit, nothing else */
                 char why[WHYLEN];
-                ck_assert_msg(kt_matches(pg, cur(&w), why, sizeof why),
+                KT_REQUIRE(kt_matches(pg, cur(&w), why, sizeof why),
                               "%s: after a failed fsync the database reads wrong: %s", label, why);
             }
         }
         if (f == F_NOSPACE && rc) {
-            ck_assert_msg(failed_at == -1, "%s: %s failed (%d: %s) after the one full-disk error",
+            KT_REQUIRE(!out.fired, "%s: %s failed (%d: %s) after the one full-disk error",
                           label, op_names[d->ops[i].kind], rc, msg());
-            ck_assert_msg(rc == TS_ERR_IO, "%s: %s on a full disk: %d (%s), not TS_ERR_IO", label,
+            KT_REQUIRE(rc == TS_ERR_IO, "%s: %s on a full disk: %d (%s), not TS_ERR_IO", label,
                           what, rc, msg());
             failed_at = i;
             out.fired = 1;
             char why[WHYLEN];
-            ck_assert_msg(kt_matches(pg, cur(&w), why, sizeof why),
+            KT_REQUIRE(kt_matches(pg, cur(&w), why, sizeof why),
                           "%s: after a full-disk error the database reads wrong: %s", label, why);
         }
     }
@@ -407,12 +430,12 @@ static outcome run_once(const wdef *d, int full, fault f, int64_t n, int64_t tea
                 /* the fault hit the checkpoint at close */
                 out.fired = 1;
                 failed_at = d->nops;
-                if (f == F_CRASH) ck_assert_msg(ctl(st, "crashed", 0) == 1, "%s: close failed without a crash: %s",
+                if (f == F_CRASH) KT_REQUIRE(ctl(st, "crashed", 0) == 1, "%s: close failed without a crash: %s",
                                                 label, msg());
             }
-            ck_assert_msg(rc == TS_OK || f != F_NONE, "%s: close: %s", label, msg());
+            KT_REQUIRE(rc == TS_OK || f != F_NONE, "%s: close: %s", label, msg());
             if (f == F_NOSPACE && failed_at != d->nops)
-                ck_assert_msg(rc == TS_OK, "%s: close after a full-disk error: %d %s", label, rc, msg());
+                KT_REQUIRE(rc == TS_OK, "%s: close after a full-disk error: %d %s", label, rc, msg());
         }
         if (!ctl(st, "crashed", 0)) end_points = ctl(st, "points", 0);
         out.points = end_points - base;
@@ -423,31 +446,29 @@ static outcome run_once(const wdef *d, int full, fault f, int64_t n, int64_t tea
     int crashlike = f == F_CRASH || power_loss;
     st = store_open(dir, "faulty");
     rc = pg_open(st, full, 0, &pg);
-    ck_assert_msg(rc == TS_OK, "%s: reopen: %s", label, msg());
+    KT_REQUIRE(rc == TS_OK, "%s: reopen: %s", label, msg());
     char why[WHYLEN] = "";
     int lo = crashlike ? w.durable : w.nst - 1;
     if (f == F_NOSPACE || f == F_NONE) w.has_inflight = 0; /* a failed commit must leave nothing */
     int got = which_state(pg, &w, lo, why);
-    ck_assert_msg(got >= 0, "%s (failed: %s at op %d): after reopening: %s", label, what, failed_at, why);
+    KT_REQUIRE(got >= 0, "%s (failed: %s at op %d): after reopening: %s", label, what, failed_at, why);
     if (!crashlike && f != F_SYNC)
-        ck_assert_msg(got == w.nst - 1, "%s: reopened at state %d of %d", label, got, w.nst - 1);
+        KT_REQUIRE(got == w.nst - 1, "%s: reopened at state %d of %d", label, got, w.nst - 1);
     /* and the database takes writes again */
     tstx *tx;
     rc = tstx_begin(pg, 1, &tx);
-    ck_assert_msg(rc == TS_OK, "%s: write after recovery: %s", label, msg());
+    KT_REQUIRE(rc == TS_OK, "%s: write after recovery: %s", label, msg());
     tspage *p;
     uint64_t pgno;
-    ck_assert_msg(tstx_alloc(tx, &p, &pgno) == TS_OK, "%s: alloc after recovery: %s", label, msg());
+    KT_REQUIRE(tstx_alloc(tx, &p, &pgno) == TS_OK, "%s: alloc after recovery: %s", label, msg());
     kt_fill(tspage_data(p), tstx_usable(tx), pgno, 999999);
     tspage_release(p);
-    ck_assert_msg(tstx_commit(tx) == TS_OK, "%s: commit after recovery: %s", label, msg());
-    ck_assert_msg(kt_consistent(pg, 0, NULL, why, sizeof why), "%s: after a write following recovery: %s",
+    KT_REQUIRE(tstx_commit(tx) == TS_OK, "%s: commit after recovery: %s", label, msg());
+    KT_REQUIRE(kt_consistent(pg, 0, NULL, why, sizeof why), "%s: after a write following recovery: %s",
                   label, why);
-    ck_assert_int_eq(tspg_close(pg), TS_OK);
+    KT_REQUIRE(tspg_close(pg) == TS_OK, "%s: close after recovery: %s", label, msg());
     tsstore_close(st);
     wl_free(&w);
-    tst_rmrf(dir);
-    free(dir);
     if (out.fired && f == F_CRASH) { tot->crashes++; if (tear) tot->tears++; }
     if (out.fired && f == F_SYNC) tot->sync_faults++;
     if (out.fired && f == F_NOSPACE) tot->nospace_faults++;
@@ -457,18 +478,20 @@ static outcome run_once(const wdef *d, int full, fault f, int64_t n, int64_t tea
 static const int64_t tears[] = { 1, 29, 2100, PS + 32 + 700 };
 #define NTEARS (int)(sizeof tears / sizeof tears[0])
 
-/* Every crash point of d (with every tear size when tear_all), every
- * failed fsync and every full-disk error.  Returns the points counted. */
-static int64_t all_points(const wdef *d, int full, int tear_all, int io_errors)
+/* Every crash point of d, each also with `ntears` of the tear sizes
+ * (rotating); with io_errors, every failed fsync (with and without a power
+ * loss after it) and every full-disk error, the latter at every
+ * `io_stride`-th write.  Returns the points counted. */
+static int64_t all_points(const wdef *d, int full, int ntears, int io_errors, int io_stride)
 {
     outcome clean = run_once(d, full, F_NONE, 0, 0, 0);
     ck_assert_int_gt(clean.points, 0);
     for (int64_t n = 1; n <= clean.points; n++) {
         outcome o = run_once(d, full, F_CRASH, n, 0, 0);
-        ck_assert_msg(o.fired, "workload '%s': crash at point %lld of %lld did not happen (the "
+        KT_REQUIRE(o.fired, "workload '%s': crash at point %lld of %lld did not happen (the "
                       "workload is not deterministic?)", d->name, (long long)n, (long long)clean.points);
-        for (int t = 0; t < NTEARS; t++)
-            if (tear_all || (n + t) % 4 == 0) run_once(d, full, F_CRASH, n, tears[t], 0);
+        for (int t = 0; t < ntears; t++)
+            run_once(d, full, F_CRASH, n, tears[(n + t) % NTEARS], 0);
     }
     if (io_errors) {
         for (int64_t n = 1; n <= clean.points; n++) {
@@ -476,7 +499,7 @@ static int64_t all_points(const wdef *d, int full, int tear_all, int io_errors)
             if (!o.fired) break; /* past the last sync */
             run_once(d, full, F_SYNC, n, 0, 1);
         }
-        for (int64_t n = 1; n <= clean.points; n++)
+        for (int64_t n = 1; n <= clean.points; n += io_stride)
             if (!run_once(d, full, F_NOSPACE, n, 0, 0).fired) break;
     }
     return clean.points;
@@ -488,8 +511,8 @@ static const op w_create3[] = { { OP_INSERT, 3 }, { OP_UPDATE, 2 }, { OP_DELETE,
 static const op w_ovr_pre[] = { { OP_INSERT, 10 }, { OP_CKPT, 0 } };
 static const op w_ovr[] = { { OP_UPDATE, 6 }, { OP_DELETE, 3 }, { OP_CKPT, 0 }, { OP_INSERT, 4 },
                             { OP_UPDATE, 3 } };
-static const op w_big_pre[] = { { OP_INSERT, 30 } };
-static const op w_big[] = { { OP_BIG, 260 }, { OP_UPDATE, 2 }, { OP_CKPT, 0 } };
+static const op w_big_pre[] = { { OP_INSERT, 20 } };
+static const op w_big[] = { { OP_BIG, 150 }, { OP_UPDATE, 2 }, { OP_CKPT, 0 } };
 
 static const wdef workloads[] = {
     { "create + 3 commits", NULL, 0, w_create3, 3 },
@@ -503,10 +526,12 @@ START_TEST(fixed_workloads)
     double t0 = now();
     for (int full = 1; full >= 0; full--) {
         const wdef *d = &workloads[_i];
-        int64_t pts = all_points(d, full, _i != 2, 1);
+        int big = _i == 2;
+        int64_t pts = all_points(d, full, big ? 1 : NTEARS, 1, big && !kt_long() ? 5 : 1);
         fprintf(stderr, "powerloss: workload '%s' (%s): %lld fault points\n", d->name,
                 full ? "full" : "normal", (long long)pts);
     }
+    run_dir_done();
     fprintf(stderr, "powerloss: workload %d done in %.1f s\n", _i, now() - t0);
 }
 END_TEST
@@ -535,11 +560,12 @@ START_TEST(sequences)
                 strcat(name, op_names[ops[i].kind]);
             }
             wdef d = { name, seq_pre, 1, ops, len };
-            pts += all_points(&d, full, 0, kt_long());
+            pts += all_points(&d, full, kt_long() ? NTEARS : 2, kt_long(), 1);
             nseq++;
         }
     }
     ck_assert_int_eq(nseq, 84);
+    run_dir_done();
     fprintf(stderr, "powerloss: %d sequences of up to 3 operations (%s): %lld fault points, %.1f s\n",
             nseq, full ? "full" : "normal", (long long)pts, now() - t0);
 }
@@ -565,8 +591,9 @@ START_TEST(random_workloads)
         char name[32];
         snprintf(name, sizeof name, "random %d", s);
         wdef d = { name, pre, 1, ops, n };
-        all_points(&d, (int)(s & 1), 1, s % 5 == 0);
+        all_points(&d, (int)(s & 1), NTEARS, s % 5 == 0, 1);
     }
+    run_dir_done();
     fprintf(stderr, "powerloss: random workloads done in %.1f s\n", now() - t0);
 }
 END_TEST
@@ -579,12 +606,17 @@ typedef struct fdb {
     tspg    *pg;
 } fdb;
 
-static void fdb_open(fdb *f, const char *backend, int full)
+static void fdb_open_cache(fdb *f, const char *backend, int full, uint64_t cache)
 {
     if (!f->dir) f->dir = tst_tmpdir("plf");
     f->st = store_open(f->dir, backend);
-    int rc = pg_open(f->st, full, 0, &f->pg);
-    ck_assert_msg(rc == TS_OK, "open: %s", msg());
+    int rc = pg_open(f->st, full, cache, &f->pg);
+    KT_REQUIRE(rc == TS_OK, "open: %s", msg());
+}
+
+static void fdb_open(fdb *f, const char *backend, int full)
+{
+    fdb_open_cache(f, backend, full, 0);
 }
 
 static int fdb_close(fdb *f)
@@ -608,16 +640,16 @@ static void fdb_done(fdb *f)
 static void commit_pages(tspg *pg, uint64_t *pgnos, int n, uint64_t ver)
 {
     tstx *tx;
-    ck_assert_msg(tstx_begin(pg, 1, &tx) == TS_OK, "begin: %s", msg());
+    KT_REQUIRE(tstx_begin(pg, 1, &tx) == TS_OK, "begin: %s", msg());
     for (int i = 0; i < n; i++) {
         tspage *p;
-        if (!pgnos[i]) ck_assert_msg(tstx_alloc(tx, &p, &pgnos[i]) == TS_OK, "alloc: %s", msg());
-        else ck_assert_msg(tstx_get(tx, pgnos[i], 1, &p) == TS_OK, "get: %s", msg());
+        if (!pgnos[i]) KT_REQUIRE(tstx_alloc(tx, &p, &pgnos[i]) == TS_OK, "alloc: %s", msg());
+        else KT_REQUIRE(tstx_get(tx, pgnos[i], 1, &p) == TS_OK, "get: %s", msg());
         kt_fill(tspage_data(p), tstx_usable(tx), pgnos[i], ver);
         tspage_release(p);
     }
     tstx_root_set(tx, 4, ver);
-    ck_assert_msg(tstx_commit(tx) == TS_OK, "commit: %s", msg());
+    KT_REQUIRE(tstx_commit(tx) == TS_OK, "commit: %s", msg());
 }
 
 /* Read page pgno: its rc, and whether it holds version ver. */
@@ -639,7 +671,7 @@ static int read_page(tspg *pg, uint64_t pgno, uint64_t ver, int *holds)
 static uint64_t root4(tspg *pg)
 {
     tstx *tx;
-    ck_assert_msg(tstx_begin(pg, 0, &tx) == TS_OK, "begin read: %s", msg());
+    KT_REQUIRE(tstx_begin(pg, 0, &tx) == TS_OK, "begin read: %s", msg());
     uint64_t v;
     tstx_root_get(tx, 4, &v);
     tstx_rollback(tx);
@@ -651,7 +683,7 @@ static void flip_bit(const char *dir, const char *file, long off, int bit)
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, file);
     FILE *fp = fopen(path, "r+b");
-    ck_assert_msg(fp != NULL, "open %s", path);
+    KT_REQUIRE(fp != NULL, "open %s", path);
     ck_assert_int_eq(fseek(fp, off, SEEK_SET), 0);
     int c = fgetc(fp);
     ck_assert_int_ne(c, EOF);
@@ -665,7 +697,7 @@ static long file_size(const char *dir, const char *file)
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, file);
     FILE *fp = fopen(path, "rb");
-    ck_assert_msg(fp != NULL, "open %s", path);
+    KT_REQUIRE(fp != NULL, "open %s", path);
     fseek(fp, 0, SEEK_END);
     long n = ftell(fp);
     fclose(fp);
@@ -708,14 +740,14 @@ START_TEST(bitflip_main_file)
         int holds = 0;
         int rc = read_page(f.pg, pg[i], 5, &holds);
         if (i == 5 || i == 9) {
-            ck_assert_msg(rc == TS_ERR_CORRUPT, "page %llu with a flipped bit: rc %d (holds the data: %d)",
+            KT_REQUIRE(rc == TS_ERR_CORRUPT, "page %llu with a flipped bit: rc %d (holds the data: %d)",
                           (unsigned long long)pg[i], rc, holds);
             char want[64];
             snprintf(want, sizeof want, "page %llu", (unsigned long long)pg[i]);
-            ck_assert_msg(strstr(msg(), want) && strstr(msg(), "corrupt"),
+            KT_REQUIRE(strstr(msg(), want) && strstr(msg(), "corrupt"),
                           "unclear message: '%s'", msg());
         } else {
-            ck_assert_msg(rc == TS_OK && holds, "page %llu: rc %d, holds %d", (unsigned long long)pg[i], rc, holds);
+            KT_REQUIRE(rc == TS_OK && holds, "page %llu: rc %d, holds %d", (unsigned long long)pg[i], rc, holds);
         }
     }
     /* a writer cannot build on it either */
@@ -731,14 +763,14 @@ START_TEST(bitflip_main_file)
     flip_bit(f.dir, TSPG_FILE, PS + TSPAGE_HDR + 8, 1);
     fdb_open(&f, "posix", 1);
     ck_assert_int_eq(tstx_begin(f.pg, 0, &tx), TS_ERR_CORRUPT);
-    ck_assert_msg(strstr(msg(), "page 1"), "unclear message: '%s'", msg());
+    KT_REQUIRE(strstr(msg(), "page 1"), "unclear message: '%s'", msg());
     fdb_close(&f);
 
     /* the file header: refused at open */
     flip_bit(f.dir, TSPG_FILE, 13, 2);
     f.st = store_open(f.dir, "posix");
     ck_assert_int_eq(pg_open(f.st, 1, 0, &f.pg), TS_ERR_CORRUPT);
-    ck_assert_msg(strstr(msg(), "header"), "unclear message: '%s'", msg());
+    KT_REQUIRE(strstr(msg(), "header"), "unclear message: '%s'", msg());
     tsstore_close(f.st);
     f.st = NULL;
     fdb_done(&f);
@@ -770,8 +802,8 @@ START_TEST(bitflip_log_frame_read)
     flip_bit(f.dir, TSWAL_FILE, off + TSWAL_FRAME_HDR + TSPAGE_HDR + 77, 6);
     int holds = 0;
     int rc = read_page(f.pg, a, 2, &holds);
-    ck_assert_msg(rc == TS_ERR_CORRUPT, "page with a flipped bit in its log frame: rc %d, holds %d", rc, holds);
-    ck_assert_msg(strstr(msg(), "log") && strstr(msg(), "corrupt"), "unclear message: '%s'", msg());
+    KT_REQUIRE(rc == TS_ERR_CORRUPT, "page with a flipped bit in its log frame: rc %d, holds %d", rc, holds);
+    KT_REQUIRE(strstr(msg(), "log") && strstr(msg(), "corrupt"), "unclear message: '%s'", msg());
     ck_assert_int_eq(read_page(f.pg, b, 3, &holds), TS_OK);
     ck_assert(holds);
     fdb_close(&f);
@@ -799,7 +831,7 @@ START_TEST(bitflip_log_frame_recovery)
         int ra2 = read_page(f.pg, a, 2, &holds2);
         uint64_t r4 = root4(f.pg);
         fdb_close(&f);
-        ck_assert_msg(ra == TS_ERR_CORRUPT,
+        KT_REQUIRE(ra == TS_ERR_CORRUPT,
                       "a bit flip in an acknowledged log frame went unnoticed: page A reads rc %d "
                       "(old version 1: %d, version 2: %d), root slot 4 = %llu (acknowledged: 3): the "
                       "damaged frame and every commit after it were dropped as if a torn tail",
@@ -860,14 +892,14 @@ START_TEST(garbage_log_tail)
         fdb_open(&f, "faulty", 1);
         int holds = 0;
         ck_assert_int_eq(read_page(f.pg, a, 2, &holds), TS_OK);
-        ck_assert_msg(holds, "tail kind %d: page A lost its acknowledged version", kind);
+        KT_REQUIRE(holds, "tail kind %d: page A lost its acknowledged version", kind);
         if (want_b) {
             ck_assert_int_eq(read_page(f.pg, b, 3, &holds), TS_OK);
-            ck_assert_msg(holds, "tail kind %d: page B lost", kind);
+            KT_REQUIRE(holds, "tail kind %d: page B lost", kind);
         }
         ck_assert_uint_eq(root4(f.pg), want_b ? 3 : 2);
         char why[WHYLEN];
-        ck_assert_msg(kt_consistent(f.pg, 0, NULL, why, sizeof why), "tail kind %d: %s", kind, why);
+        KT_REQUIRE(kt_consistent(f.pg, 0, NULL, why, sizeof why), "tail kind %d: %s", kind, why);
         /* new commits over the garbage, then power loss again */
         uint64_t c = 0;
         commit_pages(f.pg, &c, 1, 10);
@@ -876,11 +908,11 @@ START_TEST(garbage_log_tail)
         fdb_close(&f);
         fdb_open(&f, "posix", 1);
         ck_assert_int_eq(read_page(f.pg, c, 10, &holds), TS_OK);
-        ck_assert_msg(holds, "tail kind %d: commit after recovery lost", kind);
+        KT_REQUIRE(holds, "tail kind %d: commit after recovery lost", kind);
         ck_assert_int_eq(read_page(f.pg, a, 11, &holds), TS_OK);
-        ck_assert_msg(holds, "tail kind %d: commit after recovery lost", kind);
+        KT_REQUIRE(holds, "tail kind %d: commit after recovery lost", kind);
         ck_assert_uint_eq(root4(f.pg), 11);
-        ck_assert_msg(kt_consistent(f.pg, 0, NULL, why, sizeof why), "tail kind %d: %s", kind, why);
+        KT_REQUIRE(kt_consistent(f.pg, 0, NULL, why, sizeof why), "tail kind %d: %s", kind, why);
         fdb_close(&f);
         fdb_done(&f);
     }
@@ -900,15 +932,15 @@ START_TEST(reset_then_torn_write)
     host_open();
     int full = _i;
     fdb f = { 0 };
-    fdb_open(&f, "faulty", full);
+    fdb_open_cache(&f, "faulty", full, 64u << 20); /* no spilling: one write per 64 frames */
     uint64_t a[1] = { 0 }, many[100] = { 0 };
     commit_pages(f.pg, a, 1, 1);               /* old log: commit 1: A = v1 */
     commit_pages(f.pg, many, 100, 2);          /* commit 2: 100 pages */
     ck_assert_int_eq(tspg_checkpoint(f.pg, 1), TS_OK); /* both durable; new log generation */
     /* the next commit writes its frames in two calls (64 + 37 frames); the
-     * second one crashes and leaves 1000 bytes */
-    int64_t writes_before_sync = 1;
-    ctl(f.st, "crash_at", writes_before_sync + 1);
+     * second one crashes and leaves 1000 bytes at frame 65, where the old
+     * log had a frame of commit 2 */
+    ctl(f.st, "crash_at", 2);
     ctl(f.st, "tear", 1000);
     uint64_t b[100] = { 0 };
     tstx *tx;
@@ -929,10 +961,10 @@ START_TEST(reset_then_torn_write)
     char why[WHYLEN];
     int cons = kt_consistent(f.pg, 0, NULL, why, sizeof why);
     fdb_close(&f);
-    ck_assert_msg(r4 == 2, "(%s) after a crash following a log reset, root slot 4 is %llu, but "
+    KT_REQUIRE(r4 == 2, "(%s) after a crash following a log reset, root slot 4 is %llu, but "
                   "commit 2 was checkpointed (durable); page A rc %d; consistent: %s",
                   full ? "full" : "normal", (unsigned long long)r4, rc, cons ? "yes" : why);
-    ck_assert_msg(cons, "inconsistent: %s", why);
+    KT_REQUIRE(cons, "inconsistent: %s", why);
     fdb_done(&f);
 }
 END_TEST
@@ -949,10 +981,10 @@ START_TEST(nospace_at_log_reset)
     /* checkpoint writes: pages a[0], a[1], meta (3 writes), then the new log header */
     ctl(f.st, "enospc_at", 4);
     int rc = tspg_checkpoint(f.pg, 1);
-    ck_assert_msg(rc == TS_OK || rc == TS_ERR_IO, "checkpoint: %d", rc);
+    KT_REQUIRE(rc == TS_OK || rc == TS_ERR_IO, "checkpoint: %d", rc);
     tstx *tx;
     rc = tstx_begin(f.pg, 1, &tx);
-    ck_assert_msg(rc == TS_OK, "after a full disk in a checkpoint the database refuses writes: %d (%s)",
+    KT_REQUIRE(rc == TS_OK, "after a full disk in a checkpoint the database refuses writes: %d (%s)",
                   rc, msg());
     tstx_rollback(tx);
     commit_pages(f.pg, a, 2, 2);
@@ -978,17 +1010,19 @@ START_TEST(nospace_in_spill_from_get)
     tstx *tx;
     ck_assert_int_eq(tstx_begin(f.pg, 1, &tx), TS_OK);
     tspage *p;
-    /* 65536-byte cache: a transaction spills past 256 KB = 64 pages */
-    for (int i = 0; i < 64; i++) {
+    /* 65536-byte cache: a transaction spills past 256 KB of pages */
+    int k = (int)((256u << 10) / (tstx_usable(tx) + TSPAGE_HDR));
+    ck_assert_int_lt(k, 79);
+    for (int i = 0; i < k; i++) {
         ck_assert_int_eq(tstx_get(tx, pgs[i], 1, &p), TS_OK);
         kt_fill(tspage_data(p), tstx_usable(tx), pgs[i], 2);
         tspage_release(p);
     }
     ctl(f.st, "enospc_at", 1);
     p = NULL;
-    int rc = tstx_get(tx, pgs[64], 1, &p);
-    ck_assert_msg(rc == TS_ERR_IO, "spill on a full disk: %d", rc);
-    ck_assert_msg(p == NULL, "tstx_get failed (%d) but left a pinned page in *out", rc);
+    int rc = tstx_get(tx, pgs[k], 1, &p);
+    KT_REQUIRE(rc == TS_ERR_IO, "spill on a full disk: %d", rc);
+    KT_REQUIRE(p == NULL, "tstx_get failed (%d) but left a pinned page in *out", rc);
     tstx_rollback(tx);
     int holds = 0;
     ck_assert_int_eq(read_page(f.pg, pgs[3], 1, &holds), TS_OK);
@@ -1014,12 +1048,12 @@ START_TEST(failed_fsync_readonly)
     kt_fill(tspage_data(p), tstx_usable(tx), a[0], 2);
     tspage_release(p);
     ck_assert_int_eq(tstx_commit(tx), TS_ERR_IO);
-    ck_assert_msg(strstr(msg(), "fsync") || strstr(msg(), "durable"), "message: %s", msg());
+    KT_REQUIRE(strstr(msg(), "fsync") || strstr(msg(), "durable"), "message: %s", msg());
     int rc = tstx_begin(f.pg, 1, &tx);
-    ck_assert_msg(rc == TS_ERR_READONLY, "write after a failed fsync: %d", rc);
+    KT_REQUIRE(rc == TS_ERR_READONLY, "write after a failed fsync: %d", rc);
     int holds = 0;
     ck_assert_int_eq(read_page(f.pg, a[0], 1, &holds), TS_OK);
-    ck_assert_msg(holds, "readers must see the last acknowledged commit");
+    KT_REQUIRE(holds, "readers must see the last acknowledged commit");
     fdb_close(&f);
     fdb_open(&f, "faulty", 1);
     commit_pages(f.pg, a, 1, 3);
@@ -1035,15 +1069,15 @@ START_TEST(crash_total)
     fprintf(stderr, "powerloss: %lu simulated power-loss crashes (%lu with a torn write), %lu failed "
             "fsyncs, %lu full-disk errors\n", tot->crashes, tot->tears, tot->sync_faults,
             tot->nospace_faults);
-    ck_assert_msg(tot->crashes >= want, "only %lu simulated crashes (want >= %lu)", tot->crashes, want);
+    KT_REQUIRE(tot->crashes >= want, "only %lu simulated crashes (want >= %lu)", tot->crashes, want);
 }
 END_TEST
 
 static Suite *suite(void)
 {
     Suite *s = suite_create("powerloss");
-    TCase *tc = tcase_create("powerloss");
-    tcase_set_timeout(tc, 3000);
+    TCase *tc = tcase_create("focused");
+    tcase_set_timeout(tc, 300);
     tcase_add_test(tc, bitflip_main_file);
     tcase_add_test(tc, bitflip_log_frame_read);
     tcase_add_test(tc, bitflip_log_frame_recovery);
@@ -1052,9 +1086,21 @@ static Suite *suite(void)
     tcase_add_test(tc, nospace_at_log_reset);
     tcase_add_test(tc, nospace_in_spill_from_get);
     tcase_add_test(tc, failed_fsync_readonly);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("workloads");
+    tcase_set_timeout(tc, 3000);
     tcase_add_loop_test(tc, fixed_workloads, 0, 3);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("sequences");
+    tcase_set_timeout(tc, 3000);
     tcase_add_loop_test(tc, sequences, 0, 2);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("random");
+    tcase_set_timeout(tc, 6000);
     tcase_add_test(tc, random_workloads);
+    suite_add_tcase(s, tc);
+    /* last: the totals of everything above */
+    tc = tcase_create("total");
     tcase_add_test(tc, crash_total);
     suite_add_tcase(s, tc);
     return s;

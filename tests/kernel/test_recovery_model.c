@@ -83,15 +83,15 @@ static int64_t control(ctx *c, const char *op, int64_t arg)
 {
     int64_t out = 0;
     int rc = ts_storage_control(c->db, op, arg, &out);
-    ck_assert_msg(rc == TS_OK, "control %s: %s", op, ts_errmsg(c->db));
+    KT_REQUIRE(rc == TS_OK, "control %s: %s", op, ts_errmsg(c->db));
     return out;
 }
 
 static void arm(ctx *c)
 {
     if (!c->crash) return;
-    static const int64_t spans[] = { 6, 25, 120, 600 };
-    int64_t span = spans[kt_below(&c->rng, 4)];
+    static const int64_t spans[] = { 5, 20, 80, 400, 3000 };
+    int64_t span = spans[kt_below(&c->rng, 5)];
     control(c, "crash_at", 1 + (int64_t)kt_below(&c->rng, (uint64_t)span));
     int64_t tear = 0;
     switch (kt_below(&c->rng, 4)) {
@@ -113,7 +113,7 @@ static void db_open(ctx *c)
              "\"passSync\": false}}}",
              c->dir, c->full ? "full" : "normal");
     int rc = ts_open_json(cfg, &c->db);
-    ck_assert_msg(rc == TS_OK, "seed %llu step %u: open: %s", (unsigned long long)c->seed, c->step,
+    KT_REQUIRE(rc == TS_OK, "seed %llu step %u: open: %s", (unsigned long long)c->seed, c->step,
                   ts_errmsg(NULL));
     arm(c);
 }
@@ -140,7 +140,7 @@ static void verify(ctx *c, int full_check)
     tstx *tx;
     int rc = tstx_begin(c->db->pg, 0, &tx);
     if (rc && c->crash) { crashed(c, rc, "begin read (verify)", NULL); return; }
-    ck_assert_msg(rc == TS_OK, "seed %llu step %u: begin read: %s", (unsigned long long)c->seed,
+    KT_REQUIRE(rc == TS_OK, "seed %llu step %u: begin read: %s", (unsigned long long)c->seed,
                   c->step, ts_errmsg(c->db));
     int ok = full_check || c->committed.page_count < 80
            ? kt_tx_matches(tx, &c->committed, why, sizeof why)
@@ -152,7 +152,7 @@ static void verify(ctx *c, int full_check)
         ts_storage_control(c->db, "crashed", 0, &down);
         if (down) { crashed(c, TS_ERR_IO, "verify", NULL); return; }
     }
-    ck_assert_msg(ok, "seed %llu step %u (%s): database differs from the model: %s",
+    KT_REQUIRE(ok, "seed %llu step %u (%s): database differs from the model: %s",
                   (unsigned long long)c->seed, c->step, c->full ? "full" : "normal", why);
 }
 
@@ -161,9 +161,9 @@ static void crashed(ctx *c, int rc, const char *what, const kt_model *inflight)
 {
     int64_t down = 0;
     ts_storage_control(c->db, "crashed", 0, &down);
-    ck_assert_msg(c->crash && down == 1, "seed %llu step %u: %s failed without a crash: %d %s",
+    KT_REQUIRE(c->crash && down == 1, "seed %llu step %u: %s failed without a crash: %d %s",
                   (unsigned long long)c->seed, c->step, what, rc, ts_errmsg(c->db));
-    ck_assert_msg(rc == TS_ERR_IO || rc == TS_ERR_READONLY,
+    KT_REQUIRE(rc == TS_ERR_IO || rc == TS_ERR_READONLY,
                   "seed %llu step %u: %s after a crash returned %d (%s), not "
                   "TS_ERR_IO", (unsigned long long)c->seed, c->step, what, rc, ts_errmsg(c->db));
     readers_close(c);
@@ -210,7 +210,7 @@ static void crashed(ctx *c, int rc, const char *what, const kt_model *inflight)
         }
         kt_model_free(&found);
     }
-    ck_assert_msg(got != NULL, "seed %llu step %u: after a crash in %s the database is neither "
+    KT_REQUIRE(got != NULL, "seed %llu step %u: after a crash in %s the database is neither "
                   "the acknowledged state%s%s: %s", (unsigned long long)c->seed, c->step, what,
                   inflight ? " nor that plus the commit in flight" : "",
                   c->full ? "" : " (nor an earlier state since the last checkpoint)", why);
@@ -262,7 +262,7 @@ static int step_txn(ctx *c)
             uint64_t pgno;
             what = "alloc";
             if ((rc = tstx_alloc(tx, &p, &pgno))) break;
-            ck_assert_msg(pgno == w.page_count || (pgno >= 2 && pgno < w.page_count &&
+            KT_REQUIRE(pgno == w.page_count || (pgno >= 2 && pgno < w.page_count &&
                                                    w.ver[pgno] == KT_FREE),
                           "seed %llu step %u: alloc returned page %llu, neither free nor new",
                           (unsigned long long)c->seed, c->step, (unsigned long long)pgno);
@@ -272,7 +272,7 @@ static int step_txn(ctx *c)
             tspage *p;
             what = "get for write";
             if ((rc = tstx_get(tx, pgno, 1, &p))) break;
-            ck_assert_msg(kt_check_fill(tspage_data(p), tstx_usable(tx), pgno, w.ver[pgno]),
+            KT_REQUIRE(kt_check_fill(tspage_data(p), tstx_usable(tx), pgno, w.ver[pgno]),
                           "seed %llu step %u: page %llu opened for write holds version %llu, not %llu",
                           (unsigned long long)c->seed, c->step, (unsigned long long)pgno,
                           (unsigned long long)kt_stored_ver(tspage_data(p)),
@@ -296,7 +296,7 @@ static int step_txn(ctx *c)
             tspage *p;
             what = "read own write";
             if ((rc = tstx_get(tx, pgno, 0, &p))) break;
-            ck_assert_msg(kt_check_fill(tspage_data(p), tstx_usable(tx), pgno, w.ver[pgno]),
+            KT_REQUIRE(kt_check_fill(tspage_data(p), tstx_usable(tx), pgno, w.ver[pgno]),
                           "seed %llu step %u: write txn reads page %llu as version %llu, not %llu",
                           (unsigned long long)c->seed, c->step, (unsigned long long)pgno,
                           (unsigned long long)kt_stored_ver(tspage_data(p)),
@@ -312,7 +312,7 @@ static int step_txn(ctx *c)
     }
     uint64_t pages, nfree;
     tstx_counts(tx, &pages, &nfree);
-    ck_assert_msg(pages == w.page_count && nfree == w.nfree,
+    KT_REQUIRE(pages == w.page_count && nfree == w.nfree,
                   "seed %llu step %u: write txn counts %llu/%llu, model %llu/%llu",
                   (unsigned long long)c->seed, c->step, (unsigned long long)pages,
                   (unsigned long long)nfree, (unsigned long long)w.page_count,
@@ -330,7 +330,7 @@ static int step_txn(ctx *c)
                 return 1;
             }
         }
-        ck_assert_msg(ok, "seed %llu step %u: write txn view: %s", (unsigned long long)c->seed,
+        KT_REQUIRE(ok, "seed %llu step %u: write txn view: %s", (unsigned long long)c->seed,
                       c->step, why);
     }
     if (kt_below(&c->rng, 100) < 15) {
@@ -385,7 +385,7 @@ static int step_reader(ctx *c)
             ts_storage_control(c->db, "crashed", 0, &down);
             if (down) { crashed(c, TS_ERR_IO, "snapshot read", NULL); return 1; }
         }
-        ck_assert_msg(ok, "seed %llu step %u: a read snapshot changed: %s",
+        KT_REQUIRE(ok, "seed %llu step %u: a read snapshot changed: %s",
                       (unsigned long long)c->seed, c->step, why);
     }
     return 0;
@@ -399,7 +399,7 @@ static int step_reopen(ctx *c)
     c->reopens++;
     if (rc) {
         /* only a crash during the final checkpoint may fail a close */
-        ck_assert_msg(c->crash, "seed %llu step %u: close failed: %s", (unsigned long long)c->seed,
+        KT_REQUIRE(c->crash, "seed %llu step %u: close failed: %s", (unsigned long long)c->seed,
                       c->step, ts_errmsg(NULL));
         c->crashes++;
     }
@@ -427,7 +427,7 @@ static void run(uint64_t seed, int full, int crash, unsigned steps)
     c.full = full;
     c.crash = crash;
     c.rng.s = seed;
-    c.dir = tst_tmpdir("model");
+    c.dir = kt_fast_tmpdir("model");
     kt_model_init(&c.committed);
     db_open(&c);
     hist_durable(&c);
@@ -451,7 +451,7 @@ static void run(uint64_t seed, int full, int crash, unsigned steps)
     readers_close(&c);
     int rc = ts_close(c.db);
     c.db = NULL;
-    if (rc) ck_assert_msg(crash, "seed %llu: final close: %s", (unsigned long long)seed, ts_errmsg(NULL));
+    if (rc) KT_REQUIRE(crash, "seed %llu: final close: %s", (unsigned long long)seed, ts_errmsg(NULL));
     c.crash = 0;
     db_open(&c);
     if (rc && !full) {
@@ -472,7 +472,7 @@ static void run(uint64_t seed, int full, int crash, unsigned steps)
             c.commits, c.rollbacks, c.spilled_txns, c.ckpts, c.reopens, c.reader_checks, c.crashes,
             c.inflight_kept, c.inflight_lost, c.lost_normal,
             (unsigned long long)c.committed.page_count);
-    if (crash) ck_assert_uint_gt(c.crashes, steps / 40);
+    if (crash) ck_assert_uint_ge(c.crashes, steps / 40);
     ck_assert_uint_gt(c.commits, 0);
     hist_reset(&c);
     free(c.hist);

@@ -79,18 +79,22 @@
 #define M_TOP      64
 
 #define D_SLOTS     8     /* directory page */
-#define B_USED      4     /* bucket page */
+#define B_NREC      4     /* bucket page */
 #define B_NEXT      8
-#define B_NREC     16
-#define B_HDR      24
+#define B_FREE     16
+#define B_DEAD     20
+#define B_SLOTS    24
+#define S_SIZE     12     /* slot: hash, offset, size */
+#define P_HDR       6     /* record header on a page */
 #define O_N         4     /* overflow page */
 #define O_NEXT      8
 #define O_HDR      16
-#define R_HDR      14     /* record header */
+#define R_HDR      14     /* record header, set form */
+#define PG_EXTRA   (S_SIZE + P_HDR - R_HDR)  /* page bytes beyond the set form */
 #define R_OVF      0x80000000u
 
 /* Load control, in percent of one bucket page per bucket. */
-#define HX_SPLIT_AT 75
+#define HX_SPLIT_AT 55
 #define HX_MERGE_AT 25
 
 /* ---- little-endian field access ------------------------------------ */
@@ -164,14 +168,14 @@ static void layout(hxmeta *m)
 {
     m->ntop = (m->usable - M_TOP) / 8;
     m->fanout = (m->usable - D_SLOTS) / 8;
-    m->pagecap = m->usable - B_HDR;
+    m->pagecap = m->usable - B_SLOTS;
     m->inline_max = m->pagecap / 4;
     m->ovcap = m->usable - O_HDR;
 }
 
 /* Largest record: a maximum key and an overflow reference (or a value of
  * at most 8 bytes, which always stays inline). */
-#define HX_REC_MAX (R_HDR + TS_INDEX_KEY_MAX + 8)
+#define HX_REC_MAX (R_HDR + TS_INDEX_KEY_MAX + 8 + PG_EXTRA)
 
 /* Buckets the directory can address at depth d. */
 static uint64_t dir_capacity(const hxmeta *m, uint32_t d)
@@ -219,7 +223,7 @@ static int ctx_begin(hxctx *c, hxidx *ix, ts_txn *tx, int write)
     m->bytes = g64(d + M_BYTES);
     m->usable = g32(d + M_USABLE);
     m->depth = g32(d + M_DEPTH);
-    if (m->usable > c->pa->usable_size(tx) || m->usable < B_HDR + 2 * HX_REC_MAX) {
+    if (m->usable > c->pa->usable_size(tx) || m->usable < B_SLOTS + 2 * HX_REC_MAX || m->usable > 65535) {
         rc = corrupt(ix, ix->root, "page size of the layout does not fit the database");
         goto fail;
     }
@@ -449,15 +453,32 @@ static int dir_remove_last(hxctx *c, uint64_t b)
 
 /* ---- records and bucket pages ------------------------------------------ */
 
+/*
+ * A record exists in two forms.  Copied out of its page (splits, merges,
+ * cursors), it is self-contained: hash (8), klen (2), vinfo (4), key,
+ * value or overflow reference ("set form", R_HDR = 14 bytes of header).
+ * On a bucket page the hash lives in the record's slot instead, so that a
+ * lookup scans one small array of hashes and reads only matching records:
+ *
+ *   bucket page: 0 type  4 nrec  8 next  16 free (start of the record
+ *   area)  20 dead (bytes of removed records not yet reclaimed)
+ *   24 slots[nrec]: hash (8), offset (2), size (2)  ...  free: records,
+ *   each klen (2), vinfo (4), key, value or overflow reference.
+ *
+ * A record costs its set form plus PG_EXTRA bytes of a page.
+ */
+
 typedef struct hxrec {
     uint64_t       h;
     const uint8_t *key;
-    uint32_t       klen, vlen, size;
+    uint32_t       klen, vlen, size;  /* size: of the set form */
     int            ovf;
     const uint8_t *val;   /* inline value, or NULL */
     uint64_t       ovpg;  /* first overflow page */
+    const uint8_t *raw;   /* on a page: the page record (size - 8 bytes) */
 } hxrec;
 
+/* Parse a record in set form. */
 static int rec_parse(const uint8_t *p, size_t avail, hxrec *r)
 {
     if (avail < R_HDR) return -1;
@@ -474,6 +495,7 @@ static int rec_parse(const uint8_t *p, size_t avail, hxrec *r)
     r->ovpg = r->ovf ? g64(p + R_HDR + r->klen) : 0;
     if (r->ovf && (!r->ovpg || !r->vlen)) return -1;
     r->size = (uint32_t)need;
+    r->raw = p + 8;
     return 0;
 }
 
@@ -482,44 +504,168 @@ static int rec_inline(const hxmeta *m, size_t klen, size_t vlen)
     return vlen <= 8 || R_HDR + klen + vlen <= m->inline_max;
 }
 
+/* Size of the set form. */
 static uint32_t rec_size(const hxmeta *m, size_t klen, size_t vlen)
 {
     return (uint32_t)(R_HDR + klen + (rec_inline(m, klen, vlen) ? vlen : 8));
 }
 
-static void rec_write(uint8_t *p, uint64_t h, const void *key, size_t klen, const void *val,
-                      size_t vlen, uint64_t ovpg)
+/* Write the page form of a record (size - 8 bytes) at p. */
+static void prec_write(uint8_t *p, const void *key, size_t klen, const void *val, size_t vlen,
+                       uint64_t ovpg)
 {
-    p64(p, h);
-    p16(p + 8, (uint16_t)klen);
-    p32(p + 10, (uint32_t)vlen | (ovpg ? R_OVF : 0));
-    if (klen) memcpy(p + R_HDR, key, klen);
-    if (ovpg) p64(p + R_HDR + klen, ovpg);
-    else if (vlen) memcpy(p + R_HDR + klen, val, vlen);
+    p16(p, (uint16_t)klen);
+    p32(p + 2, (uint32_t)vlen | (ovpg ? R_OVF : 0));
+    if (klen) memcpy(p + P_HDR, key, klen);
+    if (ovpg) p64(p + P_HDR + klen, ovpg);
+    else if (vlen) memcpy(p + P_HDR + klen, val, vlen);
 }
 
-/* Check a bucket page's header and records. */
-static int bkt_check(hxctx *c, uint64_t pgno, const uint8_t *d)
+static void bkt_init(const hxmeta *m, uint8_t *d)
 {
-    if (g32(d) != HX_T_BKT) return corrupt(c->ix, pgno, "not a bucket page");
-    uint32_t used = g32(d + B_USED), n = g32(d + B_NREC), k = 0;
-    if (used > c->m.pagecap) return corrupt(c->ix, pgno, "bucket page overfull");
-    for (uint32_t off = 0; off < used; k++) {
-        hxrec r;
-        if (rec_parse(d + B_HDR + off, used - off, &r)) return corrupt(c->ix, pgno, "bad record");
-        off += r.size;
-    }
-    if (k != n) return corrupt(c->ix, pgno, "record count mismatch");
-    return TS_OK;
+    memset(d, 0, m->usable);
+    p32(d, HX_T_BKT);
+    p32(d + B_FREE, m->usable);
 }
 
+/* Bytes of the page's capacity (pagecap) in use: slots and live records. */
+static uint32_t bkt_used(const hxmeta *m, const uint8_t *d)
+{
+    return S_SIZE * g32(d + B_NREC) + (m->usable - g32(d + B_FREE)) - g32(d + B_DEAD);
+}
+
+/* Pin a bucket page and check its header.  Records are checked when they
+ * are read (rec_at), or all at once by bkt_check_recs. */
 static int bkt_get(hxctx *c, uint64_t pgno, int mode, ts_page **pg, uint8_t **d)
 {
     int rc = c->pa->get(c->tx, pgno, mode, pg);
     if (rc) return rc;
     *d = c->pa->data(*pg);
-    if ((rc = bkt_check(c, pgno, *d))) c->pa->release(*pg);
+    const hxmeta *m = &c->m;
+    uint32_t n = g32(*d + B_NREC), fr = g32(*d + B_FREE), dead = g32(*d + B_DEAD);
+    if (g32(*d) != HX_T_BKT) rc = corrupt(c->ix, pgno, "not a bucket page");
+    else if (n > m->pagecap / S_SIZE || fr < B_SLOTS + S_SIZE * n || fr > m->usable ||
+             dead > m->usable - fr)
+        rc = corrupt(c->ix, pgno, "bad bucket page header");
+    if (rc) c->pa->release(*pg);
     return rc;
+}
+
+/* Record i of bucket page d, checked. */
+static int rec_at(hxctx *c, uint64_t pgno, const uint8_t *d, uint32_t i, hxrec *r)
+{
+    const uint8_t *s = d + B_SLOTS + S_SIZE * i;
+    uint32_t off = g16(s + 8), size = g16(s + 10);
+    if (off < g32(d + B_FREE) || size < P_HDR || off + size > c->m.usable) goto bad;
+    const uint8_t *p = d + off;
+    r->h = g64(s);
+    r->klen = g16(p);
+    uint32_t vi = g32(p + 2);
+    r->ovf = (vi & R_OVF) != 0;
+    r->vlen = vi & ~R_OVF;
+    if (r->klen > TS_INDEX_KEY_MAX || r->vlen > HX_VAL_MAX) goto bad;
+    if ((size_t)P_HDR + r->klen + (r->ovf ? 8 : r->vlen) != size) goto bad;
+    r->key = p + P_HDR;
+    r->val = r->ovf ? NULL : p + P_HDR + r->klen;
+    r->ovpg = r->ovf ? g64(p + P_HDR + r->klen) : 0;
+    if (r->ovf && (!r->ovpg || !r->vlen)) goto bad;
+    r->size = size + 8;
+    r->raw = p;
+    return TS_OK;
+bad:
+    return corrupt(c->ix, pgno, "bad record");
+}
+
+/* Find the next record of hash h on bucket page d from slot *i: 1 with *r
+ * filled (and *i past it), 0 at the end, < 0 on a malformed page.  The hot
+ * loop of every lookup: a scan of 12-byte slots. */
+static int rec_find(hxctx *c, uint64_t pgno, const uint8_t *d, uint32_t *i, uint64_t h, hxrec *r)
+{
+    uint32_t n = g32(d + B_NREC);
+    const uint8_t *s = d + B_SLOTS + S_SIZE * *i;
+    for (; *i < n; (*i)++, s += S_SIZE) {
+        if (g64(s) != h) continue;
+        int rc = rec_at(c, pgno, d, (*i)++, r);
+        return rc ? rc : 1;
+    }
+    return 0;
+}
+
+/* Check every record of a page, and that they account for its space. */
+static int bkt_check_recs(hxctx *c, uint64_t pgno, const uint8_t *d)
+{
+    uint32_t n = g32(d + B_NREC), sum = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        hxrec r;
+        int rc = rec_at(c, pgno, d, i, &r);
+        if (rc) return rc;
+        sum += r.size - 8;
+    }
+    if (sum + g32(d + B_DEAD) != c->m.usable - g32(d + B_FREE))
+        return corrupt(c->ix, pgno, "bucket page space does not add up");
+    return TS_OK;
+}
+
+/* Move the live records of page d together at its end (reclaiming dead
+ * space). */
+static int bkt_compact(hxctx *c, uint8_t *d)
+{
+    const hxmeta *m = &c->m;
+    uint32_t n = g32(d + B_NREC), fr = m->usable;
+    uint8_t *tmp = c->ix->host->alloc(m->usable);
+    if (!tmp) return nomem(c->ix);
+    memcpy(tmp, d, m->usable);
+    for (uint32_t i = 0; i < n; i++) {
+        uint8_t *s = d + B_SLOTS + S_SIZE * i;
+        uint32_t off = g16(s + 8), size = g16(s + 10);
+        fr -= size;
+        memcpy(d + fr, tmp + off, size);
+        p16(s + 8, (uint16_t)fr);
+    }
+    c->ix->host->free(tmp);
+    memset(d + B_SLOTS + S_SIZE * n, 0, fr - (B_SLOTS + S_SIZE * n));
+    p32(d + B_FREE, fr);
+    p32(d + B_DEAD, 0);
+    return TS_OK;
+}
+
+/* A new slot for a record of `size` page bytes and hash h; *dst is where
+ * its bytes go.  The caller checked that the page has room
+ * (pagecap - bkt_used >= size + S_SIZE). */
+static int bkt_reserve(hxctx *c, uint8_t *d, uint64_t h, uint32_t size, uint8_t **dst)
+{
+    uint32_t n = g32(d + B_NREC);
+    if (g32(d + B_FREE) < B_SLOTS + S_SIZE * (n + 1) + size) {
+        int rc = bkt_compact(c, d);
+        if (rc) return rc;
+    }
+    uint32_t fr = g32(d + B_FREE) - size;
+    uint8_t *s = d + B_SLOTS + S_SIZE * n;
+    p64(s, h);
+    p16(s + 8, (uint16_t)fr);
+    p16(s + 10, (uint16_t)size);
+    p32(d + B_FREE, fr);
+    p32(d + B_NREC, n + 1);
+    *dst = d + fr;
+    return TS_OK;
+}
+
+/* Remove record i: its bytes become dead space. */
+static void bkt_del(hxctx *c, uint8_t *d, uint32_t i)
+{
+    uint32_t n = g32(d + B_NREC);
+    uint8_t *s = d + B_SLOTS + S_SIZE * i;
+    uint32_t off = g16(s + 8), size = g16(s + 10);
+    memset(d + off, 0, size);
+    memmove(s, s + S_SIZE, (size_t)S_SIZE * (n - i - 1));
+    memset(d + B_SLOTS + S_SIZE * (n - 1), 0, S_SIZE);
+    p32(d + B_NREC, n - 1);
+    if (n == 1) {
+        p32(d + B_FREE, c->m.usable);
+        p32(d + B_DEAD, 0);
+    } else {
+        p32(d + B_DEAD, g32(d + B_DEAD) + size);
+    }
 }
 
 /* ---- overflow values --------------------------------------------------- */
@@ -722,7 +868,7 @@ static int walk_step(hxctx *c, hxwalk *w, uint64_t next)
     return TS_OK;
 }
 
-/* Append the records of chain `head` to s. */
+/* Append the records of chain `head` to s, in set form. */
 static int set_load(hxctx *c, hxset *s, uint64_t head)
 {
     hxwalk w = { head, 0, 1 };
@@ -731,7 +877,11 @@ static int set_load(hxctx *c, hxset *s, uint64_t head)
         uint8_t *d;
         int rc = bkt_get(c, p, TS_PAGE_READ, &pg, &d);
         if (rc) return rc;
-        uint32_t used = g32(d + B_USED);
+        if ((rc = bkt_check_recs(c, p, d))) {
+            c->pa->release(pg);
+            return rc;
+        }
+        uint32_t n = g32(d + B_NREC);
         uint64_t next = g64(d + B_NEXT);
         if (s->npages == s->cappages) {
             size_t nc = s->cappages * 2 + 8;
@@ -741,12 +891,17 @@ static int set_load(hxctx *c, hxset *s, uint64_t head)
                 s->cappages = nc;
             }
         }
-        if (s->npages == s->cappages || set_reserve(s, used)) {
+        if (s->npages == s->cappages || set_reserve(s, (size_t)n * 8 + (c->m.usable - g32(d + B_FREE)))) {
             c->pa->release(pg);
             return nomem(c->ix);
         }
-        memcpy(s->buf + s->len, d + B_HDR, used);
-        s->len += used;
+        for (uint32_t i = 0; i < n; i++) {
+            hxrec r;
+            rec_at(c, p, d, i, &r); /* checked above */
+            p64(s->buf + s->len, r.h);
+            memcpy(s->buf + s->len + 8, r.raw, r.size - 8);
+            s->len += r.size;
+        }
         s->pages[s->npages++] = p;
         c->pa->release(pg);
         if ((rc = walk_step(c, &w, next))) return rc;
@@ -755,9 +910,9 @@ static int set_load(hxctx *c, hxset *s, uint64_t head)
     return TS_OK;
 }
 
-/* Write the records of s selected by keep(h) as the chain of bucket b,
- * reusing pages reuse[0..nreuse) and freeing those left over.  `oldhead`
- * is what the directory holds for b now. */
+/* Write the records of s whose hash has (h & mask) == want as the chain
+ * of bucket b, reusing pages reuse[0..nreuse) and freeing those left over.
+ * `oldhead` is what the directory holds for b now. */
 static int chain_write(hxctx *c, uint64_t b, uint64_t oldhead, const hxset *s,
                        uint64_t mask, uint64_t want, const uint64_t *reuse, size_t nreuse)
 {
@@ -769,8 +924,8 @@ static int chain_write(hxctx *c, uint64_t b, uint64_t oldhead, const hxset *s,
         rec_parse(s->buf + off, s->len - off, &r);
         off += r.size;
         if ((r.h & mask) != want) continue;
-        if (fill + r.size > m->pagecap) { need++; fill = 0; }
-        fill += r.size;
+        if (fill + r.size + PG_EXTRA > m->pagecap) { need++; fill = 0; }
+        fill += r.size + PG_EXTRA;
     }
     uint64_t local[16], *pages = local;
     int rc = TS_OK;
@@ -789,22 +944,20 @@ static int chain_write(hxctx *c, uint64_t b, uint64_t oldhead, const hxset *s,
         uint8_t *d;
         if ((rc = c->pa->get(c->tx, pages[k], TS_PAGE_WRITE, &pg))) goto out;
         d = c->pa->data(pg);
-        memset(d, 0, m->usable);
-        p32(d, HX_T_BKT);
+        bkt_init(m, d);
         p64(d + B_NEXT, k + 1 < need ? pages[k + 1] : 0);
-        uint32_t used = 0, n = 0;
+        uint32_t used = 0;
         while (off < s->len) {
             hxrec r;
             rec_parse(s->buf + off, s->len - off, &r);
             if ((r.h & mask) != want) { off += r.size; continue; }
-            if (used + r.size > m->pagecap) break;
-            memcpy(d + B_HDR + used, s->buf + off, r.size);
-            used += r.size;
-            n++;
+            if (used + r.size + PG_EXTRA > m->pagecap) break;
+            uint8_t *dst;
+            bkt_reserve(c, d, r.h, r.size - 8, &dst); /* a fresh page: no compaction */
+            memcpy(dst, r.raw, r.size - 8);
+            used += r.size + PG_EXTRA;
             off += r.size;
         }
-        p32(d + B_USED, used);
-        p32(d + B_NREC, n);
         c->pa->release(pg);
     }
     for (k = need; k < nreuse; k++)
@@ -895,7 +1048,7 @@ static int hx_create(const ts_module_args *a, ts_txn *tx, uint64_t *root_out)
     if (!pa->writable(tx))
         return a->host->error(a->env, TS_ERR_INVALID, "hash index: create needs a write transaction");
     hxmeta m = { .usable = pa->usable_size(tx) };
-    if (m.usable < B_HDR + 2 * HX_REC_MAX)
+    if (m.usable < B_SLOTS + 2 * HX_REC_MAX)
         return a->host->error(a->env, TS_ERR_UNSUPPORTED, "hash index: pages of %u usable bytes "
                               "are too small", m.usable);
     layout(&m);
@@ -948,12 +1101,10 @@ static int free_chain(hxctx *c, uint64_t head)
         uint8_t *d;
         int rc = bkt_get(c, p, TS_PAGE_READ, &pg, &d);
         if (rc) return rc;
-        uint32_t used = g32(d + B_USED);
-        for (uint32_t off = 0; off < used && !rc;) {
+        uint32_t n = g32(d + B_NREC);
+        for (uint32_t i = 0; i < n && !rc; i++) {
             hxrec r;
-            rec_parse(d + B_HDR + off, used - off, &r);
-            off += r.size;
-            if (r.ovf) rc = ovf_free(c, r.ovpg);
+            if (!(rc = rec_at(c, p, d, i, &r)) && r.ovf) rc = ovf_free(c, r.ovpg);
         }
         uint64_t next = g64(d + B_NEXT);
         c->pa->release(pg);
@@ -1029,7 +1180,7 @@ static int hx_insert(void *idx, ts_txn *tx, const void *key, size_t klen, const 
     hxmeta *m = &c.m;
     uint64_t h = hx_hash(key, klen, m->seed), b = bucket_of(m, h), head;
     if ((rc = dir_get(&c, b, &head))) goto out;
-    uint32_t size = rec_size(m, klen, vlen);
+    uint32_t size = rec_size(m, klen, vlen), cost = size + PG_EXTRA;
     hxval mine = { val ? (const uint8_t *)val : (const uint8_t *)"", 0, vlen };
 
     /* One pass over the chain: equal keys, and the first page with room. */
@@ -1039,11 +1190,10 @@ static int hx_insert(void *idx, ts_txn *tx, const void *key, size_t klen, const 
         ts_page *pg;
         uint8_t *d;
         if ((rc = bkt_get(&c, p, TS_PAGE_READ, &pg, &d))) goto out;
-        uint32_t used = g32(d + B_USED);
-        for (uint32_t off = 0; off < used;) {
-            hxrec r;
-            rec_parse(d + B_HDR + off, used - off, &r);
-            off += r.size;
+        uint32_t i = 0;
+        hxrec r;
+        while ((rc = rec_find(&c, p, d, &i, h, &r)) == 1) {
+            rc = TS_OK;
             if (!key_eq(&r, h, key, klen)) continue;
             int x = 1;
             if (!unique) {
@@ -1057,7 +1207,7 @@ static int hx_insert(void *idx, ts_txn *tx, const void *key, size_t klen, const 
                 break;
             }
         }
-        if (!rc && !fit && used + size <= m->pagecap) fit = p;
+        if (!rc && !fit && bkt_used(m, d) + cost <= m->pagecap) fit = p;
         uint64_t next = g64(d + B_NEXT);
         c.pa->release(pg);
         if (rc || (rc = walk_step(&c, &w, next))) goto out;
@@ -1075,6 +1225,7 @@ static int hx_insert(void *idx, ts_txn *tx, const void *key, size_t klen, const 
     } else {
         uint64_t np;
         if ((rc = new_page(&c, HX_T_BKT, &pg, &d, &np))) goto out;
+        bkt_init(m, d);
         if (tail) {
             ts_page *tp;
             if ((rc = c.pa->get(tx, tail, TS_PAGE_WRITE, &tp))) { c.pa->release(pg); goto out; }
@@ -1085,13 +1236,13 @@ static int hx_insert(void *idx, ts_txn *tx, const void *key, size_t klen, const 
             goto out;
         }
     }
-    uint32_t used = g32(d + B_USED);
-    rec_write(d + B_HDR + used, h, key, klen, val, vlen, ovpg);
-    p32(d + B_USED, used + size);
-    p32(d + B_NREC, g32(d + B_NREC) + 1);
+    uint8_t *dst;
+    rc = bkt_reserve(&c, d, h, size - 8, &dst);
+    if (!rc) prec_write(dst, key, klen, val, vlen, ovpg);
     c.pa->release(pg);
+    if (rc) goto out;
     m->nentries++;
-    m->bytes += size;
+    m->bytes += cost;
     rc = rebalance(&c);
 out:
     ctx_end(&c);
@@ -1119,16 +1270,15 @@ static int hx_remove(void *idx, ts_txn *tx, const void *key, size_t klen, const 
         uint8_t *d;
         if ((rc = bkt_get(&c, p, TS_PAGE_READ, &pg, &d))) goto out;
         /* Find the matches first with a read pin (usually there are none). */
-        uint32_t used = g32(d + B_USED), hits = 0;
-        for (uint32_t off = 0; off < used && !rc && !done;) {
-            hxrec r;
-            rec_parse(d + B_HDR + off, used - off, &r);
-            off += r.size;
+        uint32_t hits = 0, i = 0;
+        hxrec r;
+        while (!done && (rc = rec_find(&c, p, d, &i, h, &r)) == 1) {
+            rc = TS_OK;
             if (!key_eq(&r, h, key, klen)) continue;
             int x = 0;
             if (val) {
                 hxval theirs = rec_val(&r);
-                rc = val_cmp(&c, &mine, &theirs, &x);
+                if ((rc = val_cmp(&c, &mine, &theirs, &x))) break;
             }
             if (!x) {
                 hits++;
@@ -1140,39 +1290,28 @@ static int hx_remove(void *idx, ts_txn *tx, const void *key, size_t klen, const 
         if (rc || (rc = walk_step(&c, &wk, next))) goto out;
         if (!hits) { prev = p; p = next; continue; }
 
-        /* Rewrite the page without them. */
+        /* Remove them (the page is as just read). */
         if ((rc = c.pa->get(tx, p, TS_PAGE_WRITE, &pg))) goto out;
         d = c.pa->data(pg);
-        uint32_t w = 0, n = 0;
-        for (uint32_t off = 0; off < used;) {
-            hxrec r;
-            rec_parse(d + B_HDR + off, used - off, &r);
-            uint32_t sz = r.size;
+        for (i = 0; hits && i < g32(d + B_NREC);) {
+            if ((rc = rec_at(&c, p, d, i, &r))) break;
             int x = 1;
-            if (hits && key_eq(&r, h, key, klen)) {
+            if (key_eq(&r, h, key, klen)) {
                 x = 0;
                 if (val) {
                     hxval theirs = rec_val(&r);
                     if ((rc = val_cmp(&c, &mine, &theirs, &x))) break;
                 }
             }
-            if (!x) {
-                if (r.ovf && (rc = ovf_free(&c, r.ovpg))) break;
-                removed++;
-                removed_bytes += sz;
-                hits--;
-            } else {
-                /* w <= off: moving down never overwrites a record not yet read */
-                if (w != off) memmove(d + B_HDR + w, d + B_HDR + off, sz);
-                w += sz;
-                n++;
-            }
-            off += sz;
+            if (x) { i++; continue; }
+            if (r.ovf && (rc = ovf_free(&c, r.ovpg))) break;
+            removed++;
+            removed_bytes += r.size + PG_EXTRA;
+            hits--;
+            bkt_del(&c, d, i);
         }
         if (rc) { c.pa->release(pg); goto out; }
-        memset(d + B_HDR + w, 0, used - w);
-        p32(d + B_USED, w);
-        p32(d + B_NREC, n);
+        uint32_t n = g32(d + B_NREC);
         if (n) {
             c.pa->release(pg);
             prev = p;
@@ -1189,8 +1328,9 @@ static int hx_remove(void *idx, ts_txn *tx, const void *key, size_t klen, const 
         } else if (next) {
             /* An empty head: pull the next page in and look at it again. */
             ts_page *np;
-            if ((rc = c.pa->get(tx, next, TS_PAGE_READ, &np))) { c.pa->release(pg); goto out; }
-            memcpy(d, c.pa->data(np), m->usable);
+            uint8_t *nd;
+            if ((rc = bkt_get(&c, next, TS_PAGE_READ, &np, &nd))) { c.pa->release(pg); goto out; }
+            memcpy(d, nd, m->usable);
             c.pa->release(np);
             c.pa->release(pg);
             if ((rc = c.pa->free(tx, next))) goto out;
@@ -1215,25 +1355,28 @@ out:
 
 /* ---- cursors ---------------------------------------------------------------- */
 
-/* One entry of a cursor's copy of a bucket. */
+/* One entry of a cursor's copy of a bucket (fields cached from its record). */
 typedef struct hxent {
-    uint64_t p;      /* bit-reversed hash */
-    size_t   off;    /* record in the set's buffer */
+    uint64_t p;      /* bit-reversed hash: the primary sort key */
+    size_t   off;    /* record in the copy's buffer */
     uint32_t klen, vlen;
+    uint64_t ovpg;   /* first overflow page; 0: the value is inline */
 } hxent;
 
 typedef struct hxcur {
     hxidx   *ix;
     ts_txn  *tx;
-    /* the copy of one bucket, sorted; valid while gen == ix->gen */
+    /* The copy: a whole bucket (partial = 0) or only the entries of the
+     * key a seek looked for (partial = 1), sorted; valid while
+     * gen == ix->gen. */
     uint64_t gen;
-    int      have;
+    int      have, partial;
     uint64_t bucket;
     hxmeta   m;
     hxset    set;
     hxent   *ents, *tmp;
     size_t   n, cap, i;
-    /* the current entry, copied */
+    /* the current entry, copied: its pointers survive any change */
     int      on;
     uint64_t h;
     uint8_t  key[TS_INDEX_KEY_MAX];
@@ -1243,21 +1386,18 @@ typedef struct hxcur {
     int      err;  /* an error met while sorting */
 } hxcur;
 
+static const uint8_t *ent_key(const hxcur *cu, const hxent *e) { return cu->set.buf + e->off + R_HDR; }
+
 static hxval ent_val(const hxcur *cu, const hxent *e)
 {
-    hxrec r;
-    rec_parse(cu->set.buf + e->off, cu->set.len - e->off, &r);
-    return rec_val(&r);
-}
-
-static const uint8_t *ent_key(const hxcur *cu, const hxent *e)
-{
-    return cu->set.buf + e->off + R_HDR;
+    hxval v = { NULL, e->ovpg, e->vlen };
+    if (!e->ovpg) v.mem = cu->set.buf + e->off + R_HDR + e->klen;
+    return v;
 }
 
 static int bytes_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 {
-    int x = memcmp(a, b, al < bl ? al : bl);
+    int x = al && bl ? memcmp(a, b, al < bl ? al : bl) : 0;
     return x ? x : (al > bl) - (al < bl);
 }
 
@@ -1267,6 +1407,7 @@ static int ent_cmp(hxcur *cu, hxctx *c, const hxent *a, const hxent *b)
     if (a->p != b->p) return a->p < b->p ? -1 : 1;
     int x = bytes_cmp(ent_key(cu, a), a->klen, ent_key(cu, b), b->klen);
     if (x) return x;
+    if (a->vlen != b->vlen) return a->vlen < b->vlen ? -1 : 1;
     hxval va = ent_val(cu, a), vb = ent_val(cu, b);
     int rc = val_cmp(c, &va, &vb, &x);
     if (rc && !cu->err) cu->err = rc;
@@ -1286,7 +1427,17 @@ static int pos_cmp(hxcur *cu, hxctx *c, const hxent *e, int *out)
 
 static void ent_sort(hxcur *cu, hxctx *c)
 {
-    /* bottom-up merge sort: stable, and the comparator may read pages */
+    /* Insertion sort for the few entries of one key; else a bottom-up
+     * merge sort (stable; the comparator may read overflow pages). */
+    if (cu->n <= 8) {
+        for (size_t i = 1; i < cu->n; i++) {
+            hxent e = cu->ents[i];
+            size_t j = i;
+            for (; j > 0 && ent_cmp(cu, c, &e, &cu->ents[j - 1]) < 0; j--) cu->ents[j] = cu->ents[j - 1];
+            cu->ents[j] = e;
+        }
+        return;
+    }
     for (size_t w = 1; w < cu->n; w *= 2) {
         for (size_t lo = 0; lo < cu->n; lo += 2 * w) {
             size_t mid = lo + w < cu->n ? lo + w : cu->n, hi = lo + 2 * w < cu->n ? lo + 2 * w : cu->n;
@@ -1302,63 +1453,113 @@ static void ent_sort(hxcur *cu, hxctx *c)
     }
 }
 
-/* Copy bucket b, sorted, into the cursor. */
-static int snap_load(hxcur *cu, hxctx *c, uint64_t b)
+static int ent_add(hxcur *cu, const hxrec *r, size_t off)
 {
-    cu->have = 0;
-    cu->set.len = cu->set.npages = 0;
-    cu->n = 0;
-    uint64_t head;
-    int rc = dir_get(c, b, &head);
-    if (rc || (rc = set_load(c, &cu->set, head))) return rc;
-    for (size_t off = 0; off < cu->set.len;) {
-        hxrec r;
-        rec_parse(cu->set.buf + off, cu->set.len - off, &r);
-        if (cu->n == cu->cap) {
-            size_t nc = cu->cap ? cu->cap * 2 : 64;
-            hxent *ne = cu->ix->host->realloc(cu->ents, nc * sizeof *ne);
-            if (!ne) return nomem(cu->ix);
-            cu->ents = ne;
-            hxent *nt = cu->ix->host->realloc(cu->tmp, nc * sizeof *nt);
-            if (!nt) return nomem(cu->ix);
-            cu->tmp = nt;
-            cu->cap = nc;
-        }
-        cu->ents[cu->n++] = (hxent){ bitrev64(r.h), off, r.klen, r.vlen };
-        off += r.size;
+    if (cu->n == cu->cap) {
+        size_t nc = cu->cap ? cu->cap * 2 : 64;
+        hxent *ne = cu->ix->host->realloc(cu->ents, nc * sizeof *ne);
+        if (!ne) return nomem(cu->ix);
+        cu->ents = ne;
+        hxent *nt = cu->ix->host->realloc(cu->tmp, nc * sizeof *nt);
+        if (!nt) return nomem(cu->ix);
+        cu->tmp = nt;
+        cu->cap = nc;
     }
+    cu->ents[cu->n++] = (hxent){ bitrev64(r->h), off, r->klen, r->vlen, r->ovpg };
+    return TS_OK;
+}
+
+static int snap_done(hxcur *cu, hxctx *c, uint64_t b, int partial)
+{
     cu->err = 0;
     ent_sort(cu, c);
     if (cu->err) return cu->err;
     cu->bucket = b;
     cu->m = c->m;
+    cu->partial = partial;
     cu->gen = atomic_load(&cu->ix->gen);
     cu->have = 1;
     return TS_OK;
+}
+
+static void snap_reset(hxcur *cu)
+{
+    cu->have = 0;
+    cu->set.len = cu->set.npages = 0;
+    cu->n = 0;
+}
+
+/* Copy bucket b, sorted, into the cursor. */
+static int snap_load(hxcur *cu, hxctx *c, uint64_t b)
+{
+    snap_reset(cu);
+    uint64_t head;
+    int rc = dir_get(c, b, &head);
+    if (rc || (rc = set_load(c, &cu->set, head))) return rc;
+    for (size_t off = 0; off < cu->set.len;) {
+        hxrec r;
+        rec_parse(cu->set.buf + off, cu->set.len - off, &r); /* checked by set_load */
+        if ((rc = ent_add(cu, &r, off))) return rc;
+        off += r.size;
+    }
+    return snap_done(cu, c, b, 0);
+}
+
+/* Copy only the entries of one key (hash h) out of its bucket: what a
+ * lookup needs, without copying and sorting the rest. */
+static int snap_key(hxcur *cu, hxctx *c, uint64_t h, const void *key, size_t klen)
+{
+    snap_reset(cu);
+    uint64_t b = bucket_of(&c->m, h), head;
+    int rc = dir_get(c, b, &head);
+    if (rc) return rc;
+    hxwalk w = { head, 0, 1 };
+    for (uint64_t p = head; p;) {
+        ts_page *pg;
+        uint8_t *d;
+        if ((rc = bkt_get(c, p, TS_PAGE_READ, &pg, &d))) return rc;
+        uint32_t i = 0;
+        hxrec r;
+        while ((rc = rec_find(c, p, d, &i, h, &r)) == 1) {
+            rc = TS_OK;
+            if (!key_eq(&r, h, key, klen)) continue;
+            if (set_reserve(&cu->set, r.size)) {
+                rc = nomem(cu->ix);
+                break;
+            }
+            p64(cu->set.buf + cu->set.len, r.h);
+            memcpy(cu->set.buf + cu->set.len + 8, r.raw, r.size - 8);
+            if ((rc = ent_add(cu, &r, cu->set.len))) break;
+            cu->set.len += r.size;
+        }
+        uint64_t next = g64(d + B_NEXT);
+        c->pa->release(pg);
+        if (rc || (rc = walk_step(c, &w, next))) return rc;
+        p = next;
+    }
+    return snap_done(cu, c, b, 1);
 }
 
 /* Make entry i of the copy the current entry. */
 static int land(hxcur *cu, hxctx *c, size_t i)
 {
     const hxent *e = &cu->ents[i];
-    hxrec r;
-    rec_parse(cu->set.buf + e->off, cu->set.len - e->off, &r);
-    if (r.vlen > cu->vcap) {
+    if (e->vlen > cu->vcap) {
         size_t nc = cu->vcap ? cu->vcap : 64;
-        while (nc < r.vlen) nc *= 2;
+        while (nc < e->vlen) nc *= 2;
         uint8_t *nv = cu->ix->host->realloc(cu->val, nc);
         if (!nv) return nomem(cu->ix);
         cu->val = nv;
         cu->vcap = nc;
     }
-    hxval v = rec_val(&r);
+    hxval v = ent_val(cu, e);
     cu->on = 0;
     int rc = val_read(c, &v, cu->val);
     if (rc) return rc;
-    memcpy(cu->key, r.key, r.klen);
-    cu->klen = r.klen;
-    cu->vlen = r.vlen;
-    cu->h = r.h;
+    if (e->klen) memcpy(cu->key, ent_key(cu, e), e->klen);
+    cu->klen = e->klen;
+    cu->vlen = e->vlen;
+    cu->h = bitrev64(e->p);
     cu->i = i;
     cu->on = 1;
     return TS_OK;
@@ -1430,23 +1631,28 @@ static int hx_step(hxcur *cu, int dir)
     int rc;
     uint64_t b;
     if (cu->have && cu->gen == atomic_load(&cu->ix->gen)) {
-        /* Nothing changed: move within the copy, then to the neighbour. */
+        /* Nothing changed: move within the copy... */
         if (dir > 0 ? cu->i + 1 < cu->n : cu->i > 0) {
-            /* The copy is current, so its overflow references are too:
-             * no need to pin the meta page. */
+            /* (its overflow references are current too: no need to pin
+             * the meta page) */
             hxctx lc = { .ix = cu->ix, .tx = cu->tx, .pa = cu->ix->pa, .m = cu->m };
             return land(cu, &lc, dir > 0 ? cu->i + 1 : cu->i - 1);
         }
-        if (bucket_step(&cu->m, cu->bucket, dir, &b)) {
-            cu->on = 0;
-            return TS_ERR_NOT_FOUND;
+        /* ...then to the neighbouring bucket (a copy of one key's entries
+         * goes on below, in the rest of its bucket). */
+        if (!cu->partial) {
+            if (bucket_step(&cu->m, cu->bucket, dir, &b)) {
+                cu->on = 0;
+                return TS_ERR_NOT_FOUND;
+            }
+            if ((rc = cur_ctx(cu, &c))) return rc;
+            rc = scan_from(cu, &c, b, dir);
+            ctx_end(&c);
+            return rc;
         }
-        if ((rc = cur_ctx(cu, &c))) return rc;
-        rc = scan_from(cu, &c, b, dir);
-        ctx_end(&c);
-        return rc;
     }
-    /* The index changed: find the neighbour of the current entry afresh. */
+    /* The index changed (or only a key was copied): find the neighbour of
+     * the current entry afresh. */
     if ((rc = cur_ctx(cu, &c))) return rc;
     b = bucket_of(&c.m, cu->h);
     if ((rc = snap_load(cu, &c, b))) goto out;
@@ -1480,17 +1686,8 @@ static int hx_seek(void *cur, const void *key, size_t klen, int mode)
     if (rc) return rc;
     hxctx c;
     if ((rc = cur_ctx(cu, &c))) return rc;
-    uint64_t h = hx_hash(key, klen, c.m.seed), p = bitrev64(h);
-    if (!(rc = snap_load(cu, &c, bucket_of(&c.m, h)))) {
-        rc = TS_ERR_NOT_FOUND;
-        for (size_t i = 0; i < cu->n; i++) {
-            const hxent *e = &cu->ents[i];
-            if (e->p == p && e->klen == klen && (!klen || !memcmp(ent_key(cu, e), key, klen))) {
-                rc = land(cu, &c, i);
-                break;
-            }
-        }
-    }
+    rc = snap_key(cu, &c, hx_hash(key, klen, c.m.seed), key, klen);
+    if (!rc) rc = cu->n ? land(cu, &c, 0) : TS_ERR_NOT_FOUND;
     ctx_end(&c);
     return rc;
 }

@@ -1,0 +1,481 @@
+/*
+ * Threads on one pager: readers on stable snapshots while writers commit
+ * and checkpoints run; the writer lock with busyTimeoutMs; group commit
+ * with 8 committing threads.  Built and run under ThreadSanitizer too
+ * (ctest label "tsan").
+ */
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "kt.h"
+
+#define SET 8        /* pages every writer rewrites together */
+#define WHYLEN 512
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static ts_db *open_db(const char *dir, const char *extra)
+{
+    char cfg[1024];
+    snprintf(cfg, sizeof cfg, "{\"path\": \"%s\"%s%s}", dir, extra ? ", " : "", extra ? extra : "");
+    ts_db *db = NULL;
+    int rc = ts_open_json(cfg, &db);
+    ck_assert_msg(rc == TS_OK, "open: %s", ts_errmsg(NULL));
+    return db;
+}
+
+/* ---- readers and writers -------------------------------------------- */
+
+typedef struct shared {
+    tspg         *pg;
+    uint64_t      pages[SET];
+    int           commits_per_writer;
+    atomic_int    writers_left;
+    atomic_long   reads, snapshots, ckpts, commits;
+    atomic_int    failed;
+    char          why[WHYLEN];
+    pthread_mutex_t why_mu;
+} shared;
+
+static void report(shared *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void report(shared *s, const char *fmt, ...)
+{
+    pthread_mutex_lock(&s->why_mu);
+    if (!atomic_load(&s->failed)) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(s->why, sizeof s->why, fmt, ap);
+        va_end(ap);
+        atomic_store(&s->failed, 1);
+    }
+    pthread_mutex_unlock(&s->why_mu);
+}
+
+/* Version v of the set: every page holds kt_fill(pgno, v), root slot 0 = v. */
+static void *writer_main(void *arg)
+{
+    shared *s = arg;
+    for (int i = 0; i < s->commits_per_writer && !atomic_load(&s->failed); i++) {
+        tstx *tx;
+        int rc = tstx_begin(s->pg, 1, &tx); /* waits for the other writer */
+        if (rc) { report(s, "writer begin: %d", rc); break; }
+        uint64_t v;
+        tstx_root_get(tx, 0, &v);
+        v++;
+        for (int j = 0; j < SET && !rc; j++) {
+            tspage *p;
+            if ((rc = tstx_get(tx, s->pages[j], 1, &p))) { report(s, "writer get: %d", rc); break; }
+            kt_fill(tspage_data(p), tstx_usable(tx), s->pages[j], v);
+            tspage_release(p);
+        }
+        if (rc) { tstx_rollback(tx); break; }
+        tstx_root_set(tx, 0, v);
+        if ((rc = tstx_commit(tx))) { report(s, "writer commit: %d", rc); break; }
+        atomic_fetch_add(&s->commits, 1);
+    }
+    atomic_fetch_sub(&s->writers_left, 1);
+    return NULL;
+}
+
+static void *reader_main(void *arg)
+{
+    shared *s = arg;
+    uint64_t prev = 0;
+    while (atomic_load(&s->writers_left) > 0 && !atomic_load(&s->failed)) {
+        tstx *tx;
+        int rc = tstx_begin(s->pg, 0, &tx);
+        if (rc) { report(s, "reader begin: %d", rc); break; }
+        uint64_t v;
+        tstx_root_get(tx, 0, &v);
+        if (v < prev) report(s, "snapshots went back in time: version %llu after %llu",
+                           (unsigned long long)v, (unsigned long long)prev);
+        prev = v;
+        /* read the set twice: the snapshot must not move meanwhile */
+        for (int pass = 0; pass < 2 && !atomic_load(&s->failed); pass++) {
+            for (int j = 0; j < SET; j++) {
+                tspage *p;
+                if ((rc = tstx_get(tx, s->pages[j], 0, &p))) { report(s, "reader get: %d", rc); break; }
+                if (!kt_check_fill(tspage_data(p), tstx_usable(tx), s->pages[j], v))
+                    report(s, "snapshot of version %llu: page %llu holds version %llu (pass %d)",
+                         (unsigned long long)v, (unsigned long long)s->pages[j],
+                         (unsigned long long)kt_stored_ver(tspage_data(p)), pass);
+                tspage_release(p);
+                atomic_fetch_add(&s->reads, 1);
+            }
+            sched_yield();
+        }
+        tstx_rollback(tx);
+        atomic_fetch_add(&s->snapshots, 1);
+    }
+    return NULL;
+}
+
+static void *checkpointer_main(void *arg)
+{
+    shared *s = arg;
+    for (int i = 0; atomic_load(&s->writers_left) > 0 && !atomic_load(&s->failed); i++) {
+        int rc = tspg_checkpoint(s->pg, i & 1);
+        if (rc) { report(s, "checkpoint: %d", rc); break; }
+        atomic_fetch_add(&s->ckpts, 1);
+        usleep(3000);
+    }
+    return NULL;
+}
+
+static void readers_writers(const char *durability, uint64_t cache, int nwriters, int nreaders)
+{
+    char *dir = tst_tmpdir("conc");
+    char extra[256];
+    snprintf(extra, sizeof extra, "\"durability\": \"%s\", \"cacheBytes\": %llu", durability,
+             (unsigned long long)cache);
+    ts_db *db = open_db(dir, extra);
+    shared s;
+    memset(&s, 0, sizeof s);
+    pthread_mutex_init(&s.why_mu, NULL);
+    s.pg = db->pg;
+    int normal = strcmp(durability, "normal") == 0;
+    s.commits_per_writer = (kt_long() ? 10 : 1) * (normal ? 300 : 100);
+    /* version 1 of the set */
+    tstx *tx;
+    ck_assert_int_eq(tstx_begin(db->pg, 1, &tx), TS_OK);
+    for (int j = 0; j < SET; j++) {
+        tspage *p;
+        ck_assert_int_eq(tstx_alloc(tx, &p, &s.pages[j]), TS_OK);
+        kt_fill(tspage_data(p), tstx_usable(tx), s.pages[j], 1);
+        tspage_release(p);
+    }
+    tstx_root_set(tx, 0, 1);
+    ck_assert_int_eq(tstx_commit(tx), TS_OK);
+
+    atomic_store(&s.writers_left, nwriters);
+    pthread_t w[4], r[16], c;
+    double t0 = now();
+    for (int i = 0; i < nreaders; i++) pthread_create(&r[i], NULL, reader_main, &s);
+    pthread_create(&c, NULL, checkpointer_main, &s);
+    for (int i = 0; i < nwriters; i++) pthread_create(&w[i], NULL, writer_main, &s);
+    for (int i = 0; i < nwriters; i++) pthread_join(w[i], NULL);
+    for (int i = 0; i < nreaders; i++) pthread_join(r[i], NULL);
+    pthread_join(c, NULL);
+    ck_assert_msg(!atomic_load(&s.failed), "%s: %s", durability, s.why);
+    fprintf(stderr, "concurrency (%s, cache %llu): %d writers x %d commits, %d readers: %ld snapshots, "
+            "%ld page reads, %ld checkpoints, %.2f s\n", durability, (unsigned long long)cache,
+            nwriters, s.commits_per_writer, nreaders, atomic_load(&s.snapshots),
+            atomic_load(&s.reads), atomic_load(&s.ckpts), now() - t0);
+    ck_assert_int_eq(atomic_load(&s.commits), nwriters * s.commits_per_writer);
+    ck_assert_int_gt(atomic_load(&s.snapshots), 0);
+    /* the last version is everywhere, before and after a reopen */
+    uint64_t want = 1 + (uint64_t)nwriters * (uint64_t)s.commits_per_writer;
+    for (int round = 0; round < 2; round++) {
+        ck_assert_int_eq(tstx_begin(db->pg, 0, &tx), TS_OK);
+        uint64_t v;
+        tstx_root_get(tx, 0, &v);
+        ck_assert_uint_eq(v, want);
+        for (int j = 0; j < SET; j++) {
+            tspage *p;
+            ck_assert_int_eq(tstx_get(tx, s.pages[j], 0, &p), TS_OK);
+            ck_assert(kt_check_fill(tspage_data(p), tstx_usable(tx), s.pages[j], want));
+            tspage_release(p);
+        }
+        tstx_rollback(tx);
+        char why[WHYLEN];
+        ck_assert_msg(kt_consistent(db->pg, 0, NULL, why, sizeof why), "%s", why);
+        ck_assert_int_eq(ts_close(db), TS_OK);
+        if (round == 0) db = open_db(dir, extra);
+    }
+    pthread_mutex_destroy(&s.why_mu);
+    tst_rmrf(dir);
+    free(dir);
+}
+
+START_TEST(readers_and_writers_full)
+{
+    readers_writers("full", 64u << 20, 2, 4);
+}
+END_TEST
+
+START_TEST(readers_and_writers_small_cache)
+{
+    /* a 64 KB cache: readers and the checkpointer evict each other's pages */
+    readers_writers("normal", 65536, 2, 4);
+}
+END_TEST
+
+/* ---- the writer lock -------------------------------------------------- */
+
+typedef struct holder {
+    tspg           *pg;
+    int             hold_ms;
+    pthread_mutex_t mu;
+    pthread_cond_t  cv;
+    int             holding;
+    int             rc;
+} holder;
+
+static void *hold_writer(void *arg)
+{
+    holder *h = arg;
+    tstx *tx;
+    int rc = tstx_begin(h->pg, 1, &tx);
+    pthread_mutex_lock(&h->mu);
+    h->rc = rc;
+    h->holding = 1;
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+    if (rc) return NULL;
+    tspage *p;
+    uint64_t pgno;
+    if (tstx_alloc(tx, &p, &pgno) == TS_OK) {
+        kt_fill(tspage_data(p), tstx_usable(tx), pgno, 7);
+        tspage_release(p);
+    }
+    usleep((useconds_t)h->hold_ms * 1000);
+    h->rc = tstx_commit(tx);
+    return NULL;
+}
+
+static void start_holder(holder *h, pthread_t *t, tspg *pg, int hold_ms)
+{
+    memset(h, 0, sizeof *h);
+    h->pg = pg;
+    h->hold_ms = hold_ms;
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->cv, NULL);
+    pthread_create(t, NULL, hold_writer, h);
+    pthread_mutex_lock(&h->mu);
+    while (!h->holding) pthread_cond_wait(&h->cv, &h->mu);
+    pthread_mutex_unlock(&h->mu);
+    ck_assert_int_eq(h->rc, TS_OK);
+}
+
+static void end_holder(holder *h, pthread_t t)
+{
+    pthread_join(t, NULL);
+    ck_assert_int_eq(h->rc, TS_OK);
+    pthread_mutex_destroy(&h->mu);
+    pthread_cond_destroy(&h->cv);
+}
+
+START_TEST(busy_timeout)
+{
+    char *dir = tst_tmpdir("conc");
+    ts_db *db = open_db(dir, "\"busyTimeoutMs\": 50");
+    holder h;
+    pthread_t t;
+    start_holder(&h, &t, db->pg, 400);
+    /* a second writer waits 50 ms, then gets TS_ERR_TIMEOUT */
+    double t0 = now();
+    tstx *tx = NULL;
+    int rc = tstx_begin(db->pg, 1, &tx);
+    double waited = now() - t0;
+    ck_assert_msg(rc == TS_ERR_TIMEOUT, "second writer: %d (%s)", rc, ts_errmsg(db));
+    ck_assert_ptr_null(tx);
+    ck_assert_msg(waited >= 0.045 && waited < 0.350, "waited %.3f s for a 50 ms busy timeout", waited);
+    /* readers are not blocked by the writer */
+    t0 = now();
+    ck_assert_int_eq(tstx_begin(db->pg, 0, &tx), TS_OK);
+    tstx_rollback(tx);
+    ck_assert_msg(now() - t0 < 0.045, "a reader waited %.3f s for the writer", now() - t0);
+    end_holder(&h, t);
+    /* free again: no wait */
+    ck_assert_int_eq(tstx_begin(db->pg, 1, &tx), TS_OK);
+    tstx_rollback(tx);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+
+    /* with the default timeout (5 s) a second writer waits its turn */
+    db = open_db(dir, NULL);
+    start_holder(&h, &t, db->pg, 150);
+    t0 = now();
+    rc = tstx_begin(db->pg, 1, &tx);
+    waited = now() - t0;
+    ck_assert_msg(rc == TS_OK, "second writer with the default timeout: %d (%s)", rc, ts_errmsg(db));
+    ck_assert_msg(waited >= 0.100, "the second writer did not wait (%.3f s)", waited);
+    tspage *p;
+    uint64_t pgno;
+    ck_assert_int_eq(tstx_alloc(tx, &p, &pgno), TS_OK);
+    kt_fill(tspage_data(p), tstx_usable(tx), pgno, 8);
+    tspage_release(p);
+    ck_assert_int_eq(tstx_commit(tx), TS_OK);
+    end_holder(&h, t);
+    char why[WHYLEN];
+    kt_model m;
+    kt_model_init(&m);
+    ck_assert_msg(kt_consistent(db->pg, 0, &m, why, sizeof why), "%s", why);
+    ck_assert_uint_eq(kt_model_live(&m), 3); /* one page per committed holder, one by us */
+    kt_model_free(&m);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+    tst_rmrf(dir);
+    free(dir);
+}
+END_TEST
+
+/* ---- group commit ----------------------------------------------------- */
+
+typedef struct committer {
+    tspg    *pg;
+    unsigned t;
+    int      n;
+    uint64_t page;
+    int      rc;
+    char     why[128];
+} committer;
+
+static void *committer_main(void *arg)
+{
+    committer *c = arg;
+    for (int i = 1; i <= c->n; i++) {
+        tstx *tx;
+        int rc = tstx_begin(c->pg, 1, &tx);
+        if (!rc) {
+            tspage *p;
+            rc = tstx_get(tx, c->page, 1, &p);
+            if (!rc) {
+                kt_fill(tspage_data(p), tstx_usable(tx), c->page, (uint64_t)i);
+                tspage_release(p);
+                tstx_root_set(tx, c->t, (uint64_t)i);
+                rc = tstx_commit(tx);
+            } else {
+                tstx_rollback(tx);
+            }
+        }
+        if (rc) {
+            c->rc = rc;
+            snprintf(c->why, sizeof c->why, "commit %d: %d", i, rc);
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+START_TEST(group_commit_8_threads)
+{
+    char *dir = tst_tmpdir("conc");
+    ts_db *db = open_db(dir, "\"durability\": \"full\"");
+    enum { T = 8 };
+    committer c[T];
+    tstx *tx;
+    ck_assert_int_eq(tstx_begin(db->pg, 1, &tx), TS_OK);
+    for (unsigned t = 0; t < T; t++) {
+        memset(&c[t], 0, sizeof c[t]);
+        c[t].pg = db->pg;
+        c[t].t = t;
+        c[t].n = kt_long() ? 1000 : 60;
+        tspage *p;
+        ck_assert_int_eq(tstx_alloc(tx, &p, &c[t].page), TS_OK);
+        kt_fill(tspage_data(p), tstx_usable(tx), c[t].page, 0);
+        tspage_release(p);
+        tstx_root_set(tx, 8 + t, c[t].page);
+    }
+    ck_assert_int_eq(tstx_commit(tx), TS_OK);
+    tspg_stats st0, st1;
+    tspg_stats_get(db->pg, &st0);
+    pthread_t th[T];
+    double t0 = now();
+    for (unsigned t = 0; t < T; t++) pthread_create(&th[t], NULL, committer_main, &c[t]);
+    for (unsigned t = 0; t < T; t++) pthread_join(th[t], NULL);
+    double el = now() - t0;
+    tspg_stats_get(db->pg, &st1);
+    for (unsigned t = 0; t < T; t++) ck_assert_msg(c[t].rc == TS_OK, "thread %u: %s", t, c[t].why);
+    uint64_t commits = st1.commits - st0.commits, syncs = st1.syncs - st0.syncs;
+    fprintf(stderr, "group commit: %d threads x %d durable commits in %.2f s (%.0f/s), %llu fsyncs "
+            "(%.2f commits per fsync)\n", T, c[0].n, el, T * c[0].n / el, (unsigned long long)syncs,
+            syncs ? (double)commits / (double)syncs : 0.0);
+    ck_assert_uint_eq(commits, (uint64_t)T * (uint64_t)c[0].n);
+    ck_assert_uint_le(syncs, commits);
+    ck_assert_uint_gt(syncs, 0);
+    /* every commit is visible, then and after a reopen */
+    for (int round = 0; round < 2; round++) {
+        ck_assert_int_eq(tstx_begin(db->pg, 0, &tx), TS_OK);
+        for (unsigned t = 0; t < T; t++) {
+            uint64_t v;
+            tstx_root_get(tx, t, &v);
+            ck_assert_uint_eq(v, (uint64_t)c[t].n);
+            tspage *p;
+            ck_assert_int_eq(tstx_get(tx, c[t].page, 0, &p), TS_OK);
+            ck_assert(kt_check_fill(tspage_data(p), tstx_usable(tx), c[t].page, (uint64_t)c[t].n));
+            tspage_release(p);
+        }
+        tstx_rollback(tx);
+        ck_assert_int_eq(ts_close(db), TS_OK);
+        if (round == 0) db = open_db(dir, "\"durability\": \"full\"");
+    }
+    tst_rmrf(dir);
+    free(dir);
+}
+END_TEST
+
+/* A long reader keeps its snapshot through many checkpoints (which may
+ * not reset the log under it); afterwards the log is reset. */
+START_TEST(checkpoint_under_reader)
+{
+    char *dir = tst_tmpdir("conc");
+    ts_db *db = open_db(dir, "\"durability\": \"normal\", \"cacheBytes\": 65536");
+    uint64_t pages[40];
+    tstx *tx;
+    ck_assert_int_eq(tstx_begin(db->pg, 1, &tx), TS_OK);
+    for (int j = 0; j < 40; j++) {
+        tspage *p;
+        ck_assert_int_eq(tstx_alloc(tx, &p, &pages[j]), TS_OK);
+        kt_fill(tspage_data(p), tstx_usable(tx), pages[j], 1);
+        tspage_release(p);
+    }
+    ck_assert_int_eq(tstx_commit(tx), TS_OK);
+    tstx *rd;
+    ck_assert_int_eq(tstx_begin(db->pg, 0, &rd), TS_OK);
+    for (uint64_t v = 2; v <= 30; v++) {
+        ck_assert_int_eq(tstx_begin(db->pg, 1, &tx), TS_OK);
+        for (int j = 0; j < 40; j++) {
+            tspage *p;
+            ck_assert_int_eq(tstx_get(tx, pages[j], 1, &p), TS_OK);
+            kt_fill(tspage_data(p), tstx_usable(tx), pages[j], v);
+            tspage_release(p);
+        }
+        ck_assert_int_eq(tstx_commit(tx), TS_OK);
+        ck_assert_int_eq(tspg_checkpoint(db->pg, 1), TS_OK);
+        for (int j = 0; j < 40; j += 7) {
+            tspage *p;
+            ck_assert_int_eq(tstx_get(rd, pages[j], 0, &p), TS_OK);
+            ck_assert_msg(kt_check_fill(tspage_data(p), tstx_usable(rd), pages[j], 1),
+                          "the old snapshot sees version %llu after checkpoint %llu",
+                          (unsigned long long)kt_stored_ver(tspage_data(p)), (unsigned long long)v);
+            tspage_release(p);
+        }
+    }
+    tspg_stats st;
+    tspg_stats_get(db->pg, &st);
+    ck_assert_uint_gt(st.log_bytes, 29u * 40u * 4096u); /* kept for the reader */
+    tstx_rollback(rd);
+    ck_assert_int_eq(tspg_checkpoint(db->pg, 1), TS_OK);
+    tspg_stats_get(db->pg, &st);
+    ck_assert_uint_le(st.log_bytes, 4096); /* reset once the reader is gone */
+    ck_assert_int_eq(ts_close(db), TS_OK);
+    tst_rmrf(dir);
+    free(dir);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("concurrency");
+    TCase *tc = tcase_create("concurrency");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, busy_timeout);
+    tcase_add_test(tc, readers_and_writers_full);
+    tcase_add_test(tc, readers_and_writers_small_cache);
+    tcase_add_test(tc, group_commit_8_threads);
+    tcase_add_test(tc, checkpoint_under_reader);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return tst_run(suite()); }
