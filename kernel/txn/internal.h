@@ -56,10 +56,13 @@ struct tspg {
     uint64_t        synced;    /* last frame known durable */
     int             syncing;
     int             failed;    /* status of a failed fsync: writes refused */
+    int             dir_synced; /* the directory was synced since open (under mu) */
     tstx           *readers;
     size_t          nreaders;
     pthread_mutex_t ckpt;
     uint64_t        ckpt_done; /* frames up to here are in the main file */
+    uint64_t        lsn;       /* last commit sequence number handed out (under wlock) */
+    uint8_t        *scratch;   /* CHUNK page images for the writer (under wlock) */
     tspg_stats      stats;
 };
 
@@ -80,6 +83,11 @@ int  tspg_write_frames(tstx *tx, const uint64_t *pgnos, uint8_t *const *imgs, dp
                        size_t k, int commit);
 void tspg_meta_build(const tstx *tx, uint8_t *d);
 int  tspg_failed_error(tspg *pg);
+/* The checkpoint a commit starts once enough log is unchecked-pointed. */
+void tspg_checkpoint_auto(tspg *pg);
+/* A reset keeps a log file up to this size for reuse (overwriting frames
+ * avoids growing the file, so fdatasync need not write its inode). */
+#define TSPG_LOG_KEEP (64ull << 20)
 static inline int tspg_is_failed(tspg *pg) { return __atomic_load_n(&pg->failed, __ATOMIC_ACQUIRE); }
 
 #endif

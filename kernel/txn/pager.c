@@ -158,8 +158,9 @@ int tspg_open(ts_env *env, tsstore *st, tscipher *cipher, const tspg_opts *o, ts
         if (rc) tsenv_error_prefix(env, "%s", TSPG_FILE);
     }
     if (!rc) rc = tscache_new(o->cache_bytes, pg->codec.logical, &pg->cache);
+    if (!rc && !(pg->scratch = malloc((size_t)64 * pg->codec.page_size)))
+        rc = tsenv_error(env, TS_ERR_NOMEM, "out of memory");
     if (!rc) rc = tswal_open(env, st, pg->codec.page_size, &pg->wal, &pg->stats.recovered_frames);
-    if (!rc && !wal_exists) rc = st->vt->sync_dir(st->h);
     if (rc) {
         if (!*tsenv_errmsg(env)) tsenv_error(env, rc, "cannot open the database");
         tspg_close(pg);
@@ -189,55 +190,99 @@ static int copy_page(void *vctx, uint64_t pgno, uint64_t abs)
     return TS_OK;
 }
 
-int tspg_checkpoint(tspg *pg, int reset)
+/* Copy frames (ckpt_done, bound] to the main file.  Caller holds ckpt. */
+static int copy_upto(tspg *pg, uint64_t bound)
 {
-    pthread_mutex_lock(&pg->ckpt);
+    uint64_t from = pg->ckpt_done;
+    if (bound <= from) return TS_OK;
+    /* A page may reach the main file only once the log holding it is
+     * durable: otherwise a crash could bring back an older log. */
+    ckctx c = { pg, malloc(pg->codec.page_size), TS_OK };
+    int sync_failed = 0;
+    pthread_mutex_lock(&pg->mu);
+    int dir = !pg->dir_synced;
+    pthread_mutex_unlock(&pg->mu);
+    int rc = c.raw ? TS_OK : TS_ERR_NOMEM;
+    if (!rc && dir) rc = pg->st->vt->sync_dir(pg->st->h);
+    if (!rc) rc = tswal_sync(pg->wal, 1, bound);
+    if (rc && c.raw) sync_failed = 1;
+    if (!rc) rc = tswal_latest_each(pg->wal, from, bound, copy_page, &c);
+    if (!rc && (rc = tsfile_sync(&pg->main, 1))) sync_failed = 1;
+    free(c.raw);
+    pthread_mutex_lock(&pg->mu);
+    if (rc) {
+        if (!*tsenv_errmsg(pg->env)) tsenv_error(pg->env, rc, "checkpoint failed");
+        /* A failed write (e.g. a full disk) only postpones the checkpoint;
+         * after a failed fsync nothing on disk is trusted. */
+        if (sync_failed && !pg->failed) __atomic_store_n(&pg->failed, rc, __ATOMIC_RELEASE);
+    } else {
+        pg->ckpt_done = bound;
+        pg->dir_synced = 1;
+        pg->stats.checkpoints++;
+    }
+    pthread_mutex_unlock(&pg->mu);
+    return rc;
+}
+
+/* Everything committed to the main file and a new log generation, when no
+ * reader needs the old one.  Waits for the writer (no spilled frames then). */
+static int restart_log(tspg *pg)
+{
+    int rc = TS_OK;
+    pthread_mutex_lock(&pg->wlock);
+    pthread_mutex_lock(&pg->mu);
+    int can = !pg->failed && pg->nreaders == 0;
+    uint64_t committed = pg->committed;
+    pthread_mutex_unlock(&pg->mu);
+    if (can && committed > pg->ckpt_done) {
+        rc = tswal_sync(pg->wal, 1, committed);
+        if (rc) {
+            __atomic_store_n(&pg->failed, rc, __ATOMIC_RELEASE);
+        } else {
+            pthread_mutex_lock(&pg->mu);
+            if (pg->synced < committed) pg->synced = committed;
+            if (pg->published < committed) pg->published = committed;
+            pthread_mutex_unlock(&pg->mu);
+            rc = copy_upto(pg, committed);
+        }
+    }
+    if (!rc && can && pg->ckpt_done == committed && tswal_size_bytes(pg->wal) > TSWAL_HDR) {
+        rc = tswal_reset(pg->wal, TSPG_LOG_KEEP);
+        pthread_mutex_lock(&pg->mu);
+        if (rc && tswal_sync_failed(pg->wal)) __atomic_store_n(&pg->failed, rc, __ATOMIC_RELEASE);
+        pg->stats.log_bytes = tswal_size_bytes(pg->wal);
+        pthread_mutex_unlock(&pg->mu);
+    }
+    pthread_mutex_unlock(&pg->wlock);
+    return rc;
+}
+
+static int checkpoint_locked(tspg *pg, int reset)
+{
     pthread_mutex_lock(&pg->mu);
     uint64_t bound = pg->published;
     for (tstx *r = pg->readers; r; r = r->rnext)
         if (r->mark < bound) bound = r->mark;
-    uint64_t from = pg->ckpt_done;
     pthread_mutex_unlock(&pg->mu);
+    int rc = copy_upto(pg, bound);
+    if (!rc && reset) rc = restart_log(pg);
+    return rc;
+}
 
-    int rc = TS_OK;
-    if (bound > from) {
-        /* A page may reach the main file only once the log holding it is
-         * durable: otherwise a crash could bring back an older log. */
-        ckctx c = { pg, malloc(pg->codec.page_size), TS_OK };
-        int sync_failed = 0;
-        rc = c.raw ? tswal_sync(pg->wal, 1, bound) : TS_ERR_NOMEM;
-        if (rc && c.raw) sync_failed = 1;
-        if (!rc) rc = tswal_latest_each(pg->wal, from, bound, copy_page, &c);
-        if (!rc && (rc = tsfile_sync(&pg->main, 1))) sync_failed = 1;
-        free(c.raw);
-        if (rc) {
-            if (!*tsenv_errmsg(pg->env)) tsenv_error(pg->env, rc, "checkpoint failed");
-            /* A failed write (e.g. a full disk) only postpones the
-             * checkpoint; after a failed fsync nothing on disk is trusted. */
-            pthread_mutex_lock(&pg->mu);
-            if (sync_failed && !pg->failed) __atomic_store_n(&pg->failed, rc, __ATOMIC_RELEASE);
-            pthread_mutex_unlock(&pg->mu);
-            pthread_mutex_unlock(&pg->ckpt);
-            return rc;
-        }
-        pthread_mutex_lock(&pg->mu);
-        pg->ckpt_done = bound;
-        pg->stats.checkpoints++;
-        pthread_mutex_unlock(&pg->mu);
-    }
-    if (reset && pthread_mutex_trylock(&pg->wlock) == 0) {
-        pthread_mutex_lock(&pg->mu);
-        if (!pg->failed && pg->nreaders == 0 && pg->ckpt_done == pg->committed &&
-            pg->published == pg->committed && tswal_size_bytes(pg->wal) > TSWAL_HDR) {
-            rc = tswal_reset(pg->wal);
-            if (rc && tswal_sync_failed(pg->wal)) __atomic_store_n(&pg->failed, rc, __ATOMIC_RELEASE);
-            pg->stats.log_bytes = tswal_size_bytes(pg->wal);
-        }
-        pthread_mutex_unlock(&pg->mu);
-        pthread_mutex_unlock(&pg->wlock);
-    }
+int tspg_checkpoint(tspg *pg, int reset)
+{
+    pthread_mutex_lock(&pg->ckpt);
+    int rc = checkpoint_locked(pg, reset);
     pthread_mutex_unlock(&pg->ckpt);
     return rc;
+}
+
+void tspg_checkpoint_auto(tspg *pg)
+{
+    /* One checkpoint at a time; committers that find one running go on. */
+    if (pthread_mutex_trylock(&pg->ckpt) != 0) return;
+    checkpoint_locked(pg, 1);
+    pthread_mutex_unlock(&pg->ckpt);
 }
 
 int tspg_close(tspg *pg)
@@ -247,6 +292,7 @@ int tspg_close(tspg *pg)
     if (pg->wal && !tspg_is_failed(pg)) rc = tspg_checkpoint(pg, 1);
     tswal_close(pg->wal);
     tscache_free(pg->cache);
+    free(pg->scratch);
     tsfile_close(&pg->main);
     pthread_mutex_destroy(&pg->wlock);
     pthread_mutex_destroy(&pg->mu);

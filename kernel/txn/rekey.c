@@ -19,20 +19,17 @@ static int write_file(tsstore *st, const char *name, const void *buf, size_t n)
     return rc ? rc : rc2;
 }
 
-/* The log must hold no frame: every page is in the main file. */
-static int log_is_empty(ts_env *env, tsstore *st)
+/* The log must hold no committed frame: every page is in the main file. */
+static int log_is_empty(ts_env *env, tsstore *st, uint32_t page_size)
 {
-    int ex = 0;
-    int rc = st->vt->exists(st->h, TSWAL_FILE, &ex);
-    if (rc || !ex) return rc;
-    tsfile f;
-    uint64_t size = 0;
-    if ((rc = tsfile_open(st, TSWAL_FILE, TS_OPEN_READONLY, &f))) return rc;
-    rc = tsfile_size(&f, &size);
-    tsfile_close(&f);
-    if (!rc && size > TSWAL_HDR)
-        rc = tsenv_error(env, TS_ERR_DB, "rekey needs a fully checkpointed log (readers active?)");
-    return rc;
+    tswal *w;
+    uint64_t frames = 0;
+    int rc = tswal_open(env, st, page_size, &w, &frames);
+    if (rc) return rc;
+    tswal_close(w);
+    if (frames)
+        return tsenv_error(env, TS_ERR_DB, "rekey needs a fully checkpointed log (readers active?)");
+    return TS_OK;
 }
 
 static int copy_pages(ts_env *env, tsstore *st, const tspg_fhdr *oh, const tspg_fhdr *nh,
@@ -86,7 +83,7 @@ int tsrekey_run(ts_env *env, tsstore *st, tscipher *from, tscipher *to, const ui
     tspg_fhdr oh = {0};
     int rc = tspg_read_header(env, st, TSPG_FILE, &exists, &oh);
     if (!rc && !exists) rc = tsenv_error(env, TS_ERR_NOT_FOUND, "rekey: no database file");
-    if (!rc) rc = log_is_empty(env, st);
+    if (!rc) rc = log_is_empty(env, st, oh.page_size);
     if (rc) return rc;
     tspg_fhdr nh = oh;
     nh.flags = to ? (oh.flags | TSPG_FLAG_ENCRYPTED) : (oh.flags & ~TSPG_FLAG_ENCRYPTED);

@@ -75,7 +75,8 @@ int tspg_load(tspg *pg, uint64_t pgno, uint64_t mark, tscpage **out)
     tscpage *cp = tscache_get(pg->cache, pgno, f);
     if (cp) { *out = cp; return TS_OK; }
     cp = tscache_alloc(pg->cache, pgno, f);
-    uint8_t *raw = malloc(pg->codec.page_size);
+    uint8_t small[16384];
+    uint8_t *raw = pg->codec.page_size <= sizeof small ? small : malloc(pg->codec.page_size);
     int rc = cp && raw ? TS_OK : TS_ERR_NOMEM;
     if (!rc) {
         if (f) rc = tswal_read(pg->wal, f, raw);
@@ -88,7 +89,7 @@ int tspg_load(tspg *pg, uint64_t pgno, uint64_t mark, tscpage **out)
         tsenv_error(pg->env, rc, "page %llu (%s): checksum or authentication failed: the "
                     "database is corrupt or was tampered with", (unsigned long long)pgno,
                     f ? "log" : "main file");
-    free(raw);
+    if (raw != small) free(raw);
     if (rc) {
         if (cp) tscache_discard(pg->cache, cp);
         if (rc == TS_ERR_NOMEM) tsenv_error(pg->env, rc, "out of memory");
@@ -180,6 +181,7 @@ int tstx_begin(tspg *pg, int write, tstx **out)
     }
     int rc = load_meta(tx);
     if (rc) { tstx_rollback(tx); return rc; }
+    if (tx->write && pg->lsn > tx->seq) tx->seq = pg->lsn; /* meta is not written by every commit */
     *out = tx;
     return TS_OK;
 }
@@ -247,8 +249,7 @@ static int spill(tstx *tx)
     dpage *ds[CHUNK];
     size_t k = 0;
     int rc = TS_OK;
-    uint8_t *buf = malloc((size_t)CHUNK * pg->codec.page_size);
-    if (!buf) return tsenv_error(pg->env, TS_ERR_NOMEM, "out of memory");
+    uint8_t *buf = pg->scratch;
     for (size_t i = 0; i < tx->tabcap && !rc; i++) {
         for (dpage *d = tx->tab[i]; d && !rc; d = d->next) {
             if (!d->lp || d->pins) continue;
@@ -263,7 +264,6 @@ static int spill(tstx *tx)
         }
     }
     if (!rc && k) rc = tspg_write_frames(tx, pgnos, imgs, ds, k, 0);
-    free(buf);
     return rc;
 }
 
@@ -451,14 +451,19 @@ static int group_sync(tspg *pg, uint64_t mark)
         }
         pg->syncing = 1;
         uint64_t target = pg->committed;
+        int dir = !pg->dir_synced;
         pthread_mutex_unlock(&pg->mu);
-        int src = tswal_sync(pg->wal, 1, target);
+        /* Once per open, the directory too: an earlier open may have
+         * created the log without getting its entry to disk. */
+        int src = dir ? pg->st->vt->sync_dir(pg->st->h) : TS_OK;
+        if (!src) src = tswal_sync(pg->wal, 1, target);
         pthread_mutex_lock(&pg->mu);
         pg->syncing = 0;
         if (src) {
             __atomic_store_n(&pg->failed, src, __ATOMIC_RELEASE);
         } else {
             pg->synced = target;
+            pg->dir_synced = 1;
             if (pg->published < target) pg->published = target;
             pg->stats.syncs++;
         }
@@ -476,9 +481,11 @@ static int write_commit(tstx *tx)
     tspg *pg = tx->pg;
     uint64_t lsn = tx->seq + 1;
     tx->seq = lsn;
-    /* The meta page is the commit frame: it goes last. */
-    dpage *meta = dfind(tx, 1);
-    if (!meta) {
+    /* The meta page goes last, as the commit frame, when it changed (or
+     * when every other page was spilled and a frame must carry the commit
+     * flag); otherwise the last data page is the commit frame. */
+    dpage *meta = NULL;
+    if (tx->meta_dirty || tx->nlive == 0) {
         tscpage *cp;
         int rc = tspg_load(pg, 1, tx->mark, &cp);
         if (rc) return rc;
@@ -486,23 +493,17 @@ static int write_commit(tstx *tx)
         if (!meta) { tscache_unpin(pg->cache, cp); return tsenv_error(pg->env, TS_ERR_NOMEM, "out of memory"); }
         memcpy(meta->lp, tscpage_data(cp), pg->codec.logical);
         tscache_unpin(pg->cache, cp);
+        tspage_set_type(meta->lp, TSPG_TYPE_META);
+        tspg_meta_build(tx, meta->lp + TSPAGE_HDR);
     }
-    tspage_set_type(meta->lp, TSPG_TYPE_META);
-    tspg_meta_build(tx, meta->lp + TSPAGE_HDR);
 
-    /* Frames in order: every page still in memory, then the meta page. */
     size_t total = 0;
     dpage **list = malloc((tx->nlive + 1) * sizeof *list);
-    uint8_t *buf = malloc((size_t)CHUNK * pg->codec.page_size);
-    if (!list || !buf) {
-        free(list);
-        free(buf);
-        return tsenv_error(pg->env, TS_ERR_NOMEM, "out of memory");
-    }
+    if (!list) return tsenv_error(pg->env, TS_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < tx->tabcap; i++)
         for (dpage *d = tx->tab[i]; d; d = d->next)
             if (d->lp && d != meta) list[total++] = d;
-    list[total++] = meta;
+    if (meta) list[total++] = meta;
 
     uint64_t pgnos[CHUNK];
     uint8_t *imgs[CHUNK];
@@ -511,22 +512,26 @@ static int write_commit(tstx *tx)
     for (size_t i = 0; i < total && !rc; i += CHUNK) {
         size_t k = total - i < CHUNK ? total - i : CHUNK;
         for (size_t j = 0; j < k && !rc; j++) {
-            imgs[j] = buf + j * pg->codec.page_size;
+            imgs[j] = pg->scratch + j * pg->codec.page_size;
             pgnos[j] = list[i + j]->pgno;
             rc = tscodec_encode(&pg->codec, pgnos[j], lsn, list[i + j]->lp, imgs[j]);
         }
         if (!rc) rc = tspg_write_frames(tx, pgnos, imgs, NULL, k, i + k == total);
     }
     /* Only now that every frame is written may the cache learn of them:
-     * a failed commit reuses their frame numbers. */
+     * a failed commit reuses their frame numbers.  The version this
+     * transaction replaced is dropped: only older snapshots still want it,
+     * and they can read it again from the log. */
     for (size_t i = 0; i < total && !rc; i++) {
-        tscpage *cp = tscache_alloc(pg->cache, list[i]->pgno, tx->first_frame + before + i);
+        uint64_t pgno = list[i]->pgno;
+        tscpage *cp = tscache_alloc(pg->cache, pgno, tx->first_frame + before + i);
         if (!cp) break;
         memcpy(tscpage_data(cp), list[i]->lp, pg->codec.logical);
         tscache_unpin(pg->cache, tscache_insert(pg->cache, cp));
+        tscache_drop(pg->cache, pgno, tswal_find(pg->wal, pgno, tx->mark));
     }
     free(list);
-    free(buf);
+    if (!rc) pg->lsn = lsn;
     return rc;
 }
 
@@ -552,8 +557,11 @@ int tstx_commit(tstx *tx)
     }
     uint64_t mark = tswal_last_commit(pg->wal);
     uint64_t logsize = tswal_size_bytes(pg->wal);
-    int ckpt = logsize > pg->o.autockpt_bytes;
     pthread_mutex_lock(&pg->mu);
+    /* Checkpoint by the log not yet copied, not by the file size: a reader
+     * that holds off the reset must not make every commit checkpoint. */
+    int ckpt = (mark - pg->ckpt_done) * (TSWAL_FRAME_HDR + (uint64_t)pg->codec.page_size) >
+               pg->o.autockpt_bytes;
     pg->committed = mark;
     pg->stats.log_bytes = logsize;
     pg->stats.commits++;
@@ -561,6 +569,6 @@ int tstx_commit(tstx *tx)
     pthread_mutex_unlock(&pg->mu);
     end_tx(tx);
     if (pg->o.durability_full) rc = group_sync(pg, mark);
-    if (!rc && ckpt) tspg_checkpoint(pg, 1); /* best effort: a failure only delays it */
+    if (!rc && ckpt) tspg_checkpoint_auto(pg); /* best effort: a failure only delays it */
     return rc;
 }

@@ -249,6 +249,9 @@ static int check_damage(tswal *w, uint64_t bad, uint64_t size, uint8_t *buf, siz
         if (nf == 0) return TS_OK;
         for (size_t i = 0; i < nf; i++, local++) {
             const uint8_t *fh = buf + i * fsz;
+            if (get32(fh) == FRAME_MAGIC && get64(fh + 16) != w->salt &&
+                get32(fh + 36) == frame_self(w, fh, fh + TSWAL_FRAME_HDR))
+                return TS_OK; /* the stale tail of an older generation */
             if (frame_intact(w, fh, local) && get32(fh + 32) >= bad)
                 return tsenv_error(w->env, TS_ERR_CORRUPT,
                                    "%s: frame %llu is damaged although it had been made durable "
@@ -456,7 +459,7 @@ uint64_t tswal_last_commit(tswal *w) { return w->committed ? w->base + w->commit
 uint64_t tswal_base(tswal *w) { return w->base; }
 uint64_t tswal_size_bytes(tswal *w) { return frame_off(w, w->next); }
 
-int tswal_reset(tswal *w)
+int tswal_reset(tswal *w, uint64_t keep)
 {
     pthread_rwlock_wrlock(&w->ilock);
     clear_index(w);
@@ -469,9 +472,11 @@ int tswal_reset(tswal *w)
     w->chain = w->chain_commit = seed(w->salt);
     /* The new header must be durable before a frame follows it: a crash
      * could otherwise revive the old generation over a newer main file. */
-    int rc = tsfile_truncate(&w->f, TSWAL_HDR);
+    uint64_t size = 0;
+    int rc = tsfile_size(&w->f, &size);
+    if (!rc && size > keep) rc = tsfile_truncate(&w->f, TSWAL_HDR);
     if (!rc) rc = write_header(w);
-    if (!rc) rc = tswal_sync(w, 0, w->base);
+    if (!rc) rc = tswal_sync(w, 1, w->base);
     w->need_header = rc != 0 && !tswal_sync_failed(w);
     return rc;
 }

@@ -70,7 +70,9 @@ uint64_t tswal_size_bytes(tswal *w);
  * (from, to].  Stops at a non-zero return. */
 int      tswal_latest_each(tswal *w, uint64_t from, uint64_t to,
                            int (*fn)(void *ctx, uint64_t pgno, uint64_t abs), void *ctx);
-/* Start a new, empty log generation (every frame must be checkpointed). */
-int      tswal_reset(tswal *w);
+/* Start a new, empty log generation (every frame must be checkpointed):
+ * new salt, header synced; the file is reused (old frames overwritten)
+ * unless it is larger than keep bytes, then truncated. */
+int      tswal_reset(tswal *w, uint64_t keep);
 
 #endif

@@ -40,9 +40,16 @@ static json_t *J(const char *text)
     return j;
 }
 
-static char *S(const json_t *j)
+/* Compact text of j for messages: one of 4 rotating static buffers. */
+static const char *S(const json_t *j)
 {
-    return json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENCODE_ANY);
+    static char bufs[4][512];
+    static int next;
+    char *s = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENCODE_ANY);
+    char *b = bufs[next++ % 4];
+    snprintf(b, sizeof bufs[0], "%s", s ? s : "(null)");
+    free(s);
+    return b;
 }
 
 static tsd_table *T(const char *text)
@@ -569,8 +576,10 @@ START_TEST(unknown_fields_and_shapes)
     ck_assert_int_eq(validate(t, "[1]", TSD_REC_INSERT, &out), TS_ERR_VALIDATION);
     ck_assert_str_eq(tsenv_errmsg(&env), "users: a record is a JSON object");
     ck_assert_int_eq(tsd_record_validate(&env, t, NULL, TSD_REC_INSERT, 0, &out), TS_ERR_INVALID);
-    ck_assert_int_eq(tsd_record_validate(&env, NULL, json_object(), TSD_REC_INSERT, 0, &out),
+    json_t *empty = json_object();
+    ck_assert_int_eq(tsd_record_validate(&env, NULL, empty, TSD_REC_INSERT, 0, &out),
                      TS_ERR_INVALID);
+    json_decref(empty);
     /* the first failing column in column order is reported */
     ck_assert_int_eq(validate(t, "{\"age\": \"x\", \"name\": 5}", TSD_REC_PARTIAL, &out),
                      TS_ERR_VALIDATION);

@@ -631,25 +631,34 @@ END_TEST
 
 /* ---- growth and shrinking -------------------------------------------------------- */
 
-/* Pages touched by one seek, on average over `probes` random present keys. */
-static double touched_per_lookup(hdb *h, uint64_t n, int probes, rng *r)
+/* Pages touched by one seek, on average over `probes` random present keys:
+ * with a new cursor for every lookup (as tsix_get does), or one cursor for
+ * all of them (an IN list), which keeps what it read of the directory. */
+static double touched_per_lookup_mode(hdb *h, uint64_t n, int probes, rng *r, int reuse)
 {
     tstx *tx = rbegin(h);
     tsix_cur c;
-    REQUIRE(tsix_cursor(h->ix, tx, &c) == TS_OK, "cursor");
+    if (reuse) REQUIRE(tsix_cursor(h->ix, tx, &c) == TS_OK, "cursor");
     uint64_t total = 0;
     uint8_t key[TS_INDEX_KEY_MAX];
     for (int i = 0; i < probes; i++) {
         uint64_t k = 1 + rbelow(r, n);
         size_t kl = key_of(k, key);
+        if (!reuse) REQUIRE(tsix_cursor(h->ix, tx, &c) == TS_OK, "cursor");
         uint64_t before = tstx_touched(tx);
         int rc = tsix_seek(&c, key, kl, TS_SEEK_EQ);
         total += tstx_touched(tx) - before;
         REQUIRE(rc == TS_OK, "lookup %llu: %d %s", (unsigned long long)k, rc, emsg(h));
+        if (!reuse) tsix_cursor_close(&c);
     }
-    tsix_cursor_close(&c);
+    if (reuse) tsix_cursor_close(&c);
     tstx_rollback(tx);
     return (double)total / probes;
+}
+
+static double touched_per_lookup(hdb *h, uint64_t n, int probes, rng *r)
+{
+    return touched_per_lookup_mode(h, n, probes, r, 0);
 }
 
 /* Insert keys 1..n (value: 8 bytes) in transactions of `batch`. */
@@ -1162,14 +1171,17 @@ START_TEST(pages_per_lookup)
         fill_to(&h, have, sizes[i], 50000);
         have = sizes[i];
         double t = touched_per_lookup(&h, have, 50000, &r);
+        double tr = touched_per_lookup_mode(&h, have, 50000, &r, 1);
         tstx *tx = rbegin(&h);
         uint64_t pages = live_pages(tx);
         tstx_rollback(tx);
-        printf("hash: %8llu entries: %.3f pages touched per lookup (%llu live pages)\n",
-               (unsigned long long)have, t, (unsigned long long)pages);
-        /* meta + (directory) + bucket, and a few overflow pages */
+        printf("hash: %8llu entries: %.3f pages touched per lookup, %.3f with one cursor for all "
+               "(%llu live pages)\n", (unsigned long long)have, t, tr, (unsigned long long)pages);
+        /* meta + (directory) + bucket, and a few overflow pages; with one
+         * cursor: the bucket, and directory pages until they are known */
         REQUIRE(t <= (have <= 20000 ? 2.5 : 3.5), "%.3f pages per lookup at %llu", t,
                 (unsigned long long)have);
+        REQUIRE(tr <= 1.5, "%.3f pages per lookup with one cursor at %llu", tr, (unsigned long long)have);
     }
     db_done(&h);
 }

@@ -1063,6 +1063,47 @@ START_TEST(failed_fsync_readonly)
 }
 END_TEST
 
+/* Creating the database syncs its directory entry; the log's entry is
+ * synced before the first commit of every open is acknowledged (an earlier
+ * open may have created the log without getting it to disk).  When that
+ * directory sync fails, the commit fails and writes stop; a reopen must
+ * still sync the directory before acknowledging: else a power loss takes
+ * the log, with every acknowledged commit. */
+START_TEST(failed_dir_sync_then_reopen)
+{
+    host_open();
+    fdb f = { 0 };
+    f.dir = tst_tmpdir("plf");
+    f.st = store_open(f.dir, "faulty");
+    /* syncs: the new database file (1), the directory after its rename
+     * (2), the directory before the first commit's log sync (3) */
+    ctl(f.st, "fail_sync_at", 3);
+    int rc = pg_open(f.st, 1, 0, &f.pg);
+    ck_assert_msg(rc == TS_OK, "open: %d (%s)", rc, msg());
+    tstx *tx;
+    tspage *p;
+    uint64_t no;
+    ck_assert_int_eq(tstx_begin(f.pg, 1, &tx), TS_OK);
+    ck_assert_int_eq(tstx_alloc(tx, &p, &no), TS_OK);
+    tspage_release(p);
+    rc = tstx_commit(tx);
+    ck_assert_msg(rc == TS_ERR_IO, "commit with a failed directory sync: %d (%s)", rc, msg());
+    fdb_close(&f);
+    fdb_open(&f, "faulty", 1);
+    uint64_t a[1] = { 0 };
+    commit_pages(f.pg, a, 1, 1);       /* durable, acknowledged */
+    ctl(f.st, "power_loss", 0);
+    fdb_close(&f);
+    fdb_open(&f, "posix", 1);
+    int holds = 0;
+    uint64_t r4 = root4(f.pg);
+    rc = a[0] >= 2 ? read_page(f.pg, a[0], 1, &holds) : TS_ERR_INVALID;
+    KT_REQUIRE(r4 == 1 && rc == TS_OK && holds, "an acknowledged commit was lost at power loss (root "
+               "slot 4 = %llu, page rc %d): the log's directory entry was never made durable", (unsigned long long)r4, rc);
+    fdb_done(&f);
+}
+END_TEST
+
 START_TEST(crash_total)
 {
     unsigned long want = kt_long() ? 100000 : 5000;
@@ -1086,6 +1127,7 @@ static Suite *suite(void)
     tcase_add_test(tc, nospace_at_log_reset);
     tcase_add_test(tc, nospace_in_spill_from_get);
     tcase_add_test(tc, failed_fsync_readonly);
+    tcase_add_test(tc, failed_dir_sync_then_reopen);
     suite_add_tcase(s, tc);
     tc = tcase_create("workloads");
     tcase_set_timeout(tc, 3000);

@@ -4,9 +4,11 @@
  *
  * fsync latency on the machines this runs on drifts by up to 10x over
  * minutes, so absolute numbers mean little: every workload runs its engines
- * in interleaved rounds (the order rotates each round) and reports, per
- * round, the ratio of tostore to each reference measured seconds apart.
- * The table gives the median of those per-round ratios and their range.
+ * in rounds of interleaved short slices (the order rotates) and reports, per
+ * round, the ratio of tostore to each reference measured within the same
+ * second or so.  The table gives the median of those per-round ratios and
+ * their range.  Engines start in their steady state (logs through one
+ * checkpoint cycle).  Method and results: docs/benchmarks.md.
  *
  * Workloads (issue 3, "Benchmark"):
  *   a. 1 thread, durable: one-page update per transaction (page API)
@@ -667,7 +669,7 @@ static void bench_a(void)
         { "append 8256 B+fdatasync", op_floor, f8, 1, {0}, NULL },
         { "overwrite 4 KB+fdatasync", op_floor, fo, 1, {0}, NULL },
     };
-    rounds("a. single-thread durable commits/s", e, 6, 1.5 * g_time, g_slice);
+    rounds("a. single-thread durable commits/s", e, 6, 1.25 * g_time, g_slice);
     print_ratio("tostore / SQLite WAL FULL", ratio_of(&e[0], &e[1]));
     print_ratio("tostore / LMDB", ratio_of(&e[0], &e[2]));
     print_ratio("tostore / fdatasync floor", ratio_of(&e[0], &e[3]));
@@ -1047,7 +1049,7 @@ static void bench_f(void)
             { "append 8256 B zeros+fdatasync", op_floor, fz, 1, {0}, NULL },
             { "append 8256 B random+fdatasync", op_floor, fr, 1, {0}, NULL },
         };
-        rounds("f1. cipher: single-thread durable commits/s", e, 5, 1.5 * g_time, g_slice);
+        rounds("f1. cipher: single-thread durable commits/s", e, 5, 1.25 * g_time, g_slice);
         slowdown_rows("durable commits", e, 0.05);
         print_ratio("storage: random / zero 8256 B appends (info)", ratio_of(&e[4], &e[3]));
         {

@@ -37,8 +37,13 @@
 #define BT_OVFL  0xB3
 #define BT_FLAG_ROOT 0x01
 
-/* Node header: type(1) flags(1) nslots(2) content(2) frag(2) right(8). */
-#define HDR 16
+/* Node header: type(1) flags(1) nslots(2) content(2) frag(2) right(8)
+ * hint-prefix length(1) hint prefix(HINT_PFX) reserved(3). */
+#define HDR 32
+#define HINT_PFX 12
+/* A slot: cell offset(2) and key hint(4), the 4 key bytes after the
+ * node's common prefix, big endian, zero padded. */
+#define SLOT 6
 /* Overflow page header: type(1) pad(3) bytes(4) next(8). */
 #define OHDR 16
 /* Deepest tree accepted (far beyond any real one: fanout is at least 3). */
@@ -189,7 +194,7 @@ static void btx_init(btx *x, bt_index *ix, ts_txn *txn)
     x->pa = ix->pa;
     x->U = ix->pa->usable_size(txn);
     x->cap = x->U > HDR ? x->U - HDR : 0;
-    x->maxcell = x->cap / 3 > 2 ? x->cap / 3 - 2 : 0;
+    x->maxcell = x->cap / 3 > SLOT ? x->cap / 3 - SLOT : 0;
 }
 
 /* ---- cells ---------------------------------------------------------- */
@@ -259,10 +264,44 @@ static inline unsigned nd_n(const uint8_t *d) { return g16(d + 2); }
 static inline unsigned nd_content(const uint8_t *d) { return g16(d + 4); }
 static inline unsigned nd_frag(const uint8_t *d) { return g16(d + 6); }
 static inline uint64_t nd_right(const uint8_t *d) { return g64(d + 8); }
-static inline unsigned nd_slot(const uint8_t *d, unsigned i) { return g16(d + HDR + 2 * i); }
-static inline unsigned nd_gap(const uint8_t *d) { return nd_content(d) - (HDR + 2 * nd_n(d)); }
+static inline unsigned nd_slot(const uint8_t *d, unsigned i) { return g16(d + HDR + SLOT * i); }
+static inline uint32_t nd_hint(const uint8_t *d, unsigned i)
+{
+    const uint8_t *p = d + HDR + SLOT * i + 2;
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline unsigned nd_hp(const uint8_t *d) { return d[16]; }
+static inline unsigned nd_gap(const uint8_t *d) { return nd_content(d) - (HDR + SLOT * nd_n(d)); }
 static inline unsigned nd_free(const uint8_t *d) { return nd_gap(d) + nd_frag(d); }
 static inline int nd_inner(const uint8_t *d) { return d[0] == BT_INNER; }
+
+static inline uint32_t key_hint(const uint8_t *k, size_t kl, unsigned hp)
+{
+    uint32_t h = 0;
+    for (unsigned i = 0; i < 4; i++) h = h << 8 | (hp + i < kl ? k[hp + i] : 0u);
+    return h;
+}
+
+static inline void slot_set(uint8_t *d, unsigned i, unsigned off, uint32_t hint)
+{
+    uint8_t *p = d + HDR + SLOT * i;
+    p16(p, off);
+    p[2] = (uint8_t)(hint >> 24);
+    p[3] = (uint8_t)(hint >> 16);
+    p[4] = (uint8_t)(hint >> 8);
+    p[5] = (uint8_t)hint;
+}
+
+/* The key of a cell known to be well formed. */
+static inline void cell_key(const uint8_t *c, int inner, const uint8_t **k, uint32_t *kl)
+{
+    const uint8_t *p = c + (inner ? 8 : 0);
+    uint32_t n = 0;
+    for (unsigned s = 0;; s += 7) { n |= (uint32_t)(*p & 0x7f) << s; if (!(*p++ & 0x80)) break; }
+    while (*p++ & 0x80) {}
+    *k = p;
+    *kl = n;
+}
 
 static void nd_init(uint8_t *d, uint32_t U, int type, int flags, uint64_t right)
 {
@@ -278,7 +317,7 @@ static int nd_check(btx *x, const uint8_t *d, uint64_t pgno)
 {
     if (d[0] != BT_LEAF && d[0] != BT_INNER) return corrupt(x, pgno, "not a btree node");
     unsigned n = nd_n(d), c = nd_content(d);
-    if (HDR + 2 * n > c || c > x->U || nd_frag(d) > x->U - c)
+    if (HDR + SLOT * n > c || c > x->U || nd_frag(d) > x->U - c || nd_hp(d) > HINT_PFX)
         return corrupt(x, pgno, "bad node header");
     return TS_OK;
 }
@@ -310,6 +349,31 @@ static void nd_set_child(uint8_t *d, unsigned i, uint64_t child)
     else p64(d + nd_slot(d, i), child);
 }
 
+/* Recompute the hint prefix (the common prefix of the first and last
+ * keys, hence of all) and every hint. */
+static void nd_rehint(uint8_t *d)
+{
+    unsigned n = nd_n(d), hp = 0;
+    int inner = nd_inner(d);
+    const uint8_t *k0 = NULL, *k1, *k;
+    uint32_t kl0 = 0, kl1, kl;
+    if (n) {
+        cell_key(d + nd_slot(d, 0), inner, &k0, &kl0);
+        cell_key(d + nd_slot(d, n - 1), inner, &k1, &kl1);
+        unsigned m = kl0 < kl1 ? kl0 : kl1;
+        if (m > HINT_PFX) m = HINT_PFX;
+        while (hp < m && k0[hp] == k1[hp]) hp++;
+    }
+    d[16] = (uint8_t)hp;
+    memset(d + 17, 0, HINT_PFX);
+    if (hp) memcpy(d + 17, k0, hp);
+    for (unsigned i = 0; i < n; i++) {
+        unsigned off = nd_slot(d, i);
+        cell_key(d + off, inner, &k, &kl);
+        slot_set(d, i, off, key_hint(k, kl, hp));
+    }
+}
+
 static void nd_build(uint8_t *d, uint32_t U, int type, int flags, const uint8_t *const *cp,
                      const uint32_t *cl, unsigned n, uint64_t right)
 {
@@ -318,10 +382,11 @@ static void nd_build(uint8_t *d, uint32_t U, int type, int flags, const uint8_t 
     for (unsigned i = 0; i < n; i++) {
         off -= cl[i];
         memcpy(d + off, cp[i], cl[i]);
-        p16(d + HDR + 2 * i, off);
+        slot_set(d, i, off, 0);
     }
     p16(d + 2, n);
     p16(d + 4, off);
+    nd_rehint(d);
 }
 
 /* Collect the cells of node d (copied to buf) into cp/cl from index k. */
@@ -352,16 +417,21 @@ static int nd_defrag(btx *x, uint8_t *d, uint64_t pgno)
 /* Insert a cell at slot pos; the caller checked that it fits. */
 static int nd_put(btx *x, uint8_t *d, uint64_t pgno, unsigned pos, const uint8_t *cell, uint32_t len)
 {
-    if (nd_gap(d) < len + 2) {
+    if (nd_gap(d) < len + SLOT) {
         int rc = nd_defrag(x, d, pgno);
         if (rc) return rc;
     }
-    unsigned n = nd_n(d), off = nd_content(d) - len;
+    unsigned n = nd_n(d), off = nd_content(d) - len, hp = nd_hp(d);
+    const uint8_t *k;
+    uint32_t kl;
+    cell_key(cell, nd_inner(d), &k, &kl);
     memcpy(d + off, cell, len);
-    memmove(d + HDR + 2 * (pos + 1), d + HDR + 2 * pos, 2 * (n - pos));
-    p16(d + HDR + 2 * pos, off);
+    memmove(d + HDR + SLOT * (pos + 1), d + HDR + SLOT * pos, SLOT * (n - pos));
+    slot_set(d, pos, off, key_hint(k, kl, hp));
     p16(d + 2, n + 1);
     p16(d + 4, off);
+    /* a key outside the common prefix (at either end): new prefix */
+    if (n == 0 || kl < hp || (hp && memcmp(k, d + 17, hp) != 0)) nd_rehint(d);
     return TS_OK;
 }
 
@@ -373,9 +443,9 @@ static int nd_del(btx *x, uint8_t *d, uint64_t pgno, unsigned pos)
     unsigned n = nd_n(d), off = nd_slot(d, pos);
     if (off == nd_content(d)) p16(d + 4, off + c.size);
     else p16(d + 6, nd_frag(d) + c.size);
-    memmove(d + HDR + 2 * pos, d + HDR + 2 * (pos + 1), 2 * (n - pos - 1));
+    memmove(d + HDR + SLOT * pos, d + HDR + SLOT * (pos + 1), SLOT * (n - pos - 1));
     p16(d + 2, n - 1);
-    if (n == 1) { p16(d + 4, x->U); p16(d + 6, 0); }
+    if (n == 1) { p16(d + 4, x->U); p16(d + 6, 0); d[16] = 0; }
     return TS_OK;
 }
 
@@ -674,31 +744,45 @@ static inline int slot_cmp(btx *x, const bt_level *v, const target *t, unsigned 
     return rc ? rc : tcmp(x, t, &c, r);
 }
 
-static int leaf_search(btx *x, const bt_level *v, const target *t, int *pos)
+/* Binary search of node v for t: leaves give the first entry >= t,
+ * internal nodes the number of separators <= t (the child to follow).
+ * Keys share the node's hint prefix, so a target outside it lies before
+ * or after every cell, and within it most probes are decided by the
+ * hints in the slot array without touching the cells. */
+static int node_search(btx *x, const bt_level *v, const target *t, int inner, int *pos)
 {
-    unsigned lo = 0, hi = (unsigned)v->n;
+    const uint8_t *d = v->d;
+    unsigned n = (unsigned)v->n, hp = nd_hp(d);
+    size_t m = t->kl < hp ? t->kl : hp;
+    int r0 = m ? memcmp(t->k, d + 17, m) : 0;
+    if (!r0 && t->kl < hp) r0 = -1;
+    if (r0 || !n) { *pos = r0 > 0 ? (int)n : 0; return TS_OK; }
+    uint32_t th = key_hint(t->k, t->kl, hp);
+    unsigned lo = 0, hi = n;
     while (lo < hi) {
         unsigned mid = (lo + hi) / 2;
-        int r, rc = slot_cmp(x, v, t, mid, 0, &r);
-        if (rc) return rc;
-        if (r <= 0) hi = mid; else lo = mid + 1;
+        uint32_t h = nd_hint(d, mid);
+        int r = 0;
+        if (th != h) {
+            r = th < h ? -1 : 1;
+        } else {
+            int rc = slot_cmp(x, v, t, mid, inner, &r);
+            if (rc) return rc;
+        }
+        if (inner ? r < 0 : r <= 0) hi = mid; else lo = mid + 1;
     }
     *pos = (int)lo;
     return TS_OK;
 }
 
-/* The child holding the first entry >= t: the number of separators <= t. */
-static int inner_search(btx *x, const bt_level *v, const target *t, int *pos)
+static inline int leaf_search(btx *x, const bt_level *v, const target *t, int *pos)
 {
-    unsigned lo = 0, hi = (unsigned)v->n;
-    while (lo < hi) {
-        unsigned mid = (lo + hi) / 2;
-        int r, rc = slot_cmp(x, v, t, mid, 1, &r);
-        if (rc) return rc;
-        if (r >= 0) lo = mid + 1; else hi = mid;
-    }
-    *pos = (int)lo;
-    return TS_OK;
+    return node_search(x, v, t, 0, pos);
+}
+
+static inline int inner_search(btx *x, const bt_level *v, const target *t, int *pos)
+{
+    return node_search(x, v, t, 1, pos);
 }
 
 /* Descend to the leaf where t belongs; the leaf index is the first entry
@@ -890,7 +974,7 @@ static int check_txn(const ts_host *host, ts_env *env, ts_txn *txn, int write)
     uint32_t U = host->pages->usable_size(txn);
     /* A node must hold three of the largest cells (a separator with a
      * maximal key and an overflow reference) and U must fit 16 bits. */
-    if (U > 65535 || (U - HDR) / 3 - 2 < cell_need(1, TS_INDEX_KEY_MAX, VAL_MAX, 1))
+    if (U > 65535 || (U - HDR) / 3 - SLOT < cell_need(1, TS_INDEX_KEY_MAX, VAL_MAX, 1))
         return host->error(env, TS_ERR_UNSUPPORTED, "btree: page size %u is not supported", U);
     return TS_OK;
 }
@@ -1043,17 +1127,17 @@ static int make_sep(btx *x, const uint8_t *lc, uint32_t llen, const uint8_t *rc,
 static int choose_split(const uint32_t *cl, int N, int inner, uint32_t cap, int append)
 {
     uint64_t total = 0;
-    for (int i = 0; i < N; i++) total += cl[i] + 2;
+    for (int i = 0; i < N; i++) total += cl[i] + SLOT;
     int lo = 1, hi = N - 1 - inner;
     if (append && hi >= lo) {
-        uint64_t left = total - (cl[N - 1] + 2) - (inner ? cl[N - 2] + 2 : 0);
-        if (left <= cap && cl[N - 1] + 2 <= cap) return hi;
+        uint64_t left = total - (cl[N - 1] + SLOT) - (inner ? cl[N - 2] + SLOT : 0);
+        if (left <= cap && cl[N - 1] + SLOT <= cap) return hi;
     }
     int best = -1;
     uint64_t bestd = UINT64_MAX, left = 0;
     for (int m = lo; m <= hi; m++) {
-        left += cl[m - 1] + 2;
-        uint64_t right = total - left - (inner ? cl[m] + 2 : 0);
+        left += cl[m - 1] + SLOT;
+        uint64_t right = total - left - (inner ? cl[m] + SLOT : 0);
         if (left > cap || right > cap) continue;
         uint64_t d = left > right ? left - right : right - left;
         if (d < bestd) { bestd = d; best = m; }
@@ -1139,7 +1223,7 @@ static int node_insert(wop *w, int l, unsigned pos, const uint8_t *cell, uint32_
     int rc = pget(x, w->pgno[l], TS_PAGE_WRITE, &pg, &d);
     if (rc) return rc;
     if ((rc = nd_check(x, d, w->pgno[l]))) { prel(x, pg); return rc; }
-    if (nd_free(d) >= len + 2) {
+    if (nd_free(d) >= len + SLOT) {
         rc = nd_put(x, d, w->pgno[l], pos, cell, len);
         prel(x, pg);
         return rc;
@@ -1235,7 +1319,7 @@ static int rebalance(wop *w, int l)
         if (rc) { prel(x, pa); prel(x, pb); return rc; }
         int N = (int)(k + nb);
         uint64_t total = 0;
-        for (int j = 0; j < N; j++) total += ix->cl[j] + 2;
+        for (int j = 0; j < N; j++) total += ix->cl[j] + SLOT;
         if (total <= x->cap) {
             /* merge into b; a goes away with separator i */
             nd_build(db, x->U, type, 0, ix->cp, ix->cl, (unsigned)N, inner ? nd_right(ix->pgB) : 0);
@@ -1510,8 +1594,9 @@ static int bulk_level(bulk *b, int l)
     return TS_OK;
 }
 
-static int bulk_write(bulk *b, const uint8_t *node, uint64_t *pgno)
+static int bulk_write(bulk *b, uint8_t *node, uint64_t *pgno)
 {
+    nd_rehint(node);
     ts_page *pg;
     uint8_t *d;
     int rc = palloc(b->x, &pg, &d, pgno);
@@ -1525,7 +1610,7 @@ static inline void nd_append(uint8_t *d, const uint8_t *cell, uint32_t len)
 {
     unsigned n = nd_n(d), off = nd_content(d) - len;
     memcpy(d + off, cell, len);
-    p16(d + HDR + 2 * n, off);
+    slot_set(d, n, off, 0); /* hints come at bulk_write */
     p16(d + 2, n + 1);
     p16(d + 4, off);
 }
@@ -1538,7 +1623,7 @@ static int bulk_push(bulk *b, int l, const uint8_t *cell, uint32_t len)
     if (rc) return rc;
     btx *x = b->x;
     uint8_t *d = b->node[l];
-    if (nd_free(d) < len + 2) {
+    if (nd_free(d) < len + SLOT) {
         unsigned n = nd_n(d);
         if (n < 2) return corrupt(x, x->ix->root, "bulk load: node too small");
         cellv last;
@@ -1585,7 +1670,7 @@ static int bulk_run(bulk *b, int (*next)(void *, const void **, size_t *, const 
         }
         uint32_t len;
         if ((rc = leaf_cell(x, k, (uint32_t)kl, v, (uint32_t)vl, &len))) return rc;
-        if (nd_free(leaf) < len + 2) {
+        if (nd_free(leaf) < len + SLOT) {
             uint64_t pgno;
             uint32_t slen;
             if ((rc = bulk_write(b, leaf, &pgno))) return rc;
@@ -1606,6 +1691,7 @@ static int bulk_run(bulk *b, int (*next)(void *, const void **, size_t *, const 
             ts_page *pg;
             uint8_t *rd;
             if ((rc = pget(x, ix->root, TS_PAGE_WRITE, &pg, &rd))) return rc;
+            nd_rehint(d);
             memcpy(rd, d, x->U);
             rd[1] = BT_FLAG_ROOT;
             prel(x, pg);
@@ -1928,7 +2014,14 @@ static int chk_node(chk *k, uint64_t pgno, int depth, const chk_kv *lo, const ch
         unsigned off = nd_slot(d, i);
         for (unsigned j = off; j < off + c.size && !rc; j++)
             if (map[j]++) rc = chk_fail(k, pgno, "overlapping cells");
-        used += c.size + 2;
+        used += c.size + SLOT;
+        const uint8_t *hk;
+        uint32_t hkl;
+        cell_key(d + off, inner, &hk, &hkl);
+        if (hkl < nd_hp(d) || memcmp(hk, d + 17, nd_hp(d)) != 0)
+            rc = chk_fail(k, pgno, "key outside the node's hint prefix");
+        else if (nd_hint(d, i) != key_hint(hk, hkl, nd_hp(d)))
+            rc = chk_fail(k, pgno, "stale key hint");
         if (c.size > x->maxcell) rc = chk_fail(k, pgno, "cell larger than maxcell");
     }
     x->ix->host->free(map);

@@ -5,43 +5,54 @@
  * Pages (every page of the index starts with a 4-byte type tag):
  *
  *   meta (the root; never moves)
- *     0 type  4 version  8 seed  16 nbuckets  24 nentries  32 bytes (sum of
- *     record sizes)  40 usable (layout page size)  44 depth  48 ntop
- *     52 fanout  56 reserved  64 top[ntop]: the directory's top slots
+ *     0 type  4 version  8 seed  16 nbuckets  24 nentries  32 bytes (page
+ *     bytes the records take)  40 usable (layout page size)  44 depth
+ *     48 ntop  52 fanout  56 reserved  64 top[ntop]: the directory's top
  *   directory: 0 type, 8 slots[fanout] (page numbers; 0 = none)
- *   bucket:    0 type  4 used  8 next (overflow chain)  16 nrec  24 records
+ *   bucket (a chain: head page, then overflow pages):
+ *     0 type  4 nrec  8 next  16 free (start of the record area)
+ *     20 dead (bytes of removed records not yet reclaimed)
+ *     24 slots[nrec]: hash (8), offset (2), size (2) ... free: records,
+ *     each klen (2), vinfo (4: bit 31 = value in an overflow chain, low
+ *     bits = value length), key, then the value or the first overflow page
  *   overflow value: 0 type  4 n (bytes here)  8 next  16 data
  *
- * The directory maps bucket numbers to the head page of each bucket chain:
- * a radix tree whose root is the meta page's top[] array; with depth d each
- * top slot covers fanout^d buckets.  At depth 0 top[] holds bucket heads
- * (up to ~500 buckets on 4 KiB pages), at depth 1 a lookup reads one
- * directory page (~250 000 buckets), and growing a level is O(1): one new
- * page takes over top[] and becomes top[0].
+ * The directory maps bucket numbers to the head page of each chain: a
+ * radix tree whose root is the meta page's top[]; with depth d each top
+ * slot covers fanout^d buckets.  At depth 0 top[] holds bucket heads (~500
+ * buckets on 4 KiB pages), at depth 1 a lookup reads one directory page
+ * (~250 000 buckets), and growing a level is O(1): one new page takes over
+ * top[] and becomes top[0].  A lookup reads meta, directory (from ~500
+ * buckets on) and the bucket's pages, and within a bucket page only the
+ * slot array and the records whose full 64-bit hash matches.
  *
- * A record: 0 hash (8)  8 klen (2)  10 vinfo (4: bit 31 = value in an
- * overflow chain, low bits = value length)  14 key  then the value, or the
- * first overflow page number (8).  Values are inline when the record stays
- * within a quarter of a bucket page (or is no larger than the reference).
+ * Values are inline when the record stays within a quarter of a bucket
+ * page (or is no larger than the overflow reference), else in a chain of
+ * overflow pages.
  *
  * Addressing: with N buckets, L = floor(log2 N) and split pointer
  * s = N - 2^L, a hash h lives in bucket h mod 2^(L+1) when that is < N,
  * else h mod 2^L.  Growth splits bucket s into s and s + 2^L when the
- * records fill more than 3/4 of one page per bucket; shrinking merges the
- * last bucket back into its buddy when they fill less than 1/4.  One
- * split or merge per operation: no full-rehash pauses.
+ * records fill more than HX_SPLIT_AT% of one page per bucket; shrinking
+ * merges the last bucket back into its buddy below HX_MERGE_AT%.  One split
+ * or merge per operation: no rehash pauses.
  *
  * Cursor order: entries in order of (bit-reversed hash, key, value length,
  * value bytes).  Bit reversal makes every bucket a contiguous range of
  * that order that splits and merges only subdivide or join, so a cursor
  * can resume from its last entry after any change made by its own
- * transaction: it keeps a private, sorted copy of the current bucket and a
- * copy of the current entry, and after a modification (the index's
- * generation counter moved) finds the successor of that entry afresh.
+ * transaction: it keeps a private, sorted copy of the current bucket (or,
+ * after a seek, of the key's entries) and a copy of the current entry, and
+ * when the index's generation counter has moved it finds the successor of
+ * that entry afresh.  A cursor used more than once also keeps copies of
+ * the meta page's top[] and of directory leaves, valid while the
+ * generation stands: an IN list through one cursor reads ~1 page a key.
  *
- * Threads: the index object holds only immutable fields and an atomic
+ * Threads: the index object holds only immutable fields and the atomic
  * generation counter; everything per transaction lives in cursors and on
  * the stack, so one instance serves many threads (TS_MODULE_THREAD_SAFE).
+ * The counter only sees changes made through this instance: the kernel
+ * opens one instance per index and handle.
  *
  * Errors: TS_ERR_UNIQUE, TS_ERR_NOT_FOUND and argument errors are found
  * before anything changes; any other failure inside insert or remove may
@@ -95,6 +106,8 @@
 
 /* Load control, in percent of one bucket page per bucket. */
 #define HX_SPLIT_AT 55
+/* Directory leaf pages a cursor keeps copies of. */
+#define HX_LEAF_CACHE 64
 #define HX_MERGE_AT 25
 
 /* ---- little-endian field access ------------------------------------ */
@@ -535,7 +548,7 @@ static uint32_t bkt_used(const hxmeta *m, const uint8_t *d)
 }
 
 /* Pin a bucket page and check its header.  Records are checked when they
- * are read (rec_at), or all at once by bkt_check_recs. */
+ * are read (rec_at); set_load also checks that they fill the page's space. */
 static int bkt_get(hxctx *c, uint64_t pgno, int mode, ts_page **pg, uint8_t **d)
 {
     int rc = c->pa->get(c->tx, pgno, mode, pg);
@@ -589,21 +602,6 @@ static int rec_find(hxctx *c, uint64_t pgno, const uint8_t *d, uint32_t *i, uint
         return rc ? rc : 1;
     }
     return 0;
-}
-
-/* Check every record of a page, and that they account for its space. */
-static int bkt_check_recs(hxctx *c, uint64_t pgno, const uint8_t *d)
-{
-    uint32_t n = g32(d + B_NREC), sum = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        hxrec r;
-        int rc = rec_at(c, pgno, d, i, &r);
-        if (rc) return rc;
-        sum += r.size - 8;
-    }
-    if (sum + g32(d + B_DEAD) != c->m.usable - g32(d + B_FREE))
-        return corrupt(c->ix, pgno, "bucket page space does not add up");
-    return TS_OK;
 }
 
 /* Move the live records of page d together at its end (reclaiming dead
@@ -877,10 +875,6 @@ static int set_load(hxctx *c, hxset *s, uint64_t head)
         uint8_t *d;
         int rc = bkt_get(c, p, TS_PAGE_READ, &pg, &d);
         if (rc) return rc;
-        if ((rc = bkt_check_recs(c, p, d))) {
-            c->pa->release(pg);
-            return rc;
-        }
         uint32_t n = g32(d + B_NREC);
         uint64_t next = g64(d + B_NEXT);
         if (s->npages == s->cappages) {
@@ -895,12 +889,22 @@ static int set_load(hxctx *c, hxset *s, uint64_t head)
             c->pa->release(pg);
             return nomem(c->ix);
         }
-        for (uint32_t i = 0; i < n; i++) {
+        /* Copy and check each record, and that they account for the page's
+         * space. */
+        uint32_t sum = 0;
+        for (uint32_t i = 0; i < n && !rc; i++) {
             hxrec r;
-            rec_at(c, p, d, i, &r); /* checked above */
+            if ((rc = rec_at(c, p, d, i, &r))) break;
             p64(s->buf + s->len, r.h);
             memcpy(s->buf + s->len + 8, r.raw, r.size - 8);
             s->len += r.size;
+            sum += r.size - 8;
+        }
+        if (!rc && sum + g32(d + B_DEAD) != c->m.usable - g32(d + B_FREE))
+            rc = corrupt(c->ix, p, "bucket page space does not add up");
+        if (rc) {
+            c->pa->release(pg);
+            return rc;
         }
         s->pages[s->npages++] = p;
         c->pa->release(pg);
@@ -1384,7 +1388,56 @@ typedef struct hxcur {
     uint8_t *val;
     size_t   vlen, vcap;
     int      err;  /* an error met while sorting */
+    /* What this cursor has read of the meta page and the directory, valid
+     * while dgen == ix->gen (its transaction's view of the index cannot
+     * change otherwise): repeated seeks and scans skip those pages. */
+    int      dvalid, used;  /* used: an operation ran before (worth keeping copies) */
+    uint64_t dgen;
+    hxmeta   dm;
+    uint8_t *dtop;  /* the meta page's top[] */
+    size_t   dtopcap;
+    struct { uint64_t id; uint64_t *slots; } leaf[HX_LEAF_CACHE]; /* id: leaf number + 1 */
 } hxcur;
+
+/* The head page of bucket b, through the cursor's copy of the directory. */
+static int cdir_get(hxcur *cu, hxctx *c, uint64_t b, uint64_t *out)
+{
+    if (!cu->dvalid) return dir_get(c, b, out); /* first operation: meta page pinned */
+    const hxmeta *m = &cu->dm;
+    uint64_t span = span_of(m, m->depth), t = b / span, rem = b % span;
+    *out = 0;
+    if (t >= m->ntop) return corrupt(cu->ix, cu->ix->root, "bucket beyond the directory");
+    uint64_t p = g64(cu->dtop + 8 * t);
+    if (m->depth == 0 || !p) {
+        *out = p;
+        return TS_OK;
+    }
+    uint64_t id = b / m->fanout + 1;
+    unsigned k = (unsigned)(id % HX_LEAF_CACHE);
+    if (cu->leaf[k].id == id) {
+        *out = cu->leaf[k].slots[b % m->fanout];
+        return TS_OK;
+    }
+    ts_page *pg;
+    uint8_t *dd;
+    int rc;
+    for (uint32_t d = m->depth; d > 1 && p; d--) {
+        span /= m->fanout;
+        if ((rc = dir_page(c, p, TS_PAGE_READ, &pg, &dd))) return rc;
+        p = g64(dd + D_SLOTS + 8 * (rem / span));
+        c->pa->release(pg);
+        rem %= span;
+    }
+    if (!p) return TS_OK;
+    if (!cu->leaf[k].slots && !(cu->leaf[k].slots = cu->ix->host->alloc((size_t)m->fanout * 8)))
+        return nomem(cu->ix);
+    if ((rc = dir_page(c, p, TS_PAGE_READ, &pg, &dd))) return rc;
+    for (uint32_t i = 0; i < m->fanout; i++) cu->leaf[k].slots[i] = g64(dd + D_SLOTS + 8 * i);
+    c->pa->release(pg);
+    cu->leaf[k].id = id;
+    *out = cu->leaf[k].slots[b % m->fanout];
+    return TS_OK;
+}
 
 static const uint8_t *ent_key(const hxcur *cu, const hxent *e) { return cu->set.buf + e->off + R_HDR; }
 
@@ -1494,7 +1547,7 @@ static int snap_load(hxcur *cu, hxctx *c, uint64_t b)
 {
     snap_reset(cu);
     uint64_t head;
-    int rc = dir_get(c, b, &head);
+    int rc = cdir_get(cu, c, b, &head);
     if (rc || (rc = set_load(c, &cu->set, head))) return rc;
     for (size_t off = 0; off < cu->set.len;) {
         hxrec r;
@@ -1511,7 +1564,7 @@ static int snap_key(hxcur *cu, hxctx *c, uint64_t h, const void *key, size_t kle
 {
     snap_reset(cu);
     uint64_t b = bucket_of(&c->m, h), head;
-    int rc = dir_get(c, b, &head);
+    int rc = cdir_get(cu, c, b, &head);
     if (rc) return rc;
     hxwalk w = { head, 0, 1 };
     for (uint64_t p = head; p;) {
@@ -1580,9 +1633,40 @@ static int scan_from(hxcur *cu, hxctx *c, uint64_t b, int dir)
     }
 }
 
+/* The context of a cursor operation: the cursor's copy of the meta page,
+ * refreshed (one read of the meta page) when the index has changed. */
 static int cur_ctx(hxcur *cu, hxctx *c)
 {
-    return ctx_begin(c, cu->ix, cu->tx, 0);
+    uint64_t g = atomic_load(&cu->ix->gen);
+    if (!cu->used) {
+        /* A cursor's first operation (often its only one, as for a single
+         * lookup) reads the pages directly: copies would not pay off. */
+        cu->used = 1;
+        return ctx_begin(c, cu->ix, cu->tx, 0);
+    }
+    if (!cu->dvalid || cu->dgen != g) {
+        cu->dvalid = 0;
+        int rc = ctx_begin(c, cu->ix, cu->tx, 0);
+        if (rc) return rc;
+        size_t need = (size_t)c->m.ntop * 8;
+        if (need > cu->dtopcap) {
+            uint8_t *nt = cu->ix->host->realloc(cu->dtop, need);
+            if (!nt) {
+                ctx_end(c);
+                return nomem(cu->ix);
+            }
+            cu->dtop = nt;
+            cu->dtopcap = need;
+        }
+        memcpy(cu->dtop, c->md + M_TOP, need);
+        for (unsigned k = 0; k < HX_LEAF_CACHE; k++) cu->leaf[k].id = 0;
+        cu->dm = c->m;
+        cu->dgen = g;
+        cu->dvalid = 1;
+        ctx_end(c);
+    }
+    *c = (hxctx){ .ix = cu->ix, .tx = cu->tx, .pa = cu->ix->pa, .m = cu->dm };
+    return TS_OK;
 }
 
 static int hx_cursor_open(void *idx, ts_txn *tx, void **out)
@@ -1604,6 +1688,8 @@ static void hx_cursor_close(void *cur)
     if (!cu) return;
     const ts_host *h = cu->ix->host;
     set_free(&cu->set);
+    for (unsigned k = 0; k < HX_LEAF_CACHE; k++) h->free(cu->leaf[k].slots);
+    h->free(cu->dtop);
     h->free(cu->ents);
     h->free(cu->tmp);
     h->free(cu->val);
