@@ -30,10 +30,10 @@ size_t tssys_key(uint8_t *buf, const char *tag, const char *name)
 
 static int ensure_root(ts_env *env, tsreg *reg, tstx *tx, unsigned slot, uint64_t *root)
 {
-    int rc = tstx_root_get(tx, slot, root);
+    int rc = tstx_sysroot_get(tx, slot, root);
     if (rc || *root) return rc;
     rc = tsix_create(env, reg, TSSYS_INDEX_MODULE, NULL, tx, root);
-    if (!rc) rc = tstx_root_set(tx, slot, *root);
+    if (!rc) rc = tstx_sysroot_set(tx, slot, *root);
     return rc;
 }
 
@@ -66,8 +66,8 @@ int tssys_open(ts_env *env, tsreg *reg, tspg *pg, tssys *sys)
     uint64_t croot = 0, kroot = 0;
     int rc = tstx_begin(pg, 0, &tx);
     if (rc) return rc;
-    tstx_root_get(tx, TSSYS_ROOT_CATALOG, &croot);
-    tstx_root_get(tx, TSSYS_ROOT_KV, &kroot);
+    tstx_sysroot_get(tx, TSSYS_ROOT_CATALOG, &croot);
+    tstx_sysroot_get(tx, TSSYS_ROOT_KV, &kroot);
     tstx_rollback(tx);
     if (!croot || !kroot) {
         /* A new database: create both and the default space at once. */

@@ -1,7 +1,7 @@
 /*
- * The system catalog: a btree (root slot 0) holding spaces, the active
- * space and (later) table definitions, and the key-value store's btree
- * (root slot 1).  Both are created in the first write transaction of a new
+ * The system catalog: a btree (system root slot 0) holding spaces, the
+ * active space and (later) table definitions, and the key-value store's
+ * btree (system root slot 1).  Both are created in the first write transaction of a new
  * database and opened once per handle.
  *
  * Catalog keys are memcomparable tuples (tostore/keys.h):

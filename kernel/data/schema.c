@@ -59,6 +59,14 @@ static int lookup(const char *const *names, size_t n, const char *s)
     return -1;
 }
 
+/* Whether s is in the NULL-terminated list. */
+static int in_list(const char *const *list, const char *s)
+{
+    for (size_t i = 0; list[i]; i++)
+        if (strcmp(list[i], s) == 0) return 1;
+    return 0;
+}
+
 int tsd_name_ok(const char *s, size_t max)
 {
     if (!s) return 0;
@@ -428,8 +436,8 @@ static int parse_pk_field(ts_env *env, tsd_table *t, tsd_field *f, const json_t 
     const char *k;
     json_t *v;
     json_object_foreach((json_t *)fj, k, v) {
-        if (lookup(pk_field_keys, 7, k) >= 0) continue;
-        if (lookup(field_keys, 14, k) >= 0)
+        if (in_list(pk_field_keys, k)) continue;
+        if (in_list(field_keys, k))
             return BAD("%s.%s: not supported on the primary key '%s'", path, k, f->name);
         return BAD("%s: unknown key '%s'", path, k);
     }
@@ -1072,72 +1080,63 @@ static json_t *field_json(const tsd_field *f)
 json_t *tsd_table_to_json(const tsd_table *t)
 {
     if (!t) return NULL;
-    json_t *o = json_object(), *fields = json_array(), *ixs = json_array(), *fks = json_array();
-    json_t *pk = json_object();
-    int bad = !o || !fields || !ixs || !fks || !pk;
-    if (bad) {
-        json_decref(o);
-        json_decref(fields);
-        json_decref(ixs);
-        json_decref(fks);
-        json_decref(pk);
-        return NULL;
-    }
-    bad = bad || set_new(o, "name", json_string(t->name));
-    if (t->table_id) bad = bad || set_new(o, "tableId", json_string(t->table_id));
+    /* containers are attached to o first, so one json_decref(o) frees all */
+    json_t *o = json_object(), *pk = json_object(), *fields = json_array(), *ixs = json_array(),
+           *fks = json_array();
+    int bad = !o || set_new(o, "name", json_string(t->name));
+    if (!bad && t->table_id) bad = set_new(o, "tableId", json_string(t->table_id));
     bad = bad || set_new(o, "isGlobal", json_boolean(t->is_global));
+    bad = bad || set_new(o, "primaryKeyConfig", json_incref(pk));
+    bad = bad || set_new(o, "fields", json_incref(fields));
+    bad = bad || set_new(o, "indexes", json_incref(ixs));
+    bad = bad || set_new(o, "foreignKeys", json_incref(fks));
+    json_decref(pk);
+    json_decref(fields);
+    json_decref(ixs);
+    json_decref(fks);
     bad = bad || set_new(pk, "name", json_string(t->cols[0].name));
     bad = bad || set_new(pk, "type", json_string(tsd_pk_type_name(t->pk_type)));
-    if (t->pk_type == TSD_PK_SEQUENTIAL)
-        bad = bad || set_new(pk, "sequentialConfig",
-                             json_pack("{s:I, s:I, s:b}", "initialValue",
-                                       (json_int_t)t->seq_initial, "increment",
-                                       (json_int_t)t->seq_increment, "useRandomIncrement",
-                                       t->seq_random));
-    bad = bad || set_new(o, "primaryKeyConfig", pk);
+    if (!bad && t->pk_type == TSD_PK_SEQUENTIAL)
+        bad = set_new(pk, "sequentialConfig",
+                      json_pack("{s:I, s:I, s:b}", "initialValue", (json_int_t)t->seq_initial,
+                                "increment", (json_int_t)t->seq_increment,
+                                "useRandomIncrement", t->seq_random));
     size_t next = 1;
     for (size_t p = 0; p < t->nschema_fields && !bad; p++) {
         const tsd_field *f = (t->cols[0].declared && t->cols[0].schema_pos == (int)p)
                              ? &t->cols[0] : &t->cols[next++];
         bad = json_array_append_new(fields, field_json(f)) != 0;
     }
-    bad = bad || set_new(o, "fields", fields);
     for (size_t i = 0; i < t->nindexes && !bad; i++) {
         const tsd_index *ix = &t->indexes[i];
         if (ix->origin != TSD_IX_EXPLICIT) continue;
         json_t *j = json_object();
-        bad = !j;
+        bad = json_array_append_new(ixs, j) != 0;
         bad = bad || set_new(j, "fields", names_json(t, ix->cols, ix->nfields));
         bad = bad || set_new(j, "indexName", json_string(ix->name));
         bad = bad || set_new(j, "unique", json_boolean(ix->unique));
         bad = bad || set_new(j, "type", json_string(ix->module));
-        if (ix->vector_config)
-            bad = bad || set_new(j, "vectorConfig", json_deep_copy(ix->vector_config));
-        bad = bad || json_array_append_new(ixs, j);
+        if (!bad && ix->vector_config)
+            bad = set_new(j, "vectorConfig", json_deep_copy(ix->vector_config));
     }
-    bad = bad || set_new(o, "indexes", ixs);
     for (size_t i = 0; i < t->nfks && !bad; i++) {
         const tsd_fk *fk = &t->fks[i];
         json_t *j = json_object(), *rf = json_array();
-        bad = !j || !rf;
+        bad = json_array_append_new(fks, j) != 0;
+        bad = set_new(j, "fields", names_json(t, fk->cols, fk->nfields)) || bad;
+        bad = set_new(j, "referencedTable", json_string(fk->ref_table)) || bad;
+        bad = set_new(j, "referencedFields", rf) || bad; /* takes rf, even on failure */
         for (size_t k = 0; k < fk->nfields && !bad; k++)
             bad = json_array_append_new(rf, json_string(fk->ref_fields[k])) != 0;
-        bad = bad || set_new(j, "fields", names_json(t, fk->cols, fk->nfields));
-        bad = bad || set_new(j, "referencedTable", json_string(fk->ref_table));
-        bad = bad || set_new(j, "referencedFields", rf);
-        rf = NULL;
         bad = bad || set_new(j, "name", json_string(fk->name));
         bad = bad || set_new(j, "onDelete", json_string(tsd_fk_action_name(fk->on_delete)));
         bad = bad || set_new(j, "onUpdate", json_string(tsd_fk_action_name(fk->on_update)));
-        bad = bad || json_array_append_new(fks, j);
-        json_decref(rf);
     }
-    bad = bad || set_new(o, "foreignKeys", fks);
-    if (t->ttl_ms > 0) {
+    if (!bad && t->ttl_ms > 0) {
         json_t *ttl = json_pack("{s:I}", "ttlMs", (json_int_t)t->ttl_ms);
-        if (ttl && t->ttl_col >= 0)
-            bad = bad || set_new(ttl, "sourceField", json_string(t->cols[t->ttl_col].name));
-        bad = bad || set_new(o, "ttlConfig", ttl);
+        bad = set_new(o, "ttlConfig", ttl);
+        if (!bad && t->ttl_col >= 0)
+            bad = set_new(ttl, "sourceField", json_string(t->cols[t->ttl_col].name));
     }
     if (bad) {
         json_decref(o);

@@ -41,10 +41,19 @@ void tsd_value_clear(tsd_value *v)
 /* A double that is an integer within int64: 0 and *out set, else -1. */
 static int real_to_int64(double d, int64_t *out)
 {
-    if (!isfinite(d) || d != floor(d)) return -1;
-    if (d < -9223372036854775808.0 || d >= 9223372036854775808.0) return -1;
+    if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0)) return -1; /* NaN too */
+    if ((double)(int64_t)d != d) return -1;
     *out = (int64_t)d;
     return 0;
+}
+
+/* Round to nearest, ties to even, for |y| < 2^52 (no libm needed). */
+static long round_even(double y)
+{
+    double a = y < 0 ? -y : y;
+    long q = (long)(a + 0.5);
+    if ((double)q - a == 0.5 && (q & 1)) q--;
+    return y < 0 ? -q : q;
 }
 
 /* ---- UTF-8 ------------------------------------------------------------- */
@@ -332,7 +341,7 @@ float tsd_f16_to_f32(uint16_t h)
         if (man == 0) {
             x = sign;
         } else {
-            float f = ldexpf((float)man, -24);
+            float f = (float)man * 5.9604644775390625e-8f; /* man * 2^-24, exact */
             return sign ? -f : f;
         }
     } else {
@@ -455,7 +464,7 @@ static int vector_from_json(ts_env *env, const tsd_field *f, const json_t *in, t
             mem[2 * i] = (uint8_t)h;
             mem[2 * i + 1] = (uint8_t)(h >> 8);
         } else {
-            long q = scale > 0 ? lrint(x / (double)scale) : 0;
+            long q = scale > 0 ? round_even(x / (double)scale) : 0;
             if (q > 127) q = 127;
             if (q < -127) q = -127;
             mem[i] = (uint8_t)(int8_t)q;

@@ -46,7 +46,8 @@ typedef enum tsd_vkind {
 typedef struct tsd_value {
     tsd_vkind   kind;
     int         neg;    /* TSD_V_BIGDEC: negative */
-    int64_t     i;
+    int64_t     i;      /* also: TSD_V_JSON of an array from tsd_value_from_json: its
+                           element count (for maxLength; 0 when read from a row) */
     double      d;
     const void *p;
     size_t      n;

@@ -30,6 +30,7 @@ struct tstx {
     /* meta page fields as this transaction sees them */
     uint64_t  page_count, free_head, free_count, seq;
     uint64_t  roots[TSPG_ROOTS];
+    uint64_t  sysroots[TSPG_SYSROOTS];
     int       meta_dirty;
     dpage   **tab;
     size_t    tabcap, n, nlive;

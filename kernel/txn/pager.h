@@ -27,7 +27,8 @@
 
 #define TSPG_FILE "tostore.db"
 #define TSPG_FORMAT 1
-#define TSPG_ROOTS 24           /* root slots in the meta page */
+#define TSPG_ROOTS 24           /* root slots in the meta page, free for any use */
+#define TSPG_SYSROOTS 8         /* root slots reserved for the data layer's catalog */
 #define TSPG_TYPE_FREE 1
 #define TSPG_TYPE_META 2
 
@@ -95,6 +96,10 @@ int  tstx_free(tstx *tx, uint64_t pgno);
 /* Root slots for the upper layers (0..TSPG_ROOTS-1). */
 int  tstx_root_get(tstx *tx, unsigned slot, uint64_t *v);
 int  tstx_root_set(tstx *tx, unsigned slot, uint64_t v);
+/* The data layer's own slots (0..TSPG_SYSROOTS-1), apart from the free ones
+ * so that tests and tools using root slots never clobber the catalog. */
+int  tstx_sysroot_get(tstx *tx, unsigned slot, uint64_t *v);
+int  tstx_sysroot_set(tstx *tx, unsigned slot, uint64_t v);
 
 uint8_t *tspage_data(tspage *p);     /* the usable bytes */
 uint64_t tspage_no(const tspage *p);

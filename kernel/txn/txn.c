@@ -106,6 +106,8 @@ static void meta_parse(tstx *tx, const uint8_t *d)
     tx->free_count = get64(d + 24);
     tx->seq = get64(d + 32);
     for (unsigned i = 0; i < TSPG_ROOTS; i++) tx->roots[i] = get64(d + 40 + 8 * i);
+    for (unsigned i = 0; i < TSPG_SYSROOTS; i++)
+        tx->sysroots[i] = get64(d + 40 + 8 * TSPG_ROOTS + 8 * i);
 }
 
 void tspg_meta_build(const tstx *tx, uint8_t *d)
@@ -116,6 +118,8 @@ void tspg_meta_build(const tstx *tx, uint8_t *d)
     put64(d + 24, tx->free_count);
     put64(d + 32, tx->seq);
     for (unsigned i = 0; i < TSPG_ROOTS; i++) put64(d + 40 + 8 * i, tx->roots[i]);
+    for (unsigned i = 0; i < TSPG_SYSROOTS; i++)
+        put64(d + 40 + 8 * TSPG_ROOTS + 8 * i, tx->sysroots[i]);
 }
 
 static int load_meta(tstx *tx)
@@ -417,6 +421,21 @@ int tstx_root_set(tstx *tx, unsigned slot, uint64_t v)
 {
     if (slot >= TSPG_ROOTS || !tx->write) return TS_ERR_INVALID;
     tx->roots[slot] = v;
+    tx->meta_dirty = 1;
+    return TS_OK;
+}
+
+int tstx_sysroot_get(tstx *tx, unsigned slot, uint64_t *v)
+{
+    if (slot >= TSPG_SYSROOTS) return TS_ERR_INVALID;
+    *v = tx->sysroots[slot];
+    return TS_OK;
+}
+
+int tstx_sysroot_set(tstx *tx, unsigned slot, uint64_t v)
+{
+    if (slot >= TSPG_SYSROOTS || !tx->write) return TS_ERR_INVALID;
+    tx->sysroots[slot] = v;
     tx->meta_dirty = 1;
     return TS_OK;
 }

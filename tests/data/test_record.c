@@ -929,6 +929,18 @@ START_TEST(row_golden_bytes)
     for (size_t k = 0; k < sizeof want; k++)
         ck_assert_msg(buf.p[k] == want[k], "byte %zu: %02x, want %02x", k, buf.p[k], want[k]);
     json_decref(rec);
+    tsd_table_free(t);
+    /* the example of docs/schema.md */
+    t = T("{\"name\": \"doc\", \"fields\": [{\"name\": \"i\", \"type\": \"integer\"},"
+          " {\"name\": \"d\", \"type\": \"double\"}, {\"name\": \"bo\", \"type\": \"boolean\"},"
+          " {\"name\": \"t\", \"type\": \"text\"}]}");
+    rec = J("{\"id\": 300, \"i\": -2, \"d\": 1.0, \"bo\": true, \"t\": \"hi\"}");
+    static const uint8_t doc[] = { 0x01, 0x05, 0x00, 0x03, 0x03, 0x01, 0x02, 0x00, 0xD8, 0x04,
+                                   0x03, 0, 0, 0, 0, 0, 0, 0xF0, 0x3F, 0x01, 0x68, 0x69 };
+    ck_assert_int_eq(tsd_row_encode(&env, t, rec, &buf), TS_OK);
+    ck_assert_uint_eq(buf.len, sizeof doc);
+    ck_assert(memcmp(buf.p, doc, sizeof doc) == 0);
+    json_decref(rec);
     tsd_buf_free(&buf);
     tsd_table_free(t);
 }

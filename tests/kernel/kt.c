@@ -25,6 +25,24 @@ int kt_long(void)
     return e && *e && strcmp(e, "0") != 0;
 }
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define KT_SANITIZED 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define KT_SANITIZED 1
+#endif
+
+int kt_sanitized(void)
+{
+#ifdef KT_SANITIZED
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 char *kt_fast_tmpdir(const char *prefix)
 {
     static unsigned counter;
@@ -283,8 +301,25 @@ int kt_matches(tspg *pg, const kt_model *m, char *why, size_t n)
     return ok;
 }
 
+static int consistent(tspg *pg, unsigned root_pages, kt_model *out, uint64_t *nforeign, char *why,
+                      size_t n);
+
 int kt_consistent(tspg *pg, unsigned root_pages, kt_model *out, char *why, size_t n)
 {
+    return consistent(pg, root_pages, out, NULL, why, n);
+}
+
+int kt_consistent_foreign(tspg *pg, unsigned root_pages, kt_model *out, uint64_t *nforeign,
+                          char *why, size_t n)
+{
+    uint64_t dummy;
+    return consistent(pg, root_pages, out, nforeign ? nforeign : &dummy, why, n);
+}
+
+static int consistent(tspg *pg, unsigned root_pages, kt_model *out, uint64_t *nforeign, char *why,
+                      size_t n)
+{
+    if (nforeign) *nforeign = 0;
     tstx *tx;
     int rc = tstx_begin(pg, 0, &tx);
     if (rc) return WHY("begin read: %d %s", rc, ts_strerror(rc));
@@ -308,6 +343,9 @@ int kt_consistent(tspg *pg, unsigned root_pages, kt_model *out, char *why, size_
             kt_model_free_page(&m, p);
         } else if (mark[p]) {
             ok = WHY("page %llu is on the free list but not free", (unsigned long long)p);
+        } else if (!kt_check_fill(d, usable, p, kt_stored_ver(d)) && nforeign) {
+            kt_model_set(&m, p, KT_FOREIGN);
+            (*nforeign)++;
         } else if (!kt_check_fill(d, usable, p, kt_stored_ver(d))) {
             ok = WHY("page %llu: content is not a written page (version %llu)", (unsigned long long)p,
                      (unsigned long long)kt_stored_ver(d));

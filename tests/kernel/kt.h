@@ -39,6 +39,9 @@ int kt_long(void);
  * tst_tmpdir.  Free with free() after tst_rmrf(). */
 char *kt_fast_tmpdir(const char *prefix);
 
+/* 1 in a sanitizer build (ASan, TSan): the suites scale their loops down. */
+int kt_sanitized(void);
+
 /* Empty the directory dir (files only; it is created if missing). */
 void kt_clear_dir(const char *dir);
 
@@ -89,5 +92,12 @@ int kt_matches(tspg *pg, const kt_model *m, char *why, size_t n);
  * root_pages (bitmask of slots holding page numbers, or 0) point to live
  * pages.  When out is not NULL, the state found is stored in it. */
 int kt_consistent(tspg *pg, unsigned root_pages, kt_model *out, char *why, size_t n);
+/* Same, but pages that are neither free nor kt_fill pages are accepted as
+ * long as they read back (checksum verified): pages of the data layer
+ * (system catalog) in a database opened with the default plugins.  They
+ * get version KT_FOREIGN in out. */
+#define KT_FOREIGN UINT64_MAX
+int kt_consistent_foreign(tspg *pg, unsigned root_pages, kt_model *out, uint64_t *nforeign,
+                          char *why, size_t n);
 
 #endif

@@ -5,7 +5,9 @@
  *  - Nodes are pages with a slot array of cell offsets (SQLite-style): the
  *    header and slots grow up from the start, cells grow down from the end,
  *    so a lookup is a binary search over slots and an insert moves only
- *    2-byte slots.  Keys are compared with memcmp (shorter first on a tie).
+ *    6-byte slots.  Each slot also holds a 4-byte key hint (the key bytes
+ *    after the node's common prefix), so most probes of a binary search
+ *    never touch a cell.  Keys compare with memcmp (shorter first on a tie).
  *  - Leaves hold entries ordered by (key, value); internal nodes hold
  *    separators, truncated to the shortest (key, value-prefix) that still
  *    separates their neighbours ("suffix truncation"), each with the child

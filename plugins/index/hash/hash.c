@@ -826,6 +826,7 @@ static hxval rec_val(const hxrec *r)
 /* Records of one or more chains, copied out of their pages. */
 typedef struct hxset {
     const ts_host *host;
+    uint8_t       *inl;     /* the owner's inline buffer buf starts as, or NULL */
     uint8_t       *buf;     /* record bytes */
     size_t         len, cap;
     uint64_t      *pages;   /* the chains' pages, in chain order */
@@ -834,7 +835,7 @@ typedef struct hxset {
 
 static void set_free(hxset *s)
 {
-    s->host->free(s->buf);
+    if (s->buf != s->inl) s->host->free(s->buf);
     s->host->free(s->pages);
     memset(s, 0, sizeof *s);
 }
@@ -844,7 +845,12 @@ static int set_reserve(hxset *s, size_t more)
     if (s->len + more <= s->cap) return TS_OK;
     size_t nc = s->cap ? s->cap : 4096;
     while (nc < s->len + more) nc *= 2;
-    uint8_t *nb = s->host->realloc(s->buf, nc);
+    uint8_t *nb;
+    if (s->buf && s->buf == s->inl) {
+        if ((nb = s->host->alloc(nc))) memcpy(nb, s->buf, s->len);
+    } else {
+        nb = s->host->realloc(s->buf, nc);
+    }
     if (!nb) return TS_ERR_NOMEM;
     s->buf = nb;
     s->cap = nc;
@@ -1159,10 +1165,10 @@ static int check_kv(hxidx *ix, const void *key, size_t klen, const void *val, si
     if ((!key && klen) || (need_val && !val && vlen))
         return ix->host->error(ix->env, TS_ERR_INVALID, "hash index: NULL key or value");
     if (klen > TS_INDEX_KEY_MAX)
-        return ix->host->error(ix->env, TS_ERR_RANGE, "hash index: key of %zu bytes (at most %d)",
+        return ix->host->error(ix->env, TS_ERR_VALIDATION, "hash index: key of %zu bytes (at most %d)",
                                klen, TS_INDEX_KEY_MAX);
     if (vlen > HX_VAL_MAX)
-        return ix->host->error(ix->env, TS_ERR_RANGE, "hash index: value of %zu bytes (at most %u)",
+        return ix->host->error(ix->env, TS_ERR_VALIDATION, "hash index: value of %zu bytes (at most %u)",
                                vlen, HX_VAL_MAX);
     return TS_OK;
 }
@@ -1380,10 +1386,9 @@ typedef struct hxcur {
     hxset    set;
     hxent   *ents, *tmp;
     size_t   n, cap, i;
-    /* the current entry, copied: its pointers survive any change */
+    /* the current entry, copied (key[] below): its pointers survive any change */
     int      on;
     uint64_t h;
-    uint8_t  key[TS_INDEX_KEY_MAX];
     size_t   klen;
     uint8_t *val;
     size_t   vlen, vcap;
@@ -1396,7 +1401,15 @@ typedef struct hxcur {
     hxmeta   dm;
     uint8_t *dtop;  /* the meta page's top[] */
     size_t   dtopcap;
+    int      leafon;  /* leaf[] initialised */
+    /* Not cleared at cursor_open: each is written before it is read. */
     struct { uint64_t id; uint64_t *slots; } leaf[HX_LEAF_CACHE]; /* id: leaf number + 1 */
+    uint8_t  key[TS_INDEX_KEY_MAX];
+    /* Inline storage for set, ents and val: a lookup of a key with a few
+     * small values allocates nothing beyond the cursor. */
+    uint8_t  sinl[512];
+    hxent    einl[8];
+    uint8_t  vinl[64];
 } hxcur;
 
 /* The head page of bucket b, through the cursor's copy of the directory. */
@@ -1474,7 +1487,7 @@ static int pos_cmp(hxcur *cu, hxctx *c, const hxent *e, int *out)
     if (e->p != p) { *out = e->p < p ? -1 : 1; return TS_OK; }
     *out = bytes_cmp(ent_key(cu, e), e->klen, cu->key, cu->klen);
     if (*out) return TS_OK;
-    hxval ve = ent_val(cu, e), vp = { cu->val ? cu->val : (const uint8_t *)"", 0, cu->vlen };
+    hxval ve = ent_val(cu, e), vp = { cu->val, 0, cu->vlen };
     return val_cmp(c, &ve, &vp, out);
 }
 
@@ -1491,26 +1504,33 @@ static void ent_sort(hxcur *cu, hxctx *c)
         }
         return;
     }
+    hxent *src = cu->ents, *dst = cu->tmp; /* tmp: as large as ents once n > 8 */
     for (size_t w = 1; w < cu->n; w *= 2) {
         for (size_t lo = 0; lo < cu->n; lo += 2 * w) {
             size_t mid = lo + w < cu->n ? lo + w : cu->n, hi = lo + 2 * w < cu->n ? lo + 2 * w : cu->n;
             size_t i = lo, j = mid, k = lo;
             while (i < mid && j < hi)
-                cu->tmp[k++] = ent_cmp(cu, c, &cu->ents[j], &cu->ents[i]) < 0 ? cu->ents[j++] : cu->ents[i++];
-            while (i < mid) cu->tmp[k++] = cu->ents[i++];
-            while (j < hi) cu->tmp[k++] = cu->ents[j++];
+                dst[k++] = ent_cmp(cu, c, &src[j], &src[i]) < 0 ? src[j++] : src[i++];
+            while (i < mid) dst[k++] = src[i++];
+            while (j < hi) dst[k++] = src[j++];
         }
-        hxent *t = cu->ents;
-        cu->ents = cu->tmp;
-        cu->tmp = t;
+        hxent *t = src;
+        src = dst;
+        dst = t;
     }
+    if (src != cu->ents) memcpy(cu->ents, src, cu->n * sizeof *src);
 }
 
 static int ent_add(hxcur *cu, const hxrec *r, size_t off)
 {
     if (cu->n == cu->cap) {
-        size_t nc = cu->cap ? cu->cap * 2 : 64;
-        hxent *ne = cu->ix->host->realloc(cu->ents, nc * sizeof *ne);
+        size_t nc = cu->cap * 2;
+        hxent *ne;
+        if (cu->ents == cu->einl) {
+            if ((ne = cu->ix->host->alloc(nc * sizeof *ne))) memcpy(ne, cu->ents, cu->n * sizeof *ne);
+        } else {
+            ne = cu->ix->host->realloc(cu->ents, nc * sizeof *ne);
+        }
         if (!ne) return nomem(cu->ix);
         cu->ents = ne;
         hxent *nt = cu->ix->host->realloc(cu->tmp, nc * sizeof *nt);
@@ -1598,9 +1618,10 @@ static int land(hxcur *cu, hxctx *c, size_t i)
 {
     const hxent *e = &cu->ents[i];
     if (e->vlen > cu->vcap) {
-        size_t nc = cu->vcap ? cu->vcap : 64;
+        size_t nc = cu->vcap;
         while (nc < e->vlen) nc *= 2;
-        uint8_t *nv = cu->ix->host->realloc(cu->val, nc);
+        /* (the old bytes are not needed: the current entry changes) */
+        uint8_t *nv = cu->val == cu->vinl ? cu->ix->host->alloc(nc) : cu->ix->host->realloc(cu->val, nc);
         if (!nv) return nomem(cu->ix);
         cu->val = nv;
         cu->vcap = nc;
@@ -1659,6 +1680,10 @@ static int cur_ctx(hxcur *cu, hxctx *c)
             cu->dtopcap = need;
         }
         memcpy(cu->dtop, c->md + M_TOP, need);
+        if (!cu->leafon) {
+            memset(cu->leaf, 0, sizeof cu->leaf);
+            cu->leafon = 1;
+        }
         for (unsigned k = 0; k < HX_LEAF_CACHE; k++) cu->leaf[k].id = 0;
         cu->dm = c->m;
         cu->dgen = g;
@@ -1673,11 +1698,18 @@ static int hx_cursor_open(void *idx, ts_txn *tx, void **out)
 {
     hxidx *ix = idx;
     if (!tx || !out) return ix->host->error(ix->env, TS_ERR_INVALID, "hash index: cursor_open: NULL argument");
-    hxcur *cu = ix->host->calloc(1, sizeof *cu);
+    hxcur *cu = ix->host->alloc(sizeof *cu);
     if (!cu) return nomem(ix);
+    memset(cu, 0, offsetof(hxcur, leaf));
     cu->ix = ix;
     cu->tx = tx;
     cu->set.host = ix->host;
+    cu->set.inl = cu->set.buf = cu->sinl;
+    cu->set.cap = sizeof cu->sinl;
+    cu->ents = cu->einl;
+    cu->cap = sizeof cu->einl / sizeof *cu->einl;
+    cu->val = cu->vinl;
+    cu->vcap = sizeof cu->vinl;
     *out = cu;
     return TS_OK;
 }
@@ -1688,11 +1720,12 @@ static void hx_cursor_close(void *cur)
     if (!cu) return;
     const ts_host *h = cu->ix->host;
     set_free(&cu->set);
-    for (unsigned k = 0; k < HX_LEAF_CACHE; k++) h->free(cu->leaf[k].slots);
+    if (cu->leafon)
+        for (unsigned k = 0; k < HX_LEAF_CACHE; k++) h->free(cu->leaf[k].slots);
     h->free(cu->dtop);
-    h->free(cu->ents);
+    if (cu->ents != cu->einl) h->free(cu->ents);
     h->free(cu->tmp);
-    h->free(cu->val);
+    if (cu->val != cu->vinl) h->free(cu->val);
     h->free(cu);
 }
 
@@ -1785,7 +1818,7 @@ static int hx_entry(void *cur, const void **key, size_t *klen, const void **val,
                                             "hash index: the cursor is not on an entry");
     if (key) *key = cu->key;
     if (klen) *klen = cu->klen;
-    if (val) *val = cu->val ? cu->val : (const void *)cu->key;
+    if (val) *val = cu->val;
     if (vlen) *vlen = cu->vlen;
     return TS_OK;
 }

@@ -5,11 +5,31 @@
  * An index maps byte-string keys to byte-string values inside the database
  * file.  Entries are ordered by (key, value): a unique index holds one value
  * per key; a non-unique one keeps equal keys apart by their values (the
- * kernel stores the row's primary key there).  Keys are memcomparable (see tostore/keys.h when available): index
- * modules compare them with memcmp and never interpret them.  All storage
- * goes through ts_host.pages inside a transaction the kernel owns; an index
- * module never touches files, so crash safety, encryption and rollback come
- * from the kernel for free.
+ * kernel stores the row's primary key there).  Keys are memcomparable
+ * (tostore/keys.h): modules compare them with memcmp and never interpret
+ * them.  All storage goes through ts_host.pages inside a transaction the
+ * kernel owns; an index module never touches files, so crash safety,
+ * encryption and rollback come from the kernel.
+ *
+ * Rules every index module follows (the conformance suite in
+ * tests/index/test_index_conformance.c checks them):
+ *  - One instance (idx) per index per database handle serves every
+ *    transaction at once — a writer and any number of readers, each with
+ *    its own cursors — so idx holds no per-transaction state outside locks;
+ *    per-transaction state lives in cursors.
+ *  - The root page number given by create never changes (split the root in
+ *    place): the kernel's catalog records it.
+ *  - A cursor stays usable after its own transaction changes the index
+ *    through the same idx (it repositions at the entry it was on, or the
+ *    next one if that entry is gone).  Pointers from entry() stay valid
+ *    until the cursor moves.
+ *  - Inserting a (key, value) pair that exists is TS_ERR_UNIQUE, as is a
+ *    unique insert of an existing key.  A key longer than TS_INDEX_KEY_MAX
+ *    or a value over 16 MiB is TS_ERR_VALIDATION.
+ *  - After an error in the middle of a change the kernel rolls the
+ *    transaction back; the module need not undo partial work.
+ *  - Unordered modules (no TS_INDEX_ORDERED) support seek with TS_SEEK_EQ
+ *    only (others: TS_ERR_UNSUPPORTED) and iterate in an unspecified order.
  */
 #ifndef TOSTORE_INDEX_H
 #define TOSTORE_INDEX_H

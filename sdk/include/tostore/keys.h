@@ -183,13 +183,13 @@ static inline void ts_key_unescape(const ts_key_item *it, void *dst)
 }
 
 /* The smallest key greater than every key starting with prefix[0..n): for
- * prefix scans.  Writes at most n bytes to dst; returns its length, or 0
- * when no such key exists (all 0xFF). */
+ * prefix scans.  Writes at most n bytes to dst (which may be prefix itself);
+ * returns its length, or 0 when no such key exists (all 0xFF). */
 static inline size_t ts_key_prefix_end(const uint8_t *prefix, size_t n, uint8_t *dst)
 {
     while (n > 0 && prefix[n - 1] == 0xFF) n--;
     if (n == 0) return 0;
-    memcpy(dst, prefix, n);
+    memmove(dst, prefix, n);
     dst[n - 1]++;
     return n;
 }
