@@ -78,6 +78,12 @@ void tsix_cursor_close(tsix_cur *c)
 }
 
 int tsix_seek(tsix_cur *c, const void *k, size_t kl, int mode) { return c->ix->vt->seek(c->cur, k, kl, mode); }
+int tsix_seek_entry(tsix_cur *c, const void *k, size_t kl, const void *v, size_t vl, int mode)
+{
+    if (!c->ix->vt->seek_entry) return TS_ERR_UNSUPPORTED;
+    return c->ix->vt->seek_entry(c->cur, k, kl, v, vl, mode);
+}
+
 int tsix_first(tsix_cur *c) { return c->ix->vt->first(c->cur); }
 int tsix_last(tsix_cur *c) { return c->ix->vt->last(c->cur); }
 int tsix_next(tsix_cur *c) { return c->ix->vt->next(c->cur); }

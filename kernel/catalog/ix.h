@@ -42,6 +42,9 @@ int  tsix_get(tsix *ix, tstx *tx, const void *k, size_t kl, void **val, size_t *
 int  tsix_cursor(tsix *ix, tstx *tx, tsix_cur *c);
 void tsix_cursor_close(tsix_cur *c);
 int  tsix_seek(tsix_cur *c, const void *k, size_t kl, int mode);
+/* Position by the full (key, value) order (TS_ERR_UNSUPPORTED when the
+ * module has no seek_entry). */
+int  tsix_seek_entry(tsix_cur *c, const void *k, size_t kl, const void *v, size_t vl, int mode);
 int  tsix_first(tsix_cur *c);
 int  tsix_last(tsix_cur *c);
 int  tsix_next(tsix_cur *c);

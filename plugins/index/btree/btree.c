@@ -1805,6 +1805,47 @@ static int bt_seek(void *cur, const void *key, size_t klen, int mode)
     }
 }
 
+/* Is the current entry exactly t? */
+static int cur_is(bt_cursor *c, const target *t, int *yes)
+{
+    cellv ci;
+    int out = 1;
+    int rc = cur_cell(c, &ci);
+    if (!rc) rc = tcmp(&c->x, t, &ci, &out);
+    *yes = !rc && out == 0;
+    return rc;
+}
+
+static int bt_seek_entry(void *cur, const void *key, size_t klen, const void *val, size_t vlen,
+                         int mode)
+{
+    bt_cursor *c = cur;
+    c->have = 0;
+    if ((!key && klen) || (!val && vlen) || mode < TS_SEEK_GE || mode > TS_SEEK_LT) {
+        c->state = ST_NONE;
+        return c->x.ix->host->error(c->x.ix->env, TS_ERR_INVALID, "btree: bad seek_entry arguments");
+    }
+    target t = { key, val, klen, vlen, V_EXACT };
+    int rc = cur_descend(c, &t), yes = 0;
+    if (rc) { c->state = ST_NONE; return rc; }
+    switch (mode) {
+    case TS_SEEK_GE:
+        return cur_set_end(c, cur_fix_fwd(c), ST_AFTER);
+    case TS_SEEK_GT:
+        rc = cur_fix_fwd(c);
+        if (!rc && !(rc = cur_is(c, &t, &yes)) && yes) rc = cur_fwd(c);
+        return cur_set_end(c, rc, ST_AFTER);
+    case TS_SEEK_LT:
+        return cur_set_end(c, cur_back(c), ST_BEFORE);
+    default: /* LE */
+        rc = cur_fix_fwd(c);
+        if (!rc && !(rc = cur_is(c, &t, &yes)) && yes) return cur_set_end(c, TS_OK, ST_BEFORE);
+        if (rc && rc != TS_ERR_NOT_FOUND) { c->state = ST_NONE; return rc; }
+        if ((rc = cur_descend(c, &t))) { c->state = ST_NONE; return rc; }
+        return cur_set_end(c, cur_back(c), ST_BEFORE);
+    }
+}
+
 static int bt_first(void *cur)
 {
     bt_cursor *c = cur;
@@ -1884,6 +1925,7 @@ static const ts_index_vtab bt_vtab = {
     .prev = bt_prev,
     .entry = bt_entry,
     .bulk_load = bt_bulk_load,
+    .seek_entry = bt_seek_entry,
 };
 
 static const ts_module bt_module = {

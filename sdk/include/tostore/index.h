@@ -129,6 +129,14 @@ typedef struct ts_index_vtab {
                       int (*next)(void *ctx, const void **key, size_t *klen,
                                   const void **val, size_t *vlen),
                       void *ctx);
+
+    /* Optional (ordered modules).  Position the cursor relative to the
+     * entry (key, value) by the full (key, value) order: TS_SEEK_GE, GT, LE
+     * or LT.  With the pair entry() returned, this resumes a scan exactly
+     * where it stopped (cursor pagination), however many entries share the
+     * key.  TS_ERR_NOT_FOUND when there is no such entry. */
+    int  (*seek_entry)(void *cur, const void *key, size_t klen, const void *val,
+                       size_t vlen, int mode);
 } ts_index_vtab;
 
 #ifdef __cplusplus
