@@ -179,6 +179,7 @@ static int db_open(const char *file, const char *text, ts_db **out)
     }
     pthread_rwlock_init(&db->gate, NULL);
     db->gate_init = 1;
+    tsenv_clear(env); /* lookups that found nothing leave messages behind */
     *out = db;
     return TS_OK;
 }

@@ -1307,7 +1307,9 @@ static int profile_mode(const char *what, double secs)
     int kind = K_BT;
     op_fn op = op_get;
     if (!strcmp(what, "hashget")) {
-        ts_build_hash(&d);
+        double th = ts_build_hash(&d);
+        printf("hash index: %llu inserts in %.2f s (%.0f/s)\n", (unsigned long long)d.n, th,
+               (double)d.n / th);
         kind = K_HX;
     } else if (!strcmp(what, "getfresh")) kind = K_BT_GET;
     else if (!strcmp(what, "range")) op = op_range;
