@@ -231,21 +231,31 @@ static int restart_log(tspg *pg)
     int rc = TS_OK;
     pthread_mutex_lock(&pg->wlock);
     pthread_mutex_lock(&pg->mu);
-    int can = !pg->failed && pg->nreaders == 0;
     uint64_t committed = pg->committed;
+    int ok = !pg->failed;
     pthread_mutex_unlock(&pg->mu);
-    if (can && committed > pg->ckpt_done) {
+    /* First make every commit durable and visible: from then on a new
+     * reader's snapshot holds all of it. */
+    if (ok && committed > pg->ckpt_done) {
         rc = tswal_sync(pg->wal, 1, committed);
+        pthread_mutex_lock(&pg->mu);
         if (rc) {
             __atomic_store_n(&pg->failed, rc, __ATOMIC_RELEASE);
         } else {
-            pthread_mutex_lock(&pg->mu);
             if (pg->synced < committed) pg->synced = committed;
             if (pg->published < committed) pg->published = committed;
-            pthread_mutex_unlock(&pg->mu);
-            rc = copy_upto(pg, committed);
         }
+        pthread_mutex_unlock(&pg->mu);
     }
+    /* Readers whose snapshot holds every commit read the same pages from
+     * the main file once it is checkpointed, so only an older snapshot
+     * keeps the log; overlapping short readers do not. */
+    int can = ok && !rc;
+    pthread_mutex_lock(&pg->mu);
+    for (tstx *r = pg->readers; r && can; r = r->rnext)
+        if (r->mark < committed) can = 0;
+    pthread_mutex_unlock(&pg->mu);
+    if (can) rc = copy_upto(pg, committed);
     if (!rc && can && pg->ckpt_done == committed && tswal_size_bytes(pg->wal) > TSWAL_HDR) {
         rc = tswal_reset(pg->wal, TSPG_LOG_KEEP);
         pthread_mutex_lock(&pg->mu);

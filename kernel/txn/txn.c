@@ -80,7 +80,10 @@ int tspg_load(tspg *pg, uint64_t pgno, uint64_t mark, tscpage **out)
     int rc = cp && raw ? TS_OK : TS_ERR_NOMEM;
     if (!rc) {
         if (f) rc = tswal_read(pg->wal, f, raw);
-        else rc = tsfile_read(&pg->main, pgno * pg->codec.page_size, raw, pg->codec.page_size, NULL);
+        /* a frame retired by a log reset: everything up to the reader's
+         * snapshot is in the main file by then */
+        if (!f || rc == TS_ERR_NOT_FOUND)
+            rc = tsfile_read(&pg->main, pgno * pg->codec.page_size, raw, pg->codec.page_size, NULL);
         if (rc == TS_ERR_CORRUPT && !f)
             tsenv_error(pg->env, rc, "%s: page %llu is beyond the end of the file", TSPG_FILE,
                         (unsigned long long)pgno);

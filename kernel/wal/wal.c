@@ -447,8 +447,16 @@ int tswal_sync_failed(tswal *w) { return __atomic_load_n(&w->sync_failed, __ATOM
 
 int tswal_read(tswal *w, uint64_t abs, uint8_t *image)
 {
+    /* Under the index lock: a reset (which takes it to write) cannot start
+     * a new generation over this frame while we read it. */
+    pthread_rwlock_rdlock(&w->ilock);
+    if (abs <= w->base) {
+        pthread_rwlock_unlock(&w->ilock);
+        return TS_ERR_NOT_FOUND; /* checkpointed and gone: in the main file */
+    }
     uint64_t local = abs - w->base;
     int rc = tsfile_read(&w->f, frame_off(w, local) + TSWAL_FRAME_HDR, image, w->page_size, NULL);
+    pthread_rwlock_unlock(&w->ilock);
     if (rc == TS_ERR_CORRUPT)
         return tsenv_error(w->env, rc, "%s: frame %llu is missing", TSWAL_FILE,
                            (unsigned long long)local);
@@ -464,6 +472,8 @@ int tswal_reset(tswal *w, uint64_t keep)
     pthread_rwlock_wrlock(&w->ilock);
     clear_index(w);
     w->base += w->committed;
+    w->next = 1;
+    w->committed = 0;
     pthread_rwlock_unlock(&w->ilock);
     w->next = 1;
     w->committed = 0;

@@ -53,6 +53,8 @@ void     tswal_rewind(tswal *w);
 int      tswal_sync(tswal *w, int data_only, uint64_t upto);
 /* Whether an fsync of the log ever failed (then nothing is trusted). */
 int      tswal_sync_failed(tswal *w);
+/* Read frame abs's image; TS_ERR_NOT_FOUND when a reset has retired it
+ * since it was found (its page is then in the main file). */
 int      tswal_read(tswal *w, uint64_t abs, uint8_t *image);
 
 /* Make frames [first, first+n) findable (the caller publishes snapshots). */
