@@ -11,7 +11,10 @@
  *
  * Rules that hold for every kind of module:
  *  - Every callback returns an int status from tostore/status.h (TS_OK on
- *    success).  No abort(), exit() or longjmp() may cross the boundary.
+ *    success), except releases (fini, destroy, close, cursor_close), which
+ *    return void because they cannot fail: they free what they own even
+ *    when the rest of the system is failing.  No abort(), exit() or
+ *    longjmp() may cross the boundary.
  *  - Before failing, a callback should report a message with host->error();
  *    the host copies the text, so the plugin may pass stack buffers.
  *  - Structs grow only by appending fields.  Each starts with its own size;
