@@ -18,6 +18,7 @@ typedef struct dpage {        /* a page the write transaction changed */
 
 struct tspage {
     tstx     *tx;
+    tspage   *next_free;      /* in tstx.hfree while unused */
     uint64_t  pgno;
     tscpage  *cp;             /* read: a shared cache image */
     dpage    *d;              /* write: the private copy */
@@ -39,6 +40,7 @@ struct tstx {
     size_t    nw, capw;
     tstx     *rnext, *rprev;  /* active readers */
     uint64_t  touched;        /* pages got, for explain and benchmarks */
+    tspage   *hfree;          /* released page handles, reused (no malloc per get) */
 };
 
 struct tspg {

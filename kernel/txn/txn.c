@@ -196,6 +196,10 @@ int tstx_begin(tspg *pg, int write, tstx **out)
 static void end_tx(tstx *tx)
 {
     tspg *pg = tx->pg;
+    for (tspage *p = tx->hfree, *n; p; p = n) {
+        n = p->next_free;
+        free(p);
+    }
     if (tx->write) {
         dfree_all(tx);
         free(tx->wpgnos);
@@ -232,7 +236,9 @@ void tstx_counts(const tstx *tx, uint64_t *pages, uint64_t *free_pages)
 
 static int page_handle(tstx *tx, uint64_t pgno, tscpage *cp, dpage *d, tspage **out)
 {
-    tspage *p = malloc(sizeof *p);
+    tspage *p = tx->hfree;
+    if (p) tx->hfree = p->next_free;
+    else p = malloc(sizeof *p);
     if (!p) {
         if (cp) tscache_unpin(tx->pg->cache, cp);
         return tsenv_error(tx->pg->env, TS_ERR_NOMEM, "out of memory");
@@ -455,7 +461,8 @@ void tspage_release(tspage *p)
     if (!p) return;
     if (p->d) p->d->pins--;
     else tscache_unpin(p->tx->pg->cache, p->cp);
-    free(p);
+    p->next_free = p->tx->hfree;
+    p->tx->hfree = p;
 }
 
 /* ---- commit ------------------------------------------------------- */

@@ -140,7 +140,7 @@ static void clear_index(tswal *w)
 {
     for (size_t i = 0; i < w->tabcap; i++) free(w->tab[i].v);
     if (w->tab) memset(w->tab, 0, w->tabcap * sizeof *w->tab);
-    w->tabn = 0;
+    __atomic_store_n(&w->tabn, 0, __ATOMIC_RELEASE);
     w->indexed = 0;
 }
 
@@ -166,7 +166,7 @@ int tswal_index_add(tswal *w, uint64_t first, const uint64_t *pgnos, size_t n)
             s->n = 0;
             s->v = malloc(s->cap * sizeof *s->v);
             if (!s->v) { rc = TS_ERR_NOMEM; goto out; }
-            w->tabn++;
+            __atomic_store_n(&w->tabn, w->tabn + 1, __ATOMIC_RELEASE);
         } else if (s->n == s->cap) {
             uint64_t *nv = realloc(s->v, 2 * s->cap * sizeof *nv);
             if (!nv) { rc = TS_ERR_NOMEM; goto out; }
@@ -185,6 +185,10 @@ out:
 uint64_t tswal_find(tswal *w, uint64_t pgno, uint64_t mark)
 {
     uint64_t found = 0;
+    /* After a log restart most lookups find nothing: skip the lock.  Frames
+     * are indexed before the commit that holds them is published, so a
+     * snapshot that includes any frame sees tabn > 0 here. */
+    if (__atomic_load_n(&w->tabn, __ATOMIC_ACQUIRE) == 0) return 0;
     pthread_rwlock_rdlock(&w->ilock);
     pgvec *s = slot(w, pgno, 0);
     if (s) {
