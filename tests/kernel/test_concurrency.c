@@ -274,7 +274,7 @@ START_TEST(busy_timeout)
     ts_db *db = open_db(dir, "\"busyTimeoutMs\": 50");
     holder h;
     pthread_t t;
-    start_holder(&h, &t, db->pg, 400);
+    start_holder(&h, &t, db->pg, 700);
     /* a second writer waits 50 ms, then gets TS_ERR_TIMEOUT */
     double t0 = now();
     tstx *tx = NULL;
@@ -282,12 +282,13 @@ START_TEST(busy_timeout)
     double waited = now() - t0;
     ck_assert_msg(rc == TS_ERR_TIMEOUT, "second writer: %d (%s)", rc, ts_errmsg(db));
     ck_assert_ptr_null(tx);
-    ck_assert_msg(waited >= 0.045 && waited < 0.350, "waited %.3f s for a 50 ms busy timeout", waited);
+    ck_assert_msg(waited >= 0.045 && waited < 0.400, "waited %.3f s for a 50 ms busy timeout", waited);
     /* readers are not blocked by the writer */
     t0 = now();
     ck_assert_int_eq(tstx_begin(db->pg, 0, &tx), TS_OK);
     tstx_rollback(tx);
-    ck_assert_msg(now() - t0 < 0.045, "a reader waited %.3f s for the writer", now() - t0);
+    /* (the writer holds its lock for another ~600 ms: a blocked reader would wait that long) */
+    ck_assert_msg(now() - t0 < 0.250, "a reader waited %.3f s for the writer", now() - t0);
     end_holder(&h, t);
     /* free again: no wait */
     ck_assert_int_eq(tstx_begin(db->pg, 1, &tx), TS_OK);
@@ -296,12 +297,12 @@ START_TEST(busy_timeout)
 
     /* with the default timeout (5 s) a second writer waits its turn */
     db = open_db(dir, NULL);
-    start_holder(&h, &t, db->pg, 150);
+    start_holder(&h, &t, db->pg, 300);
     t0 = now();
     rc = tstx_begin(db->pg, 1, &tx);
     waited = now() - t0;
     ck_assert_msg(rc == TS_OK, "second writer with the default timeout: %d (%s)", rc, ts_errmsg(db));
-    ck_assert_msg(waited >= 0.100, "the second writer did not wait (%.3f s)", waited);
+    ck_assert_msg(waited >= 0.050, "the second writer did not wait (%.3f s)", waited);
     tspage *p;
     uint64_t pgno;
     ck_assert_int_eq(tstx_alloc(tx, &p, &pgno), TS_OK);
@@ -416,6 +417,92 @@ START_TEST(group_commit_8_threads)
 }
 END_TEST
 
+/* Log restarts (checkpoint with reset, no readers to hold them off) racing
+ * with committers that are between their commit and its shared fsync. */
+typedef struct restarter {
+    tspg       *pg;
+    atomic_int *running;
+    long        resets;
+    int         rc;
+} restarter;
+
+static void *restart_main(void *arg)
+{
+    restarter *r = arg;
+    while (atomic_load(r->running) > 0) {
+        int rc = tspg_checkpoint(r->pg, 1);
+        if (rc) { r->rc = rc; break; }
+        r->resets++;
+        usleep(100);
+    }
+    return NULL;
+}
+
+typedef struct counted {
+    committer   c;
+    atomic_int *running;
+} counted;
+
+static void *counted_main(void *arg)
+{
+    counted *k = arg;
+    committer_main(&k->c);
+    atomic_fetch_sub(k->running, 1);
+    return NULL;
+}
+
+START_TEST(log_restart_vs_group_commit)
+{
+    char *dir = tst_tmpdir("conc");
+    ts_db *db = open_db(dir, "\"durability\": \"full\"");
+    enum { T = 4 };
+    counted k[T];
+    atomic_int running;
+    atomic_store(&running, T);
+    tstx *tx;
+    ck_assert_int_eq(tstx_begin(db->pg, 1, &tx), TS_OK);
+    for (unsigned t = 0; t < T; t++) {
+        memset(&k[t], 0, sizeof k[t]);
+        k[t].c.pg = db->pg;
+        k[t].c.t = t;
+        k[t].c.n = kt_long() ? 2000 : 300;
+        k[t].running = &running;
+        tspage *p;
+        ck_assert_int_eq(tstx_alloc(tx, &p, &k[t].c.page), TS_OK);
+        kt_fill(tspage_data(p), tstx_usable(tx), k[t].c.page, 0);
+        tspage_release(p);
+    }
+    ck_assert_int_eq(tstx_commit(tx), TS_OK);
+    restarter r = { db->pg, &running, 0, TS_OK };
+    pthread_t th[T], rt;
+    pthread_create(&rt, NULL, restart_main, &r);
+    for (unsigned t = 0; t < T; t++) pthread_create(&th[t], NULL, counted_main, &k[t]);
+    for (unsigned t = 0; t < T; t++) pthread_join(th[t], NULL);
+    pthread_join(rt, NULL);
+    for (unsigned t = 0; t < T; t++) ck_assert_msg(k[t].c.rc == TS_OK, "thread %u: %s", t, k[t].c.why);
+    ck_assert_msg(r.rc == TS_OK, "checkpoint: %d", r.rc);
+    fprintf(stderr, "log restarts: %ld checkpoints with reset during %d x %d commits\n", r.resets, T,
+            k[0].c.n);
+    for (int round = 0; round < 2; round++) {
+        ck_assert_int_eq(tstx_begin(db->pg, 0, &tx), TS_OK);
+        for (unsigned t = 0; t < T; t++) {
+            uint64_t v;
+            tstx_root_get(tx, t, &v);
+            ck_assert_uint_eq(v, (uint64_t)k[t].c.n);
+            tspage *p;
+            ck_assert_int_eq(tstx_get(tx, k[t].c.page, 0, &p), TS_OK);
+            ck_assert(kt_check_fill(tspage_data(p), tstx_usable(tx), k[t].c.page, (uint64_t)k[t].c.n));
+            tspage_release(p);
+        }
+        tstx_rollback(tx);
+        ck_assert_int_eq(ts_close(db), TS_OK);
+        if (round == 0) db = open_db(dir, "\"durability\": \"full\"");
+    }
+    tst_rmrf(dir);
+    free(dir);
+}
+END_TEST
+
 /* A long reader keeps its snapshot through many checkpoints (which may
  * not reset the log under it); afterwards the log is reset. */
 START_TEST(checkpoint_under_reader)
@@ -475,6 +562,7 @@ static Suite *suite(void)
     tcase_add_test(tc, readers_and_writers_full);
     tcase_add_test(tc, readers_and_writers_small_cache);
     tcase_add_test(tc, group_commit_8_threads);
+    tcase_add_test(tc, log_restart_vs_group_commit);
     tcase_add_test(tc, checkpoint_under_reader);
     suite_add_tcase(s, tc);
     return s;

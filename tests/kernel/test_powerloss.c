@@ -592,7 +592,7 @@ START_TEST(random_workloads)
     host_open();
     if (!kt_long()) return;
     double t0 = now();
-    for (int s = 0; s < 160; s++) {
+    for (int s = 0; s < 340; s++) {
         kt_rng r = { 77000 + (uint64_t)s };
         op pre[1] = { { OP_INSERT, 4 + (int)kt_below(&r, 16) } };
         op ops[8];

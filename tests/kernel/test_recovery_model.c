@@ -11,7 +11,10 @@
  * lost on power loss, but only from the end: the database must equal one
  * of the states since the last checkpoint.
  *
- * Fixed seeds; TS_TEST_LONG=1 runs more and longer.
+ * Fixed seeds; TS_TEST_LONG=1 runs more and longer.  To chase a failure:
+ * TS_MODEL_SEED=<seed> runs that seed only, TS_MODEL_STEPS=<n> sets the
+ * steps, TS_MODEL_TRACE=1 prints every step and arming (CK_FORK=no helps
+ * under a debugger).
  */
 #include <stdio.h>
 #include <stdlib.h>

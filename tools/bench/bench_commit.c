@@ -46,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -595,6 +596,7 @@ typedef struct flb {
     int      overwrite;
     size_t   size;            /* bytes per append */
     int      random;          /* fresh random bytes each write (incompressible) */
+    int      dsync;           /* pwritev2(RWF_DSYNC) instead of pwrite + fdatasync */
     uint64_t rng;
     uint8_t  buf[8192 + 64];
 } flb;
@@ -645,6 +647,13 @@ static int op_floor(void *ctx, int tid)
             memcpy(f->buf + i, &x, 8);
         }
     memcpy(f->buf, &f->off, sizeof f->off);
+    if (f->dsync) {
+        struct iovec iov = { f->buf, f->size };
+        if (pwritev2(f->fd, &iov, 1, f->off, RWF_DSYNC) != (ssize_t)f->size)
+            die("pwritev2(RWF_DSYNC): %s", strerror(errno));
+        f->off += (off_t)f->size;
+        return 1;
+    }
     if (pwrite(f->fd, f->buf, f->size, f->off) != (ssize_t)f->size) die("pwrite: %s", strerror(errno));
     f->off += (off_t)f->size;
     if (fdatasync(f->fd)) die("fdatasync: %s", strerror(errno));
@@ -661,6 +670,8 @@ static void bench_a(void)
     flb *fl = flb_new("a-floor", 0, 4096);
     flb *f8 = flb_new("a-floor-frame", 1, 4096 + TSWAL_FRAME_HDR);
     flb *fo = flb_new("a-floor-ow", 1, 4096);
+    flb *fd = flb_new("a-floor-dsync", 1, 4096 + TSWAL_FRAME_HDR);
+    fd->dsync = 1;
     eng e[] = {
         { "tostore (full)", op_ts_commit, ts, 1, {0}, NULL },
         { "SQLite WAL FULL", op_sqlite, sq, 1, {0}, NULL },
@@ -668,8 +679,9 @@ static void bench_a(void)
         { "fdatasync floor", op_floor, fl, 1, {0}, NULL },
         { "overwrite 4144 B+fdatasync", op_floor, f8, 1, {0}, NULL },
         { "overwrite 4 KB+fdatasync", op_floor, fo, 1, {0}, NULL },
+        { "overwrite 4144 B, RWF_DSYNC", op_floor, fd, 1, {0}, NULL },
     };
-    rounds("a. single-thread durable commits/s", e, 6, 1.25 * g_time, g_slice);
+    rounds("a. single-thread durable commits/s", e, 7, 1.25 * g_time, g_slice);
     print_ratio("tostore / SQLite WAL FULL", ratio_of(&e[0], &e[1]));
     print_ratio("tostore / LMDB", ratio_of(&e[0], &e[2]));
     print_ratio("tostore / fdatasync floor", ratio_of(&e[0], &e[3]));
@@ -678,6 +690,8 @@ static void bench_a(void)
     print_ratio("overwrite 4144 B (one frame, reused log) / floor", ratio_of(&e[4], &e[3]));
     print_ratio("tostore / overwrite 4144 B floor", ratio_of(&e[0], &e[4]));
     print_ratio("overwrite 4 KB / append 4 KB floor", ratio_of(&e[5], &e[3]));
+    print_ratio("4144 B RWF_DSYNC / pwrite+fdatasync", ratio_of(&e[6], &e[4]));
+    print_ratio("tostore / 4144 B RWF_DSYNC", ratio_of(&e[0], &e[6]));
     tspg_stats s;
     tspg_stats_get(ts->db->pg, &s);
     printf("  tostore: %llu commits, %llu log syncs, %llu checkpoints\n",
@@ -687,13 +701,16 @@ static void bench_a(void)
     ratio_row("a. 1 thread, durable", &e[0], &e[3], 0.90, ">= 0.90x");
     ratio_row("a. 1 thread, durable", &e[0], &e[2], 0, NULL);
     ratio_row("a. 1 thread, durable", &e[0], &e[4], 0, NULL);
+    ratio_row("a. 1 thread, durable", &e[0], &e[6], 0, NULL);
     ratio_row("a. (reference) SQLite FULL", &e[1], &e[3], 0, NULL);
+    ratio_row("a. (reference) SQLite FULL", &e[1], &e[4], 0, NULL);
     tsb_free(ts);
     sqb_free(sq);
     lmb_free(lm);
     flb_free(fl);
     flb_free(f8);
     flb_free(fo);
+    flb_free(fd);
 }
 
 static void bench_b(void)
