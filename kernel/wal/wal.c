@@ -438,12 +438,16 @@ int tswal_sync(tswal *w, int data_only, uint64_t upto)
         tsenv_error_prefix(w->env, "syncing the log");
         return rc;
     }
+    /* Under the index lock: a restart moves base and zeroes durable, and a
+     * marker of the old generation must not land in the new one. */
+    pthread_rwlock_rdlock(&w->ilock);
     uint64_t local = upto > w->base ? upto - w->base : 0;
     uint64_t cur = __atomic_load_n(&w->durable, __ATOMIC_ACQUIRE);
     while (local > cur &&
            !__atomic_compare_exchange_n(&w->durable, &cur, local, 0, __ATOMIC_ACQ_REL,
                                         __ATOMIC_ACQUIRE)) {
     }
+    pthread_rwlock_unlock(&w->ilock);
     return TS_OK;
 }
 
@@ -478,10 +482,8 @@ int tswal_reset(tswal *w, uint64_t keep)
     w->base += w->committed;
     w->next = 1;
     w->committed = 0;
-    pthread_rwlock_unlock(&w->ilock);
-    w->next = 1;
-    w->committed = 0;
     __atomic_store_n(&w->durable, 0, __ATOMIC_RELEASE);
+    pthread_rwlock_unlock(&w->ilock);
     randombytes_buf(&w->salt, sizeof w->salt);
     w->chain = w->chain_commit = seed(w->salt);
     /* The new header must be durable before a frame follows it: a crash
