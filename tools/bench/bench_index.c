@@ -29,7 +29,11 @@
  *
  * Environment: BENCH_DIR (data folder), BENCH_ROUNDS (5), BENCH_TIME (1.0),
  * BENCH_BIG=1 (10M keys), BENCH_N (override N), BENCH_ONLY=lgrsti,
- * BENCH_KEEP=1 (keep the data), BENCH_CACHE_MB (cache for every engine).
+ * BENCH_KEEP=1 (keep the data), BENCH_CACHE_MB (cache for every engine),
+ * BENCH_BULK_ROUNDS (3; 2 with BENCH_BIG), BENCH_SQLITE_ROWID=1 (the
+ * rowid+index bulk load also at 10M), BENCH_HASH_TXN (inserts per
+ * transaction when building the hash index, 1000000).
+ * Method and results: docs/benchmarks.md, Part 2.
  *
  * Usage: bench_index [data-dir]
  *        bench_index profile get|getfresh|hashget|range|scan|insert|bulk [secs]

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Builds tostore (Release) with the benchmarks in build-bench/ and runs them.
-#   tools/bench/run.sh                 # both: bench_commit (~3.5 min), then bench_index (~3 min)
+#   tools/bench/run.sh                 # both: bench_commit (~3.5 min), then bench_index (~2 min)
 #   tools/bench/run.sh commit          # only bench_commit (issue 3: commit path)
 #   tools/bench/run.sh index           # only bench_index (issue 4: btree/hash vs LMDB, SQLite)
 #   BENCH_BIG=1 tools/bench/run.sh     # commit: open test on a 1 GB database;
-#                                      # index: 10M keys (bulk loads, latency at 10M; ~15 min)
+#                                      # index: 10M keys (bulk loads, latency at 10M; ~4-9 min)
 #   BENCH_ROUNDS=7 BENCH_TIME=2 ...    # more / longer rounds
 #   BENCH_ONLY=ab ...                  # a subset of workloads (commit: a-f; index: l g r s t i;
 #                                      # a tool none of whose letters are given is skipped)
