@@ -3,8 +3,9 @@
  *
  * Each bad plugin differs from a valid one in exactly one field, so that the
  * test proves which check refused it.  The kernel refuses them before it
- * calls any module callback, so the callbacks here are stubs that only have
- * to exist (static inline: a plugin that does not use one gets no warning).
+ * calls any module callback, so the callbacks here only have to exist and
+ * return a status; they are never run (static inline: a plugin that does
+ * not use one gets no warning).
  */
 #ifndef BP_COMMON_H
 #define BP_COMMON_H
