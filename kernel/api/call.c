@@ -34,15 +34,39 @@ int tscall_begin(ts_db *db, int write, tscall *c)
     return TS_OK;
 }
 
+void tscall_poison(tscall *c)
+{
+    tsapi_thread *t = c->owned ? NULL : pthread_getspecific(c->db->txkey);
+    if (t) t->failed = 1;
+}
+
+int tscall_commit(ts_db *db, tstx *tx)
+{
+    if (tstx_is_write(tx) && db->tables.env) {
+        int rc = tstbl_before_commit(&db->tables, tx);
+        if (rc) {
+            tscall_rollback(db, tx);
+            return rc;
+        }
+    }
+    return tstx_commit(tx);
+}
+
+void tscall_rollback(ts_db *db, tstx *tx)
+{
+    if (tstx_is_write(tx) && db->tables.env) tstbl_before_rollback(&db->tables, db->pg);
+    tstx_rollback(tx);
+}
+
 int tscall_end(tscall *c, int rc)
 {
     if (!c->tx) return rc;
     if (c->owned) {
         if (rc >= 0) {
-            int crc = tstx_commit(c->tx);
+            int crc = tscall_commit(c->db, c->tx);
             if (crc) rc = crc;
         } else {
-            tstx_rollback(c->tx);
+            tscall_rollback(c->db, c->tx);
         }
         pthread_rwlock_unlock(&c->db->gate);
     } else if (tscall_fatal(rc)) {

@@ -27,6 +27,18 @@ int  tscall_end(tscall *c, int rc);
 /* Whether a status means the transaction's changes may be half-applied. */
 int  tscall_fatal(int rc);
 
+/* Give up the calling thread's explicit transaction after a statement
+ * failed midway and could not be undone: only rollback is allowed. */
+void tscall_poison(tscall *c);
+/* Commit / roll back a write transaction with the data layer's hooks. */
+int  tscall_commit(ts_db *db, tstx *tx);
+void tscall_rollback(ts_db *db, tstx *tx);
+
+/* Delete the rows of every space-local table in space id. */
+int  tsapi_tables_purge_space(ts_db *db, tstx *tx, uint64_t id);
+/* Add "tables" and "rows" (current space and global tables) to stats. */
+int  tsapi_tables_stats(ts_db *db, json_t *stats);
+
 /* Delete every key-value entry of space id (for ts_delete_space). */
 int  tsapi_kv_purge_space(ts_db *db, tstx *tx, uint64_t id);
 

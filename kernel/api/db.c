@@ -1,7 +1,7 @@
 /* ts_open / ts_close and the handle-level calls of tostore.h. */
 #include <stdlib.h>
 #include <string.h>
-#include "api/db.h"
+#include "api/call.h"
 #include "base/build_info.h"
 #include "base/status.h"
 #include "txn/rekey.h"
@@ -93,11 +93,52 @@ static int open_pager(ts_db *db)
     return tspg_open(&db->env, db->store, db->cipher, &o, &db->pg);
 }
 
-/* Open the catalog and pick the starting space. */
+/* Tables listed under "schemas" in the config: create the missing ones;
+ * a stored table must match its listed schema (changing one is migration). */
+static int config_schemas(ts_db *db)
+{
+    const json_t *sc = db->cfg->schemas;
+    if (!sc || !json_array_size(sc)) return TS_OK;
+    size_t n = json_array_size(sc), nnew = 0;
+    const json_t **fresh = calloc(n, sizeof *fresh);
+    if (!fresh) return tsenv_error(&db->env, TS_ERR_NOMEM, "out of memory");
+    int rc = TS_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        const json_t *s = json_array_get(sc, i);
+        tstbl *t = tstbl_find(&db->tables, json_string_value(json_object_get(s, "name")));
+        if (!t) { fresh[nnew++] = s; continue; }
+        tsd_table *given = NULL;
+        rc = tsd_table_parse(&db->env, s, &given);
+        json_t *a = given ? tsd_table_to_json(given) : NULL, *b = tsd_table_to_json(t->def);
+        if (!rc && !json_equal(a, b))
+            rc = tsenv_error(&db->env, TS_ERR_VALIDATION, "schemas[%zu]: table '%s' differs from "
+                             "the stored table; changing a table needs schema migration", i,
+                             t->def->name);
+        json_decref(a);
+        json_decref(b);
+        tsd_table_free(given);
+    }
+    if (!rc && nnew) {
+        tstx *tx;
+        if (!(rc = tstx_begin(db->pg, 1, &tx))) {
+            rc = tstbl_create(&db->tables, tx, fresh, nnew);
+            if (!rc) rc = tscall_commit(db, tx);
+            else tscall_rollback(db, tx);
+        }
+    }
+    if (rc) tsenv_error_prefix(&db->env, "config schemas");
+    free(fresh);
+    return rc;
+}
+
+/* Open the catalog and tables and pick the starting space. */
 static int open_data(ts_db *db)
 {
     int rc = tssys_open(&db->env, db->reg, db->pg, &db->sys);
     if (rc == TS_ERR_PLUGIN) { tsenv_clear(&db->env); return TS_OK; } /* pages only */
+    if (rc) return rc;
+    rc = tstbl_map_open(&db->tables, &db->env, db->reg, &db->sys, db->pg, db->cfg->node_id);
+    if (!rc) rc = config_schemas(db);
     if (rc) return rc;
     snprintf(db->space, sizeof db->space, "default");
     db->space_id = TSSYS_SPACE_DEFAULT;
@@ -118,6 +159,7 @@ static int open_data(ts_db *db)
 static int db_free(ts_db *db)
 {
     if (!db) return TS_OK;
+    tstbl_map_close(&db->tables);
     tssys_close(&db->sys);
     int rc = tspg_close(db->pg);
     if (rc) tsenv_export_error(&db->env); /* the handle is gone: report via ts_errmsg(NULL) */
@@ -358,7 +400,13 @@ int ts_stats(ts_db *db, json_t **out_new)
                          "cachePages", (json_int_t)s.cache_pages,
                          "commits", (json_int_t)s.commits, "syncs", (json_int_t)s.syncs,
                          "checkpoints", (json_int_t)s.checkpoints, "encrypted", db->cipher != NULL);
-    return *out_new ? TS_OK : tsenv_error(&db->env, TS_ERR_NOMEM, "out of memory");
+    if (!*out_new) return tsenv_error(&db->env, TS_ERR_NOMEM, "out of memory");
+    int rc = db->tables.env ? tsapi_tables_stats(db, *out_new) : TS_OK;
+    if (rc) {
+        json_decref(*out_new);
+        *out_new = NULL;
+    }
+    return rc;
 }
 
 int ts_check(ts_db *db, json_t **report_new,

@@ -10,6 +10,7 @@
 #include "plugin/registry.h"
 #include "txn/pager.h"
 #include "catalog/sys.h"
+#include "table/table.h"
 #include <pthread.h>
 
 struct ts_db {
@@ -22,6 +23,7 @@ struct ts_db {
     pthread_rwlock_t gate; /* calls share it; rekey takes it alone */
     int       gate_init;
     tssys     sys;      /* catalog and key-value btrees (NULL: no btree module) */
+    tstbl_map tables;   /* open tables (when sys is) */
     pthread_key_t   txkey;  /* the calling thread's explicit transaction */
     int       txkey_init;
     pthread_mutex_t lock;   /* guards the current space */

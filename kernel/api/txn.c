@@ -33,12 +33,12 @@ static int end(ts_db *db, int commit)
     if (!t) return tsenv_error(&db->env, TS_ERR_DB, "this thread has no transaction on this handle");
     int rc = TS_OK;
     if (commit && t->failed) {
-        tstx_rollback(t->tx);
+        tscall_rollback(db, t->tx);
         rc = tsenv_error(&db->env, TS_ERR_DB, "a write in the transaction failed: rolled back");
     } else if (commit) {
-        rc = tstx_commit(t->tx);
+        rc = tscall_commit(db, t->tx);
     } else {
-        tstx_rollback(t->tx);
+        tscall_rollback(db, t->tx);
     }
     pthread_setspecific(db->txkey, NULL);
     free(t);

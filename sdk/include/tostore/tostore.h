@@ -77,7 +77,8 @@ TS_API int ts_storage_control(ts_db *db, const char *op, int64_t arg, int64_t *o
 
 /* Statistics as a new JSON object: pageSize, pages, freePages, bytes,
  * logBytes, cacheHits, cacheMisses, cachePages, commits, syncs,
- * checkpoints, encrypted. */
+ * checkpoints, encrypted; with the data layer also tables (how many) and
+ * rows (in the current space and global tables). */
 TS_API int ts_stats(ts_db *db, json_t **out_new);
 
 /* Verify the database: every page of the current snapshot decodes (checksum
@@ -147,6 +148,70 @@ TS_API int ts_kv_increment(ts_db *db, const char *key, int64_t amount, int globa
 TS_API int ts_kv_keys(ts_db *db, const char *prefix, int global, json_t **out_new);
 /* Number of live keys. */
 TS_API int ts_kv_count(ts_db *db, int global, int64_t *out);
+
+/* ---- tables ----------------------------------------------------------
+ * Schemas follow Tostore's TableSchema (docs/schema.md lists every key,
+ * default and error).  Table definitions are shared by all spaces; rows
+ * belong to the current space unless the table isGlobal.  Records cross the
+ * API as JSON objects; the primary key field is named by
+ * primaryKeyConfig.name ("id").  A write that fails changes nothing. */
+
+/* Create one table.  An existing name is TS_ERR_TABLE_EXISTS (changing a
+ * table is migration); a malformed schema TS_ERR_VALIDATION naming the key. */
+TS_API int ts_create_table(ts_db *db, const json_t *schema);
+/* Create several tables at once (a JSON array), in foreign-key order
+ * whatever order they are given in; a dependency cycle is refused; all or
+ * nothing. */
+TS_API int ts_create_tables(ts_db *db, const json_t *schemas);
+/* Drop a table with its rows in every space, its indexes and key sequences.
+ * Refused (TS_ERR_FOREIGN_KEY) while another table references it. */
+TS_API int ts_drop_table(ts_db *db, const char *table);
+/* Delete every row of the table in the current space (every row, for a
+ * global table).  Key sequences continue (no key is reused).  When other
+ * tables reference it, each row is deleted as ts_delete would (their
+ * onDelete actions apply; a restrict refuses and nothing changes). */
+TS_API int ts_clear_table(ts_db *db, const char *table);
+/* The canonical schema (every default filled in) as a new object. */
+TS_API int ts_get_schema(ts_db *db, const char *table, json_t **out_new);
+/* The names of all tables, sorted, as a new array. */
+TS_API int ts_list_tables(ts_db *db, json_t **out_new);
+
+/* Insert one record.  The primary key is generated unless the record gives
+ * one.  *pk_out_new (pk_out_new may be NULL) gets the row's key.  Errors:
+ * TS_ERR_VALIDATION, TS_ERR_NOT_NULL, TS_ERR_UNIQUE, TS_ERR_PRIMARY_KEY,
+ * TS_ERR_FOREIGN_KEY, TS_ERR_NOT_FOUND (no such table). */
+TS_API int ts_insert(ts_db *db, const char *table, const json_t *record, json_t **pk_out_new);
+/* The row with primary key pk (2 and "2" alike for an integer key) as a new
+ * object; TS_ERR_NOT_FOUND when absent (or expired). */
+TS_API int ts_get(ts_db *db, const char *table, const json_t *pk, json_t **row_out_new);
+/* Insert a record, or update the row it conflicts with: the conflict target
+ * is the primary key when the record has one, else the first unique
+ * constraint (fields' unique flags in field order, then unique indexes)
+ * whose fields are all present.  An update merges: given fields replace,
+ * others are kept; defaults apply only on insert. */
+TS_API int ts_upsert(ts_db *db, const char *table, const json_t *record, json_t **pk_out_new);
+/* Insert (upsert) every record of the JSON array `records`.  *report_out_new
+ * (may be NULL) gets {"successKeys": [...], "failedKeys": [...], "errors":
+ * [{"index", "code", "message"}]}; failedKeys holds a failed record's key,
+ * or its index in the input when it has none.  Returns TS_OK when all
+ * succeed, TS_PARTIAL when some failed, the first failure's code when all
+ * failed.  Without allow_partial the first failure rolls the whole batch
+ * back and its code is returned. */
+TS_API int ts_batch_insert(ts_db *db, const char *table, const json_t *records, int allow_partial,
+                           json_t **report_out_new);
+TS_API int ts_batch_upsert(ts_db *db, const char *table, const json_t *records, int allow_partial,
+                           json_t **report_out_new);
+/* Change the fields given in `changes` of the row with primary key pk
+ * (changing the key itself too).  Constraints and foreign keys are checked
+ * as on insert; a key change applies the onUpdate actions of tables that
+ * reference the row.  TS_ERR_NOT_FOUND when there is no such row. */
+TS_API int ts_update(ts_db *db, const char *table, const json_t *pk, const json_t *changes);
+/* Delete the row with primary key pk, applying the onDelete actions of the
+ * tables that reference it at every level (restrict: TS_ERR_FOREIGN_KEY and
+ * nothing changes).  TS_ERR_NOT_FOUND when there is no such row. */
+TS_API int ts_delete(ts_db *db, const char *table, const json_t *pk);
+/* Rows of the table in the current space (global tables: all rows). */
+TS_API int ts_count_rows(ts_db *db, const char *table, int64_t *out);
 
 /* ts_rekey flags */
 #define TS_REKEY_NEW_DATA_KEY 0x1u /* re-encrypt every page under a fresh data key */

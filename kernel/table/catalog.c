@@ -1,0 +1,649 @@
+/* Tables in the catalog and the in-memory map of open tables. */
+#include <stdlib.h>
+#include <string.h>
+#include <tostore/keys.h>
+#include <tostore/pkgen.h>
+#include "base/env.h"
+#include "config/opts.h"
+#include "table/table.h"
+
+#define KCAP (2 * TSSYS_NAME_MAX + 64)
+
+static void put64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static uint64_t get64(const uint8_t *p) { uint64_t v = 0; for (int i = 7; i >= 0; i--) v = v << 8 | p[i]; return v; }
+
+static void tbl_free(tstbl *t)
+{
+    if (!t) return;
+    tsix_close(t->primary);
+    for (size_t i = 0; t->ix && i < t->def->nindexes; i++) tsix_close(t->ix[i]);
+    tsix_close(t->ttl);
+    free(t->ix);
+    free(t->roots);
+    json_decref(t->pkgen_opts);
+    tsd_table_free(t->def);
+    free(t);
+}
+
+/* Drop t from the map (writer; map lock held); freed now or by the last reader. */
+static void unlink_at(tstbl_map *m, size_t i)
+{
+    tstbl *t = m->t[i];
+    memmove(m->t + i, m->t + i + 1, (m->n - i - 1) * sizeof *m->t);
+    m->n--;
+    t->gone = 1;
+    if (t->refs == 0) tbl_free(t);
+}
+
+static int map_add(tstbl_map *m, tstbl *t)
+{
+    if (m->n == m->cap) {
+        size_t nc = m->cap ? m->cap * 2 : 16;
+        tstbl **nt = realloc(m->t, nc * sizeof *nt);
+        if (!nt) return tsenv_error(m->env, TS_ERR_NOMEM, "out of memory");
+        m->t = nt;
+        m->cap = nc;
+    }
+    size_t i = m->n;
+    while (i > 0 && strcmp(m->t[i - 1]->def->name, t->def->name) > 0) i--;
+    memmove(m->t + i + 1, m->t + i, (m->n - i) * sizeof *m->t);
+    m->t[i] = t;
+    m->n++;
+    return TS_OK;
+}
+
+static long map_index(tstbl_map *m, const char *name)
+{
+    size_t lo = 0, hi = m->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(m->t[mid]->def->name, name);
+        if (c == 0) return (long)mid;
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return -1;
+}
+
+tstbl *tstbl_find(tstbl_map *m, const char *name)
+{
+    long i = name ? map_index(m, name) : -1;
+    return i < 0 ? NULL : m->t[i];
+}
+
+int tstbl_acquire(tstbl_map *m, const char *name, tstbl **out)
+{
+    *out = NULL;
+    if (!name) return tsenv_error(m->env, TS_ERR_INVALID, "table name is NULL");
+    pthread_mutex_lock(&m->lock);
+    long i = map_index(m, name);
+    if (i >= 0) {
+        *out = m->t[i];
+        (*out)->refs++;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return *out ? TS_OK : tsenv_error(m->env, TS_ERR_NOT_FOUND, "no table named '%s'", name);
+}
+
+void tstbl_release(tstbl_map *m, tstbl *t)
+{
+    if (!t) return;
+    pthread_mutex_lock(&m->lock);
+    if (--t->refs == 0 && t->gone) tbl_free(t);
+    pthread_mutex_unlock(&m->lock);
+}
+
+int tstbl_names(tstbl_map *m, json_t *arr)
+{
+    int rc = TS_OK;
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < m->n && !rc; i++)
+        if (json_array_append_new(arr, json_string(m->t[i]->def->name))) rc = TS_ERR_NOMEM;
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+/* ---- opening a stored table ------------------------------------------- */
+
+static json_t *pkgen_options(const tsd_table *d, int64_t node_id)
+{
+    if (d->pk_type == TSD_PK_SEQUENTIAL)
+        return json_pack("{s:I, s:I, s:b}", "initialValue", (json_int_t)d->seq_initial,
+                         "increment", (json_int_t)d->seq_increment,
+                         "useRandomIncrement", d->seq_random);
+    return json_pack("{s:I}", "nodeId", (json_int_t)node_id);
+}
+
+static int open_table(tstbl_map *m, tsd_table *def, uint64_t num, uint64_t proot,
+                      const uint64_t *roots, uint64_t ttl_root, tstbl **out)
+{
+    ts_env *env = m->env;
+    tstbl *t = calloc(1, sizeof *t);
+    if (!t) { tsd_table_free(def); return tsenv_error(env, TS_ERR_NOMEM, "out of memory"); }
+    t->def = def;
+    t->num = num;
+    t->primary_root = proot;
+    t->ttl_root = ttl_root;
+    size_t ni = def->nindexes;
+    t->ix = calloc(ni ? ni : 1, sizeof *t->ix);
+    t->roots = calloc(ni ? ni : 1, sizeof *t->roots);
+    int rc = t->ix && t->roots ? TS_OK : tsenv_error(env, TS_ERR_NOMEM, "out of memory");
+    char name[TSD_LONG_NAME_MAX + TSD_NAME_MAX + 2];
+    if (!rc) rc = tsix_open(env, m->reg, TSSYS_INDEX_MODULE, NULL, proot, def->name, &t->primary);
+    for (size_t i = 0; i < ni && !rc; i++) {
+        t->roots[i] = roots[i];
+        snprintf(name, sizeof name, "%s.%s", def->name, def->indexes[i].name);
+        rc = tsix_open(env, m->reg, def->indexes[i].module, def->indexes[i].vector_config,
+                       roots[i], name, &t->ix[i]);
+    }
+    if (!rc && ttl_root) {
+        snprintf(name, sizeof name, "%s.ttl", def->name);
+        rc = tsix_open(env, m->reg, TSSYS_INDEX_MODULE, NULL, ttl_root, name, &t->ttl);
+    }
+    if (!rc && def->pk_type != TSD_PK_NONE) {
+        const char *gen = tsd_pk_type_name(def->pk_type);
+        t->pkgen = tsreg_lookup(m->reg, TS_KIND_PKGEN, gen);
+        if (!t->pkgen)
+            rc = tsenv_error(env, TS_ERR_PLUGIN, "table '%s': no primary-key generator module "
+                             "named '%s' is loaded", def->name, gen);
+        else if (!(t->pkgen_opts = pkgen_options(def, m->node_id)))
+            rc = tsenv_error(env, TS_ERR_NOMEM, "out of memory");
+    }
+    if (rc) { tbl_free(t); return rc; }
+    *out = t;
+    return TS_OK;
+}
+
+static int load_entry(tstbl_map *m, const void *v, size_t vl, tstbl **out)
+{
+    ts_env *env = m->env;
+    json_error_t je;
+    json_t *o = json_loadb(v, vl, 0, &je);
+    json_t *schema = json_object_get(o, "schema"), *ixs = json_object_get(o, "indexes");
+    json_t *num = json_object_get(o, "num"), *prim = json_object_get(o, "primary");
+    if (!json_is_object(schema) || !json_is_array(ixs) || !json_is_integer(num) || !json_is_integer(prim)) {
+        json_decref(o);
+        return tsenv_error(env, TS_ERR_CORRUPT, "a table definition in the catalog is malformed");
+    }
+    tsd_table *def = NULL;
+    int rc = tsd_table_parse(env, schema, &def);
+    if (!rc && json_array_size(ixs) != def->nindexes)
+        rc = tsenv_error(env, TS_ERR_CORRUPT, "table '%s': the catalog lists %zu index roots for "
+                         "%zu indexes", def->name, json_array_size(ixs), def->nindexes);
+    uint64_t *roots = NULL;
+    if (!rc) {
+        roots = calloc(def->nindexes + 1, sizeof *roots);
+        if (!roots) rc = tsenv_error(env, TS_ERR_NOMEM, "out of memory");
+        for (size_t i = 0; !rc && i < def->nindexes; i++)
+            roots[i] = (uint64_t)json_integer_value(json_array_get(ixs, i));
+    }
+    if (!rc) {
+        rc = open_table(m, def, (uint64_t)json_integer_value(num), (uint64_t)json_integer_value(prim),
+                        roots, (uint64_t)json_integer_value(json_object_get(o, "ttl")), out);
+        def = NULL;
+    } else {
+        tsd_table_free(def);
+    }
+    free(roots);
+    json_decref(o);
+    return rc;
+}
+
+/* Read every table of the catalog into an empty map. */
+static int load_all(tstbl_map *m, tstx *tx)
+{
+    uint8_t k[KCAP];
+    size_t kl = tssys_key(k, "table", NULL);
+    tsix_cur c;
+    int rc = tsix_cursor(m->sys->catalog, tx, &c);
+    if (rc) return rc;
+    for (rc = tsix_seek(&c, k, kl, TS_SEEK_GE); rc == TS_OK; rc = tsix_next(&c)) {
+        const void *ek, *ev;
+        size_t ekl, evl;
+        if ((rc = tsix_entry(&c, &ek, &ekl, &ev, &evl))) break;
+        if (ekl < kl || memcmp(ek, k, kl) != 0) break;
+        tstbl *t;
+        if ((rc = load_entry(m, ev, evl, &t))) break;
+        if ((rc = map_add(m, t))) { tbl_free(t); break; }
+    }
+    tsix_cursor_close(&c);
+    return rc == TS_ERR_NOT_FOUND ? TS_OK : rc;
+}
+
+static void clear_map(tstbl_map *m)
+{
+    pthread_mutex_lock(&m->lock);
+    while (m->n) unlink_at(m, m->n - 1);
+    pthread_mutex_unlock(&m->lock);
+}
+
+static void states_drop(tstbl_map *m);
+
+int tstbl_map_open(tstbl_map *m, ts_env *env, tsreg *reg, tssys *sys, tspg *pg, int64_t node_id)
+{
+    memset(m, 0, sizeof *m);
+    pthread_mutex_init(&m->lock, NULL);
+    m->env = env;
+    m->reg = reg;
+    m->sys = sys;
+    m->node_id = node_id;
+    tstx *tx;
+    int rc = tstx_begin(pg, 0, &tx);
+    if (rc) return rc;
+    rc = load_all(m, tx);
+    tstx_rollback(tx);
+    return rc;
+}
+
+void tstbl_map_close(tstbl_map *m)
+{
+    if (!m->env) return;
+    states_drop(m);
+    clear_map(m);
+    free(m->t);
+    free(m->st);
+    pthread_mutex_destroy(&m->lock);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---- creating and dropping -------------------------------------------- */
+
+static int catalog_put(tstbl_map *m, tstx *tx, const tstbl *t)
+{
+    json_t *ixs = json_array();
+    for (size_t i = 0; ixs && i < t->def->nindexes; i++)
+        json_array_append_new(ixs, json_integer((json_int_t)t->roots[i]));
+    json_t *o = json_pack("{s:I, s:o, s:I, s:o, s:I}", "num", (json_int_t)t->num,
+                          "schema", tsd_table_to_json(t->def), "primary", (json_int_t)t->primary_root,
+                          "indexes", ixs, "ttl", (json_int_t)t->ttl_root);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!text) return tsenv_error(m->env, TS_ERR_NOMEM, "out of memory");
+    uint8_t k[KCAP];
+    int rc = tsix_insert(m->sys->catalog, tx, k, tssys_key(k, "table", t->def->name), text,
+                         strlen(text), 1);
+    free(text);
+    return rc;
+}
+
+static int next_num(tstbl_map *m, tstx *tx, uint64_t *num)
+{
+    uint8_t k[KCAP], b[8];
+    size_t kl = tssys_key(k, "tableseq", NULL);
+    void *v;
+    size_t vl;
+    int rc = tsix_get(m->sys->catalog, tx, k, kl, &v, &vl);
+    *num = 1;
+    if (!rc) {
+        if (vl == 8) *num = get64(v);
+        free(v);
+        if ((rc = tsix_remove(m->sys->catalog, tx, k, kl, NULL, 0))) return rc;
+    } else if (rc != TS_ERR_NOT_FOUND) {
+        return rc;
+    }
+    put64(b, *num + 1);
+    return tsix_insert(m->sys->catalog, tx, k, kl, b, 8, 1);
+}
+
+static int create_one(tstbl_map *m, tstx *tx, tsd_table *def)
+{
+    ts_env *env = m->env;
+    uint64_t num, proot = 0, ttl_root = 0;
+    size_t ni = def->nindexes;
+    uint64_t *roots = calloc(ni + 1, sizeof *roots);
+    if (!roots) { tsd_table_free(def); return tsenv_error(env, TS_ERR_NOMEM, "out of memory"); }
+    int rc = next_num(m, tx, &num);
+    if (!rc) rc = tsix_create(env, m->reg, TSSYS_INDEX_MODULE, NULL, tx, &proot);
+    for (size_t i = 0; i < ni && !rc; i++)
+        rc = tsix_create(env, m->reg, def->indexes[i].module, def->indexes[i].vector_config, tx,
+                         &roots[i]);
+    if (!rc && def->ttl_ms) rc = tsix_create(env, m->reg, TSSYS_INDEX_MODULE, NULL, tx, &ttl_root);
+    tstbl *t = NULL;
+    if (!rc) rc = open_table(m, def, num, proot, roots, ttl_root, &t);
+    else tsd_table_free(def);
+    free(roots);
+    if (!rc) rc = catalog_put(m, tx, t);
+    if (!rc) {
+        pthread_mutex_lock(&m->lock);
+        rc = map_add(m, t);
+        pthread_mutex_unlock(&m->lock);
+    }
+    if (rc) tbl_free(t);
+    return rc;
+}
+
+/* The module each index and key generator needs must be loaded. */
+static int check_modules(tstbl_map *m, const tsd_table *d)
+{
+    for (size_t i = 0; i < d->nindexes; i++) {
+        const tsreg_module *mod = tsreg_lookup(m->reg, TS_KIND_INDEX, d->indexes[i].module);
+        if (!mod)
+            return tsenv_error(m->env, TS_ERR_PLUGIN, "%s.indexes: index '%s' needs the index module "
+                               "'%s', which is not loaded", d->name, d->indexes[i].name,
+                               d->indexes[i].module);
+        const ts_index_vtab *vt = mod->vtab;
+        if (d->indexes[i].unique && !(vt->caps & TS_INDEX_UNIQUE))
+            return tsenv_error(m->env, TS_ERR_VALIDATION, "%s.indexes: index '%s': module '%s' "
+                               "cannot enforce unique keys", d->name, d->indexes[i].name,
+                               d->indexes[i].module);
+    }
+    if (d->pk_type != TSD_PK_NONE &&
+        !tsreg_lookup(m->reg, TS_KIND_PKGEN, tsd_pk_type_name(d->pk_type)))
+        return tsenv_error(m->env, TS_ERR_PLUGIN, "%s.primaryKeyConfig.type: no primary-key "
+                           "generator module named '%s' is loaded", d->name,
+                           tsd_pk_type_name(d->pk_type));
+    return TS_OK;
+}
+
+int tstbl_create(tstbl_map *m, tstx *tx, const json_t *const *schemas, size_t n)
+{
+    ts_env *env = m->env;
+    tsd_table **defs = calloc(n + 1, sizeof *defs);
+    size_t *order = calloc(n + 1, sizeof *order);
+    const tsd_table **existing = calloc(m->n + 1, sizeof *existing);
+    int rc = defs && order && existing ? TS_OK : tsenv_error(env, TS_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n && !rc; i++) rc = tsd_table_parse(env, schemas[i], &defs[i]);
+    for (size_t i = 0; i < n && !rc; i++) rc = check_modules(m, defs[i]);
+    for (size_t i = 0; i < m->n && !rc; i++) existing[i] = m->t[i]->def;
+    if (!rc) rc = tsd_schema_set_check(env, (const tsd_table *const *)defs, n,
+                                       (const tsd_table *const *)existing, m->n, order);
+    /* canonical JSON resolved the references: re-parse so every stored
+     * schema is exactly what ts_get_schema returns */
+    for (size_t k = 0; k < n && !rc; k++) {
+        size_t i = order[k];
+        tsd_table *def = defs[i];
+        defs[i] = NULL;
+        m->ddl_dirty = 1;
+        m->ddl_seq++;
+        rc = create_one(m, tx, def);
+    }
+    for (size_t i = 0; defs && i < n; i++) tsd_table_free(defs[i]);
+    free(defs);
+    free(order);
+    free(existing);
+    return rc;
+}
+
+/* Delete the catalog entries under ("tag", num). */
+static int remove_prefixed(tstbl_map *m, tstx *tx, const char *tag, uint64_t num)
+{
+    uint8_t k[KCAP];
+    size_t kl = ts_key_text(k, KCAP, 0, tag, strlen(tag));
+    kl = ts_key_int(k, KCAP, kl, (int64_t)num);
+    for (;;) {
+        tsix_cur c;
+        int rc = tsix_cursor(m->sys->catalog, tx, &c);
+        if (rc) return rc;
+        uint8_t hit[KCAP];
+        size_t hl = 0;
+        rc = tsix_seek(&c, k, kl, TS_SEEK_GE);
+        if (!rc) {
+            const void *ek, *ev;
+            size_t ekl, evl;
+            rc = tsix_entry(&c, &ek, &ekl, &ev, &evl);
+            if (!rc && ekl >= kl && ekl <= KCAP && memcmp(ek, k, kl) == 0) {
+                memcpy(hit, ek, ekl);
+                hl = ekl;
+            }
+        }
+        tsix_cursor_close(&c);
+        if (rc == TS_ERR_NOT_FOUND || (!rc && !hl)) return TS_OK;
+        if (rc) return rc;
+        if ((rc = tsix_remove(m->sys->catalog, tx, hit, hl, NULL, 0))) return rc;
+    }
+}
+
+static void state_forget_table(tstbl_map *m, uint64_t num);
+
+int tstbl_drop(tstbl_map *m, tstx *tx, const char *name)
+{
+    ts_env *env = m->env;
+    long i = map_index(m, name);
+    if (i < 0) return tsenv_error(env, TS_ERR_NOT_FOUND, "no table named '%s'", name);
+    tstbl *t = m->t[i];
+    for (size_t j = 0; j < m->n; j++) {
+        const tsd_table *o = m->t[j]->def;
+        if (o == t->def) continue;
+        for (size_t f = 0; f < o->nfks; f++)
+            if (strcmp(o->fks[f].ref_table, name) == 0)
+                return tsenv_error(env, TS_ERR_FOREIGN_KEY, "table '%s' is referenced by foreign key "
+                                   "'%s' of table '%s'; drop that first", name, o->fks[f].name, o->name);
+    }
+    m->ddl_dirty = 1;
+    m->ddl_seq++;
+    int rc = tsix_drop(t->primary, tx);
+    for (size_t j = 0; j < t->def->nindexes && !rc; j++) rc = tsix_drop(t->ix[j], tx);
+    if (!rc && t->ttl) rc = tsix_drop(t->ttl, tx);
+    uint8_t k[KCAP];
+    if (!rc) rc = tsix_remove(m->sys->catalog, tx, k, tssys_key(k, "table", name), NULL, 0);
+    if (!rc) rc = remove_prefixed(m, tx, "pk", t->num);
+    if (!rc) rc = remove_prefixed(m, tx, "rows", t->num);
+    if (rc) return rc;
+    state_forget_table(m, t->num);
+    pthread_mutex_lock(&m->lock);
+    unlink_at(m, (size_t)i);
+    pthread_mutex_unlock(&m->lock);
+    return TS_OK;
+}
+
+/* ---- per-(table, space) state ------------------------------------------ */
+
+struct tstbl_state {
+    uint64_t num, space;
+    const ts_pkgen_vtab *vt;
+    void    *gen;
+    int      gen_dirty;
+    int      count_loaded, count_dirty;
+    int64_t  count;
+};
+
+static size_t state_key(uint8_t *k, const char *tag, uint64_t num, uint64_t space)
+{
+    size_t n = ts_key_text(k, KCAP, 0, tag, strlen(tag));
+    n = ts_key_int(k, KCAP, n, (int64_t)num);
+    return ts_key_int(k, KCAP, n, (int64_t)space);
+}
+
+static void state_free(tstbl_state *s)
+{
+    if (s->gen) s->vt->destroy(s->gen);
+    s->gen = NULL;
+}
+
+static void states_drop(tstbl_map *m)
+{
+    for (size_t i = 0; i < m->nst; i++) state_free(&m->st[i]);
+    m->nst = 0;
+}
+
+static void state_forget_table(tstbl_map *m, uint64_t num)
+{
+    for (size_t i = 0; i < m->nst;) {
+        if (m->st[i].num == num) {
+            state_free(&m->st[i]);
+            m->st[i] = m->st[--m->nst];
+        } else {
+            i++;
+        }
+    }
+}
+
+static int state_get(tstbl_map *m, uint64_t num, uint64_t space, tstbl_state **out)
+{
+    for (size_t i = 0; i < m->nst; i++)
+        if (m->st[i].num == num && m->st[i].space == space) { *out = &m->st[i]; return TS_OK; }
+    if (m->nst == m->capst) {
+        size_t nc = m->capst ? m->capst * 2 : 16;
+        tstbl_state *ns = realloc(m->st, nc * sizeof *ns);
+        if (!ns) return tsenv_error(m->env, TS_ERR_NOMEM, "out of memory");
+        m->st = ns;
+        m->capst = nc;
+    }
+    tstbl_state *s = &m->st[m->nst++];
+    memset(s, 0, sizeof *s);
+    s->num = num;
+    s->space = space;
+    *out = s;
+    return TS_OK;
+}
+
+static int gen_load(tstbl_map *m, tstx *tx, tstbl *t, tstbl_state *s)
+{
+    if (s->gen) return TS_OK;
+    if (!t->pkgen) return tsenv_error(m->env, TS_ERR_INVALID, "table '%s' has no key generator",
+                                      t->def->name);
+    uint8_t k[KCAP];
+    void *v = NULL;
+    size_t vl = 0;
+    int rc = tsix_get(m->sys->catalog, tx, k, state_key(k, "pk", t->num, s->space), &v, &vl);
+    if (rc && rc != TS_ERR_NOT_FOUND) return rc;
+    s->vt = t->pkgen->vtab;
+    ts_module_args a = { sizeof a, tsenv_host(), m->env, tsopts_wrap(t->pkgen_opts),
+                         t->pkgen->plugin_state };
+    rc = s->vt->create(&a, v, rc ? 0 : vl, &s->gen);
+    free(v);
+    if (rc) {
+        s->gen = NULL;
+        tsenv_error_prefix(m->env, "table '%s': key generator '%s'", t->def->name,
+                           t->pkgen->desc.name);
+    }
+    return rc;
+}
+
+int tstbl_next_key(tstbl_map *m, tstx *tx, tstbl *t, uint64_t space, json_t **pk_new)
+{
+    tstbl_state *s;
+    int rc = state_get(m, t->num, space, &s);
+    if (!rc) rc = gen_load(m, tx, t, s);
+    ts_pk_value v = { 0, 0, NULL, 0 };
+    if (!rc) rc = s->vt->next(s->gen, &v);
+    if (rc) return rc;
+    s->gen_dirty = 1;
+    *pk_new = v.type == TS_PK_TEXT ? json_stringn(v.text, v.text_len) : json_integer(v.i);
+    return *pk_new ? TS_OK : tsenv_error(m->env, TS_ERR_NOMEM, "out of memory");
+}
+
+int tstbl_observe_key(tstbl_map *m, tstx *tx, tstbl *t, uint64_t space, const json_t *pk)
+{
+    if (!t->pkgen) return TS_OK;
+    tstbl_state *s;
+    int rc = state_get(m, t->num, space, &s);
+    if (!rc) rc = gen_load(m, tx, t, s);
+    if (rc) return rc;
+    ts_pk_value v = { TS_PK_INT, 0, NULL, 0 };
+    if (json_is_integer(pk)) {
+        v.i = json_integer_value(pk);
+    } else if (json_is_string(pk)) {
+        v.type = TS_PK_TEXT;
+        v.text = json_string_value(pk);
+        v.text_len = json_string_length(pk);
+    } else {
+        return TS_OK;
+    }
+    rc = s->vt->observe(s->gen, &v);
+    if (!rc) s->gen_dirty = 1;
+    return rc;
+}
+
+static int count_load(tstbl_map *m, tstx *tx, uint64_t num, uint64_t space, int64_t *out)
+{
+    uint8_t k[KCAP];
+    void *v;
+    size_t vl;
+    int rc = tsix_get(m->sys->catalog, tx, k, state_key(k, "rows", num, space), &v, &vl);
+    *out = 0;
+    if (rc == TS_ERR_NOT_FOUND) return TS_OK;
+    if (rc) return rc;
+    if (vl == 8) *out = (int64_t)get64(v);
+    free(v);
+    return vl == 8 ? TS_OK : tsenv_error(m->env, TS_ERR_CORRUPT, "a row count is malformed");
+}
+
+int tstbl_count_add(tstbl_map *m, tstx *tx, tstbl *t, uint64_t space, int64_t d)
+{
+    tstbl_state *s;
+    int rc = state_get(m, t->num, space, &s);
+    if (!rc && !s->count_loaded) {
+        rc = count_load(m, tx, t->num, space, &s->count);
+        s->count_loaded = !rc;
+    }
+    if (rc) return rc;
+    s->count += d;
+    s->count_dirty = 1;
+    return TS_OK;
+}
+
+int tstbl_count(tstbl_map *m, tstx *tx, tstbl *t, uint64_t space, int64_t *out)
+{
+    if (tstx_is_write(tx)) {
+        int rc = tstbl_count_add(m, tx, t, space, 0);
+        if (rc) return rc;
+        for (size_t i = 0; i < m->nst; i++)
+            if (m->st[i].num == t->num && m->st[i].space == space) *out = m->st[i].count;
+        return TS_OK;
+    }
+    return count_load(m, tx, t->num, space, out);
+}
+
+int tstbl_state_reset(tstbl_map *m, tstx *tx, tstbl *t, uint64_t space)
+{
+    for (size_t i = 0; i < m->nst; i++) {
+        if (m->st[i].num == t->num && m->st[i].space == space) {
+            state_free(&m->st[i]);
+            m->st[i] = m->st[--m->nst];
+            break;
+        }
+    }
+    uint8_t k[KCAP];
+    int rc = tsix_remove(m->sys->catalog, tx, k, state_key(k, "pk", t->num, space), NULL, 0);
+    if (rc == TS_ERR_NOT_FOUND) rc = TS_OK;
+    if (!rc) rc = tsix_remove(m->sys->catalog, tx, k, state_key(k, "rows", t->num, space), NULL, 0);
+    return rc == TS_ERR_NOT_FOUND ? TS_OK : rc;
+}
+
+static int put_value(tstbl_map *m, tstx *tx, const uint8_t *k, size_t kl, const void *v, size_t vl)
+{
+    int rc = tsix_remove(m->sys->catalog, tx, k, kl, NULL, 0);
+    if (rc && rc != TS_ERR_NOT_FOUND) return rc;
+    return tsix_insert(m->sys->catalog, tx, k, kl, v, vl, 1);
+}
+
+int tstbl_before_commit(tstbl_map *m, tstx *tx)
+{
+    int rc = TS_OK;
+    for (size_t i = 0; i < m->nst && !rc; i++) {
+        tstbl_state *s = &m->st[i];
+        uint8_t k[KCAP];
+        if (s->gen && s->gen_dirty) {
+            uint8_t buf[TS_PKGEN_STATE_MAX];
+            size_t len = 0;
+            rc = s->vt->save(s->gen, buf, sizeof buf, &len);
+            if (!rc && len > sizeof buf) rc = tsenv_error(m->env, TS_ERR_PLUGIN, "key generator state too long");
+            if (!rc) rc = put_value(m, tx, k, state_key(k, "pk", s->num, s->space), buf, len);
+            if (!rc) s->gen_dirty = 0;
+        }
+        if (!rc && s->count_dirty) {
+            uint8_t b[8];
+            put64(b, (uint64_t)s->count);
+            rc = put_value(m, tx, k, state_key(k, "rows", s->num, s->space), b, 8);
+            if (!rc) s->count_dirty = 0;
+        }
+    }
+    m->ddl_dirty = 0;
+    return rc;
+}
+
+void tstbl_before_rollback(tstbl_map *m, tspg *pg)
+{
+    states_drop(m);
+    if (!m->ddl_dirty) return;
+    m->ddl_dirty = 0;
+    clear_map(m);
+    tstx *tx;
+    if (tstx_begin(pg, 0, &tx) == TS_OK) {
+        pthread_mutex_lock(&m->lock);
+        if (load_all(m, tx)) tsenv_log(m->env, TS_LOG_ERROR, "reloading tables after a rollback failed");
+        pthread_mutex_unlock(&m->lock);
+        tstx_rollback(tx);
+    }
+}

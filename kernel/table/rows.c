@@ -1,0 +1,368 @@
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <tostore/keys.h>
+#include "base/env.h"
+#include "table/rows.h"
+
+struct tsrow_undo {
+    tstbl   *t;
+    uint64_t space;
+    int      inserted;   /* 1: data is a pk key to delete; 0: a row to put back */
+    void    *data;
+    size_t   len;
+    int64_t  expires;
+};
+
+static void put64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static uint64_t get64(const uint8_t *p) { uint64_t v = 0; for (int i = 7; i >= 0; i--) v = v << 8 | p[i]; return v; }
+
+int64_t tsrow_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void tsw_init(tsw *w, tstbl_map *m, tstx *tx, uint64_t space, int undo_on)
+{
+    memset(w, 0, sizeof *w);
+    w->m = m;
+    w->env = m->env;
+    w->tx = tx;
+    w->space = space;
+    w->now = tsrow_now_ms();
+    w->undo_on = undo_on;
+}
+
+static int undo_push(tsw *w, tstbl *t, uint64_t space, int inserted, const void *data, size_t len,
+                     int64_t expires)
+{
+    if (!w->undo_on) return TS_OK;
+    if (w->nundo == w->capundo) {
+        size_t nc = w->capundo ? w->capundo * 2 : 16;
+        tsrow_undo *nu = realloc(w->undo, nc * sizeof *nu);
+        if (!nu) return tsenv_error(w->env, TS_ERR_NOMEM, "out of memory");
+        w->undo = nu;
+        w->capundo = nc;
+    }
+    void *copy = malloc(len ? len : 1);
+    if (!copy) return tsenv_error(w->env, TS_ERR_NOMEM, "out of memory");
+    memcpy(copy, data, len);
+    w->undo[w->nundo++] = (tsrow_undo){ t, space, inserted, copy, len, expires };
+    return TS_OK;
+}
+
+int tsw_undo_to(tsw *w, size_t mark)
+{
+    int on = w->undo_on, rc = TS_OK;
+    w->undo_on = 0;
+    while (w->nundo > mark) {
+        tsrow_undo *u = &w->undo[--w->nundo];
+        int r = u->inserted ? tsrow_del(w, u->t, u->space, u->data, u->len)
+                            : tsrow_put(w, u->t, u->space, u->data, u->len, u->expires);
+        if (r && !rc) rc = r;
+        free(u->data);
+    }
+    w->undo_on = on;
+    return rc;
+}
+
+void tsw_forget(tsw *w, size_t mark)
+{
+    while (w->nundo > mark) free(w->undo[--w->nundo].data);
+}
+
+void tsw_done(tsw *w)
+{
+    for (size_t i = 0; i < w->nundo; i++) free(w->undo[i].data);
+    free(w->undo);
+    w->undo = NULL;
+    w->nundo = w->capundo = 0;
+}
+
+/* ---- keys ------------------------------------------------------------ */
+
+static size_t space_prefix(uint8_t *k, uint64_t space)
+{
+    return ts_key_int(k, TSROW_KEY_CAP, 0, (int64_t)space);
+}
+
+static int with_space(tsw *w, uint64_t space, const uint8_t *pk, size_t pkl, uint8_t *k, size_t *kl)
+{
+    size_t n = space_prefix(k, space);
+    if (n + pkl > TSROW_KEY_CAP) return tsenv_error(w->env, TS_ERR_RESOURCE, "primary key too long");
+    memcpy(k + n, pk, pkl);
+    *kl = n + pkl;
+    return TS_OK;
+}
+
+int tsrow_pk_key(tsw *w, const tstbl *t, const json_t *pk, uint8_t *key, size_t *len)
+{
+    if (!pk || json_is_null(pk))
+        return tsenv_error(w->env, TS_ERR_VALIDATION, "%s: a primary key value is required",
+                           t->def->name);
+    json_t *v = NULL;
+    int rc = tsd_coerce(w->env, &t->def->cols[0], pk, &v);
+    size_t off = 0;
+    if (!rc) rc = tsd_json_key(w->env, &t->def->cols[0], v, key, TSROW_KEY_CAP, &off);
+    json_decref(v);
+    if (!rc && off > TS_INDEX_KEY_MAX)
+        rc = tsenv_error(w->env, TS_ERR_RESOURCE, "%s: primary key too long", t->def->name);
+    if (!rc) *len = off;
+    return rc;
+}
+
+int tsrow_row_pk(tsw *w, const tstbl *t, const uint8_t *row, size_t len, uint8_t *key, size_t *kl)
+{
+    size_t off = 0;
+    int rc = tsd_row_pk_key(w->env, t->def, row, len, key, TSROW_KEY_CAP, &off);
+    if (!rc && off > TS_INDEX_KEY_MAX)
+        rc = tsenv_error(w->env, TS_ERR_RESOURCE, "%s: primary key too long", t->def->name);
+    if (!rc) *kl = off;
+    return rc;
+}
+
+/* Key of index ix for a row: (space, values...); *has_null when a value is null. */
+static int index_key(tsw *w, const tstbl *t, const tsd_index *ix, uint64_t space, const uint8_t *row,
+                     size_t len, uint8_t *k, size_t *kl, int *has_null)
+{
+    size_t off = space_prefix(k, space);
+    *has_null = 0;
+    for (size_t i = 0; i < ix->nfields; i++) {
+        const tsd_field *f = &t->def->cols[ix->cols[i]];
+        tsd_value v;
+        int rc = tsd_row_field(w->env, t->def, row, len, ix->cols[i], &v);
+        if (!rc) {
+            if (v.kind == TSD_V_NULL) *has_null = 1;
+            rc = tsd_value_key(w->env, f, &v, k, TSROW_KEY_CAP, &off);
+        }
+        if (rc) return rc;
+    }
+    if (off > TS_INDEX_KEY_MAX)
+        return tsenv_error(w->env, TS_ERR_RESOURCE, "%s: key of index '%s' is over %d bytes",
+                           t->def->name, ix->name, TS_INDEX_KEY_MAX);
+    *kl = off;
+    return TS_OK;
+}
+
+static size_t ttl_key(uint8_t *k, uint64_t space, int64_t expires, const uint8_t *pk, size_t pkl)
+{
+    size_t n = space_prefix(k, space);
+    n = ts_key_int(k, TSROW_KEY_CAP, n, expires);
+    memcpy(k + n, pk, pkl);
+    return n + pkl;
+}
+
+/* ---- reading ---------------------------------------------------------- */
+
+int tsrow_read(tsw *w, tstbl *t, uint64_t space, const uint8_t *pk, size_t pkl, int live, tsrow *out)
+{
+    memset(out, 0, sizeof *out);
+    uint8_t k[TSROW_KEY_CAP];
+    size_t kl;
+    int rc = with_space(w, space, pk, pkl, k, &kl);
+    void *v;
+    size_t vl;
+    if (!rc) rc = tsix_get(t->primary, w->tx, k, kl, &v, &vl);
+    if (rc) return rc;
+    out->mem = v;
+    out->row = v;
+    out->len = vl;
+    if (t->ttl) {
+        if (vl < 8) {
+            tsrow_done(out);
+            return tsenv_error(w->env, TS_ERR_CORRUPT, "%s: a stored row is malformed", t->def->name);
+        }
+        out->expires = (int64_t)get64(v);
+        out->row += 8;
+        out->len -= 8;
+        if (live && out->expires <= tsrow_now_ms()) {
+            tsrow_done(out);
+            return TS_ERR_NOT_FOUND;
+        }
+    }
+    return TS_OK;
+}
+
+void tsrow_done(tsrow *r)
+{
+    if (r) free(r->mem);
+    if (r) r->mem = NULL;
+}
+
+int tsrow_expiry(tsw *w, const tstbl *t, const uint8_t *row, size_t len, int64_t *expires)
+{
+    int64_t base = w->now;
+    if (t->def->ttl_col >= 0) {
+        tsd_value v;
+        int rc = tsd_row_field(w->env, t->def, row, len, (size_t)t->def->ttl_col, &v);
+        if (rc) return rc;
+        if (v.kind == TSD_V_INT) base = v.i;
+    }
+    *expires = base > INT64_MAX - t->def->ttl_ms ? INT64_MAX : base + t->def->ttl_ms;
+    return TS_OK;
+}
+
+/* ---- writing ----------------------------------------------------------- */
+
+static int unique_error(tsw *w, const tstbl *t, const tsd_index *ix)
+{
+    const tsd_table *d = t->def;
+    char fields[512];
+    size_t n = 0;
+    fields[0] = '\0';
+    for (size_t i = 0; i < ix->nfields && n < sizeof fields - 80; i++)
+        n += (size_t)snprintf(fields + n, sizeof fields - n, "%s%s", i ? ", " : "",
+                              d->cols[ix->cols[i]].name);
+    return tsenv_error(w->env, TS_ERR_UNIQUE, "%s: a row with the same %s already exists (unique "
+                       "index '%s')", d->name, fields, ix->name);
+}
+
+/* Remove the index entries 0..upto-1 of a row (missing ones ignored). */
+static int unindex(tsw *w, tstbl *t, uint64_t space, const uint8_t *row, size_t len,
+                   const uint8_t *pk, size_t pkl, size_t upto)
+{
+    for (size_t i = 0; i < upto; i++) {
+        uint8_t k[TSROW_KEY_CAP];
+        size_t kl;
+        int nul;
+        int rc = index_key(w, t, &t->def->indexes[i], space, row, len, k, &kl, &nul);
+        if (!rc) rc = tsix_remove(t->ix[i], w->tx, k, kl, pk, pkl);
+        if (rc && rc != TS_ERR_NOT_FOUND) return rc;
+    }
+    return TS_OK;
+}
+
+int tsrow_put(tsw *w, tstbl *t, uint64_t space, const uint8_t *row, size_t len, int64_t expires)
+{
+    uint8_t pk[TSROW_KEY_CAP], k[TSROW_KEY_CAP];
+    size_t pkl, kl;
+    int rc = tsrow_row_pk(w, t, row, len, pk, &pkl);
+    if (!rc) rc = with_space(w, space, pk, pkl, k, &kl);
+    if (rc) return rc;
+    uint8_t *val = (uint8_t *)row;
+    size_t vl = len;
+    if (t->ttl) {
+        if (!(val = malloc(len + 8))) return tsenv_error(w->env, TS_ERR_NOMEM, "out of memory");
+        put64(val, (uint64_t)expires);
+        memcpy(val + 8, row, len);
+        vl = len + 8;
+    }
+    rc = tsix_insert(t->primary, w->tx, k, kl, val, vl, 1);
+    if (val != row) free(val);
+    if (rc == TS_ERR_UNIQUE)
+        return tsenv_error(w->env, TS_ERR_PRIMARY_KEY, "%s: a row with this primary key already exists",
+                           t->def->name);
+    if (rc) return rc;
+    size_t i = 0;
+    for (; i < t->def->nindexes && !rc; i++) {
+        const tsd_index *ix = &t->def->indexes[i];
+        int nul;
+        rc = index_key(w, t, ix, space, row, len, k, &kl, &nul);
+        if (rc) break;
+        rc = tsix_insert(t->ix[i], w->tx, k, kl, pk, pkl, ix->unique && !nul);
+        if (rc == TS_ERR_UNIQUE) rc = unique_error(w, t, ix);
+        if (rc) break;
+    }
+    if (!rc && t->ttl) rc = tsix_insert(t->ttl, w->tx, k, ttl_key(k, space, expires, pk, pkl), "", 0, 1);
+    if (rc) {
+        /* leave nothing behind: the failing index changed nothing */
+        if (unindex(w, t, space, row, len, pk, pkl, i) == TS_OK &&
+            with_space(w, space, pk, pkl, k, &kl) == TS_OK)
+            tsix_remove(t->primary, w->tx, k, kl, NULL, 0);
+        return rc;
+    }
+    rc = tstbl_count_add(w->m, w->tx, t, space, 1);
+    if (!rc) rc = undo_push(w, t, space, 1, pk, pkl, 0);
+    return rc;
+}
+
+int tsrow_del(tsw *w, tstbl *t, uint64_t space, const uint8_t *pk, size_t pkl)
+{
+    tsrow r;
+    int rc = tsrow_read(w, t, space, pk, pkl, 0, &r);
+    if (rc) return rc;
+    uint8_t k[TSROW_KEY_CAP];
+    size_t kl;
+    rc = unindex(w, t, space, r.row, r.len, pk, pkl, t->def->nindexes);
+    if (!rc && t->ttl) {
+        rc = tsix_remove(t->ttl, w->tx, k, ttl_key(k, space, r.expires, pk, pkl), NULL, 0);
+        if (rc == TS_ERR_NOT_FOUND) rc = TS_OK;
+    }
+    if (!rc) rc = with_space(w, space, pk, pkl, k, &kl);
+    if (!rc) rc = tsix_remove(t->primary, w->tx, k, kl, NULL, 0);
+    if (!rc) rc = tstbl_count_add(w->m, w->tx, t, space, -1);
+    if (!rc) rc = undo_push(w, t, space, 0, r.row, r.len, r.expires);
+    tsrow_done(&r);
+    return rc;
+}
+
+int tsrow_purge_expired(tsw *w, tstbl *t, uint64_t space, int max, int *n_out)
+{
+    if (n_out) *n_out = 0;
+    if (!t->ttl) return TS_OK;
+    uint8_t pre[TSROW_KEY_CAP];
+    size_t pl = space_prefix(pre, space);
+    int64_t now = tsrow_now_ms();
+    int done = 0, rc = TS_OK;
+    while (done < max && !rc) {
+        uint8_t pk[TSROW_KEY_CAP];
+        size_t pkl = 0;
+        tsix_cur c;
+        if ((rc = tsix_cursor(t->ttl, w->tx, &c))) break;
+        rc = tsix_seek(&c, pre, pl, TS_SEEK_GE);
+        if (!rc) {
+            const void *ek, *ev;
+            size_t ekl, evl;
+            rc = tsix_entry(&c, &ek, &ekl, &ev, &evl);
+            size_t off = pl;
+            ts_key_item it;
+            if (!rc && ekl >= pl && memcmp(ek, pre, pl) == 0 &&
+                ts_key_next(ek, ekl, &off, &it) == 1 && it.i <= now && ekl - off <= sizeof pk) {
+                pkl = ekl - off;
+                memcpy(pk, (const uint8_t *)ek + off, pkl);
+            }
+        }
+        tsix_cursor_close(&c);
+        if (rc == TS_ERR_NOT_FOUND) { rc = TS_OK; break; }
+        if (rc || !pkl) break;
+        rc = tsrow_del(w, t, space, pk, pkl);
+        done++;
+    }
+    if (n_out) *n_out = done;
+    return rc;
+}
+
+int tsrow_clear(tsw *w, tstbl *t, uint64_t space)
+{
+    uint8_t pre[TSROW_KEY_CAP];
+    size_t pl = space_prefix(pre, space);
+    int on = w->undo_on;
+    w->undo_on = 0;
+    int rc = TS_OK;
+    for (;;) {
+        /* a batch of keys through a fresh cursor, then delete them */
+        uint8_t *keys = malloc(64 * TSROW_KEY_CAP);
+        size_t lens[64], n = 0;
+        if (!keys) { rc = tsenv_error(w->env, TS_ERR_NOMEM, "out of memory"); break; }
+        tsix_cur c;
+        if ((rc = tsix_cursor(t->primary, w->tx, &c))) { free(keys); break; }
+        for (rc = tsix_seek(&c, pre, pl, TS_SEEK_GE); rc == TS_OK && n < 64; rc = tsix_next(&c)) {
+            const void *ek, *ev;
+            size_t ekl, evl;
+            if ((rc = tsix_entry(&c, &ek, &ekl, &ev, &evl))) break;
+            if (ekl < pl || memcmp(ek, pre, pl) != 0 || ekl - pl > TSROW_KEY_CAP) break;
+            lens[n] = ekl - pl;
+            memcpy(keys + n * TSROW_KEY_CAP, (const uint8_t *)ek + pl, lens[n]);
+            n++;
+        }
+        tsix_cursor_close(&c);
+        if (rc == TS_ERR_NOT_FOUND) rc = TS_OK;
+        for (size_t i = 0; i < n && !rc; i++) rc = tsrow_del(w, t, space, keys + i * TSROW_KEY_CAP, lens[i]);
+        free(keys);
+        if (rc || n < 64) break;
+    }
+    w->undo_on = on;
+    return rc;
+}

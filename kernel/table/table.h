@@ -1,0 +1,99 @@
+/*
+ * The table store: tables' definitions in the catalog, their rows and
+ * indexes, key generators, row counts, foreign-key actions and TTL.
+ *
+ * Storage (every key a memcomparable tuple, tostore/keys.h):
+ *   catalog ("table", name)         -> JSON {"num", "schema", "primary", "indexes": [root...], "ttl"}
+ *   catalog ("tableseq")            -> next table number (u64 LE)
+ *   catalog ("pk", num, space)      -> the key generator's saved state
+ *   catalog ("rows", num, space)    -> row count (i64 LE)
+ *   primary (space, pk)             -> row (TTL tables: [expires ms, i64 LE][row])
+ *   index   (space, values...)      -> pk; non-unique (and keys with a null) kept
+ *                                      apart by the pk value
+ *   ttl     (space, expires, pk)    -> ""
+ * Global tables keep their rows under space 0.
+ *
+ * Concurrency: the map of tables changes only inside write transactions
+ * (one writer at a time), so the writer reads it freely; readers look
+ * tables up under the map's lock and hold a reference while they use one.
+ * Generator state and row counts are cached per (table, space) by the
+ * writer and written to the catalog just before its transaction commits
+ * (tstbl_before_commit); a rollback drops the cache and, after DDL,
+ * reloads the map (tstbl_before_rollback).
+ */
+#ifndef TS_TABLE_TABLE_H
+#define TS_TABLE_TABLE_H
+
+#include <pthread.h>
+#include <jansson.h>
+#include "catalog/ix.h"
+#include "catalog/sys.h"
+#include "data/record.h"
+#include "data/schema.h"
+
+typedef struct tstbl {
+    tsd_table          *def;
+    uint64_t            num;
+    tsix               *primary;
+    tsix              **ix;        /* def->nindexes */
+    tsix               *ttl;       /* TTL tables only */
+    uint64_t            ttl_root;
+    uint64_t           *roots;     /* def->nindexes */
+    uint64_t            primary_root;
+    const tsreg_module *pkgen;     /* NULL: primaryKeyConfig "none" */
+    json_t             *pkgen_opts;
+    int                 refs;      /* readers holding it (map lock) */
+    int                 gone;      /* no longer in the map: freed at refs 0 */
+} tstbl;
+
+typedef struct tstbl_state tstbl_state;
+
+typedef struct tstbl_map {
+    pthread_mutex_t lock;
+    tstbl         **t;
+    size_t          n, cap;
+    int             ddl_dirty;   /* this writer's transaction changed tables */
+    unsigned        ddl_seq;     /* bumped before each catalog change of a table */
+    tstbl_state    *st;          /* writer's cache, see above */
+    size_t          nst, capst;
+    ts_env         *env;
+    tsreg          *reg;
+    tssys          *sys;
+    int64_t         node_id;
+} tstbl_map;
+
+int  tstbl_map_open(tstbl_map *m, ts_env *env, tsreg *reg, tssys *sys, tspg *pg, int64_t node_id);
+void tstbl_map_close(tstbl_map *m);
+
+/* Find a table by name and take a reference (tstbl_release).  NOT_FOUND
+ * with a message. */
+int  tstbl_acquire(tstbl_map *m, const char *name, tstbl **out);
+void tstbl_release(tstbl_map *m, tstbl *t);
+/* Without a reference: for the writer only. */
+tstbl *tstbl_find(tstbl_map *m, const char *name);
+
+/* Create tables (validated and checked as a set) inside a write
+ * transaction, in foreign-key order. */
+int  tstbl_create(tstbl_map *m, tstx *tx, const json_t *const *schemas, size_t n);
+int  tstbl_drop(tstbl_map *m, tstx *tx, const char *name);
+/* The names of all tables (sorted) appended to arr. */
+int  tstbl_names(tstbl_map *m, json_t *arr);
+
+/* Transaction hooks, called by the writer with its transaction still open. */
+int  tstbl_before_commit(tstbl_map *m, tstx *tx);
+void tstbl_before_rollback(tstbl_map *m, tspg *pg);
+
+/* ---- per-(table, space) state (writer only) ------------------------- */
+
+/* Next generated key of t in space as a new JSON value. */
+int  tstbl_next_key(tstbl_map *m, tstx *tx, tstbl *t, uint64_t space, json_t **pk_new);
+/* A caller-supplied key was stored: keep later keys above it. */
+int  tstbl_observe_key(tstbl_map *m, tstx *tx, tstbl *t, uint64_t space, const json_t *pk);
+/* Adjust / read the row count.  tstbl_count reads the stored count when
+ * tx is a read transaction. */
+int  tstbl_count_add(tstbl_map *m, tstx *tx, tstbl *t, uint64_t space, int64_t d);
+int  tstbl_count(tstbl_map *m, tstx *tx, tstbl *t, uint64_t space, int64_t *out);
+/* Forget the generator and count of t in space (clear, drop, space delete). */
+int  tstbl_state_reset(tstbl_map *m, tstx *tx, tstbl *t, uint64_t space);
+
+#endif
