@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <tostore/tostore.h>
+#include "demo.h"
 
 static int usage(FILE *to)
 {
@@ -194,8 +195,9 @@ static int cmd_demo(const char *config)
                (long long)json_integer_value(json_object_get(st, "logBytes")));
         json_decref(st);
     }
+    demo_tables(db);
     rc = ts_check(db, NULL, NULL, NULL);
-    printf("  integrity check              -> %s\n", ts_strerror(rc));
+    printf("\n  integrity check              -> %s\n", ts_strerror(rc));
 
     printf("\nbad input is refused with a clear message:\n");
     ts_db *bad = NULL;

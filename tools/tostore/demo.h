@@ -1,0 +1,9 @@
+/* Parts of `tostore demo`, one file each. */
+#ifndef TOSTORE_TOOL_DEMO_H
+#define TOSTORE_TOOL_DEMO_H
+
+#include <tostore/tostore.h>
+
+void demo_tables(ts_db *db);
+
+#endif

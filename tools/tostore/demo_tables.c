@@ -1,0 +1,97 @@
+/* The tables part of `tostore demo`: schemas, inserts, constraints, foreign
+ * keys, upserts and batches, through the public API only. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <tostore/tostore.h>
+#include "demo.h"
+
+static const char *SCHEMAS =
+    "[{\"name\": \"posts\", \"fields\": ["
+    "   {\"name\": \"author\", \"type\": \"integer\", \"nullable\": false},"
+    "   {\"name\": \"title\", \"type\": \"text\", \"maxLength\": 80},"
+    "   {\"name\": \"created\", \"type\": \"datetime\", \"defaultValueType\": \"currentTimestamp\"}],"
+    "  \"foreignKeys\": [{\"fields\": [\"author\"], \"referencedTable\": \"users\","
+    "                   \"referencedFields\": [\"id\"], \"onDelete\": \"cascade\"}]},"
+    " {\"name\": \"users\", \"fields\": ["
+    "   {\"name\": \"email\", \"type\": \"text\", \"unique\": true, \"nullable\": false},"
+    "   {\"name\": \"name\", \"type\": \"text\"},"
+    "   {\"name\": \"age\", \"type\": \"integer\", \"minValue\": 0, \"maxValue\": 150}]}]";
+
+static void line(const char *what, const json_t *j)
+{
+    char *txt = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    printf("  %-30s -> %s\n", what, txt ? txt : "(none)");
+    free(txt);
+}
+
+static void fails(ts_db *db, const char *what, int rc)
+{
+    printf("  %-30s -> %s: %s\n", what, ts_strerror(rc), rc ? ts_errmsg(db) : "");
+}
+
+void demo_tables(ts_db *db)
+{
+    printf("\ntables, constraints and foreign keys:\n");
+    json_error_t je;
+    json_t *schemas = json_loads(SCHEMAS, 0, &je);
+    int rc = ts_create_tables(db, schemas);
+    json_decref(schemas);
+    printf("  %-30s -> %s\n", "create users, posts", rc == TS_ERR_TABLE_EXISTS ?
+           "already there (from an earlier run)" : ts_strerror(rc));
+
+    json_t *pk = NULL, *row = NULL, *rec = json_pack("{s:s, s:s, s:i}", "email", "ada@example.com",
+                                                     "name", "Ada", "age", 36);
+    rc = ts_upsert(db, "users", rec, &pk);   /* insert, or update on later runs */
+    json_decref(rec);
+    if (rc) { fails(db, "upsert ada", rc); return; }
+    line("upsert ada: primary key", pk);
+    if (ts_get(db, "users", pk, &row) == TS_OK) line("get by key", row);
+    json_decref(row);
+
+    rec = json_pack("{s:O, s:s}", "author", pk, "title", "Notes on the Analytical Engine");
+    json_t *post = NULL;
+    rc = ts_insert(db, "posts", rec, &post);
+    json_decref(rec);
+    if (!rc && ts_get(db, "posts", post, &row) == TS_OK) line("insert a post", row);
+    json_decref(row);
+    json_decref(post);
+
+    rec = json_pack("{s:s, s:s}", "email", "ada@example.com", "name", "Imposter");
+    fails(db, "same email again", ts_insert(db, "users", rec, NULL));
+    json_decref(rec);
+    rec = json_pack("{s:s, s:i}", "email", "old@example.com", "age", 200);
+    fails(db, "age 200", ts_insert(db, "users", rec, NULL));
+    json_decref(rec);
+    rec = json_pack("{s:i, s:s}", "author", 999999, "title", "orphan");
+    fails(db, "post by a missing user", ts_insert(db, "posts", rec, NULL));
+    json_decref(rec);
+
+    json_t *batch = json_loads("[{\"email\": \"grace@example.com\", \"name\": \"Grace\"},"
+                               " {\"email\": \"nobody\", \"age\": -1},"
+                               " {\"email\": \"linus@example.com\"}]", 0, &je);
+    json_t *report = NULL;
+    rc = ts_batch_upsert(db, "users", batch, 1, &report);
+    printf("  %-30s -> %s\n", "batch of 3, one bad", rc == TS_PARTIAL ? "TS_PARTIAL" : ts_strerror(rc));
+    line("  its report", report);
+    json_decref(report);
+    json_decref(batch);
+
+    int64_t users = 0, posts = 0;
+    ts_count_rows(db, "posts", &posts);
+    json_t *bob = json_pack("{s:s, s:s}", "email", "bob@example.com", "name", "Bob"), *bob_pk = NULL;
+    if (ts_insert(db, "users", bob, &bob_pk) == TS_OK) {
+        rec = json_pack("{s:O, s:s}", "author", bob_pk, "title", "draft");
+        ts_insert(db, "posts", rec, NULL);
+        json_decref(rec);
+        ts_delete(db, "users", bob_pk);
+        int64_t after = 0;
+        ts_count_rows(db, "posts", &after);
+        printf("  %-30s -> posts %lld -> %lld -> %lld (cascade)\n", "bob posts, then is deleted",
+               (long long)posts, (long long)posts + 1, (long long)after);
+    }
+    json_decref(bob);
+    json_decref(bob_pk);
+    ts_count_rows(db, "users", &users);
+    printf("  %-30s -> %lld users, %lld posts\n", "rows now", (long long)users, (long long)posts);
+    json_decref(pk);
+}
