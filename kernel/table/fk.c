@@ -269,6 +269,7 @@ static int act_on_children(tsw *w, tstbl *p, uint64_t space, tstbl *c, const tsd
                            : (tsenv_errcode(w->env) ? tsenv_errcode(w->env) : TS_ERR_NOMEM);
                 json_decref(patch);
             }
+            if (rc) break;
         }
     }
     free(ids);

@@ -99,7 +99,8 @@ static int with_space(tsw *w, uint64_t space, const uint8_t *pk, size_t pkl, uin
 
 int tsrow_pk_key(tsw *w, const tstbl *t, const json_t *pk, uint8_t *key, size_t *len)
 {
-    if (!pk || json_is_null(pk))
+    if (!pk) return tsenv_error(w->env, TS_ERR_INVALID, "primary key is NULL");
+    if (json_is_null(pk))
         return tsenv_error(w->env, TS_ERR_VALIDATION, "%s: a primary key value is required",
                            t->def->name);
     json_t *v = NULL;
