@@ -28,7 +28,7 @@ static int stmt_begin(ts_db *db, const char *table, int write, stmt *s)
     if (rc) return rc;
     s->begun = 1;
     if (!table) return tsenv_error(&db->env, TS_ERR_INVALID, "table name is NULL");
-    if ((rc = tstbl_acquire(&db->tables, table, &s->t))) return rc;
+    if ((rc = tstbl_acquire(&db->tables, table, s->c.tx, &s->t))) return rc;
     /* implicit transactions roll back whole; explicit ones need the undo log */
     tsw_init(&s->w, &db->tables, s->c.tx, cur_space(db), !s->c.owned);
     return TS_OK;
@@ -118,7 +118,7 @@ int ts_list_tables(ts_db *db, json_t **out_new)
     json_t *arr = NULL;
     if (!(rc = need(db, out_new, "out"))) {
         arr = json_array();
-        rc = arr ? tstbl_names(&db->tables, arr) : TS_ERR_NOMEM;
+        rc = arr ? tstbl_names(&db->tables, c.tx, arr) : TS_ERR_NOMEM;
     }
     rc = tscall_end(&c, rc);
     if (!rc) *out_new = arr;
@@ -326,18 +326,20 @@ int tsapi_tables_stats(ts_db *db, json_t *stats)
     int rc = tscall_begin(db, 0, &c);
     if (rc) return rc;
     uint64_t space = cur_space(db);
-    int64_t rows = 0;
+    int64_t rows = 0, tables = 0;
     pthread_mutex_lock(&db->tables.lock);
     size_t n = db->tables.n;
     for (size_t i = 0; i < n && !rc; i++) {
         tstbl *t = db->tables.t[i];
         int64_t k = 0;
+        if (t->pending && t->pending != c.tx) continue;
+        tables++;
         rc = tstbl_count(&db->tables, c.tx, t, tsrow_space(t, space), &k);
         rows += k;
     }
     pthread_mutex_unlock(&db->tables.lock);
     if (!rc) {
-        json_object_set_new(stats, "tables", json_integer((json_int_t)n));
+        json_object_set_new(stats, "tables", json_integer((json_int_t)tables));
         json_object_set_new(stats, "rows", json_integer((json_int_t)rows));
     }
     return tscall_end(&c, rc);

@@ -71,13 +71,13 @@ tstbl *tstbl_find(tstbl_map *m, const char *name)
     return i < 0 ? NULL : m->t[i];
 }
 
-int tstbl_acquire(tstbl_map *m, const char *name, tstbl **out)
+int tstbl_acquire(tstbl_map *m, const char *name, const tstx *tx, tstbl **out)
 {
     *out = NULL;
     if (!name) return tsenv_error(m->env, TS_ERR_INVALID, "table name is NULL");
     pthread_mutex_lock(&m->lock);
     long i = map_index(m, name);
-    if (i >= 0) {
+    if (i >= 0 && (!m->t[i]->pending || m->t[i]->pending == tx)) {
         *out = m->t[i];
         (*out)->refs++;
     }
@@ -93,12 +93,12 @@ void tstbl_release(tstbl_map *m, tstbl *t)
     pthread_mutex_unlock(&m->lock);
 }
 
-int tstbl_names(tstbl_map *m, json_t *arr)
+int tstbl_names(tstbl_map *m, const tstx *tx, json_t *arr)
 {
     int rc = TS_OK;
     pthread_mutex_lock(&m->lock);
     for (size_t i = 0; i < m->n && !rc; i++)
-        if (json_array_append_new(arr, json_string(m->t[i]->def->name))) rc = TS_ERR_NOMEM;
+        if ((!m->t[i]->pending || m->t[i]->pending == tx) && json_array_append_new(arr, json_string(m->t[i]->def->name))) rc = TS_ERR_NOMEM;
     pthread_mutex_unlock(&m->lock);
     return rc;
 }
@@ -304,6 +304,7 @@ static int create_one(tstbl_map *m, tstx *tx, tsd_table *def)
     free(roots);
     if (!rc) rc = catalog_put(m, tx, t);
     if (!rc) {
+        t->pending = tx;
         pthread_mutex_lock(&m->lock);
         rc = map_add(m, t);
         pthread_mutex_unlock(&m->lock);
@@ -512,7 +513,7 @@ static int gen_load(tstbl_map *m, tstx *tx, tstbl *t, tstbl_state *s)
 
 int tstbl_next_key(tstbl_map *m, tstx *tx, tstbl *t, uint64_t space, json_t **pk_new)
 {
-    tstbl_state *s;
+    tstbl_state *s = NULL;
     int rc = state_get(m, t->num, space, &s);
     if (!rc) rc = gen_load(m, tx, t, s);
     ts_pk_value v = { 0, 0, NULL, 0 };
@@ -526,7 +527,7 @@ int tstbl_next_key(tstbl_map *m, tstx *tx, tstbl *t, uint64_t space, json_t **pk
 int tstbl_observe_key(tstbl_map *m, tstx *tx, tstbl *t, uint64_t space, const json_t *pk)
 {
     if (!t->pkgen) return TS_OK;
-    tstbl_state *s;
+    tstbl_state *s = NULL;
     int rc = state_get(m, t->num, space, &s);
     if (!rc) rc = gen_load(m, tx, t, s);
     if (rc) return rc;
@@ -561,7 +562,7 @@ static int count_load(tstbl_map *m, tstx *tx, uint64_t num, uint64_t space, int6
 
 int tstbl_count_add(tstbl_map *m, tstx *tx, tstbl *t, uint64_t space, int64_t d)
 {
-    tstbl_state *s;
+    tstbl_state *s = NULL;
     int rc = state_get(m, t->num, space, &s);
     if (!rc && !s->count_loaded) {
         rc = count_load(m, tx, t->num, space, &s->count);
@@ -628,6 +629,11 @@ int tstbl_before_commit(tstbl_map *m, tstx *tx)
             rc = put_value(m, tx, k, state_key(k, "rows", s->num, s->space), b, 8);
             if (!rc) s->count_dirty = 0;
         }
+    }
+    if (!rc && m->ddl_dirty) {
+        pthread_mutex_lock(&m->lock);
+        for (size_t i = 0; i < m->n; i++) m->t[i]->pending = NULL;
+        pthread_mutex_unlock(&m->lock);
     }
     m->ddl_dirty = 0;
     return rc;

@@ -205,7 +205,7 @@ static json_t *child_patch(tsw *w, const tstbl *c, const tsd_fk *fk, tsd_fk_acti
         const tsd_field *f = &c->def->cols[fk->cols[j]];
         json_t *v = NULL;
         if (act == TSD_FK_CASCADE) {
-            size_t pc;
+            size_t pc = 0;
             tsd_value pv;
             if (ref_col(w, fk, p, j, &pc) || tsd_row_field(w->env, p->def, new_row, new_len, pc, &pv) ||
                 tsd_value_to_json(w->env, &p->def->cols[pc], &pv, &v)) {
@@ -243,7 +243,7 @@ static int act_on_children(tsw *w, tstbl *p, uint64_t space, tstbl *c, const tsd
         size_t off = ts_key_int(k, sizeof k, 0, (int64_t)ids[s]);
         int null = 0;
         for (size_t j = 0; j < fk->nfields && !rc && !null; j++) {
-            size_t pc;
+            size_t pc = 0;
             rc = ref_col(w, fk, p, j, &pc);
             if (!rc) rc = conv_key(w, p->def, pc, old, old_len, &c->def->cols[fk->cols[j]], k, &off, &null);
         }
@@ -282,7 +282,7 @@ static int same_ref(tsw *w, const tstbl *p, const tsd_fk *fk, const uint8_t *a, 
 {
     *same = 1;
     for (size_t j = 0; j < fk->nfields && *same; j++) {
-        size_t pc;
+        size_t pc = 0;
         tsd_value x, y;
         int rc = ref_col(w, fk, p, j, &pc);
         if (!rc) rc = tsd_row_field(w->env, p->def, a, al, pc, &x);

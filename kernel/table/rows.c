@@ -161,7 +161,7 @@ int tsrow_read(tsw *w, tstbl *t, uint64_t space, const uint8_t *pk, size_t pkl, 
 {
     memset(out, 0, sizeof *out);
     uint8_t k[TSROW_KEY_CAP];
-    size_t kl;
+    size_t kl = 0;
     int rc = with_space(w, space, pk, pkl, k, &kl);
     void *v;
     size_t vl;
@@ -238,7 +238,7 @@ static int unindex(tsw *w, tstbl *t, uint64_t space, const uint8_t *row, size_t 
 int tsrow_put(tsw *w, tstbl *t, uint64_t space, const uint8_t *row, size_t len, int64_t expires)
 {
     uint8_t pk[TSROW_KEY_CAP], k[TSROW_KEY_CAP];
-    size_t pkl, kl;
+    size_t pkl = 0, kl = 0;
     int rc = tsrow_row_pk(w, t, row, len, pk, &pkl);
     if (!rc) rc = with_space(w, space, pk, pkl, k, &kl);
     if (rc) return rc;
@@ -285,7 +285,7 @@ int tsrow_del(tsw *w, tstbl *t, uint64_t space, const uint8_t *pk, size_t pkl)
     int rc = tsrow_read(w, t, space, pk, pkl, 0, &r);
     if (rc) return rc;
     uint8_t k[TSROW_KEY_CAP];
-    size_t kl;
+    size_t kl = 0;
     rc = unindex(w, t, space, r.row, r.len, pk, pkl, t->def->nindexes);
     if (!rc && t->ttl) {
         rc = tsix_remove(t->ttl, w->tx, k, ttl_key(k, space, r.expires, pk, pkl), NULL, 0);

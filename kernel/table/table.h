@@ -44,6 +44,7 @@ typedef struct tstbl {
     json_t             *pkgen_opts;
     int                 refs;      /* readers holding it (map lock) */
     int                 gone;      /* no longer in the map: freed at refs 0 */
+    const tstx         *pending;   /* created by this uncommitted transaction */
 } tstbl;
 
 typedef struct tstbl_state tstbl_state;
@@ -65,9 +66,10 @@ typedef struct tstbl_map {
 int  tstbl_map_open(tstbl_map *m, ts_env *env, tsreg *reg, tssys *sys, tspg *pg, int64_t node_id);
 void tstbl_map_close(tstbl_map *m);
 
-/* Find a table by name and take a reference (tstbl_release).  NOT_FOUND
- * with a message. */
-int  tstbl_acquire(tstbl_map *m, const char *name, tstbl **out);
+/* Find a table by name for a call running in tx and take a reference
+ * (tstbl_release).  NOT_FOUND with a message, also for a table another
+ * transaction created and has not committed yet. */
+int  tstbl_acquire(tstbl_map *m, const char *name, const tstx *tx, tstbl **out);
 void tstbl_release(tstbl_map *m, tstbl *t);
 /* Without a reference: for the writer only. */
 tstbl *tstbl_find(tstbl_map *m, const char *name);
@@ -77,7 +79,7 @@ tstbl *tstbl_find(tstbl_map *m, const char *name);
 int  tstbl_create(tstbl_map *m, tstx *tx, const json_t *const *schemas, size_t n);
 int  tstbl_drop(tstbl_map *m, tstx *tx, const char *name);
 /* The names of all tables (sorted) appended to arr. */
-int  tstbl_names(tstbl_map *m, json_t *arr);
+int  tstbl_names(tstbl_map *m, const tstx *tx, json_t *arr);
 
 /* Transaction hooks, called by the writer with its transaction still open. */
 int  tstbl_before_commit(tstbl_map *m, tstx *tx);
