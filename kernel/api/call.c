@@ -1,4 +1,5 @@
 #include "api/call.h"
+#include "api/query.h"
 
 int tscall_fatal(int rc)
 {
@@ -42,14 +43,17 @@ void tscall_poison(tscall *c)
 
 int tscall_commit(ts_db *db, tstx *tx)
 {
-    if (tstx_is_write(tx) && db->tables.env) {
+    int write = tstx_is_write(tx) && db->tables.env;
+    if (write) {
         int rc = tstbl_before_commit(&db->tables, tx);
         if (rc) {
             tscall_rollback(db, tx);
             return rc;
         }
     }
-    return tstx_commit(tx);
+    int rc = tstx_commit(tx);
+    if (write && tstbl_after_commit(&db->tables, db->pg, rc == TS_OK)) tsapi_watch_notify(db);
+    return rc;
 }
 
 void tscall_rollback(ts_db *db, tstx *tx)

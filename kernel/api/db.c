@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "api/call.h"
+#include "api/query.h"
 #include "base/build_info.h"
 #include "base/status.h"
 #include "txn/rekey.h"
@@ -159,6 +160,8 @@ static int open_data(ts_db *db)
 static int db_free(ts_db *db)
 {
     if (!db) return TS_OK;
+    tsapi_watch_close(db);
+    tsapi_cache_close(db);
     tstbl_map_close(&db->tables);
     tssys_close(&db->sys);
     int rc = tspg_close(db->pg);

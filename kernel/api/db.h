@@ -24,6 +24,8 @@ struct ts_db {
     int       gate_init;
     tssys     sys;      /* catalog and key-value btrees (NULL: no btree module) */
     tstbl_map tables;   /* open tables (when sys is) */
+    struct tsapi_cache    *cache;  /* query results (api/watch.c) */
+    struct tsapi_watchers *watch;  /* live queries and their thread */
     pthread_key_t   txkey;  /* the calling thread's explicit transaction */
     int       txkey_init;
     pthread_mutex_t lock;   /* guards the current space */

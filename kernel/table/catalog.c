@@ -630,17 +630,48 @@ int tstbl_before_commit(tstbl_map *m, tstx *tx)
             if (!rc) s->count_dirty = 0;
         }
     }
-    if (!rc && m->ddl_dirty) {
-        pthread_mutex_lock(&m->lock);
-        for (size_t i = 0; i < m->n; i++) m->t[i]->pending = NULL;
-        pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+int tstbl_after_commit(tstbl_map *m, tspg *pg, int ok)
+{
+    if (!ok) {
+        tstbl_before_rollback(m, pg);
+        return 0;
+    }
+    int any = 0;
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < m->n; i++) {
+        m->t[i]->pending = NULL;
+        if (!m->t[i]->dirty) continue;
+        m->t[i]->dirty = 0;
+        __atomic_add_fetch(&m->t[i]->version, 1, __ATOMIC_RELEASE);
+        any = 1;
     }
     m->ddl_dirty = 0;
-    return rc;
+    pthread_mutex_unlock(&m->lock);
+    return any;
+}
+
+uint64_t tstbl_version(tstbl_map *m, const char *name, uint64_t *num)
+{
+    uint64_t v = 0;
+    *num = 0;
+    pthread_mutex_lock(&m->lock);
+    long i = map_index(m, name);
+    if (i >= 0 && !m->t[i]->pending) {
+        v = __atomic_load_n(&m->t[i]->version, __ATOMIC_ACQUIRE) + 1;
+        *num = m->t[i]->num;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return v;
 }
 
 void tstbl_before_rollback(tstbl_map *m, tspg *pg)
 {
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < m->n; i++) m->t[i]->dirty = 0;
+    pthread_mutex_unlock(&m->lock);
     states_drop(m);
     if (!m->ddl_dirty) return;
     m->ddl_dirty = 0;

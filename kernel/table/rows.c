@@ -274,6 +274,7 @@ int tsrow_put(tsw *w, tstbl *t, uint64_t space, const uint8_t *row, size_t len, 
             tsix_remove(t->primary, w->tx, k, kl, NULL, 0);
         return rc;
     }
+    t->dirty = 1;
     rc = tstbl_count_add(w->m, w->tx, t, space, 1);
     if (!rc) rc = undo_push(w, t, space, 1, pk, pkl, 0);
     return rc;
@@ -293,6 +294,7 @@ int tsrow_del(tsw *w, tstbl *t, uint64_t space, const uint8_t *pk, size_t pkl)
     }
     if (!rc) rc = with_space(w, space, pk, pkl, k, &kl);
     if (!rc) rc = tsix_remove(t->primary, w->tx, k, kl, NULL, 0);
+    if (!rc) t->dirty = 1;
     if (!rc) rc = tstbl_count_add(w->m, w->tx, t, space, -1);
     if (!rc) rc = undo_push(w, t, space, 0, r.row, r.len, r.expires);
     tsrow_done(&r);

@@ -45,6 +45,8 @@ typedef struct tstbl {
     int                 refs;      /* readers holding it (map lock) */
     int                 gone;      /* no longer in the map: freed at refs 0 */
     const tstx         *pending;   /* created by this uncommitted transaction */
+    int                 dirty;     /* rows changed by the writer's transaction */
+    uint64_t            version;   /* bumped after each commit that changed rows (atomic) */
 } tstbl;
 
 typedef struct tstbl_state tstbl_state;
@@ -84,6 +86,12 @@ int  tstbl_names(tstbl_map *m, const tstx *tx, json_t *arr);
 /* Transaction hooks, called by the writer with its transaction still open. */
 int  tstbl_before_commit(tstbl_map *m, tstx *tx);
 void tstbl_before_rollback(tstbl_map *m, tspg *pg);
+/* After the commit (ok: it succeeded, else as a rollback): bump the
+ * versions of the tables it changed; returns whether there was any. */
+int  tstbl_after_commit(tstbl_map *m, tspg *pg, int ok);
+/* The version of a table by number (0 when there is none): for caches,
+ * read before the snapshot that the cached data comes from. */
+uint64_t tstbl_version(tstbl_map *m, const char *name, uint64_t *num);
 
 /* ---- per-(table, space) state (writer only) ------------------------- */
 

@@ -213,6 +213,152 @@ TS_API int ts_delete(ts_db *db, const char *table, const json_t *pk);
 /* Rows of the table in the current space (global tables: all rows). */
 TS_API int ts_count_rows(ts_db *db, const char *table, int64_t *out);
 
+/* ---- queries ---------------------------------------------------------
+ * A query is built with chained calls and run by an executing call
+ * (ts_query_exec, _count, _aggregate, _update, _delete, _stream, _explain,
+ * _watch).  Builder calls never fail on their own: the first error (unknown
+ * operator, bad value shape, negative limit, ...) is kept in the query and
+ * returned by the next executing call, which also reports an unknown table
+ * or field (TS_ERR_NOT_FOUND / TS_ERR_VALIDATION).  Every builder accepts
+ * q == NULL and then returns NULL.  A query may be changed after it ran and
+ * run again.  A query belongs to one thread at a time.
+ *
+ * Operators (case-insensitive): = != <> > >= < <= IN "NOT IN" BETWEEN LIKE
+ * "NOT LIKE" IS "IS NOT".  IN / NOT IN take an array, BETWEEN [lo, hi]
+ * (inclusive), IS / IS NOT JSON null; LIKE patterns use % (any run) and _
+ * (one character), case-sensitive, \ escapes.  Values are coerced to the
+ * field's type ("20" matches integer 20).  Nulls follow SQL: only IS / IS
+ * NOT match a null field; nulls sort first ascending, last descending.
+ * Fields are named "field" or "table.field" (with joins). */
+
+typedef struct ts_query  ts_query;
+typedef struct ts_cond   ts_cond;
+typedef struct ts_result ts_result;
+typedef struct ts_stream ts_stream;
+typedef struct ts_watch  ts_watch;
+
+/* A new query on table (never NULL for a valid db; an unknown table is
+ * reported by the executing call).  Free with ts_query_free. */
+TS_API ts_query *ts_query_new(ts_db *db, const char *table);
+TS_API void      ts_query_free(ts_query *q);
+
+/* AND a condition (the value is copied). */
+TS_API ts_query *ts_where(ts_query *q, const char *field, const char *op, const json_t *value);
+/* The next condition is ORed with what came before (AND binds tighter). */
+TS_API ts_query *ts_or(ts_query *q);
+/* A condition group, for nesting: built like a query, added with
+ * ts_where_cond (which takes ownership) or ts_cond_add into another group. */
+TS_API ts_cond  *ts_cond_new(void);
+TS_API ts_cond  *ts_cond_where(ts_cond *c, const char *field, const char *op, const json_t *value);
+TS_API ts_cond  *ts_cond_or(ts_cond *c);
+/* Add child as one term of c (takes ownership of child). */
+TS_API ts_cond  *ts_cond_add(ts_cond *c, ts_cond *child);
+TS_API void      ts_cond_free(ts_cond *c);
+/* AND the group c (takes ownership). */
+TS_API ts_query *ts_where_cond(ts_query *q, ts_cond *c);
+/* AND a predicate over the whole row (as returned, before the select
+ * list): non-zero keeps the row.  It runs on the calling thread. */
+TS_API ts_query *ts_where_custom(ts_query *q, int (*pred)(const json_t *row, void *ctx), void *ctx);
+
+/* Order by field (several calls: in order of precedence). */
+TS_API ts_query *ts_order_by(ts_query *q, const char *field, int desc);
+/* At most n rows (default: defaultQueryLimit, 1000, for ts_query_exec only). */
+TS_API ts_query *ts_limit(ts_query *q, int64_t n);
+TS_API ts_query *ts_offset(ts_query *q, int64_t n);
+/* Continue after (or before) the page a token came from
+ * (ts_result_next_cursor / ts_result_prev_cursor); offset is then ignored. */
+TS_API ts_query *ts_cursor(ts_query *q, const char *token);
+/* Return only these fields: "field", "table.field" (appears as field), or
+ * "... as alias". */
+TS_API ts_query *ts_select(ts_query *q, const char *const *fields, size_t n);
+/* Inner (left) join of table on left op right, e.g. ("posts", "users.id",
+ * "=", "posts.author").  Fields of joined tables appear in rows under their
+ * name, or "table.field" when the name is taken. */
+TS_API ts_query *ts_join(ts_query *q, const char *table, const char *left, const char *op,
+                         const char *right);
+TS_API ts_query *ts_left_join(ts_query *q, const char *table, const char *left, const char *op,
+                              const char *right);
+/* Allow ts_query_update / ts_query_delete without conditions. */
+TS_API ts_query *ts_allow_all(ts_query *q);
+/* Cache this query's result for at most ttl_ms; a commit to any table it
+ * read invalidates it, so a cached result is never stale. */
+TS_API ts_query *ts_use_cache(ts_query *q, int64_t ttl_ms);
+TS_API ts_query *ts_no_cache(ts_query *q);
+/* Drop the cached results of queries of this shape. */
+TS_API int       ts_query_clear_cache(ts_query *q);
+
+/* Run the query: *out is a new result (ts_result_free). */
+TS_API int  ts_query_exec(ts_query *q, ts_result **out);
+TS_API size_t ts_result_count(const ts_result *r);
+/* Row i (owned by r, valid until ts_result_free); NULL past the end. */
+TS_API const json_t *ts_result_row(const ts_result *r, size_t i);
+/* Tokens for the next / previous page, NULL when there is none or the
+ * query's order cannot be resumed through an index (docs/queries.md). */
+TS_API const char *ts_result_next_cursor(const ts_result *r);
+TS_API const char *ts_result_prev_cursor(const ts_result *r);
+TS_API void ts_result_free(ts_result *r);
+
+/* Number of matching rows (conditions only; limit and offset ignored). */
+TS_API int  ts_query_count(ts_query *q, int64_t *out);
+/* fn: "sum", "avg", "min", "max" over field of the matching rows; JSON null
+ * over zero rows.  *out_new is a new reference. */
+TS_API int  ts_query_aggregate(ts_query *q, const char *fn, const char *field, json_t **out_new);
+/* Apply changes (values or expressions, see ts_expr_*) to every matching
+ * row, atomically; constraints and foreign-key actions apply.  No condition:
+ * TS_ERR_VALIDATION unless ts_allow_all.  No match: TS_ERR_NOT_FOUND.
+ * *affected (may be NULL): rows of the queried table changed. */
+TS_API int  ts_query_update(ts_query *q, const json_t *changes, int64_t *affected);
+/* Delete every matching row (onDelete actions apply), atomically.  No
+ * match: TS_OK with *affected 0. */
+TS_API int  ts_query_delete(ts_query *q, int64_t *affected);
+/* Iterate the matching rows one by one from one snapshot, in constant
+ * memory when the order is the primary key's or an index's.  Free the
+ * stream before ending the thread's transaction and before ts_close. */
+TS_API int  ts_query_stream(ts_query *q, ts_stream **out);
+/* 1: *row_out_new is the next row (a new reference); 0: the end; < 0: error. */
+TS_API int  ts_stream_next(ts_stream *s, json_t **row_out_new);
+TS_API void ts_stream_free(ts_stream *s);
+/* The plan the query would run with, and the pages it touched running it:
+ * {"plan", "index", "table", "rowsExamined", "pagesTouched", ...}. */
+TS_API int  ts_query_explain(ts_query *q, json_t **plan_new);
+
+/* Call cb with the query's result now and after every commit that may
+ * change it (coalesced), never with uncommitted data.  cb runs on a
+ * watcher thread of the handle, one call at a time; it may call read
+ * functions of db; r is valid during the call.  q may be freed at once. */
+TS_API int  ts_query_watch(ts_query *q, void (*cb)(const ts_result *r, void *ctx), void *ctx,
+                           ts_watch **out);
+/* After it returns, cb never runs again.  Accepts NULL. */
+TS_API int  ts_unwatch(ts_watch *w);
+
+/* ---- expressions (atomic updates) -------------------------------------
+ * Values of `changes` (ts_query_update, ts_update, ts_upsert) may be
+ * expressions, evaluated inside the write against the row being changed.
+ * JSON form: {"$expr": [op, args...]} (docs/expressions.md).  Each builder
+ * returns a new reference and takes ownership of its json_t arguments. */
+TS_API json_t *ts_expr_field(const char *name);
+TS_API json_t *ts_expr_value(json_t *v);
+TS_API json_t *ts_expr_add(json_t *a, json_t *b);
+TS_API json_t *ts_expr_sub(json_t *a, json_t *b);
+TS_API json_t *ts_expr_mul(json_t *a, json_t *b);
+TS_API json_t *ts_expr_div(json_t *a, json_t *b);
+TS_API json_t *ts_expr_mod(json_t *a, json_t *b);
+TS_API json_t *ts_expr_neg(json_t *a);
+TS_API json_t *ts_expr_min(json_t *a, json_t *b);
+TS_API json_t *ts_expr_max(json_t *a, json_t *b);
+TS_API json_t *ts_expr_round(json_t *a);
+TS_API json_t *ts_expr_floor(json_t *a);
+TS_API json_t *ts_expr_ceil(json_t *a);
+TS_API json_t *ts_expr_abs(json_t *a);
+TS_API json_t *ts_expr_now(void);
+TS_API json_t *ts_expr_if(json_t *cond, json_t *then_, json_t *else_);
+/* Conditions for ts_expr_if: op one of "=", "!=", "<", "<=", ">", ">=",
+ * "and", "or" (any other op: NULL, a and b released); SQL nulls. */
+TS_API json_t *ts_expr_cmp(const char *op, json_t *a, json_t *b);
+TS_API json_t *ts_expr_not(json_t *a);
+TS_API json_t *ts_expr_is_update(void);
+TS_API json_t *ts_expr_is_insert(void);
+
 /* ts_rekey flags */
 #define TS_REKEY_NEW_DATA_KEY 0x1u /* re-encrypt every page under a fresh data key */
 

@@ -1,0 +1,60 @@
+/*
+ * Running a query: what a query says (tsq_spec, built by the public
+ * builders), and an executor that yields its rows in order, one at a time,
+ * with joins, filtering, sorting, offset, limit and cursor pages.
+ */
+#ifndef TS_QUERY_EXEC_H
+#define TS_QUERY_EXEC_H
+
+#include "query/query.h"
+
+typedef struct tsq_order { char *field; int desc; } tsq_order;
+typedef struct tsq_join { char *table, *left, *right; int op; int left_join; } tsq_join;
+typedef struct tsq_sel { char *field, *alias; } tsq_sel;
+
+typedef struct tsq_spec {
+    char      *table;
+    ts_cond    cond;
+    tsq_order *order;
+    size_t     norder;
+    int64_t    limit, offset;
+    int        has_limit;
+    char      *cursor;
+    tsq_sel   *sel;
+    size_t     nsel;
+    tsq_join  *joins;
+    size_t     njoins;
+} tsq_spec;
+
+/* Executor modes */
+#define TSQ_MODE_ROWS   0  /* ts_query_exec: default limit, offset, cursors */
+#define TSQ_MODE_STREAM 1  /* an explicit limit and offset only */
+#define TSQ_MODE_ALL    2  /* every matching row (count, aggregates, update, delete) */
+
+typedef struct tsq_exec tsq_exec;
+
+/* Compile and plan spec on the tables as tx sees them (space: the handle's
+ * current one).  Errors: TS_ERR_NOT_FOUND (table), TS_ERR_VALIDATION. */
+int  tsq_exec_open(ts_env *env, tstbl_map *m, tstx *tx, uint64_t space, const tsq_spec *q,
+                   int mode, int64_t default_limit, tsq_exec **out);
+/* 1: *rs is the next row (valid until the next call), *pk its source-0
+ * primary key; 0: done; < 0: error. */
+int  tsq_exec_next(tsq_exec *e, const tsq_rowset **rs, const uint8_t **pk, size_t *pkl);
+/* The row as returned to users (select list applied): a new object. */
+int  tsq_exec_row_json(tsq_exec *e, const tsq_rowset *rs, json_t **out);
+/* After the last row (ROWS mode): new tokens for the pages after and
+ * before this one, NULL when none. */
+int  tsq_exec_cursors(tsq_exec *e, char **next, char **prev);
+/* Plan and counters, added to o. */
+void tsq_exec_explain(tsq_exec *e, json_t *o);
+/* The compiled context (column lookups for aggregates). */
+tsq_ctx *tsq_exec_ctx(tsq_exec *e);
+/* Whether the query has conditions. */
+int  tsq_exec_has_cond(const tsq_exec *e);
+/* Names of the tables the query reads (for the cache and watchers). */
+void tsq_exec_close(tsq_exec *e);
+
+/* The shape of a query for cursors and cache keys. */
+uint64_t tsq_shape_hash(const tsq_spec *q, int with_limits);
+
+#endif
