@@ -103,8 +103,15 @@ int tsrow_pk_key(tsw *w, const tstbl *t, const json_t *pk, uint8_t *key, size_t 
     if (json_is_null(pk))
         return tsenv_error(w->env, TS_ERR_VALIDATION, "%s: a primary key value is required",
                            t->def->name);
+    const tsd_field *f = &t->def->cols[0];
+    if (json_is_integer(pk) && (f->type == TSD_INTEGER || (f->type == TSD_KEY &&
+        (f->pk_type == TSD_PK_SEQUENTIAL || f->pk_type == TSD_PK_TIMESTAMP || f->pk_type == TSD_PK_NONE)))) {
+        /* the common case, without building a coerced copy */
+        *len = ts_key_int(key, TSROW_KEY_CAP, 0, json_integer_value(pk));
+        return TS_OK;
+    }
     json_t *v = NULL;
-    int rc = tsd_coerce(w->env, &t->def->cols[0], pk, &v);
+    int rc = tsd_coerce(w->env, f, pk, &v);
     size_t off = 0;
     if (!rc) rc = tsd_json_key(w->env, &t->def->cols[0], v, key, TSROW_KEY_CAP, &off);
     json_decref(v);
