@@ -6,6 +6,14 @@ int tscall_fatal(int rc)
     return rc == TS_ERR_IO || rc == TS_ERR_NOMEM || rc == TS_ERR_CORRUPT || rc == TS_ERR_READONLY;
 }
 
+int tscall_tx_begin(ts_db *db, int write, tstx **out)
+{
+    uint64_t tag = db->tables.env ? tstbl_snapshot_tag(&db->tables) : 0;
+    int rc = tstx_begin(db->pg, write, out);
+    if (!rc) tstx_set_tag(*out, tag);
+    return rc;
+}
+
 int tscall_begin(ts_db *db, int write, tscall *c)
 {
     c->db = db;
@@ -26,7 +34,7 @@ int tscall_begin(ts_db *db, int write, tscall *c)
         return TS_OK;
     }
     pthread_rwlock_rdlock(&db->gate);
-    int rc = tstx_begin(db->pg, write, &c->tx);
+    int rc = tscall_tx_begin(db, write, &c->tx);
     if (rc) {
         pthread_rwlock_unlock(&db->gate);
         return rc;

@@ -22,6 +22,9 @@ typedef struct tsapi_thread {
 } tsapi_thread;
 
 int  tscall_begin(ts_db *db, int write, tscall *c);
+/* tstx_begin with the data layer's snapshot tag (use it for every
+ * transaction that may look tables up). */
+int  tscall_tx_begin(ts_db *db, int write, tstx **out);
 /* End the call with status rc; returns rc, or the commit's failure. */
 int  tscall_end(tscall *c, int rc);
 /* Whether a status means the transaction's changes may be half-applied. */

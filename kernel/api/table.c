@@ -332,7 +332,7 @@ int tsapi_tables_stats(ts_db *db, json_t *stats)
     for (size_t i = 0; i < n && !rc; i++) {
         tstbl *t = db->tables.t[i];
         int64_t k = 0;
-        if (t->pending && t->pending != c.tx) continue;
+        if (!tstbl_visible(t, c.tx)) continue;
         tables++;
         rc = tstbl_count(&db->tables, c.tx, t, tsrow_space(t, space), &k);
         rows += k;

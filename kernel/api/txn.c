@@ -12,7 +12,7 @@ static int begin(ts_db *db, int write)
     tsapi_thread *t = calloc(1, sizeof *t);
     if (!t) return tsenv_error(&db->env, TS_ERR_NOMEM, "out of memory");
     pthread_rwlock_rdlock(&db->gate);
-    int rc = tstx_begin(db->pg, write, &t->tx);
+    int rc = tscall_tx_begin(db, write, &t->tx);
     if (rc) {
         pthread_rwlock_unlock(&db->gate);
         free(t);

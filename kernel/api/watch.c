@@ -105,7 +105,7 @@ int tsapi_cache_get(ts_query *q, tstx *tx, ts_result **out)
     int rc;
     if (!th || !th->tx) {
         tstx *fresh;
-        if ((rc = tstx_begin(db->pg, 0, &fresh))) return rc;
+        if ((rc = tscall_tx_begin(db, 0, &fresh))) return rc;
         rc = tsapi_query_rows(q, fresh, out);
         tstx_rollback(fresh);
     } else {
@@ -309,7 +309,7 @@ static void *watch_main(void *arg)
             ts_result *r = NULL;
             tstx *tx;
             pthread_rwlock_rdlock(&db->gate);
-            int rc = tstx_begin(db->pg, 0, &tx);
+            int rc = tscall_tx_begin(db, 0, &tx);
             if (!rc) {
                 rc = tsapi_query_rows(&w->q, tx, &r);
                 tstx_rollback(tx);

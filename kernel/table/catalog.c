@@ -71,18 +71,28 @@ tstbl *tstbl_find(tstbl_map *m, const char *name)
     return i < 0 ? NULL : m->t[i];
 }
 
+int tstbl_visible(const tstbl *t, const tstx *tx)
+{
+    return (!t->pending || t->pending == tx) && (tstx_is_write(tx) || t->created <= tstx_tag(tx));
+}
+
 int tstbl_acquire(tstbl_map *m, const char *name, const tstx *tx, tstbl **out)
 {
     *out = NULL;
     if (!name) return tsenv_error(m->env, TS_ERR_INVALID, "table name is NULL");
     pthread_mutex_lock(&m->lock);
     long i = map_index(m, name);
-    if (i >= 0 && (!m->t[i]->pending || m->t[i]->pending == tx)) {
+    if (i >= 0 && tstbl_visible(m->t[i], tx)) {
         *out = m->t[i];
         (*out)->refs++;
     }
     pthread_mutex_unlock(&m->lock);
     return *out ? TS_OK : tsenv_error(m->env, TS_ERR_NOT_FOUND, "no table named '%s'", name);
+}
+
+uint64_t tstbl_snapshot_tag(tstbl_map *m)
+{
+    return __atomic_load_n(&m->commits, __ATOMIC_ACQUIRE);
 }
 
 void tstbl_release(tstbl_map *m, tstbl *t)
@@ -98,7 +108,7 @@ int tstbl_names(tstbl_map *m, const tstx *tx, json_t *arr)
     int rc = TS_OK;
     pthread_mutex_lock(&m->lock);
     for (size_t i = 0; i < m->n && !rc; i++)
-        if ((!m->t[i]->pending || m->t[i]->pending == tx) && json_array_append_new(arr, json_string(m->t[i]->def->name))) rc = TS_ERR_NOMEM;
+        if (tstbl_visible(m->t[i], tx) && json_array_append_new(arr, json_string(m->t[i]->def->name))) rc = TS_ERR_NOMEM;
     pthread_mutex_unlock(&m->lock);
     return rc;
 }
@@ -641,7 +651,9 @@ int tstbl_after_commit(tstbl_map *m, tspg *pg, int ok)
     }
     int any = 0;
     pthread_mutex_lock(&m->lock);
+    uint64_t n = __atomic_add_fetch(&m->commits, 1, __ATOMIC_ACQ_REL);
     for (size_t i = 0; i < m->n; i++) {
+        if (m->t[i]->pending) m->t[i]->created = n;
         m->t[i]->pending = NULL;
         if (!m->t[i]->dirty) continue;
         m->t[i]->dirty = 0;

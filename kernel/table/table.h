@@ -46,6 +46,7 @@ typedef struct tstbl {
     int                 gone;      /* no longer in the map: freed at refs 0 */
     const tstx         *pending;   /* created by this uncommitted transaction */
     int                 dirty;     /* rows changed by the writer's transaction */
+    uint64_t            created;   /* the commit number that created it (0: before open) */
     uint64_t            version;   /* bumped after each commit that changed rows (atomic) */
 } tstbl;
 
@@ -63,6 +64,7 @@ typedef struct tstbl_map {
     tsreg          *reg;
     tssys          *sys;
     int64_t         node_id;
+    uint64_t        commits;     /* write commits since open (atomic) */
 } tstbl_map;
 
 int  tstbl_map_open(tstbl_map *m, ts_env *env, tsreg *reg, tssys *sys, tspg *pg, int64_t node_id);
@@ -70,8 +72,13 @@ void tstbl_map_close(tstbl_map *m);
 
 /* Find a table by name for a call running in tx and take a reference
  * (tstbl_release).  NOT_FOUND with a message, also for a table another
- * transaction created and has not committed yet. */
+ * transaction created and has not committed yet, or created after tx's
+ * snapshot began (read transactions carry tstbl_snapshot_tag). */
 int  tstbl_acquire(tstbl_map *m, const char *name, const tstx *tx, tstbl **out);
+/* Whether t exists for a call running in tx (see tstbl_acquire). */
+int  tstbl_visible(const tstbl *t, const tstx *tx);
+/* The tag to give a read transaction: read it just before tstx_begin. */
+uint64_t tstbl_snapshot_tag(tstbl_map *m);
 void tstbl_release(tstbl_map *m, tstbl *t);
 /* Without a reference: for the writer only. */
 tstbl *tstbl_find(tstbl_map *m, const char *name);

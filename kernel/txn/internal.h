@@ -41,6 +41,7 @@ struct tstx {
     tstx     *rnext, *rprev;  /* active readers */
     uint64_t  touched;        /* pages got, for explain and benchmarks */
     tspage   *hfree;          /* released page handles, reused (no malloc per get) */
+    uint64_t  tag;            /* the upper layers' (tstx_set_tag) */
 };
 
 struct tspg {

@@ -101,6 +101,11 @@ int  tstx_root_set(tstx *tx, unsigned slot, uint64_t v);
 int  tstx_sysroot_get(tstx *tx, unsigned slot, uint64_t *v);
 int  tstx_sysroot_set(tstx *tx, unsigned slot, uint64_t v);
 
+/* A value the upper layers attach to a transaction (0 at begin): the data
+ * layer stores which catalog changes its snapshot includes. */
+void     tstx_set_tag(tstx *tx, uint64_t tag);
+uint64_t tstx_tag(const tstx *tx);
+
 uint8_t *tspage_data(tspage *p);     /* the usable bytes */
 uint64_t tspage_no(const tspage *p);
 void     tspage_release(tspage *p);

@@ -601,3 +601,6 @@ int tstx_commit(tstx *tx)
     if (!rc && ckpt) tspg_checkpoint_auto(pg); /* best effort: a failure only delays it */
     return rc;
 }
+
+void tstx_set_tag(tstx *tx, uint64_t tag) { tx->tag = tag; }
+uint64_t tstx_tag(const tstx *tx) { return tx->tag; }
