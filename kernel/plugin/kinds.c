@@ -58,7 +58,8 @@ static const tskind kinds[] = {
       storage_req, storage_req_names, COUNT(storage_req), NULL },
     { TS_KIND_CIPHER, "cipher", sizeof(ts_cipher_vtab), sizeof(ts_cipher_vtab),
       cipher_req, cipher_req_names, COUNT(cipher_req), cipher_check },
-    { TS_KIND_INDEX, "index", sizeof(ts_index_vtab), sizeof(ts_index_vtab),
+    /* ABI 1.0 index vtables end before knn (added in 1.1) */
+    { TS_KIND_INDEX, "index", sizeof(ts_index_vtab), offsetof(ts_index_vtab, knn),
       index_req, index_req_names, COUNT(index_req), NULL },
     { TS_KIND_PKGEN, "pkgen", sizeof(ts_pkgen_vtab), sizeof(ts_pkgen_vtab),
       pkgen_req, pkgen_req_names, COUNT(pkgen_req), NULL },

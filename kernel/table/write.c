@@ -2,6 +2,7 @@
 #include <string.h>
 #include <tostore/keys.h>
 #include "base/env.h"
+#include "data/expr.h"
 #include "table/write.h"
 
 #define PURGE_PER_WRITE 16
@@ -30,11 +31,24 @@ static int put_row(tsw *w, tstbl *t, uint64_t space, const uint8_t *row, size_t 
     return rc;
 }
 
+static int insert_record(tsw *w, tstbl *t, const json_t *rec, json_t **pk_new);
+
 int tswrite_insert(tsw *w, tstbl *t, const json_t *rec, json_t **pk_new)
 {
     if (pk_new) *pk_new = NULL;
     if (!json_is_object(rec))
         return tsenv_error(w->env, TS_ERR_VALIDATION, "%s: a record is a JSON object", t->def->name);
+    if (!tsx_has_expr(rec)) return insert_record(w, t, rec, pk_new);
+    /* expressions of an insert see the record itself (is_insert true) */
+    json_t *ev = NULL;
+    int rc = tsx_apply(w->env, t->def, rec, rec, 0, w->now, &ev);
+    if (!rc) rc = insert_record(w, t, ev, pk_new);
+    json_decref(ev);
+    return rc;
+}
+
+static int insert_record(tsw *w, tstbl *t, const json_t *rec, json_t **pk_new)
+{
     uint64_t space = tsrow_space(t, w->space);
     int rc = TS_OK;
     if (t->ttl) rc = tsrow_purge_expired(w, t, space, PURGE_PER_WRITE, NULL);
@@ -75,8 +89,11 @@ int tswrite_update(tsw *w, tstbl *t, uint64_t space, const uint8_t *pk, size_t p
         return tsenv_error(w->env, rc, "%s: no row with that primary key", t->def->name);
     if (rc) return rc;
     tsd_buf row = { 0 };
-    rc = tsd_record_validate(w->env, t->def, changes, TSD_REC_PARTIAL, w->now, &patch);
-    if (!rc) rc = tsd_row_decode(w->env, t->def, r.row, r.len, &old);
+    json_t *ev = NULL;
+    rc = tsd_row_decode(w->env, t->def, r.row, r.len, &old);
+    /* expressions are evaluated against the stored row, inside the write */
+    if (!rc && tsx_has_expr(changes)) rc = tsx_apply(w->env, t->def, changes, old, 1, w->now, &ev);
+    if (!rc) rc = tsd_record_validate(w->env, t->def, ev ? ev : changes, TSD_REC_PARTIAL, w->now, &patch);
     if (!rc) rc = tsd_record_merge(w->env, t->def, old, patch, &merged);
     if (!rc) rc = tsd_row_encode(w->env, t->def, merged, &row);
     if (!rc && t->def->nfks) rc = tsfk_check(w, t, space, row.p, row.len);
@@ -93,6 +110,7 @@ int tswrite_update(tsw *w, tstbl *t, uint64_t space, const uint8_t *pk, size_t p
     json_decref(patch);
     json_decref(old);
     json_decref(merged);
+    json_decref(ev);
     tsd_buf_free(&row);
     tsrow_done(&r);
     return rc;
@@ -148,9 +166,17 @@ int tswrite_upsert(tsw *w, tstbl *t, const json_t *rec, json_t **pk_new)
 {
     if (pk_new) *pk_new = NULL;
     uint64_t space = tsrow_space(t, w->space);
-    json_t *patch = NULL;
-    int rc = tsd_record_validate(w->env, t->def, rec, TSD_REC_PARTIAL, w->now, &patch);
-    if (rc) return rc;
+    json_t *patch = NULL, *plain = NULL;
+    if (json_is_object(rec) && tsx_has_expr(rec)) {
+        /* the conflict target comes from the plain values */
+        plain = json_object();
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)rec, k, v)
+            if (!tsx_is_expr(v)) json_object_set(plain, k, v);
+    }
+    int rc = tsd_record_validate(w->env, t->def, plain ? plain : rec, TSD_REC_PARTIAL, w->now, &patch);
+    if (rc) { json_decref(plain); return rc; }
     long target = tsd_upsert_target(t->def, patch);
     uint8_t pk[TSROW_KEY_CAP];
     size_t pkl = 0;
@@ -169,7 +195,7 @@ int tswrite_upsert(tsw *w, tstbl *t, const json_t *rec, json_t **pk_new)
     if (rc == TS_ERR_NOT_FOUND) {
         rc = tswrite_insert(w, t, rec, pk_new);
     } else if (!rc) {
-        rc = tswrite_update(w, t, space, pk, pkl, patch);
+        rc = tswrite_update(w, t, space, pk, pkl, plain ? rec : patch);
         if (!rc && pk_new) {
             /* the key after the update (the patch may not change it) */
             json_t *given = json_object_get(patch, t->def->cols[0].name);
@@ -184,6 +210,7 @@ int tswrite_upsert(tsw *w, tstbl *t, const json_t *rec, json_t **pk_new)
         }
     }
     json_decref(patch);
+    json_decref(plain);
     return rc;
 }
 

@@ -83,6 +83,14 @@ typedef struct ts_page_api {
 /* ts_index_vtab capabilities */
 #define TS_INDEX_ORDERED 0x1u  /* cursors iterate in key order (range scans) */
 #define TS_INDEX_UNIQUE  0x2u  /* can enforce unique keys */
+#define TS_INDEX_VECTOR  0x4u  /* keys are vectors; offers knn */
+
+/* One result of ts_index_vtab.knn. */
+typedef struct ts_knn_hit {
+    float       distance;  /* L2: Euclidean; cosine: 1 - similarity; innerProduct: -dot */
+    const void *val;
+    size_t      vlen;
+} ts_knn_hit;
 
 typedef struct ts_index_vtab {
     uint32_t struct_size;
@@ -137,6 +145,20 @@ typedef struct ts_index_vtab {
      * key.  TS_ERR_NOT_FOUND when there is no such entry. */
     int  (*seek_entry)(void *cur, const void *key, size_t klen, const void *val,
                        size_t vlen, int mode);
+
+    /* Optional (vector modules, caps TS_INDEX_VECTOR).  Keys of a vector
+     * index are vectors: `dimensions` little-endian float32 values (the
+     * kernel passes "dimensions", "precision", "distanceMetric" and
+     * "parameters" in the module's options at create and open); values are
+     * primary keys.  knn finds the k entries nearest to q (dim floats), the
+     * nearest first: out[i] gets the distance and the value (valid until the
+     * next call on idx from this transaction).  ef (0: the index's
+     * efSearch) sets the search breadth.  filter (may be NULL) keeps an
+     * entry when it returns 1 (0: skip, < 0: an error to return); a module
+     * returns fewer than k hits only when fewer than k entries pass. */
+    int  (*knn)(void *idx, ts_txn *txn, const float *q, size_t dim, size_t k, int ef,
+                int (*filter)(void *ctx, const void *val, size_t vlen), void *fctx,
+                struct ts_knn_hit *out, size_t *nout);
 } ts_index_vtab;
 
 #ifdef __cplusplus
