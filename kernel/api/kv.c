@@ -266,6 +266,30 @@ int ts_kv_increment(ts_db *db, const char *key, int64_t amount, int global, int6
     return rc;
 }
 
+typedef struct walk_ctx {
+    ts_db  *db;
+    int64_t now;
+    int   (*fn)(void *ctx, const char *key);
+    void   *ctx;
+    char    name[KV_KEY_MAX + 1];
+} walk_ctx;
+
+static int walk_one(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
+{
+    walk_ctx *w = ctx;
+    if (vl >= 9) {
+        int64_t exp = get64s((const uint8_t *)v + 1);
+        if (exp && exp <= w->now) return TS_OK;
+    }
+    size_t off = 0;
+    ts_key_item sp, t;
+    if (ts_key_next(k, kl, &off, &sp) != 1 || ts_key_next(k, kl, &off, &t) != 1 || t.len > KV_KEY_MAX)
+        return tsenv_error(&w->db->env, TS_ERR_CORRUPT, "malformed key-value key");
+    ts_key_unescape(&t, w->name);
+    w->name[t.len] = '\0';
+    return w->fn(w->ctx, w->name);
+}
+
 /* Walk live keys of a space starting with prefix; fn gets each key. */
 static int walk(ts_db *db, tstx *tx, int64_t space, const char *prefix,
                 int (*fn)(void *ctx, const char *key), void *ctx)
@@ -274,33 +298,12 @@ static int walk(ts_db *db, tstx *tx, int64_t space, const char *prefix,
     size_t pl = ts_key_int(k, KBUF, 0, space);
     size_t full = ts_key_text(k, KBUF, pl, prefix, strlen(prefix));
     pl = full - 2; /* drop the terminator: a prefix of every longer key */
-    int64_t now = now_ms();
-    tsix_cur c;
-    int rc = tsix_cursor(db->sys.kv, tx, &c);
-    if (rc) return rc;
-    char name[KV_KEY_MAX + 1];
-    for (rc = tsix_seek(&c, k, pl, TS_SEEK_GE); rc == TS_OK; rc = tsix_next(&c)) {
-        const void *ek, *ev;
-        size_t ekl, evl;
-        if ((rc = tsix_entry(&c, &ek, &ekl, &ev, &evl))) break;
-        if (ekl < pl || memcmp(ek, k, pl) != 0) break;
-        if (evl >= 9) {
-            int64_t exp = get64s((const uint8_t *)ev + 1);
-            if (exp && exp <= now) continue;
-        }
-        size_t off = 0;
-        ts_key_item sp, t;
-        if (ts_key_next(ek, ekl, &off, &sp) != 1 || ts_key_next(ek, ekl, &off, &t) != 1 ||
-            t.len > KV_KEY_MAX) {
-            rc = tsenv_error(&db->env, TS_ERR_CORRUPT, "malformed key-value key");
-            break;
-        }
-        ts_key_unescape(&t, name);
-        name[t.len] = '\0';
-        if ((rc = fn(ctx, name))) break;
-    }
-    tsix_cursor_close(&c);
-    return rc == TS_ERR_NOT_FOUND ? TS_OK : rc;
+    walk_ctx *w = malloc(sizeof *w);
+    if (!w) return tsenv_error(&db->env, TS_ERR_NOMEM, "out of memory");
+    *w = (walk_ctx){ db, now_ms(), fn, ctx, "" };
+    int rc = tsix_each_prefix(db->sys.kv, tx, k, pl, walk_one, w);
+    free(w);
+    return rc;
 }
 
 static int add_key(void *ctx, const char *key)

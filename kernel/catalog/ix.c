@@ -112,3 +112,19 @@ int tsix_get(tsix *ix, tstx *tx, const void *k, size_t kl, void **val, size_t *v
     tsix_cursor_close(&c);
     return rc;
 }
+
+int tsix_each_prefix(tsix *ix, tstx *tx, const void *prefix, size_t pl, tsix_each_fn fn, void *ctx)
+{
+    tsix_cur c;
+    int rc = tsix_cursor(ix, tx, &c);
+    if (rc) return rc;
+    for (rc = tsix_seek(&c, prefix, pl, TS_SEEK_GE); rc == TS_OK; rc = tsix_next(&c)) {
+        const void *k, *v;
+        size_t kl, vl;
+        if ((rc = tsix_entry(&c, &k, &kl, &v, &vl))) break;
+        if (kl < pl || memcmp(k, prefix, pl) != 0) break;
+        if ((rc = fn(ctx, k, kl, v, vl))) break;
+    }
+    tsix_cursor_close(&c);
+    return rc == TS_ERR_NOT_FOUND ? TS_OK : rc;
+}

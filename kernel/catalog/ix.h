@@ -51,4 +51,10 @@ int  tsix_next(tsix_cur *c);
 int  tsix_prev(tsix_cur *c);
 int  tsix_entry(tsix_cur *c, const void **k, size_t *kl, const void **v, size_t *vl);
 
+/* Call fn for each entry whose key starts with prefix, in key order, until
+ * fn returns non-zero (which is returned; TS_OK at the end).  The pointers
+ * are valid during the call; fn must not change the index. */
+typedef int (*tsix_each_fn)(void *ctx, const void *k, size_t kl, const void *v, size_t vl);
+int  tsix_each_prefix(tsix *ix, tstx *tx, const void *prefix, size_t pl, tsix_each_fn fn, void *ctx);
+
 #endif

@@ -127,29 +127,27 @@ int tssys_space_remove(tssys *sys, tstx *tx, const char *name)
     return tsix_remove(sys->catalog, tx, k, tssys_key(k, "space", name), NULL, 0);
 }
 
+typedef struct list_ctx { json_t *names; size_t pl; } list_ctx;
+
+static int add_space(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
+{
+    (void)v; (void)vl;
+    list_ctx *l = ctx;
+    size_t off = l->pl;
+    ts_key_item it;
+    char name[TSSYS_NAME_MAX + 1];
+    if (ts_key_next(k, kl, &off, &it) != 1 || it.tag != TS_KEY_TEXT || it.len > TSSYS_NAME_MAX)
+        return TS_ERR_CORRUPT;
+    ts_key_unescape(&it, name);
+    name[it.len] = '\0';
+    return json_array_append_new(l->names, json_string(name)) ? TS_ERR_NOMEM : TS_OK;
+}
+
 int tssys_space_list(tssys *sys, tstx *tx, json_t *names)
 {
     uint8_t k[KEYCAP];
-    size_t kl = tssys_key(k, "space", NULL);
-    tsix_cur c;
-    int rc = tsix_cursor(sys->catalog, tx, &c);
-    if (rc) return rc;
-    for (rc = tsix_seek(&c, k, kl, TS_SEEK_GE); rc == TS_OK; rc = tsix_next(&c)) {
-        const void *ek, *ev;
-        size_t ekl, evl;
-        if ((rc = tsix_entry(&c, &ek, &ekl, &ev, &evl))) break;
-        if (ekl < kl || memcmp(ek, k, kl) != 0) break;
-        size_t off = kl;
-        ts_key_item it;
-        if (ts_key_next(ek, ekl, &off, &it) != 1 || it.tag != TS_KEY_TEXT) { rc = TS_ERR_CORRUPT; break; }
-        char name[TSSYS_NAME_MAX + 1];
-        if (it.len > TSSYS_NAME_MAX) { rc = TS_ERR_CORRUPT; break; }
-        ts_key_unescape(&it, name);
-        name[it.len] = '\0';
-        json_array_append_new(names, json_string(name));
-    }
-    tsix_cursor_close(&c);
-    return rc == TS_ERR_NOT_FOUND ? TS_OK : rc;
+    list_ctx l = { names, tssys_key(k, "space", NULL) };
+    return tsix_each_prefix(sys->catalog, tx, k, l.pl, add_space, &l);
 }
 
 int tssys_active_get(tssys *sys, tstx *tx, char *name_out, size_t cap)

@@ -199,25 +199,21 @@ static int load_entry(tstbl_map *m, const void *v, size_t vl, tstbl **out)
     return rc;
 }
 
+static int load_one(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
+{
+    (void)k; (void)kl;
+    tstbl_map *m = ctx;
+    tstbl *t;
+    int rc = load_entry(m, v, vl, &t);
+    if (!rc && (rc = map_add(m, t))) tbl_free(t);
+    return rc;
+}
+
 /* Read every table of the catalog into an empty map. */
 static int load_all(tstbl_map *m, tstx *tx)
 {
     uint8_t k[KCAP];
-    size_t kl = tssys_key(k, "table", NULL);
-    tsix_cur c;
-    int rc = tsix_cursor(m->sys->catalog, tx, &c);
-    if (rc) return rc;
-    for (rc = tsix_seek(&c, k, kl, TS_SEEK_GE); rc == TS_OK; rc = tsix_next(&c)) {
-        const void *ek, *ev;
-        size_t ekl, evl;
-        if ((rc = tsix_entry(&c, &ek, &ekl, &ev, &evl))) break;
-        if (ekl < kl || memcmp(ek, k, kl) != 0) break;
-        tstbl *t;
-        if ((rc = load_entry(m, ev, evl, &t))) break;
-        if ((rc = map_add(m, t))) { tbl_free(t); break; }
-    }
-    tsix_cursor_close(&c);
-    return rc == TS_ERR_NOT_FOUND ? TS_OK : rc;
+    return tsix_each_prefix(m->sys->catalog, tx, k, tssys_key(k, "table", NULL), load_one, m);
 }
 
 static void clear_map(tstbl_map *m)
