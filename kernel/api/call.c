@@ -52,15 +52,16 @@ void tscall_poison(tscall *c)
 int tscall_commit(ts_db *db, tstx *tx)
 {
     int write = tstx_is_write(tx) && db->tables.env;
+    uint64_t no = 0;
     if (write) {
-        int rc = tstbl_before_commit(&db->tables, tx);
+        int rc = tstbl_before_commit(&db->tables, tx, &no);
         if (rc) {
             tscall_rollback(db, tx);
             return rc;
         }
     }
     int rc = tstx_commit(tx);
-    if (write && tstbl_after_commit(&db->tables, db->pg, rc == TS_OK)) tsapi_watch_notify(db);
+    if (write && tstbl_after_commit(&db->tables, no, rc == TS_OK)) tsapi_watch_notify(db);
     return rc;
 }
 

@@ -3,6 +3,7 @@
 #include <string.h>
 #include "api/call.h"
 #include "api/query.h"
+#include "table/migrate.h"
 #include "base/build_info.h"
 #include "base/status.h"
 #include "txn/rekey.h"
@@ -94,41 +95,20 @@ static int open_pager(ts_db *db)
     return tspg_open(&db->env, db->store, db->cipher, &o, &db->pg);
 }
 
-/* Tables listed under "schemas" in the config: create the missing ones;
- * a stored table must match its listed schema (changing one is migration). */
+/* Tables listed under "schemas" in the config: create the missing ones and
+ * migrate changed ones (docs/migration.md); a refused migration fails the open. */
 static int config_schemas(ts_db *db)
 {
     const json_t *sc = db->cfg->schemas;
-    if (!sc || !json_array_size(sc)) return TS_OK;
-    size_t n = json_array_size(sc), nnew = 0;
-    const json_t **fresh = calloc(n, sizeof *fresh);
-    if (!fresh) return tsenv_error(&db->env, TS_ERR_NOMEM, "out of memory");
-    int rc = TS_OK;
-    for (size_t i = 0; i < n && !rc; i++) {
-        const json_t *s = json_array_get(sc, i);
-        tstbl *t = tstbl_find(&db->tables, json_string_value(json_object_get(s, "name")));
-        if (!t) { fresh[nnew++] = s; continue; }
-        tsd_table *given = NULL;
-        rc = tsd_table_parse(&db->env, s, &given);
-        json_t *a = given ? tsd_table_to_json(given) : NULL, *b = tsd_table_to_json(t->def);
-        if (!rc && !json_equal(a, b))
-            rc = tsenv_error(&db->env, TS_ERR_VALIDATION, "schemas[%zu]: table '%s' differs from "
-                             "the stored table; changing a table needs schema migration", i,
-                             t->def->name);
-        json_decref(a);
-        json_decref(b);
-        tsd_table_free(given);
-    }
-    if (!rc && nnew) {
-        tstx *tx;
-        if (!(rc = tstx_begin(db->pg, 1, &tx))) {
-            rc = tstbl_create(&db->tables, tx, fresh, nnew);
-            if (!rc) rc = tscall_commit(db, tx);
-            else tscall_rollback(db, tx);
-        }
-    }
+    if (!sc) return TS_OK;
+    tsmig_opts o = { db->cfg->drop_missing_tables, db->cfg->allow_lossy, 0 };
+    tstx *tx;
+    int rc = tscall_tx_begin(db, 1, &tx);
+    if (rc) return rc;
+    rc = tsmig_sync(&db->tables, tx, sc, &o, NULL);
+    if (!rc) rc = tscall_commit(db, tx);
+    else tscall_rollback(db, tx);
     if (rc) tsenv_error_prefix(&db->env, "config schemas");
-    free(fresh);
     return rc;
 }
 

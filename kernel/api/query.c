@@ -464,7 +464,7 @@ static int modify(ts_query *q, const json_t *changes, int64_t *affected, int del
         if (rc < 0 && !c.owned && w.nundo && tsw_undo_to(&w, 0)) tscall_poison(&c);
         tsw_done(&w);
     }
-    tstbl_release(&q->db->tables, t);
+    if (t) tstbl_release(&q->db->tables, t);
     keys_free(&k);
     rc = tscall_end(&c, rc);
     if (!rc && affected) *affected = n;

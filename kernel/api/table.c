@@ -3,6 +3,7 @@
 #include <string.h>
 #include <tostore/keys.h>
 #include "api/call.h"
+#include "table/migrate.h"
 #include "table/write.h"
 
 static uint64_t cur_space(ts_db *db)
@@ -132,6 +133,28 @@ int ts_clear_table(ts_db *db, const char *table)
     int rc = stmt_begin(db, table, 1, &s);
     if (!rc) rc = tswrite_clear(&s.w, s.t);
     return stmt_end(db, &s, rc);
+}
+
+int ts_sync_schemas_report(ts_db *db, const json_t *schemas, int dry_run, json_t **report_new)
+{
+    if (report_new) *report_new = NULL;
+    tscall c;
+    int rc = tscall_begin(db, 1, &c);
+    if (rc) return rc;
+    unsigned seq = db->tables.ddl_seq;
+    tsmig_opts o = { db->cfg->drop_missing_tables, db->cfg->allow_lossy, dry_run };
+    json_t *rep = json_array();
+    rc = schemas ? (rep ? tsmig_sync(&db->tables, c.tx, schemas, &o, rep) : TS_ERR_NOMEM)
+                 : tsenv_error(&db->env, TS_ERR_INVALID, "schemas is NULL");
+    rc = ddl_end(db, &c, seq, rc);
+    if (!rc && report_new) *report_new = rep;
+    else json_decref(rep);
+    return rc;
+}
+
+int ts_sync_schemas(ts_db *db, const json_t *schemas)
+{
+    return ts_sync_schemas_report(db, schemas, 0, NULL);
 }
 
 /* ---- rows ------------------------------------------------------------- */

@@ -254,12 +254,14 @@ static int compile_spec(tsq_exec *e)
         int me = (int)j + 1;
         J->op = q->joins[j].op;
         J->left_join = q->joins[j].left_join;
-        if (rs2 == me && ls < me) { J->lsrc = ls; J->lcol = lc; J->rsrc = rs2; J->rcol = rc2; }
-        else if (ls == me && rs2 < me) {
-            J->lsrc = rs2; J->lcol = rc2; J->rsrc = ls; J->rcol = lc;
-            /* flip the operator: a < b  ==  b > a */
-            static const int flip[] = { TSQ_EQ, TSQ_NE, TSQ_LT, TSQ_LE, TSQ_GT, TSQ_GE };
+        /* the match evaluates "joined field OP earlier value": flip the
+         * operator when the joined table's field is on the right (a < b  ==  b > a) */
+        static const int flip[] = { TSQ_EQ, TSQ_NE, TSQ_LT, TSQ_LE, TSQ_GT, TSQ_GE };
+        if (rs2 == me && ls < me) {
+            J->lsrc = ls; J->lcol = lc; J->rsrc = rs2; J->rcol = rc2;
             if (J->op <= TSQ_LE) J->op = flip[J->op];
+        } else if (ls == me && rs2 < me) {
+            J->lsrc = rs2; J->lcol = rc2; J->rsrc = ls; J->rcol = lc;
         } else {
             return tsenv_error(x->env, TS_ERR_VALIDATION, "join of '%s': the condition %s %s %s must "
                                "compare a field of '%s' with one of the tables before it",
@@ -316,8 +318,8 @@ int tsq_exec_open(ts_env *env, tstbl_map *m, tstx *tx, uint64_t space, const tsq
     if (!e->nord) want.col = 0;
     else if (e->ord[0].src == 0) { want.col = (long)e->ord[0].col; want.desc = e->ord[0].desc; }
     if (mode == TSQ_MODE_ALL && !e->nord) want.col = -1;
-    e->shape = tsq_shape_hash(q, 0);
     if (!rc && mode == TSQ_MODE_ROWS && q->cursor) {
+        e->shape = tsq_shape_hash(q, 0);
         e->from_cursor = 1;
         rc = token_parse(e, q->cursor);
         e->offset = 0;
@@ -660,6 +662,7 @@ int tsq_exec_cursors(tsq_exec *e, char **next, char **prev)
     if (!e->cursor_ok || e->mode != TSQ_MODE_ROWS || !e->emitted) return TS_OK;
     int more_after = e->prev_mode ? 1 : e->has_more;
     int more_before = e->prev_mode ? e->has_more : (e->from_cursor || e->q->offset > 0);
+    if ((more_after || more_before) && !e->from_cursor) e->shape = tsq_shape_hash(e->q, 0);
     if (more_after) *next = token_make(e->shape, 0, e->last_ik, e->last_ikl, e->last_pk, e->last_pkl);
     if (more_before) *prev = token_make(e->shape, 1, e->first_ik, e->first_ikl, e->first_pk, e->first_pkl);
     if ((more_after && !*next) || (more_before && !*prev)) {

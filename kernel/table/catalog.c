@@ -291,24 +291,31 @@ static int next_num(tstbl_map *m, tstx *tx, uint64_t *num)
     return tsix_insert(m->sys->catalog, tx, k, kl, b, 8, 1);
 }
 
-static int create_one(tstbl_map *m, tstx *tx, tsd_table *def)
+int tstbl_build(tstbl_map *m, tstx *tx, tsd_table *def, uint64_t num, tstbl **out)
 {
     ts_env *env = m->env;
-    uint64_t num, proot = 0, ttl_root = 0;
+    uint64_t proot = 0, ttl_root = 0;
     size_t ni = def->nindexes;
+    *out = NULL;
     uint64_t *roots = calloc(ni + 1, sizeof *roots);
     if (!roots) { tsd_table_free(def); return tsenv_error(env, TS_ERR_NOMEM, "out of memory"); }
-    int rc = next_num(m, tx, &num);
+    int rc = num ? TS_OK : next_num(m, tx, &num);
     if (!rc) rc = tsix_create(env, m->reg, TSSYS_INDEX_MODULE, NULL, tx, &proot);
     for (size_t i = 0; i < ni && !rc; i++)
         rc = tsix_create(env, m->reg, def->indexes[i].module, def->indexes[i].vector_config, tx,
                          &roots[i]);
     if (!rc && def->ttl_ms) rc = tsix_create(env, m->reg, TSSYS_INDEX_MODULE, NULL, tx, &ttl_root);
-    tstbl *t = NULL;
-    if (!rc) rc = open_table(m, def, num, proot, roots, ttl_root, &t);
+    if (!rc) rc = open_table(m, def, num, proot, roots, ttl_root, out);
     else tsd_table_free(def);
     free(roots);
-    if (!rc) rc = catalog_put(m, tx, t);
+    return rc;
+}
+
+int tstbl_install(tstbl_map *m, tstx *tx, tstbl *t)
+{
+    m->ddl_dirty = 1;
+    m->ddl_seq++;
+    int rc = catalog_put(m, tx, t);
     if (!rc) {
         t->pending = tx;
         pthread_mutex_lock(&m->lock);
@@ -317,6 +324,35 @@ static int create_one(tstbl_map *m, tstx *tx, tsd_table *def)
     }
     if (rc) tbl_free(t);
     return rc;
+}
+
+void tstbl_discard(tstbl *t) { tbl_free(t); }
+
+int tstbl_unlink(tstbl_map *m, tstx *tx, tstbl *t, int drop_trees)
+{
+    m->ddl_dirty = 1;
+    m->ddl_seq++;
+    int rc = TS_OK;
+    if (drop_trees) {
+        rc = tsix_drop(t->primary, tx);
+        for (size_t j = 0; j < t->def->nindexes && !rc; j++) rc = tsix_drop(t->ix[j], tx);
+        if (!rc && t->ttl) rc = tsix_drop(t->ttl, tx);
+    }
+    uint8_t k[KCAP];
+    if (!rc) rc = tsix_remove(m->sys->catalog, tx, k, tssys_key(k, "table", t->def->name), NULL, 0);
+    if (rc) return rc;
+    pthread_mutex_lock(&m->lock);
+    long i = map_index(m, t->def->name);
+    if (i >= 0 && m->t[i] == t) unlink_at(m, (size_t)i);
+    pthread_mutex_unlock(&m->lock);
+    return TS_OK;
+}
+
+static int create_one(tstbl_map *m, tstx *tx, tsd_table *def)
+{
+    tstbl *t;
+    int rc = tstbl_build(m, tx, def, 0, &t);
+    return rc ? rc : tstbl_install(m, tx, t);
 }
 
 /* The module each index and key generator needs must be loaded. */
@@ -371,8 +407,7 @@ int tstbl_create(tstbl_map *m, tstx *tx, const json_t *const *schemas, size_t n)
     return rc;
 }
 
-/* Delete the catalog entries under ("tag", num). */
-static int remove_prefixed(tstbl_map *m, tstx *tx, const char *tag, uint64_t num)
+int tstbl_remove_state(tstbl_map *m, tstx *tx, const char *tag, uint64_t num)
 {
     uint8_t k[KCAP];
     size_t kl = ts_key_text(k, KCAP, 0, tag, strlen(tag));
@@ -400,7 +435,6 @@ static int remove_prefixed(tstbl_map *m, tstx *tx, const char *tag, uint64_t num
     }
 }
 
-static void state_forget_table(tstbl_map *m, uint64_t num);
 
 int tstbl_drop(tstbl_map *m, tstx *tx, const char *name)
 {
@@ -423,10 +457,10 @@ int tstbl_drop(tstbl_map *m, tstx *tx, const char *name)
     if (!rc && t->ttl) rc = tsix_drop(t->ttl, tx);
     uint8_t k[KCAP];
     if (!rc) rc = tsix_remove(m->sys->catalog, tx, k, tssys_key(k, "table", name), NULL, 0);
-    if (!rc) rc = remove_prefixed(m, tx, "pk", t->num);
-    if (!rc) rc = remove_prefixed(m, tx, "rows", t->num);
+    if (!rc) rc = tstbl_remove_state(m, tx, "pk", t->num);
+    if (!rc) rc = tstbl_remove_state(m, tx, "rows", t->num);
     if (rc) return rc;
-    state_forget_table(m, t->num);
+    tstbl_forget_states(m, t->num);
     pthread_mutex_lock(&m->lock);
     unlink_at(m, (size_t)i);
     pthread_mutex_unlock(&m->lock);
@@ -463,7 +497,7 @@ static void states_drop(tstbl_map *m)
     m->nst = 0;
 }
 
-static void state_forget_table(tstbl_map *m, uint64_t num)
+void tstbl_forget_states(tstbl_map *m, uint64_t num)
 {
     for (size_t i = 0; i < m->nst;) {
         if (m->st[i].num == num) {
@@ -615,7 +649,7 @@ static int put_value(tstbl_map *m, tstx *tx, const uint8_t *k, size_t kl, const 
     return tsix_insert(m->sys->catalog, tx, k, kl, v, vl, 1);
 }
 
-int tstbl_before_commit(tstbl_map *m, tstx *tx)
+static int save_states(tstbl_map *m, tstx *tx)
 {
     int rc = TS_OK;
     for (size_t i = 0; i < m->nst && !rc; i++) {
@@ -639,36 +673,53 @@ int tstbl_before_commit(tstbl_map *m, tstx *tx)
     return rc;
 }
 
-int tstbl_after_commit(tstbl_map *m, tspg *pg, int ok)
+int tstbl_flush_states(tstbl_map *m, tstx *tx) { return save_states(m, tx); }
+
+/* Still under the writer lock: number the commit and stamp the tables it
+ * created or changed with it.  Readers trust a stamp only once the number
+ * is published (tstbl_after_commit), i.e. once the commit is visible. */
+int tstbl_before_commit(tstbl_map *m, tstx *tx, uint64_t *commit_no)
 {
-    if (!ok) {
-        tstbl_before_rollback(m, pg);
-        return 0;
-    }
-    int any = 0;
+    *commit_no = 0;
+    int rc = save_states(m, tx);
+    if (rc) return rc;
+    int any = m->ddl_dirty;
+    for (size_t i = 0; i < m->n && !any; i++) any = m->t[i]->dirty;
+    if (!any) return TS_OK;
+    uint64_t n = ++m->next_commit;
     pthread_mutex_lock(&m->lock);
-    uint64_t n = __atomic_add_fetch(&m->commits, 1, __ATOMIC_ACQ_REL);
     for (size_t i = 0; i < m->n; i++) {
-        if (m->t[i]->pending) m->t[i]->created = n;
-        m->t[i]->pending = NULL;
-        if (!m->t[i]->dirty) continue;
-        m->t[i]->dirty = 0;
-        __atomic_add_fetch(&m->t[i]->version, 1, __ATOMIC_RELEASE);
-        any = 1;
+        tstbl *t = m->t[i];
+        if (t->pending == tx) { t->created = n; t->pending = NULL; }
+        if (t->dirty) { __atomic_store_n(&t->last_commit, n, __ATOMIC_RELEASE); t->dirty = 0; }
     }
     m->ddl_dirty = 0;
     pthread_mutex_unlock(&m->lock);
-    return any;
+    *commit_no = n;
+    return TS_OK;
+}
+
+int tstbl_after_commit(tstbl_map *m, uint64_t commit_no, int ok)
+{
+    if (!ok || !commit_no) return 0;
+    /* publish: commits complete in number order, so the largest wins */
+    uint64_t cur = __atomic_load_n(&m->commits, __ATOMIC_ACQUIRE);
+    while (cur < commit_no &&
+           !__atomic_compare_exchange_n(&m->commits, &cur, commit_no, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    }
+    return 1;
 }
 
 uint64_t tstbl_version(tstbl_map *m, const char *name, uint64_t *num)
 {
     uint64_t v = 0;
     *num = 0;
+    uint64_t published = __atomic_load_n(&m->commits, __ATOMIC_ACQUIRE);
     pthread_mutex_lock(&m->lock);
     long i = map_index(m, name);
-    if (i >= 0 && !m->t[i]->pending) {
-        v = __atomic_load_n(&m->t[i]->version, __ATOMIC_ACQUIRE) + 1;
+    if (i >= 0 && !m->t[i]->pending && m->t[i]->created <= published) {
+        uint64_t lc = __atomic_load_n(&m->t[i]->last_commit, __ATOMIC_ACQUIRE);
+        if (lc <= published) v = lc + 1;
         *num = m->t[i]->num;
     }
     pthread_mutex_unlock(&m->lock);

@@ -47,7 +47,7 @@ typedef struct tstbl {
     const tstx         *pending;   /* created by this uncommitted transaction */
     int                 dirty;     /* rows changed by the writer's transaction */
     uint64_t            created;   /* the commit number that created it (0: before open) */
-    uint64_t            version;   /* bumped after each commit that changed rows (atomic) */
+    uint64_t            last_commit; /* number of the last commit that changed its rows (atomic) */
 } tstbl;
 
 typedef struct tstbl_state tstbl_state;
@@ -64,7 +64,8 @@ typedef struct tstbl_map {
     tsreg          *reg;
     tssys          *sys;
     int64_t         node_id;
-    uint64_t        commits;     /* write commits since open (atomic) */
+    uint64_t        commits;     /* the last commit number published, i.e. visible (atomic) */
+    uint64_t        next_commit; /* writer only */
 } tstbl_map;
 
 int  tstbl_map_open(tstbl_map *m, ts_env *env, tsreg *reg, tssys *sys, tspg *pg, int64_t node_id);
@@ -91,14 +92,33 @@ int  tstbl_drop(tstbl_map *m, tstx *tx, const char *name);
 int  tstbl_names(tstbl_map *m, const tstx *tx, json_t *arr);
 
 /* Transaction hooks, called by the writer with its transaction still open. */
-int  tstbl_before_commit(tstbl_map *m, tstx *tx);
+int  tstbl_before_commit(tstbl_map *m, tstx *tx, uint64_t *commit_no);
+/* Write the cached generator states and counts into tx (migrations). */
+int  tstbl_flush_states(tstbl_map *m, tstx *tx);
 void tstbl_before_rollback(tstbl_map *m, tspg *pg);
-/* After the commit (ok: it succeeded, else as a rollback): bump the
- * versions of the tables it changed; returns whether there was any. */
-int  tstbl_after_commit(tstbl_map *m, tspg *pg, int ok);
-/* The version of a table by number (0 when there is none): for caches,
+/* After the commit (ok: it succeeded) numbered commit_no (0: it changed no
+ * table): publish the number; returns whether tables changed. */
+int  tstbl_after_commit(tstbl_map *m, uint64_t commit_no, int ok);
+/* A table's version (0: none, or a change not yet visible): for caches,
  * read before the snapshot that the cached data comes from. */
 uint64_t tstbl_version(tstbl_map *m, const char *name, uint64_t *num);
+
+/* ---- building blocks of migrations (writer only) -------------------- */
+
+/* Create the trees of a table for def (which it takes) under number num
+ * (0: a new number); not yet in the catalog or the map. */
+int  tstbl_build(tstbl_map *m, tstx *tx, tsd_table *def, uint64_t num, tstbl **out);
+/* Write t's catalog entry and add it to the map (visible at commit). */
+int  tstbl_install(tstbl_map *m, tstx *tx, tstbl *t);
+/* Free a table built but not installed. */
+void tstbl_discard(tstbl *t);
+/* Remove t's catalog entry and take it out of the map; with drop_trees
+ * also free its trees. */
+int  tstbl_unlink(tstbl_map *m, tstx *tx, tstbl *t, int drop_trees);
+/* Delete the catalog entries ("pk" or "rows", num, *). */
+int  tstbl_remove_state(tstbl_map *m, tstx *tx, const char *tag, uint64_t num);
+/* Drop the cached generator and count of table num. */
+void tstbl_forget_states(tstbl_map *m, uint64_t num);
 
 /* ---- per-(table, space) state (writer only) ------------------------- */
 

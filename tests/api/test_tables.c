@@ -1132,6 +1132,20 @@ START_TEST(pk_custom_name)
     ck_assert_ptr_null(json_object_get(r, "id"));
     /* "id" is an unknown field here */
     ck_assert_int_eq(ins_rc(db, "t", "{'id': 5}", NULL), TS_ERR_VALIDATION);
+    /* a key declared in fields fixes its JSON type */
+    create(db, "{'name': 'di', 'fields': [{'name': 'id', 'type': 'integer'}]}");
+    ck_assert_int_eq(ins_rc(db, "di", "{'id': 'abc'}", NULL), TS_ERR_VALIDATION);
+    ck_assert_int_eq(ins_i(db, "di", "{'id': 4}"), 4);
+    ck_assert_int_eq(ins_i(db, "di", "{}"), 5);
+    create(db, "{'name': 'dt', 'fields': [{'name': 'id', 'type': 'text'}],"
+               "'primaryKeyConfig': {'type': 'datePrefixed'}}");
+    ck_assert_int_eq(ins_rc(db, "dt", "{'id': 5}", NULL), TS_ERR_VALIDATION);
+    json_t *pk = ins(db, "dt", "{'id': 'mine'}");
+    ck_assert_str_eq(json_string_value(pk), "mine");
+    ck_assert(json_is_string(ins(db, "dt", "{}")));
+    /* and must suit the generator */
+    ck_assert_int_eq(create_rc(db, "{'name': 'bad', 'fields': [{'name': 'id', 'type': 'text'}]}"),
+                     TS_ERR_VALIDATION);
     ts_close(db);
 }
 END_TEST
@@ -1808,8 +1822,18 @@ START_TEST(ttl_rows_expire)
     json_int_t fresh = ins_i(db, "src", rec);
     ck_assert_int_eq(get_rc(db, "src", I(old)), TS_ERR_NOT_FOUND);
     ck_assert_int_eq(get_rc(db, "src", I(fresh)), TS_OK);
+    /* a table dropped with short-lived rows leaves nothing that expires the
+     * rows of a new table of the same name */
+    create(db, "{'name': 'x', 'fields': [], 'ttlConfig': {'ttlMs': 50}}");
+    ck_assert_int_eq(ins_i(db, "x", "{'id': 1}"), 1);
+    ck_assert_int_eq(ts_drop_table(db, "x"), TS_OK);
+    create(db, "{'name': 'x', 'fields': [], 'ttlConfig': {'ttlMs': 600000}}");
+    ck_assert_int_eq(ins_i(db, "x", "{'id': 1}"), 1);
     sleep_ms(200);
     ck_assert_int_eq(get_rc(db, "short", I(k)), TS_ERR_NOT_FOUND);
+    ck_assert_int_eq(ins_i(db, "x", "{'id': 2}"), 2);
+    ck_assert_int_eq(get_rc(db, "x", I(1)), TS_OK);
+    ck_assert_int_eq(count(db, "x"), 2);
     ck_assert_int_eq(fint(row_i(db, "long", l), "id"), l);
     /* an expired row does not count, and blocks neither its key nor its
      * unique values; updates do not find it */
@@ -2003,6 +2027,103 @@ static peek_arg peek_from_thread(ts_db *db)
     return a;
 }
 
+typedef struct mix_arg {
+    ts_db *db;
+    int which, rounds, bad, last_rc;
+    const char *op;
+    char msg[256];
+} mix_arg;
+
+static void *mixed_worker(void *p)
+{
+    mix_arg *a = p;
+    for (int i = 0; i < a->rounds; i++) {
+        int rc = TS_OK;
+        const char *op = "write";
+        if (a->which == 0) {
+            /* writer: insert, update, delete */
+            json_t *rec = json_pack("{s:s, s:i}", "name", "w", "age", i % 100), *pk = NULL;
+            rc = ts_insert(a->db, "users", rec, &pk);
+            json_decref(rec);
+            if (!rc) {
+                json_t *ch = json_pack("{s:i}", "age", 1);
+                rc = ts_update(a->db, "users", pk, ch);
+                json_decref(ch);
+            }
+            if (!rc && i % 2) rc = ts_delete(a->db, "users", pk);
+            json_decref(pk);
+        } else if (a->which == 1) {
+            /* DDL: create, fill, drop */
+            json_t *sch = json_pack("{s:s, s:[{s:s, s:s}]}", "name", "tmp", "fields", "name", "v",
+                                    "type", "text");
+            rc = ts_create_table(a->db, sch);
+            op = "ddl";
+            json_decref(sch);
+            json_t *rec = json_pack("{s:s}", "v", "x");
+            if (!rc) rc = ts_insert(a->db, "tmp", rec, NULL);
+            json_decref(rec);
+            if (!rc) rc = ts_drop_table(a->db, "tmp");
+        } else {
+            /* readers */
+            json_t *pk = json_integer(1 + i % 50), *row = NULL, *list = NULL, *sch = NULL;
+            json_t *trow = NULL;
+            int64_t n;
+            rc = ts_get(a->db, "users", pk, &row);
+            op = "get users";
+            if (rc == TS_ERR_NOT_FOUND) rc = TS_OK;
+            if (!rc) { rc = ts_count_rows(a->db, "users", &n); op = "count users"; }
+            if (!rc) { rc = ts_list_tables(a->db, &list); op = "list tables"; }
+            if (!rc) {
+                rc = ts_get_schema(a->db, "tmp", &sch);
+                op = "get_schema tmp";
+                if (rc == TS_ERR_NOT_FOUND) rc = TS_OK;
+            }
+            if (!rc) {
+                rc = ts_get(a->db, "tmp", pk, &trow);
+                op = "get tmp";
+                if (rc == TS_ERR_NOT_FOUND) rc = TS_OK;
+            }
+            json_decref(pk);
+            json_decref(row);
+            json_decref(trow);
+            json_decref(list);
+            json_decref(sch);
+        }
+        if (rc) {
+            a->bad++;
+            a->last_rc = rc;
+            a->op = op;
+            snprintf(a->msg, sizeof a->msg, "%s", ts_errmsg(a->db));
+        }
+    }
+    return NULL;
+}
+
+START_TEST(concurrent_mixed)
+{
+    ts_db *db = open_db("\"durability\": \"normal\"");
+    create(db, USERS);
+    enum { T = 4 };
+    mix_arg args[T] = { { .db = db, .which = 0, .rounds = 100 }, { .db = db, .which = 1, .rounds = 20 },
+                        { .db = db, .which = 2, .rounds = 1000 },
+                        { .db = db, .which = 2, .rounds = 1000 } };
+    pthread_t th[T];
+    for (int i = 0; i < T; i++) ck_assert_int_eq(pthread_create(&th[i], NULL, mixed_worker, &args[i]), 0);
+    for (int i = 0; i < T; i++) pthread_join(th[i], NULL);
+    int any_bad = 0;
+    for (int i = 0; i < T; i++) any_bad |= args[i].bad != 0;
+    if (any_bad) ts_close(db); /* before failing, so that nothing leaks */
+    for (int i = 0; i < T; i++)
+        ck_assert_msg(args[i].bad == 0, "worker %d: %d failures, last: %s -> %d (%s)", i,
+                      args[i].bad, args[i].op, args[i].last_rc, args[i].msg);
+    ck_assert_int_eq(count(db, "users"), 50);
+    ck_assert(json_equal(tables(db), J("['users']")));
+    db = reopen(db);
+    ck_assert_int_eq(count(db, "users"), 50);
+    ts_close(db);
+}
+END_TEST
+
 START_TEST(txn_isolation)
 {
     ts_db *db = open_db(NULL);
@@ -2077,15 +2198,102 @@ START_TEST(ddl_isolation)
 }
 END_TEST
 
+typedef struct ddl_loop { ts_db *db; int rounds; int bad; int last_rc; char msg[256]; int stop; } ddl_loop;
+
+static void *create_drop_loop(void *p)
+{
+    ddl_loop *a = p;
+    for (int i = 0; i < a->rounds; i++) {
+        json_t *sch = json_pack("{s:s, s:[{s:s, s:s}]}", "name", "tmp", "fields", "name", "v",
+                                "type", "text");
+        int rc = ts_create_table(a->db, sch);
+        json_decref(sch);
+        json_t *rec = json_pack("{s:s}", "v", "x");
+        if (!rc) rc = ts_insert(a->db, "tmp", rec, NULL);
+        json_decref(rec);
+        if (!rc) rc = ts_drop_table(a->db, "tmp");
+        if (rc) {
+            a->bad++;
+            a->last_rc = rc;
+        }
+    }
+    __atomic_store_n(&a->stop, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void *write_until_stop(void *p)
+{
+    ddl_loop *a = p;
+    while (!__atomic_load_n(&a->stop, __ATOMIC_ACQUIRE)) {
+        json_t *rec = json_pack("{s:s}", "name", "w"), *pk = NULL;
+        int rc = ts_insert(a->db, "users", rec, &pk);
+        json_decref(rec);
+        if (!rc) rc = ts_delete(a->db, "users", pk);
+        json_decref(pk);
+        if (rc) {
+            a->bad++;
+            a->last_rc = rc;
+        }
+    }
+    return NULL;
+}
+
+/* Reads of a table that another thread creates and drops again and again
+ * (while a third one writes to another table) find it (TS_OK) or not
+ * (TS_ERR_NOT_FOUND), nothing else. */
+START_TEST(ddl_concurrent_reads)
+{
+    ts_db *db = open_db("\"durability\": \"normal\"");
+    create(db, USERS);
+    ddl_loop w = { .db = db, .rounds = 1000 }, w2 = { .db = db };
+    pthread_t th, th2;
+    ck_assert_int_eq(pthread_create(&th, NULL, create_drop_loop, &w), 0);
+    ck_assert_int_eq(pthread_create(&th2, NULL, write_until_stop, &w2), 0);
+    json_t *pk = I(1);
+    long reads = 0, bad = 0;
+    int last = 0;
+    char msg[256] = "";
+    while (!__atomic_load_n(&w.stop, __ATOMIC_ACQUIRE)) {
+        json_t *row = NULL;
+        int64_t n;
+        const char *op = "ts_get";
+        int rc = ts_get(db, "tmp", pk, &row);
+        json_decref(row);
+        if (rc == TS_OK || rc == TS_ERR_NOT_FOUND) {
+            op = "ts_count_rows";
+            rc = ts_count_rows(db, "tmp", &n);
+            if (rc == TS_OK && (n < 0 || n > 1)) rc = TS_ERR_UNKNOWN;
+        }
+        reads++;
+        if (rc != TS_OK && rc != TS_ERR_NOT_FOUND) {
+            if (!bad++) snprintf(msg, sizeof msg, "%s: %s", op, ts_errmsg(db));
+            last = rc;
+        }
+    }
+    pthread_join(th, NULL);
+    __atomic_store_n(&w2.stop, 1, __ATOMIC_RELEASE);
+    pthread_join(th2, NULL);
+    ts_close(db);
+    ck_assert_int_eq(w.bad, 0);
+    ck_assert_int_eq(w2.bad, 0);
+    ck_assert_msg(bad == 0, "%ld of %ld reads failed, e.g. %d (%s)", bad, reads, last, msg);
+}
+END_TEST
+
 START_TEST(crash_keeps_keys)
 {
     ts_db *db = open_db(NULL);
     create(db, USERS);
     ts_close(db);
     fflush(NULL);
+    /* the child reports its progress through a pipe (its exit status may
+     * be a sanitizer's) */
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
+        close(fds[0]);
         /* the child: three durable inserts, two uncommitted, then dies */
         char cfg[1024];
         snprintf(cfg, sizeof cfg, "{\"path\": \"%s\"}", dir);
@@ -2102,11 +2310,16 @@ START_TEST(crash_keeps_keys)
             if (ts_insert(c, "users", rec, NULL)) _exit(13);
             json_decref(rec);
         }
+        if (write(fds[1], "ok", 2) != 2) _exit(14);
         _exit(0);
     }
+    close(fds[1]);
+    char got[8] = "";
+    ssize_t n = read(fds[0], got, sizeof got - 1);
+    close(fds[0]);
     int st = 0;
     ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child failed: status %d", st);
+    ck_assert_msg(n == 2 && strcmp(got, "ok") == 0, "child failed: status %d", st);
     db = open_db(NULL);
     ck_assert_int_eq(count(db, "users"), 3);
     for (int i = 1; i <= 3; i++) ck_assert_str_eq(fstr(row_i(db, "users", i), "name"), "committed");
@@ -2170,8 +2383,10 @@ static Suite *suite(void)
     tcase_add_test(tc, limits);
     tcase_add_test(tc, indexes);
     tcase_add_test(tc, concurrent_inserts);
+    tcase_add_test(tc, concurrent_mixed);
     tcase_add_test(tc, txn_isolation);
     tcase_add_test(tc, ddl_isolation);
+    tcase_add_test(tc, ddl_concurrent_reads);
     tcase_add_test(tc, crash_keeps_keys);
     suite_add_tcase(s, tc);
     return s;

@@ -390,6 +390,22 @@ START_TEST(fk_self_cascade)
     ck_assert_int_eq(get_rc(db, "tree", I(3)), TS_ERR_NOT_FOUND);
     ck_assert_int_eq(get_rc(db, "tree", I(4)), TS_ERR_NOT_FOUND);
     ck_assert_int_eq(get_rc(db, "tree", I(6)), TS_OK);
+    /* rows that reference each other in a ring: the cascade ends */
+    ck_assert_int_eq(ts_update(db, "tree", I(5), J("{'pid': 6}")), TS_OK);
+    ck_assert_int_eq(ts_delete(db, "tree", I(5)), TS_OK);
+    ck_assert_int_eq(count(db, "tree"), 1);
+    ck_assert_int_eq(get_rc(db, "tree", I(6)), TS_ERR_NOT_FOUND);
+    /* a chain of 50 levels goes all the way down */
+    ck_assert_int_eq(ins_i(db, "tree", "{'id': 100}"), 100);
+    for (int i = 101; i < 150; i++) {
+        char rec[64];
+        snprintf(rec, sizeof rec, "{'id': %d, 'pid': %d}", i, i - 1);
+        ins(db, "tree", rec);
+    }
+    ck_assert_int_eq(count(db, "tree"), 51);
+    ck_assert_int_eq(ts_delete(db, "tree", I(100)), TS_OK);
+    ck_assert_int_eq(count(db, "tree"), 1);
+    ck_assert_int_eq(get_rc(db, "tree", I(149)), TS_ERR_NOT_FOUND);
     ts_close(db);
 }
 END_TEST
@@ -617,6 +633,17 @@ START_TEST(fk_global_tables)
     int rc2 = get_rc(db, "child", I(k));
     ck_assert_msg(rc2 == TS_ERR_NOT_FOUND,
                   "child row of space B still references the deleted global row: %d", rc2);
+    /* a restrict in another space guards a global row too */
+    child(db, "rchild", "g", "", "restrict", "restrict");
+    ck_assert_int_eq(ins_i(db, "g", "{}"), 2);
+    ins(db, "rchild", "{'pid': 2}");
+    ck_assert_int_eq(ts_switch_space(db, "default", 0), TS_OK);
+    ck_assert_int_eq(count(db, "rchild"), 0);
+    ck_assert_int_eq(ts_delete(db, "g", I(2)), TS_ERR_FOREIGN_KEY);
+    ck_assert_int_eq(get_rc(db, "g", I(2)), TS_OK);
+    ck_assert_int_eq(ts_update(db, "g", I(2), J("{'id': 3}")), TS_ERR_FOREIGN_KEY);
+    ck_assert_int_eq(ts_clear_table(db, "g"), TS_ERR_FOREIGN_KEY);
+    ck_assert_int_eq(count(db, "g"), 1);
     ts_close(db);
 }
 END_TEST

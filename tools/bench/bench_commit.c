@@ -9,6 +9,7 @@
  * second or so.  The table gives the median of those per-round ratios and
  * their range.  Engines start in their steady state (logs through one
  * checkpoint cycle).  Method and results: docs/benchmarks.md.
+ * The rounds, ratios and summary table are shared: bench_common.c.
  *
  * Workloads (issue 3, "Benchmark"):
  *   a. 1 thread, durable: one-page update per transaction (page API)
@@ -53,13 +54,13 @@
 #include <unistd.h>
 #include "api/db.h"
 #include "wal/wal.h"
+#include "bench_common.h"
 
 #ifndef BENCH_DEFAULT_DIR
 #define BENCH_DEFAULT_DIR "benchdata"
 #endif
 
 #define MAXT 8          /* threads in workload b */
-#define MAXR 32         /* rounds */
 #define KEYHEX "hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 
 static const char *g_root;      /* BENCH_DIR/run-<pid> */
@@ -71,231 +72,15 @@ static const char *g_only = "abcdef";
 
 /* ---- utilities ------------------------------------------------------ */
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "bench_commit: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    exit(1);
-}
-
-static char *path_join(const char *a, const char *b)
-{
-    size_t n = strlen(a) + strlen(b) + 2;
-    char *p = malloc(n);
-    if (!p) die("out of memory");
-    snprintf(p, n, "%s/%s", a, b);
-    return p;
-}
-
-static void mkdir_or_die(const char *p)
-{
-    if (mkdir(p, 0755) != 0 && errno != EEXIST) die("mkdir %s: %s", p, strerror(errno));
-}
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb; (void)flag; (void)ftw;
-    remove(p);
-    return 0;
-}
-
-static void rmrf(const char *p) { nftw(p, rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
-
 static uint64_t file_size(const char *p)
 {
     struct stat sb;
     return stat(p, &sb) == 0 ? (uint64_t)sb.st_size : 0;
 }
 
-static int cmp_dbl(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n)
-{
-    double t[MAXR * 4];
-    if (n <= 0) return 0;
-    memcpy(t, v, (size_t)n * sizeof *t);
-    qsort(t, (size_t)n, sizeof *t, cmp_dbl);
-    return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
-}
-
-static double vmin(const double *v, int n)
-{
-    double m = v[0];
-    for (int i = 1; i < n; i++) if (v[i] < m) m = v[i];
-    return m;
-}
-
-static double vmax(const double *v, int n)
-{
-    double m = v[0];
-    for (int i = 1; i < n; i++) if (v[i] > m) m = v[i];
-    return m;
-}
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
-    return *s = x;
-}
-
 static int wants(char w) { return strchr(g_only, w) != NULL; }
 
-/* ---- summary table ---------------------------------------------------- */
-
-typedef struct row {
-    char what[64], value[64], ref[64], ratio[64], goal[24], status[8];
-} row;
-
-static row g_rows[64];
-static int g_nrows;
-
-static void add_row(const char *what, const char *value, const char *ref, const char *ratio,
-                    const char *goal, const char *status)
-{
-    if (g_nrows == 64) return;
-    row *r = &g_rows[g_nrows++];
-    snprintf(r->what, sizeof r->what, "%s", what);
-    snprintf(r->value, sizeof r->value, "%s", value);
-    snprintf(r->ref, sizeof r->ref, "%s", ref);
-    snprintf(r->ratio, sizeof r->ratio, "%s", ratio);
-    snprintf(r->goal, sizeof r->goal, "%s", goal);
-    snprintf(r->status, sizeof r->status, "%s", status);
-}
-
-/* ---- engines and interleaved rounds ------------------------------------ */
-
-/* One operation (a transaction, or a batch of reads) for thread tid:
- * returns the number of operations it did. */
-typedef int (*op_fn)(void *ctx, int tid);
-
-typedef struct eng {
-    const char *name;
-    op_fn       op;
-    void       *ctx;
-    int         threads;
-    double      rate[MAXR];   /* ops/s per round */
-    void      (*prep)(void *ctx);   /* optional: before each slice, not timed */
-} eng;
-
-typedef struct worker {
-    eng            *e;
-    int             tid;
-    uint64_t        ops;
-    atomic_int     *stop;
-    pthread_barrier_t *bar;
-} worker;
-
-static void *worker_main(void *arg)
-{
-    worker *w = arg;
-    pthread_barrier_wait(w->bar);
-    while (!atomic_load_explicit(w->stop, memory_order_relaxed))
-        w->ops += (uint64_t)w->e->op(w->e->ctx, w->tid);
-    return NULL;
-}
-
-/* Run e for about secs; returns the operations done, *elapsed the time. */
-static uint64_t run_eng(eng *e, double secs, double *elapsed)
-{
-    if (e->threads <= 1) {
-        uint64_t ops = 0;
-        double t0 = now(), t;
-        do ops += (uint64_t)e->op(e->ctx, 0);
-        while ((t = now()) - t0 < secs);
-        *elapsed = t - t0;
-        return ops;
-    }
-    pthread_t th[MAXT];
-    worker w[MAXT];
-    atomic_int stop = 0;
-    pthread_barrier_t bar;
-    pthread_barrier_init(&bar, NULL, (unsigned)e->threads + 1);
-    for (int i = 0; i < e->threads; i++) {
-        w[i] = (worker){ e, i, 0, &stop, &bar };
-        if (pthread_create(&th[i], NULL, worker_main, &w[i])) die("pthread_create");
-    }
-    pthread_barrier_wait(&bar);
-    double t0 = now();
-    struct timespec ts = { (time_t)secs, (long)((secs - (double)(time_t)secs) * 1e9) };
-    nanosleep(&ts, NULL);
-    atomic_store(&stop, 1);
-    uint64_t ops = 0;
-    for (int i = 0; i < e->threads; i++) {
-        pthread_join(th[i], NULL);
-        ops += w[i].ops;
-    }
-    *elapsed = now() - t0;
-    pthread_barrier_destroy(&bar);
-    return ops;
-}
-
-/* Rounds of interleaved slices: each round gives every engine secs in
- * slices of g_slice seconds, cycling through the engines (the starting
- * engine rotates), so engines compared in one round ran within the same
- * second or so of each other.  rate[r] = ops / time of round r.  CPU-bound
- * workloads use shorter slices (g_slice / 5): there the noise is other
- * processes on the machine, and it changes faster than the disk's. */
-static void rounds(const char *title, eng *e, int n, double secs, double slice)
-{
-    int slices = (int)(secs / slice + 0.5);
-    if (slices < 1) slices = 1;
-    printf("\n-- %s: %d rounds x %.2f s per engine (slices of %.2f s), interleaved --\n", title,
-           g_rounds, secs, secs / slices);
-    printf("%-28s", "round");
-    for (int r = 0; r < g_rounds; r++) printf(" %9d", r + 1);
-    printf(" %10s\n", "median");
-    fflush(stdout);
-    for (int r = 0; r < g_rounds; r++) {
-        uint64_t ops[16] = {0};
-        double tm[16] = {0};
-        for (int k = 0; k < slices; k++)
-            for (int i = 0; i < n; i++) {
-                int j = (i + r + k) % n;
-                double el;
-                if (e[j].prep) e[j].prep(e[j].ctx);
-                ops[j] += run_eng(&e[j], secs / slices, &el);
-                tm[j] += el;
-            }
-        for (int i = 0; i < n; i++) e[i].rate[r] = (double)ops[i] / tm[i];
-    }
-    for (int i = 0; i < n; i++) {
-        printf("%-28s", e[i].name);
-        for (int r = 0; r < g_rounds; r++) printf(" %9.0f", e[i].rate[r]);
-        printf(" %10.0f /s\n", median(e[i].rate, g_rounds));
-    }
-}
-
-typedef struct ratio { double med, lo, hi; } ratio;
-
-static ratio ratio_of(const eng *a, const eng *b)
-{
-    double v[MAXR] = {0};
-    for (int r = 0; r < g_rounds; r++) v[r] = b->rate[r] > 0 ? a->rate[r] / b->rate[r] : 0;
-    ratio x = { median(v, g_rounds), vmin(v, g_rounds), vmax(v, g_rounds) };
-    return x;
-}
-
-static void print_ratio(const char *label, ratio x)
-{
-    printf("  %-44s %6.2fx  (rounds %.2f .. %.2f)\n", label, x.med, x.lo, x.hi);
-}
+/* ---- summary rows ------------------------------------------------------ */
 
 static void fmt_rate(char *buf, size_t n, const char *pre, double v)
 {
@@ -305,7 +90,7 @@ static void fmt_rate(char *buf, size_t n, const char *pre, double v)
 static void ratio_row(const char *what, const eng *a, const eng *b, double goal_min,
                       const char *goal_text)
 {
-    ratio x = ratio_of(a, b);
+    ratio x = ratio_of(a, b, g_rounds);
     char value[64], ref[64], rs[64];
     fmt_rate(value, sizeof value, "", median(a->rate, g_rounds));
     fmt_rate(ref, sizeof ref, "", median(b->rate, g_rounds));
@@ -681,17 +466,19 @@ static void bench_a(void)
         { "overwrite 4 KB+fdatasync", op_floor, fo, 1, {0}, NULL },
         { "overwrite 4144 B, RWF_DSYNC", op_floor, fd, 1, {0}, NULL },
     };
-    rounds("a. single-thread durable commits/s", e, 7, 1.25 * g_time, g_slice);
-    print_ratio("tostore / SQLite WAL FULL", ratio_of(&e[0], &e[1]));
-    print_ratio("tostore / LMDB", ratio_of(&e[0], &e[2]));
-    print_ratio("tostore / fdatasync floor", ratio_of(&e[0], &e[3]));
-    print_ratio("SQLite FULL / fdatasync floor", ratio_of(&e[1], &e[3]));
-    print_ratio("fdatasync floor / SQLite FULL (issue: 1.36-1.44)", ratio_of(&e[3], &e[1]));
-    print_ratio("overwrite 4144 B (one frame, reused log) / floor", ratio_of(&e[4], &e[3]));
-    print_ratio("tostore / overwrite 4144 B floor", ratio_of(&e[0], &e[4]));
-    print_ratio("overwrite 4 KB / append 4 KB floor", ratio_of(&e[5], &e[3]));
-    print_ratio("4144 B RWF_DSYNC / pwrite+fdatasync", ratio_of(&e[6], &e[4]));
-    print_ratio("tostore / 4144 B RWF_DSYNC", ratio_of(&e[0], &e[6]));
+    rounds("a. single-thread durable commits/s", e, 7, g_rounds, 1.25 * g_time, g_slice, "/s");
+    print_ratio("tostore / SQLite WAL FULL", ratio_of(&e[0], &e[1], g_rounds));
+    print_ratio("tostore / LMDB", ratio_of(&e[0], &e[2], g_rounds));
+    print_ratio("tostore / fdatasync floor", ratio_of(&e[0], &e[3], g_rounds));
+    print_ratio("SQLite FULL / fdatasync floor", ratio_of(&e[1], &e[3], g_rounds));
+    print_ratio("fdatasync floor / SQLite FULL (issue: 1.36-1.44)",
+                ratio_of(&e[3], &e[1], g_rounds));
+    print_ratio("overwrite 4144 B (one frame, reused log) / floor",
+                ratio_of(&e[4], &e[3], g_rounds));
+    print_ratio("tostore / overwrite 4144 B floor", ratio_of(&e[0], &e[4], g_rounds));
+    print_ratio("overwrite 4 KB / append 4 KB floor", ratio_of(&e[5], &e[3], g_rounds));
+    print_ratio("4144 B RWF_DSYNC / pwrite+fdatasync", ratio_of(&e[6], &e[4], g_rounds));
+    print_ratio("tostore / 4144 B RWF_DSYNC", ratio_of(&e[0], &e[6], g_rounds));
     tspg_stats s;
     tspg_stats_get(ts->db->pg, &s);
     printf("  tostore: %llu commits, %llu log syncs, %llu checkpoints\n",
@@ -727,12 +514,12 @@ static void bench_b(void)
     };
     tspg_stats s0, s1;
     tspg_stats_get(ts->db->pg, &s0);
-    rounds("b. 8 threads, durable commits/s", e, 4, 1.5 * g_time, g_slice);
+    rounds("b. 8 threads, durable commits/s", e, 4, g_rounds, 1.5 * g_time, g_slice, "/s");
     tspg_stats_get(ts->db->pg, &s1);
-    print_ratio("tostore x8 / SQLite FULL x8", ratio_of(&e[0], &e[1]));
-    print_ratio("tostore x8 / LMDB x8", ratio_of(&e[0], &e[2]));
-    print_ratio("tostore x8 / fdatasync floor (1 thread)", ratio_of(&e[0], &e[3]));
-    print_ratio("SQLite x8 / fdatasync floor", ratio_of(&e[1], &e[3]));
+    print_ratio("tostore x8 / SQLite FULL x8", ratio_of(&e[0], &e[1], g_rounds));
+    print_ratio("tostore x8 / LMDB x8", ratio_of(&e[0], &e[2], g_rounds));
+    print_ratio("tostore x8 / fdatasync floor (1 thread)", ratio_of(&e[0], &e[3], g_rounds));
+    print_ratio("SQLite x8 / fdatasync floor", ratio_of(&e[1], &e[3], g_rounds));
     printf("  tostore: %.2f commits per log fsync (group commit), %llu commits, %llu "
            "checkpoints; SQLite busy retries: %lu\n",
            (double)(s1.commits - s0.commits) / (double)(s1.syncs - s0.syncs ? s1.syncs - s0.syncs : 1),
@@ -757,9 +544,10 @@ static void bench_c(void)
         { "SQLite WAL NORMAL", op_sqlite, sq, 1, {0}, NULL },
         { "LMDB MDB_NOSYNC", op_lmdb, lm, 1, {0}, NULL },
     };
-    rounds("c. normal durability, 1 thread, commits/s", e, 3, 1.0 * g_time, g_slice / 5);
-    print_ratio("tostore / SQLite WAL NORMAL", ratio_of(&e[0], &e[1]));
-    print_ratio("tostore / LMDB NOSYNC", ratio_of(&e[0], &e[2]));
+    rounds("c. normal durability, 1 thread, commits/s", e, 3, g_rounds, 1.0 * g_time, g_slice / 5,
+           "/s");
+    print_ratio("tostore / SQLite WAL NORMAL", ratio_of(&e[0], &e[1], g_rounds));
+    print_ratio("tostore / LMDB NOSYNC", ratio_of(&e[0], &e[2], g_rounds));
     tspg_stats s;
     tspg_stats_get(ts->db->pg, &s);
     printf("  tostore: %llu commits, %llu checkpoints\n", (unsigned long long)s.commits,
@@ -772,19 +560,6 @@ static void bench_c(void)
 }
 
 /* ---- d: recovery ------------------------------------------------------------- */
-
-static void copy_file(const char *from, const char *to)
-{
-    int a = open(from, O_RDONLY | O_CLOEXEC), b = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (a < 0 || b < 0) die("copy %s -> %s: %s", from, to, strerror(errno));
-    static char buf[1 << 20];
-    ssize_t n;
-    while ((n = read(a, buf, sizeof buf)) > 0)
-        if (write(b, buf, (size_t)n) != n) die("write %s: %s", to, strerror(errno));
-    if (n < 0) die("read %s: %s", from, strerror(errno));
-    close(a);
-    close(b);
-}
 
 static const char *const db_files[] = { TSPG_FILE, TSWAL_FILE, NULL };
 
@@ -1031,7 +806,7 @@ static void bench_e(void)
 static void slowdown_rows(const char *what, eng *e, double max_slow)
 {
     for (int i = 1; i < 3; i++) {
-        ratio x = ratio_of(&e[i], &e[0]);
+        ratio x = ratio_of(&e[i], &e[0], g_rounds);
         char label[80], w[64], v[64], r[64], rs[64], g[24];
         snprintf(label, sizeof label, "%s / none", e[i].name);
         print_ratio(label, x);
@@ -1067,11 +842,13 @@ static void bench_f(void)
             { "append 8256 B zeros+fdatasync", op_floor, fz, 1, {0}, NULL },
             { "append 8256 B random+fdatasync", op_floor, fr, 1, {0}, NULL },
         };
-        rounds("f1. cipher: single-thread durable commits/s", e, 5, 1.25 * g_time, g_slice);
+        rounds("f1. cipher: single-thread durable commits/s", e, 5, g_rounds, 1.25 * g_time,
+               g_slice, "/s");
         slowdown_rows("durable commits", e, 0.05);
-        print_ratio("storage: random / zero 8256 B appends (info)", ratio_of(&e[4], &e[3]));
+        print_ratio("storage: random / zero 8256 B appends (info)",
+                    ratio_of(&e[4], &e[3], g_rounds));
         {
-            ratio x = ratio_of(&e[4], &e[3]);
+            ratio x = ratio_of(&e[4], &e[3], g_rounds);
             char rs[64];
             snprintf(rs, sizeof rs, "%.2fx", x.med);
             add_row("f. (storage) random/zero appends", "-", "-", rs, "-", "info");
@@ -1093,7 +870,7 @@ static void bench_f(void)
             { "normal commit, aes256gcm", op_ts_commit, t[2], 1, {0}, NULL },
         };
         rounds("f1b. cipher CPU cost: the same commits with durability normal (no fsync)", n, 3,
-               0.5 * g_time, g_slice / 5);
+               g_rounds, 0.5 * g_time, g_slice / 5, "/s");
         for (int i = 1; i < 3; i++) {
             double add = 1e6 / median(n[i].rate, g_rounds) - 1e6 / median(n[0].rate, g_rounds);
             char w[64], v[64], r[64], rs[64];
@@ -1132,8 +909,8 @@ static void bench_f(void)
                                               "cached read, aes256gcm" };
             e[i] = (eng){ n[i], op_ts_read, &t[i], 1, {0}, NULL };
         }
-        rounds("f2. cipher: cached page reads/s (16 MB hot set, 64 MB cache)", e, 3, 0.5 * g_time,
-               g_slice / 5);
+        rounds("f2. cipher: cached page reads/s (16 MB hot set, 64 MB cache)", e, 3, g_rounds,
+               0.5 * g_time, g_slice / 5, "/s");
         slowdown_rows("cached reads", e, 0.10);
         for (int i = 0; i < 3; i++) ts_close(t[i].db);
     }
@@ -1153,7 +930,7 @@ static void bench_f(void)
             e[i] = (eng){ n[i], op_ts_read, &t[i], 1, {0}, NULL };
         }
         rounds("f3. cipher: uncached page reads/s (256 MB db, cacheBytes 65536, file in OS cache)",
-               e, 3, 0.5 * g_time, g_slice / 5);
+               e, 3, g_rounds, 0.5 * g_time, g_slice / 5, "/s");
         slowdown_rows("uncached reads", e, 0.30);
         for (int i = 0; i < 3; i++) {
             tspg_stats s;
@@ -1170,9 +947,9 @@ static void bench_f(void)
             e[i].prep = evict_db;
         }
         rounds("f4. (info) cold page reads/s: as f3, db file evicted from the OS cache before "
-               "each slice", e, 3, 0.5 * g_time, g_slice);
+               "each slice", e, 3, g_rounds, 0.5 * g_time, g_slice, "/s");
         for (int i = 1; i < 3; i++) {
-            ratio x = ratio_of(&e[i], &e[0]);
+            ratio x = ratio_of(&e[i], &e[0], g_rounds);
             char label[80], w[64], v[64], r[64], rs[64];
             snprintf(label, sizeof label, "%s / none", e[i].name);
             print_ratio(label, x);
@@ -1293,23 +1070,12 @@ static int profile_mode(const char *what, double secs)
 
 /* ---- main ----------------------------------------------------------------------------- */
 
-static void print_summary(void)
-{
-    printf("\n== summary (median of per-round ratios, [min-max over rounds]) ==\n");
-    printf("%-38s %-12s %-34s %-22s %-14s %s\n", "workload", "value", "reference", "ratio",
-           "goal", "status");
-    for (int i = 0; i < g_nrows; i++) {
-        row *r = &g_rows[i];
-        printf("%-38s %-12s %-34s %-22s %-14s %s\n", r->what, r->value, r->ref, r->ratio, r->goal,
-               r->status);
-    }
-}
-
 int main(int argc, char **argv)
 {
     const char *base = getenv("BENCH_DIR");
     const char *prof = NULL;
     double prof_secs = 5;
+    bench = (bench_style){ "bench_commit", 28, 9, 44, { 38, 12, 34, 22, 14 } };
     if (argc > 1 && !strcmp(argv[1], "profile")) {
         prof = argc > 2 ? argv[2] : "";
         if (argc > 3) prof_secs = atof(argv[3]);

@@ -34,6 +34,7 @@
  * rowid+index bulk load also at 10M), BENCH_HASH_TXN (inserts per
  * transaction when building the hash index, 1000000).
  * Method and results: docs/benchmarks.md, Part 2.
+ * The rounds, ratios and summary table are shared: bench_common.c.
  *
  * Usage: bench_index [data-dir]
  *        bench_index profile get|getfresh|hashget|range|scan|insert|bulk [secs]
@@ -62,12 +63,12 @@
 #include "api/db.h"
 #include "catalog/ix.h"
 #include "wal/wal.h"
+#include "bench_common.h"
 
 #ifndef BENCH_DEFAULT_DIR
 #define BENCH_DEFAULT_DIR "benchdata"
 #endif
 
-#define MAXR 32
 #define KEYLEN 16
 #define SEED 0x5eed1de5c0ffee11ull
 #define SLOT_BT (TSPG_ROOTS - 1)
@@ -87,48 +88,6 @@ static const char *g_only = "lgrsti";
 
 /* ---- utilities ----------------------------------------------------- */
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "bench_index: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    exit(1);
-}
-
-static char *path_join(const char *a, const char *b)
-{
-    size_t n = strlen(a) + strlen(b) + 2;
-    char *p = malloc(n);
-    if (!p) die("out of memory");
-    snprintf(p, n, "%s/%s", a, b);
-    return p;
-}
-
-static void mkdir_or_die(const char *p)
-{
-    if (mkdir(p, 0755) != 0 && errno != EEXIST) die("mkdir %s: %s", p, strerror(errno));
-}
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb; (void)flag; (void)ftw;
-    remove(p);
-    return 0;
-}
-
-static void rmrf(const char *p) { nftw(p, rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
-
 static uint64_t dir_bytes_acc;
 static int du_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -142,55 +101,6 @@ static double dir_mb(const char *p)
     dir_bytes_acc = 0;
     nftw(p, du_cb, 16, FTW_PHYS);
     return (double)dir_bytes_acc / 1048576.0;
-}
-
-static void copy_file(const char *from, const char *to)
-{
-    int a = open(from, O_RDONLY | O_CLOEXEC), b = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (a < 0 || b < 0) die("copy %s -> %s: %s", from, to, strerror(errno));
-    static char buf[1 << 20];
-    ssize_t n;
-    while ((n = read(a, buf, sizeof buf)) > 0)
-        if (write(b, buf, (size_t)n) != n) die("write %s: %s", to, strerror(errno));
-    if (n < 0) die("read %s: %s", from, strerror(errno));
-    close(a);
-    close(b);
-}
-
-static int cmp_dbl(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n)
-{
-    double t[MAXR];
-    if (n <= 0) return 0;
-    memcpy(t, v, (size_t)n * sizeof *t);
-    qsort(t, (size_t)n, sizeof *t, cmp_dbl);
-    return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
-}
-
-static double vmin(const double *v, int n)
-{
-    double m = v[0];
-    for (int i = 1; i < n; i++) if (v[i] < m) m = v[i];
-    return m;
-}
-
-static double vmax(const double *v, int n)
-{
-    double m = v[0];
-    for (int i = 1; i < n; i++) if (v[i] > m) m = v[i];
-    return m;
-}
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
-    return *s = x;
 }
 
 static int wants(char w) { return strchr(g_only, w) != NULL; }
@@ -255,105 +165,6 @@ static uint64_t *sorted_ids(uint64_t n)
 }
 
 /* ---- summary rows ------------------------------------------------------ */
-
-typedef struct row {
-    char what[64], value[40], ref[64], ratio[40], goal[24], status[8];
-} row;
-
-static row g_rows[64];
-static int g_nrows;
-
-static void add_row(const char *what, const char *value, const char *ref, const char *ratio,
-                    const char *goal, const char *status)
-{
-    if (g_nrows == 64) return;
-    row *r = &g_rows[g_nrows++];
-    snprintf(r->what, sizeof r->what, "%s", what);
-    snprintf(r->value, sizeof r->value, "%s", value);
-    snprintf(r->ref, sizeof r->ref, "%s", ref);
-    snprintf(r->ratio, sizeof r->ratio, "%s", ratio);
-    snprintf(r->goal, sizeof r->goal, "%s", goal);
-    snprintf(r->status, sizeof r->status, "%s", status);
-}
-
-/* ---- engines and interleaved rounds ------------------------------------ */
-
-typedef int (*op_fn)(void *ctx);
-
-typedef struct eng {
-    const char *name;
-    op_fn       op;
-    void       *ctx;
-    double      rate[MAXR];
-} eng;
-
-static uint64_t run_eng(eng *e, double secs, double *elapsed)
-{
-    uint64_t ops = 0;
-    double t0 = now(), t;
-    do ops += (uint64_t)e->op(e->ctx);
-    while ((t = now()) - t0 < secs);
-    *elapsed = t - t0;
-    return ops;
-}
-
-static void print_header(const char *title, int rounds_n)
-{
-    printf("\n-- %s --\n%-34s", title, "round");
-    for (int r = 0; r < rounds_n; r++) printf(" %10d", r + 1);
-    printf(" %11s\n", "median");
-}
-
-static void print_rates(const eng *e, int n, int rounds_n, const char *unit)
-{
-    for (int i = 0; i < n; i++) {
-        printf("%-34s", e[i].name);
-        for (int r = 0; r < rounds_n; r++) printf(" %10.0f", e[i].rate[r]);
-        printf(" %11.0f %s\n", median(e[i].rate, rounds_n), unit);
-    }
-    fflush(stdout);
-}
-
-/* Rounds of interleaved slices (see bench_commit): every round gives each
- * engine secs, in slices, cycling through them with a rotating start. */
-static void rounds(const char *title, eng *e, int n, double secs, double slice, const char *unit)
-{
-    int slices = (int)(secs / slice + 0.5);
-    if (slices < 1) slices = 1;
-    char t[320];
-    snprintf(t, sizeof t, "%s: %d rounds x %.2f s per engine (slices of %.2f s), interleaved", title,
-             g_rounds, secs, secs / slices);
-    print_header(t, g_rounds);
-    fflush(stdout);
-    for (int r = 0; r < g_rounds; r++) {
-        uint64_t ops[16] = {0};
-        double tm[16] = {0};
-        for (int k = 0; k < slices; k++)
-            for (int i = 0; i < n; i++) {
-                int j = (i + r + k) % n;
-                double el;
-                ops[j] += run_eng(&e[j], secs / slices, &el);
-                tm[j] += el;
-            }
-        for (int i = 0; i < n; i++) e[i].rate[r] = (double)ops[i] / tm[i];
-    }
-    print_rates(e, n, g_rounds, unit);
-}
-
-typedef struct ratio { double med, lo, hi; } ratio;
-
-static ratio ratio_of(const eng *a, const eng *b, int rounds_n)
-{
-    double v[MAXR] = {0};
-    for (int r = 0; r < rounds_n; r++) v[r] = b->rate[r] > 0 ? a->rate[r] / b->rate[r] : 0;
-    ratio x = { median(v, rounds_n), vmin(v, rounds_n), vmax(v, rounds_n) };
-    return x;
-}
-
-static void print_ratio(const char *label, ratio x)
-{
-    printf("  %-46s %6.2fx  (rounds %.2f .. %.2f)\n", label, x.med, x.lo, x.hi);
-}
 
 static void fmt_num(char *buf, size_t n, double v, const char *unit)
 {
@@ -756,8 +567,9 @@ static inline uint64_t val_sum(const void *v, size_t vl)
 }
 
 /* GET_BATCH random point gets of existing keys in one read transaction. */
-static int op_get(void *ctx)
+static int op_get(void *ctx, int tid)
 {
+    (void)tid;
     ectx *c = ctx;
     dset *d = c->d;
     uint8_t k[KEYLEN];
@@ -821,8 +633,9 @@ static int op_get(void *ctx)
 
 /* RANGE_BATCH range scans (seek to a random key, RANGE_LEN entries) in one
  * read transaction; returns the scans done. */
-static int op_range(void *ctx)
+static int op_range(void *ctx, int tid)
 {
+    (void)tid;
     ectx *c = ctx;
     dset *d = c->d;
     uint8_t k[KEYLEN];
@@ -889,8 +702,9 @@ static int op_range(void *ctx)
 }
 
 /* One full scan; returns the entries read. */
-static int op_scan(void *ctx)
+static int op_scan(void *ctx, int tid)
 {
+    (void)tid;
     ectx *c = ctx;
     dset *d = c->d;
     uint64_t sum = 0, rows = 0;
@@ -946,8 +760,9 @@ static int op_scan(void *ctx)
 }
 
 /* INS_BATCH inserts of new random keys in one write transaction. */
-static int op_insert(void *ctx)
+static int op_insert(void *ctx, int tid)
 {
+    (void)tid;
     ectx *c = ctx;
     dset *d = c->d;
     uint8_t k[KEYLEN], v[32];
@@ -998,7 +813,7 @@ static void warm_all(dset *d)
     for (int i = 0; i < 3; i++) {
         ectx c;
         ectx_init(&c, d, kinds[i], 7);
-        op_scan(&c);
+        op_scan(&c, 0);
     }
     if (d->hx) {
         tstx *tx;
@@ -1022,7 +837,7 @@ static void warm_all(dset *d)
             continue;
         ectx c;
         ectx_init(&c, d, gk[i], 11);
-        eng e = { "warm", op_get, &c, {0} };
+        eng e = { "warm", op_get, &c, 1, {0}, NULL };
         double el;
         run_eng(&e, 0.1, &el);
     }
@@ -1096,10 +911,10 @@ static void bench_bulk(dset *d, const uint64_t *ord)
     if (getenv("BENCH_BULK_ROUNDS")) R = atoi(getenv("BENCH_BULK_ROUNDS"));
     if (R < 1) R = 1;
     if (R > MAXR) R = MAXR;
-    eng e[4] = { { "tostore btree bulk_load", NULL, NULL, {0} },
-                 { "LMDB MDB_APPEND", NULL, NULL, {0} },
-                 { "SQLite WITHOUT ROWID", NULL, NULL, {0} },
-                 { "SQLite rowid+CREATE INDEX", NULL, NULL, {0} } };
+    eng e[4] = { { "tostore btree bulk_load", NULL, NULL, 1, {0}, NULL },
+                 { "LMDB MDB_APPEND", NULL, NULL, 1, {0}, NULL },
+                 { "SQLite WITHOUT ROWID", NULL, NULL, 1, {0}, NULL },
+                 { "SQLite rowid+CREATE INDEX", NULL, NULL, 1, {0}, NULL } };
     double load[MAXR], commit[MAXR];
     char title[160];
     snprintf(title, sizeof title, "l. bulk load of %llu sorted keys into an empty index, keys/s "
@@ -1170,19 +985,19 @@ static void bench_get(dset *d)
     ectx c[7];
     int kinds[7] = { K_BT, K_HX, K_LM, K_SQ, K_BT_GET, K_HX_GET, K_SQI };
     for (int i = 0; i < 7; i++) ectx_init(&c[i], d, kinds[i], 0x853c49e6748fea9bull);
-    eng e[7] = { { "tostore btree", op_get, &c[0], {0} },
-                 { "tostore hash", op_get, &c[1], {0} },
-                 { "LMDB", op_get, &c[2], {0} },
-                 { "SQLite WITHOUT ROWID", op_get, &c[3], {0} },
-                 { "tostore btree, tsix_get", op_get, &c[4], {0} },
-                 { "tostore hash, tsix_get", op_get, &c[5], {0} },
-                 { "SQLite rowid+index", op_get, &c[6], {0} } };
+    eng e[7] = { { "tostore btree", op_get, &c[0], 1, {0}, NULL },
+                 { "tostore hash", op_get, &c[1], 1, {0}, NULL },
+                 { "LMDB", op_get, &c[2], 1, {0}, NULL },
+                 { "SQLite WITHOUT ROWID", op_get, &c[3], 1, {0}, NULL },
+                 { "tostore btree, tsix_get", op_get, &c[4], 1, {0}, NULL },
+                 { "tostore hash, tsix_get", op_get, &c[5], 1, {0}, NULL },
+                 { "SQLite rowid+index", op_get, &c[6], 1, {0}, NULL } };
     int n = d->sqi ? 7 : 6;
     warm_all(d);
     char title[128];
     snprintf(title, sizeof title, "g. random point gets, %llu keys, %d per read transaction, gets/s",
              (unsigned long long)d->n, GET_BATCH);
-    rounds(title, e, n, 0.5 * g_time, 0.05, "/s");
+    rounds(title, e, n, g_rounds, 0.5 * g_time, 0.05, "/s");
     ratio_row("g. point gets, btree vs SQLite", &e[0], &e[3], g_rounds, 2.0, "/s");
     ratio_row("g. point gets, btree vs LMDB", &e[0], &e[2], g_rounds, 0.8, "/s");
     ratio_row("g. point gets, hash vs btree", &e[1], &e[0], g_rounds, 0, "/s");
@@ -1200,13 +1015,13 @@ static void bench_range(dset *d)
     ectx c[3];
     int kinds[3] = { K_BT, K_LM, K_SQ };
     for (int i = 0; i < 3; i++) ectx_init(&c[i], d, kinds[i], 0x2545F4914F6CDD1Dull);
-    eng e[3] = { { "tostore btree", op_range, &c[0], {0} },
-                 { "LMDB", op_range, &c[1], {0} },
-                 { "SQLite WITHOUT ROWID", op_range, &c[2], {0} } };
+    eng e[3] = { { "tostore btree", op_range, &c[0], 1, {0}, NULL },
+                 { "LMDB", op_range, &c[1], 1, {0}, NULL },
+                 { "SQLite WITHOUT ROWID", op_range, &c[2], 1, {0}, NULL } };
     char title[128];
     snprintf(title, sizeof title, "r. range scans of %d entries from a random key, %llu keys, scans/s",
              RANGE_LEN, (unsigned long long)d->n);
-    rounds(title, e, 3, 0.5 * g_time, 0.05, "/s");
+    rounds(title, e, 3, g_rounds, 0.5 * g_time, 0.05, "/s");
     ratio_row("r. range scans (100), btree vs SQLite", &e[0], &e[2], g_rounds, 2.5, "/s");
     ratio_row("r. range scans (100), btree vs LMDB", &e[0], &e[1], g_rounds, 0, "/s");
     report_pages("tostore btree:", &c[0]);
@@ -1217,12 +1032,12 @@ static void bench_scan(dset *d)
     ectx c[3];
     int kinds[3] = { K_BT, K_LM, K_SQ };
     for (int i = 0; i < 3; i++) ectx_init(&c[i], d, kinds[i], 1);
-    eng e[3] = { { "tostore btree", op_scan, &c[0], {0} },
-                 { "LMDB", op_scan, &c[1], {0} },
-                 { "SQLite WITHOUT ROWID", op_scan, &c[2], {0} } };
+    eng e[3] = { { "tostore btree", op_scan, &c[0], 1, {0}, NULL },
+                 { "LMDB", op_scan, &c[1], 1, {0}, NULL },
+                 { "SQLite WITHOUT ROWID", op_scan, &c[2], 1, {0}, NULL } };
     char title[128];
     snprintf(title, sizeof title, "s. full scan, %llu keys, entries/s", (unsigned long long)d->n);
-    rounds(title, e, 3, 0.6 * g_time, g_big ? 1.0 : 0.2, "/s");
+    rounds(title, e, 3, g_rounds, 0.6 * g_time, g_big ? 1.0 : 0.2, "/s");
     ratio_row("s. full scan, btree vs SQLite", &e[0], &e[2], g_rounds, 2.5, "/s");
     ratio_row("s. full scan, btree vs LMDB", &e[0], &e[1], g_rounds, 0, "/s");
     if (c[0].looks)
@@ -1239,15 +1054,15 @@ static void bench_insert(dset *d)
     unsigned flags;
     mdb_env_get_flags(d->lenv, &flags);
     LMCK(mdb_env_set_flags(d->lenv, MDB_NOSYNC, 1));
-    eng e[3] = { { "tostore btree (normal)", op_insert, &c[0], {0} },
-                 { "LMDB (MDB_NOSYNC)", op_insert, &c[1], {0} },
-                 { "SQLite (WAL, NORMAL)", op_insert, &c[2], {0} } };
+    eng e[3] = { { "tostore btree (normal)", op_insert, &c[0], 1, {0}, NULL },
+                 { "LMDB (MDB_NOSYNC)", op_insert, &c[1], 1, {0}, NULL },
+                 { "SQLite (WAL, NORMAL)", op_insert, &c[2], 1, {0}, NULL } };
     char title[160];
     snprintf(title, sizeof title, "i. random inserts into the %llu-key index, %d per transaction, "
              "inserts/s", (unsigned long long)d->n, INS_BATCH);
     tspg_stats s0, s1;
     tspg_stats_get(d->db->pg, &s0);
-    rounds(title, e, 3, 0.5 * g_time, 0.1, "/s");
+    rounds(title, e, 3, g_rounds, 0.5 * g_time, 0.1, "/s");
     tspg_stats_get(d->db->pg, &s1);
     ratio_row("i. random inserts, btree vs SQLite", &e[0], &e[2], g_rounds, 0, "/s");
     ratio_row("i. random inserts, btree vs LMDB", &e[0], &e[1], g_rounds, 0, "/s");
@@ -1275,13 +1090,13 @@ static void latency_at(dset *d, lat *out)
     ectx c[8];
     int kinds[8] = { K_BT, K_HX, K_LM, K_SQ, K_BT_SMALL, K_BT_GET, K_HX_GET };
     for (int i = 0; i < 7; i++) ectx_init(&c[i], d, kinds[i], 0x9E3779B97F4A7C15ull);
-    eng e[7] = { { "tostore btree", op_get, &c[0], {0} },
-                 { "tostore hash", op_get, &c[1], {0} },
-                 { "LMDB", op_get, &c[2], {0} },
-                 { "SQLite WITHOUT ROWID", op_get, &c[3], {0} },
-                 { "tostore btree, 1 MiB cache", op_get, &c[4], {0} },
-                 { "tostore btree, tsix_get", op_get, &c[5], {0} },
-                 { "tostore hash, tsix_get", op_get, &c[6], {0} } };
+    eng e[7] = { { "tostore btree", op_get, &c[0], 1, {0}, NULL },
+                 { "tostore hash", op_get, &c[1], 1, {0}, NULL },
+                 { "LMDB", op_get, &c[2], 1, {0}, NULL },
+                 { "SQLite WITHOUT ROWID", op_get, &c[3], 1, {0}, NULL },
+                 { "tostore btree, 1 MiB cache", op_get, &c[4], 1, {0}, NULL },
+                 { "tostore btree, tsix_get", op_get, &c[5], 1, {0}, NULL },
+                 { "tostore hash, tsix_get", op_get, &c[6], 1, {0}, NULL } };
     for (int i = 0; i < 7; i++) c[i].pages = c[i].looks = 0;
     tspg_stats s0, s1;
     tspg_stats_get(d->dbs->pg, &s0);
@@ -1289,7 +1104,7 @@ static void latency_at(dset *d, lat *out)
     snprintf(title, sizeof title, "t. point-get latency at %llu keys, gets/s", (unsigned long long)d->n);
     int saved = g_rounds;
     g_rounds = g_rounds < 3 ? g_rounds : 3;
-    rounds(title, e, 7, 0.3 * g_time, 0.05, "/s");
+    rounds(title, e, 7, g_rounds, 0.3 * g_time, 0.05, "/s");
     tspg_stats_get(d->dbs->pg, &s1);
     out->n = d->n;
     int map[6] = { 0, 1, 2, 3, 4, 5 };
@@ -1385,7 +1200,7 @@ static int profile_mode(const char *what, double secs)
     }
     ectx c;
     ectx_init(&c, &d, kind, 12345);
-    eng e = { what, op, &c, {0} };
+    eng e = { what, op, &c, 1, {0}, NULL };
     double el;
     run_eng(&e, 0.2, &el); /* warm */
     c.pages = c.looks = 0;
@@ -1400,23 +1215,12 @@ static int profile_mode(const char *what, double secs)
 
 /* ---- main ------------------------------------------------------------------ */
 
-static void print_summary(void)
-{
-    printf("\n== summary (median of per-round ratios, [min-max over rounds]) ==\n");
-    printf("%-40s %-12s %-36s %-20s %-10s %s\n", "workload", "value", "reference", "ratio", "goal",
-           "status");
-    for (int i = 0; i < g_nrows; i++) {
-        row *r = &g_rows[i];
-        printf("%-40s %-12s %-36s %-20s %-10s %s\n", r->what, r->value, r->ref, r->ratio, r->goal,
-               r->status);
-    }
-}
-
 int main(int argc, char **argv)
 {
     const char *base = getenv("BENCH_DIR");
     const char *prof = NULL;
     double prof_secs = 5;
+    bench = (bench_style){ "bench_index", 34, 10, 46, { 40, 12, 36, 20, 10 } };
     if (argc > 1 && !strcmp(argv[1], "profile")) {
         prof = argc > 2 ? argv[2] : "";
         if (argc > 3) prof_secs = atof(argv[3]);

@@ -1,25 +1,32 @@
 #!/usr/bin/env bash
 # Builds tostore (Release) with the benchmarks in build-bench/ and runs them.
-#   tools/bench/run.sh                 # both: bench_commit (~3.5 min), then bench_index (~2 min)
+#   tools/bench/run.sh                 # all: bench_commit (~3.5 min), bench_index (~2 min),
+#                                      # then bench_tables (~2-3 min)
 #   tools/bench/run.sh commit          # only bench_commit (issue 3: commit path)
 #   tools/bench/run.sh index           # only bench_index (issue 4: btree/hash vs LMDB, SQLite)
+#   tools/bench/run.sh tables          # only bench_tables (issue 5: ts_insert/ts_get/KV vs SQLite)
 #   BENCH_BIG=1 tools/bench/run.sh     # commit: open test on a 1 GB database;
-#                                      # index: 10M keys (bulk loads, latency at 10M; ~4-9 min)
+#                                      # index: 10M keys (bulk loads, latency at 10M; ~4-9 min);
+#                                      # tables: 1M-row insert in one transaction
+#   BENCH_ROWS=500000 ... tables       # tables: another bulk-insert size (also BENCH_SINGLE)
 #   BENCH_ROUNDS=7 BENCH_TIME=2 ...    # more / longer rounds
 #   BENCH_ONLY=ab ...                  # a subset of workloads (commit: a-f; index: l g r s t i;
-#                                      # a tool none of whose letters are given is skipped)
+#                                      # tables: B G S K, upper case here (b g s k when running
+#                                      # bench_tables itself); a tool none of whose letters are
+#                                      # given is skipped)
 # Data goes to build-bench/benchdata (same disk as the repository) and is
 # removed afterwards (BENCH_KEEP=1 keeps it).  Output is also saved to
-# build-bench/bench_commit.txt and build-bench/bench_index.txt.
+# build-bench/bench_commit.txt, bench_index.txt and bench_tables.txt.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 build="${BENCH_BUILD_DIR:-$root/build-bench}"
 what="${1:-all}"
 case "$what" in
-  all) targets=(bench_commit bench_index) ;;
+  all) targets=(bench_commit bench_index bench_tables) ;;
   commit) targets=(bench_commit) ;;
   index) targets=(bench_index) ;;
-  *) echo "usage: $0 [all|commit|index]" >&2; exit 2 ;;
+  tables) targets=(bench_tables) ;;
+  *) echo "usage: $0 [all|commit|index|tables]" >&2; exit 2 ;;
 esac
 source "$root/tools/deps.sh"
 missing=()
@@ -41,6 +48,7 @@ for t in "${targets[@]}"; do
     case "$t" in
       bench_commit) only="$(tr -cd 'abcdef' <<<"$BENCH_ONLY")" ;;
       bench_index) only="$(tr -cd 'lgrsti' <<<"$BENCH_ONLY")" ;;
+      bench_tables) only="$(tr -cd 'BGSK' <<<"$BENCH_ONLY" | tr 'BGSK' 'bgsk')" ;;
     esac
     [ -n "$only" ] || continue
   fi

@@ -176,6 +176,22 @@ TS_API int ts_get_schema(ts_db *db, const char *table, json_t **out_new);
 /* The names of all tables, sorted, as a new array. */
 TS_API int ts_list_tables(ts_db *db, json_t **out_new);
 
+/* Bring the stored tables to `schemas` (a JSON array of table schemas),
+ * as "schemas" in tostore.json does at open: create missing tables, migrate
+ * changed ones (renames by tableId / fieldId or inferred when unambiguous,
+ * added fields get their default, removed fields are dropped, indexes
+ * rebuilt), keep tables the list leaves out (or drop them with the config's
+ * migration.dropMissingTables).  A change that would lose or invalidate
+ * data is refused with TS_ERR_VALIDATION naming the table, field and row
+ * count, and nothing changes (migration.allowLossy drops such rows).  All
+ * or nothing, crash-safe.  docs/migration.md. */
+TS_API int ts_sync_schemas(ts_db *db, const json_t *schemas);
+/* The same with a report (a new array, one object per table: "table",
+ * "action", "from", "fields" {"renamed", "added", "removed"}, "rows",
+ * "rowsDropped"); with dry_run nothing is changed. */
+TS_API int ts_sync_schemas_report(ts_db *db, const json_t *schemas, int dry_run,
+                                  json_t **report_new);
+
 /* Insert one record.  The primary key is generated unless the record gives
  * one.  *pk_out_new (pk_out_new may be NULL) gets the row's key.  Errors:
  * TS_ERR_VALIDATION, TS_ERR_NOT_NULL, TS_ERR_UNIQUE, TS_ERR_PRIMARY_KEY,
