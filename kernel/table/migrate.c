@@ -182,7 +182,6 @@ static int rewrite(tstbl_map *m, tstx *tx, tstbl *old, tsd_table *nd, const long
         rc = tsenv_error(env, TS_ERR_VALIDATION, "migration of table '%s' refused: %lld row(s) cannot "
                          "follow the change (first: %s); nothing was changed (migration.allowLossy "
                          "drops such rows)", old->def->name, (long long)f.n, f.msg);
-    tstbl_forget_states(m, old->num);
     if (!rc) rc = tstbl_unlink(m, tx, old, 1);
     if (!rc) { rc = tstbl_install(m, tx, nt); nt = NULL; }
     if (nt) tstbl_discard(nt);
@@ -275,7 +274,11 @@ int tsmig_sync(tstbl_map *m, tstx *tx, const json_t *schemas, const tsmig_opts *
     for (size_t j = 0; j < nold && !rc; j++) {
         if (used[j] || o->drop_missing) continue;
         json_t *s = follow_renames(olds[j]->def, renames);
-        if (s) { json_array_append_new(follow, json_pack("{s:i, s:o}", "old", (int)j, "schema", s)); nfollow++; }
+        if (s) {
+            json_array_append_new(follow, json_pack("{s:i, s:o}", "old", (int)j, "schema", s));
+            nfollow++;
+            used[j] = 2; /* rewritten below, reported as changed */
+        }
         else kept[nkept++] = olds[j]->def;
     }
     /* the new set is checked with the kept tables as they are */
