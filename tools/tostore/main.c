@@ -7,6 +7,8 @@
  *   tostore stats [--config F]      print statistics
  *   tostore check [--config F]      verify every page and the free list
  *   tostore rekey [--config F] (--to CIPHER_JSON | --decrypt) [--new-data-key]
+ *   tostore schema [--config F] [--table T]
+ *   tostore migrate --config F [--apply]
  *   tostore version
  */
 #include <stdio.h>
@@ -27,6 +29,9 @@ static int usage(FILE *to)
             "  check     verify every page and the free list\n"
             "  rekey     re-encrypt: --to '{\"module\":...,\"key\":...}' or --decrypt,\n"
             "            [--new-data-key] to re-seal every page under a new data key\n"
+            "  schema    print the stored table schemas ([--table T] for one)\n"
+            "  migrate   show the changes the config's \"schemas\" make to the stored\n"
+            "            tables; --apply applies them\n"
             "  version   print the library version\n"
             "Without --config the embedded default configuration is used.\n");
     return to == stderr ? 2 : 0;
@@ -220,13 +225,15 @@ static int cmd_demo(const char *config)
 int main(int argc, char **argv)
 {
     const char *cmd = argc > 1 ? argv[1] : "demo";
-    const char *config = NULL, *to = NULL;
-    int decrypt = 0, new_key = 0;
+    const char *config = NULL, *to = NULL, *table = NULL;
+    int decrypt = 0, new_key = 0, apply = 0;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) config = argv[++i];
         else if (strcmp(argv[i], "--to") == 0 && i + 1 < argc) to = argv[++i];
         else if (strcmp(argv[i], "--decrypt") == 0) decrypt = 1;
         else if (strcmp(argv[i], "--new-data-key") == 0) new_key = 1;
+        else if (strcmp(argv[i], "--table") == 0 && i + 1 < argc) table = argv[++i];
+        else if (strcmp(argv[i], "--apply") == 0) apply = 1;
         else { fprintf(stderr, "tostore: unknown argument '%s'\n", argv[i]); return usage(stderr); }
     }
     if (strcmp(cmd, "demo") == 0) return cmd_demo(config);
@@ -235,6 +242,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "stats") == 0) return cmd_stats(config);
     if (strcmp(cmd, "check") == 0) return cmd_check(config);
     if (strcmp(cmd, "rekey") == 0) return cmd_rekey(config, to, decrypt, new_key);
+    if (strcmp(cmd, "schema") == 0) return cmd_schema(config, table);
+    if (strcmp(cmd, "migrate") == 0) return cmd_migrate(config, apply);
     if (strcmp(cmd, "version") == 0) { printf("%s\n", ts_version()); return 0; }
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0) return usage(stdout);
     fprintf(stderr, "tostore: unknown command '%s'\n", cmd);
