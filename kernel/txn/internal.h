@@ -13,6 +13,7 @@ typedef struct dpage {        /* a page the write transaction changed */
     uint8_t      *lp;         /* logical image; NULL while spilled */
     uint64_t      spilled;    /* its uncommitted frame when spilled */
     uint32_t      pins;
+    uint64_t      stamp;      /* tstx.touched at its last use: spill the cold ones */
     struct dpage *next;
 } dpage;
 

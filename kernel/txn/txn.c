@@ -247,25 +247,45 @@ static int page_handle(tstx *tx, uint64_t pgno, tscpage *cp, dpage *d, tspage **
     p->pgno = pgno;
     p->cp = cp;
     p->d = d;
-    if (d) d->pins++;
+    if (d) { d->pins++; d->stamp = tx->touched; }
     *out = p;
     return TS_OK;
 }
 
+static int stamp_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
 /* Write frames for spilled pages: keeps memory bounded for transactions
- * larger than the cache, without touching the main file. */
+ * larger than the cache, without touching the main file.  Only the colder
+ * half goes: the pages used most recently (a btree's upper levels, the
+ * leaves being filled) stay, or they would be read back at once. */
 static int spill(tstx *tx)
 {
     tspg *pg = tx->pg;
     uint64_t pgnos[CHUNK];
     uint8_t *imgs[CHUNK];
     dpage *ds[CHUNK];
-    size_t k = 0;
+    size_t k = 0, nc = 0;
     int rc = TS_OK;
     uint8_t *buf = pg->scratch;
+    uint64_t cut = UINT64_MAX;
+    uint64_t *stamps = malloc((tx->nlive + 1) * sizeof *stamps);
+    if (stamps) {
+        for (size_t i = 0; i < tx->tabcap; i++)
+            for (dpage *d = tx->tab[i]; d; d = d->next)
+                if (d->lp && !d->pins && nc <= tx->nlive) stamps[nc++] = d->stamp;
+        if (nc > 1) {
+            qsort(stamps, nc, sizeof *stamps, stamp_cmp);
+            cut = stamps[nc / 2];
+        }
+        free(stamps);
+    }
     for (size_t i = 0; i < tx->tabcap && !rc; i++) {
         for (dpage *d = tx->tab[i]; d && !rc; d = d->next) {
-            if (!d->lp || d->pins) continue;
+            if (!d->lp || d->pins || d->stamp > cut) continue;
             imgs[k] = buf + k * pg->codec.page_size;
             if ((rc = tscodec_encode(&pg->codec, d->pgno, tx->seq + 1, d->lp, imgs[k]))) break;
             pgnos[k] = d->pgno;
@@ -310,7 +330,7 @@ int tspg_write_frames(tstx *tx, const uint64_t *pgnos, uint8_t *const *imgs, dpa
 
 static int maybe_spill(tstx *tx)
 {
-    uint64_t limit = tx->pg->o.cache_bytes / 4;
+    uint64_t limit = tx->pg->o.cache_bytes;
     if (limit < MIN_SPILL) limit = MIN_SPILL;
     if ((uint64_t)tx->nlive * tx->pg->codec.logical <= limit) return TS_OK;
     return spill(tx);
