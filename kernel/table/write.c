@@ -63,8 +63,10 @@ static int insert_record(tsw *w, tstbl *t, const json_t *rec, json_t **pk_new)
     }
     tsd_buf row = { 0 };
     if (!rc) rc = tsd_row_encode_record(w->env, t->def, rec, gen, w->now, &row);
-    if (!rc && t->def->nfks) rc = tsfk_check(w, t, space, row.p, row.len);
     if (!rc) rc = put_row(w, t, space, row.p, row.len);
+    /* after the put, so a row may reference itself; a failure is undone
+     * with the statement */
+    if (!rc && t->def->nfks) rc = tsfk_check(w, t, space, row.p, row.len);
     if (!rc && !gen) {
         json_t *pk = NULL;
         rc = pk_json(w, t, row.p, row.len, &pk);

@@ -3,8 +3,9 @@
  * clear), inserts and gets with every value type, validation and
  * constraints, primary-key generators, upserts, batches, updates and
  * deletes, spaces and global tables, transactions, schemas given in the
- * configuration, TTL and persistence.  Foreign keys are in
- * test_tables_fk.c.
+ * configuration, TTL, persistence, limits, a few threads sharing a handle
+ * (including reads racing DDL) and a writer process that dies mid-way.
+ * Foreign keys are in test_tables_fk.c.
  *
  * JSON in the tests is written with single quotes (J() turns them into
  * double quotes), so no test value contains an apostrophe.
@@ -312,7 +313,8 @@ START_TEST(schema_errors_reach_api)
                      TS_ERR_VALIDATION);
     ck_assert_ptr_nonnull(strstr(ts_errmsg(db), "nope"));
     ck_assert_int_eq(create_rc(db, "[]"), TS_ERR_VALIDATION);
-    ck_assert_int_eq(create_rc(db, "{'name': 't', 'fields': [], 'indexes': [{'fields': ['nope']}]}"),
+    ck_assert_int_eq(create_rc(db, "{'name': 't', 'fields': [],"
+                                   "'indexes': [{'fields': ['nope']}]}"),
                      TS_ERR_VALIDATION);
     /* an index module that is not loaded */
     int rc = create_rc(db, "{'name': 't', 'fields': [{'name': 'a', 'type': 'text'}],"
@@ -322,7 +324,8 @@ START_TEST(schema_errors_reach_api)
     ck_assert_uint_eq(json_array_size(tables(db)), 0);
     /* tableId unique among tables */
     create(db, "{'name': 't1', 'tableId': 'T', 'fields': []}");
-    ck_assert_int_eq(create_rc(db, "{'name': 't2', 'tableId': 'T', 'fields': []}"), TS_ERR_VALIDATION);
+    ck_assert_int_eq(create_rc(db, "{'name': 't2', 'tableId': 'T', 'fields': []}"),
+                     TS_ERR_VALIDATION);
     ck_assert(json_equal(tables(db), J("['t1']")));
     ts_close(db);
 }
@@ -545,6 +548,13 @@ START_TEST(caller_supplied_keys)
     ck_assert(json_is_string(pk));
     ck_assert_str_eq(json_string_value(pk), "k1");
     ck_assert_str_eq(fstr(row_of(db, "users", S("k1")), "name"), "g");
+    /* a key is an integer or a string */
+    ck_assert_int_eq(ins_rc(db, "users", "{'id': 5.5, 'name': 'x'}", NULL), TS_ERR_VALIDATION);
+    ck_assert_int_eq(ins_rc(db, "users", "{'id': true, 'name': 'x'}", NULL), TS_ERR_VALIDATION);
+    ck_assert_int_eq(ins_rc(db, "users", "{'id': [1], 'name': 'x'}", NULL), TS_ERR_VALIDATION);
+    ck_assert_int_eq(ins_rc(db, "users", "{'id': {'a': 1}, 'name': 'x'}", NULL), TS_ERR_VALIDATION);
+    ck_assert_int_eq(ins_i(db, "users", "{'id': 60.0, 'name': 'real'}"), 60);
+    ck_assert_str_eq(fstr(row_i(db, "users", 60), "name"), "real");
     /* duplicate key: TS_ERR_PRIMARY_KEY, nothing changes */
     int64_t n = count(db, "users");
     ck_assert_int_eq(ins_rc(db, "users", "{'id': 50, 'name': 'x'}", NULL), TS_ERR_PRIMARY_KEY);
@@ -666,6 +676,17 @@ START_TEST(values_round_trip)
     k = ins_i(db, "v", "{'j': null}");
     ck_assert(fnull(row_i(db, "v", k), "j"));
 
+    /* updates and upserts replace a json or array value whole (no deep merge) */
+    k = ins_i(db, "v", "{'j': {'a': 1, 'b': 2}, 'a': [1, 2], 'i': 1}");
+    ck_assert_int_eq(ts_upsert(db, "v", J("{'id': %lld, 'j': {'a': 5}, 'a': [3]}", (long long)k),
+                               NULL), TS_OK);
+    r = row_i(db, "v", k);
+    ck_assert(json_equal(json_object_get(r, "j"), J("{'a': 5}")));
+    ck_assert(json_equal(json_object_get(r, "a"), J("[3]")));
+    ck_assert_int_eq(fint(r, "i"), 1);
+    ck_assert_int_eq(ts_update(db, "v", I(k), J("{'j': {'c': 1}}")), TS_OK);
+    ck_assert(json_equal(json_object_get(row_i(db, "v", k), "j"), J("{'c': 1}")));
+
     /* the same after a reopen */
     json_t *before = row_i(db, "v", 1);
     db = reopen(db);
@@ -685,7 +706,8 @@ START_TEST(validation_errors)
                "{'name': 'flag', 'type': 'boolean'},"
                "{'name': 'at', 'type': 'datetime', 'minValue': '2020-01-01'},"
                "{'name': 'bl', 'type': 'blob', 'maxLength': 3},"
-               "{'name': 'xs', 'type': 'array', 'maxLength': 2}, {'name': 'big', 'type': 'bigInt'}]}");
+               "{'name': 'xs', 'type': 'array', 'maxLength': 2},"
+               "{'name': 'big', 'type': 'bigInt'}]}");
     /* not null: missing or explicit null */
     ck_assert_int_eq(ins_rc(db, "p", "{'code': 'ab'}", NULL), TS_ERR_NOT_NULL);
     ck_assert_ptr_nonnull(strstr(ts_errmsg(db), "name"));
@@ -726,7 +748,8 @@ START_TEST(validation_errors)
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         int rc = ins_rc(db, "p", bad[i], NULL);
-        ck_assert_msg(rc == TS_ERR_VALIDATION, "%s: got %d, expected TS_ERR_VALIDATION", bad[i], rc);
+        ck_assert_msg(rc == TS_ERR_VALIDATION, "%s: got %d, expected TS_ERR_VALIDATION", bad[i],
+                      rc);
         ck_assert_msg(ts_errmsg(db)[0] != 0, "%s: no message", bad[i]);
     }
     /* invalid UTF-8 */
@@ -744,7 +767,8 @@ START_TEST(validation_errors)
     json_t *r = row_i(db, "p", k);
     ck_assert_int_eq(fint(r, "age"), 150);
     ck_assert_str_eq(fstr(r, "code"), "h\xc3\xa9llo");
-    ck_assert_int_eq(ins_rc(db, "p", "{'name': 'a', 'code': 'h\\u00e9llo!'}", NULL), TS_ERR_VALIDATION);
+    ck_assert_int_eq(ins_rc(db, "p", "{'name': 'a', 'code': 'h\\u00e9llo!'}", NULL),
+                     TS_ERR_VALIDATION);
     k = ins_i(db, "p", "{'name': 'b', 'at': '2020-01-01T00:00:00.000Z'}");
     ck_assert_str_eq(fstr(row_i(db, "p", k), "at"), "2020-01-01T00:00:00.000Z");
     ck_assert_int_eq(count(db, "p"), 2);
@@ -996,7 +1020,8 @@ START_TEST(pk_timestamp_node_ids)
     ts_db *d1 = open_cfg(cfg);
     snprintf(cfg, sizeof cfg, "{\"path\": \"%s\", \"nodeId\": 2}", dir2);
     ts_db *d2 = open_cfg(cfg);
-    const char *schema = "{'name': 't', 'fields': [], 'primaryKeyConfig': {'type': 'timestampBased'}}";
+    const char *schema = "{'name': 't', 'fields': [],"
+                         "'primaryKeyConfig': {'type': 'timestampBased'}}";
     create(d1, schema);
     create(d2, schema);
     static json_int_t k1[N], k2[N], all[2 * N];
@@ -1213,6 +1238,10 @@ START_TEST(upsert_by_primary_key)
     r = row_i(db, "users", 10);
     ck_assert_str_eq(fstr(r, "status"), "new");
     ck_assert_int_eq(count(db, "users"), 2);
+    /* an insert through upsert must satisfy unique constraints */
+    ck_assert_int_eq(ts_upsert(db, "users", J("{'id': 12, 'name': 'c', 'email': 'a@x'}"), NULL),
+                     TS_ERR_UNIQUE);
+    ck_assert_int_eq(get_rc(db, "users", I(12)), TS_ERR_NOT_FOUND);
     /* an insert through upsert must satisfy not-null */
     ck_assert_int_eq(ts_upsert(db, "users", J("{'id': 11, 'age': 3}"), NULL), TS_ERR_NOT_NULL);
     /* an update through upsert is checked */
@@ -1372,13 +1401,23 @@ START_TEST(batch_insert_all_or_nothing)
     ts_db *db = open_db(NULL);
     create(db, USERS);
     ins(db, "users", "{'name': 'a', 'email': 'a@x'}");
+    json_t *rep = NULL;
     int rc = ts_batch_insert(db, "users", J("[{'name': 'b'}, {'name': 'c'},"
-                                            "{'name': 'd', 'email': 'a@x'}, {'name': 'e'}]"), 0, NULL);
+                                            "{'name': 'd', 'email': 'a@x'}, {'name': 'e'}]"),
+                         0, &rep);
+    keep(rep);
     ck_assert_int_eq(rc, TS_ERR_UNIQUE);
+    /* the report names the failure and no key that was rolled back */
+    ck_assert_ptr_nonnull(rep);
+    ck_assert_uint_eq(json_array_size(report_get(rep, "successKeys")), 0);
+    json_t *e = json_array_get(report_get(rep, "errors"), 0);
+    ck_assert_int_eq(fint(e, "index"), 2);
+    ck_assert_int_eq(fint(e, "code"), TS_ERR_UNIQUE);
     ck_assert_int_eq(count(db, "users"), 1);
     ck_assert_int_eq(get_rc(db, "users", I(2)), TS_ERR_NOT_FOUND);
     /* the values of the rolled-back rows are not taken */
-    rc = ts_batch_insert(db, "users", J("[{'name': 'b', 'email': 'b@x'}, {'name': 'x', 'age': -1}]"),
+    rc = ts_batch_insert(db, "users",
+                         J("[{'name': 'b', 'email': 'b@x'}, {'name': 'x', 'age': -1}]"),
                          0, NULL);
     ck_assert_int_eq(rc, TS_ERR_VALIDATION);
     ck_assert_int_eq(count(db, "users"), 1);
@@ -1414,7 +1453,8 @@ START_TEST(batch_upsert)
     ck_assert_str_eq(fstr(row_i(db, "users", 2), "name"), "B");
     /* partial */
     rep = NULL;
-    rc = ts_batch_upsert(db, "users", J("[{'id': 2, 'age': 500}, {'email': 'c@x', 'name': 'C'}]"), 1,
+    rc = ts_batch_upsert(db, "users",
+                         J("[{'id': 2, 'age': 500}, {'email': 'c@x', 'name': 'C'}]"), 1,
                          &rep);
     keep(rep);
     ck_assert_int_eq(rc, TS_PARTIAL);
@@ -1431,7 +1471,8 @@ START_TEST(batch_upsert)
     ck_assert_int_eq(count(db, "users"), 4);
     ck_assert_str_eq(fstr(row_i(db, "users", 4), "name"), "N2");
     /* without allow_partial: all undone */
-    rc = ts_batch_upsert(db, "users", J("[{'id': 1, 'name': 'changed'}, {'id': 2, 'name': null}]"), 0,
+    rc = ts_batch_upsert(db, "users",
+                         J("[{'id': 1, 'name': 'changed'}, {'id': 2, 'name': null}]"), 0,
                          NULL);
     ck_assert_int_eq(rc, TS_ERR_NOT_NULL);
     ck_assert_str_eq(fstr(row_i(db, "users", 1), "name"), "A");
@@ -1790,7 +1831,8 @@ START_TEST(schemas_in_config)
     ts_close(db);
     free(text);
     /* a bad schema in the config fails the open */
-    cfg = J("{'path': '%s', 'schemas': [{'name': 'bad', 'fields': [{'name': 'x', 'type': 'strng'}]}]}",
+    cfg = J("{'path': '%s', 'schemas': [{'name': 'bad',"
+            "'fields': [{'name': 'x', 'type': 'strng'}]}]}",
             dir);
     text = json_dumps(cfg, 0);
     ts_db *bad = NULL;
@@ -1803,7 +1845,8 @@ END_TEST
 START_TEST(ttl_rows_expire)
 {
     ts_db *db = open_db(NULL);
-    create(db, "{'name': 'short', 'fields': [{'name': 'v', 'type': 'text'}], 'ttlConfig': {'ttlMs': 50}}");
+    create(db, "{'name': 'short', 'fields': [{'name': 'v', 'type': 'text'}],"
+               "'ttlConfig': {'ttlMs': 50}}");
     create(db, "{'name': 'long', 'fields': [], 'ttlConfig': {'ttlMs': 600000}}");
     create(db, "{'name': 'src', 'fields': [{'name': 'at', 'type': 'datetime'}],"
                "'ttlConfig': {'ttlMs': 3600000, 'sourceField': 'at'}}");
@@ -1939,7 +1982,8 @@ START_TEST(indexes)
     ck_assert(json_equal(json_object_get(s, "indexes"),
                          J("[{'fields': ['a', 'b'], 'indexName': 'idx_a_b', 'unique': false,"
                            "'type': 'btree'},"
-                           "{'fields': ['h'], 'indexName': 'by_h', 'unique': true, 'type': 'hash'}]")));
+                           "{'fields': ['h'], 'indexName': 'by_h', 'unique': true,"
+                           "'type': 'hash'}]")));
     ck_assert(json_is_true(json_object_get(json_array_get(json_object_get(s, "fields"), 1),
                                            "createIndex")));
     /* non-unique indexes take duplicates, the unique hash index does not */
@@ -2104,11 +2148,13 @@ START_TEST(concurrent_mixed)
     ts_db *db = open_db("\"durability\": \"normal\"");
     create(db, USERS);
     enum { T = 4 };
-    mix_arg args[T] = { { .db = db, .which = 0, .rounds = 100 }, { .db = db, .which = 1, .rounds = 20 },
+    mix_arg args[T] = { { .db = db, .which = 0, .rounds = 100 },
+                        { .db = db, .which = 1, .rounds = 20 },
                         { .db = db, .which = 2, .rounds = 1000 },
                         { .db = db, .which = 2, .rounds = 1000 } };
     pthread_t th[T];
-    for (int i = 0; i < T; i++) ck_assert_int_eq(pthread_create(&th[i], NULL, mixed_worker, &args[i]), 0);
+    for (int i = 0; i < T; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, mixed_worker, &args[i]), 0);
     for (int i = 0; i < T; i++) pthread_join(th[i], NULL);
     int any_bad = 0;
     for (int i = 0; i < T; i++) any_bad |= args[i].bad != 0;
@@ -2198,7 +2244,11 @@ START_TEST(ddl_isolation)
 }
 END_TEST
 
-typedef struct ddl_loop { ts_db *db; int rounds; int bad; int last_rc; char msg[256]; int stop; } ddl_loop;
+typedef struct ddl_loop {
+    ts_db *db;
+    int rounds, bad, last_rc;
+    int stop; /* atomic */
+} ddl_loop;
 
 static void *create_drop_loop(void *p)
 {

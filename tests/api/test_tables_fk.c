@@ -546,7 +546,8 @@ START_TEST(fk_refused_definitions)
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         int rc = create_rc(db, bad[i]);
-        ck_assert_msg(rc == TS_ERR_VALIDATION, "schema %zu: got %d, expected TS_ERR_VALIDATION", i, rc);
+        ck_assert_msg(rc == TS_ERR_VALIDATION, "schema %zu: got %d, expected TS_ERR_VALIDATION", i,
+                      rc);
     }
     ck_assert(json_equal(tables(db), J("['parent']")));
     ts_close(db);
@@ -659,6 +660,13 @@ START_TEST(fk_set_default_needs_parent)
     ck_assert_int_eq(ts_delete(db, "parent", I(5)), TS_ERR_FOREIGN_KEY);
     ck_assert_int_eq(get_rc(db, "parent", I(5)), TS_OK);
     ck_assert_int_eq(fint(row_i(db, "child", a), "pid"), 5);
+    /* a nullable field without a default: its default is null */
+    child(db, "child2", "parent", "", "setDefault", "setDefault");
+    ck_assert_int_eq(ins_i(db, "parent", "{'id': 6}"), 6);
+    json_int_t b = ins_i(db, "child2", "{'pid': 6, 'note': 'b'}");
+    ck_assert_int_eq(ts_delete(db, "parent", I(6)), TS_OK);
+    ck_assert(fnull(row_i(db, "child2", b), "pid"));
+    ck_assert_str_eq(fstr(row_i(db, "child2", b), "note"), "b");
     ts_close(db);
 }
 END_TEST
@@ -669,7 +677,8 @@ START_TEST(fk_on_update_two_levels)
     create(db, "{'name': 'a', 'fields': [{'name': 'v', 'type': 'text'}]}");
     /* b's key is a's key (one-to-one); c references b */
     create(db, "{'name': 'b', 'fields': [{'name': 'w', 'type': 'text'}],"
-               "'foreignKeys': [{'fields': ['id'], 'referencedTable': 'a', 'referencedFields': ['id'],"
+               "'foreignKeys': [{'fields': ['id'], 'referencedTable': 'a',"
+               "'referencedFields': ['id'],"
                "'onUpdate': 'cascade', 'onDelete': 'cascade'}]}");
     child(db, "c", "b", "", "cascade", "cascade");
     ins(db, "a", "{'v': 'a1'}");
@@ -697,8 +706,10 @@ START_TEST(fk_composite)
 {
     ts_db *db = open_db(NULL);
     create(db, "{'name': 'p', 'fields': [{'name': 'x', 'type': 'integer'},"
-               "{'name': 'y', 'type': 'text'}], 'indexes': [{'fields': ['x', 'y'], 'unique': true}]}");
-    create(db, "{'name': 'c', 'fields': [{'name': 'a', 'type': 'integer'}, {'name': 'b', 'type': 'text'}],"
+               "{'name': 'y', 'type': 'text'}],"
+               "'indexes': [{'fields': ['x', 'y'], 'unique': true}]}");
+    create(db, "{'name': 'c', 'fields': [{'name': 'a', 'type': 'integer'},"
+               "{'name': 'b', 'type': 'text'}],"
                "'foreignKeys': [{'fields': ['a', 'b'], 'referencedTable': 'p',"
                "'referencedFields': ['x', 'y'], 'onDelete': 'cascade'}]}");
     ins(db, "p", "{'x': 1, 'y': 'one'}");
