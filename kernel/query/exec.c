@@ -613,7 +613,7 @@ static int next_ordered(tsq_exec *e)
             }
         } else {
             if ((rc = materialize(e, 0))) return rc;
-            qsort_r(e->hits, e->nhits, sizeof *e->hits, hit_cmp, e);
+            if (e->nhits) qsort_r(e->hits, e->nhits, sizeof *e->hits, hit_cmp, e);
         }
     }
     if (e->hpos >= e->nhits) return 0;
@@ -642,12 +642,12 @@ int tsq_exec_next(tsq_exec *e, const tsq_rowset **rs, const uint8_t **pk, size_t
     if (e->emitted == 0) {
         memcpy(e->first_pk, e->base_pk, e->base_pkl);
         e->first_pkl = e->base_pkl;
-        memcpy(e->first_ik, e->base_ik, e->base_ikl);
+        if (e->base_ikl) memcpy(e->first_ik, e->base_ik, e->base_ikl);
         e->first_ikl = e->base_ikl;
     }
     memcpy(e->last_pk, e->base_pk, e->base_pkl);
     e->last_pkl = e->base_pkl;
-    memcpy(e->last_ik, e->base_ik, e->base_ikl);
+    if (e->base_ikl) memcpy(e->last_ik, e->base_ik, e->base_ikl);
     e->last_ikl = e->base_ikl;
     e->emitted++;
     *rs = &e->rs;

@@ -24,6 +24,14 @@ static int keys_add(tsq_ctx *x, tsq_keys *k, const uint8_t *p, size_t n)
     return TS_OK;
 }
 
+/* keys_add, skipping a key already there (IN [20, 20], [20, "20"]) */
+static int keys_add_once(tsq_ctx *x, tsq_keys *k, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < k->n; i++)
+        if (k->kl[i] == n && memcmp(k->k[i], p, n) == 0) return TS_OK;
+    return keys_add(x, k, p, n);
+}
+
 static void keys_free(tsq_keys *k)
 {
     for (size_t i = 0; i < k->n; i++) free(k->k[i]);
@@ -198,7 +206,7 @@ int tsq_plan_run(tsq_ctx *x, int src, const tsq_cterm *run, size_t n, tsq_plan *
                 memcpy(k, c.prefix, c.prefix_len);
                 off = c.prefix_len;
                 if (value_key(x, &d->cols[ix->cols[0]], &e->set[j], k, &off) == TS_OK)
-                    rc = keys_add(x, &c.keys, k, off);
+                    rc = keys_add_once(x, &c.keys, k, off);
             }
             if (rc) { keys_free(&c.keys); return rc; }
             c.exact = 1;
