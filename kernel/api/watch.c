@@ -81,7 +81,10 @@ int tsapi_cache_get(ts_query *q, tstx *tx, ts_result **out)
 {
     ts_db *db = q->db;
     tsapi_thread *th = pthread_getspecific(db->txkey);
-    if (q->cache_ttl <= 0 || (th && th->tx && th->write)) return tsapi_query_rows(q, tx, out);
+    /* bypassed inside any explicit transaction (its snapshot, its own
+     * writes) and for custom predicates (code the shape cannot capture) */
+    if (q->cache_ttl <= 0 || (th && th->tx) || tsq_cond_has_custom(&q->s.cond))
+        return tsapi_query_rows(q, tx, out);
     /* the versions must predate the snapshot: tx began already, so only a
      * result computed in a later call may be stored (see below) */
     uint64_t shape = tsq_shape_hash(&q->s, 1), space = cur_space(db);
@@ -110,7 +113,7 @@ int tsapi_cache_get(ts_query *q, tstx *tx, ts_result **out)
         tstx_rollback(fresh);
     } else {
         rc = tsapi_query_rows(q, tx, out);
-        ntv = 0; /* an older explicit snapshot: do not store */
+        ntv = 0;
     }
     if (rc || !ntv) return rc;
     if (!c) {

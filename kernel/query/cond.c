@@ -108,6 +108,14 @@ void tsq_cond_clear(ts_cond *c)
     memset(c, 0, sizeof *c);
 }
 
+int tsq_cond_has_custom(const ts_cond *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (c->t[i].kind == TSQ_CUSTOM || (c->t[i].group && tsq_cond_has_custom(c->t[i].group)))
+            return 1;
+    return 0;
+}
+
 json_t *tsq_cond_json(const ts_cond *c)
 {
     json_t *a = json_array();

@@ -93,7 +93,8 @@ uint64_t tsq_shape_hash(const tsq_spec *q, int with_limits)
         json_array_append_new(o, json_integer(q->offset));
         json_array_append_new(o, json_string(q->cursor ? q->cursor : ""));
         json_t *sl = json_array();
-        for (size_t i = 0; i < q->nsel; i++) json_array_append_new(sl, json_string(q->sel[i].field));
+        for (size_t i = 0; i < q->nsel; i++)
+            json_array_append_new(sl, json_pack("[s, s?]", q->sel[i].field, q->sel[i].alias));
         json_array_append_new(o, sl);
     }
     char *s = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
@@ -314,7 +315,8 @@ int tsq_exec_open(ts_env *env, tstbl_map *m, tstx *tx, uint64_t space, const tsq
     e->limit = mode == TSQ_MODE_ALL ? -1 : q->has_limit ? q->limit : mode == TSQ_MODE_ROWS ? default_limit : -1;
     e->offset = mode == TSQ_MODE_ALL ? 0 : q->offset;
     /* the order the caller wants from the scan */
-    tsq_want want = { -1, 0, e->limit >= 0 };
+    /* a scan in the wanted order also keeps a stream's memory constant */
+    tsq_want want = { -1, 0, e->limit >= 0 || mode == TSQ_MODE_STREAM };
     if (!e->nord) want.col = 0;
     else if (e->ord[0].src == 0) { want.col = (long)e->ord[0].col; want.desc = e->ord[0].desc; }
     if (mode == TSQ_MODE_ALL && !e->nord) want.col = -1;
@@ -558,8 +560,11 @@ static int hit_cmp(const void *a, const void *b, void *arg)
         int c = tsd_value_cmp(&d->cols[o->col], &u, &v);  /* nulls first */
         if (c) return o->desc ? -c : c;
     }
+    /* ties by primary key, in the direction of the first term, as an
+     * index scan read backwards gives them */
     int c = memcmp(x->pk, y->pk, x->pkl < y->pkl ? x->pkl : y->pkl);
-    return c ? c : (x->pkl > y->pkl) - (x->pkl < y->pkl);
+    c = c ? c : (x->pkl > y->pkl) - (x->pkl < y->pkl);
+    return e->nord && e->ord[0].desc ? -c : c;
 }
 
 static int materialize(tsq_exec *e, size_t max)

@@ -50,6 +50,8 @@ void tsq_cond_custom(ts_cond *c, int (*pred)(const json_t *, void *), void *ctx)
 void tsq_cond_clear(ts_cond *c);
 /* The raw conditions as JSON (for cursor shapes and cache keys). */
 json_t *tsq_cond_json(const ts_cond *c);
+/* Whether c or a group in it has a custom predicate. */
+int  tsq_cond_has_custom(const ts_cond *c);
 
 /* ---- sources and compiled conditions -------------------------------- */
 
