@@ -560,11 +560,11 @@ static int hit_cmp(const void *a, const void *b, void *arg)
         int c = tsd_value_cmp(&d->cols[o->col], &u, &v);  /* nulls first */
         if (c) return o->desc ? -c : c;
     }
-    /* ties by primary key, in the direction of the first term, as an
-     * index scan read backwards gives them */
+    /* ties by primary key; descending for one DESC term, as an index
+     * scan read backwards gives them */
     int c = memcmp(x->pk, y->pk, x->pkl < y->pkl ? x->pkl : y->pkl);
     c = c ? c : (x->pkl > y->pkl) - (x->pkl < y->pkl);
-    return e->nord && e->ord[0].desc ? -c : c;
+    return e->nord == 1 && e->ord[0].desc ? -c : c;
 }
 
 static int materialize(tsq_exec *e, size_t max)

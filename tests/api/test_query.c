@@ -990,8 +990,8 @@ START_TEST(select_list)
                      "{\"age\":30,\"city\":\"rome\",\"id\":2,\"name\":\"bob\",\"score\":2.5,\"tag\":null}");
     ts_result_free(r);
     ts_query_free(q);
-    /* ordering by a field the select list leaves out (ties by primary key
-     * in the direction of the first term: dan and gus have no score) */
+    /* ordering by a field the select list leaves out (ties by primary key,
+     * descending for one DESC term: dan and gus have no score) */
     const char *sel3[] = { "name" };
     q = ts_order_by(ts_select(ts_query_new(db, "p"), sel3, 1), "score", 1);
     ck_assert_str_eq(qcol(q, "name"), "hal,eve,bob,fay,ann,cid,gus,dan");
