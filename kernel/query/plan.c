@@ -259,6 +259,22 @@ int tsq_plan_make(tsq_ctx *x, const tsq_cgroup *g, const tsq_want *want, tsq_pla
     int rc;
     if (runs <= 1) {
         rc = tsq_plan_run(x, 0, g->t, g->n, p, &cost);
+        /* x AND (a OR b): a union for the nested OR when nothing better */
+        for (size_t i = 0; !rc && cost >= 50 && i < g->n; i++) {
+            if (g->t[i].kind != TSQ_GROUP) continue;
+            tsq_want any = { -1, 0, 0 };
+            tsq_plan u;
+            memset(&u, 0, sizeof u);
+            if ((rc = tsq_plan_make(x, &g->t[i].g, &any, &u))) break;
+            if (u.access == TSQ_UNION || (u.access != TSQ_FULL && u.access != TSQ_PK_RANGE &&
+                                          u.access != TSQ_IX_RANGE)) {
+                tsq_plan_free(p);
+                *p = u;
+                cost = 10;
+            } else {
+                tsq_plan_free(&u);
+            }
+        }
     } else {
         /* OR: a union when every branch has an index, else a full scan */
         tsq_plan *sub = calloc(runs, sizeof *sub);
