@@ -155,6 +155,8 @@ static int db_free(ts_db *db)
         pthread_key_delete(db->txkey);
         pthread_mutex_destroy(&db->lock);
     }
+    for (size_t i = 0; i < db->nspace_names; i++) free(db->space_names[i]);
+    free(db->space_names);
     tsenv_destroy(&db->env);
     free(db);
     return rc;

@@ -31,6 +31,10 @@ struct ts_db {
     pthread_mutex_t lock;   /* guards the current space */
     char      space[TSSYS_NAME_MAX + 1];
     uint64_t  space_id;
+    /* names ts_current_space has returned: kept until close, so a pointer
+     * another thread holds stays valid across switches */
+    char    **space_names;
+    size_t    nspace_names;
 };
 
 #endif

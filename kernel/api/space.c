@@ -7,6 +7,7 @@ int ts_switch_space(ts_db *db, const char *space, int keep_active)
     tscall c;
     int rc = tscall_begin(db, 1, &c);
     if (rc) return rc;
+    if (!space) return tscall_end(&c, tsenv_error(&db->env, TS_ERR_INVALID, "space is NULL"));
     if (!tssys_valid_name(space)) {
         rc = tsenv_error(&db->env, TS_ERR_VALIDATION,
                          "space name '%s' must match [A-Za-z][A-Za-z0-9_]* (at most 64 bytes)",
@@ -28,7 +29,21 @@ int ts_switch_space(ts_db *db, const char *space, int keep_active)
 
 const char *ts_current_space(ts_db *db)
 {
-    return db ? db->space : NULL;
+    if (!db) return NULL;
+    const char *out = "default";
+    pthread_mutex_lock(&db->lock);
+    size_t i = 0;
+    while (i < db->nspace_names && strcmp(db->space_names[i], db->space) != 0) i++;
+    if (i < db->nspace_names) {
+        out = db->space_names[i];
+    } else {
+        char **n = realloc(db->space_names, (db->nspace_names + 1) * sizeof *n);
+        char *copy = n ? strdup(db->space) : NULL;
+        if (n) db->space_names = n;
+        if (copy) out = db->space_names[db->nspace_names++] = copy;
+    }
+    pthread_mutex_unlock(&db->lock);
+    return out;
 }
 
 int ts_list_spaces(ts_db *db, json_t **out_new)
@@ -52,9 +67,14 @@ int ts_delete_space(ts_db *db, const char *space)
     int rc = tscall_begin(db, 1, &c);
     if (rc) return rc;
     uint64_t id = 0;
-    if (!space || strcmp(space, "default") == 0)
+    pthread_mutex_lock(&db->lock);
+    int current = space && strcmp(space, db->space) == 0;
+    pthread_mutex_unlock(&db->lock);
+    if (!space)
+        rc = tsenv_error(&db->env, TS_ERR_INVALID, "space is NULL");
+    else if (strcmp(space, "default") == 0)
         rc = tsenv_error(&db->env, TS_ERR_VALIDATION, "the default space cannot be deleted");
-    else if (strcmp(space, db->space) == 0)
+    else if (current)
         rc = tsenv_error(&db->env, TS_ERR_VALIDATION,
                          "space '%s' is the current space; switch to another first", space);
     else if ((rc = tssys_space_id(&db->sys, c.tx, space, &id)) == TS_ERR_NOT_FOUND)

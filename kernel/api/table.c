@@ -229,14 +229,15 @@ int ts_delete(ts_db *db, const char *table, const json_t *pk)
 }
 
 /* Rows whose TTL passed but are not purged yet. */
-static int expired_rows(stmt *s, uint64_t space, int64_t *n)
+static int expired_rows(tstbl *t, tstx *tx, uint64_t space, int64_t *n)
 {
     *n = 0;
+    if (!t->ttl) return TS_OK;
     uint8_t pre[TSROW_KEY_CAP];
     size_t pl = ts_key_int(pre, sizeof pre, 0, (int64_t)space);
     int64_t now = tsrow_now_ms();
     tsix_cur c;
-    int rc = tsix_cursor(s->t->ttl, s->c.tx, &c);
+    int rc = tsix_cursor(t->ttl, tx, &c);
     if (rc) return rc;
     for (rc = tsix_seek(&c, pre, pl, TS_SEEK_GE); rc == TS_OK; rc = tsix_next(&c)) {
         const void *ek, *ev;
@@ -259,7 +260,7 @@ int ts_count_rows(ts_db *db, const char *table, int64_t *out)
     int64_t n = 0, gone = 0;
     uint64_t space = s.t ? tsrow_space(s.t, s.w.space) : 0;
     if (!rc) rc = tstbl_count(&db->tables, s.c.tx, s.t, space, &n);
-    if (!rc && s.t->ttl) rc = expired_rows(&s, space, &gone);
+    if (!rc) rc = expired_rows(s.t, s.c.tx, space, &gone);
     if (!rc) *out = n - gone;
     return stmt_end(db, &s, rc);
 }
@@ -354,11 +355,12 @@ int tsapi_tables_stats(ts_db *db, json_t *stats)
     size_t n = db->tables.n;
     for (size_t i = 0; i < n && !rc; i++) {
         tstbl *t = db->tables.t[i];
-        int64_t k = 0;
+        int64_t k = 0, gone = 0;
         if (!tstbl_visible(t, c.tx)) continue;
         tables++;
         rc = tstbl_count(&db->tables, c.tx, t, tsrow_space(t, space), &k);
-        rows += k;
+        if (!rc) rc = expired_rows(t, c.tx, tsrow_space(t, space), &gone);
+        rows += k - gone;
     }
     pthread_mutex_unlock(&db->tables.lock);
     if (!rc) {

@@ -54,15 +54,19 @@ static int insert_record(tsw *w, tstbl *t, const json_t *rec, json_t **pk_new)
     if (t->ttl) rc = tsrow_purge_expired(w, t, space, PURGE_PER_WRITE, NULL);
     const char *pkname = t->def->cols[0].name;
     const json_t *given = json_object_get(rec, pkname);
-    json_t *gen = NULL;
+    json_t *gen = NULL, *own = NULL;
     if (!rc && (!given || json_is_null(given))) {
         if (!t->pkgen)
             return tsenv_error(w->env, TS_ERR_NOT_NULL, "%s.%s: the primary key is required "
                                "(primaryKeyConfig type none)", t->def->name, pkname);
         rc = tstbl_next_key(w->m, w->tx, t, space, &gen);
+    } else if (!rc && t->def->cols[0].type == TSD_KEY && t->pkgen) {
+        /* an undeclared key of a generated table: "7" is the key 7, as
+         * lookups take it, so the two never make two rows */
+        rc = tsd_coerce(w->env, &t->def->cols[0], given, &own);
     }
     tsd_buf row = { 0 };
-    if (!rc) rc = tsd_row_encode_record(w->env, t->def, rec, gen, w->now, &row);
+    if (!rc) rc = tsd_row_encode_record(w->env, t->def, rec, gen ? gen : own, w->now, &row);
     if (!rc) rc = put_row(w, t, space, row.p, row.len);
     /* after the put, so a row may reference itself; a failure is undone
      * with the statement */
@@ -77,6 +81,7 @@ static int insert_record(tsw *w, tstbl *t, const json_t *rec, json_t **pk_new)
         rc = pk_json(w, t, row.p, row.len, pk_new);
     }
     json_decref(gen);
+    json_decref(own);
     tsd_buf_free(&row);
     return rc;
 }
@@ -97,6 +102,12 @@ int tswrite_update(tsw *w, tstbl *t, uint64_t space, const uint8_t *pk, size_t p
     if (!rc && tsx_has_expr(changes)) rc = tsx_apply(w->env, t->def, changes, old, 1, w->now, &ev);
     if (!rc) rc = tsd_record_validate(w->env, t->def, ev ? ev : changes, TSD_REC_PARTIAL, w->now, &patch);
     if (!rc) rc = tsd_record_merge(w->env, t->def, old, patch, &merged);
+    const char *pkname = t->def->cols[0].name;
+    if (!rc && t->def->cols[0].type == TSD_KEY && t->pkgen && json_object_get(patch, pkname)) {
+        json_t *k = NULL; /* as on insert: "7" is the key 7 */
+        rc = tsd_coerce(w->env, &t->def->cols[0], json_object_get(merged, pkname), &k);
+        if (!rc) json_object_set_new(merged, pkname, k);
+    }
     if (!rc) rc = tsd_row_encode(w->env, t->def, merged, &row);
     if (!rc && t->def->nfks) rc = tsfk_check(w, t, space, row.p, row.len);
     /* the old row's bytes outlive its removal: r owns them */

@@ -118,7 +118,7 @@ TS_API int ts_transaction(ts_db *db, int (*fn)(ts_db *db, void *ctx), void *ctx)
 /* Switch the handle to `space` (created on first use; [A-Za-z][A-Za-z0-9_]*).
  * keep_active: the next open starts in this space. */
 TS_API int ts_switch_space(ts_db *db, const char *space, int keep_active);
-/* The handle's current space; valid until the next switch. */
+/* The handle's current space; the string stays valid until ts_close. */
 TS_API const char *ts_current_space(ts_db *db);
 /* All space names as a new JSON array. */
 TS_API int ts_list_spaces(ts_db *db, json_t **out_new);
