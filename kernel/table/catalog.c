@@ -328,16 +328,26 @@ int tstbl_install(tstbl_map *m, tstx *tx, tstbl *t)
 
 void tstbl_discard(tstbl *t) { tbl_free(t); }
 
+int tstbl_drop_trees(tstx *tx, tstbl *t)
+{
+    int rc = tsix_drop(t->primary, tx);
+    for (size_t j = 0; j < t->def->nindexes && !rc; j++) rc = tsix_drop(t->ix[j], tx);
+    if (!rc && t->ttl) rc = tsix_drop(t->ttl, tx);
+    return rc;
+}
+
+void tstbl_hold(tstbl_map *m, tstbl *t)
+{
+    pthread_mutex_lock(&m->lock);
+    t->refs++;
+    pthread_mutex_unlock(&m->lock);
+}
+
 int tstbl_unlink(tstbl_map *m, tstx *tx, tstbl *t, int drop_trees)
 {
     m->ddl_dirty = 1;
     m->ddl_seq++;
-    int rc = TS_OK;
-    if (drop_trees) {
-        rc = tsix_drop(t->primary, tx);
-        for (size_t j = 0; j < t->def->nindexes && !rc; j++) rc = tsix_drop(t->ix[j], tx);
-        if (!rc && t->ttl) rc = tsix_drop(t->ttl, tx);
-    }
+    int rc = drop_trees ? tstbl_drop_trees(tx, t) : TS_OK;
     uint8_t k[KCAP];
     if (!rc) rc = tsix_remove(m->sys->catalog, tx, k, tssys_key(k, "table", t->def->name), NULL, 0);
     if (rc) return rc;

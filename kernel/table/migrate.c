@@ -15,14 +15,18 @@ static json_t *shape_of(json_t *o, const char *const *drop)
     return c;
 }
 
+static int jeq(const json_t *a, const json_t *b)
+{
+    return a == b || (a && b && json_equal(a, b));
+}
+
 static int same_field(const tsd_field *a, const tsd_field *b)
 {
     return a->type == b->type && a->nullable == b->nullable && a->unique == b->unique &&
            a->create_index == b->create_index && a->min_length == b->min_length &&
            a->max_length == b->max_length && a->default_now == b->default_now &&
-           json_equal(a->default_value, b->default_value) &&
-           json_equal(a->min_value_json, b->min_value_json) &&
-           json_equal(a->max_value_json, b->max_value_json) && a->dimensions == b->dimensions;
+           jeq(a->default_value, b->default_value) && jeq(a->min_value_json, b->min_value_json) &&
+           jeq(a->max_value_json, b->max_value_json) && a->dimensions == b->dimensions;
 }
 
 static int same_table(const tsd_table *a, const tsd_table *b)
@@ -130,7 +134,10 @@ static int copy_rows(tstbl_map *m, tstx *tx, tstbl *old, tstbl *nt, const long *
             if (map[col] < 0) continue;
             json_t *val = json_object_get(orec, od->cols[map[col]].name), *cv = NULL;
             if (!val || json_is_null(val)) {
-                if (col) json_object_set(rec, nd->cols[col].name, json_null());
+                /* a null becomes the default of a field that turned non-null */
+                const tsd_field *nf = &nd->cols[col];
+                int takes_default = !nf->nullable && (nf->default_value || nf->default_now);
+                if (col && !takes_default) json_object_set(rec, nf->name, json_null());
                 continue;
             }
             if (tsd_coerce(env, &nd->cols[col], val, &cv)) {
@@ -182,7 +189,7 @@ static int rewrite(tstbl_map *m, tstx *tx, tstbl *old, tsd_table *nd, const long
         rc = tsenv_error(env, TS_ERR_VALIDATION, "migration of table '%s' refused: %lld row(s) cannot "
                          "follow the change (first: %s); nothing was changed (migration.allowLossy "
                          "drops such rows)", old->def->name, (long long)f.n, f.msg);
-    if (!rc) rc = tstbl_unlink(m, tx, old, 1);
+    if (!rc) rc = tstbl_drop_trees(tx, old);  /* already out of the catalog and map */
     if (!rc) { rc = tstbl_install(m, tx, nt); nt = NULL; }
     if (nt) tstbl_discard(nt);
     json_object_set_new(entry, "rows", json_integer(rows));
@@ -292,6 +299,26 @@ int tsmig_sync(tstbl_map *m, tstx *tx, const json_t *schemas, const tsmig_opts *
                                               (const tsd_table *const *)kept, nkept, ord2)
                        : TS_ERR_NOMEM;
     if (!rc && !o->dry_run && n) rc = tstbl_flush_states(m, tx);
+    /* every table to rewrite leaves the catalog and the map first (held by
+     * a reference), so new names may take old ones, even swapped */
+    tstbl **held = calloc(n + nfollow + 1, sizeof *held);
+    size_t nheld = 0;
+    if (!rc && !held) rc = tsenv_error(env, TS_ERR_NOMEM, "out of memory");
+    for (size_t k = 0; k < n + nfollow && !rc && !o->dry_run; k++) {
+        tstbl *old = NULL;
+        if (k >= n) {
+            old = olds[json_integer_value(json_object_get(json_array_get(follow, k - n), "old"))];
+        } else if (match[k]) {
+            json_t *a = tsd_table_to_json(match[k]->def), *b = tsd_table_to_json(defs[k]);
+            if (!json_equal(a, b)) old = match[k];
+            json_decref(a);
+            json_decref(b);
+        }
+        if (!old) continue;
+        tstbl_hold(m, old);
+        held[nheld++] = old;
+        rc = tstbl_unlink(m, tx, old, 0);
+    }
     /* apply, in foreign-key order */
     for (size_t k = 0; k < n + nfollow && !rc; k++) {
         size_t i = ord2[k];
@@ -343,6 +370,8 @@ int tsmig_sync(tstbl_map *m, tstx *tx, const json_t *schemas, const tsmig_opts *
         json_array_append_new(entries, entry);
         if (o->drop_missing && !o->dry_run) rc = tstbl_drop(m, tx, olds[j]->def->name);
     }
+    for (size_t i = 0; held && i < nheld; i++) tstbl_release(m, held[i]);
+    free(held);
     if (report && !rc) json_array_extend(report, entries);
     for (size_t i = 0; i < n; i++) {
         tsd_table_free(defs[i]);

@@ -115,6 +115,10 @@ void tstbl_discard(tstbl *t);
 /* Remove t's catalog entry and take it out of the map; with drop_trees
  * also free its trees. */
 int  tstbl_unlink(tstbl_map *m, tstx *tx, tstbl *t, int drop_trees);
+/* Free every tree of t (its catalog entry stays). */
+int  tstbl_drop_trees(tstx *tx, tstbl *t);
+/* Take a reference for the writer (tstbl_release). */
+void tstbl_hold(tstbl_map *m, tstbl *t);
 /* Delete the catalog entries ("pk" or "rows", num, *). */
 int  tstbl_remove_state(tstbl_map *m, tstx *tx, const char *tag, uint64_t num);
 /* Drop the cached generator and count of table num. */
