@@ -37,6 +37,10 @@ void tscall_poison(tscall *c);
 int  tscall_commit(ts_db *db, tstx *tx);
 void tscall_rollback(ts_db *db, tstx *tx);
 
+/* Start the background purge of expired rows when a table has a TTL. */
+void tsapi_purge_ensure(ts_db *db);
+void tsapi_purge_close(ts_db *db);
+
 /* Delete the rows of every space-local table in space id. */
 int  tsapi_tables_purge_space(ts_db *db, tstx *tx, uint64_t id);
 /* Add "tables" and "rows" (current space and global tables) to stats. */

@@ -56,7 +56,9 @@ static int need(ts_db *db, const void *p, const char *what)
 static int ddl_end(ts_db *db, tscall *c, unsigned seq, int rc)
 {
     if (rc < 0 && !c->owned && db->tables.ddl_seq != seq) tscall_poison(c);
-    return tscall_end(c, rc);
+    rc = tscall_end(c, rc);
+    if (!rc) tsapi_purge_ensure(db);
+    return rc;
 }
 
 int ts_create_tables(ts_db *db, const json_t *schemas)
