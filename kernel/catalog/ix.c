@@ -64,6 +64,15 @@ int tsix_remove(tsix *ix, tstx *tx, const void *k, size_t kl, const void *v, siz
     return ix->vt->remove(ix->idx, (ts_txn *)tx, k, kl, v, vl);
 }
 
+int tsix_knn(tsix *ix, tstx *tx, const float *q, size_t dim, size_t k, int ef,
+             int (*filter)(void *ctx, const void *val, size_t vlen), void *fctx,
+             ts_knn_hit *out, size_t *nout)
+{
+    *nout = 0;
+    if (!ix->vt->knn || !(ix->vt->caps & TS_INDEX_VECTOR)) return TS_ERR_UNSUPPORTED;
+    return ix->vt->knn(ix->idx, (ts_txn *)tx, q, dim, k, ef, filter, fctx, out, nout);
+}
+
 int tsix_cursor(tsix *ix, tstx *tx, tsix_cur *c)
 {
     c->ix = ix;

@@ -39,6 +39,12 @@ int  tsix_remove(tsix *ix, tstx *tx, const void *k, size_t kl, const void *v, si
  * frees); TS_ERR_NOT_FOUND when absent. */
 int  tsix_get(tsix *ix, tstx *tx, const void *k, size_t kl, void **val, size_t *vl);
 
+/* The k entries nearest to q (vector modules: TS_INDEX_VECTOR); see
+ * ts_index_vtab.knn.  TS_ERR_UNSUPPORTED when the module has no knn. */
+int  tsix_knn(tsix *ix, tstx *tx, const float *q, size_t dim, size_t k, int ef,
+              int (*filter)(void *ctx, const void *val, size_t vlen), void *fctx,
+              ts_knn_hit *out, size_t *nout);
+
 int  tsix_cursor(tsix *ix, tstx *tx, tsix_cur *c);
 void tsix_cursor_close(tsix_cur *c);
 int  tsix_seek(tsix_cur *c, const void *k, size_t kl, int mode);

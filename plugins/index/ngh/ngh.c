@@ -1,0 +1,759 @@
+/*
+ * ngh - a vector index module (kind TS_KIND_INDEX, caps TS_INDEX_VECTOR):
+ * an HNSW graph (Malkov & Yashunin) stored in kernel pages.  docs/ngh.md
+ * gives the design; this file holds the vtable: options, create/open/drop,
+ * insert/remove, knn with filters, cursors, and the primary-key map.
+ *
+ * The primary-key map is a btree index of the kernel's bundled `btree`
+ * module (found with host->module_find), created beside the graph and
+ * rooted in the meta page.  Its keys:
+ *   'N' id (u32 big endian)                  -> the primary key of node id
+ *   'K' hash(vector) (8) hash(pk) (8)       -> id (u32 big endian)
+ * so results get their primary keys, remove finds its node, duplicates
+ * (vector, pk) are refused, and cursors iterate live entries in id order.
+ *
+ * Threads: the index object holds the options, the distance kernels, and
+ * (under its mutex) a pool of search scratch (visited arrays, heaps), the
+ * btree handle (opened on first use; its root never moves) and the knn
+ * result buffers.  Nothing about the graph is cached: every operation reads
+ * its transaction's pages, so readers see their snapshot while a writer
+ * inserts, and a rollback needs no help from here.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "ngh.h"
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static void be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+static uint32_t gbe32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static void be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t hash_bytes(const void *p, size_t n, uint64_t seed)
+{
+    const uint8_t *b = p;
+    uint64_t h = mix64(seed ^ (n * 0x9E3779B97F4A7C15ull));
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, b + i, 8);
+        h = mix64(h ^ w) + 0x9E3779B97F4A7C15ull;
+    }
+    uint64_t t = 0;
+    for (size_t j = 0; i < n; i++, j++) t |= (uint64_t)b[i] << (8 * j);
+    return mix64(h ^ t ^ 0xA5);
+}
+
+static size_t nkey(uint8_t *k, uint32_t id) { k[0] = 'N'; be32(k + 1, id); return 5; }
+static size_t kkey(uint8_t *k, uint64_t hv, uint64_t hp) { k[0] = 'K'; be64(k + 1, hv); be64(k + 9, hp); return 17; }
+
+/* ---- options ------------------------------------------------------------ */
+
+typedef struct ngh_cfg { uint32_t dim, M, efc, efs; int metric, precision; } ngh_cfg;
+
+static int opt_range(const ts_host *h, ts_env *env, const ts_opts *o, const char *key, int64_t lo,
+                     int64_t hi, uint32_t *out, int required)
+{
+    int64_t v;
+    int rc = h->opt_int(env, o, key, &v);
+    if (rc == TS_ERR_NOT_FOUND) {
+        if (required) return h->error(env, TS_ERR_CONFIG, "ngh: option '%s' is required", key);
+        return TS_OK;
+    }
+    if (rc) return rc;
+    if (v < lo || v > hi)
+        return h->error(env, TS_ERR_CONFIG, "ngh: option '%s' must be %lld..%lld (got %lld)", key,
+                        (long long)lo, (long long)hi, (long long)v);
+    *out = (uint32_t)v;
+    return TS_OK;
+}
+
+static int parse_opts(const ts_host *h, ts_env *env, const ts_opts *o, ngh_cfg *c)
+{
+    c->dim = 0;
+    c->M = 16;
+    c->efc = 200;
+    c->efs = 64;
+    c->metric = NGH_COSINE;
+    c->precision = NGH_F32;
+    const char *key;
+    for (size_t i = 0; h->opt_key_at(o, i, &key) == TS_OK; i++)
+        if (strcmp(key, "dimensions") && strcmp(key, "precision") && strcmp(key, "distanceMetric") &&
+            strcmp(key, "parameters"))
+            return h->error(env, TS_ERR_CONFIG, "ngh: unknown option '%s'", key);
+    int rc = opt_range(h, env, o, "dimensions", 1, 16384, &c->dim, 1);
+    if (rc) return rc;
+    const char *s;
+    rc = h->opt_string(env, o, "distanceMetric", &s);
+    if (rc == TS_OK) {
+        if (!strcmp(s, "cosine")) c->metric = NGH_COSINE;
+        else if (!strcmp(s, "l2")) c->metric = NGH_L2;
+        else if (!strcmp(s, "innerProduct")) c->metric = NGH_IP;
+        else return h->error(env, TS_ERR_CONFIG, "ngh: distanceMetric '%s' (use cosine, l2 or innerProduct)", s);
+    } else if (rc != TS_ERR_NOT_FOUND) return rc;
+    rc = h->opt_string(env, o, "precision", &s);
+    if (rc == TS_OK) {
+        if (!strcmp(s, "float32")) c->precision = NGH_F32;
+        else if (!strcmp(s, "float16") || !strcmp(s, "int8"))
+            return h->error(env, TS_ERR_UNSUPPORTED, "ngh: precision '%s' is not implemented yet "
+                            "(only float32)", s);
+        else return h->error(env, TS_ERR_CONFIG, "ngh: precision '%s' (use float32, float16 or int8)", s);
+    } else if (rc != TS_ERR_NOT_FOUND) return rc;
+    const ts_opts *p;
+    rc = h->opt_object(env, o, "parameters", &p);
+    if (rc == TS_OK) {
+        for (size_t i = 0; h->opt_key_at(p, i, &key) == TS_OK; i++)
+            if (strcmp(key, "M") && strcmp(key, "efConstruction") && strcmp(key, "efSearch"))
+                return h->error(env, TS_ERR_CONFIG, "ngh: unknown parameter '%s'", key);
+        if ((rc = opt_range(h, env, p, "M", 2, 256, &c->M, 0))) return rc;
+        if ((rc = opt_range(h, env, p, "efConstruction", 1, 100000, &c->efc, 0))) return rc;
+        if ((rc = opt_range(h, env, p, "efSearch", 1, 100000, &c->efs, 0))) return rc;
+    } else if (rc != TS_ERR_NOT_FOUND) return rc;
+    if (c->efc < c->M) c->efc = c->M;
+    return TS_OK;
+}
+
+static int find_btree(const ts_host *h, ts_env *env, const ts_index_vtab **vt, void **state)
+{
+    const ts_module *m;
+    int rc = h->module_find(env, TS_KIND_INDEX, "btree", &m, state);
+    if (rc) return h->error(env, TS_ERR_PLUGIN, "ngh: needs the btree index module, which is not loaded");
+    *vt = m->vtab;
+    return TS_OK;
+}
+
+/* ---- create / open / close / drop ----------------------------------------------- */
+
+static int ngh_create(const ts_module_args *args, ts_txn *txn, uint64_t *root_out)
+{
+    const ts_host *h = args->host;
+    ngh_cfg c;
+    int rc = parse_opts(h, args->env, args->opts, &c);
+    if (rc) return rc;
+    if (!h->pages || !txn || !h->pages->writable(txn))
+        return h->error(args->env, TS_ERR_INVALID, "ngh: create needs a write transaction");
+    const ts_index_vtab *btv;
+    void *bst;
+    if ((rc = find_btree(h, args->env, &btv, &bst))) return rc;
+    ts_page *pg;
+    uint64_t root, btroot, seed;
+    if ((rc = h->pages->alloc(txn, &pg, &root))) return rc;
+    ts_module_args ba = { sizeof ba, h, args->env, NULL, bst };
+    if ((rc = btv->create(&ba, txn, &btroot))) { h->pages->release(pg); return rc; }
+    if ((rc = h->random(args->env, &seed, sizeof seed))) { h->pages->release(pg); return rc; }
+    rc = ngh_meta_init(h->pages->data(pg), h->pages->usable_size(txn), c.dim, c.metric, c.precision,
+                       c.M, c.efc, seed, btroot);
+    h->pages->release(pg);
+    if (rc)
+        return h->error(args->env, TS_ERR_UNSUPPORTED, "ngh: %u dimensions with M=%u do not fit "
+                        "the page size", c.dim, c.M);
+    *root_out = root;
+    return TS_OK;
+}
+
+static int ngh_open(const ts_module_args *args, uint64_t root, void **idx_out)
+{
+    const ts_host *h = args->host;
+    ngh_cfg c;
+    int rc = parse_opts(h, args->env, args->opts, &c);
+    if (rc) return rc;
+    ngh_idx *ix = h->calloc(1, sizeof *ix);
+    if (!ix) return h->error(args->env, TS_ERR_NOMEM, "ngh: out of memory");
+    ix->host = h;
+    ix->env = args->env;
+    ix->pa = h->pages;
+    ix->root = root;
+    ix->dim = c.dim;
+    ix->M = c.M;
+    ix->efc = c.efc;
+    ix->efs = c.efs;
+    ix->metric = c.metric;
+    ix->precision = c.precision;
+    ngh_dist_pick(&ix->k, 2);
+    if ((rc = find_btree(h, args->env, &ix->btv, &ix->btplugin_state))) { h->free(ix); return rc; }
+    if (pthread_mutex_init(&ix->mu, NULL)) { h->free(ix); return h->error(args->env, TS_ERR_NOMEM, "ngh: mutex"); }
+    *idx_out = ix;
+    return TS_OK;
+}
+
+static void ngh_close(void *idx)
+{
+    ngh_idx *ix = idx;
+    if (!ix) return;
+    if (ix->bt) ix->btv->close(ix->bt);
+    ngh_pool_free(ix);
+    for (int i = 0; i < NGH_RESBUFS; i++) ix->host->free(ix->res[i].buf);
+    pthread_mutex_destroy(&ix->mu);
+    ix->host->free(ix);
+}
+
+/* The btree handle of the primary-key map (root from the meta page). */
+static int bt_ready(ngh_op *o)
+{
+    ngh_idx *ix = o->ix;
+    int rc = TS_OK;
+    pthread_mutex_lock(&ix->mu);
+    if (!ix->bt) {
+        ts_module_args ba = { sizeof ba, ix->host, ix->env, NULL, ix->btplugin_state };
+        rc = ix->btv->open(&ba, o->m.btroot, &ix->bt);
+    }
+    pthread_mutex_unlock(&ix->mu);
+    return rc;
+}
+
+static int op_begin(ngh_op *o, ngh_idx *ix, ts_txn *tx, int write)
+{
+    int rc = ngh_op_begin(o, ix, tx, write);
+    if (rc) return rc;
+    if ((rc = bt_ready(o))) ngh_op_end(o);
+    return rc;
+}
+
+static int ngh_drop(void *idx, ts_txn *txn)
+{
+    ngh_idx *ix = idx;
+    ngh_op o;
+    int rc = op_begin(&o, ix, txn, 1);
+    if (rc) return rc;
+    rc = ngh_free_pages(&o);
+    ngh_op_end(&o);
+    if (!rc) rc = ix->btv->drop(ix->bt, txn);
+    if (!rc) rc = ix->pa->free(txn, ix->root);
+    return rc;
+}
+
+/* ---- the primary-key map ------------------------------------------------------- */
+
+/* The primary key of node id (pointers valid until o->bcur moves). */
+static int pk_of(ngh_op *o, uint32_t id, const void **pk, size_t *pl)
+{
+    ngh_idx *ix = o->ix;
+    int rc;
+    if (!o->bcur && (rc = ix->btv->cursor_open(ix->bt, o->tx, &o->bcur))) return rc;
+    uint8_t k[5];
+    nkey(k, id);
+    rc = ix->btv->seek(o->bcur, k, 5, TS_SEEK_EQ);
+    if (rc == TS_ERR_NOT_FOUND) return ngh_corrupt(o, "a live node without its primary key");
+    const void *ek;
+    size_t ekl;
+    if (!rc) rc = ix->btv->entry(o->bcur, &ek, &ekl, pk, pl);
+    return rc;
+}
+
+static int check_vec(ngh_idx *ix, const void *key, size_t klen)
+{
+    if (klen != (size_t)ix->dim * 4)
+        return ix->host->error(ix->env, TS_ERR_VALIDATION, "ngh: a vector of %zu bytes, expected %u "
+                               "dimensions (%u bytes)", klen, ix->dim, ix->dim * 4);
+    const uint8_t *b = key;
+    for (uint32_t i = 0; i < ix->dim; i++) {
+        float f;
+        memcpy(&f, b + 4 * i, 4);
+        if (!isfinite(f))
+            return ix->host->error(ix->env, TS_ERR_VALIDATION, "ngh: element %u of the vector is not a finite number", i);
+    }
+    return TS_OK;
+}
+
+/* Call fn for every live node whose vector equals key (and whose primary
+ * key equals val, unless val is NULL); *found counts them.  Ids are taken
+ * from the map in batches; after a batch where fn changed the map, the
+ * scan starts over (the removed entries are gone by then). */
+typedef int (*match_fn)(ngh_op *o, uint32_t id, void *ctx);
+static int find_matches(ngh_op *o, const void *key, size_t klen, const void *val, size_t vlen,
+                        match_fn fn, void *ctx, uint32_t *found)
+{
+    ngh_idx *ix = o->ix;
+    uint8_t k[17];
+    size_t pl = val ? 17 : 9;
+    kkey(k, hash_bytes(key, klen, 1), val ? hash_bytes(val, vlen, 2) : 0);
+    void *cur;
+    int rc = ix->btv->cursor_open(ix->bt, o->tx, &cur);
+    if (rc) return rc;
+    uint32_t ids[64], n, nonmatch = 0;
+    int seek = 1, more = 1;
+    *found = 0;
+    while (more && !rc) {
+        n = 0;
+        more = 0;
+        if (seek) {
+            rc = ix->btv->seek(cur, k, pl, TS_SEEK_GE);
+            /* after removals: skip the entries that did not match */
+            for (uint32_t i = 0; i < nonmatch && !rc; i++) rc = ix->btv->next(cur);
+        } else {
+            rc = ix->btv->next(cur);
+        }
+        while (!rc) {
+            const void *ek, *ev;
+            size_t ekl, evl;
+            if ((rc = ix->btv->entry(cur, &ek, &ekl, &ev, &evl))) break;
+            if (ekl < pl || memcmp(ek, k, pl) != 0) break;
+            if (evl != 4) { rc = ngh_corrupt(o, "bad primary-key map entry"); break; }
+            ids[n++] = gbe32(ev);
+            if (n == 64) { more = 1; break; }
+            rc = ix->btv->next(cur);
+        }
+        if (rc == TS_ERR_NOT_FOUND) rc = TS_OK;
+        int changed = 0;
+        for (uint32_t i = 0; i < n && !rc; i++) {
+            uint8_t *rec;
+            ngh_op_relax(o);
+            if ((rc = ngh_node(o, ids[i], 0, &rec))) break;
+            int match = !memcmp(rec + NR_VEC, key, klen);
+            if (match && val) {
+                const void *pk;
+                size_t pkl;
+                if ((rc = pk_of(o, ids[i], &pk, &pkl))) break;
+                match = pkl == vlen && (!vlen || !memcmp(pk, val, vlen));
+            }
+            if (!match) { nonmatch++; continue; }
+            (*found)++;
+            if (fn) {
+                rc = fn(o, ids[i], ctx);
+                changed = 1;
+            }
+        }
+        seek = changed;
+    }
+    ix->btv->cursor_close(cur);
+    return rc;
+}
+
+static int ngh_insert(void *idx, ts_txn *txn, const void *key, size_t klen, const void *val,
+                      size_t vlen, int unique)
+{
+    ngh_idx *ix = idx;
+    int rc = check_vec(ix, key, klen);
+    if (rc) return rc;
+    if (vlen > NGH_PK_MAX || (!val && vlen))
+        return ix->host->error(ix->env, TS_ERR_VALIDATION, "ngh: value of %zu bytes", vlen);
+    ngh_op o;
+    if ((rc = op_begin(&o, ix, txn, 1))) return rc;
+    uint32_t found = 0, id;
+    rc = find_matches(&o, key, klen, unique ? NULL : val, vlen, NULL, NULL, &found);
+    if (!rc && found) rc = ix->host->error(ix->env, TS_ERR_UNIQUE, "ngh: the entry exists");
+    if (!rc) {
+        float *v = ix->host->alloc(klen);
+        if (!v) rc = ix->host->error(ix->env, TS_ERR_NOMEM, "ngh: out of memory");
+        else {
+            memcpy(v, key, klen);
+            rc = ngh_graph_insert(&o, v, &id);
+            ix->host->free(v);
+        }
+    }
+    if (o.bcur) { ix->btv->cursor_close(o.bcur); o.bcur = NULL; }
+    if (!rc) {
+        uint8_t k[17], idb[4];
+        be32(idb, id);
+        nkey(k, id);
+        rc = ix->btv->insert(ix->bt, txn, k, 5, val ? val : "", vlen, 1);
+        if (!rc) {
+            kkey(k, hash_bytes(key, klen, 1), hash_bytes(val ? val : "", vlen, 2));
+            rc = ix->btv->insert(ix->bt, txn, k, 17, idb, 4, 0);
+        }
+    }
+    ngh_op_end(&o);
+    return rc;
+}
+
+static int remove_one(ngh_op *o, uint32_t id, void *ctx)
+{
+    ngh_idx *ix = o->ix;
+    const uint8_t *key = ctx;
+    const void *pk;
+    size_t pkl;
+    int rc = pk_of(o, id, &pk, &pkl);
+    if (rc) return rc;
+    uint8_t *pkc = ix->host->alloc(pkl ? pkl : 1);
+    if (!pkc) return ix->host->error(ix->env, TS_ERR_NOMEM, "ngh: out of memory");
+    memcpy(pkc, pk, pkl);
+    ix->btv->cursor_close(o->bcur);
+    o->bcur = NULL;
+    uint8_t *rec, k[17], idb[4];
+    ngh_op_relax(o);
+    if (!(rc = ngh_node(o, id, 1, &rec))) {
+        rec[NR_FLAGS] |= NR_DELETED;
+        o->m.live--;
+        o->m.deleted++;
+        be32(idb, id);
+        nkey(k, id);
+        rc = ix->btv->remove(ix->bt, o->tx, k, 5, pkc, pkl);
+        if (!rc) {
+            kkey(k, hash_bytes(key, (size_t)o->m.dim * 4, 1), hash_bytes(pkc, pkl, 2));
+            rc = ix->btv->remove(ix->bt, o->tx, k, 17, idb, 4);
+        }
+    }
+    ix->host->free(pkc);
+    return rc;
+}
+
+static int ngh_remove(void *idx, ts_txn *txn, const void *key, size_t klen, const void *val,
+                      size_t vlen)
+{
+    ngh_idx *ix = idx;
+    int rc = check_vec(ix, key, klen);
+    if (rc) return rc;
+    ngh_op o;
+    if ((rc = op_begin(&o, ix, txn, 1))) return rc;
+    uint32_t found = 0;
+    /* count first (nothing changes when there is no entry), then remove */
+    rc = find_matches(&o, key, klen, val, vlen, NULL, NULL, &found);
+    if (!rc && !found) rc = ix->host->error(ix->env, TS_ERR_NOT_FOUND, "ngh: no such entry");
+    if (!rc) rc = find_matches(&o, key, klen, val, vlen, remove_one, (void *)key, &found);
+    ngh_op_end(&o);
+    return rc;
+}
+
+/* ---- knn --------------------------------------------------------------------------- */
+
+typedef struct kctx {
+    int (*filter)(void *ctx, const void *val, size_t vlen);
+    void *fctx;
+    uint32_t calls, passes, ef, count;
+} kctx;
+
+static int accept(void *ctx, ngh_op *o, uint32_t id)
+{
+    kctx *c = ctx;
+    uint8_t *rec;
+    int rc = ngh_node(o, id, 0, &rec);
+    if (rc) return rc;
+    if (rec[NR_FLAGS] & NR_DELETED) return 0;
+    if (!c->filter) return 1;
+    const void *pk;
+    size_t pl;
+    if ((rc = pk_of(o, id, &pk, &pl))) return rc;
+    c->calls++;
+    rc = c->filter(c->fctx, pk, pl);
+    if (rc < 0) return rc;
+    if (rc) c->passes++;
+    /* Selective filter: at the pass rate seen so far, filling the beam would
+     * visit more than an eighth of the index; the exact scan over the
+     * filtered entries is cheaper (and exact). */
+    if (c->calls >= 128 && c->calls % 32 == 0 &&
+        (uint64_t)(c->passes + 1) * (c->count / 8) < (uint64_t)c->ef * c->calls)
+        return NGH_GIVE_UP;
+    return rc != 0;
+}
+
+/* Exact search over every live node the filter keeps: the k nearest into
+ * out (sorted).  Walks the primary-key map in id order, so node pages are
+ * read in order. */
+static int exact_scan(ngh_op *o, const float *q, uint32_t k, kctx *c, ngh_cand *out, uint32_t *nout)
+{
+    ngh_idx *ix = o->ix;
+    ngh_cand *h = ix->host->alloc((size_t)(k + 1) * sizeof *h);
+    if (!h) return ix->host->error(ix->env, TS_ERR_NOMEM, "ngh: out of memory");
+    void *cur = NULL;
+    int rc = ix->btv->cursor_open(ix->bt, o->tx, &cur);
+    uint32_t n = 0, step = 0;
+    if (!rc) rc = ix->btv->seek(cur, "N", 1, TS_SEEK_GE);
+    while (!rc) {
+        const void *ek, *ev;
+        size_t ekl, evl;
+        if ((rc = ix->btv->entry(cur, &ek, &ekl, &ev, &evl))) break;
+        if (ekl != 5 || ((const uint8_t *)ek)[0] != 'N') break;
+        uint32_t id = gbe32((const uint8_t *)ek + 1);
+        int keep = 1;
+        if (c->filter) {
+            keep = c->filter(c->fctx, ev, evl);
+            if (keep < 0) { rc = keep; break; }
+        }
+        if (keep) {
+            if (++step % 64 == 0) ngh_op_relax(o);
+            uint8_t *rec;
+            if ((rc = ngh_node(o, id, 0, &rec))) break;
+            float d = ngh_qdist(o, q, rec);
+            if (n < k || d < h[0].d) {
+                /* max-heap of the k best */
+                ngh_cand x = { d, id };
+                if (n == k) {
+                    uint32_t i = 0;
+                    for (;;) {
+                        uint32_t l = 2 * i + 1;
+                        if (l >= n) break;
+                        if (l + 1 < n && h[l + 1].d > h[l].d) l++;
+                        if (x.d >= h[l].d) break;
+                        h[i] = h[l];
+                        i = l;
+                    }
+                    h[i] = x;
+                } else {
+                    uint32_t i = n++;
+                    while (i && h[(i - 1) / 2].d < x.d) { h[i] = h[(i - 1) / 2]; i = (i - 1) / 2; }
+                    h[i] = x;
+                }
+            }
+        }
+        rc = ix->btv->next(cur);
+    }
+    if (rc == TS_ERR_NOT_FOUND) rc = TS_OK;
+    if (cur) ix->btv->cursor_close(cur);
+    if (!rc) {
+        memcpy(out, h, (size_t)n * sizeof *h);
+        for (uint32_t i = 1; i < n; i++) { /* insertion sort: k is small */
+            ngh_cand x = out[i];
+            uint32_t j = i;
+            while (j && (out[j - 1].d > x.d || (out[j - 1].d == x.d && out[j - 1].id > x.id))) {
+                out[j] = out[j - 1];
+                j--;
+            }
+            out[j] = x;
+        }
+        *nout = n;
+    }
+    ix->host->free(h);
+    return rc;
+}
+
+/* Hand the values to the transaction's result buffer (valid until its next
+ * knn call on this index).  Buffers are kept per transaction pointer, at
+ * most NGH_RESBUFS of them; the least recently used is recycled. */
+static void res_publish(ngh_idx *ix, ts_txn *tx, uint8_t *buf, size_t cap)
+{
+    pthread_mutex_lock(&ix->mu);
+    int slot = -1, lru = 0;
+    for (int i = 0; i < NGH_RESBUFS; i++) {
+        if (ix->res[i].tx == tx) { slot = i; break; }
+        if (ix->res[i].stamp < ix->res[lru].stamp) lru = i;
+    }
+    if (slot < 0) slot = lru;
+    uint8_t *old = ix->res[slot].buf;
+    ix->res[slot] = (ngh_resbuf){ tx, buf, cap, ++ix->stamp };
+    pthread_mutex_unlock(&ix->mu);
+    ix->host->free(old);
+}
+
+static int ngh_knn(void *idx, ts_txn *txn, const float *q, size_t dim, size_t k, int ef,
+                   int (*filter)(void *ctx, const void *val, size_t vlen), void *fctx,
+                   ts_knn_hit *out, size_t *nout)
+{
+    ngh_idx *ix = idx;
+    *nout = 0;
+    if (dim != ix->dim)
+        return ix->host->error(ix->env, TS_ERR_VALIDATION, "ngh: query of %zu dimensions, the index has %u",
+                               dim, ix->dim);
+    int rc = check_vec(ix, q, dim * 4);
+    if (rc) return rc;
+    if (k == 0) return TS_OK;
+    if (k > 1000000) return ix->host->error(ix->env, TS_ERR_RANGE, "ngh: k = %zu is too large", k);
+    ngh_op o;
+    if ((rc = op_begin(&o, ix, txn, 0))) return rc;
+    uint32_t efu = ef > 0 ? (uint32_t)ef : ix->efs;
+    if (efu < k) efu = (uint32_t)k;
+    float *qn = ix->host->alloc((size_t)dim * 4);
+    ngh_cand *res = ix->host->alloc(((size_t)efu + 1) * sizeof *res);
+    uint8_t *buf = NULL;
+    uint32_t nr = 0;
+    if (!qn || !res) { rc = ix->host->error(ix->env, TS_ERR_NOMEM, "ngh: out of memory"); goto done; }
+    ngh_prepare_query(&o, q, qn);
+    kctx c = { filter, fctx, 0, 0, efu, o.m.count };
+    if (o.m.live) {
+        int gave_up = 0;
+        uint32_t budget = filter ? (o.m.count / 10 > 2000 ? o.m.count / 10 : 2000) : 0;
+        if (budget && budget < 4 * efu) budget = 4 * efu;
+        rc = ngh_graph_search(&o, qn, efu, accept, &c, budget, res, &nr, &gave_up);
+        /* too few: the filter (or deletes) cut the graph; scan exactly */
+        if (!rc && (gave_up || (nr < k && o.m.live > nr))) rc = exact_scan(&o, qn, (uint32_t)k, &c, res, &nr);
+    }
+    if (rc) goto done;
+    if (nr > k) nr = (uint32_t)k;
+    size_t total = 0, cap = 256;
+    buf = ix->host->alloc(cap);
+    if (!buf) { rc = ix->host->error(ix->env, TS_ERR_NOMEM, "ngh: out of memory"); goto done; }
+    for (uint32_t i = 0; i < nr && !rc; i++) {
+        const void *pk;
+        size_t pl;
+        if ((rc = pk_of(&o, res[i].id, &pk, &pl))) break;
+        if (total + pl > cap) {
+            while (total + pl > cap) cap *= 2;
+            uint8_t *nb = ix->host->realloc(buf, cap);
+            if (!nb) { rc = ix->host->error(ix->env, TS_ERR_NOMEM, "ngh: out of memory"); break; }
+            buf = nb;
+        }
+        memcpy(buf + total, pk, pl);
+        float d = res[i].d;
+        if (ix->metric == NGH_L2) d = d > 0 ? sqrtf(d) : 0.0f;
+        out[i].distance = d;
+        out[i].vlen = pl;
+        out[i].val = (const void *)(uintptr_t)total; /* offset until the buffer is final */
+        total += pl;
+    }
+    if (!rc) {
+        for (uint32_t i = 0; i < nr; i++) out[i].val = buf + (uintptr_t)out[i].val;
+        res_publish(ix, txn, buf, cap);
+        buf = NULL;
+        *nout = nr;
+    }
+done:
+    ix->host->free(buf);
+    ix->host->free(qn);
+    ix->host->free(res);
+    ngh_op_end(&o);
+    return rc;
+}
+
+/* ---- cursors: live entries in node-id order --------------------------------------------- */
+
+typedef struct ngh_cur {
+    ngh_idx *ix;
+    ts_txn  *tx;
+    void    *bc;
+    float   *vec;
+} ngh_cur;
+
+static int ngh_cursor_open(void *idx, ts_txn *txn, void **cur_out)
+{
+    ngh_idx *ix = idx;
+    ngh_op o;
+    int rc = op_begin(&o, ix, txn, 0);
+    if (rc) return rc;
+    ngh_op_end(&o);
+    ngh_cur *c = ix->host->calloc(1, sizeof *c);
+    if (!c) return ix->host->error(ix->env, TS_ERR_NOMEM, "ngh: out of memory");
+    c->ix = ix;
+    c->tx = txn;
+    c->vec = ix->host->alloc((size_t)ix->dim * 4);
+    if (!c->vec || (rc = ix->btv->cursor_open(ix->bt, txn, &c->bc))) {
+        ix->host->free(c->vec);
+        ix->host->free(c);
+        return rc ? rc : ix->host->error(ix->env, TS_ERR_NOMEM, "ngh: out of memory");
+    }
+    *cur_out = c;
+    return TS_OK;
+}
+
+static void ngh_cursor_close(void *cur)
+{
+    ngh_cur *c = cur;
+    if (!c) return;
+    c->ix->btv->cursor_close(c->bc);
+    c->ix->host->free(c->vec);
+    c->ix->host->free(c);
+}
+
+/* After a btree move: on an 'N' entry, or TS_ERR_NOT_FOUND. */
+static int on_node(ngh_cur *c, int rc)
+{
+    if (rc) return rc;
+    const void *k, *v;
+    size_t kl, vl;
+    if ((rc = c->ix->btv->entry(c->bc, &k, &kl, &v, &vl))) return rc;
+    return kl == 5 && ((const uint8_t *)k)[0] == 'N' ? TS_OK : TS_ERR_NOT_FOUND;
+}
+
+static int ngh_seek(void *cur, const void *key, size_t klen, int mode)
+{
+    ngh_cur *c = cur;
+    (void)key;
+    (void)klen;
+    (void)mode;
+    return c->ix->host->error(c->ix->env, TS_ERR_UNSUPPORTED, "ngh: cursors do not seek (use knn)");
+}
+
+static int ngh_first(void *cur)
+{
+    ngh_cur *c = cur;
+    return on_node(c, c->ix->btv->seek(c->bc, "N", 1, TS_SEEK_GE));
+}
+
+static int ngh_last(void *cur)
+{
+    ngh_cur *c = cur;
+    return on_node(c, c->ix->btv->seek(c->bc, "O", 1, TS_SEEK_LT));
+}
+
+static int ngh_next(void *cur)
+{
+    ngh_cur *c = cur;
+    return on_node(c, c->ix->btv->next(c->bc));
+}
+
+static int ngh_prev(void *cur)
+{
+    ngh_cur *c = cur;
+    return on_node(c, c->ix->btv->prev(c->bc));
+}
+
+static int ngh_entry(void *cur, const void **key, size_t *klen, const void **val, size_t *vlen)
+{
+    ngh_cur *c = cur;
+    const void *k;
+    size_t kl;
+    int rc = c->ix->btv->entry(c->bc, &k, &kl, val, vlen);
+    if (rc) return rc;
+    if (kl != 5 || ((const uint8_t *)k)[0] != 'N') return TS_ERR_NOT_FOUND;
+    ngh_op o;
+    if ((rc = ngh_op_begin(&o, c->ix, c->tx, 0))) return rc;
+    uint8_t *rec;
+    if (!(rc = ngh_node(&o, gbe32((const uint8_t *)k + 1), 0, &rec)))
+        memcpy(c->vec, rec + NR_VEC, (size_t)c->ix->dim * 4);
+    ngh_op_end(&o);
+    if (rc) return rc;
+    *key = c->vec;
+    *klen = (size_t)c->ix->dim * 4;
+    return TS_OK;
+}
+
+/* ---- the module ------------------------------------------------------------------------ */
+
+static const ts_index_vtab ngh_vtab = {
+    .struct_size = sizeof(ts_index_vtab),
+    .caps = TS_INDEX_VECTOR,
+    .create = ngh_create,
+    .open = ngh_open,
+    .close = ngh_close,
+    .drop = ngh_drop,
+    .insert = ngh_insert,
+    .remove = ngh_remove,
+    .cursor_open = ngh_cursor_open,
+    .cursor_close = ngh_cursor_close,
+    .seek = ngh_seek,
+    .first = ngh_first,
+    .last = ngh_last,
+    .next = ngh_next,
+    .prev = ngh_prev,
+    .entry = ngh_entry,
+    .knn = ngh_knn,
+};
+
+static const ts_module ngh_module = {
+    .struct_size = sizeof(ts_module),
+    .kind = TS_KIND_INDEX,
+    .name = "ngh",
+    .version = NGH_VERSION_STR,
+    .flags = TS_MODULE_THREAD_SAFE,
+    .vtab_size = sizeof(ts_index_vtab),
+    .vtab = &ngh_vtab,
+};
+
+static const ts_module *const ngh_modules[] = { &ngh_module, NULL };
+
+static const ts_plugin ngh_plugin = {
+    .magic = TS_PLUGIN_MAGIC,
+    .abi_major = TS_ABI_MAJOR,
+    .abi_minor = TS_ABI_MINOR,
+    .struct_size = sizeof(ts_plugin),
+    .name = "ngh",
+    .version = NGH_VERSION_STR,
+    .modules = ngh_modules,
+};
+
+TS_PLUGIN_DEFINE(ngh_plugin)

@@ -1,0 +1,149 @@
+/*
+ * ngh.h - internals shared by the files of the ngh vector index module
+ * (docs/ngh.md).  ngh_dist.c: distance kernels; ngh_graph.c: pages, node
+ * records and the HNSW graph; ngh.c: the index vtable, options, the
+ * primary-key map and cursors.
+ */
+#ifndef NGH_H
+#define NGH_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <tostore/index.h>
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#  error "ngh stores float32 vectors in host order: little-endian hosts only"
+#endif
+
+
+#define NGH_VERSION_STR "0.1.0"
+#define NGH_FORMAT      1u
+#define NGH_MAXLEVEL    15
+#define NGH_PK_MAX      (16u << 20)
+#define NGH_NONE        0xFFFFFFFFu
+
+enum { NGH_L2 = 0, NGH_COSINE = 1, NGH_IP = 2 };
+enum { NGH_F32 = 0, NGH_F16 = 1, NGH_I8 = 2 };
+/* Page arrays addressed through the meta page's radix directory. */
+enum { NGH_A_NODE = 0, NGH_A_UPPER = 1, NGH_A_RAW = 2, NGH_NARRAYS = 3 };
+
+typedef float (*ngh_kernel_fn)(const void *a, const void *b, size_t n);
+typedef struct ngh_kernels {
+    ngh_kernel_fn dot;  /* sum a[i] * b[i] */
+    ngh_kernel_fn l2;   /* sum (a[i] - b[i])^2 */
+    const char   *name;
+} ngh_kernels;
+/* level 0: scalar, 1: at most SSE, 2: the best the CPU offers. */
+void ngh_dist_pick(ngh_kernels *k, int level);
+
+/* A (distance, node) pair in the search heaps. */
+typedef struct ngh_cand { float d; uint32_t id; } ngh_cand;
+
+/* Per-search scratch, pooled in the index (one per concurrent search):
+ * the generation-stamped visited array and the heaps. */
+typedef struct ngh_scratch {
+    struct ngh_scratch *next;
+    uint16_t *visit;
+    uint32_t  vcap;
+    uint16_t  gen;
+    ngh_cand *c, *w, *tmp;   /* candidates (min-heap), results (max-heap), scratch */
+    uint32_t  ccap, wcap, tcap;
+} ngh_scratch;
+
+/* knn results handed out per transaction (see ngh.c). */
+#define NGH_RESBUFS 64
+typedef struct ngh_resbuf {
+    ts_txn  *tx;
+    uint8_t *buf;
+    size_t   cap;
+    uint64_t stamp;
+} ngh_resbuf;
+
+typedef struct ngh_idx {
+    const ts_host     *host;
+    ts_env            *env;
+    const ts_page_api *pa;
+    uint64_t           root;
+    /* from the options (checked against the meta page at every operation) */
+    uint32_t dim, M, efc, efs;
+    int      metric, precision;
+    ngh_kernels k;
+    /* the primary-key map: a btree index of the kernel's btree module */
+    const ts_index_vtab *btv;
+    void                *btplugin_state;
+    void                *bt;         /* opened on first use (root is in the meta page) */
+    pthread_mutex_t      mu;         /* guards pool, res, bt */
+    ngh_scratch         *pool;
+    unsigned             npool;
+    ngh_resbuf           res[NGH_RESBUFS];
+    uint64_t             stamp;
+} ngh_idx;
+
+/* The meta page, decoded. */
+typedef struct ngh_meta {
+    uint32_t dim, metric, precision, M, M0, efc;
+    uint64_t seed, btroot;
+    uint32_t count, live, deleted, entry, maxlevel, nupper;
+    uint32_t usable, rec, npp, vbytes, urec, upp, fanout;
+    uint32_t depth[NGH_NARRAYS], npages[NGH_NARRAYS];
+} ngh_meta;
+
+#define NGH_NCACHE 256
+typedef struct ngh_pin { uint64_t pgno; ts_page *pg; uint8_t *d; int w; } ngh_pin;
+
+/* One operation on the index inside one transaction. */
+typedef struct ngh_op {
+    ngh_idx           *ix;
+    ts_txn            *tx;
+    const ts_page_api *pa;
+    int                write;
+    ts_page           *mpg;
+    uint8_t           *md;
+    ngh_meta           m;
+    ngh_pin           *tab;      /* pinned pages (open addressing on pgno) */
+    uint32_t           tcap, tn;
+    ngh_scratch       *s;
+    void              *bcur;     /* btree cursor for pk lookups (lazily opened) */
+    /* node-array position -> pinned page data, for pages in tab (direct mapped) */
+    struct { uint32_t pos1; int w; uint8_t *d; } nc[NGH_NCACHE];
+} ngh_op;
+
+/* Node record fields. */
+#define NR_FLAGS  0   /* u8: bit 0 deleted */
+#define NR_LEVEL  1   /* u8 */
+#define NR_COUNT  2   /* u16: layer-0 neighbours */
+#define NR_UPPER  4   /* u32: first upper record */
+#define NR_INV    8   /* f32: 1/|v| (cosine) */
+#define NR_SCALE 12   /* f32: reserved (int8 scale) */
+#define NR_VEC   16
+#define NR_DELETED 1u
+
+int  ngh_op_begin(ngh_op *o, ngh_idx *ix, ts_txn *tx, int write);
+void ngh_op_end(ngh_op *o);
+/* Release the pinned pages when many are pinned: call only where no
+ * pointer into a page is held. */
+void ngh_op_relax(ngh_op *o);
+int  ngh_node(ngh_op *o, uint32_t id, int write, uint8_t **rec);
+int  ngh_corrupt(ngh_op *o, const char *what);
+
+/* Graph operations (ngh_graph.c). */
+int ngh_graph_insert(ngh_op *o, const float *v, uint32_t *id_out);
+/* 1: accept, 0: skip, NGH_GIVE_UP: stop searching (*gave_up), < 0: error. */
+#define NGH_GIVE_UP 2
+typedef int (*ngh_accept_fn)(void *ctx, ngh_op *o, uint32_t id);
+/* The up to ef nearest accepted entries (sorted, nearest first) in
+ * out[0..*nout); *gave_up when the search stopped at its visit budget
+ * before finding ef accepted entries. */
+int ngh_graph_search(ngh_op *o, const float *q, uint32_t ef, ngh_accept_fn acc, void *actx,
+                     uint32_t budget, ngh_cand *out, uint32_t *nout, int *gave_up);
+/* Distance from query q (already normalized for cosine) to a node record. */
+float ngh_qdist(ngh_op *o, const float *q, const uint8_t *rec);
+void  ngh_prepare_query(const ngh_op *o, const float *q, float *qn);
+
+/* ngh_graph.c, used by ngh.c */
+int      ngh_meta_init(uint8_t *d, uint32_t usable, uint32_t dim, int metric, int prec, uint32_t M,
+                       uint32_t efc, uint64_t seed, uint64_t btroot);
+int      ngh_free_pages(ngh_op *o);
+void     ngh_pool_free(ngh_idx *ix);
+#endif

@@ -1,0 +1,1000 @@
+/*
+ * ngh_graph.c - the pages of an ngh index and the HNSW graph on them.
+ *
+ * Pages (each starts with a 4-byte type tag; integers little endian):
+ *
+ *   meta (the root, never moves): see the M_* offsets below; it holds the
+ *     parameters, the counters, the entry point and, for each of three page
+ *     arrays (node records, upper-layer lists, raw vectors), the top of a
+ *     radix directory mapping array positions to page numbers.
+ *   directory: 0 type, 8 page numbers[fanout]
+ *   node page: 0 type, 8 records of `rec` bytes (rec a multiple of 4):
+ *     flags u8, level u8, count u16, upper u32, inv_norm f32, reserved f32,
+ *     the vector (dim float32), M0 = 2M neighbour ids (u32)
+ *   upper page: 0 type, 8 records of 4 + 4M bytes: count u32, M ids
+ *
+ * Node id i lives in node-array page i / npp at slot i % npp: computed,
+ * never searched.  A node of level l > 0 owns the l upper records
+ * upper .. upper + l - 1 (levels 1..l).
+ *
+ * An operation (ngh_op) pins the meta page for its whole run and every other
+ * page it reads in a small table keyed by page number, so a page is got
+ * once per operation (directory pages included) however many nodes on it
+ * are visited; the table is emptied at safe points (ngh_op_relax) so that a
+ * search never holds more than a few hundred pins.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "ngh.h"
+
+#define T_META  0x314d484eu  /* "NHM1" */
+#define T_DIR   0x3144484eu
+#define T_NODE  0x314e484eu
+#define T_UPPER 0x3155484eu
+
+#define M_TYPE      0
+#define M_VERSION   4
+#define M_DIM       8
+#define M_METRIC   12
+#define M_PREC     13
+#define M_M        16
+#define M_EFC      20
+#define M_SEED     24
+#define M_COUNT    32
+#define M_LIVE     36
+#define M_DELETED  40
+#define M_ENTRY    44
+#define M_MAXLEVEL 48
+#define M_NUPPER   52
+#define M_USABLE   56
+#define M_BTROOT   64
+#define M_ARR      80   /* per array: depth u32, npages u32 */
+#define M_TOP     128   /* per array: NTOP page numbers */
+#define NTOP      100
+#define M_END     (M_TOP + NGH_NARRAYS * NTOP * 8)
+#define PG_HDR      8
+
+#define RELAX_PINS 192
+
+static inline uint32_t g32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static inline uint64_t g64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+static inline uint16_t g16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+static inline void p32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static inline void p64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+static inline void p16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
+static inline float gf(const uint8_t *p) { float v; memcpy(&v, p, 4); return v; }
+static inline void pf(uint8_t *p, float v) { memcpy(p, &v, 4); }
+
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+int ngh_corrupt(ngh_op *o, const char *what)
+{
+    return o->ix->host->error(o->ix->env, TS_ERR_CORRUPT, "ngh index at page %llu: %s",
+                              (unsigned long long)o->ix->root, what);
+}
+
+static int nomem(ngh_op *o)
+{
+    return o->ix->host->error(o->ix->env, TS_ERR_NOMEM, "ngh: out of memory");
+}
+
+/* ---- layout ------------------------------------------------------------ */
+
+static void layout(ngh_meta *m)
+{
+    m->M0 = 2 * m->M;
+    m->vbytes = 4 * m->dim;
+    m->rec = NR_VEC + m->vbytes + 4 * m->M0;
+    m->npp = m->rec <= m->usable - PG_HDR ? (m->usable - PG_HDR) / m->rec : 0;
+    m->urec = 4 + 4 * m->M;
+    m->upp = (m->usable - PG_HDR) / m->urec;
+    m->fanout = (m->usable - PG_HDR) / 8;
+}
+
+/* Fill a new meta page (create). */
+int ngh_meta_init(uint8_t *d, uint32_t usable, uint32_t dim, int metric, int prec, uint32_t M,
+                  uint32_t efc, uint64_t seed, uint64_t btroot)
+{
+    ngh_meta m;
+    memset(&m, 0, sizeof m);
+    m.usable = usable;
+    m.dim = dim;
+    m.M = M;
+    layout(&m);
+    if (usable < M_END || m.npp == 0 || m.upp == 0) return TS_ERR_UNSUPPORTED;
+    memset(d, 0, usable);
+    p32(d + M_TYPE, T_META);
+    p32(d + M_VERSION, NGH_FORMAT);
+    p32(d + M_DIM, dim);
+    d[M_METRIC] = (uint8_t)metric;
+    d[M_PREC] = (uint8_t)prec;
+    p32(d + M_M, M);
+    p32(d + M_EFC, efc);
+    p64(d + M_SEED, seed);
+    p32(d + M_ENTRY, NGH_NONE);
+    p32(d + M_USABLE, usable);
+    p64(d + M_BTROOT, btroot);
+    return TS_OK;
+}
+
+static int meta_load(ngh_op *o)
+{
+    const uint8_t *d = o->md;
+    ngh_meta *m = &o->m;
+    ngh_idx *ix = o->ix;
+    if (g32(d + M_TYPE) != T_META) return ngh_corrupt(o, "not an ngh meta page");
+    if (g32(d + M_VERSION) != NGH_FORMAT)
+        return ix->host->error(ix->env, TS_ERR_FORMAT, "ngh index at page %llu: format %u (this "
+                               "module reads %u)", (unsigned long long)ix->root,
+                               g32(d + M_VERSION), NGH_FORMAT);
+    m->dim = g32(d + M_DIM);
+    m->metric = d[M_METRIC];
+    m->precision = d[M_PREC];
+    m->M = g32(d + M_M);
+    m->efc = g32(d + M_EFC);
+    m->seed = g64(d + M_SEED);
+    m->count = g32(d + M_COUNT);
+    m->live = g32(d + M_LIVE);
+    m->deleted = g32(d + M_DELETED);
+    m->entry = g32(d + M_ENTRY);
+    m->maxlevel = g32(d + M_MAXLEVEL);
+    m->nupper = g32(d + M_NUPPER);
+    m->usable = g32(d + M_USABLE);
+    m->btroot = g64(d + M_BTROOT);
+    for (int a = 0; a < NGH_NARRAYS; a++) {
+        m->depth[a] = g32(d + M_ARR + 8 * a);
+        m->npages[a] = g32(d + M_ARR + 8 * a + 4);
+    }
+    if (m->usable > o->pa->usable_size(o->tx) || m->usable < M_END || m->M < 2 || m->M > 256 ||
+        m->dim == 0 || m->maxlevel > NGH_MAXLEVEL || m->live + m->deleted != m->count)
+        return ngh_corrupt(o, "inconsistent meta page");
+    layout(m);
+    if (!m->npp || (m->count && m->entry >= m->count)) return ngh_corrupt(o, "inconsistent meta page");
+    if (m->dim != ix->dim || (int)m->metric != ix->metric || (int)m->precision != ix->precision)
+        return ix->host->error(ix->env, TS_ERR_CONFIG, "ngh index at page %llu: options differ "
+                               "from the index (dimensions %u, metric %u, precision %u)",
+                               (unsigned long long)ix->root, m->dim, m->metric, m->precision);
+    return TS_OK;
+}
+
+static void meta_store(ngh_op *o)
+{
+    uint8_t *d = o->md;
+    const ngh_meta *m = &o->m;
+    p32(d + M_COUNT, m->count);
+    p32(d + M_LIVE, m->live);
+    p32(d + M_DELETED, m->deleted);
+    p32(d + M_ENTRY, m->entry);
+    p32(d + M_MAXLEVEL, m->maxlevel);
+    p32(d + M_NUPPER, m->nupper);
+    for (int a = 0; a < NGH_NARRAYS; a++) {
+        p32(d + M_ARR + 8 * a, m->depth[a]);
+        p32(d + M_ARR + 8 * a + 4, m->npages[a]);
+    }
+}
+
+
+/* ---- scratch pool ---------------------------------------------------------- */
+
+static ngh_scratch *scratch_take(ngh_idx *ix)
+{
+    pthread_mutex_lock(&ix->mu);
+    ngh_scratch *s = ix->pool;
+    if (s) {
+        ix->pool = s->next;
+        ix->npool--;
+    }
+    pthread_mutex_unlock(&ix->mu);
+    if (!s) s = ix->host->calloc(1, sizeof *s);
+    return s;
+}
+
+static void scratch_free(ngh_idx *ix, ngh_scratch *s)
+{
+    ix->host->free(s->visit);
+    ix->host->free(s->c);
+    ix->host->free(s->w);
+    ix->host->free(s->tmp);
+    ix->host->free(s);
+}
+
+static void scratch_give(ngh_idx *ix, ngh_scratch *s)
+{
+    if (!s) return;
+    pthread_mutex_lock(&ix->mu);
+    if (ix->npool < 16) {
+        s->next = ix->pool;
+        ix->pool = s;
+        ix->npool++;
+        s = NULL;
+    }
+    pthread_mutex_unlock(&ix->mu);
+    if (s) scratch_free(ix, s);
+}
+
+void ngh_pool_free(ngh_idx *ix)
+{
+    while (ix->pool) {
+        ngh_scratch *s = ix->pool;
+        ix->pool = s->next;
+        scratch_free(ix, s);
+    }
+    ix->npool = 0;
+}
+
+static int grow(ngh_op *o, ngh_cand **a, uint32_t *cap, uint32_t need)
+{
+    if (need <= *cap) return TS_OK;
+    uint32_t nc = *cap ? *cap : 256;
+    while (nc < need) nc *= 2;
+    ngh_cand *n = o->ix->host->realloc(*a, (size_t)nc * sizeof *n);
+    if (!n) return nomem(o);
+    *a = n;
+    *cap = nc;
+    return TS_OK;
+}
+
+/* A new visited generation covering ids < n. */
+static int visit_begin(ngh_op *o, uint32_t n)
+{
+    ngh_scratch *s = o->s;
+    if (n > s->vcap) {
+        uint32_t nc = s->vcap ? s->vcap : 1024;
+        while (nc < n) nc = nc > UINT32_MAX / 2 ? n : nc * 2;
+        uint16_t *v = o->ix->host->calloc(nc, sizeof *v);
+        if (!v) return nomem(o);
+        o->ix->host->free(s->visit);
+        s->visit = v;
+        s->vcap = nc;
+        s->gen = 0;
+    }
+    if (++s->gen == 0) {
+        memset(s->visit, 0, (size_t)s->vcap * sizeof *s->visit);
+        s->gen = 1;
+    }
+    return TS_OK;
+}
+
+static inline int visited(ngh_scratch *s, uint32_t id)
+{
+    if (s->visit[id] == s->gen) return 1;
+    s->visit[id] = s->gen;
+    return 0;
+}
+
+/* ---- operations and pins ------------------------------------------------------ */
+
+static void unpin_all(ngh_op *o)
+{
+    memset(o->nc, 0, sizeof o->nc);
+    if (!o->tn) return;
+    for (uint32_t i = 0; i < o->tcap; i++)
+        if (o->tab[i].pgno) {
+            o->pa->release(o->tab[i].pg);
+            o->tab[i].pgno = 0;
+        }
+    o->tn = 0;
+}
+
+void ngh_op_relax(ngh_op *o)
+{
+    if (o->tn > RELAX_PINS) unpin_all(o);
+}
+
+int ngh_op_begin(ngh_op *o, ngh_idx *ix, ts_txn *tx, int write)
+{
+    memset(o, 0, sizeof *o);
+    o->ix = ix;
+    o->tx = tx;
+    o->pa = ix->pa;
+    o->write = write;
+    if (!ix->pa) return ix->host->error(ix->env, TS_ERR_INVALID, "ngh: no page API here");
+    if (!tx) return ix->host->error(ix->env, TS_ERR_INVALID, "ngh: no transaction");
+    if (write && !o->pa->writable(tx))
+        return ix->host->error(ix->env, TS_ERR_INVALID, "ngh: changing the index needs a write transaction");
+    int rc = o->pa->get(tx, ix->root, write ? TS_PAGE_WRITE : TS_PAGE_READ, &o->mpg);
+    if (rc) return rc;
+    o->md = o->pa->data(o->mpg);
+    if ((rc = meta_load(o))) {
+        o->pa->release(o->mpg);
+        o->mpg = NULL;
+        return rc;
+    }
+    o->tcap = 256;
+    o->tab = ix->host->calloc(o->tcap, sizeof *o->tab);
+    o->s = scratch_take(ix);
+    if (!o->tab || !o->s) {
+        ngh_op_end(o);
+        return nomem(o);
+    }
+    return TS_OK;
+}
+
+void ngh_op_end(ngh_op *o)
+{
+    if (o->bcur) o->ix->btv->cursor_close(o->bcur);
+    o->bcur = NULL;
+    if (o->tab) unpin_all(o);
+    o->ix->host->free(o->tab);
+    o->tab = NULL;
+    if (o->s) scratch_give(o->ix, o->s);
+    o->s = NULL;
+    if (o->mpg) {
+        if (o->write) meta_store(o);
+        o->pa->release(o->mpg);
+    }
+    o->mpg = NULL;
+}
+
+static int tab_grow(ngh_op *o)
+{
+    uint32_t nc = o->tcap * 2;
+    ngh_pin *n = o->ix->host->calloc(nc, sizeof *n);
+    if (!n) return nomem(o);
+    for (uint32_t i = 0; i < o->tcap; i++) {
+        if (!o->tab[i].pgno) continue;
+        uint32_t h = (uint32_t)mix64(o->tab[i].pgno) & (nc - 1);
+        while (n[h].pgno) h = (h + 1) & (nc - 1);
+        n[h] = o->tab[i];
+    }
+    o->ix->host->free(o->tab);
+    o->tab = n;
+    o->tcap = nc;
+    return TS_OK;
+}
+
+/* The data of page pgno, pinned until the next relax (write: for change). */
+static int pin(ngh_op *o, uint64_t pgno, int write, uint8_t **d)
+{
+    if (pgno == o->ix->root) return ngh_corrupt(o, "page reference to the meta page");
+    uint32_t h = (uint32_t)mix64(pgno) & (o->tcap - 1);
+    while (o->tab[h].pgno && o->tab[h].pgno != pgno) h = (h + 1) & (o->tcap - 1);
+    ngh_pin *e = &o->tab[h];
+    if (e->pgno) {
+        if (write && !e->w) {
+            memset(o->nc, 0, sizeof o->nc); /* it may hold the read pointer */
+            o->pa->release(e->pg);
+            int rc = o->pa->get(o->tx, pgno, TS_PAGE_WRITE, &e->pg);
+            if (rc) {
+                /* drop the slot: rebuild the table without it */
+                e->pgno = 0;
+                o->tn--;
+                ngh_pin *old = o->tab;
+                uint32_t cap = o->tcap;
+                o->tab = o->ix->host->calloc(cap, sizeof *o->tab);
+                if (!o->tab) { o->tab = old; return rc; }
+                o->tn = 0;
+                for (uint32_t i = 0; i < cap; i++)
+                    if (old[i].pgno) {
+                        uint32_t j = (uint32_t)mix64(old[i].pgno) & (cap - 1);
+                        while (o->tab[j].pgno) j = (j + 1) & (cap - 1);
+                        o->tab[j] = old[i];
+                        o->tn++;
+                    }
+                o->ix->host->free(old);
+                return rc;
+            }
+            e->d = o->pa->data(e->pg);
+            e->w = 1;
+        }
+        *d = e->d;
+        return TS_OK;
+    }
+    if ((o->tn + 1) * 2 > o->tcap) {
+        int rc = tab_grow(o);
+        if (rc) return rc;
+        return pin(o, pgno, write, d);
+    }
+    ts_page *pg;
+    int rc = o->pa->get(o->tx, pgno, write ? TS_PAGE_WRITE : TS_PAGE_READ, &pg);
+    if (rc) return rc;
+    e->pgno = pgno;
+    e->pg = pg;
+    e->d = o->pa->data(pg);
+    e->w = write;
+    o->tn++;
+    *d = e->d;
+    return TS_OK;
+}
+
+/* Put a freshly allocated (pinned, writable) page into the table. */
+static int pin_new(ngh_op *o, ts_page *pg, uint64_t pgno, uint8_t **d)
+{
+    if ((o->tn + 1) * 2 > o->tcap) {
+        int rc = tab_grow(o);
+        if (rc) { o->pa->release(pg); return rc; }
+    }
+    uint32_t h = (uint32_t)mix64(pgno) & (o->tcap - 1);
+    while (o->tab[h].pgno) h = (h + 1) & (o->tcap - 1);
+    o->tab[h] = (ngh_pin){ pgno, pg, o->pa->data(pg), 1 };
+    o->tn++;
+    *d = o->tab[h].d;
+    return TS_OK;
+}
+
+/* ---- page arrays --------------------------------------------------------------- */
+
+static uint64_t span_of(const ngh_meta *m, uint32_t depth)
+{
+    uint64_t s = 1;
+    while (depth--) s *= m->fanout;
+    return s;
+}
+
+static uint64_t top_get(const ngh_op *o, int a, uint64_t t) { return g64(o->md + M_TOP + 8 * ((uint64_t)a * NTOP + t)); }
+static void top_set(ngh_op *o, int a, uint64_t t, uint64_t v) { p64(o->md + M_TOP + 8 * ((uint64_t)a * NTOP + t), v); }
+
+static int dir_check(ngh_op *o, const uint8_t *d)
+{
+    return g32(d) == T_DIR ? TS_OK : ngh_corrupt(o, "not a directory page");
+}
+
+/* Page number of position p of array a. */
+static int arr_pgno(ngh_op *o, int a, uint64_t p, uint64_t *out)
+{
+    const ngh_meta *m = &o->m;
+    if (p >= m->npages[a]) return ngh_corrupt(o, "page array position out of range");
+    uint64_t span = span_of(m, m->depth[a]), t = p / span, rem = p % span;
+    if (t >= NTOP) return ngh_corrupt(o, "page array beyond its directory");
+    uint64_t pg = top_get(o, a, t);
+    for (uint32_t dd = m->depth[a]; dd > 0; dd--) {
+        span /= m->fanout;
+        uint8_t *d;
+        if (!pg) return ngh_corrupt(o, "hole in a page directory");
+        int rc = pin(o, pg, 0, &d);
+        if (rc) return rc;
+        if ((rc = dir_check(o, d))) return rc;
+        pg = g64(d + PG_HDR + 8 * (rem / span));
+        rem %= span;
+    }
+    if (!pg) return ngh_corrupt(o, "hole in a page directory");
+    *out = pg;
+    return TS_OK;
+}
+
+static int new_page(ngh_op *o, uint32_t type, uint64_t *pgno, uint8_t **d)
+{
+    ts_page *pg;
+    int rc = o->pa->alloc(o->tx, &pg, pgno);
+    if (rc) return rc;
+    if ((rc = pin_new(o, pg, *pgno, d))) return rc;
+    memset(*d, 0, o->m.usable);
+    p32(*d, type);
+    return TS_OK;
+}
+
+/* Append a zeroed page of type `type` to array a. */
+static int arr_append(ngh_op *o, int a, uint32_t type, uint8_t **data)
+{
+    ngh_meta *m = &o->m;
+    uint64_t p = m->npages[a];
+    if (p >= UINT32_MAX) return o->ix->host->error(o->ix->env, TS_ERR_RESOURCE, "ngh: index is full");
+    int rc;
+    while (p >= NTOP * span_of(m, m->depth[a])) {
+        if (m->depth[a] >= 4) return o->ix->host->error(o->ix->env, TS_ERR_RESOURCE, "ngh: index is full");
+        uint64_t dp;
+        uint8_t *d;
+        if ((rc = new_page(o, T_DIR, &dp, &d))) return rc;
+        for (uint64_t t = 0; t < NTOP; t++) {
+            p64(d + PG_HDR + 8 * t, top_get(o, a, t));
+            top_set(o, a, t, 0);
+        }
+        top_set(o, a, 0, dp);
+        m->depth[a]++;
+    }
+    uint64_t dpg;
+    if ((rc = new_page(o, type, &dpg, data))) return rc;
+    uint64_t span = span_of(m, m->depth[a]), t = p / span, rem = p % span;
+    if (m->depth[a] == 0) {
+        top_set(o, a, t, dpg);
+    } else {
+        uint64_t pg = top_get(o, a, t);
+        uint8_t *d;
+        if (!pg) {
+            if ((rc = new_page(o, T_DIR, &pg, &d))) return rc;
+            top_set(o, a, t, pg);
+        }
+        for (uint32_t dd = m->depth[a]; dd > 0; dd--) {
+            span /= m->fanout;
+            uint64_t i = rem / span;
+            rem %= span;
+            if ((rc = pin(o, pg, 1, &d))) return rc;
+            if ((rc = dir_check(o, d))) return rc;
+            if (dd == 1) {
+                p64(d + PG_HDR + 8 * i, dpg);
+                break;
+            }
+            uint64_t next = g64(d + PG_HDR + 8 * i);
+            if (!next) {
+                uint8_t *nd;
+                if ((rc = new_page(o, T_DIR, &next, &nd))) return rc;
+                if ((rc = pin(o, pg, 1, &d))) return rc;
+                p64(d + PG_HDR + 8 * i, next);
+            }
+            pg = next;
+        }
+    }
+    m->npages[a]++;
+    /* the fresh page may have moved in the table: look it up again */
+    return pin(o, dpg, 1, data);
+}
+
+/* Free every page of every array (drop). */
+static int free_tree(ngh_op *o, uint64_t pg, uint32_t depth)
+{
+    if (!pg) return TS_OK;
+    if (depth > 0) {
+        ts_page *p;
+        int rc = o->pa->get(o->tx, pg, TS_PAGE_READ, &p);
+        if (rc) return rc;
+        const uint8_t *d = o->pa->data(p);
+        if (g32(d) != T_DIR) { o->pa->release(p); return ngh_corrupt(o, "not a directory page"); }
+        uint32_t n = o->m.fanout;
+        uint64_t *kids = o->ix->host->alloc((size_t)n * 8);
+        if (!kids) { o->pa->release(p); return nomem(o); }
+        for (uint32_t i = 0; i < n; i++) kids[i] = g64(d + PG_HDR + 8 * i);
+        o->pa->release(p);
+        for (uint32_t i = 0; i < n && !rc; i++) rc = free_tree(o, kids[i], depth - 1);
+        o->ix->host->free(kids);
+        if (rc) return rc;
+    }
+    return o->pa->free(o->tx, pg);
+}
+
+int ngh_free_pages(ngh_op *o)
+{
+    unpin_all(o);
+    for (int a = 0; a < NGH_NARRAYS; a++)
+        for (uint64_t t = 0; t < NTOP; t++) {
+            int rc = free_tree(o, top_get(o, a, t), o->m.depth[a]);
+            if (rc) return rc;
+        }
+    return TS_OK;
+}
+
+/* ---- node records ----------------------------------------------------------- */
+
+int ngh_node(ngh_op *o, uint32_t id, int write, uint8_t **rec)
+{
+    if (id >= o->m.count) return ngh_corrupt(o, "node id out of range");
+    uint32_t pos = id / o->m.npp, slot = pos & (NGH_NCACHE - 1);
+    uint8_t *d;
+    if (o->nc[slot].pos1 == pos + 1 && (o->nc[slot].w || !write)) {
+        d = o->nc[slot].d;
+    } else {
+        uint64_t pg;
+        int rc = arr_pgno(o, NGH_A_NODE, pos, &pg);
+        if (!rc) rc = pin(o, pg, write, &d);
+        if (rc) return rc;
+        if (g32(d) != T_NODE) return ngh_corrupt(o, "not a node page");
+        o->nc[slot].pos1 = pos + 1;
+        o->nc[slot].w = write;
+        o->nc[slot].d = d;
+    }
+    *rec = d + PG_HDR + (size_t)(id - pos * o->m.npp) * o->m.rec;
+    return TS_OK;
+}
+
+/* The neighbour list of node id at level lev: *ids points at count ids. */
+static int nlist(ngh_op *o, uint32_t id, uint32_t lev, int write, uint8_t **cnt, uint8_t **ids,
+                 uint32_t *n)
+{
+    uint8_t *rec;
+    int rc = ngh_node(o, id, 0, &rec);
+    if (rc) return rc;
+    if (lev == 0) {
+        if (write && (rc = ngh_node(o, id, 1, &rec))) return rc;
+        *cnt = rec + NR_COUNT;
+        *ids = rec + NR_VEC + o->m.vbytes;
+        *n = g16(rec + NR_COUNT);
+        if (*n > o->m.M0) return ngh_corrupt(o, "neighbour count out of range");
+        return TS_OK;
+    }
+    if (lev > rec[NR_LEVEL]) return ngh_corrupt(o, "level above the node's own");
+    uint64_t u = (uint64_t)g32(rec + NR_UPPER) + lev - 1, pg;
+    if (u >= o->m.nupper) return ngh_corrupt(o, "upper record out of range");
+    if ((rc = arr_pgno(o, NGH_A_UPPER, u / o->m.upp, &pg))) return rc;
+    uint8_t *d;
+    if ((rc = pin(o, pg, write, &d))) return rc;
+    if (g32(d) != T_UPPER) return ngh_corrupt(o, "not an upper-layer page");
+    uint8_t *r = d + PG_HDR + (size_t)(u % o->m.upp) * o->m.urec;
+    *cnt = r;
+    *ids = r + 4;
+    *n = g32(r);
+    if (*n > o->m.M) return ngh_corrupt(o, "neighbour count out of range");
+    return TS_OK;
+}
+
+static void set_count(uint8_t *cnt, uint32_t lev, uint32_t n)
+{
+    if (lev == 0) p16(cnt, (uint16_t)n);
+    else p32(cnt, n);
+}
+
+/* ---- distances ------------------------------------------------------------- */
+
+void ngh_prepare_query(const ngh_op *o, const float *q, float *qn)
+{
+    uint32_t dim = o->m.dim;
+    memcpy(qn, q, (size_t)dim * 4);
+    if (o->m.metric != NGH_COSINE) return;
+    float n = o->ix->k.dot(q, q, dim);
+    if (n > 0) {
+        float inv = 1.0f / sqrtf(n);
+        for (uint32_t i = 0; i < dim; i++) qn[i] *= inv;
+    }
+}
+
+float ngh_qdist(ngh_op *o, const float *q, const uint8_t *rec)
+{
+    const ngh_kernels *k = &o->ix->k;
+    const uint8_t *v = rec + NR_VEC;
+    switch (o->m.metric) {
+    case NGH_L2: return k->l2(q, v, o->m.dim);
+    case NGH_IP: return -k->dot(q, v, o->m.dim);
+    default: return 1.0f - k->dot(q, v, o->m.dim) * gf(rec + NR_INV);
+    }
+}
+
+static float rdist(ngh_op *o, const uint8_t *a, const uint8_t *b)
+{
+    const ngh_kernels *k = &o->ix->k;
+    switch (o->m.metric) {
+    case NGH_L2: return k->l2(a + NR_VEC, b + NR_VEC, o->m.dim);
+    case NGH_IP: return -k->dot(a + NR_VEC, b + NR_VEC, o->m.dim);
+    default: return 1.0f - k->dot(a + NR_VEC, b + NR_VEC, o->m.dim) * gf(a + NR_INV) * gf(b + NR_INV);
+    }
+}
+
+/* ---- heaps ---------------------------------------------------------------- */
+
+static void hpush_min(ngh_cand *h, uint32_t *n, ngh_cand c)
+{
+    uint32_t i = (*n)++;
+    while (i) {
+        uint32_t p = (i - 1) / 2;
+        if (h[p].d <= c.d) break;
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = c;
+}
+
+static ngh_cand hpop_min(ngh_cand *h, uint32_t *n)
+{
+    ngh_cand top = h[0], last = h[--(*n)];
+    uint32_t i = 0, N = *n;
+    for (;;) {
+        uint32_t l = 2 * i + 1;
+        if (l >= N) break;
+        if (l + 1 < N && h[l + 1].d < h[l].d) l++;
+        if (last.d <= h[l].d) break;
+        h[i] = h[l];
+        i = l;
+    }
+    if (N) h[i] = last;
+    return top;
+}
+
+static void hpush_max(ngh_cand *h, uint32_t *n, ngh_cand c)
+{
+    uint32_t i = (*n)++;
+    while (i) {
+        uint32_t p = (i - 1) / 2;
+        if (h[p].d >= c.d) break;
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = c;
+}
+
+static ngh_cand hpop_max(ngh_cand *h, uint32_t *n)
+{
+    ngh_cand top = h[0], last = h[--(*n)];
+    uint32_t i = 0, N = *n;
+    for (;;) {
+        uint32_t l = 2 * i + 1;
+        if (l >= N) break;
+        if (l + 1 < N && h[l + 1].d > h[l].d) l++;
+        if (last.d >= h[l].d) break;
+        h[i] = h[l];
+        i = l;
+    }
+    if (N) h[i] = last;
+    return top;
+}
+
+static int cand_cmp(const void *a, const void *b)
+{
+    const ngh_cand *x = a, *y = b;
+    if (x->d < y->d) return -1;
+    if (x->d > y->d) return 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* ---- search ---------------------------------------------------------------- */
+
+/* Greedy descent at level lev from *ep (distance *epd). */
+static int greedy(ngh_op *o, const float *q, uint32_t lev, uint32_t *ep, float *epd)
+{
+    uint32_t ids[256];
+    for (int changed = 1; changed;) {
+        changed = 0;
+        ngh_op_relax(o);
+        uint8_t *cnt, *lst;
+        uint32_t n;
+        int rc = nlist(o, *ep, lev, 0, &cnt, &lst, &n);
+        if (rc) return rc;
+        memcpy(ids, lst, (size_t)n * 4);
+        for (uint32_t i = 0; i < n; i++) {
+            uint8_t *rec;
+            if ((rc = ngh_node(o, ids[i], 0, &rec))) return rc;
+            float d = ngh_qdist(o, q, rec);
+            if (d < *epd) {
+                *epd = d;
+                *ep = ids[i];
+                changed = 1;
+            }
+        }
+    }
+    return TS_OK;
+}
+
+/* search_layer of the HNSW paper: from the entry points eps, the ef nearest
+ * accepted nodes at level lev (acc NULL: every node).  Nodes that are not
+ * accepted are still expanded (they route), so a selective filter widens the
+ * beam by itself; `budget` (0: none) caps the nodes visited while fewer than
+ * ef accepted nodes were found.  Results go to out[], nearest first. */
+static int search_layer(ngh_op *o, const float *q, const ngh_cand *eps, uint32_t neps, uint32_t ef,
+                        uint32_t lev, ngh_accept_fn acc, void *actx, uint32_t budget,
+                        ngh_cand *out, uint32_t *nout, int *gave_up)
+{
+    ngh_scratch *s = o->s;
+    uint32_t ids[512];
+    int rc = visit_begin(o, o->m.count);
+    if (rc) return rc;
+    uint32_t need = ef + neps + 2 * o->m.M0 + 8;
+    if ((rc = grow(o, &s->w, &s->wcap, need))) return rc;
+    if ((rc = grow(o, &s->c, &s->ccap, neps + 64))) return rc;
+    uint32_t nc = 0, nw = 0, nvis = 0;
+    if (gave_up) *gave_up = 0;
+    for (uint32_t i = 0; i < neps; i++) {
+        if (visited(s, eps[i].id)) continue;
+        nvis++;
+        hpush_min(s->c, &nc, eps[i]);
+        int a = acc ? acc(actx, o, eps[i].id) : 1;
+        if (a < 0) return a;
+        if (a == NGH_GIVE_UP) goto give_up;
+        if (a) {
+            hpush_max(s->w, &nw, eps[i]);
+            if (nw > ef) hpop_max(s->w, &nw);
+        }
+    }
+    while (nc) {
+        ngh_cand c = hpop_min(s->c, &nc);
+        if (nw >= ef && c.d > s->w[0].d) break;
+        if (budget && nw < ef && nvis > budget) goto give_up;
+        ngh_op_relax(o);
+        uint8_t *cnt, *lst;
+        uint32_t n;
+        if ((rc = nlist(o, c.id, lev, 0, &cnt, &lst, &n))) return rc;
+        memcpy(ids, lst, (size_t)n * 4);
+        if ((rc = grow(o, &s->c, &s->ccap, nc + n + 1))) return rc;
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t e = ids[i];
+            if (e >= o->m.count) return ngh_corrupt(o, "neighbour id out of range");
+            if (visited(s, e)) continue;
+            nvis++;
+            uint8_t *rec;
+            if ((rc = ngh_node(o, e, 0, &rec))) return rc;
+            float d = ngh_qdist(o, q, rec);
+            if (nw < ef || d < s->w[0].d) {
+                hpush_min(s->c, &nc, (ngh_cand){ d, e });
+                int a = acc ? acc(actx, o, e) : 1;
+                if (a < 0) return a;
+                if (a == NGH_GIVE_UP) goto give_up;
+                if (a) {
+                    hpush_max(s->w, &nw, (ngh_cand){ d, e });
+                    if (nw > ef) hpop_max(s->w, &nw);
+                }
+            }
+        }
+    }
+    memcpy(out, s->w, (size_t)nw * sizeof *out);
+    qsort(out, nw, sizeof *out, cand_cmp);
+    *nout = nw;
+    return TS_OK;
+give_up:
+    if (gave_up) *gave_up = 1;
+    *nout = 0;
+    return TS_OK;
+}
+
+int ngh_graph_search(ngh_op *o, const float *q, uint32_t ef, ngh_accept_fn acc, void *actx,
+                     uint32_t budget, ngh_cand *out, uint32_t *nout, int *gave_up)
+{
+    *nout = 0;
+    *gave_up = 0;
+    if (!o->m.count) return TS_OK;
+    uint32_t ep = o->m.entry;
+    uint8_t *rec;
+    int rc = ngh_node(o, ep, 0, &rec);
+    if (rc) return rc;
+    float epd = ngh_qdist(o, q, rec);
+    for (uint32_t lev = o->m.maxlevel; lev > 0; lev--)
+        if ((rc = greedy(o, q, lev, &ep, &epd))) return rc;
+    ngh_cand e = { epd, ep };
+    return search_layer(o, q, &e, 1, ef, 0, acc, actx, budget, out, nout, gave_up);
+}
+
+/* ---- insert ------------------------------------------------------------------ */
+
+/* The heuristic neighbour selection (HNSW paper, algorithm 4, without
+ * extending the candidates): walk the candidates nearest first and keep one
+ * only when it is nearer to the base than to every one kept so far, so the
+ * kept edges point in different directions.  cands is sorted. */
+static int select_heuristic(ngh_op *o, const ngh_cand *cands, uint32_t n, uint32_t max,
+                            uint32_t *out, uint32_t *nout)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n && k < max; i++) {
+        uint8_t *ci;
+        int rc = ngh_node(o, cands[i].id, 0, &ci);
+        if (rc) return rc;
+        int good = 1;
+        for (uint32_t j = 0; j < k && good; j++) {
+            uint8_t *rj;
+            if ((rc = ngh_node(o, out[j], 0, &rj))) return rc;
+            if (rdist(o, ci, rj) < cands[i].d) good = 0;
+        }
+        if (good) out[k++] = cands[i].id;
+    }
+    /* Fill the free slots with the nearest pruned candidates: the record
+     * has room for max ids anyway, and the extra edges keep nodes from
+     * losing every in-edge as lists are shrunk (unreachable nodes). */
+    for (uint32_t i = 0; i < n && k < max; i++) {
+        uint32_t j = 0;
+        while (j < k && out[j] != cands[i].id) j++;
+        if (j == k) out[k++] = cands[i].id;
+    }
+    *nout = k;
+    return TS_OK;
+}
+
+/* Add edge from -> to at level lev, shrinking from's list with the
+ * heuristic when it is full. */
+static int link(ngh_op *o, uint32_t from, uint32_t to, uint32_t lev)
+{
+    uint32_t max = lev ? o->m.M : o->m.M0;
+    uint8_t *cnt, *lst;
+    uint32_t n;
+    int rc = nlist(o, from, lev, 0, &cnt, &lst, &n);
+    if (rc) return rc;
+    uint32_t ids[513];
+    memcpy(ids, lst, (size_t)n * 4);
+    for (uint32_t i = 0; i < n; i++)
+        if (ids[i] == to) return TS_OK;
+    if (n < max) {
+        if ((rc = nlist(o, from, lev, 1, &cnt, &lst, &n))) return rc;
+        p32(lst + 4 * n, to);
+        set_count(cnt, lev, n + 1);
+        return TS_OK;
+    }
+    ids[n++] = to;
+    ngh_scratch *s = o->s;
+    if ((rc = grow(o, &s->tmp, &s->tcap, n))) return rc;
+    uint8_t *base, *r;
+    if ((rc = ngh_node(o, from, 0, &base))) return rc;
+    for (uint32_t i = 0; i < n; i++) {
+        if ((rc = ngh_node(o, ids[i], 0, &r))) return rc;
+        s->tmp[i] = (ngh_cand){ rdist(o, base, r), ids[i] };
+    }
+    qsort(s->tmp, n, sizeof *s->tmp, cand_cmp);
+    uint32_t sel[512], ns;
+    if ((rc = select_heuristic(o, s->tmp, n, max, sel, &ns))) return rc;
+    if ((rc = nlist(o, from, lev, 1, &cnt, &lst, &n))) return rc;
+    memcpy(lst, sel, (size_t)ns * 4);
+    set_count(cnt, lev, ns);
+    return TS_OK;
+}
+
+static uint32_t random_level(const ngh_meta *m, uint32_t id)
+{
+    /* P(level >= l) = M^-l, from a hash of the id: no state to keep */
+    uint64_t h = mix64(m->seed ^ mix64((uint64_t)id + 0x9E3779B97F4A7C15ull));
+    double u = (double)((h >> 11) + 1) * (1.0 / 9007199254740993.0);
+    double l = -log(u) / log((double)m->M);
+    return l >= NGH_MAXLEVEL ? NGH_MAXLEVEL : (uint32_t)l;
+}
+
+int ngh_graph_insert(ngh_op *o, const float *v, uint32_t *id_out)
+{
+    ngh_meta *m = &o->m;
+    ngh_idx *ix = o->ix;
+    if (m->count == NGH_NONE - 1) return ix->host->error(ix->env, TS_ERR_RESOURCE, "ngh: index is full");
+    uint32_t id = m->count, lev = random_level(m, id);
+    int rc;
+    uint8_t *d, *rec;
+    /* room for the record and its upper-layer lists */
+    if (id / m->npp >= m->npages[NGH_A_NODE]) {
+        if ((rc = arr_append(o, NGH_A_NODE, T_NODE, &d))) return rc;
+    }
+    uint32_t ubase = m->nupper;
+    for (uint32_t l = 0; l < lev; l++) {
+        uint32_t u = ubase + l;
+        if (u / m->upp >= m->npages[NGH_A_UPPER] &&
+            (rc = arr_append(o, NGH_A_UPPER, T_UPPER, &d))) return rc;
+    }
+    m->nupper += lev;
+    m->count++;
+    m->live++;
+    if ((rc = ngh_node(o, id, 1, &rec))) return rc;
+    memset(rec, 0, m->rec);
+    rec[NR_LEVEL] = (uint8_t)lev;
+    p32(rec + NR_UPPER, ubase);
+    float nn = ix->k.dot(v, v, m->dim);
+    pf(rec + NR_INV, nn > 0 ? 1.0f / sqrtf(nn) : 0.0f);
+    memcpy(rec + NR_VEC, v, m->vbytes);
+    *id_out = id;
+    if (m->entry == NGH_NONE) {
+        m->entry = id;
+        m->maxlevel = lev;
+        return TS_OK;
+    }
+    /* the query: v itself (normalized for cosine) */
+    float *q = ix->host->alloc((size_t)m->dim * 4);
+    if (!q) return nomem(o);
+    ngh_prepare_query(o, v, q);
+    ngh_scratch *s = o->s;
+    uint32_t ep = m->entry;
+    if ((rc = ngh_node(o, ep, 0, &rec))) goto out;
+    float epd = ngh_qdist(o, q, rec);
+    for (uint32_t l = m->maxlevel; l > lev; l--)
+        if ((rc = greedy(o, q, l, &ep, &epd))) goto out;
+    ngh_cand *W = NULL, *eps = NULL;
+    uint32_t nW = 0, neps = 1;
+    uint32_t cap = m->efc + 2 * m->M0 + 16;
+    W = ix->host->alloc((size_t)cap * sizeof *W);
+    eps = ix->host->alloc((size_t)cap * sizeof *eps);
+    if (!W || !eps) { rc = nomem(o); goto out2; }
+    eps[0] = (ngh_cand){ epd, ep };
+    for (int32_t l = (int32_t)(lev < m->maxlevel ? lev : m->maxlevel); l >= 0; l--) {
+        if ((rc = search_layer(o, q, eps, neps, m->efc, (uint32_t)l, NULL, NULL, 0, W, &nW, NULL)))
+            goto out2;
+        /* the new node is not linked yet, so W does not hold it.  It links
+         * to M nodes at every level (as hnswlib does); its layer-0 list has
+         * room for M0, filled by the back-links of later nodes. */
+        uint32_t max = m->M, sel[512], ns;
+        if ((rc = grow(o, &s->tmp, &s->tcap, nW))) goto out2;
+        memcpy(s->tmp, W, (size_t)nW * sizeof *W);
+        if ((rc = select_heuristic(o, s->tmp, nW, max, sel, &ns))) goto out2;
+        uint8_t *cnt, *lst;
+        uint32_t n;
+        if ((rc = nlist(o, id, (uint32_t)l, 1, &cnt, &lst, &n))) goto out2;
+        memcpy(lst, sel, (size_t)ns * 4);
+        set_count(cnt, (uint32_t)l, ns);
+        for (uint32_t i = 0; i < ns; i++) {
+            ngh_op_relax(o);
+            if ((rc = link(o, sel[i], id, (uint32_t)l))) goto out2;
+        }
+        memcpy(eps, W, (size_t)nW * sizeof *W);
+        neps = nW;
+        ngh_op_relax(o);
+    }
+    if (lev > m->maxlevel) {
+        m->maxlevel = lev;
+        m->entry = id;
+    }
+out2:
+    ix->host->free(W);
+    ix->host->free(eps);
+out:
+    ix->host->free(q);
+    return rc;
+}

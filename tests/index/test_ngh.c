@@ -1,0 +1,1060 @@
+/*
+ * The ngh vector index plugin (plugins/index/ngh), loaded from the build
+ * tree and driven through the kernel's index wrapper (catalog/ix.h) inside
+ * kernel transactions, checked against exact (brute-force) search:
+ *
+ *  - the distance kernels (scalar, SSE, AVX2) agree;
+ *  - recall@10 >= 0.95 at the default efSearch on 20K clustered vectors for
+ *    l2, cosine and innerProduct; an indexed vector finds itself first at
+ *    distance ~0; distances are the documented ones;
+ *  - options: refused keys and values, wrong dimensions, non-finite values;
+ *  - duplicates (TS_ERR_UNIQUE), removes (TS_ERR_NOT_FOUND when absent),
+ *    deleted entries never returned, updates (remove + insert);
+ *  - filtered search: only entries the filter keeps, exactly k when k pass,
+ *    at 50%, 10% and 1% selectivity, compared with the exact filtered answer;
+ *  - cursors: every live entry once, with its vector;
+ *  - close and reopen: same answers, and the first query reads a small
+ *    fraction of the index's pages (no rebuild, no full load);
+ *  - power loss at random fault points (faulty backend), reopen, the index
+ *    holds exactly the acknowledged entries;
+ *  - readers on threads searching their snapshots while a writer inserts;
+ *  - drop frees every page.
+ * TS_TEST_LONG=1 runs bigger sets; TS_TEST_VERBOSE=1 prints rates.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <jansson.h>
+#include "api/db.h"
+#include "catalog/ix.h"
+#include "ngh.h"
+#include "tsupport.h"
+
+#define REQUIRE(cond, ...) do { if (!(cond)) ck_abort_msg(__VA_ARGS__); } while (0)
+#define ROOT_SLOT 21
+
+static int long_mode(void)
+{
+    const char *s = getenv("TS_TEST_LONG");
+    return s && *s && strcmp(s, "0") != 0;
+}
+
+static int verbose(void)
+{
+    const char *s = getenv("TS_TEST_VERBOSE");
+    return s && *s && strcmp(s, "0") != 0;
+}
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* ---- random numbers and data --------------------------------------- */
+
+typedef struct rng { uint64_t s; } rng;
+
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t rnext(rng *r) { return mix64(r->s += 0x9E3779B97F4A7C15ull); }
+static uint64_t rbelow(rng *r, uint64_t n) { return rnext(r) % n; }
+static double runif(rng *r) { return (double)(rnext(r) >> 11) * (1.0 / 9007199254740992.0); }
+static double rgauss(rng *r)
+{
+    double u = runif(r) + 1e-300, v = runif(r);
+    return sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
+}
+
+static rng rng_new(uint64_t salt)
+{
+    const char *s = getenv("TS_TEST_SEED");
+    rng r = { (s && *s ? strtoull(s, NULL, 0) : 0x5EEDull) ^ mix64(salt) };
+    return r;
+}
+
+/* n clustered vectors: 64 cluster centres on a low-rank subspace, points
+ * spread around them; norms vary (for innerProduct). */
+static float *gen_data(rng *r, uint32_t n, uint32_t dim)
+{
+    uint32_t C = 64, rank = dim / 4 < 16 ? dim : dim / 4;
+    float *basis = malloc((size_t)rank * dim * sizeof *basis);
+    float *cent = malloc((size_t)C * dim * sizeof *cent);
+    float *v = malloc((size_t)n * dim * sizeof *v);
+    for (size_t i = 0; i < (size_t)rank * dim; i++) basis[i] = (float)rgauss(r);
+    for (uint32_t c = 0; c < C; c++)
+        for (uint32_t j = 0; j < dim; j++) {
+            double s = 0;
+            for (uint32_t t = 0; t < rank; t++) s += basis[(size_t)t * dim + j] * (runif(r) * 2 - 1);
+            cent[(size_t)c * dim + j] = (float)(s / sqrt(rank));
+        }
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t c = (uint32_t)rbelow(r, C);
+        double scale = 0.5 + runif(r);
+        for (uint32_t j = 0; j < dim; j++)
+            v[(size_t)i * dim + j] = (float)(scale * (cent[(size_t)c * dim + j] + 0.35 * rgauss(r)));
+    }
+    free(basis);
+    free(cent);
+    return v;
+}
+
+/* The distance the index reports. */
+static double exact_dist(int metric, const float *a, const float *b, uint32_t dim)
+{
+    double s = 0, na = 0, nb = 0;
+    for (uint32_t j = 0; j < dim; j++) {
+        if (metric == NGH_L2) s += ((double)a[j] - b[j]) * ((double)a[j] - b[j]);
+        else s += (double)a[j] * b[j];
+        na += (double)a[j] * a[j];
+        nb += (double)b[j] * b[j];
+    }
+    if (metric == NGH_L2) return sqrt(s);
+    if (metric == NGH_IP) return -s;
+    return na > 0 && nb > 0 ? 1 - s / sqrt(na * nb) : 1;
+}
+
+typedef struct hit { double d; uint32_t id; } hit;
+
+static int hit_cmp(const void *a, const void *b)
+{
+    const hit *x = a, *y = b;
+    return x->d < y->d ? -1 : x->d > y->d ? 1 : (x->id > y->id) - (x->id < y->id);
+}
+
+/* Exact k nearest among ids with live[id] (and keep(id) when given). */
+static uint32_t exact_knn(int metric, const float *data, uint32_t n, uint32_t dim, const uint8_t *live,
+                          int (*keep)(uint32_t), const float *q, uint32_t k, hit *out)
+{
+    hit *all = malloc((size_t)n * sizeof *all);
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (live && !live[i]) continue;
+        if (keep && !keep(i)) continue;
+        all[m].d = exact_dist(metric, q, data + (size_t)i * dim, dim);
+        all[m++].id = i;
+    }
+    qsort(all, m, sizeof *all, hit_cmp);
+    if (m > k) m = k;
+    memcpy(out, all, m * sizeof *all);
+    free(all);
+    return m;
+}
+
+/* ---- databases ------------------------------------------------------------ */
+
+typedef struct ndb {
+    char    *dir;
+    int      faulty;
+    ts_db   *db;
+    tsix    *ix;
+    uint64_t root;
+    json_t  *opts;
+} ndb;
+
+static const char *emsg(ndb *h) { return h->db ? ts_errmsg(h->db) : ts_errmsg(NULL); }
+
+static json_t *mkopts(uint32_t dim, const char *metric, int M, int efc, int efs)
+{
+    json_t *o = json_pack("{s:i, s:s}", "dimensions", (json_int_t)dim, "distanceMetric", metric);
+    if (M || efc || efs) {
+        json_t *p = json_object();
+        if (M) json_object_set_new(p, "M", json_integer(M));
+        if (efc) json_object_set_new(p, "efConstruction", json_integer(efc));
+        if (efs) json_object_set_new(p, "efSearch", json_integer(efs));
+        json_object_set_new(o, "parameters", p);
+    }
+    return o;
+}
+
+static int db_open_rc(ndb *h, const char *extra)
+{
+    char cfg[2048];
+    snprintf(cfg, sizeof cfg,
+             "{\"path\": \"%s\", \"durability\": \"full\"%s%s%s}", h->dir,
+             h->faulty ? ", \"storage\": {\"backend\": \"faulty\", \"options\": "
+                         "{\"inner\": \"posix\", \"passSync\": false}}" : "",
+             extra ? ", " : "", extra ? extra : "");
+    h->db = NULL;
+    int rc = ts_open_json(cfg, &h->db);
+    if (rc) return rc;
+    tstx *tx;
+    REQUIRE(tstx_begin(h->db->pg, 0, &tx) == TS_OK, "begin: %s", emsg(h));
+    tstx_root_get(tx, ROOT_SLOT, &h->root);
+    tstx_rollback(tx);
+    if (!h->root) return TS_OK;
+    return tsix_open(&h->db->env, h->db->reg, "ngh", h->opts, h->root, "vec", &h->ix);
+}
+
+static void db_open(ndb *h, const char *extra)
+{
+    int rc = db_open_rc(h, extra);
+    REQUIRE(rc == TS_OK, "open %s: %s", h->dir, emsg(h));
+}
+
+static void ix_create(ndb *h)
+{
+    tstx *tx;
+    REQUIRE(tstx_begin(h->db->pg, 1, &tx) == TS_OK, "begin: %s", emsg(h));
+    int rc = tsix_create(&h->db->env, h->db->reg, "ngh", h->opts, tx, &h->root);
+    REQUIRE(rc == TS_OK, "create: %s", emsg(h));
+    REQUIRE(tstx_root_set(tx, ROOT_SLOT, h->root) == TS_OK, "root_set");
+    REQUIRE(tstx_commit(tx) == TS_OK, "commit: %s", emsg(h));
+    rc = tsix_open(&h->db->env, h->db->reg, "ngh", h->opts, h->root, "vec", &h->ix);
+    REQUIRE(rc == TS_OK, "open index: %s", emsg(h));
+}
+
+static int db_close(ndb *h)
+{
+    tsix_close(h->ix);
+    h->ix = NULL;
+    int rc = ts_close(h->db);
+    h->db = NULL;
+    return rc;
+}
+
+static void db_new(ndb *h, const char *name, int faulty, const char *extra, json_t *opts)
+{
+    memset(h, 0, sizeof *h);
+    h->dir = tst_tmpdir(name);
+    h->faulty = faulty;
+    h->opts = opts;
+    db_open(h, extra);
+    ix_create(h);
+}
+
+static void db_done(ndb *h)
+{
+    if (h->db) db_close(h);
+    tst_rmrf(h->dir);
+    free(h->dir);
+    json_decref(h->opts);
+}
+
+static tstx *wbegin(ndb *h)
+{
+    tstx *tx;
+    REQUIRE(tstx_begin(h->db->pg, 1, &tx) == TS_OK, "begin write: %s", emsg(h));
+    return tx;
+}
+
+static tstx *rbegin(ndb *h)
+{
+    tstx *tx;
+    REQUIRE(tstx_begin(h->db->pg, 0, &tx) == TS_OK, "begin read: %s", emsg(h));
+    return tx;
+}
+
+static void commit(ndb *h, tstx *tx)
+{
+    int rc = tstx_commit(tx);
+    REQUIRE(rc == TS_OK, "commit: %s", emsg(h));
+}
+
+static uint64_t live_pages(tstx *tx)
+{
+    uint64_t pages, nfree;
+    tstx_counts(tx, &pages, &nfree);
+    return pages - nfree;
+}
+
+/* Primary keys: 8-byte big-endian ids (as the kernel's key encoding
+ * would give), decoded back by pk_id. */
+static void pk_of(uint32_t id, uint8_t pk[8])
+{
+    for (int i = 0; i < 8; i++) pk[i] = (uint8_t)((uint64_t)id >> (56 - 8 * i));
+}
+
+static uint32_t pk_id(const void *v, size_t vl)
+{
+    if (vl != 8) ck_abort_msg("a value of %zu bytes", vl); /* no ck_assert: it writes a mark each call */
+    const uint8_t *p = v;
+    uint64_t x = 0;
+    for (int i = 0; i < 8; i++) x = x << 8 | p[i];
+    return (uint32_t)x;
+}
+
+static int ins(ndb *h, tstx *tx, const float *data, uint32_t dim, uint32_t id)
+{
+    uint8_t pk[8];
+    pk_of(id, pk);
+    return tsix_insert(h->ix, tx, data + (size_t)id * dim, (size_t)dim * 4, pk, 8, 0);
+}
+
+static int del(ndb *h, tstx *tx, const float *data, uint32_t dim, uint32_t id)
+{
+    uint8_t pk[8];
+    pk_of(id, pk);
+    return tsix_remove(h->ix, tx, data + (size_t)id * dim, (size_t)dim * 4, pk, 8);
+}
+
+/* Insert ids [from, to) in transactions of `batch`. */
+static void load(ndb *h, const float *data, uint32_t dim, uint32_t from, uint32_t to, uint32_t batch)
+{
+    for (uint32_t i = from; i < to;) {
+        tstx *tx = wbegin(h);
+        for (uint32_t j = 0; j < batch && i < to; j++, i++) {
+            int rc = ins(h, tx, data, dim, i);
+            REQUIRE(rc == TS_OK, "insert %u: %s", i, emsg(h));
+        }
+        commit(h, tx);
+    }
+}
+
+static size_t knn(ndb *h, tstx *tx, const float *q, uint32_t dim, size_t k, int ef,
+                  int (*filter)(void *, const void *, size_t), void *fctx, ts_knn_hit *out)
+{
+    size_t n = 0;
+    int rc = tsix_knn(h->ix, tx, q, dim, k, ef, filter, fctx, out, &n);
+    REQUIRE(rc == TS_OK, "knn: %d %s", rc, emsg(h));
+    for (size_t i = 1; i < n; i++)
+        REQUIRE(out[i - 1].distance <= out[i].distance, "results not sorted at %zu", i);
+    return n;
+}
+
+/* Recall@k of the index against exact search for nq queries (each a data
+ * vector plus noise). */
+static double recall(ndb *h, tstx *tx, int metric, const float *data, uint32_t n, uint32_t dim,
+                     const uint8_t *live, uint32_t nq, uint32_t k, int ef, rng *r, double *qps)
+{
+    float *q = malloc(dim * sizeof *q);
+    hit *ex = malloc(k * sizeof *ex);
+    ts_knn_hit *got = malloc(k * sizeof *got);
+    uint64_t found = 0, want = 0;
+    double t = 0;
+    for (uint32_t i = 0; i < nq; i++) {
+        uint32_t b = (uint32_t)rbelow(r, n);
+        for (uint32_t j = 0; j < dim; j++) q[j] = data[(size_t)b * dim + j] + (float)(0.3 * rgauss(r));
+        uint32_t ne = exact_knn(metric, data, n, dim, live, NULL, q, k, ex);
+        double t0 = now();
+        size_t ng = knn(h, tx, q, dim, k, ef, NULL, NULL, got);
+        t += now() - t0;
+        REQUIRE(ng == ne, "query %u: %zu results, want %u", i, ng, ne);
+        for (size_t a = 0; a < ng; a++) {
+            uint32_t id = pk_id(got[a].val, got[a].vlen);
+            REQUIRE(!live || live[id], "deleted entry %u returned", id);
+            double d = exact_dist(metric, q, data + (size_t)id * dim, dim);
+            REQUIRE(fabs(d - got[a].distance) <= 1e-3 * (1 + fabs(d)), "distance of %u: %g, want %g",
+                    id, got[a].distance, d);
+            for (uint32_t e = 0; e < ne; e++)
+                if (ex[e].id == id) { found++; break; }
+        }
+        want += ne;
+    }
+    if (qps) *qps = nq / t;
+    free(q);
+    free(ex);
+    free(got);
+    return want ? (double)found / want : 1.0;
+}
+
+/* ---- tests -------------------------------------------------------------------- */
+
+START_TEST(kernels_agree)
+{
+    rng r = rng_new(1);
+    ngh_kernels k[3];
+    for (int l = 0; l < 3; l++) ngh_dist_pick(&k[l], l);
+    if (verbose()) printf("ngh: distance kernels: %s\n", k[2].name);
+    float a[301], b[301];
+    for (uint32_t n = 0; n <= 300; n += (n < 40 ? 1 : 37)) {
+        for (uint32_t i = 0; i < n + 1; i++) {
+            a[i] = (float)rgauss(&r);
+            b[i] = (float)rgauss(&r);
+        }
+        /* unaligned on purpose */
+        double dot = 0, l2 = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            dot += (double)a[i + 1] * b[i];
+            l2 += ((double)a[i + 1] - b[i]) * ((double)a[i + 1] - b[i]);
+        }
+        for (int l = 0; l < 3; l++) {
+            float d = k[l].dot(a + 1, b, n), e = k[l].l2(a + 1, b, n);
+            REQUIRE(fabs(d - dot) <= 1e-4 * (1 + fabs(dot)), "%s dot n=%u: %g want %g", k[l].name, n, d, dot);
+            REQUIRE(fabs(e - l2) <= 1e-4 * (1 + l2), "%s l2 n=%u: %g want %g", k[l].name, n, e, l2);
+        }
+    }
+}
+END_TEST
+
+static void recall_case(const char *metric_name, int metric, uint32_t dim)
+{
+    uint32_t n = long_mode() ? 100000 : 20000, nq = 200, k = 10;
+    rng r = rng_new(100 + (uint64_t)metric);
+    float *data = gen_data(&r, n, dim);
+    ndb h;
+    char name[64];
+    snprintf(name, sizeof name, "ngh-recall-%s", metric_name);
+    /* efConstruction 100 keeps the CI run short (the default 200 in long mode);
+     * efSearch stays at its default */
+    db_new(&h, name, 0, "\"cacheBytes\": 268435456",
+           mkopts(dim, metric_name, 0, long_mode() ? 0 : 100, 0));
+    double t0 = now();
+    load(&h, data, dim, 0, n, 5000);
+    double tb = now() - t0, qps;
+    tstx *tx = rbegin(&h);
+    double rec = recall(&h, tx, metric, data, n, dim, NULL, nq, k, 0, &r, &qps);
+    if (verbose()) printf("ngh %s: %u x %u-d: build %.0f/s, recall@%u %.4f at efSearch 64, %.0f q/s\n",
+                          metric_name, n, dim, n / tb, k, rec, qps);
+    REQUIRE(rec >= 0.95, "%s: recall@10 %.4f < 0.95", metric_name, rec);
+    /* an indexed vector finds itself first, at distance ~0 */
+    if (metric != NGH_IP) {
+        ts_knn_hit out[10];
+        int self = 0, nself = 500;
+        for (int i = 0; i < nself; i++) {
+            uint32_t id = (uint32_t)rbelow(&r, n);
+            size_t got = knn(&h, tx, data + (size_t)id * dim, dim, 10, 0, NULL, NULL, out);
+            REQUIRE(got == 10, "self query: %zu results", got);
+            if (fabsf(out[0].distance) < 1e-4) self++;
+            else if (verbose()) printf("self query %u: first %u at %g\n", id, pk_id(out[0].val, out[0].vlen), out[0].distance);
+        }
+        if (verbose()) printf("ngh %s: %d of %d vectors find themselves first\n", metric_name, self, nself);
+        REQUIRE(self >= nself * 99 / 100, "only %d of %d vectors find themselves", self, nself);
+    }
+    tstx_rollback(tx);
+    db_done(&h);
+    free(data);
+}
+
+START_TEST(recall_l2) { recall_case("l2", NGH_L2, 64); }
+END_TEST
+START_TEST(recall_cosine) { recall_case("cosine", NGH_COSINE, 96); }
+END_TEST
+START_TEST(recall_ip) { recall_case("innerProduct", NGH_IP, 64); }
+END_TEST
+
+
+START_TEST(options)
+{
+    ndb h;
+    memset(&h, 0, sizeof h);
+    h.dir = tst_tmpdir("ngh-opts");
+    db_open(&h, NULL);
+    const char *bad[] = {
+        "{}", "{\"dimensions\": 0}", "{\"dimensions\": 8, \"bogus\": 1}",
+        "{\"dimensions\": 8, \"distanceMetric\": \"manhattan\"}",
+        "{\"dimensions\": 8, \"precision\": \"float64\"}",
+        "{\"dimensions\": 8, \"parameters\": {\"M\": 1}}",
+        "{\"dimensions\": 8, \"parameters\": {\"m\": 16}}",
+        "{\"dimensions\": 8, \"parameters\": {\"efSearch\": \"x\"}}",
+        "{\"dimensions\": 16384}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        json_t *o = json_loads(bad[i], 0, NULL);
+        tstx *tx = wbegin(&h);
+        uint64_t root;
+        int rc = tsix_create(&h.db->env, h.db->reg, "ngh", o, tx, &root);
+        REQUIRE(rc != TS_OK, "options %s accepted", bad[i]);
+        tstx_rollback(tx);
+        json_decref(o);
+    }
+    /* a good index; wrong-size vectors, NaN, oversized values */
+    h.opts = mkopts(8, "l2", 4, 20, 10);
+    ix_create(&h);
+    tstx *tx = wbegin(&h);
+    float v[9] = { 1, 2, 3, 4, 5, 6, 7, 8, 9 };
+    uint8_t pk[8];
+    pk_of(1, pk);
+    ck_assert_int_eq(tsix_insert(h.ix, tx, v, 9 * 4, pk, 8, 0), TS_ERR_VALIDATION);
+    ck_assert_int_eq(tsix_insert(h.ix, tx, v, 7 * 4, pk, 8, 0), TS_ERR_VALIDATION);
+    v[3] = NAN;
+    ck_assert_int_eq(tsix_insert(h.ix, tx, v, 8 * 4, pk, 8, 0), TS_ERR_VALIDATION);
+    v[3] = INFINITY;
+    ck_assert_int_eq(tsix_insert(h.ix, tx, v, 8 * 4, pk, 8, 0), TS_ERR_VALIDATION);
+    v[3] = 4;
+    ck_assert_int_eq(tsix_insert(h.ix, tx, v, 8 * 4, pk, 8, 0), TS_OK);
+    ts_knn_hit out[4];
+    size_t n;
+    ck_assert_int_eq(tsix_knn(h.ix, tx, v, 7, 4, 0, NULL, NULL, out, &n), TS_ERR_VALIDATION);
+    ck_assert_int_eq(tsix_knn(h.ix, tx, v, 8, 0, 0, NULL, NULL, out, &n), TS_OK);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_eq(tsix_knn(h.ix, tx, v, 8, 4, 0, NULL, NULL, out, &n), TS_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_uint_eq(pk_id(out[0].val, out[0].vlen), 1);
+    ck_assert_float_eq_tol(out[0].distance, 0, 1e-6);
+    commit(&h, tx);
+    /* reopening with other options is refused at the first use */
+    tsix_close(h.ix);
+    json_t *o2 = mkopts(8, "cosine", 0, 0, 0);
+    ck_assert_int_eq(tsix_open(&h.db->env, h.db->reg, "ngh", o2, h.root, "vec", &h.ix), TS_OK);
+    tx = rbegin(&h);
+    ck_assert_int_eq(tsix_knn(h.ix, tx, v, 8, 4, 0, NULL, NULL, out, &n), TS_ERR_CONFIG);
+    tstx_rollback(tx);
+    json_decref(o2);
+    db_done(&h);
+}
+END_TEST
+
+/* Values (primary keys) of any length: empty, long, several per vector. */
+START_TEST(entries_and_duplicates)
+{
+    ndb h;
+    db_new(&h, "ngh-dups", 0, NULL, mkopts(4, "l2", 4, 16, 16));
+    tstx *tx = wbegin(&h);
+    float a[4] = { 1, 0, 0, 0 }, b[4] = { 0, 1, 0, 0 };
+    uint8_t big[1024];
+    memset(big, 0xAB, sizeof big);
+    ck_assert_int_eq(tsix_insert(h.ix, tx, a, 16, "", 0, 0), TS_OK);
+    ck_assert_int_eq(tsix_insert(h.ix, tx, a, 16, big, sizeof big, 0), TS_OK);
+    ck_assert_int_eq(tsix_insert(h.ix, tx, a, 16, "x", 1, 0), TS_OK);
+    ck_assert_int_eq(tsix_insert(h.ix, tx, a, 16, "x", 1, 0), TS_ERR_UNIQUE);
+    ck_assert_int_eq(tsix_insert(h.ix, tx, a, 16, "y", 1, 1), TS_ERR_UNIQUE); /* unique: key exists */
+    ck_assert_int_eq(tsix_insert(h.ix, tx, b, 16, "x", 1, 1), TS_OK);
+    ts_knn_hit out[8];
+    size_t n = knn(&h, tx, a, 4, 8, 0, NULL, NULL, out);
+    ck_assert_uint_eq(n, 4);
+    for (int i = 0; i < 3; i++) ck_assert_float_eq_tol(out[i].distance, 0, 1e-6);
+    ck_assert_float_eq_tol(out[3].distance, sqrtf(2), 1e-5);
+    ck_assert_uint_eq(out[3].vlen, 1);
+    int seen_big = 0;
+    for (int i = 0; i < 3; i++) seen_big += out[i].vlen == 1024 && !memcmp(out[i].val, big, 1024);
+    ck_assert_int_eq(seen_big, 1);
+    ck_assert_int_eq(tsix_remove(h.ix, tx, a, 16, "z", 1), TS_ERR_NOT_FOUND);
+    ck_assert_int_eq(tsix_remove(h.ix, tx, b, 16, "", 0), TS_ERR_NOT_FOUND);
+    ck_assert_int_eq(tsix_remove(h.ix, tx, a, 16, big, sizeof big), TS_OK);
+    ck_assert_int_eq(tsix_remove(h.ix, tx, a, 16, big, sizeof big), TS_ERR_NOT_FOUND);
+    n = knn(&h, tx, a, 4, 8, 0, NULL, NULL, out);
+    ck_assert_uint_eq(n, 3);
+    /* remove every entry of a vector (value NULL) */
+    ck_assert_int_eq(tsix_remove(h.ix, tx, a, 16, NULL, 0), TS_OK);
+    n = knn(&h, tx, a, 4, 8, 0, NULL, NULL, out);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_uint_eq(out[0].vlen, 1);
+    ck_assert_int_eq(((const char *)out[0].val)[0], 'x');
+    /* many entries of one vector: remove them all at once */
+    float c[4] = { 0, 0, 1, 0 };
+    for (uint32_t i = 0; i < 150; i++) {
+        uint8_t pk[8];
+        pk_of(i, pk);
+        ck_assert_int_eq(tsix_insert(h.ix, tx, c, 16, pk, 8, 0), TS_OK);
+    }
+    ts_knn_hit many[200];
+    ck_assert_uint_eq(knn(&h, tx, c, 4, 200, 0, NULL, NULL, many), 151);
+    ck_assert_int_eq(tsix_remove(h.ix, tx, c, 16, NULL, 0), TS_OK);
+    ck_assert_int_eq(tsix_remove(h.ix, tx, c, 16, NULL, 0), TS_ERR_NOT_FOUND);
+    ck_assert_uint_eq(knn(&h, tx, c, 4, 200, 0, NULL, NULL, many), 1);
+    /* the same (vector, value) again after its removal */
+    ck_assert_int_eq(tsix_insert(h.ix, tx, a, 16, "x", 1, 0), TS_OK);
+    n = knn(&h, tx, a, 4, 8, 0, NULL, NULL, out);
+    ck_assert_uint_eq(n, 2);
+    commit(&h, tx);
+    db_done(&h);
+}
+END_TEST
+
+/* Deletes and updates at scale: deleted entries are never returned and
+ * recall over the live ones holds. */
+START_TEST(deletes_and_updates)
+{
+    uint32_t n = long_mode() ? 30000 : 6000, dim = 32;
+    rng r = rng_new(7);
+    float *data = gen_data(&r, 2 * n, dim);
+    uint8_t *live = calloc(2 * n, 1);
+    ndb h;
+    db_new(&h, "ngh-del", 0, "\"cacheBytes\": 134217728", mkopts(dim, "l2", 0, 100, 0));
+    load(&h, data, dim, 0, n, 2000);
+    memset(live, 1, n);
+    /* delete 30%, update 20% (remove, insert the new vector under id + n) */
+    tstx *tx = wbegin(&h);
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t p = rbelow(&r, 10);
+        if (p < 3) {
+            ck_assert_int_eq(del(&h, tx, data, dim, i), TS_OK);
+            live[i] = 0;
+        } else if (p < 5) {
+            ck_assert_int_eq(del(&h, tx, data, dim, i), TS_OK);
+            live[i] = 0;
+            ck_assert_int_eq(ins(&h, tx, data, dim, i + n), TS_OK);
+            live[i + n] = 1;
+        }
+    }
+    for (uint32_t i = 0; i < 50; i++) {
+        uint32_t id = (uint32_t)rbelow(&r, n);
+        if (!live[id]) ck_assert_int_eq(del(&h, tx, data, dim, id), TS_ERR_NOT_FOUND);
+    }
+    commit(&h, tx);
+    tx = rbegin(&h);
+    double rec = recall(&h, tx, NGH_L2, data, 2 * n, dim, live, 200, 10, 0, &r, NULL);
+    if (verbose()) printf("ngh: recall@10 %.4f after 30%% deletes and 20%% updates\n", rec);
+    REQUIRE(rec >= 0.95, "recall after deletes %.4f", rec);
+    /* a deleted vector queried exactly is not returned */
+    ts_knn_hit out[10];
+    for (uint32_t i = 0; i < n; i++) {
+        if (live[i] || rbelow(&r, 20)) continue;
+        size_t got = knn(&h, tx, data + (size_t)i * dim, dim, 10, 0, NULL, NULL, out);
+        ck_assert_uint_eq(got, 10);
+        for (size_t a = 0; a < got; a++)
+            REQUIRE(pk_id(out[a].val, out[a].vlen) != i, "deleted %u returned", i);
+    }
+    /* k beyond the live count: all of them */
+    uint32_t nlive = 0;
+    for (uint32_t i = 0; i < 2 * n; i++) nlive += live[i];
+    ts_knn_hit *all = malloc((nlive + 10) * sizeof *all);
+    size_t got = knn(&h, tx, data, dim, nlive + 10, 0, NULL, NULL, all);
+    ck_assert_uint_eq(got, nlive);
+    uint8_t *seen = calloc(2 * n, 1);
+    for (size_t a = 0; a < got; a++) {
+        uint32_t id = pk_id(all[a].val, all[a].vlen);
+        REQUIRE(live[id] && !seen[id], "entry %u: live %d, seen %d", id, live[id], seen[id]);
+        seen[id] = 1;
+    }
+    free(seen);
+    free(all);
+    tstx_rollback(tx);
+    /* delete everything: nothing comes back */
+    tx = wbegin(&h);
+    for (uint32_t i = 0; i < 2 * n; i++)
+        if (live[i]) ck_assert_int_eq(del(&h, tx, data, dim, i), TS_OK);
+    ck_assert_uint_eq(knn(&h, tx, data, dim, 10, 0, NULL, NULL, out), 0);
+    commit(&h, tx);
+    db_done(&h);
+    free(live);
+    free(data);
+}
+END_TEST
+
+/* ---- filtered search -------------------------------------------------------- */
+
+static uint32_t sel_mod;
+static int keep_id(uint32_t id) { return mix64(id) % sel_mod == 0; }
+
+typedef struct fctx { uint32_t calls, bad; } fctx;
+static int filt(void *ctx, const void *val, size_t vl)
+{
+    fctx *f = ctx;
+    f->calls++;
+    if (vl != 8) { f->bad++; return 0; }
+    return keep_id(pk_id(val, vl));
+}
+static int filt_err(void *ctx, const void *val, size_t vl)
+{
+    (void)ctx;
+    (void)val;
+    (void)vl;
+    return TS_ERR_DB;
+}
+
+START_TEST(filtered)
+{
+    uint32_t n = long_mode() ? 50000 : 10000, dim = 48, k = 10;
+    rng r = rng_new(8);
+    float *data = gen_data(&r, n, dim);
+    ndb h;
+    db_new(&h, "ngh-filter", 0, "\"cacheBytes\": 134217728", mkopts(dim, "cosine", 0, 100, 0));
+    load(&h, data, dim, 0, n, 5000);
+    tstx *tx = rbegin(&h);
+    float *q = malloc(dim * sizeof *q);
+    hit ex[10];
+    ts_knn_hit out[10];
+    uint32_t mods[] = { 2, 10, 100, 1000, 5000 };
+    for (size_t m = 0; m < sizeof mods / sizeof *mods; m++) {
+        sel_mod = mods[m];
+        uint32_t pass = 0;
+        for (uint32_t i = 0; i < n; i++) pass += keep_id(i);
+        uint64_t found = 0, want = 0;
+        double tq = 0;
+        uint32_t nq = 100;
+        for (uint32_t i = 0; i < nq; i++) {
+            uint32_t b = (uint32_t)rbelow(&r, n);
+            for (uint32_t j = 0; j < dim; j++) q[j] = data[(size_t)b * dim + j] + (float)(0.3 * rgauss(&r));
+            uint32_t ne = exact_knn(NGH_COSINE, data, n, dim, NULL, keep_id, q, k, ex);
+            fctx f = { 0, 0 };
+            double t1 = now();
+            size_t got = knn(&h, tx, q, dim, k, 0, filt, &f, out);
+            tq += now() - t1;
+            REQUIRE(got == (pass < k ? pass : k), "1/%u: %zu results, %u pass", sel_mod, got, pass);
+            ck_assert_uint_eq(f.bad, 0);
+            for (size_t a = 0; a < got; a++) {
+                uint32_t id = pk_id(out[a].val, out[a].vlen);
+                REQUIRE(keep_id(id), "1/%u: %u does not pass the filter", sel_mod, id);
+                for (uint32_t e = 0; e < ne; e++)
+                    if (ex[e].id == id) { found++; break; }
+            }
+            want += ne;
+        }
+        double rec = (double)found / want;
+        if (verbose())
+            printf("ngh filtered 1/%u (%u of %u pass): recall@10 %.4f, %.0f q/s\n", sel_mod, pass, n,
+                   rec, nq / tq);
+        REQUIRE(rec >= (sel_mod >= 100 ? 0.999 : 0.95), "filtered 1/%u: recall %.4f", sel_mod, rec);
+    }
+    /* a failing filter's error comes back */
+    size_t nn;
+    ck_assert_int_eq(tsix_knn(h.ix, tx, q, dim, k, 0, filt_err, NULL, out, &nn), TS_ERR_DB);
+    tstx_rollback(tx);
+    free(q);
+    db_done(&h);
+    free(data);
+}
+END_TEST
+
+/* ---- cursors ------------------------------------------------------------------ */
+
+START_TEST(cursor_scan)
+{
+    uint32_t n = 3000, dim = 16;
+    rng r = rng_new(9);
+    float *data = gen_data(&r, n, dim);
+    ndb h;
+    db_new(&h, "ngh-cursor", 0, NULL, mkopts(dim, "innerProduct", 8, 40, 0));
+    load(&h, data, dim, 0, n, 1000);
+    uint8_t *live = malloc(n);
+    memset(live, 1, n);
+    tstx *tx = wbegin(&h);
+    for (uint32_t i = 0; i < n; i += 3) {
+        ck_assert_int_eq(del(&h, tx, data, dim, i), TS_OK);
+        live[i] = 0;
+    }
+    commit(&h, tx);
+    tx = rbegin(&h);
+    uint8_t *seen = calloc(n, 1);
+    for (int dir = 0; dir < 2; dir++) {
+        memset(seen, 0, n);
+        tsix_cur c;
+        ck_assert_int_eq(tsix_cursor(h.ix, tx, &c), TS_OK);
+        uint32_t cnt = 0;
+        int rc = dir ? tsix_last(&c) : tsix_first(&c);
+        for (; rc == TS_OK; rc = dir ? tsix_prev(&c) : tsix_next(&c)) {
+            const void *k, *v;
+            size_t kl, vl;
+            ck_assert_int_eq(tsix_entry(&c, &k, &kl, &v, &vl), TS_OK);
+            uint32_t id = pk_id(v, vl);
+            REQUIRE(id < n && live[id] && !seen[id], "cursor entry %u", id);
+            seen[id] = 1;
+            ck_assert_uint_eq(kl, dim * 4);
+            REQUIRE(!memcmp(k, data + (size_t)id * dim, kl), "vector of %u", id);
+            cnt++;
+        }
+        ck_assert_int_eq(rc, TS_ERR_NOT_FOUND);
+        ck_assert_uint_eq(cnt, n - (n + 2) / 3);
+        ck_assert_int_eq(tsix_seek(&c, data, dim * 4, TS_SEEK_GE), TS_ERR_UNSUPPORTED);
+        tsix_cursor_close(&c);
+    }
+    tstx_rollback(tx);
+    free(seen);
+    free(live);
+    db_done(&h);
+    free(data);
+}
+END_TEST
+
+/* ---- persistence ------------------------------------------------------------- */
+
+START_TEST(reopen_lazily)
+{
+    uint32_t n = long_mode() ? 100000 : 10000, dim = 64, k = 10;
+    rng r = rng_new(10);
+    float *data = gen_data(&r, n, dim);
+    ndb h;
+    db_new(&h, "ngh-reopen", 0, "\"cacheBytes\": 134217728", mkopts(dim, "l2", 0, 100, 0));
+    load(&h, data, dim, 0, n, 5000);
+    uint32_t nq = 20;
+    ts_knn_hit out[10];
+    uint32_t *before = malloc((size_t)nq * k * sizeof *before);
+    float *q = malloc((size_t)nq * dim * sizeof *q);
+    for (uint32_t i = 0; i < nq * dim; i++) q[i] = data[(size_t)rbelow(&r, n) * dim + i % dim];
+    tstx *tx = rbegin(&h);
+    uint64_t pages = live_pages(tx);
+    for (uint32_t i = 0; i < nq; i++) {
+        ck_assert_uint_eq(knn(&h, tx, q + (size_t)i * dim, dim, k, 0, NULL, NULL, out), k);
+        for (uint32_t a = 0; a < k; a++) before[i * k + a] = pk_id(out[a].val, out[a].vlen);
+    }
+    tstx_rollback(tx);
+    ck_assert_int_eq(db_close(&h), TS_OK);
+    double t0 = now();
+    db_open(&h, "\"cacheBytes\": 134217728");
+    tx = rbegin(&h);
+    /* opening read nothing (tsix_open has no transaction); the first query
+     * reads what it visits: with a narrow beam, a small part of the index */
+    uint64_t t_before = tstx_touched(tx);
+    ck_assert_uint_eq(knn(&h, tx, q, dim, 1, 8, NULL, NULL, out), 1);
+    uint64_t touched = tstx_touched(tx) - t_before;
+    double first = now() - t0;
+    t_before = tstx_touched(tx);
+    ck_assert_uint_eq(knn(&h, tx, q + dim, dim, k, 0, NULL, NULL, out), k);
+    uint64_t touched64 = tstx_touched(tx) - t_before;
+    if (verbose())
+        printf("ngh: reopen + first query %.2f ms; page reads of a query: %llu (ef 8), %llu (ef 64) "
+               "of %llu pages\n", first * 1e3, (unsigned long long)touched,
+               (unsigned long long)touched64, (unsigned long long)pages);
+    /* no load on first use: the first query reads about what later ones do */
+    uint64_t later = 0;
+    for (uint32_t i = 2; i < 7; i++) {
+        t_before = tstx_touched(tx);
+        ck_assert_uint_eq(knn(&h, tx, q + (size_t)i * dim, dim, 1, 8, NULL, NULL, out), 1);
+        later += tstx_touched(tx) - t_before;
+    }
+    later /= 5;
+    REQUIRE(touched * 3 < pages && touched <= 3 * later + 32,
+            "first query after reopen touched %llu of %llu pages (later ones %llu)",
+            (unsigned long long)touched, (unsigned long long)pages, (unsigned long long)later);
+    for (uint32_t i = 0; i < nq; i++) {
+        ck_assert_uint_eq(knn(&h, tx, q + (size_t)i * dim, dim, k, 0, NULL, NULL, out), k);
+        for (uint32_t a = 0; a < k; a++)
+            REQUIRE(before[i * k + a] == pk_id(out[a].val, out[a].vlen), "query %u differs after reopen", i);
+    }
+    tstx_rollback(tx);
+    /* drop gives every page back */
+    tx = wbegin(&h);
+    uint64_t base = live_pages(tx);
+    ck_assert_int_eq(tsix_drop(h.ix, tx), TS_OK);
+    uint64_t after = live_pages(tx);
+    if (verbose()) printf("ngh: drop freed %llu pages\n", (unsigned long long)(base - after));
+    /* what is left: the kernel's own pages (meta, catalog) */
+    REQUIRE(after <= 4, "%llu pages left after drop", (unsigned long long)after);
+    tstx_root_set(tx, ROOT_SLOT, 0);
+    commit(&h, tx);
+    free(before);
+    free(q);
+    db_done(&h);
+    free(data);
+}
+END_TEST
+
+/* ---- power loss ------------------------------------------------------------------ */
+
+static int only_id(void *ctx, const void *val, size_t vl)
+{
+    return pk_id(val, vl) == *(const uint32_t *)ctx;
+}
+
+/* The index holds exactly the ids with live[id]: the cursor lists them and
+ * each is found by its own vector. */
+static int check_state(ndb *h, tstx *tx, const float *data, uint32_t n, uint32_t dim,
+                       const uint8_t *live, char *why, size_t wl)
+{
+    uint8_t *seen = calloc(n, 1);
+    tsix_cur c;
+    int ok = 1;
+    REQUIRE(tsix_cursor(h->ix, tx, &c) == TS_OK, "cursor: %s", emsg(h));
+    int rc;
+    for (rc = tsix_first(&c); rc == TS_OK && ok; rc = tsix_next(&c)) {
+        const void *k, *v;
+        size_t kl, vl;
+        REQUIRE(tsix_entry(&c, &k, &kl, &v, &vl) == TS_OK, "entry");
+        uint32_t id = pk_id(v, vl);
+        if (id >= n || !live[id] || seen[id]) { snprintf(why, wl, "unexpected entry %u", id); ok = 0; }
+        else if (memcmp(k, data + (size_t)id * dim, kl)) { snprintf(why, wl, "vector of %u", id); ok = 0; }
+        else seen[id] = 1;
+    }
+    tsix_cursor_close(&c);
+    REQUIRE(!ok || rc == TS_ERR_NOT_FOUND, "scan: %d %s", rc, emsg(h));
+    ts_knn_hit out[5];
+    uint32_t self = 0, nlive = 0;
+    for (uint32_t i = 0; i < n && ok; i++) {
+        if (live[i] && !seen[i]) { snprintf(why, wl, "entry %u missing", i); ok = 0; break; }
+        nlive += live[i];
+        /* a filter keeping only i: found exactly (by the exact scan) when live */
+        uint32_t want = i;
+        size_t got = knn(h, tx, data + (size_t)i * dim, dim, 5, 0, only_id, &want, out);
+        if (got != live[i] || (got && (pk_id(out[0].val, out[0].vlen) != i || out[0].distance > 1e-5f))) {
+            snprintf(why, wl, "filtered query for %u: %zu results (live %d)", i, got, live[i]);
+            ok = 0;
+            break;
+        }
+        /* and through the graph: only live entries, the vector itself first */
+        got = knn(h, tx, data + (size_t)i * dim, dim, 5, 100, NULL, NULL, out);
+        for (size_t a = 0; a < got; a++) {
+            uint32_t id = pk_id(out[a].val, out[a].vlen);
+            if (id >= n || !live[id]) { snprintf(why, wl, "query %u returned dead %u", i, id); ok = 0; }
+        }
+        if (live[i] && got && out[0].distance <= 1e-5f) self++;
+    }
+    /* graph search finds (nearly) every live vector; HNSW does not promise all */
+    if (ok && self < nlive - nlive / 100) {
+        snprintf(why, wl, "only %u of %u live vectors found by their own vector", self, nlive);
+        ok = 0;
+    }
+    free(seen);
+    return ok;
+}
+
+START_TEST(crash_recovery)
+{
+    uint32_t n = 1500, dim = 16;
+    rng r = rng_new(11);
+    float *data = gen_data(&r, n, dim);
+    ndb h;
+    db_new(&h, "ngh-crash", 1, "\"cacheBytes\": 262144", mkopts(dim, "l2", 8, 40, 20));
+    uint8_t *acked = calloc(n, 1), *cur = calloc(n, 1), *inflight = calloc(n, 1);
+    int rounds = long_mode() ? 200 : 30, crashes = 0;
+    char why[256], why2[256];
+    for (int round = 0; round < rounds; round++) {
+        int armed = round % 4 != 3;
+        if (armed)
+            ck_assert_int_eq(ts_storage_control(h.db, "crash_at", 1 + (int64_t)rbelow(&r, 40), NULL), TS_OK);
+        int failed_commit = 0, dead = 0;
+        for (int t = 0; t < 10 && !dead; t++) {
+            tstx *tx;
+            if (tstx_begin(h.db->pg, 1, &tx)) { dead = 1; break; }
+            memcpy(cur, acked, n);
+            int nops = 1 + (int)rbelow(&r, rbelow(&r, 4) ? 30 : 400), rc = TS_OK;
+            for (int i = 0; i < nops && !rc; i++) {
+                uint32_t id = (uint32_t)rbelow(&r, n);
+                if (!cur[id]) {
+                    rc = ins(&h, tx, data, dim, id);
+                    if (!rc) cur[id] = 1;
+                } else if (rbelow(&r, 3) == 0) {
+                    rc = del(&h, tx, data, dim, id);
+                    if (!rc) cur[id] = 0;
+                }
+                if (rc && rc != TS_ERR_IO && rc != TS_ERR_READONLY)
+                    ck_abort_msg("round %d: op on %u: %d %s", round, id, rc, emsg(&h));
+            }
+            if (rc) {
+                tstx_rollback(tx);
+                dead = 1;
+                break;
+            }
+            memcpy(inflight, cur, n);
+            if (tstx_commit(tx)) {
+                failed_commit = 1;
+                dead = 1;
+            } else {
+                memcpy(acked, cur, n);
+            }
+        }
+        if (!dead) {
+            ck_assert_int_eq(ts_storage_control(h.db, "crash_at", 0, NULL), TS_OK);
+            continue;
+        }
+        crashes++;
+        int64_t crashed = 0;
+        ts_storage_control(h.db, "crashed", 0, &crashed);
+        REQUIRE(crashed, "round %d: a write failed without a crash: %s", round, emsg(&h));
+        db_close(&h);
+        db_open(&h, NULL);
+        REQUIRE(h.ix, "index root lost");
+        tstx *tx = rbegin(&h);
+        int ok = check_state(&h, tx, data, n, dim, acked, why, sizeof why);
+        if (!ok && failed_commit && check_state(&h, tx, data, n, dim, inflight, why2, sizeof why2)) {
+            memcpy(acked, inflight, n);
+            ok = 1;
+        }
+        tstx_rollback(tx);
+        REQUIRE(ok, "round %d after power loss: %s", round, why);
+    }
+    if (verbose()) printf("ngh: %d simulated power losses, index checked after each\n", crashes);
+    ck_assert_int_gt(crashes, rounds / 3);
+    free(acked);
+    free(cur);
+    free(inflight);
+    db_done(&h);
+    free(data);
+}
+END_TEST
+
+/* ---- readers during writes ------------------------------------------------------- */
+
+typedef struct rd {
+    ndb        *h;
+    const float *data;
+    uint32_t    dim;
+    _Atomic int *stop;
+    _Atomic uint32_t *committed;   /* ids below are committed */
+    uint32_t    queries;
+    char        err[200];
+} rd;
+
+static void *reader(void *arg)
+{
+    rd *a = arg;
+    rng r = rng_new((uint64_t)(uintptr_t)arg);
+    ts_knn_hit out[10];
+    while (!atomic_load(a->stop) && !a->err[0]) {
+        uint32_t lo = atomic_load(a->committed);
+        tstx *tx;
+        if (tstx_begin(a->h->db->pg, 0, &tx)) { snprintf(a->err, sizeof a->err, "begin"); break; }
+        uint32_t id = lo ? (uint32_t)rbelow(&r, lo) : 0;
+        size_t n = 0;
+        int rc = tsix_knn(a->h->ix, tx, a->data + (size_t)id * a->dim, a->dim, 10, 0, NULL, NULL, out, &n);
+        if (rc) snprintf(a->err, sizeof a->err, "knn: %d", rc);
+        else if (lo >= 10 && n != 10) snprintf(a->err, sizeof a->err, "%zu results with %u entries", n, lo);
+        else if (lo && out[0].distance > 1e-3f) {
+            float d0 = out[0].distance;
+            tsix_knn(a->h->ix, tx, a->data + (size_t)id * a->dim, a->dim, 10, 2000, NULL, NULL, out, &n);
+            snprintf(a->err, sizeof a->err, "%u not found (%g; with ef 2000: %g) lo %u", id, d0, out[0].distance, lo);
+        }
+        tstx_rollback(tx);
+        a->queries++;
+    }
+    return NULL;
+}
+
+START_TEST(concurrent_readers)
+{
+    uint32_t n = long_mode() ? 20000 : 4000, dim = 32;
+    rng r = rng_new(12);
+    float *data = gen_data(&r, n, dim);
+    ndb h;
+    db_new(&h, "ngh-threads", 0, "\"cacheBytes\": 67108864", mkopts(dim, "l2", 8, 60, 0));
+    _Atomic int stop = 0;
+    _Atomic uint32_t committed = 0;
+    rd a[2];
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        a[i] = (rd){ &h, data, dim, &stop, &committed, 0, "" };
+        ck_assert_int_eq(pthread_create(&th[i], NULL, reader, &a[i]), 0);
+    }
+    for (uint32_t i = 0; i < n; i += 200) {
+        load(&h, data, dim, i, i + 200, 200);
+        atomic_store(&committed, i + 200);
+    }
+    atomic_store(&stop, 1);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        REQUIRE(!a[i].err[0], "reader %d: %s", i, a[i].err);
+    }
+    if (verbose()) printf("ngh: %u + %u queries by readers during %u inserts\n", a[0].queries, a[1].queries, n);
+    db_done(&h);
+    free(data);
+}
+END_TEST
+
+/* TS_TEST_ONLY=name[,name...] runs only those tests. */
+static int wanted(const char *name)
+{
+    const char *s = getenv("TS_TEST_ONLY");
+    if (!s || !*s) return 1;
+    size_t n = strlen(name);
+    for (const char *p = s; (p = strstr(p, name)); p += n)
+        if ((p == s || p[-1] == ',') && (p[n] == 0 || p[n] == ',')) return 1;
+    return 0;
+}
+#define ADD(t) do { if (wanted(#t)) tcase_add_test(tc, t); } while (0)
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("ngh");
+    TCase *tc = tcase_create("ngh");
+    tcase_set_timeout(tc, 1200);
+    ADD(kernels_agree);
+    ADD(recall_l2);
+    ADD(recall_cosine);
+    ADD(recall_ip);
+    ADD(options);
+    ADD(entries_and_duplicates);
+    ADD(deletes_and_updates);
+    ADD(filtered);
+    ADD(cursor_scan);
+    ADD(reopen_lazily);
+    ADD(crash_recovery);
+    ADD(concurrent_readers);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return tst_run(suite());
+}
