@@ -318,7 +318,9 @@ int ts_query_count(ts_query *q, int64_t *out)
     if (!rc && !tsq_exec_has_cond(e) && !q->s.njoins && !tsq_exec_ctx(e)->src[0].t->ttl) {
         tsq_src *s0 = &tsq_exec_ctx(e)->src[0];
         rc = tstbl_count(&q->db->tables, c.tx, s0->t, s0->space, &n);
-    } else {
+    } else if (!rc && (rc = tsq_exec_count_fast(e, &n)) == TS_ERR_UNSUPPORTED) {
+        n = 0;
+        rc = TS_OK;
         while (!rc && (rc = tsq_exec_next(e, &rs, &pk, &pkl)) == 1) { n++; rc = TS_OK; }
     }
     tsq_exec_close(e);

@@ -697,5 +697,33 @@ void tsq_exec_explain(tsq_exec *e, json_t *o)
     json_object_set_new(o, "joins", json_integer((json_int_t)e->njn));
 }
 
+int tsq_exec_count_fast(tsq_exec *e, int64_t *out)
+{
+    const tsq_plan *p = &e->plan;
+    const tstbl *t = e->x.src[0].t;
+    if (e->njn || t->ttl || e->g.n == 0) return TS_ERR_UNSUPPORTED;
+    long col;
+    if (p->access == TSQ_IX_RANGE || (p->access == TSQ_IX_KEYS && p->exact)) {
+        const tsd_index *ix = &t->def->indexes[p->ix];
+        if (ix->nfields != 1 || !strcmp(ix->module, "ngh")) return TS_ERR_UNSUPPORTED;
+        col = (long)ix->cols[0];
+    } else if (p->access == TSQ_PK_RANGE) {
+        col = 0;
+    } else {
+        return TS_ERR_UNSUPPORTED;
+    }
+    /* every condition must be one the index bounds express exactly */
+    for (size_t i = 0; i < e->g.n; i++) {
+        const tsq_cterm *c = &e->g.t[i];
+        if (c->or_before || c->kind != TSQ_LEAF || c->src != 0 || (long)c->col != col) return TS_ERR_UNSUPPORTED;
+        int keyop = c->op == TSQ_EQ || c->op == TSQ_IN;
+        int rangeop = c->op == TSQ_GT || c->op == TSQ_GE || c->op == TSQ_LT || c->op == TSQ_LE ||
+                      c->op == TSQ_BETWEEN;
+        /* keys: one equality or IN; ranges: any number of bounds */
+        if (p->access == TSQ_IX_KEYS ? !(keyop && e->g.n == 1) : !rangeop) return TS_ERR_UNSUPPORTED;
+    }
+    return tsq_scan_count(e->scan, out);
+}
+
 tsq_ctx *tsq_exec_ctx(tsq_exec *e) { return &e->x; }
 int tsq_exec_has_cond(const tsq_exec *e) { return e->g.n > 0; }

@@ -47,6 +47,9 @@ int  tsq_exec_row_json(tsq_exec *e, const tsq_rowset *rs, json_t **out);
 int  tsq_exec_cursors(tsq_exec *e, char **next, char **prev);
 /* Plan and counters, added to o. */
 void tsq_exec_explain(tsq_exec *e, json_t *o);
+/* Count without reading rows when the plan's index bounds are exactly the
+ * conditions; TS_ERR_UNSUPPORTED when they are not (count the rows). */
+int  tsq_exec_count_fast(tsq_exec *e, int64_t *out);
 /* The compiled context (column lookups for aggregates). */
 tsq_ctx *tsq_exec_ctx(tsq_exec *e);
 /* Whether the query has conditions. */

@@ -163,5 +163,8 @@ int  tsq_scan_open(tsq_ctx *x, const tsq_plan *p, const tsq_pos *after, tsq_scan
 int  tsq_scan_next(tsq_scan *s, const uint8_t **row, size_t *len, const uint8_t **pk, size_t *pkl,
                    const uint8_t **ikey, size_t *ikl);
 void tsq_scan_close(tsq_scan *s);
+/* Count the entries of an IX_KEYS / IX_RANGE / PK_RANGE / FULL scan
+ * without reading rows. */
+int  tsq_scan_count(tsq_scan *s, int64_t *n);
 
 #endif

@@ -208,6 +208,20 @@ static int is_ordered_ix(const tsq_scan *s)
     return (((const ts_index_vtab *)s->t->ix[s->p->ix]->vt)->caps & TS_INDEX_ORDERED) != 0;
 }
 
+static int next_entry(tsq_scan *s, const void **k, size_t *kl, const void **v, size_t *vl);
+
+int tsq_scan_count(tsq_scan *s, int64_t *n)
+{
+    /* only whole index entries are counted: the caller made sure the plan
+     * covers every condition and no row can be expired */
+    const void *k, *v;
+    size_t kl, vl;
+    int rc;
+    *n = 0;
+    while ((rc = next_entry(s, &k, &kl, &v, &vl)) == 1) (*n)++;
+    return rc;
+}
+
 /* The next entry of a range or key scan; 1 with (k, v), 0 at the end. */
 static int next_entry(tsq_scan *s, const void **k, size_t *kl, const void **v, size_t *vl)
 {
