@@ -5,6 +5,11 @@
 #   tools/bench/run.sh commit          # only bench_commit (issue 3: commit path)
 #   tools/bench/run.sh index           # only bench_index (issue 4: btree/hash vs LMDB, SQLite)
 #   tools/bench/run.sh tables          # only bench_tables (issue 5: ts_insert/ts_get/KV vs SQLite)
+#   tools/bench/run.sh query           # only bench_query (issue 6: queries, cursors, joins, lookups
+#                                      # vs SQLite; 200K rows, ~3-4 min; not part of "all")
+#   BENCH_BIG=1 tools/bench/run.sh query   # query: 1M-row tables
+#   BENCH_HUGE=1 tools/bench/run.sh query  # query: lookup latency at 10M rows too (loads a 10M-row
+#                                      # table in each engine: ~11 min in all, ~3.5 GB of disk)
 #   BENCH_BIG=1 tools/bench/run.sh     # commit: open test on a 1 GB database;
 #                                      # index: 10M keys (bulk loads, latency at 10M; ~4-9 min);
 #                                      # tables: 1M-row insert in one transaction
@@ -26,7 +31,8 @@ case "$what" in
   commit) targets=(bench_commit) ;;
   index) targets=(bench_index) ;;
   tables) targets=(bench_tables) ;;
-  *) echo "usage: $0 [all|commit|index|tables]" >&2; exit 2 ;;
+  query) targets=(bench_query) ;;
+  *) echo "usage: $0 [all|commit|index|tables|query]" >&2; exit 2 ;;
 esac
 source "$root/tools/deps.sh"
 missing=()
@@ -49,6 +55,7 @@ for t in "${targets[@]}"; do
       bench_commit) only="$(tr -cd 'abcdef' <<<"$BENCH_ONLY")" ;;
       bench_index) only="$(tr -cd 'lgrsti' <<<"$BENCH_ONLY")" ;;
       bench_tables) only="$(tr -cd 'BGSK' <<<"$BENCH_ONLY" | tr 'BGSK' 'bgsk')" ;;
+      bench_query) only="$(tr -cd 'erocnjl' <<<"$BENCH_ONLY")" ;;
     esac
     [ -n "$only" ] || continue
   fi
