@@ -191,6 +191,8 @@ static int value_json(tsq_ctx *x, int src, size_t col, const tsq_rowset *rs, jso
 
 static int merged_json(tsq_ctx *x, const tsq_rowset *rs, json_t **out)
 {
+    if (x->nsrc == 1 && rs->row[0])  /* the common case: one row, decoded in one pass */
+        return tsd_row_decode(x->env, x->src[0].t->def, rs->row[0], rs->len[0], out);
     json_t *o = NULL;
     int rc = TS_OK;
     for (size_t s = 0; s < x->nsrc && !rc; s++) {

@@ -12,8 +12,11 @@ struct tsq_scan {
     tstbl          *t;
     uint64_t        space;
     size_t          space_len;    /* bytes of the space prefix */
+    uint8_t         space_prefix[16];
     tsix_cur        cur;
     int             cur_open, started, done;
+    tsix_cur        fcur;         /* the primary store, for rows of index entries */
+    int             fcur_open;
     size_t          ki;           /* *_KEYS, UNION: next key */
     tsq_keys        pks;          /* UNION: the branches' pk keys, sorted, unique */
     tsrow           row;
@@ -146,8 +149,7 @@ int tsq_scan_open(tsq_ctx *x, const tsq_plan *p, const tsq_pos *after, tsq_scan 
     s->p = p;
     s->t = x->src[p->src].t;
     s->space = x->src[p->src].space;
-    uint8_t tmp[16];
-    s->space_len = ts_key_int(tmp, sizeof tmp, 0, (int64_t)s->space);
+    s->space_len = ts_key_int(s->space_prefix, sizeof s->space_prefix, 0, (int64_t)s->space);
     if (after && after->pkl <= TSROW_KEY_CAP && after->ikl <= TSROW_KEY_CAP) {
         s->have_after = 1;
         memcpy(s->after_pk, after->pk, after->pkl);
@@ -184,6 +186,7 @@ void tsq_scan_close(tsq_scan *s)
 {
     if (!s) return;
     if (s->cur_open) tsix_cursor_close(&s->cur);
+    if (s->fcur_open) tsix_cursor_close(&s->fcur);
     tsrow_done(&s->row);
     for (size_t i = 0; i < s->pks.n; i++) free(s->pks.k[i]);
     free(s->pks.k);
@@ -191,13 +194,37 @@ void tsq_scan_close(tsq_scan *s)
     free(s);
 }
 
-/* Fetch the row with pk key pk (live rows only): 1, or 0 when gone. */
+/* Fetch the row with pk key pk (live rows only): 1, or 0 when gone.  One
+ * cursor on the primary store serves every fetch of the scan; the row
+ * points into it until the next fetch. */
 static int fetch(tsq_scan *s, const uint8_t *pk, size_t pkl)
 {
-    tsrow_done(&s->row);
-    int rc = tsrow_read(s->x->w, s->t, s->space, pk, pkl, 1, &s->row);
+    if (!s->fcur_open) {
+        int rc = tsix_cursor(s->t->primary, s->x->w->tx, &s->fcur);
+        if (rc) return rc;
+        s->fcur_open = 1;
+    }
+    uint8_t k[TSROW_KEY_CAP];
+    if (s->space_len + pkl > sizeof k) return TS_ERR_CORRUPT;
+    memcpy(k, s->space_prefix, s->space_len);
+    memcpy(k + s->space_len, pk, pkl);
+    int rc = tsix_seek(&s->fcur, k, s->space_len + pkl, TS_SEEK_EQ);
     if (rc == TS_ERR_NOT_FOUND) return 0;
+    const void *ek, *ev;
+    size_t ekl, evl;
+    if (!rc) rc = tsix_entry(&s->fcur, &ek, &ekl, &ev, &evl);
     if (rc) return rc;
+    const uint8_t *r = ev;
+    if (s->t->ttl) {
+        if (evl < 8) return TS_ERR_CORRUPT;
+        int64_t exp = 0;
+        for (int b = 7; b >= 0; b--) exp = (int64_t)((uint64_t)exp << 8 | r[b]);
+        if (exp <= tsrow_now_ms()) return 0;
+        r += 8;
+        evl -= 8;
+    }
+    s->row.row = r;
+    s->row.len = evl;
     memcpy(s->pk, pk, pkl);
     s->pkl = pkl;
     return 1;
