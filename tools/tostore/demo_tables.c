@@ -94,4 +94,27 @@ void demo_tables(ts_db *db)
     ts_count_rows(db, "users", &users);
     printf("  %-30s -> %lld users, %lld posts\n", "rows now", (long long)users, (long long)posts);
     json_decref(pk);
+
+    /* a query: a condition, an order, a limit, through an index */
+    ts_query *q = ts_query_new(db, "users");
+    json_t *like = json_string("%@example.com");
+    ts_where(q, "email", "LIKE", like);
+    ts_order_by(q, "email", 1);
+    ts_limit(q, 2);
+    ts_result *r = NULL;
+    if (ts_query_exec(q, &r) == TS_OK) {
+        for (size_t i = 0; i < ts_result_count(r); i++) line(i ? "" : "query: LIKE, ORDER BY desc",
+                                                             ts_result_row(r, i));
+        printf("  %-30s -> %s\n", "next page", ts_result_next_cursor(r) ? "a cursor token" : "none");
+    }
+    ts_result_free(r);
+    json_t *plan = NULL;
+    if (ts_query_explain(q, &plan) == TS_OK)
+        printf("  %-30s -> %s (%s)\n", "its plan", json_string_value(json_object_get(plan, "plan")),
+               json_string_value(json_object_get(plan, "description")));
+    json_decref(plan);
+    int64_t n = 0;
+    if (ts_query_count(q, &n) == TS_OK) printf("  %-30s -> %lld\n", "how many match", (long long)n);
+    json_decref(like);
+    ts_query_free(q);
 }
