@@ -393,10 +393,8 @@ static int combo_push(tsq_exec *e, const hit *h)
 }
 
 /* Rows of join J's table matching partial row h. */
-static int join_matches(tsq_exec *e, const jn *J, const hit *h, hit *out_list, size_t *nout,
-                        hit **list, size_t *n, size_t *cap)
+static int join_matches(tsq_exec *e, const jn *J, const hit *h, hit **list, size_t *n, size_t *cap)
 {
-    (void)out_list; (void)nout;
     tsq_ctx *x = &e->x;
     const tsd_table *ld = x->src[J->lsrc].t->def, *rd = x->src[J->rsrc].t->def;
     if (!h->row[J->lsrc]) return TS_OK;
@@ -474,7 +472,7 @@ static int expand(tsq_exec *e)
         for (size_t i = 0; i < ncur && !rc; i++) {
             hit *ms = NULL;
             size_t nm = 0, cap = 0;
-            rc = join_matches(e, &e->jn[j], &cur[i], NULL, NULL, &ms, &nm, &cap);
+            rc = join_matches(e, &e->jn[j], &cur[i], &ms, &nm, &cap);
             for (size_t k = 0; k < nm && !rc; k++) {
                 hit c = cur[i];
                 hit nh;

@@ -232,9 +232,8 @@ int tsmig_sync(tstbl_map *m, tstx *tx, const json_t *schemas, const tsmig_opts *
     tstbl **match = calloc(n + 1, sizeof *match), **olds = calloc(nold + 1, sizeof *olds);
     int *used = calloc(nold + 1, sizeof *used);
     const tsd_table **kept = calloc(nold + 1, sizeof *kept);
-    size_t *order = calloc(n + 1, sizeof *order);
     json_t *renames = json_object(), *entries = json_array();
-    int rc = defs && match && olds && used && kept && order && renames && entries
+    int rc = defs && match && olds && used && kept && renames && entries
            ? TS_OK : tsenv_error(env, TS_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < nold; i++) olds[i] = m->t[i];
     for (size_t i = 0; i < n && !rc; i++) rc = tsd_table_parse(env, json_array_get(schemas, i), &defs[i]);
@@ -391,6 +390,5 @@ int tsmig_sync(tstbl_map *m, tstx *tx, const json_t *schemas, const tsmig_opts *
     free(olds);
     free(used);
     free(kept);
-    free(order);
     return rc;
 }
