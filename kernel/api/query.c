@@ -554,3 +554,35 @@ int ts_query_explain(ts_query *q, json_t **plan_new)
     if (!rc) *plan_new = o;
     return tscall_end(&c, rc);
 }
+
+/* ---- vector search --------------------------------------------------------- */
+
+ts_query *ts_ef_search(ts_query *q, int ef)
+{
+    if (!q) return NULL;
+    if (ef <= 0) q_error(q, TS_ERR_VALIDATION, "ts_ef_search: ef must be positive%s", "");
+    else q->ef_search = ef;
+    return q;
+}
+
+int ts_vector_search(ts_query *q, const char *field, const float *vec, size_t dim, size_t k,
+                     ts_result **out)
+{
+    if (out) *out = NULL;
+    tscall c;
+    int rc = q_begin(q, 0, &c);
+    if (!rc && (!field || !vec || !out || !k))
+        rc = tsenv_error(&q->db->env, TS_ERR_INVALID, "ts_vector_search: %s",
+                         !k ? "k must be at least 1" : "field, vec and out must not be NULL");
+    if (!rc && q->s.njoins)
+        rc = tsenv_error(&q->db->env, TS_ERR_VALIDATION, "ts_vector_search does not join tables");
+    tsq_exec *e = NULL;
+    if (!rc) rc = open_exec(q, &c, TSQ_MODE_ALL, &e);
+    ts_result *r = rc ? NULL : calloc(1, sizeof *r);
+    if (!rc && (!r || !(r->rows = json_array()))) rc = tsenv_error(&q->db->env, TS_ERR_NOMEM, "out of memory");
+    if (!rc) rc = tsq_vector_search(e, field, vec, dim, k, q->ef_search, r->rows);
+    tsq_exec_close(e);
+    if (rc) ts_result_free(r);
+    else *out = r;
+    return tscall_end(&c, rc);
+}

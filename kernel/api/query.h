@@ -13,6 +13,7 @@ struct ts_query {
     char      errmsg[256];
     int       allow_all;
     int64_t   cache_ttl;    /* > 0: ts_use_cache */
+    int       ef_search;    /* > 0: ts_ef_search */
 };
 
 /* Run q in tx (ROWS mode) into a new result. */

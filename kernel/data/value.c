@@ -423,8 +423,38 @@ static int key_len_check(ts_env *env, const tsd_field *f, const tsd_value *v)
     return TS_OK;
 }
 
-static int vector_from_json(ts_env *env, const tsd_field *f, const json_t *in, tsd_value *out)
+/* The floats of a vector value given as a JSON array of numbers or in the
+ * binary form ts_vector_value makes ({"$vector": base64 of float32 LE}). */
+static int vector_floats_json(ts_env *env, const tsd_field *f, const json_t *in, float *out)
 {
+    const json_t *b64 = json_is_object(in) ? json_object_get(in, "$vector") : NULL;
+    if (b64 && json_is_string(b64) && json_object_size(in) == 1) {
+        size_t n = json_string_length(b64), got = 0;
+        size_t want = (size_t)f->dimensions * 4;
+        if (n / 4 * 3 > want + 3)
+            return BAD("%s.%s: expected %u dimensions, got about %zu", f->table, f->name,
+                       f->dimensions, n / 4 * 3 / 4);
+        uint8_t *raw = malloc(want + 4);
+        if (!raw) return NOMEM();
+        if (tsd_base64_decode(json_string_value(b64), n, raw, &got) || got != want) {
+            free(raw);
+            return got % 4 || got == want
+                ? BAD("%s.%s: the binary vector is not valid base64 of float32 values", f->table, f->name)
+                : BAD("%s.%s: expected %u dimensions, got %zu", f->table, f->name, f->dimensions, got / 4);
+        }
+        for (size_t i = 0; i < f->dimensions; i++) {
+            const uint8_t *q = raw + 4 * i;
+            uint32_t bits = (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 |
+                            (uint32_t)q[3] << 24;
+            memcpy(&out[i], &bits, 4);
+            if (!isfinite(out[i])) {
+                free(raw);
+                return BAD("%s.%s[%zu]: not a finite number", f->table, f->name, i);
+            }
+        }
+        free(raw);
+        return TS_OK;
+    }
     if (!json_is_array(in))
         return BAD("%s.%s: expected an array of %u numbers, got %s", f->table, f->name,
                    f->dimensions, json_kind(in));
@@ -432,7 +462,6 @@ static int vector_from_json(ts_env *env, const tsd_field *f, const json_t *in, t
     if (dims != f->dimensions)
         return BAD("%s.%s: expected %u dimensions, got %zu", f->table, f->name, f->dimensions,
                    dims);
-    double maxabs = 0;
     for (size_t i = 0; i < dims; i++) {
         const json_t *e = json_array_get(in, i);
         if (!json_is_number(e))
@@ -441,15 +470,28 @@ static int vector_from_json(ts_env *env, const tsd_field *f, const json_t *in, t
         double x = json_number_value(e);
         if (!isfinite(x) || fabs(x) > FLT_MAX)
             return BAD("%s.%s[%zu]: %g is out of float32 range", f->table, f->name, i, x);
-        if (fabs(x) > maxabs) maxabs = fabs(x);
+        out[i] = (float)x;
     }
+    return TS_OK;
+}
+
+static int vector_from_json(ts_env *env, const tsd_field *f, const json_t *in, tsd_value *out)
+{
+    size_t dims = f->dimensions;
+    float *fv = malloc(dims * sizeof *fv + 1);
+    if (!fv) return NOMEM();
+    int rc = vector_floats_json(env, f, in, fv);
+    if (rc) { free(fv); return rc; }
+    double maxabs = 0;
+    for (size_t i = 0; i < dims; i++)
+        if (fabs(fv[i]) > maxabs) maxabs = fabs(fv[i]);
     size_t esz = f->precision == TSD_VEC_FLOAT32 ? 4 : f->precision == TSD_VEC_FLOAT16 ? 2 : 1;
     uint8_t *mem = malloc(dims * esz + 1);
-    if (!mem) return NOMEM();
+    if (!mem) { free(fv); return NOMEM(); }
     float scale = 0;
     if (f->precision == TSD_VEC_INT8) scale = (float)(maxabs / 127.0);
     for (size_t i = 0; i < dims; i++) {
-        double x = json_number_value(json_array_get(in, i));
+        double x = fv[i];
         if (f->precision == TSD_VEC_FLOAT32) {
             float fx = (float)x;
             uint32_t bits;
@@ -459,6 +501,7 @@ static int vector_from_json(ts_env *env, const tsd_field *f, const json_t *in, t
             uint16_t h = tsd_f32_to_f16((float)x);
             if ((h & 0x7C00) == 0x7C00) {
                 free(mem);
+                free(fv);
                 return BAD("%s.%s[%zu]: %g is out of float16 range", f->table, f->name, i, x);
             }
             mem[2 * i] = (uint8_t)h;
@@ -470,6 +513,7 @@ static int vector_from_json(ts_env *env, const tsd_field *f, const json_t *in, t
             mem[i] = (uint8_t)(int8_t)q;
         }
     }
+    free(fv);
     out->kind = TSD_V_VECTOR;
     out->p = out->mem = mem;
     out->n = dims * esz;
@@ -760,6 +804,31 @@ int tsd_value_check(ts_env *env, const tsd_field *f, const tsd_value *v)
 
 /* ---- to JSON ------------------------------------------------------------ */
 
+int tsd_vector_floats(ts_env *env, const tsd_field *f, const tsd_value *v, float *out)
+{
+    size_t esz = f->precision == TSD_VEC_FLOAT32 ? 4 : f->precision == TSD_VEC_FLOAT16 ? 2 : 1;
+    if (v->kind != TSD_V_VECTOR || v->dims != f->dimensions || v->n != (size_t)v->dims * esz)
+        return tsenv_error(env, TS_ERR_CORRUPT, "%s.%s: stored vector has the wrong size",
+                           f->table, f->name);
+    const uint8_t *p = v->p;
+    for (size_t i = 0; i < v->dims; i++) {
+        if (f->precision == TSD_VEC_FLOAT32) {
+            const uint8_t *q = p + 4 * i;
+            uint32_t bits = (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 |
+                            (uint32_t)q[3] << 24;
+            memcpy(&out[i], &bits, 4);
+        } else if (f->precision == TSD_VEC_FLOAT16) {
+            out[i] = tsd_f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+        } else {
+            out[i] = (float)((double)(int8_t)p[i] * (double)v->scale);
+        }
+        if (!isfinite(out[i]))
+            return tsenv_error(env, TS_ERR_CORRUPT, "%s.%s: stored vector element is not finite",
+                               f->table, f->name);
+    }
+    return TS_OK;
+}
+
 int tsd_value_to_json(ts_env *env, const tsd_field *f, const tsd_value *v, json_t **out_new)
 {
     json_t *j = NULL;
@@ -817,36 +886,16 @@ int tsd_value_to_json(ts_env *env, const tsd_field *f, const tsd_value *v, json_
         break;
     }
     case TSD_V_VECTOR: {
-        size_t esz = f->precision == TSD_VEC_FLOAT32 ? 4 : f->precision == TSD_VEC_FLOAT16 ? 2 : 1;
-        if (v->dims != f->dimensions || v->n != (size_t)v->dims * esz)
-            return tsenv_error(env, TS_ERR_CORRUPT, "%s.%s: stored vector has the wrong size",
-                               f->table, f->name);
-        j = json_array();
-        if (!j) return NOMEM();
-        const uint8_t *p = v->p;
-        for (size_t i = 0; i < v->dims; i++) {
-            double x;
-            if (f->precision == TSD_VEC_FLOAT32) {
-                const uint8_t *q = p + 4 * i;
-                uint32_t bits = (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 |
-                                (uint32_t)q[3] << 24;
-                float fx;
-                memcpy(&fx, &bits, 4);
-                x = fx;
-            } else if (f->precision == TSD_VEC_FLOAT16) {
-                x = tsd_f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
-            } else {
-                x = (double)(int8_t)p[i] * (double)v->scale;
-            }
-            if (!isfinite(x)) {
-                json_decref(j);
-                return tsenv_error(env, TS_ERR_CORRUPT, "%s.%s: stored vector element is not "
-                                   "finite", f->table, f->name);
-            }
-            if (json_array_append_new(j, json_real(x))) {
-                json_decref(j);
-                return NOMEM();
-            }
+        float *fv = malloc((size_t)f->dimensions * sizeof *fv + 1);
+        if (!fv) return NOMEM();
+        int rc = tsd_vector_floats(env, f, v, fv);
+        if (!rc && !(j = json_array())) rc = NOMEM();
+        for (size_t i = 0; !rc && i < v->dims; i++)
+            if (json_array_append_new(j, json_real(fv[i]))) rc = NOMEM();
+        free(fv);
+        if (rc) {
+            json_decref(j);
+            return rc;
         }
         break;
     }

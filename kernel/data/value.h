@@ -79,6 +79,10 @@ int tsd_value_check(ts_env *env, const tsd_field *f, const tsd_value *v);
  * not fit f (e.g. bad JSON text), TS_ERR_NOMEM. */
 int tsd_value_to_json(ts_env *env, const tsd_field *f, const tsd_value *v, json_t **out_new);
 
+/* The dimensions floats of a vector value v of f (decoded from f's
+ * precision) into out.  TS_ERR_CORRUPT when v does not fit f. */
+int tsd_vector_floats(ts_env *env, const tsd_field *f, const tsd_value *v, float *out);
+
 /* Coerce a query value to f's type: the record rules, plus
  *  - integer, bigInt, datetime (as ms): a string holding a decimal integer;
  *  - double: a string holding a finite decimal number;

@@ -54,6 +54,16 @@ int  tsq_exec_count_fast(tsq_exec *e, int64_t *out);
 tsq_ctx *tsq_exec_ctx(tsq_exec *e);
 /* Whether the query has conditions. */
 int  tsq_exec_has_cond(const tsq_exec *e);
+/* Whether a rowset (of the query's sources) passes its conditions: 1 yes,
+ * 0 no, < 0 error. */
+int  tsq_exec_match(tsq_exec *e, const tsq_rowset *rs);
+/* The k rows of source 0 nearest to vec by vector field `field`, nearest
+ * first, appended to rows as ts_vector_search returns them (ef: the
+ * search breadth, 0 for the index's).  Through the field's ngh index when
+ * it has one, else an exact scan of the matching rows.  e is open in
+ * TSQ_MODE_ALL. */
+int  tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t dim, size_t k,
+                       int ef, json_t *rows);
 /* Names of the tables the query reads (for the cache and watchers). */
 void tsq_exec_close(tsq_exec *e);
 

@@ -124,6 +124,25 @@ static json_t *pkgen_options(const tsd_table *d, int64_t node_id)
     return json_pack("{s:I}", "nodeId", (json_int_t)node_id);
 }
 
+/* The options an index module gets: for vector indexes the index's
+ * vectorConfig plus the field's dimensions and precision; NULL otherwise
+ * (*opts stays NULL, which is not an error). */
+static int ix_opts(ts_env *env, const tsd_table *def, size_t i, json_t **opts)
+{
+    const tsd_index *ix = &def->indexes[i];
+    *opts = NULL;
+    if (!ix->vector_config) return TS_OK;
+    const tsd_field *f = &def->cols[ix->cols[0]];
+    json_t *o = json_deep_copy(ix->vector_config);
+    if (!o || json_object_set_new(o, "dimensions", json_integer(f->dimensions)) ||
+        json_object_set_new(o, "precision", json_string(tsd_precision_name(f->precision)))) {
+        json_decref(o);
+        return tsenv_error(env, TS_ERR_NOMEM, "out of memory");
+    }
+    *opts = o;
+    return TS_OK;
+}
+
 static int open_table(tstbl_map *m, tsd_table *def, uint64_t num, uint64_t proot,
                       const uint64_t *roots, uint64_t ttl_root, tstbl **out)
 {
@@ -143,8 +162,10 @@ static int open_table(tstbl_map *m, tsd_table *def, uint64_t num, uint64_t proot
     for (size_t i = 0; i < ni && !rc; i++) {
         t->roots[i] = roots[i];
         snprintf(name, sizeof name, "%s.%s", def->name, def->indexes[i].name);
-        rc = tsix_open(env, m->reg, def->indexes[i].module, def->indexes[i].vector_config,
-                       roots[i], name, &t->ix[i]);
+        json_t *opts;
+        rc = ix_opts(env, def, i, &opts);
+        if (!rc) rc = tsix_open(env, m->reg, def->indexes[i].module, opts, roots[i], name, &t->ix[i]);
+        json_decref(opts);
     }
     if (!rc && ttl_root) {
         snprintf(name, sizeof name, "%s.ttl", def->name);
@@ -301,9 +322,12 @@ int tstbl_build(tstbl_map *m, tstx *tx, tsd_table *def, uint64_t num, tstbl **ou
     if (!roots) { tsd_table_free(def); return tsenv_error(env, TS_ERR_NOMEM, "out of memory"); }
     int rc = num ? TS_OK : next_num(m, tx, &num);
     if (!rc) rc = tsix_create(env, m->reg, TSSYS_INDEX_MODULE, NULL, tx, &proot);
-    for (size_t i = 0; i < ni && !rc; i++)
-        rc = tsix_create(env, m->reg, def->indexes[i].module, def->indexes[i].vector_config, tx,
-                         &roots[i]);
+    for (size_t i = 0; i < ni && !rc; i++) {
+        json_t *opts;
+        rc = ix_opts(env, def, i, &opts);
+        if (!rc) rc = tsix_create(env, m->reg, def->indexes[i].module, opts, tx, &roots[i]);
+        json_decref(opts);
+    }
     if (!rc && def->ttl_ms) rc = tsix_create(env, m->reg, TSSYS_INDEX_MODULE, NULL, tx, &ttl_root);
     if (!rc) rc = open_table(m, def, num, proot, roots, ttl_root, out);
     else tsd_table_free(def);

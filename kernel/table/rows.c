@@ -227,6 +227,30 @@ static int unique_error(tsw *w, const tstbl *t, const tsd_index *ix)
                        "index '%s')", d->name, fields, ix->name);
 }
 
+/* A vector index entry: the field's vector as float32 (little-endian,
+ * which ngh checks) keyed to (space, pk); rows whose vector is null have
+ * none.  insert 0 removes the entry. */
+static int vector_entry(tsw *w, tstbl *t, size_t i, uint64_t space, const uint8_t *row, size_t len,
+                        const uint8_t *pk, size_t pkl, int insert)
+{
+    const tsd_index *ix = &t->def->indexes[i];
+    const tsd_field *f = &t->def->cols[ix->cols[0]];
+    tsd_value v;
+    int rc = tsd_row_field(w->env, t->def, row, len, ix->cols[0], &v);
+    if (rc || v.kind == TSD_V_NULL) return rc;
+    uint8_t val[TSROW_KEY_CAP];
+    size_t vl = 0;
+    if ((rc = with_space(w, space, pk, pkl, val, &vl))) return rc;
+    float *vec = malloc((size_t)f->dimensions * sizeof *vec);
+    if (!vec) return tsenv_error(w->env, TS_ERR_NOMEM, "out of memory");
+    rc = tsd_vector_floats(w->env, f, &v, vec);
+    size_t kl = (size_t)f->dimensions * sizeof *vec;
+    if (!rc) rc = insert ? tsix_insert(t->ix[i], w->tx, vec, kl, val, vl, 0)
+                         : tsix_remove(t->ix[i], w->tx, vec, kl, val, vl);
+    free(vec);
+    return rc;
+}
+
 /* Remove the index entries 0..upto-1 of a row (missing ones ignored). */
 static int unindex(tsw *w, tstbl *t, uint64_t space, const uint8_t *row, size_t len,
                    const uint8_t *pk, size_t pkl, size_t upto)
@@ -234,9 +258,13 @@ static int unindex(tsw *w, tstbl *t, uint64_t space, const uint8_t *row, size_t 
     for (size_t i = 0; i < upto; i++) {
         uint8_t k[TSROW_KEY_CAP];
         size_t kl;
-        int nul;
-        int rc = index_key(w, t, &t->def->indexes[i], space, row, len, k, &kl, &nul);
-        if (!rc) rc = tsix_remove(t->ix[i], w->tx, k, kl, pk, pkl);
+        int nul, rc;
+        if (t->def->indexes[i].vector_config) {
+            rc = vector_entry(w, t, i, space, row, len, pk, pkl, 0);
+        } else {
+            rc = index_key(w, t, &t->def->indexes[i], space, row, len, k, &kl, &nul);
+            if (!rc) rc = tsix_remove(t->ix[i], w->tx, k, kl, pk, pkl);
+        }
         if (rc && rc != TS_ERR_NOT_FOUND) return rc;
     }
     return TS_OK;
@@ -267,6 +295,10 @@ int tsrow_put(tsw *w, tstbl *t, uint64_t space, const uint8_t *row, size_t len, 
     for (; i < t->def->nindexes && !rc; i++) {
         const tsd_index *ix = &t->def->indexes[i];
         int nul;
+        if (ix->vector_config) {
+            if ((rc = vector_entry(w, t, i, space, row, len, pk, pkl, 1))) break;
+            continue;
+        }
         rc = index_key(w, t, ix, space, row, len, k, &kl, &nul);
         if (rc) break;
         rc = tsix_insert(t->ix[i], w->tx, k, kl, pk, pkl, ix->unique && !nul);
@@ -305,6 +337,112 @@ int tsrow_del(tsw *w, tstbl *t, uint64_t space, const uint8_t *pk, size_t pkl)
     if (!rc) rc = tstbl_count_add(w->m, w->tx, t, space, -1);
     if (!rc) rc = undo_push(w, t, space, 0, r.row, r.len, r.expires);
     tsrow_done(&r);
+    return rc;
+}
+
+/* Whether index i's entry is the same for both rows (vector indexes:
+ * the same stored vector, or both null). */
+static int same_entry(tsw *w, tstbl *t, size_t i, uint64_t space, const uint8_t *a, size_t al,
+                      const uint8_t *b, size_t bl, int *same)
+{
+    const tsd_index *ix = &t->def->indexes[i];
+    if (ix->vector_config) {
+        tsd_value x, y;
+        int rc = tsd_row_field(w->env, t->def, a, al, ix->cols[0], &x);
+        if (!rc) rc = tsd_row_field(w->env, t->def, b, bl, ix->cols[0], &y);
+        if (rc) return rc;
+        *same = x.kind == y.kind && (x.kind == TSD_V_NULL ||
+                (x.n == y.n && x.scale == y.scale && memcmp(x.p, y.p, x.n) == 0));
+        return TS_OK;
+    }
+    uint8_t k1[TSROW_KEY_CAP], k2[TSROW_KEY_CAP];
+    size_t l1 = 0, l2 = 0;
+    int n1, n2;
+    int rc = index_key(w, t, ix, space, a, al, k1, &l1, &n1);
+    if (!rc) rc = index_key(w, t, ix, space, b, bl, k2, &l2, &n2);
+    if (!rc) *same = l1 == l2 && memcmp(k1, k2, l1) == 0;
+    return rc;
+}
+
+static int entry_apply(tsw *w, tstbl *t, size_t i, uint64_t space, const uint8_t *row, size_t len,
+                       const uint8_t *pk, size_t pkl, int insert)
+{
+    const tsd_index *ix = &t->def->indexes[i];
+    if (ix->vector_config) return vector_entry(w, t, i, space, row, len, pk, pkl, insert);
+    uint8_t k[TSROW_KEY_CAP];
+    size_t kl = 0;
+    int nul;
+    int rc = index_key(w, t, ix, space, row, len, k, &kl, &nul);
+    if (rc) return rc;
+    if (!insert) return tsix_remove(t->ix[i], w->tx, k, kl, pk, pkl);
+    rc = tsix_insert(t->ix[i], w->tx, k, kl, pk, pkl, ix->unique && !nul);
+    return rc == TS_ERR_UNIQUE ? unique_error(w, t, ix) : rc;
+}
+
+int tsrow_replace(tsw *w, tstbl *t, uint64_t space, const tsrow *old, const uint8_t *row,
+                  size_t len, int64_t expires)
+{
+    uint8_t pk[TSROW_KEY_CAP], opk[TSROW_KEY_CAP], k[TSROW_KEY_CAP];
+    size_t pkl = 0, opkl = 0, kl = 0;
+    int rc = tsrow_row_pk(w, t, row, len, pk, &pkl);
+    if (!rc) rc = tsrow_row_pk(w, t, old->row, old->len, opk, &opkl);
+    if (rc) return rc;
+    if (pkl != opkl || memcmp(pk, opk, pkl) != 0) {
+        rc = tsrow_del(w, t, space, opk, opkl);
+        return rc ? rc : tsrow_put(w, t, space, row, len, expires);
+    }
+    size_t ni = t->def->nindexes;
+    unsigned char *chg = calloc(ni ? ni : 1, 1);
+    if (!chg) return tsenv_error(w->env, TS_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < ni && !rc; i++) {
+        int same = 0;
+        rc = same_entry(w, t, i, space, old->row, old->len, row, len, &same);
+        chg[i] = !same;
+    }
+    /* new entries of ordinary indexes first: a unique clash then changes
+     * nothing; vector entries (never unique) are swapped in place */
+    size_t done = 0;
+    for (; done < ni && !rc; done++)
+        if (chg[done] && !t->def->indexes[done].vector_config)
+            rc = entry_apply(w, t, done, space, row, len, pk, pkl, 1);
+    if (rc) {
+        for (size_t i = 0; i + 1 < done; i++)
+            if (chg[i] && !t->def->indexes[i].vector_config)
+                entry_apply(w, t, i, space, row, len, pk, pkl, 0);
+        free(chg);
+        return rc;
+    }
+    for (size_t i = 0; i < ni && !rc; i++) {
+        if (!chg[i]) continue;
+        rc = entry_apply(w, t, i, space, old->row, old->len, pk, pkl, 0);
+        if (rc == TS_ERR_NOT_FOUND) rc = TS_OK;
+        if (!rc && t->def->indexes[i].vector_config)
+            rc = entry_apply(w, t, i, space, row, len, pk, pkl, 1);
+    }
+    free(chg);
+    if (!rc) rc = with_space(w, space, pk, pkl, k, &kl);
+    if (!rc) rc = tsix_remove(t->primary, w->tx, k, kl, NULL, 0);
+    if (!rc) {
+        uint8_t *val = (uint8_t *)row;
+        size_t vl = len;
+        if (t->ttl) {
+            if (!(val = malloc(len + 8))) return tsenv_error(w->env, TS_ERR_NOMEM, "out of memory");
+            put64(val, (uint64_t)expires);
+            memcpy(val + 8, row, len);
+            vl = len + 8;
+        }
+        rc = tsix_insert(t->primary, w->tx, k, kl, val, vl, 1);
+        if (val != row) free(val);
+    }
+    if (!rc && t->ttl && expires != old->expires) {
+        rc = tsix_remove(t->ttl, w->tx, k, ttl_key(k, space, old->expires, pk, pkl), NULL, 0);
+        if (rc == TS_ERR_NOT_FOUND) rc = TS_OK;
+        if (!rc) rc = tsix_insert(t->ttl, w->tx, k, ttl_key(k, space, expires, pk, pkl), "", 0, 1);
+    }
+    if (rc) return rc;   /* only I/O-class failures get here: the caller gives up the transaction */
+    t->dirty = 1;
+    rc = undo_push(w, t, space, 0, old->row, old->len, old->expires);
+    if (!rc) rc = undo_push(w, t, space, 1, pk, pkl, 0);
     return rc;
 }
 

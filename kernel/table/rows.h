@@ -67,6 +67,12 @@ void tsrow_done(tsrow *r);
 int  tsrow_put(tsw *w, tstbl *t, uint64_t space, const uint8_t *row, size_t len, int64_t expires);
 /* Remove the row with pk key pk (NOT_FOUND when absent). */
 int  tsrow_del(tsw *w, tstbl *t, uint64_t space, const uint8_t *pk, size_t pkl);
+/* Replace the stored row old (as tsrow_read gave it) by row: only the
+ * index entries that differ are rewritten.  A changed primary key is a
+ * delete plus a put.  TS_ERR_UNIQUE (a new entry clashes) changes nothing;
+ * other failures leave the transaction to be given up. */
+int  tsrow_replace(tsw *w, tstbl *t, uint64_t space, const tsrow *old, const uint8_t *row,
+                   size_t len, int64_t expires);
 /* The pk key of an encoded row. */
 int  tsrow_row_pk(tsw *w, const tstbl *t, const uint8_t *row, size_t len, uint8_t *key, size_t *kl);
 

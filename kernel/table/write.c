@@ -110,13 +110,10 @@ int tswrite_update(tsw *w, tstbl *t, uint64_t space, const uint8_t *pk, size_t p
     }
     if (!rc) rc = tsd_row_encode(w->env, t->def, merged, &row);
     if (!rc && t->def->nfks) rc = tsfk_check(w, t, space, row.p, row.len);
-    /* the old row's bytes outlive its removal: r owns them */
-    if (!rc) rc = tsrow_del(w, t, space, pk, pkl);
-    if (!rc) {
-        int64_t expires = r.expires;
-        if (t->ttl && t->def->ttl_col >= 0) rc = tsrow_expiry(w, t, row.p, row.len, &expires);
-        if (!rc) rc = tsrow_put(w, t, space, row.p, row.len, expires);
-    }
+    /* the old row's bytes outlive its replacement: r owns them */
+    int64_t expires = r.expires;
+    if (!rc && t->ttl && t->def->ttl_col >= 0) rc = tsrow_expiry(w, t, row.p, row.len, &expires);
+    if (!rc) rc = tsrow_replace(w, t, space, &r, row.p, row.len, expires);
     if (!rc) rc = tsfk_parent_changed(w, t, space, r.row, r.len, row.p, row.len);
     if (!rc && t->pkgen && json_object_get(patch, t->def->cols[0].name))
         rc = tstbl_observe_key(w->m, w->tx, t, space, json_object_get(merged, t->def->cols[0].name));

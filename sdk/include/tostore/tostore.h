@@ -347,6 +347,37 @@ TS_API int  ts_query_watch(ts_query *q, void (*cb)(const ts_result *r, void *ctx
 /* After it returns, cb never runs again.  Accepts NULL. */
 TS_API int  ts_unwatch(ts_watch *w);
 
+/* ---- vector search (docs/vectors.md) -----------------------------------
+ * A "vector" field holds a fixed number of floats (vectorConfig.dimensions,
+ * stored as float32, float16 or int8 per vectorConfig.precision); an index
+ * of type "ngh" on it answers nearest-neighbour searches. */
+
+/* The k rows of q's table nearest to vec (dim floats) by the vector field,
+ * nearest first.  Each row is the row as ts_query_exec returns it (q's
+ * select list applies) plus "_distance" (l2: Euclidean distance; cosine:
+ * 1 - cosine similarity; innerProduct: minus the dot product) and "_score"
+ * (l2: 1/(1+distance); cosine: the similarity; innerProduct: the dot
+ * product).  q's conditions filter the candidates: exactly min(k, matching
+ * rows) rows come back.  k is not capped by the default limit; q's order,
+ * limit, offset and cursor are ignored; joins are not allowed.  With an ngh
+ * index on field the search is approximate (ts_ef_search), else it scans
+ * the matching rows exactly.  Errors: TS_ERR_NOT_FOUND (table),
+ * TS_ERR_VALIDATION (field is not a vector field of the table, dim is not
+ * its dimensions, vec has a NaN or infinity, joins), TS_ERR_INVALID (NULL
+ * arguments, k == 0). */
+TS_API int ts_vector_search(ts_query *q, const char *field, const float *vec, size_t dim, size_t k,
+                            ts_result **out);
+/* The search breadth of ts_vector_search on an ngh index (the index's
+ * efSearch when not set): larger is slower and finds more of the true
+ * nearest rows.  ef below k is raised to k.  Returns q. */
+TS_API ts_query *ts_ef_search(ts_query *q, int ef);
+/* A value for a vector field from dim floats in binary form,
+ * {"$vector": "<base64 of little-endian float32>"}, which records accept
+ * wherever a vector field takes a JSON array of numbers, without a JSON
+ * number per element.  A new reference; NULL when out of memory, vec is
+ * NULL with dim > 0, or an element is not finite. */
+TS_API json_t *ts_vector_value(const float *v, size_t dim);
+
 /* ---- expressions (atomic updates) -------------------------------------
  * Values of `changes` (ts_query_update, ts_update, ts_upsert) may be
  * expressions, evaluated inside the write against the row being changed.

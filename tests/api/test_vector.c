@@ -1,0 +1,573 @@
+/*
+ * Vector fields and ts_vector_search through the public header (issue 7):
+ * values as JSON arrays and in binary form (ts_vector_value), validation,
+ * search through an ngh index for every metric against exact search done
+ * here, exact scans without an index, filters at several selectivities,
+ * select lists, ts_ef_search, deletes and updates, spaces, transactions,
+ * reopen, and errors.
+ */
+#include <math.h>
+#include "tsupport.h"
+#define TT_NAME "vector"
+#include "tables_support.h"
+
+/* ---- data ------------------------------------------------------------------ */
+
+static uint64_t rng_state;
+static double urand(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (double)(rng_state >> 11) / 9007199254740992.0;
+}
+static double nrand(void)
+{
+    double u = urand() + 1e-12, v = urand();
+    return sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
+}
+
+/* n clustered vectors of dim floats (fixed seed): a center per 50 rows plus noise. */
+static float *clustered(size_t n, size_t dim, uint64_t seed)
+{
+    rng_state = seed;
+    float *v = malloc(n * dim * sizeof *v);
+    float *c = malloc(dim * sizeof *c);
+    ck_assert_ptr_nonnull(v);
+    ck_assert_ptr_nonnull(c);
+    for (size_t i = 0; i < n; i++) {
+        if (i % 50 == 0)
+            for (size_t d = 0; d < dim; d++) c[d] = (float)nrand();
+        for (size_t d = 0; d < dim; d++) v[i * dim + d] = c[d] + 0.5f * (float)nrand();
+    }
+    free(c);
+    return v;
+}
+
+enum { M_COS, M_L2, M_IP };
+static const char *const mname[] = { "cosine", "l2", "innerProduct" };
+
+static double dist(int m, const float *a, const float *b, size_t n)
+{
+    double s = 0, na = 0, nb = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (m == M_L2) s += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        else { s += (double)a[i] * b[i]; na += (double)a[i] * a[i]; nb += (double)b[i] * b[i]; }
+    }
+    if (m == M_L2) return sqrt(s);
+    if (m == M_IP) return -s;
+    return 1.0 - s / (sqrt(na) * sqrt(nb));
+}
+
+/* The ids (0-based row numbers) of the k nearest among rows passing keep. */
+static size_t exact_knn(int m, const float *data, size_t n, size_t dim, const float *q, size_t k,
+                        int (*keep_row)(size_t), size_t *ids)
+{
+    double *best = malloc(k * sizeof *best);
+    size_t got = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (keep_row && !keep_row(i)) continue;
+        double d = dist(m, data + i * dim, q, dim);
+        if (got == k && d >= best[k - 1]) continue;
+        size_t j = got < k ? got++ : k - 1;
+        while (j > 0 && best[j - 1] > d) { best[j] = best[j - 1]; ids[j] = ids[j - 1]; j--; }
+        best[j] = d;
+        ids[j] = i;
+    }
+    free(best);
+    return got;
+}
+
+static json_t *vec_json(const float *v, size_t dim)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < dim; i++) json_array_append_new(a, json_real(v[i]));
+    return keep(a);
+}
+
+/* Table t: id (sequential from 1), cat = i % 100, tag text, emb vector. */
+static void make_table(ts_db *db, const char *t, size_t dim, const char *prec, int metric, int indexed)
+{
+    char ix[256] = "";
+    if (indexed)
+        snprintf(ix, sizeof ix, ", 'indexes': [{'type': 'ngh', 'fields': ['emb'], 'vectorConfig': "
+                 "{'distanceMetric': '%s', 'parameters': {'M': 16, 'efConstruction': 100}}}]",
+                 mname[metric]);
+    char text[1024];
+    snprintf(text, sizeof text,
+             "{'name': '%s', 'primaryKeyConfig': {'type': 'sequential'}, 'fields': ["
+             "{'name': 'cat', 'type': 'integer'}, {'name': 'tag', 'type': 'text'}, "
+             "{'name': 'emb', 'type': 'vector', 'vectorConfig': {'dimensions': %zu, "
+             "'precision': '%s'}}]%s}", t, dim, prec, ix);
+    create(db, text);
+}
+
+static void fill(ts_db *db, const char *t, const float *data, size_t n, size_t dim, int binary)
+{
+    ck_assert_int_eq(ts_begin(db), TS_OK);
+    for (size_t i = 0; i < n; i++) {
+        json_t *rec = json_pack("{s:I, s:s, s:o}", "cat", (json_int_t)(i % 100), "tag",
+                                i % 2 ? "odd" : "even",
+                                "emb", binary ? ts_vector_value(data + i * dim, dim)
+                                              : json_incref(vec_json(data + i * dim, dim)));
+        ck_assert_ptr_nonnull(rec);
+        json_t *pk = NULL;
+        int rc = ts_insert(db, t, rec, &pk);
+        ck_assert_msg(rc == TS_OK, "insert %zu: %d %s", i, rc, ts_errmsg(db));
+        ck_assert_int_eq(json_integer_value(pk), (json_int_t)i + 1);
+        json_decref(pk);
+        json_decref(rec);
+    }
+    ck_assert_int_eq(ts_commit(db), TS_OK);
+}
+
+static ts_result *search(ts_query *q, const float *v, size_t dim, size_t k)
+{
+    ts_result *r = NULL;
+    int rc = ts_vector_search(q, "emb", v, dim, k, &r);
+    ck_assert_msg(rc == TS_OK, "vector search: %d %s", rc, ts_errmsg(NULL));
+    ts_query_free(q);
+    return r;
+}
+
+static size_t id_of(const json_t *row) { return (size_t)fint(row, "id") - 1; }
+
+/* Recall of the ids in r against the exact answer. */
+static double recall_of(const ts_result *r, const size_t *want, size_t nwant)
+{
+    size_t hit = 0;
+    for (size_t i = 0; i < ts_result_count(r); i++) {
+        size_t id = id_of(ts_result_row(r, i));
+        for (size_t j = 0; j < nwant; j++)
+            if (want[j] == id) { hit++; break; }
+    }
+    return nwant ? (double)hit / (double)nwant : 1.0;
+}
+
+/* Rows nearest first, each _distance what the metric says of its vector,
+ * _score from _distance. */
+static void check_rows(const ts_result *r, int m, const float *data, size_t dim, const float *q)
+{
+    double prev = -INFINITY;
+    for (size_t i = 0; i < ts_result_count(r); i++) {
+        const json_t *row = ts_result_row(r, i);
+        double d = json_real_value(json_object_get(row, "_distance"));
+        double s = json_real_value(json_object_get(row, "_score"));
+        ck_assert(json_is_real(json_object_get(row, "_distance")));
+        ck_assert(json_is_real(json_object_get(row, "_score")));
+        double want = dist(m, data + id_of(row) * dim, q, dim);
+        if (fabs(d - want) > 1e-3 * (1 + fabs(want)) && getenv("TS_TEST_VERBOSE")) {
+            char *js = json_dumps(json_object_get(row, "emb"), JSON_REAL_PRECISION(5));
+            fprintf(stderr, "row emb %s\nwant:", js);
+            free(js);
+            for (size_t x = 0; x < dim; x++) fprintf(stderr, " %g", data[id_of(row) * dim + x]);
+            fprintf(stderr, "\nq:");
+            for (size_t x = 0; x < dim; x++) fprintf(stderr, " %g", q[x]);
+            fprintf(stderr, "\n");
+        }
+        ck_assert_msg(fabs(d - want) <= 1e-3 * (1 + fabs(want)), "%s: row %zu (id %zu) distance %g, "
+                      "want %g", mname[m], i, id_of(row) + 1, d, want);
+        double ws = m == M_L2 ? 1 / (1 + d) : m == M_COS ? 1 - d : -d;
+        ck_assert_msg(fabs(s - ws) <= 1e-6 * (1 + fabs(ws)), "%s: score %g, want %g", mname[m], s, ws);
+        ck_assert_msg(d >= prev - 1e-6, "%s: rows not nearest first", mname[m]);
+        prev = d;
+    }
+}
+
+START_TEST(values_and_validation)
+{
+    ts_db *db = open_db(NULL);
+    make_table(db, "v", 4, "float32", M_COS, 1);
+    json_int_t a = ins_i(db, "v", "{'cat': 1, 'emb': [1, 2, 3, 4.5]}");
+    float f[4] = { 0.25f, -1.5f, 3e10f, 7 };
+    json_t *bin = keep(ts_vector_value(f, 4));
+    ck_assert_str_eq(json_string_value(json_object_get(bin, "$vector")) ? "ok" : "no", "ok");
+    json_t *pk = NULL;
+    ck_assert_int_eq(ts_insert(db, "v", keep(json_pack("{s:O}", "emb", bin)), &pk), TS_OK);
+    keep(pk);
+    json_t *row = row_of(db, "v", pk);
+    json_t *e = json_object_get(row, "emb");
+    ck_assert_uint_eq(json_array_size(e), 4);
+    for (size_t i = 0; i < 4; i++) ck_assert(json_real_value(json_array_get(e, i)) == (double)f[i]);
+    e = json_object_get(row_i(db, "v", a), "emb");
+    ck_assert(json_real_value(json_array_get(e, 3)) == 4.5);
+    /* a row without a vector is stored and never found by a search */
+    ins_i(db, "v", "{'cat': 2}");
+    /* wrong dimensions, elements and shapes */
+    ck_assert_int_eq(ins_rc(db, "v", "{'emb': [1, 2, 3]}", NULL), TS_ERR_VALIDATION);
+    ck_assert_ptr_nonnull(strstr(ts_errmsg(db), "4 dimensions"));
+    ck_assert_int_eq(ins_rc(db, "v", "{'emb': [1, 2, 3, 4, 5]}", NULL), TS_ERR_VALIDATION);
+    ck_assert_int_eq(ins_rc(db, "v", "{'emb': [1, 'x', 3, 4]}", NULL), TS_ERR_VALIDATION);
+    ck_assert_int_eq(ins_rc(db, "v", "{'emb': [1, null, 3, 4]}", NULL), TS_ERR_VALIDATION);
+    ck_assert_int_eq(ins_rc(db, "v", "{'emb': 'abc'}", NULL), TS_ERR_VALIDATION);
+    ck_assert_int_eq(ins_rc(db, "v", "{'emb': {'$vector': 'AAAA'}}", NULL), TS_ERR_VALIDATION);
+    ck_assert_int_eq(ins_rc(db, "v", "{'emb': {'$vector': '!!!!'}}", NULL), TS_ERR_VALIDATION);
+    ck_assert_int_eq(ins_rc(db, "v", "{'emb': [1e300, 2, 3, 4]}", NULL), TS_ERR_VALIDATION);
+    ck_assert_int_eq(ts_insert(db, "v", keep(json_pack("{s:o}", "emb", ts_vector_value(f, 3))), NULL),
+                     TS_ERR_VALIDATION);
+    float nan4[4] = { 0, NAN, 0, 0 };
+    ck_assert_ptr_null(ts_vector_value(nan4, 4));
+    ck_assert_ptr_null(ts_vector_value(NULL, 4));
+    json_t *empty = ts_vector_value(NULL, 0);
+    ck_assert_ptr_nonnull(empty);
+    json_decref(empty);
+    ck_assert_int_eq(count(db, "v"), 3);
+    /* the search sees the two vectors */
+    float q[4] = { 1, 2, 3, 4.5f };
+    ts_result *r = search(ts_query_new(db, "v"), q, 4, 10);
+    ck_assert_uint_eq(ts_result_count(r), 2);
+    ck_assert_int_eq(fint(ts_result_row(r, 0), "id"), a);
+    ck_assert(fabs(json_real_value(json_object_get(ts_result_row(r, 0), "_distance"))) < 1e-6);
+    ts_result_free(r);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+}
+END_TEST
+
+/* Through the index for each metric: recall@10 against exact search,
+ * distances and scores right, a stored vector found first at ~0. */
+static void metric_case(int m)
+{
+    enum { N = 3000, DIM = 24, Q = 60, K = 10 };
+    ts_db *db = open_db(NULL);
+    float *data = clustered(N, DIM, 77 + (uint64_t)m);
+    float *qs = clustered(Q, DIM, 991);
+    make_table(db, "v", DIM, "float32", m, 1);
+    fill(db, "v", data, N, DIM, m == M_L2);
+    double rsum = 0;
+    size_t want[K];
+    for (size_t i = 0; i < Q; i++) {
+        const float *q = i % 3 == 0 ? data + (i * 37 % N) * DIM : qs + i * DIM;
+        size_t nw = exact_knn(m, data, N, DIM, q, K, NULL, want);
+        ts_result *r = search(ts_query_new(db, "v"), q, DIM, K);
+        ck_assert_uint_eq(ts_result_count(r), K);
+        check_rows(r, m, data, DIM, q);
+        rsum += recall_of(r, want, nw);
+        if (i % 3 == 0 && m != M_IP) {
+            ck_assert_msg(id_of(ts_result_row(r, 0)) == i * 37 % N, "%s: query %zu: row %zu first "
+                          "(distance %g), not itself", mname[m], i, id_of(ts_result_row(r, 0)),
+                          json_real_value(json_object_get(ts_result_row(r, 0), "_distance")));
+            ck_assert(json_real_value(json_object_get(ts_result_row(r, 0), "_distance")) < 1e-4);
+        }
+        ts_result_free(r);
+    }
+    ck_assert_msg(rsum / Q >= 0.95, "%s: recall@10 %.3f", mname[m], rsum / Q);
+    free(data);
+    free(qs);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+}
+
+START_TEST(search_cosine) { metric_case(M_COS); }
+END_TEST
+START_TEST(search_l2) { metric_case(M_L2); }
+END_TEST
+START_TEST(search_inner_product) { metric_case(M_IP); }
+END_TEST
+
+/* Without an index the search scans: the exact answer, for every precision. */
+START_TEST(exact_scan_without_index)
+{
+    enum { N = 800, DIM = 12, K = 7 };
+    static const char *const prec[] = { "float32", "float16", "int8" };
+    ts_db *db = open_db(NULL);
+    float *data = clustered(N, DIM, 5);
+    for (int p = 0; p < 3; p++) {
+        char t[16];
+        snprintf(t, sizeof t, "t%d", p);
+        make_table(db, t, DIM, prec[p], M_COS, 0);
+        fill(db, t, data, N, DIM, p == 1);
+        /* what the table stores (rounded to its precision) is what is measured */
+        float *stored = malloc(sizeof(float) * N * DIM);
+        ts_result *all = NULL;
+        ck_assert_int_eq(ts_query_exec(ts_limit(ts_query_new(db, t), N), &all), TS_OK);
+        ck_assert_uint_eq(ts_result_count(all), N);
+        for (size_t i = 0; i < N; i++) {
+            const json_t *row = ts_result_row(all, i);
+            for (size_t d = 0; d < DIM; d++)
+                stored[id_of(row) * DIM + d] = (float)json_real_value(json_array_get(json_object_get(row, "emb"), d));
+        }
+        ts_result_free(all);
+        for (size_t qi = 0; qi < 10; qi++) {
+            const float *q = data + qi * 71 * DIM;
+            size_t want[K];
+            exact_knn(M_COS, stored, N, DIM, q, K, NULL, want);
+            ts_result *r = search(ts_query_new(db, t), q, DIM, K);
+            ck_assert_uint_eq(ts_result_count(r), K);
+            check_rows(r, M_COS, stored, DIM, q);
+            ck_assert_msg(recall_of(r, want, K) == 1.0, "%s: the scan is not exact", prec[p]);
+            ts_result_free(r);
+        }
+        free(stored);
+    }
+    free(data);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+}
+END_TEST
+
+static size_t sel_mod;
+static int keep_sel(size_t i) { return (i % 100) < sel_mod; }
+
+/* Conditions filter the candidates: only matching rows, exactly
+ * min(k, matching), and the true nearest among them. */
+START_TEST(filtered_search)
+{
+    enum { N = 4000, DIM = 16, K = 10 };
+    ts_db *db = open_db(NULL);
+    float *data = clustered(N, DIM, 9);
+    make_table(db, "v", DIM, "float32", M_L2, 1);
+    make_table(db, "w", DIM, "float32", M_L2, 0);
+    fill(db, "v", data, N, DIM, 1);
+    fill(db, "w", data, N, DIM, 1);
+    static const size_t sels[] = { 50, 10, 1 };
+    for (int tb = 0; tb < 2; tb++)
+        for (size_t s = 0; s < 3; s++) {
+            sel_mod = sels[s];
+            double rsum = 0;
+            for (size_t qi = 0; qi < 20; qi++) {
+                const float *q = data + (qi * 113 % N) * DIM;
+                size_t want[K];
+                int m = tb ? M_COS : M_L2;   /* a scan without an index measures cosine */
+                size_t nw = exact_knn(m, data, N, DIM, q, K, keep_sel, want);
+                ts_query *qq = ts_where(ts_query_new(db, tb ? "w" : "v"), "cat", "<", I((json_int_t)sels[s]));
+                ts_result *r = search(qq, q, DIM, K);
+                ck_assert_uint_eq(ts_result_count(r), nw);
+                for (size_t i = 0; i < ts_result_count(r); i++)
+                    ck_assert_int_lt(fint(ts_result_row(r, i), "cat"), (json_int_t)sels[s]);
+                if (getenv("TS_TEST_VERBOSE"))
+                    for (size_t i = 0; i < ts_result_count(r); i++)
+                        fprintf(stderr, "t%d s%zu q%zu: id %zu d %g\n", tb, sels[s], qi,
+                                id_of(ts_result_row(r, i)) + 1,
+                                json_real_value(json_object_get(ts_result_row(r, i), "_distance")));
+                check_rows(r, m, data, DIM, q);
+                rsum += recall_of(r, want, nw);
+                ts_result_free(r);
+            }
+            ck_assert_msg(rsum / 20 >= 0.95, "selectivity %zu%%: recall %.3f", sels[s], rsum / 20);
+        }
+    /* three rows match: three rows come back, whatever k */
+    ts_query *qq = ts_where(ts_query_new(db, "v"), "id", "IN", J("[5, 17, 3000]"));
+    ts_result *r = search(qq, data, DIM, 50);
+    ck_assert_uint_eq(ts_result_count(r), 3);
+    ts_result_free(r);
+    /* OR groups and LIKE go through the same filter */
+    qq = ts_where(ts_or(ts_where(ts_query_new(db, "v"), "cat", "=", I(3))), "tag", "LIKE", S("od%"));
+    r = search(qq, data + 7 * DIM, DIM, 40);
+    ck_assert_uint_eq(ts_result_count(r), 40);
+    for (size_t i = 0; i < 40; i++) {
+        const json_t *row = ts_result_row(r, i);
+        ck_assert(fint(row, "cat") == 3 || !strcmp(fstr(row, "tag"), "odd"));
+    }
+    ts_result_free(r);
+    /* nothing matches */
+    r = search(ts_where(ts_query_new(db, "v"), "cat", ">", I(1000)), data, DIM, 5);
+    ck_assert_uint_eq(ts_result_count(r), 0);
+    ts_result_free(r);
+    free(data);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+}
+END_TEST
+
+/* The select list applies; k is not capped by the default limit; a wider
+ * ef finds at least as much. */
+START_TEST(select_k_and_ef)
+{
+    enum { N = 2500, DIM = 16 };
+    ts_db *db = open_db("\"defaultQueryLimit\": 20");
+    float *data = clustered(N, DIM, 21);
+    make_table(db, "v", DIM, "float32", M_COS, 1);
+    fill(db, "v", data, N, DIM, 0);
+    static const char *const sel[] = { "id", "tag as label" };
+    ts_result *r = search(ts_select(ts_query_new(db, "v"), sel, 2), data, DIM, 300);
+    ck_assert_uint_eq(ts_result_count(r), 300);
+    const json_t *row = ts_result_row(r, 0);
+    ck_assert_int_eq(fint(row, "id"), 1);
+    ck_assert_str_eq(fstr(row, "label"), "even");
+    ck_assert_ptr_null(json_object_get(row, "emb"));
+    ck_assert_ptr_null(json_object_get(row, "cat"));
+    ck_assert_ptr_nonnull(json_object_get(row, "_distance"));
+    ck_assert_ptr_nonnull(json_object_get(row, "_score"));
+    ck_assert_uint_eq(json_object_size(row), 4);
+    ts_result_free(r);
+    /* without a select list every field comes back, the vector too */
+    r = search(ts_query_new(db, "v"), data + 5 * DIM, DIM, 3);
+    ck_assert_uint_eq(json_array_size(json_object_get(ts_result_row(r, 0), "emb")), DIM);
+    ts_result_free(r);
+    /* ef: recall grows (or stays) with the breadth */
+    double rec[2] = { 0, 0 };
+    float *qs = clustered(40, DIM, 1234);
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < 40; i++) {
+            size_t want[10];
+            exact_knn(M_COS, data, N, DIM, qs + i * DIM, 10, NULL, want);
+            r = search(ts_ef_search(ts_query_new(db, "v"), pass ? 400 : 10), qs + i * DIM, DIM, 10);
+            ck_assert_uint_eq(ts_result_count(r), 10);
+            rec[pass] += recall_of(r, want, 10) / 40;
+            ts_result_free(r);
+        }
+    ck_assert_msg(rec[1] >= 0.99 && rec[1] >= rec[0], "ef 10: %.3f, ef 400: %.3f", rec[0], rec[1]);
+    free(qs);
+    free(data);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+}
+END_TEST
+
+/* Deleted rows are never found; updated vectors are found by their new
+ * value; other updates keep the row findable; spaces see their own rows. */
+START_TEST(deletes_updates_spaces)
+{
+    enum { N = 1500, DIM = 8 };
+    ts_db *db = open_db(NULL);
+    float *data = clustered(N, DIM, 3);
+    make_table(db, "v", DIM, "float32", M_L2, 1);
+    fill(db, "v", data, N, DIM, 1);
+    /* delete every third row */
+    ck_assert_int_eq(ts_begin(db), TS_OK);
+    for (size_t i = 0; i < N; i += 3) ck_assert_int_eq(ts_delete(db, "v", I((json_int_t)i + 1)), TS_OK);
+    ck_assert_int_eq(ts_commit(db), TS_OK);
+    for (size_t i = 0; i < N; i += 50) {
+        ts_result *r = search(ts_query_new(db, "v"), data + i * DIM, DIM, 5);
+        ck_assert_uint_eq(ts_result_count(r), 5);
+        for (size_t j = 0; j < 5; j++) ck_assert_uint_ne(id_of(ts_result_row(r, j)) % 3, 0);
+        if (i % 3) ck_assert_uint_eq(id_of(ts_result_row(r, 0)), i);
+        ts_result_free(r);
+    }
+    /* move row 2's vector far away; update another field of row 5 */
+    float far[DIM];
+    for (size_t d = 0; d < DIM; d++) far[d] = 100.0f + (float)d;
+    ck_assert_int_eq(ts_update(db, "v", I(2), keep(json_pack("{s:o}", "emb", ts_vector_value(far, DIM)))),
+                     TS_OK);
+    ck_assert_int_eq(ts_update(db, "v", I(5), J("{'tag': 'changed'}")), TS_OK);
+    ts_result *r = search(ts_query_new(db, "v"), far, DIM, 1);
+    ck_assert_int_eq(fint(ts_result_row(r, 0), "id"), 2);
+    ts_result_free(r);
+    r = search(ts_query_new(db, "v"), data + 1 * DIM, DIM, 3);
+    for (size_t j = 0; j < 3; j++) ck_assert_int_ne(fint(ts_result_row(r, j), "id"), 2);
+    ts_result_free(r);
+    r = search(ts_query_new(db, "v"), data + 4 * DIM, DIM, 1);
+    ck_assert_int_eq(fint(ts_result_row(r, 0), "id"), 5);
+    ck_assert_str_eq(fstr(ts_result_row(r, 0), "tag"), "changed");
+    ts_result_free(r);
+    /* setting the vector to null takes the row out of searches */
+    ck_assert_int_eq(ts_update(db, "v", I(5), J("{'emb': null}")), TS_OK);
+    r = search(ts_where(ts_query_new(db, "v"), "id", "<=", I(6)), data + 4 * DIM, DIM, 10);
+    ck_assert_uint_eq(ts_result_count(r), 3);   /* ids 2, 3 and 6 (1 and 4 deleted, 5 null) */
+    ts_result_free(r);
+    /* another space has its own rows */
+    ck_assert_int_eq(ts_switch_space(db, "other", 0), TS_OK);
+    r = search(ts_query_new(db, "v"), data, DIM, 5);
+    ck_assert_uint_eq(ts_result_count(r), 0);
+    ts_result_free(r);
+    ins_i(db, "v", "{'cat': 1, 'emb': [0, 0, 0, 0, 0, 0, 0, 1]}");
+    r = search(ts_query_new(db, "v"), data, DIM, 5);
+    ck_assert_uint_eq(ts_result_count(r), 1);
+    ts_result_free(r);
+    ck_assert_int_eq(ts_switch_space(db, "default", 0), TS_OK);
+    r = search(ts_query_new(db, "v"), data + 7 * DIM, DIM, 1000);
+    ck_assert_uint_eq(ts_result_count(r), N - (N + 2) / 3 - 1);
+    ts_result_free(r);
+    free(data);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+}
+END_TEST
+
+/* A transaction sees its own vectors, a rollback takes them away, and
+ * the index answers the same after reopen. */
+START_TEST(transactions_and_reopen)
+{
+    enum { N = 1000, DIM = 10 };
+    ts_db *db = open_db(NULL);
+    float *data = clustered(N + 1, DIM, 8);
+    make_table(db, "v", DIM, "float32", M_COS, 1);
+    fill(db, "v", data, N, DIM, 0);
+    const float *extra = data + N * DIM;
+    ck_assert_int_eq(ts_begin(db), TS_OK);
+    ts_insert(db, "v", keep(json_pack("{s:o}", "emb", ts_vector_value(extra, DIM))), NULL);
+    ts_result *r = search(ts_query_new(db, "v"), extra, DIM, 1);
+    ck_assert_int_eq(fint(ts_result_row(r, 0), "id"), N + 1);
+    ts_result_free(r);
+    ck_assert_int_eq(ts_rollback(db), TS_OK);
+    r = search(ts_query_new(db, "v"), extra, DIM, 1);
+    ck_assert_int_ne(fint(ts_result_row(r, 0), "id"), N + 1);
+    ts_result_free(r);
+    json_t *before = keep(json_array());
+    for (size_t i = 0; i < 20; i++) {
+        r = search(ts_query_new(db, "v"), data + i * 29 * DIM, DIM, 5);
+        for (size_t j = 0; j < 5; j++) json_array_append_new(before, json_integer(fint(ts_result_row(r, j), "id")));
+        ts_result_free(r);
+    }
+    db = reopen(db);
+    json_t *after = keep(json_array());
+    for (size_t i = 0; i < 20; i++) {
+        r = search(ts_query_new(db, "v"), data + i * 29 * DIM, DIM, 5);
+        for (size_t j = 0; j < 5; j++) json_array_append_new(after, json_integer(fint(ts_result_row(r, j), "id")));
+        ts_result_free(r);
+    }
+    ck_assert(json_equal(before, after));
+    free(data);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+}
+END_TEST
+
+START_TEST(errors)
+{
+    ts_db *db = open_db(NULL);
+    make_table(db, "v", 4, "float32", M_COS, 1);
+    create(db, "{'name': 'o', 'fields': [{'name': 'x', 'type': 'integer'}]}");
+    ins_i(db, "v", "{'cat': 1, 'emb': [1, 2, 3, 4]}");
+    float q[5] = { 1, 2, 3, 4, 5 };
+    ts_result *r = (ts_result *)1;
+    ts_query *qq = ts_query_new(db, "v");
+    ck_assert_int_eq(ts_vector_search(qq, "emb", q, 5, 3, &r), TS_ERR_VALIDATION);
+    ck_assert_ptr_null(r);
+    ck_assert_ptr_nonnull(strstr(ts_errmsg(db), "4 dimensions"));
+    ck_assert_int_eq(ts_vector_search(qq, "cat", q, 4, 3, &r), TS_ERR_VALIDATION);
+    ck_assert_int_eq(ts_vector_search(qq, "nope", q, 4, 3, &r), TS_ERR_VALIDATION);
+    ck_assert_int_eq(ts_vector_search(qq, "emb", q, 4, 0, &r), TS_ERR_INVALID);
+    ck_assert_int_eq(ts_vector_search(qq, "emb", NULL, 4, 3, &r), TS_ERR_INVALID);
+    ck_assert_int_eq(ts_vector_search(qq, "emb", q, 4, 3, NULL), TS_ERR_INVALID);
+    float bad[4] = { 1, INFINITY, 0, 0 };
+    ck_assert_int_eq(ts_vector_search(qq, "emb", bad, 4, 3, &r), TS_ERR_VALIDATION);
+    ts_query_free(qq);
+    ck_assert_int_eq(ts_vector_search(NULL, "emb", q, 4, 3, &r), TS_ERR_INVALID);
+    qq = ts_ef_search(ts_query_new(db, "v"), 0);
+    ck_assert_int_eq(ts_vector_search(qq, "emb", q, 4, 3, &r), TS_ERR_VALIDATION);
+    ts_query_free(qq);
+    qq = ts_join(ts_query_new(db, "v"), "o", "v.id", "=", "o.x");
+    ck_assert_int_eq(ts_vector_search(qq, "emb", q, 4, 3, &r), TS_ERR_VALIDATION);
+    ts_query_free(qq);
+    qq = ts_query_new(db, "missing");
+    ck_assert_int_eq(ts_vector_search(qq, "emb", q, 4, 3, &r), TS_ERR_NOT_FOUND);
+    ts_query_free(qq);
+    /* schema errors for vector fields and ngh indexes */
+    ck_assert_int_eq(create_rc(db, "{'name': 'a', 'fields': [{'name': 'e', 'type': 'vector'}]}"),
+                     TS_ERR_VALIDATION);
+    ck_assert_int_eq(create_rc(db, "{'name': 'b', 'fields': [{'name': 'e', 'type': 'integer'}], "
+                                   "'indexes': [{'type': 'ngh', 'fields': ['e']}]}"), TS_ERR_VALIDATION);
+    ck_assert_int_eq(create_rc(db, "{'name': 'c', 'fields': [{'name': 'e', 'type': 'vector', "
+                                   "'vectorConfig': {'dimensions': 4}}], 'indexes': [{'type': 'ngh', "
+                                   "'fields': ['e'], 'vectorConfig': {'distanceMetric': 'manhattan'}}]}"),
+                     TS_ERR_VALIDATION);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("vector");
+    TCase *tc = tcase_create("vector");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, values_and_validation);
+    tcase_add_test(tc, search_cosine);
+    tcase_add_test(tc, search_l2);
+    tcase_add_test(tc, search_inner_product);
+    tcase_add_test(tc, exact_scan_without_index);
+    tcase_add_test(tc, filtered_search);
+    tcase_add_test(tc, select_k_and_ef);
+    tcase_add_test(tc, deletes_updates_spaces);
+    tcase_add_test(tc, transactions_and_reopen);
+    tcase_add_test(tc, errors);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return tst_run(suite()); }
