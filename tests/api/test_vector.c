@@ -278,7 +278,9 @@ START_TEST(exact_scan_without_index)
         /* what the table stores (rounded to its precision) is what is measured */
         float *stored = malloc(sizeof(float) * N * DIM);
         ts_result *all = NULL;
-        ck_assert_int_eq(ts_query_exec(ts_limit(ts_query_new(db, t), N), &all), TS_OK);
+        ts_query *aq = ts_limit(ts_query_new(db, t), N);
+        ck_assert_int_eq(ts_query_exec(aq, &all), TS_OK);
+        ts_query_free(aq);
         ck_assert_uint_eq(ts_result_count(all), N);
         for (size_t i = 0; i < N; i++) {
             const json_t *row = ts_result_row(all, i);
