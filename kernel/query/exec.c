@@ -728,6 +728,8 @@ int tsq_exec_count_fast(tsq_exec *e, int64_t *out)
 tsq_ctx *tsq_exec_ctx(tsq_exec *e) { return &e->x; }
 int tsq_exec_has_cond(const tsq_exec *e) { return e->g.n > 0; }
 
+int tsq_exec_narrow(const tsq_exec *e) { return e->g.n > 0 && e->plan.access != TSQ_FULL; }
+
 int tsq_exec_match(tsq_exec *e, const tsq_rowset *rs)
 {
     int r = tsq_eval(&e->x, &e->g, rs);

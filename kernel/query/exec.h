@@ -54,6 +54,9 @@ int  tsq_exec_count_fast(tsq_exec *e, int64_t *out);
 tsq_ctx *tsq_exec_ctx(tsq_exec *e);
 /* Whether the query has conditions. */
 int  tsq_exec_has_cond(const tsq_exec *e);
+/* Whether the plan reads only part of the table (its conditions use the
+ * primary key or an index). */
+int  tsq_exec_narrow(const tsq_exec *e);
 /* Whether a rowset (of the query's sources) passes its conditions: 1 yes,
  * 0 no, < 0 error. */
 int  tsq_exec_match(tsq_exec *e, const tsq_rowset *rs);

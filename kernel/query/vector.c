@@ -136,7 +136,9 @@ static int cmp_hit(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int by_scan(vsearch *v, size_t col, const float *vec, size_t k, json_t *rows)
+/* Exact search over the rows the plan yields.  cap > 0: give up with
+ * TS_ERR_RESOURCE (rows untouched) past cap matching rows. */
+static int by_scan(vsearch *v, size_t col, const float *vec, size_t k, size_t cap_rows, json_t *rows)
 {
     const tsd_field *f = &v->t->def->cols[col];
     size_t cap = k < 4096 ? k : 4096, n = 0;
@@ -146,7 +148,9 @@ static int by_scan(vsearch *v, size_t col, const float *vec, size_t k, json_t *r
     const tsq_rowset *rs;
     const uint8_t *pk;
     size_t pkl;
+    size_t seen = 0;
     while (!rc && (rc = tsq_exec_next(v->e, &rs, &pk, &pkl)) == 1) {
+        if (cap_rows && ++seen > cap_rows) { rc = TS_ERR_RESOURCE; break; }
         tsd_value val;
         rc = tsd_row_field(v->x->env, v->t->def, rs->row[0], rs->len[0], col, &val);
         if (rc) break;
@@ -208,6 +212,14 @@ int tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t d
     vsearch v = { e, x, t, x->src[0].space, { 0 }, 0, tsq_exec_has_cond(e) || t->ttl != NULL,
                   metric_of(ixn >= 0 ? &t->def->indexes[ixn] : NULL) };
     v.pl = ts_key_int(v.pre, sizeof v.pre, 0, (int64_t)v.space);
-    if (ixn >= 0) return by_index(&v, t->ix[ixn], vec, dim, k, ef, rows);
-    return by_scan(&v, col, vec, k, rows);
+    if (ixn < 0) return by_scan(&v, col, vec, k, 0, rows);
+    /* Conditions that narrow the plan through an index usually leave few
+     * rows: measure those exactly (cheaper than a graph search whose filter
+     * rejects most nodes), unless there turn out to be many. */
+    if (tsq_exec_narrow(e)) {
+        size_t cap = k * 40 > 4096 ? k * 40 : 4096;
+        rc = by_scan(&v, col, vec, k, cap, rows);
+        if (rc != TS_ERR_RESOURCE) return rc;
+    }
+    return by_index(&v, t->ix[ixn], vec, dim, k, ef, rows);
 }

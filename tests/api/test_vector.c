@@ -317,19 +317,27 @@ START_TEST(filtered_search)
     float *data = clustered(N, DIM, 9);
     make_table(db, "v", DIM, "float32", M_L2, 1);
     make_table(db, "w", DIM, "float32", M_L2, 0);
+    /* x: the filtered field indexed, so the plan narrows the candidates */
+    create(db, "{'name': 'x', 'primaryKeyConfig': {'type': 'sequential'}, 'fields': ["
+               "{'name': 'cat', 'type': 'integer'}, {'name': 'tag', 'type': 'text'}, "
+               "{'name': 'emb', 'type': 'vector', 'vectorConfig': {'dimensions': 16}}], 'indexes': ["
+               "{'type': 'ngh', 'fields': ['emb'], 'vectorConfig': {'distanceMetric': 'l2'}}, "
+               "{'fields': ['cat']}]}");
     fill(db, "v", data, N, DIM, 1);
     fill(db, "w", data, N, DIM, 1);
+    fill(db, "x", data, N, DIM, 1);
+    static const char *const tnames[] = { "v", "w", "x" };
     static const size_t sels[] = { 50, 10, 1 };
-    for (int tb = 0; tb < 2; tb++)
+    for (int tb = 0; tb < 3; tb++)
         for (size_t s = 0; s < 3; s++) {
             sel_mod = sels[s];
             double rsum = 0;
             for (size_t qi = 0; qi < 20; qi++) {
                 const float *q = data + (qi * 113 % N) * DIM;
                 size_t want[K];
-                int m = tb ? M_COS : M_L2;   /* a scan without an index measures cosine */
+                int m = tb == 1 ? M_COS : M_L2;   /* a scan without an index measures cosine */
                 size_t nw = exact_knn(m, data, N, DIM, q, K, keep_sel, want);
-                ts_query *qq = ts_where(ts_query_new(db, tb ? "w" : "v"), "cat", "<", I((json_int_t)sels[s]));
+                ts_query *qq = ts_where(ts_query_new(db, tnames[tb]), "cat", "<", I((json_int_t)sels[s]));
                 ts_result *r = search(qq, q, DIM, K);
                 ck_assert_uint_eq(ts_result_count(r), nw);
                 for (size_t i = 0; i < ts_result_count(r); i++)
