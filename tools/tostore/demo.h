@@ -5,6 +5,7 @@
 #include <tostore/tostore.h>
 
 void demo_tables(ts_db *db);
+void demo_vectors(ts_db *db);
 int  cmd_schema(const char *config, const char *table);
 int  cmd_migrate(const char *config, int apply);
 

@@ -201,6 +201,7 @@ static int cmd_demo(const char *config)
         json_decref(st);
     }
     demo_tables(db);
+    demo_vectors(db);
     rc = ts_check(db, NULL, NULL, NULL);
     printf("\n  integrity check              -> %s\n", ts_strerror(rc));
 
