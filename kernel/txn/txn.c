@@ -288,6 +288,15 @@ static int spill(tstx *tx)
             if (!d->lp || d->pins || d->stamp > cut) continue;
             imgs[k] = buf + k * pg->codec.page_size;
             if ((rc = tscodec_encode(&pg->codec, d->pgno, tx->seq + 1, d->lp, imgs[k]))) break;
+            if (d->spilled) {
+                /* spilled before: its frame is this transaction's, rewrite
+                 * it in place so the log does not grow with every re-spill */
+                if ((rc = tswal_overwrite(pg->wal, d->spilled, d->pgno, imgs[k]))) break;
+                free(d->lp);
+                d->lp = NULL;
+                tx->nlive--;
+                continue;
+            }
             pgnos[k] = d->pgno;
             ds[k++] = d;
             if (k == CHUNK) {

@@ -37,6 +37,12 @@ struct tswal {
     uint64_t        *frame_pgno;   /* pgno of local frame i (1-based), indexed frames only */
     size_t           fpcap;
     uint64_t         indexed;      /* local frames in the index */
+    /* Frames after the last commit: what chains them, so a frame rewritten
+     * in place (a page spilled again) needs only the chain fields after it
+     * fixed at commit, not its followers re-read. */
+    struct uinfo { uint32_t durable, self, chain; } *u;
+    size_t           ucap;
+    uint64_t         fix_from;     /* local index of the first rewritten frame, 0: none */
 };
 
 static void put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
@@ -378,11 +384,57 @@ void tswal_close(tswal *w)
     free(w->tab);
     free(w->frame_pgno);
     free(w->iobuf);
+    free(w->u);
     pthread_rwlock_destroy(&w->ilock);
     free(w);
 }
 
 /* ---- writing ----------------------------------------------------- */
+
+/* Remember how uncommitted frame `local` (header h) enters the chain. */
+static int note_frame(tswal *w, uint64_t local, const uint8_t *h)
+{
+    size_t i = (size_t)(local - w->committed - 1);
+    if (i >= w->ucap) {
+        size_t nc = w->ucap ? w->ucap * 2 : 1024;
+        while (nc <= i) nc *= 2;
+        struct uinfo *nu = realloc(w->u, nc * sizeof *nu);
+        if (!nu) return tsenv_error(w->env, TS_ERR_NOMEM, "out of memory");
+        w->u = nu;
+        w->ucap = nc;
+    }
+    w->u[i] = (struct uinfo){ get32(h + 32), get32(h + 36), get32(h + 24) };
+    return TS_OK;
+}
+
+/* Recompute the chain from the first rewritten frame to the last one and
+ * write the chain fields (4 bytes a frame).  Only uncommitted frames
+ * change, so a crash midway loses nothing acknowledged. */
+static int fix_chain(tswal *w)
+{
+    uint64_t from = w->fix_from;
+    uint32_t chain = from - 1 == w->committed ? w->chain_commit
+                                              : w->u[from - 1 - w->committed - 1].chain;
+    for (uint64_t local = from; local < w->next; local++) {
+        struct uinfo *u = &w->u[local - w->committed - 1];
+        uint8_t b[12];
+        put32(b, (uint32_t)local);
+        put32(b + 4, u->durable);
+        put32(b + 8, u->self);
+        chain = tscrc32c(chain, b, 12);
+        if (chain == u->chain) continue;
+        u->chain = chain;
+        put32(b, chain);
+        int rc = tsfile_write(&w->f, frame_off(w, local) + 24, b, 4);
+        if (rc) {
+            tsenv_error_prefix(w->env, "writing the log");
+            return rc;
+        }
+    }
+    w->chain = chain;
+    w->fix_from = 0;
+    return TS_OK;
+}
 
 int tswal_write(tswal *w, const uint64_t *pgnos, uint8_t *const *images, size_t n, int commit,
                 uint64_t *first_out)
@@ -396,6 +448,10 @@ int tswal_write(tswal *w, const uint64_t *pgnos, uint8_t *const *images, size_t 
         if (rc) return rc;
         w->need_header = 0;
     }
+    if (commit && w->fix_from) {
+        int rc = fix_chain(w);
+        if (rc) return rc;
+    }
     uint64_t first = w->next;
     uint32_t chain = w->chain;
     for (size_t i = 0; i < n;) {
@@ -406,6 +462,10 @@ int tswal_write(tswal *w, const uint64_t *pgnos, uint8_t *const *images, size_t 
             memcpy(fr + TSWAL_FRAME_HDR, images[i + j], w->page_size);
             chain = frame_header(w, fr, pgnos[i + j], flags, first + i + j, fr + TSWAL_FRAME_HDR,
                                  chain);
+            if (!commit) {
+                int rc = note_frame(w, first + i + j, fr);
+                if (rc) return rc;
+            }
         }
         int rc = tsfile_write(&w->f, frame_off(w, first + i), w->iobuf, k * fsz);
         if (rc) {
@@ -419,6 +479,7 @@ int tswal_write(tswal *w, const uint64_t *pgnos, uint8_t *const *images, size_t 
     if (commit) {
         w->committed = w->next - 1;
         w->chain_commit = chain;
+        w->fix_from = 0;
     }
     if (first_out) *first_out = w->base + first;
     return TS_OK;
@@ -428,6 +489,28 @@ void tswal_rewind(tswal *w)
 {
     w->next = w->committed + 1;
     w->chain = w->chain_commit;
+    w->fix_from = 0;
+}
+
+int tswal_overwrite(tswal *w, uint64_t abs, uint64_t pgno, const uint8_t *image)
+{
+    uint64_t local = abs > w->base ? abs - w->base : 0;
+    if (local <= w->committed || local >= w->next)
+        return tsenv_error(w->env, TS_ERR_INVALID, "%s: frame %llu is not an uncommitted frame",
+                           TSWAL_FILE, (unsigned long long)abs);
+    size_t fsz = TSWAL_FRAME_HDR + w->page_size;
+    uint8_t *fr = w->iobuf;
+    memcpy(fr + TSWAL_FRAME_HDR, image, w->page_size);
+    /* the chain field is fixed by the commit (fix_chain) */
+    frame_header(w, fr, pgno, 0, local, fr + TSWAL_FRAME_HDR, 0);
+    int rc = note_frame(w, local, fr);
+    if (!rc) rc = tsfile_write(&w->f, frame_off(w, local), fr, fsz);
+    if (rc) {
+        tsenv_error_prefix(w->env, "writing the log");
+        return rc;
+    }
+    if (!w->fix_from || local < w->fix_from) w->fix_from = local;
+    return TS_OK;
 }
 
 int tswal_sync(tswal *w, int data_only, uint64_t upto)
@@ -482,6 +565,7 @@ int tswal_reset(tswal *w, uint64_t keep)
     w->base += w->committed;
     w->next = 1;
     w->committed = 0;
+    w->fix_from = 0;
     __atomic_store_n(&w->durable, 0, __ATOMIC_RELEASE);
     pthread_rwlock_unlock(&w->ilock);
     randombytes_buf(&w->salt, sizeof w->salt);

@@ -46,6 +46,10 @@ void     tswal_close(tswal *w);
  * *first_out receives the absolute number of the first. */
 int      tswal_write(tswal *w, const uint64_t *pgnos, uint8_t *const *images, size_t n,
                      int commit, uint64_t *first_out);
+/* Rewrite uncommitted frame abs (written by this transaction) with a new
+ * image of the same page, in place: a page spilled again does not grow the
+ * log.  The next commit fixes the chain after it. */
+int      tswal_overwrite(tswal *w, uint64_t abs, uint64_t pgno, const uint8_t *image);
 /* Drop frames written after the last commit (rollback of spilled pages). */
 void     tswal_rewind(tswal *w);
 /* Make the log durable; `upto` (absolute) is the last commit frame the
