@@ -728,6 +728,19 @@ int tsq_exec_count_fast(tsq_exec *e, int64_t *out)
 tsq_ctx *tsq_exec_ctx(tsq_exec *e) { return &e->x; }
 int tsq_exec_has_cond(const tsq_exec *e) { return e->g.n > 0; }
 
+int tsq_exec_pk_row_json(tsq_exec *e, const json_t *pk, json_t **out)
+{
+    if (!e->nsel) return TS_ERR_UNSUPPORTED;
+    for (size_t i = 0; i < e->nsel; i++)
+        if (e->sel[i].src != 0 || e->sel[i].col != 0) return TS_ERR_UNSUPPORTED;
+    json_t *o = json_object();
+    for (size_t i = 0; o && i < e->nsel; i++)
+        if (json_object_set(o, e->sel[i].name, (json_t *)pk)) { json_decref(o); o = NULL; }
+    if (!o) return tsenv_error(e->x.env, TS_ERR_NOMEM, "out of memory");
+    *out = o;
+    return TS_OK;
+}
+
 int tsq_exec_narrow(const tsq_exec *e) { return e->g.n > 0 && e->plan.access != TSQ_FULL; }
 
 int tsq_exec_match(tsq_exec *e, const tsq_rowset *rs)

@@ -54,6 +54,10 @@ int  tsq_exec_count_fast(tsq_exec *e, int64_t *out);
 tsq_ctx *tsq_exec_ctx(tsq_exec *e);
 /* Whether the query has conditions. */
 int  tsq_exec_has_cond(const tsq_exec *e);
+/* The row as returned when the select list names only source 0's primary
+ * key (whose value is pk), without reading it; TS_ERR_UNSUPPORTED when the
+ * select list names anything else (or nothing: every field). */
+int  tsq_exec_pk_row_json(tsq_exec *e, const json_t *pk, json_t **out);
 /* Whether the plan reads only part of the table (its conditions use the
  * primary key or an index). */
 int  tsq_exec_narrow(const tsq_exec *e);

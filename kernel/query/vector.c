@@ -83,6 +83,22 @@ static int vfilter(void *ctx, const void *val, size_t vl)
     return rc;
 }
 
+/* With a select list of the primary key alone (what a search for ids
+ * asks), the row need not be read: an integer key decodes from its bytes.
+ * TS_ERR_UNSUPPORTED when the row is needed. */
+static int pk_only_row(vsearch *v, const uint8_t *pk, size_t pkl, json_t **out)
+{
+    size_t off = 0;
+    ts_key_item it;
+    if (ts_key_next(pk, pkl, &off, &it) != 1 || it.tag != TS_KEY_INT || off != pkl)
+        return TS_ERR_UNSUPPORTED;
+    json_t *k = json_integer(it.i);
+    if (!k) return tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
+    int rc = tsq_exec_pk_row_json(v->e, k, out);
+    json_decref(k);
+    return rc;
+}
+
 static int by_index(vsearch *v, tsix *ix, const float *vec, size_t dim, size_t k, int ef, json_t *rows)
 {
     ts_knn_hit *hits = malloc(k * sizeof *hits);
@@ -92,6 +108,17 @@ static int by_index(vsearch *v, tsix *ix, const float *vec, size_t dim, size_t k
     for (size_t i = 0; i < n && !rc; i++) {
         const uint8_t *val = hits[i].val;
         if (hits[i].vlen < v->pl) { rc = tsenv_error(v->x->env, TS_ERR_CORRUPT, "a vector index entry is malformed"); break; }
+        json_t *row = NULL;
+        int fast = v->read_rows ? TS_ERR_UNSUPPORTED
+                                : pk_only_row(v, val + v->pl, hits[i].vlen - v->pl, &row);
+        if (fast == TS_OK) {
+            if (json_object_set_new(row, "_distance", json_real(hits[i].distance)) ||
+                json_object_set_new(row, "_score", json_real(score_of(v->metric, hits[i].distance))) ||
+                json_array_append_new(rows, row))
+                rc = tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
+            continue;
+        }
+        if (fast != TS_ERR_UNSUPPORTED) { rc = fast; break; }
         tsrow r;
         rc = tsrow_read(v->x->w, v->t, v->space, val + v->pl, hits[i].vlen - v->pl, 1, &r);
         if (rc == TS_ERR_NOT_FOUND)
@@ -99,7 +126,6 @@ static int by_index(vsearch *v, tsix *ix, const float *vec, size_t dim, size_t k
                              "missing row", v->t->def->name);
         if (rc) break;
         tsq_rowset rs = { { r.row }, { r.len } };
-        json_t *row = NULL;
         rc = emit_json(v, &rs, hits[i].distance, &row);
         tsrow_done(&r);
         if (!rc && json_array_append_new(rows, row)) rc = tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");

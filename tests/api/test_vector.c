@@ -397,6 +397,21 @@ START_TEST(select_k_and_ef)
     ck_assert_ptr_nonnull(json_object_get(row, "_score"));
     ck_assert_uint_eq(json_object_size(row), 4);
     ts_result_free(r);
+    /* the key alone (no row read): the same rows, ids under their aliases */
+    static const char *const ksel[] = { "id", "id as key" };
+    ts_result *full = search(ts_query_new(db, "v"), data + 9 * DIM, DIM, 20);
+    r = search(ts_select(ts_query_new(db, "v"), ksel, 2), data + 9 * DIM, DIM, 20);
+    ck_assert_uint_eq(ts_result_count(r), 20);
+    for (size_t i = 0; i < 20; i++) {
+        const json_t *a = ts_result_row(r, i), *b = ts_result_row(full, i);
+        ck_assert_uint_eq(json_object_size(a), 4);
+        ck_assert_int_eq(fint(a, "id"), fint(b, "id"));
+        ck_assert_int_eq(fint(a, "key"), fint(b, "id"));
+        ck_assert(json_real_value(json_object_get(a, "_distance")) ==
+                  json_real_value(json_object_get(b, "_distance")));
+    }
+    ts_result_free(r);
+    ts_result_free(full);
     /* without a select list every field comes back, the vector too */
     r = search(ts_query_new(db, "v"), data + 5 * DIM, DIM, 3);
     ck_assert_uint_eq(json_array_size(json_object_get(ts_result_row(r, 0), "emb")), DIM);

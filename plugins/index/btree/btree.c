@@ -698,10 +698,12 @@ static void cur_release_from(bt_cursor *c, int l)
 /* Make level l hold page pgno, reusing the pin it has when it matches. */
 static int lv_set(bt_cursor *c, int l, uint64_t pgno)
 {
+    if (l < 0 || l >= MAXD) return corrupt(&c->x, pgno, "the tree is deeper than a btree can be");
     bt_level *v = &c->lv[l];
     if (l < c->pinned && v->pg && v->pgno == pgno) return TS_OK;
     if (l < c->pinned && v->pg) { prel(&c->x, v->pg); v->pg = NULL; }
-    while (c->pinned < l) c->lv[c->pinned++].pg = NULL;
+    for (int i = c->pinned > 0 ? c->pinned : 0; i < l; i++) c->lv[i].pg = NULL;
+    if (c->pinned < l) c->pinned = l;
     if (c->pinned == l) { v->pg = NULL; c->pinned = l + 1; }
     uint8_t *d;
     int rc = pget(&c->x, pgno, TS_PAGE_READ, &v->pg, &d);
