@@ -8,10 +8,13 @@
 #include "txn/pager.h"
 #include "wal/wal.h"
 
+#define TSTX_IN_MAIN UINT64_MAX
+
 typedef struct dpage {        /* a page the write transaction changed */
     uint64_t      pgno;
     uint8_t      *lp;         /* logical image; NULL while spilled */
-    uint64_t      spilled;    /* its uncommitted frame when spilled */
+    uint64_t      spilled;    /* its uncommitted frame when spilled (TSTX_IN_MAIN: new
+                                 page spilled to its place in the main file) */
     uint32_t      pins;
     uint64_t      stamp;      /* tstx.touched at its last use: spill the cold ones */
     struct dpage *next;
@@ -36,6 +39,8 @@ struct tstx {
     int       meta_dirty;
     dpage   **tab;
     size_t    tabcap, n, nlive;
+    uint64_t  base_count;     /* page_count at begin: pages from here on are new */
+    int       main_spilled;   /* a new page was spilled to the main file */
     uint64_t  first_frame;    /* first log frame this transaction wrote */
     uint64_t *wpgnos;         /* page of each frame written, in order */
     size_t    nw, capw;

@@ -8,6 +8,7 @@
 
 #define MIN_SPILL (256u << 10)
 #define CHUNK 64
+#define DIRECT_MIN 256   /* new pages that make a commit write them to the main file */
 
 static void put64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
 static uint64_t get64(const uint8_t *p) { uint64_t v = 0; for (int i = 7; i >= 0; i--) v = v << 8 | p[i]; return v; }
@@ -188,6 +189,7 @@ int tstx_begin(tspg *pg, int write, tstx **out)
     }
     int rc = load_meta(tx);
     if (rc) { tstx_rollback(tx); return rc; }
+    tx->base_count = tx->page_count;
     if (tx->write && pg->lsn > tx->seq) tx->seq = pg->lsn; /* meta is not written by every commit */
     *out = tx;
     return TS_OK;
@@ -288,10 +290,20 @@ static int spill(tstx *tx)
             if (!d->lp || d->pins || d->stamp > cut) continue;
             imgs[k] = buf + k * pg->codec.page_size;
             if ((rc = tscodec_encode(&pg->codec, d->pgno, tx->seq + 1, d->lp, imgs[k]))) break;
-            if (d->spilled) {
-                /* spilled before: its frame is this transaction's, rewrite
-                 * it in place so the log does not grow with every re-spill */
-                if ((rc = tswal_overwrite(pg->wal, d->spilled, d->pgno, imgs[k]))) break;
+            if (d->pgno >= tx->base_count || d->spilled) {
+                /* A new page no snapshot can see goes to its place in the
+                 * main file (the commit syncs it before the commit frame);
+                 * a page spilled before rewrites its own uncommitted frame,
+                 * so the log does not grow with every re-spill. */
+                if (d->pgno >= tx->base_count) {
+                    rc = tsfile_write(&pg->main, d->pgno * pg->codec.page_size, imgs[k],
+                                      pg->codec.page_size);
+                    if (rc) { tsenv_error_prefix(pg->env, "writing the database file"); break; }
+                    d->spilled = TSTX_IN_MAIN;
+                    tx->main_spilled = 1;
+                } else if ((rc = tswal_overwrite(pg->wal, d->spilled, d->pgno, imgs[k]))) {
+                    break;
+                }
                 free(d->lp);
                 d->lp = NULL;
                 tx->nlive--;
@@ -351,7 +363,10 @@ static int unspill(tstx *tx, dpage *d)
     tspg *pg = tx->pg;
     uint8_t *raw = malloc(pg->codec.page_size);
     d->lp = malloc(pg->codec.logical);
-    int rc = raw && d->lp ? tswal_read(pg->wal, d->spilled, raw) : TS_ERR_NOMEM;
+    int rc = !raw || !d->lp ? TS_ERR_NOMEM
+           : d->spilled == TSTX_IN_MAIN
+               ? tsfile_read(&pg->main, d->pgno * pg->codec.page_size, raw, pg->codec.page_size, NULL)
+               : tswal_read(pg->wal, d->spilled, raw);
     if (!rc) rc = tscodec_decode(&pg->codec, d->pgno, raw, d->lp);
     free(raw);
     if (rc) { free(d->lp); d->lp = NULL; return tsenv_error(pg->env, rc, "reloading spilled page %llu", (unsigned long long)d->pgno); }
@@ -534,6 +549,44 @@ static int group_sync(tspg *pg, uint64_t mark)
     return rc;
 }
 
+static int pgno_cmp(const void *a, const void *b)
+{
+    uint64_t x = (*(dpage *const *)a)->pgno, y = (*(dpage *const *)b)->pgno;
+    return (x > y) - (x < y);
+}
+
+/* Write the transaction's new pages list[0..n) to the main file and sync
+ * it (with any new pages spilled there before), ahead of the commit frame:
+ * a big transaction's new pages are written once instead of to the log and
+ * again by a checkpoint.  No snapshot can see them until the commit, and a
+ * commit frame never reaches the disk before them. */
+static int write_main(tstx *tx, dpage **list, size_t n, uint64_t lsn)
+{
+    tspg *pg = tx->pg;
+    size_t ps = pg->codec.page_size;
+    qsort(list, n, sizeof *list, pgno_cmp);
+    int rc = TS_OK;
+    for (size_t i = 0; i < n && !rc;) {
+        /* runs of consecutive pages in one write */
+        size_t k = 0;
+        while (i + k < n && k < CHUNK && list[i + k]->pgno == list[i]->pgno + k && !rc) {
+            rc = tscodec_encode(&pg->codec, list[i + k]->pgno, lsn, list[i + k]->lp, pg->scratch + k * ps);
+            k++;
+        }
+        if (!rc) rc = tsfile_write(&pg->main, list[i]->pgno * ps, pg->scratch, k * ps);
+        if (rc) tsenv_error_prefix(pg->env, "writing the database file");
+        i += k;
+    }
+    if (!rc && (rc = tsfile_sync(&pg->main, 1))) {
+        /* after a failed fsync nothing written is trusted: stop acknowledging */
+        pthread_mutex_lock(&pg->mu);
+        if (!pg->failed) __atomic_store_n(&pg->failed, rc, __ATOMIC_RELEASE);
+        pthread_mutex_unlock(&pg->mu);
+        tsenv_error_prefix(pg->env, "syncing the database file");
+    }
+    return rc;
+}
+
 static int write_commit(tstx *tx)
 {
     tspg *pg = tx->pg;
@@ -555,19 +608,31 @@ static int write_commit(tstx *tx)
         tspg_meta_build(tx, meta->lp + TSPAGE_HDR);
     }
 
-    size_t total = 0;
+    size_t total = 0, nnew = 0;
     dpage **list = malloc((tx->nlive + 1) * sizeof *list);
     if (!list) return tsenv_error(pg->env, TS_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < tx->tabcap; i++)
         for (dpage *d = tx->tab[i]; d; d = d->next)
             if (d->lp && d != meta) list[total++] = d;
+    if (tx->main_spilled || total >= DIRECT_MIN) {
+        /* new pages first in the list, to their place in the main file */
+        for (size_t i = 0; i < total; i++)
+            if (list[i]->pgno >= tx->base_count) {
+                dpage *t = list[nnew];
+                list[nnew++] = list[i];
+                list[i] = t;
+            }
+        if (!tx->main_spilled && nnew < DIRECT_MIN) nnew = 0;
+    }
+    int rc0 = nnew || tx->main_spilled ? write_main(tx, list, nnew, lsn) : TS_OK;
+    if (rc0) { free(list); return rc0; }
     if (meta) list[total++] = meta;
 
     uint64_t pgnos[CHUNK];
     uint8_t *imgs[CHUNK];
     size_t before = tx->nw;
     int rc = TS_OK;
-    for (size_t i = 0; i < total && !rc; i += CHUNK) {
+    for (size_t i = nnew; i < total && !rc; i += CHUNK) {
         size_t k = total - i < CHUNK ? total - i : CHUNK;
         for (size_t j = 0; j < k && !rc; j++) {
             imgs[j] = pg->scratch + j * pg->codec.page_size;
@@ -582,11 +647,11 @@ static int write_commit(tstx *tx)
      * and they can read it again from the log. */
     for (size_t i = 0; i < total && !rc; i++) {
         uint64_t pgno = list[i]->pgno;
-        tscpage *cp = tscache_alloc(pg->cache, pgno, tx->first_frame + before + i);
+        tscpage *cp = tscache_alloc(pg->cache, pgno, i < nnew ? 0 : tx->first_frame + before + i - nnew);
         if (!cp) break;
         memcpy(tscpage_data(cp), list[i]->lp, pg->codec.logical);
         tscache_unpin(pg->cache, tscache_insert(pg->cache, cp));
-        tscache_drop(pg->cache, pgno, tswal_find(pg->wal, pgno, tx->mark));
+        if (i >= nnew) tscache_drop(pg->cache, pgno, tswal_find(pg->wal, pgno, tx->mark));
     }
     free(list);
     if (!rc) pg->lsn = lsn;
