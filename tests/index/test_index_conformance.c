@@ -30,6 +30,7 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -515,6 +516,62 @@ static void check_seeks(fx *f, void *cur, const model *m, const uint8_t *k, size
     }
 }
 
+/* seek_entry (when the module has it) in every mode relative to (k, v)
+ * by the full (key, value) order, then one step each way. */
+static void check_seek_entries(fx *f, void *cur, const model *m, const uint8_t *k, size_t kl,
+                               const uint8_t *v, size_t vl)
+{
+    size_t lb = model_lb(m, k, kl, v, vl, 0);
+    int eq = lb < m->n && bcmp2(m->e[lb].k, m->e[lb].kl, k, kl) == 0 &&
+             bcmp2(m->e[lb].v, m->e[lb].vl, v, vl) == 0;
+    size_t gt = lb + (size_t)eq;
+    for (int mode = TS_SEEK_GE; mode <= TS_SEEK_LT; mode++) {
+        size_t want = mode == TS_SEEK_GE ? (lb < m->n ? lb : (size_t)-1)
+                    : mode == TS_SEEK_GT ? (gt < m->n ? gt : (size_t)-1)
+                    : mode == TS_SEEK_LE ? (gt ? gt - 1 : (size_t)-1)
+                                         : (lb ? lb - 1 : (size_t)-1);
+        int rc = f->vt->seek_entry(cur, k, kl, v, vl, mode);
+        if (want == (size_t)-1) {
+            REQUIRE(rc == TS_ERR_NOT_FOUND, "seek_entry mode %d: %d, model: none", mode, rc);
+            continue;
+        }
+        REQUIRE(rc == TS_OK, "seek_entry mode %d: %d %s, model: entry %zu", mode, rc,
+                ts_errmsg(f->db), want);
+        REQUIRE(entry_is(f, cur, &m->e[want]), "seek_entry mode %d: wrong entry (model %zu of %zu)",
+                mode, want, m->n);
+        rc = mode <= TS_SEEK_GT ? f->vt->prev(cur) : f->vt->next(cur);
+        if (mode <= TS_SEEK_GT ? want == 0 : want + 1 >= m->n) {
+            REQUIRE(rc == TS_ERR_NOT_FOUND, "step past the end after seek_entry: %d", rc);
+        } else {
+            REQUIRE(rc == TS_OK, "step after seek_entry: %d %s", rc, ts_errmsg(f->db));
+            REQUIRE(entry_is(f, cur, &m->e[mode <= TS_SEEK_GT ? want - 1 : want + 1]),
+                    "step after seek_entry mode %d differs", mode);
+        }
+    }
+}
+
+/* A prefix scan (seek GE to the prefix, next while keys start with it)
+ * lists exactly the model's entries under the prefix, in order. */
+static void check_prefix(fx *f, void *cur, const model *m, const uint8_t *p, size_t pl)
+{
+    size_t i = model_lb(m, p, pl, NULL, 0, -1), n = 0;
+    int rc = f->vt->seek(cur, p, pl, TS_SEEK_GE);
+    while (rc == TS_OK) {
+        const uint8_t *k, *v;
+        size_t kl, vl;
+        entry_of(f, cur, &k, &kl, &v, &vl);
+        if (kl < pl || memcmp(k, p, pl) != 0) break;
+        REQUIRE(i + n < m->n && entry_is(f, cur, &m->e[i + n]), "prefix scan (%zu bytes): entry %zu differs",
+                pl, n);
+        n++;
+        rc = f->vt->next(cur);
+    }
+    REQUIRE(rc == TS_OK || rc == TS_ERR_NOT_FOUND, "prefix scan: %d %s", rc, ts_errmsg(f->db));
+    size_t want = 0;
+    while (i + want < m->n && m->e[i + want].kl >= pl && memcmp(m->e[i + want].k, p, pl) == 0) want++;
+    REQUIRE(n == want, "prefix scan (%zu bytes): %zu entries, model %zu", pl, n, want);
+}
+
 /* Lookups of present and absent keys, and (ordered) every seek mode. */
 static void probe(fx *f, tstx *tx, const model *m, rng *r, int n)
 {
@@ -533,6 +590,22 @@ static void probe(fx *f, tstx *tx, const model *m, rng *r, int n)
         }
         check_get(f, cur, m, k, kl);
         if (f->ordered) check_seeks(f, cur, m, k, kl, r);
+        if (f->ordered && f->vt->struct_size > offsetof(ts_index_vtab, seek_entry) &&
+            f->vt->seek_entry) {
+            /* the value of an entry with this key (exact resumes), or another */
+            uint8_t v[64];
+            size_t vl = 0, first;
+            if (model_key_count(m, k, kl, &first) && rbelow(r, 2)) {
+                const ent *e = &m->e[first + rbelow(r, model_key_count(m, k, kl, &first))];
+                vl = e->vl < sizeof v ? e->vl : sizeof v;
+                memcpy(v, e->v, vl);
+            } else {
+                vl = rbelow(r, sizeof v);
+                for (size_t j = 0; j < vl; j++) v[j] = (uint8_t)rnext(r);
+            }
+            check_seek_entries(f, cur, m, k, kl, v, vl);
+        }
+        if (f->ordered) check_prefix(f, cur, m, k, kl ? rbelow(r, kl + 1) : 0);
     }
     f->vt->cursor_close(cur);
     free(k);
