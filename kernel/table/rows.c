@@ -270,6 +270,20 @@ static int unindex(tsw *w, tstbl *t, uint64_t space, const uint8_t *row, size_t 
     return TS_OK;
 }
 
+/* The primary entry: key k -> the row, behind its expiry on TTL tables. */
+static int put_primary(tsw *w, tstbl *t, const uint8_t *k, size_t kl, const uint8_t *row, size_t len,
+                       int64_t expires)
+{
+    if (!t->ttl) return tsix_insert(t->primary, w->tx, k, kl, row, len, 1);
+    uint8_t *val = malloc(len + 8);
+    if (!val) return tsenv_error(w->env, TS_ERR_NOMEM, "out of memory");
+    put64(val, (uint64_t)expires);
+    memcpy(val + 8, row, len);
+    int rc = tsix_insert(t->primary, w->tx, k, kl, val, len + 8, 1);
+    free(val);
+    return rc;
+}
+
 int tsrow_put(tsw *w, tstbl *t, uint64_t space, const uint8_t *row, size_t len, int64_t expires)
 {
     uint8_t pk[TSROW_KEY_CAP], k[TSROW_KEY_CAP];
@@ -277,16 +291,7 @@ int tsrow_put(tsw *w, tstbl *t, uint64_t space, const uint8_t *row, size_t len, 
     int rc = tsrow_row_pk(w, t, row, len, pk, &pkl);
     if (!rc) rc = with_space(w, space, pk, pkl, k, &kl);
     if (rc) return rc;
-    uint8_t *val = (uint8_t *)row;
-    size_t vl = len;
-    if (t->ttl) {
-        if (!(val = malloc(len + 8))) return tsenv_error(w->env, TS_ERR_NOMEM, "out of memory");
-        put64(val, (uint64_t)expires);
-        memcpy(val + 8, row, len);
-        vl = len + 8;
-    }
-    rc = tsix_insert(t->primary, w->tx, k, kl, val, vl, 1);
-    if (val != row) free(val);
+    rc = put_primary(w, t, k, kl, row, len, expires);
     if (rc == TS_ERR_UNIQUE)
         return tsenv_error(w->env, TS_ERR_PRIMARY_KEY, "%s: a row with this primary key already exists",
                            t->def->name);
@@ -422,18 +427,7 @@ int tsrow_replace(tsw *w, tstbl *t, uint64_t space, const tsrow *old, const uint
     free(chg);
     if (!rc) rc = with_space(w, space, pk, pkl, k, &kl);
     if (!rc) rc = tsix_remove(t->primary, w->tx, k, kl, NULL, 0);
-    if (!rc) {
-        uint8_t *val = (uint8_t *)row;
-        size_t vl = len;
-        if (t->ttl) {
-            if (!(val = malloc(len + 8))) return tsenv_error(w->env, TS_ERR_NOMEM, "out of memory");
-            put64(val, (uint64_t)expires);
-            memcpy(val + 8, row, len);
-            vl = len + 8;
-        }
-        rc = tsix_insert(t->primary, w->tx, k, kl, val, vl, 1);
-        if (val != row) free(val);
-    }
+    if (!rc) rc = put_primary(w, t, k, kl, row, len, expires);
     if (!rc && t->ttl && expires != old->expires) {
         rc = tsix_remove(t->ttl, w->tx, k, ttl_key(k, space, old->expires, pk, pkl), NULL, 0);
         if (rc == TS_ERR_NOT_FOUND) rc = TS_OK;
