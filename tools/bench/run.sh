@@ -7,6 +7,11 @@
 #   tools/bench/run.sh tables          # only bench_tables (issue 5: ts_insert/ts_get/KV vs SQLite)
 #   tools/bench/run.sh query           # only bench_query (issue 6: queries, cursors, joins, lookups
 #                                      # vs SQLite; 200K rows, ~3-4 min; not part of "all")
+#   tools/bench/run.sh vector          # only bench_vector (issue 7: ts_vector_search vs hnswlib and
+#                                      # FAISS HNSW; synthetic 100K x 128-d, then fashion-mnist 60K x
+#                                      # 784-d, 1000 queries; ~12 + ~15 min; not part of "all")
+#   BENCH_VEC_DATA=fashion ... vector  # vector: one dataset only (synthetic or fashion)
+#   TS_BENCH_FULL=1 ... vector         # vector: 1M synthetic vectors, 10K queries
 #   BENCH_BIG=1 tools/bench/run.sh query   # query: 1M-row tables
 #   BENCH_HUGE=1 tools/bench/run.sh query  # query: lookup latency at 10M rows too (loads a 10M-row
 #                                      # table in each engine: ~11 min in all, ~3.5 GB of disk)
@@ -21,7 +26,8 @@
 #                                      # given is skipped)
 # Data goes to build-bench/benchdata (same disk as the repository) and is
 # removed afterwards (BENCH_KEEP=1 keeps it).  Output is also saved to
-# build-bench/bench_commit.txt, bench_index.txt and bench_tables.txt.
+# build-bench/bench_commit.txt, bench_index.txt and bench_tables.txt (bench_query.txt,
+# bench_vector.txt).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 build="${BENCH_BUILD_DIR:-$root/build-bench}"
@@ -32,11 +38,17 @@ case "$what" in
   index) targets=(bench_index) ;;
   tables) targets=(bench_tables) ;;
   query) targets=(bench_query) ;;
-  *) echo "usage: $0 [all|commit|index|tables|query]" >&2; exit 2 ;;
+  vector) targets=(bench_vector) ;;
+  *) echo "usage: $0 [all|commit|index|tables|query|vector]" >&2; exit 2 ;;
 esac
 source "$root/tools/deps.sh"
 missing=()
-for p in libsqlite3-dev liblmdb-dev; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+pkgs=(libsqlite3-dev liblmdb-dev)
+# bench_vector: the references (hnswlib, FAISS with BLAS/LAPACK/OpenMP), a C++
+# compiler for their shims, the fashion-mnist data and zcat
+[ "$what" = vector ] && pkgs=(g++ libhnswlib-dev libfaiss-dev libblas-dev liblapack-dev libgomp1
+                             dataset-fashion-mnist gzip)
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_="sudo"
   echo "installing: ${missing[*]}"
@@ -58,6 +70,14 @@ for t in "${targets[@]}"; do
       bench_query) only="$(tr -cd 'erocnjl' <<<"$BENCH_ONLY")" ;;
     esac
     [ -n "$only" ] || continue
+  fi
+  if [ "$t" = bench_vector ]; then
+    # one run per dataset (BENCH_VEC_DATA: just that one); output appended
+    : >"$build/$t.txt"
+    for d in ${BENCH_VEC_DATA:-synthetic fashion}; do
+      "$build/$t" "${BENCH_DIR:-$build/benchdata}" --data "$d" 2>&1 | tee -a "$build/$t.txt"
+    done
+    continue
   fi
   BENCH_ONLY="$only" "$build/$t" "${BENCH_DIR:-$build/benchdata}" 2>&1 | tee "$build/$t.txt"
 done
