@@ -101,7 +101,7 @@ static int config_schemas(ts_db *db)
 {
     const json_t *sc = db->cfg->schemas;
     if (!sc) return TS_OK;
-    tsmig_opts o = { db->cfg->drop_missing_tables, db->cfg->allow_lossy, 0 };
+    tsmig_opts o = { .drop_missing = db->cfg->drop_missing_tables, .allow_lossy = db->cfg->allow_lossy };
     tstx *tx;
     int rc = tscall_tx_begin(db, 1, &tx);
     if (rc) return rc;

@@ -144,7 +144,8 @@ int ts_sync_schemas_report(ts_db *db, const json_t *schemas, int dry_run, json_t
     int rc = tscall_begin(db, 1, &c);
     if (rc) return rc;
     unsigned seq = db->tables.ddl_seq;
-    tsmig_opts o = { db->cfg->drop_missing_tables, db->cfg->allow_lossy, dry_run };
+    tsmig_opts o = { .drop_missing = db->cfg->drop_missing_tables, .allow_lossy = db->cfg->allow_lossy,
+                     .dry_run = dry_run };
     json_t *rep = json_array();
     rc = schemas ? (rep ? tsmig_sync(&db->tables, c.tx, schemas, &o, rep) : TS_ERR_NOMEM)
                  : tsenv_error(&db->env, TS_ERR_INVALID, "schemas is NULL");
