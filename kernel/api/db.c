@@ -140,6 +140,7 @@ static int open_data(ts_db *db)
 static int db_free(ts_db *db)
 {
     if (!db) return TS_OK;
+    tsapi_mig_close(db);
     tsapi_purge_close(db);
     tsapi_watch_close(db);
     tsapi_cache_close(db);
@@ -208,6 +209,7 @@ static int db_open(const char *file, const char *text, ts_db **out)
     pthread_rwlock_init(&db->gate, NULL);
     db->gate_init = 1;
     tsapi_purge_ensure(db);
+    if (db->tables.env && tsmig_running(&db->tables)) tsapi_mig_ensure(db); /* resume */
     tsenv_clear(env); /* lookups that found nothing leave messages behind */
     *out = db;
     return TS_OK;
