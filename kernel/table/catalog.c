@@ -260,6 +260,7 @@ void tstbl_map_close(tstbl_map *m)
     if (!m->env) return;
     states_drop(m);
     clear_map(m);
+    json_decref(m->mig_swapped);
     free(m->t);
     free(m->st);
     pthread_mutex_destroy(&m->lock);

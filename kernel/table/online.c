@@ -152,6 +152,7 @@ int tsmig_busy(tstbl_map *m, const tstbl *t)
 
 int tsmig_running(tstbl_map *m)
 {
+    if (json_array_size(m->mig_swapped)) return 1;
     for (size_t i = 0; i < m->n; i++)
         if (m->t[i]->mig) return 1;
     return 0;
@@ -193,6 +194,11 @@ static int attach_one(void *ctx, const void *k, size_t kl, const void *v, size_t
     json_t *rec = json_loadb(v, vl, 0, &je);
     if (!rec) return tsenv_error(m->env, TS_ERR_CORRUPT, "a migration task is malformed");
     const char *state = json_string_value(json_object_get(rec, "state"));
+    if (state && strcmp(state, "swapped") == 0) {
+        int rc = json_array_append(m->mig_swapped, json_object_get(rec, "id"));
+        json_decref(rec);
+        return rc ? tsenv_error(m->env, TS_ERR_NOMEM, "out of memory") : TS_OK;
+    }
     if (!state || strcmp(state, "running") != 0) { json_decref(rec); return TS_OK; }
     tstbl *t = tstbl_find(m, json_string_value(json_object_get(rec, "table")));
     if (!t || t->mig) {
@@ -207,6 +213,9 @@ static int attach_one(void *ctx, const void *k, size_t kl, const void *v, size_t
 
 int tsmig_attach(tstbl_map *m, tstx *tx)
 {
+    if (!m->mig_swapped && !(m->mig_swapped = json_array()))
+        return tsenv_error(m->env, TS_ERR_NOMEM, "out of memory");
+    json_array_clear(m->mig_swapped);
     uint8_t k[KCAP];
     return tsix_each_prefix(m->sys->catalog, tx, k, tssys_key(k, "migtask", NULL), attach_one, m);
 }
@@ -336,7 +345,10 @@ static int save_progress(tstbl_map *m, tstx *tx, tsmig_online *g, const char *st
     return rec_put(m, tx, g->id, r);
 }
 
-/* The walk reached the end: the shadow becomes the table. */
+/* The walk reached the end: the shadow becomes the table.  The task is
+ * "swapped" (reported as running) until the next step marks it done, once
+ * this commit is published to readers: whoever sees "done" then finds the
+ * table under its new schema. */
 static int finish(tstbl_map *m, tstx *tx, tstbl *t)
 {
     tsmig_online *g = t->mig;
@@ -351,7 +363,9 @@ static int finish(tstbl_map *m, tstx *tx, tstbl *t)
     g->shadow = NULL;
     sh->num = t->num;
     g->total = g->processed;
-    rc = save_progress(m, tx, g, "done");
+    rc = save_progress(m, tx, g, "swapped");
+    if (!rc && json_array_append_new(m->mig_swapped, json_string(g->id)))
+        rc = tsenv_error(m->env, TS_ERR_NOMEM, "out of memory");
     if (!rc) rc = tstbl_unlink(m, tx, t, 1);
     if (!rc) rc = tstbl_install(m, tx, sh); /* frees sh on failure */
     else tstbl_discard(sh);
@@ -378,9 +392,34 @@ static int refuse(tstbl_map *m, tstx *tx, tstbl *t, const tsmig_fails *f)
     return rc;
 }
 
+/* Mark the swapped tasks done. */
+static int mark_done(tstbl_map *m, tstx *tx)
+{
+    int rc = TS_OK;
+    size_t i;
+    json_t *id;
+    m->mig_dirty = 1;
+    json_array_foreach(m->mig_swapped, i, id) {
+        json_t *rec = NULL;
+        rc = rec_get(m, tx, json_string_value(id), &rec);
+        if (!rc) rc = json_object_set_new(rec, "state", json_string("done"))
+                      ? tsenv_error(m->env, TS_ERR_NOMEM, "out of memory") : TS_OK;
+        if (!rc) rc = rec_put(m, tx, json_string_value(id), rec);
+        json_decref(rec);
+        if (rc) return rc;
+    }
+    json_array_clear(m->mig_swapped);
+    return rc;
+}
+
 int tsmig_task_step(tstbl_map *m, tstx *tx, int64_t batch_rows, int *more)
 {
     *more = 0;
+    if (json_array_size(m->mig_swapped)) {
+        int rc = mark_done(m, tx);
+        if (!rc) *more = tsmig_running(m);
+        return rc;
+    }
     tstbl *t = NULL;
     for (size_t i = 0; i < m->n && !t; i++)
         if (m->t[i]->mig && !m->t[i]->pending) t = m->t[i];
@@ -448,12 +487,13 @@ int tsmig_task_status(tstbl_map *m, tstx *tx, const char *id, json_t **out_new)
     const char *state = json_string_value(json_object_get(rec, "state"));
     int64_t done = json_integer_value(json_object_get(rec, "processed"));
     int64_t total = json_integer_value(json_object_get(rec, "total"));
-    int64_t pct = state && strcmp(state, "running") != 0 ? 100 : total > 0 ? done * 100 / total : 0;
-    if (state && strcmp(state, "running") == 0 && pct > 99) pct = 99;
+    int running = state && (strcmp(state, "running") == 0 || strcmp(state, "swapped") == 0);
+    int64_t pct = !running ? 100 : total > 0 ? done * 100 / total : 0;
+    if (running && pct > 99) pct = 99;
     if (state && strcmp(state, "failed") == 0) pct = total > 0 ? done * 100 / total : 0;
     json_t *err = json_object_get(rec, "error");
-    *out_new = json_pack("{s:O, s:O, s:O, s:I, s:I, s:I, s:O, s:O}", "id", json_object_get(rec, "id"),
-                         "table", json_object_get(rec, "table"), "state", json_object_get(rec, "state"),
+    *out_new = json_pack("{s:O, s:O, s:s, s:I, s:I, s:I, s:O, s:O}", "id", json_object_get(rec, "id"),
+                         "table", json_object_get(rec, "table"), "state", running ? "running" : state ? state : "unknown",
                          "progressPercentage", (json_int_t)pct, "processed", (json_int_t)done,
                          "total", (json_int_t)total, "rowsDropped",
                          json_object_get(rec, "rowsDropped"), "error", err ? err : json_null());

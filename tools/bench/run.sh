@@ -7,6 +7,9 @@
 #   tools/bench/run.sh tables          # only bench_tables (issue 5: ts_insert/ts_get/KV vs SQLite)
 #   tools/bench/run.sh query           # only bench_query (issue 6: queries, cursors, joins, lookups
 #                                      # vs SQLite; 200K rows, ~3-4 min; not part of "all")
+#   tools/bench/run.sh migrate         # only bench_migrate (issue 8: add an indexed field online vs
+#                                      # SQLite ALTER + CREATE INDEX, 200K rows, ~1 min; not in "all")
+#   BENCH_BIG=1 tools/bench/run.sh migrate # migrate: 1M-row table
 #   BENCH_BIG=1 tools/bench/run.sh query   # query: 1M-row tables
 #   BENCH_HUGE=1 tools/bench/run.sh query  # query: lookup latency at 10M rows too (loads a 10M-row
 #                                      # table in each engine: ~11 min in all, ~3.5 GB of disk)
@@ -32,7 +35,8 @@ case "$what" in
   index) targets=(bench_index) ;;
   tables) targets=(bench_tables) ;;
   query) targets=(bench_query) ;;
-  *) echo "usage: $0 [all|commit|index|tables|query]" >&2; exit 2 ;;
+  migrate) targets=(bench_migrate) ;;
+  *) echo "usage: $0 [all|commit|index|tables|query|migrate]" >&2; exit 2 ;;
 esac
 source "$root/tools/deps.sh"
 missing=()
