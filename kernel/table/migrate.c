@@ -198,12 +198,13 @@ static int copy_rows(tstbl_map *m, tstx *tx, tstbl *old, tstbl *nt, const long *
             }
         }
         if (o->progress && (++seen % 1024) == 0)
-            o->progress(o->progress_ctx, (uint64_t)seen, (uint64_t)(total > seen ? total : seen));
+            o->progress(o->progress_ctx, nt->def->name, (uint64_t)seen,
+                        (uint64_t)(total > seen ? total : seen));
     }
     tsix_cursor_close(&c);
     tsw_done(&w);
     if (o->progress && (rc == TS_OK || rc == TS_ERR_NOT_FOUND))
-        o->progress(o->progress_ctx, (uint64_t)seen, (uint64_t)seen);
+        o->progress(o->progress_ctx, nt->def->name, (uint64_t)seen, (uint64_t)seen);
     return rc == TS_ERR_NOT_FOUND ? TS_OK : rc;
 }
 

@@ -33,7 +33,7 @@ typedef struct tsmig_opts {
     int64_t       batch_rows;
     json_t       *tasks;
     /* called as rows are copied by foreground rewrites (may be NULL) */
-    void (*progress)(void *ctx, uint64_t done, uint64_t total);
+    void (*progress)(void *ctx, const char *table, uint64_t done, uint64_t total);
     void         *progress_ctx;
 } tsmig_opts;
 

@@ -191,6 +191,16 @@ TS_API int ts_sync_schemas(ts_db *db, const json_t *schemas);
  * "rowsDropped"); with dry_run nothing is changed. */
 TS_API int ts_sync_schemas_report(ts_db *db, const json_t *schemas, int dry_run,
                                   json_t **report_new);
+/* The same, calling progress (may be NULL) on the calling thread as the
+ * rows of each rewritten table are copied (done of total rows; a last call
+ * with done == total).  Report entries also say "rewrite": false when a
+ * table's rows are kept as they are (renames, removed indexes, relaxed
+ * constraints, added nullable fields without index or default). */
+TS_API int ts_sync_schemas_progress(ts_db *db, const json_t *schemas, int dry_run,
+                                    json_t **report_new,
+                                    void (*progress)(void *ctx, const char *table, uint64_t done,
+                                                     uint64_t total),
+                                    void *ctx);
 
 /* ---- online schema updates -------------------------------------------
  * Change one stored table with chained calls, then ts_su_apply:
