@@ -106,11 +106,46 @@ static void note_fail(tsmig_fails *f, ts_env *env, int code)
     tsenv_clear(env);
 }
 
-int tsmig_copy_row(tsw *w, const tstbl *old, tstbl *nt, const long *map, int lossy,
+/* Whether every stored value of old column o is valid for n as it is. */
+static int field_keeps_rows(const tsd_field *o, const tsd_field *n)
+{
+    return o->type == n->type && o->dimensions == n->dimensions && o->precision == n->precision &&
+           (n->nullable || !o->nullable) &&
+           (n->min_length < 0 || n->min_length == o->min_length) &&
+           (n->max_length < 0 || n->max_length == o->max_length) &&
+           (!n->min_value_json || jeq(n->min_value_json, o->min_value_json)) &&
+           (!n->max_value_json || jeq(n->max_value_json, o->max_value_json));
+}
+
+
+int tsmig_rows_verbatim(const tsd_table *od, const tsd_table *nd, const long *map)
+{
+    if (od->is_global != nd->is_global || od->ttl_ms != nd->ttl_ms || nd->ncols < od->ncols ||
+        od->cols[0].type != nd->cols[0].type || od->pk_type != nd->pk_type)
+        return 0;
+    if ((od->ttl_col < 0) != (nd->ttl_col < 0) || (nd->ttl_col >= 0 && map[nd->ttl_col] != od->ttl_col))
+        return 0;
+    for (size_t c = 1; c < nd->ncols; c++) {
+        const tsd_field *f = &nd->cols[c];
+        if (c < od->ncols ? map[c] != (long)c || !field_keeps_rows(&od->cols[c], f)
+                          : map[c] >= 0 || !f->nullable || f->default_value || f->default_now)
+            return 0;
+    }
+    return 1;
+}
+
+int tsmig_copy_row(tsw *w, const tstbl *old, tstbl *nt, const long *map, int lossy, int verbatim,
                    uint64_t space, const uint8_t *row, size_t len, int64_t expires, int store,
                    tsmig_fails *f)
 {
     ts_env *env = w->env;
+    if (verbatim) {
+        /* the stored row is already a valid row of the new definition */
+        int r = store ? tsrow_put(w, nt, space, row, len, expires) : TS_OK;
+        if (r == TS_ERR_IO || r == TS_ERR_NOMEM || r == TS_ERR_CORRUPT || r == TS_ERR_READONLY) return r;
+        if (r) note_fail(f, env, r);
+        return TS_OK;
+    }
     const tsd_table *od = old->def, *nd = nt->def;
     json_t *orec = NULL, *rec = json_object();
     if (!rec) return tsenv_error(env, TS_ERR_NOMEM, "out of memory");
@@ -163,6 +198,7 @@ static int copy_rows(tstbl_map *m, tstx *tx, tstbl *old, tstbl *nt, const long *
     int rc = tsix_cursor(old->primary, tx, &c);
     if (rc) return rc;
     int64_t seen = 0;
+    int verbatim = tsmig_rows_verbatim(old->def, nt->def, map);
     for (rc = tsix_first(&c); rc == TS_OK; rc = tsix_next(&c)) {
         const void *k, *v;
         size_t kl, vl, off = 0;
@@ -180,7 +216,7 @@ static int copy_rows(tstbl_map *m, tstx *tx, tstbl *old, tstbl *nt, const long *
         }
         uint64_t space = sp.i < 0 ? 0 : (uint64_t)sp.i;
         int64_t before = f->n;
-        if ((rc = tsmig_copy_row(&w, old, nt, map, o->allow_lossy, space, row, len, expires, 1, f)))
+        if ((rc = tsmig_copy_row(&w, old, nt, map, o->allow_lossy, verbatim, space, row, len, expires, 1, f)))
             break;
         if (f->n == before) {
             (*rows)++;
@@ -268,17 +304,6 @@ static json_t *follow_renames(const tsd_table *kept, json_t *renames)
 
 enum { MODE_NONE = 0, MODE_RETARGET, MODE_REWRITE, MODE_TASK };
 
-/* Whether every stored value of old column o is valid for n as it is. */
-static int field_keeps_rows(const tsd_field *o, const tsd_field *n)
-{
-    return o->type == n->type && o->dimensions == n->dimensions && o->precision == n->precision &&
-           (n->nullable || !o->nullable) &&
-           (n->min_length < 0 || n->min_length == o->min_length) &&
-           (n->max_length < 0 || n->max_length == o->max_length) &&
-           (!n->min_value_json || jeq(n->min_value_json, o->min_value_json)) &&
-           (!n->max_value_json || jeq(n->max_value_json, o->max_value_json));
-}
-
 /* A name after the renames of the tables ({old: {"to", "fields"}}). */
 static const char *renamed_to(const json_t *renames, const char *table, const char *field)
 {
@@ -297,19 +322,9 @@ static int keeps_rows(const tstbl *old, const tsd_table *nd, const long *map, lo
                       const json_t *renames)
 {
     const tsd_table *od = old->def;
-    if (od->is_global != nd->is_global || od->ttl_ms != nd->ttl_ms || nd->ncols < od->ncols ||
-        od->pk_type != nd->pk_type || od->seq_initial != nd->seq_initial ||
-        od->seq_increment != nd->seq_increment || od->seq_random != nd->seq_random ||
-        od->cols[0].type != nd->cols[0].type)
+    if (!tsmig_rows_verbatim(od, nd, map) || od->seq_initial != nd->seq_initial ||
+        od->seq_increment != nd->seq_increment || od->seq_random != nd->seq_random)
         return 0;
-    if ((od->ttl_col < 0) != (nd->ttl_col < 0) || (nd->ttl_col >= 0 && map[nd->ttl_col] != od->ttl_col))
-        return 0;
-    for (size_t c = 1; c < nd->ncols; c++) {
-        const tsd_field *f = &nd->cols[c];
-        if (c < od->ncols ? map[c] != (long)c || !field_keeps_rows(&od->cols[c], f)
-                          : map[c] >= 0 || !f->nullable || f->default_value || f->default_now)
-            return 0;
-    }
     int ok = 1;
     int *used = calloc(od->nindexes + 1, sizeof *used);
     if (!used) return 0;

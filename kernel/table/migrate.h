@@ -60,12 +60,17 @@ typedef struct tsmig_fails {
  * definition, map[c] giving the old column of new column c (-1: none),
  * and with store put it into nt.  A row that cannot follow (conversion,
  * constraint, duplicate key) is counted in f and not stored; with lossy a
- * value that does not convert takes the field's default first.  Returns
+ * value that does not convert takes the field's default first.  verbatim
+ * (tsmig_rows_verbatim): the stored bytes are stored as they are.  Returns
  * only failures that end the transaction (I/O, memory, corruption). */
-int tsmig_copy_row(tsw *w, const tstbl *old, tstbl *nt, const long *map, int lossy,
+int tsmig_copy_row(tsw *w, const tstbl *old, tstbl *nt, const long *map, int lossy, int verbatim,
                    uint64_t space, const uint8_t *row, size_t len, int64_t expires, int store,
                    tsmig_fails *f);
 
+/* Whether every stored row of od is, byte for byte, a valid row of nd
+ * (the row format is positional: appended nullable fields without default
+ * read as null; kept fields unchanged or relaxed). */
+int tsmig_rows_verbatim(const tsd_table *od, const tsd_table *nd, const long *map);
 /* Rows of t in every space (the writer's counts). */
 int tsmig_table_rows(tstbl_map *m, tstx *tx, tstbl *t, int64_t *out);
 

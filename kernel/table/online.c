@@ -28,6 +28,7 @@ struct tsmig_online {
     tstbl   *shadow;      /* the new definition's trees (not in the map) */
     long    *map;         /* shadow column -> old column, -1: none */
     int      lossy;
+    int      verbatim;    /* stored rows are copied as they are */
     uint8_t  last[TSROW_KEY_CAP]; /* stored key (space, pk) of the last row converted */
     size_t   lastl;       /* 0: none yet */
     int64_t  processed, total, dropped;
@@ -207,7 +208,10 @@ static int attach_one(void *ctx, const void *k, size_t kl, const void *v, size_t
     }
     tsmig_online *g;
     int rc = online_from_rec(m, rec, &g);
-    if (!rc) t->mig = g;
+    if (!rc) {
+        g->verbatim = tsmig_rows_verbatim(t->def, g->shadow->def, g->map);
+        t->mig = g;
+    }
     return rc;
 }
 
@@ -262,6 +266,7 @@ int tsmig_task_start(tstbl_map *m, tstx *tx, tstbl *old, tsd_table *nd, const lo
             g->map = mp;
             g->lossy = lossy;
             g->total = total;
+            g->verbatim = tsmig_rows_verbatim(old->def, g->shadow->def, mp);
             g->rec = rec;
             rec = NULL;
             sh = NULL;
@@ -303,7 +308,8 @@ int tsmig_mirror_put(tsw *w, tstbl *t, uint64_t space, const uint8_t *pk, size_t
     tsmig_fails f = { 0, 0, "" };
     int on = w->undo_on;
     w->undo_on = 0; /* the old table's undo entries replay the mirror */
-    rc = tsmig_copy_row(w, t, g->shadow, g->map, g->lossy, space, row, len, expires, behind, &f);
+    rc = tsmig_copy_row(w, t, g->shadow, g->map, g->lossy, g->verbatim, space, row, len, expires,
+                        behind, &f);
     w->undo_on = on;
     if (rc || !f.n || g->lossy) return rc;
     return tsenv_error(w->env, f.code, "%s (table '%s' is being migrated by task %s: writes must "
@@ -450,8 +456,8 @@ int tsmig_task_step(tstbl_map *m, tstx *tx, int64_t batch_rows, int *more)
             len -= 8;
         }
         int64_t before = f.n;
-        rc = tsmig_copy_row(&w, t, g->shadow, g->map, g->lossy, sp.i < 0 ? 0 : (uint64_t)sp.i, row,
-                            len, expires, 1, &f);
+        rc = tsmig_copy_row(&w, t, g->shadow, g->map, g->lossy, g->verbatim,
+                            sp.i < 0 ? 0 : (uint64_t)sp.i, row, len, expires, 1, &f);
         if (rc) break;
         memcpy(g->last, k, kl);
         g->lastl = kl;
