@@ -384,6 +384,7 @@ int main(int argc, char **argv)
     uint64_t writes[2] = { 0, 0 };
     for (int r = 0; r < g_rounds; r++) {
         result x[2];
+        memset(x, 0, sizeof x);
         for (int k = 0; k < 2; k++) {
             int which = (r + k) % 2;
             x[which] = which == 0 ? round_tostore(r) : round_sqlite(r);
