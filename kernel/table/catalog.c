@@ -261,6 +261,7 @@ void tstbl_map_close(tstbl_map *m)
     states_drop(m);
     clear_map(m);
     json_decref(m->mig_swapped);
+    json_decref(m->mig_garbage);
     free(m->t);
     free(m->st);
     pthread_mutex_destroy(&m->lock);

@@ -153,7 +153,7 @@ int tsmig_busy(tstbl_map *m, const tstbl *t)
 
 int tsmig_running(tstbl_map *m)
 {
-    if (json_array_size(m->mig_swapped)) return 1;
+    if (json_array_size(m->mig_swapped) || json_array_size(m->mig_garbage)) return 1;
     for (size_t i = 0; i < m->n; i++)
         if (m->t[i]->mig) return 1;
     return 0;
@@ -195,6 +195,11 @@ static int attach_one(void *ctx, const void *k, size_t kl, const void *v, size_t
     json_t *rec = json_loadb(v, vl, 0, &je);
     if (!rec) return tsenv_error(m->env, TS_ERR_CORRUPT, "a migration task is malformed");
     const char *state = json_string_value(json_object_get(rec, "state"));
+    if (json_array_size(json_object_get(rec, "garbage")) &&
+        json_array_append(m->mig_garbage, json_object_get(rec, "id"))) {
+        json_decref(rec);
+        return tsenv_error(m->env, TS_ERR_NOMEM, "out of memory");
+    }
     if (state && strcmp(state, "swapped") == 0) {
         int rc = json_array_append(m->mig_swapped, json_object_get(rec, "id"));
         json_decref(rec);
@@ -217,9 +222,11 @@ static int attach_one(void *ctx, const void *k, size_t kl, const void *v, size_t
 
 int tsmig_attach(tstbl_map *m, tstx *tx)
 {
-    if (!m->mig_swapped && !(m->mig_swapped = json_array()))
+    if ((!m->mig_swapped && !(m->mig_swapped = json_array())) ||
+        (!m->mig_garbage && !(m->mig_garbage = json_array())))
         return tsenv_error(m->env, TS_ERR_NOMEM, "out of memory");
     json_array_clear(m->mig_swapped);
+    json_array_clear(m->mig_garbage);
     uint8_t k[KCAP];
     return tsix_each_prefix(m->sys->catalog, tx, k, tssys_key(k, "migtask", NULL), attach_one, m);
 }
@@ -351,6 +358,110 @@ static int save_progress(tstbl_map *m, tstx *tx, tsmig_online *g, const char *st
     return rec_put(m, tx, g->id, r);
 }
 
+/* ---- replaced trees ---------------------------------------------------------
+ * tsix_drop frees a whole tree in one transaction: for a table of a million
+ * rows that holds the writer lock for seconds.  The trees a task replaces
+ * (or its shadow, when it fails) are listed in the task record ("garbage")
+ * and emptied a batch at a time by later steps, then dropped. */
+
+static json_t *tree_of(uint64_t root, const char *module, const json_t *opts, int byvalue)
+{
+    return json_pack("{s:I, s:s, s:O?, s:b}", "root", (json_int_t)root, "module", module, "opts", opts,
+                     "byValue", byvalue);
+}
+
+static int add_garbage(tstbl_map *m, tsmig_online *g, const tstbl *t)
+{
+    json_t *gb = json_object_get(g->rec, "garbage");
+    if (!gb && (!(gb = json_array()) || json_object_set_new(g->rec, "garbage", gb)))
+        return tsenv_error(m->env, TS_ERR_NOMEM, "out of memory");
+    int bad = json_array_append_new(gb, tree_of(t->primary_root, TSSYS_INDEX_MODULE, NULL, 0));
+    for (size_t i = 0; i < t->def->nindexes && !bad; i++)
+        bad = json_array_append_new(gb, tree_of(t->roots[i], t->def->indexes[i].module,
+                                                t->def->indexes[i].vector_config, 1));
+    if (!bad && t->ttl) bad = json_array_append_new(gb, tree_of(t->ttl_root, TSSYS_INDEX_MODULE, NULL, 0));
+    if (!bad) bad = json_array_append_new(m->mig_garbage, json_string(g->id));
+    return bad ? tsenv_error(m->env, TS_ERR_NOMEM, "out of memory") : TS_OK;
+}
+
+#define GARBAGE_CHUNK 256
+
+/* Remove up to budget entries of tree e (*empty: it had no more, and is dropped). */
+static int empty_some(tstbl_map *m, tstx *tx, const json_t *e, int64_t budget, int64_t *done, int *empty)
+{
+    *empty = 0;
+    const char *module = json_string_value(json_object_get(e, "module"));
+    const json_t *opts = json_object_get(e, "opts");
+    if (json_is_null(opts)) opts = NULL;
+    tsix *ix;
+    int rc = tsix_open(m->env, m->reg, module ? module : "", opts,
+                       (uint64_t)json_integer_value(json_object_get(e, "root")), "replaced tree", &ix);
+    if (rc) return rc;
+    int byvalue = json_is_true(json_object_get(e, "byValue"));
+    if (strcmp(module, TSSYS_INDEX_MODULE) != 0) {
+        *empty = 1; /* other modules: dropped at once */
+        rc = tsix_drop(ix, tx);
+        tsix_close(ix);
+        return rc;
+    }
+    uint8_t (*keys)[TSROW_KEY_CAP] = malloc(GARBAGE_CHUNK * sizeof *keys);
+    uint8_t (*vals)[TSROW_KEY_CAP] = malloc(GARBAGE_CHUNK * sizeof *vals);
+    size_t kl[GARBAGE_CHUNK], vl[GARBAGE_CHUNK];
+    if (!keys || !vals) rc = tsenv_error(m->env, TS_ERR_NOMEM, "out of memory");
+    while (!rc && *done < budget && !*empty) {
+        size_t n = 0;
+        tsix_cur c;
+        if ((rc = tsix_cursor(ix, tx, &c))) break;
+        for (rc = tsix_first(&c); rc == TS_OK && n < GARBAGE_CHUNK; rc = tsix_next(&c)) {
+            const void *k, *v;
+            size_t a, b;
+            if ((rc = tsix_entry(&c, &k, &a, &v, &b))) break;
+            if (a > TSROW_KEY_CAP || (byvalue && b > TSROW_KEY_CAP)) { rc = TS_ERR_CORRUPT; break; }
+            memcpy(keys[n], k, a);
+            kl[n] = a;
+            vl[n] = byvalue ? b : 0;
+            if (byvalue) memcpy(vals[n], v, b);
+            n++;
+        }
+        tsix_cursor_close(&c);
+        if (rc == TS_ERR_NOT_FOUND) rc = TS_OK;
+        for (size_t i = 0; i < n && !rc; i++)
+            rc = tsix_remove(ix, tx, keys[i], kl[i], byvalue ? vals[i] : NULL, vl[i]);
+        *done += (int64_t)n;
+        if (!rc && n < GARBAGE_CHUNK) {
+            *empty = 1;
+            rc = tsix_drop(ix, tx);
+        }
+    }
+    free(keys);
+    free(vals);
+    tsix_close(ix);
+    return rc;
+}
+
+/* Free up to budget entries of the first task's replaced trees. */
+static int collect_garbage(tstbl_map *m, tstx *tx, int64_t budget)
+{
+    const char *id = json_string_value(json_array_get(m->mig_garbage, 0));
+    json_t *rec = NULL;
+    m->mig_dirty = 1;
+    int rc = rec_get(m, tx, id, &rec);
+    json_t *gb = json_object_get(rec, "garbage");
+    int64_t done = 0;
+    while (!rc && done < budget && json_array_size(gb)) {
+        int empty = 0;
+        rc = empty_some(m, tx, json_array_get(gb, 0), budget, &done, &empty);
+        if (!rc && empty) json_array_remove(gb, 0);
+    }
+    if (!rc && !json_array_size(gb)) {
+        json_object_del(rec, "garbage");
+        json_array_remove(m->mig_garbage, 0);
+    }
+    if (!rc) rc = rec_put(m, tx, id, rec);
+    json_decref(rec);
+    return rc;
+}
+
 /* The walk reached the end: the shadow becomes the table.  The task is
  * "swapped" (reported as running) until the next step marks it done, once
  * this commit is published to readers: whoever sees "done" then finds the
@@ -369,10 +480,11 @@ static int finish(tstbl_map *m, tstx *tx, tstbl *t)
     g->shadow = NULL;
     sh->num = t->num;
     g->total = g->processed;
-    rc = save_progress(m, tx, g, "swapped");
+    rc = add_garbage(m, g, t);
+    if (!rc) rc = save_progress(m, tx, g, "swapped");
     if (!rc && json_array_append_new(m->mig_swapped, json_string(g->id)))
         rc = tsenv_error(m->env, TS_ERR_NOMEM, "out of memory");
-    if (!rc) rc = tstbl_unlink(m, tx, t, 1);
+    if (!rc) rc = tstbl_unlink(m, tx, t, 0); /* its trees: garbage */
     if (!rc) rc = tstbl_install(m, tx, sh); /* frees sh on failure */
     else tstbl_discard(sh);
     tsmig_online_free(g);
@@ -385,7 +497,7 @@ static int refuse(tstbl_map *m, tstx *tx, tstbl *t, const tsmig_fails *f)
     tsmig_online *g = t->mig;
     tstbl *sh = g->shadow;
     tstbl_forget_states(m, sh->num);
-    int rc = tstbl_drop_trees(tx, sh);
+    int rc = add_garbage(m, g, sh);
     if (!rc) rc = tstbl_remove_state(m, tx, "rows", sh->num);
     if (rc) return rc;
     char msg[600];
@@ -421,8 +533,8 @@ static int mark_done(tstbl_map *m, tstx *tx)
 int tsmig_task_step(tstbl_map *m, tstx *tx, int64_t batch_rows, int *more)
 {
     *more = 0;
-    if (json_array_size(m->mig_swapped)) {
-        int rc = mark_done(m, tx);
+    if (json_array_size(m->mig_swapped) || json_array_size(m->mig_garbage)) {
+        int rc = json_array_size(m->mig_swapped) ? mark_done(m, tx) : collect_garbage(m, tx, batch_rows);
         if (!rc) *more = tsmig_running(m);
         return rc;
     }

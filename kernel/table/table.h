@@ -61,6 +61,7 @@ typedef struct tstbl_map {
     int             ddl_dirty;   /* this writer's transaction changed tables */
     int             mig_dirty;   /* ... or a migration task's in-memory state */
     json_t         *mig_swapped; /* ids of tasks whose swap committed, to mark done (online.c) */
+    json_t         *mig_garbage; /* ids of tasks with replaced trees still to free (online.c) */
     unsigned        ddl_seq;     /* bumped before each catalog change of a table */
     tstbl_state    *st;          /* writer's cache, see above */
     size_t          nst, capst;

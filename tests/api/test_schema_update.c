@@ -533,6 +533,44 @@ START_TEST(background_task_refused)
 }
 END_TEST
 
+START_TEST(close_mid_task_resumes)
+{
+    const char *slow = "\"migration\": {\"batchRows\": 300, \"batchPauseMs\": 20}";
+    ts_db *db = open_db(slow);
+    users(db, 6000);
+    const char *id = apply_ok(db, ts_su_modify_field(ts_update_schema(db, "users"), "age",
+                                                     J("{'type': 'text', 'createIndex': true}")));
+    json_t *st = status_of(db, id);
+    while (json_integer_value(json_object_get(st, "processed")) == 0) {
+        usleep(5000);
+        st = status_of(db, id);
+    }
+    ck_assert_str_eq(json_string_value(json_object_get(st, "state")), "running");
+    /* a write behind the walk and one ahead of it, then a clean close */
+    ck_assert_int_eq(ts_update(db, "users", I(1), J("{'age': 77}")), TS_OK);
+    ck_assert_int_eq(ts_update(db, "users", I(6000), J("{'age': 78}")), TS_OK);
+    ck_assert_int_eq(ts_delete(db, "users", I(2)), TS_OK);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+    db = open_db(slow);
+    st = status_of(db, id);
+    ck_assert_str_eq(json_string_value(json_object_get(st, "state")), "running");
+    ck_assert_int_gt(json_integer_value(json_object_get(st, "processed")), 0);
+    ck_assert_int_lt(json_integer_value(json_object_get(st, "processed")), 6000);
+    ck_assert_int_eq(fint(row_i(db, "users", 1), "age"), 77); /* old schema until the swap */
+    db = reopen(db);  /* without the slow config: the rest runs at full speed */
+    st = wait_done(db, id, 60);
+    ck_assert_str_eq(json_string_value(json_object_get(st, "state")), "done");
+    ck_assert_str_eq(fstr(row_i(db, "users", 1), "age"), "77");
+    ck_assert_str_eq(fstr(row_i(db, "users", 6000), "age"), "78");
+    ck_assert_str_eq(fstr(row_i(db, "users", 3), "age"), "23");
+    ck_assert_int_eq(get_rc(db, "users", I(2)), TS_ERR_NOT_FOUND);
+    ck_assert_int_eq(count(db, "users"), 5999);
+    ck_assert_int_eq(qcount(db, "users", "age", "=", S("77")), 1);
+    ck_assert_str_eq(plan_index(db, "users", "age", S("77")), "idx_age");
+    ts_close(db);
+}
+END_TEST
+
 /* ---- SIGKILL during a task, then reopen ------------------------------------ */
 
 #define CRASH_ROWS 30000
@@ -641,6 +679,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, background_task_with_concurrent_writes);
     tcase_add_test(tc, background_task_refused);
+    tcase_add_test(tc, close_mid_task_resumes);
     tcase_add_test(tc, sigkill_during_task_resumes);
     suite_add_tcase(s, tc);
     return s;
