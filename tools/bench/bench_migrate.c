@@ -26,7 +26,7 @@
  *
  * Usage: bench_migrate [--rows N] [--rounds N] [--writer-gap-us N] [--batch-rows N] [data-dir]
  * Environment: BENCH_BIG=1 (1M rows), BENCH_ROWS, BENCH_ROUNDS (3),
- * BENCH_DIR, BENCH_KEEP=1.  Results: docs/benchmarks.md, Part 6.
+ * BENCH_DIR, BENCH_KEEP=1.  Results: docs/benchmarks.md, Part 5.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
