@@ -103,7 +103,16 @@ static int config_schemas(ts_db *db)
     if (!sc) return TS_OK;
     tsmig_opts o = { .drop_missing = db->cfg->drop_missing_tables, .allow_lossy = db->cfg->allow_lossy };
     tstx *tx;
-    int rc = tscall_tx_begin(db, 1, &tx);
+    int rc = TS_OK, more = tsmig_running(&db->tables);
+    /* background migrations left by the last run finish first, so the
+     * schemas are compared with the tables as those tasks leave them */
+    while (!rc && more) {
+        if ((rc = tscall_tx_begin(db, 1, &tx))) return rc;
+        rc = tsmig_task_step(&db->tables, tx, db->cfg->batch_rows, &more);
+        if (!rc) rc = tscall_commit(db, tx);
+        else tscall_rollback(db, tx);
+    }
+    if (!rc) rc = tscall_tx_begin(db, 1, &tx);
     if (rc) return rc;
     rc = tsmig_sync(&db->tables, tx, sc, &o, NULL);
     if (!rc) rc = tscall_commit(db, tx);

@@ -99,7 +99,8 @@ int  tsmig_task_step(tstbl_map *m, tstx *tx, int64_t batch_rows, int *more);
 /* Whether a task is running (writer, or under the map lock). */
 int  tsmig_running(tstbl_map *m);
 /* The status of task id as a new object {"id", "table", "state",
- * "progressPercentage", "processed", "total", "rowsDropped", "error"};
+ * "progressPercentage", "processed", "total", "rowsDropped", "error",
+ * "cleanupPending"};
  * TS_ERR_NOT_FOUND when there is no such task. */
 int  tsmig_task_status(tstbl_map *m, tstx *tx, const char *id, json_t **out_new);
 /* Attach the running tasks of the catalog to their tables (map loading). */

@@ -442,7 +442,8 @@ static int empty_some(tstbl_map *m, tstx *tx, const json_t *e, int64_t budget, i
 /* Free up to budget entries of the first task's replaced trees. */
 static int collect_garbage(tstbl_map *m, tstx *tx, int64_t budget)
 {
-    const char *id = json_string_value(json_array_get(m->mig_garbage, 0));
+    char id[ID_CAP];
+    snprintf(id, sizeof id, "%s", json_string_value(json_array_get(m->mig_garbage, 0)));
     json_t *rec = NULL;
     m->mig_dirty = 1;
     int rc = rec_get(m, tx, id, &rec);
@@ -610,11 +611,12 @@ int tsmig_task_status(tstbl_map *m, tstx *tx, const char *id, json_t **out_new)
     if (running && pct > 99) pct = 99;
     if (state && strcmp(state, "failed") == 0) pct = total > 0 ? done * 100 / total : 0;
     json_t *err = json_object_get(rec, "error");
-    *out_new = json_pack("{s:O, s:O, s:s, s:I, s:I, s:I, s:O, s:O}", "id", json_object_get(rec, "id"),
+    *out_new = json_pack("{s:O, s:O, s:s, s:I, s:I, s:I, s:O, s:O, s:b}", "id", json_object_get(rec, "id"),
                          "table", json_object_get(rec, "table"), "state", running ? "running" : state ? state : "unknown",
                          "progressPercentage", (json_int_t)pct, "processed", (json_int_t)done,
                          "total", (json_int_t)total, "rowsDropped",
-                         json_object_get(rec, "rowsDropped"), "error", err ? err : json_null());
+                         json_object_get(rec, "rowsDropped"), "error", err ? err : json_null(),
+                         "cleanupPending", json_array_size(json_object_get(rec, "garbage")) > 0);
     json_decref(rec);
     return *out_new ? TS_OK : tsenv_error(m->env, TS_ERR_NOMEM, "out of memory");
 }

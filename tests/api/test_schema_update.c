@@ -67,6 +67,17 @@ static json_t *wait_done(ts_db *db, const char *id, int timeout_s)
     }
 }
 
+/* The task's replaced trees are all freed (a step that fails would keep
+ * them listed: the wait times out). */
+static void wait_cleanup(ts_db *db, const char *id)
+{
+    for (int i = 0; i < 30000; i++) {
+        if (!json_is_true(json_object_get(status_of(db, id), "cleanupPending"))) return;
+        usleep(2000);
+    }
+    ck_abort_msg("task %s: replaced trees still not freed", id);
+}
+
 static json_t *schema(ts_db *db, const char *t)
 {
     json_t *s = NULL;
@@ -501,7 +512,12 @@ START_TEST(background_task_with_concurrent_writes)
     ck_assert_int_eq(qcount(db, "users", "age", ">=", I(1000)), upd);
     /* unique index still enforced on the new trees */
     ck_assert_int_eq(ins_rc(db, "users", "{'name': 'x', 'email': 'e1'}", NULL), TS_ERR_UNIQUE);
+    wait_cleanup(db, id);
+    json_t *check = NULL;
+    ck_assert_int_eq(ts_check(db, &check, NULL, NULL), TS_OK);
+    json_decref(check);
     db = reopen(db);
+    ck_assert(!json_is_true(json_object_get(status_of(db, id), "cleanupPending")));
     ck_assert_int_eq(count(db, "users"), want);
     ck_assert_int_eq(qcount(db, "users", "level", "=", I(5)), want);
     ts_close(db);
@@ -512,9 +528,14 @@ START_TEST(background_task_refused)
 {
     ts_db *db = open_db("\"migration\": {\"batchRows\": 500}");
     users(db, 5000);
-    ck_assert_int_eq(ts_update(db, "users", I(4000), J("{'name': 'not a number'}")), TS_OK);
+    /* ages become text (a task), then one row, after 8 batches, has an age
+     * that cannot go back to integer */
+    const char *id = apply_ok(db, ts_su_modify_field(ts_update_schema(db, "users"), "age",
+                                                     J("{'type': 'text'}")));
+    ck_assert_str_eq(json_string_value(json_object_get(wait_done(db, id, 60), "state")), "done");
     json_t *before = schema(db, "users");
-    const char *id = apply_ok(db, ts_su_modify_field(ts_update_schema(db, "users"), "name", J("{'type': 'integer'}")));
+    ck_assert_int_eq(ts_update(db, "users", I(4000), J("{'age': 'not a number'}")), TS_OK);
+    id = apply_ok(db, ts_su_modify_field(ts_update_schema(db, "users"), "age", J("{'type': 'integer'}")));
     json_t *st = wait_done(db, id, 60);
     ck_assert_str_eq(json_string_value(json_object_get(st, "state")), "failed");
     json_t *err = json_object_get(st, "error");
@@ -523,12 +544,15 @@ START_TEST(background_task_refused)
                   json_string_value(json_object_get(err, "message")));
     ck_assert(json_equal(schema(db, "users"), before));
     ck_assert_int_eq(count(db, "users"), 5000);
-    ck_assert_str_eq(fstr(row_i(db, "users", 4000), "name"), "not a number");
-    ck_assert_str_eq(fstr(row_i(db, "users", 3999), "name"), "uodd");
+    ck_assert_str_eq(fstr(row_i(db, "users", 4000), "age"), "not a number");
+    ck_assert_str_eq(fstr(row_i(db, "users", 3999), "age"), "69");
+    ck_assert_int_ge(json_integer_value(json_object_get(st, "processed")), 3500);
     /* the table can change again */
     apply_now(db, ts_su_rename_field(ts_update_schema(db, "users"), "age", "years"));
+    wait_cleanup(db, id);
     db = reopen(db);
     ck_assert_str_eq(state_of(db, id), "failed");
+    ck_assert(!json_is_true(json_object_get(status_of(db, id), "cleanupPending")));
     ts_close(db);
 }
 END_TEST
@@ -567,6 +591,36 @@ START_TEST(close_mid_task_resumes)
     ck_assert_int_eq(count(db, "users"), 5999);
     ck_assert_int_eq(qcount(db, "users", "age", "=", S("77")), 1);
     ck_assert_str_eq(plan_index(db, "users", "age", S("77")), "idx_age");
+    ts_close(db);
+}
+END_TEST
+
+/* "schemas" in the config at open: unfinished tasks finish first, then the
+ * config (already describing the new schema) finds nothing to change. */
+START_TEST(config_schemas_wait_for_tasks)
+{
+    const char *slow = "\"migration\": {\"batchRows\": 300, \"batchPauseMs\": 20}";
+    ts_db *db = open_db(slow);
+    users(db, 6000);
+    json_t *want = json_deep_copy(schema(db, "users"));
+    keep(want);
+    json_t *note = J("{'name': 'note', 'type': 'text', 'createIndex': true}");
+    json_array_append(json_object_get(want, "fields"), note);
+    const char *id = apply_ok(db, ts_su_add_field(ts_update_schema(db, "users"), note));
+    while (json_integer_value(json_object_get(status_of(db, id), "processed")) == 0) usleep(5000);
+    ck_assert_int_eq(ts_update(db, "users", I(5), J("{'name': 'five'}")), TS_OK);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+    json_t *cfg = J("{'path': '%s', 'migration': {'batchRows': 300}}", dir);
+    json_object_set_new(cfg, "schemas", json_pack("[O]", want));
+    char *text = json_dumps(cfg, 0);
+    db = open_cfg(text);
+    free(text);
+    ck_assert_str_eq(state_of(db, id), "done");
+    ck_assert_ptr_nonnull(field_def(db, "users", "note"));
+    ck_assert_int_eq(count(db, "users"), 6000);
+    ck_assert_str_eq(fstr(row_i(db, "users", 5), "name"), "five");
+    ck_assert_int_eq(qcount(db, "users", "note", "IS", keep(json_null())), 6000);
+    ck_assert_str_eq(plan_index(db, "users", "note", S("x")), "idx_note");
     ts_close(db);
 }
 END_TEST
@@ -680,6 +734,7 @@ static Suite *suite(void)
     tcase_add_test(tc, background_task_with_concurrent_writes);
     tcase_add_test(tc, background_task_refused);
     tcase_add_test(tc, close_mid_task_resumes);
+    tcase_add_test(tc, config_schemas_wait_for_tasks);
     tcase_add_test(tc, sigkill_during_task_resumes);
     suite_add_tcase(s, tc);
     return s;

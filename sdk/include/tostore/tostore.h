@@ -287,7 +287,8 @@ TS_API void ts_su_free(ts_schema_update *su);
 /* The state of migration task task_id as a new object {"id", "table",
  * "state": "running" | "done" | "failed", "progressPercentage" (0..100),
  * "processed" (rows converted), "total" (rows of the table), "rowsDropped"
- * (allowLossy), "error": null or {"code", "message"}}.  Tasks stay
+ * (allowLossy), "error": null or {"code", "message"}, "cleanupPending":
+ * whether the replaced trees are still being freed in the background}.  Tasks stay
  * queryable after they end (stored in the database).  An unknown id:
  * TS_ERR_NOT_FOUND. */
 TS_API int ts_migration_status(ts_db *db, const char *task_id, json_t **status_new);
