@@ -405,7 +405,7 @@ END_TEST
 
 typedef struct writer {
     ts_db *db;
-    volatile int stop;
+    int stop;     /* atomic */
     int inserted, updated, deleted;
     int during;   /* writes while the task was running */
     const char *id;
@@ -417,7 +417,7 @@ static void *writer_main(void *arg)
 {
     writer *w = arg;
     unsigned seed = 7;
-    while (!w->stop) {
+    while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
         int k = BIG + 1 + w->inserted;
         json_t *rec = json_pack("{s:i, s:s, s:i, s:s+}", "id", k, "name", "w", "age", 1, "email", "w", "");
         char e[32];
@@ -485,7 +485,7 @@ START_TEST(background_task_with_concurrent_writes)
         ck_assert_int_le(json_integer_value(json_object_get(st, "progressPercentage")), 99);
         usleep(5000);
     }
-    w.stop = 1;
+    __atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
     pthread_join(th, NULL);
     ck_assert_str_eq(json_string_value(json_object_get(st, "state")), "done");
     ck_assert_int_eq(json_integer_value(json_object_get(st, "progressPercentage")), 100);
