@@ -595,6 +595,33 @@ START_TEST(close_mid_task_resumes)
 }
 END_TEST
 
+/* Rows of every space are converted, each space keeps its rows and count. */
+START_TEST(background_task_spaces)
+{
+    ts_db *db = open_db("\"migration\": {\"batchRows\": 100}");
+    users(db, 700);
+    ck_assert_int_eq(ts_switch_space(db, "other", 0), TS_OK);
+    fill(db, "users", 0, 400);
+    ck_assert_int_eq(ts_switch_space(db, "default", 0), TS_OK);
+    const char *id = apply_ok(db, ts_su_add_field(ts_update_schema(db, "users"),
+                              J("{'name': 'flag', 'type': 'boolean', 'defaultValue': true}")));
+    /* writes in both spaces while it runs */
+    ck_assert_int_eq(ts_delete(db, "users", I(1)), TS_OK);
+    ck_assert_int_eq(ts_switch_space(db, "other", 0), TS_OK);
+    ins(db, "users", "{'name': 'late', 'email': 'late'}");
+    ck_assert_str_eq(json_string_value(json_object_get(wait_done(db, id, 60), "state")), "done");
+    ck_assert_int_eq(count(db, "users"), 401);
+    ck_assert_int_eq(qcount(db, "users", "flag", "=", keep(json_true())), 401);
+    ck_assert(json_is_true(json_object_get(row_i(db, "users", 400), "flag")));
+    ck_assert_int_eq(ts_switch_space(db, "default", 0), TS_OK);
+    ck_assert_int_eq(count(db, "users"), 699);
+    ck_assert_int_eq(qcount(db, "users", "flag", "=", keep(json_true())), 699);
+    ck_assert_int_eq(get_rc(db, "users", I(1)), TS_ERR_NOT_FOUND);
+    wait_cleanup(db, id);
+    ts_close(db);
+}
+END_TEST
+
 /* "schemas" in the config at open: unfinished tasks finish first, then the
  * config (already describing the new schema) finds nothing to change. */
 START_TEST(config_schemas_wait_for_tasks)
@@ -734,6 +761,7 @@ static Suite *suite(void)
     tcase_add_test(tc, background_task_with_concurrent_writes);
     tcase_add_test(tc, background_task_refused);
     tcase_add_test(tc, close_mid_task_resumes);
+    tcase_add_test(tc, background_task_spaces);
     tcase_add_test(tc, config_schemas_wait_for_tasks);
     tcase_add_test(tc, sigkill_during_task_resumes);
     suite_add_tcase(s, tc);
