@@ -655,7 +655,7 @@ END_TEST
 /* ---- SIGKILL during a task, then reopen ------------------------------------ */
 
 #define CRASH_ROWS 30000
-#define CRASH_CFG "\"migration\": {\"batchRows\": 500, \"batchPauseMs\": 2}"
+#define CRASH_CFG "\"migration\": {\"batchRows\": 500, \"batchPauseMs\": 10}"
 
 /* The child: applies the update, then writes rows and reports every
  * acknowledged insert and the task's progress on fd until it is killed. */
@@ -724,7 +724,10 @@ START_TEST(sigkill_during_task_resumes)
             processed, CRASH_ROWS, acked - CRASH_ROWS);
     db = open_db(CRASH_CFG);
     json_t *st = status_of(db, task);
-    ck_assert_str_eq(json_string_value(json_object_get(st, "state")), "running");
+    /* running (it resumes now); "done" only if the kill came very late */
+    const char *state = json_string_value(json_object_get(st, "state"));
+    ck_assert_msg(strcmp(state, "running") == 0 || strcmp(state, "done") == 0, "state %s", state);
+    if (strcmp(state, "done") == 0) fprintf(stderr, "sigkill: the task had finished before the kill\n");
     ck_assert_int_ge(json_integer_value(json_object_get(st, "processed")), processed);
     st = wait_done(db, task, 120);
     ck_assert_str_eq(json_string_value(json_object_get(st, "state")), "done");
