@@ -41,6 +41,10 @@ void tscall_rollback(ts_db *db, tstx *tx);
 void tsapi_purge_ensure(ts_db *db);
 void tsapi_purge_close(ts_db *db);
 
+/* Start (or wake) the thread running background schema migrations; stop it. */
+void tsapi_mig_ensure(ts_db *db);
+void tsapi_mig_close(ts_db *db);
+
 /* Delete the rows of every space-local table in space id. */
 int  tsapi_tables_purge_space(ts_db *db, tstx *tx, uint64_t id);
 /* Add "tables" and "rows" (current space and global tables) to stats. */

@@ -101,9 +101,18 @@ static int config_schemas(ts_db *db)
 {
     const json_t *sc = db->cfg->schemas;
     if (!sc) return TS_OK;
-    tsmig_opts o = { db->cfg->drop_missing_tables, db->cfg->allow_lossy, 0 };
+    tsmig_opts o = { .drop_missing = db->cfg->drop_missing_tables, .allow_lossy = db->cfg->allow_lossy };
     tstx *tx;
-    int rc = tscall_tx_begin(db, 1, &tx);
+    int rc = TS_OK, more = tsmig_running(&db->tables);
+    /* background migrations left by the last run finish first, so the
+     * schemas are compared with the tables as those tasks leave them */
+    while (!rc && more) {
+        if ((rc = tscall_tx_begin(db, 1, &tx))) return rc;
+        rc = tsmig_task_step(&db->tables, tx, db->cfg->batch_rows, &more);
+        if (!rc) rc = tscall_commit(db, tx);
+        else tscall_rollback(db, tx);
+    }
+    if (!rc) rc = tscall_tx_begin(db, 1, &tx);
     if (rc) return rc;
     rc = tsmig_sync(&db->tables, tx, sc, &o, NULL);
     if (!rc) rc = tscall_commit(db, tx);
@@ -140,6 +149,7 @@ static int open_data(ts_db *db)
 static int db_free(ts_db *db)
 {
     if (!db) return TS_OK;
+    tsapi_mig_close(db);
     tsapi_purge_close(db);
     tsapi_watch_close(db);
     tsapi_cache_close(db);
@@ -208,6 +218,7 @@ static int db_open(const char *file, const char *text, ts_db **out)
     pthread_rwlock_init(&db->gate, NULL);
     db->gate_init = 1;
     tsapi_purge_ensure(db);
+    if (db->tables.env && tsmig_running(&db->tables)) tsapi_mig_ensure(db); /* resume */
     tsenv_clear(env); /* lookups that found nothing leave messages behind */
     *out = db;
     return TS_OK;

@@ -137,14 +137,18 @@ int ts_clear_table(ts_db *db, const char *table)
     return stmt_end(db, &s, rc);
 }
 
-int ts_sync_schemas_report(ts_db *db, const json_t *schemas, int dry_run, json_t **report_new)
+int ts_sync_schemas_progress(ts_db *db, const json_t *schemas, int dry_run, json_t **report_new,
+                             void (*progress)(void *ctx, const char *table, uint64_t done,
+                                              uint64_t total),
+                             void *ctx)
 {
     if (report_new) *report_new = NULL;
     tscall c;
     int rc = tscall_begin(db, 1, &c);
     if (rc) return rc;
     unsigned seq = db->tables.ddl_seq;
-    tsmig_opts o = { db->cfg->drop_missing_tables, db->cfg->allow_lossy, dry_run };
+    tsmig_opts o = { .drop_missing = db->cfg->drop_missing_tables, .allow_lossy = db->cfg->allow_lossy,
+                     .dry_run = dry_run, .progress = progress, .progress_ctx = ctx };
     json_t *rep = json_array();
     rc = schemas ? (rep ? tsmig_sync(&db->tables, c.tx, schemas, &o, rep) : TS_ERR_NOMEM)
                  : tsenv_error(&db->env, TS_ERR_INVALID, "schemas is NULL");
@@ -152,6 +156,11 @@ int ts_sync_schemas_report(ts_db *db, const json_t *schemas, int dry_run, json_t
     if (!rc && report_new) *report_new = rep;
     else json_decref(rep);
     return rc;
+}
+
+int ts_sync_schemas_report(ts_db *db, const json_t *schemas, int dry_run, json_t **report_new)
+{
+    return ts_sync_schemas_progress(db, schemas, dry_run, report_new, NULL, NULL);
 }
 
 int ts_sync_schemas(ts_db *db, const json_t *schemas)

@@ -107,9 +107,16 @@ static int parse_migration(ts_env *env, tscfg *c)
     const json_t *s = NULL;
     int rc = get_obj(env, c->root, "migration", "", &s);
     if (rc || !s) return rc;
-    static const char *const keys[] = { "allowLossy", "dropMissingTables", NULL };
+    static const char *const keys[] = { "allowLossy", "dropMissingTables", "batchRows",
+                                        "batchPauseMs", NULL };
     if ((rc = only_keys(env, s, "migration", keys))) return rc;
     if ((rc = get_bool(env, s, "allowLossy", "migration", &c->allow_lossy))) return rc;
+    if (!rc) rc = get_int(env, s, "batchRows", 1, 1000000, &c->batch_rows);
+    if (!rc) rc = get_int(env, s, "batchPauseMs", 0, 60000, &c->batch_pause_ms);
+    if (rc) {
+        tsenv_error_prefix(env, "migration");
+        return rc;
+    }
     return get_bool(env, s, "dropMissingTables", "migration", &c->drop_missing_tables);
 }
 
@@ -211,6 +218,7 @@ int tscfg_parse(ts_env *env, const char *text, const char *origin, tscfg **out)
     c->durability = TSCFG_DURABILITY_FULL;
     c->busy_timeout_ms = 5000;
     c->default_query_limit = 1000;
+    c->batch_rows = 2000;
     c->apply_active_space_on_default = 1;
 
     json_error_t jerr;
@@ -292,7 +300,9 @@ json_t *tscfg_effective(const tscfg *c)
     json_object_set_new(o, "nodeId", json_integer(c->node_id));
     json_object_set_new(o, "applyActiveSpaceOnDefault",
                         json_boolean(c->apply_active_space_on_default));
-    json_object_set_new(o, "migration", json_pack("{s:b, s:b}", "allowLossy", c->allow_lossy,
-                                                  "dropMissingTables", c->drop_missing_tables));
+    json_object_set_new(o, "migration", json_pack("{s:b, s:b, s:I, s:I}", "allowLossy", c->allow_lossy,
+                                                  "dropMissingTables", c->drop_missing_tables,
+                                                  "batchRows", (json_int_t)c->batch_rows,
+                                                  "batchPauseMs", (json_int_t)c->batch_pause_ms));
     return o;
 }

@@ -39,6 +39,8 @@ typedef struct tscfg {
     int           apply_active_space_on_default;
     int           allow_lossy;
     int           drop_missing_tables;
+    int64_t       batch_rows;       /* migration.batchRows: rows per background batch */
+    int64_t       batch_pause_ms;   /* migration.batchPauseMs: pause between batches */
     const json_t *schemas;          /* array or NULL (absent) */
 } tscfg;
 

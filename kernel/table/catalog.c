@@ -5,6 +5,7 @@
 #include <tostore/pkgen.h>
 #include "base/env.h"
 #include "config/opts.h"
+#include "table/migrate.h"
 #include "table/table.h"
 
 #define KCAP (2 * TSSYS_NAME_MAX + 64)
@@ -22,6 +23,7 @@ static void tbl_free(tstbl *t)
     free(t->roots);
     json_decref(t->pkgen_opts);
     tsd_table_free(t->def);
+    tsmig_online_free(t->mig);
     free(t);
 }
 
@@ -185,17 +187,13 @@ static int open_table(tstbl_map *m, tsd_table *def, uint64_t num, uint64_t proot
     return TS_OK;
 }
 
-static int load_entry(tstbl_map *m, const void *v, size_t vl, tstbl **out)
+int tstbl_from_entry(tstbl_map *m, const json_t *o, tstbl **out)
 {
     ts_env *env = m->env;
-    json_error_t je;
-    json_t *o = json_loadb(v, vl, 0, &je);
     json_t *schema = json_object_get(o, "schema"), *ixs = json_object_get(o, "indexes");
     json_t *num = json_object_get(o, "num"), *prim = json_object_get(o, "primary");
-    if (!json_is_object(schema) || !json_is_array(ixs) || !json_is_integer(num) || !json_is_integer(prim)) {
-        json_decref(o);
+    if (!json_is_object(schema) || !json_is_array(ixs) || !json_is_integer(num) || !json_is_integer(prim))
         return tsenv_error(env, TS_ERR_CORRUPT, "a table definition in the catalog is malformed");
-    }
     tsd_table *def = NULL;
     int rc = tsd_table_parse(env, schema, &def);
     if (!rc && json_array_size(ixs) != def->nindexes)
@@ -216,6 +214,20 @@ static int load_entry(tstbl_map *m, const void *v, size_t vl, tstbl **out)
         tsd_table_free(def);
     }
     free(roots);
+    return rc;
+}
+
+int tstbl_open_trees(tstbl_map *m, tsd_table *def, uint64_t num, uint64_t proot,
+                     const uint64_t *roots, uint64_t ttl_root, tstbl **out)
+{
+    return open_table(m, def, num, proot, roots, ttl_root, out);
+}
+
+static int load_entry(tstbl_map *m, const void *v, size_t vl, tstbl **out)
+{
+    json_error_t je;
+    json_t *o = json_loadb(v, vl, 0, &je);
+    int rc = tstbl_from_entry(m, o, out);
     json_decref(o);
     return rc;
 }
@@ -234,7 +246,8 @@ static int load_one(void *ctx, const void *k, size_t kl, const void *v, size_t v
 static int load_all(tstbl_map *m, tstx *tx)
 {
     uint8_t k[KCAP];
-    return tsix_each_prefix(m->sys->catalog, tx, k, tssys_key(k, "table", NULL), load_one, m);
+    int rc = tsix_each_prefix(m->sys->catalog, tx, k, tssys_key(k, "table", NULL), load_one, m);
+    return rc ? rc : tsmig_attach(m, tx);
 }
 
 static void clear_map(tstbl_map *m)
@@ -245,6 +258,7 @@ static void clear_map(tstbl_map *m)
 }
 
 static void states_drop(tstbl_map *m);
+static size_t state_key(uint8_t *k, const char *tag, uint64_t num, uint64_t space);
 
 int tstbl_map_open(tstbl_map *m, ts_env *env, tsreg *reg, tssys *sys, tspg *pg, int64_t node_id)
 {
@@ -267,6 +281,8 @@ void tstbl_map_close(tstbl_map *m)
     if (!m->env) return;
     states_drop(m);
     clear_map(m);
+    json_decref(m->mig_swapped);
+    json_decref(m->mig_garbage);
     free(m->t);
     free(m->st);
     pthread_mutex_destroy(&m->lock);
@@ -275,14 +291,19 @@ void tstbl_map_close(tstbl_map *m)
 
 /* ---- creating and dropping -------------------------------------------- */
 
-static int catalog_put(tstbl_map *m, tstx *tx, const tstbl *t)
+json_t *tstbl_entry_json(const tstbl *t)
 {
     json_t *ixs = json_array();
     for (size_t i = 0; ixs && i < t->def->nindexes; i++)
         json_array_append_new(ixs, json_integer((json_int_t)t->roots[i]));
-    json_t *o = json_pack("{s:I, s:o, s:I, s:o, s:I}", "num", (json_int_t)t->num,
-                          "schema", tsd_table_to_json(t->def), "primary", (json_int_t)t->primary_root,
-                          "indexes", ixs, "ttl", (json_int_t)t->ttl_root);
+    return json_pack("{s:I, s:o, s:I, s:o, s:I}", "num", (json_int_t)t->num,
+                     "schema", tsd_table_to_json(t->def), "primary", (json_int_t)t->primary_root,
+                     "indexes", ixs, "ttl", (json_int_t)t->ttl_root);
+}
+
+static int catalog_put(tstbl_map *m, tstx *tx, const tstbl *t)
+{
+    json_t *o = tstbl_entry_json(t);
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!text) return tsenv_error(m->env, TS_ERR_NOMEM, "out of memory");
@@ -469,6 +490,61 @@ int tstbl_remove_state(tstbl_map *m, tstx *tx, const char *tag, uint64_t num)
     }
 }
 
+typedef struct moved_one {
+    uint8_t k[KCAP];
+    size_t  kl, vl;
+    void   *v;
+} moved_one;
+
+typedef struct moved {
+    moved_one *e;
+    size_t     n, cap;
+} moved;
+
+static int collect_state(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
+{
+    moved *mv = ctx;
+    if (kl > KCAP) return TS_ERR_CORRUPT;
+    if (mv->n == mv->cap) {
+        size_t nc = mv->cap ? mv->cap * 2 : 8;
+        moved_one *ne = realloc(mv->e, nc * sizeof *ne);
+        if (!ne) return TS_ERR_NOMEM;
+        mv->e = ne;
+        mv->cap = nc;
+    }
+    moved_one *e = &mv->e[mv->n];
+    if (!(e->v = malloc(vl ? vl : 1))) return TS_ERR_NOMEM;
+    memcpy(e->k, k, kl);
+    e->kl = kl;
+    memcpy(e->v, v, vl);
+    e->vl = vl;
+    mv->n++;
+    return TS_OK;
+}
+
+int tstbl_move_state(tstbl_map *m, tstx *tx, const char *tag, uint64_t from, uint64_t to)
+{
+    uint8_t pre[KCAP];
+    size_t pl = ts_key_text(pre, KCAP, 0, tag, strlen(tag));
+    pl = ts_key_int(pre, KCAP, pl, (int64_t)from);
+    moved mv = { 0 };
+    int rc = tstbl_remove_state(m, tx, tag, to);
+    if (!rc) rc = tsix_each_prefix(m->sys->catalog, tx, pre, pl, collect_state, &mv);
+    if (rc == TS_ERR_NOMEM) tsenv_error(m->env, rc, "out of memory");
+    for (size_t i = 0; i < mv.n && !rc; i++) {
+        /* the space follows the table number in the key */
+        size_t off = pl;
+        ts_key_item sp;
+        uint8_t k[KCAP];
+        if (ts_key_next(mv.e[i].k, mv.e[i].kl, &off, &sp) != 1) { rc = TS_ERR_CORRUPT; break; }
+        rc = tsix_remove(m->sys->catalog, tx, mv.e[i].k, mv.e[i].kl, NULL, 0);
+        if (!rc) rc = tsix_insert(m->sys->catalog, tx, k, state_key(k, tag, to, (uint64_t)sp.i),
+                                  mv.e[i].v, mv.e[i].vl, 1);
+    }
+    for (size_t i = 0; i < mv.n; i++) free(mv.e[i].v);
+    free(mv.e);
+    return rc;
+}
 
 int tstbl_drop(tstbl_map *m, tstx *tx, const char *name)
 {
@@ -476,6 +552,7 @@ int tstbl_drop(tstbl_map *m, tstx *tx, const char *name)
     long i = map_index(m, name);
     if (i < 0) return tsenv_error(env, TS_ERR_NOT_FOUND, "no table named '%s'", name);
     tstbl *t = m->t[i];
+    if (t->mig) return tsmig_busy(m, t);
     for (size_t j = 0; j < m->n; j++) {
         const tsd_table *o = m->t[j]->def;
         if (o == t->def) continue;
@@ -719,7 +796,7 @@ int tstbl_before_commit(tstbl_map *m, tstx *tx, uint64_t *commit_no)
     if (rc) return rc;
     int any = m->ddl_dirty;
     for (size_t i = 0; i < m->n && !any; i++) any = m->t[i]->dirty;
-    if (!any) return TS_OK;
+    if (!any) { m->mig_dirty = 0; return TS_OK; }
     uint64_t n = ++m->next_commit;
     pthread_mutex_lock(&m->lock);
     for (size_t i = 0; i < m->n; i++) {
@@ -729,6 +806,7 @@ int tstbl_before_commit(tstbl_map *m, tstx *tx, uint64_t *commit_no)
     }
     m->ddl_dirty = 0;
     pthread_mutex_unlock(&m->lock);
+    m->mig_dirty = 0;
     *commit_no = n;
     return TS_OK;
 }
@@ -766,8 +844,9 @@ void tstbl_before_rollback(tstbl_map *m, tspg *pg)
     for (size_t i = 0; i < m->n; i++) m->t[i]->dirty = 0;
     pthread_mutex_unlock(&m->lock);
     states_drop(m);
-    if (!m->ddl_dirty) return;
+    if (!m->ddl_dirty && !m->mig_dirty) return;
     m->ddl_dirty = 0;
+    m->mig_dirty = 0;
     clear_map(m);
     tstx *tx;
     if (tstx_begin(pg, 0, &tx) == TS_OK) {

@@ -39,15 +39,25 @@ static int same_table(const tsd_table *a, const tsd_table *b)
     return eq;
 }
 
-/* map[c] for each new column: the old column it takes its values from, -1: none. */
-static void map_fields(const tsd_table *old, const tsd_table *nw, long *map, json_t *fields)
+/* map[c] for each new column: the old column it takes its values from, -1:
+ * none.  hint (may be NULL): {new field: old field name | null}, decisive
+ * for the fields it names. */
+static int map_fields(const tsd_table *old, const tsd_table *nw, long *map, json_t *fields,
+                      const json_t *hint)
 {
     int *used = calloc(old->ncols + 1, sizeof *used);
+    if (!used) return TS_ERR_NOMEM;
     map[0] = 0;
     used[0] = 1;
     for (size_t c = 1; c < nw->ncols; c++) {
         const tsd_field *f = &nw->cols[c];
         map[c] = -1;
+        json_t *h = json_object_get(hint, f->name);
+        if (h) {
+            long o = json_is_string(h) ? tsd_table_col(old, json_string_value(h)) : -1;
+            if (o > 0 && !used[o]) { map[c] = o; used[o] = 1; }
+            continue;
+        }
         for (size_t o = 1; o < old->ncols && f->field_id; o++)
             if (!used[o] && old->cols[o].field_id && strcmp(old->cols[o].field_id, f->field_id) == 0) {
                 map[c] = (long)o;
@@ -64,7 +74,8 @@ static void map_fields(const tsd_table *old, const tsd_table *nw, long *map, jso
     /* one removed and one added with the same definition: a rename */
     long added = -1, removed = -1;
     int nadd = 0, nrem = 0;
-    for (size_t c = 1; c < nw->ncols; c++) if (map[c] < 0) { added = (long)c; nadd++; }
+    for (size_t c = 1; c < nw->ncols; c++)
+        if (map[c] < 0 && !json_object_get(hint, nw->cols[c].name)) { added = (long)c; nadd++; }
     for (size_t o = 1; o < old->ncols; o++) if (!used[o]) { removed = (long)o; nrem++; }
     if (nadd == 1 && nrem == 1 && !nw->cols[added].field_id && !old->cols[removed].field_id &&
         same_field(&nw->cols[added], &old->cols[removed])) {
@@ -83,15 +94,10 @@ static void map_fields(const tsd_table *old, const tsd_table *nw, long *map, jso
     json_object_set_new(fields, "added", add);
     json_object_set_new(fields, "removed", rem);
     free(used);
+    return TS_OK;
 }
 
-typedef struct fails {
-    int64_t n;
-    int     code;
-    char    msg[300];
-} fails;
-
-static void note_fail(fails *f, ts_env *env, int code)
+static void note_fail(tsmig_fails *f, ts_env *env, int code)
 {
     if (!f->n++) {
         f->code = code;
@@ -100,18 +106,99 @@ static void note_fail(fails *f, ts_env *env, int code)
     tsenv_clear(env);
 }
 
-/* Copy every row of old into nt (new definition), converting fields. */
+/* Whether every stored value of old column o is valid for n as it is. */
+static int field_keeps_rows(const tsd_field *o, const tsd_field *n)
+{
+    return o->type == n->type && o->dimensions == n->dimensions && o->precision == n->precision &&
+           (n->nullable || !o->nullable) &&
+           (n->min_length < 0 || n->min_length == o->min_length) &&
+           (n->max_length < 0 || n->max_length == o->max_length) &&
+           (!n->min_value_json || jeq(n->min_value_json, o->min_value_json)) &&
+           (!n->max_value_json || jeq(n->max_value_json, o->max_value_json));
+}
+
+
+int tsmig_rows_verbatim(const tsd_table *od, const tsd_table *nd, const long *map)
+{
+    if (od->is_global != nd->is_global || od->ttl_ms != nd->ttl_ms || nd->ncols < od->ncols ||
+        od->cols[0].type != nd->cols[0].type || od->pk_type != nd->pk_type)
+        return 0;
+    if ((od->ttl_col < 0) != (nd->ttl_col < 0) || (nd->ttl_col >= 0 && map[nd->ttl_col] != od->ttl_col))
+        return 0;
+    for (size_t c = 1; c < nd->ncols; c++) {
+        const tsd_field *f = &nd->cols[c];
+        if (c < od->ncols ? map[c] != (long)c || !field_keeps_rows(&od->cols[c], f)
+                          : map[c] >= 0 || !f->nullable || f->default_value || f->default_now)
+            return 0;
+    }
+    return 1;
+}
+
+int tsmig_copy_row(tsw *w, const tstbl *old, tstbl *nt, const long *map, int lossy, int verbatim,
+                   uint64_t space, const uint8_t *row, size_t len, int64_t expires, int store,
+                   tsmig_fails *f)
+{
+    ts_env *env = w->env;
+    if (verbatim) {
+        /* the stored row is already a valid row of the new definition */
+        int r = store ? tsrow_put(w, nt, space, row, len, expires) : TS_OK;
+        if (r == TS_ERR_IO || r == TS_ERR_NOMEM || r == TS_ERR_CORRUPT || r == TS_ERR_READONLY) return r;
+        if (r) note_fail(f, env, r);
+        return TS_OK;
+    }
+    const tsd_table *od = old->def, *nd = nt->def;
+    json_t *orec = NULL, *rec = json_object();
+    if (!rec) return tsenv_error(env, TS_ERR_NOMEM, "out of memory");
+    int rc = tsd_row_decode(env, od, row, len, &orec);
+    if (rc) { json_decref(rec); return rc; }
+    for (size_t col = 0; col < nd->ncols; col++) {
+        if (map[col] < 0) continue;
+        json_t *val = json_object_get(orec, od->cols[map[col]].name), *cv = NULL;
+        if (!val || json_is_null(val)) {
+            /* a null becomes the default of a field that turned non-null */
+            const tsd_field *nf = &nd->cols[col];
+            int takes_default = !nf->nullable && (nf->default_value || nf->default_now);
+            if (col && !takes_default) json_object_set(rec, nf->name, json_null());
+            continue;
+        }
+        if (tsd_coerce(env, &nd->cols[col], val, &cv)) {
+            if (lossy && col) { tsenv_clear(env); continue; } /* takes its default */
+            note_fail(f, env, TS_ERR_VALIDATION);
+            json_decref(orec);
+            json_decref(rec);
+            return TS_OK;
+        }
+        json_object_set_new(rec, nd->cols[col].name, cv);
+    }
+    tsd_buf buf = { 0 };
+    int r = tsd_row_encode_record(env, nd, rec, NULL, w->now, &buf);
+    if (!r && store) {
+        int64_t exp = expires;
+        if (nt->ttl && (!old->ttl || nd->ttl_col >= 0)) r = tsrow_expiry(w, nt, buf.p, buf.len, &exp);
+        if (!r) r = tsrow_put(w, nt, space, buf.p, buf.len, exp);
+    }
+    if (r && tsenv_errcode(env) == 0) tsenv_error(env, r, "%s", "row could not be stored");
+    if (r == TS_ERR_IO || r == TS_ERR_NOMEM || r == TS_ERR_CORRUPT || r == TS_ERR_READONLY) rc = r;
+    else if (r) note_fail(f, env, r);
+    tsd_buf_free(&buf);
+    json_decref(orec);
+    json_decref(rec);
+    return rc;
+}
+
+/* Copy every row of old into nt (new definition), converting fields.
+ * observe: the key generator changed; it learns every stored key. */
 static int copy_rows(tstbl_map *m, tstx *tx, tstbl *old, tstbl *nt, const long *map,
-                     const tsmig_opts *o, int64_t *rows, fails *f)
+                     const tsmig_opts *o, int observe, int64_t total, int64_t *rows, tsmig_fails *f)
 {
     ts_env *env = m->env;
-    const tsd_table *od = old->def, *nd = nt->def;
     tsw w;
     tsw_init(&w, m, tx, 0, 0);
     tsix_cur c;
     int rc = tsix_cursor(old->primary, tx, &c);
     if (rc) return rc;
-    tsd_buf buf = { 0 };
+    int64_t seen = 0;
+    int verbatim = tsmig_rows_verbatim(old->def, nt->def, map);
     for (rc = tsix_first(&c); rc == TS_OK; rc = tsix_next(&c)) {
         const void *k, *v;
         size_t kl, vl, off = 0;
@@ -127,46 +214,33 @@ static int copy_rows(tstbl_map *m, tstx *tx, tstbl *old, tstbl *nt, const long *
             row += 8;
             len -= 8;
         }
-        json_t *orec = NULL, *rec = json_object();
-        if ((rc = tsd_row_decode(env, od, row, len, &orec))) { json_decref(rec); break; }
-        int bad = 0;
-        for (size_t col = 0; col < nd->ncols && !bad; col++) {
-            if (map[col] < 0) continue;
-            json_t *val = json_object_get(orec, od->cols[map[col]].name), *cv = NULL;
-            if (!val || json_is_null(val)) {
-                /* a null becomes the default of a field that turned non-null */
-                const tsd_field *nf = &nd->cols[col];
-                int takes_default = !nf->nullable && (nf->default_value || nf->default_now);
-                if (col && !takes_default) json_object_set(rec, nf->name, json_null());
-                continue;
+        uint64_t space = sp.i < 0 ? 0 : (uint64_t)sp.i;
+        int64_t before = f->n;
+        if ((rc = tsmig_copy_row(&w, old, nt, map, o->allow_lossy, verbatim, space, row, len, expires, 1, f)))
+            break;
+        if (f->n == before) {
+            (*rows)++;
+            if (observe && nt->pkgen) {
+                /* the new generator must never hand out a kept key */
+                tsd_value pv;
+                json_t *ov = NULL, *pkv = NULL;
+                rc = tsd_row_field(env, old->def, row, len, 0, &pv);
+                if (!rc) rc = tsd_value_to_json(env, &old->def->cols[0], &pv, &ov);
+                if (!rc) rc = tsd_coerce(env, &nt->def->cols[0], ov, &pkv);
+                if (!rc) rc = tstbl_observe_key(m, tx, nt, space, pkv);
+                json_decref(ov);
+                json_decref(pkv);
+                if (rc) break;
             }
-            if (tsd_coerce(env, &nd->cols[col], val, &cv)) {
-                if (o->allow_lossy && col) { tsenv_clear(env); continue; } /* takes its default */
-                note_fail(f, env, TS_ERR_VALIDATION);
-                bad = 1;
-                break;
-            }
-            json_object_set_new(rec, nd->cols[col].name, cv);
         }
-        if (!bad) {
-            int r = tsd_row_encode_record(env, nd, rec, NULL, w.now, &buf);
-            if (!r) {
-                int64_t exp = expires;
-                if (nt->ttl && (!old->ttl || nd->ttl_col >= 0)) r = tsrow_expiry(&w, nt, buf.p, buf.len, &exp);
-                if (!r) r = tsrow_put(&w, nt, sp.i < 0 ? 0 : (uint64_t)sp.i, buf.p, buf.len, exp);
-            }
-            if (r && tsenv_errcode(env) == 0) tsenv_error(env, r, "%s", "row could not be stored");
-            if (r == TS_ERR_IO || r == TS_ERR_NOMEM || r == TS_ERR_CORRUPT) { rc = r; }
-            else if (r) { note_fail(f, env, r); bad = 1; }
-        }
-        if (!bad) (*rows)++;
-        json_decref(orec);
-        json_decref(rec);
-        if (rc) break;
+        if (o->progress && (++seen % 1024) == 0)
+            o->progress(o->progress_ctx, nt->def->name, (uint64_t)seen,
+                        (uint64_t)(total > seen ? total : seen));
     }
     tsix_cursor_close(&c);
-    tsd_buf_free(&buf);
     tsw_done(&w);
+    if (o->progress && (rc == TS_OK || rc == TS_ERR_NOT_FOUND))
+        o->progress(o->progress_ctx, nt->def->name, (uint64_t)seen, (uint64_t)seen);
     return rc == TS_ERR_NOT_FOUND ? TS_OK : rc;
 }
 
@@ -175,16 +249,21 @@ static int rewrite(tstbl_map *m, tstx *tx, tstbl *old, tsd_table *nd, const long
                    const tsmig_opts *o, json_t *entry)
 {
     ts_env *env = m->env;
-    /* the generators' state is kept (same table number); counts are rebuilt */
-    int rc = tstbl_flush_states(m, tx);
+    /* the generators' state is kept (same table number) unless the key's
+     * generator changes; counts are rebuilt */
+    int regen = old->def->pk_type != nd->pk_type;
+    int64_t total = 0;
+    int rc = o->progress ? tsmig_table_rows(m, tx, old, &total) : TS_OK;
+    if (!rc) rc = tstbl_flush_states(m, tx);
     tstbl_forget_states(m, old->num);
     if (!rc) rc = tstbl_remove_state(m, tx, "rows", old->num);
+    if (!rc && regen) rc = tstbl_remove_state(m, tx, "pk", old->num);
     tstbl *nt = NULL;
     if (!rc) rc = tstbl_build(m, tx, nd, old->num, &nt);
     else tsd_table_free(nd);
     int64_t rows = 0;
-    fails f = { 0, 0, "" };
-    if (!rc) rc = copy_rows(m, tx, old, nt, map, o, &rows, &f);
+    tsmig_fails f = { 0, 0, "" };
+    if (!rc) rc = copy_rows(m, tx, old, nt, map, o, regen, total, &rows, &f);
     if (!rc && f.n && !o->allow_lossy)
         rc = tsenv_error(env, TS_ERR_VALIDATION, "migration of table '%s' refused: %lld row(s) cannot "
                          "follow the change (first: %s); nothing was changed (migration.allowLossy "
@@ -194,6 +273,7 @@ static int rewrite(tstbl_map *m, tstx *tx, tstbl *old, tsd_table *nd, const long
     if (nt) tstbl_discard(nt);
     json_object_set_new(entry, "rows", json_integer(rows));
     json_object_set_new(entry, "rowsDropped", json_integer(f.n));
+    json_object_set_new(entry, "rewrite", json_true());
     return rc;
 }
 
@@ -222,6 +302,111 @@ static json_t *follow_renames(const tsd_table *kept, json_t *renames)
     return s;
 }
 
+enum { MODE_NONE = 0, MODE_RETARGET, MODE_REWRITE, MODE_TASK };
+
+/* A name after the renames of the tables ({old: {"to", "fields"}}). */
+static const char *renamed_to(const json_t *renames, const char *table, const char *field)
+{
+    json_t *r = json_object_get(renames, table);
+    if (!r) return field ? field : table;
+    if (!field) return json_string_value(json_object_get(r, "to"));
+    json_t *f = json_object_get(json_object_get(r, "fields"), field);
+    return f ? json_string_value(f) : field;
+}
+
+/* Whether old's stored rows and trees serve nd as they are (renames,
+ * relaxed constraints, removed indexes and foreign keys, appended nullable
+ * fields without default): ixmap[i] gets the old index whose tree new index
+ * i takes over. */
+static int keeps_rows(const tstbl *old, const tsd_table *nd, const long *map, long *ixmap,
+                      const json_t *renames)
+{
+    const tsd_table *od = old->def;
+    if (!tsmig_rows_verbatim(od, nd, map) || od->seq_initial != nd->seq_initial ||
+        od->seq_increment != nd->seq_increment || od->seq_random != nd->seq_random)
+        return 0;
+    int ok = 1;
+    int *used = calloc(od->nindexes + 1, sizeof *used);
+    if (!used) return 0;
+    for (size_t i = 0; i < nd->nindexes && ok; i++) {
+        const tsd_index *ni = &nd->indexes[i];
+        ixmap[i] = -1;
+        for (size_t j = 0; j < od->nindexes && ixmap[i] < 0; j++) {
+            const tsd_index *oi = &od->indexes[j];
+            if (used[j] || oi->nfields != ni->nfields || oi->unique != ni->unique ||
+                strcmp(oi->module, ni->module) != 0 || !jeq(oi->vector_config, ni->vector_config) ||
+                memcmp(oi->cols, ni->cols, ni->nfields * sizeof *ni->cols) != 0)
+                continue;
+            ixmap[i] = (long)j;
+            used[j] = 1;
+        }
+        ok = ixmap[i] >= 0;
+    }
+    free(used);
+    /* a new foreign key would have to be checked on every row */
+    for (size_t i = 0; i < nd->nfks && ok; i++) {
+        const tsd_fk *nf = &nd->fks[i];
+        int found = 0;
+        for (size_t j = 0; j < od->nfks && !found; j++) {
+            const tsd_fk *of = &od->fks[j];
+            if (of->nfields != nf->nfields || memcmp(of->cols, nf->cols, nf->nfields * sizeof *nf->cols) != 0 ||
+                strcmp(renamed_to(renames, of->ref_table, NULL), nf->ref_table) != 0)
+                continue;
+            found = 1;
+            for (size_t f = 0; f < nf->nfields && found; f++)
+                found = strcmp(renamed_to(renames, of->ref_table, of->ref_fields[f]), nf->ref_fields[f]) == 0;
+        }
+        ok = found;
+    }
+    return ok;
+}
+
+/* Give old's trees to definition nd (taken): a new catalog entry over the
+ * same rows; indexes nd no longer has are dropped.  old is already out of
+ * the catalog and the map. */
+static int retarget(tstbl_map *m, tstx *tx, tstbl *old, tsd_table *nd, const long *ixmap, json_t *entry)
+{
+    uint64_t *roots = calloc(nd->nindexes + 1, sizeof *roots);
+    int *kept = calloc(old->def->nindexes + 1, sizeof *kept);
+    int rc = roots && kept ? TS_OK : tsenv_error(m->env, TS_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < nd->nindexes && !rc; i++) {
+        roots[i] = old->roots[ixmap[i]];
+        kept[ixmap[i]] = 1;
+    }
+    for (size_t j = 0; j < old->def->nindexes && !rc; j++)
+        if (!kept[j]) rc = tsix_drop(old->ix[j], tx);
+    tstbl *nt = NULL;
+    if (!rc) {
+        rc = tstbl_open_trees(m, nd, old->num, old->primary_root, roots, old->ttl_root, &nt);
+        nd = NULL;
+    }
+    if (!rc) rc = tstbl_install(m, tx, nt);
+    tsd_table_free(nd);
+    free(roots);
+    free(kept);
+    json_object_set_new(entry, "rowsDropped", json_integer(0));
+    return rc;
+}
+
+int tsmig_table_rows(tstbl_map *m, tstx *tx, tstbl *t, int64_t *out)
+{
+    *out = 0;
+    int64_t n = 0;
+    int rc = tstbl_count(m, tx, t, 0, &n);
+    *out += n;
+    if (rc || t->def->is_global) return rc;
+    json_t *sp = json_array();
+    rc = sp ? tssys_space_list(m->sys, tx, sp) : tsenv_error(m->env, TS_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; !rc && i < json_array_size(sp); i++) {
+        uint64_t id = 0;
+        rc = tssys_space_id(m->sys, tx, json_string_value(json_array_get(sp, i)), &id);
+        if (!rc && id) rc = tstbl_count(m, tx, t, id, &n);
+        if (!rc && id) *out += n;
+    }
+    json_decref(sp);
+    return rc;
+}
+
 int tsmig_sync(tstbl_map *m, tstx *tx, const json_t *schemas, const tsmig_opts *o, json_t *report)
 {
     ts_env *env = m->env;
@@ -237,9 +422,15 @@ int tsmig_sync(tstbl_map *m, tstx *tx, const json_t *schemas, const tsmig_opts *
            ? TS_OK : tsenv_error(env, TS_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < nold; i++) olds[i] = m->t[i];
     for (size_t i = 0; i < n && !rc; i++) rc = tsd_table_parse(env, json_array_get(schemas, i), &defs[i]);
-    /* match: tableId, then name, then an unambiguous rename */
+    /* match: hints, tableId, then name, then an unambiguous rename */
+    for (size_t i = 0; i < n && !rc && o->hints; i++) {
+        const char *from = json_string_value(json_object_get(json_object_get(o->hints, defs[i]->name),
+                                                             "from"));
+        for (size_t j = 0; from && j < nold && !match[i]; j++)
+            if (!used[j] && strcmp(olds[j]->def->name, from) == 0) { match[i] = olds[j]; used[j] = 1; }
+    }
     for (size_t i = 0; i < n && !rc; i++)
-        for (size_t j = 0; j < nold && defs[i]->table_id; j++)
+        for (size_t j = 0; j < nold && defs[i]->table_id && !match[i]; j++)
             if (!used[j] && olds[j]->def->table_id && strcmp(olds[j]->def->table_id, defs[i]->table_id) == 0) {
                 match[i] = olds[j]; used[j] = 1; break;
             }
@@ -269,7 +460,8 @@ int tsmig_sync(tstbl_map *m, tstx *tx, const json_t *schemas, const tsmig_opts *
         fieldsets[i] = json_object();
         maps[i] = calloc(defs[i]->ncols + 1, sizeof **maps);
         if (!fieldsets[i] || !maps[i]) { rc = TS_ERR_NOMEM; break; }
-        map_fields(match[i]->def, defs[i], maps[i], fieldsets[i]);
+        const json_t *hint = json_object_get(json_object_get(o->hints, defs[i]->name), "fields");
+        if (map_fields(match[i]->def, defs[i], maps[i], fieldsets[i], hint)) { rc = TS_ERR_NOMEM; break; }
         json_t *r = json_pack("{s:s, s:O}", "to", defs[i]->name, "fields",
                               json_object_get(fieldsets[i], "renamed"));
         json_object_set_new(renames, match[i]->def->name, r);
@@ -298,69 +490,92 @@ int tsmig_sync(tstbl_map *m, tstx *tx, const json_t *schemas, const tsmig_opts *
                                               (const tsd_table *const *)kept, nkept, ord2)
                        : TS_ERR_NOMEM;
     if (!rc && !o->dry_run && n) rc = tstbl_flush_states(m, tx);
-    /* every table to rewrite leaves the catalog and the map first (held by
-     * a reference), so new names may take old ones, even swapped */
-    tstbl **held = calloc(n + nfollow + 1, sizeof *held);
-    size_t nheld = 0;
-    if (!rc && !held) rc = tsenv_error(env, TS_ERR_NOMEM, "out of memory");
-    for (size_t k = 0; k < n + nfollow && !rc && !o->dry_run; k++) {
-        tstbl *old = NULL;
+    /* how each changed table changes: its rows kept (retarget), rewritten
+     * now, or by a background task */
+    size_t nall = n + nfollow;
+    tstbl **from = calloc(nall + 1, sizeof *from);
+    long **idmaps = calloc(nall + 1, sizeof *idmaps), **ixmaps = calloc(nall + 1, sizeof *ixmaps);
+    int *mode = calloc(nall + 1, sizeof *mode);
+    if (!rc && (!from || !idmaps || !ixmaps || !mode)) rc = tsenv_error(env, TS_ERR_NOMEM, "out of memory");
+    for (size_t k = 0; k < nall && !rc; k++) {
+        const long *map = NULL;
         if (k >= n) {
-            old = olds[json_integer_value(json_object_get(json_array_get(follow, k - n), "old"))];
+            from[k] = olds[json_integer_value(json_object_get(json_array_get(follow, k - n), "old"))];
+            if (!(idmaps[k] = calloc(all[k]->ncols + 1, sizeof **idmaps))) { rc = TS_ERR_NOMEM; break; }
+            for (size_t c = 0; c < all[k]->ncols; c++) idmaps[k][c] = (long)c;
+            map = idmaps[k];
         } else if (match[k]) {
             json_t *a = tsd_table_to_json(match[k]->def), *b = tsd_table_to_json(defs[k]);
-            if (!json_equal(a, b)) old = match[k];
+            if (!json_equal(a, b)) from[k] = match[k];
             json_decref(a);
             json_decref(b);
+            map = maps[k];
         }
-        if (!old) continue;
-        tstbl_hold(m, old);
-        held[nheld++] = old;
-        rc = tstbl_unlink(m, tx, old, 0);
+        if (!from[k]) continue;
+        if (!(ixmaps[k] = calloc(all[k]->nindexes + 1, sizeof **ixmaps))) { rc = TS_ERR_NOMEM; break; }
+        int64_t rows = 0;
+        if (keeps_rows(from[k], all[k], map, ixmaps[k], renames)) mode[k] = MODE_RETARGET;
+        else if (!o->online || k >= n || strcmp(from[k]->def->name, all[k]->name) != 0 ||
+                 from[k]->def->pk_type != all[k]->pk_type || from[k]->def->cols[0].type != all[k]->cols[0].type)
+            mode[k] = MODE_REWRITE;
+        else if ((rc = tsmig_table_rows(m, tx, from[k], &rows))) break;
+        else mode[k] = rows > o->batch_rows ? MODE_TASK : MODE_REWRITE;
+        if (from[k]->mig) rc = tsmig_busy(m, from[k]);
+    }
+    /* every table to rewrite leaves the catalog and the map first (held by
+     * a reference), so new names may take old ones, even swapped; a table
+     * given to a task stays until the task swaps it */
+    tstbl **held = calloc(nall + 1, sizeof *held);
+    size_t nheld = 0;
+    if (!rc && !held) rc = tsenv_error(env, TS_ERR_NOMEM, "out of memory");
+    for (size_t k = 0; k < nall && !rc && !o->dry_run; k++) {
+        if (!from[k] || mode[k] == MODE_TASK) continue;
+        tstbl_hold(m, from[k]);
+        held[nheld++] = from[k];
+        rc = tstbl_unlink(m, tx, from[k], 0);
     }
     /* apply, in foreign-key order */
-    for (size_t k = 0; k < n + nfollow && !rc; k++) {
+    for (size_t k = 0; k < nall && !rc; k++) {
         size_t i = ord2[k];
         json_t *entry = json_object();
         json_array_append_new(entries, entry);
+        tsd_table *d = all[i];
         if (i >= n) {
-            tstbl *old = olds[json_integer_value(json_object_get(json_array_get(follow, i - n), "old"))];
-            json_object_set_new(entry, "table", json_string(old->def->name));
+            json_object_set_new(entry, "table", json_string(from[i]->def->name));
             json_object_set_new(entry, "action", json_string("changed"));
             json_object_set_new(entry, "reason", json_string("its foreign keys follow a rename"));
-            long *idmap = calloc(all[i]->ncols + 1, sizeof *idmap);
-            for (size_t c = 0; idmap && c < all[i]->ncols; c++) idmap[c] = (long)c;
-            tsd_table *d = all[i];
-            all[i] = NULL;
-            if (!idmap) { tsd_table_free(d); rc = TS_ERR_NOMEM; break; }
-            if (!o->dry_run) rc = rewrite(m, tx, old, d, idmap, o, entry);
-            else tsd_table_free(d);
-            free(idmap);
-            continue;
+        } else {
+            json_object_set_new(entry, "table", json_string(defs[i]->name));
+            if (!match[i]) {
+                json_object_set_new(entry, "action", json_string("created"));
+                defs[i] = all[i] = NULL;
+                if (o->dry_run) { tsd_table_free(d); continue; }
+                tstbl *t;
+                rc = tstbl_build(m, tx, d, 0, &t);
+                if (!rc) rc = tstbl_install(m, tx, t);
+                continue;
+            }
+            int renamed = strcmp(match[i]->def->name, d->name) != 0;
+            json_object_set_new(entry, "action", json_string(!from[i] ? "unchanged" : renamed ? "renamed" : "changed"));
+            if (renamed) json_object_set_new(entry, "from", json_string(match[i]->def->name));
+            json_object_set(entry, "fields", fieldsets[i]);
+            if (!from[i]) continue;
         }
-        json_object_set_new(entry, "table", json_string(defs[i]->name));
-        tsd_table *d = defs[i];
-        if (!match[i]) {
-            json_object_set_new(entry, "action", json_string("created"));
-            defs[i] = all[i] = NULL;
-            if (o->dry_run) { tsd_table_free(d); continue; }
-            tstbl *t;
-            rc = tstbl_build(m, tx, d, 0, &t);
-            if (!rc) rc = tstbl_install(m, tx, t);
-            continue;
-        }
-        json_t *a = tsd_table_to_json(match[i]->def), *b = tsd_table_to_json(d);
-        int unchanged = json_equal(a, b);
-        json_decref(a);
-        json_decref(b);
-        int renamed = strcmp(match[i]->def->name, d->name) != 0;
-        json_object_set_new(entry, "action", json_string(unchanged ? "unchanged" : renamed ? "renamed" : "changed"));
-        if (renamed) json_object_set_new(entry, "from", json_string(match[i]->def->name));
-        json_object_set(entry, "fields", fieldsets[i]);
-        if (unchanged) continue;
-        defs[i] = all[i] = NULL;
+        const long *map = i >= n ? idmaps[i] : maps[i];
+        json_object_set_new(entry, "rewrite", json_boolean(mode[i] != MODE_RETARGET));
+        if (mode[i] == MODE_TASK) json_object_set_new(entry, "background", json_true());
+        all[i] = NULL;
+        if (i < n) defs[i] = NULL;
         if (o->dry_run) { tsd_table_free(d); continue; }
-        rc = rewrite(m, tx, match[i], d, maps[i], o, entry);
+        if (mode[i] == MODE_RETARGET) {
+            rc = retarget(m, tx, from[i], d, ixmaps[i], entry);
+        } else if (mode[i] == MODE_REWRITE) {
+            rc = rewrite(m, tx, from[i], d, map, o, entry);
+        } else {
+            char id[32];
+            rc = tsmig_task_start(m, tx, from[i], d, map, o->allow_lossy, entry, id, sizeof id);
+            if (!rc && o->tasks) json_array_append_new(o->tasks, json_string(id));
+        }
     }
     for (size_t j = 0; j < nold && !rc; j++) {
         if (used[j]) continue;
@@ -378,6 +593,14 @@ int tsmig_sync(tstbl_map *m, tstx *tx, const json_t *schemas, const tsmig_opts *
         free(maps ? maps[i] : NULL);
     }
     for (size_t i = n; all && i < n + nfollow; i++) tsd_table_free(all[i]);
+    for (size_t k = 0; k < n + nfollow; k++) {
+        free(idmaps ? idmaps[k] : NULL);
+        free(ixmaps ? ixmaps[k] : NULL);
+    }
+    free(idmaps);
+    free(ixmaps);
+    free(mode);
+    free(from);
     free(all);
     free(ord2);
     free(fieldsets);

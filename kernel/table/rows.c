@@ -3,6 +3,7 @@
 #include <time.h>
 #include <tostore/keys.h>
 #include "base/env.h"
+#include "table/migrate.h"
 #include "table/rows.h"
 
 struct tsrow_undo {
@@ -310,6 +311,8 @@ int tsrow_put(tsw *w, tstbl *t, uint64_t space, const uint8_t *row, size_t len, 
         if (rc == TS_ERR_UNIQUE) rc = unique_error(w, t, ix);
         if (rc) break;
     }
+    /* a background migration converts the row into its new trees too */
+    if (!rc && t->mig) rc = tsmig_mirror_put(w, t, space, pk, pkl, row, len, expires);
     if (!rc && t->ttl) rc = tsix_insert(t->ttl, w->tx, k, ttl_key(k, space, expires, pk, pkl), "", 0, 1);
     if (rc) {
         /* leave nothing behind: the failing index changed nothing */
@@ -338,6 +341,7 @@ int tsrow_del(tsw *w, tstbl *t, uint64_t space, const uint8_t *pk, size_t pkl)
     }
     if (!rc) rc = with_space(w, space, pk, pkl, k, &kl);
     if (!rc) rc = tsix_remove(t->primary, w->tx, k, kl, NULL, 0);
+    if (!rc && t->mig) rc = tsmig_mirror_del(w, t, space, pk, pkl);
     if (!rc) t->dirty = 1;
     if (!rc) rc = tstbl_count_add(w->m, w->tx, t, space, -1);
     if (!rc) rc = undo_push(w, t, space, 0, r.row, r.len, r.expires);

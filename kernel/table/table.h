@@ -48,6 +48,8 @@ typedef struct tstbl {
     int                 dirty;     /* rows changed by the writer's transaction */
     uint64_t            created;   /* the commit number that created it (0: before open) */
     uint64_t            last_commit; /* number of the last commit that changed its rows (atomic) */
+    struct tsmig_online *mig;      /* a background schema migration of its rows (writer only,
+                                      table/online.c), or NULL */
 } tstbl;
 
 typedef struct tstbl_state tstbl_state;
@@ -57,6 +59,9 @@ typedef struct tstbl_map {
     tstbl         **t;
     size_t          n, cap;
     int             ddl_dirty;   /* this writer's transaction changed tables */
+    int             mig_dirty;   /* ... or a migration task's in-memory state */
+    json_t         *mig_swapped; /* ids of tasks whose swap committed, to mark done (online.c) */
+    json_t         *mig_garbage; /* ids of tasks with replaced trees still to free (online.c) */
     unsigned        ddl_seq;     /* bumped before each catalog change of a table */
     tstbl_state    *st;          /* writer's cache, see above */
     size_t          nst, capst;
@@ -117,6 +122,17 @@ void tstbl_discard(tstbl *t);
 int  tstbl_unlink(tstbl_map *m, tstx *tx, tstbl *t, int drop_trees);
 /* Free every tree of t (its catalog entry stays). */
 int  tstbl_drop_trees(tstx *tx, tstbl *t);
+/* Open a table over existing trees (roots as in the catalog entry); def is
+ * taken.  Not in the catalog or the map. */
+int  tstbl_open_trees(tstbl_map *m, tsd_table *def, uint64_t num, uint64_t proot,
+                      const uint64_t *roots, uint64_t ttl_root, tstbl **out);
+/* t's catalog entry as JSON (new reference, NULL: out of memory) and a
+ * table opened from such an entry (not in the catalog or the map). */
+json_t *tstbl_entry_json(const tstbl *t);
+int  tstbl_from_entry(tstbl_map *m, const json_t *entry, tstbl **out);
+/* Move the catalog entries (tag, from, *) to (tag, to, *) (cached states
+ * must be flushed and forgotten first). */
+int  tstbl_move_state(tstbl_map *m, tstx *tx, const char *tag, uint64_t from, uint64_t to);
 /* Take a reference for the writer (tstbl_release). */
 void tstbl_hold(tstbl_map *m, tstbl *t);
 /* Delete the catalog entries ("pk" or "rows", num, *). */

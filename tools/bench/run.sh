@@ -12,6 +12,9 @@
 #                                      # 784-d, 1000 queries; ~12 + ~15 min; not part of "all")
 #   BENCH_VEC_DATA=fashion ... vector  # vector: one dataset only (synthetic or fashion)
 #   TS_BENCH_FULL=1 ... vector         # vector: 1M synthetic vectors, 10K queries
+#   tools/bench/run.sh migrate         # only bench_migrate (issue 8: add an indexed field online vs
+#                                      # SQLite ALTER + CREATE INDEX, 200K rows, ~1 min; not in "all")
+#   BENCH_BIG=1 tools/bench/run.sh migrate # migrate: 1M-row table
 #   BENCH_BIG=1 tools/bench/run.sh query   # query: 1M-row tables
 #   BENCH_HUGE=1 tools/bench/run.sh query  # query: lookup latency at 10M rows too (loads a 10M-row
 #                                      # table in each engine: ~11 min in all, ~3.5 GB of disk)
@@ -39,7 +42,8 @@ case "$what" in
   tables) targets=(bench_tables) ;;
   query) targets=(bench_query) ;;
   vector) targets=(bench_vector) ;;
-  *) echo "usage: $0 [all|commit|index|tables|query|vector]" >&2; exit 2 ;;
+  migrate) targets=(bench_migrate) ;;
+  *) echo "usage: $0 [all|commit|index|tables|query|vector|migrate]" >&2; exit 2 ;;
 esac
 source "$root/tools/deps.sh"
 missing=()

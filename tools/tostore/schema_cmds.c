@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <tostore/tostore.h>
 #include "demo.h"
 
@@ -57,6 +58,21 @@ int cmd_schema(const char *config, const char *table)
     return rc ? 1 : 0;
 }
 
+/* A progress bar per rewritten table on stderr (redrawn on a terminal; a
+ * final line in any case). */
+static void migrate_progress(void *ctx, const char *table, uint64_t done, uint64_t total)
+{
+    int tty = *(int *)ctx;
+    if (!tty && done < total) return;
+    int width = 40, fill = total ? (int)(done * (uint64_t)width / total) : width;
+    fprintf(stderr, "\r%-20s [", table);
+    for (int i = 0; i < width; i++) fputc(i < fill ? '#' : ' ', stderr);
+    fprintf(stderr, "] %3d%% %llu/%llu rows", total ? (int)(done * 100 / total) : 100,
+            (unsigned long long)done, (unsigned long long)total);
+    if (done >= total) fputc('\n', stderr);
+    fflush(stderr);
+}
+
 int cmd_migrate(const char *config, int apply)
 {
     if (!config) {
@@ -72,7 +88,8 @@ int cmd_migrate(const char *config, int apply)
         return 2;
     }
     json_t *report = NULL;
-    int rc = ts_sync_schemas_report(db, schemas, !apply, &report);
+    int tty = isatty(2);
+    int rc = ts_sync_schemas_progress(db, schemas, !apply, &report, migrate_progress, &tty);
     if (rc) {
         fprintf(stderr, "tostore migrate: %s: %s\n", ts_strerror(rc), ts_errmsg(db));
     } else {
@@ -89,6 +106,8 @@ int cmd_migrate(const char *config, int apply)
                    fs ? " " : "", fs ? fs : "");
             if (json_object_get(e, "rows"))
                 printf(" rows %lld", (long long)json_integer_value(json_object_get(e, "rows")));
+            json_t *rw = json_object_get(e, "rewrite");
+            if (rw) printf(json_is_true(rw) ? " (every row rewritten)" : " (rows kept as they are)");
             printf("\n");
             free(fs);
         }

@@ -191,6 +191,107 @@ TS_API int ts_sync_schemas(ts_db *db, const json_t *schemas);
  * "rowsDropped"); with dry_run nothing is changed. */
 TS_API int ts_sync_schemas_report(ts_db *db, const json_t *schemas, int dry_run,
                                   json_t **report_new);
+/* The same, calling progress (may be NULL) on the calling thread as the
+ * rows of each rewritten table are copied (done of total rows; a last call
+ * with done == total).  Report entries also say "rewrite": false when a
+ * table's rows are kept as they are (renames, removed indexes, relaxed
+ * constraints, added nullable fields without index or default). */
+TS_API int ts_sync_schemas_progress(ts_db *db, const json_t *schemas, int dry_run,
+                                    json_t **report_new,
+                                    void (*progress)(void *ctx, const char *table, uint64_t done,
+                                                     uint64_t total),
+                                    void *ctx);
+
+/* ---- online schema updates -------------------------------------------
+ * Change one stored table with chained calls, then ts_su_apply:
+ *
+ *     ts_schema_update *su = ts_update_schema(db, "users");
+ *     ts_su_add_field(su, field);            (chained calls return su)
+ *     ts_su_add_index(su, index);
+ *     char *task;
+ *     if (ts_su_apply(su, &task) == TS_OK) { ... ts_migration_status ... free(task); }
+ *
+ * The steps apply, in call order, to the table's stored schema as it was
+ * when ts_update_schema was called; the result is validated and migrated
+ * with the same rules and refusals as ts_sync_schemas (docs/migration.md).
+ * A step that fails (unknown field, name taken, ...) makes the update
+ * failed: later steps are ignored and ts_su_apply returns that first error
+ * (its code, and its message in ts_errmsg(db)).  Every step accepts su ==
+ * NULL and then returns NULL; a NULL su makes ts_su_apply return
+ * TS_ERR_INVALID.  JSON arguments are borrowed (copied).  An update belongs
+ * to one thread at a time.
+ *
+ * Renames, removed indexes and changes that every stored row already
+ * satisfies are applied at once (the rows are not touched).  A change that
+ * needs every row converted or an index built runs at once when the table
+ * has at most migration.batchRows rows (2000), else as a background task:
+ * batches of batchRows rows, each its own write transaction (a writer waits
+ * for one batch at most), while the table keeps serving reads and writes
+ * under its old schema; writes behind the task's position are converted at
+ * once, so nothing is lost; at the end the new schema replaces the old one
+ * in one transaction.  A row that cannot follow the change fails the task
+ * ("failed", with the error) and leaves the table unchanged.  The task's
+ * state is in the database: after a crash or a close it resumes at the
+ * next open.  While it runs, the table's schema cannot change (drop, sync,
+ * another update: TS_ERR_DB). */
+
+typedef struct ts_schema_update ts_schema_update;
+
+/* Begin an update of `table`.  NULL only when db is NULL or out of memory;
+ * an unknown table makes the update failed (TS_ERR_NOT_FOUND at apply). */
+TS_API ts_schema_update *ts_update_schema(ts_db *db, const char *table);
+/* Rename the table (foreign keys of other tables follow). */
+TS_API ts_schema_update *ts_su_rename_table(ts_schema_update *su, const char *new_name);
+/* Add a field (a field schema as in "fields", docs/schema.md); existing
+ * rows get its default, or null.  A taken name: TS_ERR_FIELD_EXISTS. */
+TS_API ts_schema_update *ts_su_add_field(ts_schema_update *su, const json_t *field_schema);
+/* Remove a field with its values; explicit indexes over it go with it.
+ * Refused for the primary key, a foreign key's field or the TTL source. */
+TS_API ts_schema_update *ts_su_remove_field(ts_schema_update *su, const char *name);
+/* Rename a field (the primary key too); values, indexes and foreign keys
+ * (also other tables' ones that reference it) follow. */
+TS_API ts_schema_update *ts_su_rename_field(ts_schema_update *su, const char *old_name,
+                                            const char *new_name);
+/* Change a field's definition: each key of `changes` replaces the field's
+ * (type, nullable, unique, createIndex, defaultValue, maxLength, ...); a
+ * key set to null removes that option; "name" renames it.  Values follow a
+ * type change with the query coercion rules, or the change is refused. */
+TS_API ts_schema_update *ts_su_modify_field(ts_schema_update *su, const char *name,
+                                            const json_t *changes);
+/* Add an index (as in "indexes": {"fields": [...], "unique", "indexName",
+ * "type"}).  A taken indexName: TS_ERR_INDEX_EXISTS. */
+TS_API ts_schema_update *ts_su_add_index(ts_schema_update *su, const json_t *index_schema);
+/* Remove the explicit index over exactly `fields` (a JSON array of names,
+ * or one name as a string); for one field without such an index, its
+ * createIndex, else its unique flag, is cleared.  None: TS_ERR_NOT_FOUND. */
+TS_API ts_schema_update *ts_su_remove_index(ts_schema_update *su, const json_t *fields);
+/* Replace primaryKeyConfig (its "name" defaults to the current one).  A
+ * new key type re-keys the table: every key is converted to the new type
+ * (7 -> "7"; a key that does not convert refuses the change) and the
+ * fields of other tables' foreign keys that reference it change type and
+ * values with it; the new generator never hands out a kept key.  This runs
+ * in the apply's transaction, whatever the table's size. */
+TS_API ts_schema_update *ts_su_set_primary_key_config(ts_schema_update *su, const json_t *pk_config);
+/* Apply the update.  Consumes su in every case (do not use or free it
+ * afterwards).  On success *task_id_out (task_id_out may be NULL) is a new
+ * string "mig-<n>" naming the migration task, to release with free(); the
+ * task is "done" at once unless it runs in the background.  Inside an
+ * explicit transaction the change (and its task) takes effect when that
+ * transaction commits.  Errors: those of the first failed step, then
+ * TS_ERR_VALIDATION (invalid schema, or rows that cannot follow a change
+ * applied at once), TS_ERR_DB (the table changed since ts_update_schema,
+ * or a task is already migrating it), TS_ERR_NOT_FOUND. */
+TS_API int ts_su_apply(ts_schema_update *su, char **task_id_out);
+/* Drop an update without applying it.  Accepts NULL. */
+TS_API void ts_su_free(ts_schema_update *su);
+/* The state of migration task task_id as a new object {"id", "table",
+ * "state": "running" | "done" | "failed", "progressPercentage" (0..100),
+ * "processed" (rows converted), "total" (rows of the table), "rowsDropped"
+ * (allowLossy), "error": null or {"code", "message"}, "cleanupPending":
+ * whether the replaced trees are still being freed in the background}.  Tasks stay
+ * queryable after they end (stored in the database).  An unknown id:
+ * TS_ERR_NOT_FOUND. */
+TS_API int ts_migration_status(ts_db *db, const char *task_id, json_t **status_new);
 
 /* Insert one record.  The primary key is generated unless the record gives
  * one.  *pk_out_new (pk_out_new may be NULL) gets the row's key.  Errors:
