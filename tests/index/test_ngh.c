@@ -164,9 +164,10 @@ typedef struct ndb {
 
 static const char *emsg(ndb *h) { return h->db ? ts_errmsg(h->db) : ts_errmsg(NULL); }
 
-static json_t *mkopts(uint32_t dim, const char *metric, int M, int efc, int efs)
+static json_t *mkopts_p(uint32_t dim, const char *metric, const char *prec, int M, int efc, int efs)
 {
     json_t *o = json_pack("{s:i, s:s}", "dimensions", (json_int_t)dim, "distanceMetric", metric);
+    if (prec) json_object_set_new(o, "precision", json_string(prec));
     if (M || efc || efs) {
         json_t *p = json_object();
         if (M) json_object_set_new(p, "M", json_integer(M));
@@ -175,6 +176,11 @@ static json_t *mkopts(uint32_t dim, const char *metric, int M, int efc, int efs)
         json_object_set_new(o, "parameters", p);
     }
     return o;
+}
+
+static json_t *mkopts(uint32_t dim, const char *metric, int M, int efc, int efs)
+{
+    return mkopts_p(dim, metric, NULL, M, efc, efs);
 }
 
 static int db_open_rc(ndb *h, const char *extra)
@@ -364,7 +370,7 @@ START_TEST(kernels_agree)
 {
     rng r = rng_new(1);
     ngh_kernels k[3];
-    for (int l = 0; l < 3; l++) ngh_dist_pick(&k[l], l);
+    for (int l = 0; l < 3; l++) ngh_dist_pick(&k[l], l, NGH_F32);
     if (verbose()) printf("ngh: distance kernels: %s\n", k[2].name);
     float a[301], b[301];
     for (uint32_t n = 0; n <= 300; n += (n < 40 ? 1 : 37)) {
@@ -387,30 +393,32 @@ START_TEST(kernels_agree)
 }
 END_TEST
 
-static void recall_case(const char *metric_name, int metric, uint32_t dim)
+static void recall_case(const char *metric_name, int metric, uint32_t dim, const char *prec)
 {
+    /* the quantized cases run on 20K too (the issue's bar) but with fewer
+     * self queries: the suite also runs under ASan */
     uint32_t n = long_mode() ? 100000 : 20000, nq = 200, k = 10;
     rng r = rng_new(100 + (uint64_t)metric);
     float *data = gen_data(&r, n, dim);
     ndb h;
     char name[64];
-    snprintf(name, sizeof name, "ngh-recall-%s", metric_name);
+    snprintf(name, sizeof name, "ngh-recall-%s-%s", metric_name, prec);
     /* efConstruction 100 keeps the CI run short (the default 200 in long mode);
      * efSearch stays at its default */
     db_new(&h, name, 0, "\"cacheBytes\": 268435456",
-           mkopts(dim, metric_name, 0, long_mode() ? 0 : 100, 0));
+           mkopts_p(dim, metric_name, prec, 0, long_mode() ? 0 : 100, 0));
     double t0 = now();
     load(&h, data, dim, 0, n, 5000);
     double tb = now() - t0, qps;
     tstx *tx = rbegin(&h);
     double rec = recall(&h, tx, metric, data, n, dim, NULL, nq, k, 0, &r, &qps);
-    if (verbose()) printf("ngh %s: %u x %u-d: build %.0f/s, recall@%u %.4f at efSearch 64, %.0f q/s\n",
-                          metric_name, n, dim, n / tb, k, rec, qps);
-    REQUIRE(rec >= 0.95, "%s: recall@10 %.4f < 0.95", metric_name, rec);
+    if (verbose()) printf("ngh %s %s: %u x %u-d: build %.0f/s, recall@%u %.4f at efSearch 64, %.0f q/s\n",
+                          metric_name, prec, n, dim, n / tb, k, rec, qps);
+    REQUIRE(rec >= 0.95, "%s %s: recall@10 %.4f < 0.95", metric_name, prec, rec);
     /* an indexed vector finds itself first, at distance ~0 */
     if (metric != NGH_IP) {
         ts_knn_hit out[10];
-        int self = 0, nself = 500;
+        int self = 0, nself = strcmp(prec, "float32") ? 100 : 500;
         for (int i = 0; i < nself; i++) {
             uint32_t id = (uint32_t)rbelow(&r, n);
             size_t got = knn(&h, tx, data + (size_t)id * dim, dim, 10, 0, NULL, NULL, out);
@@ -426,11 +434,88 @@ static void recall_case(const char *metric_name, int metric, uint32_t dim)
     free(data);
 }
 
-START_TEST(recall_l2) { recall_case("l2", NGH_L2, 64); }
+START_TEST(recall_l2) { recall_case("l2", NGH_L2, 64, "float32"); }
 END_TEST
-START_TEST(recall_cosine) { recall_case("cosine", NGH_COSINE, 96); }
+START_TEST(recall_cosine) { recall_case("cosine", NGH_COSINE, 96, "float32"); }
 END_TEST
-START_TEST(recall_ip) { recall_case("innerProduct", NGH_IP, 64); }
+START_TEST(recall_ip) { recall_case("innerProduct", NGH_IP, 64, "float32"); }
+END_TEST
+START_TEST(recall_l2_f16) { recall_case("l2", NGH_L2, 64, "float16"); }
+END_TEST
+START_TEST(recall_cosine_f16) { recall_case("cosine", NGH_COSINE, 96, "float16"); }
+END_TEST
+START_TEST(recall_ip_f16) { recall_case("innerProduct", NGH_IP, 64, "float16"); }
+END_TEST
+START_TEST(recall_l2_i8) { recall_case("l2", NGH_L2, 64, "int8"); }
+END_TEST
+START_TEST(recall_cosine_i8) { recall_case("cosine", NGH_COSINE, 96, "int8"); }
+END_TEST
+START_TEST(recall_ip_i8) { recall_case("innerProduct", NGH_IP, 64, "int8"); }
+END_TEST
+
+/* Opt-in benchmark (TS_TEST_ONLY=bench): build rate, bytes per vector and
+ * recall@10 / queries per second over a range of efSearch, one thread.
+ * TS_NGH_N (20000), TS_NGH_DIM (128), TS_NGH_METRIC (l2), TS_NGH_PREC
+ * (float32), TS_NGH_EFC (100), TS_NGH_M (16). */
+static uint32_t envu(const char *k, uint32_t def)
+{
+    const char *s = getenv(k);
+    return s && *s ? (uint32_t)strtoul(s, NULL, 0) : def;
+}
+
+START_TEST(bench)
+{
+    uint32_t n = envu("TS_NGH_N", 20000), dim = envu("TS_NGH_DIM", 128), nq = 1000, k = 10;
+    uint32_t efc = envu("TS_NGH_EFC", 100), M = envu("TS_NGH_M", 16), reps = envu("TS_NGH_REPS", 2);
+    const char *metric = getenv("TS_NGH_METRIC") ? getenv("TS_NGH_METRIC") : "l2";
+    const char *prec = getenv("TS_NGH_PREC") ? getenv("TS_NGH_PREC") : "float32";
+    int mc = !strcmp(metric, "l2") ? NGH_L2 : !strcmp(metric, "cosine") ? NGH_COSINE : NGH_IP;
+    rng r = rng_new(77);
+    float *data = gen_data(&r, n, dim);
+    ndb h;
+    db_new(&h, "ngh-bench", 0, "\"cacheBytes\": 2147483648", mkopts_p(dim, metric, prec, (int)M, (int)efc, 0));
+    tstx *tx = wbegin(&h);
+    uint64_t p0 = live_pages(tx);
+    tstx_rollback(tx);
+    double t0 = now();
+    load(&h, data, dim, 0, n, 10000);
+    double tb = now() - t0;
+    tx = rbegin(&h);
+    uint64_t pages = live_pages(tx) - p0;
+    /* queries: data vectors plus noise; exact answers first */
+    float *q = malloc((size_t)nq * dim * sizeof *q);
+    hit *ex = malloc((size_t)nq * k * sizeof *ex);
+    for (uint32_t i = 0; i < nq; i++) {
+        uint32_t b = (uint32_t)rbelow(&r, n);
+        for (uint32_t j = 0; j < dim; j++) q[(size_t)i * dim + j] = data[(size_t)b * dim + j] + (float)(0.3 * rgauss(&r));
+        exact_knn(mc, data, n, dim, NULL, NULL, q + (size_t)i * dim, k, ex + (size_t)i * k);
+    }
+    printf("ngh bench %u x %u-d %s %s M %u efC %u: build %.0f/s, %.0f file bytes/vector\n", n, dim, metric,
+           prec, M, efc, n / tb, (double)pages * 4096 / n);
+    int efs[] = { 10, 16, 24, 32, 48, 64, 96, 128, 256 };
+    ts_knn_hit out[10];
+    for (size_t e = 0; e < sizeof efs / sizeof *efs; e++) {
+        uint64_t found = 0;
+        double t1 = now();
+        for (uint32_t rep = 0; rep < reps; rep++)
+            for (uint32_t i = 0; i < nq; i++) {
+                size_t got = knn(&h, tx, q + (size_t)i * dim, dim, k, efs[e], NULL, NULL, out);
+                if (rep) continue;
+                for (size_t a = 0; a < got; a++) {
+                    uint32_t id = pk_id(out[a].val, out[a].vlen);
+                    for (uint32_t x = 0; x < k; x++)
+                        if (ex[(size_t)i * k + x].id == id) { found++; break; }
+                }
+            }
+        double tq = (now() - t1) / reps;
+        printf("  ef %3d: recall@10 %.4f, %.0f q/s\n", efs[e], (double)found / ((double)nq * k), nq / tq);
+    }
+    tstx_rollback(tx);
+    free(q);
+    free(ex);
+    db_done(&h);
+    free(data);
+}
 END_TEST
 
 
@@ -447,7 +532,7 @@ START_TEST(options)
         "{\"dimensions\": 8, \"parameters\": {\"M\": 1}}",
         "{\"dimensions\": 8, \"parameters\": {\"m\": 16}}",
         "{\"dimensions\": 8, \"parameters\": {\"efSearch\": \"x\"}}",
-        "{\"dimensions\": 16384}",
+        "{\"dimensions\": 16385}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         json_t *o = json_loads(bad[i], 0, NULL);
@@ -1025,7 +1110,7 @@ END_TEST
 static int wanted(const char *name)
 {
     const char *s = getenv("TS_TEST_ONLY");
-    if (!s || !*s) return 1;
+    if (!s || !*s) return strcmp(name, "bench") != 0; /* the benchmark only when asked for */
     size_t n = strlen(name);
     for (const char *p = s; (p = strstr(p, name)); p += n)
         if ((p == s || p[-1] == ',') && (p[n] == 0 || p[n] == ',')) return 1;
@@ -1042,6 +1127,13 @@ static Suite *suite(void)
     ADD(recall_l2);
     ADD(recall_cosine);
     ADD(recall_ip);
+    ADD(recall_l2_f16);
+    ADD(recall_cosine_f16);
+    ADD(recall_ip_f16);
+    ADD(recall_l2_i8);
+    ADD(recall_cosine_i8);
+    ADD(recall_ip_i8);
+    ADD(bench);
     ADD(options);
     ADD(entries_and_duplicates);
     ADD(deletes_and_updates);

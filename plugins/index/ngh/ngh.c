@@ -111,9 +111,8 @@ static int parse_opts(const ts_host *h, ts_env *env, const ts_opts *o, ngh_cfg *
     rc = h->opt_string(env, o, "precision", &s);
     if (rc == TS_OK) {
         if (!strcmp(s, "float32")) c->precision = NGH_F32;
-        else if (!strcmp(s, "float16") || !strcmp(s, "int8"))
-            return h->error(env, TS_ERR_UNSUPPORTED, "ngh: precision '%s' is not implemented yet "
-                            "(only float32)", s);
+        else if (!strcmp(s, "float16")) c->precision = NGH_F16;
+        else if (!strcmp(s, "int8")) c->precision = NGH_I8;
         else return h->error(env, TS_ERR_CONFIG, "ngh: precision '%s' (use float32, float16 or int8)", s);
     } else if (rc != TS_ERR_NOT_FOUND) return rc;
     const ts_opts *p;
@@ -149,8 +148,8 @@ static int ngh_create(const ts_module_args *args, ts_txn *txn, uint64_t *root_ou
     if (rc) return rc;
     if (!h->pages || !txn || !h->pages->writable(txn))
         return h->error(args->env, TS_ERR_INVALID, "ngh: create needs a write transaction");
-    const ts_index_vtab *btv;
-    void *bst;
+    const ts_index_vtab *btv = NULL;
+    void *bst = NULL;
     if ((rc = find_btree(h, args->env, &btv, &bst))) return rc;
     ts_page *pg;
     uint64_t root, btroot, seed;
@@ -162,8 +161,8 @@ static int ngh_create(const ts_module_args *args, ts_txn *txn, uint64_t *root_ou
                        c.M, c.efc, seed, btroot);
     h->pages->release(pg);
     if (rc)
-        return h->error(args->env, TS_ERR_UNSUPPORTED, "ngh: %u dimensions with M=%u do not fit "
-                        "the page size", c.dim, c.M);
+        return h->error(args->env, TS_ERR_UNSUPPORTED, "ngh: M=%u does not fit the page size",
+                        c.M);
     *root_out = root;
     return TS_OK;
 }
@@ -186,7 +185,7 @@ static int ngh_open(const ts_module_args *args, uint64_t root, void **idx_out)
     ix->efs = c.efs;
     ix->metric = c.metric;
     ix->precision = c.precision;
-    ngh_dist_pick(&ix->k, 2);
+    ngh_dist_pick(&ix->k, 2, c.precision);
     if ((rc = find_btree(h, args->env, &ix->btv, &ix->btplugin_state))) { h->free(ix); return rc; }
     if (pthread_mutex_init(&ix->mu, NULL)) { h->free(ix); return h->error(args->env, TS_ERR_NOMEM, "ngh: mutex"); }
     *idx_out = ix;
@@ -315,8 +314,10 @@ static int find_matches(ngh_op *o, const void *key, size_t klen, const void *val
         for (uint32_t i = 0; i < n && !rc; i++) {
             uint8_t *rec;
             ngh_op_relax(o);
+            const float *vec;
             if ((rc = ngh_node(o, ids[i], 0, &rec))) break;
-            int match = !memcmp(rec + NR_VEC, key, klen);
+            if ((rc = ngh_vector(o, ids[i], rec, o->s->vb, &vec))) break;
+            int match = !memcmp(vec, key, klen);
             if (match && val) {
                 const void *pk;
                 size_t pkl;
@@ -479,8 +480,9 @@ static int exact_scan(ngh_op *o, const float *q, uint32_t k, kctx *c, ngh_cand *
         if (keep) {
             if (++step % 64 == 0) ngh_op_relax(o);
             uint8_t *rec;
+            float d;
             if ((rc = ngh_node(o, id, 0, &rec))) break;
-            float d = ngh_qdist(o, q, rec);
+            if ((rc = ngh_exact_dist(o, q, id, rec, &d))) break;
             if (n < k || d < h[0].d) {
                 /* max-heap of the k best */
                 ngh_cand x = { d, id };
@@ -703,8 +705,10 @@ static int ngh_entry(void *cur, const void **key, size_t *klen, const void **val
     ngh_op o;
     if ((rc = ngh_op_begin(&o, c->ix, c->tx, 0))) return rc;
     uint8_t *rec;
-    if (!(rc = ngh_node(&o, gbe32((const uint8_t *)k + 1), 0, &rec)))
-        memcpy(c->vec, rec + NR_VEC, (size_t)c->ix->dim * 4);
+    const float *vec;
+    uint32_t id = gbe32((const uint8_t *)k + 1);
+    if (!(rc = ngh_node(&o, id, 0, &rec)) && !(rc = ngh_vector(&o, id, rec, c->vec, &vec)) && vec != c->vec)
+        memcpy(c->vec, vec, (size_t)c->ix->dim * 4);
     ngh_op_end(&o);
     if (rc) return rc;
     *key = c->vec;

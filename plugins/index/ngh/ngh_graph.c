@@ -32,6 +32,7 @@
 #define T_DIR   0x3144484eu
 #define T_NODE  0x314e484eu
 #define T_UPPER 0x3155484eu
+#define T_RAW   0x3152484eu
 
 #define M_TYPE      0
 #define M_VERSION   4
@@ -55,7 +56,13 @@
 #define M_END     (M_TOP + NGH_NARRAYS * NTOP * 8)
 #define PG_HDR      8
 
-#define RELAX_PINS 192
+/* Pins kept by an operation before ngh_op_relax lets them go: a search
+ * visits a few hundred to a few thousand pages; getting one again after a
+ * relax costs a kernel get, holding it costs a cache slot that cannot be
+ * evicted (the cache runs over budget while everything is pinned).
+ * Writers keep fewer: their pages are dirty copies that may have to spill. */
+#define RELAX_READ  2048
+#define RELAX_WRITE 256
 
 static inline uint32_t g32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 static inline uint64_t g64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
@@ -88,10 +95,19 @@ static int nomem(ngh_op *o)
 
 static void layout(ngh_meta *m)
 {
+    uint32_t room = m->usable - PG_HDR;
     m->M0 = 2 * m->M;
-    m->vbytes = 4 * m->dim;
+    uint32_t qb = m->precision == NGH_F16 ? 2 * m->dim : m->precision == NGH_I8 ? m->dim : 4 * m->dim;
+    qb = (qb + 3) & ~3u;
+    /* a vector too big for a record lives in its own (raw) pages only */
+    m->ext = NR_VEC + qb + 4 * m->M0 > room;
+    m->vbytes = m->ext ? 0 : qb;
+    m->raw = m->ext || m->precision != NGH_F32;
+    m->rawb = 4 * m->dim;
+    m->rpp = m->rawb <= room ? room / m->rawb : 0;
+    m->ppv = m->rpp ? 1 : (m->rawb + room - 1) / room;
     m->rec = NR_VEC + m->vbytes + 4 * m->M0;
-    m->npp = m->rec <= m->usable - PG_HDR ? (m->usable - PG_HDR) / m->rec : 0;
+    m->npp = m->rec <= room ? room / m->rec : 0;
     m->urec = 4 + 4 * m->M;
     m->upp = (m->usable - PG_HDR) / m->urec;
     m->fanout = (m->usable - PG_HDR) / 8;
@@ -106,6 +122,7 @@ int ngh_meta_init(uint8_t *d, uint32_t usable, uint32_t dim, int metric, int pre
     m.usable = usable;
     m.dim = dim;
     m.M = M;
+    m.precision = (uint32_t)prec;
     layout(&m);
     if (usable < M_END || m.npp == 0 || m.upp == 0) return TS_ERR_UNSUPPORTED;
     memset(d, 0, usable);
@@ -152,7 +169,7 @@ static int meta_load(ngh_op *o)
         m->npages[a] = g32(d + M_ARR + 8 * a + 4);
     }
     if (m->usable > o->pa->usable_size(o->tx) || m->usable < M_END || m->M < 2 || m->M > 256 ||
-        m->dim == 0 || m->maxlevel > NGH_MAXLEVEL || m->live + m->deleted != m->count)
+        m->dim == 0 || m->dim > 16384 || m->precision > NGH_I8 || m->maxlevel > NGH_MAXLEVEL || m->live + m->deleted != m->count)
         return ngh_corrupt(o, "inconsistent meta page");
     layout(m);
     if (!m->npp || (m->count && m->entry >= m->count)) return ngh_corrupt(o, "inconsistent meta page");
@@ -192,6 +209,16 @@ static ngh_scratch *scratch_take(ngh_idx *ix)
     }
     pthread_mutex_unlock(&ix->mu);
     if (!s) s = ix->host->calloc(1, sizeof *s);
+    if (s && !s->vb) {
+        s->vb = ix->host->alloc((size_t)ix->dim * 4);
+        s->vb2 = ix->host->alloc((size_t)ix->dim * 4);
+        if (!s->vb || !s->vb2) {
+            ix->host->free(s->vb);
+            ix->host->free(s->vb2);
+            ix->host->free(s);
+            s = NULL;
+        }
+    }
     return s;
 }
 
@@ -201,6 +228,9 @@ static void scratch_free(ngh_idx *ix, ngh_scratch *s)
     ix->host->free(s->c);
     ix->host->free(s->w);
     ix->host->free(s->tmp);
+    ix->host->free(s->pm);
+    ix->host->free(s->vb);
+    ix->host->free(s->vb2);
     ix->host->free(s);
 }
 
@@ -270,9 +300,19 @@ static inline int visited(ngh_scratch *s, uint32_t id)
 
 /* ---- operations and pins ------------------------------------------------------ */
 
+/* Forget every position -> page mapping of the scratch (its pages were
+ * released or re-got). */
+static void pm_reset(ngh_scratch *s)
+{
+    if (++s->pgen == 0) {
+        if (s->pm) memset(s->pm, 0, (size_t)s->pmcap * sizeof *s->pm);
+        s->pgen = 1;
+    }
+}
+
 static void unpin_all(ngh_op *o)
 {
-    memset(o->nc, 0, sizeof o->nc);
+    if (o->s) pm_reset(o->s);
     if (!o->tn) return;
     for (uint32_t i = 0; i < o->tcap; i++)
         if (o->tab[i].pgno) {
@@ -284,7 +324,7 @@ static void unpin_all(ngh_op *o)
 
 void ngh_op_relax(ngh_op *o)
 {
-    if (o->tn > RELAX_PINS) unpin_all(o);
+    if (o->tn > o->relax) unpin_all(o);
 }
 
 int ngh_op_begin(ngh_op *o, ngh_idx *ix, ts_txn *tx, int write)
@@ -294,6 +334,7 @@ int ngh_op_begin(ngh_op *o, ngh_idx *ix, ts_txn *tx, int write)
     o->tx = tx;
     o->pa = ix->pa;
     o->write = write;
+    o->relax = write ? RELAX_WRITE : RELAX_READ;
     if (!ix->pa) return ix->host->error(ix->env, TS_ERR_INVALID, "ngh: no page API here");
     if (!tx) return ix->host->error(ix->env, TS_ERR_INVALID, "ngh: no transaction");
     if (write && !o->pa->writable(tx))
@@ -313,6 +354,7 @@ int ngh_op_begin(ngh_op *o, ngh_idx *ix, ts_txn *tx, int write)
         ngh_op_end(o);
         return nomem(o);
     }
+    pm_reset(o->s); /* a pooled scratch may map pages of an earlier operation */
     return TS_OK;
 }
 
@@ -358,7 +400,7 @@ static int pin(ngh_op *o, uint64_t pgno, int write, uint8_t **d)
     ngh_pin *e = &o->tab[h];
     if (e->pgno) {
         if (write && !e->w) {
-            memset(o->nc, 0, sizeof o->nc); /* it may hold the read pointer */
+            pm_reset(o->s); /* it may hold the read pointer */
             o->pa->release(e->pg);
             int rc = o->pa->get(o->tx, pgno, TS_PAGE_WRITE, &e->pg);
             if (rc) {
@@ -560,36 +602,62 @@ int ngh_free_pages(ngh_op *o)
 
 /* ---- node records ----------------------------------------------------------- */
 
+/* Slow path of node_rec: walk the directory, pin the page and remember it
+ * in the scratch's position map (so the next visit of any node on the page
+ * is an array index, no hashing and no kernel call). */
+static int node_page(ngh_op *o, uint32_t pos, int write, uint8_t **out)
+{
+    ngh_scratch *s = o->s;
+    uint64_t pg;
+    uint8_t *d;
+    int rc = arr_pgno(o, NGH_A_NODE, pos, &pg);
+    if (!rc) rc = pin(o, pg, write, &d);
+    if (rc) return rc;
+    if (g32(d) != T_NODE) return ngh_corrupt(o, "not a node page");
+    if (pos >= s->pmcap) {
+        uint64_t nc = s->pmcap ? s->pmcap : 256;
+        while (nc <= pos) nc *= 2;
+        ngh_pslot *n = o->ix->host->realloc(s->pm, (size_t)nc * sizeof *n);
+        if (!n) return nomem(o);
+        memset(n + s->pmcap, 0, (size_t)(nc - s->pmcap) * sizeof *n);
+        s->pm = n;
+        s->pmcap = (uint32_t)nc;
+    }
+    s->pm[pos] = (ngh_pslot){ s->pgen, (uint32_t)write, d };
+    *out = d;
+    return TS_OK;
+}
+
+static inline int node_rec(ngh_op *o, uint32_t id, int write, uint8_t **rec)
+{
+    const ngh_meta *m = &o->m;
+    if (id >= m->count) return ngh_corrupt(o, "node id out of range");
+    uint32_t pos = id / m->npp;
+    ngh_scratch *s = o->s;
+    uint8_t *d = NULL;
+    if (pos < s->pmcap && s->pm[pos].gen == s->pgen && (s->pm[pos].w || !write)) {
+        d = s->pm[pos].d;
+    } else {
+        int rc = node_page(o, pos, write, &d);
+        if (rc) return rc;
+    }
+    *rec = d + PG_HDR + (size_t)(id - pos * m->npp) * m->rec;
+    return TS_OK;
+}
+
 int ngh_node(ngh_op *o, uint32_t id, int write, uint8_t **rec)
 {
-    if (id >= o->m.count) return ngh_corrupt(o, "node id out of range");
-    uint32_t pos = id / o->m.npp, slot = pos & (NGH_NCACHE - 1);
-    uint8_t *d;
-    if (o->nc[slot].pos1 == pos + 1 && (o->nc[slot].w || !write)) {
-        d = o->nc[slot].d;
-    } else {
-        uint64_t pg;
-        int rc = arr_pgno(o, NGH_A_NODE, pos, &pg);
-        if (!rc) rc = pin(o, pg, write, &d);
-        if (rc) return rc;
-        if (g32(d) != T_NODE) return ngh_corrupt(o, "not a node page");
-        o->nc[slot].pos1 = pos + 1;
-        o->nc[slot].w = write;
-        o->nc[slot].d = d;
-    }
-    *rec = d + PG_HDR + (size_t)(id - pos * o->m.npp) * o->m.rec;
-    return TS_OK;
+    return node_rec(o, id, write, rec);
 }
 
 /* The neighbour list of node id at level lev: *ids points at count ids. */
 static int nlist(ngh_op *o, uint32_t id, uint32_t lev, int write, uint8_t **cnt, uint8_t **ids,
                  uint32_t *n)
 {
-    uint8_t *rec;
-    int rc = ngh_node(o, id, 0, &rec);
+    uint8_t *rec = NULL;
+    int rc = node_rec(o, id, write && lev == 0, &rec);
     if (rc) return rc;
     if (lev == 0) {
-        if (write && (rc = ngh_node(o, id, 1, &rec))) return rc;
         *cnt = rec + NR_COUNT;
         *ids = rec + NR_VEC + o->m.vbytes;
         *n = g16(rec + NR_COUNT);
@@ -617,6 +685,78 @@ static void set_count(uint8_t *cnt, uint32_t lev, uint32_t n)
     else p32(cnt, n);
 }
 
+/* ---- raw float32 vectors ------------------------------------------------------ */
+
+/* The raw array: node id's float32 vector at position id / rpp, slot
+ * id % rpp; or, when a vector is bigger than a page, in the ppv pages
+ * id * ppv .. id * ppv + ppv - 1. */
+static int raw_room(ngh_op *o, uint32_t id)
+{
+    ngh_meta *m = &o->m;
+    uint64_t need = m->rpp ? (uint64_t)id / m->rpp + 1 : ((uint64_t)id + 1) * m->ppv;
+    while (m->npages[NGH_A_RAW] < need) {
+        uint8_t *d;
+        int rc = arr_append(o, NGH_A_RAW, T_RAW, &d);
+        if (rc) return rc;
+    }
+    return TS_OK;
+}
+
+/* Piece j of node id's raw vector: *len bytes at *p. */
+static int raw_piece(ngh_op *o, uint32_t id, uint32_t j, int write, uint8_t **p, uint32_t *len)
+{
+    const ngh_meta *m = &o->m;
+    uint32_t room = m->usable - PG_HDR;
+    uint64_t pos, off = 0, pg;
+    if (m->rpp) {
+        pos = id / m->rpp;
+        off = (uint64_t)(id % m->rpp) * m->rawb;
+        *len = m->rawb;
+    } else {
+        pos = (uint64_t)id * m->ppv + j;
+        *len = j + 1 < m->ppv ? room : m->rawb - j * room;
+    }
+    uint8_t *d;
+    int rc = arr_pgno(o, NGH_A_RAW, pos, &pg);
+    if (!rc) rc = pin(o, pg, write, &d);
+    if (rc) return rc;
+    if (g32(d) != T_RAW) return ngh_corrupt(o, "not a raw vector page");
+    *p = d + PG_HDR + off;
+    return TS_OK;
+}
+
+/* Node id's float32 vector: in its page when it fits one, else copied to buf. */
+static int raw_vec(ngh_op *o, uint32_t id, float *buf, const float **out)
+{
+    uint8_t *p;
+    uint32_t len, room = o->m.usable - PG_HDR;
+    int rc;
+    if (o->m.rpp) {
+        if ((rc = raw_piece(o, id, 0, 0, &p, &len))) return rc;
+        *out = (const float *)(const void *)p;
+        return TS_OK;
+    }
+    for (uint32_t j = 0; j < o->m.ppv; j++) {
+        if ((rc = raw_piece(o, id, j, 0, &p, &len))) return rc;
+        memcpy((uint8_t *)buf + (size_t)j * room, p, len);
+    }
+    *out = buf;
+    return TS_OK;
+}
+
+static int raw_put(ngh_op *o, uint32_t id, const float *v)
+{
+    uint32_t room = o->m.usable - PG_HDR;
+    for (uint32_t j = 0; j < o->m.ppv; j++) {
+        uint8_t *p;
+        uint32_t len;
+        int rc = raw_piece(o, id, j, 1, &p, &len);
+        if (rc) return rc;
+        memcpy(p, (const uint8_t *)v + (size_t)j * room, len);
+    }
+    return TS_OK;
+}
+
 /* ---- distances ------------------------------------------------------------- */
 
 void ngh_prepare_query(const ngh_op *o, const float *q, float *qn)
@@ -631,26 +771,74 @@ void ngh_prepare_query(const ngh_op *o, const float *q, float *qn)
     }
 }
 
-float ngh_qdist(ngh_op *o, const float *q, const uint8_t *rec)
+static inline float metric_dist(int metric, float dot_or_l2, float inva, float invb)
 {
-    const ngh_kernels *k = &o->ix->k;
-    const uint8_t *v = rec + NR_VEC;
-    switch (o->m.metric) {
-    case NGH_L2: return k->l2(q, v, o->m.dim);
-    case NGH_IP: return -k->dot(q, v, o->m.dim);
-    default: return 1.0f - k->dot(q, v, o->m.dim) * gf(rec + NR_INV);
+    switch (metric) {
+    case NGH_L2: return dot_or_l2;
+    case NGH_IP: return -dot_or_l2;
+    default: return 1.0f - dot_or_l2 * inva * invb;
     }
 }
 
-static float rdist(ngh_op *o, const uint8_t *a, const uint8_t *b)
+/* Distance from the float32 vector a (inva: 1/|a| for cosine, 1 for a
+ * normalized query) to node b, measured on b's stored vector (quantized
+ * for float16 and int8: the graph is walked on the compact records). */
+static inline int pdist(ngh_op *o, const float *a, float inva, uint32_t idb, const uint8_t *b, float *d)
 {
+    const ngh_meta *m = &o->m;
     const ngh_kernels *k = &o->ix->k;
-    switch (o->m.metric) {
-    case NGH_L2: return k->l2(a + NR_VEC, b + NR_VEC, o->m.dim);
-    case NGH_IP: return -k->dot(a + NR_VEC, b + NR_VEC, o->m.dim);
-    default: return 1.0f - k->dot(a + NR_VEC, b + NR_VEC, o->m.dim) * gf(a + NR_INV) * gf(b + NR_INV);
+    if (!m->ext) {
+        const uint8_t *v = b + NR_VEC;
+        float s = gf(b + NR_SCALE);
+        float x = m->metric == NGH_L2 ? k->ql2(a, v, m->dim, s) : k->qdot(a, v, m->dim, s);
+        *d = metric_dist((int)m->metric, x, inva, gf(b + NR_INV));
+        return TS_OK;
     }
+    const float *v;
+    int rc = raw_vec(o, idb, o->s->vb2, &v);
+    if (rc) return rc;
+    float x = m->metric == NGH_L2 ? k->l2(a, v, m->dim) : k->dot(a, v, m->dim);
+    *d = metric_dist((int)m->metric, x, inva, gf(b + NR_INV));
+    return TS_OK;
 }
+
+/* Node id's vector as float32, to measure it against other nodes: in place
+ * (float32 records), dequantized into buf, or its raw vector (ext). */
+static int vec_f32(ngh_op *o, uint32_t id, const uint8_t *rec, float *buf, const float **out)
+{
+    const ngh_meta *m = &o->m;
+    if (m->ext) return raw_vec(o, id, buf, out);
+    if (m->precision == NGH_F32) {
+        *out = (const float *)(const void *)(rec + NR_VEC);
+        return TS_OK;
+    }
+    ngh_dequantize((int)m->precision, rec + NR_VEC, m->dim, gf(rec + NR_SCALE), buf);
+    *out = buf;
+    return TS_OK;
+}
+
+int ngh_vector(ngh_op *o, uint32_t id, const uint8_t *rec, float *buf, const float **out)
+{
+    if (!o->m.raw) {
+        *out = (const float *)(const void *)(rec + NR_VEC);
+        return TS_OK;
+    }
+    return raw_vec(o, id, buf, out);
+}
+
+int ngh_exact_dist(ngh_op *o, const float *q, uint32_t id, const uint8_t *rec, float *d)
+{
+    const ngh_meta *m = &o->m;
+    if (!m->raw) return pdist(o, q, 1.0f, id, rec, d);
+    const float *v;
+    int rc = raw_vec(o, id, o->s->vb2, &v);
+    if (rc) return rc;
+    const ngh_kernels *k = &o->ix->k;
+    float x = m->metric == NGH_L2 ? k->l2(q, v, m->dim) : k->dot(q, v, m->dim);
+    *d = metric_dist((int)m->metric, x, 1.0f, gf(rec + NR_INV));
+    return TS_OK;
+}
+
 
 /* ---- heaps ---------------------------------------------------------------- */
 
@@ -718,7 +906,17 @@ static int cand_cmp(const void *a, const void *b)
     return (x->id > y->id) - (x->id < y->id);
 }
 
+
 /* ---- search ---------------------------------------------------------------- */
+
+/* Start fetching a record's vector (and its layer-0 list head) while other
+ * distances are computed: records are scattered over the node pages. */
+static inline void prefetch_rec(const ngh_meta *m, const uint8_t *rec)
+{
+    uint32_t len = NR_VEC + m->vbytes;
+    if (len > 512) len = 512;
+    for (uint32_t off = 0; off < len; off += 64) __builtin_prefetch(rec + off, 0, 3);
+}
 
 /* Greedy descent at level lev from *ep (distance *epd). */
 static int greedy(ngh_op *o, const float *q, uint32_t lev, uint32_t *ep, float *epd)
@@ -733,9 +931,10 @@ static int greedy(ngh_op *o, const float *q, uint32_t lev, uint32_t *ep, float *
         if (rc) return rc;
         memcpy(ids, lst, (size_t)n * 4);
         for (uint32_t i = 0; i < n; i++) {
-            uint8_t *rec;
-            if ((rc = ngh_node(o, ids[i], 0, &rec))) return rc;
-            float d = ngh_qdist(o, q, rec);
+            uint8_t *rec = NULL;
+            float d;
+            if ((rc = node_rec(o, ids[i], 0, &rec))) return rc;
+            if ((rc = pdist(o, q, 1.0f, ids[i], rec, &d))) return rc;
             if (d < *epd) {
                 *epd = d;
                 *ep = ids[i];
@@ -757,6 +956,7 @@ static int search_layer(ngh_op *o, const float *q, const ngh_cand *eps, uint32_t
 {
     ngh_scratch *s = o->s;
     uint32_t ids[512];
+    uint8_t *recs[512];
     int rc = visit_begin(o, o->m.count);
     if (rc) return rc;
     uint32_t need = ef + neps + 2 * o->m.M0 + 8;
@@ -782,18 +982,24 @@ static int search_layer(ngh_op *o, const float *q, const ngh_cand *eps, uint32_t
         if (budget && nw < ef && nvis > budget) goto give_up;
         ngh_op_relax(o);
         uint8_t *cnt, *lst;
-        uint32_t n;
+        uint32_t n, nn = 0;
         if ((rc = nlist(o, c.id, lev, 0, &cnt, &lst, &n))) return rc;
-        memcpy(ids, lst, (size_t)n * 4);
-        if ((rc = grow(o, &s->c, &s->ccap, nc + n + 1))) return rc;
+        /* first the unvisited neighbours' records, prefetched, then their
+         * distances: the memory latency of one overlaps the others' work */
         for (uint32_t i = 0; i < n; i++) {
-            uint32_t e = ids[i];
+            uint32_t e = g32(lst + 4 * i);
             if (e >= o->m.count) return ngh_corrupt(o, "neighbour id out of range");
             if (visited(s, e)) continue;
+            if ((rc = node_rec(o, e, 0, &recs[nn]))) return rc;
+            prefetch_rec(&o->m, recs[nn]);
+            ids[nn++] = e;
+        }
+        if ((rc = grow(o, &s->c, &s->ccap, nc + nn + 1))) return rc;
+        for (uint32_t i = 0; i < nn; i++) {
+            uint32_t e = ids[i];
+            float d;
             nvis++;
-            uint8_t *rec;
-            if ((rc = ngh_node(o, e, 0, &rec))) return rc;
-            float d = ngh_qdist(o, q, rec);
+            if ((rc = pdist(o, q, 1.0f, e, recs[i], &d))) return rc;
             if (nw < ef || d < s->w[0].d) {
                 hpush_min(s->c, &nc, (ngh_cand){ d, e });
                 int a = acc ? acc(actx, o, e) : 1;
@@ -823,14 +1029,29 @@ int ngh_graph_search(ngh_op *o, const float *q, uint32_t ef, ngh_accept_fn acc, 
     *gave_up = 0;
     if (!o->m.count) return TS_OK;
     uint32_t ep = o->m.entry;
-    uint8_t *rec;
-    int rc = ngh_node(o, ep, 0, &rec);
+    uint8_t *rec = NULL;
+    float epd;
+    int rc = node_rec(o, ep, 0, &rec);
+    if (!rc) rc = pdist(o, q, 1.0f, ep, rec, &epd);
     if (rc) return rc;
-    float epd = ngh_qdist(o, q, rec);
     for (uint32_t lev = o->m.maxlevel; lev > 0; lev--)
         if ((rc = greedy(o, q, lev, &ep, &epd))) return rc;
     ngh_cand e = { epd, ep };
-    return search_layer(o, q, &e, 1, ef, 0, acc, actx, budget, out, nout, gave_up);
+    rc = search_layer(o, q, &e, 1, ef, 0, acc, actx, budget, out, nout, gave_up);
+    if (rc || !o->m.raw || o->m.ext || !*nout) return rc;
+    /* Quantized records: the beam found the candidates on approximate
+     * distances; re-rank all of them (ef, at least k) on the float32
+     * vectors, so the order and the distances returned are exact and a
+     * true neighbour that the quantization put a little too far is still
+     * picked up (an ef-wide re-rank costs ef raw reads, a few percent of a
+     * search that measured ~10 ef nodes). */
+    for (uint32_t i = 0; i < *nout; i++) {
+        ngh_op_relax(o);
+        if ((rc = node_rec(o, out[i].id, 0, &rec))) return rc;
+        if ((rc = ngh_exact_dist(o, q, out[i].id, rec, &out[i].d))) return rc;
+    }
+    qsort(out, *nout, sizeof *out, cand_cmp);
+    return TS_OK;
 }
 
 /* ---- insert ------------------------------------------------------------------ */
@@ -844,14 +1065,18 @@ static int select_heuristic(ngh_op *o, const ngh_cand *cands, uint32_t n, uint32
 {
     uint32_t k = 0;
     for (uint32_t i = 0; i < n && k < max; i++) {
-        uint8_t *ci;
-        int rc = ngh_node(o, cands[i].id, 0, &ci);
+        uint8_t *ci = NULL, *rj = NULL;
+        const float *cv;
+        int rc = node_rec(o, cands[i].id, 0, &ci);
+        if (!rc) rc = vec_f32(o, cands[i].id, ci, o->s->vb, &cv);
         if (rc) return rc;
+        float cinv = gf(ci + NR_INV);
         int good = 1;
         for (uint32_t j = 0; j < k && good; j++) {
-            uint8_t *rj;
-            if ((rc = ngh_node(o, out[j], 0, &rj))) return rc;
-            if (rdist(o, ci, rj) < cands[i].d) good = 0;
+            float d;
+            if ((rc = node_rec(o, out[j], 0, &rj))) return rc;
+            if ((rc = pdist(o, cv, cinv, out[j], rj, &d))) return rc;
+            if (d < cands[i].d) good = 0;
         }
         if (good) out[k++] = cands[i].id;
     }
@@ -889,11 +1114,16 @@ static int link(ngh_op *o, uint32_t from, uint32_t to, uint32_t lev)
     ids[n++] = to;
     ngh_scratch *s = o->s;
     if ((rc = grow(o, &s->tmp, &s->tcap, n))) return rc;
-    uint8_t *base, *r;
-    if ((rc = ngh_node(o, from, 0, &base))) return rc;
+    uint8_t *base = NULL, *r = NULL;
+    const float *bv;
+    if ((rc = node_rec(o, from, 0, &base))) return rc;
+    if ((rc = vec_f32(o, from, base, s->vb, &bv))) return rc;
+    float binv = gf(base + NR_INV);
     for (uint32_t i = 0; i < n; i++) {
-        if ((rc = ngh_node(o, ids[i], 0, &r))) return rc;
-        s->tmp[i] = (ngh_cand){ rdist(o, base, r), ids[i] };
+        float d;
+        if ((rc = node_rec(o, ids[i], 0, &r))) return rc;
+        if ((rc = pdist(o, bv, binv, ids[i], r, &d))) return rc;
+        s->tmp[i] = (ngh_cand){ d, ids[i] };
     }
     qsort(s->tmp, n, sizeof *s->tmp, cand_cmp);
     uint32_t sel[512], ns;
@@ -913,6 +1143,21 @@ static uint32_t random_level(const ngh_meta *m, uint32_t id)
     return l >= NGH_MAXLEVEL ? NGH_MAXLEVEL : (uint32_t)l;
 }
 
+/* Write node id's vector: the record's copy (float32 or quantized) and the
+ * raw float32 vector when the index keeps one. */
+static int put_vector(ngh_op *o, uint32_t id, uint8_t *rec, const float *v)
+{
+    const ngh_meta *m = &o->m;
+    float nn = o->ix->k.dot(v, v, m->dim), sc = 1.0f;
+    pf(rec + NR_INV, nn > 0 ? 1.0f / sqrtf(nn) : 0.0f);
+    if (!m->ext) {
+        if (m->precision == NGH_F32) memcpy(rec + NR_VEC, v, (size_t)m->dim * 4);
+        else ngh_quantize((int)m->precision, v, m->dim, rec + NR_VEC, &sc);
+    }
+    pf(rec + NR_SCALE, sc);
+    return m->raw ? raw_put(o, id, v) : TS_OK;
+}
+
 int ngh_graph_insert(ngh_op *o, const float *v, uint32_t *id_out)
 {
     ngh_meta *m = &o->m;
@@ -920,11 +1165,12 @@ int ngh_graph_insert(ngh_op *o, const float *v, uint32_t *id_out)
     if (m->count == NGH_NONE - 1) return ix->host->error(ix->env, TS_ERR_RESOURCE, "ngh: index is full");
     uint32_t id = m->count, lev = random_level(m, id);
     int rc;
-    uint8_t *d, *rec;
+    uint8_t *d, *rec = NULL;
     /* room for the record and its upper-layer lists */
     if (id / m->npp >= m->npages[NGH_A_NODE]) {
         if ((rc = arr_append(o, NGH_A_NODE, T_NODE, &d))) return rc;
     }
+    if (m->raw && (rc = raw_room(o, id))) return rc;
     uint32_t ubase = m->nupper;
     for (uint32_t l = 0; l < lev; l++) {
         uint32_t u = ubase + l;
@@ -934,13 +1180,11 @@ int ngh_graph_insert(ngh_op *o, const float *v, uint32_t *id_out)
     m->nupper += lev;
     m->count++;
     m->live++;
-    if ((rc = ngh_node(o, id, 1, &rec))) return rc;
+    if ((rc = node_rec(o, id, 1, &rec))) return rc;
     memset(rec, 0, m->rec);
     rec[NR_LEVEL] = (uint8_t)lev;
     p32(rec + NR_UPPER, ubase);
-    float nn = ix->k.dot(v, v, m->dim);
-    pf(rec + NR_INV, nn > 0 ? 1.0f / sqrtf(nn) : 0.0f);
-    memcpy(rec + NR_VEC, v, m->vbytes);
+    if ((rc = put_vector(o, id, rec, v))) return rc;
     *id_out = id;
     if (m->entry == NGH_NONE) {
         m->entry = id;
@@ -953,8 +1197,8 @@ int ngh_graph_insert(ngh_op *o, const float *v, uint32_t *id_out)
     ngh_prepare_query(o, v, q);
     ngh_scratch *s = o->s;
     uint32_t ep = m->entry;
-    if ((rc = ngh_node(o, ep, 0, &rec))) goto out;
-    float epd = ngh_qdist(o, q, rec);
+    float epd;
+    if ((rc = node_rec(o, ep, 0, &rec)) || (rc = pdist(o, q, 1.0f, ep, rec, &epd))) goto out;
     for (uint32_t l = m->maxlevel; l > lev; l--)
         if ((rc = greedy(o, q, l, &ep, &epd))) goto out;
     ngh_cand *W = NULL, *eps = NULL;
