@@ -390,6 +390,47 @@ START_TEST(kernels_agree)
             REQUIRE(fabs(e - l2) <= 1e-4 * (1 + l2), "%s l2 n=%u: %g want %g", k[l].name, n, e, l2);
         }
     }
+    /* the quantized kernels against the dequantized vector, every level */
+    for (int prec = NGH_F16; prec <= NGH_I8; prec++) {
+        ngh_kernels qk[3];
+        for (int l = 0; l < 3; l++) ngh_dist_pick(&qk[l], l, prec);
+        uint8_t codes[2 * 301 + 1];
+        float deq[301];
+        for (uint32_t n = 0; n <= 300; n += (n < 40 ? 1 : 37)) {
+            for (uint32_t i = 0; i < n + 1; i++) {
+                a[i] = (float)rgauss(&r);
+                b[i] = (float)(3 * rgauss(&r));
+            }
+            float sc;
+            ngh_quantize(prec, b, n, codes + 1, &sc); /* unaligned codes */
+            ngh_dequantize(prec, codes + 1, n, sc, deq);
+            double dot = 0, l2 = 0, qerr = 0;
+            for (uint32_t i = 0; i < n; i++) {
+                dot += (double)a[i + 1] * deq[i];
+                l2 += ((double)a[i + 1] - deq[i]) * ((double)a[i + 1] - deq[i]);
+                qerr = fmax(qerr, fabs((double)deq[i] - b[i]));
+            }
+            /* quantization error: half of a step */
+            REQUIRE(qerr <= (prec == NGH_I8 ? 0.51 * sc : 3 * 9.8e-4 * 12) + 1e-6, "prec %d n=%u: error %g", prec, n, qerr);
+            for (int l = 0; l < 3; l++) {
+                float d = qk[l].qdot(a + 1, codes + 1, n, sc), e = qk[l].ql2(a + 1, codes + 1, n, sc);
+                REQUIRE(fabs(d - dot) <= 1e-4 * (1 + fabs(dot)), "%s prec %d qdot n=%u: %g want %g", qk[l].name, prec, n, d, dot);
+                REQUIRE(fabs(e - l2) <= 1e-4 * (1 + l2), "%s prec %d ql2 n=%u: %g want %g", qk[l].name, prec, n, e, l2);
+            }
+        }
+    }
+    /* halves: exact values, rounding, range clamping, subnormals */
+    ck_assert_float_eq(ngh_h2f(ngh_f2h(1.0f)), 1.0f);
+    ck_assert_float_eq(ngh_h2f(ngh_f2h(-2.5f)), -2.5f);
+    ck_assert_float_eq(ngh_h2f(ngh_f2h(65504.0f)), 65504.0f);
+    ck_assert_float_eq(ngh_h2f(ngh_f2h(1e9f)), 65504.0f);
+    ck_assert_float_eq(ngh_h2f(ngh_f2h(-1e9f)), -65504.0f);
+    ck_assert_float_eq(ngh_h2f(ngh_f2h(5.9604645e-8f)), 5.9604645e-8f); /* smallest subnormal */
+    ck_assert_float_eq(ngh_h2f(ngh_f2h(1e-9f)), 0.0f);
+    ck_assert_float_eq(ngh_h2f(ngh_f2h(1.0f + 1.0f / 4096)), 1.0f);   /* tie to even */
+    ck_assert_float_eq(ngh_h2f(ngh_f2h(1.0f + 3.0f / 4096)), 1.0f + 4.0f / 4096);
+    for (uint32_t h = 0; h < 0x7C00; h++) /* every finite half survives the round trip */
+        REQUIRE(ngh_f2h(ngh_h2f((uint16_t)h)) == h, "half %#x", h);
 }
 END_TEST
 
@@ -964,15 +1005,15 @@ static int check_state(ndb *h, tstx *tx, const float *data, uint32_t n, uint32_t
     return ok;
 }
 
-START_TEST(crash_recovery)
+static void crash_case(const char *prec, int rounds)
 {
     uint32_t n = 1500, dim = 16;
     rng r = rng_new(11);
     float *data = gen_data(&r, n, dim);
     ndb h;
-    db_new(&h, "ngh-crash", 1, "\"cacheBytes\": 262144", mkopts(dim, "l2", 8, 40, 20));
+    db_new(&h, "ngh-crash", 1, "\"cacheBytes\": 262144", mkopts_p(dim, "l2", prec, 8, 40, 20));
     uint8_t *acked = calloc(n, 1), *cur = calloc(n, 1), *inflight = calloc(n, 1);
-    int rounds = long_mode() ? 200 : 30, crashes = 0;
+    int crashes = 0;
     char why[256], why2[256];
     for (int round = 0; round < rounds; round++) {
         int armed = round % 4 != 3;
@@ -1029,13 +1070,68 @@ START_TEST(crash_recovery)
         tstx_rollback(tx);
         REQUIRE(ok, "round %d after power loss: %s", round, why);
     }
-    if (verbose()) printf("ngh: %d simulated power losses, index checked after each\n", crashes);
+    if (verbose()) printf("ngh %s: %d simulated power losses, index checked after each\n", prec, crashes);
     ck_assert_int_gt(crashes, rounds / 3);
     free(acked);
     free(cur);
     free(inflight);
     db_done(&h);
     free(data);
+}
+
+START_TEST(crash_recovery) { crash_case("float32", long_mode() ? 200 : 30); }
+END_TEST
+START_TEST(crash_recovery_i8) { crash_case("int8", long_mode() ? 100 : 18); }
+END_TEST
+
+/* Vectors too big for a node record (1536-d float32 and 4100-d float16 on
+ * 4 KiB pages) live in their own pages; 1536-d int8 fits a record. */
+START_TEST(large_vectors)
+{
+    struct { uint32_t dim; const char *prec; } cases[] = { { 1536, "float32" }, { 4100, "float16" }, { 1536, "int8" } };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        uint32_t n = 300, dim = cases[c].dim, k = 10;
+        rng r = rng_new(13 + c);
+        float *data = gen_data(&r, n, dim);
+        ndb h;
+        db_new(&h, "ngh-large", 0, NULL, mkopts_p(dim, "cosine", cases[c].prec, 8, 40, 0));
+        tstx *tx = wbegin(&h);
+        uint64_t base = live_pages(tx);
+        tstx_rollback(tx);
+        load(&h, data, dim, 0, n, 100);
+        tx = rbegin(&h);
+        double rec = recall(&h, tx, NGH_COSINE, data, n, dim, NULL, 30, k, 0, &r, NULL);
+        if (verbose()) printf("ngh %u-d %s: recall@10 %.4f, %.1f pages per vector\n", dim, cases[c].prec, rec,
+                              (double)(live_pages(tx) - base) / n);
+        REQUIRE(rec >= 0.95, "%u-d %s: recall %.4f", dim, cases[c].prec, rec);
+        /* each vector finds itself, the cursor gives it back whole */
+        ts_knn_hit out[1];
+        for (uint32_t i = 0; i < n; i += 7) {
+            ck_assert_uint_eq(knn(&h, tx, data + (size_t)i * dim, dim, 1, 0, NULL, NULL, out), 1);
+            REQUIRE(pk_id(out[0].val, out[0].vlen) == i && out[0].distance < 1e-5f, "%u-d: self %u", dim, i);
+        }
+        tsix_cur cur;
+        ck_assert_int_eq(tsix_cursor(h.ix, tx, &cur), TS_OK);
+        uint32_t cnt = 0;
+        for (int rc = tsix_first(&cur); rc == TS_OK; rc = tsix_next(&cur), cnt++) {
+            const void *kk, *v;
+            size_t kl, vl;
+            ck_assert_int_eq(tsix_entry(&cur, &kk, &kl, &v, &vl), TS_OK);
+            REQUIRE(kl == (size_t)dim * 4 && !memcmp(kk, data + (size_t)pk_id(v, vl) * dim, kl), "vector");
+        }
+        tsix_cursor_close(&cur);
+        ck_assert_uint_eq(cnt, n);
+        tstx_rollback(tx);
+        /* remove some, then drop: every page comes back */
+        tx = wbegin(&h);
+        for (uint32_t i = 0; i < n; i += 3) ck_assert_int_eq(del(&h, tx, data, dim, i), TS_OK);
+        ck_assert_int_eq(tsix_drop(h.ix, tx), TS_OK);
+        REQUIRE(live_pages(tx) <= base - 2, "%llu pages left after drop", (unsigned long long)live_pages(tx));
+        tstx_root_set(tx, ROOT_SLOT, 0);
+        commit(&h, tx);
+        db_done(&h);
+        free(data);
+    }
 }
 END_TEST
 
@@ -1141,6 +1237,8 @@ static Suite *suite(void)
     ADD(cursor_scan);
     ADD(reopen_lazily);
     ADD(crash_recovery);
+    ADD(crash_recovery_i8);
+    ADD(large_vectors);
     ADD(concurrent_readers);
     suite_add_tcase(s, tc);
     return s;
