@@ -824,6 +824,61 @@ START_TEST(filtered)
 }
 END_TEST
 
+/* Churn: deleting 20% and inserting as many new vectors, round after round,
+ * reuses the deleted nodes' ids (and their pages): the file stops growing,
+ * and recall over the live entries holds. */
+START_TEST(churn_reuses_space)
+{
+    uint32_t n = long_mode() ? 20000 : 4000, dim = 32, rounds = long_mode() ? 10 : 6, per = n / 5;
+    uint32_t total = n + rounds * per;
+    rng r = rng_new(14);
+    float *data = gen_data(&r, total, dim);
+    uint8_t *live = calloc(total, 1);
+    uint32_t *ids = malloc((size_t)n * sizeof *ids); /* the live ids */
+    ndb h;
+    db_new(&h, "ngh-churn", 0, "\"cacheBytes\": 134217728", mkopts_p(dim, "l2", "int8", 0, 100, 0));
+    load(&h, data, dim, 0, n, 2000);
+    for (uint32_t i = 0; i < n; i++) {
+        live[i] = 1;
+        ids[i] = i;
+    }
+    tstx *tx = rbegin(&h);
+    uint64_t p0 = live_pages(tx), pmax = p0;
+    tstx_rollback(tx);
+    uint32_t next = n;
+    for (uint32_t round = 0; round < rounds; round++) {
+        tx = wbegin(&h);
+        for (uint32_t j = 0; j < per; j++) { /* delete per random live entries */
+            uint32_t at = (uint32_t)rbelow(&r, n - j), id = ids[at];
+            ids[at] = ids[n - j - 1];
+            ids[n - j - 1] = id;
+            ck_assert_int_eq(del(&h, tx, data, dim, id), TS_OK);
+            live[id] = 0;
+        }
+        for (uint32_t j = 0; j < per; j++, next++) {
+            ck_assert_int_eq(ins(&h, tx, data, dim, next), TS_OK);
+            live[next] = 1;
+            ids[n - per + j] = next;
+        }
+        commit(&h, tx);
+        tx = rbegin(&h);
+        uint64_t pg = live_pages(tx);
+        if (pg > pmax) pmax = pg;
+        double rec = recall(&h, tx, NGH_L2, data, next, dim, live, 100, 10, 0, &r, NULL);
+        if (verbose()) printf("ngh churn round %u: %llu pages (%llu after the first load), recall@10 %.4f\n", round,
+                              (unsigned long long)pg, (unsigned long long)p0, rec);
+        REQUIRE(rec >= 0.95, "round %u: recall %.4f", round, rec);
+        tstx_rollback(tx);
+    }
+    /* a few percent for the map's pages (btree splits), not 20% per round */
+    REQUIRE(pmax <= p0 + p0 / 10, "pages grew from %llu to %llu", (unsigned long long)p0, (unsigned long long)pmax);
+    free(ids);
+    free(live);
+    db_done(&h);
+    free(data);
+}
+END_TEST
+
 /* ---- cursors ------------------------------------------------------------------ */
 
 START_TEST(cursor_scan)
@@ -1234,6 +1289,7 @@ static Suite *suite(void)
     ADD(entries_and_duplicates);
     ADD(deletes_and_updates);
     ADD(filtered);
+    ADD(churn_reuses_space);
     ADD(cursor_scan);
     ADD(reopen_lazily);
     ADD(crash_recovery);

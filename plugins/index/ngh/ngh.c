@@ -62,6 +62,33 @@ static uint64_t hash_bytes(const void *p, size_t n, uint64_t seed)
 }
 
 static size_t nkey(uint8_t *k, uint32_t id) { k[0] = 'N'; be32(k + 1, id); return 5; }
+static size_t fkey(uint8_t *k, uint32_t id) { k[0] = 'F'; be32(k + 1, id); return 5; }
+
+/* The free list: 'F' id entries of the map, one per deleted node whose id
+ * a later insert may take over (lowest id first). */
+static int free_pop(ngh_op *o, uint32_t *id)
+{
+    ngh_idx *ix = o->ix;
+    void *cur;
+    *id = NGH_NONE;
+    if (!o->m.deleted) return TS_OK;
+    int rc = ix->btv->cursor_open(ix->bt, o->tx, &cur);
+    if (rc) return rc;
+    rc = ix->btv->seek(cur, "F", 1, TS_SEEK_GE);
+    if (!rc) {
+        const void *ek, *ev;
+        size_t ekl, evl;
+        if (!(rc = ix->btv->entry(cur, &ek, &ekl, &ev, &evl)) && ekl == 5 && ((const uint8_t *)ek)[0] == 'F')
+            *id = gbe32((const uint8_t *)ek + 1);
+    }
+    ix->btv->cursor_close(cur);
+    if (rc == TS_ERR_NOT_FOUND) rc = TS_OK;
+    if (!rc && *id != NGH_NONE) {
+        uint8_t k[5];
+        rc = ix->btv->remove(ix->bt, o->tx, k, fkey(k, *id), "", 0);
+    }
+    return rc;
+}
 static size_t kkey(uint8_t *k, uint64_t hv, uint64_t hp) { k[0] = 'K'; be64(k + 1, hv); be64(k + 9, hp); return 17; }
 
 /* ---- options ------------------------------------------------------------ */
@@ -350,12 +377,15 @@ static int ngh_insert(void *idx, ts_txn *txn, const void *key, size_t klen, cons
     uint32_t found = 0, id;
     rc = find_matches(&o, key, klen, unique ? NULL : val, vlen, NULL, NULL, &found);
     if (!rc && found) rc = ix->host->error(ix->env, TS_ERR_UNIQUE, "ngh: the entry exists");
+    uint32_t reuse = NGH_NONE;
+    if (o.bcur) { ix->btv->cursor_close(o.bcur); o.bcur = NULL; } /* the map changes below */
+    if (!rc) rc = free_pop(&o, &reuse);
     if (!rc) {
         float *v = ix->host->alloc(klen);
         if (!v) rc = ix->host->error(ix->env, TS_ERR_NOMEM, "ngh: out of memory");
         else {
             memcpy(v, key, klen);
-            rc = ngh_graph_insert(&o, v, &id);
+            rc = ngh_graph_insert(&o, v, reuse, &id);
             ix->host->free(v);
         }
     }
@@ -400,6 +430,7 @@ static int remove_one(ngh_op *o, uint32_t id, void *ctx)
             kkey(k, hash_bytes(key, (size_t)o->m.dim * 4, 1), hash_bytes(pkc, pkl, 2));
             rc = ix->btv->remove(ix->bt, o->tx, k, 17, idb, 4);
         }
+        if (!rc) rc = ix->btv->insert(ix->bt, o->tx, k, fkey(k, id), "", 0, 1);
     }
     ix->host->free(pkc);
     return rc;

@@ -148,7 +148,9 @@ int  ngh_node(ngh_op *o, uint32_t id, int write, uint8_t **rec);
 int  ngh_corrupt(ngh_op *o, const char *what);
 
 /* Graph operations (ngh_graph.c). */
-int ngh_graph_insert(ngh_op *o, const float *v, uint32_t *id_out);
+/* Insert v as a new node, or (reuse != NGH_NONE) in the place of deleted
+ * node reuse taken from the free list. */
+int ngh_graph_insert(ngh_op *o, const float *v, uint32_t reuse, uint32_t *id_out);
 /* 1: accept, 0: skip, NGH_GIVE_UP: stop searching (*gave_up), < 0: error. */
 #define NGH_GIVE_UP 2
 typedef int (*ngh_accept_fn)(void *ctx, ngh_op *o, uint32_t id);

@@ -728,7 +728,7 @@ static int raw_piece(ngh_op *o, uint32_t id, uint32_t j, int write, uint8_t **p,
 /* Node id's float32 vector: in its page when it fits one, else copied to buf. */
 static int raw_vec(ngh_op *o, uint32_t id, float *buf, const float **out)
 {
-    uint8_t *p;
+    uint8_t *p = NULL;
     uint32_t len, room = o->m.usable - PG_HDR;
     int rc;
     if (o->m.rpp) {
@@ -748,7 +748,7 @@ static int raw_put(ngh_op *o, uint32_t id, const float *v)
 {
     uint32_t room = o->m.usable - PG_HDR;
     for (uint32_t j = 0; j < o->m.ppv; j++) {
-        uint8_t *p;
+        uint8_t *p = NULL;
         uint32_t len;
         int rc = raw_piece(o, id, j, 1, &p, &len);
         if (rc) return rc;
@@ -1158,33 +1158,134 @@ static int put_vector(ngh_op *o, uint32_t id, uint8_t *rec, const float *v)
     return m->raw ? raw_put(o, id, v) : TS_OK;
 }
 
-int ngh_graph_insert(ngh_op *o, const float *v, uint32_t *id_out)
+/* Before deleted node x is reused for another vector: each of its old
+ * out-neighbours that links back to x gets, in x's place, the nearest of
+ * x's other neighbours it does not link to yet (the path n -> x -> m
+ * becomes n -> m), so the region x bridged stays connected when x's id
+ * moves to the new vector.  About M0 distances per neighbour. */
+static int unlink_reused(ngh_op *o, uint32_t x, uint32_t lev)
+{
+    uint32_t xs[512], ids[512];
+    for (uint32_t l = 0; l <= lev; l++) {
+        uint8_t *cnt, *lst;
+        uint32_t nx, n;
+        ngh_op_relax(o);
+        int rc = nlist(o, x, l, 0, &cnt, &lst, &nx);
+        if (rc) return rc;
+        memcpy(xs, lst, (size_t)nx * 4);
+        for (uint32_t i = 0; i < nx; i++) {
+            uint32_t nb = xs[i], pos = NGH_NONE, best = NGH_NONE;
+            if (nb == x) continue;
+            ngh_op_relax(o);
+            if ((rc = nlist(o, nb, l, 0, &cnt, &lst, &n))) return rc;
+            memcpy(ids, lst, (size_t)n * 4);
+            for (uint32_t j = 0; j < n; j++)
+                if (ids[j] == x) pos = j;
+            if (pos == NGH_NONE) continue;
+            uint8_t *brec = NULL, *crec = NULL;
+            const float *bv;
+            float bd = 0;
+            if ((rc = node_rec(o, nb, 0, &brec)) || (rc = vec_f32(o, nb, brec, o->s->vb, &bv))) return rc;
+            float binv = gf(brec + NR_INV);
+            for (uint32_t j = 0; j < nx; j++) {
+                uint32_t c = xs[j], t = 0;
+                float d;
+                if (c == nb || c == x) continue;
+                while (t < n && ids[t] != c) t++;
+                if (t < n) continue;
+                if ((rc = node_rec(o, c, 0, &crec)) || (rc = pdist(o, bv, binv, c, crec, &d))) return rc;
+                if (best == NGH_NONE || d < bd) {
+                    best = c;
+                    bd = d;
+                }
+            }
+            if (best != NGH_NONE) ids[pos] = best;
+            else ids[pos] = ids[--n];
+            uint32_t old;
+            if ((rc = nlist(o, nb, l, 1, &cnt, &lst, &old))) return rc;
+            memcpy(lst, ids, (size_t)n * 4);
+            set_count(cnt, l, n);
+        }
+    }
+    return TS_OK;
+}
+
+/* Take over deleted node x for vector v: move the entry point off x when
+ * it is x, repair x's old neighbourhood, then empty x's lists and store v. */
+static int reuse_node(ngh_op *o, uint32_t x, uint32_t lev, const float *v)
+{
+    ngh_meta *m = &o->m;
+    uint8_t *rec = NULL, *cnt, *lst;
+    uint32_t n;
+    int rc = node_rec(o, x, 0, &rec);
+    if (rc) return rc;
+    if (!(rec[NR_FLAGS] & NR_DELETED) || rec[NR_LEVEL] != lev)
+        return ngh_corrupt(o, "free node id is not a deleted node of its level");
+    if (m->entry == x) {
+        /* the nearest level down where x has a neighbour: that neighbour
+         * (whose level is at least that) becomes the entry point */
+        uint32_t alt = NGH_NONE, altlev = 0;
+        for (int32_t l = (int32_t)lev; l >= 0 && alt == NGH_NONE; l--) {
+            if ((rc = nlist(o, x, (uint32_t)l, 0, &cnt, &lst, &n))) return rc;
+            for (uint32_t i = 0; i < n && alt == NGH_NONE; i++)
+                if (g32(lst + 4 * i) != x) {
+                    alt = g32(lst + 4 * i);
+                    altlev = (uint32_t)l;
+                }
+        }
+        m->entry = alt;
+        m->maxlevel = altlev;
+    }
+    if ((rc = unlink_reused(o, x, lev))) return rc;
+    for (uint32_t l = 0; l <= lev; l++) {
+        ngh_op_relax(o);
+        if ((rc = nlist(o, x, l, 1, &cnt, &lst, &n))) return rc;
+        set_count(cnt, l, 0);
+    }
+    if ((rc = node_rec(o, x, 1, &rec))) return rc;
+    rec[NR_FLAGS] = 0;
+    if ((rc = put_vector(o, x, rec, v))) return rc;
+    m->deleted--;
+    m->live++;
+    return TS_OK;
+}
+
+int ngh_graph_insert(ngh_op *o, const float *v, uint32_t reuse, uint32_t *id_out)
 {
     ngh_meta *m = &o->m;
     ngh_idx *ix = o->ix;
-    if (m->count == NGH_NONE - 1) return ix->host->error(ix->env, TS_ERR_RESOURCE, "ngh: index is full");
-    uint32_t id = m->count, lev = random_level(m, id);
+    uint32_t id, lev;
     int rc;
     uint8_t *d, *rec = NULL;
-    /* room for the record and its upper-layer lists */
-    if (id / m->npp >= m->npages[NGH_A_NODE]) {
-        if ((rc = arr_append(o, NGH_A_NODE, T_NODE, &d))) return rc;
+    if (reuse != NGH_NONE) {
+        if (reuse >= m->count || !m->deleted) return ngh_corrupt(o, "free node id out of range");
+        id = reuse;
+        lev = random_level(m, id); /* the level a node of this id always has */
+        if ((rc = reuse_node(o, id, lev, v))) return rc;
+    } else {
+        if (m->count == NGH_NONE - 1) return ix->host->error(ix->env, TS_ERR_RESOURCE, "ngh: index is full");
+        id = m->count;
+        lev = random_level(m, id);
+        /* room for the record and its upper-layer lists */
+        if (id / m->npp >= m->npages[NGH_A_NODE]) {
+            if ((rc = arr_append(o, NGH_A_NODE, T_NODE, &d))) return rc;
+        }
+        if (m->raw && (rc = raw_room(o, id))) return rc;
+        uint32_t ubase = m->nupper;
+        for (uint32_t l = 0; l < lev; l++) {
+            uint32_t u = ubase + l;
+            if (u / m->upp >= m->npages[NGH_A_UPPER] &&
+                (rc = arr_append(o, NGH_A_UPPER, T_UPPER, &d))) return rc;
+        }
+        m->nupper += lev;
+        m->count++;
+        m->live++;
+        if ((rc = node_rec(o, id, 1, &rec))) return rc;
+        memset(rec, 0, m->rec);
+        rec[NR_LEVEL] = (uint8_t)lev;
+        p32(rec + NR_UPPER, ubase);
+        if ((rc = put_vector(o, id, rec, v))) return rc;
     }
-    if (m->raw && (rc = raw_room(o, id))) return rc;
-    uint32_t ubase = m->nupper;
-    for (uint32_t l = 0; l < lev; l++) {
-        uint32_t u = ubase + l;
-        if (u / m->upp >= m->npages[NGH_A_UPPER] &&
-            (rc = arr_append(o, NGH_A_UPPER, T_UPPER, &d))) return rc;
-    }
-    m->nupper += lev;
-    m->count++;
-    m->live++;
-    if ((rc = node_rec(o, id, 1, &rec))) return rc;
-    memset(rec, 0, m->rec);
-    rec[NR_LEVEL] = (uint8_t)lev;
-    p32(rec + NR_UPPER, ubase);
-    if ((rc = put_vector(o, id, rec, v))) return rc;
     *id_out = id;
     if (m->entry == NGH_NONE) {
         m->entry = id;
@@ -1211,9 +1312,16 @@ int ngh_graph_insert(ngh_op *o, const float *v, uint32_t *id_out)
     for (int32_t l = (int32_t)(lev < m->maxlevel ? lev : m->maxlevel); l >= 0; l--) {
         if ((rc = search_layer(o, q, eps, neps, m->efc, (uint32_t)l, NULL, NULL, 0, W, &nW, NULL)))
             goto out2;
-        /* the new node is not linked yet, so W does not hold it.  It links
-         * to M nodes at every level (as hnswlib does); its layer-0 list has
-         * room for M0, filled by the back-links of later nodes. */
+        /* A fresh node is not linked yet, so W does not hold it; a reused
+         * one may be reached through old in-edges: drop it.  It links to M
+         * nodes at every level (as hnswlib does); its layer-0 list has room
+         * for M0, filled by the back-links of later nodes. */
+        for (uint32_t i = 0; i < nW; i++)
+            if (W[i].id == id) {
+                memmove(W + i, W + i + 1, (size_t)(nW - i - 1) * sizeof *W);
+                nW--;
+                break;
+            }
         uint32_t max = m->M, sel[512], ns;
         if ((rc = grow(o, &s->tmp, &s->tcap, nW))) goto out2;
         memcpy(s->tmp, W, (size_t)nW * sizeof *W);
