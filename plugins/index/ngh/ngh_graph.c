@@ -50,6 +50,7 @@
 #define M_NUPPER   52
 #define M_USABLE   56
 #define M_BTROOT   64
+#define M_GEN      72   /* u64: bumped by every write operation (0 in indexes before it) */
 #define M_ARR      80   /* per array: depth u32, npages u32 */
 #define M_TOP     128   /* per array: NTOP page numbers */
 #define NTOP      100
@@ -63,6 +64,9 @@
  * Writers keep fewer: their pages are dirty copies that may have to spill. */
 #define RELAX_READ  2048
 #define RELAX_WRITE 256
+
+/* Upper bound of one index's read cache (page copies). */
+#define SNAP_BYTES (1ull << 30)
 
 static inline uint32_t g32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 static inline uint64_t g64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
@@ -164,6 +168,7 @@ static int meta_load(ngh_op *o)
     m->nupper = g32(d + M_NUPPER);
     m->usable = g32(d + M_USABLE);
     m->btroot = g64(d + M_BTROOT);
+    m->gen = g64(d + M_GEN);
     for (int a = 0; a < NGH_NARRAYS; a++) {
         m->depth[a] = g32(d + M_ARR + 8 * a);
         m->npages[a] = g32(d + M_ARR + 8 * a + 4);
@@ -190,6 +195,7 @@ static void meta_store(ngh_op *o)
     p32(d + M_ENTRY, m->entry);
     p32(d + M_MAXLEVEL, m->maxlevel);
     p32(d + M_NUPPER, m->nupper);
+    p64(d + M_GEN, m->gen);
     for (int a = 0; a < NGH_NARRAYS; a++) {
         p32(d + M_ARR + 8 * a, m->depth[a]);
         p32(d + M_ARR + 8 * a + 4, m->npages[a]);
@@ -310,6 +316,9 @@ static void pm_reset(ngh_scratch *s)
     }
 }
 
+static void snap_attach(ngh_op *o);
+static void snap_detach(ngh_op *o);
+
 static void unpin_all(ngh_op *o)
 {
     if (o->s) pm_reset(o->s);
@@ -355,7 +364,80 @@ int ngh_op_begin(ngh_op *o, ngh_idx *ix, ts_txn *tx, int write)
         return nomem(o);
     }
     pm_reset(o->s); /* a pooled scratch may map pages of an earlier operation */
+    /* only read-only transactions see committed generations: a write
+     * transaction's own changes carry a generation number that another
+     * (committed) state may get after a rollback */
+    if (!o->pa->writable(tx)) snap_attach(o);
     return TS_OK;
+}
+
+/* ---- the read cache ------------------------------------------------------------ */
+
+void ngh_snap_free(ngh_idx *ix, ngh_snap *s)
+{
+    if (!s) return;
+    for (int a = 0; a < NGH_SNAP_ARRAYS; a++) {
+        for (uint32_t i = 0; s->slot[a] && i < s->cap[a]; i++)
+            ix->host->free(atomic_load_explicit(&s->slot[a][i], memory_order_relaxed));
+        ix->host->free(s->slot[a]);
+    }
+    ix->host->free(s);
+}
+
+/* A read operation on generation gen takes the index's cache when it is of
+ * that generation (a new one when gen is newer; none when older: a reader
+ * of an old snapshot pins its own pages). */
+static void snap_attach(ngh_op *o)
+{
+    ngh_idx *ix = o->ix;
+    ngh_snap *fresh = NULL, *old = NULL;
+    pthread_mutex_lock(&ix->mu);
+    ngh_snap *s = ix->snap;
+    int need = !s || s->gen < o->m.gen;
+    pthread_mutex_unlock(&ix->mu);
+    if (need) { /* allocate outside the lock */
+        fresh = ix->host->calloc(1, sizeof *fresh);
+        if (fresh) {
+            fresh->gen = o->m.gen;
+            for (int a = 0; a < NGH_SNAP_ARRAYS; a++) {
+                fresh->cap[a] = o->m.npages[a];
+                fresh->slot[a] = ix->host->calloc(fresh->cap[a] ? fresh->cap[a] : 1, sizeof *fresh->slot[a]);
+                if (!fresh->slot[a]) {
+                    ngh_snap_free(ix, fresh);
+                    fresh = NULL;
+                    break;
+                }
+            }
+        }
+    }
+    pthread_mutex_lock(&ix->mu);
+    s = ix->snap;
+    if (fresh && (!s || s->gen < fresh->gen)) {
+        if (s) {
+            s->retired = 1;
+            if (!s->refs) old = s;
+        }
+        ix->snap = s = fresh;
+        fresh = NULL;
+    }
+    if (s && s->gen == o->m.gen) {
+        s->refs++;
+        o->snap = s;
+    }
+    pthread_mutex_unlock(&ix->mu);
+    ngh_snap_free(ix, fresh); /* lost a race to another reader */
+    ngh_snap_free(ix, old);
+}
+
+static void snap_detach(ngh_op *o)
+{
+    ngh_snap *s = o->snap, *old = NULL;
+    if (!s) return;
+    o->snap = NULL;
+    pthread_mutex_lock(&o->ix->mu);
+    if (--s->refs == 0 && s->retired) old = s;
+    pthread_mutex_unlock(&o->ix->mu);
+    ngh_snap_free(o->ix, old);
 }
 
 void ngh_op_end(ngh_op *o)
@@ -368,10 +450,14 @@ void ngh_op_end(ngh_op *o)
     if (o->s) scratch_give(o->ix, o->s);
     o->s = NULL;
     if (o->mpg) {
-        if (o->write) meta_store(o);
+        if (o->write) {
+            o->m.gen++; /* the graph may have changed: cached copies are of older generations */
+            meta_store(o);
+        }
         o->pa->release(o->mpg);
     }
     o->mpg = NULL;
+    snap_detach(o);
 }
 
 static int tab_grow(ngh_op *o)
@@ -600,6 +686,41 @@ int ngh_free_pages(ngh_op *o)
     return TS_OK;
 }
 
+/* Position pos of array a for reading: from the read cache when the
+ * operation has one (copying the page in on a miss), else pinned. */
+static int arr_read(ngh_op *o, int a, uint64_t pos, uint8_t **out)
+{
+    ngh_snap *sn = o->snap;
+    _Atomic(uint8_t *) *slot = NULL;
+    if (sn && a < NGH_SNAP_ARRAYS && pos < sn->cap[a]) {
+        slot = &sn->slot[a][pos];
+        uint8_t *c = atomic_load_explicit(slot, memory_order_acquire);
+        if (c) {
+            *out = c;
+            return TS_OK;
+        }
+    }
+    uint64_t pg;
+    uint8_t *d;
+    int rc = arr_pgno(o, a, pos, &pg);
+    if (!rc) rc = pin(o, pg, 0, &d);
+    if (rc) return rc;
+    *out = d;
+    uint32_t size = o->m.usable;
+    if (!slot || atomic_load_explicit(&sn->bytes, memory_order_relaxed) + size > SNAP_BYTES) return TS_OK;
+    uint8_t *c = o->ix->host->alloc(size), *exp = NULL;
+    if (!c) return TS_OK; /* no copy: the pinned page serves */
+    memcpy(c, d, size);
+    if (atomic_compare_exchange_strong_explicit(slot, &exp, c, memory_order_acq_rel, memory_order_acquire)) {
+        atomic_fetch_add_explicit(&sn->bytes, size, memory_order_relaxed);
+        *out = c;
+    } else {
+        o->ix->host->free(c);
+        *out = exp;
+    }
+    return TS_OK;
+}
+
 /* ---- node records ----------------------------------------------------------- */
 
 /* Slow path of node_rec: walk the directory, pin the page and remember it
@@ -610,8 +731,13 @@ static int node_page(ngh_op *o, uint32_t pos, int write, uint8_t **out)
     ngh_scratch *s = o->s;
     uint64_t pg;
     uint8_t *d;
-    int rc = arr_pgno(o, NGH_A_NODE, pos, &pg);
-    if (!rc) rc = pin(o, pg, write, &d);
+    int rc;
+    if (write) {
+        rc = arr_pgno(o, NGH_A_NODE, pos, &pg);
+        if (!rc) rc = pin(o, pg, write, &d);
+    } else {
+        rc = arr_read(o, NGH_A_NODE, pos, &d);
+    }
     if (rc) return rc;
     if (g32(d) != T_NODE) return ngh_corrupt(o, "not a node page");
     if (pos >= s->pmcap) {
@@ -667,9 +793,13 @@ static int nlist(ngh_op *o, uint32_t id, uint32_t lev, int write, uint8_t **cnt,
     if (lev > rec[NR_LEVEL]) return ngh_corrupt(o, "level above the node's own");
     uint64_t u = (uint64_t)g32(rec + NR_UPPER) + lev - 1, pg;
     if (u >= o->m.nupper) return ngh_corrupt(o, "upper record out of range");
-    if ((rc = arr_pgno(o, NGH_A_UPPER, u / o->m.upp, &pg))) return rc;
     uint8_t *d;
-    if ((rc = pin(o, pg, write, &d))) return rc;
+    if (write) {
+        if ((rc = arr_pgno(o, NGH_A_UPPER, u / o->m.upp, &pg))) return rc;
+        if ((rc = pin(o, pg, write, &d))) return rc;
+    } else if ((rc = arr_read(o, NGH_A_UPPER, u / o->m.upp, &d))) {
+        return rc;
+    }
     if (g32(d) != T_UPPER) return ngh_corrupt(o, "not an upper-layer page");
     uint8_t *r = d + PG_HDR + (size_t)(u % o->m.upp) * o->m.urec;
     *cnt = r;
