@@ -686,9 +686,11 @@ int ngh_free_pages(ngh_op *o)
     return TS_OK;
 }
 
-/* Position pos of array a for reading: from the read cache when the
- * operation has one (copying the page in on a miss), else pinned. */
-static int arr_read(ngh_op *o, int a, uint64_t pos, uint8_t **out)
+/* Position pos of array a (pages of type `type`) for reading: from the read
+ * cache when the operation has one (copying the page in on a miss), else
+ * pinned.  The type is checked when the page comes from the kernel, not on
+ * every cached use (that read alone was a cache miss per page visited). */
+static int arr_read(ngh_op *o, int a, uint64_t pos, uint32_t type, uint8_t **out)
 {
     ngh_snap *sn = o->snap;
     _Atomic(uint8_t *) *slot = NULL;
@@ -705,6 +707,7 @@ static int arr_read(ngh_op *o, int a, uint64_t pos, uint8_t **out)
     int rc = arr_pgno(o, a, pos, &pg);
     if (!rc) rc = pin(o, pg, 0, &d);
     if (rc) return rc;
+    if (g32(d) != type) return ngh_corrupt(o, a == NGH_A_NODE ? "not a node page" : "not an upper-layer page");
     *out = d;
     uint32_t size = o->m.usable;
     if (!slot || atomic_load_explicit(&sn->bytes, memory_order_relaxed) + size > SNAP_BYTES) return TS_OK;
@@ -735,11 +738,11 @@ static int node_page(ngh_op *o, uint32_t pos, int write, uint8_t **out)
     if (write) {
         rc = arr_pgno(o, NGH_A_NODE, pos, &pg);
         if (!rc) rc = pin(o, pg, write, &d);
+        if (!rc && g32(d) != T_NODE) rc = ngh_corrupt(o, "not a node page");
     } else {
-        rc = arr_read(o, NGH_A_NODE, pos, &d);
+        rc = arr_read(o, NGH_A_NODE, pos, T_NODE, &d);
     }
     if (rc) return rc;
-    if (g32(d) != T_NODE) return ngh_corrupt(o, "not a node page");
     if (pos >= s->pmcap) {
         uint64_t nc = s->pmcap ? s->pmcap : 256;
         while (nc <= pos) nc *= 2;
@@ -761,6 +764,13 @@ static inline int node_rec(ngh_op *o, uint32_t id, int write, uint8_t **rec)
     uint32_t pos = id / m->npp;
     ngh_scratch *s = o->s;
     uint8_t *d = NULL;
+    ngh_snap *sn = o->snap;
+    /* read-only transactions: straight from the read cache */
+    if (sn && !write && pos < sn->cap[NGH_A_NODE] &&
+        (d = atomic_load_explicit(&sn->slot[NGH_A_NODE][pos], memory_order_acquire)) != NULL) {
+        *rec = d + PG_HDR + (size_t)(id - pos * m->npp) * m->rec;
+        return TS_OK;
+    }
     if (pos < s->pmcap && s->pm[pos].gen == s->pgen && (s->pm[pos].w || !write)) {
         d = s->pm[pos].d;
     } else {
@@ -797,10 +807,10 @@ static int nlist(ngh_op *o, uint32_t id, uint32_t lev, int write, uint8_t **cnt,
     if (write) {
         if ((rc = arr_pgno(o, NGH_A_UPPER, u / o->m.upp, &pg))) return rc;
         if ((rc = pin(o, pg, write, &d))) return rc;
-    } else if ((rc = arr_read(o, NGH_A_UPPER, u / o->m.upp, &d))) {
+        if (g32(d) != T_UPPER) return ngh_corrupt(o, "not an upper-layer page");
+    } else if ((rc = arr_read(o, NGH_A_UPPER, u / o->m.upp, T_UPPER, &d))) {
         return rc;
     }
-    if (g32(d) != T_UPPER) return ngh_corrupt(o, "not an upper-layer page");
     uint8_t *r = d + PG_HDR + (size_t)(u % o->m.upp) * o->m.urec;
     *cnt = r;
     *ids = r + 4;
