@@ -603,7 +603,8 @@ static int ngh_knn(void *idx, ts_txn *txn, const float *q, size_t dim, size_t k,
         int gave_up = 0;
         uint32_t budget = filter ? (o.m.count / 10 > 2000 ? o.m.count / 10 : 2000) : 0;
         if (budget && budget < 4 * efu) budget = 4 * efu;
-        rc = ngh_graph_search(&o, qn, efu, accept, &c, budget, res, &nr, &gave_up);
+        rc = ngh_graph_search(&o, qn, efu, ngh_rerank_count((uint32_t)k, efu), accept, &c, budget, res, &nr,
+                              &gave_up);
         /* too few: the filter (or deletes) cut the graph; scan exactly */
         if (!rc && (gave_up || (nr < k && o.m.live > nr))) rc = exact_scan(&o, qn, (uint32_t)k, &c, res, &nr);
     }

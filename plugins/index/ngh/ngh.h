@@ -173,10 +173,13 @@ int ngh_graph_insert(ngh_op *o, const float *v, uint32_t reuse, uint32_t *id_out
 #define NGH_GIVE_UP 2
 typedef int (*ngh_accept_fn)(void *ctx, ngh_op *o, uint32_t id);
 /* The up to ef nearest accepted entries (sorted, nearest first) in
- * out[0..*nout); *gave_up when the search stopped at its visit budget
+ * out[0..*nout) (with float16 / int8: the first `rerank` re-ranked on the
+ * float32 vectors, *nout cut to them); *gave_up when the search stopped at its visit budget
  * before finding ef accepted entries. */
-int ngh_graph_search(ngh_op *o, const float *q, uint32_t ef, ngh_accept_fn acc, void *actx,
-                     uint32_t budget, ngh_cand *out, uint32_t *nout, int *gave_up);
+int ngh_graph_search(ngh_op *o, const float *q, uint32_t ef, uint32_t rerank, ngh_accept_fn acc,
+                     void *actx, uint32_t budget, ngh_cand *out, uint32_t *nout, int *gave_up);
+/* How many of the beam's best a quantized index re-ranks for k results. */
+uint32_t ngh_rerank_count(uint32_t k, uint32_t ef);
 /* Exact distance from query q (already normalized for cosine) to node id
  * (rec: its record), on the float32 vector (raw pages when quantized). */
 int  ngh_exact_dist(ngh_op *o, const float *q, uint32_t id, const uint8_t *rec, float *d);

@@ -60,10 +60,11 @@
 /* Pins kept by an operation before ngh_op_relax lets them go: a search
  * visits a few hundred to a few thousand pages; getting one again after a
  * relax costs a kernel get, holding it costs a cache slot that cannot be
- * evicted (the cache runs over budget while everything is pinned).
- * Writers keep fewer: their pages are dirty copies that may have to spill. */
+ * evicted (the cache runs over budget while everything is pinned; pinned
+ * dirty pages are not spilled).  256 for inserts cost 517 gets per insert
+ * (20K x 128-d, efConstruction 100), 2048 cost 361. */
 #define RELAX_READ  2048
-#define RELAX_WRITE 256
+#define RELAX_WRITE 2048
 
 /* Upper bound of one index's read cache (page copies). */
 #define SNAP_BYTES (1ull << 30)
@@ -1162,8 +1163,17 @@ give_up:
     return TS_OK;
 }
 
-int ngh_graph_search(ngh_op *o, const float *q, uint32_t ef, ngh_accept_fn acc, void *actx,
-                     uint32_t budget, ngh_cand *out, uint32_t *nout, int *gave_up)
+uint32_t ngh_rerank_count(uint32_t k, uint32_t ef)
+{
+    /* 2k (at least 20) of the beam: the true k nearest are nearly always
+     * among the quantized 2k best, and each re-ranked candidate costs a
+     * raw-page read (raw pages are not in the read cache) */
+    uint32_t r = 2 * k < 20 ? 20 : 2 * k;
+    return r < ef ? r : ef;
+}
+
+int ngh_graph_search(ngh_op *o, const float *q, uint32_t ef, uint32_t rerank, ngh_accept_fn acc,
+                     void *actx, uint32_t budget, ngh_cand *out, uint32_t *nout, int *gave_up)
 {
     *nout = 0;
     *gave_up = 0;
@@ -1180,11 +1190,11 @@ int ngh_graph_search(ngh_op *o, const float *q, uint32_t ef, ngh_accept_fn acc, 
     rc = search_layer(o, q, &e, 1, ef, 0, acc, actx, budget, out, nout, gave_up);
     if (rc || !o->m.raw || o->m.ext || !*nout) return rc;
     /* Quantized records: the beam found the candidates on approximate
-     * distances; re-rank all of them (ef, at least k) on the float32
-     * vectors, so the order and the distances returned are exact and a
-     * true neighbour that the quantization put a little too far is still
-     * picked up (an ef-wide re-rank costs ef raw reads, a few percent of a
-     * search that measured ~10 ef nodes). */
+     * distances; re-rank the best `rerank` of them on the float32 vectors,
+     * so the order and the distances returned are exact and a true
+     * neighbour that the quantization put a little too far is still
+     * picked up. */
+    if (rerank && *nout > rerank) *nout = rerank;
     for (uint32_t i = 0; i < *nout; i++) {
         ngh_op_relax(o);
         if ((rc = node_rec(o, out[i].id, 0, &rec))) return rc;
