@@ -1347,7 +1347,7 @@ static Suite *suite(void)
 {
     Suite *s = suite_create("ngh");
     TCase *tc = tcase_create("ngh");
-    tcase_set_timeout(tc, 1200);
+    tcase_set_timeout(tc, 1800);
     ADD(kernels_agree);
     ADD(recall_l2);
     ADD(recall_cosine);
