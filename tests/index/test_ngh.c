@@ -3,23 +3,26 @@
  * tree and driven through the kernel's index wrapper (catalog/ix.h) inside
  * kernel transactions, checked against exact (brute-force) search:
  *
- *  - the distance kernels (scalar, SSE, AVX2) agree;
+ *  - the distance kernels (scalar, SSE, AVX2; float32, float16, int8) agree;
  *  - recall@10 >= 0.95 at the default efSearch on 20K clustered vectors for
- *    l2, cosine and innerProduct; an indexed vector finds itself first at
- *    distance ~0; distances are the documented ones;
+ *    l2, cosine and innerProduct in float32, float16 and int8; an indexed
+ *    vector finds itself first at distance ~0; distances are the exact ones;
  *  - options: refused keys and values, wrong dimensions, non-finite values;
  *  - duplicates (TS_ERR_UNIQUE), removes (TS_ERR_NOT_FOUND when absent),
  *    deleted entries never returned, updates (remove + insert);
+ *  - churn: deleted node ids are reused, the file stops growing;
+ *  - vectors too big for a node record (their own pages);
  *  - filtered search: only entries the filter keeps, exactly k when k pass,
  *    at 50%, 10% and 1% selectivity, compared with the exact filtered answer;
  *  - cursors: every live entry once, with its vector;
  *  - close and reopen: same answers, and the first query reads a small
  *    fraction of the index's pages (no rebuild, no full load);
  *  - power loss at random fault points (faulty backend), reopen, the index
- *    holds exactly the acknowledged entries;
+ *    holds exactly the acknowledged entries (float32 and int8);
  *  - readers on threads searching their snapshots while a writer inserts;
  *  - drop frees every page.
- * TS_TEST_LONG=1 runs bigger sets; TS_TEST_VERBOSE=1 prints rates.
+ * TS_TEST_LONG=1 runs bigger sets; TS_TEST_VERBOSE=1 prints rates;
+ * TS_TEST_ONLY=bench runs the benchmark (see bench below).
  */
 #include <math.h>
 #include <pthread.h>

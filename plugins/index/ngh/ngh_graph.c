@@ -4,14 +4,18 @@
  * Pages (each starts with a 4-byte type tag; integers little endian):
  *
  *   meta (the root, never moves): see the M_* offsets below; it holds the
- *     parameters, the counters, the entry point and, for each of three page
- *     arrays (node records, upper-layer lists, raw vectors), the top of a
- *     radix directory mapping array positions to page numbers.
+ *     parameters, the counters, the entry point, the generation and, for
+ *     each of three page arrays (node records, upper-layer lists, raw
+ *     vectors), the top of a radix directory mapping array positions to
+ *     page numbers.
  *   directory: 0 type, 8 page numbers[fanout]
  *   node page: 0 type, 8 records of `rec` bytes (rec a multiple of 4):
- *     flags u8, level u8, count u16, upper u32, inv_norm f32, reserved f32,
- *     the vector (dim float32), M0 = 2M neighbour ids (u32)
+ *     flags u8, level u8, count u16, upper u32, inv_norm f32, int8 scale
+ *     f32, the vector (float32, float16 or int8 codes; none when too big:
+ *     `ext`), M0 = 2M neighbour ids (u32)
  *   upper page: 0 type, 8 records of 4 + 4M bytes: count u32, M ids
+ *   raw page: 0 type, 8 float32 vectors (float16 / int8 / ext indexes:
+ *     the vectors as inserted, for re-ranking, exact scans and cursors)
  *
  * Node id i lives in node-array page i / npp at slot i % npp: computed,
  * never searched.  A node of level l > 0 owns the l upper records
@@ -21,7 +25,9 @@
  * page it reads in a small table keyed by page number, so a page is got
  * once per operation (directory pages included) however many nodes on it
  * are visited; the table is emptied at safe points (ngh_op_relax) so that a
- * search never holds more than a few hundred pins.
+ * search never holds more than a couple of thousand pins.  Read-only
+ * transactions read node and upper pages from the index's read cache of
+ * the committed generation they see (docs/ngh.md, "The read cache").
  */
 #include <math.h>
 #include <stdlib.h>
