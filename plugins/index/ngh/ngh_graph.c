@@ -1053,6 +1053,25 @@ static int cand_cmp(const void *a, const void *b)
     return (x->id > y->id) - (x->id < y->id);
 }
 
+/* Sort by (distance, id): insertion sort for the short lists of link() and
+ * re-ranking (no comparison callbacks), qsort beyond. */
+static void sort_cands(ngh_cand *a, uint32_t n)
+{
+    if (n > 48) {
+        qsort(a, n, sizeof *a, cand_cmp);
+        return;
+    }
+    for (uint32_t i = 1; i < n; i++) {
+        ngh_cand x = a[i];
+        uint32_t j = i;
+        while (j && (a[j - 1].d > x.d || (a[j - 1].d == x.d && a[j - 1].id > x.id))) {
+            a[j] = a[j - 1];
+            j--;
+        }
+        a[j] = x;
+    }
+}
+
 
 /* ---- search ---------------------------------------------------------------- */
 
@@ -1159,9 +1178,12 @@ static int search_layer(ngh_op *o, const float *q, const ngh_cand *eps, uint32_t
             }
         }
     }
-    memcpy(out, s->w, (size_t)nw * sizeof *out);
-    qsort(out, nw, sizeof *out, cand_cmp);
+    /* the results heap, emptied from the farthest: sorted without callbacks */
     *nout = nw;
+    while (nw) {
+        ngh_cand x = hpop_max(s->w, &nw);
+        out[nw] = x;
+    }
     return TS_OK;
 give_up:
     if (gave_up) *gave_up = 1;
@@ -1206,7 +1228,7 @@ int ngh_graph_search(ngh_op *o, const float *q, uint32_t ef, uint32_t rerank, ng
         if ((rc = node_rec(o, out[i].id, 0, &rec))) return rc;
         if ((rc = ngh_exact_dist(o, q, out[i].id, rec, &out[i].d))) return rc;
     }
-    qsort(out, *nout, sizeof *out, cand_cmp);
+    sort_cands(out, *nout);
     return TS_OK;
 }
 
@@ -1281,7 +1303,7 @@ static int link(ngh_op *o, uint32_t from, uint32_t to, uint32_t lev)
         if ((rc = pdist(o, bv, binv, ids[i], r, &d))) return rc;
         s->tmp[i] = (ngh_cand){ d, ids[i] };
     }
-    qsort(s->tmp, n, sizeof *s->tmp, cand_cmp);
+    sort_cands(s->tmp, n);
     uint32_t sel[512], ns;
     if ((rc = select_heuristic(o, s->tmp, n, max, sel, &ns))) return rc;
     if ((rc = nlist(o, from, lev, 1, &cnt, &lst, &n))) return rc;
