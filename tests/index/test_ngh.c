@@ -467,7 +467,7 @@ static void recall_case(const char *metric_name, int metric, uint32_t dim, const
 {
     /* the quantized cases run on 20K too (the issue's bar) but with fewer
      * self queries: the suite also runs under ASan */
-    uint32_t n = long_mode() ? 100000 : sanitized() ? 4000 : 20000, nq = 200, k = 10;
+    uint32_t n = long_mode() ? 100000 : sanitized() ? (strcmp(prec, "float32") ? 2000 : 4000) : 20000, nq = 200, k = 10;
     rng r = rng_new(100 + (uint64_t)metric);
     float *data = gen_data(&r, n, dim);
     ndb h;
@@ -903,7 +903,7 @@ END_TEST
  * and recall over the live entries holds. */
 START_TEST(churn_reuses_space)
 {
-    uint32_t n = long_mode() ? 20000 : 4000, dim = 32, rounds = long_mode() ? 10 : 6, per = n / 5;
+    uint32_t n = long_mode() ? 20000 : sanitized() ? 2000 : 4000, dim = 32, rounds = long_mode() ? 10 : 6, per = n / 5;
     uint32_t total = n + rounds * per;
     rng r = rng_new(14);
     float *data = gen_data(&r, total, dim);
