@@ -62,6 +62,33 @@ static uint64_t hash_bytes(const void *p, size_t n, uint64_t seed)
 }
 
 static size_t nkey(uint8_t *k, uint32_t id) { k[0] = 'N'; be32(k + 1, id); return 5; }
+static size_t fkey(uint8_t *k, uint32_t id) { k[0] = 'F'; be32(k + 1, id); return 5; }
+
+/* The free list: 'F' id entries of the map, one per deleted node whose id
+ * a later insert may take over (lowest id first). */
+static int free_pop(ngh_op *o, uint32_t *id)
+{
+    ngh_idx *ix = o->ix;
+    void *cur;
+    *id = NGH_NONE;
+    if (!o->m.deleted) return TS_OK;
+    int rc = ix->btv->cursor_open(ix->bt, o->tx, &cur);
+    if (rc) return rc;
+    rc = ix->btv->seek(cur, "F", 1, TS_SEEK_GE);
+    if (!rc) {
+        const void *ek, *ev;
+        size_t ekl, evl;
+        if (!(rc = ix->btv->entry(cur, &ek, &ekl, &ev, &evl)) && ekl == 5 && ((const uint8_t *)ek)[0] == 'F')
+            *id = gbe32((const uint8_t *)ek + 1);
+    }
+    ix->btv->cursor_close(cur);
+    if (rc == TS_ERR_NOT_FOUND) rc = TS_OK;
+    if (!rc && *id != NGH_NONE) {
+        uint8_t k[5];
+        rc = ix->btv->remove(ix->bt, o->tx, k, fkey(k, *id), "", 0);
+    }
+    return rc;
+}
 static size_t kkey(uint8_t *k, uint64_t hv, uint64_t hp) { k[0] = 'K'; be64(k + 1, hv); be64(k + 9, hp); return 17; }
 
 /* ---- options ------------------------------------------------------------ */
@@ -111,9 +138,8 @@ static int parse_opts(const ts_host *h, ts_env *env, const ts_opts *o, ngh_cfg *
     rc = h->opt_string(env, o, "precision", &s);
     if (rc == TS_OK) {
         if (!strcmp(s, "float32")) c->precision = NGH_F32;
-        else if (!strcmp(s, "float16") || !strcmp(s, "int8"))
-            return h->error(env, TS_ERR_UNSUPPORTED, "ngh: precision '%s' is not implemented yet "
-                            "(only float32)", s);
+        else if (!strcmp(s, "float16")) c->precision = NGH_F16;
+        else if (!strcmp(s, "int8")) c->precision = NGH_I8;
         else return h->error(env, TS_ERR_CONFIG, "ngh: precision '%s' (use float32, float16 or int8)", s);
     } else if (rc != TS_ERR_NOT_FOUND) return rc;
     const ts_opts *p;
@@ -149,8 +175,8 @@ static int ngh_create(const ts_module_args *args, ts_txn *txn, uint64_t *root_ou
     if (rc) return rc;
     if (!h->pages || !txn || !h->pages->writable(txn))
         return h->error(args->env, TS_ERR_INVALID, "ngh: create needs a write transaction");
-    const ts_index_vtab *btv;
-    void *bst;
+    const ts_index_vtab *btv = NULL;
+    void *bst = NULL;
     if ((rc = find_btree(h, args->env, &btv, &bst))) return rc;
     ts_page *pg;
     uint64_t root, btroot, seed;
@@ -162,8 +188,8 @@ static int ngh_create(const ts_module_args *args, ts_txn *txn, uint64_t *root_ou
                        c.M, c.efc, seed, btroot);
     h->pages->release(pg);
     if (rc)
-        return h->error(args->env, TS_ERR_UNSUPPORTED, "ngh: %u dimensions with M=%u do not fit "
-                        "the page size", c.dim, c.M);
+        return h->error(args->env, TS_ERR_UNSUPPORTED, "ngh: M=%u does not fit the page size",
+                        c.M);
     *root_out = root;
     return TS_OK;
 }
@@ -186,7 +212,7 @@ static int ngh_open(const ts_module_args *args, uint64_t root, void **idx_out)
     ix->efs = c.efs;
     ix->metric = c.metric;
     ix->precision = c.precision;
-    ngh_dist_pick(&ix->k, 2);
+    ngh_dist_pick(&ix->k, 2, c.precision);
     if ((rc = find_btree(h, args->env, &ix->btv, &ix->btplugin_state))) { h->free(ix); return rc; }
     if (pthread_mutex_init(&ix->mu, NULL)) { h->free(ix); return h->error(args->env, TS_ERR_NOMEM, "ngh: mutex"); }
     *idx_out = ix;
@@ -199,6 +225,7 @@ static void ngh_close(void *idx)
     if (!ix) return;
     if (ix->bt) ix->btv->close(ix->bt);
     ngh_pool_free(ix);
+    ngh_snap_free(ix, ix->snap);
     for (int i = 0; i < NGH_RESBUFS; i++) ix->host->free(ix->res[i].buf);
     pthread_mutex_destroy(&ix->mu);
     ix->host->free(ix);
@@ -315,8 +342,10 @@ static int find_matches(ngh_op *o, const void *key, size_t klen, const void *val
         for (uint32_t i = 0; i < n && !rc; i++) {
             uint8_t *rec;
             ngh_op_relax(o);
+            const float *vec;
             if ((rc = ngh_node(o, ids[i], 0, &rec))) break;
-            int match = !memcmp(rec + NR_VEC, key, klen);
+            if ((rc = ngh_vector(o, ids[i], rec, o->s->vb, &vec))) break;
+            int match = !memcmp(vec, key, klen);
             if (match && val) {
                 const void *pk;
                 size_t pkl;
@@ -349,12 +378,15 @@ static int ngh_insert(void *idx, ts_txn *txn, const void *key, size_t klen, cons
     uint32_t found = 0, id;
     rc = find_matches(&o, key, klen, unique ? NULL : val, vlen, NULL, NULL, &found);
     if (!rc && found) rc = ix->host->error(ix->env, TS_ERR_UNIQUE, "ngh: the entry exists");
+    uint32_t reuse = NGH_NONE;
+    if (o.bcur) { ix->btv->cursor_close(o.bcur); o.bcur = NULL; } /* the map changes below */
+    if (!rc) rc = free_pop(&o, &reuse);
     if (!rc) {
         float *v = ix->host->alloc(klen);
         if (!v) rc = ix->host->error(ix->env, TS_ERR_NOMEM, "ngh: out of memory");
         else {
             memcpy(v, key, klen);
-            rc = ngh_graph_insert(&o, v, &id);
+            rc = ngh_graph_insert(&o, v, reuse, &id);
             ix->host->free(v);
         }
     }
@@ -399,6 +431,7 @@ static int remove_one(ngh_op *o, uint32_t id, void *ctx)
             kkey(k, hash_bytes(key, (size_t)o->m.dim * 4, 1), hash_bytes(pkc, pkl, 2));
             rc = ix->btv->remove(ix->bt, o->tx, k, 17, idb, 4);
         }
+        if (!rc) rc = ix->btv->insert(ix->bt, o->tx, k, fkey(k, id), "", 0, 1);
     }
     ix->host->free(pkc);
     return rc;
@@ -479,8 +512,9 @@ static int exact_scan(ngh_op *o, const float *q, uint32_t k, kctx *c, ngh_cand *
         if (keep) {
             if (++step % 64 == 0) ngh_op_relax(o);
             uint8_t *rec;
+            float d;
             if ((rc = ngh_node(o, id, 0, &rec))) break;
-            float d = ngh_qdist(o, q, rec);
+            if ((rc = ngh_exact_dist(o, q, id, rec, &d))) break;
             if (n < k || d < h[0].d) {
                 /* max-heap of the k best */
                 ngh_cand x = { d, id };
@@ -569,7 +603,8 @@ static int ngh_knn(void *idx, ts_txn *txn, const float *q, size_t dim, size_t k,
         int gave_up = 0;
         uint32_t budget = filter ? (o.m.count / 10 > 2000 ? o.m.count / 10 : 2000) : 0;
         if (budget && budget < 4 * efu) budget = 4 * efu;
-        rc = ngh_graph_search(&o, qn, efu, accept, &c, budget, res, &nr, &gave_up);
+        rc = ngh_graph_search(&o, qn, efu, ngh_rerank_count((uint32_t)k, efu), accept, &c, budget, res, &nr,
+                              &gave_up);
         /* too few: the filter (or deletes) cut the graph; scan exactly */
         if (!rc && (gave_up || (nr < k && o.m.live > nr))) rc = exact_scan(&o, qn, (uint32_t)k, &c, res, &nr);
     }
@@ -703,8 +738,10 @@ static int ngh_entry(void *cur, const void **key, size_t *klen, const void **val
     ngh_op o;
     if ((rc = ngh_op_begin(&o, c->ix, c->tx, 0))) return rc;
     uint8_t *rec;
-    if (!(rc = ngh_node(&o, gbe32((const uint8_t *)k + 1), 0, &rec)))
-        memcpy(c->vec, rec + NR_VEC, (size_t)c->ix->dim * 4);
+    const float *vec;
+    uint32_t id = gbe32((const uint8_t *)k + 1);
+    if (!(rc = ngh_node(&o, id, 0, &rec)) && !(rc = ngh_vector(&o, id, rec, c->vec, &vec)) && vec != c->vec)
+        memcpy(c->vec, vec, (size_t)c->ix->dim * 4);
     ngh_op_end(&o);
     if (rc) return rc;
     *key = c->vec;

@@ -8,6 +8,7 @@
 #define NGH_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <tostore/index.h>
@@ -29,19 +30,34 @@ enum { NGH_F32 = 0, NGH_F16 = 1, NGH_I8 = 2 };
 enum { NGH_A_NODE = 0, NGH_A_UPPER = 1, NGH_A_RAW = 2, NGH_NARRAYS = 3 };
 
 typedef float (*ngh_kernel_fn)(const void *a, const void *b, size_t n);
+/* float32 query q against a stored vector v of the index's precision; s is
+ * the int8 scale (ignored for float32 and float16). */
+typedef float (*ngh_qkernel_fn)(const float *q, const void *v, size_t n, float s);
 typedef struct ngh_kernels {
-    ngh_kernel_fn dot;  /* sum a[i] * b[i] */
-    ngh_kernel_fn l2;   /* sum (a[i] - b[i])^2 */
-    const char   *name;
+    ngh_kernel_fn  dot;  /* float32: sum a[i] * b[i] */
+    ngh_kernel_fn  l2;   /* float32: sum (a[i] - b[i])^2 */
+    ngh_qkernel_fn qdot; /* sum q[i] * v[i] (v dequantized) */
+    ngh_qkernel_fn ql2;  /* sum (q[i] - v[i])^2 (v dequantized) */
+    const char    *name;
 } ngh_kernels;
 /* level 0: scalar, 1: at most SSE, 2: the best the CPU offers. */
-void ngh_dist_pick(ngh_kernels *k, int level);
+void ngh_dist_pick(ngh_kernels *k, int level, int precision);
+/* IEEE half <-> float (to nearest even; beyond +-65504 clamps to +-65504). */
+uint16_t ngh_f2h(float f);
+float    ngh_h2f(uint16_t h);
+/* n floats -> float16 (2n bytes) or int8 (n bytes, *scale: v ~ scale * c). */
+void ngh_quantize(int prec, const float *v, size_t n, void *out, float *scale);
+void ngh_dequantize(int prec, const void *in, size_t n, float scale, float *out);
 
 /* A (distance, node) pair in the search heaps. */
 typedef struct ngh_cand { float d; uint32_t id; } ngh_cand;
 
 /* Per-search scratch, pooled in the index (one per concurrent search):
  * the generation-stamped visited array and the heaps. */
+/* Node-array position -> pinned page data for the current operation,
+ * valid while gen equals the scratch's pgen (see ngh_node). */
+typedef struct ngh_pslot { uint32_t gen, w; uint8_t *d; } ngh_pslot;
+
 typedef struct ngh_scratch {
     struct ngh_scratch *next;
     uint16_t *visit;
@@ -49,7 +65,25 @@ typedef struct ngh_scratch {
     uint16_t  gen;
     ngh_cand *c, *w, *tmp;   /* candidates (min-heap), results (max-heap), scratch */
     uint32_t  ccap, wcap, tcap;
+    ngh_pslot *pm;           /* by node-array position */
+    uint32_t   pmcap, pgen;
+    float     *vb, *vb2;     /* dim floats each: dequantized / raw vectors */
 } ngh_scratch;
+
+/* The read cache: copies of the node and upper-layer pages of one committed
+ * generation of the index (the meta page's gen, bumped by every write
+ * operation), shared by every read operation that sees that generation.
+ * Slots are filled once (compare-and-swap) and never change; a newer
+ * generation replaces the cache, freed when its last reader ends. */
+#define NGH_SNAP_ARRAYS 2  /* NGH_A_NODE, NGH_A_UPPER */
+typedef struct ngh_snap {
+    uint64_t gen;
+    uint32_t refs;     /* under ngh_idx.mu */
+    int      retired;  /* under ngh_idx.mu */
+    uint32_t cap[NGH_SNAP_ARRAYS];
+    _Atomic(uint8_t *) *slot[NGH_SNAP_ARRAYS];
+    _Atomic uint64_t bytes;
+} ngh_snap;
 
 /* knn results handed out per transaction (see ngh.c). */
 #define NGH_RESBUFS 64
@@ -78,18 +112,22 @@ typedef struct ngh_idx {
     unsigned             npool;
     ngh_resbuf           res[NGH_RESBUFS];
     uint64_t             stamp;
+    ngh_snap            *snap;       /* the newest read cache (under mu) */
 } ngh_idx;
 
 /* The meta page, decoded. */
 typedef struct ngh_meta {
     uint32_t dim, metric, precision, M, M0, efc;
-    uint64_t seed, btroot;
+    uint64_t seed, btroot, gen;
     uint32_t count, live, deleted, entry, maxlevel, nupper;
     uint32_t usable, rec, npp, vbytes, urec, upp, fanout;
+    /* raw float32 vectors (array NGH_A_RAW): kept when the record holds a
+     * quantized vector or none (ext: too big for a record); rpp vectors per
+     * page, or ppv pages per vector when one does not fit a page */
+    uint32_t ext, raw, rawb, rpp, ppv;
     uint32_t depth[NGH_NARRAYS], npages[NGH_NARRAYS];
 } ngh_meta;
 
-#define NGH_NCACHE 256
 typedef struct ngh_pin { uint64_t pgno; ts_page *pg; uint8_t *d; int w; } ngh_pin;
 
 /* One operation on the index inside one transaction. */
@@ -105,8 +143,8 @@ typedef struct ngh_op {
     uint32_t           tcap, tn;
     ngh_scratch       *s;
     void              *bcur;     /* btree cursor for pk lookups (lazily opened) */
-    /* node-array position -> pinned page data, for pages in tab (direct mapped) */
-    struct { uint32_t pos1; int w; uint8_t *d; } nc[NGH_NCACHE];
+    uint32_t           relax;    /* pins kept before ngh_op_relax lets go */
+    ngh_snap          *snap;     /* read operations on the cached generation */
 } ngh_op;
 
 /* Node record fields. */
@@ -114,8 +152,8 @@ typedef struct ngh_op {
 #define NR_LEVEL  1   /* u8 */
 #define NR_COUNT  2   /* u16: layer-0 neighbours */
 #define NR_UPPER  4   /* u32: first upper record */
-#define NR_INV    8   /* f32: 1/|v| (cosine) */
-#define NR_SCALE 12   /* f32: reserved (int8 scale) */
+#define NR_INV    8   /* f32: 1/|v| of the float32 vector (cosine) */
+#define NR_SCALE 12   /* f32: int8 scale (v ~ scale * codes); 1 otherwise */
 #define NR_VEC   16
 #define NR_DELETED 1u
 
@@ -128,22 +166,32 @@ int  ngh_node(ngh_op *o, uint32_t id, int write, uint8_t **rec);
 int  ngh_corrupt(ngh_op *o, const char *what);
 
 /* Graph operations (ngh_graph.c). */
-int ngh_graph_insert(ngh_op *o, const float *v, uint32_t *id_out);
+/* Insert v as a new node, or (reuse != NGH_NONE) in the place of deleted
+ * node reuse taken from the free list. */
+int ngh_graph_insert(ngh_op *o, const float *v, uint32_t reuse, uint32_t *id_out);
 /* 1: accept, 0: skip, NGH_GIVE_UP: stop searching (*gave_up), < 0: error. */
 #define NGH_GIVE_UP 2
 typedef int (*ngh_accept_fn)(void *ctx, ngh_op *o, uint32_t id);
 /* The up to ef nearest accepted entries (sorted, nearest first) in
- * out[0..*nout); *gave_up when the search stopped at its visit budget
+ * out[0..*nout) (with float16 / int8: the first `rerank` re-ranked on the
+ * float32 vectors, *nout cut to them); *gave_up when the search stopped at its visit budget
  * before finding ef accepted entries. */
-int ngh_graph_search(ngh_op *o, const float *q, uint32_t ef, ngh_accept_fn acc, void *actx,
-                     uint32_t budget, ngh_cand *out, uint32_t *nout, int *gave_up);
-/* Distance from query q (already normalized for cosine) to a node record. */
-float ngh_qdist(ngh_op *o, const float *q, const uint8_t *rec);
-void  ngh_prepare_query(const ngh_op *o, const float *q, float *qn);
+int ngh_graph_search(ngh_op *o, const float *q, uint32_t ef, uint32_t rerank, ngh_accept_fn acc,
+                     void *actx, uint32_t budget, ngh_cand *out, uint32_t *nout, int *gave_up);
+/* How many of the beam's best a quantized index re-ranks for k results. */
+uint32_t ngh_rerank_count(uint32_t k, uint32_t ef);
+/* Exact distance from query q (already normalized for cosine) to node id
+ * (rec: its record), on the float32 vector (raw pages when quantized). */
+int  ngh_exact_dist(ngh_op *o, const float *q, uint32_t id, const uint8_t *rec, float *d);
+/* The float32 vector of node id: *out points into a page or into buf (dim
+ * floats); valid until the next page access. */
+int  ngh_vector(ngh_op *o, uint32_t id, const uint8_t *rec, float *buf, const float **out);
+void ngh_prepare_query(const ngh_op *o, const float *q, float *qn);
 
 /* ngh_graph.c, used by ngh.c */
 int      ngh_meta_init(uint8_t *d, uint32_t usable, uint32_t dim, int metric, int prec, uint32_t M,
                        uint32_t efc, uint64_t seed, uint64_t btroot);
 int      ngh_free_pages(ngh_op *o);
 void     ngh_pool_free(ngh_idx *ix);
+void     ngh_snap_free(ngh_idx *ix, ngh_snap *s);
 #endif

@@ -4,6 +4,12 @@
  * (scalar, SSE, AVX2+FMA) chosen once per index at open time with
  * __builtin_cpu_supports.  Vectors may be unaligned (they point straight
  * into page images), so every load is an unaligned one.
+ *
+ * The "q" kernels measure a float32 query against a stored vector of the
+ * index's precision: float32, IEEE half (float16; F16C converts 8 lanes at
+ * a time) or int8 with a per-vector scale s (the vector is s * c, c in
+ * -127..127; the int8 lanes are widened to float32 and multiplied in, so the
+ * query is never quantized and the error is the stored vector's alone).
  */
 #include <string.h>
 #include "ngh.h"
@@ -147,22 +153,287 @@ __attribute__((target("avx2,fma"))) static float l2_avx2(const void *a, const vo
 }
 #endif
 
-void ngh_dist_pick(ngh_kernels *k, int level)
+
+/* ---- float16 and int8 ---------------------------------------------------- */
+
+uint16_t ngh_f2h(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000u, ax = x & 0x7FFFFFFFu;
+    /* beyond the half range (>= 65520 rounds to infinity): the largest
+     * finite half, so a stored vector never holds an infinity */
+    if (ax >= 0x477FF000u) return (uint16_t)(sign | 0x7BFFu);
+    if (ax < 0x38800000u) { /* below 2^-14: subnormal or zero, in units of 2^-24 */
+        float a;
+        memcpy(&a, &ax, 4);
+        return (uint16_t)(sign | (uint32_t)(a * 16777216.0f + 0.5f));
+    }
+    uint32_t h = ((((ax >> 23) - 112u) << 10) | ((ax & 0x7FFFFFu) >> 13)), rem = ax & 0x1FFFu;
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++; /* to nearest, ties to even */
+    return (uint16_t)(sign | h);
+}
+
+float ngh_h2f(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1Fu, m = h & 0x3FFu, x;
+    if (e == 0) {
+        float f = (float)m * (1.0f / 16777216.0f);
+        return sign ? -f : f;
+    }
+    x = e == 31 ? sign | 0x7F800000u | (m << 13) : sign | ((e + 112u) << 23) | (m << 13);
+    float f;
+    memcpy(&f, &x, 4);
+    return f;
+}
+
+void ngh_quantize(int prec, const float *v, size_t n, void *out, float *scale)
+{
+    *scale = 1.0f;
+    if (prec == NGH_F16) {
+        uint8_t *o = out;
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h = ngh_f2h(v[i]);
+            memcpy(o + 2 * i, &h, 2);
+        }
+        return;
+    }
+    /* int8: symmetric, one scale per vector (max |v| maps to 127) */
+    int8_t *c = out;
+    float amax = 0;
+    for (size_t i = 0; i < n; i++) {
+        float a = v[i] < 0 ? -v[i] : v[i];
+        if (a > amax) amax = a;
+    }
+    if (!(amax > 0)) {
+        memset(c, 0, n);
+        *scale = 0;
+        return;
+    }
+    float inv = 127.0f / amax;
+    for (size_t i = 0; i < n; i++) {
+        float x = v[i] * inv;
+        x = x < -127.0f ? -127.0f : x > 127.0f ? 127.0f : x;
+        c[i] = (int8_t)(x < 0 ? x - 0.5f : x + 0.5f);
+    }
+    *scale = amax / 127.0f;
+}
+
+void ngh_dequantize(int prec, const void *in, size_t n, float scale, float *out)
+{
+    const uint8_t *b = in;
+    if (prec == NGH_F16) {
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, b + 2 * i, 2);
+            out[i] = ngh_h2f(h);
+        }
+    } else if (prec == NGH_I8) {
+        for (size_t i = 0; i < n; i++) out[i] = scale * (float)(int8_t)b[i];
+    } else {
+        memcpy(out, in, n * 4);
+    }
+}
+
+static inline float ldh(const void *p, size_t i)
+{
+    uint16_t h;
+    memcpy(&h, (const char *)p + 2 * i, 2);
+    return ngh_h2f(h);
+}
+static inline float ldb(const void *p, size_t i) { return (float)((const int8_t *)p)[i]; }
+
+/* Scalar "q" kernels: the query is read with memcpy too (it may point into a
+ * page image while inserting). */
+#define NGH_QSCALAR(name, LD, MUL)                                                   \
+    static float name##_dot(const float *q, const void *v, size_t n, float s)         \
+    {                                                                                \
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;                                        \
+        size_t i = 0;                                                                \
+        (void)s;                                                                     \
+        for (; i + 4 <= n; i += 4) {                                                 \
+            s0 += ldf(q, i) * LD(v, i);                                              \
+            s1 += ldf(q, i + 1) * LD(v, i + 1);                                      \
+            s2 += ldf(q, i + 2) * LD(v, i + 2);                                      \
+            s3 += ldf(q, i + 3) * LD(v, i + 3);                                      \
+        }                                                                            \
+        for (; i < n; i++) s0 += ldf(q, i) * LD(v, i);                               \
+        return MUL(((s0 + s1) + (s2 + s3)), s);                                      \
+    }                                                                                \
+    static float name##_l2(const float *q, const void *v, size_t n, float s)          \
+    {                                                                                \
+        float s0 = 0, s1 = 0;                                                        \
+        size_t i = 0;                                                                \
+        (void)s;                                                                     \
+        for (; i + 2 <= n; i += 2) {                                                 \
+            float d0 = ldf(q, i) - MUL(LD(v, i), s), d1 = ldf(q, i + 1) - MUL(LD(v, i + 1), s); \
+            s0 += d0 * d0;                                                           \
+            s1 += d1 * d1;                                                           \
+        }                                                                            \
+        for (; i < n; i++) {                                                         \
+            float d = ldf(q, i) - MUL(LD(v, i), s);                                  \
+            s0 += d * d;                                                             \
+        }                                                                            \
+        return s0 + s1;                                                              \
+    }
+#define NGH_NOSCALE(x, s) (x)
+#define NGH_SCALE(x, s)   ((x) * (s))
+NGH_QSCALAR(qf32_scalar, ldf, NGH_NOSCALE)
+NGH_QSCALAR(qf16_scalar, ldh, NGH_NOSCALE)
+NGH_QSCALAR(qi8_scalar, ldb, NGH_SCALE)
+
+#ifdef NGH_X86
+__attribute__((target("sse2"))) static float qf32_sse_dot(const float *q, const void *v, size_t n, float s)
+{
+    (void)s;
+    return dot_sse(q, v, n);
+}
+__attribute__((target("sse2"))) static float qf32_sse_l2(const float *q, const void *v, size_t n, float s)
+{
+    (void)s;
+    return l2_sse(q, v, n);
+}
+__attribute__((target("avx2,fma"))) static float qf32_avx2_dot(const float *q, const void *v, size_t n, float s)
+{
+    (void)s;
+    return dot_avx2(q, v, n);
+}
+__attribute__((target("avx2,fma"))) static float qf32_avx2_l2(const float *q, const void *v, size_t n, float s)
+{
+    (void)s;
+    return l2_avx2(q, v, n);
+}
+
+/* float16: 8 halves widened per F16C conversion */
+__attribute__((target("avx2,fma,f16c"))) static float qf16_avx2_dot(const float *q, const void *v, size_t n, float s)
+{
+    const uint8_t *h = v;
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    size_t i = 0;
+    (void)s;
+    for (; i + 16 <= n; i += 16) {
+        __m256 a0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + 2 * i)));
+        __m256 a1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + 2 * i + 16)));
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), a0, s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), a1, s1);
+    }
+    for (; i + 8 <= n; i += 8)
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + 2 * i))), s0);
+    float r = hsum256(_mm256_add_ps(s0, s1));
+    for (; i < n; i++) r += ldf(q, i) * ldh(v, i);
+    return r;
+}
+
+__attribute__((target("avx2,fma,f16c"))) static float qf16_avx2_l2(const float *q, const void *v, size_t n, float s)
+{
+    const uint8_t *h = v;
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    size_t i = 0;
+    (void)s;
+    for (; i + 16 <= n; i += 16) {
+        __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(q + i), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + 2 * i))));
+        __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(q + i + 8),
+                                  _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + 2 * i + 16))));
+        s0 = _mm256_fmadd_ps(d0, d0, s0);
+        s1 = _mm256_fmadd_ps(d1, d1, s1);
+    }
+    for (; i + 8 <= n; i += 8) {
+        __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(q + i), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + 2 * i))));
+        s0 = _mm256_fmadd_ps(d0, d0, s0);
+    }
+    float r = hsum256(_mm256_add_ps(s0, s1));
+    for (; i < n; i++) {
+        float d = ldf(q, i) - ldh(v, i);
+        r += d * d;
+    }
+    return r;
+}
+
+/* int8: 16 codes per load, sign-extended to two 8-lane float vectors */
+__attribute__((target("avx2,fma"))) static float qi8_avx2_dot(const float *q, const void *v, size_t n, float s)
+{
+    const uint8_t *c = v;
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m128i b = _mm_loadu_si128((const __m128i *)(c + i));
+        __m256 c0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
+        __m256 c1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(b, 8)));
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), c0, s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), c1, s1);
+    }
+    for (; i + 8 <= n; i += 8) {
+        __m256 c0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(c + i))));
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), c0, s0);
+    }
+    float r = hsum256(_mm256_add_ps(s0, s1));
+    for (; i < n; i++) r += ldf(q, i) * ldb(v, i);
+    return r * s;
+}
+
+__attribute__((target("avx2,fma"))) static float qi8_avx2_l2(const float *q, const void *v, size_t n, float s)
+{
+    const uint8_t *c = v;
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), vs = _mm256_set1_ps(s);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m128i b = _mm_loadu_si128((const __m128i *)(c + i));
+        __m256 c0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
+        __m256 c1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(b, 8)));
+        __m256 d0 = _mm256_fnmadd_ps(vs, c0, _mm256_loadu_ps(q + i));
+        __m256 d1 = _mm256_fnmadd_ps(vs, c1, _mm256_loadu_ps(q + i + 8));
+        s0 = _mm256_fmadd_ps(d0, d0, s0);
+        s1 = _mm256_fmadd_ps(d1, d1, s1);
+    }
+    for (; i + 8 <= n; i += 8) {
+        __m256 c0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(c + i))));
+        __m256 d0 = _mm256_fnmadd_ps(vs, c0, _mm256_loadu_ps(q + i));
+        s0 = _mm256_fmadd_ps(d0, d0, s0);
+    }
+    float r = hsum256(_mm256_add_ps(s0, s1));
+    for (; i < n; i++) {
+        float d = ldf(q, i) - s * ldb(v, i);
+        r += d * d;
+    }
+    return r;
+}
+#endif
+
+void ngh_dist_pick(ngh_kernels *k, int level, int precision)
 {
     k->dot = dot_scalar;
     k->l2 = l2_scalar;
+    k->qdot = precision == NGH_F16 ? qf16_scalar_dot : precision == NGH_I8 ? qi8_scalar_dot : qf32_scalar_dot;
+    k->ql2 = precision == NGH_F16 ? qf16_scalar_l2 : precision == NGH_I8 ? qi8_scalar_l2 : qf32_scalar_l2;
     k->name = "scalar";
 #ifdef NGH_X86
     __builtin_cpu_init();
+    /* SSE: float32 only (the quantized kernels stay scalar below AVX2) */
     if (level != 0 && __builtin_cpu_supports("sse2")) {
         k->dot = dot_sse;
         k->l2 = l2_sse;
+        if (precision == NGH_F32) {
+            k->qdot = qf32_sse_dot;
+            k->ql2 = qf32_sse_l2;
+        }
         k->name = "sse";
     }
     if (level > 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         k->dot = dot_avx2;
         k->l2 = l2_avx2;
         k->name = "avx2";
+        if (precision == NGH_F32) {
+            k->qdot = qf32_avx2_dot;
+            k->ql2 = qf32_avx2_l2;
+        } else if (precision == NGH_I8) {
+            k->qdot = qi8_avx2_dot;
+            k->ql2 = qi8_avx2_l2;
+        } else if (__builtin_cpu_supports("f16c")) {
+            k->qdot = qf16_avx2_dot;
+            k->ql2 = qf16_avx2_l2;
+        } else {
+            k->name = "avx2 (float16 scalar)";
+        }
     }
 #else
     (void)level;

@@ -4,14 +4,18 @@
  * Pages (each starts with a 4-byte type tag; integers little endian):
  *
  *   meta (the root, never moves): see the M_* offsets below; it holds the
- *     parameters, the counters, the entry point and, for each of three page
- *     arrays (node records, upper-layer lists, raw vectors), the top of a
- *     radix directory mapping array positions to page numbers.
+ *     parameters, the counters, the entry point, the generation and, for
+ *     each of three page arrays (node records, upper-layer lists, raw
+ *     vectors), the top of a radix directory mapping array positions to
+ *     page numbers.
  *   directory: 0 type, 8 page numbers[fanout]
  *   node page: 0 type, 8 records of `rec` bytes (rec a multiple of 4):
- *     flags u8, level u8, count u16, upper u32, inv_norm f32, reserved f32,
- *     the vector (dim float32), M0 = 2M neighbour ids (u32)
+ *     flags u8, level u8, count u16, upper u32, inv_norm f32, int8 scale
+ *     f32, the vector (float32, float16 or int8 codes; none when too big:
+ *     `ext`), M0 = 2M neighbour ids (u32)
  *   upper page: 0 type, 8 records of 4 + 4M bytes: count u32, M ids
+ *   raw page: 0 type, 8 float32 vectors (float16 / int8 / ext indexes:
+ *     the vectors as inserted, for re-ranking, exact scans and cursors)
  *
  * Node id i lives in node-array page i / npp at slot i % npp: computed,
  * never searched.  A node of level l > 0 owns the l upper records
@@ -21,7 +25,9 @@
  * page it reads in a small table keyed by page number, so a page is got
  * once per operation (directory pages included) however many nodes on it
  * are visited; the table is emptied at safe points (ngh_op_relax) so that a
- * search never holds more than a few hundred pins.
+ * search never holds more than a couple of thousand pins.  Read-only
+ * transactions read node and upper pages from the index's read cache of
+ * the committed generation they see (docs/ngh.md, "The read cache").
  */
 #include <math.h>
 #include <stdlib.h>
@@ -32,6 +38,7 @@
 #define T_DIR   0x3144484eu
 #define T_NODE  0x314e484eu
 #define T_UPPER 0x3155484eu
+#define T_RAW   0x3152484eu
 
 #define M_TYPE      0
 #define M_VERSION   4
@@ -49,13 +56,24 @@
 #define M_NUPPER   52
 #define M_USABLE   56
 #define M_BTROOT   64
+#define M_GEN      72   /* u64: bumped by every write operation (0 in indexes before it) */
 #define M_ARR      80   /* per array: depth u32, npages u32 */
 #define M_TOP     128   /* per array: NTOP page numbers */
 #define NTOP      100
 #define M_END     (M_TOP + NGH_NARRAYS * NTOP * 8)
 #define PG_HDR      8
 
-#define RELAX_PINS 192
+/* Pins kept by an operation before ngh_op_relax lets them go: a search
+ * visits a few hundred to a few thousand pages; getting one again after a
+ * relax costs a kernel get, holding it costs a cache slot that cannot be
+ * evicted (the cache runs over budget while everything is pinned; pinned
+ * dirty pages are not spilled).  256 for inserts cost 517 gets per insert
+ * (20K x 128-d, efConstruction 100), 2048 cost 361. */
+#define RELAX_READ  2048
+#define RELAX_WRITE 2048
+
+/* Upper bound of one index's read cache (page copies). */
+#define SNAP_BYTES (1ull << 30)
 
 static inline uint32_t g32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 static inline uint64_t g64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
@@ -88,10 +106,19 @@ static int nomem(ngh_op *o)
 
 static void layout(ngh_meta *m)
 {
+    uint32_t room = m->usable - PG_HDR;
     m->M0 = 2 * m->M;
-    m->vbytes = 4 * m->dim;
+    uint32_t qb = m->precision == NGH_F16 ? 2 * m->dim : m->precision == NGH_I8 ? m->dim : 4 * m->dim;
+    qb = (qb + 3) & ~3u;
+    /* a vector too big for a record lives in its own (raw) pages only */
+    m->ext = NR_VEC + qb + 4 * m->M0 > room;
+    m->vbytes = m->ext ? 0 : qb;
+    m->raw = m->ext || m->precision != NGH_F32;
+    m->rawb = 4 * m->dim;
+    m->rpp = m->rawb <= room ? room / m->rawb : 0;
+    m->ppv = m->rpp ? 1 : (m->rawb + room - 1) / room;
     m->rec = NR_VEC + m->vbytes + 4 * m->M0;
-    m->npp = m->rec <= m->usable - PG_HDR ? (m->usable - PG_HDR) / m->rec : 0;
+    m->npp = m->rec <= room ? room / m->rec : 0;
     m->urec = 4 + 4 * m->M;
     m->upp = (m->usable - PG_HDR) / m->urec;
     m->fanout = (m->usable - PG_HDR) / 8;
@@ -106,6 +133,7 @@ int ngh_meta_init(uint8_t *d, uint32_t usable, uint32_t dim, int metric, int pre
     m.usable = usable;
     m.dim = dim;
     m.M = M;
+    m.precision = (uint32_t)prec;
     layout(&m);
     if (usable < M_END || m.npp == 0 || m.upp == 0) return TS_ERR_UNSUPPORTED;
     memset(d, 0, usable);
@@ -147,12 +175,13 @@ static int meta_load(ngh_op *o)
     m->nupper = g32(d + M_NUPPER);
     m->usable = g32(d + M_USABLE);
     m->btroot = g64(d + M_BTROOT);
+    m->gen = g64(d + M_GEN);
     for (int a = 0; a < NGH_NARRAYS; a++) {
         m->depth[a] = g32(d + M_ARR + 8 * a);
         m->npages[a] = g32(d + M_ARR + 8 * a + 4);
     }
     if (m->usable > o->pa->usable_size(o->tx) || m->usable < M_END || m->M < 2 || m->M > 256 ||
-        m->dim == 0 || m->maxlevel > NGH_MAXLEVEL || m->live + m->deleted != m->count)
+        m->dim == 0 || m->dim > 16384 || m->precision > NGH_I8 || m->maxlevel > NGH_MAXLEVEL || m->live + m->deleted != m->count)
         return ngh_corrupt(o, "inconsistent meta page");
     layout(m);
     if (!m->npp || (m->count && m->entry >= m->count)) return ngh_corrupt(o, "inconsistent meta page");
@@ -173,6 +202,7 @@ static void meta_store(ngh_op *o)
     p32(d + M_ENTRY, m->entry);
     p32(d + M_MAXLEVEL, m->maxlevel);
     p32(d + M_NUPPER, m->nupper);
+    p64(d + M_GEN, m->gen);
     for (int a = 0; a < NGH_NARRAYS; a++) {
         p32(d + M_ARR + 8 * a, m->depth[a]);
         p32(d + M_ARR + 8 * a + 4, m->npages[a]);
@@ -192,6 +222,16 @@ static ngh_scratch *scratch_take(ngh_idx *ix)
     }
     pthread_mutex_unlock(&ix->mu);
     if (!s) s = ix->host->calloc(1, sizeof *s);
+    if (s && !s->vb) {
+        s->vb = ix->host->alloc((size_t)ix->dim * 4);
+        s->vb2 = ix->host->alloc((size_t)ix->dim * 4);
+        if (!s->vb || !s->vb2) {
+            ix->host->free(s->vb);
+            ix->host->free(s->vb2);
+            ix->host->free(s);
+            s = NULL;
+        }
+    }
     return s;
 }
 
@@ -201,6 +241,9 @@ static void scratch_free(ngh_idx *ix, ngh_scratch *s)
     ix->host->free(s->c);
     ix->host->free(s->w);
     ix->host->free(s->tmp);
+    ix->host->free(s->pm);
+    ix->host->free(s->vb);
+    ix->host->free(s->vb2);
     ix->host->free(s);
 }
 
@@ -270,9 +313,22 @@ static inline int visited(ngh_scratch *s, uint32_t id)
 
 /* ---- operations and pins ------------------------------------------------------ */
 
+/* Forget every position -> page mapping of the scratch (its pages were
+ * released or re-got). */
+static void pm_reset(ngh_scratch *s)
+{
+    if (++s->pgen == 0) {
+        if (s->pm) memset(s->pm, 0, (size_t)s->pmcap * sizeof *s->pm);
+        s->pgen = 1;
+    }
+}
+
+static void snap_attach(ngh_op *o);
+static void snap_detach(ngh_op *o);
+
 static void unpin_all(ngh_op *o)
 {
-    memset(o->nc, 0, sizeof o->nc);
+    if (o->s) pm_reset(o->s);
     if (!o->tn) return;
     for (uint32_t i = 0; i < o->tcap; i++)
         if (o->tab[i].pgno) {
@@ -284,7 +340,7 @@ static void unpin_all(ngh_op *o)
 
 void ngh_op_relax(ngh_op *o)
 {
-    if (o->tn > RELAX_PINS) unpin_all(o);
+    if (o->tn > o->relax) unpin_all(o);
 }
 
 int ngh_op_begin(ngh_op *o, ngh_idx *ix, ts_txn *tx, int write)
@@ -294,6 +350,7 @@ int ngh_op_begin(ngh_op *o, ngh_idx *ix, ts_txn *tx, int write)
     o->tx = tx;
     o->pa = ix->pa;
     o->write = write;
+    o->relax = write ? RELAX_WRITE : RELAX_READ;
     if (!ix->pa) return ix->host->error(ix->env, TS_ERR_INVALID, "ngh: no page API here");
     if (!tx) return ix->host->error(ix->env, TS_ERR_INVALID, "ngh: no transaction");
     if (write && !o->pa->writable(tx))
@@ -313,7 +370,81 @@ int ngh_op_begin(ngh_op *o, ngh_idx *ix, ts_txn *tx, int write)
         ngh_op_end(o);
         return nomem(o);
     }
+    pm_reset(o->s); /* a pooled scratch may map pages of an earlier operation */
+    /* only read-only transactions see committed generations: a write
+     * transaction's own changes carry a generation number that another
+     * (committed) state may get after a rollback */
+    if (!o->pa->writable(tx)) snap_attach(o);
     return TS_OK;
+}
+
+/* ---- the read cache ------------------------------------------------------------ */
+
+void ngh_snap_free(ngh_idx *ix, ngh_snap *s)
+{
+    if (!s) return;
+    for (int a = 0; a < NGH_SNAP_ARRAYS; a++) {
+        for (uint32_t i = 0; s->slot[a] && i < s->cap[a]; i++)
+            ix->host->free(atomic_load_explicit(&s->slot[a][i], memory_order_relaxed));
+        ix->host->free(s->slot[a]);
+    }
+    ix->host->free(s);
+}
+
+/* A read operation on generation gen takes the index's cache when it is of
+ * that generation (a new one when gen is newer; none when older: a reader
+ * of an old snapshot pins its own pages). */
+static void snap_attach(ngh_op *o)
+{
+    ngh_idx *ix = o->ix;
+    ngh_snap *fresh = NULL, *old = NULL;
+    pthread_mutex_lock(&ix->mu);
+    ngh_snap *s = ix->snap;
+    int need = !s || s->gen < o->m.gen;
+    pthread_mutex_unlock(&ix->mu);
+    if (need) { /* allocate outside the lock */
+        fresh = ix->host->calloc(1, sizeof *fresh);
+        if (fresh) {
+            fresh->gen = o->m.gen;
+            for (int a = 0; a < NGH_SNAP_ARRAYS; a++) {
+                fresh->cap[a] = o->m.npages[a];
+                fresh->slot[a] = ix->host->calloc(fresh->cap[a] ? fresh->cap[a] : 1, sizeof *fresh->slot[a]);
+                if (!fresh->slot[a]) {
+                    ngh_snap_free(ix, fresh);
+                    fresh = NULL;
+                    break;
+                }
+            }
+        }
+    }
+    pthread_mutex_lock(&ix->mu);
+    s = ix->snap;
+    if (fresh && (!s || s->gen < fresh->gen)) {
+        if (s) {
+            s->retired = 1;
+            if (!s->refs) old = s;
+        }
+        ix->snap = s = fresh;
+        fresh = NULL;
+    }
+    if (s && s->gen == o->m.gen) {
+        s->refs++;
+        o->snap = s;
+    }
+    pthread_mutex_unlock(&ix->mu);
+    ngh_snap_free(ix, fresh); /* lost a race to another reader */
+    ngh_snap_free(ix, old);
+}
+
+static void snap_detach(ngh_op *o)
+{
+    ngh_snap *s = o->snap, *old = NULL;
+    if (!s) return;
+    o->snap = NULL;
+    pthread_mutex_lock(&o->ix->mu);
+    if (--s->refs == 0 && s->retired) old = s;
+    pthread_mutex_unlock(&o->ix->mu);
+    ngh_snap_free(o->ix, old);
 }
 
 void ngh_op_end(ngh_op *o)
@@ -326,10 +457,14 @@ void ngh_op_end(ngh_op *o)
     if (o->s) scratch_give(o->ix, o->s);
     o->s = NULL;
     if (o->mpg) {
-        if (o->write) meta_store(o);
+        if (o->write) {
+            o->m.gen++; /* the graph may have changed: cached copies are of older generations */
+            meta_store(o);
+        }
         o->pa->release(o->mpg);
     }
     o->mpg = NULL;
+    snap_detach(o);
 }
 
 static int tab_grow(ngh_op *o)
@@ -358,7 +493,7 @@ static int pin(ngh_op *o, uint64_t pgno, int write, uint8_t **d)
     ngh_pin *e = &o->tab[h];
     if (e->pgno) {
         if (write && !e->w) {
-            memset(o->nc, 0, sizeof o->nc); /* it may hold the read pointer */
+            pm_reset(o->s); /* it may hold the read pointer */
             o->pa->release(e->pg);
             int rc = o->pa->get(o->tx, pgno, TS_PAGE_WRITE, &e->pg);
             if (rc) {
@@ -558,38 +693,114 @@ int ngh_free_pages(ngh_op *o)
     return TS_OK;
 }
 
+/* Position pos of array a (pages of type `type`) for reading: from the read
+ * cache when the operation has one (copying the page in on a miss), else
+ * pinned.  The type is checked when the page comes from the kernel, not on
+ * every cached use (that read alone was a cache miss per page visited). */
+static int arr_read(ngh_op *o, int a, uint64_t pos, uint32_t type, uint8_t **out)
+{
+    ngh_snap *sn = o->snap;
+    _Atomic(uint8_t *) *slot = NULL;
+    if (sn && a < NGH_SNAP_ARRAYS && pos < sn->cap[a]) {
+        slot = &sn->slot[a][pos];
+        uint8_t *c = atomic_load_explicit(slot, memory_order_acquire);
+        if (c) {
+            *out = c;
+            return TS_OK;
+        }
+    }
+    uint64_t pg;
+    uint8_t *d;
+    int rc = arr_pgno(o, a, pos, &pg);
+    if (!rc) rc = pin(o, pg, 0, &d);
+    if (rc) return rc;
+    if (g32(d) != type) return ngh_corrupt(o, a == NGH_A_NODE ? "not a node page" : "not an upper-layer page");
+    *out = d;
+    uint32_t size = o->m.usable;
+    if (!slot || atomic_load_explicit(&sn->bytes, memory_order_relaxed) + size > SNAP_BYTES) return TS_OK;
+    uint8_t *c = o->ix->host->alloc(size), *exp = NULL;
+    if (!c) return TS_OK; /* no copy: the pinned page serves */
+    memcpy(c, d, size);
+    if (atomic_compare_exchange_strong_explicit(slot, &exp, c, memory_order_acq_rel, memory_order_acquire)) {
+        atomic_fetch_add_explicit(&sn->bytes, size, memory_order_relaxed);
+        *out = c;
+    } else {
+        o->ix->host->free(c);
+        *out = exp;
+    }
+    return TS_OK;
+}
+
 /* ---- node records ----------------------------------------------------------- */
+
+/* Slow path of node_rec: walk the directory, pin the page and remember it
+ * in the scratch's position map (so the next visit of any node on the page
+ * is an array index, no hashing and no kernel call). */
+static int node_page(ngh_op *o, uint32_t pos, int write, uint8_t **out)
+{
+    ngh_scratch *s = o->s;
+    uint64_t pg;
+    uint8_t *d;
+    int rc;
+    if (write) {
+        rc = arr_pgno(o, NGH_A_NODE, pos, &pg);
+        if (!rc) rc = pin(o, pg, write, &d);
+        if (!rc && g32(d) != T_NODE) rc = ngh_corrupt(o, "not a node page");
+    } else {
+        rc = arr_read(o, NGH_A_NODE, pos, T_NODE, &d);
+    }
+    if (rc) return rc;
+    if (pos >= s->pmcap) {
+        uint64_t nc = s->pmcap ? s->pmcap : 256;
+        while (nc <= pos) nc *= 2;
+        ngh_pslot *n = o->ix->host->realloc(s->pm, (size_t)nc * sizeof *n);
+        if (!n) return nomem(o);
+        memset(n + s->pmcap, 0, (size_t)(nc - s->pmcap) * sizeof *n);
+        s->pm = n;
+        s->pmcap = (uint32_t)nc;
+    }
+    s->pm[pos] = (ngh_pslot){ s->pgen, (uint32_t)write, d };
+    *out = d;
+    return TS_OK;
+}
+
+static inline int node_rec(ngh_op *o, uint32_t id, int write, uint8_t **rec)
+{
+    const ngh_meta *m = &o->m;
+    if (id >= m->count) return ngh_corrupt(o, "node id out of range");
+    uint32_t pos = id / m->npp;
+    ngh_scratch *s = o->s;
+    uint8_t *d = NULL;
+    ngh_snap *sn = o->snap;
+    /* read-only transactions: straight from the read cache */
+    if (sn && !write && pos < sn->cap[NGH_A_NODE] &&
+        (d = atomic_load_explicit(&sn->slot[NGH_A_NODE][pos], memory_order_acquire)) != NULL) {
+        *rec = d + PG_HDR + (size_t)(id - pos * m->npp) * m->rec;
+        return TS_OK;
+    }
+    if (pos < s->pmcap && s->pm[pos].gen == s->pgen && (s->pm[pos].w || !write)) {
+        d = s->pm[pos].d;
+    } else {
+        int rc = node_page(o, pos, write, &d);
+        if (rc) return rc;
+    }
+    *rec = d + PG_HDR + (size_t)(id - pos * m->npp) * m->rec;
+    return TS_OK;
+}
 
 int ngh_node(ngh_op *o, uint32_t id, int write, uint8_t **rec)
 {
-    if (id >= o->m.count) return ngh_corrupt(o, "node id out of range");
-    uint32_t pos = id / o->m.npp, slot = pos & (NGH_NCACHE - 1);
-    uint8_t *d;
-    if (o->nc[slot].pos1 == pos + 1 && (o->nc[slot].w || !write)) {
-        d = o->nc[slot].d;
-    } else {
-        uint64_t pg;
-        int rc = arr_pgno(o, NGH_A_NODE, pos, &pg);
-        if (!rc) rc = pin(o, pg, write, &d);
-        if (rc) return rc;
-        if (g32(d) != T_NODE) return ngh_corrupt(o, "not a node page");
-        o->nc[slot].pos1 = pos + 1;
-        o->nc[slot].w = write;
-        o->nc[slot].d = d;
-    }
-    *rec = d + PG_HDR + (size_t)(id - pos * o->m.npp) * o->m.rec;
-    return TS_OK;
+    return node_rec(o, id, write, rec);
 }
 
 /* The neighbour list of node id at level lev: *ids points at count ids. */
 static int nlist(ngh_op *o, uint32_t id, uint32_t lev, int write, uint8_t **cnt, uint8_t **ids,
                  uint32_t *n)
 {
-    uint8_t *rec;
-    int rc = ngh_node(o, id, 0, &rec);
+    uint8_t *rec = NULL;
+    int rc = node_rec(o, id, write && lev == 0, &rec);
     if (rc) return rc;
     if (lev == 0) {
-        if (write && (rc = ngh_node(o, id, 1, &rec))) return rc;
         *cnt = rec + NR_COUNT;
         *ids = rec + NR_VEC + o->m.vbytes;
         *n = g16(rec + NR_COUNT);
@@ -599,10 +810,14 @@ static int nlist(ngh_op *o, uint32_t id, uint32_t lev, int write, uint8_t **cnt,
     if (lev > rec[NR_LEVEL]) return ngh_corrupt(o, "level above the node's own");
     uint64_t u = (uint64_t)g32(rec + NR_UPPER) + lev - 1, pg;
     if (u >= o->m.nupper) return ngh_corrupt(o, "upper record out of range");
-    if ((rc = arr_pgno(o, NGH_A_UPPER, u / o->m.upp, &pg))) return rc;
     uint8_t *d;
-    if ((rc = pin(o, pg, write, &d))) return rc;
-    if (g32(d) != T_UPPER) return ngh_corrupt(o, "not an upper-layer page");
+    if (write) {
+        if ((rc = arr_pgno(o, NGH_A_UPPER, u / o->m.upp, &pg))) return rc;
+        if ((rc = pin(o, pg, write, &d))) return rc;
+        if (g32(d) != T_UPPER) return ngh_corrupt(o, "not an upper-layer page");
+    } else if ((rc = arr_read(o, NGH_A_UPPER, u / o->m.upp, T_UPPER, &d))) {
+        return rc;
+    }
     uint8_t *r = d + PG_HDR + (size_t)(u % o->m.upp) * o->m.urec;
     *cnt = r;
     *ids = r + 4;
@@ -615,6 +830,78 @@ static void set_count(uint8_t *cnt, uint32_t lev, uint32_t n)
 {
     if (lev == 0) p16(cnt, (uint16_t)n);
     else p32(cnt, n);
+}
+
+/* ---- raw float32 vectors ------------------------------------------------------ */
+
+/* The raw array: node id's float32 vector at position id / rpp, slot
+ * id % rpp; or, when a vector is bigger than a page, in the ppv pages
+ * id * ppv .. id * ppv + ppv - 1. */
+static int raw_room(ngh_op *o, uint32_t id)
+{
+    ngh_meta *m = &o->m;
+    uint64_t need = m->rpp ? (uint64_t)id / m->rpp + 1 : ((uint64_t)id + 1) * m->ppv;
+    while (m->npages[NGH_A_RAW] < need) {
+        uint8_t *d;
+        int rc = arr_append(o, NGH_A_RAW, T_RAW, &d);
+        if (rc) return rc;
+    }
+    return TS_OK;
+}
+
+/* Piece j of node id's raw vector: *len bytes at *p. */
+static int raw_piece(ngh_op *o, uint32_t id, uint32_t j, int write, uint8_t **p, uint32_t *len)
+{
+    const ngh_meta *m = &o->m;
+    uint32_t room = m->usable - PG_HDR;
+    uint64_t pos, off = 0, pg;
+    if (m->rpp) {
+        pos = id / m->rpp;
+        off = (uint64_t)(id % m->rpp) * m->rawb;
+        *len = m->rawb;
+    } else {
+        pos = (uint64_t)id * m->ppv + j;
+        *len = j + 1 < m->ppv ? room : m->rawb - j * room;
+    }
+    uint8_t *d;
+    int rc = arr_pgno(o, NGH_A_RAW, pos, &pg);
+    if (!rc) rc = pin(o, pg, write, &d);
+    if (rc) return rc;
+    if (g32(d) != T_RAW) return ngh_corrupt(o, "not a raw vector page");
+    *p = d + PG_HDR + off;
+    return TS_OK;
+}
+
+/* Node id's float32 vector: in its page when it fits one, else copied to buf. */
+static int raw_vec(ngh_op *o, uint32_t id, float *buf, const float **out)
+{
+    uint8_t *p = NULL;
+    uint32_t len, room = o->m.usable - PG_HDR;
+    int rc;
+    if (o->m.rpp) {
+        if ((rc = raw_piece(o, id, 0, 0, &p, &len))) return rc;
+        *out = (const float *)(const void *)p;
+        return TS_OK;
+    }
+    for (uint32_t j = 0; j < o->m.ppv; j++) {
+        if ((rc = raw_piece(o, id, j, 0, &p, &len))) return rc;
+        memcpy((uint8_t *)buf + (size_t)j * room, p, len);
+    }
+    *out = buf;
+    return TS_OK;
+}
+
+static int raw_put(ngh_op *o, uint32_t id, const float *v)
+{
+    uint32_t room = o->m.usable - PG_HDR;
+    for (uint32_t j = 0; j < o->m.ppv; j++) {
+        uint8_t *p = NULL;
+        uint32_t len;
+        int rc = raw_piece(o, id, j, 1, &p, &len);
+        if (rc) return rc;
+        memcpy(p, (const uint8_t *)v + (size_t)j * room, len);
+    }
+    return TS_OK;
 }
 
 /* ---- distances ------------------------------------------------------------- */
@@ -631,26 +918,74 @@ void ngh_prepare_query(const ngh_op *o, const float *q, float *qn)
     }
 }
 
-float ngh_qdist(ngh_op *o, const float *q, const uint8_t *rec)
+static inline float metric_dist(int metric, float dot_or_l2, float inva, float invb)
 {
-    const ngh_kernels *k = &o->ix->k;
-    const uint8_t *v = rec + NR_VEC;
-    switch (o->m.metric) {
-    case NGH_L2: return k->l2(q, v, o->m.dim);
-    case NGH_IP: return -k->dot(q, v, o->m.dim);
-    default: return 1.0f - k->dot(q, v, o->m.dim) * gf(rec + NR_INV);
+    switch (metric) {
+    case NGH_L2: return dot_or_l2;
+    case NGH_IP: return -dot_or_l2;
+    default: return 1.0f - dot_or_l2 * inva * invb;
     }
 }
 
-static float rdist(ngh_op *o, const uint8_t *a, const uint8_t *b)
+/* Distance from the float32 vector a (inva: 1/|a| for cosine, 1 for a
+ * normalized query) to node b, measured on b's stored vector (quantized
+ * for float16 and int8: the graph is walked on the compact records). */
+static inline int pdist(ngh_op *o, const float *a, float inva, uint32_t idb, const uint8_t *b, float *d)
 {
+    const ngh_meta *m = &o->m;
     const ngh_kernels *k = &o->ix->k;
-    switch (o->m.metric) {
-    case NGH_L2: return k->l2(a + NR_VEC, b + NR_VEC, o->m.dim);
-    case NGH_IP: return -k->dot(a + NR_VEC, b + NR_VEC, o->m.dim);
-    default: return 1.0f - k->dot(a + NR_VEC, b + NR_VEC, o->m.dim) * gf(a + NR_INV) * gf(b + NR_INV);
+    if (!m->ext) {
+        const uint8_t *v = b + NR_VEC;
+        float s = gf(b + NR_SCALE);
+        float x = m->metric == NGH_L2 ? k->ql2(a, v, m->dim, s) : k->qdot(a, v, m->dim, s);
+        *d = metric_dist((int)m->metric, x, inva, gf(b + NR_INV));
+        return TS_OK;
     }
+    const float *v;
+    int rc = raw_vec(o, idb, o->s->vb2, &v);
+    if (rc) return rc;
+    float x = m->metric == NGH_L2 ? k->l2(a, v, m->dim) : k->dot(a, v, m->dim);
+    *d = metric_dist((int)m->metric, x, inva, gf(b + NR_INV));
+    return TS_OK;
 }
+
+/* Node id's vector as float32, to measure it against other nodes: in place
+ * (float32 records), dequantized into buf, or its raw vector (ext). */
+static int vec_f32(ngh_op *o, uint32_t id, const uint8_t *rec, float *buf, const float **out)
+{
+    const ngh_meta *m = &o->m;
+    if (m->ext) return raw_vec(o, id, buf, out);
+    if (m->precision == NGH_F32) {
+        *out = (const float *)(const void *)(rec + NR_VEC);
+        return TS_OK;
+    }
+    ngh_dequantize((int)m->precision, rec + NR_VEC, m->dim, gf(rec + NR_SCALE), buf);
+    *out = buf;
+    return TS_OK;
+}
+
+int ngh_vector(ngh_op *o, uint32_t id, const uint8_t *rec, float *buf, const float **out)
+{
+    if (!o->m.raw) {
+        *out = (const float *)(const void *)(rec + NR_VEC);
+        return TS_OK;
+    }
+    return raw_vec(o, id, buf, out);
+}
+
+int ngh_exact_dist(ngh_op *o, const float *q, uint32_t id, const uint8_t *rec, float *d)
+{
+    const ngh_meta *m = &o->m;
+    if (!m->raw) return pdist(o, q, 1.0f, id, rec, d);
+    const float *v;
+    int rc = raw_vec(o, id, o->s->vb2, &v);
+    if (rc) return rc;
+    const ngh_kernels *k = &o->ix->k;
+    float x = m->metric == NGH_L2 ? k->l2(q, v, m->dim) : k->dot(q, v, m->dim);
+    *d = metric_dist((int)m->metric, x, 1.0f, gf(rec + NR_INV));
+    return TS_OK;
+}
+
 
 /* ---- heaps ---------------------------------------------------------------- */
 
@@ -718,7 +1053,36 @@ static int cand_cmp(const void *a, const void *b)
     return (x->id > y->id) - (x->id < y->id);
 }
 
+/* Sort by (distance, id): insertion sort for the short lists of link() and
+ * re-ranking (no comparison callbacks), qsort beyond. */
+static void sort_cands(ngh_cand *a, uint32_t n)
+{
+    if (n > 48) {
+        qsort(a, n, sizeof *a, cand_cmp);
+        return;
+    }
+    for (uint32_t i = 1; i < n; i++) {
+        ngh_cand x = a[i];
+        uint32_t j = i;
+        while (j && (a[j - 1].d > x.d || (a[j - 1].d == x.d && a[j - 1].id > x.id))) {
+            a[j] = a[j - 1];
+            j--;
+        }
+        a[j] = x;
+    }
+}
+
+
 /* ---- search ---------------------------------------------------------------- */
+
+/* Start fetching a record's vector (and its layer-0 list head) while other
+ * distances are computed: records are scattered over the node pages. */
+static inline void prefetch_rec(const ngh_meta *m, const uint8_t *rec)
+{
+    uint32_t len = NR_VEC + m->vbytes;
+    if (len > 512) len = 512;
+    for (uint32_t off = 0; off < len; off += 64) __builtin_prefetch(rec + off, 0, 3);
+}
 
 /* Greedy descent at level lev from *ep (distance *epd). */
 static int greedy(ngh_op *o, const float *q, uint32_t lev, uint32_t *ep, float *epd)
@@ -733,9 +1097,10 @@ static int greedy(ngh_op *o, const float *q, uint32_t lev, uint32_t *ep, float *
         if (rc) return rc;
         memcpy(ids, lst, (size_t)n * 4);
         for (uint32_t i = 0; i < n; i++) {
-            uint8_t *rec;
-            if ((rc = ngh_node(o, ids[i], 0, &rec))) return rc;
-            float d = ngh_qdist(o, q, rec);
+            uint8_t *rec = NULL;
+            float d;
+            if ((rc = node_rec(o, ids[i], 0, &rec))) return rc;
+            if ((rc = pdist(o, q, 1.0f, ids[i], rec, &d))) return rc;
             if (d < *epd) {
                 *epd = d;
                 *ep = ids[i];
@@ -757,6 +1122,7 @@ static int search_layer(ngh_op *o, const float *q, const ngh_cand *eps, uint32_t
 {
     ngh_scratch *s = o->s;
     uint32_t ids[512];
+    uint8_t *recs[512];
     int rc = visit_begin(o, o->m.count);
     if (rc) return rc;
     uint32_t need = ef + neps + 2 * o->m.M0 + 8;
@@ -782,18 +1148,24 @@ static int search_layer(ngh_op *o, const float *q, const ngh_cand *eps, uint32_t
         if (budget && nw < ef && nvis > budget) goto give_up;
         ngh_op_relax(o);
         uint8_t *cnt, *lst;
-        uint32_t n;
+        uint32_t n, nn = 0;
         if ((rc = nlist(o, c.id, lev, 0, &cnt, &lst, &n))) return rc;
-        memcpy(ids, lst, (size_t)n * 4);
-        if ((rc = grow(o, &s->c, &s->ccap, nc + n + 1))) return rc;
+        /* first the unvisited neighbours' records, prefetched, then their
+         * distances: the memory latency of one overlaps the others' work */
         for (uint32_t i = 0; i < n; i++) {
-            uint32_t e = ids[i];
+            uint32_t e = g32(lst + 4 * i);
             if (e >= o->m.count) return ngh_corrupt(o, "neighbour id out of range");
             if (visited(s, e)) continue;
+            if ((rc = node_rec(o, e, 0, &recs[nn]))) return rc;
+            prefetch_rec(&o->m, recs[nn]);
+            ids[nn++] = e;
+        }
+        if ((rc = grow(o, &s->c, &s->ccap, nc + nn + 1))) return rc;
+        for (uint32_t i = 0; i < nn; i++) {
+            uint32_t e = ids[i];
+            float d;
             nvis++;
-            uint8_t *rec;
-            if ((rc = ngh_node(o, e, 0, &rec))) return rc;
-            float d = ngh_qdist(o, q, rec);
+            if ((rc = pdist(o, q, 1.0f, e, recs[i], &d))) return rc;
             if (nw < ef || d < s->w[0].d) {
                 hpush_min(s->c, &nc, (ngh_cand){ d, e });
                 int a = acc ? acc(actx, o, e) : 1;
@@ -806,9 +1178,12 @@ static int search_layer(ngh_op *o, const float *q, const ngh_cand *eps, uint32_t
             }
         }
     }
-    memcpy(out, s->w, (size_t)nw * sizeof *out);
-    qsort(out, nw, sizeof *out, cand_cmp);
+    /* the results heap, emptied from the farthest: sorted without callbacks */
     *nout = nw;
+    while (nw) {
+        ngh_cand x = hpop_max(s->w, &nw);
+        out[nw] = x;
+    }
     return TS_OK;
 give_up:
     if (gave_up) *gave_up = 1;
@@ -816,21 +1191,45 @@ give_up:
     return TS_OK;
 }
 
-int ngh_graph_search(ngh_op *o, const float *q, uint32_t ef, ngh_accept_fn acc, void *actx,
-                     uint32_t budget, ngh_cand *out, uint32_t *nout, int *gave_up)
+uint32_t ngh_rerank_count(uint32_t k, uint32_t ef)
+{
+    /* 2k (at least 20) of the beam: the true k nearest are nearly always
+     * among the quantized 2k best, and each re-ranked candidate costs a
+     * raw-page read (raw pages are not in the read cache) */
+    uint32_t r = 2 * k < 20 ? 20 : 2 * k;
+    return r < ef ? r : ef;
+}
+
+int ngh_graph_search(ngh_op *o, const float *q, uint32_t ef, uint32_t rerank, ngh_accept_fn acc,
+                     void *actx, uint32_t budget, ngh_cand *out, uint32_t *nout, int *gave_up)
 {
     *nout = 0;
     *gave_up = 0;
     if (!o->m.count) return TS_OK;
     uint32_t ep = o->m.entry;
-    uint8_t *rec;
-    int rc = ngh_node(o, ep, 0, &rec);
+    uint8_t *rec = NULL;
+    float epd;
+    int rc = node_rec(o, ep, 0, &rec);
+    if (!rc) rc = pdist(o, q, 1.0f, ep, rec, &epd);
     if (rc) return rc;
-    float epd = ngh_qdist(o, q, rec);
     for (uint32_t lev = o->m.maxlevel; lev > 0; lev--)
         if ((rc = greedy(o, q, lev, &ep, &epd))) return rc;
     ngh_cand e = { epd, ep };
-    return search_layer(o, q, &e, 1, ef, 0, acc, actx, budget, out, nout, gave_up);
+    rc = search_layer(o, q, &e, 1, ef, 0, acc, actx, budget, out, nout, gave_up);
+    if (rc || !o->m.raw || o->m.ext || !*nout) return rc;
+    /* Quantized records: the beam found the candidates on approximate
+     * distances; re-rank the best `rerank` of them on the float32 vectors,
+     * so the order and the distances returned are exact and a true
+     * neighbour that the quantization put a little too far is still
+     * picked up. */
+    if (rerank && *nout > rerank) *nout = rerank;
+    for (uint32_t i = 0; i < *nout; i++) {
+        ngh_op_relax(o);
+        if ((rc = node_rec(o, out[i].id, 0, &rec))) return rc;
+        if ((rc = ngh_exact_dist(o, q, out[i].id, rec, &out[i].d))) return rc;
+    }
+    sort_cands(out, *nout);
+    return TS_OK;
 }
 
 /* ---- insert ------------------------------------------------------------------ */
@@ -844,14 +1243,18 @@ static int select_heuristic(ngh_op *o, const ngh_cand *cands, uint32_t n, uint32
 {
     uint32_t k = 0;
     for (uint32_t i = 0; i < n && k < max; i++) {
-        uint8_t *ci;
-        int rc = ngh_node(o, cands[i].id, 0, &ci);
+        uint8_t *ci = NULL, *rj = NULL;
+        const float *cv;
+        int rc = node_rec(o, cands[i].id, 0, &ci);
+        if (!rc) rc = vec_f32(o, cands[i].id, ci, o->s->vb, &cv);
         if (rc) return rc;
+        float cinv = gf(ci + NR_INV);
         int good = 1;
         for (uint32_t j = 0; j < k && good; j++) {
-            uint8_t *rj;
-            if ((rc = ngh_node(o, out[j], 0, &rj))) return rc;
-            if (rdist(o, ci, rj) < cands[i].d) good = 0;
+            float d;
+            if ((rc = node_rec(o, out[j], 0, &rj))) return rc;
+            if ((rc = pdist(o, cv, cinv, out[j], rj, &d))) return rc;
+            if (d < cands[i].d) good = 0;
         }
         if (good) out[k++] = cands[i].id;
     }
@@ -889,13 +1292,18 @@ static int link(ngh_op *o, uint32_t from, uint32_t to, uint32_t lev)
     ids[n++] = to;
     ngh_scratch *s = o->s;
     if ((rc = grow(o, &s->tmp, &s->tcap, n))) return rc;
-    uint8_t *base, *r;
-    if ((rc = ngh_node(o, from, 0, &base))) return rc;
+    uint8_t *base = NULL, *r = NULL;
+    const float *bv;
+    if ((rc = node_rec(o, from, 0, &base))) return rc;
+    if ((rc = vec_f32(o, from, base, s->vb, &bv))) return rc;
+    float binv = gf(base + NR_INV);
     for (uint32_t i = 0; i < n; i++) {
-        if ((rc = ngh_node(o, ids[i], 0, &r))) return rc;
-        s->tmp[i] = (ngh_cand){ rdist(o, base, r), ids[i] };
+        float d;
+        if ((rc = node_rec(o, ids[i], 0, &r))) return rc;
+        if ((rc = pdist(o, bv, binv, ids[i], r, &d))) return rc;
+        s->tmp[i] = (ngh_cand){ d, ids[i] };
     }
-    qsort(s->tmp, n, sizeof *s->tmp, cand_cmp);
+    sort_cands(s->tmp, n);
     uint32_t sel[512], ns;
     if ((rc = select_heuristic(o, s->tmp, n, max, sel, &ns))) return rc;
     if ((rc = nlist(o, from, lev, 1, &cnt, &lst, &n))) return rc;
@@ -913,34 +1321,149 @@ static uint32_t random_level(const ngh_meta *m, uint32_t id)
     return l >= NGH_MAXLEVEL ? NGH_MAXLEVEL : (uint32_t)l;
 }
 
-int ngh_graph_insert(ngh_op *o, const float *v, uint32_t *id_out)
+/* Write node id's vector: the record's copy (float32 or quantized) and the
+ * raw float32 vector when the index keeps one. */
+static int put_vector(ngh_op *o, uint32_t id, uint8_t *rec, const float *v)
+{
+    const ngh_meta *m = &o->m;
+    float nn = o->ix->k.dot(v, v, m->dim), sc = 1.0f;
+    pf(rec + NR_INV, nn > 0 ? 1.0f / sqrtf(nn) : 0.0f);
+    if (!m->ext) {
+        if (m->precision == NGH_F32) memcpy(rec + NR_VEC, v, (size_t)m->dim * 4);
+        else ngh_quantize((int)m->precision, v, m->dim, rec + NR_VEC, &sc);
+    }
+    pf(rec + NR_SCALE, sc);
+    return m->raw ? raw_put(o, id, v) : TS_OK;
+}
+
+/* Before deleted node x is reused for another vector: each of its old
+ * out-neighbours that links back to x gets, in x's place, the nearest of
+ * x's other neighbours it does not link to yet (the path n -> x -> m
+ * becomes n -> m), so the region x bridged stays connected when x's id
+ * moves to the new vector.  About M0 distances per neighbour. */
+static int unlink_reused(ngh_op *o, uint32_t x, uint32_t lev)
+{
+    uint32_t xs[512], ids[512];
+    for (uint32_t l = 0; l <= lev; l++) {
+        uint8_t *cnt, *lst;
+        uint32_t nx, n;
+        ngh_op_relax(o);
+        int rc = nlist(o, x, l, 0, &cnt, &lst, &nx);
+        if (rc) return rc;
+        memcpy(xs, lst, (size_t)nx * 4);
+        for (uint32_t i = 0; i < nx; i++) {
+            uint32_t nb = xs[i], pos = NGH_NONE, best = NGH_NONE;
+            if (nb == x) continue;
+            ngh_op_relax(o);
+            if ((rc = nlist(o, nb, l, 0, &cnt, &lst, &n))) return rc;
+            memcpy(ids, lst, (size_t)n * 4);
+            for (uint32_t j = 0; j < n; j++)
+                if (ids[j] == x) pos = j;
+            if (pos == NGH_NONE) continue;
+            uint8_t *brec = NULL, *crec = NULL;
+            const float *bv;
+            float bd = 0;
+            if ((rc = node_rec(o, nb, 0, &brec)) || (rc = vec_f32(o, nb, brec, o->s->vb, &bv))) return rc;
+            float binv = gf(brec + NR_INV);
+            for (uint32_t j = 0; j < nx; j++) {
+                uint32_t c = xs[j], t = 0;
+                float d;
+                if (c == nb || c == x) continue;
+                while (t < n && ids[t] != c) t++;
+                if (t < n) continue;
+                if ((rc = node_rec(o, c, 0, &crec)) || (rc = pdist(o, bv, binv, c, crec, &d))) return rc;
+                if (best == NGH_NONE || d < bd) {
+                    best = c;
+                    bd = d;
+                }
+            }
+            if (best != NGH_NONE) ids[pos] = best;
+            else ids[pos] = ids[--n];
+            uint32_t old;
+            if ((rc = nlist(o, nb, l, 1, &cnt, &lst, &old))) return rc;
+            memcpy(lst, ids, (size_t)n * 4);
+            set_count(cnt, l, n);
+        }
+    }
+    return TS_OK;
+}
+
+/* Take over deleted node x for vector v: move the entry point off x when
+ * it is x, repair x's old neighbourhood, then empty x's lists and store v. */
+static int reuse_node(ngh_op *o, uint32_t x, uint32_t lev, const float *v)
+{
+    ngh_meta *m = &o->m;
+    uint8_t *rec = NULL, *cnt, *lst;
+    uint32_t n;
+    int rc = node_rec(o, x, 0, &rec);
+    if (rc) return rc;
+    if (!(rec[NR_FLAGS] & NR_DELETED) || rec[NR_LEVEL] != lev)
+        return ngh_corrupt(o, "free node id is not a deleted node of its level");
+    if (m->entry == x) {
+        /* the nearest level down where x has a neighbour: that neighbour
+         * (whose level is at least that) becomes the entry point */
+        uint32_t alt = NGH_NONE, altlev = 0;
+        for (int32_t l = (int32_t)lev; l >= 0 && alt == NGH_NONE; l--) {
+            if ((rc = nlist(o, x, (uint32_t)l, 0, &cnt, &lst, &n))) return rc;
+            for (uint32_t i = 0; i < n && alt == NGH_NONE; i++)
+                if (g32(lst + 4 * i) != x) {
+                    alt = g32(lst + 4 * i);
+                    altlev = (uint32_t)l;
+                }
+        }
+        m->entry = alt;
+        m->maxlevel = altlev;
+    }
+    if ((rc = unlink_reused(o, x, lev))) return rc;
+    for (uint32_t l = 0; l <= lev; l++) {
+        ngh_op_relax(o);
+        if ((rc = nlist(o, x, l, 1, &cnt, &lst, &n))) return rc;
+        set_count(cnt, l, 0);
+    }
+    if ((rc = node_rec(o, x, 1, &rec))) return rc;
+    rec[NR_FLAGS] = 0;
+    if ((rc = put_vector(o, x, rec, v))) return rc;
+    m->deleted--;
+    m->live++;
+    return TS_OK;
+}
+
+int ngh_graph_insert(ngh_op *o, const float *v, uint32_t reuse, uint32_t *id_out)
 {
     ngh_meta *m = &o->m;
     ngh_idx *ix = o->ix;
-    if (m->count == NGH_NONE - 1) return ix->host->error(ix->env, TS_ERR_RESOURCE, "ngh: index is full");
-    uint32_t id = m->count, lev = random_level(m, id);
+    uint32_t id, lev;
     int rc;
-    uint8_t *d, *rec;
-    /* room for the record and its upper-layer lists */
-    if (id / m->npp >= m->npages[NGH_A_NODE]) {
-        if ((rc = arr_append(o, NGH_A_NODE, T_NODE, &d))) return rc;
+    uint8_t *d, *rec = NULL;
+    if (reuse != NGH_NONE) {
+        if (reuse >= m->count || !m->deleted) return ngh_corrupt(o, "free node id out of range");
+        id = reuse;
+        lev = random_level(m, id); /* the level a node of this id always has */
+        if ((rc = reuse_node(o, id, lev, v))) return rc;
+    } else {
+        if (m->count == NGH_NONE - 1) return ix->host->error(ix->env, TS_ERR_RESOURCE, "ngh: index is full");
+        id = m->count;
+        lev = random_level(m, id);
+        /* room for the record and its upper-layer lists */
+        if (id / m->npp >= m->npages[NGH_A_NODE]) {
+            if ((rc = arr_append(o, NGH_A_NODE, T_NODE, &d))) return rc;
+        }
+        if (m->raw && (rc = raw_room(o, id))) return rc;
+        uint32_t ubase = m->nupper;
+        for (uint32_t l = 0; l < lev; l++) {
+            uint32_t u = ubase + l;
+            if (u / m->upp >= m->npages[NGH_A_UPPER] &&
+                (rc = arr_append(o, NGH_A_UPPER, T_UPPER, &d))) return rc;
+        }
+        m->nupper += lev;
+        m->count++;
+        m->live++;
+        if ((rc = node_rec(o, id, 1, &rec))) return rc;
+        memset(rec, 0, m->rec);
+        rec[NR_LEVEL] = (uint8_t)lev;
+        p32(rec + NR_UPPER, ubase);
+        if ((rc = put_vector(o, id, rec, v))) return rc;
     }
-    uint32_t ubase = m->nupper;
-    for (uint32_t l = 0; l < lev; l++) {
-        uint32_t u = ubase + l;
-        if (u / m->upp >= m->npages[NGH_A_UPPER] &&
-            (rc = arr_append(o, NGH_A_UPPER, T_UPPER, &d))) return rc;
-    }
-    m->nupper += lev;
-    m->count++;
-    m->live++;
-    if ((rc = ngh_node(o, id, 1, &rec))) return rc;
-    memset(rec, 0, m->rec);
-    rec[NR_LEVEL] = (uint8_t)lev;
-    p32(rec + NR_UPPER, ubase);
-    float nn = ix->k.dot(v, v, m->dim);
-    pf(rec + NR_INV, nn > 0 ? 1.0f / sqrtf(nn) : 0.0f);
-    memcpy(rec + NR_VEC, v, m->vbytes);
     *id_out = id;
     if (m->entry == NGH_NONE) {
         m->entry = id;
@@ -953,8 +1476,8 @@ int ngh_graph_insert(ngh_op *o, const float *v, uint32_t *id_out)
     ngh_prepare_query(o, v, q);
     ngh_scratch *s = o->s;
     uint32_t ep = m->entry;
-    if ((rc = ngh_node(o, ep, 0, &rec))) goto out;
-    float epd = ngh_qdist(o, q, rec);
+    float epd;
+    if ((rc = node_rec(o, ep, 0, &rec)) || (rc = pdist(o, q, 1.0f, ep, rec, &epd))) goto out;
     for (uint32_t l = m->maxlevel; l > lev; l--)
         if ((rc = greedy(o, q, l, &ep, &epd))) goto out;
     ngh_cand *W = NULL, *eps = NULL;
@@ -967,9 +1490,16 @@ int ngh_graph_insert(ngh_op *o, const float *v, uint32_t *id_out)
     for (int32_t l = (int32_t)(lev < m->maxlevel ? lev : m->maxlevel); l >= 0; l--) {
         if ((rc = search_layer(o, q, eps, neps, m->efc, (uint32_t)l, NULL, NULL, 0, W, &nW, NULL)))
             goto out2;
-        /* the new node is not linked yet, so W does not hold it.  It links
-         * to M nodes at every level (as hnswlib does); its layer-0 list has
-         * room for M0, filled by the back-links of later nodes. */
+        /* A fresh node is not linked yet, so W does not hold it; a reused
+         * one may be reached through old in-edges: drop it.  It links to M
+         * nodes at every level (as hnswlib does); its layer-0 list has room
+         * for M0, filled by the back-links of later nodes. */
+        for (uint32_t i = 0; i < nW; i++)
+            if (W[i].id == id) {
+                memmove(W + i, W + i + 1, (size_t)(nW - i - 1) * sizeof *W);
+                nW--;
+                break;
+            }
         uint32_t max = m->M, sel[512], ns;
         if ((rc = grow(o, &s->tmp, &s->tcap, nW))) goto out2;
         memcpy(s->tmp, W, (size_t)nW * sizeof *W);
