@@ -8,9 +8,9 @@ int tscall_fatal(int rc)
 
 int tscall_tx_begin(ts_db *db, int write, tstx **out)
 {
-    uint64_t tag = db->tables.env ? tstbl_snapshot_tag(&db->tables) : 0;
     int rc = tstx_begin(db->pg, write, out);
-    if (!rc) tstx_set_tag(*out, tag);
+    /* the catalog commit number that came with the snapshot's commits */
+    if (!rc) tstx_set_tag(*out, tstx_stamp(*out));
     return rc;
 }
 
@@ -60,6 +60,7 @@ int tscall_commit(ts_db *db, tstx *tx)
             return rc;
         }
     }
+    tstx_set_commit_stamp(tx, no);
     int rc = tstx_commit(tx);
     if (write && tstbl_after_commit(&db->tables, no, rc == TS_OK)) tsapi_watch_notify(db);
     return rc;

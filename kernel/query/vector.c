@@ -239,11 +239,11 @@ int tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t d
                   metric_of(ixn >= 0 ? &t->def->indexes[ixn] : NULL) };
     v.pl = ts_key_int(v.pre, sizeof v.pre, 0, (int64_t)v.space);
     if (ixn < 0) return by_scan(&v, col, vec, k, 0, rows);
-    /* Conditions that narrow the plan through an index usually leave few
-     * rows: measure those exactly (cheaper than a graph search whose filter
-     * rejects most nodes), unless there turn out to be many. */
+    /* Conditions that narrow the plan through an index may leave few rows:
+     * measure those exactly (cheaper than a graph search whose filter
+     * rejects most nodes); past max(1024, 20k) of them, search the graph. */
     if (tsq_exec_narrow(e)) {
-        size_t cap = k * 40 > 4096 ? k * 40 : 4096;
+        size_t cap = k * 20 > 1024 ? k * 20 : 1024;
         rc = by_scan(&v, col, vec, k, cap, rows);
         if (rc != TS_ERR_RESOURCE) return rc;
     }

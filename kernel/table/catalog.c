@@ -92,11 +92,6 @@ int tstbl_acquire(tstbl_map *m, const char *name, const tstx *tx, tstbl **out)
     return *out ? TS_OK : tsenv_error(m->env, TS_ERR_NOT_FOUND, "no table named '%s'", name);
 }
 
-uint64_t tstbl_snapshot_tag(tstbl_map *m)
-{
-    return __atomic_load_n(&m->commits, __ATOMIC_ACQUIRE);
-}
-
 void tstbl_release(tstbl_map *m, tstbl *t)
 {
     if (!t) return;

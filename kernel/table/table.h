@@ -79,12 +79,11 @@ void tstbl_map_close(tstbl_map *m);
 /* Find a table by name for a call running in tx and take a reference
  * (tstbl_release).  NOT_FOUND with a message, also for a table another
  * transaction created and has not committed yet, or created after tx's
- * snapshot began (read transactions carry tstbl_snapshot_tag). */
+ * snapshot began (read transactions carry, as their tag, the catalog
+ * commit number published with their snapshot: tstx_stamp). */
 int  tstbl_acquire(tstbl_map *m, const char *name, const tstx *tx, tstbl **out);
 /* Whether t exists for a call running in tx (see tstbl_acquire). */
 int  tstbl_visible(const tstbl *t, const tstx *tx);
-/* The tag to give a read transaction: read it just before tstx_begin. */
-uint64_t tstbl_snapshot_tag(tstbl_map *m);
 void tstbl_release(tstbl_map *m, tstbl *t);
 /* Without a reference: for the writer only. */
 tstbl *tstbl_find(tstbl_map *m, const char *name);

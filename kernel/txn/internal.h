@@ -48,6 +48,8 @@ struct tstx {
     uint64_t  touched;        /* pages got, for explain and benchmarks */
     tspage   *hfree;          /* released page handles, reused (no malloc per get) */
     uint64_t  tag;            /* the upper layers' (tstx_set_tag) */
+    uint64_t  stamp;          /* upper layers' stamp of the snapshot (tstx_stamp) */
+    uint64_t  commit_stamp;   /* write: the stamp this commit publishes, 0: unchanged */
 };
 
 struct tspg {
@@ -63,6 +65,9 @@ struct tspg {
     pthread_cond_t  cv;
     uint64_t        committed; /* last commit frame written */
     uint64_t        published; /* last commit frame readers may see */
+    /* the upper layers' stamps of `committed` and `published` (under mu):
+     * a snapshot and its stamp are taken together */
+    uint64_t        stamp_committed, stamp_published;
     uint64_t        synced;    /* last frame known durable */
     int             syncing;
     int             failed;    /* status of a failed fsync: writes refused */

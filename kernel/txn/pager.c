@@ -231,7 +231,7 @@ static int restart_log(tspg *pg)
     int rc = TS_OK;
     pthread_mutex_lock(&pg->wlock);
     pthread_mutex_lock(&pg->mu);
-    uint64_t committed = pg->committed;
+    uint64_t committed = pg->committed, stamp = pg->stamp_committed;
     int ok = !pg->failed;
     pthread_mutex_unlock(&pg->mu);
     /* First make every commit durable and visible: from then on a new
@@ -243,7 +243,10 @@ static int restart_log(tspg *pg)
             __atomic_store_n(&pg->failed, rc, __ATOMIC_RELEASE);
         } else {
             if (pg->synced < committed) pg->synced = committed;
-            if (pg->published < committed) pg->published = committed;
+            if (pg->published < committed) {
+                pg->published = committed;
+                pg->stamp_published = stamp;
+            }
         }
         pthread_mutex_unlock(&pg->mu);
     }

@@ -105,6 +105,13 @@ int  tstx_sysroot_set(tstx *tx, unsigned slot, uint64_t v);
  * layer stores which catalog changes its snapshot includes. */
 void     tstx_set_tag(tstx *tx, uint64_t tag);
 uint64_t tstx_tag(const tstx *tx);
+/* A number the upper layers publish with their commits (e.g. the data
+ * layer's catalog commit number): tstx_set_commit_stamp before tstx_commit
+ * (0: unchanged); tstx_stamp is the latest stamp published with the
+ * commits this transaction's snapshot holds, taken with the snapshot
+ * itself, so a snapshot that sees a commit's pages also sees its stamp. */
+void     tstx_set_commit_stamp(tstx *tx, uint64_t stamp);
+uint64_t tstx_stamp(const tstx *tx);
 
 uint8_t *tspage_data(tspage *p);     /* the usable bytes */
 uint64_t tspage_no(const tspage *p);

@@ -177,10 +177,12 @@ int tstx_begin(tspg *pg, int write, tstx **out)
         }
         pthread_mutex_lock(&pg->mu);
         tx->mark = pg->committed;
+        tx->stamp = pg->stamp_committed;
         pthread_mutex_unlock(&pg->mu);
     } else {
         pthread_mutex_lock(&pg->mu);
         tx->mark = pg->published;
+        tx->stamp = pg->stamp_published;
         tx->rnext = pg->readers;
         if (pg->readers) pg->readers->rprev = tx;
         pg->readers = tx;
@@ -523,7 +525,7 @@ static int group_sync(tspg *pg, uint64_t mark)
             continue;
         }
         pg->syncing = 1;
-        uint64_t target = pg->committed;
+        uint64_t target = pg->committed, target_stamp = pg->stamp_committed;
         int dir = !pg->dir_synced;
         pthread_mutex_unlock(&pg->mu);
         /* Once per open, the directory too: an earlier open may have
@@ -537,7 +539,10 @@ static int group_sync(tspg *pg, uint64_t mark)
         } else {
             pg->synced = target;
             pg->dir_synced = 1;
-            if (pg->published < target) pg->published = target;
+            if (pg->published < target) {
+                pg->published = target;
+                pg->stamp_published = target_stamp;
+            }
             pg->stats.syncs++;
         }
         pthread_cond_broadcast(&pg->cv);
@@ -686,9 +691,13 @@ int tstx_commit(tstx *tx)
     int ckpt = (mark - pg->ckpt_done) * (TSWAL_FRAME_HDR + (uint64_t)pg->codec.page_size) >
                pg->o.autockpt_bytes;
     pg->committed = mark;
+    if (tx->commit_stamp > pg->stamp_committed) pg->stamp_committed = tx->commit_stamp;
     pg->stats.log_bytes = logsize;
     pg->stats.commits++;
-    if (!pg->o.durability_full && pg->published < mark) pg->published = mark;
+    if (!pg->o.durability_full && pg->published < mark) {
+        pg->published = mark;
+        pg->stamp_published = pg->stamp_committed;
+    }
     pthread_mutex_unlock(&pg->mu);
     end_tx(tx);
     if (pg->o.durability_full) rc = group_sync(pg, mark);
@@ -697,4 +706,6 @@ int tstx_commit(tstx *tx)
 }
 
 void tstx_set_tag(tstx *tx, uint64_t tag) { tx->tag = tag; }
+uint64_t tstx_stamp(const tstx *tx) { return tx->stamp; }
+void tstx_set_commit_stamp(tstx *tx, uint64_t stamp) { tx->commit_stamp = stamp; }
 uint64_t tstx_tag(const tstx *tx) { return tx->tag; }

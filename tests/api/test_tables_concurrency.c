@@ -387,12 +387,74 @@ START_TEST(tables_threads)
 }
 END_TEST
 
+/* A snapshot that sees a commit's data also sees the tables it created:
+ * a writer creates table t<k> and sets the global key "last" to k in one
+ * transaction; a reader that reads "last" = k must find t<k>. */
+static atomic_int ddl_stop;
+
+static void *ddl_writer(void *arg)
+{
+    (void)arg;
+    for (int k = 1; !atomic_load(&ddl_stop) && k < 3000; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "t%d", k);
+        json_t *s = json_pack("{s:s, s:[{s:s, s:s}]}", "name", name, "fields", "name", "x", "type", "integer");
+        json_t *v = json_integer(k);
+        int rc = ts_begin(db);
+        if (!rc) rc = ts_create_table(db, s);
+        if (!rc) rc = ts_kv_set(db, "last", v, 1);
+        if (!rc) rc = ts_commit(db);
+        else ts_rollback(db);
+        json_decref(s);
+        json_decref(v);
+        if (rc) { bad("create %s: %d %s", name, rc, ts_errmsg(db)); break; }
+    }
+    atomic_store(&ddl_stop, 1);
+    return NULL;
+}
+
+START_TEST(ddl_visible_with_its_data)
+{
+    char *dir = tst_tmpdir("tables_conc_ddl");
+    char cfg[1024];
+    snprintf(cfg, sizeof cfg, "{\"path\": \"%s\", \"durability\": \"normal\"}", dir);
+    ck_assert_msg(ts_open_json(cfg, &db) == TS_OK, "open: %s", ts_errmsg(NULL));
+    pthread_t w;
+    ck_assert_int_eq(pthread_create(&w, NULL, ddl_writer, NULL), 0);
+    long checks = 0;
+    double end = now() + 2;
+    while (!atomic_load(&ddl_stop) && !atomic_load(&failed) && now() < end) {
+        json_t *v = NULL;
+        int rc = ts_kv_get(db, "last", 1, &v);
+        if (rc == TS_ERR_NOT_FOUND) continue;
+        if (rc) { bad("kv get: %d %s", rc, ts_errmsg(db)); break; }
+        char name[32];
+        snprintf(name, sizeof name, "t%lld", (long long)json_integer_value(v));
+        json_decref(v);
+        json_t *schema = NULL;
+        rc = ts_get_schema(db, name, &schema);
+        json_decref(schema);
+        if (rc) { bad("'last' names %s, but: %d %s", name, rc, ts_errmsg(db)); break; }
+        checks++;
+    }
+    atomic_store(&ddl_stop, 1);
+    pthread_join(w, NULL);
+    ck_assert_msg(!atomic_load(&failed), "%s", failure);
+    ck_assert_int_gt(checks, 0);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+    db = NULL;
+    tst_rmrf(dir);
+    free(dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("tables_concurrency");
     TCase *tc = tcase_create("threads");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, tables_threads);
+    tcase_add_test(tc, ddl_visible_with_its_data);
     suite_add_tcase(s, tc);
     return s;
 }
