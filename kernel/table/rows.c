@@ -432,6 +432,9 @@ int tsrow_replace(tsw *w, tstbl *t, uint64_t space, const tsrow *old, const uint
     if (!rc) rc = with_space(w, space, pk, pkl, k, &kl);
     if (!rc) rc = tsix_remove(t->primary, w->tx, k, kl, NULL, 0);
     if (!rc) rc = put_primary(w, t, k, kl, row, len, expires);
+    /* a background migration converts the new row into its new trees too */
+    if (!rc && t->mig) rc = tsmig_mirror_del(w, t, space, pk, pkl);
+    if (!rc && t->mig) rc = tsmig_mirror_put(w, t, space, pk, pkl, row, len, expires);
     if (!rc && t->ttl && expires != old->expires) {
         rc = tsix_remove(t->ttl, w->tx, k, ttl_key(k, space, old->expires, pk, pkl), NULL, 0);
         if (rc == TS_ERR_NOT_FOUND) rc = TS_OK;
