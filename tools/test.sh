@@ -21,7 +21,7 @@ cmake --build "$root/build-asan" -j"$jobs"
 echo "== ThreadSanitizer (tests labelled tsan) =="
 cmake -S "$root" -B "$root/build-tsan" -DTS_WERROR=ON -DCMAKE_BUILD_TYPE=Debug \
       -DTS_SANITIZE=thread >/dev/null
-cmake --build "$root/build-tsan" -j"$jobs" --target test_concurrency test_tables_concurrency test_vector_concurrency
+cmake --build "$root/build-tsan" -j"$jobs" --target test_concurrency test_tables_concurrency test_vector_concurrency test_ngh
 (cd "$root/build-tsan" && ctest -L tsan --output-on-failure)
 
 echo "== install + out-of-tree SDK example =="
