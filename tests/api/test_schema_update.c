@@ -741,6 +741,140 @@ START_TEST(sigkill_during_task_resumes)
 }
 END_TEST
 
+/* ---- a power loss at the write points of a background task ------------ */
+
+#define PL_ROWS 1500
+#define PL_FAULTY "\"storage\": {\"backend\": \"faulty\", \"options\": {\"inner\": \"posix\", " \
+                  "\"passSync\": false}}, \"migration\": {\"batchRows\": 250}"
+#define PL_NOSYNC "\"storage\": {\"options\": {\"sync\": \"none\"}}"
+
+static ts_db *open_path(const char *path, const char *extra)
+{
+    char cfg[1024];
+    snprintf(cfg, sizeof cfg, "{\"path\": \"%s\", %s}", path, extra);
+    return open_cfg(cfg);
+}
+
+static void copy_tree(const char *from, const char *to)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "cp -a '%s'/. '%s'/", from, to);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/* Start the task (age: integer -> indexed text); NULL when the apply
+ * itself failed.  The id is kept in the pool. */
+static const char *pl_apply(ts_db *db)
+{
+    char *id = NULL;
+    int rc = ts_su_apply(ts_su_modify_field(ts_update_schema(db, "users"), "age",
+                                            J("{'type': 'text', 'createIndex': true}")), &id);
+    if (rc) return NULL;
+    json_t *s = S(id);
+    free(id);
+    return json_string_value(s);
+}
+
+/* Whether the store lost power, or the task ended (then 0). */
+static int pl_wait(ts_db *db, const char *id)
+{
+    for (int i = 0; i < 20000; i++) {
+        int64_t crashed = 0;
+        ck_assert_int_eq(ts_storage_control(db, "crashed", 0, &crashed), TS_OK);
+        if (crashed) return 1;
+        json_t *st = NULL;
+        if (ts_migration_status(db, id, &st) == TS_OK) {
+            const char *state = json_string_value(json_object_get(st, "state"));
+            int end = strcmp(state, "running") != 0 && !json_is_true(json_object_get(st, "cleanupPending"));
+            json_decref(st);
+            if (end) return 0;
+        }
+        usleep(1000);
+    }
+    ck_abort_msg("task %s neither ended nor crashed", id);
+    return 0;
+}
+
+/* After the crash: either the task never became durable (old schema, every
+ * row as it was) or it resumes to done (new schema, every row converted). */
+static int pl_check(const char *path, const char *id)
+{
+    ts_db *db = open_path(path, PL_NOSYNC);
+    json_t *st = NULL;
+    int rc = id ? ts_migration_status(db, id, &st) : TS_ERR_NOT_FOUND;
+    json_decref(st);
+    int done = rc == TS_OK;
+    if (done) {
+        st = wait_done(db, id, 120);
+        ck_assert_msg(strcmp(json_string_value(json_object_get(st, "state")), "done") == 0,
+                      "task %s after the crash: %s", id, json_string_value(json_object_get(st, "state")));
+    } else {
+        ck_assert_int_eq(rc, TS_ERR_NOT_FOUND);
+    }
+    ck_assert_int_eq(count(db, "users"), PL_ROWS);
+    json_t *age = field_def(db, "users", "age");
+    ck_assert_str_eq(json_string_value(json_object_get(age, "type")), done ? "text" : "integer");
+    for (int k = 1; k <= PL_ROWS; k += 97) {
+        json_t *row = row_i(db, "users", k);
+        char want[16];
+        snprintf(want, sizeof want, "%d", 20 + k % 50);
+        if (done) ck_assert_str_eq(fstr(row, "age"), want);
+        else ck_assert_int_eq(fint(row, "age"), 20 + k % 50);
+    }
+    if (done) ck_assert_int_eq(qcount(db, "users", "age", "=", S("33")), PL_ROWS / 50 + (13 <= PL_ROWS % 50));
+    json_t *rep = NULL;
+    ck_assert_int_eq(ts_check(db, &rep, NULL, NULL), TS_OK);
+    ck_assert(json_is_true(json_object_get(rep, "ok")));
+    json_decref(rep);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+    return done;
+}
+
+START_TEST(power_loss_during_task)
+{
+    char *base = tst_tmpdir("su_pl_base");
+    ts_db *db = open_path(base, PL_NOSYNC);
+    users(db, PL_ROWS);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+    /* a clean run: the fault points a whole task uses */
+    char *d = tst_tmpdir("su_pl_run");
+    copy_tree(base, d);
+    db = open_path(d, PL_FAULTY);
+    ck_assert_int_eq(ts_storage_control(db, "reset_counters", 0, NULL), TS_OK);
+    const char *id = pl_apply(db);
+    ck_assert_ptr_nonnull(id);
+    ck_assert_int_eq(pl_wait(db, id), 0);
+    int64_t points = 0;
+    ck_assert_int_eq(ts_storage_control(db, "points", 0, &points), TS_OK);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+    ck_assert_int_eq(pl_check(d, id), 1);
+    tst_rmrf(d);
+    free(d);
+    /* a power loss at points spread over the task (odd ones tear the write) */
+    int seen[2] = { 0, 0 }, rounds = 0;
+    int64_t step = points > 60 ? points / 40 : 1;
+    for (int64_t n = 1; n <= points; n += step, rounds++) {
+        d = tst_tmpdir("su_pl_crash");
+        copy_tree(base, d);
+        db = open_path(d, PL_FAULTY);
+        ck_assert_int_eq(ts_storage_control(db, "reset_counters", 0, NULL), TS_OK);
+        ck_assert_int_eq(ts_storage_control(db, "crash_at", n, NULL), TS_OK);
+        ck_assert_int_eq(ts_storage_control(db, "tear", n % 2 ? 3000 : 0, NULL), TS_OK);
+        id = pl_apply(db);
+        if (id) pl_wait(db, id);
+        ts_close(db);   /* fails when the store is dead */
+        seen[pl_check(d, id)]++;
+        tst_rmrf(d);
+        free(d);
+    }
+    fprintf(stderr, "power loss during a task: %lld fault points, %d crashes: %d kept the old "
+            "schema, %d resumed to done\n", (long long)points, rounds, seen[0], seen[1]);
+    ck_assert_int_gt(seen[1], 0);
+    tst_rmrf(base);
+    free(base);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("schema_update");
@@ -767,6 +901,7 @@ static Suite *suite(void)
     tcase_add_test(tc, background_task_spaces);
     tcase_add_test(tc, config_schemas_wait_for_tasks);
     tcase_add_test(tc, sigkill_during_task_resumes);
+    tcase_add_test(tc, power_loss_during_task);
     suite_add_tcase(s, tc);
     return s;
 }
