@@ -1216,6 +1216,51 @@ END_TEST
 START_TEST(crash_recovery_i8) { crash_case("int8", long_mode() ? 100 : 18); }
 END_TEST
 
+/* Rolled-back write transactions and the write cache: a rollback leaves
+ * the index as committed, even when the next transaction makes as many
+ * changes (the same generation numbers) with other vectors. */
+START_TEST(rollback_then_write)
+{
+    uint32_t n = 3000, dim = 16, base = 1000, k = 300;
+    rng r = rng_new(15);
+    float *data = gen_data(&r, n, dim);
+    uint8_t *live = calloc(n, 1);
+    ndb h;
+    db_new(&h, "ngh-rollback", 0, NULL, mkopts_p(dim, "l2", "int8", 8, 40, 20));
+    load(&h, data, dim, 0, base, 500);
+    memset(live, 1, base);
+    for (int round = 0; round < 3; round++) {
+        uint32_t a = base + (uint32_t)round * 2 * k, b = a + k;
+        /* k inserts and k/3 deletes, rolled back */
+        tstx *tx = wbegin(&h);
+        for (uint32_t i = a; i < a + k; i++) ck_assert_int_eq(ins(&h, tx, data, dim, i), TS_OK);
+        for (uint32_t i = 0; i < base; i += 3)
+            if (live[i]) ck_assert_int_eq(del(&h, tx, data, dim, i), TS_OK);
+        tstx_rollback(tx);
+        /* as many changes, other vectors, committed */
+        tx = wbegin(&h);
+        for (uint32_t i = b; i < b + k; i++) {
+            ck_assert_int_eq(ins(&h, tx, data, dim, i), TS_OK);
+            live[i] = 1;
+        }
+        for (uint32_t i = 1 + (uint32_t)round; i < base; i += 3)
+            if (live[i]) {
+                ck_assert_int_eq(del(&h, tx, data, dim, i), TS_OK);
+                live[i] = 0;
+            }
+        commit(&h, tx);
+        char why[256];
+        tx = rbegin(&h);
+        int ok = check_state(&h, tx, data, n, dim, live, why, sizeof why);
+        tstx_rollback(tx);
+        REQUIRE(ok, "round %d: %s", round, why);
+    }
+    free(live);
+    db_done(&h);
+    free(data);
+}
+END_TEST
+
 /* Vectors too big for a node record (1536-d float32 and 4100-d float16 on
  * 4 KiB pages) live in their own pages; 1536-d int8 fits a record. */
 START_TEST(large_vectors)
@@ -1372,6 +1417,7 @@ static Suite *suite(void)
     ADD(crash_recovery);
     ADD(crash_recovery_i8);
     ADD(large_vectors);
+    ADD(rollback_then_write);
     ADD(concurrent_readers);
     suite_add_tcase(s, tc);
     return s;

@@ -226,6 +226,7 @@ static void ngh_close(void *idx)
     if (ix->bt) ix->btv->close(ix->bt);
     ngh_pool_free(ix);
     ngh_snap_free(ix, ix->snap);
+    ngh_wcache_reset(ix);
     for (int i = 0; i < NGH_RESBUFS; i++) ix->host->free(ix->res[i].buf);
     pthread_mutex_destroy(&ix->mu);
     ix->host->free(ix);

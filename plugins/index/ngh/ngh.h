@@ -85,6 +85,18 @@ typedef struct ngh_snap {
     _Atomic uint64_t bytes;
 } ngh_snap;
 
+/* The write cache: copies of node and upper-layer pages as the write
+ * operations left them, for the next write operation of the same state
+ * (its meta generation equals gen); under ngh_idx.mu except while busy,
+ * when the one write operation holding it owns it. */
+typedef struct ngh_wcache {
+    uint64_t  gen;
+    int       valid, busy;
+    uint32_t  cap[NGH_SNAP_ARRAYS];
+    uint8_t **slot[NGH_SNAP_ARRAYS];
+    uint64_t  bytes;
+} ngh_wcache;
+
 /* knn results handed out per transaction (see ngh.c). */
 #define NGH_RESBUFS 64
 typedef struct ngh_resbuf {
@@ -113,6 +125,7 @@ typedef struct ngh_idx {
     ngh_resbuf           res[NGH_RESBUFS];
     uint64_t             stamp;
     ngh_snap            *snap;       /* the newest read cache (under mu) */
+    ngh_wcache           wc;
 } ngh_idx;
 
 /* The meta page, decoded. */
@@ -128,7 +141,9 @@ typedef struct ngh_meta {
     uint32_t depth[NGH_NARRAYS], npages[NGH_NARRAYS];
 } ngh_meta;
 
-typedef struct ngh_pin { uint64_t pgno; ts_page *pg; uint8_t *d; int w; } ngh_pin;
+/* A pinned page; arr / pos: its page array position when pinned for write
+ * (arr -1: not a cached array), to refresh the write cache's copy. */
+typedef struct ngh_pin { uint64_t pgno; ts_page *pg; uint8_t *d; int w; int arr; uint32_t pos; } ngh_pin;
 
 /* One operation on the index inside one transaction. */
 typedef struct ngh_op {
@@ -145,6 +160,9 @@ typedef struct ngh_op {
     void              *bcur;     /* btree cursor for pk lookups (lazily opened) */
     uint32_t           relax;    /* pins kept before ngh_op_relax lets go */
     ngh_snap          *snap;     /* read operations on the cached generation */
+    ngh_wcache        *wc;       /* write operations continuing the cached state */
+    void             **dead;     /* write-cache copies dropped by this operation */
+    uint32_t           ndead, deadcap;
 } ngh_op;
 
 /* Node record fields. */
@@ -194,4 +212,5 @@ int      ngh_meta_init(uint8_t *d, uint32_t usable, uint32_t dim, int metric, in
 int      ngh_free_pages(ngh_op *o);
 void     ngh_pool_free(ngh_idx *ix);
 void     ngh_snap_free(ngh_idx *ix, ngh_snap *s);
+void     ngh_wcache_reset(ngh_idx *ix);
 #endif

@@ -325,6 +325,10 @@ static void pm_reset(ngh_scratch *s)
 
 static void snap_attach(ngh_op *o);
 static void snap_detach(ngh_op *o);
+static void wc_attach(ngh_op *o);
+static void wc_detach(ngh_op *o);
+
+static void wc_fill(ngh_op *o, int a, uint32_t pos, const uint8_t *d);
 
 static void unpin_all(ngh_op *o)
 {
@@ -332,6 +336,8 @@ static void unpin_all(ngh_op *o)
     if (!o->tn) return;
     for (uint32_t i = 0; i < o->tcap; i++)
         if (o->tab[i].pgno) {
+            /* a page this operation changed: its final image for the write cache */
+            if (o->wc && o->tab[i].w && o->tab[i].arr >= 0) wc_fill(o, o->tab[i].arr, o->tab[i].pos, o->tab[i].d);
             o->pa->release(o->tab[i].pg);
             o->tab[i].pgno = 0;
         }
@@ -375,7 +381,106 @@ int ngh_op_begin(ngh_op *o, ngh_idx *ix, ts_txn *tx, int write)
      * transaction's own changes carry a generation number that another
      * (committed) state may get after a rollback */
     if (!o->pa->writable(tx)) snap_attach(o);
+    else if (write) wc_attach(o);
     return TS_OK;
+}
+
+/* ---- the write cache ----------------------------------------------------------- */
+
+/* Why: an insert visits hundreds of pages and a write transaction cannot use
+ * the read cache (its state is not a committed generation), so every page
+ * was got from the kernel again by every insert.  The write cache keeps the
+ * pages as the last write operation left them: a write operation whose meta
+ * generation equals the cache's continues that state (the same transaction,
+ * or a later one after it committed); any other generation (a rollback, a
+ * statement rolled back, another writer's commit) empties it.  Pages changed
+ * by the running operation are read from their pins, and copied back when
+ * released. */
+
+void ngh_wcache_reset(ngh_idx *ix)
+{
+    ngh_wcache *wc = &ix->wc;
+    for (int a = 0; a < NGH_SNAP_ARRAYS; a++) {
+        for (uint32_t i = 0; i < wc->cap[a]; i++) ix->host->free(wc->slot[a][i]);
+        ix->host->free(wc->slot[a]);
+        wc->slot[a] = NULL;
+        wc->cap[a] = 0;
+    }
+    wc->bytes = 0;
+    wc->valid = 0;
+}
+
+static void wc_drop(ngh_op *o, int a, uint32_t pos)
+{
+    ngh_wcache *wc = o->wc;
+    if (pos >= wc->cap[a] || !wc->slot[a][pos]) return;
+    /* kept until the operation ends: read pointers into it may be held */
+    if (o->ndead == o->deadcap) {
+        uint32_t nc = o->deadcap ? 2 * o->deadcap : 64;
+        void **n = o->ix->host->realloc(o->dead, (size_t)nc * sizeof *n);
+        if (!n) return; /* keep the copy: refreshed at release all the same */
+        o->dead = n;
+        o->deadcap = nc;
+    }
+    o->dead[o->ndead++] = wc->slot[a][pos];
+    wc->slot[a][pos] = NULL;
+    wc->bytes -= o->m.usable;
+}
+
+static void wc_fill(ngh_op *o, int a, uint32_t pos, const uint8_t *d)
+{
+    ngh_wcache *wc = o->wc;
+    uint32_t size = o->m.usable;
+    if (pos >= wc->cap[a]) {
+        uint64_t nc = wc->cap[a] ? wc->cap[a] : 256;
+        while (nc <= pos) nc *= 2;
+        if (nc > UINT32_MAX) return;
+        uint8_t **n = o->ix->host->realloc(wc->slot[a], (size_t)nc * sizeof *n);
+        if (!n) return;
+        memset(n + wc->cap[a], 0, (size_t)(nc - wc->cap[a]) * sizeof *n);
+        wc->slot[a] = n;
+        wc->cap[a] = (uint32_t)nc;
+    }
+    if (wc->slot[a][pos]) {
+        memcpy(wc->slot[a][pos], d, size);
+        return;
+    }
+    if (wc->bytes + size > SNAP_BYTES) return;
+    uint8_t *c = o->ix->host->alloc(size);
+    if (!c) return;
+    memcpy(c, d, size);
+    wc->slot[a][pos] = c;
+    wc->bytes += size;
+}
+
+static void wc_attach(ngh_op *o)
+{
+    ngh_idx *ix = o->ix;
+    pthread_mutex_lock(&ix->mu);
+    if (!ix->wc.busy) {
+        if (!ix->wc.valid || ix->wc.gen != o->m.gen) ngh_wcache_reset(ix);
+        ix->wc.busy = 1;
+        o->wc = &ix->wc;
+    }
+    pthread_mutex_unlock(&ix->mu);
+}
+
+/* After the meta page got its new generation. */
+static void wc_detach(ngh_op *o)
+{
+    ngh_idx *ix = o->ix;
+    if (o->wc) {
+        pthread_mutex_lock(&ix->mu);
+        ix->wc.gen = o->m.gen;
+        ix->wc.valid = 1;
+        ix->wc.busy = 0;
+        pthread_mutex_unlock(&ix->mu);
+        o->wc = NULL;
+    }
+    for (uint32_t i = 0; i < o->ndead; i++) ix->host->free(o->dead[i]);
+    ix->host->free(o->dead);
+    o->dead = NULL;
+    o->ndead = o->deadcap = 0;
 }
 
 /* ---- the read cache ------------------------------------------------------------ */
@@ -465,6 +570,7 @@ void ngh_op_end(ngh_op *o)
     }
     o->mpg = NULL;
     snap_detach(o);
+    wc_detach(o);
 }
 
 static int tab_grow(ngh_op *o)
@@ -533,8 +639,34 @@ static int pin(ngh_op *o, uint64_t pgno, int write, uint8_t **d)
     e->pg = pg;
     e->d = o->pa->data(pg);
     e->w = write;
+    e->arr = -1;
     o->tn++;
     *d = e->d;
+    return TS_OK;
+}
+
+static ngh_pin *pin_find(ngh_op *o, uint64_t pgno)
+{
+    uint32_t h = (uint32_t)mix64(pgno) & (o->tcap - 1);
+    while (o->tab[h].pgno && o->tab[h].pgno != pgno) h = (h + 1) & (o->tcap - 1);
+    return o->tab[h].pgno ? &o->tab[h] : NULL;
+}
+
+static void wc_drop(ngh_op *o, int a, uint32_t pos);
+
+/* pin for a page of array a at position pos: a page pinned for write drops
+ * its write-cache copy now (reads of it in this operation go to the pinned
+ * page) and gets a fresh copy when it is released (unpin_all). */
+static int pin_at(ngh_op *o, uint64_t pgno, int write, int a, uint64_t pos, uint8_t **d)
+{
+    int rc = pin(o, pgno, write, d);
+    if (rc || !write || !o->wc || a >= NGH_SNAP_ARRAYS || pos >= UINT32_MAX) return rc;
+    ngh_pin *e = pin_find(o, pgno);
+    if (e) {
+        e->arr = a;
+        e->pos = (uint32_t)pos;
+    }
+    wc_drop(o, a, (uint32_t)pos);
     return TS_OK;
 }
 
@@ -547,7 +679,7 @@ static int pin_new(ngh_op *o, ts_page *pg, uint64_t pgno, uint8_t **d)
     }
     uint32_t h = (uint32_t)mix64(pgno) & (o->tcap - 1);
     while (o->tab[h].pgno) h = (h + 1) & (o->tcap - 1);
-    o->tab[h] = (ngh_pin){ pgno, pg, o->pa->data(pg), 1 };
+    o->tab[h] = (ngh_pin){ pgno, pg, o->pa->data(pg), 1, -1, 0 };
     o->tn++;
     *d = o->tab[h].d;
     return TS_OK;
@@ -657,7 +789,7 @@ static int arr_append(ngh_op *o, int a, uint32_t type, uint8_t **data)
     }
     m->npages[a]++;
     /* the fresh page may have moved in the table: look it up again */
-    return pin(o, dpg, 1, data);
+    return pin_at(o, dpg, 1, a, p, data);
 }
 
 /* Free every page of every array (drop). */
@@ -701,6 +833,11 @@ static int arr_read(ngh_op *o, int a, uint64_t pos, uint32_t type, uint8_t **out
 {
     ngh_snap *sn = o->snap;
     _Atomic(uint8_t *) *slot = NULL;
+    ngh_wcache *wc = o->wc;
+    if (wc && a < NGH_SNAP_ARRAYS && pos < wc->cap[a] && wc->slot[a][pos]) {
+        *out = wc->slot[a][pos];
+        return TS_OK;
+    }
     if (sn && a < NGH_SNAP_ARRAYS && pos < sn->cap[a]) {
         slot = &sn->slot[a][pos];
         uint8_t *c = atomic_load_explicit(slot, memory_order_acquire);
@@ -716,6 +853,13 @@ static int arr_read(ngh_op *o, int a, uint64_t pos, uint32_t type, uint8_t **out
     if (rc) return rc;
     if (g32(d) != type) return ngh_corrupt(o, a == NGH_A_NODE ? "not a node page" : "not an upper-layer page");
     *out = d;
+    if (wc) {
+        /* not a page this operation is changing: its copy serves later
+         * write operations (a changed one is copied when released) */
+        ngh_pin *e = pin_find(o, pg);
+        if (e && !e->w && pos < UINT32_MAX) wc_fill(o, a, (uint32_t)pos, d);
+        return TS_OK;
+    }
     uint32_t size = o->m.usable;
     if (!slot || atomic_load_explicit(&sn->bytes, memory_order_relaxed) + size > SNAP_BYTES) return TS_OK;
     uint8_t *c = o->ix->host->alloc(size), *exp = NULL;
@@ -744,7 +888,7 @@ static int node_page(ngh_op *o, uint32_t pos, int write, uint8_t **out)
     int rc;
     if (write) {
         rc = arr_pgno(o, NGH_A_NODE, pos, &pg);
-        if (!rc) rc = pin(o, pg, write, &d);
+        if (!rc) rc = pin_at(o, pg, write, NGH_A_NODE, pos, &d);
         if (!rc && g32(d) != T_NODE) rc = ngh_corrupt(o, "not a node page");
     } else {
         rc = arr_read(o, NGH_A_NODE, pos, T_NODE, &d);
@@ -813,7 +957,7 @@ static int nlist(ngh_op *o, uint32_t id, uint32_t lev, int write, uint8_t **cnt,
     uint8_t *d;
     if (write) {
         if ((rc = arr_pgno(o, NGH_A_UPPER, u / o->m.upp, &pg))) return rc;
-        if ((rc = pin(o, pg, write, &d))) return rc;
+        if ((rc = pin_at(o, pg, write, NGH_A_UPPER, u / o->m.upp, &d))) return rc;
         if (g32(d) != T_UPPER) return ngh_corrupt(o, "not an upper-layer page");
     } else if ((rc = arr_read(o, NGH_A_UPPER, u / o->m.upp, T_UPPER, &d))) {
         return rc;
