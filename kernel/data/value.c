@@ -238,7 +238,7 @@ static int digits(const char *s, size_t n, size_t *i, size_t count, int *out)
 int tsd_datetime_parse(const char *s, size_t n, int64_t *ms_out)
 {
     size_t i = 0;
-    int y, mo, d, h = 0, mi = 0, sec = 0, ms = 0;
+    int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0, ms = 0;
     static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
     if (digits(s, n, &i, 4, &y) || i >= n || s[i++] != '-' || digits(s, n, &i, 2, &mo) ||
         i >= n || s[i++] != '-' || digits(s, n, &i, 2, &d))

@@ -407,6 +407,39 @@ int tsmig_table_rows(tstbl_map *m, tstx *tx, tstbl *t, int64_t *out)
     return rc;
 }
 
+/* Drop the stored tables the new schemas leave out (used[j] == 0),
+ * referencing ones before the ones they reference, so tables that refer
+ * to each other go together; a cycle or a kept table still referencing
+ * one gets tstbl_drop's refusal. */
+static int drop_missing(tstbl_map *m, tstx *tx, tstbl **olds, const int *used, size_t nold)
+{
+    unsigned char *gone = calloc(nold ? nold : 1, 1);
+    if (!gone) return tsenv_error(m->env, TS_ERR_NOMEM, "out of memory");
+    int rc = TS_OK, progress = 1;
+    while (!rc && progress) {
+        progress = 0;
+        size_t first = nold;
+        for (size_t j = 0; j < nold && !rc; j++) {
+            if (used[j] || gone[j]) continue;
+            if (first == nold) first = j;
+            int referenced = 0;
+            for (size_t i = 0; i < nold && !referenced; i++) {
+                if (i == j || used[i] || gone[i]) continue;
+                for (size_t f = 0; f < olds[i]->def->nfks && !referenced; f++)
+                    referenced = strcmp(olds[i]->def->fks[f].ref_table, olds[j]->def->name) == 0;
+            }
+            if (referenced) continue;
+            rc = tstbl_drop(m, tx, olds[j]->def->name);
+            gone[j] = 1;
+            progress = 1;
+        }
+        /* only cycles left: the first drop reports which key holds it */
+        if (!rc && !progress && first < nold) rc = tstbl_drop(m, tx, olds[first]->def->name);
+    }
+    free(gone);
+    return rc;
+}
+
 int tsmig_sync(tstbl_map *m, tstx *tx, const json_t *schemas, const tsmig_opts *o, json_t *report)
 {
     ts_env *env = m->env;
@@ -582,8 +615,8 @@ int tsmig_sync(tstbl_map *m, tstx *tx, const json_t *schemas, const tsmig_opts *
         json_t *entry = json_pack("{s:s, s:s}", "table", olds[j]->def->name, "action",
                                   o->drop_missing ? "dropped" : "kept");
         json_array_append_new(entries, entry);
-        if (o->drop_missing && !o->dry_run) rc = tstbl_drop(m, tx, olds[j]->def->name);
     }
+    if (!rc && o->drop_missing && !o->dry_run) rc = drop_missing(m, tx, olds, used, nold);
     for (size_t i = 0; held && i < nheld; i++) tstbl_release(m, held[i]);
     free(held);
     if (report && !rc) json_array_extend(report, entries);

@@ -709,6 +709,32 @@ START_TEST(missing_tables_kept_or_dropped)
     ASSERT_JSON(tables(db), "['a']");
     ts_close(db);
     free(cfg);
+
+    /* missing tables that reference each other go together, children
+     * first, whatever order they were created in */
+    db = open_db("\"migration\": {\"dropMissingTables\": true}");
+    create(db, "{'name': 'authors', 'fields': [{'name': 'n', 'type': 'text'}]}");
+    create(db, "{'name': 'books', 'fields': [{'name': 'aid', 'type': 'integer'}], 'foreignKeys': "
+               "[{'fields': ['aid'], 'referencedTable': 'authors', 'referencedFields': ['id']}]}");
+    create(db, "{'name': 'reviews', 'fields': [{'name': 'bid', 'type': 'integer'}], 'foreignKeys': "
+               "[{'fields': ['bid'], 'referencedTable': 'books', 'referencedFields': ['id']}]}");
+    ins_i(db, "authors", "{'n': 'x'}");
+    ins_i(db, "books", "{'aid': 1}");
+    ins_i(db, "reviews", "{'bid': 1}");
+    rep = sync_rep(db, "[{'name': 'a', 'fields': [{'name': 'v', 'type': 'integer'}]}]", 0);
+    ck_assert_str_eq(action(rep, "authors"), "dropped");
+    ck_assert_str_eq(action(rep, "reviews"), "dropped");
+    ASSERT_JSON(tables(db), "['a']");
+    /* a kept table still referencing a missing one: refused, nothing changes */
+    create(db, "{'name': 'p', 'fields': []}");
+    create(db, "{'name': 'q', 'fields': [{'name': 'pid', 'type': 'integer'}], 'foreignKeys': "
+               "[{'fields': ['pid'], 'referencedTable': 'p', 'referencedFields': ['id']}]}");
+    ck_assert_int_eq(sync_rc(db, "[{'name': 'a', 'fields': [{'name': 'v', 'type': 'integer'}]}, "
+                                 "{'name': 'q', 'fields': [{'name': 'pid', 'type': 'integer'}], "
+                                 "'foreignKeys': [{'fields': ['pid'], 'referencedTable': 'p', "
+                                 "'referencedFields': ['id']}]}]"), TS_ERR_VALIDATION);
+    ASSERT_JSON(tables(db), "['a', 'p', 'q']");
+    ts_close(db);
 }
 END_TEST
 

@@ -29,7 +29,7 @@ static int usage(FILE *to)
             "  check     verify every page and the free list\n"
             "  rekey     re-encrypt: --to '{\"module\":...,\"key\":...}' or --decrypt,\n"
             "            [--new-data-key] to re-seal every page under a new data key\n"
-            "  schema    print the stored table schemas ([--table T] for one)\n"
+            "  schema    print the stored table schemas ([table] or [--table T] for one)\n"
             "  migrate   show the changes the config's \"schemas\" make to the stored\n"
             "            tables; --apply applies them\n"
             "  version   print the library version\n"
@@ -235,6 +235,8 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--new-data-key") == 0) new_key = 1;
         else if (strcmp(argv[i], "--table") == 0 && i + 1 < argc) table = argv[++i];
         else if (strcmp(argv[i], "--apply") == 0) apply = 1;
+        /* `tostore schema --config F [table]` */
+        else if (strcmp(cmd, "schema") == 0 && argv[i][0] != '-' && !table) table = argv[i];
         else { fprintf(stderr, "tostore: unknown argument '%s'\n", argv[i]); return usage(stderr); }
     }
     if (strcmp(cmd, "demo") == 0) return cmd_demo(config);
