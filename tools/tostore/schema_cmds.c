@@ -89,7 +89,11 @@ int cmd_migrate(const char *config, int apply)
     }
     json_t *report = NULL;
     int tty = isatty(2);
-    int rc = ts_sync_schemas_progress(db, schemas, !apply, &report, migrate_progress, &tty);
+    /* The dry run migrates inside a transaction it rolls back, so it also
+     * finds the refusals (rows that cannot follow) the real run would hit. */
+    int rc = apply ? TS_OK : ts_begin(db);
+    if (!rc) rc = ts_sync_schemas_progress(db, schemas, 0, &report, apply ? migrate_progress : NULL, &tty);
+    if (!apply) ts_rollback(db);
     if (rc) {
         fprintf(stderr, "tostore migrate: %s: %s\n", ts_strerror(rc), ts_errmsg(db));
     } else {
