@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #endif
 #include "bench_common.h"
+#include <tostore/tostore.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -19,6 +20,22 @@
 bench_style bench = { "bench", 28, 9, 44, { 38, 12, 34, 22, 14 } };
 
 /* ---- utilities ---------------------------------------------------------- */
+
+ts_db *bench_open_db(const char *dir, const char *durability, long long cache_bytes,
+                     const char *extra_json)
+{
+    char cfg[2048];
+    snprintf(cfg, sizeof cfg,
+             "{\"path\": \"%s\", \"durability\": \"%s\", \"cacheBytes\": %lld, "
+             "\"storage\": {\"backend\": \"posix\"}"
+#ifdef BENCH_PLUGIN_DIR
+             ", \"pluginPath\": \"" BENCH_PLUGIN_DIR "\""
+#endif
+             "%s%s}", dir, durability, cache_bytes, extra_json ? ", " : "", extra_json ? extra_json : "");
+    ts_db *db = NULL;
+    if (ts_open_json(cfg, &db) != TS_OK) die("ts_open %s: %s", dir, ts_errmsg(NULL));
+    return db;
+}
 
 double now(void)
 {

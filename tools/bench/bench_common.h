@@ -40,6 +40,13 @@ extern bench_style bench;
 
 /* ---- utilities ---- */
 
+/* Open tostore at dir on the posix backend with durability ("normal",
+ * "full"), cacheBytes cache_bytes, the build tree's plugins, and
+ * extra_json (may be NULL: more config keys, e.g. "\"migration\": {...}");
+ * dies on failure. */
+struct ts_db *bench_open_db(const char *dir, const char *durability, long long cache_bytes,
+                            const char *extra_json);
+
 double now(void);   /* CLOCK_MONOTONIC, seconds */
 void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 char *path_join(const char *a, const char *b);   /* malloc'd "a/b" */

@@ -146,15 +146,9 @@ static int ts_ins(void *ctx, uint64_t key)
 
 static ts_db *ts_load(const char *dir)
 {
-    char cfg[1024];
-    snprintf(cfg, sizeof cfg, "{\"path\": \"%s\", \"durability\": \"normal\", \"cacheBytes\": %lld, "
-             "\"storage\": {\"backend\": \"posix\"}, \"migration\": {\"batchRows\": %llu}"
-#ifdef BENCH_PLUGIN_DIR
-             ", \"pluginPath\": \"" BENCH_PLUGIN_DIR "\""
-#endif
-             "}", dir, 64ll << 20, (unsigned long long)g_batch);
-    ts_db *db;
-    if (ts_open_json(cfg, &db)) die("ts_open: %s", ts_errmsg(NULL));
+    char mig[64];
+    snprintf(mig, sizeof mig, "\"migration\": {\"batchRows\": %llu}", (unsigned long long)g_batch);
+    ts_db *db = bench_open_db(dir, "normal", 64ll << 20, mig);
     json_t *s = json_loads("{\"name\": \"users\", \"fields\": [{\"name\": \"email\", \"type\": \"text\", "
                            "\"unique\": true}, {\"name\": \"age\", \"type\": \"integer\"}]}", 0, NULL);
     TSCK(db, ts_create_table(db, s));

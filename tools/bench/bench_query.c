@@ -145,20 +145,7 @@ static const char *const TS_POSTS =
     "\"foreignKeys\": [{\"fields\": [\"author\"], \"referencedTable\": \"users\","
     " \"referencedFields\": [\"id\"]}]}";
 
-static ts_db *tso_open(const char *dir)
-{
-    char cfg[1536];
-    snprintf(cfg, sizeof cfg,
-             "{\"path\": \"%s\", \"durability\": \"normal\", \"cacheBytes\": %lld, "
-             "\"storage\": {\"backend\": \"posix\"}"
-#ifdef BENCH_PLUGIN_DIR
-             ", \"pluginPath\": \"" BENCH_PLUGIN_DIR "\""
-#endif
-             "}", dir, g_cache);
-    ts_db *db = NULL;
-    if (ts_open_json(cfg, &db) != TS_OK) die("ts_open %s: %s", dir, ts_errmsg(NULL));
-    return db;
-}
+static ts_db *tso_open(const char *dir) { return bench_open_db(dir, "normal", g_cache, NULL); }
 
 static void tso_create(ts_db *db, const char *schema_text)
 {

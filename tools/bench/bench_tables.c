@@ -135,17 +135,7 @@ static const char *const TS_SCHEMA =
 
 static ts_db *tso_open(const char *dir, const char *durability)
 {
-    char cfg[1536];
-    snprintf(cfg, sizeof cfg,
-             "{\"path\": \"%s\", \"durability\": \"%s\", \"cacheBytes\": %lld, "
-             "\"storage\": {\"backend\": \"posix\"}"
-#ifdef BENCH_PLUGIN_DIR
-             ", \"pluginPath\": \"" BENCH_PLUGIN_DIR "\""
-#endif
-             "}", dir, durability, g_cache);
-    ts_db *db = NULL;
-    if (ts_open_json(cfg, &db) != TS_OK) die("ts_open %s: %s", dir, ts_errmsg(NULL));
-    return db;
+    return bench_open_db(dir, durability, g_cache, NULL);
 }
 
 static void tso_close(ts_db *db)

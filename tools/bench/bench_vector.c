@@ -347,20 +347,7 @@ static uint32_t *g_lbrow;
 #define TSCK(db_, x) do { int rc_ = (x); \
     if (rc_ != TS_OK) die("%s:%d: %s: %d %s", __FILE__, __LINE__, #x, rc_, ts_errmsg(db_)); } while (0)
 
-static ts_db *ts_open_dir(const char *dir)
-{
-    char cfg[1536];
-    snprintf(cfg, sizeof cfg,
-             "{\"path\": \"%s\", \"durability\": \"normal\", \"cacheBytes\": %lld, "
-             "\"storage\": {\"backend\": \"posix\"}"
-#ifdef BENCH_PLUGIN_DIR
-             ", \"pluginPath\": \"" BENCH_PLUGIN_DIR "\""
-#endif
-             "}", dir, g_cache);
-    ts_db *db = NULL;
-    if (ts_open_json(cfg, &db) != TS_OK) die("ts_open %s: %s", dir, ts_errmsg(NULL));
-    return db;
-}
+static ts_db *ts_open_dir(const char *dir) { return bench_open_db(dir, "normal", g_cache, NULL); }
 
 static void ts_create(void)
 {
