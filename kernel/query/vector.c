@@ -8,6 +8,7 @@
 #include "query/exec.h"
 
 enum { VM_COSINE, VM_L2, VM_IP };
+#define TSQ_VECTOR_K_MAX 1000000   /* as the ngh module */
 
 typedef struct vsearch {
     tsq_exec *e;
@@ -224,6 +225,9 @@ int tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t d
     if (src != 0 || f->type != TSD_VECTOR)
         return tsenv_error(x->env, TS_ERR_VALIDATION, "%s.%s is not a vector field", t->def->name,
                            f->name);
+    /* the hit arrays hold k entries: refuse sizes no search can fill */
+    if (k > TSQ_VECTOR_K_MAX)
+        return tsenv_error(x->env, TS_ERR_RANGE, "k = %zu is too large (at most %d)", k, TSQ_VECTOR_K_MAX);
     if (dim != f->dimensions)
         return tsenv_error(x->env, TS_ERR_VALIDATION, "%s.%s has %u dimensions, the query vector %zu",
                            t->def->name, f->name, f->dimensions, dim);

@@ -1213,12 +1213,6 @@ enum { CRASH_ROWS = 3000 };
 
 #define NOSYNC "\"storage\": {\"options\": {\"sync\": \"none\"}}"
 
-static void copy_dir(const char *from, const char *to)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "cp -a '%s'/. '%s'/", from, to);
-    ck_assert_int_eq(system(cmd), 0);
-}
 
 /* 1: the old schema with every row, 2: the new one with every row. */
 static int crash_state(const char *path, const json_t *old_schema)
@@ -1287,7 +1281,7 @@ START_TEST(power_loss_during_migration)
 
     /* a clean run: how many fault points the migration uses */
     char *d = tst_tmpdir("migration_run");
-    copy_dir(base, d);
+    tst_copy_dir(base, d);
     db = open_at(d, faulty);
     ck_assert_int_eq(ts_storage_control(db, "reset_counters", 0, NULL), TS_OK);
     ck_assert_int_eq(sync_rc(db, CRASH_NEW), TS_OK);
@@ -1305,7 +1299,7 @@ START_TEST(power_loss_during_migration)
     int64_t step = points > 400 ? points / 300 : 1;
     for (int64_t n = 1; n <= points; n += (n + 8 > points ? 1 : step)) {
         d = tst_tmpdir("migration_crash");
-        copy_dir(base, d);
+        tst_copy_dir(base, d);
         db = open_at(d, faulty);
         ck_assert_int_eq(ts_storage_control(db, "reset_counters", 0, NULL), TS_OK);
         ck_assert_int_eq(ts_storage_control(db, "crash_at", n, NULL), TS_OK);

@@ -755,12 +755,6 @@ static ts_db *open_path(const char *path, const char *extra)
     return open_cfg(cfg);
 }
 
-static void copy_tree(const char *from, const char *to)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "cp -a '%s'/. '%s'/", from, to);
-    ck_assert_int_eq(system(cmd), 0);
-}
 
 /* Start the task (age: integer -> indexed text); NULL when the apply
  * itself failed.  The id is kept in the pool. */
@@ -838,7 +832,7 @@ START_TEST(power_loss_during_task)
     ck_assert_int_eq(ts_close(db), TS_OK);
     /* a clean run: the fault points a whole task uses */
     char *d = tst_tmpdir("su_pl_run");
-    copy_tree(base, d);
+    tst_copy_dir(base, d);
     db = open_path(d, PL_FAULTY);
     ck_assert_int_eq(ts_storage_control(db, "reset_counters", 0, NULL), TS_OK);
     const char *id = pl_apply(db);
@@ -855,7 +849,7 @@ START_TEST(power_loss_during_task)
     int64_t step = points > 60 ? points / 40 : 1;
     for (int64_t n = 1; n <= points; n += step, rounds++) {
         d = tst_tmpdir("su_pl_crash");
-        copy_tree(base, d);
+        tst_copy_dir(base, d);
         db = open_path(d, PL_FAULTY);
         ck_assert_int_eq(ts_storage_control(db, "reset_counters", 0, NULL), TS_OK);
         ck_assert_int_eq(ts_storage_control(db, "crash_at", n, NULL), TS_OK);

@@ -569,6 +569,8 @@ START_TEST(errors)
     ck_assert_int_eq(ts_vector_search(qq, "cat", q, 4, 3, &r), TS_ERR_VALIDATION);
     ck_assert_int_eq(ts_vector_search(qq, "nope", q, 4, 3, &r), TS_ERR_VALIDATION);
     ck_assert_int_eq(ts_vector_search(qq, "emb", q, 4, 0, &r), TS_ERR_INVALID);
+    ck_assert_int_eq(ts_vector_search(qq, "emb", q, 4, (size_t)-1, &r), TS_ERR_RANGE);
+    ck_assert_ptr_null(r);
     ck_assert_int_eq(ts_vector_search(qq, "emb", NULL, 4, 3, &r), TS_ERR_INVALID);
     ck_assert_int_eq(ts_vector_search(qq, "emb", q, 4, 3, NULL), TS_ERR_INVALID);
     float bad[4] = { 1, INFINITY, 0, 0 };

@@ -39,6 +39,13 @@ void tst_rmrf(const char *dir)
     nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+void tst_copy_dir(const char *from, const char *to)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "cp -a '%s'/. '%s'/", from, to);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
 int tst_run(Suite *s)
 {
     SRunner *sr = srunner_create(s);

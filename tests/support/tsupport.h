@@ -11,6 +11,8 @@
 char *tst_tmpdir(const char *prefix);
 /* rm -rf dir (ignores errors). */
 void tst_rmrf(const char *dir);
+/* Copy everything in directory from into directory to (cp -a); fails the test on error. */
+void tst_copy_dir(const char *from, const char *to);
 /* Run a suite; returns the process exit status (0 when all passed). */
 int tst_run(Suite *s);
 

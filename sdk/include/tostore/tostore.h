@@ -465,7 +465,7 @@ TS_API int  ts_unwatch(ts_watch *w);
  * the matching rows exactly.  Errors: TS_ERR_NOT_FOUND (table),
  * TS_ERR_VALIDATION (field is not a vector field of the table, dim is not
  * its dimensions, vec has a NaN or infinity, joins), TS_ERR_INVALID (NULL
- * arguments, k == 0). */
+ * arguments, k == 0), TS_ERR_RANGE (k above 1,000,000). */
 TS_API int ts_vector_search(ts_query *q, const char *field, const float *vec, size_t dim, size_t k,
                             ts_result **out);
 /* The search breadth of ts_vector_search on an ngh index (the index's
