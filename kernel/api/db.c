@@ -33,9 +33,9 @@ static int load_plugins(ts_db *db)
     if (!dirs) return tsenv_error(&db->env, TS_ERR_NOMEM, "out of memory");
     int rc = TS_OK;
     if (db->cfg->load_bundled) {
-        for (const char *const *b = tsb_bundled_plugins(); *b && !rc; b++) {
-            rc = tsreg_load(db->reg, *b, dirs);
-            if (rc) tsenv_error_prefix(&db->env, "bundled plugin '%s'", *b);
+        for (const tsb_bundled *b = tsb_bundled_modules(); b->plugin && !rc; b++) {
+            rc = tsreg_declare(db->reg, b->plugin, b->kind, b->module, dirs);
+            if (rc) tsenv_error_prefix(&db->env, "bundled plugin '%s'", b->plugin);
         }
     }
     for (size_t i = 0; i < db->cfg->nplugins && !rc; i++) {
@@ -271,6 +271,8 @@ static json_t *flags_json(uint32_t f)
 int ts_modules(ts_db *db, json_t **out_new)
 {
     if (!db || !out_new) return tsenv_error(db ? &db->env : NULL, TS_ERR_INVALID, "ts_modules: NULL argument");
+    int rc = tsreg_load_declared(db->reg);
+    if (rc) return rc;
     json_t *arr = json_array();
     if (!arr) return tsenv_error(&db->env, TS_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < tsreg_count(db->reg); i++) {

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 #include "base/env.h"
 
 #define TSENV_MSG_MAX 1024
@@ -19,6 +20,10 @@ static _Thread_local tsenv_slot tls_nohandle;
 int tsenv_init(ts_env *env)
 {
     memset(env, 0, sizeof *env);
+    /* The kernel's own libsodium calls (sodium_malloc for keys, random
+     * nonces and salts) need it; idempotent and thread-safe. */
+    if (sodium_init() < 0)
+        return TS_ERR_RESOURCE;
     if (pthread_key_create(&env->key, NULL) != 0)
         return TS_ERR_RESOURCE;
     pthread_mutex_init(&env->lock, NULL);

@@ -2,10 +2,16 @@
  * Plugin loading in the manner of PostgreSQL's magic block and SQLite's
  * loadable extensions: resolve, dlopen(RTLD_NOW|RTLD_LOCAL), read the
  * constant descriptor, validate all of it, then init and commit.
+ *
+ * Declared plugins (the bundled ones) are resolved at open but loaded on
+ * the first lookup of one of their modules: dlopen and relocation of a
+ * plugin and its libraries (OpenSSL for aes256gcm) cost 0.1-1 ms each, and
+ * most handles use a backend, a cipher and one or two index types.
  */
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,19 +31,37 @@ typedef struct tsreg_plugin {
     int              inited;
 } tsreg_plugin;
 
+/* A module a declared plugin will present once loaded. */
+typedef struct tsreg_decl {
+    char     *file;       /* resolved path of the plugin */
+    uint32_t  kind;
+    char      module[TS_NAME_MAX + 1];
+    int       tried;      /* a load was attempted: loaded, or failed once */
+} tsreg_decl;
+
 struct tsreg {
-    ts_env        *env;
-    tsreg_plugin  *plugins;
-    size_t         nplugins, capplugins;
-    tsreg_module  *modules;   /* array of records; vtab copies owned */
-    size_t         nmodules, capmodules;
-    char         **dirs;      /* default plugin dirs, NULL-terminated */
+    ts_env         *env;
+    pthread_mutex_t mu;        /* recursive: a plugin's init may look modules up */
+    int             loading;   /* a load is in progress on the thread holding mu */
+    tsreg_plugin   *plugins;
+    size_t          nplugins, capplugins;
+    tsreg_module  **modules;   /* records never move: lookups hand out pointers */
+    size_t          nmodules, capmodules;
+    tsreg_decl     *decls;
+    size_t          ndecls, capdecls;
+    char          **dirs;      /* default plugin dirs, NULL-terminated */
 };
 
 int tsreg_new(ts_env *env, tsreg **out)
 {
     tsreg *r = calloc(1, sizeof *r);
     if (!r) return tsenv_error(env, TS_ERR_NOMEM, "out of memory");
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+    int e = pthread_mutex_init(&r->mu, &a);
+    pthread_mutexattr_destroy(&a);
+    if (e) { free(r); return tsenv_error(env, TS_ERR_RESOURCE, "cannot create a mutex"); }
     r->env = env;
     *out = r;
     return TS_OK;
@@ -53,16 +77,21 @@ static void unload_plugin(tsreg_plugin *p)
 void tsreg_free(tsreg *r)
 {
     if (!r) return;
-    for (size_t i = 0; i < r->nmodules; i++)
-        free((void *)r->modules[i].vtab);
+    for (size_t i = 0; i < r->nmodules; i++) {
+        free((void *)r->modules[i]->vtab);
+        free(r->modules[i]);
+    }
     /* Reverse load order: a plugin may hold modules of an earlier one. */
     for (size_t i = r->nplugins; i-- > 0;)
         unload_plugin(&r->plugins[i]);
     if (r->dirs)
         for (char **d = r->dirs; *d; d++) free(*d);
     free(r->dirs);
+    for (size_t i = 0; i < r->ndecls; i++) free(r->decls[i].file);
+    free(r->decls);
     free(r->plugins);
     free(r->modules);
+    pthread_mutex_destroy(&r->mu);
     free(r);
 }
 
@@ -120,9 +149,24 @@ static int resolve(tsreg *r, const char *spec, const char *const *dirs, char **o
 static const tsreg_module *find_rec(const tsreg *r, uint32_t kind, const char *name)
 {
     for (size_t i = 0; i < r->nmodules; i++)
-        if (r->modules[i].desc.kind == kind && strcmp(r->modules[i].desc.name, name) == 0)
-            return &r->modules[i];
+        if (r->modules[i]->desc.kind == kind && strcmp(r->modules[i]->desc.name, name) == 0)
+            return r->modules[i];
     return NULL;
+}
+
+static tsreg_decl *find_decl(tsreg *r, uint32_t kind, const char *name)
+{
+    for (size_t i = 0; i < r->ndecls; i++)
+        if (r->decls[i].kind == kind && strcmp(r->decls[i].module, name) == 0)
+            return &r->decls[i];
+    return NULL;
+}
+
+static int declared_file(const tsreg *r, const char *file)
+{
+    for (size_t i = 0; i < r->ndecls; i++)
+        if (strcmp(r->decls[i].file, file) == 0) return 1;
+    return 0;
 }
 
 /* The smallest ts_module / ts_plugin an ABI 1.0 plugin may present. */
@@ -157,6 +201,15 @@ static int check_module(tsreg *r, const char *file, const ts_module *const *mods
         return tsenv_error(r->env, TS_ERR_PLUGIN,
                            "%s: duplicate %s module name '%s' (already loaded from %s)", file,
                            k->name, m->name, prev->file);
+    const tsreg_decl *d = find_decl(r, m->kind, m->name);
+    if (d && strcmp(d->file, file) != 0)
+        return tsenv_error(r->env, TS_ERR_PLUGIN,
+                           "%s: duplicate %s module name '%s' (bundled in %s)", file, k->name,
+                           m->name, d->file);
+    if (!d && declared_file(r, file))
+        return tsenv_error(r->env, TS_ERR_PLUGIN,
+                           "%s: %s module '%s' is not in the bundled manifest (CMake "
+                           "TS_BUNDLED_MODULES)", file, k->name, m->name);
     if (!m->vtab)
         return tsenv_error(r->env, TS_ERR_PLUGIN, "%s: module %s: no vtable", file, m->name);
     if (m->vtab_size < k->vtab_min)
@@ -214,8 +267,31 @@ static int check_plugin(tsreg *r, const char *file, const ts_plugin *p, size_t *
         int rc = check_module(r, file, p->modules, n);
         if (rc) return rc;
     }
+    for (size_t i = 0; i < r->ndecls; i++) {
+        const tsreg_decl *d = &r->decls[i];
+        if (strcmp(d->file, file) != 0) continue;
+        size_t j = 0;
+        while (j < n && !(p->modules[j]->kind == d->kind && strcmp(p->modules[j]->name, d->module) == 0))
+            j++;
+        if (j == n)
+            return tsenv_error(r->env, TS_ERR_PLUGIN,
+                               "%s: presents no %s module '%s', which the bundled manifest "
+                               "declares", file, tsreg_kind_name(d->kind), d->module);
+    }
     *nmods = n;
     return TS_OK;
+}
+
+static int grow(void **arr, size_t *cap, size_t need, size_t elem);
+
+/* Free records [base, base + n) of a load that failed before committing. */
+static void drop_records(tsreg *r, size_t base, size_t n)
+{
+    for (size_t j = 0; j < n; j++) {
+        free((void *)r->modules[base + j]->vtab);
+        free(r->modules[base + j]);
+        r->modules[base + j] = NULL;
+    }
 }
 
 static int grow(void **arr, size_t *cap, size_t need, size_t elem)
@@ -230,12 +306,10 @@ static int grow(void **arr, size_t *cap, size_t need, size_t elem)
     return 0;
 }
 
-int tsreg_load(tsreg *r, const char *spec, const char *const *dirs)
+/* Load the resolved `file` (taken over).  Caller holds r->mu. */
+static int load_file(tsreg *r, char *file)
 {
-    if (!r || !spec) return TS_ERR_INVALID;
-    char *file = NULL;
-    int rc = resolve(r, spec, dirs, &file);
-    if (rc) return rc;
+    int rc;
     for (size_t i = 0; i < r->nplugins; i++)
         if (strcmp(r->plugins[i].file, file) == 0) { free(file); return TS_OK; }
 
@@ -272,14 +346,16 @@ int tsreg_load(tsreg *r, const char *spec, const char *const *dirs)
         const tskind *k = tskind_get(m->kind);
         size_t sz = k->vtab_size > m->vtab_size ? k->vtab_size : m->vtab_size;
         void *copy = calloc(1, sz);
-        if (!copy) {
-            for (size_t j = 0; j < i; j++) free((void *)r->modules[base + j].vtab);
+        tsreg_module *rec = calloc(1, sizeof *rec);
+        if (!copy || !rec) {
+            free(copy);
+            free(rec);
+            drop_records(r, base, i);
             rc = tsenv_error(r->env, TS_ERR_NOMEM, "out of memory");
             goto fail;
         }
         memcpy(copy, m->vtab, m->vtab_size);
-        tsreg_module *rec = &r->modules[base + i];
-        memset(rec, 0, sizeof *rec);
+        r->modules[base + i] = rec;
         memcpy(&rec->desc, m, m->struct_size < sizeof(ts_module) ? m->struct_size
                                                                  : sizeof(ts_module));
         rec->desc.vtab = copy;
@@ -290,18 +366,20 @@ int tsreg_load(tsreg *r, const char *spec, const char *const *dirs)
     }
     if (pl.desc->init) {
         tsenv_clear(r->env);
+        r->loading = 1;
         rc = pl.desc->init(tsenv_host(), r->env, &pl.state);
+        r->loading = 0;
         if (rc != TS_OK) {
             const char *why = tsenv_errmsg(r->env);
             char msg[512];
             snprintf(msg, sizeof msg, "%s", why && *why ? why : tsstatus_text(rc));
-            for (size_t j = 0; j < n; j++) free((void *)r->modules[base + j].vtab);
+            drop_records(r, base, n);
             rc = tsenv_error(r->env, TS_ERR_PLUGIN, "%s: init failed: %s", file, msg);
             goto fail;
         }
         pl.inited = 1;
     }
-    for (size_t i = 0; i < n; i++) r->modules[base + i].plugin_state = pl.state;
+    for (size_t i = 0; i < n; i++) r->modules[base + i]->plugin_state = pl.state;
     r->nmodules += n;
     r->plugins[r->nplugins++] = pl;
     return TS_OK;
@@ -312,9 +390,94 @@ fail:
     return rc;
 }
 
+int tsreg_load(tsreg *r, const char *spec, const char *const *dirs)
+{
+    if (!r || !spec) return TS_ERR_INVALID;
+    char *file = NULL;
+    int rc = resolve(r, spec, dirs, &file);
+    if (rc) return rc;
+    pthread_mutex_lock(&r->mu);
+    rc = load_file(r, file);
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+int tsreg_declare(tsreg *r, const char *spec, const char *kind, const char *module,
+                  const char *const *dirs)
+{
+    if (!r || !spec || !kind || !module) return TS_ERR_INVALID;
+    uint32_t k = 0;
+    while (k < 64 && !(tsreg_kind_name(k) && strcmp(tsreg_kind_name(k), kind) == 0)) k++;
+    if (k == 64 || !valid_name(module))
+        return tsenv_error(r->env, TS_ERR_PLUGIN, "%s: bad manifest entry %s:%s", spec, kind,
+                           module);
+    char *file = NULL;
+    int rc = resolve(r, spec, dirs, &file);
+    if (rc) return rc;
+    pthread_mutex_lock(&r->mu);
+    const tsreg_decl *d = find_decl(r, k, module);
+    const tsreg_module *m = find_rec(r, k, module);
+    if ((d && strcmp(d->file, file) != 0) || (m && strcmp(m->file, file) != 0)) {
+        rc = tsenv_error(r->env, TS_ERR_PLUGIN, "%s: duplicate %s module name '%s' (already "
+                         "provided by %s)", file, kind, module, d ? d->file : m->file);
+    } else if (!d) {
+        if (grow((void **)&r->decls, &r->capdecls, r->ndecls + 1, sizeof *r->decls)) {
+            rc = tsenv_error(r->env, TS_ERR_NOMEM, "out of memory");
+        } else {
+            tsreg_decl *nd = &r->decls[r->ndecls++];
+            memset(nd, 0, sizeof *nd);
+            nd->file = file;
+            nd->kind = k;
+            nd->tried = m != NULL;
+            snprintf(nd->module, sizeof nd->module, "%s", module);
+            file = NULL;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    free(file);
+    return rc;
+}
+
+/* Load the plugin declaring d (caller holds r->mu).  A failure is kept in
+ * the thread's error slot and not retried on every lookup. */
+static int load_decl(tsreg *r, tsreg_decl *d)
+{
+    if (d->tried || r->loading) return TS_OK;
+    for (size_t i = 0; i < r->ndecls; i++)
+        if (strcmp(r->decls[i].file, d->file) == 0) r->decls[i].tried = 1;
+    char *file = strdup(d->file);
+    if (!file) return tsenv_error(r->env, TS_ERR_NOMEM, "out of memory");
+    int rc = load_file(r, file);
+    if (rc) tsenv_error_prefix(r->env, "bundled plugin");
+    return rc;
+}
+
+int tsreg_load_declared(tsreg *r)
+{
+    if (!r) return TS_ERR_INVALID;
+    int rc = TS_OK;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->ndecls && !rc; i++)
+        if (!r->decls[i].tried) {
+            rc = load_decl(r, &r->decls[i]);
+            if (!rc && !find_rec(r, r->decls[i].kind, r->decls[i].module))
+                rc = tsenv_error(r->env, TS_ERR_PLUGIN, "%s: did not load", r->decls[i].file);
+        }
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
 const tsreg_module *tsreg_lookup(tsreg *r, uint32_t kind, const char *name)
 {
-    return r && name ? find_rec(r, kind, name) : NULL;
+    if (!r || !name) return NULL;
+    pthread_mutex_lock(&r->mu);
+    const tsreg_module *m = find_rec(r, kind, name);
+    if (!m) {
+        tsreg_decl *d = find_decl(r, kind, name);
+        if (d && !load_decl(r, d)) m = find_rec(r, kind, name);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return m;
 }
 
 int tsreg_find(tsreg *r, uint32_t kind, const char *name, const ts_module **mod,
@@ -331,10 +494,22 @@ int tsreg_find(tsreg *r, uint32_t kind, const char *name, const ts_module **mod,
     return TS_OK;
 }
 
-size_t tsreg_count(const tsreg *r) { return r ? r->nmodules : 0; }
-const tsreg_module *tsreg_at(const tsreg *r, size_t i)
+size_t tsreg_count(tsreg *r)
 {
-    return r && i < r->nmodules ? &r->modules[i] : NULL;
+    if (!r) return 0;
+    pthread_mutex_lock(&r->mu);
+    size_t n = r->nmodules;
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+const tsreg_module *tsreg_at(tsreg *r, size_t i)
+{
+    if (!r) return NULL;
+    pthread_mutex_lock(&r->mu);
+    const tsreg_module *m = i < r->nmodules ? r->modules[i] : NULL;
+    pthread_mutex_unlock(&r->mu);
+    return m;
 }
 
 const char *tsreg_kind_name(uint32_t kind)

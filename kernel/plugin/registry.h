@@ -37,13 +37,28 @@ void tsreg_free(tsreg *reg);
  * Loading a file that is already loaded is a no-op. */
 int  tsreg_load(tsreg *reg, const char *spec, const char *const *dirs);
 
+/* Declare that the plugin `spec` (resolved now, as for tsreg_load) presents
+ * the module `module` of kind `kind` ("storage", "cipher", "index", "pkgen")
+ * without loading it: the first lookup of that module loads the plugin, and
+ * a plugin loaded later with a module of that name is refused as a
+ * duplicate.  When the plugin loads, every module declared for it must be
+ * among those it presents, and it may present no undeclared one. */
+int  tsreg_declare(tsreg *reg, const char *spec, const char *kind, const char *module,
+                   const char *const *dirs);
+/* Load every declared plugin not loaded yet (for listings). */
+int  tsreg_load_declared(tsreg *reg);
+
+/* Find a module, loading its declared plugin on first use; NULL when there
+ * is none or its plugin failed to load (the reason is then in the calling
+ * thread's error slot).  Thread-safe; records stay valid until tsreg_free. */
 int  tsreg_find(tsreg *reg, uint32_t kind, const char *name,
                 const ts_module **mod_out, void **plugin_state_out);
 /* Like tsreg_find but returns the registry record. */
 const tsreg_module *tsreg_lookup(tsreg *reg, uint32_t kind, const char *name);
 
-size_t tsreg_count(const tsreg *reg);
-const tsreg_module *tsreg_at(const tsreg *reg, size_t i);
+/* The loaded modules (declared ones count once loaded). */
+size_t tsreg_count(tsreg *reg);
+const tsreg_module *tsreg_at(tsreg *reg, size_t i);
 
 /* Kind names ("storage", "cipher", "index", "pkgen"); NULL if unknown. */
 const char *tsreg_kind_name(uint32_t kind);

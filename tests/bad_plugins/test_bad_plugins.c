@@ -268,7 +268,7 @@ END_TEST
 START_TEST(duplicate_of_bundled)
 {
     expect_refused(BAD_SO("bp_dup_bundled"), TS_ERR_PLUGIN,
-                   "duplicate storage module name 'posix' (already loaded from ", "/posix.so)",
+                   "duplicate storage module name 'posix' (bundled in ", "/posix.so)",
                    NULL);
 }
 END_TEST

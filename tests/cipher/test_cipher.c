@@ -550,6 +550,17 @@ START_TEST(layout_chacha20poly1305)
     ck_assert_int_eq(crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
                          out, NULL, s, sizeof pt, tag, AD, sizeof AD, nonce, key), 0);
     ck_assert_mem_eq(out, pt, sizeof pt);
+    /* and the other way: libsodium seals, the module opens (in place too) */
+    uint8_t mine[300 + 40];
+    randombytes_buf(mine + sizeof pt, 24);
+    ck_assert_int_eq(crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
+                         mine, mine + sizeof pt + 24, NULL, pt, sizeof pt, AD, sizeof AD, NULL,
+                         mine + sizeof pt, key), 0);
+    memset(out, 0, sizeof out);
+    ck_assert_int_eq(open_to(&f, f.st, AD, sizeof AD, mine, sizeof mine, out), TS_OK);
+    ck_assert_mem_eq(out, pt, sizeof pt);
+    ck_assert_int_eq(f.vt->open(f.st, AD, sizeof AD, mine, sizeof mine, mine), TS_OK);
+    ck_assert_mem_eq(mine, pt, sizeof pt);
     free(s);
     fx_free(&f);
 }
@@ -590,6 +601,21 @@ START_TEST(layout_aes256gcm)
     ck_assert_int_eq(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, 16, tag), 1);
     ck_assert_int_eq(EVP_DecryptFinal_ex(c, out + outl, &outl), 1);
     EVP_CIPHER_CTX_free(c);
+    ck_assert_mem_eq(out, pt, sizeof pt);
+    /* and the other way: sealed here by the layout, opened by the module */
+    uint8_t mine[300 + 44];
+    randombytes_buf(mine + sizeof pt, 28);
+    hkdf_sha256(key, sizeof key, mine + sizeof pt, 16, "tostore-aes256gcm-v1", subkey);
+    c = EVP_CIPHER_CTX_new();
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, subkey, mine + sizeof pt + 16), 1);
+    ck_assert_int_eq(EVP_EncryptUpdate(c, NULL, &outl, AD, sizeof AD), 1);
+    ck_assert_int_eq(EVP_EncryptUpdate(c, mine, &outl, pt, sizeof pt), 1);
+    ck_assert_int_eq(EVP_EncryptFinal_ex(c, mine + outl, &outl), 1);
+    ck_assert_int_eq(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16, mine + sizeof pt + 28), 1);
+    EVP_CIPHER_CTX_free(c);
+    memset(out, 0, sizeof out);
+    ck_assert_int_eq(open_to(&f, f.st, AD, sizeof AD, mine, sizeof mine, out), TS_OK);
     ck_assert_mem_eq(out, pt, sizeof pt);
     free(s);
     fx_free(&f);

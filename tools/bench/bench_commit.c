@@ -754,7 +754,7 @@ static void build_big_dbs(void)
 static void bench_e(void)
 {
     printf("\n-- e. open time of a cleanly closed database (raw key, chacha20poly1305, "
-           "bundled plugins loaded) --\n");
+           "bundled plugins available: loaded on first use) --\n");
     char *dir;
     uint64_t pages;
     if (g_big) {

@@ -22,8 +22,13 @@
  * GCM AAD; salt and nonce need no extra authentication, since changing
  * either changes the subkey or the nonce and so the tag.
  *
+ * HKDF is written out as two HMACs over a fetched SHA-256 (RFC 5869 with
+ * one output block): OpenSSL's EVP_KDF does the same work behind a
+ * provider and parameter parsing that cost ~10x the hashing itself, which
+ * is most of an uncached page read (docs/benchmarks.md Part 1, f3).
+ *
  * Thread safety: the state holds the key and two fetched OpenSSL algorithm
- * objects, all read-only after create; every call makes its own KDF and
+ * objects, all read-only after create; every call makes its own digest and
  * cipher contexts.
  */
 #include <limits.h>
@@ -34,9 +39,8 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/kdf.h>
-#include <openssl/params.h>
 #include <tostore/cipher.h>
+#include "../common/evp_aead.h"
 
 #define AG_NAME    "aes256gcm"
 #define KEY_BYTES  32
@@ -46,8 +50,8 @@
 #define OVERHEAD   (SALT_BYTES + IV_BYTES + TAG_BYTES) /* 44 */
 /* SP 800-38D: at most 2^39 - 256 bits of plaintext per GCM invocation. */
 #define GCM_MAX_BYTES ((UINT64_C(1) << 36) - 32)
-/* EVP takes int lengths; longer buffers go through in pieces. */
-#define EVP_CHUNK (1 << 30)
+#define SHA256_BLOCK 64
+#define SHA256_BYTES 32
 
 static const char hkdf_info[] = "tostore-aes256gcm-v1";
 
@@ -55,7 +59,7 @@ typedef struct ag_state {
     const ts_host *host;
     ts_env        *env;
     EVP_CIPHER    *aes;  /* fetched once: a fetch per call costs a locked lookup */
-    EVP_KDF       *hkdf;
+    EVP_MD        *sha256;
     uint8_t        key[KEY_BYTES];
 } ag_state;
 
@@ -82,7 +86,7 @@ static void ag_destroy(void *state)
     if (!st) return;
     OPENSSL_cleanse(st->key, sizeof st->key);
     EVP_CIPHER_free(st->aes);
-    EVP_KDF_free(st->hkdf);
+    EVP_MD_free(st->sha256);
     st->host->free(st);
 }
 
@@ -99,8 +103,8 @@ static int ag_create(const ts_module_args *args, const uint8_t *key, size_t key_
     st->host = h;
     st->env = args->env;
     st->aes = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
-    st->hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-    if (!st->aes || !st->hkdf) {
+    st->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (!st->aes || !st->sha256) {
         int rc = ossl_fail(st, TS_ERR_UNSUPPORTED, "fetching AES-256-GCM and HKDF");
         ag_destroy(st);
         return rc;
@@ -110,66 +114,56 @@ static int ag_create(const ts_module_args *args, const uint8_t *key, size_t key_
     return TS_OK;
 }
 
-/* subkey = HKDF-SHA256(key, salt, info), extract and expand (RFC 5869). */
+/* HMAC-SHA256(k, m1 || m2) on c (RFC 2104; k at most one block). */
+static int hmac_sha256(EVP_MD_CTX *c, const EVP_MD *md, const uint8_t *k, size_t k_len,
+                       const uint8_t *m1, size_t m1_len, const uint8_t *m2, size_t m2_len,
+                       uint8_t out[SHA256_BYTES])
+{
+    uint8_t pad[SHA256_BLOCK];
+    unsigned outl = 0;
+    memset(pad, 0x36, sizeof pad);
+    for (size_t i = 0; i < k_len; i++) pad[i] ^= k[i];
+    int ok = EVP_DigestInit_ex2(c, md, NULL) && EVP_DigestUpdate(c, pad, sizeof pad) &&
+             EVP_DigestUpdate(c, m1, m1_len) && EVP_DigestUpdate(c, m2, m2_len) &&
+             EVP_DigestFinal_ex(c, out, &outl);
+    for (size_t i = 0; i < sizeof pad; i++) pad[i] ^= 0x36 ^ 0x5c;
+    ok = ok && EVP_DigestInit_ex2(c, md, NULL) && EVP_DigestUpdate(c, pad, sizeof pad) &&
+         EVP_DigestUpdate(c, out, SHA256_BYTES) && EVP_DigestFinal_ex(c, out, &outl);
+    OPENSSL_cleanse(pad, sizeof pad);
+    return ok;
+}
+
+/* subkey = HKDF-SHA256(key, salt, info), extract and expand (RFC 5869):
+ * PRK = HMAC(salt, key); subkey = HMAC(PRK, info || 0x01). */
 static int derive_subkey(const ag_state *st, const uint8_t *salt, uint8_t subkey[KEY_BYTES])
 {
-    EVP_KDF_CTX *kctx = EVP_KDF_CTX_new(st->hkdf);
-    if (!kctx) return ossl_fail(st, TS_ERR_NOMEM, "HKDF context");
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)st->key, KEY_BYTES),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, SALT_BYTES),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)hkdf_info,
-                                          sizeof hkdf_info - 1),
-        OSSL_PARAM_construct_end(),
-    };
-    int ok = EVP_KDF_derive(kctx, subkey, KEY_BYTES, params) == 1;
-    EVP_KDF_CTX_free(kctx);
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    if (!c) return ossl_fail(st, TS_ERR_NOMEM, "digest context");
+    static const uint8_t one = 1;
+    uint8_t prk[SHA256_BYTES];
+    int ok = hmac_sha256(c, st->sha256, salt, SALT_BYTES, st->key, KEY_BYTES, NULL, 0, prk) &&
+             hmac_sha256(c, st->sha256, prk, sizeof prk, (const uint8_t *)hkdf_info,
+                         sizeof hkdf_info - 1, &one, 1, subkey);
+    OPENSSL_cleanse(prk, sizeof prk);
+    EVP_MD_CTX_free(c);
     return ok ? TS_OK : ossl_fail(st, TS_ERR_UNKNOWN, "HKDF-SHA256");
 }
 
-/* Feed len bytes through the cipher (out NULL: AAD). */
-static int feed(EVP_CIPHER_CTX *c, uint8_t *out, const uint8_t *in, size_t len)
-{
-    while (len > 0) {
-        int n = len > EVP_CHUNK ? EVP_CHUNK : (int)len, outl = 0;
-        if (!EVP_CipherUpdate(c, out, &outl, in, n) || (out && outl != n)) return 0;
-        in += n;
-        if (out) out += n;
-        len -= (size_t)n;
-    }
-    return 1;
-}
-
 /* One AES-256-GCM pass under subkey.  Sealing writes the tag; opening
- * checks it and returns TS_ERR_AUTH on mismatch. */
+ * checks it and returns TS_ERR_AUTH on mismatch (out wiped). */
 static int gcm(const ag_state *st, int enc, const uint8_t *subkey, const uint8_t *iv,
                const uint8_t *ad, size_t ad_len, const uint8_t *in, size_t len, uint8_t *out,
                uint8_t *tag)
 {
-    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-    if (!c) return ossl_fail(st, TS_ERR_NOMEM, "cipher context");
-    uint8_t last[16];
-    int outl = 0, rc = TS_OK;
-    if (!EVP_CipherInit_ex2(c, st->aes, subkey, iv, enc, NULL) ||
-        (!enc && !EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, TAG_BYTES, tag)) ||
-        !feed(c, NULL, ad, ad_len) || !feed(c, out, in, len)) {
-        rc = ossl_fail(st, TS_ERR_UNKNOWN,
-                       enc ? "AES-256-GCM encryption" : "AES-256-GCM decryption");
-    } else if (!EVP_CipherFinal_ex(c, last, &outl)) {
-        if (enc) {
-            rc = ossl_fail(st, TS_ERR_UNKNOWN, "AES-256-GCM encryption");
-        } else { /* GCM's final step is where the tag is compared */
-            ERR_clear_error();
-            rc = st->host->error(st->env, TS_ERR_AUTH,
-                                 AG_NAME ": authentication failed (data changed, wrong key or "
-                                 "wrong associated data)");
-        }
-    } else if (enc && !EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, TAG_BYTES, tag)) {
-        rc = ossl_fail(st, TS_ERR_UNKNOWN, "reading the GCM tag");
-    }
-    EVP_CIPHER_CTX_free(c); /* also wipes the expanded subkey */
-    return rc;
+    int rc = evp_aead(st->aes, enc, subkey, iv, ad, ad_len, in, len, out, tag);
+    if (rc == EVP_AEAD_AUTH)
+        return st->host->error(st->env, TS_ERR_AUTH,
+                               AG_NAME ": authentication failed (data changed, wrong key or "
+                               "wrong associated data)");
+    if (rc != EVP_AEAD_OK)
+        return ossl_fail(st, TS_ERR_UNKNOWN,
+                         enc ? "AES-256-GCM encryption" : "AES-256-GCM decryption");
+    return TS_OK;
 }
 
 /* NULL is accepted only for empty buffers. */
@@ -223,9 +217,6 @@ static int ag_open(void *state, const uint8_t *ad, size_t ad_len, const uint8_t 
     rc = derive_subkey(st, salt, subkey);
     if (rc == TS_OK) rc = gcm(st, 0, subkey, iv, ad, ad_len, in, n, out, tag);
     OPENSSL_cleanse(subkey, sizeof subkey);
-    /* GCM decrypts before it checks the tag: never leave unauthenticated
-     * plaintext behind. */
-    if (rc != TS_OK && n) OPENSSL_cleanse(out, n);
     return rc;
 }
 

@@ -1,5 +1,5 @@
 /*
- * chacha20poly1305 - cipher module: XChaCha20-Poly1305 (IETF) from libsodium.
+ * chacha20poly1305 - cipher module: XChaCha20-Poly1305 (IETF).
  *
  * Sealed layout, len + 40 bytes:
  *
@@ -15,6 +15,13 @@
  * under one key (collision chance about q^2 / 2^193 after q seals), and no
  * counter exists that a crash, a restore or the kernel could replay.
  *
+ * XChaCha20-Poly1305 is ChaCha20-Poly1305 (RFC 8439) under the subkey
+ * HChaCha20(key, nonce[0..16)) with the 12-byte nonce 0^4 || nonce[16..24)
+ * (draft-irtf-cfrg-xchacha), as libsodium builds it.  We build it the same
+ * way from libsodium's HChaCha20 and OpenSSL's ChaCha20-Poly1305, whose
+ * AVX-512/AVX2 code runs a 4 KB page 2-3x faster than libsodium 1.0.18's;
+ * the bytes are identical (test_cipher opens both ways).
+ *
  * The key lives in sodium_malloc'd memory (guard pages, mlock'd, excluded
  * from core dumps where supported) and is read-only between create and
  * destroy.  Nothing in the state changes after create, so any number of
@@ -23,19 +30,25 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
 #include <sodium.h>
 #include <tostore/cipher.h>
+#include "../common/evp_aead.h"
 
 #define CC_NAME     "chacha20poly1305"
 #define KEY_BYTES   crypto_aead_xchacha20poly1305_ietf_KEYBYTES  /* 32 */
 #define NONCE_BYTES crypto_aead_xchacha20poly1305_ietf_NPUBBYTES /* 24 */
 #define TAG_BYTES   crypto_aead_xchacha20poly1305_ietf_ABYTES    /* 16 */
 #define OVERHEAD    (NONCE_BYTES + TAG_BYTES)
+#define HNONCE      crypto_core_hchacha20_INPUTBYTES             /* 16 */
 
 typedef struct cc_state {
     const ts_host *host;
     ts_env        *env;
     unsigned char *key; /* KEY_BYTES, sodium_malloc'd, read-only */
+    EVP_CIPHER    *aead; /* ChaCha20-Poly1305, fetched once */
 } cc_state;
 
 static int cc_init(const ts_host *host, ts_env *env, void **state_out)
@@ -52,6 +65,17 @@ static int cc_init(const ts_host *host, ts_env *env, void **state_out)
 static int args_usable(const ts_module_args *a)
 {
     return a && a->struct_size >= offsetof(ts_module_args, env) + sizeof a->env && a->host;
+}
+
+static void cc_destroy(void *state)
+{
+    cc_state *st = state;
+    if (!st) return;
+    sodium_mprotect_readwrite(st->key);
+    sodium_memzero(st->key, KEY_BYTES);
+    sodium_free(st->key);
+    EVP_CIPHER_free(st->aead);
+    st->host->free(st);
 }
 
 static int cc_create(const ts_module_args *args, const uint8_t *key, size_t key_len,
@@ -74,18 +98,15 @@ static int cc_create(const ts_module_args *args, const uint8_t *key, size_t key_
     sodium_mprotect_readonly(st->key);
     st->host = h;
     st->env = args->env;
+    st->aead = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
+    if (!st->aead) {
+        ERR_clear_error();
+        cc_destroy(st);
+        return h->error(args->env, TS_ERR_UNSUPPORTED,
+                        CC_NAME ": OpenSSL has no ChaCha20-Poly1305");
+    }
     *state_out = st;
     return TS_OK;
-}
-
-static void cc_destroy(void *state)
-{
-    cc_state *st = state;
-    if (!st) return;
-    sodium_mprotect_readwrite(st->key);
-    sodium_memzero(st->key, KEY_BYTES);
-    sodium_free(st->key);
-    st->host->free(st);
 }
 
 /* NULL is accepted only for empty buffers. */
@@ -94,6 +115,31 @@ static int bad_buffers(const cc_state *st, const uint8_t *ad, size_t ad_len, con
 {
     if ((!ad && ad_len) || (!in && in_len) || (!out && out_len))
         return st->host->error(st->env, TS_ERR_INVALID, CC_NAME ": NULL buffer");
+    return TS_OK;
+}
+
+/* XChaCha20-Poly1305: subkey from HChaCha20, then ChaCha20-Poly1305.  On
+ * a failed open out is wiped (EVP decrypts before the tag is checked). */
+static int xchacha(const cc_state *st, int enc, const uint8_t *nonce, const uint8_t *ad,
+                   size_t ad_len, const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag)
+{
+    uint8_t subkey[KEY_BYTES], iv[12] = { 0 };
+    crypto_core_hchacha20(subkey, nonce, st->key, NULL);
+    memcpy(iv + 4, nonce + HNONCE, NONCE_BYTES - HNONCE);
+    int rc = evp_aead(st->aead, enc, subkey, iv, ad, ad_len, in, len, out, tag);
+    sodium_memzero(subkey, sizeof subkey);
+    if (rc == EVP_AEAD_AUTH)
+        return st->host->error(st->env, TS_ERR_AUTH,
+                               CC_NAME ": authentication failed (data changed, wrong key or "
+                               "wrong associated data)");
+    if (rc != EVP_AEAD_OK) {
+        char why[256] = "no detail";
+        unsigned long e = ERR_get_error();
+        if (e) ERR_error_string_n(e, why, sizeof why);
+        ERR_clear_error();
+        return st->host->error(st->env, TS_ERR_UNKNOWN, CC_NAME ": %s failed: %s",
+                               enc ? "encryption" : "decryption", why);
+    }
     return TS_OK;
 }
 
@@ -110,13 +156,9 @@ static int cc_seal(void *state, const uint8_t *ad, size_t ad_len, const uint8_t 
     uint8_t *nonce = out + len, *tag = nonce + NONCE_BYTES;
     rc = st->host->random(st->env, nonce, NONCE_BYTES);
     if (rc != TS_OK) return st->host->error(st->env, rc, CC_NAME ": no random nonce");
-    /* libsodium encrypts in place when out == in; the nonce sits behind the
-     * plaintext, so writing it first clobbers nothing. */
-    if (crypto_aead_xchacha20poly1305_ietf_encrypt_detached(out, tag, NULL, in ? in : out, len,
-                                                            ad, ad_len, NULL, nonce,
-                                                            st->key) != 0)
-        return st->host->error(st->env, TS_ERR_UNKNOWN, CC_NAME ": encryption failed");
-    return TS_OK;
+    /* The nonce sits behind the plaintext, so writing it first clobbers
+     * nothing when sealing in place. */
+    return xchacha(st, 1, nonce, ad, ad_len, in ? in : out, len, out, tag);
 }
 
 static int cc_open(void *state, const uint8_t *ad, size_t ad_len, const uint8_t *in,
@@ -134,15 +176,12 @@ static int cc_open(void *state, const uint8_t *ad, size_t ad_len, const uint8_t 
     int rc = bad_buffers(st, ad, ad_len, in, len, out, n);
     if (rc) return rc;
 
-    /* The tag is verified before anything is decrypted; on failure libsodium
-     * zeroes out, so no unauthenticated plaintext escapes. */
-    const uint8_t *nonce = in + n, *tag = nonce + NONCE_BYTES;
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(out, NULL, in, n, tag, ad, ad_len,
-                                                            nonce, st->key) != 0)
-        return st->host->error(st->env, TS_ERR_AUTH,
-                               CC_NAME ": authentication failed (data changed, wrong key or "
-                               "wrong associated data)");
-    return TS_OK;
+    /* Nonce and tag are copied out first: opening in place overwrites
+     * nothing behind the ciphertext, but the caller's buffer is theirs. */
+    uint8_t nonce[NONCE_BYTES], tag[TAG_BYTES];
+    memcpy(nonce, in + n, NONCE_BYTES);
+    memcpy(tag, in + n + NONCE_BYTES, TAG_BYTES);
+    return xchacha(st, 0, nonce, ad, ad_len, in, n, out, tag);
 }
 
 static const ts_cipher_vtab cc_vtab = {

@@ -63,8 +63,10 @@ TS_API const char *ts_errmsg(ts_db *db);
 /* A fixed English text for a status code; never NULL. */
 TS_API const char *ts_strerror(int code);
 
-/* The modules the handle loaded: a new JSON array of objects
- * {"kind", "name", "version", "flags": [...], "plugin", "pluginVersion", "file"}. */
+/* The modules available to the handle: a new JSON array of objects
+ * {"kind", "name", "version", "flags": [...], "plugin", "pluginVersion", "file"}.
+ * Bundled plugins load on first use; this call loads those not loaded yet
+ * (and fails with TS_ERR_PLUGIN if one cannot be). */
 TS_API int ts_modules(ts_db *db, json_t **out_new);
 
 /* The effective configuration (defaults filled in, secrets removed) as a

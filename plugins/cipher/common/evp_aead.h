@@ -1,0 +1,25 @@
+/*
+ * One AEAD pass through OpenSSL's EVP interface, shared by the
+ * chacha20poly1305 and aes256gcm cipher modules (compiled into each).
+ */
+#ifndef TS_CIPHER_EVP_AEAD_H
+#define TS_CIPHER_EVP_AEAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <openssl/evp.h>
+
+#define EVP_AEAD_TAG_BYTES 16
+
+enum { EVP_AEAD_OK = 0, EVP_AEAD_FAIL = 1, EVP_AEAD_AUTH = 2 };
+
+/* Encrypt (enc = 1) or decrypt len bytes of `in` into `out` (may be the
+ * same buffer) under key and iv with ad authenticated.  Sealing writes the
+ * 16-byte tag; opening checks it: EVP_AEAD_AUTH on mismatch, in which case
+ * `out` is wiped (the EVP ciphers decrypt before the tag is known).
+ * EVP_AEAD_FAIL: an OpenSSL error, left in the thread's error queue. */
+int evp_aead(const EVP_CIPHER *cipher, int enc, const uint8_t *key, const uint8_t *iv,
+             const uint8_t *ad, size_t ad_len, const uint8_t *in, size_t len, uint8_t *out,
+             uint8_t *tag);
+
+#endif
