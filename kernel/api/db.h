@@ -26,8 +26,8 @@ struct ts_db {
     tstbl_map tables;   /* open tables (when sys is) */
     struct tsapi_cache    *cache;  /* query results (api/watch.c) */
     struct tsapi_watchers *watch;  /* live queries and their thread */
-    struct tsapi_purger   *purger; /* expired TTL rows (api/purge.c) */
-    struct tsapi_migrator *migrator; /* background schema migrations (api/schema_update.c) */
+    struct tsapi_worker   *purger; /* expired TTL rows (api/purge.c) */
+    struct tsapi_worker   *migrator; /* background schema migrations (api/schema_update.c) */
     pthread_key_t   txkey;  /* the calling thread's explicit transaction */
     int       txkey_init;
     pthread_mutex_t lock;   /* guards the current space */

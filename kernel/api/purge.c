@@ -7,20 +7,13 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include "api/call.h"
+#include "api/worker.h"
 #include "api/query.h"
 #include "table/rows.h"
 
 #define PURGE_BATCH 256
 #define PURGE_EVERY_MS 1000
-
-struct tsapi_purger {
-    pthread_mutex_t lock;
-    pthread_cond_t  wake;
-    pthread_t       thread;
-    int             stop;
-};
 
 static int has_ttl(ts_db *db)
 {
@@ -66,57 +59,22 @@ static void purge_pass(ts_db *db)
     if (rc) tsenv_log(&db->env, TS_LOG_WARN, "purging expired rows failed (%d); retrying later", rc);
 }
 
-static void *purge_main(void *arg)
+static int64_t purge_run(ts_db *db)
 {
-    ts_db *db = arg;
-    struct tsapi_purger *P = db->purger;
-    pthread_mutex_lock(&P->lock);
-    while (!P->stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += PURGE_EVERY_MS / 1000;
-        pthread_cond_timedwait(&P->wake, &P->lock, &ts);
-        if (P->stop) break;
-        pthread_mutex_unlock(&P->lock);
-        if (has_ttl(db)) purge_pass(db);
-        pthread_mutex_lock(&P->lock);
-    }
-    pthread_mutex_unlock(&P->lock);
-    return NULL;
+    if (has_ttl(db)) purge_pass(db);
+    return PURGE_EVERY_MS * 1000;
 }
 
 void tsapi_purge_ensure(ts_db *db)
 {
     if (!db->tables.env || !has_ttl(db)) return;
     pthread_mutex_lock(&db->lock);
-    if (!db->purger) {
-        struct tsapi_purger *P = calloc(1, sizeof *P);
-        if (P) {
-            pthread_mutex_init(&P->lock, NULL);
-            pthread_cond_init(&P->wake, NULL);
-            db->purger = P;
-            if (pthread_create(&P->thread, NULL, purge_main, db) != 0) {
-                pthread_cond_destroy(&P->wake);
-                pthread_mutex_destroy(&P->lock);
-                free(P);
-                db->purger = NULL;
-            }
-        }
-    }
+    if (!db->purger) tsapi_worker_start(db, purge_run, PURGE_EVERY_MS * 1000, &db->purger);
     pthread_mutex_unlock(&db->lock);
 }
 
 void tsapi_purge_close(ts_db *db)
 {
-    struct tsapi_purger *P = db->purger;
-    if (!P) return;
-    pthread_mutex_lock(&P->lock);
-    P->stop = 1;
-    pthread_cond_signal(&P->wake);
-    pthread_mutex_unlock(&P->lock);
-    pthread_join(P->thread, NULL);
-    pthread_cond_destroy(&P->wake);
-    pthread_mutex_destroy(&P->lock);
-    free(P);
+    tsapi_worker_stop(db->purger);
     db->purger = NULL;
 }

@@ -11,8 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include "api/call.h"
+#include "api/worker.h"
 #include "table/migrate.h"
 
 struct ts_schema_update {
@@ -496,13 +496,6 @@ int ts_migration_status(ts_db *db, const char *task_id, json_t **status_new)
  * Started when a task is running (at open or by ts_su_apply); runs one
  * batch per write transaction and lets other writers in between. */
 
-struct tsapi_migrator {
-    pthread_mutex_t lock;
-    pthread_cond_t  wake;
-    pthread_t       thread;
-    int             stop, kicked;
-};
-
 /* One batch: 1 when a task is still running, 0 when none is, < 0 on failure. */
 static int mig_batch(ts_db *db)
 {
@@ -528,71 +521,27 @@ static int mig_batch(ts_db *db)
     return more;
 }
 
-static void *mig_main(void *arg)
+/* Between batches a pause (at least a short one, so writers waiting for
+ * the lock get it), longer after a failure; none left: until kicked. */
+static int64_t mig_run(ts_db *db)
 {
-    ts_db *db = arg;
-    struct tsapi_migrator *M = db->migrator;
-    pthread_mutex_lock(&M->lock);
-    while (!M->stop) {
-        M->kicked = 0;
-        pthread_mutex_unlock(&M->lock);
-        int r = mig_batch(db);
-        pthread_mutex_lock(&M->lock);
-        if (M->stop) break;
-        if (r == 0 && !M->kicked) {
-            pthread_cond_wait(&M->wake, &M->lock);
-            continue;
-        }
-        /* between batches: a pause (at least a short one, so writers
-         * waiting for the lock get it), longer after a failure */
-        int64_t ms = r < 0 ? 1000 : db->cfg->batch_pause_ms;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        long ns = ms ? 0 : 200000;
-        ts.tv_sec += ms / 1000;
-        ts.tv_nsec += (ms % 1000) * 1000000L + ns;
-        if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
-        pthread_cond_timedwait(&M->wake, &M->lock, &ts);
-    }
-    pthread_mutex_unlock(&M->lock);
-    return NULL;
+    int r = mig_batch(db);
+    if (r == 0) return -1;
+    if (r < 0) return 1000000;
+    return db->cfg->batch_pause_ms ? (int64_t)db->cfg->batch_pause_ms * 1000 : 200;
 }
 
 void tsapi_mig_ensure(ts_db *db)
 {
     if (!db->tables.env) return;
     pthread_mutex_lock(&db->lock);
-    struct tsapi_migrator *M = db->migrator;
-    if (!M && (M = calloc(1, sizeof *M))) {
-        pthread_mutex_init(&M->lock, NULL);
-        pthread_cond_init(&M->wake, NULL);
-        db->migrator = M;
-        if (pthread_create(&M->thread, NULL, mig_main, db) != 0) {
-            pthread_cond_destroy(&M->wake);
-            pthread_mutex_destroy(&M->lock);
-            free(M);
-            db->migrator = M = NULL;
-        }
-    } else if (M) {
-        pthread_mutex_lock(&M->lock);
-        M->kicked = 1;
-        pthread_cond_signal(&M->wake);
-        pthread_mutex_unlock(&M->lock);
-    }
+    if (!db->migrator) tsapi_worker_start(db, mig_run, 0, &db->migrator);
+    else tsapi_worker_kick(db->migrator);
     pthread_mutex_unlock(&db->lock);
 }
 
 void tsapi_mig_close(ts_db *db)
 {
-    struct tsapi_migrator *M = db->migrator;
-    if (!M) return;
-    pthread_mutex_lock(&M->lock);
-    M->stop = 1;
-    pthread_cond_signal(&M->wake);
-    pthread_mutex_unlock(&M->lock);
-    pthread_join(M->thread, NULL);
-    pthread_cond_destroy(&M->wake);
-    pthread_mutex_destroy(&M->lock);
-    free(M);
+    tsapi_worker_stop(db->migrator);
     db->migrator = NULL;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 #include "api/call.h"
+#include "api/worker.h"
 #include "api/query.h"
 
 #define CACHE_MAX 256
@@ -273,10 +274,9 @@ struct ts_watch {
 };
 
 struct tsapi_watchers {
-    pthread_mutex_t lock;
-    pthread_cond_t  wake, idle;
-    pthread_t       thread;
-    int             stop, pending, running;
+    pthread_mutex_t lock;     /* guards list and current */
+    pthread_cond_t  idle;     /* current's callback returned */
+    tsapi_worker   *worker;   /* kicked when a table changes or the list does */
     ts_watch       *list;
     ts_watch       *current;  /* whose callback runs now */
 };
@@ -287,56 +287,51 @@ static void watch_free(ts_watch *w)
     free(w);
 }
 
-static void *watch_main(void *arg)
+/* One pass over the watches: run those whose tables changed. */
+static int64_t watch_run(ts_db *db)
 {
-    ts_db *db = arg;
     struct tsapi_watchers *W = db->watch;
     pthread_mutex_lock(&W->lock);
-    for (;;) {
-        while (!W->stop && !W->pending) pthread_cond_wait(&W->wake, &W->lock);
-        if (W->stop) break;
-        W->pending = 0;
-        for (ts_watch *w = W->list; w && !W->stop; w = w->next) {
-            if (w->removed) continue;
-            tabver tv[TSQ_SOURCES_MAX];
-            size_t ntv = versions(db, &w->q.s, tv);
-            int changed = w->initial || ntv != w->ntv ||
-                          (ntv && memcmp(tv, w->tv, ntv * sizeof *tv) != 0);
-            if (!changed) continue;
-            w->initial = 0;
-            memcpy(w->tv, tv, sizeof tv);
-            w->ntv = ntv;
-            W->current = w;
-            pthread_mutex_unlock(&W->lock);
-            /* run on a snapshot taken after reading the versions */
-            ts_result *r = NULL;
-            tstx *tx;
-            pthread_rwlock_rdlock(&db->gate);
-            int rc = tscall_tx_begin(db, 0, &tx);
-            if (!rc) {
-                rc = tsapi_query_rows(&w->q, tx, &r);
-                tstx_rollback(tx);
-            }
-            pthread_rwlock_unlock(&db->gate);
-            if (!rc && !w->removed) w->cb(r, w->ctx);
-            ts_result_free(r);
-            pthread_mutex_lock(&W->lock);
-            W->current = NULL;
-            pthread_cond_broadcast(&W->idle);
+    for (ts_watch *w = W->list; w && !tsapi_worker_stopping(W->worker); w = w->next) {
+        if (w->removed) continue;
+        tabver tv[TSQ_SOURCES_MAX];
+        size_t ntv = versions(db, &w->q.s, tv);
+        int changed = w->initial || ntv != w->ntv ||
+                      (ntv && memcmp(tv, w->tv, ntv * sizeof *tv) != 0);
+        if (!changed) continue;
+        w->initial = 0;
+        memcpy(w->tv, tv, sizeof tv);
+        w->ntv = ntv;
+        W->current = w;
+        pthread_mutex_unlock(&W->lock);
+        /* run on a snapshot taken after reading the versions */
+        ts_result *r = NULL;
+        tstx *tx;
+        pthread_rwlock_rdlock(&db->gate);
+        int rc = tscall_tx_begin(db, 0, &tx);
+        if (!rc) {
+            rc = tsapi_query_rows(&w->q, tx, &r);
+            tstx_rollback(tx);
         }
-        /* free the removed ones */
-        for (ts_watch **pp = &W->list; *pp;) {
-            if ((*pp)->removed) {
-                ts_watch *d = *pp;
-                *pp = d->next;
-                watch_free(d);
-            } else {
-                pp = &(*pp)->next;
-            }
+        pthread_rwlock_unlock(&db->gate);
+        if (!rc && !w->removed) w->cb(r, w->ctx);
+        ts_result_free(r);
+        pthread_mutex_lock(&W->lock);
+        W->current = NULL;
+        pthread_cond_broadcast(&W->idle);
+    }
+    /* free the removed ones */
+    for (ts_watch **pp = &W->list; *pp;) {
+        if ((*pp)->removed) {
+            ts_watch *d = *pp;
+            *pp = d->next;
+            watch_free(d);
+        } else {
+            pp = &(*pp)->next;
         }
     }
     pthread_mutex_unlock(&W->lock);
-    return NULL;
+    return -1;
 }
 
 int ts_query_watch(ts_query *q, void (*cb)(const ts_result *r, void *ctx), void *ctx, ts_watch **out)
@@ -365,24 +360,27 @@ int ts_query_watch(ts_query *q, void (*cb)(const ts_result *r, void *ctx), void 
         struct tsapi_watchers *W = calloc(1, sizeof *W);
         if (W) {
             pthread_mutex_init(&W->lock, NULL);
-            pthread_cond_init(&W->wake, NULL);
             pthread_cond_init(&W->idle, NULL);
-            db->watch = W;
-            if (pthread_create(&W->thread, NULL, watch_main, db) == 0) W->running = 1;
+            db->watch = W; /* before the thread starts: watch_run reads it */
+            if (tsapi_worker_start(db, watch_run, -1, &W->worker)) {
+                pthread_cond_destroy(&W->idle);
+                pthread_mutex_destroy(&W->lock);
+                free(W);
+                db->watch = NULL;
+            }
         }
     }
     struct tsapi_watchers *W = db->watch;
     pthread_mutex_unlock(&db->lock);
-    if (!W || !W->running) {
+    if (!W) {
         watch_free(w);
         return tsenv_error(&db->env, TS_ERR_RESOURCE, "cannot start the watcher thread");
     }
     pthread_mutex_lock(&W->lock);
     w->next = W->list;
     W->list = w;
-    W->pending = 1;
-    pthread_cond_signal(&W->wake);
     pthread_mutex_unlock(&W->lock);
+    tsapi_worker_kick(W->worker);
     *out = w;
     return TS_OK;
 }
@@ -394,39 +392,29 @@ int ts_unwatch(ts_watch *w)
     pthread_mutex_lock(&W->lock);
     w->removed = 1;
     /* wait for a running callback, unless we are that callback */
-    while (W->current == w && !pthread_equal(pthread_self(), W->thread))
+    while (W->current == w && !tsapi_worker_is_self(W->worker))
         pthread_cond_wait(&W->idle, &W->lock);
-    W->pending = 1;
-    pthread_cond_signal(&W->wake);
     pthread_mutex_unlock(&W->lock);
+    tsapi_worker_kick(W->worker); /* frees it */
     return TS_OK;
 }
 
 void tsapi_watch_notify(ts_db *db)
 {
     struct tsapi_watchers *W = db->watch;
-    if (!W) return;
-    pthread_mutex_lock(&W->lock);
-    W->pending = 1;
-    pthread_cond_signal(&W->wake);
-    pthread_mutex_unlock(&W->lock);
+    if (W) tsapi_worker_kick(W->worker);
 }
 
 void tsapi_watch_close(ts_db *db)
 {
     struct tsapi_watchers *W = db->watch;
     if (!W) return;
-    pthread_mutex_lock(&W->lock);
-    W->stop = 1;
-    pthread_cond_signal(&W->wake);
-    pthread_mutex_unlock(&W->lock);
-    if (W->running) pthread_join(W->thread, NULL);
+    tsapi_worker_stop(W->worker);
     while (W->list) {
         ts_watch *d = W->list;
         W->list = d->next;
         watch_free(d);
     }
-    pthread_cond_destroy(&W->wake);
     pthread_cond_destroy(&W->idle);
     pthread_mutex_destroy(&W->lock);
     free(W);
