@@ -24,8 +24,9 @@
  *
  * The key lives in sodium_malloc'd memory (guard pages, mlock'd, excluded
  * from core dumps where supported) and is read-only between create and
- * destroy.  Nothing in the state changes after create, so any number of
- * threads may seal and open on one state.
+ * destroy.  Apart from a locked pool of cipher contexts nothing in the
+ * state changes after create, so any number of threads may seal and open
+ * on one state.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -49,6 +50,8 @@ typedef struct cc_state {
     ts_env        *env;
     unsigned char *key; /* KEY_BYTES, sodium_malloc'd, read-only */
     EVP_CIPHER    *aead; /* ChaCha20-Poly1305, fetched once */
+    evp_pool       ctxs; /* its contexts, for reuse */
+    int            pool_ok;
 } cc_state;
 
 static int cc_init(const ts_host *host, ts_env *env, void **state_out)
@@ -74,6 +77,7 @@ static void cc_destroy(void *state)
     sodium_mprotect_readwrite(st->key);
     sodium_memzero(st->key, KEY_BYTES);
     sodium_free(st->key);
+    if (st->pool_ok) evp_pool_fini(&st->ctxs);
     EVP_CIPHER_free(st->aead);
     st->host->free(st);
 }
@@ -105,6 +109,11 @@ static int cc_create(const ts_module_args *args, const uint8_t *key, size_t key_
         return h->error(args->env, TS_ERR_UNSUPPORTED,
                         CC_NAME ": OpenSSL has no ChaCha20-Poly1305");
     }
+    if (evp_pool_init(&st->ctxs, st->aead)) {
+        cc_destroy(st);
+        return h->error(args->env, TS_ERR_RESOURCE, CC_NAME ": cannot create a mutex");
+    }
+    st->pool_ok = 1;
     *state_out = st;
     return TS_OK;
 }
@@ -120,13 +129,13 @@ static int bad_buffers(const cc_state *st, const uint8_t *ad, size_t ad_len, con
 
 /* XChaCha20-Poly1305: subkey from HChaCha20, then ChaCha20-Poly1305.  On
  * a failed open out is wiped (EVP decrypts before the tag is checked). */
-static int xchacha(const cc_state *st, int enc, const uint8_t *nonce, const uint8_t *ad,
+static int xchacha(cc_state *st, int enc, const uint8_t *nonce, const uint8_t *ad,
                    size_t ad_len, const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag)
 {
     uint8_t subkey[KEY_BYTES], iv[12] = { 0 };
     crypto_core_hchacha20(subkey, nonce, st->key, NULL);
     memcpy(iv + 4, nonce + HNONCE, NONCE_BYTES - HNONCE);
-    int rc = evp_aead(st->aead, enc, subkey, iv, ad, ad_len, in, len, out, tag);
+    int rc = evp_aead(&st->ctxs, enc, subkey, iv, ad, ad_len, in, len, out, tag);
     sodium_memzero(subkey, sizeof subkey);
     if (rc == EVP_AEAD_AUTH)
         return st->host->error(st->env, TS_ERR_AUTH,

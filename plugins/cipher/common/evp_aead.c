@@ -18,15 +18,54 @@ static int feed(EVP_CIPHER_CTX *c, uint8_t *out, const uint8_t *in, size_t len)
     return 1;
 }
 
-int evp_aead(const EVP_CIPHER *cipher, int enc, const uint8_t *key, const uint8_t *iv,
-             const uint8_t *ad, size_t ad_len, const uint8_t *in, size_t len, uint8_t *out,
-             uint8_t *tag)
+int evp_pool_init(evp_pool *p, const EVP_CIPHER *cipher)
 {
-    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    p->cipher = cipher;
+    p->n = 0;
+    return pthread_mutex_init(&p->mu, NULL) ? -1 : 0;
+}
+
+void evp_pool_fini(evp_pool *p)
+{
+    while (p->n > 0) EVP_CIPHER_CTX_free(p->free[--p->n]);
+    pthread_mutex_destroy(&p->mu);
+}
+
+/* A context set up for p's cipher (its previous key still inside). */
+static EVP_CIPHER_CTX *ctx_get(evp_pool *p)
+{
+    EVP_CIPHER_CTX *c = NULL;
+    pthread_mutex_lock(&p->mu);
+    if (p->n > 0) c = p->free[--p->n];
+    pthread_mutex_unlock(&p->mu);
+    if (c) return c;
+    c = EVP_CIPHER_CTX_new();
+    if (c && !EVP_CipherInit_ex2(c, p->cipher, NULL, NULL, 1, NULL)) {
+        EVP_CIPHER_CTX_free(c);
+        c = NULL;
+    }
+    return c;
+}
+
+static void ctx_put(evp_pool *p, EVP_CIPHER_CTX *c)
+{
+    pthread_mutex_lock(&p->mu);
+    if (p->n < EVP_POOL_MAX) {
+        p->free[p->n++] = c;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&p->mu);
+    EVP_CIPHER_CTX_free(c); /* NULL-safe; wipes the expanded key */
+}
+
+int evp_aead(evp_pool *p, int enc, const uint8_t *key, const uint8_t *iv, const uint8_t *ad,
+             size_t ad_len, const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag)
+{
+    EVP_CIPHER_CTX *c = ctx_get(p);
     if (!c) return EVP_AEAD_FAIL;
     uint8_t last[16];
     int outl = 0, rc = EVP_AEAD_OK;
-    if (!EVP_CipherInit_ex2(c, cipher, key, iv, enc, NULL) ||
+    if (!EVP_CipherInit_ex2(c, NULL, key, iv, enc, NULL) ||
         (!enc && !EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, EVP_AEAD_TAG_BYTES, tag)) ||
         !feed(c, NULL, ad, ad_len) || !feed(c, out, in, len)) {
         rc = EVP_AEAD_FAIL;
@@ -37,7 +76,9 @@ int evp_aead(const EVP_CIPHER *cipher, int enc, const uint8_t *key, const uint8_
     } else if (enc && !EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, EVP_AEAD_TAG_BYTES, tag)) {
         rc = EVP_AEAD_FAIL;
     }
-    EVP_CIPHER_CTX_free(c); /* also wipes the expanded key */
+    /* a context that failed midway is not trusted again */
+    if (rc == EVP_AEAD_FAIL) EVP_CIPHER_CTX_free(c);
+    else ctx_put(p, c);
     if (rc != EVP_AEAD_OK && !enc && len) OPENSSL_cleanse(out, len);
     return rc;
 }
