@@ -1,5 +1,6 @@
 /*
- * Helpers shared by the table test suites (test_tables.c, test_tables_fk.c):
+ * Helpers shared by the table test suites (test_tables.c, test_tables_fk.c,
+ * test_migration.c, test_schema_update.c, test_vector.c):
  * a pool of JSON values released by teardown, J() for JSON written with
  * single quotes, opening a database in the suite's temporary folder, and
  * small accessors.  Define TT_NAME (the temporary folder's name) before

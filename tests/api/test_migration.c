@@ -11,51 +11,12 @@
  * JSON in the tests is written with single quotes (J() turns them into
  * double quotes), so no test value contains an apostrophe.
  */
-#include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <tostore/tostore.h>
-#include "tsupport.h"
+#define TT_NAME "migration"
+#include "tables_support.h"
 
-/* ---- helpers ----------------------------------------------------------- */
-
-static char *dir;
-
-enum { POOL_MAX = 16384 };
-static json_t *pool[POOL_MAX];
-static size_t npool;
-
-static json_t *keep(json_t *v)
-{
-    ck_assert_ptr_nonnull(v);
-    ck_assert_uint_lt(npool, POOL_MAX);
-    pool[npool++] = v;
-    return v;
-}
-
-/* Parse printf-formatted JSON text with ' for " (any JSON value). */
-static json_t *J(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static json_t *J(const char *fmt, ...)
-{
-    va_list ap;
-    char *s = NULL;
-    va_start(ap, fmt);
-    int n = vasprintf(&s, fmt, ap);
-    va_end(ap);
-    ck_assert_int_ge(n, 0);
-    for (char *p = s; *p; p++)
-        if (*p == '\'') *p = '"';
-    json_error_t e;
-    json_t *v = json_loads(s, JSON_DECODE_ANY, &e);
-    ck_assert_msg(v != NULL, "bad test JSON %s: %s", s, e.text);
-    free(s);
-    return keep(v);
-}
-
-static json_t *I(json_int_t x) { return keep(json_integer(x)); }
-static json_t *S(const char *s) { return keep(json_string(s)); }
+/* ---- helpers beyond tables_support.h --------------------------------- */
 
 static char *dump(const json_t *v)
 {
@@ -68,15 +29,6 @@ static char *dump(const json_t *v)
     return out;
 }
 
-static ts_db *open_cfg(const char *cfg)
-{
-    ts_db *db = NULL;
-    int rc = ts_open_json(cfg, &db);
-    ck_assert_msg(rc == TS_OK, "open %s: %d %s", cfg, rc, ts_errmsg(NULL));
-    ck_assert_ptr_nonnull(db);
-    return db;
-}
-
 static ts_db *open_at(const char *path, const char *extra)
 {
     char *cfg = NULL;
@@ -85,14 +37,6 @@ static ts_db *open_at(const char *path, const char *extra)
     ts_db *db = open_cfg(cfg);
     free(cfg);
     return db;
-}
-
-static ts_db *open_db(const char *extra) { return open_at(dir, extra); }
-
-static ts_db *reopen(ts_db *db)
-{
-    ck_assert_int_eq(ts_close(db), TS_OK);
-    return open_db(NULL);
 }
 
 /* The config text {"path": dir, "schemas": <schemas_text>, extra...}
@@ -105,83 +49,6 @@ static char *cfg_with_schemas(const char *schemas_text, const char *extra)
     char *text = json_dumps(cfg, 0);
     ck_assert_ptr_nonnull(text);
     return text;
-}
-
-static void setup(void) { dir = tst_tmpdir("migration"); }
-
-static void teardown(void)
-{
-    while (npool) json_decref(pool[--npool]);
-    tst_rmrf(dir);
-    free(dir);
-}
-
-static void create(ts_db *db, const char *schema_text)
-{
-    int rc = ts_create_table(db, J("%s", schema_text));
-    ck_assert_msg(rc == TS_OK, "create %s: %d %s", schema_text, rc, ts_errmsg(db));
-}
-
-static int ins_rc(ts_db *db, const char *t, const char *rec, json_t **pk)
-{
-    json_t *out = NULL;
-    int rc = ts_insert(db, t, J("%s", rec), pk ? &out : NULL);
-    if (out) keep(out);
-    if (pk) *pk = out;
-    return rc;
-}
-
-static json_int_t ins_i(ts_db *db, const char *t, const char *rec)
-{
-    json_t *pk = NULL;
-    int rc = ins_rc(db, t, rec, &pk);
-    ck_assert_msg(rc == TS_OK, "insert %s into %s: %d %s", rec, t, rc, ts_errmsg(db));
-    ck_assert_msg(json_is_integer(pk), "insert %s into %s: key is not an integer", rec, t);
-    return json_integer_value(pk);
-}
-
-static json_t *row_i(ts_db *db, const char *t, json_int_t id)
-{
-    json_t *row = NULL;
-    int rc = ts_get(db, t, I(id), &row);
-    ck_assert_msg(rc == TS_OK, "get %s[%lld]: %d %s", t, (long long)id, rc, ts_errmsg(db));
-    ck_assert(json_is_object(row));
-    return keep(row);
-}
-
-static int64_t count(ts_db *db, const char *t)
-{
-    int64_t n = -1;
-    int rc = ts_count_rows(db, t, &n);
-    ck_assert_msg(rc == TS_OK, "count %s: %d %s", t, rc, ts_errmsg(db));
-    return n;
-}
-
-static json_int_t fint(const json_t *row, const char *f)
-{
-    json_t *v = json_object_get(row, f);
-    ck_assert_msg(json_is_integer(v), "field %s is not an integer in %s", f, dump(row));
-    return json_integer_value(v);
-}
-
-static const char *fstr(const json_t *row, const char *f)
-{
-    json_t *v = json_object_get(row, f);
-    ck_assert_msg(json_is_string(v), "field %s is not a string in %s", f, dump(row));
-    return json_string_value(v);
-}
-
-static int fnull(const json_t *row, const char *f)
-{
-    json_t *v = json_object_get(row, f);
-    return v == NULL || json_is_null(v);
-}
-
-static json_t *tables(ts_db *db)
-{
-    json_t *out = NULL;
-    ck_assert_int_eq(ts_list_tables(db, &out), TS_OK);
-    return keep(out);
 }
 
 static json_t *schema(ts_db *db, const char *t)
