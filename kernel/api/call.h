@@ -14,11 +14,15 @@ typedef struct tscall {
     int    owned;   /* implicit transaction: end it in tscall_end */
 } tscall;
 
+struct tsapi_sps;
+struct tsw;
+
 /* The calling thread's explicit transaction on a handle. */
 typedef struct tsapi_thread {
     tstx *tx;
     int   write;
     int   failed;   /* a write failed midway: only rollback is allowed */
+    struct tsapi_sps *sps; /* its savepoints (api/savepoint.c); NULL: none yet */
 } tsapi_thread;
 
 int  tscall_begin(ts_db *db, int write, tscall *c);
@@ -36,6 +40,23 @@ void tscall_poison(tscall *c);
 /* Commit / roll back a write transaction with the data layer's hooks. */
 int  tscall_commit(ts_db *db, tstx *tx);
 void tscall_rollback(ts_db *db, tstx *tx);
+
+/* Savepoints (api/savepoint.c).  While the calling thread's explicit
+ * transaction has one, a row statement that succeeded hands its undo
+ * entries to it (tsapi_sp_keep_rows), a key-value change first gives it
+ * the entry's old bytes (tsapi_sp_keep_kv: old NULL when absent), and a
+ * change that cannot be undone (clearing a table, deleting a space) is a
+ * barrier no rollback_to may cross.  All are no-ops without savepoints. */
+int  tsapi_sp_active(ts_db *db);
+int  tsapi_sp_keep_rows(ts_db *db, struct tsw *w);
+int  tsapi_sp_keep_kv(ts_db *db, int64_t space, const char *key, const void *old, size_t len);
+void tsapi_sp_barrier(ts_db *db);
+void tsapi_sp_free(tsapi_thread *t);
+/* Put a key-value entry back as it was: old (raw stored bytes) or absent. */
+int  tsapi_kv_restore(ts_db *db, tstx *tx, int64_t space, const char *key, const void *old,
+                      size_t len);
+/* The raw stored bytes of a key-value entry (a new buffer); NOT_FOUND. */
+int  tsapi_kv_raw(ts_db *db, tstx *tx, int64_t space, const char *key, void **out, size_t *len);
 
 /* Start the background purge of expired rows when a table has a TTL. */
 void tsapi_purge_ensure(ts_db *db);

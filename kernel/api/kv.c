@@ -118,6 +118,41 @@ static int write_entry(ts_db *db, tstx *tx, int64_t space, const char *key, cons
     return rc;
 }
 
+int tsapi_kv_raw(ts_db *db, tstx *tx, int64_t space, const char *key, void **out, size_t *len)
+{
+    uint8_t k[KBUF];
+    return tsix_get(db->sys.kv, tx, k, data_key(k, space, key), out, len);
+}
+
+int tsapi_kv_restore(ts_db *db, tstx *tx, int64_t space, const char *key, const void *old,
+                     size_t len)
+{
+    int64_t exp = 0;
+    int rc = read_entry(db, tx, space, key, &exp, NULL);
+    if (!rc) rc = remove_entry(db, tx, space, key, exp);
+    else if (rc == TS_ERR_NOT_FOUND) { rc = TS_OK; tsenv_clear(&db->env); }
+    if (rc || !old) return rc;
+    if (len < 9) return tsenv_error(&db->env, TS_ERR_CORRUPT, "key-value undo of '%s' is malformed", key);
+    int64_t oexp = get64s((const uint8_t *)old + 1);
+    uint8_t k[KBUF];
+    rc = tsix_insert(db->sys.kv, tx, k, data_key(k, space, key), old, len, 1);
+    if (!rc && oexp) rc = tsix_insert(db->sys.kv, tx, k, expiry_key(k, oexp, space, key), "", 0, 1);
+    return rc;
+}
+
+/* Under a savepoint: remember the entry's bytes before a change. */
+static int keep_old(ts_db *db, tstx *tx, int64_t space, const char *key)
+{
+    if (!tsapi_sp_active(db)) return TS_OK;
+    void *v = NULL;
+    size_t vl = 0;
+    int rc = tsapi_kv_raw(db, tx, space, key, &v, &vl);
+    if (rc == TS_ERR_NOT_FOUND) { tsenv_clear(&db->env); rc = TS_OK; }
+    if (!rc) rc = tsapi_sp_keep_kv(db, space, key, v, vl);
+    free(v);
+    return rc;
+}
+
 /* Delete up to `max` entries whose time has come. */
 static int purge(ts_db *db, tstx *tx, int max)
 {
@@ -166,6 +201,7 @@ static int kv_set(ts_db *db, const char *key, const json_t *value, int64_t ttl_m
     if (!rc && ttl_ms < 0) rc = tsenv_error(&db->env, TS_ERR_VALIDATION, "ttl_ms must not be negative");
     int64_t space = space_of(db, global), old = 0;
     if (!rc) rc = purge(db, c.tx, KV_PURGE_BATCH);
+    if (!rc) rc = keep_old(db, c.tx, space, key);
     if (!rc) {
         rc = read_entry(db, c.tx, space, key, &old, NULL);
         if (!rc) rc = remove_entry(db, c.tx, space, key, old);
@@ -220,6 +256,7 @@ int ts_kv_remove(ts_db *db, const char *key, int global)
     rc = check_key(db, key);
     int64_t space = space_of(db, global), exp = 0;
     if (!rc) rc = purge(db, c.tx, KV_PURGE_BATCH);
+    if (!rc) rc = keep_old(db, c.tx, space, key);
     if (!rc) rc = read_entry(db, c.tx, space, key, &exp, NULL);
     if (!rc) rc = remove_entry(db, c.tx, space, key, exp);
     if (!rc && exp && exp <= now_ms()) rc = TS_ERR_NOT_FOUND; /* it was already gone */
@@ -240,6 +277,7 @@ int ts_kv_increment(ts_db *db, const char *key, int64_t amount, int global, int6
     int64_t space = space_of(db, global), exp = 0, cur = 0;
     json_t *v = NULL;
     if (!rc) rc = purge(db, c.tx, KV_PURGE_BATCH);
+    if (!rc) rc = keep_old(db, c.tx, space, key);
     if (!rc) {
         rc = read_entry(db, c.tx, space, key, &exp, &v);
         if (rc == TS_ERR_NOT_FOUND) rc = TS_OK;

@@ -463,6 +463,7 @@ static int modify(ts_query *q, const json_t *changes, int64_t *affected, int del
         }
         if (!rc && !del && k.n == 0)
             rc = tsenv_error(&q->db->env, TS_ERR_NOT_FOUND, "%s: no row matches the update", t->def->name);
+        if (rc >= 0 && !c.owned && tsapi_sp_keep_rows(q->db, &w)) rc = TS_ERR_NOMEM;
         if (rc < 0 && !c.owned && w.nundo && tsw_undo_to(&w, 0)) tscall_poison(&c);
         tsw_done(&w);
     }

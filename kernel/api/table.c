@@ -38,6 +38,9 @@ static int stmt_begin(ts_db *db, const char *table, int write, stmt *s)
 static int stmt_end(ts_db *db, stmt *s, int rc)
 {
     if (!s->begun) return rc;
+    /* under a savepoint the statement's undo is kept for ts_rollback_to;
+     * if it cannot be, the statement fails like any other */
+    if (rc >= 0 && !s->c.owned && s->w.m && tsapi_sp_keep_rows(db, &s->w)) rc = TS_ERR_NOMEM;
     if (rc < 0 && !s->c.owned && s->w.m && s->w.nundo) {
         if (tsw_undo_to(&s->w, 0)) tscall_poison(&s->c);
     }
@@ -134,6 +137,7 @@ int ts_clear_table(ts_db *db, const char *table)
     stmt s;
     int rc = stmt_begin(db, table, 1, &s);
     if (!rc) rc = tswrite_clear(&s.w, s.t);
+    if (!rc) tsapi_sp_barrier(db); /* a clear keeps no undo of its rows */
     return stmt_end(db, &s, rc);
 }
 

@@ -41,6 +41,7 @@ static int end(ts_db *db, int commit)
         tscall_rollback(db, t->tx);
     }
     pthread_setspecific(db->txkey, NULL);
+    tsapi_sp_free(t);
     free(t);
     pthread_rwlock_unlock(&db->gate);
     return rc;

@@ -69,6 +69,23 @@ int tsw_undo_to(tsw *w, size_t mark)
     return rc;
 }
 
+int tsw_move(tsw *to, tsw *from)
+{
+    if (!from->nundo) return TS_OK;
+    if (to->nundo + from->nundo > to->capundo) {
+        size_t nc = to->capundo ? to->capundo : 16;
+        while (nc < to->nundo + from->nundo) nc *= 2;
+        tsrow_undo *nu = realloc(to->undo, nc * sizeof *nu);
+        if (!nu) return tsenv_error(to->env, TS_ERR_NOMEM, "out of memory");
+        to->undo = nu;
+        to->capundo = nc;
+    }
+    memcpy(to->undo + to->nundo, from->undo, from->nundo * sizeof *from->undo);
+    to->nundo += from->nundo;
+    from->nundo = 0;
+    return TS_OK;
+}
+
 void tsw_forget(tsw *w, size_t mark)
 {
     while (w->nundo > mark) free(w->undo[--w->nundo].data);

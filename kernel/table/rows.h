@@ -42,6 +42,9 @@ void tsw_init(tsw *w, tstbl_map *m, tstx *tx, uint64_t space, int undo_on);
  * are dropped.  Returns the first failure (the caller must then give up the
  * transaction). */
 int  tsw_undo_to(tsw *w, size_t mark);
+/* Append the undo entries of `from` to `to` (which takes them over; `from`
+ * is left empty): a savepoint keeps the undo of the statements after it. */
+int  tsw_move(tsw *to, tsw *from);
 /* Drop the undo entries after mark without applying them (that part of the
  * statement is final). */
 void tsw_forget(tsw *w, size_t mark);

@@ -111,6 +111,23 @@ TS_API int ts_rollback(ts_db *db);
  * otherwise.  Returns fn's status, or the commit's failure. */
 TS_API int ts_transaction(ts_db *db, int (*fn)(ts_db *db, void *ctx), void *ctx);
 
+/* Savepoints nest inside the calling thread's write transaction (SQL's
+ * SAVEPOINT / ROLLBACK TO / RELEASE).  ts_savepoint marks the current
+ * state under `name` (names may repeat: the newest one is meant).
+ * ts_rollback_to undoes every row and key-value change made since the
+ * newest savepoint named `name` and drops the savepoints made after it; the
+ * savepoint itself stays, to roll back to again.  ts_release forgets it and
+ * those after it, keeping their changes.  Outside ts_begin: TS_ERR_INVALID;
+ * unknown name: TS_ERR_NOT_FOUND.  A schema change, ts_clear_table or
+ * ts_delete_space made after a savepoint cannot be rolled back to
+ * (TS_ERR_UNSUPPORTED; the savepoint can still be released, or the whole
+ * transaction rolled back).  Key sequences are not rewound.  Each
+ * savepoint keeps the old versions of the rows changed after it in
+ * memory until it is released or the transaction ends. */
+TS_API int ts_savepoint(ts_db *db, const char *name);
+TS_API int ts_rollback_to(ts_db *db, const char *name);
+TS_API int ts_release(ts_db *db, const char *name);
+
 /* ---- spaces ----------------------------------------------------------
  * Each space holds its own rows, key sequences, unique constraints and KV
  * data; global tables and global KV keys are shared.  A handle starts in
