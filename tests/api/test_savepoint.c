@@ -118,6 +118,53 @@ START_TEST(barriers)
 }
 END_TEST
 
+/* The ids ts_vector_search returns for q (k = 10), ascending. */
+static size_t nearest_ids(ts_db *db, const float *q, json_int_t *ids)
+{
+    ts_result *r = NULL;
+    ck_assert_int_eq(ts_vector_search(ts_query_new(db, "v"), "emb", q, 2, 10, &r), TS_OK);
+    size_t n = ts_result_count(r);
+    for (size_t i = 0; i < n; i++) ids[i] = json_integer_value(json_object_get(ts_result_row(r, i), "id"));
+    ts_result_free(r);
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && ids[j - 1] > ids[j]; j--) {
+            json_int_t x = ids[j];
+            ids[j] = ids[j - 1];
+            ids[j - 1] = x;
+        }
+    return n;
+}
+
+START_TEST(vector_index_follows)
+{
+    ts_db *db = open_db(NULL);
+    create(db, "{'name': 'v', 'fields': [{'name': 'emb', 'type': 'vector', 'vectorConfig': "
+               "{'dimensions': 2}}], 'indexes': [{'type': 'ngh', 'fields': ['emb'], "
+               "'vectorConfig': {'distanceMetric': 'l2'}}]}");
+    ck_assert_int_eq(ts_begin(db), TS_OK);
+    for (int i = 0; i < 3; i++) ins_i(db, "v", i == 0 ? "{'emb': [0, 0]}" : i == 1 ? "{'emb': [1, 0]}" : "{'emb': [0, 1]}");
+    ck_assert_int_eq(ts_savepoint(db, "s"), TS_OK);
+    ins_i(db, "v", "{'emb': [0.1, 0.1]}");
+    ck_assert_int_eq(ts_delete(db, "v", I(2)), TS_OK);
+    ck_assert_int_eq(ts_update(db, "v", I(3), J("{'emb': [5, 5]}")), TS_OK);
+    const float q[2] = { 0, 0 };
+    json_int_t ids[10];
+    ck_assert_int_eq(nearest_ids(db, q, ids), 3);
+    ck_assert_int_eq(ts_rollback_to(db, "s"), TS_OK);
+    ck_assert_int_eq(nearest_ids(db, q, ids), 3);
+    ck_assert_int_eq(ids[0], 1);
+    ck_assert_int_eq(ids[1], 2);
+    ck_assert_int_eq(ids[2], 3);
+    ck_assert_int_eq(ts_commit(db), TS_OK);
+    ts_result *r = NULL;
+    const float q3[2] = { 0, 1 };
+    ck_assert_int_eq(ts_vector_search(ts_query_new(db, "v"), "emb", q3, 2, 1, &r), TS_OK);
+    ck_assert_int_eq(json_integer_value(json_object_get(ts_result_row(r, 0), "id")), 3);
+    ts_result_free(r);
+    ts_close(db);
+}
+END_TEST
+
 /* ---- randomized against a reference model ------------------------------ */
 
 enum { NP = 40, NK = 12, MAXSP = 6 };
@@ -284,6 +331,7 @@ static Suite *suite(void)
     tcase_add_test(tc, contract);
     tcase_add_test(tc, same_name_and_failed_statement);
     tcase_add_test(tc, barriers);
+    tcase_add_test(tc, vector_index_follows);
     tcase_add_test(tc, randomized_model);
     suite_add_tcase(s, tc);
     return s;
