@@ -122,7 +122,9 @@ END_TEST
 static size_t nearest_ids(ts_db *db, const float *q, json_int_t *ids)
 {
     ts_result *r = NULL;
-    ck_assert_int_eq(ts_vector_search(ts_query_new(db, "v"), "emb", q, 2, 10, &r), TS_OK);
+    ts_query *qq = ts_query_new(db, "v");
+    ck_assert_int_eq(ts_vector_search(qq, "emb", q, 2, 10, &r), TS_OK);
+    ts_query_free(qq);
     size_t n = ts_result_count(r);
     for (size_t i = 0; i < n; i++) ids[i] = json_integer_value(json_object_get(ts_result_row(r, i), "id"));
     ts_result_free(r);
@@ -158,7 +160,9 @@ START_TEST(vector_index_follows)
     ck_assert_int_eq(ts_commit(db), TS_OK);
     ts_result *r = NULL;
     const float q3[2] = { 0, 1 };
-    ck_assert_int_eq(ts_vector_search(ts_query_new(db, "v"), "emb", q3, 2, 1, &r), TS_OK);
+    ts_query *qq = ts_query_new(db, "v");
+    ck_assert_int_eq(ts_vector_search(qq, "emb", q3, 2, 1, &r), TS_OK);
+    ts_query_free(qq);
     ck_assert_int_eq(json_integer_value(json_object_get(ts_result_row(r, 0), "id")), 3);
     ts_result_free(r);
     ts_close(db);
