@@ -268,20 +268,36 @@ static json_t *flags_json(uint32_t f)
     return a;
 }
 
+/* Listing order: kind, then name (load order depends on what was used). */
+static int module_order(const void *a, const void *b)
+{
+    const tsreg_module *x = *(const tsreg_module *const *)a, *y = *(const tsreg_module *const *)b;
+    if (x->desc.kind != y->desc.kind) return x->desc.kind < y->desc.kind ? -1 : 1;
+    return strcmp(x->desc.name, y->desc.name);
+}
+
 int ts_modules(ts_db *db, json_t **out_new)
 {
     if (!db || !out_new) return tsenv_error(db ? &db->env : NULL, TS_ERR_INVALID, "ts_modules: NULL argument");
     int rc = tsreg_load_declared(db->reg);
     if (rc) return rc;
-    json_t *arr = json_array();
-    if (!arr) return tsenv_error(&db->env, TS_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < tsreg_count(db->reg); i++) {
-        const tsreg_module *m = tsreg_at(db->reg, i);
+    size_t n = tsreg_count(db->reg);
+    const tsreg_module **v = malloc((n ? n : 1) * sizeof *v);
+    json_t *arr = v ? json_array() : NULL;
+    if (!arr) {
+        free(v);
+        return tsenv_error(&db->env, TS_ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) v[i] = tsreg_at(db->reg, i);
+    qsort(v, n, sizeof *v, module_order);
+    for (size_t i = 0; i < n; i++) {
+        const tsreg_module *m = v[i];
         json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:o, s:s, s:s, s:s}",
             "kind", tsreg_kind_name(m->desc.kind), "name", m->desc.name,
             "version", m->desc.version, "flags", flags_json(m->desc.flags),
             "plugin", m->plugin_name, "pluginVersion", m->plugin_version, "file", m->file));
     }
+    free(v);
     *out_new = arr;
     return TS_OK;
 }

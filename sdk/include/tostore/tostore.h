@@ -63,7 +63,7 @@ TS_API const char *ts_errmsg(ts_db *db);
 /* A fixed English text for a status code; never NULL. */
 TS_API const char *ts_strerror(int code);
 
-/* The modules available to the handle: a new JSON array of objects
+/* The modules available to the handle, by kind then name: a new JSON array of objects
  * {"kind", "name", "version", "flags": [...], "plugin", "pluginVersion", "file"}.
  * Bundled plugins load on first use; this call loads those not loaded yet
  * (and fails with TS_ERR_PLUGIN if one cannot be). */
