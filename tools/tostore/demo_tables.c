@@ -1,5 +1,5 @@
 /* The tables part of `tostore demo`: schemas, inserts, constraints, foreign
- * keys, upserts and batches, through the public API only. */
+ * keys, upserts, batches and savepoints, through the public API only. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <tostore/tostore.h>
@@ -94,6 +94,34 @@ void demo_tables(ts_db *db)
     ts_count_rows(db, "users", &users);
     printf("  %-30s -> %lld users, %lld posts\n", "rows now", (long long)users, (long long)posts);
     json_decref(pk);
+
+    /* a transaction with a savepoint: the draft goes, the post stays */
+    int64_t before = 0, kept = 0;
+    ts_count_rows(db, "posts", &before);
+    if (ts_begin(db) == TS_OK) {
+        json_t *users_pk = json_pack("{s:s}", "email", "ada@example.com"), *ada = NULL;
+        ts_query *aq = ts_where(ts_query_new(db, "users"), "email", "=", json_object_get(users_pk, "email"));
+        ts_result *ar = NULL;
+        if (ts_query_exec(aq, &ar) == TS_OK && ts_result_count(ar))
+            ada = json_incref(json_object_get(ts_result_row(ar, 0), "id"));
+        ts_result_free(ar);
+        ts_query_free(aq);
+        json_decref(users_pk);
+        rec = json_pack("{s:O, s:s}", "author", ada, "title", "On the Bernoulli numbers");
+        ts_insert(db, "posts", rec, NULL);
+        json_decref(rec);
+        ts_savepoint(db, "draft");
+        rec = json_pack("{s:O, s:s}", "author", ada, "title", "half-written draft");
+        ts_insert(db, "posts", rec, NULL);
+        json_decref(rec);
+        ts_rollback_to(db, "draft");
+        ts_release(db, "draft");
+        rc = ts_commit(db);
+        json_decref(ada);
+        ts_count_rows(db, "posts", &kept);
+        printf("  %-30s -> posts %lld -> %lld (the draft rolled back to the savepoint)\n",
+               "begin, post, savepoint, draft", (long long)before, (long long)kept);
+    }
 
     /* a query: a condition, an order, a limit, through an index */
     ts_query *q = ts_query_new(db, "users");
