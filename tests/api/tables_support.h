@@ -1,10 +1,11 @@
 /*
- * Helpers shared by the table test suites (test_tables.c, test_tables_fk.c,
- * test_migration.c, test_schema_update.c, test_vector.c):
- * a pool of JSON values released by teardown, J() for JSON written with
- * single quotes, opening a database in the suite's temporary folder, and
- * small accessors.  Define TT_NAME (the temporary folder's name) before
- * including.  Public header only.
+ * Helpers shared by the table and query test suites (test_tables*.c,
+ * test_query*.c, test_migration.c, test_schema_update.c, test_savepoint.c,
+ * test_vector.c): pools of JSON values and strings released by teardown,
+ * J() for JSON written with single quotes, opening a database in the
+ * suite's temporary folder, and small accessors.  Define TT_NAME (the
+ * temporary folder's name) and optionally TT_DEFAULTS before including.
+ * Public header only.
  */
 #ifndef TS_TEST_TABLES_SUPPORT_H
 #define TS_TEST_TABLES_SUPPORT_H
@@ -26,10 +27,11 @@ enum { POOL_MAX = 16384 };
 static json_t *pool[POOL_MAX];
 static size_t npool;
 
+/* Check's ck_assert_* report every passing check to the parent process;
+ * keep() is called in hot loops, so it calls Check only on failure. */
 static inline json_t *keep(json_t *v)
 {
-    ck_assert_ptr_nonnull(v);
-    ck_assert_uint_lt(npool, POOL_MAX);
+    if (!v || npool >= POOL_MAX) ck_abort_msg(v ? "JSON pool full (%d)" : "NULL JSON value", POOL_MAX);
     pool[npool++] = v;
     return v;
 }
@@ -53,6 +55,17 @@ static inline json_t *J(const char *fmt, ...)
     return keep(v);
 }
 
+/* Strings (malloc'd) kept the same way. */
+static char *spool[POOL_MAX];
+static size_t nspool;
+
+static inline char *keep_str(char *s)
+{
+    if (!s || nspool >= POOL_MAX) ck_abort_msg(s ? "string pool full (%d)" : "NULL string", POOL_MAX);
+    spool[nspool++] = s;
+    return s;
+}
+
 static inline json_t *I(json_int_t x) { return keep(json_integer(x)); }
 static inline json_t *S(const char *s) { return keep(json_string(s)); }
 
@@ -65,10 +78,18 @@ static inline ts_db *open_cfg(const char *cfg)
     return db;
 }
 
+/* TT_DEFAULTS (optional): config keys every open of the suite adds, such
+ * as "\"durability\": \"normal\"". */
+#ifndef TT_DEFAULTS
+#define TT_DEFAULTS NULL
+#endif
+
 static inline ts_db *open_db(const char *extra)
 {
     char cfg[1024];
-    snprintf(cfg, sizeof cfg, "{\"path\": \"%s\"%s%s}", dir, extra ? ", " : "", extra ? extra : "");
+    const char *d = TT_DEFAULTS;
+    snprintf(cfg, sizeof cfg, "{\"path\": \"%s\"%s%s%s%s}", dir, d ? ", " : "", d ? d : "",
+             extra ? ", " : "", extra ? extra : "");
     return open_cfg(cfg);
 }
 
@@ -83,6 +104,7 @@ static inline void setup(void) { dir = tst_tmpdir(TT_NAME); }
 static inline void teardown(void)
 {
     while (npool) json_decref(pool[--npool]);
+    while (nspool) free(spool[--nspool]);
     tst_rmrf(dir);
     free(dir);
 }

@@ -29,117 +29,15 @@
 
 /* ---- helpers ----------------------------------------------------------- */
 
-static char *dir;
+#define TT_NAME "query"
+#define TT_DEFAULTS "\"durability\": \"normal\""
+#include "tables_support.h"
 
-/* Every JSON value (and string) a test makes is kept here and released by
- * teardown. */
-enum { POOL_MAX = 16384 };
-static json_t *pool[POOL_MAX];
-static size_t npool;
-static char *spool[POOL_MAX];
-static size_t nspool;
-
-static json_t *keep(json_t *v)
-{
-    ck_assert_ptr_nonnull(v);
-    ck_assert_uint_lt(npool, POOL_MAX);
-    pool[npool++] = v;
-    return v;
-}
-
-static char *keep_str(char *s)
-{
-    ck_assert_ptr_nonnull(s);
-    ck_assert_uint_lt(nspool, POOL_MAX);
-    spool[nspool++] = s;
-    return s;
-}
-
-/* Parse printf-formatted JSON text with ' for " (any JSON value). */
-static json_t *J(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static json_t *J(const char *fmt, ...)
-{
-    va_list ap;
-    char *s = NULL;
-    va_start(ap, fmt);
-    int n = vasprintf(&s, fmt, ap);
-    va_end(ap);
-    ck_assert_int_ge(n, 0);
-    for (char *p = s; *p; p++)
-        if (*p == '\'') *p = '"';
-    json_error_t e;
-    json_t *v = json_loads(s, JSON_DECODE_ANY, &e);
-    ck_assert_msg(v != NULL, "bad test JSON %s: %s", s, e.text);
-    free(s);
-    return keep(v);
-}
-
-static json_t *I(json_int_t x) { return keep(json_integer(x)); }
-static json_t *S(const char *s) { return keep(json_string(s)); }
 static json_t *NUL(void) { return keep(json_null()); }
 
 static char *dumps(const json_t *v)
 {
     return keep_str(json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT | JSON_SORT_KEYS));
-}
-
-static ts_db *open_cfg(const char *cfg)
-{
-    ts_db *db = NULL;
-    int rc = ts_open_json(cfg, &db);
-    ck_assert_msg(rc == TS_OK, "open %s: %d %s", cfg, rc, ts_errmsg(NULL));
-    ck_assert_ptr_nonnull(db);
-    return db;
-}
-
-static ts_db *open_db(const char *extra)
-{
-    char cfg[1024];
-    snprintf(cfg, sizeof cfg, "{\"path\": \"%s\", \"durability\": \"normal\"%s%s}", dir,
-             extra ? ", " : "", extra ? extra : "");
-    return open_cfg(cfg);
-}
-
-static void setup(void) { dir = tst_tmpdir("query"); }
-
-static void teardown(void)
-{
-    while (npool) json_decref(pool[--npool]);
-    while (nspool) free(spool[--nspool]);
-    tst_rmrf(dir);
-    free(dir);
-}
-
-static void create(ts_db *db, const char *schema_text)
-{
-    int rc = ts_create_table(db, J("%s", schema_text));
-    ck_assert_msg(rc == TS_OK, "create %s: %d %s", schema_text, rc, ts_errmsg(db));
-}
-
-static json_int_t ins(ts_db *db, const char *t, const char *rec)
-{
-    json_t *pk = NULL;
-    int rc = ts_insert(db, t, J("%s", rec), &pk);
-    ck_assert_msg(rc == TS_OK, "insert %s into %s: %d %s", rec, t, rc, ts_errmsg(db));
-    ck_assert_msg(json_is_integer(pk), "insert %s into %s: no integer key", rec, t);
-    json_int_t k = json_integer_value(pk);
-    json_decref(pk);
-    return k;
-}
-
-static int64_t count_rows(ts_db *db, const char *t)
-{
-    int64_t n = -1;
-    ck_assert_int_eq(ts_count_rows(db, t, &n), TS_OK);
-    return n;
-}
-
-static json_t *get_row(ts_db *db, const char *t, json_int_t id)
-{
-    json_t *row = NULL;
-    int rc = ts_get(db, t, I(id), &row);
-    ck_assert_msg(rc == TS_OK, "get %s[%lld]: %d %s", t, (long long)id, rc, ts_errmsg(db));
-    return keep(row);
 }
 
 /* Run q (must succeed); the result is the caller's. */
@@ -262,14 +160,14 @@ static void people(ts_db *db)
                "{'name': 'age', 'type': 'integer', 'createIndex': true},"
                "{'name': 'score', 'type': 'double'}, {'name': 'tag', 'type': 'text'},"
                "{'name': 'city', 'type': 'text'}]}");
-    ins(db, "p", "{'name': 'ann', 'age': 20, 'score': 1.5, 'tag': 'x', 'city': 'oslo'}");
-    ins(db, "p", "{'name': 'bob', 'age': 30, 'score': 2.5, 'tag': null, 'city': 'rome'}");
-    ins(db, "p", "{'name': 'cid', 'age': null, 'score': 0.5, 'tag': 'y', 'city': 'oslo'}");
-    ins(db, "p", "{'name': 'dan', 'age': 20, 'score': null, 'tag': 'x', 'city': null}");
-    ins(db, "p", "{'name': 'eve', 'age': 40, 'score': 3.0, 'tag': 'z', 'city': 'rome'}");
-    ins(db, "p", "{'name': 'fay', 'age': 25, 'score': 2.0, 'tag': null, 'city': 'paris'}");
-    ins(db, "p", "{'name': 'gus', 'age': null, 'score': null, 'tag': null, 'city': null}");
-    ins(db, "p", "{'name': 'hal', 'age': 30, 'score': 4.5, 'tag': 'y', 'city': 'oslo'}");
+    ins_i(db, "p", "{'name': 'ann', 'age': 20, 'score': 1.5, 'tag': 'x', 'city': 'oslo'}");
+    ins_i(db, "p", "{'name': 'bob', 'age': 30, 'score': 2.5, 'tag': null, 'city': 'rome'}");
+    ins_i(db, "p", "{'name': 'cid', 'age': null, 'score': 0.5, 'tag': 'y', 'city': 'oslo'}");
+    ins_i(db, "p", "{'name': 'dan', 'age': 20, 'score': null, 'tag': 'x', 'city': null}");
+    ins_i(db, "p", "{'name': 'eve', 'age': 40, 'score': 3.0, 'tag': 'z', 'city': 'rome'}");
+    ins_i(db, "p", "{'name': 'fay', 'age': 25, 'score': 2.0, 'tag': null, 'city': 'paris'}");
+    ins_i(db, "p", "{'name': 'gus', 'age': null, 'score': null, 'tag': null, 'city': null}");
+    ins_i(db, "p", "{'name': 'hal', 'age': 30, 'score': 4.5, 'tag': 'y', 'city': 'oslo'}");
 }
 
 /* ---- operators, nulls, coercion ----------------------------------------- */
@@ -328,9 +226,9 @@ START_TEST(in_repeated_values)
     people(db);
     create(db, "{'name': 'hx', 'fields': [{'name': 'h', 'type': 'integer'}, {'name': 'x', 'type': 'integer'}],"
                "'indexes': [{'fields': ['h'], 'type': 'hash'}]}");
-    ins(db, "hx", "{'h': 1, 'x': 1}");
-    ins(db, "hx", "{'h': 2, 'x': 2}");
-    ins(db, "hx", "{'h': 1, 'x': 3}");
+    ins_i(db, "hx", "{'h': 1, 'x': 1}");
+    ins_i(db, "hx", "{'h': 2, 'x': 2}");
+    ins_i(db, "hx", "{'h': 1, 'x': 3}");
     ck_assert_str_eq(where_ids(db, "p", "id", "IN", J("[2, 2, '2']")), "2");        /* key */
     ck_assert_str_eq(where_ids(db, "p", "score", "IN", J("[2.5, 2.5]")), "2");     /* no index */
     ck_assert_str_eq(where_ids(db, "p", "age", "IN", J("[20, 20]")), "1,4");       /* btree index */
@@ -418,8 +316,8 @@ START_TEST(coercion)
     /* a number for a text field is its decimal text */
     create(db, "{'name': 'codes', 'fields': [{'name': 'c', 'type': 'text', 'createIndex': true},"
                "{'name': 'd', 'type': 'text'}]}");
-    ins(db, "codes", "{'c': '7', 'd': '7'}");
-    ins(db, "codes", "{'c': '70', 'd': '70'}");
+    ins_i(db, "codes", "{'c': '7', 'd': '7'}");
+    ins_i(db, "codes", "{'c': '70', 'd': '70'}");
     ck_assert_str_eq(where_ids(db, "codes", "c", "=", I(7)), "1");
     ck_assert_str_eq(where_ids(db, "codes", "d", "=", I(70)), "2");
     ck_assert_str_eq(where_ids(db, "codes", "d", "IN", J("[7, 70]")), "1,2");
@@ -472,7 +370,7 @@ START_TEST(like_edge_cases)
         json_t *rec = keep(json_pack("{s:s, s:s}", "s", vals[i], "x", vals[i]));
         ck_assert_int_eq(ts_insert(db, "w", rec, NULL), TS_OK);
     }
-    ins(db, "w", "{'s': null, 'x': null}"); /* 14 */
+    ins_i(db, "w", "{'s': null, 'x': null}"); /* 14 */
     static const struct { const char *pat, *ids; } cases[] = {
         { "", "1" },
         { "%", "1,2,3,4,5,6,7,8,9,10,11,12,13" },
@@ -596,8 +494,8 @@ START_TEST(errors)
     ck_assert_int_eq(ts_query_stream(q, &st), TS_ERR_VALIDATION);
     ck_assert_int_eq(ts_query_explain(q, &v), TS_ERR_VALIDATION);
     ts_query_free(q);
-    ck_assert_int_eq(count_rows(db, "p"), 8);
-    ck_assert_int_eq(get_row(db, "p", 1) != NULL, 1);
+    ck_assert_int_eq(count(db, "p"), 8);
+    ck_assert_int_eq(row_i(db, "p", 1) != NULL, 1);
 
     /* negative limit / offset: from the executing call */
     q = ts_limit(ts_query_new(db, "p"), -1);
@@ -694,7 +592,7 @@ START_TEST(rerun_after_change)
     ck_assert_int_eq(ts_query_count(q, &n), TS_OK);
     ck_assert_int_eq(n, 2);
     /* the data changed in between: the next run sees it */
-    ins(db, "p", "{'name': 'ian', 'age': 21, 'tag': 'x'}");
+    ins_i(db, "p", "{'name': 'ian', 'age': 21, 'tag': 'x'}");
     ck_assert_str_eq(qids(q), "9,4,1");
     ts_query_free(q);
     ts_close(db);
@@ -867,7 +765,7 @@ START_TEST(custom_predicates)
     int64_t n = 0;
     ck_assert_int_eq(ts_query_delete(q, &n), TS_OK);
     ck_assert_int_eq(n, 1);
-    ck_assert_int_eq(count_rows(db, "p"), 7);
+    ck_assert_int_eq(count(db, "p"), 7);
     ts_query_free(q);
     ts_close(db);
 }
@@ -937,10 +835,10 @@ START_TEST(default_key_order)
     create(db, "{'name': 'k', 'fields': [{'name': 'name', 'type': 'text', 'createIndex': true},"
                "{'name': 'n', 'type': 'integer'}], 'indexes': [{'fields': ['n'], 'type': 'hash'}]}");
     /* keys given out of order; the index orders them otherwise */
-    ck_assert_int_eq(ins(db, "k", "{'id': 50, 'name': 'a', 'n': 1}"), 50);
-    ck_assert_int_eq(ins(db, "k", "{'id': 3, 'name': 'c', 'n': 1}"), 3);
-    ck_assert_int_eq(ins(db, "k", "{'id': 17, 'name': 'b', 'n': 1}"), 17);
-    ck_assert_int_eq(ins(db, "k", "{'id': 9, 'name': 'd', 'n': 2}"), 9);
+    ck_assert_int_eq(ins_i(db, "k", "{'id': 50, 'name': 'a', 'n': 1}"), 50);
+    ck_assert_int_eq(ins_i(db, "k", "{'id': 3, 'name': 'c', 'n': 1}"), 3);
+    ck_assert_int_eq(ins_i(db, "k", "{'id': 17, 'name': 'b', 'n': 1}"), 17);
+    ck_assert_int_eq(ins_i(db, "k", "{'id': 9, 'name': 'd', 'n': 2}"), 9);
     ts_query *q = ts_query_new(db, "k");
     ck_assert_str_eq(qids(q), "3,9,17,50");
     ts_query_free(q);
@@ -1070,7 +968,7 @@ START_TEST(default_limit)
     ts_query_free(q);
     /* a join reads every matching row of the joined table */
     create(db, "{'name': 'one', 'fields': [{'name': 'x', 'type': 'integer'}]}");
-    ins(db, "one", "{'x': 3}");
+    ins_i(db, "one", "{'x': 3}");
     q = ts_join(ts_query_new(db, "one"), "n", "one.x", "=", "n.v");
     ts_limit(q, 5000);
     r = run(q);
@@ -1089,12 +987,12 @@ START_TEST(default_limit)
     ck_assert_int_eq(ts_query_delete(q, &n), TS_OK);
     ck_assert_int_eq(n, 1200 - CNT3);
     ts_query_free(q);
-    ck_assert_int_eq(count_rows(db, "n"), CNT3);
+    ck_assert_int_eq(count(db, "n"), CNT3);
     q = ts_allow_all(ts_query_new(db, "n"));
     ck_assert_int_eq(ts_query_delete(q, &n), TS_OK);
     ck_assert_int_eq(n, CNT3);
     ts_query_free(q);
-    ck_assert_int_eq(count_rows(db, "n"), 0);
+    ck_assert_int_eq(count(db, "n"), 0);
     ts_close(db);
 }
 END_TEST
@@ -1107,14 +1005,14 @@ static void blog(ts_db *db)
                "{'name': 'level', 'type': 'integer'}]}");
     create(db, "{'name': 'posts', 'fields': [{'name': 'author', 'type': 'integer', 'createIndex': true},"
                "{'name': 'title', 'type': 'text'}, {'name': 'likes', 'type': 'integer'}]}");
-    ins(db, "users", "{'name': 'ann', 'level': 1}");
-    ins(db, "users", "{'name': 'bob', 'level': 2}");
-    ins(db, "users", "{'name': 'cid', 'level': 2}");
-    ins(db, "posts", "{'author': 1, 'title': 'p1', 'likes': 5}");
-    ins(db, "posts", "{'author': 2, 'title': 'p2', 'likes': 1}");
-    ins(db, "posts", "{'author': 1, 'title': 'p3', 'likes': 7}");
-    ins(db, "posts", "{'author': null, 'title': 'p4', 'likes': 0}");
-    ins(db, "posts", "{'author': 9, 'title': 'p5', 'likes': 2}");
+    ins_i(db, "users", "{'name': 'ann', 'level': 1}");
+    ins_i(db, "users", "{'name': 'bob', 'level': 2}");
+    ins_i(db, "users", "{'name': 'cid', 'level': 2}");
+    ins_i(db, "posts", "{'author': 1, 'title': 'p1', 'likes': 5}");
+    ins_i(db, "posts", "{'author': 2, 'title': 'p2', 'likes': 1}");
+    ins_i(db, "posts", "{'author': 1, 'title': 'p3', 'likes': 7}");
+    ins_i(db, "posts", "{'author': null, 'title': 'p4', 'likes': 0}");
+    ins_i(db, "posts", "{'author': 9, 'title': 'p5', 'likes': 2}");
 }
 
 START_TEST(joins)
@@ -1205,9 +1103,9 @@ START_TEST(joins)
     /* two joins (the same table twice is refused or works; here a third table) */
     create(db, "{'name': 'likes', 'fields': [{'name': 'post', 'type': 'integer', 'createIndex': true},"
                "{'name': 'who', 'type': 'text'}]}");
-    ins(db, "likes", "{'post': 3, 'who': 'zed'}");
-    ins(db, "likes", "{'post': 3, 'who': 'yan'}");
-    ins(db, "likes", "{'post': 2, 'who': 'xi'}");
+    ins_i(db, "likes", "{'post': 3, 'who': 'zed'}");
+    ins_i(db, "likes", "{'post': 3, 'who': 'yan'}");
+    ins_i(db, "likes", "{'post': 2, 'who': 'xi'}");
     q = ts_join(ts_query_new(db, "users"), "posts", "users.id", "=", "posts.author");
     ts_join(q, "likes", "posts.id", "=", "likes.post");
     ck_assert_str_eq(qcol(q, "who"), "zed,yan,xi");
@@ -1304,8 +1202,8 @@ START_TEST(count_and_aggregates)
     ts_query_free(q);
     /* sums past int64 become reals */
     create(db, "{'name': 'big', 'fields': [{'name': 'x', 'type': 'integer'}]}");
-    ins(db, "big", "{'x': 9223372036854775000}");
-    ins(db, "big", "{'x': 9223372036854775000}");
+    ins_i(db, "big", "{'x': 9223372036854775000}");
+    ins_i(db, "big", "{'x': 9223372036854775000}");
     q = ts_query_new(db, "big");
     v = qagg(q, "sum", "x");
     ck_assert_msg(json_is_real(v) && json_real_value(v) > 1.8e19, "sum = %s", dumps(v));
@@ -1326,11 +1224,11 @@ START_TEST(query_update)
     ck_assert_int_eq(n, 2);
     ts_query_free(q);
     /* merged: the given fields change, the others stay */
-    ck_assert_str_eq(dumps(get_row(db, "p", 1)),
+    ck_assert_str_eq(dumps(row_i(db, "p", 1)),
                      "{\"age\":20,\"city\":\"oslo\",\"id\":1,\"name\":\"ann\",\"score\":9.0,\"tag\":\"w\"}");
-    ck_assert_str_eq(dumps(get_row(db, "p", 4)),
+    ck_assert_str_eq(dumps(row_i(db, "p", 4)),
                      "{\"age\":20,\"city\":null,\"id\":4,\"name\":\"dan\",\"score\":9.0,\"tag\":\"w\"}");
-    ck_assert_str_eq(dumps(get_row(db, "p", 2)),
+    ck_assert_str_eq(dumps(row_i(db, "p", 2)),
                      "{\"age\":30,\"city\":\"rome\",\"id\":2,\"name\":\"bob\",\"score\":2.5,\"tag\":null}");
     ck_assert_str_eq(where_ids(db, "p", "tag", "=", S("w")), "1,4");
     /* the condition field itself, through its index: each row once */
@@ -1374,7 +1272,7 @@ START_TEST(query_update)
     ck_assert_int_eq(ts_query_update(q, J("[1]"), &n), TS_ERR_VALIDATION);
     ck_assert_int_eq(ts_query_update(q, NULL, &n), TS_ERR_INVALID);
     ts_query_free(q);
-    ck_assert_str_eq(dumps(get_row(db, "p", 1)),
+    ck_assert_str_eq(dumps(row_i(db, "p", 1)),
                      "{\"age\":20,\"city\":\"x\",\"id\":1,\"name\":\"ann\",\"score\":9.0,\"tag\":\"w\"}");
     ts_close(db);
 }
@@ -1409,10 +1307,10 @@ START_TEST(query_update_atomic)
     ts_db *db = open_db(NULL);
     create(db, "{'name': 'uu', 'fields': [{'name': 'code', 'type': 'text', 'unique': true},"
                "{'name': 'n', 'type': 'integer'}, {'name': 'm', 'type': 'integer', 'maxValue': 10}]}");
-    ins(db, "uu", "{'code': 'a', 'n': 1, 'm': 1}");
-    ins(db, "uu", "{'code': 'b', 'n': 1, 'm': 1}");
-    ins(db, "uu", "{'code': 'c', 'n': 1, 'm': 9}");
-    ins(db, "uu", "{'code': 'd', 'n': 2, 'm': 1}");
+    ins_i(db, "uu", "{'code': 'a', 'n': 1, 'm': 1}");
+    ins_i(db, "uu", "{'code': 'b', 'n': 1, 'm': 1}");
+    ins_i(db, "uu", "{'code': 'c', 'n': 1, 'm': 9}");
+    ins_i(db, "uu", "{'code': 'd', 'n': 2, 'm': 1}");
     const char *before = NULL;
     ts_query *all = ts_query_new(db, "uu");
     ts_result *r = run(all);
@@ -1471,14 +1369,14 @@ START_TEST(query_delete)
     create(db, "{'name': 'kc', 'fields': [{'name': 'pid', 'type': 'integer'}], 'foreignKeys': ["
                "{'fields': ['pid'], 'referencedTable': 'par2', 'referencedFields': ['id'], 'onDelete': 'cascade'}]}");
     for (int i = 0; i < 4; i++) {
-        ins(db, "par", "{'name': 'p'}");
-        ins(db, "par2", "{'name': 'p'}");
+        ins_i(db, "par", "{'name': 'p'}");
+        ins_i(db, "par2", "{'name': 'p'}");
     }
-    ins(db, "kid", "{'pid': 3}");
-    ins(db, "kc", "{'pid': 1}");
-    ins(db, "kc", "{'pid': 2}");
-    ins(db, "kc", "{'pid': 2}");
-    ins(db, "kc", "{'pid': 4}");
+    ins_i(db, "kid", "{'pid': 3}");
+    ins_i(db, "kc", "{'pid': 1}");
+    ins_i(db, "kc", "{'pid': 2}");
+    ins_i(db, "kc", "{'pid': 2}");
+    ins_i(db, "kc", "{'pid': 4}");
     /* foreign keys apply to query updates too: a referenced key cannot change */
     ts_query *u = ts_where(ts_query_new(db, "par"), "id", ">=", I(2));
     int64_t un = -1;
@@ -1488,15 +1386,15 @@ START_TEST(query_delete)
     u = ts_where(ts_query_new(db, "par"), "id", "=", I(3));
     ck_assert_int_eq(ts_query_update(u, J("{'id': 30}"), &un), TS_ERR_FOREIGN_KEY);
     ts_query_free(u);
-    ck_assert_int_eq(count_rows(db, "par"), 4);
+    ck_assert_int_eq(count(db, "par"), 4);
     ck_assert_str_eq(where_ids(db, "par", "id", "IN", J("[3, 30]")), "3");
     /* restrict: rows 1 and 2 could go, row 3 cannot: nothing is deleted */
     ts_query *q = ts_where(ts_query_new(db, "par"), "id", "<=", I(3));
     int64_t n = -1;
     ck_assert_int_eq(ts_query_delete(q, &n), TS_ERR_FOREIGN_KEY);
     ts_query_free(q);
-    ck_assert_int_eq(count_rows(db, "par"), 4);
-    ck_assert_int_eq(count_rows(db, "kid"), 1);
+    ck_assert_int_eq(count(db, "par"), 4);
+    ck_assert_int_eq(count(db, "kid"), 1);
     q = ts_where(ts_query_new(db, "par"), "id", "IN", J("[1, 2, 4]"));
     ck_assert_int_eq(ts_query_delete(q, &n), TS_OK);
     ck_assert_int_eq(n, 3);
@@ -1508,7 +1406,7 @@ START_TEST(query_delete)
     ck_assert_int_eq(ts_query_delete(q, &n), TS_OK);
     ck_assert_int_eq(n, 2);
     ts_query_free(q);
-    ck_assert_int_eq(count_rows(db, "par2"), 2);
+    ck_assert_int_eq(count(db, "par2"), 2);
     ck_assert_str_eq(qcol(q = ts_query_new(db, "kc"), "pid"), "4");
     ts_query_free(q);
     /* no match: TS_OK with 0 */
@@ -1521,12 +1419,12 @@ START_TEST(query_delete)
     /* no condition: refused unless ts_allow_all */
     q = ts_query_new(db, "par2");
     ck_assert_int_eq(ts_query_delete(q, &n), TS_ERR_VALIDATION);
-    ck_assert_int_eq(count_rows(db, "par2"), 2);
+    ck_assert_int_eq(count(db, "par2"), 2);
     ts_allow_all(q);
     ck_assert_int_eq(ts_query_delete(q, &n), TS_OK);
     ck_assert_int_eq(n, 2);
-    ck_assert_int_eq(count_rows(db, "par2"), 0);
-    ck_assert_int_eq(count_rows(db, "kc"), 0);
+    ck_assert_int_eq(count(db, "par2"), 0);
+    ck_assert_int_eq(count(db, "kc"), 0);
     ts_query_free(q);
     /* a delete inside a rolled-back transaction is undone */
     ck_assert_int_eq(ts_begin(db), TS_OK);
@@ -1534,7 +1432,7 @@ START_TEST(query_delete)
     ck_assert_int_eq(ts_query_delete(q, &n), TS_OK);
     ck_assert_int_eq(n, 1);
     ck_assert_int_eq(ts_rollback(db), TS_OK);
-    ck_assert_int_eq(count_rows(db, "kid"), 1);
+    ck_assert_int_eq(count(db, "kid"), 1);
     ts_query_free(q);
     ts_close(db);
 }
@@ -1584,7 +1482,7 @@ START_TEST(streams)
         json_decref(row);
         got++;
     }
-    ins(db, "n", "{'v': 1, 'w': 5000}");
+    ins_i(db, "n", "{'v': 1, 'w': 5000}");
     ck_assert_int_eq(ts_delete(db, "n", I(1000)), TS_OK);
     int rc;
     json_int_t last = 0;
@@ -1609,7 +1507,7 @@ START_TEST(streams)
     ts_query_free(q);
     /* a stream inside a transaction sees its writes */
     ck_assert_int_eq(ts_begin(db), TS_OK);
-    ins(db, "n", "{'v': 1, 'w': 6000}");
+    ins_i(db, "n", "{'v': 1, 'w': 6000}");
     q = ts_where(ts_query_new(db, "n"), "w", ">=", I(5000));
     stream_ids(q, &n);
     ck_assert_uint_eq(n, 2);
@@ -1636,7 +1534,7 @@ START_TEST(cache)
         ck_assert_str_eq(qids(cached), "1,2,4,5,6,8");
     }
     /* a write to the table: the next result reflects it */
-    ins(db, "p", "{'name': 'abe', 'age': 50}");
+    ins_i(db, "p", "{'name': 'abe', 'age': 50}");
     ck_assert_str_eq(qids(cached), "9,1,2,4,5,6,8");
     ck_assert_int_eq(ts_update(db, "p", I(1), J("{'age': 1}")), TS_OK);
     ck_assert_str_eq(qids(cached), "9,2,4,5,6,8");
@@ -1660,7 +1558,7 @@ START_TEST(cache)
     ts_offset(ts_limit(cached, 100), 0);
     /* own uncommitted writes show inside a transaction, and go with it */
     ck_assert_int_eq(ts_begin(db), TS_OK);
-    ins(db, "p", "{'name': 'zoe', 'age': 99}");
+    ins_i(db, "p", "{'name': 'zoe', 'age': 99}");
     ck_assert_str_eq(qids(cached), "4,5,6,10");
     ck_assert_int_eq(ts_rollback(db), TS_OK);
     ck_assert_str_eq(qids(cached), "4,5,6");
@@ -1675,7 +1573,7 @@ START_TEST(cache)
     ts_query *j = ts_use_cache(ts_join(ts_query_new(db, "users"), "posts", "users.id", "=", "posts.author"), 60000);
     ck_assert_str_eq(qcol(j, "title"), "p1,p3,p2");
     ck_assert_str_eq(qcol(j, "title"), "p1,p3,p2");
-    ins(db, "posts", "{'author': 3, 'title': 'p6', 'likes': 1}");
+    ins_i(db, "posts", "{'author': 3, 'title': 'p6', 'likes': 1}");
     ck_assert_str_eq(qcol(j, "title"), "p1,p3,p2,p6");
     ck_assert_int_eq(ts_update(db, "users", I(1), J("{'name': 'ANN'}")), TS_OK);
     ck_assert_str_eq(qcol(j, "name"), "ANN,ANN,bob,cid");
@@ -1683,7 +1581,7 @@ START_TEST(cache)
     /* a short TTL still gives right answers */
     ts_query *t = ts_use_cache(ts_query_new(db, "users"), 1);
     ck_assert_str_eq(qids(t), "1,2,3");
-    ins(db, "users", "{'name': 'dee', 'level': 3}");
+    ins_i(db, "users", "{'name': 'dee', 'level': 3}");
     ck_assert_str_eq(qids(t), "1,2,3,4");
     ts_query_free(t);
     /* a ttl that is not positive is a builder error */
@@ -1709,15 +1607,15 @@ START_TEST(spaces_and_global)
     ts_db *db = open_db(NULL);
     create(db, "{'name': 'sp', 'fields': [{'name': 'v', 'type': 'integer', 'createIndex': true}]}");
     create(db, "{'name': 'gl', 'isGlobal': true, 'fields': [{'name': 'v', 'type': 'integer', 'createIndex': true}]}");
-    ins(db, "sp", "{'v': 1}");
-    ins(db, "sp", "{'v': 2}");
-    ins(db, "gl", "{'v': 1}");
+    ins_i(db, "sp", "{'v': 1}");
+    ins_i(db, "sp", "{'v': 2}");
+    ins_i(db, "gl", "{'v': 1}");
     ts_query *c = ts_use_cache(ts_where(ts_query_new(db, "sp"), "v", ">=", I(0)), 60000);
     ck_assert_str_eq(qcol(c, "v"), "1,2");
     ck_assert_int_eq(ts_switch_space(db, "other", 0), TS_OK);
     ck_assert_str_eq(qcol(c, "v"), ""); /* not the cached result of the other space */
-    ins(db, "sp", "{'v': 3}");
-    ins(db, "gl", "{'v': 3}");
+    ins_i(db, "sp", "{'v': 3}");
+    ins_i(db, "gl", "{'v': 3}");
     ck_assert_str_eq(qcol(c, "v"), "3");
     ts_query *q = ts_query_new(db, "sp");
     ck_assert_int_eq(qcount(q), 1);
@@ -1755,10 +1653,10 @@ START_TEST(ttl_rows)
     long long now = (long long)time(NULL) * 1000;
     char rec[128];
     snprintf(rec, sizeof rec, "{'at': %lld, 'v': 1}", now);
-    ins(db, "tt", rec);
-    ins(db, "tt", "{'at': '2001-01-01T00:00:00Z', 'v': 2}"); /* expired at once */
+    ins_i(db, "tt", rec);
+    ins_i(db, "tt", "{'at': '2001-01-01T00:00:00Z', 'v': 2}"); /* expired at once */
     snprintf(rec, sizeof rec, "{'at': %lld, 'v': 3}", now);
-    ins(db, "tt", rec);
+    ins_i(db, "tt", rec);
     ts_query *q = ts_query_new(db, "tt");
     ck_assert_str_eq(qcol(q, "v"), "1,3");
     ck_assert_int_eq(qcount(q), 2);

@@ -22,63 +22,9 @@
  * loops use this instead. */
 #define REQUIRE(cond, ...) do { if (!(cond)) ck_abort_msg(__VA_ARGS__); } while (0)
 
-static char *dir;
-
-enum { POOL_MAX = 16384 };
-static json_t *pool[POOL_MAX];
-static size_t npool;
-
-static json_t *keep(json_t *v)
-{
-    REQUIRE(v != NULL && npool < POOL_MAX, "keep");
-    pool[npool++] = v;
-    return v;
-}
-
-static json_t *J(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static json_t *J(const char *fmt, ...)
-{
-    va_list ap;
-    char *s = NULL;
-    va_start(ap, fmt);
-    int n = vasprintf(&s, fmt, ap);
-    va_end(ap);
-    ck_assert_int_ge(n, 0);
-    for (char *p = s; *p; p++)
-        if (*p == '\'') *p = '"';
-    json_error_t e;
-    json_t *v = json_loads(s, JSON_DECODE_ANY, &e);
-    ck_assert_msg(v != NULL, "bad test JSON %s: %s", s, e.text);
-    free(s);
-    return keep(v);
-}
-
-static json_t *I(json_int_t x) { return keep(json_integer(x)); }
-
-static ts_db *open_db(void)
-{
-    char cfg[1024];
-    snprintf(cfg, sizeof cfg, "{\"path\": \"%s\", \"durability\": \"normal\"}", dir);
-    ts_db *db = NULL;
-    int rc = ts_open_json(cfg, &db);
-    ck_assert_msg(rc == TS_OK, "open %s: %d %s", cfg, rc, ts_errmsg(NULL));
-    return db;
-}
-
-static void setup(void) { dir = tst_tmpdir("query_pages"); }
-
-static void teardown(void)
-{
-    while (npool) json_decref(pool[--npool]);
-    tst_rmrf(dir);
-    free(dir);
-}
-
-static void create(ts_db *db, const char *schema_text)
-{
-    int rc = ts_create_table(db, J("%s", schema_text));
-    ck_assert_msg(rc == TS_OK, "create %s: %d %s", schema_text, rc, ts_errmsg(db));
-}
+#define TT_NAME "query_pages"
+#define TT_DEFAULTS "\"durability\": \"normal\""
+#include "tables_support.h"
 
 static json_int_t rid(const json_t *row) { return json_integer_value(json_object_get(row, "id")); }
 
@@ -159,7 +105,7 @@ static ts_query *qw(ts_db *db, const char *f, const char *op, json_t *v)
 
 START_TEST(plans)
 {
-    ts_db *db = open_db();
+    ts_db *db = open_db(NULL);
     big_table(db);
     json_t *e, *full;
 
@@ -515,7 +461,7 @@ static void walk(ts_db *db, const shape *s, int64_t limit)
 
 START_TEST(cursor_walks)
 {
-    ts_db *db = open_db();
+    ts_db *db = open_db(NULL);
     cp_table(db);
     static const shape shapes[] = {
         { "key order", NULL, 0, NULL, NULL },
@@ -549,7 +495,7 @@ END_TEST
 
 START_TEST(cursor_properties)
 {
-    ts_db *db = open_db();
+    ts_db *db = open_db(NULL);
     cp_table(db);
     const shape by_g = { "g", "g", 0, NULL, NULL };
     const shape by_id = { "id", "id", 0, NULL, NULL };
@@ -679,7 +625,7 @@ END_TEST
 /* Keys of both kinds (integers before strings), both directions. */
 START_TEST(cursor_mixed_keys)
 {
-    ts_db *db = open_db();
+    ts_db *db = open_db(NULL);
     create(db, "{'name': 'mk', 'primaryKeyConfig': {'type': 'none'}, 'fields': [{'name': 'v', 'type': 'integer'}]}");
     enum { NK = 60 };
     char want[NK][16];
@@ -728,7 +674,7 @@ END_TEST
 /* A deep page costs what the first one does (a seek, not a skip). */
 START_TEST(cursor_cost)
 {
-    ts_db *db = open_db();
+    ts_db *db = open_db(NULL);
     cp_table(db);
     const shape shapes[] = { { "key", NULL, 0, NULL, NULL }, { "g", "g", 0, NULL, NULL },
                              { "g desc", "g", 1, NULL, NULL } };

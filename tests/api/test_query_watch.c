@@ -19,70 +19,9 @@
 #include <tostore/tostore.h>
 #include "tsupport.h"
 
-static char *dir;
-
-enum { POOL_MAX = 4096 };
-static json_t *pool[POOL_MAX];
-static size_t npool;
-
-static json_t *keep(json_t *v)
-{
-    ck_assert_ptr_nonnull(v);
-    ck_assert_uint_lt(npool, POOL_MAX);
-    pool[npool++] = v;
-    return v;
-}
-
-static json_t *J(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static json_t *J(const char *fmt, ...)
-{
-    va_list ap;
-    char *s = NULL;
-    va_start(ap, fmt);
-    int n = vasprintf(&s, fmt, ap);
-    va_end(ap);
-    ck_assert_int_ge(n, 0);
-    for (char *p = s; *p; p++)
-        if (*p == '\'') *p = '"';
-    json_error_t e;
-    json_t *v = json_loads(s, JSON_DECODE_ANY, &e);
-    ck_assert_msg(v != NULL, "bad test JSON %s: %s", s, e.text);
-    free(s);
-    return keep(v);
-}
-
-static json_t *I(json_int_t x) { return keep(json_integer(x)); }
-
-static ts_db *open_db(void)
-{
-    char cfg[1024];
-    snprintf(cfg, sizeof cfg, "{\"path\": \"%s\", \"durability\": \"normal\"}", dir);
-    ts_db *db = NULL;
-    int rc = ts_open_json(cfg, &db);
-    ck_assert_msg(rc == TS_OK, "open %s: %d %s", cfg, rc, ts_errmsg(NULL));
-    return db;
-}
-
-static void setup(void) { dir = tst_tmpdir("query_watch"); }
-
-static void teardown(void)
-{
-    while (npool) json_decref(pool[--npool]);
-    tst_rmrf(dir);
-    free(dir);
-}
-
-static void create(ts_db *db, const char *schema_text)
-{
-    int rc = ts_create_table(db, J("%s", schema_text));
-    ck_assert_msg(rc == TS_OK, "create %s: %d %s", schema_text, rc, ts_errmsg(db));
-}
-
-static void ins(ts_db *db, const char *t, const char *rec)
-{
-    int rc = ts_insert(db, t, J("%s", rec), NULL);
-    ck_assert_msg(rc == TS_OK, "insert %s into %s: %d %s", rec, t, rc, ts_errmsg(db));
-}
+#define TT_NAME "query_watch"
+#define TT_DEFAULTS "\"durability\": \"normal\""
+#include "tables_support.h"
 
 /* What the callback saw. */
 typedef struct seen {
@@ -204,7 +143,7 @@ static void table_w(ts_db *db)
 
 START_TEST(watch_lifecycle)
 {
-    ts_db *db = open_db();
+    ts_db *db = open_db(NULL);
     table_w(db);
     seen s;
     seen_init(&s, db);
@@ -286,7 +225,7 @@ END_TEST
 
 START_TEST(watch_several)
 {
-    ts_db *db = open_db();
+    ts_db *db = open_db(NULL);
     table_w(db);
     seen a, b, c;
     seen_init(&a, db);
@@ -340,7 +279,7 @@ END_TEST
 
 START_TEST(watch_unwatch_from_callback)
 {
-    ts_db *db = open_db();
+    ts_db *db = open_db(NULL);
     table_w(db);
     seen s;
     seen_init(&s, db);
@@ -366,7 +305,7 @@ END_TEST
 
 START_TEST(watch_errors)
 {
-    ts_db *db = open_db();
+    ts_db *db = open_db(NULL);
     table_w(db);
     seen s;
     seen_init(&s, db);
