@@ -101,8 +101,9 @@ int ch_bytes_cmp(const void *a, size_t al, const void *b, size_t bl);
 /* Parse the record at offset off of a bucket page's data. */
 void ch_rec_parse(const uint8_t *page, uint32_t off, chrec *r);
 
-/* Get page pgno (TS_PAGE_READ or TS_PAGE_WRITE) and check its magic;
- * TS_ERR_CORRUPT (message recorded) when it is not what the chain expects. */
+/* Get page pgno (TS_PAGE_READ or TS_PAGE_WRITE) and check its magic and
+ * layout; TS_ERR_CORRUPT (message recorded) when it is not a valid page
+ * of the kind the caller expects. */
 int ch_page_get(chx *x, ts_txn *t, uint64_t pgno, int mode, uint32_t magic,
                 ts_page **pg_out, uint8_t **data_out);
 

@@ -44,18 +44,46 @@ void ch_rec_parse(const uint8_t *page, uint32_t off, chrec *r)
     r->size = CH_R_HDR + r->kl + (r->ovf ? 8 : r->vl);
 }
 
+/* Never trust a page: before any other code reads it, check that its
+ * header and records stay inside it (the kernel's checksums catch damage on
+ * disk, not a bug that wrote a bad page). */
+static int page_ok(chx *x, ts_txn *t, const uint8_t *d, uint32_t magic)
+{
+    size_t cap = x->pg->usable_size(t) - CH_P_HDR;
+    if (ch_g32(d) != magic) return 0;
+    if (magic == CH_MAGIC_META) {
+        uint32_t nb = ch_g32(d + CH_M_NBUCKETS);
+        return nb > 0 && nb <= (cap + CH_P_HDR - CH_M_HEADS) / 8;
+    }
+    size_t used = ch_g32(d + CH_P_USED);
+    if (used == 0 || used > cap) return 0; /* chain pages are never empty */
+    if (magic == CH_MAGIC_OVF) return 1;
+    for (size_t off = 0; off < used;) {
+        const uint8_t *p = d + CH_P_HDR + off;
+        if (used - off < CH_R_HDR) return 0;
+        size_t kl = (size_t)(p[0] | p[1] << 8);
+        uint32_t vinfo = ch_g32(p + 2), vl = vinfo & ~CH_R_OVF;
+        size_t size = CH_R_HDR + kl + (vinfo & CH_R_OVF ? 8 : vl);
+        if (kl > TS_INDEX_KEY_MAX || vl > CH_VAL_MAX || size > used - off) return 0;
+        off += size;
+    }
+    return 1;
+}
+
 int ch_page_get(chx *x, ts_txn *t, uint64_t pgno, int mode, uint32_t magic,
                 ts_page **pg_out, uint8_t **data_out)
 {
     int rc = x->pg->get(t, pgno, mode, pg_out);
     if (rc != TS_OK) return rc;
     *data_out = x->pg->data(*pg_out);
-    if (ch_g32(*data_out) != magic) {
+    if (!page_ok(x, t, *data_out, magic)) {
         x->pg->release(*pg_out);
         *pg_out = NULL;
+        const char *kind = magic == CH_MAGIC_META ? "meta" : magic == CH_MAGIC_BKT ? "bucket"
+                                                                                : "overflow";
         return x->host->error(x->env, TS_ERR_CORRUPT, CH_NAME " index at page %llu: page %llu "
-                              "is not the page its chain expects", (unsigned long long)x->root,
-                              (unsigned long long)pgno);
+                              "is not a valid %s page", (unsigned long long)x->root,
+                              (unsigned long long)pgno, kind);
     }
     return TS_OK;
 }
