@@ -59,8 +59,9 @@
 
 /* ---- hashing -------------------------------------------------------- */
 
-/* FNV-1a started from a per-index random seed, then mixed: a table whose
- * bucket choice an attacker cannot predict from the keys alone. */
+/* FNV-1a started from a per-index random seed (from host->random at
+ * create), then mixed.  The seed spreads keys differently in each index;
+ * an index facing hostile keys would use a keyed hash such as SipHash. */
 static uint64_t key_hash(uint64_t seed, const uint8_t *k, size_t kl)
 {
     uint64_t h = 0xcbf29ce484222325ull ^ seed;
