@@ -1,4 +1,5 @@
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <tostore/status.h>
@@ -162,6 +163,17 @@ void tscache_drop(tscache *c, uint64_t pgno, uint64_t ver)
 }
 
 uint8_t *tscpage_data(tscpage *p) { return p->data; }
+
+tscpage *tscpage_of_data(uint8_t *data)
+{
+    return (tscpage *)(void *)(data - offsetof(tscpage, data));
+}
+
+void tscpage_set_key(tscpage *p, uint64_t pgno, uint64_t ver)
+{
+    p->pgno = pgno;
+    p->ver = ver;
+}
 
 void tscache_stats(tscache *c, uint64_t *hits, uint64_t *misses, size_t *pages)
 {

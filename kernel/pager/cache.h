@@ -32,6 +32,12 @@ void     tscache_unpin(tscache *c, tscpage *p);
 void     tscache_drop(tscache *c, uint64_t pgno, uint64_t ver);
 
 uint8_t *tscpage_data(tscpage *p);
+/* The unlinked page (from tscache_alloc) whose data tscpage_data gave. */
+tscpage *tscpage_of_data(uint8_t *data);
+/* Give an unlinked page another key before tscache_insert: a writer fills
+ * a page as its private copy, then hands that very buffer to the cache at
+ * commit instead of copying it. */
+void     tscpage_set_key(tscpage *p, uint64_t pgno, uint64_t ver);
 void     tscache_stats(tscache *c, uint64_t *hits, uint64_t *misses, size_t *pages);
 
 #endif

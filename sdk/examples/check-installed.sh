@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # check-installed.sh <prefix> - checks an installed tostore the way a third
 # party uses it:
-#   1. builds this folder (the countfs plugin and example_host) out of tree
-#      with find_package(tostore) from <prefix>, with strict warnings;
-#   2. checks that countfs.so exports the entry symbol and nothing else;
+#   1. builds this folder (the countfs and chainhash plugins and
+#      example_host) out of tree with find_package(tostore) from <prefix>,
+#      with strict warnings;
+#   2. checks that countfs.so and chainhash.so export the entry symbol and
+#      nothing else;
 #   3. compiles and runs a one-line program with `pkg-config tostore`;
 #   4. runs example_host, which fails unless countfs loaded and counted I/O;
-#   5. runs <prefix>/bin/tostore plugins with a config loading countfs and
-#      checks that the listing names it.
+#   5. runs <prefix>/bin/tostore plugins with a config loading countfs, and
+#      one loading chainhash, and checks that the listings name them.
 # Exits non-zero on the first failure.
 set -euo pipefail
 
@@ -34,17 +36,18 @@ cmake -S "$here" -B "$work/build" -DCMAKE_PREFIX_PATH="$prefix" \
       -DCMAKE_C_FLAGS="-Wall -Wextra -Wpedantic -Wstrict-prototypes -Wmissing-prototypes -Werror" \
       >"$work/configure.log" 2>&1 || { cat "$work/configure.log" >&2; fail "cmake configure"; }
 cmake --build "$work/build" >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; fail "build"; }
-so="$work/build/countfs.so"
-[ -f "$so" ] || fail "countfs.so was not built as $so"
-
-echo "== exported symbols of countfs.so =="
-if command -v nm >/dev/null; then
-  syms="$(nm -D --defined-only "$so" | awk '$2 ~ /^[TDBRVW]$/ {print $3}' | sort -u)"
-  echo "$syms"
-  [ "$syms" = "tostore_plugin" ] || fail "countfs.so must export only tostore_plugin"
-else
-  echo "(nm not found: skipped)"
-fi
+for p in countfs chainhash; do
+  so="$work/build/$p.so"
+  [ -f "$so" ] || fail "$p.so was not built as $so"
+  echo "== exported symbols of $p.so =="
+  if command -v nm >/dev/null; then
+    syms="$(nm -D --defined-only "$so" | awk '$2 ~ /^[TDBRVW]$/ {print $3}' | sort -u)"
+    echo "$syms"
+    [ "$syms" = "tostore_plugin" ] || fail "$p.so must export only tostore_plugin"
+  else
+    echo "(nm not found: skipped)"
+  fi
+done
 
 echo "== pkg-config =="
 export PKG_CONFIG_PATH="$libdir/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
@@ -76,5 +79,10 @@ echo "== $prefix/bin/tostore plugins =="
   || fail "tostore plugins --config countfs.json"
 grep -Eq "^storage +countfs .*countfs\.so\$" "$work/cli.out" \
   || fail "tostore plugins did not list countfs"
+rm -rf chainhash_data
+"$prefix/bin/tostore" plugins --config chainhash.json | tee "$work/cli2.out" \
+  || fail "tostore plugins --config chainhash.json"
+grep -Eq "^index +chainhash .*chainhash\.so\$" "$work/cli2.out" \
+  || fail "tostore plugins did not list chainhash"
 
 echo "check-installed: OK"

@@ -2,10 +2,12 @@
  * Index conformance suite: one set of cases that any index plugin runs.
  *
  *   test_index_conformance <plugin>      (or TS_INDEX_PLUGIN=<plugin>)
+ *   test_index_conformance /path/to/<plugin>.so
  *
- * The plugin <TS_TEST_PLUGIN_DIR>/<plugin>.so is loaded into each database
- * through the "plugins" config key and its index module of the same name
- * is looked up in the db's registry.  Every case checks the index against
+ * The plugin <TS_TEST_PLUGIN_DIR>/<plugin>.so (or the shared object at
+ * the given path, for a plugin built elsewhere such as the SDK example) is
+ * loaded into each database through the "plugins" config key and its
+ * index module named <plugin> is looked up in the db's registry.  Every case checks the index against
  * an in-memory reference model: a sorted array of (key, value) entries.
  * Ordered plugins (TS_INDEX_ORDERED) are checked on full scans in both
  * directions and on every seek mode; unordered ones on EQ lookups and on
@@ -52,7 +54,8 @@
 
 /* ---- globals -------------------------------------------------------- */
 
-static const char *g_plugin = "btree";
+static const char *g_plugin = "btree";  /* the index module's name */
+static char g_path[1024];                /* its shared object */
 static int g_long;
 static uint64_t g_seed = 1;
 
@@ -219,14 +222,13 @@ typedef struct fx {
 static int db_try_open(fx *f)
 {
     char cfg[2048];
-    snprintf(cfg, sizeof cfg, "{\"path\": \"%s\", \"plugins\": [\"%s/%s.so\"]%s%s}", f->dir,
-             TS_TEST_PLUGIN_DIR, g_plugin, f->extra[0] ? ", " : "", f->extra);
+    snprintf(cfg, sizeof cfg, "{\"path\": \"%s\", \"plugins\": [\"%s\"]%s%s}", f->dir,
+             g_path, f->extra[0] ? ", " : "", f->extra);
     f->db = NULL;
     int rc = ts_open_json(cfg, &f->db);
     if (rc) return rc;
     f->mod = tsreg_lookup(f->db->reg, TS_KIND_INDEX, g_plugin);
-    REQUIRE(f->mod != NULL, "no index module named '%s' in %s/%s.so", g_plugin,
-                  TS_TEST_PLUGIN_DIR, g_plugin);
+    REQUIRE(f->mod != NULL, "no index module named '%s' in %s", g_plugin, g_path);
     f->vt = f->mod->vtab;
     f->ordered = (f->vt->caps & TS_INDEX_ORDERED) != 0;
     memset(&f->args, 0, sizeof f->args);
@@ -1753,10 +1755,20 @@ int main(int argc, char **argv)
     g_long = l && *l && strcmp(l, "0") != 0;
     const char *sd = getenv("TS_TEST_SEED");
     if (sd && *sd) g_seed = strtoull(sd, NULL, 10);
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s.so", TS_TEST_PLUGIN_DIR, g_plugin);
-    if (access(path, R_OK) != 0) {
-        fprintf(stderr, "test_index_conformance: no plugin at %s\n", path);
+    /* A path (it has a '/'): the module is named like the file, less ".so". */
+    static char name[TS_NAME_MAX + 1];
+    const char *slash = strrchr(g_plugin, '/');
+    if (slash) {
+        snprintf(g_path, sizeof g_path, "%s", g_plugin);
+        snprintf(name, sizeof name, "%s", slash + 1);
+        size_t nl = strlen(name);
+        if (nl > 3 && strcmp(name + nl - 3, ".so") == 0) name[nl - 3] = '\0';
+        g_plugin = name;
+    } else {
+        snprintf(g_path, sizeof g_path, "%s/%s.so", TS_TEST_PLUGIN_DIR, g_plugin);
+    }
+    if (access(g_path, R_OK) != 0) {
+        fprintf(stderr, "test_index_conformance: no plugin at %s\n", g_path);
         return 1;
     }
     fprintf(stderr, "index conformance: plugin '%s'%s\n", g_plugin, g_long ? " (long)" : "");
