@@ -950,7 +950,7 @@ static void bench_bulk(dset *d, const uint64_t *ord)
             e[j].rate[r] = (double)d->n / t;
         }
     print_rates(e, ne, R, "keys/s");
-    printf("  tostore: bulk_load %.0f ms + commit (log write, checkpoint, 2 syncs) %.0f ms (medians)\n",
+    printf("  tostore: bulk_load %.0f ms + commit (new pages to the main file, fsync, commit frame, fsync) %.0f ms (medians)\n",
            median(load, R) * 1e3, median(commit, R) * 1e3);
     {
         char *mf = path_join(d->tsdir, TSPG_FILE), *wf = path_join(d->tsdir, TSWAL_FILE);
