@@ -6,11 +6,21 @@
  *   bench_vector [DIR] [--data synthetic|fashion] [--n N] [--queries Q]
  *                [--rounds R] [--threads T] [--filter-ef EF] [--no-churn]
  *                [--latent R] [--engines tostore,hnswlib,faiss] [--cat-index]
+ *                [--only oqfc] [--sel P] [--reuse-db D]
  *
  *   --latent R     the synthetic set's latent rank (32)
  *   --engines L    a subset of the engines; without tostore only the build
  *                  and the sweep run (to look at a data set)
  *   --cat-index    also a btree index on cat (the filtered field)
+ *   --only L       after the build, only the workloads among the letters L:
+ *                  o reopen, q sweep (and T-thread sweep), f filtered,
+ *                  c churn (default: all); e.g. --only f to profile the
+ *                  filtered searches
+ *   --sel P        filtered: only the selectivity P (50, 10 or 1)
+ *   --reuse-db D   tostore's database in D, kept: built there when D does
+ *                  not exist, else opened as it is (same --n, --data and
+ *                  --cat-index as when it was built; rows in insert order)
+ *                  and the tostore build skipped (for profiling)
  *
  * Data:
  *   synthetic  clustered low-rank vectors, 128-d: 256 cluster centres in a
@@ -122,6 +132,9 @@ static const char *g_data = "synthetic";
 static uint64_t g_seed = 20261125;
 static int g_rounds = 3, g_threads = 2, g_filter_ef = 64, g_churn = 1;
 static int g_cat_index;            /* --cat-index: a btree index on cat too */
+static const char *g_only = "oqfc"; /* --only: the workloads run after the build */
+static int g_sel_only;              /* --sel: one filtered selectivity */
+static const char *g_reuse;         /* --reuse-db: tostore's database kept there */
 static int g_latent = 32;          /* synthetic: latent dimensions */
 static const char *g_engines;      /* --engines: a subset, comma separated */
 
@@ -688,6 +701,7 @@ static void build(void)
         if (a >= z) { chunks = c; break; }
         for (int k = 0; k < g_ne; k++) {
             int e = g_order[(k + c) % g_ne];
+            if (!g_have[e]) continue;   /* tostore with --reuse-db */
             double m0 = rss_bytes(), t0 = now();
             switch (e) {
             case E_TS:
@@ -823,6 +837,7 @@ static void filtered(void)
     printf("%-12s %10s %10s %20s\n", "selectivity", "recall@10", "QPS", "queries < 10 rows");
     size_t nq1 = 0;
     for (int s = 0; s < NSEL; s++) {
+        if (g_sel_only && sel_pct[s] != g_sel_only) continue;
         double q[MAXR], rec = 0;
         size_t sh = 0;
         /* slow filters: as many of the queries as fit about 3 s per round
@@ -842,6 +857,7 @@ static void filtered(void)
                     ">= 1000 QPS", median(q, g_rounds) >= 1000 && !sh ? "met" : "NOT met");
         }
     }
+    if (!nq1) return;
     double q2[MAXR];
     for (int r = 0; r < g_rounds; r++) q2[r] = run_batch_n(E_TS, g_filter_ef, NSEL - 1, g_threads, nq1, NULL, NULL);
     printf("  1%% with %d threads: %.0f QPS (%zu queries)\n", g_threads, median(q2, g_rounds), nq1);
@@ -955,10 +971,13 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--latent") && v) g_latent = atoi(argv[++i]);
         else if (!strcmp(a, "--cat-index")) g_cat_index = 1;
         else if (!strcmp(a, "--engines") && v) g_engines = argv[++i];
+        else if (!strcmp(a, "--only") && v) g_only = argv[++i];
+        else if (!strcmp(a, "--reuse-db") && v) g_reuse = argv[++i];
+        else if (!strcmp(a, "--sel") && v) g_sel_only = atoi(argv[++i]);
         else if (a[0] != '-') dir = a;
         else die("usage: bench_vector [DIR] [--data synthetic|fashion] [--n N] [--queries Q] "
                  "[--rounds R] [--threads T] [--filter-ef EF] [--no-churn] [--latent R] "
-                 "[--engines tostore,hnswlib,faiss] [--cat-index]");
+                 "[--engines tostore,hnswlib,faiss] [--cat-index] [--only oqfc] [--sel P] [--reuse-db D]");
     }
     if (g_latent < 1 || g_latent > 128) die("--latent: 1..128");
     if (g_rounds < 1) g_rounds = 1;
@@ -1019,23 +1038,39 @@ int main(int argc, char **argv)
     g_lbrow = malloc((g_n + g_n / 5 + 16) * sizeof *g_lbrow);
     if (!g_idrow || !g_lbrow) die("out of memory");
     for (size_t i = 0; i < g_n; i++) g_lbrow[i] = (uint32_t)i;
+    int reused = 0;
+    if (g_reuse) {
+        struct stat st;
+        free(g_dbdir);
+        g_dbdir = strdup(g_reuse);
+        if (!g_dbdir) die("out of memory");
+        reused = stat(g_reuse, &st) == 0;
+    }
     if (g_have[E_TS]) {
         g_db = ts_open_dir(g_dbdir);
-        ts_create();
+        if (reused) {   /* rows were inserted in order with sequential ids from 1 */
+            for (size_t i = 0; i < g_n; i++) g_idrow[i] = (uint32_t)i;
+            printf("\n-- b. build: tostore reuses %s --\n", g_reuse);
+            g_have[E_TS] = 0;
+        } else ts_create();
     }
 
     build();
+    if (reused) g_have[E_TS] = 1;
+    if (g_have[E_TS] && !g_db) g_db = ts_open_dir(g_dbdir);
     if (!g_have[E_TS]) {   /* --engines without tostore */
         sweep();
         return 0;
     }
-    reopen();
-    sweep();
-    if (g_threads > 1) sweep_threads();
-    report_targets(0);
-    if (g_threads > 1) report_targets(1);
-    filtered();
-    if (g_churn) churn();
+    if (strchr(g_only, 'o')) reopen();
+    if (strchr(g_only, 'q')) {
+        sweep();
+        if (g_threads > 1) sweep_threads();
+        report_targets(0);
+        if (g_threads > 1) report_targets(1);
+    }
+    if (strchr(g_only, 'f')) filtered();
+    if (g_churn && strchr(g_only, 'c')) churn();
 
     print_summary();
     if (g_db) TSCK(g_db, ts_close(g_db));
