@@ -51,6 +51,12 @@ void tsq_exec_explain(tsq_exec *e, json_t *o);
 /* Count without reading rows when the plan's index bounds are exactly the
  * conditions; TS_ERR_UNSUPPORTED when they are not (count the rows). */
 int  tsq_exec_count_fast(tsq_exec *e, int64_t *out);
+/* Under the same terms, the matching rows' primary keys (without the
+ * space) to each(ctx, pk, pkl) without reading rows; each returning
+ * non-zero stops the walk with that status.  TS_ERR_UNSUPPORTED (nothing
+ * walked) when the bounds are not exactly the conditions.  Consumes the
+ * executor's rows like tsq_exec_count_fast. */
+int  tsq_exec_keys_fast(tsq_exec *e, int (*each)(void *ctx, const uint8_t *pk, size_t pkl), void *ctx);
 /* The compiled context (column lookups for aggregates). */
 tsq_ctx *tsq_exec_ctx(tsq_exec *e);
 /* Whether the query has conditions. */

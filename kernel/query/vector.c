@@ -314,6 +314,77 @@ static int by_set(vsearch *v, const float *vec, size_t dim, size_t k, json_t *ro
     return rc;
 }
 
+/* Keys from an index walk: past TSQ_VSET_WALK_MAX the walk costs more than
+ * reading the rows the graph search asks about (TS_ERR_RESOURCE). */
+#define TSQ_VSET_WALK_MAX 16384
+static int add_key(void *ctx, const uint8_t *pk, size_t pkl)
+{
+    tsq_vset *s = ctx;
+    if (s->n >= TSQ_VSET_WALK_MAX) return TS_ERR_RESOURCE;
+    return tsq_vset_add(s, pk, pkl, NULL);
+}
+
+/* Exact search over the rows of a keys-only set, each read by its key. */
+static int by_keys(vsearch *v, size_t col, const tsq_vset *ks, const float *vec, size_t k, json_t *rows)
+{
+    const tsd_field *f = &v->t->def->cols[col];
+    vtop *h = malloc(k * sizeof *h);
+    float *fv = malloc((size_t)f->dimensions * sizeof *fv);
+    int rc = h && fv ? TS_OK : tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
+    size_t n = 0;
+    for (size_t i = 0; i < ks->n && !rc; i++) {
+        size_t pkl;
+        const uint8_t *pk = tsq_vset_key(ks, i, &pkl);
+        tsrow r;
+        rc = tsrow_read(v->x->w, v->t, v->space, pk, pkl, 1, &r);
+        if (rc == TS_ERR_NOT_FOUND) { rc = TS_OK; continue; }
+        if (rc) break;
+        tsd_value val;
+        rc = tsd_row_field(v->x->env, v->t->def, r.row, r.len, col, &val);
+        if (!rc && val.kind != TSD_V_NULL && !(rc = tsd_vector_floats(v->x->env, f, &val, fv)))
+            top_push(h, &n, k, distance(v->metric, vec, fv, f->dimensions), i);
+        tsrow_done(&r);
+    }
+    if (!rc) {
+        v->set = ks;   /* the rows exist in this snapshot: keys suffice */
+        rc = emit_top(v, ks, h, n, rows);
+        v->set = NULL;
+    }
+    free(h);
+    free(fv);
+    return rc;
+}
+
+/* A plan narrowed by an index whose bounds are exactly the conditions:
+ * the passing keys come from the index entries without reading rows.  Few
+ * (at most cap): read and measured exactly; more: the graph search with
+ * the keys as its filter.  TS_ERR_UNSUPPORTED when the bounds are not
+ * exactly the conditions (nothing done). */
+static int by_index_keys(vsearch *v, size_t col, tsix *ix, const float *vec, size_t dim, size_t k, int ef,
+                         size_t cap, json_t *rows)
+{
+    tsq_vset ks;
+    if (tsq_vset_init(&ks, 0)) return tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
+    int rc = tsq_exec_keys_fast(v->e, add_key, &ks);
+    if (rc == TS_ERR_UNSUPPORTED) {
+        tsq_vset_clear(&ks);
+        return rc;
+    }
+    if (rc == TS_ERR_RESOURCE) {   /* too many: the graph with the row filter */
+        tsq_vset_clear(&ks);
+        return by_index(v, ix, vec, dim, k, ef, rows);
+    }
+    if (!rc && ks.n <= cap) rc = by_keys(v, col, &ks, vec, k, rows);
+    else if (!rc && !(rc = tsq_vset_seal(&ks))) {
+        v->set = &ks;
+        rc = by_index(v, ix, vec, dim, k, ef, rows);
+        v->set = NULL;
+    }
+    if (rc == TS_ERR_NOMEM) rc = tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
+    tsq_vset_clear(&ks);
+    return rc;
+}
+
 /* Exact search over the rows the plan yields that also collects them into
  * a new set (*out).  TS_ERR_RESOURCE (nothing appended, no set): more rows
  * pass than a set holds. */
@@ -406,6 +477,10 @@ int tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t d
      * rejects most nodes); past max(1024, 20k) of them, search the graph. */
     if (tsq_exec_narrow(e)) {
         size_t cap = k * 20 > 1024 ? k * 20 : 1024;
+        if (!t->ttl) {
+            rc = by_index_keys(&v, col, t->ix[ixn], vec, dim, k, ef, cap, rows);
+            if (rc != TS_ERR_UNSUPPORTED) return rc;
+        }
         rc = by_scan(&v, col, vec, k, cap, rows);
         if (rc != TS_ERR_RESOURCE) return rc;
     }

@@ -6,7 +6,7 @@
  *   bench_vector [DIR] [--data synthetic|fashion] [--n N] [--queries Q]
  *                [--rounds R] [--threads T] [--filter-ef EF] [--no-churn]
  *                [--latent R] [--engines tostore,hnswlib,faiss] [--cat-index]
- *                [--only oqfc] [--sel P] [--reuse-db D]
+ *                [--only oqfc] [--sel P] [--no-repeat] [--reuse-db D]
  *
  *   --latent R     the synthetic set's latent rank (32)
  *   --engines L    a subset of the engines; without tostore only the build
@@ -17,6 +17,9 @@
  *                  c churn (default: all); e.g. --only f to profile the
  *                  filtered searches
  *   --sel P        filtered: only the selectivity P (50, 10 or 1)
+ *   --no-repeat    filtered: every search's conditions differ (an extra
+ *                  `cat > -i` with i new each time, which no row fails), so
+ *                  no search reuses the set of an earlier one
  *   --reuse-db D   tostore's database in D, kept: built there when D does
  *                  not exist, else opened as it is (same --n, --data and
  *                  --cat-index as when it was built; rows in insert order)
@@ -86,6 +89,7 @@
 #include <ftw.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,6 +138,8 @@ static int g_rounds = 3, g_threads = 2, g_filter_ef = 64, g_churn = 1;
 static int g_cat_index;            /* --cat-index: a btree index on cat too */
 static const char *g_only = "oqfc"; /* --only: the workloads run after the build */
 static int g_sel_only;              /* --sel: one filtered selectivity */
+static int g_no_repeat;             /* --no-repeat: conditions never repeat */
+static _Atomic long g_qctr;        /* --no-repeat: the next id != value */
 static const char *g_reuse;         /* --reuse-db: tostore's database kept there */
 static int g_latent = 32;          /* synthetic: latent dimensions */
 static const char *g_engines;      /* --engines: a subset, comma separated */
@@ -410,6 +416,11 @@ static int search(int e, const float *q, int ef, int sel, uint32_t *rows)
             json_t *v = json_integer(sel_pct[sel]);
             qq = ts_where(qq, "cat", "<", v);
             json_decref(v);
+            if (g_no_repeat) {
+                v = json_integer(-1 - (json_int_t)++g_qctr);
+                qq = ts_where(qq, "cat", ">", v);
+                json_decref(v);
+            }
         }
         ts_result *r = NULL;
         TSCK(g_db, ts_vector_search(qq, "emb", q, g_dim, K, &r));
@@ -484,6 +495,16 @@ static void *batch_main(void *arg)
 
 /* The first nq queries (0: all) on engine e with threads threads:
  * queries/s; *recall over them. */
+/* CPU seconds of the whole process (every thread). */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static double g_last_cpu_us;   /* CPU microseconds per query of the last batch */
+
 static double run_batch_n(int e, int ef, int sel, int threads, size_t nq, double *recall,
                           size_t *short_rows)
 {
@@ -491,7 +512,7 @@ static double run_batch_n(int e, int ef, int sel, int threads, size_t nq, double
     set_ef(e, ef);
     batch b[BENCH_MAXT];
     pthread_t th[BENCH_MAXT];
-    double t0 = now();
+    double t0 = now(), c0 = cpu_now();
     for (int t = 0; t < threads; t++) {
         b[t] = (batch){ e, ef, sel, nq * (size_t)t / (size_t)threads,
                         nq * (size_t)(t + 1) / (size_t)threads, 0, 0 };
@@ -501,6 +522,7 @@ static double run_batch_n(int e, int ef, int sel, int threads, size_t nq, double
     if (threads > 1)
         for (int t = 0; t < threads; t++) pthread_join(th[t], NULL);
     double el = now() - t0, hits = 0;
+    g_last_cpu_us = (cpu_now() - c0) * 1e6 / (double)nq;
     size_t sh = 0;
     for (int t = 0; t < threads; t++) { hits += b[t].hits; sh += b[t].short_rows; }
     if (recall) *recall = hits / ((double)nq * K);
@@ -617,15 +639,27 @@ static void sweep_threads(void)
         int any = 0;
         for (int i = 0; i < g_ne; i++) any |= need[g_order[i]][p];
         if (!any) continue;
+        /* CPU time per query, one thread and T threads, in the same rounds:
+         * more CPU per query with T threads means they get in each other's
+         * way (locks, shared cache lines); fewer QPS than T x one thread
+         * with the same CPU per query means the cores were busy elsewhere */
+        double cpu1[NE][MAXR] = {{0}}, cpuT[NE][MAXR] = {{0}}, q1[NE][MAXR] = {{0}};
         for (int r = 0; r < g_rounds; r++)
             for (int k = 0; k < g_ne; k++) {
                 int e = g_order[(k + r + p) % g_ne];
-                if (need[e][p]) g_cv[e].qps2[p][r] = run_batch(e, ef_grid[p], -1, g_threads, NULL, NULL);
+                if (!need[e][p]) continue;
+                g_cv[e].qps2[p][r] = run_batch(e, ef_grid[p], -1, g_threads, NULL, NULL);
+                cpuT[e][r] = g_last_cpu_us;
+                q1[e][r] = run_batch(e, ef_grid[p], -1, 1, NULL, NULL);
+                cpu1[e][r] = g_last_cpu_us;
             }
         printf("%-6d", ef_grid[p]);
         for (int i = 0; i < g_ne; i++) {
             int e = g_order[i];
-            if (need[e][p]) printf(" | %-8s %9.0f", ename[e], median(g_cv[e].qps2[p], g_rounds));
+            if (need[e][p])
+                printf(" | %-8s %9.0f (1 thr %6.0f; CPU us/query %5.1f vs %5.1f)", ename[e],
+                       median(g_cv[e].qps2[p], g_rounds), median(q1[e], g_rounds), median(cpuT[e], g_rounds),
+                       median(cpu1[e], g_rounds));
             else printf(" | %-8s %9s", ename[e], "-");
         }
         printf("\n");
@@ -974,10 +1008,11 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--only") && v) g_only = argv[++i];
         else if (!strcmp(a, "--reuse-db") && v) g_reuse = argv[++i];
         else if (!strcmp(a, "--sel") && v) g_sel_only = atoi(argv[++i]);
+        else if (!strcmp(a, "--no-repeat")) g_no_repeat = 1;
         else if (a[0] != '-') dir = a;
         else die("usage: bench_vector [DIR] [--data synthetic|fashion] [--n N] [--queries Q] "
                  "[--rounds R] [--threads T] [--filter-ef EF] [--no-churn] [--latent R] "
-                 "[--engines tostore,hnswlib,faiss] [--cat-index] [--only oqfc] [--sel P] [--reuse-db D]");
+                 "[--engines tostore,hnswlib,faiss] [--cat-index] [--only oqfc] [--sel P] [--no-repeat] [--reuse-db D]");
     }
     if (g_latent < 1 || g_latent > 128) die("--latent: 1..128");
     if (g_rounds < 1) g_rounds = 1;

@@ -274,6 +274,7 @@ static int pk_of(ngh_op *o, uint32_t id, const void **pk, size_t *pl)
 {
     ngh_idx *ix = o->ix;
     int rc;
+    if (ngh_snap_pk(o, id, pk, pl)) return TS_OK;
     if (!o->bcur && (rc = ix->btv->cursor_open(ix->bt, o->tx, &o->bcur))) return rc;
     uint8_t k[5];
     nkey(k, id);
@@ -282,6 +283,7 @@ static int pk_of(ngh_op *o, uint32_t id, const void **pk, size_t *pl)
     const void *ek;
     size_t ekl;
     if (!rc) rc = ix->btv->entry(o->bcur, &ek, &ekl, pk, pl);
+    if (!rc) ngh_snap_pk_fill(o, id, pk, pl);
     return rc;
 }
 
