@@ -324,27 +324,38 @@ static int add_key(void *ctx, const uint8_t *pk, size_t pkl)
     return tsq_vset_add(s, pk, pkl, NULL);
 }
 
-/* Exact search over the rows of a keys-only set, each read by its key. */
+/* Exact search over the rows of a keys-only set (table without a TTL),
+ * each found by its key with one cursor on the primary store (the row is
+ * read in place, not copied). */
 static int by_keys(vsearch *v, size_t col, const tsq_vset *ks, const float *vec, size_t k, json_t *rows)
 {
     const tsd_field *f = &v->t->def->cols[col];
     vtop *h = malloc(k * sizeof *h);
     float *fv = malloc((size_t)f->dimensions * sizeof *fv);
     int rc = h && fv ? TS_OK : tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
+    tsix_cur cur;
+    int open = 0;
+    if (!rc && !(rc = tsix_cursor(v->t->primary, v->x->w->tx, &cur))) open = 1;
+    uint8_t key[TSROW_KEY_CAP];
+    memcpy(key, v->pre, v->pl);
     size_t n = 0;
     for (size_t i = 0; i < ks->n && !rc; i++) {
         size_t pkl;
         const uint8_t *pk = tsq_vset_key(ks, i, &pkl);
-        tsrow r;
-        rc = tsrow_read(v->x->w, v->t, v->space, pk, pkl, 1, &r);
+        if (v->pl + pkl > sizeof key) { rc = tsenv_error(v->x->env, TS_ERR_CORRUPT, "primary key too long"); break; }
+        memcpy(key + v->pl, pk, pkl);
+        rc = tsix_seek(&cur, key, v->pl + pkl, TS_SEEK_EQ);
         if (rc == TS_ERR_NOT_FOUND) { rc = TS_OK; continue; }
+        const void *ek, *ev;
+        size_t ekl, evl;
+        if (!rc) rc = tsix_entry(&cur, &ek, &ekl, &ev, &evl);
         if (rc) break;
         tsd_value val;
-        rc = tsd_row_field(v->x->env, v->t->def, r.row, r.len, col, &val);
+        rc = tsd_row_field(v->x->env, v->t->def, ev, evl, col, &val);
         if (!rc && val.kind != TSD_V_NULL && !(rc = tsd_vector_floats(v->x->env, f, &val, fv)))
             top_push(h, &n, k, distance(v->metric, vec, fv, f->dimensions), i);
-        tsrow_done(&r);
     }
+    if (open) tsix_cursor_close(&cur);
     if (!rc) {
         v->set = ks;   /* the rows exist in this snapshot: keys suffice */
         rc = emit_top(v, ks, h, n, rows);

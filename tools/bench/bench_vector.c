@@ -868,7 +868,8 @@ static void filtered(void)
 {
     printf("\n-- f. filtered search (tostore), cat < n, efSearch %d, %d rounds%s --\n", g_filter_ef, g_rounds,
            g_cat_index ? ", btree index on cat" : ", no index on cat");
-    printf("%-12s %10s %10s %20s\n", "selectivity", "recall@10", "QPS", "queries < 10 rows");
+    printf("%-12s %10s %10s %20s %14s\n", "selectivity", "recall@10", "QPS", "queries < 10 rows",
+           "CPU us/query");
     size_t nq1 = 0;
     for (int s = 0; s < NSEL; s++) {
         if (g_sel_only && sel_pct[s] != g_sel_only) continue;
@@ -881,9 +882,13 @@ static void filtered(void)
         if (nq < 50) nq = 50;
         if (nq > g_nq) nq = g_nq;
         if (sel_pct[s] == 1) nq1 = nq;
-        for (int r = 0; r < g_rounds; r++)
+        double cpu[MAXR];
+        for (int r = 0; r < g_rounds; r++) {
             q[r] = run_batch_n(E_TS, g_filter_ef, s, 1, nq, r ? NULL : &rec, r ? NULL : &sh);
-        printf("%10d%% %10.4f %10.0f %11zu of %-5zu\n", sel_pct[s], rec, median(q, g_rounds), sh, nq);
+            cpu[r] = g_last_cpu_us;
+        }
+        printf("%10d%% %10.4f %10.0f %11zu of %-5zu %14.0f\n", sel_pct[s], rec, median(q, g_rounds), sh, nq,
+               median(cpu, g_rounds));
         if (sel_pct[s] == 1) {
             char val[48];
             snprintf(val, sizeof val, "%.0f QPS, recall %.3f", median(q, g_rounds), rec);
