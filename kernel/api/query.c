@@ -576,10 +576,8 @@ int ts_vector_search(ts_query *q, const char *field, const float *vec, size_t di
     uint64_t num = 0, version = 0, space = 0;
     if (q && field && !q->err && !q->s.cond.err) {
         tsapi_thread *th = pthread_getspecific(q->db->txkey);
-        if (!(th && th->tx) && (key = tsapi_vcache_key(q, field))) {
+        if (!(th && th->tx) && (key = tsapi_vcache_key(q, field)))
             version = tstbl_version(&q->db->tables, q->s.table, &num);
-            space = cur_space(q->db);
-        }
     }
     tscall c;
     int rc = q_begin(q, 0, &c);
@@ -590,9 +588,13 @@ int ts_vector_search(ts_query *q, const char *field, const float *vec, size_t di
         rc = tsenv_error(&q->db->env, TS_ERR_VALIDATION, "ts_vector_search does not join tables");
     tsapi_vref ref = { NULL, NULL };
     int look = TSAPI_VC_NONE;
-    if (!rc && key && version) look = tsapi_vcache_lookup(q->db, key, space, num, version, &ref);
     tsq_exec *e = NULL;
     if (!rc) rc = open_exec(q, &c, TSQ_MODE_ALL, &e);
+    /* the space the executor reads (the handle's may switch meanwhile) */
+    if (!rc && key && version) {
+        space = tsq_exec_ctx(e)->src[0].space;
+        look = tsapi_vcache_lookup(q->db, key, space, num, version, &ref);
+    }
     ts_result *r = rc ? NULL : calloc(1, sizeof *r);
     if (!rc && (!r || !(r->rows = json_array()))) rc = tsenv_error(&q->db->env, TS_ERR_NOMEM, "out of memory");
     tsq_vset *built = NULL;

@@ -478,6 +478,17 @@ START_TEST(filtered_search_repeated)
         for (size_t i = 0; i < K; i++) ck_assert_uint_ne(id_of(ts_result_row(r, i)), 53);
         ts_result_free(r);
     }
+    /* another space: its own rows only (none here), then back */
+    ck_assert_int_eq(ts_switch_space(db, "other", 0), TS_OK);
+    for (int rep = 0; rep < 3; rep++) {
+        r = search(ts_where(ts_query_new(db, "c"), "cat", "<", I(2)), q, DIM, K);
+        ck_assert_uint_eq(ts_result_count(r), 0);
+        ts_result_free(r);
+    }
+    ck_assert_int_eq(ts_switch_space(db, "default", 0), TS_OK);
+    r = search(ts_where(ts_query_new(db, "c"), "cat", "<", I(2)), q, DIM, K);
+    ck_assert_uint_eq(ts_result_count(r), K);
+    ts_result_free(r);
     /* more rows pass than a set keeps vectors of: its keys filter the graph */
     float *big = clustered(BIG, 4, 23);
     create(db, "{'name': 'b', 'primaryKeyConfig': {'type': 'sequential'}, 'fields': ["
