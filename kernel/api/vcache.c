@@ -129,7 +129,7 @@ void tsapi_vcache_put(ts_db *db, const char *key, uint64_t space, uint64_t num, 
 {
     struct tsapi_vcache *c = db->vcache;
     size_t bytes = set ? tsq_vset_bytes(set) : 0;
-    if (!c || bytes > VC_BYTES / 2) goto discard;
+    if (!c) goto discard;
     pthread_mutex_lock(&c->lock);
     size_t i = 0;
     while (i < c->n && !(c->e[i]->space == space && !strcmp(c->e[i]->key, key))) i++;
@@ -140,7 +140,7 @@ void tsapi_vcache_put(ts_db *db, const char *key, uint64_t space, uint64_t num, 
     }
     vcentry *e = c->e[i];
     /* room: drop the least recently used other sets */
-    while (c->bytes + bytes > VC_BYTES) {
+    while (bytes <= VC_BYTES / 2 && c->bytes + bytes > VC_BYTES) {
         size_t old = c->n;
         for (size_t j = 0; j < c->n; j++)
             if (c->e[j] != e && c->e[j]->bytes && (old == c->n || c->e[j]->used < c->e[old]->used))
@@ -148,9 +148,12 @@ void tsapi_vcache_put(ts_db *db, const char *key, uint64_t space, uint64_t num, 
         if (old == c->n) break;
         entry_drop(c, old);
     }
-    if (c->bytes + bytes > VC_BYTES) {
-        pthread_mutex_unlock(&c->lock);
-        goto discard;
+    if (set && (bytes > VC_BYTES / 2 || c->bytes + bytes > VC_BYTES)) {
+        /* too big to keep: do not build it again at this version */
+        tsq_vset_clear(set);
+        free(set);
+        set = NULL;
+        bytes = 0;
     }
     e->state = set ? VC_SET : VC_BIG;
     e->set = set;
