@@ -613,6 +613,7 @@ static int ngh_knn(void *idx, ts_txn *txn, const float *q, size_t dim, size_t k,
     }
     if (rc) goto done;
     if (nr > k) nr = (uint32_t)k;
+    ngh_snap_pk_prefetch(&o, res, nr);
     size_t total = 0, cap = 256;
     buf = ix->host->alloc(cap);
     if (!buf) { rc = ix->host->error(ix->env, TS_ERR_NOMEM, "ngh: out of memory"); goto done; }

@@ -220,6 +220,9 @@ void     ngh_snap_free(ngh_idx *ix, ngh_snap *s);
 /* Node id's primary key from the operation's read cache: 1 with *pk / *pl
  * (valid while the operation lasts), 0 when not cached. */
 int      ngh_snap_pk(ngh_op *o, uint32_t id, const void **pk, size_t *pl);
+/* Prefetch the cached primary keys of the n candidates (their slots, then
+ * the copies), so looking them up one by one does not wait on each miss. */
+void     ngh_snap_pk_prefetch(ngh_op *o, const ngh_cand *c, uint32_t n);
 /* Keep a copy of node id's primary key in the operation's read cache (when
  * it has one and room); *pk / *pl then point at the copy. */
 void     ngh_snap_pk_fill(ngh_op *o, uint32_t id, const void **pk, size_t *pl);

@@ -510,6 +510,19 @@ int ngh_snap_pk(ngh_op *o, uint32_t id, const void **pk, size_t *pl)
     return 1;
 }
 
+void ngh_snap_pk_prefetch(ngh_op *o, const ngh_cand *c, uint32_t n)
+{
+    ngh_snap *sn = o->snap;
+    if (!sn) return;
+    for (uint32_t i = 0; i < n; i++)
+        if (c[i].id < sn->pkcap) __builtin_prefetch(&sn->pk[c[i].id]);
+    for (uint32_t i = 0; i < n; i++)
+        if (c[i].id < sn->pkcap) {
+            const uint8_t *p = atomic_load_explicit(&sn->pk[c[i].id], memory_order_acquire);
+            if (p) __builtin_prefetch(p);
+        }
+}
+
 void ngh_snap_pk_fill(ngh_op *o, uint32_t id, const void **pk, size_t *pl)
 {
     ngh_snap *sn = o->snap;
