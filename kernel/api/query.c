@@ -591,9 +591,11 @@ int ts_vector_search(ts_query *q, const char *field, const float *vec, size_t di
     tsq_exec *e = NULL;
     if (!rc) rc = open_exec(q, &c, TSQ_MODE_ALL, &e);
     /* the space the executor reads (the handle's may switch meanwhile) */
+    uint64_t tag[3] = { num, 0, version };
     if (!rc && key && version) {
         space = tsq_exec_ctx(e)->src[0].space;
-        look = tsapi_vcache_lookup(q->db, key, space, num, version, &ref);
+        tag[1] = tsq_exec_ctx(e)->src[0].t->created;
+        look = tsapi_vcache_lookup(q->db, key, space, tag, &ref);
     }
     ts_result *r = rc ? NULL : calloc(1, sizeof *r);
     if (!rc && (!r || !(r->rows = json_array()))) rc = tsenv_error(&q->db->env, TS_ERR_NOMEM, "out of memory");
@@ -602,13 +604,13 @@ int ts_vector_search(ts_query *q, const char *field, const float *vec, size_t di
                                     look == TSAPI_VC_BUILD ? &built : NULL, r->rows);
     if (rc == TS_ERR_RESOURCE && look == TSAPI_VC_BUILD) {
         /* too many rows pass to keep a set: remember that, search as usual */
-        tsapi_vcache_put(q->db, key, space, num, version, NULL);
+        tsapi_vcache_put(q->db, key, space, tag, NULL);
         tsq_exec_close(e);
         e = NULL;
         rc = open_exec(q, &c, TSQ_MODE_ALL, &e);
         if (!rc) rc = tsq_vector_search(e, field, vec, dim, k, q->ef_search, NULL, NULL, r->rows);
     } else if (!rc && built) {
-        tsapi_vcache_put(q->db, key, space, num, version, built);
+        tsapi_vcache_put(q->db, key, space, tag, built);
     } else if (built) {
         tsq_vset_clear(built);
         free(built);

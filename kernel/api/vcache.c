@@ -24,7 +24,7 @@ enum { VC_SEEN = 0, VC_SET = 1, VC_BIG = 2 };
 
 typedef struct vcentry {
     char     *key;
-    uint64_t  space, num, version;
+    uint64_t  space, num, created, version;
     int       state;
     tsq_vset *set;        /* VC_SET */
     size_t    bytes;
@@ -60,6 +60,14 @@ static void entry_drop(struct tsapi_vcache *c, size_t i)
     else entry_free(e);
 }
 
+/* The table's number, the commit that created its current definition
+ * (a schema change makes a new one: the same field names may mean other
+ * columns) and its version. */
+static int same_tag(const vcentry *e, const uint64_t tag[3])
+{
+    return e->num == tag[0] && e->created == tag[1] && e->version == tag[2];
+}
+
 char *tsapi_vcache_key(const ts_query *q, const char *field)
 {
     if (!q->s.cond.n || q->s.njoins || tsq_cond_has_custom(&q->s.cond)) return NULL;
@@ -69,7 +77,7 @@ char *tsapi_vcache_key(const ts_query *q, const char *field)
     return k;
 }
 
-int tsapi_vcache_lookup(ts_db *db, const char *key, uint64_t space, uint64_t num, uint64_t version,
+int tsapi_vcache_lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3],
                         tsapi_vref *ref)
 {
     memset(ref, 0, sizeof *ref);
@@ -86,7 +94,7 @@ int tsapi_vcache_lookup(ts_db *db, const char *key, uint64_t space, uint64_t num
     pthread_mutex_lock(&c->lock);
     size_t i = 0;
     while (i < c->n && !(c->e[i]->space == space && !strcmp(c->e[i]->key, key))) i++;
-    if (i < c->n && (c->e[i]->num != num || c->e[i]->version != version)) {
+    if (i < c->n && !same_tag(c->e[i], tag)) {
         entry_drop(c, i);   /* older data: start over (seen again now) */
         i = c->n;
     }
@@ -111,8 +119,9 @@ int tsapi_vcache_lookup(ts_db *db, const char *key, uint64_t space, uint64_t num
                 entry_drop(c, old);
             }
             e->space = space;
-            e->num = num;
-            e->version = version;
+            e->num = tag[0];
+            e->created = tag[1];
+            e->version = tag[2];
             e->state = VC_SEEN;
             e->used = ++c->clock;
             c->e[c->n++] = e;
@@ -124,8 +133,7 @@ int tsapi_vcache_lookup(ts_db *db, const char *key, uint64_t space, uint64_t num
     return r;
 }
 
-void tsapi_vcache_put(ts_db *db, const char *key, uint64_t space, uint64_t num, uint64_t version,
-                      tsq_vset *set)
+void tsapi_vcache_put(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3], tsq_vset *set)
 {
     struct tsapi_vcache *c = db->vcache;
     size_t bytes = set ? tsq_vset_bytes(set) : 0;
@@ -134,7 +142,7 @@ void tsapi_vcache_put(ts_db *db, const char *key, uint64_t space, uint64_t num, 
     size_t i = 0;
     while (i < c->n && !(c->e[i]->space == space && !strcmp(c->e[i]->key, key))) i++;
     /* only onto the entry it was built for (same version, still seen once) */
-    if (i == c->n || c->e[i]->state != VC_SEEN || c->e[i]->num != num || c->e[i]->version != version) {
+    if (i == c->n || c->e[i]->state != VC_SEEN || !same_tag(c->e[i], tag)) {
         pthread_mutex_unlock(&c->lock);
         goto discard;
     }
