@@ -153,6 +153,7 @@ static int db_free(ts_db *db)
     tsapi_purge_close(db);
     tsapi_watch_close(db);
     tsapi_cache_close(db);
+    tsapi_vcache_close(db);
     tstbl_map_close(&db->tables);
     tssys_close(&db->sys);
     int rc = tspg_close(db->pg);

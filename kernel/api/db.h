@@ -25,6 +25,7 @@ struct ts_db {
     tssys     sys;      /* catalog and key-value btrees (NULL: no btree module) */
     tstbl_map tables;   /* open tables (when sys is) */
     struct tsapi_cache    *cache;  /* query results (api/watch.c) */
+    struct tsapi_vcache   *vcache; /* vector search condition sets (api/vcache.c) */
     struct tsapi_watchers *watch;  /* live queries and their thread */
     struct tsapi_worker   *purger; /* expired TTL rows (api/purge.c) */
     struct tsapi_worker   *migrator; /* background schema migrations (api/schema_update.c) */

@@ -570,6 +570,16 @@ int ts_vector_search(ts_query *q, const char *field, const float *vec, size_t di
                      ts_result **out)
 {
     if (out) *out = NULL;
+    /* Outside explicit transactions, conditions that repeat use a cached
+     * set of the rows passing them (api/vcache.c): the key and the
+     * table's version are taken before the call's snapshot. */
+    char *key = NULL;
+    uint64_t num = 0, version = 0, space = 0;
+    if (q && field && !q->err && !q->s.cond.err) {
+        tsapi_thread *th = pthread_getspecific(q->db->txkey);
+        if (!(th && th->tx) && (key = tsapi_vcache_key(q, field)))
+            version = tstbl_version(&q->db->tables, q->s.table, &num);
+    }
     tscall c;
     int rc = q_begin(q, 0, &c);
     if (!rc && (!field || !vec || !out || !k))
@@ -577,12 +587,38 @@ int ts_vector_search(ts_query *q, const char *field, const float *vec, size_t di
                          !k ? "k must be at least 1" : "field, vec and out must not be NULL");
     if (!rc && q->s.njoins)
         rc = tsenv_error(&q->db->env, TS_ERR_VALIDATION, "ts_vector_search does not join tables");
+    tsapi_vref ref = { NULL, NULL };
+    int look = TSAPI_VC_NONE;
     tsq_exec *e = NULL;
     if (!rc) rc = open_exec(q, &c, TSQ_MODE_ALL, &e);
+    /* the space the executor reads (the handle's may switch meanwhile) */
+    uint64_t tag[3] = { num, 0, version };
+    if (!rc && key && version) {
+        space = tsq_exec_ctx(e)->src[0].space;
+        tag[1] = tsq_exec_ctx(e)->src[0].t->created;
+        look = tsapi_vcache_lookup(q->db, key, space, tag, &ref);
+    }
     ts_result *r = rc ? NULL : calloc(1, sizeof *r);
     if (!rc && (!r || !(r->rows = json_array()))) rc = tsenv_error(&q->db->env, TS_ERR_NOMEM, "out of memory");
-    if (!rc) rc = tsq_vector_search(e, field, vec, dim, k, q->ef_search, r->rows);
+    tsq_vset *built = NULL;
+    if (!rc) rc = tsq_vector_search(e, field, vec, dim, k, q->ef_search, ref.set,
+                                    look == TSAPI_VC_BUILD ? &built : NULL, r->rows);
+    if (rc == TS_ERR_RESOURCE && look == TSAPI_VC_BUILD) {
+        /* too many rows pass to keep a set: remember that, search as usual */
+        tsapi_vcache_put(q->db, key, space, tag, NULL);
+        tsq_exec_close(e);
+        e = NULL;
+        rc = open_exec(q, &c, TSQ_MODE_ALL, &e);
+        if (!rc) rc = tsq_vector_search(e, field, vec, dim, k, q->ef_search, NULL, NULL, r->rows);
+    } else if (!rc && built) {
+        tsapi_vcache_put(q->db, key, space, tag, built);
+    } else if (built) {
+        tsq_vset_clear(built);
+        free(built);
+    }
     tsq_exec_close(e);
+    if (ref.entry) tsapi_vcache_release(q->db, &ref);
+    free(key);
     if (rc) ts_result_free(r);
     else *out = r;
     return tscall_end(&c, rc);

@@ -32,4 +32,28 @@ void tsapi_watch_notify(ts_db *db);
 void tsapi_watch_close(ts_db *db);
 void tsapi_cache_close(ts_db *db);
 
+/* ---- sets of rows passing vector search conditions (api/vcache.c) ---- */
+
+/* A search's hold on a cached set (set NULL: none). */
+typedef struct tsapi_vref { const tsq_vset *set; void *entry; } tsapi_vref;
+#define TSAPI_VC_NONE  0   /* no set: search as usual */
+#define TSAPI_VC_HIT   1   /* ref->set holds: release it after the search */
+#define TSAPI_VC_BUILD 2   /* seen before: build the set and tsapi_vcache_put it */
+/* The cache key of q's conditions for field (malloc'd), or NULL when q
+ * cannot use the cache (no conditions, joins, custom predicates). */
+char *tsapi_vcache_key(const ts_query *q, const char *field);
+/* Look key up for the space the search reads and tag: the table's number,
+ * the commit that created the definition the search uses (tstbl.created)
+ * and the table's version read before the call's snapshot; one of
+ * TSAPI_VC_*. */
+int  tsapi_vcache_lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3],
+                         tsapi_vref *ref);
+/* Hand a set built after TSAPI_VC_BUILD (for the same space and tag) to
+ * the cache (NULL: too many rows pass, do not try again at this tag); it
+ * takes set in every case. */
+void tsapi_vcache_put(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3], tsq_vset *set);
+void tsapi_vcache_release(ts_db *db, tsapi_vref *ref);
+/* Free everything (ts_close). */
+void tsapi_vcache_close(ts_db *db);
+
 #endif

@@ -811,17 +811,36 @@ int tsd_vector_floats(ts_env *env, const tsd_field *f, const tsd_value *v, float
         return tsenv_error(env, TS_ERR_CORRUPT, "%s.%s: stored vector has the wrong size",
                            f->table, f->name);
     const uint8_t *p = v->p;
-    for (size_t i = 0; i < v->dims; i++) {
-        if (f->precision == TSD_VEC_FLOAT32) {
+    size_t n = v->dims;
+    if (f->precision == TSD_VEC_FLOAT32) {
+        /* little-endian float32: one copy (on a big-endian host, byte by byte) */
+        uint32_t bad = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        memcpy(out, p, 4 * n);
+        for (size_t i = 0; i < n; i++) {
+            uint32_t bits;
+            memcpy(&bits, &out[i], 4);
+            bad |= (bits & 0x7f800000u) == 0x7f800000u;   /* infinity or NaN */
+        }
+#else
+        for (size_t i = 0; i < n; i++) {
             const uint8_t *q = p + 4 * i;
             uint32_t bits = (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 |
                             (uint32_t)q[3] << 24;
             memcpy(&out[i], &bits, 4);
-        } else if (f->precision == TSD_VEC_FLOAT16) {
-            out[i] = tsd_f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
-        } else {
-            out[i] = (float)((double)(int8_t)p[i] * (double)v->scale);
+            bad |= (bits & 0x7f800000u) == 0x7f800000u;
         }
+#endif
+        if (bad)
+            return tsenv_error(env, TS_ERR_CORRUPT, "%s.%s: stored vector element is not finite",
+                               f->table, f->name);
+        return TS_OK;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (f->precision == TSD_VEC_FLOAT16)
+            out[i] = tsd_f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+        else
+            out[i] = (float)((double)(int8_t)p[i] * (double)v->scale);
         if (!isfinite(out[i]))
             return tsenv_error(env, TS_ERR_CORRUPT, "%s.%s: stored vector element is not finite",
                                f->table, f->name);

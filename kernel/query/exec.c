@@ -697,32 +697,46 @@ void tsq_exec_explain(tsq_exec *e, json_t *o)
     json_object_set_new(o, "joins", json_integer((json_int_t)e->njn));
 }
 
-int tsq_exec_count_fast(tsq_exec *e, int64_t *out)
+/* Whether the plan's index bounds are exactly the conditions (so the
+ * index entries are the matching rows, TTL aside). */
+static int bounds_exact(const tsq_exec *e)
 {
     const tsq_plan *p = &e->plan;
     const tstbl *t = e->x.src[0].t;
-    if (e->njn || t->ttl || e->g.n == 0) return TS_ERR_UNSUPPORTED;
+    if (e->njn || t->ttl || e->g.n == 0) return 0;
     long col;
     if (p->access == TSQ_IX_RANGE || (p->access == TSQ_IX_KEYS && p->exact)) {
         const tsd_index *ix = &t->def->indexes[p->ix];
-        if (ix->nfields != 1 || !strcmp(ix->module, "ngh")) return TS_ERR_UNSUPPORTED;
+        if (ix->nfields != 1 || !strcmp(ix->module, "ngh")) return 0;
         col = (long)ix->cols[0];
     } else if (p->access == TSQ_PK_RANGE) {
         col = 0;
     } else {
-        return TS_ERR_UNSUPPORTED;
+        return 0;
     }
     /* every condition must be one the index bounds express exactly */
     for (size_t i = 0; i < e->g.n; i++) {
         const tsq_cterm *c = &e->g.t[i];
-        if (c->or_before || c->kind != TSQ_LEAF || c->src != 0 || (long)c->col != col) return TS_ERR_UNSUPPORTED;
+        if (c->or_before || c->kind != TSQ_LEAF || c->src != 0 || (long)c->col != col) return 0;
         int keyop = c->op == TSQ_EQ || c->op == TSQ_IN;
         int rangeop = c->op == TSQ_GT || c->op == TSQ_GE || c->op == TSQ_LT || c->op == TSQ_LE ||
                       c->op == TSQ_BETWEEN;
         /* keys: one equality or IN; ranges: any number of bounds */
-        if (p->access == TSQ_IX_KEYS ? !(keyop && e->g.n == 1) : !rangeop) return TS_ERR_UNSUPPORTED;
+        if (p->access == TSQ_IX_KEYS ? !(keyop && e->g.n == 1) : !rangeop) return 0;
     }
+    return 1;
+}
+
+int tsq_exec_count_fast(tsq_exec *e, int64_t *out)
+{
+    if (!bounds_exact(e)) return TS_ERR_UNSUPPORTED;
     return tsq_scan_count(e->scan, out);
+}
+
+int tsq_exec_keys_fast(tsq_exec *e, int (*each)(void *ctx, const uint8_t *pk, size_t pkl), void *ctx)
+{
+    if (!bounds_exact(e)) return TS_ERR_UNSUPPORTED;
+    return tsq_scan_keys(e->scan, each, ctx);
 }
 
 tsq_ctx *tsq_exec_ctx(tsq_exec *e) { return &e->x; }

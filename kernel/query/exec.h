@@ -7,6 +7,7 @@
 #define TS_QUERY_EXEC_H
 
 #include "query/query.h"
+#include "query/vset.h"
 
 typedef struct tsq_order { char *field; int desc; } tsq_order;
 typedef struct tsq_join { char *table, *left, *right; int op; int left_join; } tsq_join;
@@ -50,6 +51,12 @@ void tsq_exec_explain(tsq_exec *e, json_t *o);
 /* Count without reading rows when the plan's index bounds are exactly the
  * conditions; TS_ERR_UNSUPPORTED when they are not (count the rows). */
 int  tsq_exec_count_fast(tsq_exec *e, int64_t *out);
+/* Under the same terms, the matching rows' primary keys (without the
+ * space) to each(ctx, pk, pkl) without reading rows; each returning
+ * non-zero stops the walk with that status.  TS_ERR_UNSUPPORTED (nothing
+ * walked) when the bounds are not exactly the conditions.  Consumes the
+ * executor's rows like tsq_exec_count_fast. */
+int  tsq_exec_keys_fast(tsq_exec *e, int (*each)(void *ctx, const uint8_t *pk, size_t pkl), void *ctx);
 /* The compiled context (column lookups for aggregates). */
 tsq_ctx *tsq_exec_ctx(tsq_exec *e);
 /* Whether the query has conditions. */
@@ -68,9 +75,18 @@ int  tsq_exec_match(tsq_exec *e, const tsq_rowset *rs);
  * first, appended to rows as ts_vector_search returns them (ef: the
  * search breadth, 0 for the index's).  Through the field's ngh index when
  * it has one, else an exact scan of the matching rows.  e is open in
- * TSQ_MODE_ALL. */
+ * TSQ_MODE_ALL.
+ * Sets (query/vset.h; only for queries with conditions on tables without
+ * a TTL, else ignored): set, when not NULL, is the rows passing the
+ * conditions in e's snapshot for this field (built by an earlier call):
+ * measured exactly when it keeps vectors, else the index's filter is a
+ * lookup in it.  built, when not NULL (and set NULL): the search scans
+ * the plan exactly and hands the passing rows to *built as a new set
+ * (malloc'd, the caller's; NULL when none was built), or fails with
+ * TS_ERR_RESOURCE (nothing appended) when more pass than a set holds:
+ * then run it again on a new executor without built. */
 int  tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t dim, size_t k,
-                       int ef, json_t *rows);
+                       int ef, const tsq_vset *set, tsq_vset **built, json_t *rows);
 /* Names of the tables the query reads (for the cache and watchers). */
 void tsq_exec_close(tsq_exec *e);
 

@@ -166,5 +166,9 @@ void tsq_scan_close(tsq_scan *s);
 /* Count the entries of an IX_KEYS / IX_RANGE / PK_RANGE / FULL scan
  * without reading rows. */
 int  tsq_scan_count(tsq_scan *s, int64_t *n);
+/* The same entries' primary keys (without the space), to each(ctx, pk,
+ * pkl) in scan order, without reading rows; each returning non-zero stops
+ * the walk with that status. */
+int  tsq_scan_keys(tsq_scan *s, int (*each)(void *ctx, const uint8_t *pk, size_t pkl), void *ctx);
 
 #endif

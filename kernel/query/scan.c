@@ -249,6 +249,21 @@ int tsq_scan_count(tsq_scan *s, int64_t *n)
     return rc;
 }
 
+int tsq_scan_keys(tsq_scan *s, int (*each)(void *ctx, const uint8_t *pk, size_t pkl), void *ctx)
+{
+    const void *k, *v;
+    size_t kl, vl;
+    int rc;
+    int primary = s->p->access == TSQ_FULL || s->p->access == TSQ_PK_RANGE;
+    while ((rc = next_entry(s, &k, &kl, &v, &vl)) == 1) {
+        if (primary && kl < s->space_len) return TS_ERR_CORRUPT;
+        rc = primary ? each(ctx, (const uint8_t *)k + s->space_len, kl - s->space_len)
+                     : each(ctx, v, vl);
+        if (rc) return rc;
+    }
+    return rc;
+}
+
 /* The next entry of a range or key scan; 1 with (k, v), 0 at the end. */
 static int next_entry(tsq_scan *s, const void **k, size_t *kl, const void **v, size_t *vl)
 {

@@ -6,6 +6,7 @@
 #include <tostore/keys.h>
 #include "base/env.h"
 #include "query/exec.h"
+#include "query/vset.h"
 
 enum { VM_COSINE, VM_L2, VM_IP };
 #define TSQ_VECTOR_K_MAX 1000000   /* as the ngh module */
@@ -19,6 +20,7 @@ typedef struct vsearch {
     size_t    pl;
     int       read_rows;   /* the filter must look at the row (conditions, TTL) */
     int       metric;
+    const tsq_vset *set;   /* the rows passing the conditions, when known */
 } vsearch;
 
 /* A result on its way out, kept in a max-heap on distance (exact scan). */
@@ -37,17 +39,39 @@ static double score_of(int metric, double d)
     return metric == VM_L2 ? 1.0 / (1.0 + d) : metric == VM_COSINE ? 1.0 - d : -d;
 }
 
+/* In float with eight partial sums (independent chains the compiler
+ * turns into vector lanes), summed in double at the end. */
 static double distance(int metric, const float *a, const float *b, size_t n)
 {
-    double s = 0, na = 0, nb = 0;
-    for (size_t i = 0; i < n; i++) {
-        double x = a[i], y = b[i];
-        if (metric == VM_L2) s += (x - y) * (x - y);
-        else { s += x * y; na += x * x; nb += y * y; }
+    float s[8] = { 0 }, na[8] = { 0 }, nb[8] = { 0 };
+    size_t i = 0;
+    if (metric == VM_L2) {
+        for (; i + 8 <= n; i += 8)
+            for (int j = 0; j < 8; j++) {
+                float d = a[i + j] - b[i + j];
+                s[j] += d * d;
+            }
+        double t = 0;
+        for (; i < n; i++) { double d = (double)a[i] - (double)b[i]; t += d * d; }
+        for (int j = 0; j < 8; j++) t += s[j];
+        return sqrt(t);
     }
-    if (metric == VM_L2) return sqrt(s);
-    if (metric == VM_IP) return -s;
-    return na > 0 && nb > 0 ? 1.0 - s / (sqrt(na) * sqrt(nb)) : 1.0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) {
+            s[j] += a[i + j] * b[i + j];
+            na[j] += a[i + j] * a[i + j];
+            nb[j] += b[i + j] * b[i + j];
+        }
+    double dot = 0, xa = 0, xb = 0;
+    for (; i < n; i++) {
+        double x = a[i], y = b[i];
+        dot += x * y;
+        xa += x * x;
+        xb += y * y;
+    }
+    for (int j = 0; j < 8; j++) { dot += s[j]; xa += na[j]; xb += nb[j]; }
+    if (metric == VM_IP) return -dot;
+    return xa > 0 && xb > 0 ? 1.0 - dot / (sqrt(xa) * sqrt(xb)) : 1.0;
 }
 
 /* The row as returned, with _distance and _score. */
@@ -100,36 +124,53 @@ static int pk_only_row(vsearch *v, const uint8_t *pk, size_t pkl, json_t **out)
     return rc;
 }
 
+/* Append the row with primary key pk (without the space) at distance d to
+ * rows: from the key alone when the select list allows, else read. */
+static int emit_pk(vsearch *v, const uint8_t *pk, size_t pkl, double d, json_t *rows)
+{
+    json_t *row = NULL;
+    /* rows of a set passed the conditions in this snapshot (no TTL) */
+    int rc = v->read_rows && !v->set ? TS_ERR_UNSUPPORTED : pk_only_row(v, pk, pkl, &row);
+    if (rc == TS_OK) {
+        if (json_object_set_new(row, "_distance", json_real(d)) ||
+            json_object_set_new(row, "_score", json_real(score_of(v->metric, d))) ||
+            json_array_append_new(rows, row))
+            return tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
+        return TS_OK;
+    }
+    if (rc != TS_ERR_UNSUPPORTED) return rc;
+    tsrow r;
+    rc = tsrow_read(v->x->w, v->t, v->space, pk, pkl, 1, &r);
+    if (rc == TS_ERR_NOT_FOUND)
+        rc = tsenv_error(v->x->env, TS_ERR_CORRUPT, "%s: the vector index has an entry for a "
+                         "missing row", v->t->def->name);
+    if (rc) return rc;
+    tsq_rowset rs = { { r.row }, { r.len } };
+    rc = emit_json(v, &rs, d, &row);
+    tsrow_done(&r);
+    if (!rc && json_array_append_new(rows, row)) rc = tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
+    return rc;
+}
+
+/* The filter when the passing rows are known (a set): the space prefix
+ * and a hash lookup, no row read. */
+static int vfilter_set(void *ctx, const void *val, size_t vl)
+{
+    vsearch *v = ctx;
+    if (vl < v->pl || memcmp(val, v->pre, v->pl) != 0) return 0;
+    return tsq_vset_has(v->set, (const uint8_t *)val + v->pl, vl - v->pl);
+}
+
 static int by_index(vsearch *v, tsix *ix, const float *vec, size_t dim, size_t k, int ef, json_t *rows)
 {
     ts_knn_hit *hits = malloc(k * sizeof *hits);
     if (!hits) return tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
     size_t n = 0;
-    int rc = tsix_knn(ix, v->x->w->tx, vec, dim, k, ef, vfilter, v, hits, &n);
+    int rc = tsix_knn(ix, v->x->w->tx, vec, dim, k, ef, v->set ? vfilter_set : vfilter, v, hits, &n);
     for (size_t i = 0; i < n && !rc; i++) {
         const uint8_t *val = hits[i].val;
         if (hits[i].vlen < v->pl) { rc = tsenv_error(v->x->env, TS_ERR_CORRUPT, "a vector index entry is malformed"); break; }
-        json_t *row = NULL;
-        int fast = v->read_rows ? TS_ERR_UNSUPPORTED
-                                : pk_only_row(v, val + v->pl, hits[i].vlen - v->pl, &row);
-        if (fast == TS_OK) {
-            if (json_object_set_new(row, "_distance", json_real(hits[i].distance)) ||
-                json_object_set_new(row, "_score", json_real(score_of(v->metric, hits[i].distance))) ||
-                json_array_append_new(rows, row))
-                rc = tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
-            continue;
-        }
-        if (fast != TS_ERR_UNSUPPORTED) { rc = fast; break; }
-        tsrow r;
-        rc = tsrow_read(v->x->w, v->t, v->space, val + v->pl, hits[i].vlen - v->pl, 1, &r);
-        if (rc == TS_ERR_NOT_FOUND)
-            rc = tsenv_error(v->x->env, TS_ERR_CORRUPT, "%s: the vector index has an entry for a "
-                             "missing row", v->t->def->name);
-        if (rc) break;
-        tsq_rowset rs = { { r.row }, { r.len } };
-        rc = emit_json(v, &rs, hits[i].distance, &row);
-        tsrow_done(&r);
-        if (!rc && json_array_append_new(rows, row)) rc = tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
+        rc = emit_pk(v, val + v->pl, hits[i].vlen - v->pl, hits[i].distance, rows);
     }
     free(hits);
     return rc;
@@ -213,9 +254,196 @@ static int by_scan(vsearch *v, size_t col, const float *vec, size_t k, size_t ca
     return rc;
 }
 
-int tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t dim, size_t k,
-                      int ef, json_t *rows)
+/* ---- a known set of passing rows -------------------------------------------- */
+
+/* The k nearest as (distance, set row), in a max-heap while filling. */
+typedef struct vtop { double d; size_t i; } vtop;
+
+static void top_push(vtop *h, size_t *n, size_t k, double d, size_t i)
 {
+    if (*n == k) {
+        if (!(d < h[0].d)) return;
+        size_t p = 0;   /* replace the farthest, sift down */
+        for (;;) {
+            size_t l = 2 * p + 1, r = l + 1, m = p;
+            double md = d;
+            if (l < k && h[l].d > md) { m = l; md = h[l].d; }
+            if (r < k && h[r].d > md) m = r;
+            if (m == p) break;
+            h[p] = h[m];
+            p = m;
+        }
+        h[p] = (vtop){ d, i };
+        return;
+    }
+    size_t c = (*n)++;
+    while (c > 0 && h[(c - 1) / 2].d < d) { h[c] = h[(c - 1) / 2]; c = (c - 1) / 2; }
+    h[c] = (vtop){ d, i };
+}
+
+static int cmp_top(const void *a, const void *b)
+{
+    const vtop *x = a, *y = b;
+    return x->d < y->d ? -1 : x->d > y->d ? 1 : (x->i > y->i) - (x->i < y->i);
+}
+
+/* Sort the heap and append its rows (keys from the set). */
+static int emit_top(vsearch *v, const tsq_vset *set, vtop *h, size_t n, json_t *rows)
+{
+    qsort(h, n, sizeof *h, cmp_top);
+    int rc = TS_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        size_t pkl;
+        const uint8_t *pk = tsq_vset_key(set, h[i].i, &pkl);
+        rc = emit_pk(v, pk, pkl, h[i].d, rows);
+    }
+    return rc;
+}
+
+/* Exact search over a set that keeps its vectors. */
+static int by_set(vsearch *v, const float *vec, size_t dim, size_t k, json_t *rows)
+{
+    const tsq_vset *set = v->set;
+    size_t cap = k < set->n ? k : set->n, n = 0;
+    vtop *h = malloc((cap ? cap : 1) * sizeof *h);
+    if (!h) return tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < set->n; i++)
+        top_push(h, &n, cap, distance(v->metric, vec, tsq_vset_vec(set, i), dim), i);
+    int rc = emit_top(v, set, h, n, rows);
+    free(h);
+    return rc;
+}
+
+/* Keys from an index walk: past TSQ_VSET_WALK_MAX the walk costs more than
+ * reading the rows the graph search asks about (TS_ERR_RESOURCE). */
+#define TSQ_VSET_WALK_MAX 16384
+static int add_key(void *ctx, const uint8_t *pk, size_t pkl)
+{
+    tsq_vset *s = ctx;
+    if (s->n >= TSQ_VSET_WALK_MAX) return TS_ERR_RESOURCE;
+    return tsq_vset_add(s, pk, pkl, NULL);
+}
+
+/* Exact search over the rows of a keys-only set (table without a TTL),
+ * each found by its key with one cursor on the primary store (the row is
+ * read in place, not copied). */
+static int by_keys(vsearch *v, size_t col, const tsq_vset *ks, const float *vec, size_t k, json_t *rows)
+{
+    const tsd_field *f = &v->t->def->cols[col];
+    vtop *h = malloc(k * sizeof *h);
+    float *fv = malloc((size_t)f->dimensions * sizeof *fv);
+    int rc = h && fv ? TS_OK : tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
+    tsix_cur cur;
+    int open = 0;
+    if (!rc && !(rc = tsix_cursor(v->t->primary, v->x->w->tx, &cur))) open = 1;
+    uint8_t key[TSROW_KEY_CAP];
+    memcpy(key, v->pre, v->pl);
+    size_t n = 0;
+    for (size_t i = 0; i < ks->n && !rc; i++) {
+        size_t pkl;
+        const uint8_t *pk = tsq_vset_key(ks, i, &pkl);
+        if (v->pl + pkl > sizeof key) { rc = tsenv_error(v->x->env, TS_ERR_CORRUPT, "primary key too long"); break; }
+        memcpy(key + v->pl, pk, pkl);
+        rc = tsix_seek(&cur, key, v->pl + pkl, TS_SEEK_EQ);
+        if (rc == TS_ERR_NOT_FOUND) { rc = TS_OK; continue; }
+        const void *ek, *ev;
+        size_t ekl, evl;
+        if (!rc) rc = tsix_entry(&cur, &ek, &ekl, &ev, &evl);
+        if (rc) break;
+        tsd_value val;
+        rc = tsd_row_field(v->x->env, v->t->def, ev, evl, col, &val);
+        if (!rc && val.kind != TSD_V_NULL && !(rc = tsd_vector_floats(v->x->env, f, &val, fv)))
+            top_push(h, &n, k, distance(v->metric, vec, fv, f->dimensions), i);
+    }
+    if (open) tsix_cursor_close(&cur);
+    if (!rc) {
+        v->set = ks;   /* the rows exist in this snapshot: keys suffice */
+        rc = emit_top(v, ks, h, n, rows);
+        v->set = NULL;
+    }
+    free(h);
+    free(fv);
+    return rc;
+}
+
+/* A plan narrowed by an index whose bounds are exactly the conditions:
+ * the passing keys come from the index entries without reading rows.  Few
+ * (at most cap): read and measured exactly; more: the graph search with
+ * the keys as its filter.  TS_ERR_UNSUPPORTED when the bounds are not
+ * exactly the conditions (nothing done). */
+static int by_index_keys(vsearch *v, size_t col, tsix *ix, const float *vec, size_t dim, size_t k, int ef,
+                         size_t cap, json_t *rows)
+{
+    tsq_vset ks;
+    if (tsq_vset_init(&ks, 0)) return tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
+    int rc = tsq_exec_keys_fast(v->e, add_key, &ks);
+    if (rc == TS_ERR_UNSUPPORTED) {
+        tsq_vset_clear(&ks);
+        return rc;
+    }
+    if (rc == TS_ERR_RESOURCE) {   /* too many: the graph with the row filter */
+        tsq_vset_clear(&ks);
+        return by_index(v, ix, vec, dim, k, ef, rows);
+    }
+    if (!rc && ks.n <= cap) rc = by_keys(v, col, &ks, vec, k, rows);
+    else if (!rc && !(rc = tsq_vset_seal(&ks))) {
+        v->set = &ks;
+        rc = by_index(v, ix, vec, dim, k, ef, rows);
+        v->set = NULL;
+    }
+    if (rc == TS_ERR_NOMEM) rc = tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
+    tsq_vset_clear(&ks);
+    return rc;
+}
+
+/* Exact search over the rows the plan yields that also collects them into
+ * a new set (*out).  TS_ERR_RESOURCE (nothing appended, no set): more rows
+ * pass than a set holds. */
+static int build_set(vsearch *v, size_t col, const float *vec, size_t k, tsq_vset **out, json_t *rows)
+{
+    const tsd_field *f = &v->t->def->cols[col];
+    tsq_vset *set = malloc(sizeof *set);
+    vtop *h = malloc(k * sizeof *h);
+    float *fv = malloc((size_t)f->dimensions * sizeof *fv);
+    int rc = set && h && fv ? tsq_vset_init(set, f->dimensions) : TS_ERR_NOMEM;
+    if (rc == TS_ERR_NOMEM) {
+        free(set);
+        set = NULL;
+    }
+    const tsq_rowset *rs;
+    const uint8_t *pk;
+    size_t pkl, n = 0;
+    while (!rc && (rc = tsq_exec_next(v->e, &rs, &pk, &pkl)) == 1) {
+        tsd_value val;
+        rc = tsd_row_field(v->x->env, v->t->def, rs->row[0], rs->len[0], col, &val);
+        if (rc) break;
+        if (val.kind == TSD_V_NULL) continue;
+        if ((rc = tsd_vector_floats(v->x->env, f, &val, fv))) break;
+        if ((rc = tsq_vset_add(set, pk, pkl, fv))) break;
+        top_push(h, &n, k, distance(v->metric, vec, fv, f->dimensions), set->n - 1);
+    }
+    if (!rc) rc = tsq_vset_seal(set);
+    if (!rc) {
+        v->set = set;
+        rc = emit_top(v, set, h, n, rows);
+        v->set = NULL;
+    }
+    if (rc == TS_ERR_NOMEM) rc = tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
+    if (rc && set) {
+        tsq_vset_clear(set);
+        free(set);
+        set = NULL;
+    }
+    free(h);
+    free(fv);
+    *out = set;
+    return rc;
+}
+
+int tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t dim, size_t k,
+                      int ef, const tsq_vset *set, tsq_vset **built, json_t *rows)
+{
+    if (built) *built = NULL;
     tsq_ctx *x = tsq_exec_ctx(e);
     int src, rc;
     size_t col;
@@ -240,14 +468,30 @@ int tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t d
         if (t->def->indexes[i].vector_config && t->def->indexes[i].cols[0] == col && t->ix[i])
             ixn = (long)i;
     vsearch v = { e, x, t, x->src[0].space, { 0 }, 0, tsq_exec_has_cond(e) || t->ttl != NULL,
-                  metric_of(ixn >= 0 ? &t->def->indexes[ixn] : NULL) };
+                  metric_of(ixn >= 0 ? &t->def->indexes[ixn] : NULL), NULL };
     v.pl = ts_key_int(v.pre, sizeof v.pre, 0, (int64_t)v.space);
+    /* rows of TTL tables expire: sets are not used for them */
+    int sets = !t->ttl && tsq_exec_has_cond(e);
+    if (sets && set) {
+        v.set = set;
+        if (set->dim == dim) return by_set(&v, vec, dim, k, rows);
+        if (ixn >= 0) return by_index(&v, t->ix[ixn], vec, dim, k, ef, rows);
+        v.set = NULL;   /* keys only and no index: scan */
+    } else if (sets && built) {
+        /* TS_ERR_RESOURCE: too many rows pass to keep; the caller runs
+         * the search again on a new executor, without a set */
+        return build_set(&v, col, vec, k, built, rows);
+    }
     if (ixn < 0) return by_scan(&v, col, vec, k, 0, rows);
     /* Conditions that narrow the plan through an index may leave few rows:
      * measure those exactly (cheaper than a graph search whose filter
      * rejects most nodes); past max(1024, 20k) of them, search the graph. */
     if (tsq_exec_narrow(e)) {
         size_t cap = k * 20 > 1024 ? k * 20 : 1024;
+        if (!t->ttl) {
+            rc = by_index_keys(&v, col, t->ix[ixn], vec, dim, k, ef, cap, rows);
+            if (rc != TS_ERR_UNSUPPORTED) return rc;
+        }
         rc = by_scan(&v, col, vec, k, cap, rows);
         if (rc != TS_ERR_RESOURCE) return rc;
     }

@@ -826,6 +826,10 @@ uint64_t tstbl_version(tstbl_map *m, const char *name, uint64_t *num)
     long i = map_index(m, name);
     if (i >= 0 && !m->t[i]->pending && m->t[i]->created <= published) {
         uint64_t lc = __atomic_load_n(&m->t[i]->last_commit, __ATOMIC_ACQUIRE);
+        /* a new definition (a schema change) is a new version too, even
+         * with no row changed since: the same field names may mean other
+         * columns (caches keyed by the query's text must miss) */
+        if (lc < m->t[i]->created) lc = m->t[i]->created;
         if (lc <= published) v = lc + 1;
         *num = m->t[i]->num;
     }

@@ -1521,6 +1521,30 @@ END_TEST
 
 /* ---- cache ----------------------------------------------------------------- */
 
+/* A schema change that gives a field's name to another column changes the
+ * table's version: a cached result of the old meaning is not returned
+ * (before, a table unchanged since open had version 1 before and after). */
+START_TEST(cache_after_schema_change)
+{
+    ts_db *db = open_db(NULL);
+    create(db, "{'name': 'r', 'primaryKeyConfig': {'type': 'sequential'}, 'fields': ["
+               "{'name': 'cat', 'type': 'integer'}, {'name': 'alt', 'type': 'integer'}]}");
+    for (int i = 0; i < 10; i++)
+        ck_assert_int_eq(ts_insert(db, "r", keep(json_pack("{s:i, s:i}", "cat", i, "alt", 9 - i)), NULL), TS_OK);
+    ck_assert_int_eq(ts_close(db), TS_OK);   /* reopened: the table is unchanged since open */
+    db = open_db(NULL);
+    ts_query *q = ts_use_cache(ts_where(ts_query_new(db, "r"), "cat", "<", I(2)), 60000);
+    ck_assert_str_eq(qids(q), "1,2");
+    ck_assert_str_eq(qids(q), "1,2");
+    ck_assert_int_eq(ts_su_apply(ts_su_rename_field(ts_update_schema(db, "r"), "cat", "old_cat"), NULL), TS_OK);
+    ck_assert_int_eq(ts_su_apply(ts_su_rename_field(ts_update_schema(db, "r"), "alt", "cat"), NULL), TS_OK);
+    ck_assert_str_eq(qids(q), "9,10");
+    ck_assert_str_eq(qids(q), "9,10");
+    ts_query_free(q);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+}
+END_TEST
+
 START_TEST(cache)
 {
     ts_db *db = open_db(NULL);
@@ -2473,6 +2497,7 @@ static Suite *suite(void)
     tcase_add_test(tc, query_delete);
     tcase_add_test(tc, streams);
     tcase_add_test(tc, cache);
+    tcase_add_test(tc, cache_after_schema_change);
     tcase_add_test(tc, spaces_and_global);
     tcase_add_test(tc, ttl_rows);
     tcase_add_test(tc, text_keys);

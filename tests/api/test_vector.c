@@ -10,6 +10,8 @@
 #include "tsupport.h"
 #define TT_NAME "vector"
 #include "tables_support.h"
+/* kernel/query/vset.h: sets keep vectors up to this many rows */
+#define TSQ_VSET_EXACT_MAX_TEST 16384
 
 /* ---- data ------------------------------------------------------------------ */
 
@@ -398,6 +400,159 @@ START_TEST(filtered_search)
 }
 END_TEST
 
+/* Searches that repeat their conditions use a set of the passing rows
+ * (built on the second one, api/vcache.c): still only matching rows,
+ * exactly min(k, matching), the exact nearest; commits that change the
+ * table (the filtered field, the vector, deletes) are seen at once; a
+ * transaction sees its own writes; a set too big to keep vectors filters
+ * the graph search. */
+static size_t cat_lt;
+static int cat_below(size_t i) { return (i % 100) < cat_lt; }
+static int keep_all(size_t i) { (void)i; return 1; }
+
+static void check_filtered(ts_db *db, const char *t, const float *data, size_t n, size_t dim,
+                           const float *q, size_t lt, size_t k, double min_recall)
+{
+    size_t want[64];
+    cat_lt = lt;
+    size_t nw = exact_knn(M_L2, data, n, dim, q, k, lt >= 100 ? keep_all : cat_below, want);
+    ts_query *qq = ts_where(ts_query_new(db, t), "cat", "<", I((json_int_t)lt));
+    ts_result *r = search(qq, q, dim, k);
+    ck_assert_uint_eq(ts_result_count(r), nw);
+    for (size_t i = 0; i < ts_result_count(r); i++)
+        ck_assert_int_lt(fint(ts_result_row(r, i), "cat"), (json_int_t)lt);
+    check_rows(r, M_L2, data, dim, q);
+    double rc = recall_of(r, want, nw);
+    ck_assert_msg(rc >= min_recall, "cat < %zu: recall %.3f", lt, rc);
+    ts_result_free(r);
+}
+
+START_TEST(filtered_search_repeated)
+{
+    enum { N = 3000, DIM = 8, K = 10, BIG = TSQ_VSET_EXACT_MAX_TEST + 200 };
+    ts_db *db = open_db(NULL);
+    float *data = clustered(N, DIM, 21);
+    make_table(db, "c", DIM, "float32", M_L2, 1);
+    fill(db, "c", data, N, DIM, 1);
+    /* miss, build, then the set: the same answers, exact from the second on */
+    for (int rep = 0; rep < 4; rep++)
+        for (size_t qi = 0; qi < 5; qi++) {
+            check_filtered(db, "c", data, N, DIM, data + (qi * 211 % N) * DIM, 2, K, rep ? 1.0 : 0.9);
+            check_filtered(db, "c", data, N, DIM, data + (qi * 211 % N) * DIM, 30, K, 0.9);
+        }
+    /* a commit moves row 51 (cat 51) into the filter, at the query vector */
+    const float *q = data + 7 * DIM;
+    ck_assert_int_eq(ts_update(db, "c", I(52), keep(json_pack("{s:i, s:o}", "cat", 0, "emb",
+                                                              ts_vector_value(q, DIM)))), TS_OK);
+    memcpy(data + 51 * DIM, q, DIM * sizeof *q);
+    for (int rep = 0; rep < 3; rep++) {
+        ts_result *r = search(ts_where(ts_query_new(db, "c"), "cat", "<", I(2)), q, DIM, K);
+        ck_assert_uint_eq(ts_result_count(r), K);
+        ck_assert(id_of(ts_result_row(r, 0)) == 51 || id_of(ts_result_row(r, 1)) == 51);
+        for (size_t i = 0; i < K; i++) {
+            size_t id = id_of(ts_result_row(r, i));
+            ck_assert_int_lt(fint(ts_result_row(r, i), "cat"), 2);
+            ck_assert(id == 51 || id % 100 < 2);
+        }
+        ts_result_free(r);
+    }
+    /* deleted: gone at once */
+    ck_assert_int_eq(ts_delete(db, "c", I(52)), TS_OK);
+    for (int rep = 0; rep < 3; rep++) {
+        ts_result *r = search(ts_where(ts_query_new(db, "c"), "cat", "<", I(2)), q, DIM, K);
+        ck_assert_uint_eq(ts_result_count(r), K);
+        for (size_t i = 0; i < K; i++) ck_assert_uint_ne(id_of(ts_result_row(r, i)), 51);
+        ts_result_free(r);
+    }
+    /* a transaction's own write, then rolled back */
+    ck_assert_int_eq(ts_begin(db), TS_OK);
+    ck_assert_int_eq(ts_update(db, "c", I(54), keep(json_pack("{s:i, s:o}", "cat", 1, "emb",
+                                                              ts_vector_value(q, DIM)))), TS_OK);
+    ts_result *r = search(ts_where(ts_query_new(db, "c"), "cat", "<", I(2)), q, DIM, K);
+    ck_assert(id_of(ts_result_row(r, 0)) == 53 || id_of(ts_result_row(r, 1)) == 53);
+    ts_result_free(r);
+    ck_assert_int_eq(ts_rollback(db), TS_OK);
+    for (int rep = 0; rep < 3; rep++) {
+        r = search(ts_where(ts_query_new(db, "c"), "cat", "<", I(2)), q, DIM, K);
+        ck_assert_uint_eq(ts_result_count(r), K);
+        for (size_t i = 0; i < K; i++) ck_assert_uint_ne(id_of(ts_result_row(r, i)), 53);
+        ts_result_free(r);
+    }
+    /* another space: its own rows only (none here), then back */
+    ck_assert_int_eq(ts_switch_space(db, "other", 0), TS_OK);
+    for (int rep = 0; rep < 3; rep++) {
+        r = search(ts_where(ts_query_new(db, "c"), "cat", "<", I(2)), q, DIM, K);
+        ck_assert_uint_eq(ts_result_count(r), 0);
+        ts_result_free(r);
+    }
+    ck_assert_int_eq(ts_switch_space(db, "default", 0), TS_OK);
+    r = search(ts_where(ts_query_new(db, "c"), "cat", "<", I(2)), q, DIM, K);
+    ck_assert_uint_eq(ts_result_count(r), K);
+    ts_result_free(r);
+    /* more rows pass than a set keeps vectors of: its keys filter the graph */
+    float *big = clustered(BIG, 4, 23);
+    create(db, "{'name': 'b', 'primaryKeyConfig': {'type': 'sequential'}, 'fields': ["
+               "{'name': 'cat', 'type': 'integer'}, {'name': 'tag', 'type': 'text'}, "
+               "{'name': 'emb', 'type': 'vector', 'vectorConfig': {'dimensions': 4}}], 'indexes': ["
+               "{'type': 'ngh', 'fields': ['emb'], 'vectorConfig': {'distanceMetric': 'l2', "
+               "'parameters': {'M': 8, 'efConstruction': 40}}}]}");
+    fill(db, "b", big, BIG, 4, 1);
+    for (int rep = 0; rep < 3; rep++)
+        for (size_t qi = 0; qi < 5; qi++) {
+            check_filtered(db, "b", big, BIG, 4, big + (qi * 977 % BIG) * 4, 100, K, 0.8);
+            check_filtered(db, "b", big, BIG, 4, big + (qi * 977 % BIG) * 4, 1, K, rep ? 1.0 : 0.8);
+        }
+    free(big);
+    free(data);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+}
+END_TEST
+
+/* A schema change that gives a field's name to another column: a set
+ * built for the old meaning is not used (the table's version alone could
+ * be the same: 1 for a table unchanged since open, before and after). */
+START_TEST(filtered_search_after_rename)
+{
+    enum { N = 600, DIM = 4, K = 10 };
+    ts_db *db = open_db(NULL);
+    float *data = clustered(N, DIM, 31);
+    create(db, "{'name': 'r', 'primaryKeyConfig': {'type': 'sequential'}, 'fields': ["
+               "{'name': 'cat', 'type': 'integer'}, {'name': 'alt', 'type': 'integer'}, "
+               "{'name': 'emb', 'type': 'vector', 'vectorConfig': {'dimensions': 4}}], 'indexes': ["
+               "{'type': 'ngh', 'fields': ['emb'], 'vectorConfig': {'distanceMetric': 'l2'}}]}");
+    ck_assert_int_eq(ts_begin(db), TS_OK);
+    for (size_t i = 0; i < N; i++)
+        ck_assert_int_eq(ts_insert(db, "r", keep(json_pack("{s:I, s:I, s:o}", "cat", (json_int_t)(i % 100),
+                                                           "alt", (json_int_t)((i % 100 + 50) % 100), "emb",
+                                                           ts_vector_value(data + i * DIM, DIM))), NULL),
+                         TS_OK);
+    ck_assert_int_eq(ts_commit(db), TS_OK);
+    db = reopen(db);
+    for (int rep = 0; rep < 3; rep++) {
+        ts_result *r = search(ts_where(ts_query_new(db, "r"), "cat", "<", I(2)), data, DIM, K);
+        ck_assert_uint_eq(ts_result_count(r), K);
+        for (size_t i = 0; i < K; i++) ck_assert_int_lt(fint(ts_result_row(r, i), "cat"), 2);
+        ts_result_free(r);
+    }
+    ts_schema_update *su = ts_su_rename_field(ts_update_schema(db, "r"), "cat", "old_cat");
+    ck_assert_int_eq(ts_su_apply(su, NULL), TS_OK);   /* apply takes su */
+    su = ts_su_rename_field(ts_update_schema(db, "r"), "alt", "cat");
+    ck_assert_int_eq(ts_su_apply(su, NULL), TS_OK);
+    for (int rep = 0; rep < 3; rep++) {
+        ts_result *r = search(ts_where(ts_query_new(db, "r"), "cat", "<", I(2)), data, DIM, K);
+        ck_assert_uint_eq(ts_result_count(r), K);
+        for (size_t i = 0; i < K; i++) {
+            const json_t *row = ts_result_row(r, i);
+            ck_assert_int_lt(fint(row, "cat"), 2);
+            ck_assert_int_ge(fint(row, "old_cat"), 50);
+        }
+        ts_result_free(r);
+    }
+    free(data);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+}
+END_TEST
+
 /* The select list applies; k is not capped by the default limit; a wider
  * ef finds at least as much. */
 START_TEST(select_k_and_ef)
@@ -614,6 +769,8 @@ static Suite *suite(void)
     tcase_add_test(tc, search_int8_inner_product);
     tcase_add_test(tc, exact_scan_without_index);
     tcase_add_test(tc, filtered_search);
+    tcase_add_test(tc, filtered_search_repeated);
+    tcase_add_test(tc, filtered_search_after_rename);
     tcase_add_test(tc, select_k_and_ef);
     tcase_add_test(tc, deletes_updates_spaces);
     tcase_add_test(tc, transactions_and_reopen);

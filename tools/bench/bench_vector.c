@@ -6,11 +6,24 @@
  *   bench_vector [DIR] [--data synthetic|fashion] [--n N] [--queries Q]
  *                [--rounds R] [--threads T] [--filter-ef EF] [--no-churn]
  *                [--latent R] [--engines tostore,hnswlib,faiss] [--cat-index]
+ *                [--only oqfc] [--sel P] [--no-repeat] [--reuse-db D]
  *
  *   --latent R     the synthetic set's latent rank (32)
  *   --engines L    a subset of the engines; without tostore only the build
  *                  and the sweep run (to look at a data set)
  *   --cat-index    also a btree index on cat (the filtered field)
+ *   --only L       after the build, only the workloads among the letters L:
+ *                  o reopen, q sweep (and T-thread sweep), f filtered,
+ *                  c churn (default: all); e.g. --only f to profile the
+ *                  filtered searches
+ *   --sel P        filtered: only the selectivity P (50, 10 or 1)
+ *   --no-repeat    filtered: every search's conditions differ (an extra
+ *                  `cat > -i` with i new each time, which no row fails), so
+ *                  no search reuses the set of an earlier one
+ *   --reuse-db D   tostore's database in D, kept: built there when D does
+ *                  not exist, else opened as it is (same --n, --data and
+ *                  --cat-index as when it was built; rows in insert order)
+ *                  and the tostore build skipped (for profiling)
  *
  * Data:
  *   synthetic  clustered low-rank vectors, 128-d: 256 cluster centres in a
@@ -76,6 +89,7 @@
 #include <ftw.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,6 +136,11 @@ static const char *g_data = "synthetic";
 static uint64_t g_seed = 20261125;
 static int g_rounds = 3, g_threads = 2, g_filter_ef = 64, g_churn = 1;
 static int g_cat_index;            /* --cat-index: a btree index on cat too */
+static const char *g_only = "oqfc"; /* --only: the workloads run after the build */
+static int g_sel_only;              /* --sel: one filtered selectivity */
+static int g_no_repeat;             /* --no-repeat: conditions never repeat */
+static _Atomic long g_qctr;        /* --no-repeat: the next id != value */
+static const char *g_reuse;         /* --reuse-db: tostore's database kept there */
 static int g_latent = 32;          /* synthetic: latent dimensions */
 static const char *g_engines;      /* --engines: a subset, comma separated */
 
@@ -397,6 +416,11 @@ static int search(int e, const float *q, int ef, int sel, uint32_t *rows)
             json_t *v = json_integer(sel_pct[sel]);
             qq = ts_where(qq, "cat", "<", v);
             json_decref(v);
+            if (g_no_repeat) {
+                v = json_integer(-1 - (json_int_t)++g_qctr);
+                qq = ts_where(qq, "cat", ">", v);
+                json_decref(v);
+            }
         }
         ts_result *r = NULL;
         TSCK(g_db, ts_vector_search(qq, "emb", q, g_dim, K, &r));
@@ -471,6 +495,16 @@ static void *batch_main(void *arg)
 
 /* The first nq queries (0: all) on engine e with threads threads:
  * queries/s; *recall over them. */
+/* CPU seconds of the whole process (every thread). */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static double g_last_cpu_us;   /* CPU microseconds per query of the last batch */
+
 static double run_batch_n(int e, int ef, int sel, int threads, size_t nq, double *recall,
                           size_t *short_rows)
 {
@@ -478,7 +512,7 @@ static double run_batch_n(int e, int ef, int sel, int threads, size_t nq, double
     set_ef(e, ef);
     batch b[BENCH_MAXT];
     pthread_t th[BENCH_MAXT];
-    double t0 = now();
+    double t0 = now(), c0 = cpu_now();
     for (int t = 0; t < threads; t++) {
         b[t] = (batch){ e, ef, sel, nq * (size_t)t / (size_t)threads,
                         nq * (size_t)(t + 1) / (size_t)threads, 0, 0 };
@@ -488,6 +522,7 @@ static double run_batch_n(int e, int ef, int sel, int threads, size_t nq, double
     if (threads > 1)
         for (int t = 0; t < threads; t++) pthread_join(th[t], NULL);
     double el = now() - t0, hits = 0;
+    g_last_cpu_us = (cpu_now() - c0) * 1e6 / (double)nq;
     size_t sh = 0;
     for (int t = 0; t < threads; t++) { hits += b[t].hits; sh += b[t].short_rows; }
     if (recall) *recall = hits / ((double)nq * K);
@@ -604,15 +639,27 @@ static void sweep_threads(void)
         int any = 0;
         for (int i = 0; i < g_ne; i++) any |= need[g_order[i]][p];
         if (!any) continue;
+        /* CPU time per query, one thread and T threads, in the same rounds:
+         * more CPU per query with T threads means they get in each other's
+         * way (locks, shared cache lines); fewer QPS than T x one thread
+         * with the same CPU per query means the cores were busy elsewhere */
+        double cpu1[NE][MAXR] = {{0}}, cpuT[NE][MAXR] = {{0}}, q1[NE][MAXR] = {{0}};
         for (int r = 0; r < g_rounds; r++)
             for (int k = 0; k < g_ne; k++) {
                 int e = g_order[(k + r + p) % g_ne];
-                if (need[e][p]) g_cv[e].qps2[p][r] = run_batch(e, ef_grid[p], -1, g_threads, NULL, NULL);
+                if (!need[e][p]) continue;
+                g_cv[e].qps2[p][r] = run_batch(e, ef_grid[p], -1, g_threads, NULL, NULL);
+                cpuT[e][r] = g_last_cpu_us;
+                q1[e][r] = run_batch(e, ef_grid[p], -1, 1, NULL, NULL);
+                cpu1[e][r] = g_last_cpu_us;
             }
         printf("%-6d", ef_grid[p]);
         for (int i = 0; i < g_ne; i++) {
             int e = g_order[i];
-            if (need[e][p]) printf(" | %-8s %9.0f", ename[e], median(g_cv[e].qps2[p], g_rounds));
+            if (need[e][p])
+                printf(" | %-8s %9.0f (1 thr %6.0f; CPU us/query %5.1f vs %5.1f)", ename[e],
+                       median(g_cv[e].qps2[p], g_rounds), median(q1[e], g_rounds), median(cpuT[e], g_rounds),
+                       median(cpu1[e], g_rounds));
             else printf(" | %-8s %9s", ename[e], "-");
         }
         printf("\n");
@@ -688,6 +735,7 @@ static void build(void)
         if (a >= z) { chunks = c; break; }
         for (int k = 0; k < g_ne; k++) {
             int e = g_order[(k + c) % g_ne];
+            if (!g_have[e]) continue;   /* tostore with --reuse-db */
             double m0 = rss_bytes(), t0 = now();
             switch (e) {
             case E_TS:
@@ -820,9 +868,11 @@ static void filtered(void)
 {
     printf("\n-- f. filtered search (tostore), cat < n, efSearch %d, %d rounds%s --\n", g_filter_ef, g_rounds,
            g_cat_index ? ", btree index on cat" : ", no index on cat");
-    printf("%-12s %10s %10s %20s\n", "selectivity", "recall@10", "QPS", "queries < 10 rows");
+    printf("%-12s %10s %10s %20s %14s\n", "selectivity", "recall@10", "QPS", "queries < 10 rows",
+           "CPU us/query");
     size_t nq1 = 0;
     for (int s = 0; s < NSEL; s++) {
+        if (g_sel_only && sel_pct[s] != g_sel_only) continue;
         double q[MAXR], rec = 0;
         size_t sh = 0;
         /* slow filters: as many of the queries as fit about 3 s per round
@@ -832,9 +882,13 @@ static void filtered(void)
         if (nq < 50) nq = 50;
         if (nq > g_nq) nq = g_nq;
         if (sel_pct[s] == 1) nq1 = nq;
-        for (int r = 0; r < g_rounds; r++)
+        double cpu[MAXR];
+        for (int r = 0; r < g_rounds; r++) {
             q[r] = run_batch_n(E_TS, g_filter_ef, s, 1, nq, r ? NULL : &rec, r ? NULL : &sh);
-        printf("%10d%% %10.4f %10.0f %11zu of %-5zu\n", sel_pct[s], rec, median(q, g_rounds), sh, nq);
+            cpu[r] = g_last_cpu_us;
+        }
+        printf("%10d%% %10.4f %10.0f %11zu of %-5zu %14.0f\n", sel_pct[s], rec, median(q, g_rounds), sh, nq,
+               median(cpu, g_rounds));
         if (sel_pct[s] == 1) {
             char val[48];
             snprintf(val, sizeof val, "%.0f QPS, recall %.3f", median(q, g_rounds), rec);
@@ -842,6 +896,7 @@ static void filtered(void)
                     ">= 1000 QPS", median(q, g_rounds) >= 1000 && !sh ? "met" : "NOT met");
         }
     }
+    if (!nq1) return;
     double q2[MAXR];
     for (int r = 0; r < g_rounds; r++) q2[r] = run_batch_n(E_TS, g_filter_ef, NSEL - 1, g_threads, nq1, NULL, NULL);
     printf("  1%% with %d threads: %.0f QPS (%zu queries)\n", g_threads, median(q2, g_rounds), nq1);
@@ -955,10 +1010,14 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--latent") && v) g_latent = atoi(argv[++i]);
         else if (!strcmp(a, "--cat-index")) g_cat_index = 1;
         else if (!strcmp(a, "--engines") && v) g_engines = argv[++i];
+        else if (!strcmp(a, "--only") && v) g_only = argv[++i];
+        else if (!strcmp(a, "--reuse-db") && v) g_reuse = argv[++i];
+        else if (!strcmp(a, "--sel") && v) g_sel_only = atoi(argv[++i]);
+        else if (!strcmp(a, "--no-repeat")) g_no_repeat = 1;
         else if (a[0] != '-') dir = a;
         else die("usage: bench_vector [DIR] [--data synthetic|fashion] [--n N] [--queries Q] "
                  "[--rounds R] [--threads T] [--filter-ef EF] [--no-churn] [--latent R] "
-                 "[--engines tostore,hnswlib,faiss] [--cat-index]");
+                 "[--engines tostore,hnswlib,faiss] [--cat-index] [--only oqfc] [--sel P] [--no-repeat] [--reuse-db D]");
     }
     if (g_latent < 1 || g_latent > 128) die("--latent: 1..128");
     if (g_rounds < 1) g_rounds = 1;
@@ -1019,23 +1078,39 @@ int main(int argc, char **argv)
     g_lbrow = malloc((g_n + g_n / 5 + 16) * sizeof *g_lbrow);
     if (!g_idrow || !g_lbrow) die("out of memory");
     for (size_t i = 0; i < g_n; i++) g_lbrow[i] = (uint32_t)i;
+    int reused = 0;
+    if (g_reuse) {
+        struct stat st;
+        free(g_dbdir);
+        g_dbdir = strdup(g_reuse);
+        if (!g_dbdir) die("out of memory");
+        reused = stat(g_reuse, &st) == 0;
+    }
     if (g_have[E_TS]) {
         g_db = ts_open_dir(g_dbdir);
-        ts_create();
+        if (reused) {   /* rows were inserted in order with sequential ids from 1 */
+            for (size_t i = 0; i < g_n; i++) g_idrow[i] = (uint32_t)i;
+            printf("\n-- b. build: tostore reuses %s --\n", g_reuse);
+            g_have[E_TS] = 0;
+        } else ts_create();
     }
 
     build();
+    if (reused) g_have[E_TS] = 1;
+    if (g_have[E_TS] && !g_db) g_db = ts_open_dir(g_dbdir);
     if (!g_have[E_TS]) {   /* --engines without tostore */
         sweep();
         return 0;
     }
-    reopen();
-    sweep();
-    if (g_threads > 1) sweep_threads();
-    report_targets(0);
-    if (g_threads > 1) report_targets(1);
-    filtered();
-    if (g_churn) churn();
+    if (strchr(g_only, 'o')) reopen();
+    if (strchr(g_only, 'q')) {
+        sweep();
+        if (g_threads > 1) sweep_threads();
+        report_targets(0);
+        if (g_threads > 1) report_targets(1);
+    }
+    if (strchr(g_only, 'f')) filtered();
+    if (g_churn && strchr(g_only, 'c')) churn();
 
     print_summary();
     if (g_db) TSCK(g_db, ts_close(g_db));

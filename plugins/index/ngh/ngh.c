@@ -274,6 +274,7 @@ static int pk_of(ngh_op *o, uint32_t id, const void **pk, size_t *pl)
 {
     ngh_idx *ix = o->ix;
     int rc;
+    if (ngh_snap_pk(o, id, pk, pl)) return TS_OK;
     if (!o->bcur && (rc = ix->btv->cursor_open(ix->bt, o->tx, &o->bcur))) return rc;
     uint8_t k[5];
     nkey(k, id);
@@ -282,6 +283,7 @@ static int pk_of(ngh_op *o, uint32_t id, const void **pk, size_t *pl)
     const void *ek;
     size_t ekl;
     if (!rc) rc = ix->btv->entry(o->bcur, &ek, &ekl, pk, pl);
+    if (!rc) ngh_snap_pk_fill(o, id, pk, pl);
     return rc;
 }
 
@@ -611,6 +613,7 @@ static int ngh_knn(void *idx, ts_txn *txn, const float *q, size_t dim, size_t k,
     }
     if (rc) goto done;
     if (nr > k) nr = (uint32_t)k;
+    ngh_snap_pk_prefetch(&o, res, nr);
     size_t total = 0, cap = 256;
     buf = ix->host->alloc(cap);
     if (!buf) { rc = ix->host->error(ix->env, TS_ERR_NOMEM, "ngh: out of memory"); goto done; }

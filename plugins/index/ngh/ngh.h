@@ -82,6 +82,11 @@ typedef struct ngh_snap {
     int      retired;  /* under ngh_idx.mu */
     uint32_t cap[NGH_SNAP_ARRAYS];
     _Atomic(uint8_t *) *slot[NGH_SNAP_ARRAYS];
+    /* node id -> its primary key as the map has it (a 2-byte length, then
+     * the bytes), filled like the page slots: the results' and the
+     * filter's keys without a map lookup each; pkcap ids */
+    uint32_t pkcap;
+    _Atomic(uint8_t *) *pk;
     _Atomic uint64_t bytes;
 } ngh_snap;
 
@@ -212,5 +217,14 @@ int      ngh_meta_init(uint8_t *d, uint32_t usable, uint32_t dim, int metric, in
 int      ngh_free_pages(ngh_op *o);
 void     ngh_pool_free(ngh_idx *ix);
 void     ngh_snap_free(ngh_idx *ix, ngh_snap *s);
+/* Node id's primary key from the operation's read cache: 1 with *pk / *pl
+ * (valid while the operation lasts), 0 when not cached. */
+int      ngh_snap_pk(ngh_op *o, uint32_t id, const void **pk, size_t *pl);
+/* Prefetch the cached primary keys of the n candidates (their slots, then
+ * the copies), so looking them up one by one does not wait on each miss. */
+void     ngh_snap_pk_prefetch(ngh_op *o, const ngh_cand *c, uint32_t n);
+/* Keep a copy of node id's primary key in the operation's read cache (when
+ * it has one and room); *pk / *pl then point at the copy. */
+void     ngh_snap_pk_fill(ngh_op *o, uint32_t id, const void **pk, size_t *pl);
 void     ngh_wcache_reset(ngh_idx *ix);
 #endif

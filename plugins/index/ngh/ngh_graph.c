@@ -493,7 +493,54 @@ void ngh_snap_free(ngh_idx *ix, ngh_snap *s)
             ix->host->free(atomic_load_explicit(&s->slot[a][i], memory_order_relaxed));
         ix->host->free(s->slot[a]);
     }
+    for (uint32_t i = 0; s->pk && i < s->pkcap; i++)
+        ix->host->free(atomic_load_explicit(&s->pk[i], memory_order_relaxed));
+    ix->host->free(s->pk);
     ix->host->free(s);
+}
+
+int ngh_snap_pk(ngh_op *o, uint32_t id, const void **pk, size_t *pl)
+{
+    ngh_snap *sn = o->snap;
+    if (!sn || id >= sn->pkcap) return 0;
+    const uint8_t *c = atomic_load_explicit(&sn->pk[id], memory_order_acquire);
+    if (!c) return 0;
+    *pl = (size_t)c[0] | (size_t)c[1] << 8;
+    *pk = c + 2;
+    return 1;
+}
+
+void ngh_snap_pk_prefetch(ngh_op *o, const ngh_cand *c, uint32_t n)
+{
+    ngh_snap *sn = o->snap;
+    if (!sn) return;
+    for (uint32_t i = 0; i < n; i++)
+        if (c[i].id < sn->pkcap) __builtin_prefetch(&sn->pk[c[i].id]);
+    for (uint32_t i = 0; i < n; i++)
+        if (c[i].id < sn->pkcap) {
+            const uint8_t *p = atomic_load_explicit(&sn->pk[c[i].id], memory_order_acquire);
+            if (p) __builtin_prefetch(p);
+        }
+}
+
+void ngh_snap_pk_fill(ngh_op *o, uint32_t id, const void **pk, size_t *pl)
+{
+    ngh_snap *sn = o->snap;
+    if (!sn || id >= sn->pkcap || *pl > 0xFFFF) return;
+    if (atomic_load_explicit(&sn->bytes, memory_order_relaxed) + *pl + 2 > SNAP_BYTES) return;
+    uint8_t *c = o->ix->host->alloc(*pl + 2), *exp = NULL;
+    if (!c) return;
+    c[0] = (uint8_t)*pl;
+    c[1] = (uint8_t)(*pl >> 8);
+    memcpy(c + 2, *pk, *pl);
+    if (atomic_compare_exchange_strong_explicit(&sn->pk[id], &exp, c, memory_order_acq_rel,
+                                                memory_order_acquire)) {
+        atomic_fetch_add_explicit(&sn->bytes, *pl + 2, memory_order_relaxed);
+        *pk = c + 2;
+        return;
+    }
+    o->ix->host->free(c);   /* another reader filled it: the same bytes */
+    *pk = exp + 2;
 }
 
 /* A read operation on generation gen takes the index's cache when it is of
@@ -511,6 +558,9 @@ static void snap_attach(ngh_op *o)
         fresh = ix->host->calloc(1, sizeof *fresh);
         if (fresh) {
             fresh->gen = o->m.gen;
+            fresh->pkcap = o->m.count;
+            fresh->pk = ix->host->calloc(o->m.count ? o->m.count : 1, sizeof *fresh->pk);
+            if (!fresh->pk) fresh->pkcap = 0;
             for (int a = 0; a < NGH_SNAP_ARRAYS; a++) {
                 fresh->cap[a] = o->m.npages[a];
                 fresh->slot[a] = ix->host->calloc(fresh->cap[a] ? fresh->cap[a] : 1, sizeof *fresh->slot[a]);

@@ -1,0 +1,199 @@
+/*
+ * Sets of rows passing a vector search's conditions (query/vset.h), kept
+ * across calls so a search that repeats its conditions filters without
+ * reading rows.  Like the result cache (api/watch.c) an entry is tagged
+ * with its table's version read *before* the snapshot the set was built
+ * from, and is used only while the table's version is still that one:
+ * any later commit to the table makes it miss.  Searches inside explicit
+ * transactions, on TTL tables or with custom predicates never use it.
+ *
+ * A set is built (one exact scan of the rows the plan yields) on the
+ * second search with the same conditions and version, so conditions that
+ * never repeat cost nothing more than before.  At most VC_MAX entries and
+ * VC_BYTES bytes of sets; the least recently used unreferenced entry goes.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "api/call.h"
+#include "api/query.h"
+
+#define VC_MAX   32
+#define VC_BYTES ((size_t)128 << 20)
+
+enum { VC_SEEN = 0, VC_SET = 1, VC_BIG = 2 };
+
+typedef struct vcentry {
+    char     *key;
+    uint64_t  space, num, created, version;
+    int       state;
+    tsq_vset *set;        /* VC_SET */
+    size_t    bytes;
+    unsigned  refs;       /* searches using set */
+    int       gone;       /* out of the table: freed by the last release */
+    uint64_t  used;
+} vcentry;
+
+struct tsapi_vcache {
+    pthread_mutex_t lock;
+    vcentry        *e[VC_MAX];
+    size_t          n, bytes;
+    uint64_t        clock;
+};
+
+static void entry_free(vcentry *e)
+{
+    if (e->set) {
+        tsq_vset_clear(e->set);
+        free(e->set);
+    }
+    free(e->key);
+    free(e);
+}
+
+/* Take entry i out of the table (under the lock). */
+static void entry_drop(struct tsapi_vcache *c, size_t i)
+{
+    vcentry *e = c->e[i];
+    c->bytes -= e->bytes;
+    c->e[i] = c->e[--c->n];
+    if (e->refs) e->gone = 1;
+    else entry_free(e);
+}
+
+/* The table's number, the commit that created its current definition
+ * (a schema change makes a new one: the same field names may mean other
+ * columns) and its version. */
+static int same_tag(const vcentry *e, const uint64_t tag[3])
+{
+    return e->num == tag[0] && e->created == tag[1] && e->version == tag[2];
+}
+
+char *tsapi_vcache_key(const ts_query *q, const char *field)
+{
+    if (!q->s.cond.n || q->s.njoins || tsq_cond_has_custom(&q->s.cond)) return NULL;
+    json_t *o = json_pack("[s, s, o]", q->s.table, field, tsq_cond_json(&q->s.cond));
+    char *k = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(o);
+    return k;
+}
+
+int tsapi_vcache_lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3],
+                        tsapi_vref *ref)
+{
+    memset(ref, 0, sizeof *ref);
+    struct tsapi_vcache *c = db->vcache;
+    if (!c) {
+        pthread_mutex_lock(&db->lock);
+        if (!db->vcache && (db->vcache = calloc(1, sizeof *db->vcache)))
+            pthread_mutex_init(&db->vcache->lock, NULL);
+        c = db->vcache;
+        pthread_mutex_unlock(&db->lock);
+        if (!c) return TSAPI_VC_NONE;
+    }
+    int r = TSAPI_VC_NONE;
+    pthread_mutex_lock(&c->lock);
+    size_t i = 0;
+    while (i < c->n && !(c->e[i]->space == space && !strcmp(c->e[i]->key, key))) i++;
+    if (i < c->n && !same_tag(c->e[i], tag)) {
+        entry_drop(c, i);   /* older data: start over (seen again now) */
+        i = c->n;
+    }
+    if (i < c->n) {
+        vcentry *e = c->e[i];
+        e->used = ++c->clock;
+        if (e->state == VC_SET) {
+            e->refs++;
+            ref->set = e->set;
+            ref->entry = e;
+            r = TSAPI_VC_HIT;
+        } else if (e->state == VC_SEEN) {
+            r = TSAPI_VC_BUILD;
+        }
+    } else {
+        /* first sighting: remember it (evicting the least recently used) */
+        vcentry *e = calloc(1, sizeof *e);
+        if (e && (e->key = strdup(key))) {
+            if (c->n == VC_MAX) {
+                size_t old = 0;
+                for (size_t j = 1; j < c->n; j++) if (c->e[j]->used < c->e[old]->used) old = j;
+                entry_drop(c, old);
+            }
+            e->space = space;
+            e->num = tag[0];
+            e->created = tag[1];
+            e->version = tag[2];
+            e->state = VC_SEEN;
+            e->used = ++c->clock;
+            c->e[c->n++] = e;
+        } else {
+            free(e);
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    return r;
+}
+
+void tsapi_vcache_put(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3], tsq_vset *set)
+{
+    struct tsapi_vcache *c = db->vcache;
+    size_t bytes = set ? tsq_vset_bytes(set) : 0;
+    if (!c) goto discard;
+    pthread_mutex_lock(&c->lock);
+    size_t i = 0;
+    while (i < c->n && !(c->e[i]->space == space && !strcmp(c->e[i]->key, key))) i++;
+    /* only onto the entry it was built for (same version, still seen once) */
+    if (i == c->n || c->e[i]->state != VC_SEEN || !same_tag(c->e[i], tag)) {
+        pthread_mutex_unlock(&c->lock);
+        goto discard;
+    }
+    vcentry *e = c->e[i];
+    /* room: drop the least recently used other sets */
+    while (bytes <= VC_BYTES / 2 && c->bytes + bytes > VC_BYTES) {
+        size_t old = c->n;
+        for (size_t j = 0; j < c->n; j++)
+            if (c->e[j] != e && c->e[j]->bytes && (old == c->n || c->e[j]->used < c->e[old]->used))
+                old = j;
+        if (old == c->n) break;
+        entry_drop(c, old);
+    }
+    if (set && (bytes > VC_BYTES / 2 || c->bytes + bytes > VC_BYTES)) {
+        /* too big to keep: do not build it again at this version */
+        tsq_vset_clear(set);
+        free(set);
+        set = NULL;
+        bytes = 0;
+    }
+    e->state = set ? VC_SET : VC_BIG;
+    e->set = set;
+    e->bytes = bytes;
+    c->bytes += bytes;
+    pthread_mutex_unlock(&c->lock);
+    return;
+discard:
+    if (set) {
+        tsq_vset_clear(set);
+        free(set);
+    }
+}
+
+void tsapi_vcache_release(ts_db *db, tsapi_vref *ref)
+{
+    vcentry *e = ref->entry;
+    if (!e) return;
+    struct tsapi_vcache *c = db->vcache;
+    pthread_mutex_lock(&c->lock);
+    int last = --e->refs == 0 && e->gone;
+    pthread_mutex_unlock(&c->lock);
+    if (last) entry_free(e);
+    memset(ref, 0, sizeof *ref);
+}
+
+void tsapi_vcache_close(ts_db *db)
+{
+    struct tsapi_vcache *c = db->vcache;
+    if (!c) return;
+    while (c->n) entry_drop(c, c->n - 1);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+    db->vcache = NULL;
+}

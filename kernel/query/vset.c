@@ -1,0 +1,108 @@
+/* The set of rows passing a vector search's conditions (vset.h). */
+#include <stdlib.h>
+#include <string.h>
+#include <tostore/status.h>
+#include "query/vset.h"
+
+static uint64_t key_hash(const uint8_t *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ULL;
+    return h ^ (h >> 29);
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t esz)
+{
+    if (need <= *cap) return TS_OK;
+    size_t nc = *cap ? *cap : 64;
+    while (nc < need) nc *= 2;
+    void *np = realloc(*p, nc * esz);
+    if (!np) return TS_ERR_NOMEM;
+    *p = np;
+    *cap = nc;
+    return TS_OK;
+}
+
+int tsq_vset_init(tsq_vset *s, uint32_t dim)
+{
+    memset(s, 0, sizeof *s);
+    s->dim = dim;
+    s->ko = malloc(64 * sizeof *s->ko);
+    if (!s->ko) return TS_ERR_NOMEM;
+    s->kocap = 64;
+    s->ko[0] = 0;
+    return TS_OK;
+}
+
+int tsq_vset_add(tsq_vset *s, const uint8_t *pk, size_t pkl, const float *v)
+{
+    if (s->n >= TSQ_VSET_ROWS_MAX) return TS_ERR_RESOURCE;
+    if (s->dim && s->n >= TSQ_VSET_EXACT_MAX) {   /* too many to measure exactly: keys only */
+        free(s->vec);
+        s->vec = NULL;
+        s->veccap = 0;
+        s->dim = 0;
+    }
+    int rc = grow((void **)&s->kb, &s->kbcap, s->kbl + pkl, 1);
+    if (!rc) rc = grow((void **)&s->ko, &s->kocap, s->n + 2, sizeof *s->ko);
+    if (!rc && s->dim) rc = grow((void **)&s->vec, &s->veccap, (s->n + 1) * s->dim, sizeof *s->vec);
+    if (rc) return rc;
+    memcpy(s->kb + s->kbl, pk, pkl);
+    s->kbl += pkl;
+    if (s->dim) memcpy(s->vec + s->n * s->dim, v, (size_t)s->dim * sizeof *v);
+    s->ko[++s->n] = s->kbl;
+    return TS_OK;
+}
+
+int tsq_vset_seal(tsq_vset *s)
+{
+    size_t cap = 16;
+    while (cap < 2 * s->n) cap *= 2;
+    free(s->slot);
+    s->slot = calloc(cap, sizeof *s->slot);
+    if (!s->slot) return TS_ERR_NOMEM;
+    s->mask = cap - 1;
+    for (size_t i = 0; i < s->n; i++) {
+        size_t h = (size_t)key_hash(s->kb + s->ko[i], s->ko[i + 1] - s->ko[i]) & s->mask;
+        while (s->slot[h]) h = (h + 1) & s->mask;
+        s->slot[h] = (uint32_t)i + 1;
+    }
+    return TS_OK;
+}
+
+int tsq_vset_has(const tsq_vset *s, const uint8_t *pk, size_t pkl)
+{
+    if (!s->slot) return 0;
+    size_t h = (size_t)key_hash(pk, pkl) & s->mask;
+    for (uint32_t r; (r = s->slot[h]) != 0; h = (h + 1) & s->mask) {
+        size_t i = r - 1, l = s->ko[i + 1] - s->ko[i];
+        if (l == pkl && memcmp(s->kb + s->ko[i], pk, pkl) == 0) return 1;
+    }
+    return 0;
+}
+
+const uint8_t *tsq_vset_key(const tsq_vset *s, size_t i, size_t *pkl)
+{
+    *pkl = s->ko[i + 1] - s->ko[i];
+    return s->kb + s->ko[i];
+}
+
+const float *tsq_vset_vec(const tsq_vset *s, size_t i)
+{
+    return s->dim ? s->vec + i * s->dim : NULL;
+}
+
+size_t tsq_vset_bytes(const tsq_vset *s)
+{
+    return s->kbcap + s->kocap * sizeof *s->ko + s->veccap * sizeof *s->vec +
+           (s->slot ? (s->mask + 1) * sizeof *s->slot : 0) + sizeof *s;
+}
+
+void tsq_vset_clear(tsq_vset *s)
+{
+    free(s->kb);
+    free(s->ko);
+    free(s->vec);
+    free(s->slot);
+    memset(s, 0, sizeof *s);
+}

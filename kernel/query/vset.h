@@ -1,0 +1,52 @@
+/*
+ * The rows passing a vector search's conditions (kernel/query/vset.c): their
+ * primary keys in a hash set and, while there are few, their vectors, so
+ * a search repeating the same conditions filters candidates without
+ * reading rows (and measures a small set exactly without the graph).
+ * Built once by kernel/query/vector.c, then read-only: any number of
+ * threads may read one at a time.
+ */
+#ifndef TS_QUERY_VSET_H
+#define TS_QUERY_VSET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Vectors are kept up to this many rows (above, only the keys). */
+#define TSQ_VSET_EXACT_MAX 16384
+/* At most this many rows in a set. */
+#define TSQ_VSET_ROWS_MAX  (4u << 20)
+
+typedef struct tsq_vset {
+    size_t    n;              /* rows */
+    uint32_t  dim;            /* floats per kept vector; 0: no vectors */
+    uint8_t  *kb;             /* the primary keys (without the space), concatenated */
+    size_t    kbl, kbcap;
+    size_t   *ko;             /* n + 1 offsets into kb */
+    size_t    kocap;
+    float    *vec;            /* n x dim floats, NULL when dim is 0 */
+    size_t    veccap;
+    uint32_t *slot;           /* hash table of row + 1 (0: empty), mask + 1 slots */
+    size_t    mask;
+} tsq_vset;
+
+/* An empty set that keeps vectors of dim floats while it has at most
+ * TSQ_VSET_EXACT_MAX rows (dim 0: never).  TS_OK or TS_ERR_NOMEM. */
+int  tsq_vset_init(tsq_vset *s, uint32_t dim);
+/* Add a row: its primary key and its vector (dim floats; ignored once the
+ * set keeps none).  The caller adds each key once.  TS_OK, TS_ERR_NOMEM,
+ * or TS_ERR_RESOURCE past TSQ_VSET_ROWS_MAX rows. */
+int  tsq_vset_add(tsq_vset *s, const uint8_t *pk, size_t pkl, const float *v);
+/* After the last add: build the hash table.  TS_OK or TS_ERR_NOMEM. */
+int  tsq_vset_seal(tsq_vset *s);
+/* Whether a sealed set holds the key: 1 or 0. */
+int  tsq_vset_has(const tsq_vset *s, const uint8_t *pk, size_t pkl);
+/* Row i's key and (when kept) vector. */
+const uint8_t *tsq_vset_key(const tsq_vset *s, size_t i, size_t *pkl);
+const float   *tsq_vset_vec(const tsq_vset *s, size_t i);
+/* The memory the set holds, in bytes. */
+size_t tsq_vset_bytes(const tsq_vset *s);
+/* Free what the set holds (s itself is the caller's). */
+void tsq_vset_clear(tsq_vset *s);
+
+#endif
