@@ -144,7 +144,7 @@ static size_t find(const struct tsapi_sps *s, const char *name)
 
 int ts_savepoint(ts_db *db, const char *name)
 {
-    tsapi_thread *t;
+    tsapi_thread *t = NULL;
     int rc = writer(db, name, "ts_savepoint", &t);
     if (rc) return rc;
     if (!db->sys.catalog)
@@ -170,7 +170,7 @@ int ts_savepoint(ts_db *db, const char *name)
 
 int ts_rollback_to(ts_db *db, const char *name)
 {
-    tsapi_thread *t;
+    tsapi_thread *t = NULL;
     int rc = writer(db, name, "ts_rollback_to", &t);
     if (rc) return rc;
     struct tsapi_sps *s = t->sps;
@@ -201,7 +201,7 @@ int ts_rollback_to(ts_db *db, const char *name)
 
 int ts_release(ts_db *db, const char *name)
 {
-    tsapi_thread *t;
+    tsapi_thread *t = NULL;
     int rc = writer(db, name, "ts_release", &t);
     if (rc) return rc;
     size_t i = find(t->sps, name);
