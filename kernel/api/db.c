@@ -52,6 +52,10 @@ static int select_cipher(ts_db *db, const tscfg *c, const tsreg_module **out)
     *out = NULL;
     if (!c->cipher_module) return TS_OK;
     const tsreg_module *m = tsreg_lookup(db->reg, TS_KIND_CIPHER, c->cipher_module);
+    if (!m && tsreg_declared(db->reg, TS_KIND_CIPHER, c->cipher_module)) {
+        tsenv_error_prefix(&db->env, "cipher.module"); /* its load failure */
+        return TS_ERR_PLUGIN;
+    }
     if (!m)
         return tsenv_error(&db->env, TS_ERR_CONFIG,
                            "cipher.module: no cipher module named '%s' is loaded", c->cipher_module);
@@ -125,7 +129,12 @@ static int config_schemas(ts_db *db)
 static int open_data(ts_db *db)
 {
     int rc = tssys_open(&db->env, db->reg, db->pg, &db->sys);
-    if (rc == TS_ERR_PLUGIN) { tsenv_clear(&db->env); return TS_OK; } /* pages only */
+    /* without a btree module the handle has pages only; a bundled btree
+     * that fails to load fails the open with its reason */
+    if (rc == TS_ERR_PLUGIN && !tsreg_declared(db->reg, TS_KIND_INDEX, TSSYS_INDEX_MODULE)) {
+        tsenv_clear(&db->env);
+        return TS_OK;
+    }
     if (rc) return rc;
     rc = tstbl_map_open(&db->tables, &db->env, db->reg, &db->sys, db->pg, db->cfg->node_id);
     if (!rc) rc = config_schemas(db);

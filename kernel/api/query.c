@@ -593,6 +593,13 @@ int ts_vector_search(ts_query *q, const char *field, const float *vec, size_t di
     if (!rc) rc = open_exec(q, &c, TSQ_MODE_ALL, &e);
     /* the space the executor reads (the handle's may switch meanwhile) */
     uint64_t tag[3] = { num, 0, version };
+    /* the version again, now that the snapshot is taken: unchanged, no
+     * commit to the table was published around it, so the snapshot holds
+     * exactly that version (else a set could pair with a newer snapshot) */
+    if (!rc && key && version) {
+        uint64_t num2 = 0;
+        if (tstbl_version(&q->db->tables, q->s.table, &num2) != version || num2 != num) version = 0;
+    }
     if (!rc && key && version) {
         space = tsq_exec_ctx(e)->src[0].space;
         tag[1] = tsq_exec_ctx(e)->src[0].t->created;

@@ -470,6 +470,7 @@ int ts_su_apply(ts_schema_update *su, char **task_id_out)
     char id[32] = "";
     rc = apply(su, c.tx, id, sizeof id);
     if (rc < 0 && !c.owned && db->tables.ddl_seq != seq) tscall_poison(&c);
+    tsapi_sp_barrier(db); /* a started task keeps no undo */
     rc = tscall_end(&c, rc);
     ts_su_free(su);
     if (rc) return rc;

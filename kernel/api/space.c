@@ -79,9 +79,9 @@ int ts_delete_space(ts_db *db, const char *space)
                          "space '%s' is the current space; switch to another first", space);
     else if ((rc = tssys_space_id(&db->sys, c.tx, space, &id)) == TS_ERR_NOT_FOUND)
         rc = tsenv_error(&db->env, TS_ERR_NOT_FOUND, "no space named '%s'", space);
+    if (!rc) tsapi_sp_barrier(db); /* the purges keep no undo, even half done */
     if (!rc) rc = tsapi_tables_purge_space(db, c.tx, id);
     if (!rc) rc = tsapi_kv_purge_space(db, c.tx, id);
-    if (!rc) tsapi_sp_barrier(db); /* the purges keep no undo */
     if (!rc) rc = tssys_space_remove(&db->sys, c.tx, space);
     if (!rc) {
         char active[TSSYS_NAME_MAX + 1];

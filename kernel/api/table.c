@@ -136,8 +136,8 @@ int ts_clear_table(ts_db *db, const char *table)
 {
     stmt s;
     int rc = stmt_begin(db, table, 1, &s);
+    if (!rc) tsapi_sp_barrier(db); /* a clear keeps no undo of its rows, even half done */
     if (!rc) rc = tswrite_clear(&s.w, s.t);
-    if (!rc) tsapi_sp_barrier(db); /* a clear keeps no undo of its rows */
     return stmt_end(db, &s, rc);
 }
 
@@ -156,6 +156,7 @@ int ts_sync_schemas_progress(ts_db *db, const json_t *schemas, int dry_run, json
     json_t *rep = json_array();
     rc = schemas ? (rep ? tsmig_sync(&db->tables, c.tx, schemas, &o, rep) : TS_ERR_NOMEM)
                  : tsenv_error(&db->env, TS_ERR_INVALID, "schemas is NULL");
+    if (!dry_run) tsapi_sp_barrier(db); /* migration tasks it starts keep no undo */
     rc = ddl_end(db, &c, seq, rc);
     if (!rc && report_new) *report_new = rep;
     else json_decref(rep);
@@ -306,7 +307,9 @@ static int batch(ts_db *db, const char *table, const json_t *records, int allow_
         int r = upsert ? tswrite_upsert(&s.w, s.t, rec, &pk) : tswrite_insert(&s.w, s.t, rec, &pk);
         if (r >= 0) {
             json_array_append_new(ok, pk);
-            if (allow_partial) tsw_forget(&s.w, mark);
+            /* inside an explicit transaction the undo stays: a savepoint
+             * may need it (stmt_end hands it over or drops it) */
+            if (allow_partial && s.c.owned) tsw_forget(&s.w, mark);
             continue;
         }
         json_decref(pk);

@@ -361,12 +361,15 @@ int ts_query_watch(ts_query *q, void (*cb)(const ts_result *r, void *ctx), void 
         if (W) {
             pthread_mutex_init(&W->lock, NULL);
             pthread_cond_init(&W->idle, NULL);
-            db->watch = W; /* before the thread starts: watch_run reads it */
+            /* the thread sleeps until kicked, and kicks find it only through
+             * db->watch: published complete, after the worker exists, so a
+             * committer's tsapi_watch_notify never sees half of it */
             if (tsapi_worker_start(db, watch_run, -1, &W->worker)) {
                 pthread_cond_destroy(&W->idle);
                 pthread_mutex_destroy(&W->lock);
                 free(W);
-                db->watch = NULL;
+            } else {
+                __atomic_store_n(&db->watch, W, __ATOMIC_RELEASE);
             }
         }
     }
@@ -401,7 +404,7 @@ int ts_unwatch(ts_watch *w)
 
 void tsapi_watch_notify(ts_db *db)
 {
-    struct tsapi_watchers *W = db->watch;
+    struct tsapi_watchers *W = __atomic_load_n(&db->watch, __ATOMIC_ACQUIRE);
     if (W) tsapi_worker_kick(W->worker);
 }
 

@@ -8,7 +8,9 @@
 static const tsreg_module *find(ts_env *env, tsreg *reg, const char *module)
 {
     const tsreg_module *m = tsreg_lookup(reg, TS_KIND_INDEX, module);
-    if (!m)
+    if (!m && tsreg_declared(reg, TS_KIND_INDEX, module))
+        tsenv_error_prefix(env, "index module '%s'", module); /* its load failure */
+    else if (!m)
         tsenv_error(env, TS_ERR_PLUGIN, "no index module named '%s' is loaded", module);
     return m;
 }

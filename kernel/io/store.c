@@ -10,6 +10,10 @@ int tsstore_open(ts_env *env, tsreg *reg, const char *name, const json_t *opts,
 {
     *out = NULL;
     const tsreg_module *m = tsreg_lookup(reg, TS_KIND_STORAGE, name);
+    if (!m && tsreg_declared(reg, TS_KIND_STORAGE, name)) {
+        tsenv_error_prefix(env, "storage.backend"); /* its load failure */
+        return TS_ERR_PLUGIN;
+    }
     if (!m)
         return tsenv_error(env, TS_ERR_CONFIG,
                            "storage.backend: no storage module named '%s' is loaded", name);

@@ -37,6 +37,7 @@ typedef struct tsreg_decl {
     uint32_t  kind;
     char      module[TS_NAME_MAX + 1];
     int       tried;      /* a load was attempted: loaded, or failed once */
+    char     *why;        /* the failure's message, kept for every later lookup */
 } tsreg_decl;
 
 struct tsreg {
@@ -87,7 +88,10 @@ void tsreg_free(tsreg *r)
     if (r->dirs)
         for (char **d = r->dirs; *d; d++) free(*d);
     free(r->dirs);
-    for (size_t i = 0; i < r->ndecls; i++) free(r->decls[i].file);
+    for (size_t i = 0; i < r->ndecls; i++) {
+        free(r->decls[i].file);
+        free(r->decls[i].why);
+    }
     free(r->decls);
     free(r->plugins);
     free(r->modules);
@@ -438,18 +442,33 @@ int tsreg_declare(tsreg *r, const char *spec, const char *kind, const char *modu
     return rc;
 }
 
-/* Load the plugin declaring d (caller holds r->mu).  A failure is kept in
- * the thread's error slot and not retried on every lookup. */
+/* Load the plugin declaring d (caller holds r->mu).  A failure is not
+ * retried: its message is kept and raised again by every later lookup. */
 static int load_decl(tsreg *r, tsreg_decl *d)
 {
+    if (d->why) return tsenv_error(r->env, TS_ERR_PLUGIN, "%s", d->why);
     if (d->tried || r->loading) return TS_OK;
     for (size_t i = 0; i < r->ndecls; i++)
         if (strcmp(r->decls[i].file, d->file) == 0) r->decls[i].tried = 1;
     char *file = strdup(d->file);
     if (!file) return tsenv_error(r->env, TS_ERR_NOMEM, "out of memory");
     int rc = load_file(r, file);
-    if (rc) tsenv_error_prefix(r->env, "bundled plugin");
-    return rc;
+    if (!rc) return TS_OK;
+    tsenv_error_prefix(r->env, "bundled plugin");
+    const char *msg = tsenv_errmsg(r->env);
+    for (size_t i = 0; i < r->ndecls; i++)
+        if (strcmp(r->decls[i].file, d->file) == 0 && !r->decls[i].why)
+            r->decls[i].why = strdup(msg && *msg ? msg : "bundled plugin: cannot be loaded");
+    return TS_ERR_PLUGIN;
+}
+
+int tsreg_declared(tsreg *r, uint32_t kind, const char *name)
+{
+    if (!r || !name) return 0;
+    pthread_mutex_lock(&r->mu);
+    int d = find_decl(r, kind, name) != NULL;
+    pthread_mutex_unlock(&r->mu);
+    return d;
 }
 
 int tsreg_load_declared(tsreg *r)
@@ -458,7 +477,7 @@ int tsreg_load_declared(tsreg *r)
     int rc = TS_OK;
     pthread_mutex_lock(&r->mu);
     for (size_t i = 0; i < r->ndecls && !rc; i++)
-        if (!r->decls[i].tried) {
+        if (!r->decls[i].tried || r->decls[i].why) {
             rc = load_decl(r, &r->decls[i]);
             if (!rc && !find_rec(r, r->decls[i].kind, r->decls[i].module))
                 rc = tsenv_error(r->env, TS_ERR_PLUGIN, "%s: did not load", r->decls[i].file);
@@ -484,6 +503,7 @@ int tsreg_find(tsreg *r, uint32_t kind, const char *name, const ts_module **mod,
                void **state)
 {
     const tsreg_module *rec = tsreg_lookup(r, kind, name);
+    if (!rec && tsreg_declared(r, kind, name)) return TS_ERR_PLUGIN; /* its load failure */
     if (!rec) {
         const char *k = tsreg_kind_name(kind);
         return tsenv_error(r ? r->env : NULL, TS_ERR_NOT_FOUND, "no %s module named '%s' is loaded",

@@ -45,8 +45,11 @@ int  tsreg_load(tsreg *reg, const char *spec, const char *const *dirs);
  * among those it presents, and it may present no undeclared one. */
 int  tsreg_declare(tsreg *reg, const char *spec, const char *kind, const char *module,
                    const char *const *dirs);
-/* Load every declared plugin not loaded yet (for listings). */
+/* Load every declared plugin not loaded yet (for listings); TS_ERR_PLUGIN
+ * with its reason if one cannot be (also one that failed before). */
 int  tsreg_load_declared(tsreg *reg);
+/* 1 if a module of that kind and name was declared (loaded or not). */
+int  tsreg_declared(tsreg *reg, uint32_t kind, const char *name);
 
 /* Find a module, loading its declared plugin on first use; NULL when there
  * is none or its plugin failed to load (the reason is then in the calling

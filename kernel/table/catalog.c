@@ -171,7 +171,10 @@ static int open_table(tstbl_map *m, tsd_table *def, uint64_t num, uint64_t proot
     if (!rc && def->pk_type != TSD_PK_NONE) {
         const char *gen = tsd_pk_type_name(def->pk_type);
         t->pkgen = tsreg_lookup(m->reg, TS_KIND_PKGEN, gen);
-        if (!t->pkgen)
+        if (!t->pkgen && tsreg_declared(m->reg, TS_KIND_PKGEN, gen)) {
+            tsenv_error_prefix(env, "table '%s'", def->name);
+            rc = TS_ERR_PLUGIN;
+        } else if (!t->pkgen)
             rc = tsenv_error(env, TS_ERR_PLUGIN, "table '%s': no primary-key generator module "
                              "named '%s' is loaded", def->name, gen);
         else if (!(t->pkgen_opts = pkgen_options(def, m->node_id)))
@@ -410,6 +413,11 @@ static int check_modules(tstbl_map *m, const tsd_table *d)
 {
     for (size_t i = 0; i < d->nindexes; i++) {
         const tsreg_module *mod = tsreg_lookup(m->reg, TS_KIND_INDEX, d->indexes[i].module);
+        if (!mod && tsreg_declared(m->reg, TS_KIND_INDEX, d->indexes[i].module)) {
+            /* a bundled plugin that failed to load: its reason */
+            tsenv_error_prefix(m->env, "%s.indexes: index '%s'", d->name, d->indexes[i].name);
+            return TS_ERR_PLUGIN;
+        }
         if (!mod)
             return tsenv_error(m->env, TS_ERR_PLUGIN, "%s.indexes: index '%s' needs the index module "
                                "'%s', which is not loaded", d->name, d->indexes[i].name,
@@ -421,10 +429,15 @@ static int check_modules(tstbl_map *m, const tsd_table *d)
                                d->indexes[i].module);
     }
     if (d->pk_type != TSD_PK_NONE &&
-        !tsreg_lookup(m->reg, TS_KIND_PKGEN, tsd_pk_type_name(d->pk_type)))
+        !tsreg_lookup(m->reg, TS_KIND_PKGEN, tsd_pk_type_name(d->pk_type))) {
+        if (tsreg_declared(m->reg, TS_KIND_PKGEN, tsd_pk_type_name(d->pk_type))) {
+            tsenv_error_prefix(m->env, "%s.primaryKeyConfig.type", d->name);
+            return TS_ERR_PLUGIN;
+        }
         return tsenv_error(m->env, TS_ERR_PLUGIN, "%s.primaryKeyConfig.type: no primary-key "
                            "generator module named '%s' is loaded", d->name,
                            tsd_pk_type_name(d->pk_type));
+    }
     return TS_OK;
 }
 

@@ -93,6 +93,29 @@ START_TEST(same_name_and_failed_statement)
 }
 END_TEST
 
+/* Batches, with and without allow_partial, are undone like single rows. */
+START_TEST(batches)
+{
+    ts_db *db = open_db(NULL);
+    schema2(db);
+    ck_assert_int_eq(ts_begin(db), TS_OK);
+    ins_i(db, "p", "{'v': 1}");
+    ck_assert_int_eq(ts_savepoint(db, "b"), TS_OK);
+    json_t *report = NULL;
+    ck_assert_int_eq(ts_batch_insert(db, "p", J("[{'v': 2}, {'v': 1}, {'v': 3}]"), 1, &report),
+                     TS_PARTIAL);
+    json_decref(report);
+    ck_assert_int_eq(count(db, "p"), 3);
+    ck_assert_int_eq(ts_batch_insert(db, "p", J("[{'v': 4}, {'v': 5}]"), 0, NULL), TS_OK);
+    ck_assert_int_eq(count(db, "p"), 5);
+    ck_assert_int_eq(ts_rollback_to(db, "b"), TS_OK);
+    ck_assert_int_eq(count(db, "p"), 1);
+    ck_assert_int_eq(ts_commit(db), TS_OK);
+    ck_assert_int_eq(count(db, "p"), 1);
+    ts_close(db);
+}
+END_TEST
+
 START_TEST(barriers)
 {
     ts_db *db = open_db(NULL);
@@ -334,6 +357,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, contract);
     tcase_add_test(tc, same_name_and_failed_statement);
+    tcase_add_test(tc, batches);
     tcase_add_test(tc, barriers);
     tcase_add_test(tc, vector_index_follows);
     tcase_add_test(tc, randomized_model);

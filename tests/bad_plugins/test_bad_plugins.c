@@ -265,6 +265,48 @@ START_TEST(duplicate_in_plugin)
 }
 END_TEST
 
+/* A bundled plugin is loaded on first use: one that cannot be loaded fails
+ * the call that needs it with its reason, every time, and ts_modules too.
+ * A bad file named btree.so in a pluginPath folder stands in for it. */
+START_TEST(broken_bundled_plugin)
+{
+    char *pdir = tst_tmpdir("badplug-path");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s/btree.so' && cp '%s' '%s/hash.so'", BAD_SO("bp_bad_magic"),
+             pdir, BAD_SO("bp_bad_magic"), pdir);
+    ck_assert_int_eq(system(cmd), 0);
+    char *extra = NULL;
+    ck_assert_int_ge(asprintf(&extra, "{\"pluginPath\": [\"%s\"]}", pdir), 0);
+    ts_db *db = NULL;
+    /* btree is needed at open: the open fails and says why */
+    int rc = open_cfg(NULL, extra, &db, NULL);
+    ck_assert_int_eq(rc, TS_ERR_PLUGIN);
+    ck_assert_ptr_null(db);
+    ck_assert_msg(strstr(ts_errmsg(NULL), "btree.so") && strstr(ts_errmsg(NULL), "magic"),
+                  "message: %s", ts_errmsg(NULL));
+    /* hash is needed only by a table that uses it */
+    snprintf(cmd, sizeof cmd, "rm '%s/btree.so'", pdir);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(open_cfg(NULL, extra, &db, NULL), TS_OK);
+    json_t *schema = json_loads("{\"name\": \"t\", \"fields\": [{\"name\": \"v\", \"type\": "
+                                "\"integer\"}], \"indexes\": [{\"fields\": [\"v\"], \"type\": "
+                                "\"hash\"}]}", 0, NULL);
+    for (int i = 0; i < 2; i++) { /* the reason again on the second try */
+        ck_assert_int_ne(ts_create_table(db, schema), TS_OK);
+        ck_assert_msg(strstr(ts_errmsg(db), "hash.so"), "try %d: message: %s", i, ts_errmsg(db));
+    }
+    json_decref(schema);
+    json_t *mods = NULL;
+    ck_assert_int_eq(ts_modules(db, &mods), TS_ERR_PLUGIN);
+    ck_assert_ptr_null(mods);
+    ck_assert_msg(strstr(ts_errmsg(db), "hash.so"), "ts_modules message: %s", ts_errmsg(db));
+    close_db(db);
+    free(extra);
+    tst_rmrf(pdir);
+    free(pdir);
+}
+END_TEST
+
 START_TEST(duplicate_of_bundled)
 {
     expect_refused(BAD_SO("bp_dup_bundled"), TS_ERR_PLUGIN,
@@ -579,6 +621,7 @@ static Suite *bad_plugins_suite(void)
     tcase_add_test(module, vtable_too_small);
     tcase_add_test(module, duplicate_in_plugin);
     tcase_add_test(module, duplicate_of_bundled);
+    tcase_add_test(module, broken_bundled_plugin);
     tcase_add_test(module, storage_without_write);
     tcase_add_test(module, cipher_without_open);
     tcase_add_test(module, cipher_bad_key_bytes);
