@@ -81,12 +81,15 @@ int tsapi_vcache_lookup(ts_db *db, const char *key, uint64_t space, const uint64
                         tsapi_vref *ref)
 {
     memset(ref, 0, sizeof *ref);
-    struct tsapi_vcache *c = db->vcache;
+    /* made on first use under db->lock, published whole (release) */
+    struct tsapi_vcache *c = __atomic_load_n(&db->vcache, __ATOMIC_ACQUIRE);
     if (!c) {
         pthread_mutex_lock(&db->lock);
-        if (!db->vcache && (db->vcache = calloc(1, sizeof *db->vcache)))
-            pthread_mutex_init(&db->vcache->lock, NULL);
         c = db->vcache;
+        if (!c && (c = calloc(1, sizeof *c))) {
+            pthread_mutex_init(&c->lock, NULL);
+            __atomic_store_n(&db->vcache, c, __ATOMIC_RELEASE);
+        }
         pthread_mutex_unlock(&db->lock);
         if (!c) return TSAPI_VC_NONE;
     }
@@ -135,7 +138,7 @@ int tsapi_vcache_lookup(ts_db *db, const char *key, uint64_t space, const uint64
 
 void tsapi_vcache_put(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3], tsq_vset *set)
 {
-    struct tsapi_vcache *c = db->vcache;
+    struct tsapi_vcache *c = __atomic_load_n(&db->vcache, __ATOMIC_ACQUIRE);
     size_t bytes = set ? tsq_vset_bytes(set) : 0;
     if (!c) goto discard;
     pthread_mutex_lock(&c->lock);
@@ -180,7 +183,7 @@ void tsapi_vcache_release(ts_db *db, tsapi_vref *ref)
 {
     vcentry *e = ref->entry;
     if (!e) return;
-    struct tsapi_vcache *c = db->vcache;
+    struct tsapi_vcache *c = __atomic_load_n(&db->vcache, __ATOMIC_ACQUIRE);
     pthread_mutex_lock(&c->lock);
     int last = --e->refs == 0 && e->gone;
     pthread_mutex_unlock(&c->lock);
@@ -190,7 +193,7 @@ void tsapi_vcache_release(ts_db *db, tsapi_vref *ref)
 
 void tsapi_vcache_close(ts_db *db)
 {
-    struct tsapi_vcache *c = db->vcache;
+    struct tsapi_vcache *c = __atomic_load_n(&db->vcache, __ATOMIC_ACQUIRE);
     if (!c) return;
     while (c->n) entry_drop(c, c->n - 1);
     pthread_mutex_destroy(&c->lock);

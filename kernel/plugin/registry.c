@@ -82,7 +82,8 @@ void tsreg_free(tsreg *r)
         free((void *)r->modules[i]->vtab);
         free(r->modules[i]);
     }
-    /* Reverse load order: a plugin may hold modules of an earlier one. */
+    /* Every instance is closed by now; reverse load order for the fini
+     * callbacks (bundled plugins load on first use, so this is use order). */
     for (size_t i = r->nplugins; i-- > 0;)
         unload_plugin(&r->plugins[i]);
     if (r->dirs)
