@@ -600,7 +600,8 @@ int ts_vector_search(ts_query *q, const char *field, const float *vec, size_t di
         uint64_t num2 = 0;
         if (tstbl_version(&q->db->tables, q->s.table, &num2) != version || num2 != num) version = 0;
     }
-    if (!rc && key && version) {
+    /* TTL tables never use sets (rows expire without a commit): no entry */
+    if (!rc && key && version && !tsq_exec_ctx(e)->src[0].t->ttl) {
         space = tsq_exec_ctx(e)->src[0].space;
         tag[1] = tsq_exec_ctx(e)->src[0].t->created;
         look = tsapi_vcache_lookup(q->db, key, space, tag, &ref);
