@@ -118,7 +118,8 @@ TS_API int ts_transaction(ts_db *db, int (*fn)(ts_db *db, void *ctx), void *ctx)
  * newest savepoint named `name` and drops the savepoints made after it; the
  * savepoint itself stays, to roll back to again.  ts_release forgets it and
  * those after it, keeping their changes.  Outside ts_begin: TS_ERR_INVALID;
- * unknown name: TS_ERR_NOT_FOUND.  A schema change, ts_clear_table or
+ * unknown name: TS_ERR_NOT_FOUND.  A schema change (ts_create_table(s),
+ * ts_drop_table, ts_sync_schemas*, ts_su_apply), ts_clear_table or
  * ts_delete_space made after a savepoint cannot be rolled back to
  * (TS_ERR_UNSUPPORTED; the savepoint can still be released, or the whole
  * transaction rolled back).  Key sequences are not rewound.  Each
