@@ -572,6 +572,28 @@ static void check_prefix(fx *f, void *cur, const model *m, const uint8_t *p, siz
     size_t want = 0;
     while (i + want < m->n && m->e[i + want].kl >= pl && memcmp(m->e[i + want].k, p, pl) == 0) want++;
     REQUIRE(n == want, "prefix scan (%zu bytes): %zu entries, model %zu", pl, n, want);
+    /* backward: from the last entry with the prefix (LT the prefix's
+     * successor: trailing 0xFF bytes dropped, the last one incremented) */
+    uint8_t succ[TS_INDEX_KEY_MAX];
+    size_t sl = pl;
+    memcpy(succ, p, pl);
+    while (sl && succ[sl - 1] == 0xFF) sl--;
+    if (!sl) return; /* no successor: the prefix runs to the end of the key space */
+    succ[sl - 1]++;
+    n = 0;
+    rc = f->vt->seek(cur, succ, sl, TS_SEEK_LT);
+    while (rc == TS_OK) {
+        const uint8_t *k, *v;
+        size_t kl, vl;
+        entry_of(f, cur, &k, &kl, &v, &vl);
+        if (kl < pl || memcmp(k, p, pl) != 0) break;
+        REQUIRE(n < want && entry_is(f, cur, &m->e[i + want - 1 - n]),
+                "backward prefix scan (%zu bytes): entry %zu from the end differs", pl, n);
+        n++;
+        rc = f->vt->prev(cur);
+    }
+    REQUIRE(rc == TS_OK || rc == TS_ERR_NOT_FOUND, "backward prefix scan: %d %s", rc, ts_errmsg(f->db));
+    REQUIRE(n == want, "backward prefix scan (%zu bytes): %zu entries, model %zu", pl, n, want);
 }
 
 /* Lookups of present and absent keys, and (ordered) every seek mode. */
