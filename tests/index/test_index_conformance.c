@@ -553,7 +553,8 @@ static void check_seek_entries(fx *f, void *cur, const model *m, const uint8_t *
 }
 
 /* A prefix scan (seek GE to the prefix, next while keys start with it)
- * lists exactly the model's entries under the prefix, in order. */
+ * lists exactly the model's entries under the prefix, in order; and
+ * backward (seek LT the prefix's successor, prev) in reverse order. */
 static void check_prefix(fx *f, void *cur, const model *m, const uint8_t *p, size_t pl)
 {
     size_t i = model_lb(m, p, pl, NULL, 0, -1), n = 0;
