@@ -35,7 +35,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -69,11 +68,9 @@ typedef struct ag_state {
  * thread's OpenSSL error queue empty for whoever uses OpenSSL next. */
 static int ossl_fail(const ag_state *st, int code, const char *what)
 {
-    char why[256] = "no detail";
-    unsigned long e = ERR_get_error();
-    if (e) ERR_error_string_n(e, why, sizeof why);
-    ERR_clear_error();
-    return st->host->error(st->env, code, AG_NAME ": %s failed: %s", what, why);
+    char why[256];
+    return st->host->error(st->env, code, AG_NAME ": %s failed: %s", what,
+                           evp_aead_reason(why, sizeof why));
 }
 
 /* ts_module_args must at least reach the env field we keep. */

@@ -142,12 +142,9 @@ static int xchacha(cc_state *st, int enc, const uint8_t *nonce, const uint8_t *a
                                CC_NAME ": authentication failed (data changed, wrong key or "
                                "wrong associated data)");
     if (rc != EVP_AEAD_OK) {
-        char why[256] = "no detail";
-        unsigned long e = ERR_get_error();
-        if (e) ERR_error_string_n(e, why, sizeof why);
-        ERR_clear_error();
+        char why[256];
         return st->host->error(st->env, TS_ERR_UNKNOWN, CC_NAME ": %s failed: %s",
-                               enc ? "encryption" : "decryption", why);
+                               enc ? "encryption" : "decryption", evp_aead_reason(why, sizeof why));
     }
     return TS_OK;
 }

@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include "evp_aead.h"
@@ -16,6 +17,15 @@ static int feed(EVP_CIPHER_CTX *c, uint8_t *out, const uint8_t *in, size_t len)
         len -= (size_t)n;
     }
     return 1;
+}
+
+const char *evp_aead_reason(char *why, size_t n)
+{
+    unsigned long e = ERR_get_error();
+    if (e) ERR_error_string_n(e, why, n);
+    else snprintf(why, n, "no detail");
+    ERR_clear_error();
+    return why;
 }
 
 int evp_pool_init(evp_pool *p, const EVP_CIPHER *cipher)

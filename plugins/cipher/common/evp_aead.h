@@ -26,6 +26,11 @@ typedef struct evp_pool {
     int               n;
 } evp_pool;
 
+/* The first queued OpenSSL error as text in why (n bytes; "no detail" if
+ * none), leaving the thread's error queue empty for whoever uses OpenSSL
+ * next.  Returns why. */
+const char *evp_aead_reason(char *why, size_t n);
+
 /* 0, or -1 when the mutex cannot be made. */
 int  evp_pool_init(evp_pool *p, const EVP_CIPHER *cipher);
 /* Free the kept contexts (wiping their keys). */
