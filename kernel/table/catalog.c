@@ -122,8 +122,10 @@ static json_t *pkgen_options(const tsd_table *d, int64_t node_id)
 }
 
 /* The options an index module gets: for vector indexes the index's
- * vectorConfig plus the field's dimensions and precision; NULL otherwise
- * (*opts stays NULL, which is not an error). */
+ * vectorConfig plus the field's dimensions and precision, and, for a
+ * float16 / int8 field, keysQuantized (the keys are decoded from the
+ * quantized row values, so the module can hold them exactly without a
+ * float32 copy); NULL otherwise (*opts stays NULL, which is not an error). */
 static int ix_opts(ts_env *env, const tsd_table *def, size_t i, json_t **opts)
 {
     const tsd_index *ix = &def->indexes[i];
@@ -132,7 +134,9 @@ static int ix_opts(ts_env *env, const tsd_table *def, size_t i, json_t **opts)
     const tsd_field *f = &def->cols[ix->cols[0]];
     json_t *o = json_deep_copy(ix->vector_config);
     if (!o || json_object_set_new(o, "dimensions", json_integer(f->dimensions)) ||
-        json_object_set_new(o, "precision", json_string(tsd_precision_name(f->precision)))) {
+        json_object_set_new(o, "precision", json_string(tsd_precision_name(f->precision))) ||
+        (f->precision != TSD_VEC_FLOAT32 &&
+         json_object_set_new(o, "keysQuantized", json_true()))) {
         json_decref(o);
         return tsenv_error(env, TS_ERR_NOMEM, "out of memory");
     }

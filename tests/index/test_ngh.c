@@ -8,6 +8,8 @@
  *    l2, cosine and innerProduct in float32, float16 and int8; an indexed
  *    vector finds itself first at distance ~0; distances are the exact ones;
  *  - options: refused keys and values, wrong dimensions, non-finite values;
+ *  - keysQuantized (float16 / int8 keys decoded from quantized values): no
+ *    float32 copy (fewer pages), exact distances, removes, reopen;
  *  - duplicates (TS_ERR_UNIQUE), removes (TS_ERR_NOT_FOUND when absent),
  *    deleted entries never returned, updates (remove + insert);
  *  - churn: deleted node ids are reused, the file stops growing;
@@ -754,6 +756,78 @@ END_TEST
 
 /* Deletes and updates at scale: deleted entries are never returned and
  * recall over the live ones holds. */
+/* keysQuantized (what the kernel passes for float16 / int8 fields, whose
+ * keys are decoded from quantized row values): no float32 copy is kept, so
+ * the index is smaller by the raw array, yet its distances are the exact
+ * ones (the records hold the keys exactly), removes find their entries,
+ * and the answers survive a reopen. */
+static void quantized_keys_case(const char *prec_name, int prec)
+{
+    uint32_t n = sanitized() ? 2000 : 8000, dim = 64, k = 10;
+    rng r = rng_new(31 + (uint64_t)prec);
+    float *data = gen_data(&r, n, dim);
+    /* the keys as a quantized row decodes them */
+    uint8_t codes[2 * 64];
+    for (uint32_t i = 0; i < n; i++) {
+        float sc = 1.0f, *v = data + (size_t)i * dim;
+        ngh_quantize(prec, v, dim, codes, &sc);
+        ngh_dequantize(prec, codes, dim, sc, v);
+    }
+    uint64_t pages[2];
+    for (int kq = 0; kq < 2; kq++) {
+        json_t *o = mkopts_p(dim, "l2", prec_name, 0, 100, 0);
+        if (kq) json_object_set_new(o, "keysQuantized", json_true());
+        ndb h;
+        char name[64];
+        snprintf(name, sizeof name, "ngh-qkeys-%s-%d", prec_name, kq);
+        db_new(&h, name, 0, "\"cacheBytes\": 134217728", o);
+        load(&h, data, dim, 0, n, 2000);
+        tstx *tx = rbegin(&h);
+        pages[kq] = live_pages(tx);
+        double rec = recall(&h, tx, NGH_L2, data, n, dim, NULL, 100, k, 0, &r, NULL);
+        REQUIRE(rec >= 0.95, "%s keysQuantized %d: recall@10 %.4f", prec_name, kq, rec);
+        ts_knn_hit out[10];
+        for (int i = 0; i < 50; i++) {
+            uint32_t id = (uint32_t)rbelow(&r, n);
+            REQUIRE(knn(&h, tx, data + (size_t)id * dim, dim, 10, 0, NULL, NULL, out) == 10, "self");
+            REQUIRE(out[0].distance < 1e-3f, "self query %u: first at %g", id, out[0].distance);
+        }
+        tstx_rollback(tx);
+        if (!kq) { db_done(&h); continue; }
+        /* remove a third by (key, value): found once, then gone */
+        uint8_t *live = malloc(n);
+        memset(live, 1, n);
+        tx = wbegin(&h);
+        for (uint32_t i = 0; i < n; i += 3) {
+            REQUIRE(del(&h, tx, data, dim, i) == TS_OK, "remove %u: %s", i, emsg(&h));
+            live[i] = 0;
+        }
+        for (uint32_t i = 0; i < n; i += 30)
+            ck_assert_int_eq(del(&h, tx, data, dim, i), TS_ERR_NOT_FOUND);
+        commit(&h, tx);
+        REQUIRE(db_close(&h) == TS_OK, "close");
+        db_open(&h, "\"cacheBytes\": 134217728");
+        tx = rbegin(&h);
+        rec = recall(&h, tx, NGH_L2, data, n, dim, live, 100, k, 0, &r, NULL);
+        REQUIRE(rec >= 0.95, "%s after removes and reopen: recall@10 %.4f", prec_name, rec);
+        tstx_rollback(tx);
+        free(live);
+        db_done(&h);
+    }
+    /* the raw array is n float32 vectors: at least 90% of its pages saved */
+    uint64_t raw_pages = (uint64_t)n * dim * 4 / 4096;
+    if (verbose()) printf("ngh %s: %llu pages with a float32 copy, %llu with keysQuantized\n", prec_name,
+                          (unsigned long long)pages[0], (unsigned long long)pages[1]);
+    REQUIRE(pages[1] + raw_pages * 9 / 10 <= pages[0], "%s: %llu pages with keysQuantized, %llu without",
+            prec_name, (unsigned long long)pages[1], (unsigned long long)pages[0]);
+    free(data);
+}
+
+START_TEST(quantized_keys_f16) { quantized_keys_case("float16", NGH_F16); }
+END_TEST
+START_TEST(quantized_keys_i8) { quantized_keys_case("int8", NGH_I8); }
+END_TEST
+
 START_TEST(deletes_and_updates)
 {
     uint32_t n = long_mode() ? 30000 : 6000, dim = 32;
@@ -1409,6 +1483,8 @@ static Suite *suite(void)
     ADD(bench);
     ADD(options);
     ADD(entries_and_duplicates);
+    ADD(quantized_keys_f16);
+    ADD(quantized_keys_i8);
     ADD(deletes_and_updates);
     ADD(filtered);
     ADD(churn_reuses_space);

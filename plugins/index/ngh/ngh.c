@@ -93,7 +93,7 @@ static size_t kkey(uint8_t *k, uint64_t hv, uint64_t hp) { k[0] = 'K'; be64(k + 
 
 /* ---- options ------------------------------------------------------------ */
 
-typedef struct ngh_cfg { uint32_t dim, M, efc, efs; int metric, precision; } ngh_cfg;
+typedef struct ngh_cfg { uint32_t dim, M, efc, efs; int metric, precision, keys_quantized; } ngh_cfg;
 
 static int opt_range(const ts_host *h, ts_env *env, const ts_opts *o, const char *key, int64_t lo,
                      int64_t hi, uint32_t *out, int required)
@@ -120,10 +120,11 @@ static int parse_opts(const ts_host *h, ts_env *env, const ts_opts *o, ngh_cfg *
     c->efs = 64;
     c->metric = NGH_COSINE;
     c->precision = NGH_F32;
+    c->keys_quantized = 0;
     const char *key;
     for (size_t i = 0; h->opt_key_at(o, i, &key) == TS_OK; i++)
         if (strcmp(key, "dimensions") && strcmp(key, "precision") && strcmp(key, "distanceMetric") &&
-            strcmp(key, "parameters"))
+            strcmp(key, "parameters") && strcmp(key, "keysQuantized"))
             return h->error(env, TS_ERR_CONFIG, "ngh: unknown option '%s'", key);
     int rc = opt_range(h, env, o, "dimensions", 1, 16384, &c->dim, 1);
     if (rc) return rc;
@@ -142,6 +143,8 @@ static int parse_opts(const ts_host *h, ts_env *env, const ts_opts *o, ngh_cfg *
         else if (!strcmp(s, "int8")) c->precision = NGH_I8;
         else return h->error(env, TS_ERR_CONFIG, "ngh: precision '%s' (use float32, float16 or int8)", s);
     } else if (rc != TS_ERR_NOT_FOUND) return rc;
+    rc = h->opt_bool(env, o, "keysQuantized", &c->keys_quantized);
+    if (rc && rc != TS_ERR_NOT_FOUND) return rc;
     const ts_opts *p;
     rc = h->opt_object(env, o, "parameters", &p);
     if (rc == TS_OK) {
@@ -185,7 +188,7 @@ static int ngh_create(const ts_module_args *args, ts_txn *txn, uint64_t *root_ou
     if ((rc = btv->create(&ba, txn, &btroot))) { h->pages->release(pg); return rc; }
     if ((rc = h->random(args->env, &seed, sizeof seed))) { h->pages->release(pg); return rc; }
     rc = ngh_meta_init(h->pages->data(pg), h->pages->usable_size(txn), c.dim, c.metric, c.precision,
-                       c.M, c.efc, seed, btroot);
+                       c.keys_quantized, c.M, c.efc, seed, btroot);
     h->pages->release(pg);
     if (rc)
         return h->error(args->env, TS_ERR_UNSUPPORTED, "ngh: M=%u does not fit the page size",
@@ -345,10 +348,9 @@ static int find_matches(ngh_op *o, const void *key, size_t klen, const void *val
         for (uint32_t i = 0; i < n && !rc; i++) {
             uint8_t *rec;
             ngh_op_relax(o);
-            const float *vec;
+            int match;
             if ((rc = ngh_node(o, ids[i], 0, &rec))) break;
-            if ((rc = ngh_vector(o, ids[i], rec, o->s->vb, &vec))) break;
-            int match = !memcmp(vec, key, klen);
+            if ((rc = ngh_key_matches(o, ids[i], rec, key, &match))) break;
             if (match && val) {
                 const void *pk;
                 size_t pkl;

@@ -143,6 +143,9 @@ typedef struct ngh_meta {
      * quantized vector or none (ext: too big for a record); rpp vectors per
      * page, or ppv pages per vector when one does not fit a page */
     uint32_t ext, raw, rawb, rpp, ppv;
+    /* keys arrive exactly representable at the precision (decoded from
+     * vectors stored at it): the records are exact, no raw array */
+    uint32_t keys_quantized;
     uint32_t depth[NGH_NARRAYS], npages[NGH_NARRAYS];
 } ngh_meta;
 
@@ -204,15 +207,20 @@ int ngh_graph_search(ngh_op *o, const float *q, uint32_t ef, uint32_t rerank, ng
 /* How many of the beam's best a quantized index re-ranks for k results. */
 uint32_t ngh_rerank_count(uint32_t k, uint32_t ef);
 /* Exact distance from query q (already normalized for cosine) to node id
- * (rec: its record), on the float32 vector (raw pages when quantized). */
+ * (rec: its record), on the float32 vector (raw pages when quantized and
+ * the keys were not; the record itself when they were). */
 int  ngh_exact_dist(ngh_op *o, const float *q, uint32_t id, const uint8_t *rec, float *d);
 /* The float32 vector of node id: *out points into a page or into buf (dim
- * floats); valid until the next page access. */
+ * floats); valid until the next page access.  With quantized keys, the
+ * record dequantized (a scale may differ from the key's in the last bit). */
 int  ngh_vector(ngh_op *o, uint32_t id, const uint8_t *rec, float *buf, const float **out);
+/* *match: node id (rec) holds exactly key (dim floats, any alignment);
+ * uses the scratch's vb and vb2. */
+int  ngh_key_matches(ngh_op *o, uint32_t id, const uint8_t *rec, const void *key, int *match);
 void ngh_prepare_query(const ngh_op *o, const float *q, float *qn);
 
 /* ngh_graph.c, used by ngh.c */
-int      ngh_meta_init(uint8_t *d, uint32_t usable, uint32_t dim, int metric, int prec, uint32_t M,
+int      ngh_meta_init(uint8_t *d, uint32_t usable, uint32_t dim, int metric, int prec, int keys_quantized, uint32_t M,
                        uint32_t efc, uint64_t seed, uint64_t btroot);
 int      ngh_free_pages(ngh_op *o);
 void     ngh_pool_free(ngh_idx *ix);

@@ -14,8 +14,9 @@
  *     f32, the vector (float32, float16 or int8 codes; none when too big:
  *     `ext`), M0 = 2M neighbour ids (u32)
  *   upper page: 0 type, 8 records of 4 + 4M bytes: count u32, M ids
- *   raw page: 0 type, 8 float32 vectors (float16 / int8 / ext indexes:
- *     the vectors as inserted, for re-ranking, exact scans and cursors)
+ *   raw page: 0 type, 8 float32 vectors (ext indexes, and float16 / int8
+ *     ones whose keys are not already quantized: the vectors as inserted,
+ *     for re-ranking, exact scans and cursors)
  *
  * Node id i lives in node-array page i / npp at slot i % npp: computed,
  * never searched.  A node of level l > 0 owns the l upper records
@@ -45,6 +46,8 @@
 #define M_DIM       8
 #define M_METRIC   12
 #define M_PREC     13
+#define M_FLAGS    14   /* u8: MF_* (0 in indexes before it) */
+#define MF_KEYS_QUANTIZED 1u
 #define M_M        16
 #define M_EFC      20
 #define M_SEED     24
@@ -113,7 +116,8 @@ static void layout(ngh_meta *m)
     /* a vector too big for a record lives in its own (raw) pages only */
     m->ext = NR_VEC + qb + 4 * m->M0 > room;
     m->vbytes = m->ext ? 0 : qb;
-    m->raw = m->ext || m->precision != NGH_F32;
+    /* quantized keys: the record holds the key exactly, nothing to re-rank on */
+    m->raw = m->ext || (m->precision != NGH_F32 && !m->keys_quantized);
     m->rawb = 4 * m->dim;
     m->rpp = m->rawb <= room ? room / m->rawb : 0;
     m->ppv = m->rpp ? 1 : (m->rawb + room - 1) / room;
@@ -125,7 +129,7 @@ static void layout(ngh_meta *m)
 }
 
 /* Fill a new meta page (create). */
-int ngh_meta_init(uint8_t *d, uint32_t usable, uint32_t dim, int metric, int prec, uint32_t M,
+int ngh_meta_init(uint8_t *d, uint32_t usable, uint32_t dim, int metric, int prec, int keys_quantized, uint32_t M,
                   uint32_t efc, uint64_t seed, uint64_t btroot)
 {
     ngh_meta m;
@@ -134,6 +138,7 @@ int ngh_meta_init(uint8_t *d, uint32_t usable, uint32_t dim, int metric, int pre
     m.dim = dim;
     m.M = M;
     m.precision = (uint32_t)prec;
+    m.keys_quantized = keys_quantized && prec != NGH_F32;
     layout(&m);
     if (usable < M_END || m.npp == 0 || m.upp == 0) return TS_ERR_UNSUPPORTED;
     memset(d, 0, usable);
@@ -142,6 +147,7 @@ int ngh_meta_init(uint8_t *d, uint32_t usable, uint32_t dim, int metric, int pre
     p32(d + M_DIM, dim);
     d[M_METRIC] = (uint8_t)metric;
     d[M_PREC] = (uint8_t)prec;
+    d[M_FLAGS] = m.keys_quantized ? MF_KEYS_QUANTIZED : 0;
     p32(d + M_M, M);
     p32(d + M_EFC, efc);
     p64(d + M_SEED, seed);
@@ -164,6 +170,7 @@ static int meta_load(ngh_op *o)
     m->dim = g32(d + M_DIM);
     m->metric = d[M_METRIC];
     m->precision = d[M_PREC];
+    m->keys_quantized = (d[M_FLAGS] & MF_KEYS_QUANTIZED) != 0;
     m->M = g32(d + M_M);
     m->efc = g32(d + M_EFC);
     m->seed = g64(d + M_SEED);
@@ -181,7 +188,8 @@ static int meta_load(ngh_op *o)
         m->npages[a] = g32(d + M_ARR + 8 * a + 4);
     }
     if (m->usable > o->pa->usable_size(o->tx) || m->usable < M_END || m->M < 2 || m->M > 256 ||
-        m->dim == 0 || m->dim > 16384 || m->precision > NGH_I8 || m->maxlevel > NGH_MAXLEVEL || m->live + m->deleted != m->count)
+        m->dim == 0 || m->dim > 16384 || m->precision > NGH_I8 || m->maxlevel > NGH_MAXLEVEL || m->live + m->deleted != m->count ||
+        (d[M_FLAGS] & ~MF_KEYS_QUANTIZED) || (m->keys_quantized && m->precision == NGH_F32))
         return ngh_corrupt(o, "inconsistent meta page");
     layout(m);
     if (!m->npp || (m->count && m->entry >= m->count)) return ngh_corrupt(o, "inconsistent meta page");
@@ -1160,11 +1168,30 @@ static int vec_f32(ngh_op *o, uint32_t id, const uint8_t *rec, float *buf, const
 
 int ngh_vector(ngh_op *o, uint32_t id, const uint8_t *rec, float *buf, const float **out)
 {
-    if (!o->m.raw) {
-        *out = (const float *)(const void *)(rec + NR_VEC);
+    if (o->m.raw) return raw_vec(o, id, buf, out);
+    return vec_f32(o, id, rec, buf, out);
+}
+
+int ngh_key_matches(ngh_op *o, uint32_t id, const uint8_t *rec, const void *key, int *match)
+{
+    const ngh_meta *m = &o->m;
+    if (m->raw || m->precision == NGH_F32) {
+        const float *vec;
+        int rc = ngh_vector(o, id, rec, o->s->vb, &vec);
+        if (rc) return rc;
+        *match = !memcmp(vec, key, (size_t)m->dim * 4);
         return TS_OK;
     }
-    return raw_vec(o, id, buf, out);
+    /* Quantized keys: the record is the quantization of the key it was
+     * inserted with (a function of the key alone), so the same key gives
+     * the same codes and scale; the dequantized record may differ from the
+     * key in the last bits of the scale. */
+    float sc = 1.0f;
+    memcpy(o->s->vb2, key, (size_t)m->dim * 4);
+    ngh_quantize((int)m->precision, o->s->vb2, m->dim, o->s->vb, &sc);
+    size_t qb = m->precision == NGH_F16 ? 2 * (size_t)m->dim : m->dim;
+    *match = !memcmp(o->s->vb, rec + NR_VEC, qb) && !memcmp(&sc, rec + NR_SCALE, 4);
+    return TS_OK;
 }
 
 int ngh_exact_dist(ngh_op *o, const float *q, uint32_t id, const uint8_t *rec, float *d)
@@ -1278,6 +1305,23 @@ static inline void prefetch_rec(const ngh_meta *m, const uint8_t *rec)
     for (uint32_t off = 0; off < len; off += 64) __builtin_prefetch(rec + off, 0, 3);
 }
 
+/* Records whose lines are in flight while one distance is measured. */
+#define PF_AHEAD 3
+
+/* Start fetching what node_rec and visited() will read for node id: its
+ * visited stamp and the slot that maps its page (ids out of range are
+ * left to node_rec to report). */
+static inline void prefetch_slot(ngh_op *o, uint32_t id)
+{
+    if (id >= o->m.count) return;
+    ngh_scratch *s = o->s;
+    uint32_t pos = id / o->m.npp;
+    const ngh_snap *sn = o->snap;
+    __builtin_prefetch(&s->visit[id], 1, 3);
+    if (sn && pos < sn->cap[NGH_A_NODE]) __builtin_prefetch(&sn->slot[NGH_A_NODE][pos], 0, 3);
+    else if (pos < s->pmcap) __builtin_prefetch(&s->pm[pos], 0, 3);
+}
+
 /* Greedy descent at level lev from *ep (distance *epd). */
 static int greedy(ngh_op *o, const float *q, uint32_t lev, uint32_t *ep, float *epd)
 {
@@ -1344,14 +1388,21 @@ static int search_layer(ngh_op *o, const float *q, const ngh_cand *eps, uint32_t
         uint8_t *cnt, *lst;
         uint32_t n, nn = 0;
         if ((rc = nlist(o, c.id, lev, 0, &cnt, &lst, &n))) return rc;
-        /* first the unvisited neighbours' records, prefetched, then their
-         * distances: the memory latency of one overlaps the others' work */
+        /* Three passes, so that the cache misses of one neighbour overlap
+         * the others' and the distances: (1) every neighbour's visited
+         * stamp and page slot, (2) the unvisited ones' records, the first
+         * line each (all of it for the first PF_AHEAD), (3) the distances,
+         * each pulling in the whole record PF_AHEAD places ahead.  Pulling
+         * in every line of every record at once (32 x 9 lines) stalled on
+         * the core's miss buffers: a third of a build's time. */
+        for (uint32_t i = 0; i < n; i++) prefetch_slot(o, g32(lst + 4 * i));
         for (uint32_t i = 0; i < n; i++) {
             uint32_t e = g32(lst + 4 * i);
             if (e >= o->m.count) return ngh_corrupt(o, "neighbour id out of range");
             if (visited(s, e)) continue;
             if ((rc = node_rec(o, e, 0, &recs[nn]))) return rc;
-            prefetch_rec(&o->m, recs[nn]);
+            if (nn < PF_AHEAD) prefetch_rec(&o->m, recs[nn]);
+            else __builtin_prefetch(recs[nn], 0, 3);
             ids[nn++] = e;
         }
         if ((rc = grow(o, &s->c, &s->ccap, nc + nn + 1))) return rc;
@@ -1359,6 +1410,7 @@ static int search_layer(ngh_op *o, const float *q, const ngh_cand *eps, uint32_t
             uint32_t e = ids[i];
             float d;
             nvis++;
+            if (i + PF_AHEAD < nn) prefetch_rec(&o->m, recs[i + PF_AHEAD]);
             if ((rc = pdist(o, q, 1.0f, e, recs[i], &d))) return rc;
             if (nw < ef || d < s->w[0].d) {
                 hpush_min(s->c, &nc, (ngh_cand){ d, e });
