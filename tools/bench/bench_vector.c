@@ -12,6 +12,10 @@
  *   --engines L    a subset of the engines; without tostore only the build
  *                  and the sweep run (to look at a data set)
  *   --cat-index    also a btree index on cat (the filtered field)
+ *   --precision P  the vector field's precision: float32 (default),
+ *                  float16 or int8 (rows and index store it; tostore only)
+ *   --no-vindex    no ngh index (searches scan): with --only o, the file
+ *                  bytes of the rows alone, to subtract from a run with it
  *   --only L       after the build, only the workloads among the letters L:
  *                  o reopen, q sweep (and T-thread sweep), f filtered,
  *                  c churn (default: all); e.g. --only f to profile the
@@ -136,6 +140,8 @@ static const char *g_data = "synthetic";
 static uint64_t g_seed = 20261125;
 static int g_rounds = 3, g_threads = 2, g_filter_ef = 64, g_churn = 1;
 static int g_cat_index;            /* --cat-index: a btree index on cat too */
+static const char *g_precision = "float32"; /* --precision */
+static int g_no_vindex;            /* --no-vindex: the table without its ngh index */
 static const char *g_only = "oqfc"; /* --only: the workloads run after the build */
 static int g_sel_only;              /* --sel: one filtered selectivity */
 static int g_no_repeat;             /* --no-repeat: conditions never repeat */
@@ -370,16 +376,19 @@ static ts_db *ts_open_dir(const char *dir) { return bench_open_db(dir, "normal",
 
 static void ts_create(void)
 {
-    char s[1024];
+    char ngh[256], s[1024];
+    snprintf(ngh, sizeof ngh,
+             "{\"type\": \"ngh\", \"fields\": [\"emb\"], \"vectorConfig\": "
+             "{\"distanceMetric\": \"l2\", \"parameters\": {\"M\": %d, \"efConstruction\": %d, "
+             "\"efSearch\": 64}}}", M_PARAM, EFC);
     snprintf(s, sizeof s,
              "{\"name\": \"t\", \"primaryKeyConfig\": {\"type\": \"sequential\"}, \"fields\": ["
              "{\"name\": \"cat\", \"type\": \"integer\"},"
              "{\"name\": \"emb\", \"type\": \"vector\", \"vectorConfig\": {\"dimensions\": %zu, "
-             "\"precision\": \"float32\"}}],"
-             "\"indexes\": [{\"type\": \"ngh\", \"fields\": [\"emb\"], \"vectorConfig\": "
-             "{\"distanceMetric\": \"l2\", \"parameters\": {\"M\": %d, \"efConstruction\": %d, "
-             "\"efSearch\": 64}}}%s]}", g_dim, M_PARAM, EFC,
-             g_cat_index ? ", {\"type\": \"btree\", \"fields\": [\"cat\"]}" : "");
+             "\"precision\": \"%s\"}}],"
+             "\"indexes\": [%s%s%s]}", g_dim, g_precision, g_no_vindex ? "" : ngh,
+             g_cat_index && !g_no_vindex ? ", " : "",
+             g_cat_index ? "{\"type\": \"btree\", \"fields\": [\"cat\"]}" : "");
     json_error_t jerr;
     json_t *schema = json_loads(s, 0, &jerr);
     if (!schema) die("schema: %s", jerr.text);
@@ -1009,6 +1018,8 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--no-churn")) g_churn = 0;
         else if (!strcmp(a, "--latent") && v) g_latent = atoi(argv[++i]);
         else if (!strcmp(a, "--cat-index")) g_cat_index = 1;
+        else if (!strcmp(a, "--precision") && v) g_precision = argv[++i];
+        else if (!strcmp(a, "--no-vindex")) g_no_vindex = 1;
         else if (!strcmp(a, "--engines") && v) g_engines = argv[++i];
         else if (!strcmp(a, "--only") && v) g_only = argv[++i];
         else if (!strcmp(a, "--reuse-db") && v) g_reuse = argv[++i];
