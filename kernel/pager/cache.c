@@ -162,6 +162,36 @@ void tscache_drop(tscache *c, uint64_t pgno, uint64_t ver)
     if (gone) free(p);
 }
 
+static tscpage *find(tscache *c, uint64_t pgno, uint64_t ver)
+{
+    tscpage *p = c->buckets[hash(c, pgno, ver)];
+    while (p && !(p->pgno == pgno && p->ver == ver)) p = p->hnext;
+    return p;
+}
+
+void tscache_rekey(tscache *c, uint64_t pgno, uint64_t from, uint64_t to)
+{
+    pthread_mutex_lock(&c->mu);
+    tscpage *old = find(c, pgno, to), *p = from != to ? find(c, pgno, from) : NULL;
+    int gone = 0;
+    if (old) {
+        unlink_page(c, old);
+        gone = old->pins == 0;
+    }
+    if (p) {
+        /* out of its bucket only: its clock slot stays */
+        tscpage **pp = &c->buckets[hash(c, pgno, from)];
+        while (*pp != p) pp = &(*pp)->hnext;
+        *pp = p->hnext;
+        p->ver = to;
+        size_t h = hash(c, pgno, to);
+        p->hnext = c->buckets[h];
+        c->buckets[h] = p;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (gone) free(old);
+}
+
 uint8_t *tscpage_data(tscpage *p) { return p->data; }
 
 tscpage *tscpage_of_data(uint8_t *data)

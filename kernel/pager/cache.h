@@ -30,6 +30,12 @@ tscpage *tscache_insert(tscache *c, tscpage *p);
 void     tscache_unpin(tscache *c, tscpage *p);
 /* Forget (pgno, ver); pinned users keep their image until they unpin. */
 void     tscache_drop(tscache *c, uint64_t pgno, uint64_t ver);
+/* The content of version `from` of pgno became version `to` as well (a
+ * checkpoint copied a log frame to the main file): any entry (pgno, to) is
+ * dropped and the entry (pgno, from), if cached, is keyed (pgno, to) from
+ * now on, so readers of the main file keep the page instead of reading it
+ * back.  Pins on it stay valid. */
+void     tscache_rekey(tscache *c, uint64_t pgno, uint64_t from, uint64_t to);
 
 uint8_t *tscpage_data(tscpage *p);
 /* The unlinked page (from tscache_alloc) whose data tscpage_data gave. */

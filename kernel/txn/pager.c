@@ -186,7 +186,10 @@ static int copy_page(void *vctx, uint64_t pgno, uint64_t abs)
     int rc = tswal_read(pg->wal, abs, c->raw);
     if (!rc) rc = tsfile_write(&pg->main, pgno * pg->codec.page_size, c->raw, pg->codec.page_size);
     if (rc) return c->rc = rc;
-    tscache_drop(pg->cache, pgno, 0);
+    /* The main file's version of the page is now this frame's: a cached
+     * copy of the frame serves readers of the main file from here on (after
+     * the log restarts every reader is one), instead of a read back. */
+    tscache_rekey(pg->cache, pgno, abs, 0);
     return TS_OK;
 }
 
