@@ -562,6 +562,11 @@ ts_query *ts_ef_search(ts_query *q, int ef)
 {
     if (!q) return NULL;
     if (ef <= 0) q_error(q, TS_ERR_VALIDATION, "ts_ef_search: ef must be positive%s", "");
+    else if (ef > TS_EF_SEARCH_MAX) {
+        char lim[16];
+        snprintf(lim, sizeof lim, "%d", TS_EF_SEARCH_MAX);
+        q_error(q, TS_ERR_RANGE, "ts_ef_search: ef is above %s", lim);
+    }
     else q->ef_search = ef;
     return q;
 }

@@ -598,6 +598,10 @@ static int parse_index(ts_env *env, tsd_table *t, const json_t *ij, size_t pos, 
     if (strcmp(module, "ngh") == 0) {
         if (ix->nfields != 1 || t->cols[ix->cols[0]].type != TSD_VECTOR)
             return BAD("%s.fields: an ngh index takes exactly one vector field", path);
+        if (t->cols[ix->cols[0]].dimensions > TSD_NGH_DIMS_MAX)
+            return BAD("%s: an ngh index takes vectors of at most %d dimensions ('%s' has %u)",
+                       path, TSD_NGH_DIMS_MAX, t->cols[ix->cols[0]].name,
+                       (unsigned)t->cols[ix->cols[0]].dimensions);
         if (ix->unique) return BAD("%s.unique: an ngh index cannot be unique", path);
         char p[PATH_MAX_ + 32];
         snprintf(p, sizeof p, "%s.vectorConfig", path);

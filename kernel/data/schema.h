@@ -37,6 +37,7 @@
 #define TSD_INDEX_FIELDS_MAX 16     /* fields of one index or foreign key */
 #define TSD_FIELDS_MAX      4000    /* fields of one table */
 #define TSD_VECTOR_DIMS_MAX 65536   /* vectorConfig.dimensions */
+#define TSD_NGH_DIMS_MAX    16384   /* as the ngh module's dimensions option */
 
 typedef enum tsd_type {
     TSD_INTEGER = 0, /* int64 */

@@ -140,7 +140,9 @@ static int emit_pk(vsearch *v, const uint8_t *pk, size_t pkl, double d, json_t *
     }
     if (rc != TS_ERR_UNSUPPORTED) return rc;
     tsrow r;
-    rc = tsrow_read(v->x->w, v->t, v->space, pk, pkl, 1, &r);
+    /* Not live-checked again: the filter accepted the row (TTL included)
+     * moments ago, and a row expiring in between is not a missing row. */
+    rc = tsrow_read(v->x->w, v->t, v->space, pk, pkl, !v->read_rows, &r);
     if (rc == TS_ERR_NOT_FOUND)
         rc = tsenv_error(v->x->env, TS_ERR_CORRUPT, "%s: the vector index has an entry for a "
                          "missing row", v->t->def->name);
@@ -165,13 +167,25 @@ static int by_index(vsearch *v, tsix *ix, const float *vec, size_t dim, size_t k
 {
     ts_knn_hit *hits = malloc(k * sizeof *hits);
     if (!hits) return tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
-    size_t n = 0;
+    size_t n = 0, total = 0;
     int rc = tsix_knn(ix, v->x->w->tx, vec, dim, k, ef, v->set ? vfilter_set : vfilter, v, hits, &n);
+    /* The values live in the module's buffer for this transaction, which a
+     * module may recycle under heavy concurrency (ngh keeps a bounded
+     * number): copy them out at once, before rows are read. */
+    for (size_t i = 0; i < n && !rc; i++) total += hits[i].vlen;
+    uint8_t *vals = !rc && n ? malloc(total ? total : 1) : NULL;
+    if (!rc && n && !vals) rc = tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
+    for (size_t i = 0, off = 0; i < n && !rc; i++) {
+        memcpy(vals + off, hits[i].val, hits[i].vlen);
+        hits[i].val = vals + off;
+        off += hits[i].vlen;
+    }
     for (size_t i = 0; i < n && !rc; i++) {
         const uint8_t *val = hits[i].val;
         if (hits[i].vlen < v->pl) { rc = tsenv_error(v->x->env, TS_ERR_CORRUPT, "a vector index entry is malformed"); break; }
         rc = emit_pk(v, val + v->pl, hits[i].vlen - v->pl, hits[i].distance, rows);
     }
+    free(vals);
     free(hits);
     return rc;
 }

@@ -735,6 +735,14 @@ START_TEST(errors)
     qq = ts_ef_search(ts_query_new(db, "v"), 0);
     ck_assert_int_eq(ts_vector_search(qq, "emb", q, 4, 3, &r), TS_ERR_VALIDATION);
     ts_query_free(qq);
+    qq = ts_ef_search(ts_query_new(db, "v"), TS_EF_SEARCH_MAX + 1);
+    ck_assert_int_eq(ts_vector_search(qq, "emb", q, 4, 3, &r), TS_ERR_RANGE);
+    ts_query_free(qq);
+    qq = ts_ef_search(ts_query_new(db, "v"), TS_EF_SEARCH_MAX);
+    ck_assert_int_eq(ts_vector_search(qq, "emb", q, 4, 3, &r), TS_OK);
+    ts_result_free(r);
+    r = NULL;
+    ts_query_free(qq);
     qq = ts_join(ts_query_new(db, "v"), "o", "v.id", "=", "o.x");
     ck_assert_int_eq(ts_vector_search(qq, "emb", q, 4, 3, &r), TS_ERR_VALIDATION);
     ts_query_free(qq);
@@ -742,6 +750,9 @@ START_TEST(errors)
     ck_assert_int_eq(ts_vector_search(qq, "emb", q, 4, 3, &r), TS_ERR_NOT_FOUND);
     ts_query_free(qq);
     /* schema errors for vector fields and ngh indexes */
+    ck_assert_int_eq(create_rc(db, "{'name': 'd', 'fields': [{'name': 'e', 'type': 'vector', "
+                                   "'vectorConfig': {'dimensions': 16385}}], 'indexes': [{'type': 'ngh', "
+                                   "'fields': ['e']}]}"), TS_ERR_VALIDATION);
     ck_assert_int_eq(create_rc(db, "{'name': 'a', 'fields': [{'name': 'e', 'type': 'vector'}]}"),
                      TS_ERR_VALIDATION);
     ck_assert_int_eq(create_rc(db, "{'name': 'b', 'fields': [{'name': 'e', 'type': 'integer'}], "

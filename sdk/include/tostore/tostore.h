@@ -490,7 +490,9 @@ TS_API int ts_vector_search(ts_query *q, const char *field, const float *vec, si
                             ts_result **out);
 /* The search breadth of ts_vector_search on an ngh index (the index's
  * efSearch when not set): larger is slower and finds more of the true
- * nearest rows.  ef below k is raised to k.  Returns q. */
+ * nearest rows.  ef below k is raised to k.  ef <= 0 fails the query with
+ * TS_ERR_VALIDATION, ef above TS_EF_SEARCH_MAX with TS_ERR_RANGE.  Returns q. */
+#define TS_EF_SEARCH_MAX 100000 /* as the ngh module's efSearch option */
 TS_API ts_query *ts_ef_search(ts_query *q, int ef);
 /* A value for a vector field from dim floats in binary form,
  * {"$vector": "<base64 of little-endian float32>"}, which records accept
