@@ -336,7 +336,7 @@ static void snap_detach(ngh_op *o);
 static void wc_attach(ngh_op *o);
 static void wc_detach(ngh_op *o);
 
-static void wc_fill(ngh_op *o, int a, uint32_t pos, const uint8_t *d);
+static void wc_fill(ngh_op *o, int a, uint32_t pos, const uint8_t *d, int reuse);
 
 static void unpin_all(ngh_op *o)
 {
@@ -345,7 +345,7 @@ static void unpin_all(ngh_op *o)
     for (uint32_t i = 0; i < o->tcap; i++)
         if (o->tab[i].pgno) {
             /* a page this operation changed: its final image for the write cache */
-            if (o->wc && o->tab[i].w && o->tab[i].arr >= 0) wc_fill(o, o->tab[i].arr, o->tab[i].pos, o->tab[i].d);
+            if (o->wc && o->tab[i].w && o->tab[i].arr >= 0) wc_fill(o, o->tab[i].arr, o->tab[i].pos, o->tab[i].d, 1);
             o->pa->release(o->tab[i].pg);
             o->tab[i].pgno = 0;
         }
@@ -435,7 +435,10 @@ static void wc_drop(ngh_op *o, int a, uint32_t pos)
     wc->bytes -= o->m.usable;
 }
 
-static void wc_fill(ngh_op *o, int a, uint32_t pos, const uint8_t *d)
+/* reuse: the caller holds no pointer into a page (unpin_all), so copies
+ * dropped earlier in this operation can be refilled instead of a malloc
+ * and a free per changed page. */
+static void wc_fill(ngh_op *o, int a, uint32_t pos, const uint8_t *d, int reuse)
 {
     ngh_wcache *wc = o->wc;
     uint32_t size = o->m.usable;
@@ -454,7 +457,7 @@ static void wc_fill(ngh_op *o, int a, uint32_t pos, const uint8_t *d)
         return;
     }
     if (wc->bytes + size > SNAP_BYTES) return;
-    uint8_t *c = o->ix->host->alloc(size);
+    uint8_t *c = reuse && o->ndead ? o->dead[--o->ndead] : o->ix->host->alloc(size);
     if (!c) return;
     memcpy(c, d, size);
     wc->slot[a][pos] = c;
@@ -915,7 +918,7 @@ static int arr_read(ngh_op *o, int a, uint64_t pos, uint32_t type, uint8_t **out
         /* not a page this operation is changing: its copy serves later
          * write operations (a changed one is copied when released) */
         ngh_pin *e = pin_find(o, pg);
-        if (e && !e->w && pos < UINT32_MAX) wc_fill(o, a, (uint32_t)pos, d);
+        if (e && !e->w && pos < UINT32_MAX) wc_fill(o, a, (uint32_t)pos, d, 0);
         return TS_OK;
     }
     uint32_t size = o->m.usable;
