@@ -58,6 +58,10 @@ typedef struct ngh_cand { float d; uint32_t id; } ngh_cand;
  * valid while gen equals the scratch's pgen (see ngh_node). */
 typedef struct ngh_pslot { uint32_t gen, w; uint8_t *d; } ngh_pslot;
 
+/* A pinned page; arr / pos: its page array position when pinned for write
+ * (arr -1: not a cached array), to refresh the write cache's copy. */
+typedef struct ngh_pin { uint64_t pgno; ts_page *pg; uint8_t *d; int w; int arr; uint32_t pos; } ngh_pin;
+
 typedef struct ngh_scratch {
     struct ngh_scratch *next;
     uint16_t *visit;
@@ -68,6 +72,11 @@ typedef struct ngh_scratch {
     ngh_pslot *pm;           /* by node-array position */
     uint32_t   pmcap, pgen;
     float     *vb, *vb2;     /* dim floats each: dequantized / raw vectors */
+    /* the pin table of the operation holding the scratch, all slots empty
+     * between operations: pooled because a 10 KB calloc per search went to
+     * malloc's slow path (and, on other threads' arenas, to page faults) */
+    ngh_pin   *ptab;
+    uint32_t   ptcap;
 } ngh_scratch;
 
 /* The read cache: copies of the node and upper-layer pages of one committed
@@ -149,9 +158,6 @@ typedef struct ngh_meta {
     uint32_t depth[NGH_NARRAYS], npages[NGH_NARRAYS];
 } ngh_meta;
 
-/* A pinned page; arr / pos: its page array position when pinned for write
- * (arr -1: not a cached array), to refresh the write cache's copy. */
-typedef struct ngh_pin { uint64_t pgno; ts_page *pg; uint8_t *d; int w; int arr; uint32_t pos; } ngh_pin;
 
 /* One operation on the index inside one transaction. */
 typedef struct ngh_op {

@@ -252,6 +252,7 @@ static void scratch_free(ngh_idx *ix, ngh_scratch *s)
     ix->host->free(s->pm);
     ix->host->free(s->vb);
     ix->host->free(s->vb2);
+    ix->host->free(s->ptab);
     ix->host->free(s);
 }
 
@@ -377,13 +378,20 @@ int ngh_op_begin(ngh_op *o, ngh_idx *ix, ts_txn *tx, int write)
         o->mpg = NULL;
         return rc;
     }
-    o->tcap = 256;
-    o->tab = ix->host->calloc(o->tcap, sizeof *o->tab);
     o->s = scratch_take(ix);
-    if (!o->tab || !o->s) {
+    if (o->s && !o->s->ptab) {
+        o->s->ptab = ix->host->calloc(256, sizeof *o->s->ptab);
+        o->s->ptcap = o->s->ptab ? 256 : 0;
+    }
+    if (!o->s || !o->s->ptab) {
         ngh_op_end(o);
         return nomem(o);
     }
+    /* the table moves to the operation (tab_grow may replace it) and back
+     * to the scratch, emptied, at the end */
+    o->tab = o->s->ptab;
+    o->tcap = o->s->ptcap;
+    o->s->ptab = NULL;
     pm_reset(o->s); /* a pooled scratch may map pages of an earlier operation */
     /* only read-only transactions see committed generations: a write
      * transaction's own changes carry a generation number that another
@@ -618,7 +626,14 @@ void ngh_op_end(ngh_op *o)
     if (o->bcur) o->ix->btv->cursor_close(o->bcur);
     o->bcur = NULL;
     if (o->tab) unpin_all(o);
-    o->ix->host->free(o->tab);
+    /* a table grown for a big operation is not kept: unpin_all walks every
+     * slot, which small searches would then pay for */
+    if (o->s && o->tab && o->tcap <= 512) {
+        o->s->ptab = o->tab;
+        o->s->ptcap = o->tcap;
+    } else {
+        o->ix->host->free(o->tab);
+    }
     o->tab = NULL;
     if (o->s) scratch_give(o->ix, o->s);
     o->s = NULL;
