@@ -136,7 +136,8 @@ static int open_data(ts_db *db)
         return TS_OK;
     }
     if (rc) return rc;
-    rc = tstbl_map_open(&db->tables, &db->env, db->reg, &db->sys, db->pg, db->cfg->node_id);
+    rc = tstbl_map_open(&db->tables, &db->env, db->reg, &db->sys, db->pg, db->cfg->node_id,
+                         db->cfg->cache_bytes);
     if (!rc) rc = config_schemas(db);
     if (rc) return rc;
     snprintf(db->space, sizeof db->space, "default");

@@ -125,9 +125,12 @@ static json_t *pkgen_options(const tsd_table *d, int64_t node_id)
  * vectorConfig plus the field's dimensions and precision, and, for a
  * float16 / int8 field, keysQuantized (the keys are decoded from the
  * quantized row values, so the module can hold them exactly without a
- * float32 copy); NULL otherwise (*opts stays NULL, which is not an error). */
-static int ix_opts(ts_env *env, const tsd_table *def, size_t i, json_t **opts)
+ * float32 copy), and cacheBytes: half the database's, the bound of each of
+ * the module's page-copy caches, so an index's memory follows the budget
+ * the user set; NULL otherwise (*opts stays NULL, which is not an error). */
+static int ix_opts(const tstbl_map *m, const tsd_table *def, size_t i, json_t **opts)
 {
+    ts_env *env = m->env;
     const tsd_index *ix = &def->indexes[i];
     *opts = NULL;
     if (!ix->vector_config) return TS_OK;
@@ -135,6 +138,7 @@ static int ix_opts(ts_env *env, const tsd_table *def, size_t i, json_t **opts)
     json_t *o = json_deep_copy(ix->vector_config);
     if (!o || json_object_set_new(o, "dimensions", json_integer(f->dimensions)) ||
         json_object_set_new(o, "precision", json_string(tsd_precision_name(f->precision))) ||
+        json_object_set_new(o, "cacheBytes", json_integer(m->cache_bytes / 2)) ||
         (f->precision != TSD_VEC_FLOAT32 &&
          json_object_set_new(o, "keysQuantized", json_true()))) {
         json_decref(o);
@@ -164,7 +168,7 @@ static int open_table(tstbl_map *m, tsd_table *def, uint64_t num, uint64_t proot
         t->roots[i] = roots[i];
         snprintf(name, sizeof name, "%s.%s", def->name, def->indexes[i].name);
         json_t *opts;
-        rc = ix_opts(env, def, i, &opts);
+        rc = ix_opts(m, def, i, &opts);
         if (!rc) rc = tsix_open(env, m->reg, def->indexes[i].module, opts, roots[i], name, &t->ix[i]);
         json_decref(opts);
     }
@@ -262,7 +266,8 @@ static void clear_map(tstbl_map *m)
 static void states_drop(tstbl_map *m);
 static size_t state_key(uint8_t *k, const char *tag, uint64_t num, uint64_t space);
 
-int tstbl_map_open(tstbl_map *m, ts_env *env, tsreg *reg, tssys *sys, tspg *pg, int64_t node_id)
+int tstbl_map_open(tstbl_map *m, ts_env *env, tsreg *reg, tssys *sys, tspg *pg, int64_t node_id,
+                   int64_t cache_bytes)
 {
     memset(m, 0, sizeof *m);
     pthread_mutex_init(&m->lock, NULL);
@@ -270,6 +275,7 @@ int tstbl_map_open(tstbl_map *m, ts_env *env, tsreg *reg, tssys *sys, tspg *pg, 
     m->reg = reg;
     m->sys = sys;
     m->node_id = node_id;
+    m->cache_bytes = cache_bytes;
     tstx *tx;
     int rc = tstx_begin(pg, 0, &tx);
     if (rc) return rc;
@@ -347,7 +353,7 @@ int tstbl_build(tstbl_map *m, tstx *tx, tsd_table *def, uint64_t num, tstbl **ou
     if (!rc) rc = tsix_create(env, m->reg, TSSYS_INDEX_MODULE, NULL, tx, &proot);
     for (size_t i = 0; i < ni && !rc; i++) {
         json_t *opts;
-        rc = ix_opts(env, def, i, &opts);
+        rc = ix_opts(m, def, i, &opts);
         if (!rc) rc = tsix_create(env, m->reg, def->indexes[i].module, opts, tx, &roots[i]);
         json_decref(opts);
     }

@@ -69,11 +69,13 @@ typedef struct tstbl_map {
     tsreg          *reg;
     tssys          *sys;
     int64_t         node_id;
+    int64_t         cache_bytes; /* the database's cacheBytes (vector index caches) */
     uint64_t        commits;     /* the last commit number published, i.e. visible (atomic) */
     uint64_t        next_commit; /* writer only */
 } tstbl_map;
 
-int  tstbl_map_open(tstbl_map *m, ts_env *env, tsreg *reg, tssys *sys, tspg *pg, int64_t node_id);
+int  tstbl_map_open(tstbl_map *m, ts_env *env, tsreg *reg, tssys *sys, tspg *pg, int64_t node_id,
+                    int64_t cache_bytes);
 void tstbl_map_close(tstbl_map *m);
 
 /* Find a table by name for a call running in tx and take a reference

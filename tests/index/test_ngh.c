@@ -828,6 +828,35 @@ END_TEST
 START_TEST(quantized_keys_i8) { quantized_keys_case("int8", NGH_I8); }
 END_TEST
 
+/* cacheBytes bounds the module's page-copy caches (the kernel passes half
+ * the database's cacheBytes): with 0 nothing is copied and every search and
+ * insert works on pinned kernel pages, with the same answers. */
+START_TEST(cache_bytes_bound)
+{
+    uint32_t n = sanitized() ? 1500 : 5000, dim = 32;
+    rng r = rng_new(41);
+    float *data = gen_data(&r, n, dim);
+    json_t *o = mkopts(dim, "l2", 0, 100, 0);
+    json_object_set_new(o, "cacheBytes", json_integer(0));
+    ndb h;
+    db_new(&h, "ngh-cachebytes", 0, "\"cacheBytes\": 1048576", o);
+    load(&h, data, dim, 0, n, 1000);
+    tstx *tx = rbegin(&h);
+    double rec = recall(&h, tx, NGH_L2, data, n, dim, NULL, 100, 10, 0, &r, NULL);
+    REQUIRE(rec >= 0.95, "recall@10 %.4f without page-copy caches", rec);
+    tstx_rollback(tx);
+    json_t *bad = mkopts(dim, "l2", 0, 0, 0);
+    json_object_set_new(bad, "cacheBytes", json_integer(-1));
+    uint64_t root = 0;
+    tx = wbegin(&h);
+    ck_assert_int_eq(tsix_create(&h.db->env, h.db->reg, "ngh", bad, tx, &root), TS_ERR_CONFIG);
+    tstx_rollback(tx);
+    json_decref(bad);
+    db_done(&h);
+    free(data);
+}
+END_TEST
+
 START_TEST(deletes_and_updates)
 {
     uint32_t n = long_mode() ? 30000 : 6000, dim = 32;
@@ -1485,6 +1514,7 @@ static Suite *suite(void)
     ADD(entries_and_duplicates);
     ADD(quantized_keys_f16);
     ADD(quantized_keys_i8);
+    ADD(cache_bytes_bound);
     ADD(deletes_and_updates);
     ADD(filtered);
     ADD(churn_reuses_space);

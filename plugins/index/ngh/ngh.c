@@ -93,7 +93,7 @@ static size_t kkey(uint8_t *k, uint64_t hv, uint64_t hp) { k[0] = 'K'; be64(k + 
 
 /* ---- options ------------------------------------------------------------ */
 
-typedef struct ngh_cfg { uint32_t dim, M, efc, efs; int metric, precision, keys_quantized; } ngh_cfg;
+typedef struct ngh_cfg { uint32_t dim, M, efc, efs; int metric, precision, keys_quantized; uint64_t cache_bytes; } ngh_cfg;
 
 static int opt_range(const ts_host *h, ts_env *env, const ts_opts *o, const char *key, int64_t lo,
                      int64_t hi, uint32_t *out, int required)
@@ -121,10 +121,11 @@ static int parse_opts(const ts_host *h, ts_env *env, const ts_opts *o, ngh_cfg *
     c->metric = NGH_COSINE;
     c->precision = NGH_F32;
     c->keys_quantized = 0;
+    c->cache_bytes = NGH_CACHE_BYTES;
     const char *key;
     for (size_t i = 0; h->opt_key_at(o, i, &key) == TS_OK; i++)
         if (strcmp(key, "dimensions") && strcmp(key, "precision") && strcmp(key, "distanceMetric") &&
-            strcmp(key, "parameters") && strcmp(key, "keysQuantized"))
+            strcmp(key, "parameters") && strcmp(key, "keysQuantized") && strcmp(key, "cacheBytes"))
             return h->error(env, TS_ERR_CONFIG, "ngh: unknown option '%s'", key);
     int rc = opt_range(h, env, o, "dimensions", 1, 16384, &c->dim, 1);
     if (rc) return rc;
@@ -145,6 +146,12 @@ static int parse_opts(const ts_host *h, ts_env *env, const ts_opts *o, ngh_cfg *
     } else if (rc != TS_ERR_NOT_FOUND) return rc;
     rc = h->opt_bool(env, o, "keysQuantized", &c->keys_quantized);
     if (rc && rc != TS_ERR_NOT_FOUND) return rc;
+    int64_t cb;
+    rc = h->opt_int(env, o, "cacheBytes", &cb);
+    if (rc == TS_OK) {
+        if (cb < 0) return h->error(env, TS_ERR_CONFIG, "ngh: option 'cacheBytes' must not be negative");
+        c->cache_bytes = (uint64_t)cb;
+    } else if (rc != TS_ERR_NOT_FOUND) return rc;
     const ts_opts *p;
     rc = h->opt_object(env, o, "parameters", &p);
     if (rc == TS_OK) {
@@ -213,6 +220,7 @@ static int ngh_open(const ts_module_args *args, uint64_t root, void **idx_out)
     ix->M = c.M;
     ix->efc = c.efc;
     ix->efs = c.efs;
+    ix->cache_bytes = c.cache_bytes;
     ix->metric = c.metric;
     ix->precision = c.precision;
     ngh_dist_pick(&ix->k, 2, c.precision);

@@ -23,6 +23,8 @@
 #define NGH_MAXLEVEL    15
 #define NGH_PK_MAX      (16u << 20)
 #define NGH_NONE        0xFFFFFFFFu
+/* Default bound of each of an index's page-copy caches (option cacheBytes). */
+#define NGH_CACHE_BYTES (1ull << 30)
 
 enum { NGH_L2 = 0, NGH_COSINE = 1, NGH_IP = 2 };
 enum { NGH_F32 = 0, NGH_F16 = 1, NGH_I8 = 2 };
@@ -128,6 +130,7 @@ typedef struct ngh_idx {
     /* from the options (checked against the meta page at every operation) */
     uint32_t dim, M, efc, efs;
     int      metric, precision;
+    uint64_t cache_bytes;    /* bound of the read cache and of the write cache, each */
     ngh_kernels k;
     /* the primary-key map: a btree index of the kernel's btree module */
     const ts_index_vtab *btv;

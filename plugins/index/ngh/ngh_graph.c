@@ -75,8 +75,6 @@
 #define RELAX_READ  2048
 #define RELAX_WRITE 2048
 
-/* Upper bound of one index's read cache (page copies). */
-#define SNAP_BYTES (1ull << 30)
 
 static inline uint32_t g32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 static inline uint64_t g64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
@@ -464,7 +462,7 @@ static void wc_fill(ngh_op *o, int a, uint32_t pos, const uint8_t *d, int reuse)
         memcpy(wc->slot[a][pos], d, size);
         return;
     }
-    if (wc->bytes + size > SNAP_BYTES) return;
+    if (wc->bytes + size > o->ix->cache_bytes) return;
     uint8_t *c = reuse && o->ndead ? o->dead[--o->ndead] : o->ix->host->alloc(size);
     if (!c) return;
     memcpy(c, d, size);
@@ -546,7 +544,7 @@ void ngh_snap_pk_fill(ngh_op *o, uint32_t id, const void **pk, size_t *pl)
 {
     ngh_snap *sn = o->snap;
     if (!sn || id >= sn->pkcap || *pl > 0xFFFF) return;
-    if (atomic_load_explicit(&sn->bytes, memory_order_relaxed) + *pl + 2 > SNAP_BYTES) return;
+    if (atomic_load_explicit(&sn->bytes, memory_order_relaxed) + *pl + 2 > o->ix->cache_bytes) return;
     uint8_t *c = o->ix->host->alloc(*pl + 2), *exp = NULL;
     if (!c) return;
     c[0] = (uint8_t)*pl;
@@ -937,7 +935,7 @@ static int arr_read(ngh_op *o, int a, uint64_t pos, uint32_t type, uint8_t **out
         return TS_OK;
     }
     uint32_t size = o->m.usable;
-    if (!slot || atomic_load_explicit(&sn->bytes, memory_order_relaxed) + size > SNAP_BYTES) return TS_OK;
+    if (!slot || atomic_load_explicit(&sn->bytes, memory_order_relaxed) + size > o->ix->cache_bytes) return TS_OK;
     uint8_t *c = o->ix->host->alloc(size), *exp = NULL;
     if (!c) return TS_OK; /* no copy: the pinned page serves */
     memcpy(c, d, size);
