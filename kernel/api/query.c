@@ -606,23 +606,53 @@ int ts_vector_search(ts_query *q, const char *field, const float *vec, size_t di
         if (tstbl_version(&q->db->tables, q->s.table, &num2) != version || num2 != num) version = 0;
     }
     /* TTL tables never use sets (rows expire without a commit): no entry */
-    if (!rc && key && version && !tsq_exec_ctx(e)->src[0].t->ttl) {
+    int cacheable = !rc && key && version && !tsq_exec_ctx(e)->src[0].t->ttl;
+    if (cacheable) {
         space = tsq_exec_ctx(e)->src[0].space;
         tag[1] = tsq_exec_ctx(e)->src[0].t->created;
         look = tsapi_vcache_lookup(q->db, key, space, tag, &ref);
     }
+    /* Conditions on one numeric column seen for the first time (conditions
+     * that repeat get their own set on the second sighting, which is faster
+     * still): a column set, every row's key and value of that column,
+     * evaluates them without reading rows.  Built on the second such
+     * search at this version, kept like the sets. */
+    tsapi_vref cref = { NULL, NULL };
+    tsq_vset *cbuilt = NULL;
+    char *ckey = NULL;
+    size_t ccol;
+    if (cacheable && look == TSAPI_VC_NONE && tsq_vector_column(e, &ccol)) {
+        const tsd_table *def = tsq_exec_ctx(e)->src[0].t->def;
+        size_t n = strlen(def->name) + strlen(def->cols[ccol].name) + 3;
+        if ((ckey = malloc(n))) {
+            /* \x01 keeps it apart from the condition keys (JSON arrays) */
+            snprintf(ckey, n, "\x01%s\x1f%s", def->name, def->cols[ccol].name);
+            if (tsapi_vcache_lookup(q->db, ckey, space, tag, &cref) == TSAPI_VC_BUILD) {
+                rc = tsq_vector_column_build(e, ccol, &cbuilt);
+                if (rc == TS_ERR_UNSUPPORTED || rc == TS_ERR_RESOURCE) {
+                    tsapi_vcache_put(q->db, ckey, space, tag, NULL);   /* not at this version */
+                    rc = TS_OK;
+                }
+            }
+        }
+    }
+    const tsq_vset *colset = cref.set ? cref.set : cbuilt;
     ts_result *r = rc ? NULL : calloc(1, sizeof *r);
     if (!rc && (!r || !(r->rows = json_array()))) rc = tsenv_error(&q->db->env, TS_ERR_NOMEM, "out of memory");
     tsq_vset *built = NULL;
     if (!rc) rc = tsq_vector_search(e, field, vec, dim, k, q->ef_search, ref.set,
-                                    look == TSAPI_VC_BUILD ? &built : NULL, r->rows);
+                                    look == TSAPI_VC_BUILD ? &built : NULL, colset,
+                                    r->rows);
+    if (cbuilt) tsapi_vcache_put(q->db, ckey, space, tag, cbuilt);   /* takes it */
+    if (cref.entry) tsapi_vcache_release(q->db, &cref);
+    free(ckey);
     if (rc == TS_ERR_RESOURCE && look == TSAPI_VC_BUILD) {
         /* too many rows pass to keep a set: remember that, search as usual */
         tsapi_vcache_put(q->db, key, space, tag, NULL);
         tsq_exec_close(e);
         e = NULL;
         rc = open_exec(q, &c, TSQ_MODE_ALL, &e);
-        if (!rc) rc = tsq_vector_search(e, field, vec, dim, k, q->ef_search, NULL, NULL, r->rows);
+        if (!rc) rc = tsq_vector_search(e, field, vec, dim, k, q->ef_search, NULL, NULL, NULL, r->rows);
     } else if (!rc && built) {
         tsapi_vcache_put(q->db, key, space, tag, built);
     } else if (built) {

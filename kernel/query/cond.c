@@ -291,6 +291,12 @@ static int leaf(tsq_ctx *x, const tsq_cterm *ct, const tsq_rowset *rs)
                                ct->col, &v);
         if (rc) return rc;
     }
+    return tsq_leaf_value(ct, &v);
+}
+
+int tsq_leaf_value(const tsq_cterm *ct, const tsd_value *vp)
+{
+    const tsd_value v = *vp;
     int null = v.kind == TSD_V_NULL;
     if (ct->op == TSQ_IS) return null;
     if (ct->op == TSQ_IS_NOT) return !null;

@@ -741,6 +741,7 @@ int tsq_exec_keys_fast(tsq_exec *e, int (*each)(void *ctx, const uint8_t *pk, si
 
 tsq_ctx *tsq_exec_ctx(tsq_exec *e) { return &e->x; }
 int tsq_exec_has_cond(const tsq_exec *e) { return e->g.n > 0; }
+const tsq_cgroup *tsq_exec_conds(const tsq_exec *e) { return &e->g; }
 
 int tsq_exec_pk_row_json(tsq_exec *e, const json_t *pk, json_t **out)
 {

@@ -61,6 +61,8 @@ int  tsq_exec_keys_fast(tsq_exec *e, int (*each)(void *ctx, const uint8_t *pk, s
 tsq_ctx *tsq_exec_ctx(tsq_exec *e);
 /* Whether the query has conditions. */
 int  tsq_exec_has_cond(const tsq_exec *e);
+/* The compiled conditions (an OR of AND-runs of terms). */
+const tsq_cgroup *tsq_exec_conds(const tsq_exec *e);
 /* The row as returned when the select list names only source 0's primary
  * key (whose value is pk), without reading it; TS_ERR_UNSUPPORTED when the
  * select list names anything else (or nothing: every field). */
@@ -84,9 +86,23 @@ int  tsq_exec_match(tsq_exec *e, const tsq_rowset *rs);
  * the plan exactly and hands the passing rows to *built as a new set
  * (malloc'd, the caller's; NULL when none was built), or fails with
  * TS_ERR_RESOURCE (nothing appended) when more pass than a set holds:
- * then run it again on a new executor without built. */
+ * then run it again on a new executor without built.  colset, when not
+ * NULL (and set NULL): a column set of e's table and snapshot for the
+ * column tsq_vector_column named (tsq_vector_column_build): the conditions
+ * are evaluated on its values instead of reading rows. */
 int  tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t dim, size_t k,
-                       int ef, const tsq_vset *set, tsq_vset **built, json_t *rows);
+                       int ef, const tsq_vset *set, tsq_vset **built, const tsq_vset *colset,
+                       json_t *rows);
+/* Whether e's conditions can be evaluated on one column's cached values
+ * (an AND of comparisons, IN / NOT IN, BETWEEN and null tests of one
+ * column of a table without a TTL, which no index narrows): 1 with *col
+ * set, else 0. */
+int  tsq_vector_column(tsq_exec *e, size_t *col);
+/* A column set: every row of e's table in e's space and snapshot, its key
+ * and its value of column col (*out malloc'd, the caller's).
+ * TS_ERR_UNSUPPORTED when a value is not a number, boolean or null;
+ * TS_ERR_RESOURCE past TSQ_VSET_ROWS_MAX rows. */
+int  tsq_vector_column_build(tsq_exec *e, size_t col, tsq_vset **out);
 /* Names of the tables the query reads (for the cache and watchers). */
 void tsq_exec_close(tsq_exec *e);
 

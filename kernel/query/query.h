@@ -88,6 +88,9 @@ struct tsq_cterm {
     int            (*pred)(const json_t *row, void *ctx);
     void            *ctx;
 };
+/* Whether a value of leaf ct's column passes it: 1 or 0. */
+int tsq_leaf_value(const tsq_cterm *ct, const tsd_value *v);
+
 
 /* A compiled query context: sources and resolved names. */
 typedef struct tsq_ctx {

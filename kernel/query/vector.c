@@ -21,6 +21,7 @@ typedef struct vsearch {
     int       read_rows;   /* the filter must look at the row (conditions, TTL) */
     int       metric;
     const tsq_vset *set;   /* the rows passing the conditions, when known */
+    const tsq_vset *colset;   /* a column set (by_column's graph filter) */
 } vsearch;
 
 /* A result on its way out, kept in a max-heap on distance (exact scan). */
@@ -129,8 +130,8 @@ static int pk_only_row(vsearch *v, const uint8_t *pk, size_t pkl, json_t **out)
 static int emit_pk(vsearch *v, const uint8_t *pk, size_t pkl, double d, json_t *rows)
 {
     json_t *row = NULL;
-    /* rows of a set passed the conditions in this snapshot (no TTL) */
-    int rc = v->read_rows && !v->set ? TS_ERR_UNSUPPORTED : pk_only_row(v, pk, pkl, &row);
+    /* rows of a set (or a column set) passed the conditions in this snapshot (no TTL) */
+    int rc = v->read_rows && !v->set && !v->colset ? TS_ERR_UNSUPPORTED : pk_only_row(v, pk, pkl, &row);
     if (rc == TS_OK) {
         if (json_object_set_new(row, "_distance", json_real(d)) ||
             json_object_set_new(row, "_score", json_real(score_of(v->metric, d))) ||
@@ -163,12 +164,13 @@ static int vfilter_set(void *ctx, const void *val, size_t vl)
     return tsq_vset_has(v->set, (const uint8_t *)val + v->pl, vl - v->pl);
 }
 
-static int by_index(vsearch *v, tsix *ix, const float *vec, size_t dim, size_t k, int ef, json_t *rows)
+static int by_index_filtered(vsearch *v, tsix *ix, const float *vec, size_t dim, size_t k, int ef,
+                             int (*filter)(void *ctx, const void *val, size_t vl), json_t *rows)
 {
     ts_knn_hit *hits = malloc(k * sizeof *hits);
     if (!hits) return tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
     size_t n = 0, total = 0;
-    int rc = tsix_knn(ix, v->x->w->tx, vec, dim, k, ef, v->set ? vfilter_set : vfilter, v, hits, &n);
+    int rc = tsix_knn(ix, v->x->w->tx, vec, dim, k, ef, filter, v, hits, &n);
     /* The values live in the module's buffer for this transaction, which a
      * module may recycle under heavy concurrency (ngh keeps a bounded
      * number): copy them out at once, before rows are read. */
@@ -188,6 +190,11 @@ static int by_index(vsearch *v, tsix *ix, const float *vec, size_t dim, size_t k
     free(vals);
     free(hits);
     return rc;
+}
+
+static int by_index(vsearch *v, tsix *ix, const float *vec, size_t dim, size_t k, int ef, json_t *rows)
+{
+    return by_index_filtered(v, ix, vec, dim, k, ef, v->set ? vfilter_set : vfilter, rows);
 }
 
 /* ---- exact scan ------------------------------------------------------------- */
@@ -410,6 +417,132 @@ static int by_index_keys(vsearch *v, size_t col, tsix *ix, const float *vec, siz
     return rc;
 }
 
+/* ---- column sets ------------------------------------------------------------ */
+
+static int value_kind_ok(tsd_vkind k)
+{
+    return k == TSD_V_NULL || k == TSD_V_INT || k == TSD_V_BOOL || k == TSD_V_DOUBLE;
+}
+
+int tsq_vector_column(tsq_exec *e, size_t *col)
+{
+    const tsq_cgroup *g = tsq_exec_conds(e);
+    tsq_ctx *x = tsq_exec_ctx(e);
+    /* conditions an index narrows are answered from its entries instead */
+    if (!g->n || x->src[0].t->ttl || tsq_exec_narrow(e)) return 0;
+    for (size_t i = 0; i < g->n; i++) {
+        const tsq_cterm *ct = &g->t[i];
+        if (ct->kind != TSQ_LEAF || ct->or_before || ct->src != 0 || ct->col != g->t[0].col ||
+            ct->op == TSQ_LIKE || ct->op == TSQ_NOT_LIKE || ct->f->type == TSD_BIGINT)
+            return 0;
+    }
+    *col = g->t[0].col;
+    return 1;
+}
+
+int tsq_vector_column_build(tsq_exec *e, size_t col, tsq_vset **out)
+{
+    *out = NULL;
+    tsq_ctx *x = tsq_exec_ctx(e);
+    tstbl *t = x->src[0].t;
+    uint8_t pre[16];
+    size_t pl = ts_key_int(pre, sizeof pre, 0, (int64_t)x->src[0].space);
+    tsq_vset *s = malloc(sizeof *s);
+    if (!s || tsq_vset_init(s, 0)) {
+        free(s);
+        return tsenv_error(x->env, TS_ERR_NOMEM, "out of memory");
+    }
+    tsix_cur cur;
+    int rc = tsix_cursor(t->primary, x->w->tx, &cur);
+    if (rc) { tsq_vset_clear(s); free(s); return rc; }
+    for (rc = tsix_seek(&cur, pre, pl, TS_SEEK_GE); rc == TS_OK; rc = tsix_next(&cur)) {
+        const void *k, *v;
+        size_t kl, vl;
+        if ((rc = tsix_entry(&cur, &k, &kl, &v, &vl))) break;
+        if (kl < pl || memcmp(k, pre, pl) != 0) break;
+        tsd_value val;
+        if ((rc = tsd_row_field(x->env, t->def, v, vl, col, &val))) break;
+        if (!value_kind_ok(val.kind)) { rc = TS_ERR_UNSUPPORTED; break; }
+        val.p = NULL;   /* numbers own nothing and point at nothing */
+        val.n = 0;
+        val.mem = NULL;
+        if ((rc = tsq_vset_add(s, (const uint8_t *)k + pl, kl - pl, NULL)) ||
+            (rc = tsq_vset_add_value(s, &val)))
+            break;
+    }
+    tsix_cursor_close(&cur);
+    if (rc == TS_ERR_NOT_FOUND) rc = TS_OK;
+    if (!rc) rc = tsq_vset_seal(s);   /* the graph's filter finds rows by key */
+    if (rc) {
+        tsq_vset_clear(s);
+        free(s);
+        return rc == TS_ERR_NOMEM ? tsenv_error(x->env, rc, "out of memory") : rc;
+    }
+    *out = s;
+    return TS_OK;
+}
+
+static int col_pass(const tsq_cgroup *g, const tsd_value *v)
+{
+    int pass = 1;
+    for (size_t j = 0; j < g->n && pass; j++) pass = tsq_leaf_value(&g->t[j], v);
+    return pass;
+}
+
+/* The graph's filter through a column set: the row's value by its key. */
+static int vfilter_col(void *ctx, const void *val, size_t vl)
+{
+    vsearch *v = ctx;
+    if (vl < v->pl || memcmp(val, v->pre, v->pl) != 0) return 0;
+    long i = tsq_vset_find(v->colset, (const uint8_t *)val + v->pl, vl - v->pl);
+    return i >= 0 && col_pass(tsq_exec_conds(v->e), &v->colset->val[i]);
+}
+
+/* The search through a column set: the conditions evaluated on the cached
+ * values instead of rows read.  A sample of the rows estimates how many
+ * pass: few (at most cap, with margin) are collected by one pass over the
+ * values, read and measured exactly; more, and the graph's filter looks
+ * each candidate's value up by key. */
+static int by_column(vsearch *v, size_t col, tsix *ix, const tsq_vset *cs, const float *vec,
+                     size_t dim, size_t k, int ef, json_t *rows)
+{
+    const tsq_cgroup *g = tsq_exec_conds(v->e);
+    size_t cap = k * 20 > 1024 ? k * 20 : 1024;
+    if (ix && cs->n > 4 * cap) {
+        size_t step = cs->n / 1024, pass = 0, seen = 0;
+        for (size_t i = 0; i < cs->n; i += step, seen++) pass += (size_t)col_pass(g, &cs->val[i]);
+        if (pass * cs->n > 2 * cap * seen) {
+            v->colset = cs;
+            int rc = by_index_filtered(v, ix, vec, dim, k, ef, vfilter_col, rows);
+            v->colset = NULL;
+            return rc;
+        }
+    }
+    tsq_vset ks;
+    if (tsq_vset_init(&ks, 0)) return tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
+    int rc = TS_OK;
+    for (size_t i = 0; i < cs->n && !rc; i++) {
+        if (!col_pass(g, &cs->val[i])) continue;
+        size_t pkl;
+        const uint8_t *pk = tsq_vset_key(cs, i, &pkl);
+        rc = tsq_vset_add(&ks, pk, pkl, NULL);
+    }
+    if (rc == TS_ERR_RESOURCE) {   /* more pass than a set holds */
+        tsq_vset_clear(&ks);
+        return ix ? by_index(v, ix, vec, dim, k, ef, rows) : by_scan(v, col, vec, k, 0, rows);
+    }
+    if (!rc && (ks.n <= cap || !ix)) {
+        rc = by_keys(v, col, &ks, vec, k, rows);
+    } else if (!rc && !(rc = tsq_vset_seal(&ks))) {
+        v->set = &ks;
+        rc = by_index(v, ix, vec, dim, k, ef, rows);
+        v->set = NULL;
+    }
+    if (rc == TS_ERR_NOMEM) rc = tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
+    tsq_vset_clear(&ks);
+    return rc;
+}
+
 /* Exact search over the rows the plan yields that also collects them into
  * a new set (*out).  TS_ERR_RESOURCE (nothing appended, no set): more rows
  * pass than a set holds. */
@@ -455,7 +588,8 @@ static int build_set(vsearch *v, size_t col, const float *vec, size_t k, tsq_vse
 }
 
 int tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t dim, size_t k,
-                      int ef, const tsq_vset *set, tsq_vset **built, json_t *rows)
+                      int ef, const tsq_vset *set, tsq_vset **built, const tsq_vset *colset,
+                      json_t *rows)
 {
     if (built) *built = NULL;
     tsq_ctx *x = tsq_exec_ctx(e);
@@ -482,7 +616,7 @@ int tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t d
         if (t->def->indexes[i].vector_config && t->def->indexes[i].cols[0] == col && t->ix[i])
             ixn = (long)i;
     vsearch v = { e, x, t, x->src[0].space, { 0 }, 0, tsq_exec_has_cond(e) || t->ttl != NULL,
-                  metric_of(ixn >= 0 ? &t->def->indexes[ixn] : NULL), NULL };
+                  metric_of(ixn >= 0 ? &t->def->indexes[ixn] : NULL), NULL, NULL };
     v.pl = ts_key_int(v.pre, sizeof v.pre, 0, (int64_t)v.space);
     /* rows of TTL tables expire: sets are not used for them */
     int sets = !t->ttl && tsq_exec_has_cond(e);
@@ -491,6 +625,8 @@ int tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t d
         if (set->dim == dim) return by_set(&v, vec, dim, k, rows);
         if (ixn >= 0) return by_index(&v, t->ix[ixn], vec, dim, k, ef, rows);
         v.set = NULL;   /* keys only and no index: scan */
+    } else if (sets && colset && colset->val) {
+        return by_column(&v, col, ixn >= 0 ? t->ix[ixn] : NULL, colset, vec, dim, k, ef, rows);
     } else if (sets && built) {
         /* TS_ERR_RESOURCE: too many rows pass to keep; the caller runs
          * the search again on a new executor, without a set */

@@ -70,16 +70,18 @@ int tsq_vset_seal(tsq_vset *s)
     return TS_OK;
 }
 
-int tsq_vset_has(const tsq_vset *s, const uint8_t *pk, size_t pkl)
+long tsq_vset_find(const tsq_vset *s, const uint8_t *pk, size_t pkl)
 {
-    if (!s->slot) return 0;
+    if (!s->slot) return -1;
     size_t h = (size_t)key_hash(pk, pkl) & s->mask;
     for (uint32_t r; (r = s->slot[h]) != 0; h = (h + 1) & s->mask) {
         size_t i = r - 1, l = s->ko[i + 1] - s->ko[i];
-        if (l == pkl && memcmp(s->kb + s->ko[i], pk, pkl) == 0) return 1;
+        if (l == pkl && memcmp(s->kb + s->ko[i], pk, pkl) == 0) return (long)i;
     }
-    return 0;
+    return -1;
 }
+
+int tsq_vset_has(const tsq_vset *s, const uint8_t *pk, size_t pkl) { return tsq_vset_find(s, pk, pkl) >= 0; }
 
 const uint8_t *tsq_vset_key(const tsq_vset *s, size_t i, size_t *pkl)
 {
@@ -92,9 +94,18 @@ const float *tsq_vset_vec(const tsq_vset *s, size_t i)
     return s->dim ? s->vec + i * s->dim : NULL;
 }
 
+int tsq_vset_add_value(tsq_vset *s, const tsd_value *v)
+{
+    int rc = grow((void **)&s->val, &s->valcap, s->n, sizeof *s->val);
+    if (rc) return rc;
+    s->val[s->n - 1] = *v;
+    return TS_OK;
+}
+
 size_t tsq_vset_bytes(const tsq_vset *s)
 {
     return s->kbcap + s->kocap * sizeof *s->ko + s->veccap * sizeof *s->vec +
+           s->valcap * sizeof *s->val +
            (s->slot ? (s->mask + 1) * sizeof *s->slot : 0) + sizeof *s;
 }
 
@@ -104,5 +115,6 @@ void tsq_vset_clear(tsq_vset *s)
     free(s->ko);
     free(s->vec);
     free(s->slot);
+    free(s->val);
     memset(s, 0, sizeof *s);
 }

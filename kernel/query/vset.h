@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "data/value.h"
 
 /* Vectors are kept up to this many rows (above, only the keys). */
 #define TSQ_VSET_EXACT_MAX 16384
@@ -28,6 +29,10 @@ typedef struct tsq_vset {
     size_t    veccap;
     uint32_t *slot;           /* hash table of row + 1 (0: empty), mask + 1 slots */
     size_t    mask;
+    /* a column set (every row of a table, see tsq_vector_column): row i's
+     * value of one numeric column (kinds NULL, INT, BOOL, DOUBLE only) */
+    tsd_value *val;
+    size_t     valcap;
 } tsq_vset;
 
 /* An empty set that keeps vectors of dim floats while it has at most
@@ -37,10 +42,15 @@ int  tsq_vset_init(tsq_vset *s, uint32_t dim);
  * set keeps none).  The caller adds each key once.  TS_OK, TS_ERR_NOMEM,
  * or TS_ERR_RESOURCE past TSQ_VSET_ROWS_MAX rows. */
 int  tsq_vset_add(tsq_vset *s, const uint8_t *pk, size_t pkl, const float *v);
+/* A column set: the value of the row added last (call after each add).
+ * TS_OK, TS_ERR_NOMEM. */
+int  tsq_vset_add_value(tsq_vset *s, const tsd_value *v);
 /* After the last add: build the hash table.  TS_OK or TS_ERR_NOMEM. */
 int  tsq_vset_seal(tsq_vset *s);
 /* Whether a sealed set holds the key: 1 or 0. */
 int  tsq_vset_has(const tsq_vset *s, const uint8_t *pk, size_t pkl);
+/* The row of the key in a sealed set, or -1. */
+long tsq_vset_find(const tsq_vset *s, const uint8_t *pk, size_t pkl);
 /* Row i's key and (when kept) vector. */
 const uint8_t *tsq_vset_key(const tsq_vset *s, size_t i, size_t *pkl);
 const float   *tsq_vset_vec(const tsq_vset *s, size_t i);

@@ -508,6 +508,139 @@ START_TEST(filtered_search_repeated)
 }
 END_TEST
 
+/* Conditions on one numeric column that change every search (the column
+ * set path: every row's value cached, conditions evaluated on it): random
+ * comparisons, IN / NOT IN, BETWEEN and null tests on an integer column
+ * with nulls and a double column, ANDed, against the exact filtered
+ * answer; then a commit, another space and a TTL-free reopen of the cache. */
+typedef struct colrow { int has_n, deleted; long long n; double w; } colrow;
+static const colrow *col_rows;
+static int col_op, col_op2;
+static long long col_a, col_b;
+static double col_wa;
+
+static int col_pass1(const colrow *r, int op, long long a, long long b)
+{
+    switch (op) {
+    case 0: return r->has_n && r->n == a;
+    case 1: return r->has_n && r->n != a;
+    case 2: return r->has_n && r->n < a;
+    case 3: return r->has_n && r->n >= a;
+    case 4: return r->has_n && r->n >= a && r->n <= b;
+    case 5: return r->has_n && (r->n == a || r->n == b);
+    case 6: return r->has_n && r->n != a && r->n != b;
+    case 7: return !r->has_n;
+    default: return r->has_n;
+    }
+}
+
+static int col_keep(size_t i)
+{
+    const colrow *r = &col_rows[i];
+    if (r->deleted) return 0;
+    if (col_op >= 0 && !col_pass1(r, col_op, col_a, col_b)) return 0;
+    if (col_op2 == 1 && !(r->w > col_wa)) return 0;
+    if (col_op2 == 2 && !col_pass1(r, 3, col_b, 0)) return 0;
+    return 1;
+}
+
+static ts_query *col_query(ts_db *db)
+{
+    static const char *const ops[] = { "=", "!=", "<", ">=", "BETWEEN", "IN", "NOT IN", "IS", "IS NOT" };
+    ts_query *q = ts_query_new(db, "cc");
+    if (col_op >= 0) {
+        json_t *v = col_op == 4 ? json_pack("[I, I]", (json_int_t)col_a, (json_int_t)col_b)
+                  : col_op == 5 || col_op == 6 ? json_pack("[I, I]", (json_int_t)col_a, (json_int_t)col_b)
+                  : col_op >= 7 ? json_null()
+                  : json_integer(col_a);
+        q = ts_where(q, "n", ops[col_op], keep(v));
+    }
+    if (col_op2 == 1) q = ts_where(q, "w", ">", keep(json_real(col_wa)));
+    if (col_op2 == 2) q = ts_where(q, "n", ">=", I(col_b));
+    return q;
+}
+
+START_TEST(filtered_search_column)
+{
+    /* N above 4 x 1024 rows: conditions that pass many rows take the
+     * graph with a filter looking values up by key, the others a pass
+     * over the values */
+    enum { N = 5000, DIM = 8, K = 10 };
+    ts_db *db = open_db(NULL);
+    float *data = clustered(N, DIM, 31);
+    colrow *rows = calloc(N, sizeof *rows);
+    col_rows = rows;
+    create(db, "{'name': 'cc', 'primaryKeyConfig': {'type': 'sequential'}, 'fields': ["
+               "{'name': 'n', 'type': 'integer'}, {'name': 'w', 'type': 'double'}, "
+               "{'name': 'emb', 'type': 'vector', 'vectorConfig': {'dimensions': 8}}], 'indexes': ["
+               "{'type': 'ngh', 'fields': ['emb'], 'vectorConfig': {'distanceMetric': 'l2', "
+               "'parameters': {'M': 12, 'efConstruction': 60}}}]}");
+    ck_assert_int_eq(ts_begin(db), TS_OK);
+    for (size_t i = 0; i < N; i++) {
+        rows[i].has_n = i % 13 != 0;
+        rows[i].n = (long long)((i * 7919) % 500) - 250;
+        rows[i].w = (double)((i * 104729) % 1000) / 10.0;
+        json_t *rec = json_pack("{s:o, s:f, s:o}", "n", rows[i].has_n ? json_integer(rows[i].n) : json_null(),
+                                "w", rows[i].w, "emb", ts_vector_value(data + i * DIM, DIM));
+        ck_assert_int_eq(ts_insert(db, "cc", rec, NULL), TS_OK);
+        json_decref(rec);
+    }
+    ck_assert_int_eq(ts_commit(db), TS_OK);
+    uint64_t seed = 77;
+    for (int round = 0; round < 3; round++) {
+        for (int it = 0; it < 60; it++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            col_op = (int)((seed >> 33) % 10) - 1;   /* -1: no condition on n */
+            col_op2 = (int)((seed >> 40) % 3);
+            if (col_op < 0 && col_op2 == 0) col_op2 = 2;
+            col_a = (long long)((seed >> 20) % 500) - 250;
+            col_b = col_a + (long long)((seed >> 12) % 60);
+            col_wa = (double)((seed >> 24) % 1000) / 10.0;
+            const float *q = data + ((seed >> 8) % N) * DIM;
+            size_t want[K];
+            size_t nw = exact_knn(M_L2, data, N, DIM, q, K, col_keep, want);
+            size_t match = 0;
+            for (size_t i = 0; i < N; i++) match += col_keep(i);
+            ts_result *r = search(col_query(db), q, DIM, K);
+            ck_assert_msg(ts_result_count(r) == nw, "round %d search %d (op %d/%d): %zu rows, want %zu "
+                          "(%zu match)", round, it, col_op, col_op2, ts_result_count(r), nw, match);
+            for (size_t i = 0; i < ts_result_count(r); i++)
+                ck_assert_msg(col_keep(id_of(ts_result_row(r, i))), "round %d search %d: row %zu fails "
+                              "the conditions", round, it, id_of(ts_result_row(r, i)) + 1);
+            check_rows(r, M_L2, data, DIM, q);
+            double rc = recall_of(r, want, nw);
+            ck_assert_msg(rc >= (match <= 1024 ? 1.0 : 0.8), "round %d search %d (op %d/%d, %zu match): "
+                          "recall %.3f", round, it, col_op, col_op2, match, rc);
+            ts_result_free(r);
+        }
+        if (round == 0) {
+            /* a commit: row 1 (n 0 -> 250) is in no cached set any more */
+            rows[0].has_n = 1;
+            rows[0].n = 249;
+            ck_assert_int_eq(ts_update(db, "cc", I(1), keep(json_pack("{s:i}", "n", 249))), TS_OK);
+        } else if (round == 1) {
+            ck_assert_int_eq(ts_delete(db, "cc", I(2)), TS_OK);
+            rows[1].deleted = 1;
+        }
+    }
+    /* deleted row 2 never comes back, even searched by its own vector */
+    ts_result *r = search(ts_where(ts_query_new(db, "cc"), "w", "<", keep(json_real(1000))), data + DIM, DIM, 1);
+    ck_assert_uint_ne(id_of(ts_result_row(r, 0)), 1);
+    ts_result_free(r);
+    /* another space: none of these rows */
+    ck_assert_int_eq(ts_switch_space(db, "other", 0), TS_OK);
+    for (int rep = 0; rep < 3; rep++) {
+        r = search(ts_where(ts_query_new(db, "cc"), "n", ">", I(-1000 - rep)), data, DIM, K);
+        ck_assert_uint_eq(ts_result_count(r), 0);
+        ts_result_free(r);
+    }
+    ck_assert_int_eq(ts_switch_space(db, "default", 0), TS_OK);
+    free(rows);
+    free(data);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+}
+END_TEST
+
 /* A schema change that gives a field's name to another column: a set
  * built for the old meaning is not used (the table's version alone could
  * be the same: 1 for a table unchanged since open, before and after). */
@@ -781,6 +914,7 @@ static Suite *suite(void)
     tcase_add_test(tc, exact_scan_without_index);
     tcase_add_test(tc, filtered_search);
     tcase_add_test(tc, filtered_search_repeated);
+    tcase_add_test(tc, filtered_search_column);
     tcase_add_test(tc, filtered_search_after_rename);
     tcase_add_test(tc, select_k_and_ef);
     tcase_add_test(tc, deletes_updates_spaces);
