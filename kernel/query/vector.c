@@ -463,9 +463,6 @@ int tsq_vector_column_build(tsq_exec *e, size_t col, tsq_vset **out)
         tsd_value val;
         if ((rc = tsd_row_field(x->env, t->def, v, vl, col, &val))) break;
         if (!value_kind_ok(val.kind)) { rc = TS_ERR_UNSUPPORTED; break; }
-        val.p = NULL;   /* numbers own nothing and point at nothing */
-        val.n = 0;
-        val.mem = NULL;
         if ((rc = tsq_vset_add(s, (const uint8_t *)k + pl, kl - pl, NULL)) ||
             (rc = tsq_vset_add_value(s, &val)))
             break;
@@ -482,10 +479,12 @@ int tsq_vector_column_build(tsq_exec *e, size_t col, tsq_vset **out)
     return TS_OK;
 }
 
-static int col_pass(const tsq_cgroup *g, const tsd_value *v)
+static int col_pass(const tsq_cgroup *g, const tsq_vset *cs, size_t i)
 {
+    tsd_value v;
+    tsq_vset_value(cs, i, &v);
     int pass = 1;
-    for (size_t j = 0; j < g->n && pass; j++) pass = tsq_leaf_value(&g->t[j], v);
+    for (size_t j = 0; j < g->n && pass; j++) pass = tsq_leaf_value(&g->t[j], &v);
     return pass;
 }
 
@@ -495,7 +494,7 @@ static int vfilter_col(void *ctx, const void *val, size_t vl)
     vsearch *v = ctx;
     if (vl < v->pl || memcmp(val, v->pre, v->pl) != 0) return 0;
     long i = tsq_vset_find(v->colset, (const uint8_t *)val + v->pl, vl - v->pl);
-    return i >= 0 && col_pass(tsq_exec_conds(v->e), &v->colset->val[i]);
+    return i >= 0 && col_pass(tsq_exec_conds(v->e), v->colset, (size_t)i);
 }
 
 /* The search through a column set: the conditions evaluated on the cached
@@ -510,7 +509,7 @@ static int by_column(vsearch *v, size_t col, tsix *ix, const tsq_vset *cs, const
     size_t cap = k * 20 > 1024 ? k * 20 : 1024;
     if (ix && cs->n > 4 * cap) {
         size_t step = cs->n / 1024, pass = 0, seen = 0;
-        for (size_t i = 0; i < cs->n; i += step, seen++) pass += (size_t)col_pass(g, &cs->val[i]);
+        for (size_t i = 0; i < cs->n; i += step, seen++) pass += (size_t)col_pass(g, cs, i);
         if (pass * cs->n > 2 * cap * seen) {
             v->colset = cs;
             int rc = by_index_filtered(v, ix, vec, dim, k, ef, vfilter_col, rows);
@@ -522,7 +521,7 @@ static int by_column(vsearch *v, size_t col, tsix *ix, const tsq_vset *cs, const
     if (tsq_vset_init(&ks, 0)) return tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
     int rc = TS_OK;
     for (size_t i = 0; i < cs->n && !rc; i++) {
-        if (!col_pass(g, &cs->val[i])) continue;
+        if (!col_pass(g, cs, i)) continue;
         size_t pkl;
         const uint8_t *pk = tsq_vset_key(cs, i, &pkl);
         rc = tsq_vset_add(&ks, pk, pkl, NULL);

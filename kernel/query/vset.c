@@ -98,8 +98,20 @@ int tsq_vset_add_value(tsq_vset *s, const tsd_value *v)
 {
     int rc = grow((void **)&s->val, &s->valcap, s->n, sizeof *s->val);
     if (rc) return rc;
-    s->val[s->n - 1] = *v;
+    tsq_vval *x = &s->val[s->n - 1];
+    x->kind = (uint8_t)v->kind;
+    if (v->kind == TSD_V_DOUBLE) x->u.d = v->d;
+    else x->u.i = v->i;
     return TS_OK;
+}
+
+void tsq_vset_value(const tsq_vset *s, size_t i, tsd_value *out)
+{
+    const tsq_vval *x = &s->val[i];
+    memset(out, 0, sizeof *out);
+    out->kind = (tsd_vkind)x->kind;
+    if (x->kind == TSD_V_DOUBLE) out->d = x->u.d;
+    else out->i = x->u.i;
 }
 
 size_t tsq_vset_bytes(const tsq_vset *s)

@@ -18,6 +18,12 @@
 /* At most this many rows in a set. */
 #define TSQ_VSET_ROWS_MAX  (4u << 20)
 
+/* A numeric value of a column set: 16 bytes instead of a tsd_value's 56. */
+typedef struct tsq_vval {
+    union { int64_t i; double d; } u;
+    uint8_t kind;   /* tsd_vkind: NULL, INT, BOOL or DOUBLE */
+} tsq_vval;
+
 typedef struct tsq_vset {
     size_t    n;              /* rows */
     uint32_t  dim;            /* floats per kept vector; 0: no vectors */
@@ -31,7 +37,7 @@ typedef struct tsq_vset {
     size_t    mask;
     /* a column set (every row of a table, see tsq_vector_column): row i's
      * value of one numeric column (kinds NULL, INT, BOOL, DOUBLE only) */
-    tsd_value *val;
+    tsq_vval  *val;
     size_t     valcap;
 } tsq_vset;
 
@@ -42,9 +48,11 @@ int  tsq_vset_init(tsq_vset *s, uint32_t dim);
  * set keeps none).  The caller adds each key once.  TS_OK, TS_ERR_NOMEM,
  * or TS_ERR_RESOURCE past TSQ_VSET_ROWS_MAX rows. */
 int  tsq_vset_add(tsq_vset *s, const uint8_t *pk, size_t pkl, const float *v);
-/* A column set: the value of the row added last (call after each add).
- * TS_OK, TS_ERR_NOMEM. */
+/* A column set: the value of the row added last (call after each add;
+ * kinds NULL, INT, BOOL, DOUBLE).  TS_OK, TS_ERR_NOMEM. */
 int  tsq_vset_add_value(tsq_vset *s, const tsd_value *v);
+/* Row i's value of a column set, as a tsd_value. */
+void tsq_vset_value(const tsq_vset *s, size_t i, tsd_value *out);
 /* After the last add: build the hash table.  TS_OK or TS_ERR_NOMEM. */
 int  tsq_vset_seal(tsq_vset *s);
 /* Whether a sealed set holds the key: 1 or 0. */
