@@ -294,32 +294,31 @@ static int leaf(tsq_ctx *x, const tsq_cterm *ct, const tsq_rowset *rs)
     return tsq_leaf_value(ct, &v);
 }
 
-int tsq_leaf_value(const tsq_cterm *ct, const tsd_value *vp)
+int tsq_leaf_value(const tsq_cterm *ct, const tsd_value *v)
 {
-    const tsd_value v = *vp;
-    int null = v.kind == TSD_V_NULL;
+    int null = v->kind == TSD_V_NULL;
     if (ct->op == TSQ_IS) return null;
     if (ct->op == TSQ_IS_NOT) return !null;
     if (null) return 0;
     switch (ct->op) {
-    case TSQ_EQ: return tsd_value_cmp(ct->f, &v, &ct->v) == 0;
-    case TSQ_NE: return tsd_value_cmp(ct->f, &v, &ct->v) != 0;
-    case TSQ_GT: return tsd_value_cmp(ct->f, &v, &ct->v) > 0;
-    case TSQ_GE: return tsd_value_cmp(ct->f, &v, &ct->v) >= 0;
-    case TSQ_LT: return tsd_value_cmp(ct->f, &v, &ct->v) < 0;
-    case TSQ_LE: return tsd_value_cmp(ct->f, &v, &ct->v) <= 0;
+    case TSQ_EQ: return tsd_value_cmp(ct->f, v, &ct->v) == 0;
+    case TSQ_NE: return tsd_value_cmp(ct->f, v, &ct->v) != 0;
+    case TSQ_GT: return tsd_value_cmp(ct->f, v, &ct->v) > 0;
+    case TSQ_GE: return tsd_value_cmp(ct->f, v, &ct->v) >= 0;
+    case TSQ_LT: return tsd_value_cmp(ct->f, v, &ct->v) < 0;
+    case TSQ_LE: return tsd_value_cmp(ct->f, v, &ct->v) <= 0;
     case TSQ_BETWEEN:
-        return tsd_value_cmp(ct->f, &v, &ct->v) >= 0 && tsd_value_cmp(ct->f, &v, &ct->v2) <= 0;
+        return tsd_value_cmp(ct->f, v, &ct->v) >= 0 && tsd_value_cmp(ct->f, v, &ct->v2) <= 0;
     case TSQ_IN:
     case TSQ_NOT_IN: {
         int in = 0;
-        for (size_t i = 0; i < ct->nset && !in; i++) in = tsd_value_cmp(ct->f, &v, &ct->set[i]) == 0;
+        for (size_t i = 0; i < ct->nset && !in; i++) in = tsd_value_cmp(ct->f, v, &ct->set[i]) == 0;
         return ct->op == TSQ_IN ? in : !in;
     }
     case TSQ_LIKE:
     case TSQ_NOT_LIKE: {
-        if (v.kind != TSD_V_TEXT) return ct->op == TSQ_NOT_LIKE;
-        int m = tsq_like(v.p, v.n, json_string_value(ct->coerced), json_string_length(ct->coerced));
+        if (v->kind != TSD_V_TEXT) return ct->op == TSQ_NOT_LIKE;
+        int m = tsq_like(v->p, v->n, json_string_value(ct->coerced), json_string_length(ct->coerced));
         return ct->op == TSQ_LIKE ? m : !m;
     }
     default:

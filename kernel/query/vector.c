@@ -481,8 +481,11 @@ int tsq_vector_column_build(tsq_exec *e, size_t col, tsq_vset **out)
 
 static int col_pass(const tsq_cgroup *g, const tsq_vset *cs, size_t i)
 {
-    tsd_value v;
-    tsq_vset_value(cs, i, &v);
+    /* once a row per search: no call, no copy of a whole tsd_value */
+    const tsq_vval *x = &cs->val[i];
+    tsd_value v = { .kind = (tsd_vkind)x->kind };
+    if (x->kind == TSD_V_DOUBLE) v.d = x->u.d;
+    else v.i = x->u.i;
     int pass = 1;
     for (size_t j = 0; j < g->n && pass; j++) pass = tsq_leaf_value(&g->t[j], &v);
     return pass;

@@ -105,15 +105,6 @@ int tsq_vset_add_value(tsq_vset *s, const tsd_value *v)
     return TS_OK;
 }
 
-void tsq_vset_value(const tsq_vset *s, size_t i, tsd_value *out)
-{
-    const tsq_vval *x = &s->val[i];
-    memset(out, 0, sizeof *out);
-    out->kind = (tsd_vkind)x->kind;
-    if (x->kind == TSD_V_DOUBLE) out->d = x->u.d;
-    else out->i = x->u.i;
-}
-
 size_t tsq_vset_bytes(const tsq_vset *s)
 {
     return s->kbcap + s->kocap * sizeof *s->ko + s->veccap * sizeof *s->vec +

@@ -51,8 +51,6 @@ int  tsq_vset_add(tsq_vset *s, const uint8_t *pk, size_t pkl, const float *v);
 /* A column set: the value of the row added last (call after each add;
  * kinds NULL, INT, BOOL, DOUBLE).  TS_OK, TS_ERR_NOMEM. */
 int  tsq_vset_add_value(tsq_vset *s, const tsd_value *v);
-/* Row i's value of a column set, as a tsd_value. */
-void tsq_vset_value(const tsq_vset *s, size_t i, tsd_value *out);
 /* After the last add: build the hash table.  TS_OK or TS_ERR_NOMEM. */
 int  tsq_vset_seal(tsq_vset *s);
 /* Whether a sealed set holds the key: 1 or 0. */
