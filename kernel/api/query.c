@@ -571,6 +571,31 @@ ts_query *ts_ef_search(ts_query *q, int ef)
     return q;
 }
 
+/* Conditions on one numeric column seen for the first time (conditions
+ * that repeat get their own set on the second sighting, which is faster
+ * still): a column set, every row's key and value of that column,
+ * evaluates them without reading rows.  Built on the second such search at
+ * this version (*built, to tsapi_vcache_put under *key after the search),
+ * kept like the sets (*ref).  Nothing when the conditions do not qualify. */
+static int column_set(ts_db *db, tsq_exec *e, uint64_t space, const uint64_t tag[3],
+                      tsapi_vref *ref, tsq_vset **built, char **key)
+{
+    size_t col;
+    if (!tsq_vector_column(e, &col)) return TS_OK;
+    const tsd_table *def = tsq_exec_ctx(e)->src[0].t->def;
+    size_t n = strlen(def->name) + strlen(def->cols[col].name) + 3;
+    if (!(*key = malloc(n))) return TS_OK;   /* no cache: search as usual */
+    /* \x01 keeps it apart from the condition keys (JSON arrays) */
+    snprintf(*key, n, "\x01%s\x1f%s", def->name, def->cols[col].name);
+    if (tsapi_vcache_lookup(db, *key, space, tag, ref) != TSAPI_VC_BUILD) return TS_OK;
+    int rc = tsq_vector_column_build(e, col, built);
+    if (rc == TS_ERR_UNSUPPORTED || rc == TS_ERR_RESOURCE) {
+        tsapi_vcache_put(db, *key, space, tag, NULL);   /* not at this version */
+        rc = TS_OK;
+    }
+    return rc;
+}
+
 int ts_vector_search(ts_query *q, const char *field, const float *vec, size_t dim, size_t k,
                      ts_result **out)
 {
@@ -612,30 +637,11 @@ int ts_vector_search(ts_query *q, const char *field, const float *vec, size_t di
         tag[1] = tsq_exec_ctx(e)->src[0].t->created;
         look = tsapi_vcache_lookup(q->db, key, space, tag, &ref);
     }
-    /* Conditions on one numeric column seen for the first time (conditions
-     * that repeat get their own set on the second sighting, which is faster
-     * still): a column set, every row's key and value of that column,
-     * evaluates them without reading rows.  Built on the second such
-     * search at this version, kept like the sets. */
     tsapi_vref cref = { NULL, NULL };
     tsq_vset *cbuilt = NULL;
     char *ckey = NULL;
-    size_t ccol;
-    if (cacheable && look == TSAPI_VC_NONE && tsq_vector_column(e, &ccol)) {
-        const tsd_table *def = tsq_exec_ctx(e)->src[0].t->def;
-        size_t n = strlen(def->name) + strlen(def->cols[ccol].name) + 3;
-        if ((ckey = malloc(n))) {
-            /* \x01 keeps it apart from the condition keys (JSON arrays) */
-            snprintf(ckey, n, "\x01%s\x1f%s", def->name, def->cols[ccol].name);
-            if (tsapi_vcache_lookup(q->db, ckey, space, tag, &cref) == TSAPI_VC_BUILD) {
-                rc = tsq_vector_column_build(e, ccol, &cbuilt);
-                if (rc == TS_ERR_UNSUPPORTED || rc == TS_ERR_RESOURCE) {
-                    tsapi_vcache_put(q->db, ckey, space, tag, NULL);   /* not at this version */
-                    rc = TS_OK;
-                }
-            }
-        }
-    }
+    if (cacheable && look == TSAPI_VC_NONE)
+        rc = column_set(q->db, e, space, tag, &cref, &cbuilt, &ckey);
     const tsq_vset *colset = cref.set ? cref.set : cbuilt;
     ts_result *r = rc ? NULL : calloc(1, sizeof *r);
     if (!rc && (!r || !(r->rows = json_array()))) rc = tsenv_error(&q->db->env, TS_ERR_NOMEM, "out of memory");

@@ -81,11 +81,17 @@ static void evict(tscache *c)
     }
 }
 
+static tscpage *find(tscache *c, uint64_t pgno, uint64_t ver)
+{
+    tscpage *p = c->buckets[hash(c, pgno, ver)];
+    while (p && !(p->pgno == pgno && p->ver == ver)) p = p->hnext;
+    return p;
+}
+
 tscpage *tscache_get(tscache *c, uint64_t pgno, uint64_t ver)
 {
     pthread_mutex_lock(&c->mu);
-    tscpage *p = c->buckets[hash(c, pgno, ver)];
-    while (p && !(p->pgno == pgno && p->ver == ver)) p = p->hnext;
+    tscpage *p = find(c, pgno, ver);
     if (p) { p->pins++; p->ref = 1; c->hits++; }
     else c->misses++;
     pthread_mutex_unlock(&c->mu);
@@ -108,14 +114,14 @@ tscpage *tscache_insert(tscache *c, tscpage *p)
 {
     pthread_mutex_lock(&c->mu);
     size_t h = hash(c, p->pgno, p->ver);
-    for (tscpage *q = c->buckets[h]; q; q = q->hnext)
-        if (q->pgno == p->pgno && q->ver == p->ver) {
-            q->pins++;
-            q->ref = 1;
-            pthread_mutex_unlock(&c->mu);
-            free(p);
-            return q;
-        }
+    tscpage *q = find(c, p->pgno, p->ver);
+    if (q) {
+        q->pins++;
+        q->ref = 1;
+        pthread_mutex_unlock(&c->mu);
+        free(p);
+        return q;
+    }
     evict(c);
     if (c->n == c->cap) {
         size_t nc = c->cap ? c->cap * 2 : 256;
@@ -151,8 +157,7 @@ void tscache_unpin(tscache *c, tscpage *p)
 void tscache_drop(tscache *c, uint64_t pgno, uint64_t ver)
 {
     pthread_mutex_lock(&c->mu);
-    tscpage *p = c->buckets[hash(c, pgno, ver)];
-    while (p && !(p->pgno == pgno && p->ver == ver)) p = p->hnext;
+    tscpage *p = find(c, pgno, ver);
     int gone = 0;
     if (p) {
         unlink_page(c, p);
@@ -162,12 +167,6 @@ void tscache_drop(tscache *c, uint64_t pgno, uint64_t ver)
     if (gone) free(p);
 }
 
-static tscpage *find(tscache *c, uint64_t pgno, uint64_t ver)
-{
-    tscpage *p = c->buckets[hash(c, pgno, ver)];
-    while (p && !(p->pgno == pgno && p->ver == ver)) p = p->hnext;
-    return p;
-}
 
 void tscache_rekey(tscache *c, uint64_t pgno, uint64_t from, uint64_t to)
 {

@@ -387,6 +387,30 @@ static int by_keys(vsearch *v, size_t col, const tsq_vset *ks, const float *vec,
     return rc;
 }
 
+/* The search through ks, the keys of the rows passing the conditions as
+ * collected by a walk that ended with rc: few (at most cap, or any number
+ * without an index) are read and measured exactly; more filter the graph by
+ * a hash lookup; TS_ERR_RESOURCE (more than a set holds): the row filter,
+ * or a scan without an index.  Consumes ks. */
+static int by_key_set(vsearch *v, size_t col, tsix *ix, tsq_vset *ks, int rc, const float *vec,
+                      size_t dim, size_t k, int ef, size_t cap, json_t *rows)
+{
+    if (rc == TS_ERR_RESOURCE) {
+        tsq_vset_clear(ks);
+        return ix ? by_index(v, ix, vec, dim, k, ef, rows) : by_scan(v, col, vec, k, 0, rows);
+    }
+    if (!rc && (ks->n <= cap || !ix)) {
+        rc = by_keys(v, col, ks, vec, k, rows);
+    } else if (!rc && !(rc = tsq_vset_seal(ks))) {
+        v->set = ks;
+        rc = by_index(v, ix, vec, dim, k, ef, rows);
+        v->set = NULL;
+    }
+    if (rc == TS_ERR_NOMEM) rc = tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
+    tsq_vset_clear(ks);
+    return rc;
+}
+
 /* A plan narrowed by an index whose bounds are exactly the conditions:
  * the passing keys come from the index entries without reading rows.  Few
  * (at most cap): read and measured exactly; more: the graph search with
@@ -402,19 +426,7 @@ static int by_index_keys(vsearch *v, size_t col, tsix *ix, const float *vec, siz
         tsq_vset_clear(&ks);
         return rc;
     }
-    if (rc == TS_ERR_RESOURCE) {   /* too many: the graph with the row filter */
-        tsq_vset_clear(&ks);
-        return by_index(v, ix, vec, dim, k, ef, rows);
-    }
-    if (!rc && ks.n <= cap) rc = by_keys(v, col, &ks, vec, k, rows);
-    else if (!rc && !(rc = tsq_vset_seal(&ks))) {
-        v->set = &ks;
-        rc = by_index(v, ix, vec, dim, k, ef, rows);
-        v->set = NULL;
-    }
-    if (rc == TS_ERR_NOMEM) rc = tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
-    tsq_vset_clear(&ks);
-    return rc;
+    return by_key_set(v, col, ix, &ks, rc, vec, dim, k, ef, cap, rows);
 }
 
 /* ---- column sets ------------------------------------------------------------ */
@@ -529,20 +541,7 @@ static int by_column(vsearch *v, size_t col, tsix *ix, const tsq_vset *cs, const
         const uint8_t *pk = tsq_vset_key(cs, i, &pkl);
         rc = tsq_vset_add(&ks, pk, pkl, NULL);
     }
-    if (rc == TS_ERR_RESOURCE) {   /* more pass than a set holds */
-        tsq_vset_clear(&ks);
-        return ix ? by_index(v, ix, vec, dim, k, ef, rows) : by_scan(v, col, vec, k, 0, rows);
-    }
-    if (!rc && (ks.n <= cap || !ix)) {
-        rc = by_keys(v, col, &ks, vec, k, rows);
-    } else if (!rc && !(rc = tsq_vset_seal(&ks))) {
-        v->set = &ks;
-        rc = by_index(v, ix, vec, dim, k, ef, rows);
-        v->set = NULL;
-    }
-    if (rc == TS_ERR_NOMEM) rc = tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
-    tsq_vset_clear(&ks);
-    return rc;
+    return by_key_set(v, col, ix, &ks, rc, vec, dim, k, ef, cap, rows);
 }
 
 /* Exact search over the rows the plan yields that also collects them into

@@ -549,8 +549,7 @@ static ts_query *col_query(ts_db *db)
     static const char *const ops[] = { "=", "!=", "<", ">=", "BETWEEN", "IN", "NOT IN", "IS", "IS NOT" };
     ts_query *q = ts_query_new(db, "cc");
     if (col_op >= 0) {
-        json_t *v = col_op == 4 ? json_pack("[I, I]", (json_int_t)col_a, (json_int_t)col_b)
-                  : col_op == 5 || col_op == 6 ? json_pack("[I, I]", (json_int_t)col_a, (json_int_t)col_b)
+        json_t *v = col_op >= 4 && col_op <= 6 ? json_pack("[I, I]", (json_int_t)col_a, (json_int_t)col_b)
                   : col_op >= 7 ? json_null()
                   : json_integer(col_a);
         q = ts_where(q, "n", ops[col_op], keep(v));
