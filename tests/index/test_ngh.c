@@ -1106,6 +1106,133 @@ START_TEST(cursor_scan)
 }
 END_TEST
 
+/* ---- formats: key slots (format 2) and indexes written before them (1) ---------- */
+
+/* Id i's primary key: 8 bytes, or for every 7th id 40 (too long for any
+ * key slot, so kept in the map); the first 8 bytes are always the id. */
+static size_t fmt_pk(uint32_t id, uint8_t pk[40])
+{
+    pk_of(id, pk);
+    if (id % 7) return 8;
+    for (int i = 8; i < 40; i++) pk[i] = (uint8_t)(id * 31 + (uint32_t)i);
+    return 40;
+}
+
+static uint32_t fmt_id(const void *v, size_t vl)
+{
+    uint8_t pk[40];
+    REQUIRE(vl >= 8, "a value of %zu bytes", vl);
+    uint32_t id = pk_id(v, 8);
+    REQUIRE(fmt_pk(id, pk) == vl && !memcmp(pk, v, vl), "value of %u", id);
+    return id;
+}
+
+static int only_one(void *ctx, const void *val, size_t vl)
+{
+    return fmt_id(val, vl) == *(const uint32_t *)ctx;
+}
+
+/* Each format and each place of the key slots (dim 32: in the records; 48:
+ * pages of their own) with short and long keys: inserts, removes by (key,
+ * value), id reuse, self queries, a cursor walk both ways, a filtered exact
+ * scan, and a reopen; format 2 takes fewer pages than format 1. */
+START_TEST(formats)
+{
+    uint32_t n = sanitized() ? 1200 : 3000, dims[2] = { 32, 48 };
+    for (int di = 0; di < 2; di++) {
+        uint32_t dim = dims[di];
+        rng r = rng_new(40 + (uint64_t)di);
+        float *data = gen_data(&r, n + n / 4, dim);
+        uint64_t pages[2];
+        for (uint32_t fmt = 1; fmt <= 2; fmt++) {
+            json_t *o = mkopts(dim, "l2", 0, 60, 0);
+            json_object_set_new(o, "format", json_integer(fmt));
+            ndb h;
+            char name[64];
+            snprintf(name, sizeof name, "ngh-fmt-%u-%u", dim, fmt);
+            db_new(&h, name, 0, "\"cacheBytes\": 134217728", o);
+            uint8_t *live = calloc(n + n / 4, 1), pk[40];
+            tstx *tx = wbegin(&h);
+            for (uint32_t i = 0; i < n; i++, live[i - 1] = 1)
+                REQUIRE(tsix_insert(h.ix, tx, data + (size_t)i * dim, dim * 4, pk, fmt_pk(i, pk), 0) == TS_OK,
+                        "insert %u: %s", i, emsg(&h));
+            commit(&h, tx);
+            tx = rbegin(&h);
+            pages[fmt - 1] = live_pages(tx);
+            tstx_rollback(tx);
+            /* remove every 5th (ids reused by the inserts after it) */
+            tx = wbegin(&h);
+            for (uint32_t i = 0; i < n; i += 5) {
+                ck_assert_int_eq(tsix_remove(h.ix, tx, data + (size_t)i * dim, dim * 4, pk, fmt_pk(i, pk)), TS_OK);
+                live[i] = 0;
+                size_t pl = fmt_pk(i, pk);
+                pk[pl - 1] ^= 1; /* same vector, another value: not there */
+                ck_assert_int_eq(tsix_remove(h.ix, tx, data + (size_t)i * dim, dim * 4, pk, pl), TS_ERR_NOT_FOUND);
+            }
+            for (uint32_t i = n; i < n + n / 4; i++, live[i - 1] = 1)
+                ck_assert_int_eq(tsix_insert(h.ix, tx, data + (size_t)i * dim, dim * 4, pk, fmt_pk(i, pk), 0), TS_OK);
+            ck_assert_int_eq(tsix_insert(h.ix, tx, data + 7 * dim, dim * 4, pk, fmt_pk(7, pk), 0), TS_ERR_UNIQUE);
+            commit(&h, tx);
+            REQUIRE(db_close(&h) == TS_OK, "close");
+            db_open(&h, "\"cacheBytes\": 134217728");
+            tx = rbegin(&h);
+            ts_knn_hit out[10];
+            for (uint32_t i = 0; i < n + n / 4; i += 13) {
+                size_t got = knn(&h, tx, data + (size_t)i * dim, dim, 10, 100, NULL, NULL, out);
+                ck_assert_uint_eq(got, 10);
+                uint32_t first = fmt_id(out[0].val, out[0].vlen);
+                if (live[i]) REQUIRE(first == i && out[0].distance < 1e-4f, "self query %u: %u", i, first);
+                for (size_t a = 0; a < got; a++)
+                    REQUIRE(live[fmt_id(out[a].val, out[a].vlen)], "a deleted entry returned");
+            }
+            /* a filter only one entry passes (a long key, kept in the map):
+             * the search gives up and the exact scan finds it */
+            uint32_t only = 7 * 61, nlive = 0;
+            ck_assert(live[only]);
+            size_t got = knn(&h, tx, data, dim, 10, 0, only_one, &only, out);
+            ck_assert_uint_eq(got, 1);
+            ck_assert_uint_eq(fmt_id(out[0].val, out[0].vlen), only);
+            for (uint32_t i = 0; i < n + n / 4; i++) nlive += live[i];
+            for (int dir = 0; dir < 2; dir++) {
+                tsix_cur c;
+                ck_assert_int_eq(tsix_cursor(h.ix, tx, &c), TS_OK);
+                uint32_t cnt = 0;
+                int rc = dir ? tsix_last(&c) : tsix_first(&c);
+                uint8_t *seen = calloc(n + n / 4, 1);
+                for (; rc == TS_OK; rc = dir ? tsix_prev(&c) : tsix_next(&c), cnt++) {
+                    const void *k, *v;
+                    size_t kl, vl;
+                    ck_assert_int_eq(tsix_entry(&c, &k, &kl, &v, &vl), TS_OK);
+                    uint32_t id = fmt_id(v, vl);
+                    REQUIRE(live[id] && !seen[id], "cursor entry %u", id);
+                    REQUIRE(kl == dim * 4 && !memcmp(k, data + (size_t)id * dim, kl), "vector of %u", id);
+                    seen[id] = 1;
+                }
+                ck_assert_int_eq(rc, TS_ERR_NOT_FOUND);
+                ck_assert_uint_eq(cnt, nlive);
+                free(seen);
+                tsix_cursor_close(&c);
+            }
+            tstx_rollback(tx);
+            /* remove everything left: every (key, value) found once */
+            tx = wbegin(&h);
+            for (uint32_t i = 0; i < n + n / 4; i++)
+                ck_assert_int_eq(tsix_remove(h.ix, tx, data + (size_t)i * dim, dim * 4, pk, fmt_pk(i, pk)),
+                                 live[i] ? TS_OK : TS_ERR_NOT_FOUND);
+            ck_assert_uint_eq(knn(&h, tx, data, dim, 10, 0, NULL, NULL, out), 0);
+            commit(&h, tx);
+            free(live);
+            db_done(&h);
+        }
+        if (verbose()) printf("ngh %u-d: %llu pages in format 1, %llu in format 2\n", dim,
+                              (unsigned long long)pages[0], (unsigned long long)pages[1]);
+        REQUIRE(pages[1] < pages[0], "%u-d: format 2 %llu pages, format 1 %llu", dim,
+                (unsigned long long)pages[1], (unsigned long long)pages[0]);
+        free(data);
+    }
+}
+END_TEST
+
 /* ---- persistence ------------------------------------------------------------- */
 
 START_TEST(reopen_lazily)
@@ -1519,6 +1646,7 @@ static Suite *suite(void)
     ADD(filtered);
     ADD(churn_reuses_space);
     ADD(cursor_scan);
+    ADD(formats);
     ADD(reopen_lazily);
     ADD(crash_recovery);
     ADD(crash_recovery_i8);

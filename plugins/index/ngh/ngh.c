@@ -4,13 +4,18 @@
  * gives the design; this file holds the vtable: options, create/open/drop,
  * insert/remove, knn with filters, cursors, and the primary-key map.
  *
- * The primary-key map is a btree index of the kernel's bundled `btree`
- * module (found with host->module_find), created beside the graph and
- * rooted in the meta page.  Its keys:
- *   'N' id (u32 big endian)                  -> the primary key of node id
+ * Primary keys (the entries' values) and the map.  Each node has a
+ * fixed-width key slot (ngh_graph.c; format 2) and the map is a btree index
+ * of the kernel's bundled `btree` module (found with host->module_find),
+ * created beside the graph and rooted in the meta page.  Its keys:
+ *   'K' hash(pk) (8) id (u32 big endian)    -> ""   (format 2)
+ *   'N' id                                  -> pk   (keys too long for a slot)
+ *   'F' id                                  -> ""   (deleted ids for reuse)
+ * so remove finds its node and duplicates (vector, pk) are refused.
+ * Format 1 indexes (before the slots) keep every key in the map and
  *   'K' hash(vector) (8) hash(pk) (8)       -> id (u32 big endian)
- * so results get their primary keys, remove finds its node, duplicates
- * (vector, pk) are refused, and cursors iterate live entries in id order.
+ * and are read and written as they are.  Cursors and exact scans walk the
+ * node array in id order.
  *
  * Threads: the index object holds the options, the distance kernels, and
  * (under its mutex) a pool of search scratch (visited arrays, heaps), the
@@ -90,10 +95,18 @@ static int free_pop(ngh_op *o, uint32_t *id)
     return rc;
 }
 static size_t kkey(uint8_t *k, uint64_t hv, uint64_t hp) { k[0] = 'K'; be64(k + 1, hv); be64(k + 9, hp); return 17; }
+/* format 2: 'K' hash(pk) id */
+static size_t kkey2(uint8_t *k, const void *pk, size_t pl, uint32_t id)
+{
+    k[0] = 'K';
+    be64(k + 1, hash_bytes(pk, pl, 2));
+    be32(k + 9, id);
+    return 13;
+}
 
 /* ---- options ------------------------------------------------------------ */
 
-typedef struct ngh_cfg { uint32_t dim, M, efc, efs; int metric, precision, keys_quantized; uint64_t cache_bytes; } ngh_cfg;
+typedef struct ngh_cfg { uint32_t dim, M, efc, efs, format; int metric, precision, keys_quantized; uint64_t cache_bytes; } ngh_cfg;
 
 static int opt_range(const ts_host *h, ts_env *env, const ts_opts *o, const char *key, int64_t lo,
                      int64_t hi, uint32_t *out, int required)
@@ -122,13 +135,17 @@ static int parse_opts(const ts_host *h, ts_env *env, const ts_opts *o, ngh_cfg *
     c->precision = NGH_F32;
     c->keys_quantized = 0;
     c->cache_bytes = NGH_CACHE_BYTES;
+    c->format = NGH_FORMAT;
     const char *key;
     for (size_t i = 0; h->opt_key_at(o, i, &key) == TS_OK; i++)
         if (strcmp(key, "dimensions") && strcmp(key, "precision") && strcmp(key, "distanceMetric") &&
-            strcmp(key, "parameters") && strcmp(key, "keysQuantized") && strcmp(key, "cacheBytes"))
+            strcmp(key, "parameters") && strcmp(key, "keysQuantized") && strcmp(key, "cacheBytes") &&
+            strcmp(key, "format"))
             return h->error(env, TS_ERR_CONFIG, "ngh: unknown option '%s'", key);
     int rc = opt_range(h, env, o, "dimensions", 1, 16384, &c->dim, 1);
     if (rc) return rc;
+    /* the format a create writes: 1 only to test that such indexes are read */
+    if ((rc = opt_range(h, env, o, "format", 1, NGH_FORMAT, &c->format, 0))) return rc;
     const char *s;
     rc = h->opt_string(env, o, "distanceMetric", &s);
     if (rc == TS_OK) {
@@ -195,7 +212,7 @@ static int ngh_create(const ts_module_args *args, ts_txn *txn, uint64_t *root_ou
     if ((rc = btv->create(&ba, txn, &btroot))) { h->pages->release(pg); return rc; }
     if ((rc = h->random(args->env, &seed, sizeof seed))) { h->pages->release(pg); return rc; }
     rc = ngh_meta_init(h->pages->data(pg), h->pages->usable_size(txn), c.dim, c.metric, c.precision,
-                       c.keys_quantized, c.M, c.efc, seed, btroot);
+                       c.keys_quantized, c.M, c.efc, seed, btroot, c.format);
     h->pages->release(pg);
     if (rc)
         return h->error(args->env, TS_ERR_UNSUPPORTED, "ngh: M=%u does not fit the page size",
@@ -280,11 +297,22 @@ static int ngh_drop(void *idx, ts_txn *txn)
 
 /* ---- the primary-key map ------------------------------------------------------- */
 
-/* The primary key of node id (pointers valid until o->bcur moves). */
+/* The primary key of node id (pointers valid until o->bcur moves or the
+ * operation relaxes its pins). */
 static int pk_of(ngh_op *o, uint32_t id, const void **pk, size_t *pl)
 {
     ngh_idx *ix = o->ix;
     int rc;
+    if (o->m.pkw) {
+        uint8_t *slot;
+        if ((rc = ngh_pk_slot(o, id, 0, &slot))) return rc;
+        if (slot[0] != NGH_PK_IN_MAP) {
+            if (slot[0] >= o->m.pkw) return ngh_corrupt(o, "bad primary-key slot");
+            *pk = slot + 1;
+            *pl = slot[0];
+            return TS_OK;
+        }
+    }
     if (ngh_snap_pk(o, id, pk, pl)) return TS_OK;
     if (!o->bcur && (rc = ix->btv->cursor_open(ix->bt, o->tx, &o->bcur))) return rc;
     uint8_t k[5];
@@ -296,6 +324,29 @@ static int pk_of(ngh_op *o, uint32_t id, const void **pk, size_t *pl)
     if (!rc) rc = ix->btv->entry(o->bcur, &ek, &ekl, pk, pl);
     if (!rc) ngh_snap_pk_fill(o, id, pk, pl);
     return rc;
+}
+
+/* Record node id's primary key: its slot, or the map when too long (or in
+ * a format 1 index); and its 'K' entry. */
+static int pk_put(ngh_op *o, uint32_t id, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    ngh_idx *ix = o->ix;
+    uint8_t k[17], *slot;
+    int rc = TS_OK, in_map = 1;
+    if (o->m.pkw) {
+        if ((rc = ngh_pk_slot(o, id, 1, &slot))) return rc;
+        in_map = vlen >= o->m.pkw;
+        memset(slot, 0, o->m.pkw);
+        slot[0] = in_map ? NGH_PK_IN_MAP : (uint8_t)vlen;
+        if (!in_map && vlen) memcpy(slot + 1, val, vlen);
+    }
+    if (in_map) rc = ix->btv->insert(ix->bt, o->tx, k, nkey(k, id), val, vlen, 1);
+    if (rc) return rc;
+    if (o->m.pkw) return ix->btv->insert(ix->bt, o->tx, k, kkey2(k, val, vlen, id), "", 0, 1);
+    uint8_t idb[4];
+    be32(idb, id);
+    kkey(k, hash_bytes(key, klen, 1), hash_bytes(val, vlen, 2));
+    return ix->btv->insert(ix->bt, o->tx, k, 17, idb, 4, 0);
 }
 
 static int check_vec(ngh_idx *ix, const void *key, size_t klen)
@@ -318,13 +369,41 @@ static int check_vec(ngh_idx *ix, const void *key, size_t klen)
  * from the map in batches; after a batch where fn changed the map, the
  * scan starts over (the removed entries are gone by then). */
 typedef int (*match_fn)(ngh_op *o, uint32_t id, void *ctx);
+
+/* Format 2 without a primary key: the map has no entry by vector, so every
+ * node is compared (the kernel always names the key; this serves other
+ * callers of the index interface, correctly and slowly). */
+static int scan_matches(ngh_op *o, const void *key, match_fn fn, void *ctx, uint32_t *found)
+{
+    int rc = TS_OK;
+    *found = 0;
+    for (uint32_t id = 0; id < o->m.count && !rc; id++) {
+        uint8_t *rec;
+        int match;
+        if (id % 64 == 0) ngh_op_relax(o);
+        if ((rc = ngh_node(o, id, 0, &rec)) || (rec[NR_FLAGS] & NR_DELETED)) continue;
+        if ((rc = ngh_key_matches(o, id, rec, key, &match)) || !match) continue;
+        (*found)++;
+        if (fn) rc = fn(o, id, ctx);
+    }
+    return rc;
+}
+
 static int find_matches(ngh_op *o, const void *key, size_t klen, const void *val, size_t vlen,
                         match_fn fn, void *ctx, uint32_t *found)
 {
     ngh_idx *ix = o->ix;
+    int v2 = o->m.pkw != 0;
+    if (v2 && !val) return scan_matches(o, key, fn, ctx, found);
     uint8_t k[17];
-    size_t pl = val ? 17 : 9;
-    kkey(k, hash_bytes(key, klen, 1), val ? hash_bytes(val, vlen, 2) : 0);
+    size_t pl;
+    if (v2) {
+        kkey2(k, val, vlen, 0);
+        pl = 9;
+    } else {
+        pl = val ? 17 : 9;
+        kkey(k, hash_bytes(key, klen, 1), val ? hash_bytes(val, vlen, 2) : 0);
+    }
     void *cur;
     int rc = ix->btv->cursor_open(ix->bt, o->tx, &cur);
     if (rc) return rc;
@@ -346,8 +425,8 @@ static int find_matches(ngh_op *o, const void *key, size_t klen, const void *val
             size_t ekl, evl;
             if ((rc = ix->btv->entry(cur, &ek, &ekl, &ev, &evl))) break;
             if (ekl < pl || memcmp(ek, k, pl) != 0) break;
-            if (evl != 4) { rc = ngh_corrupt(o, "bad primary-key map entry"); break; }
-            ids[n++] = gbe32(ev);
+            if (v2 ? ekl != 13 : evl != 4) { rc = ngh_corrupt(o, "bad primary-key map entry"); break; }
+            ids[n++] = gbe32(v2 ? (const uint8_t *)ek + 9 : ev);
             if (n == 64) { more = 1; break; }
             rc = ix->btv->next(cur);
         }
@@ -358,6 +437,7 @@ static int find_matches(ngh_op *o, const void *key, size_t klen, const void *val
             ngh_op_relax(o);
             int match;
             if ((rc = ngh_node(o, ids[i], 0, &rec))) break;
+            if (rec[NR_FLAGS] & NR_DELETED) { rc = ngh_corrupt(o, "a map entry for a deleted node"); break; }
             if ((rc = ngh_key_matches(o, ids[i], rec, key, &match))) break;
             if (match && val) {
                 const void *pk;
@@ -404,16 +484,7 @@ static int ngh_insert(void *idx, ts_txn *txn, const void *key, size_t klen, cons
         }
     }
     if (o.bcur) { ix->btv->cursor_close(o.bcur); o.bcur = NULL; }
-    if (!rc) {
-        uint8_t k[17], idb[4];
-        be32(idb, id);
-        nkey(k, id);
-        rc = ix->btv->insert(ix->bt, txn, k, 5, val ? val : "", vlen, 1);
-        if (!rc) {
-            kkey(k, hash_bytes(key, klen, 1), hash_bytes(val ? val : "", vlen, 2));
-            rc = ix->btv->insert(ix->bt, txn, k, 17, idb, 4, 0);
-        }
-    }
+    if (!rc) rc = pk_put(&o, id, key, klen, val ? val : "", vlen);
     ngh_op_end(&o);
     return rc;
 }
@@ -431,16 +502,19 @@ static int remove_one(ngh_op *o, uint32_t id, void *ctx)
     memcpy(pkc, pk, pkl);
     ix->btv->cursor_close(o->bcur);
     o->bcur = NULL;
-    uint8_t *rec, k[17], idb[4];
+    uint8_t *rec, *slot, k[17], idb[4];
+    int in_map = 1;
     ngh_op_relax(o);
     if (!(rc = ngh_node(o, id, 1, &rec))) {
         rec[NR_FLAGS] |= NR_DELETED;
         o->m.live--;
         o->m.deleted++;
-        be32(idb, id);
-        nkey(k, id);
-        rc = ix->btv->remove(ix->bt, o->tx, k, 5, pkc, pkl);
-        if (!rc) {
+        if (o->m.pkw && !(rc = ngh_pk_slot(o, id, 0, &slot))) in_map = slot[0] == NGH_PK_IN_MAP;
+        if (!rc && in_map) rc = ix->btv->remove(ix->bt, o->tx, k, nkey(k, id), pkc, pkl);
+        if (!rc && o->m.pkw) {
+            rc = ix->btv->remove(ix->bt, o->tx, k, kkey2(k, pkc, pkl, id), "", 0);
+        } else if (!rc) {
+            be32(idb, id);
             kkey(k, hash_bytes(key, (size_t)o->m.dim * 4, 1), hash_bytes(pkc, pkl, 2));
             rc = ix->btv->remove(ix->bt, o->tx, k, 17, idb, 4);
         }
@@ -500,59 +574,50 @@ static int accept(void *ctx, ngh_op *o, uint32_t id)
 }
 
 /* Exact search over every live node the filter keeps: the k nearest into
- * out (sorted).  Walks the primary-key map in id order, so node pages are
- * read in order. */
+ * out (sorted).  Walks the node array in id order, so pages are read in
+ * order. */
 static int exact_scan(ngh_op *o, const float *q, uint32_t k, kctx *c, ngh_cand *out, uint32_t *nout)
 {
     ngh_idx *ix = o->ix;
     ngh_cand *h = ix->host->alloc((size_t)(k + 1) * sizeof *h);
     if (!h) return ix->host->error(ix->env, TS_ERR_NOMEM, "ngh: out of memory");
-    void *cur = NULL;
-    int rc = ix->btv->cursor_open(ix->bt, o->tx, &cur);
-    uint32_t n = 0, step = 0;
-    if (!rc) rc = ix->btv->seek(cur, "N", 1, TS_SEEK_GE);
-    while (!rc) {
-        const void *ek, *ev;
-        size_t ekl, evl;
-        if ((rc = ix->btv->entry(cur, &ek, &ekl, &ev, &evl))) break;
-        if (ekl != 5 || ((const uint8_t *)ek)[0] != 'N') break;
-        uint32_t id = gbe32((const uint8_t *)ek + 1);
-        int keep = 1;
+    int rc = TS_OK;
+    uint32_t n = 0;
+    for (uint32_t id = 0; id < o->m.count && !rc; id++) {
+        if (id % 64 == 0) ngh_op_relax(o);
+        uint8_t *rec;
+        if ((rc = ngh_node(o, id, 0, &rec)) || (rec[NR_FLAGS] & NR_DELETED)) continue;
         if (c->filter) {
-            keep = c->filter(c->fctx, ev, evl);
+            const void *pk;
+            size_t pl;
+            if ((rc = pk_of(o, id, &pk, &pl))) break;
+            int keep = c->filter(c->fctx, pk, pl);
             if (keep < 0) { rc = keep; break; }
+            if (!keep) continue;
         }
-        if (keep) {
-            if (++step % 64 == 0) ngh_op_relax(o);
-            uint8_t *rec;
-            float d;
-            if ((rc = ngh_node(o, id, 0, &rec))) break;
-            if ((rc = ngh_exact_dist(o, q, id, rec, &d))) break;
-            if (n < k || d < h[0].d) {
-                /* max-heap of the k best */
-                ngh_cand x = { d, id };
-                if (n == k) {
-                    uint32_t i = 0;
-                    for (;;) {
-                        uint32_t l = 2 * i + 1;
-                        if (l >= n) break;
-                        if (l + 1 < n && h[l + 1].d > h[l].d) l++;
-                        if (x.d >= h[l].d) break;
-                        h[i] = h[l];
-                        i = l;
-                    }
-                    h[i] = x;
-                } else {
-                    uint32_t i = n++;
-                    while (i && h[(i - 1) / 2].d < x.d) { h[i] = h[(i - 1) / 2]; i = (i - 1) / 2; }
-                    h[i] = x;
+        float d;
+        if ((rc = ngh_exact_dist(o, q, id, rec, &d))) break;
+        if (n < k || d < h[0].d) {
+            /* max-heap of the k best */
+            ngh_cand x = { d, id };
+            if (n == k) {
+                uint32_t i = 0;
+                for (;;) {
+                    uint32_t l = 2 * i + 1;
+                    if (l >= n) break;
+                    if (l + 1 < n && h[l + 1].d > h[l].d) l++;
+                    if (x.d >= h[l].d) break;
+                    h[i] = h[l];
+                    i = l;
                 }
+                h[i] = x;
+            } else {
+                uint32_t i = n++;
+                while (i && h[(i - 1) / 2].d < x.d) { h[i] = h[(i - 1) / 2]; i = (i - 1) / 2; }
+                h[i] = x;
             }
         }
-        rc = ix->btv->next(cur);
     }
-    if (rc == TS_ERR_NOT_FOUND) rc = TS_OK;
-    if (cur) ix->btv->cursor_close(cur);
     if (!rc) {
         memcpy(out, h, (size_t)n * sizeof *h);
         for (uint32_t i = 1; i < n; i++) { /* insertion sort: k is small */
@@ -664,8 +729,10 @@ done:
 typedef struct ngh_cur {
     ngh_idx *ix;
     ts_txn  *tx;
-    void    *bc;
-    float   *vec;
+    uint32_t id;     /* the current node, NGH_NONE when not on one */
+    float   *vec;    /* its vector and primary key, copied out by entry */
+    uint8_t *pk;
+    size_t   pkcap;
 } ngh_cur;
 
 static int ngh_cursor_open(void *idx, ts_txn *txn, void **cur_out)
@@ -679,11 +746,11 @@ static int ngh_cursor_open(void *idx, ts_txn *txn, void **cur_out)
     if (!c) return ix->host->error(ix->env, TS_ERR_NOMEM, "ngh: out of memory");
     c->ix = ix;
     c->tx = txn;
+    c->id = NGH_NONE;
     c->vec = ix->host->alloc((size_t)ix->dim * 4);
-    if (!c->vec || (rc = ix->btv->cursor_open(ix->bt, txn, &c->bc))) {
-        ix->host->free(c->vec);
+    if (!c->vec) {
         ix->host->free(c);
-        return rc ? rc : ix->host->error(ix->env, TS_ERR_NOMEM, "ngh: out of memory");
+        return ix->host->error(ix->env, TS_ERR_NOMEM, "ngh: out of memory");
     }
     *cur_out = c;
     return TS_OK;
@@ -693,19 +760,31 @@ static void ngh_cursor_close(void *cur)
 {
     ngh_cur *c = cur;
     if (!c) return;
-    c->ix->btv->cursor_close(c->bc);
     c->ix->host->free(c->vec);
+    c->ix->host->free(c->pk);
     c->ix->host->free(c);
 }
 
-/* After a btree move: on an 'N' entry, or TS_ERR_NOT_FOUND. */
-static int on_node(ngh_cur *c, int rc)
+/* Move to the first live node from `from` in direction dir (+1 / -1; from
+ * NGH_NONE with -1: the last node): TS_ERR_NOT_FOUND past either end. */
+static int cur_move(ngh_cur *c, uint32_t from, int dir)
 {
+    ngh_op o;
+    int rc = ngh_op_begin(&o, c->ix, c->tx, 0);
     if (rc) return rc;
-    const void *k, *v;
-    size_t kl, vl;
-    if ((rc = c->ix->btv->entry(c->bc, &k, &kl, &v, &vl))) return rc;
-    return kl == 5 && ((const uint8_t *)k)[0] == 'N' ? TS_OK : TS_ERR_NOT_FOUND;
+    uint32_t id = from == NGH_NONE ? o.m.count - 1 : from;
+    c->id = NGH_NONE;
+    for (uint32_t n = 0; id < o.m.count; id += (uint32_t)dir, n++) {
+        uint8_t *rec;
+        if (n % 64 == 63) ngh_op_relax(&o);
+        if ((rc = ngh_node(&o, id, 0, &rec))) break;
+        if (!(rec[NR_FLAGS] & NR_DELETED)) {
+            c->id = id;
+            break;
+        }
+    }
+    ngh_op_end(&o);
+    return rc ? rc : c->id == NGH_NONE ? TS_ERR_NOT_FOUND : TS_OK;
 }
 
 static int ngh_seek(void *cur, const void *key, size_t klen, int mode)
@@ -717,49 +796,56 @@ static int ngh_seek(void *cur, const void *key, size_t klen, int mode)
     return c->ix->host->error(c->ix->env, TS_ERR_UNSUPPORTED, "ngh: cursors do not seek (use knn)");
 }
 
-static int ngh_first(void *cur)
-{
-    ngh_cur *c = cur;
-    return on_node(c, c->ix->btv->seek(c->bc, "N", 1, TS_SEEK_GE));
-}
-
-static int ngh_last(void *cur)
-{
-    ngh_cur *c = cur;
-    return on_node(c, c->ix->btv->seek(c->bc, "O", 1, TS_SEEK_LT));
-}
+static int ngh_first(void *cur) { return cur_move(cur, 0, 1); }
+static int ngh_last(void *cur) { return cur_move(cur, NGH_NONE, -1); }
 
 static int ngh_next(void *cur)
 {
     ngh_cur *c = cur;
-    return on_node(c, c->ix->btv->next(c->bc));
+    return c->id == NGH_NONE ? TS_ERR_NOT_FOUND : cur_move(c, c->id + 1, 1);
 }
 
 static int ngh_prev(void *cur)
 {
     ngh_cur *c = cur;
-    return on_node(c, c->ix->btv->prev(c->bc));
+    if (c->id == NGH_NONE) return TS_ERR_NOT_FOUND;
+    if (c->id == 0) {
+        c->id = NGH_NONE;
+        return TS_ERR_NOT_FOUND;
+    }
+    return cur_move(c, c->id - 1, -1);
 }
 
 static int ngh_entry(void *cur, const void **key, size_t *klen, const void **val, size_t *vlen)
 {
     ngh_cur *c = cur;
-    const void *k;
-    size_t kl;
-    int rc = c->ix->btv->entry(c->bc, &k, &kl, val, vlen);
-    if (rc) return rc;
-    if (kl != 5 || ((const uint8_t *)k)[0] != 'N') return TS_ERR_NOT_FOUND;
+    if (c->id == NGH_NONE) return TS_ERR_NOT_FOUND;
     ngh_op o;
-    if ((rc = ngh_op_begin(&o, c->ix, c->tx, 0))) return rc;
+    int rc = op_begin(&o, c->ix, c->tx, 0);
+    if (rc) return rc;
     uint8_t *rec;
     const float *vec;
-    uint32_t id = gbe32((const uint8_t *)k + 1);
-    if (!(rc = ngh_node(&o, id, 0, &rec)) && !(rc = ngh_vector(&o, id, rec, c->vec, &vec)) && vec != c->vec)
+    const void *pk;
+    size_t pl = 0;
+    if (c->id >= o.m.count) rc = TS_ERR_NOT_FOUND;
+    if (!rc && !(rc = ngh_node(&o, c->id, 0, &rec)) && (rec[NR_FLAGS] & NR_DELETED)) rc = TS_ERR_NOT_FOUND;
+    if (!rc && !(rc = ngh_vector(&o, c->id, rec, c->vec, &vec)) && vec != c->vec)
         memcpy(c->vec, vec, (size_t)c->ix->dim * 4);
+    if (!rc && !(rc = pk_of(&o, c->id, &pk, &pl)) && pl > c->pkcap) {
+        uint8_t *nb = c->ix->host->realloc(c->pk, pl);
+        if (!nb) rc = c->ix->host->error(c->ix->env, TS_ERR_NOMEM, "ngh: out of memory");
+        else {
+            c->pk = nb;
+            c->pkcap = pl;
+        }
+    }
+    if (!rc && pl) memcpy(c->pk, pk, pl);
     ngh_op_end(&o);
     if (rc) return rc;
     *key = c->vec;
     *klen = (size_t)c->ix->dim * 4;
+    *val = pl ? c->pk : (const void *)"";
+    *vlen = pl;
     return TS_OK;
 }
 

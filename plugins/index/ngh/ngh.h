@@ -19,7 +19,11 @@
 
 
 #define NGH_VERSION_STR "0.1.0"
-#define NGH_FORMAT      1u
+/* Format 1: every primary key in the btree map ('N' id -> key, 'K'
+ * hash(vector) hash(key) -> id).  Format 2: a fixed-width primary-key slot
+ * per node (in the record, or in a page array of its own) and 'K' hash(key)
+ * id -> "" entries; the map holds only keys too long for a slot. */
+#define NGH_FORMAT      2u
 #define NGH_MAXLEVEL    15
 #define NGH_PK_MAX      (16u << 20)
 #define NGH_NONE        0xFFFFFFFFu
@@ -29,7 +33,7 @@
 enum { NGH_L2 = 0, NGH_COSINE = 1, NGH_IP = 2 };
 enum { NGH_F32 = 0, NGH_F16 = 1, NGH_I8 = 2 };
 /* Page arrays addressed through the meta page's radix directory. */
-enum { NGH_A_NODE = 0, NGH_A_UPPER = 1, NGH_A_RAW = 2, NGH_NARRAYS = 3 };
+enum { NGH_A_NODE = 0, NGH_A_UPPER = 1, NGH_A_RAW = 2, NGH_A_PK = 3, NGH_NARRAYS = 4 };
 
 typedef float (*ngh_kernel_fn)(const void *a, const void *b, size_t n);
 /* float32 query q against a stored vector v of the index's precision; s is
@@ -158,6 +162,10 @@ typedef struct ngh_meta {
     /* keys arrive exactly representable at the precision (decoded from
      * vectors stored at it): the records are exact, no raw array */
     uint32_t keys_quantized;
+    /* format 2: pkw-byte primary-key slots (a length byte, 0xFF when the
+     * key is in the map, then the key), at pkoff in the record when
+     * pk_inline, else ppk a page in array NGH_A_PK */
+    uint32_t format, pkw, pk_inline, pkoff, ppk;
     uint32_t depth[NGH_NARRAYS], npages[NGH_NARRAYS];
 } ngh_meta;
 
@@ -199,6 +207,10 @@ void ngh_op_end(ngh_op *o);
 void ngh_op_relax(ngh_op *o);
 int  ngh_node(ngh_op *o, uint32_t id, int write, uint8_t **rec);
 int  ngh_corrupt(ngh_op *o, const char *what);
+/* Format 2: node id's primary-key slot (o->m.pkw bytes); write makes room
+ * for it.  Valid until the next ngh_op_relax. */
+#define NGH_PK_IN_MAP 0xFFu
+int  ngh_pk_slot(ngh_op *o, uint32_t id, int write, uint8_t **slot);
 
 /* Graph operations (ngh_graph.c). */
 /* Insert v as a new node, or (reuse != NGH_NONE) in the place of deleted
@@ -230,7 +242,7 @@ void ngh_prepare_query(const ngh_op *o, const float *q, float *qn);
 
 /* ngh_graph.c, used by ngh.c */
 int      ngh_meta_init(uint8_t *d, uint32_t usable, uint32_t dim, int metric, int prec, int keys_quantized, uint32_t M,
-                       uint32_t efc, uint64_t seed, uint64_t btroot);
+                       uint32_t efc, uint64_t seed, uint64_t btroot, uint32_t format);
 int      ngh_free_pages(ngh_op *o);
 void     ngh_pool_free(ngh_idx *ix);
 void     ngh_snap_free(ngh_idx *ix, ngh_snap *s);

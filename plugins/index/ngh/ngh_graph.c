@@ -17,6 +17,14 @@
  *   raw page: 0 type, 8 float32 vectors (ext indexes, and float16 / int8
  *     ones whose keys are not already quantized: the vectors as inserted,
  *     for re-ranking, exact scans and cursors)
+ *   key page (format 2, when the records have no room for the slots):
+ *     0 type, 8 primary-key slots of pkw bytes
+ *
+ * Format 2 gives each node a pkw-byte slot for its primary key: a length
+ * byte (NGH_PK_IN_MAP: the key is too long and lives in the btree map),
+ * then the key.  The slot takes the bytes a node page leaves over when
+ * they are at least 12 a record (at the end of each record, so the page
+ * holds as many records as without it), else its own page array.
  *
  * Node id i lives in node-array page i / npp at slot i % npp: computed,
  * never searched.  A node of level l > 0 owns the l upper records
@@ -40,6 +48,7 @@
 #define T_NODE  0x314e484eu
 #define T_UPPER 0x3155484eu
 #define T_RAW   0x3152484eu
+#define T_PK    0x314b484eu
 
 #define M_TYPE      0
 #define M_VERSION   4
@@ -48,6 +57,8 @@
 #define M_PREC     13
 #define M_FLAGS    14   /* u8: MF_* (0 in indexes before it) */
 #define MF_KEYS_QUANTIZED 1u
+#define MF_PK_INLINE      2u   /* format 2: the key slots are in the records */
+#define M_PKW      15   /* u8: format 2: bytes of a primary-key slot */
 #define M_M        16
 #define M_EFC      20
 #define M_SEED     24
@@ -120,6 +131,13 @@ static void layout(ngh_meta *m)
     m->rpp = m->rawb <= room ? room / m->rawb : 0;
     m->ppv = m->rpp ? 1 : (m->rawb + room - 1) / room;
     m->rec = NR_VEC + m->vbytes + 4 * m->M0;
+    m->pkoff = m->ppk = 0;
+    if (m->pkw && m->pk_inline) {
+        m->pkoff = m->rec;
+        m->rec += m->pkw;
+    } else if (m->pkw) {
+        m->ppk = room / m->pkw;
+    }
     m->npp = m->rec <= room ? room / m->rec : 0;
     m->urec = 4 + 4 * m->M;
     m->upp = (m->usable - PG_HDR) / m->urec;
@@ -128,7 +146,7 @@ static void layout(ngh_meta *m)
 
 /* Fill a new meta page (create). */
 int ngh_meta_init(uint8_t *d, uint32_t usable, uint32_t dim, int metric, int prec, int keys_quantized, uint32_t M,
-                  uint32_t efc, uint64_t seed, uint64_t btroot)
+                  uint32_t efc, uint64_t seed, uint64_t btroot, uint32_t format)
 {
     ngh_meta m;
     memset(&m, 0, sizeof m);
@@ -139,13 +157,21 @@ int ngh_meta_init(uint8_t *d, uint32_t usable, uint32_t dim, int metric, int pre
     m.keys_quantized = keys_quantized && prec != NGH_F32;
     layout(&m);
     if (usable < M_END || m.npp == 0 || m.upp == 0) return TS_ERR_UNSUPPORTED;
+    /* the key slot: the page's leftover bytes shared by its records when
+     * that is 12 or more each (a 4-byte multiple, at most 64), else 16
+     * bytes in pages of their own */
+    uint32_t w = ((usable - PG_HDR - m.npp * m.rec) / m.npp) & ~3u;
+    int inl = w >= 12;
+    w = inl ? (w > 64 ? 64 : w) : 16;
+    if (format == 1) w = inl = 0;
     memset(d, 0, usable);
+    d[M_PKW] = (uint8_t)w;
     p32(d + M_TYPE, T_META);
-    p32(d + M_VERSION, NGH_FORMAT);
+    p32(d + M_VERSION, format);
     p32(d + M_DIM, dim);
     d[M_METRIC] = (uint8_t)metric;
     d[M_PREC] = (uint8_t)prec;
-    d[M_FLAGS] = m.keys_quantized ? MF_KEYS_QUANTIZED : 0;
+    d[M_FLAGS] = (uint8_t)((m.keys_quantized ? MF_KEYS_QUANTIZED : 0) | (inl ? MF_PK_INLINE : 0));
     p32(d + M_M, M);
     p32(d + M_EFC, efc);
     p64(d + M_SEED, seed);
@@ -161,10 +187,13 @@ static int meta_load(ngh_op *o)
     ngh_meta *m = &o->m;
     ngh_idx *ix = o->ix;
     if (g32(d + M_TYPE) != T_META) return ngh_corrupt(o, "not an ngh meta page");
-    if (g32(d + M_VERSION) != NGH_FORMAT)
+    m->format = g32(d + M_VERSION);
+    if (m->format < 1 || m->format > NGH_FORMAT)
         return ix->host->error(ix->env, TS_ERR_FORMAT, "ngh index at page %llu: format %u (this "
-                               "module reads %u)", (unsigned long long)ix->root,
-                               g32(d + M_VERSION), NGH_FORMAT);
+                               "module reads 1 to %u)", (unsigned long long)ix->root,
+                               m->format, NGH_FORMAT);
+    m->pkw = d[M_PKW];
+    m->pk_inline = (d[M_FLAGS] & MF_PK_INLINE) != 0;
     m->dim = g32(d + M_DIM);
     m->metric = d[M_METRIC];
     m->precision = d[M_PREC];
@@ -187,10 +216,12 @@ static int meta_load(ngh_op *o)
     }
     if (m->usable > o->pa->usable_size(o->tx) || m->usable < M_END || m->M < 2 || m->M > 256 ||
         m->dim == 0 || m->dim > 16384 || m->precision > NGH_I8 || m->maxlevel > NGH_MAXLEVEL || m->live + m->deleted != m->count ||
-        (d[M_FLAGS] & ~MF_KEYS_QUANTIZED) || (m->keys_quantized && m->precision == NGH_F32))
+        (d[M_FLAGS] & ~(MF_KEYS_QUANTIZED | MF_PK_INLINE)) || (m->keys_quantized && m->precision == NGH_F32) ||
+        (m->format == 1 ? m->pkw || m->pk_inline : m->pkw < 4 || m->pkw > 64 || m->pkw % 4))
         return ngh_corrupt(o, "inconsistent meta page");
     layout(m);
-    if (!m->npp || (m->count && m->entry >= m->count)) return ngh_corrupt(o, "inconsistent meta page");
+    if (!m->npp || (m->pkw && !m->pk_inline && !m->ppk) || (m->count && m->entry >= m->count))
+        return ngh_corrupt(o, "inconsistent meta page");
     if (m->dim != ix->dim || (int)m->metric != ix->metric || (int)m->precision != ix->precision)
         return ix->host->error(ix->env, TS_ERR_CONFIG, "ngh index at page %llu: options differ "
                                "from the index (dimensions %u, metric %u, precision %u)",
@@ -1119,6 +1150,27 @@ static int raw_put(ngh_op *o, uint32_t id, const float *v)
         if (rc) return rc;
         memcpy(p, (const uint8_t *)v + (size_t)j * room, len);
     }
+    return TS_OK;
+}
+
+int ngh_pk_slot(ngh_op *o, uint32_t id, int write, uint8_t **slot)
+{
+    const ngh_meta *m = &o->m;
+    int rc;
+    if (!m->pkw) return ngh_corrupt(o, "no primary-key slots in a format 1 index");
+    if (m->pk_inline) {
+        uint8_t *rec = NULL;
+        if ((rc = node_rec(o, id, write, &rec))) return rc;
+        *slot = rec + m->pkoff;
+        return TS_OK;
+    }
+    uint64_t pos = id / m->ppk, pg;
+    uint8_t *d;
+    while (write && m->npages[NGH_A_PK] <= pos)
+        if ((rc = arr_append(o, NGH_A_PK, T_PK, &d))) return rc;
+    if ((rc = arr_pgno(o, NGH_A_PK, pos, &pg)) || (rc = pin(o, pg, write, &d))) return rc;
+    if (g32(d) != T_PK) return ngh_corrupt(o, "not a key page");
+    *slot = d + PG_HDR + (size_t)(id % m->ppk) * m->pkw;
     return TS_OK;
 }
 
