@@ -36,6 +36,7 @@
 #include <jansson.h>
 #include "api/db.h"
 #include "catalog/ix.h"
+#include <tostore/keys.h>
 #include "ngh.h"
 #include "tsupport.h"
 
@@ -1108,10 +1109,17 @@ END_TEST
 
 /* ---- formats: key slots (format 2) and indexes written before them (1) ---------- */
 
-/* Id i's primary key: 8 bytes, or for every 7th id 40 (too long for any
- * key slot, so kept in the map); the first 8 bytes are always the id. */
+/* Id i's primary key: for every 7th id 40 bytes (too long for any key
+ * slot, so kept in the map); for the others divisible by 3 two integer
+ * components as the kernel encodes them (space, then the key; packed in
+ * the slot); else 8 bytes.  fmt_id recovers i and checks every byte. */
 static size_t fmt_pk(uint32_t id, uint8_t pk[40])
 {
+    if (id % 7 && id % 3 == 0) {
+        int64_t key = (int64_t)id * 1000003 * (id % 2 ? -1 : 1);
+        size_t n = ts_key_int(pk, 40, 0, (int64_t)(id % 5) - 2);
+        return ts_key_int(pk, 40, n, key);
+    }
     pk_of(id, pk);
     if (id % 7) return 8;
     for (int i = 8; i < 40; i++) pk[i] = (uint8_t)(id * 31 + (uint32_t)i);
@@ -1121,8 +1129,17 @@ static size_t fmt_pk(uint32_t id, uint8_t pk[40])
 static uint32_t fmt_id(const void *v, size_t vl)
 {
     uint8_t pk[40];
-    REQUIRE(vl >= 8, "a value of %zu bytes", vl);
-    uint32_t id = pk_id(v, 8);
+    const uint8_t *b = v;
+    uint32_t id;
+    if (vl == 18 && b[0] == TS_KEY_INT) {
+        uint64_t u = 0;
+        for (int i = 10; i < 18; i++) u = u << 8 | b[i];
+        int64_t key = (int64_t)(u ^ 0x8000000000000000ull);
+        id = (uint32_t)((key < 0 ? -key : key) / 1000003);
+    } else {
+        REQUIRE(vl >= 8, "a value of %zu bytes", vl);
+        id = pk_id(v, 8);
+    }
     REQUIRE(fmt_pk(id, pk) == vl && !memcmp(pk, v, vl), "value of %u", id);
     return id;
 }
@@ -1230,6 +1247,34 @@ START_TEST(formats)
                 (unsigned long long)pages[1], (unsigned long long)pages[0]);
         free(data);
     }
+    /* packed integer keys at the extremes come back byte for byte; keys
+     * that only look like integer keys are kept as they are */
+    ndb h;
+    db_new(&h, "ngh-fmt-pack", 0, NULL, mkopts(32, "l2", 0, 0, 0));
+    int64_t ext[] = { INT64_MIN, INT64_MIN + 1, -1, 0, 1, INT64_MAX - 1, INT64_MAX, 1ll << 35 };
+    size_t ne = sizeof ext / sizeof *ext;
+    uint8_t keys[10][27];
+    size_t klen[10];
+    float vec[10][32];
+    tstx *tx = wbegin(&h);
+    for (size_t i = 0; i < ne + 2; i++) {
+        size_t kl = ts_key_int(keys[i], 27, 0, ext[i % ne]);
+        kl = ts_key_int(keys[i], 27, kl, ext[(i * 3 + 1) % ne]);
+        if (i < ne) kl = ts_key_int(keys[i], 27, kl, ext[(i * 5 + 2) % ne]);
+        else if (i == ne) keys[i][9] = 0x21;       /* not an integer tag */
+        else kl = 17;                              /* cut short */
+        klen[i] = kl;
+        for (int j = 0; j < 32; j++) vec[i][j] = (float)(i * 32 + (size_t)j);
+        ck_assert_int_eq(tsix_insert(h.ix, tx, vec[i], sizeof vec[i], keys[i], kl, 0), TS_OK);
+    }
+    for (size_t i = 0; i < ne + 2; i++) {
+        ts_knn_hit out[1];
+        ck_assert_uint_eq(knn(&h, tx, vec[i], 32, 1, 0, NULL, NULL, out), 1);
+        REQUIRE(out[0].vlen == klen[i] && !memcmp(out[0].val, keys[i], klen[i]), "key %zu", i);
+        ck_assert_int_eq(tsix_remove(h.ix, tx, vec[i], sizeof vec[i], keys[i], klen[i]), TS_OK);
+    }
+    commit(&h, tx);
+    db_done(&h);
 }
 END_TEST
 

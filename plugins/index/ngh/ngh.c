@@ -27,6 +27,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <tostore/keys.h>
 #include "ngh.h"
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -297,8 +298,55 @@ static int ngh_drop(void *idx, ts_txn *txn)
 
 /* ---- the primary-key map ------------------------------------------------------- */
 
-/* The primary key of node id (pointers valid until o->bcur moves or the
- * operation relaxes its pins). */
+/* Keys made of integer components (what the kernel's vector entries carry:
+ * the space and an integer primary key, each TS_KEY_INT and 8 bytes) are
+ * kept in a slot packed, each component as the LEB128 varint of its
+ * zigzagged value: 18 bytes become 2 to 6.  Returns the packed length, or
+ * 0 when key is not such a key or does not fit cap. */
+static size_t pk_pack(const uint8_t *key, size_t len, uint8_t *out, size_t cap)
+{
+    size_t n = 0;
+    if (!len || len % 9 || len / 9 > sizeof ((ngh_op *)0)->pkbuf / 9) return 0;
+    for (size_t i = 0; i < len; i += 9) {
+        if (key[i] != TS_KEY_INT) return 0;
+        uint64_t u = 0;
+        for (int b = 1; b <= 8; b++) u = u << 8 | key[i + b];
+        int64_t v = (int64_t)(u ^ 0x8000000000000000ull);
+        uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+        do {
+            if (n == cap) return 0;
+            out[n++] = (uint8_t)((z & 0x7F) | (z > 0x7F ? 0x80 : 0));
+            z >>= 7;
+        } while (z);
+    }
+    return n;
+}
+
+/* The key pk_pack packed: into buf (room for 64 components); its length,
+ * 0 when the bytes are not a packing. */
+static size_t pk_unpack(const uint8_t *p, size_t n, uint8_t *buf, size_t cap)
+{
+    size_t len = 0, i = 0;
+    while (i < n) {
+        uint64_t z = 0;
+        for (int sh = 0;; sh += 7) {
+            if (i == n || sh > 63) return 0;
+            uint8_t b = p[i++];
+            z |= (uint64_t)(b & 0x7F) << sh;
+            if (!(b & 0x80)) break;
+        }
+        if (len + 9 > cap) return 0;
+        int64_t v = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
+        uint64_t u = (uint64_t)v ^ 0x8000000000000000ull;
+        buf[len] = TS_KEY_INT;
+        for (int b = 8; b >= 1; b--, u >>= 8) buf[len + (size_t)b] = (uint8_t)u;
+        len += 9;
+    }
+    return len;
+}
+
+/* The primary key of node id (pointers valid until o->bcur moves, the
+ * operation relaxes its pins or the next pk_of). */
 static int pk_of(ngh_op *o, uint32_t id, const void **pk, size_t *pl)
 {
     ngh_idx *ix = o->ix;
@@ -307,10 +355,16 @@ static int pk_of(ngh_op *o, uint32_t id, const void **pk, size_t *pl)
         uint8_t *slot;
         if ((rc = ngh_pk_slot(o, id, 0, &slot))) return rc;
         if (slot[0] != NGH_PK_IN_MAP) {
-            if (slot[0] >= o->m.pkw) return ngh_corrupt(o, "bad primary-key slot");
-            *pk = slot + 1;
-            *pl = slot[0];
-            return TS_OK;
+            uint32_t n = slot[0] & ~NGH_PK_PACKED;
+            if (n >= o->m.pkw) return ngh_corrupt(o, "bad primary-key slot");
+            if (!(slot[0] & NGH_PK_PACKED)) {
+                *pk = slot + 1;
+                *pl = n;
+                return TS_OK;
+            }
+            *pl = pk_unpack(slot + 1, n, o->pkbuf, sizeof o->pkbuf);
+            *pk = o->pkbuf;
+            return *pl ? TS_OK : ngh_corrupt(o, "bad packed primary key");
         }
     }
     if (ngh_snap_pk(o, id, pk, pl)) return TS_OK;
@@ -335,10 +389,15 @@ static int pk_put(ngh_op *o, uint32_t id, const void *key, size_t klen, const vo
     int rc = TS_OK, in_map = 1;
     if (o->m.pkw) {
         if ((rc = ngh_pk_slot(o, id, 1, &slot))) return rc;
-        in_map = vlen >= o->m.pkw;
         memset(slot, 0, o->m.pkw);
-        slot[0] = in_map ? NGH_PK_IN_MAP : (uint8_t)vlen;
-        if (!in_map && vlen) memcpy(slot + 1, val, vlen);
+        size_t n = pk_pack(val, vlen, slot + 1, o->m.pkw - 1);
+        in_map = !n && vlen >= o->m.pkw;
+        if (n) slot[0] = (uint8_t)(NGH_PK_PACKED | n);
+        else if (in_map) slot[0] = NGH_PK_IN_MAP;
+        else {
+            slot[0] = (uint8_t)vlen;
+            if (vlen) memcpy(slot + 1, val, vlen);
+        }
     }
     if (in_map) rc = ix->btv->insert(ix->bt, o->tx, k, nkey(k, id), val, vlen, 1);
     if (rc) return rc;

@@ -183,6 +183,7 @@ typedef struct ngh_op {
     uint32_t           tcap, tn;
     ngh_scratch       *s;
     void              *bcur;     /* btree cursor for pk lookups (lazily opened) */
+    uint8_t            pkbuf[64 * 9]; /* a packed key slot decoded (pk_of) */
     uint32_t           relax;    /* pins kept before ngh_op_relax lets go */
     ngh_snap          *snap;     /* read operations on the cached generation */
     ngh_wcache        *wc;       /* write operations continuing the cached state */
@@ -208,8 +209,11 @@ void ngh_op_relax(ngh_op *o);
 int  ngh_node(ngh_op *o, uint32_t id, int write, uint8_t **rec);
 int  ngh_corrupt(ngh_op *o, const char *what);
 /* Format 2: node id's primary-key slot (o->m.pkw bytes); write makes room
- * for it.  Valid until the next ngh_op_relax. */
+ * for it.  Valid until the next ngh_op_relax.  Its first byte: the length
+ * L of the key that follows; NGH_PK_PACKED | L: L bytes of packed integer
+ * components follow (ngh.c, pk_pack); NGH_PK_IN_MAP: the key is in the map. */
 #define NGH_PK_IN_MAP 0xFFu
+#define NGH_PK_PACKED 0x80u
 int  ngh_pk_slot(ngh_op *o, uint32_t id, int write, uint8_t **slot);
 
 /* Graph operations (ngh_graph.c). */
