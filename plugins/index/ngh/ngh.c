@@ -8,7 +8,7 @@
  * fixed-width key slot (ngh_graph.c; format 2) and the map is a btree index
  * of the kernel's bundled `btree` module (found with host->module_find),
  * created beside the graph and rooted in the meta page.  Its keys:
- *   'K' hash(pk) (8) id (u32 big endian)    -> ""   (format 2)
+ *   'K' hash(pk) (4) id (u32 big endian)    -> ""   (format 2)
  *   'N' id                                  -> pk   (keys too long for a slot)
  *   'F' id                                  -> ""   (deleted ids for reuse)
  * so remove finds its node and duplicates (vector, pk) are refused.
@@ -96,13 +96,14 @@ static int free_pop(ngh_op *o, uint32_t *id)
     return rc;
 }
 static size_t kkey(uint8_t *k, uint64_t hv, uint64_t hp) { k[0] = 'K'; be64(k + 1, hv); be64(k + 9, hp); return 17; }
-/* format 2: 'K' hash(pk) id */
+/* format 2: 'K' hash32(pk) id (32 bits of hash: the ids of a colliding
+ * key are told apart by their slots) */
 static size_t kkey2(uint8_t *k, const void *pk, size_t pl, uint32_t id)
 {
     k[0] = 'K';
-    be64(k + 1, hash_bytes(pk, pl, 2));
-    be32(k + 9, id);
-    return 13;
+    be32(k + 1, (uint32_t)(hash_bytes(pk, pl, 2) >> 32));
+    be32(k + 5, id);
+    return 9;
 }
 
 /* ---- options ------------------------------------------------------------ */
@@ -458,7 +459,7 @@ static int find_matches(ngh_op *o, const void *key, size_t klen, const void *val
     size_t pl;
     if (v2) {
         kkey2(k, val, vlen, 0);
-        pl = 9;
+        pl = 5;
     } else {
         pl = val ? 17 : 9;
         kkey(k, hash_bytes(key, klen, 1), val ? hash_bytes(val, vlen, 2) : 0);
@@ -484,8 +485,8 @@ static int find_matches(ngh_op *o, const void *key, size_t klen, const void *val
             size_t ekl, evl;
             if ((rc = ix->btv->entry(cur, &ek, &ekl, &ev, &evl))) break;
             if (ekl < pl || memcmp(ek, k, pl) != 0) break;
-            if (v2 ? ekl != 13 : evl != 4) { rc = ngh_corrupt(o, "bad primary-key map entry"); break; }
-            ids[n++] = gbe32(v2 ? (const uint8_t *)ek + 9 : ev);
+            if (v2 ? ekl != 9 : evl != 4) { rc = ngh_corrupt(o, "bad primary-key map entry"); break; }
+            ids[n++] = gbe32(v2 ? (const uint8_t *)ek + 5 : ev);
             if (n == 64) { more = 1; break; }
             rc = ix->btv->next(cur);
         }
