@@ -333,6 +333,7 @@ static size_t pk_unpack(const uint8_t *p, size_t n, uint8_t *buf, size_t cap)
         for (int sh = 0;; sh += 7) {
             if (i == n || sh > 63) return 0;
             uint8_t b = p[i++];
+            if (sh == 63 && (b & 0x7E)) return 0; /* beyond 64 bits: not a packing */
             z |= (uint64_t)(b & 0x7F) << sh;
             if (!(b & 0x80)) break;
         }
@@ -347,7 +348,8 @@ static size_t pk_unpack(const uint8_t *p, size_t n, uint8_t *buf, size_t cap)
 }
 
 /* The primary key of node id (pointers valid until o->bcur moves, the
- * operation relaxes its pins or the next pk_of). */
+ * operation relaxes its pins or re-gets the page for writing, or the next
+ * pk_of). */
 static int pk_of(ngh_op *o, uint32_t id, const void **pk, size_t *pl)
 {
     ngh_idx *ix = o->ix;

@@ -217,7 +217,8 @@ static int meta_load(ngh_op *o)
     if (m->usable > o->pa->usable_size(o->tx) || m->usable < M_END || m->M < 2 || m->M > 256 ||
         m->dim == 0 || m->dim > 16384 || m->precision > NGH_I8 || m->maxlevel > NGH_MAXLEVEL || m->live + m->deleted != m->count ||
         (d[M_FLAGS] & ~(MF_KEYS_QUANTIZED | MF_PK_INLINE)) || (m->keys_quantized && m->precision == NGH_F32) ||
-        (m->format == 1 ? m->pkw || m->pk_inline : m->pkw < 4 || m->pkw > 64 || m->pkw % 4))
+        (m->format == 1 ? m->pkw || m->pk_inline || m->depth[NGH_A_PK] || m->npages[NGH_A_PK]
+                        : m->pkw < 4 || m->pkw > 64 || m->pkw % 4))
         return ngh_corrupt(o, "inconsistent meta page");
     layout(m);
     if (!m->npp || (m->pkw && !m->pk_inline && !m->ppk) || (m->count && m->entry >= m->count))
