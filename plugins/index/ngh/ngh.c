@@ -96,15 +96,6 @@ static int free_pop(ngh_op *o, uint32_t *id)
     return rc;
 }
 static size_t kkey(uint8_t *k, uint64_t hv, uint64_t hp) { k[0] = 'K'; be64(k + 1, hv); be64(k + 9, hp); return 17; }
-/* format 2: 'K' hash32(pk) id (32 bits of hash: the ids of a colliding
- * key are told apart by their slots) */
-static size_t kkey2(uint8_t *k, const void *pk, size_t pl, uint32_t id)
-{
-    k[0] = 'K';
-    be32(k + 1, (uint32_t)(hash_bytes(pk, pl, 2) >> 32));
-    be32(k + 5, id);
-    return 9;
-}
 
 /* ---- options ------------------------------------------------------------ */
 
@@ -357,15 +348,16 @@ static int pk_of(ngh_op *o, uint32_t id, const void **pk, size_t *pl)
     if (o->m.pkw) {
         uint8_t *slot;
         if ((rc = ngh_pk_slot(o, id, 0, &slot))) return rc;
-        if (slot[0] != NGH_PK_IN_MAP) {
-            uint32_t n = slot[0] & ~NGH_PK_PACKED;
-            if (n >= o->m.pkw) return ngh_corrupt(o, "bad primary-key slot");
-            if (!(slot[0] & NGH_PK_PACKED)) {
-                *pk = slot + 1;
+        uint8_t lb = slot[NGH_SLOT_KEY - 1];
+        if (lb != NGH_PK_IN_MAP) {
+            uint32_t n = lb & ~NGH_PK_PACKED;
+            if (n > o->m.pkw - NGH_SLOT_KEY) return ngh_corrupt(o, "bad primary-key slot");
+            if (!(lb & NGH_PK_PACKED)) {
+                *pk = slot + NGH_SLOT_KEY;
                 *pl = n;
                 return TS_OK;
             }
-            *pl = pk_unpack(slot + 1, n, o->pkbuf, sizeof o->pkbuf);
+            *pl = pk_unpack(slot + NGH_SLOT_KEY, n, o->pkbuf, sizeof o->pkbuf);
             *pk = o->pkbuf;
             return *pl ? TS_OK : ngh_corrupt(o, "bad packed primary key");
         }
@@ -383,8 +375,142 @@ static int pk_of(ngh_op *o, uint32_t id, const void **pk, size_t *pl)
     return rc;
 }
 
-/* Record node id's primary key: its slot, or the map when too long (or in
- * a format 1 index); and its 'K' entry. */
+/* ---- the key hash (format 2) ----------------------------------------------
+ *
+ * Which nodes hold a primary key: linear hashing (Litwin) over chains that
+ * run through the nodes' key slots.  Bucket b's head is in the hash array;
+ * a node's slot holds the next node of its chain.  There are hpp << hlevel
+ * buckets plus the hsplit already split; an insert that makes the live
+ * nodes outnumber the buckets splits one, so chains stay about one node
+ * long and growing never rehashes more than one chain at a time. */
+
+static uint32_t key_hash(const void *pk, size_t pl) { return (uint32_t)(hash_bytes(pk, pl, 2) >> 32); }
+
+static uint64_t bucket_of(const ngh_meta *m, uint32_t h)
+{
+    uint64_t n = (uint64_t)m->hpp << m->hlevel, b = h % n;
+    return b < m->hsplit ? h % (2 * n) : b;
+}
+
+static int head_get(ngh_op *o, uint64_t b, uint32_t *v)
+{
+    uint8_t *p;
+    int rc = ngh_bucket(o, b, 0, &p);
+    *v = 0;
+    if (!rc && p) memcpy(v, p, 4);
+    if (!rc && *v > o->m.count) rc = ngh_corrupt(o, "a key-hash bucket points outside the node array");
+    return rc;
+}
+
+static int head_set(ngh_op *o, uint64_t b, uint32_t v)
+{
+    uint8_t *p;
+    int rc = ngh_bucket(o, b, 1, &p);
+    if (!rc) memcpy(p, &v, 4);
+    return rc;
+}
+
+/* The next node + 1 of node id's chain. */
+static int next_get(ngh_op *o, uint32_t id, uint32_t *v)
+{
+    uint8_t *slot;
+    int rc = ngh_pk_slot(o, id, 0, &slot);
+    if (!rc) memcpy(v, slot, 4);
+    if (!rc && *v > o->m.count) rc = ngh_corrupt(o, "a key-hash chain leaves the node array");
+    return rc;
+}
+
+static int next_set(ngh_op *o, uint32_t id, uint32_t v)
+{
+    uint8_t *slot;
+    int rc = ngh_pk_slot(o, id, 1, &slot);
+    if (!rc) memcpy(slot, &v, 4);
+    return rc;
+}
+
+/* Split bucket hsplit: its chain is shared between it and its image. */
+static int hash_split(ngh_op *o)
+{
+    ngh_meta *m = &o->m;
+    uint64_t n = (uint64_t)m->hpp << m->hlevel, from = m->hsplit, to = from + n;
+    uint32_t cur, lists[2] = { 0, 0 };
+    int rc = head_get(o, from, &cur);
+    for (uint32_t steps = 0; !rc && cur; steps++) {
+        uint32_t id = cur - 1, next;
+        const void *pk;
+        size_t pl;
+        if (steps > m->count) return ngh_corrupt(o, "a key-hash chain loops");
+        if ((rc = next_get(o, id, &next)) || (rc = pk_of(o, id, &pk, &pl))) break;
+        int side = key_hash(pk, pl) % (2 * n) != from;
+        if ((rc = next_set(o, id, lists[side]))) break;
+        lists[side] = cur;
+        cur = next;
+    }
+    if (!rc) rc = head_set(o, from, lists[0]);
+    if (!rc) rc = head_set(o, to, lists[1]);
+    if (rc) return rc;
+    if (++m->hsplit == n) {
+        m->hlevel++;
+        m->hsplit = 0;
+    }
+    return TS_OK;
+}
+
+static int hash_add(ngh_op *o, uint32_t id, uint32_t h)
+{
+    uint64_t b = bucket_of(&o->m, h);
+    uint32_t head;
+    int rc = head_get(o, b, &head);
+    if (!rc) rc = next_set(o, id, head);
+    if (!rc) rc = head_set(o, b, id + 1);
+    uint64_t nb = ((uint64_t)o->m.hpp << o->m.hlevel) + o->m.hsplit;
+    if (!rc && o->m.live > nb && o->m.hlevel < 31) rc = hash_split(o);
+    return rc;
+}
+
+static int hash_unlink(ngh_op *o, uint32_t id, uint32_t h)
+{
+    uint64_t b = bucket_of(&o->m, h);
+    uint32_t cur, prev = 0, next;
+    int rc = head_get(o, b, &cur);
+    for (uint32_t steps = 0; !rc && cur && cur != id + 1; steps++) {
+        if (steps > o->m.count) return ngh_corrupt(o, "a key-hash chain loops");
+        prev = cur;
+        rc = next_get(o, cur - 1, &cur);
+    }
+    if (rc) return rc;
+    if (!cur) return ngh_corrupt(o, "a live node missing from its key-hash chain");
+    if ((rc = next_get(o, id, &next))) return rc;
+    return prev ? next_set(o, prev - 1, next) : head_set(o, b, next);
+}
+
+/* The live nodes whose primary key is val: their ids, in *ids (grown with
+ * the host allocator; the caller frees it). */
+static int hash_find(ngh_op *o, const void *val, size_t vlen, uint32_t **ids, uint32_t *n, uint32_t *cap)
+{
+    uint32_t cur;
+    int rc = head_get(o, bucket_of(&o->m, key_hash(val, vlen)), &cur);
+    for (uint32_t steps = 0; !rc && cur; steps++) {
+        uint32_t id = cur - 1;
+        const void *pk;
+        size_t pl;
+        if (steps > o->m.count) return ngh_corrupt(o, "a key-hash chain loops");
+        if ((rc = pk_of(o, id, &pk, &pl)) || (rc = next_get(o, id, &cur))) break;
+        if (pl != vlen || (vlen && memcmp(pk, val, vlen))) continue;
+        if (*n == *cap) {
+            uint32_t nc = *cap ? 2 * *cap : 16;
+            uint32_t *g = o->ix->host->realloc(*ids, (size_t)nc * sizeof *g);
+            if (!g) return o->ix->host->error(o->ix->env, TS_ERR_NOMEM, "ngh: out of memory");
+            *ids = g;
+            *cap = nc;
+        }
+        (*ids)[(*n)++] = id;
+    }
+    return rc;
+}
+
+/* Record node id's primary key: its slot and the key hash, or (too long
+ * for the slot) the map; format 1: the map's 'N' and 'K' entries. */
 static int pk_put(ngh_op *o, uint32_t id, const void *key, size_t klen, const void *val, size_t vlen)
 {
     ngh_idx *ix = o->ix;
@@ -392,19 +518,20 @@ static int pk_put(ngh_op *o, uint32_t id, const void *key, size_t klen, const vo
     int rc = TS_OK, in_map = 1;
     if (o->m.pkw) {
         if ((rc = ngh_pk_slot(o, id, 1, &slot))) return rc;
+        size_t room = o->m.pkw - NGH_SLOT_KEY;
         memset(slot, 0, o->m.pkw);
-        size_t n = pk_pack(val, vlen, slot + 1, o->m.pkw - 1);
-        in_map = !n && vlen >= o->m.pkw;
-        if (n) slot[0] = (uint8_t)(NGH_PK_PACKED | n);
-        else if (in_map) slot[0] = NGH_PK_IN_MAP;
+        size_t n = pk_pack(val, vlen, slot + NGH_SLOT_KEY, room);
+        in_map = !n && vlen > room;
+        if (n) slot[NGH_SLOT_KEY - 1] = (uint8_t)(NGH_PK_PACKED | n);
+        else if (in_map) slot[NGH_SLOT_KEY - 1] = NGH_PK_IN_MAP;
         else {
-            slot[0] = (uint8_t)vlen;
-            if (vlen) memcpy(slot + 1, val, vlen);
+            slot[NGH_SLOT_KEY - 1] = (uint8_t)vlen;
+            if (vlen) memcpy(slot + NGH_SLOT_KEY, val, vlen);
         }
     }
     if (in_map) rc = ix->btv->insert(ix->bt, o->tx, k, nkey(k, id), val, vlen, 1);
     if (rc) return rc;
-    if (o->m.pkw) return ix->btv->insert(ix->bt, o->tx, k, kkey2(k, val, vlen, id), "", 0, 1);
+    if (o->m.pkw) return hash_add(o, id, key_hash(val, vlen));
     uint8_t idb[4];
     be32(idb, id);
     kkey(k, hash_bytes(key, klen, 1), hash_bytes(val, vlen, 2));
@@ -455,17 +582,28 @@ static int find_matches(ngh_op *o, const void *key, size_t klen, const void *val
                         match_fn fn, void *ctx, uint32_t *found)
 {
     ngh_idx *ix = o->ix;
-    int v2 = o->m.pkw != 0;
-    if (v2 && !val) return scan_matches(o, key, fn, ctx, found);
-    uint8_t k[17];
-    size_t pl;
-    if (v2) {
-        kkey2(k, val, vlen, 0);
-        pl = 5;
-    } else {
-        pl = val ? 17 : 9;
-        kkey(k, hash_bytes(key, klen, 1), val ? hash_bytes(val, vlen, 2) : 0);
+    if (o->m.pkw) {
+        if (!val) return scan_matches(o, key, fn, ctx, found);
+        /* the key's nodes first, then their vectors (fn may unlink them) */
+        uint32_t *ids = NULL, n = 0, cap = 0;
+        int rc = hash_find(o, val, vlen, &ids, &n, &cap);
+        *found = 0;
+        for (uint32_t i = 0; i < n && !rc; i++) {
+            uint8_t *rec;
+            int match;
+            ngh_op_relax(o);
+            if ((rc = ngh_node(o, ids[i], 0, &rec))) break;
+            if (rec[NR_FLAGS] & NR_DELETED) { rc = ngh_corrupt(o, "a deleted node in a key-hash chain"); break; }
+            if ((rc = ngh_key_matches(o, ids[i], rec, key, &match)) || !match) continue;
+            (*found)++;
+            if (fn) rc = fn(o, ids[i], ctx);
+        }
+        ix->host->free(ids);
+        return rc;
     }
+    uint8_t k[17];
+    size_t pl = val ? 17 : 9;
+    kkey(k, hash_bytes(key, klen, 1), val ? hash_bytes(val, vlen, 2) : 0);
     void *cur;
     int rc = ix->btv->cursor_open(ix->bt, o->tx, &cur);
     if (rc) return rc;
@@ -487,8 +625,8 @@ static int find_matches(ngh_op *o, const void *key, size_t klen, const void *val
             size_t ekl, evl;
             if ((rc = ix->btv->entry(cur, &ek, &ekl, &ev, &evl))) break;
             if (ekl < pl || memcmp(ek, k, pl) != 0) break;
-            if (v2 ? ekl != 9 : evl != 4) { rc = ngh_corrupt(o, "bad primary-key map entry"); break; }
-            ids[n++] = gbe32(v2 ? (const uint8_t *)ek + 5 : ev);
+            if (evl != 4) { rc = ngh_corrupt(o, "bad primary-key map entry"); break; }
+            ids[n++] = gbe32(ev);
             if (n == 64) { more = 1; break; }
             rc = ix->btv->next(cur);
         }
@@ -571,10 +709,10 @@ static int remove_one(ngh_op *o, uint32_t id, void *ctx)
         rec[NR_FLAGS] |= NR_DELETED;
         o->m.live--;
         o->m.deleted++;
-        if (o->m.pkw && !(rc = ngh_pk_slot(o, id, 0, &slot))) in_map = slot[0] == NGH_PK_IN_MAP;
+        if (o->m.pkw && !(rc = ngh_pk_slot(o, id, 0, &slot))) in_map = slot[NGH_SLOT_KEY - 1] == NGH_PK_IN_MAP;
         if (!rc && in_map) rc = ix->btv->remove(ix->bt, o->tx, k, nkey(k, id), pkc, pkl);
         if (!rc && o->m.pkw) {
-            rc = ix->btv->remove(ix->bt, o->tx, k, kkey2(k, pkc, pkl, id), "", 0);
+            rc = hash_unlink(o, id, key_hash(pkc, pkl));
         } else if (!rc) {
             be32(idb, id);
             kkey(k, hash_bytes(key, (size_t)o->m.dim * 4, 1), hash_bytes(pkc, pkl, 2));

@@ -33,7 +33,7 @@
 enum { NGH_L2 = 0, NGH_COSINE = 1, NGH_IP = 2 };
 enum { NGH_F32 = 0, NGH_F16 = 1, NGH_I8 = 2 };
 /* Page arrays addressed through the meta page's radix directory. */
-enum { NGH_A_NODE = 0, NGH_A_UPPER = 1, NGH_A_RAW = 2, NGH_A_PK = 3, NGH_NARRAYS = 4 };
+enum { NGH_A_NODE = 0, NGH_A_UPPER = 1, NGH_A_RAW = 2, NGH_A_PK = 3, NGH_A_HASH = 4, NGH_NARRAYS = 5 };
 
 typedef float (*ngh_kernel_fn)(const void *a, const void *b, size_t n);
 /* float32 query q against a stored vector v of the index's precision; s is
@@ -166,6 +166,9 @@ typedef struct ngh_meta {
      * key is in the map, then the key), at pkoff in the record when
      * pk_inline, else ppk a page in array NGH_A_PK */
     uint32_t format, pkw, pk_inline, pkoff, ppk;
+    /* format 2: the key hash's buckets (linear hashing: hpp << hlevel
+     * buckets plus the hsplit already split; hpp bucket heads a page) */
+    uint32_t hlevel, hsplit, hpp;
     uint32_t depth[NGH_NARRAYS], npages[NGH_NARRAYS];
 } ngh_meta;
 
@@ -209,12 +212,19 @@ void ngh_op_relax(ngh_op *o);
 int  ngh_node(ngh_op *o, uint32_t id, int write, uint8_t **rec);
 int  ngh_corrupt(ngh_op *o, const char *what);
 /* Format 2: node id's primary-key slot (o->m.pkw bytes); write makes room
- * for it.  Valid until the next ngh_op_relax.  Its first byte: the length
- * L of the key that follows; NGH_PK_PACKED | L: L bytes of packed integer
- * components follow (ngh.c, pk_pack); NGH_PK_IN_MAP: the key is in the map. */
+ * for it.  Valid until the next ngh_op_relax or a write pin of its page.
+ * Bytes 0-3: the next node of its key-hash chain + 1 (0: the end); byte 4:
+ * the length L of the key that follows; NGH_PK_PACKED | L: L bytes of
+ * packed integer components follow (ngh.c, pk_pack); NGH_PK_IN_MAP: the
+ * key is in the map. */
+#define NGH_SLOT_KEY 5
 #define NGH_PK_IN_MAP 0xFFu
 #define NGH_PK_PACKED 0x80u
 int  ngh_pk_slot(ngh_op *o, uint32_t id, int write, uint8_t **slot);
+/* Format 2: the head of key-hash bucket b (a u32: node id + 1, 0: empty);
+ * write makes room for it, a read of a bucket without a page yet gives
+ * NULL (empty).  Valid like a slot. */
+int  ngh_bucket(ngh_op *o, uint64_t b, int write, uint8_t **head);
 
 /* Graph operations (ngh_graph.c). */
 /* Insert v as a new node, or (reuse != NGH_NONE) in the place of deleted

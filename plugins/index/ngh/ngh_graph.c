@@ -49,6 +49,7 @@
 #define T_UPPER 0x3155484eu
 #define T_RAW   0x3152484eu
 #define T_PK    0x314b484eu
+#define T_HASH  0x3148484eu
 
 #define M_TYPE      0
 #define M_VERSION   4
@@ -72,9 +73,12 @@
 #define M_BTROOT   64
 #define M_GEN      72   /* u64: bumped by every write operation (0 in indexes before it) */
 #define M_ARR      80   /* per array: depth u32, npages u32 */
-#define M_TOP     128   /* per array: NTOP page numbers */
+#define M_HLEVEL  120   /* u32, format 2: the key hash's level */
+#define M_HSPLIT  124   /* u32, format 2: its split pointer */
+#define M_TOP     128   /* per array: NTOP page numbers (the last array: NTOP_LAST) */
 #define NTOP      100
-#define M_END     (M_TOP + NGH_NARRAYS * NTOP * 8)
+#define NTOP_LAST  80   /* what fits below the smallest usable page size */
+#define M_END     (M_TOP + (NGH_NARRAYS - 1) * NTOP * 8 + NTOP_LAST * 8)
 #define PG_HDR      8
 
 /* Pins kept by an operation before ngh_op_relax lets them go: a search
@@ -139,6 +143,7 @@ static void layout(ngh_meta *m)
         m->ppk = room / m->pkw;
     }
     m->npp = m->rec <= room ? room / m->rec : 0;
+    m->hpp = room / 4;
     m->urec = 4 + 4 * m->M;
     m->upp = (m->usable - PG_HDR) / m->urec;
     m->fanout = (m->usable - PG_HDR) / 8;
@@ -194,6 +199,8 @@ static int meta_load(ngh_op *o)
                                m->format, NGH_FORMAT);
     m->pkw = d[M_PKW];
     m->pk_inline = (d[M_FLAGS] & MF_PK_INLINE) != 0;
+    m->hlevel = g32(d + M_HLEVEL);
+    m->hsplit = g32(d + M_HSPLIT);
     m->dim = g32(d + M_DIM);
     m->metric = d[M_METRIC];
     m->precision = d[M_PREC];
@@ -217,8 +224,9 @@ static int meta_load(ngh_op *o)
     if (m->usable > o->pa->usable_size(o->tx) || m->usable < M_END || m->M < 2 || m->M > 256 ||
         m->dim == 0 || m->dim > 16384 || m->precision > NGH_I8 || m->maxlevel > NGH_MAXLEVEL || m->live + m->deleted != m->count ||
         (d[M_FLAGS] & ~(MF_KEYS_QUANTIZED | MF_PK_INLINE)) || (m->keys_quantized && m->precision == NGH_F32) ||
-        (m->format == 1 ? m->pkw || m->pk_inline || m->depth[NGH_A_PK] || m->npages[NGH_A_PK]
-                        : m->pkw < 4 || m->pkw > 64 || m->pkw % 4))
+        (m->format == 1 ? m->pkw || m->pk_inline || m->depth[NGH_A_PK] || m->npages[NGH_A_PK] ||
+                          m->depth[NGH_A_HASH] || m->npages[NGH_A_HASH] || m->hlevel || m->hsplit
+                        : m->pkw < 12 || m->pkw > 64 || m->pkw % 4 || m->hlevel > 31))
         return ngh_corrupt(o, "inconsistent meta page");
     layout(m);
     if (!m->npp || (m->pkw && !m->pk_inline && !m->ppk) || (m->count && m->entry >= m->count))
@@ -241,6 +249,8 @@ static void meta_store(ngh_op *o)
     p32(d + M_MAXLEVEL, m->maxlevel);
     p32(d + M_NUPPER, m->nupper);
     p64(d + M_GEN, m->gen);
+    p32(d + M_HLEVEL, m->hlevel);
+    p32(d + M_HSPLIT, m->hsplit);
     for (int a = 0; a < NGH_NARRAYS; a++) {
         p32(d + M_ARR + 8 * a, m->depth[a]);
         p32(d + M_ARR + 8 * a + 4, m->npages[a]);
@@ -800,6 +810,7 @@ static uint64_t span_of(const ngh_meta *m, uint32_t depth)
     return s;
 }
 
+static inline uint32_t ntop(int a) { return a == NGH_NARRAYS - 1 ? NTOP_LAST : NTOP; }
 static uint64_t top_get(const ngh_op *o, int a, uint64_t t) { return g64(o->md + M_TOP + 8 * ((uint64_t)a * NTOP + t)); }
 static void top_set(ngh_op *o, int a, uint64_t t, uint64_t v) { p64(o->md + M_TOP + 8 * ((uint64_t)a * NTOP + t), v); }
 
@@ -814,7 +825,7 @@ static int arr_pgno(ngh_op *o, int a, uint64_t p, uint64_t *out)
     const ngh_meta *m = &o->m;
     if (p >= m->npages[a]) return ngh_corrupt(o, "page array position out of range");
     uint64_t span = span_of(m, m->depth[a]), t = p / span, rem = p % span;
-    if (t >= NTOP) return ngh_corrupt(o, "page array beyond its directory");
+    if (t >= ntop(a)) return ngh_corrupt(o, "page array beyond its directory");
     uint64_t pg = top_get(o, a, t);
     for (uint32_t dd = m->depth[a]; dd > 0; dd--) {
         span /= m->fanout;
@@ -849,12 +860,12 @@ static int arr_append(ngh_op *o, int a, uint32_t type, uint8_t **data)
     uint64_t p = m->npages[a];
     if (p >= UINT32_MAX) return o->ix->host->error(o->ix->env, TS_ERR_RESOURCE, "ngh: index is full");
     int rc;
-    while (p >= NTOP * span_of(m, m->depth[a])) {
+    while (p >= ntop(a) * span_of(m, m->depth[a])) {
         if (m->depth[a] >= 4) return o->ix->host->error(o->ix->env, TS_ERR_RESOURCE, "ngh: index is full");
         uint64_t dp;
         uint8_t *d;
         if ((rc = new_page(o, T_DIR, &dp, &d))) return rc;
-        for (uint64_t t = 0; t < NTOP; t++) {
+        for (uint64_t t = 0; t < ntop(a); t++) {
             p64(d + PG_HDR + 8 * t, top_get(o, a, t));
             top_set(o, a, t, 0);
         }
@@ -924,7 +935,7 @@ int ngh_free_pages(ngh_op *o)
 {
     unpin_all(o);
     for (int a = 0; a < NGH_NARRAYS; a++)
-        for (uint64_t t = 0; t < NTOP; t++) {
+        for (uint64_t t = 0; t < ntop(a); t++) {
             int rc = free_tree(o, top_get(o, a, t), o->m.depth[a]);
             if (rc) return rc;
         }
@@ -1172,6 +1183,25 @@ int ngh_pk_slot(ngh_op *o, uint32_t id, int write, uint8_t **slot)
     if ((rc = arr_pgno(o, NGH_A_PK, pos, &pg)) || (rc = pin(o, pg, write, &d))) return rc;
     if (g32(d) != T_PK) return ngh_corrupt(o, "not a key page");
     *slot = d + PG_HDR + (size_t)(id % m->ppk) * m->pkw;
+    return TS_OK;
+}
+
+int ngh_bucket(ngh_op *o, uint64_t b, int write, uint8_t **head)
+{
+    const ngh_meta *m = &o->m;
+    uint64_t pos = b / m->hpp, pg;
+    uint8_t *d;
+    int rc;
+    if (!m->pkw) return ngh_corrupt(o, "no key hash in a format 1 index");
+    if (!write && pos >= m->npages[NGH_A_HASH]) {
+        *head = NULL; /* a bucket no insert reached yet: empty */
+        return TS_OK;
+    }
+    while (write && m->npages[NGH_A_HASH] <= pos)
+        if ((rc = arr_append(o, NGH_A_HASH, T_HASH, &d))) return rc;
+    if ((rc = arr_pgno(o, NGH_A_HASH, pos, &pg)) || (rc = pin(o, pg, write, &d))) return rc;
+    if (g32(d) != T_HASH) return ngh_corrupt(o, "not a key-hash page");
+    *head = d + PG_HDR + (size_t)(b % m->hpp) * 4;
     return TS_OK;
 }
 
