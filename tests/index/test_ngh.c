@@ -1274,6 +1274,33 @@ START_TEST(formats)
         REQUIRE(out[0].vlen == klen[i] && !memcmp(out[0].val, keys[i], klen[i]), "key %zu", i);
         ck_assert_int_eq(tsix_remove(h.ix, tx, vec[i], sizeof vec[i], keys[i], klen[i]), TS_OK);
     }
+    /* one key under 60 vectors: one key-hash chain of 60, unlinked from
+     * its middle, its ends and its head in a shuffled order */
+    float many[60][32];
+    uint32_t order[60];
+    rng r = rng_new(77);
+    for (uint32_t i = 0; i < 60; i++) {
+        order[i] = i;
+        for (int j = 0; j < 32; j++) many[i][j] = (float)rgauss(&r);
+        ck_assert_int_eq(tsix_insert(h.ix, tx, many[i], sizeof many[i], keys[2], klen[2], 0), TS_OK);
+    }
+    ck_assert_int_eq(tsix_insert(h.ix, tx, many[9], sizeof many[9], keys[2], klen[2], 0), TS_ERR_UNIQUE);
+    for (uint32_t i = 59; i > 0; i--) {
+        uint32_t j = (uint32_t)rbelow(&r, i + 1), t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    for (uint32_t i = 0; i < 60; i++) {
+        uint32_t v = order[i];
+        ck_assert_int_eq(tsix_remove(h.ix, tx, many[v], sizeof many[v], keys[2], klen[2]), TS_OK);
+        ck_assert_int_eq(tsix_remove(h.ix, tx, many[v], sizeof many[v], keys[2], klen[2]), TS_ERR_NOT_FOUND);
+        if (i + 1 < 60) {
+            ts_knn_hit out[1];
+            uint32_t w = order[i + 1];
+            ck_assert_uint_eq(knn(&h, tx, many[w], 32, 1, 0, NULL, NULL, out), 1);
+            ck_assert_float_eq_tol(out[0].distance, 0, 1e-5);
+        }
+    }
     commit(&h, tx);
     db_done(&h);
 }

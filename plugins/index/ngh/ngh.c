@@ -4,18 +4,18 @@
  * gives the design; this file holds the vtable: options, create/open/drop,
  * insert/remove, knn with filters, cursors, and the primary-key map.
  *
- * Primary keys (the entries' values) and the map.  Each node has a
- * fixed-width key slot (ngh_graph.c; format 2) and the map is a btree index
- * of the kernel's bundled `btree` module (found with host->module_find),
- * created beside the graph and rooted in the meta page.  Its keys:
- *   'K' hash(pk) (4) id (u32 big endian)    -> ""   (format 2)
- *   'N' id                                  -> pk   (keys too long for a slot)
- *   'F' id                                  -> ""   (deleted ids for reuse)
- * so remove finds its node and duplicates (vector, pk) are refused.
- * Format 1 indexes (before the slots) keep every key in the map and
+ * Primary keys (the entries' values).  Format 2 gives each node a
+ * fixed-width key slot (ngh_graph.c) that holds its key (integer keys
+ * packed) and the next node of its key-hash chain: a linear hash of the
+ * nodes by key finds the nodes of a key for remove and the duplicate check.
+ * Beside the graph, a btree index of the kernel's bundled `btree` module
+ * (found with host->module_find, rooted in the meta page) keeps
+ *   'N' id (u32 big endian)  -> pk   keys too long for a slot
+ *   'F' id                   -> ""   deleted ids for reuse
+ * Format 1 indexes (before the slots) keep every key in that map, with
  *   'K' hash(vector) (8) hash(pk) (8)       -> id (u32 big endian)
- * and are read and written as they are.  Cursors and exact scans walk the
- * node array in id order.
+ * to find nodes, and are read and written as they are.  Cursors and exact
+ * scans walk the node array in id order.
  *
  * Threads: the index object holds the options, the distance kernels, and
  * (under its mutex) a pool of search scratch (visited arrays, heaps), the

@@ -19,12 +19,14 @@
  *     for re-ranking, exact scans and cursors)
  *   key page (format 2, when the records have no room for the slots):
  *     0 type, 8 primary-key slots of pkw bytes
+ *   key-hash page (format 2): 0 type, 8 bucket heads (u32: node id + 1)
  *
- * Format 2 gives each node a pkw-byte slot for its primary key: a length
- * byte (NGH_PK_IN_MAP: the key is too long and lives in the btree map),
- * then the key.  The slot takes the bytes a node page leaves over when
- * they are at least 12 a record (at the end of each record, so the page
- * holds as many records as without it), else its own page array.
+ * Format 2 gives each node a pkw-byte slot: the next node of its key-hash
+ * chain, a length byte (NGH_PK_IN_MAP: the key is too long and lives in
+ * the btree map), then the key.  The slot takes the bytes a node page
+ * leaves over when they are at least 12 a record (at the end of each
+ * record, so the page holds as many records as without it), else its own
+ * page array (16-byte slots).
  *
  * Node id i lives in node-array page i / npp at slot i % npp: computed,
  * never searched.  A node of level l > 0 owns the l upper records
