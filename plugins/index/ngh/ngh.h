@@ -1,8 +1,8 @@
 /*
  * ngh.h - internals shared by the files of the ngh vector index module
  * (docs/ngh.md).  ngh_dist.c: distance kernels; ngh_graph.c: pages, node
- * records and the HNSW graph; ngh.c: the index vtable, options, the
- * primary-key map and cursors.
+ * records and the HNSW graph; ngh_keys.c: primary keys (slots, the key
+ * hash, the btree map); ngh.c: the index vtable, options, knn and cursors.
  */
 #ifndef NGH_H
 #define NGH_H
@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <tostore/index.h>
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -270,4 +271,59 @@ void     ngh_snap_pk_prefetch(ngh_op *o, const ngh_cand *c, uint32_t n);
  * it has one and room); *pk / *pl then point at the copy. */
 void     ngh_snap_pk_fill(ngh_op *o, uint32_t id, const void **pk, size_t *pl);
 void     ngh_wcache_reset(ngh_idx *ix);
+/* ---- small helpers (map keys are big endian, so they sort by id) ---- */
+
+static inline void ngh_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+static inline uint32_t ngh_gbe32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline void ngh_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static inline uint64_t ngh_mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static inline uint64_t ngh_hash_bytes(const void *p, size_t n, uint64_t seed)
+{
+    const uint8_t *b = p;
+    uint64_t h = ngh_mix64(seed ^ (n * 0x9E3779B97F4A7C15ull));
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, b + i, 8);
+        h = ngh_mix64(h ^ w) + 0x9E3779B97F4A7C15ull;
+    }
+    uint64_t t = 0;
+    for (size_t j = 0; i < n; i++, j++) t |= (uint64_t)b[i] << (8 * j);
+    return ngh_mix64(h ^ t ^ 0xA5);
+}
+
+static inline size_t ngh_nkey(uint8_t *k, uint32_t id) { k[0] = 'N'; ngh_be32(k + 1, id); return 5; }
+static inline size_t ngh_fkey(uint8_t *k, uint32_t id) { k[0] = 'F'; ngh_be32(k + 1, id); return 5; }
+/* format 1: 'K' hash(vector) hash(pk) */
+static inline size_t ngh_kkey(uint8_t *k, uint64_t hv, uint64_t hp) { k[0] = 'K'; ngh_be64(k + 1, hv); ngh_be64(k + 9, hp); return 17; }
+
+/* ngh_keys.c: primary keys. */
+/* Node id's primary key (pointers valid until o->bcur moves, the operation
+ * relaxes its pins or re-gets the page for writing, or the next call). */
+int ngh_pk_of(ngh_op *o, uint32_t id, const void **pk, size_t *pl);
+/* Record new node id's primary key val (its vector: key). */
+int ngh_pk_put(ngh_op *o, uint32_t id, const void *key, size_t klen, const void *val, size_t vlen);
+/* Forget node id's primary key pk (its vector: key), as remove does. */
+int ngh_pk_drop(ngh_op *o, uint32_t id, const void *key, const void *pk, size_t pl);
+/* Call fn for every live node whose vector equals key and whose primary
+ * key equals val (any key when val is NULL); *found counts them. */
+typedef int (*ngh_match_fn)(ngh_op *o, uint32_t id, void *ctx);
+int ngh_find_matches(ngh_op *o, const void *key, size_t klen, const void *val, size_t vlen,
+                     ngh_match_fn fn, void *ctx, uint32_t *found);
 #endif

@@ -102,12 +102,6 @@ static inline void p16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
 static inline float gf(const uint8_t *p) { float v; memcpy(&v, p, 4); return v; }
 static inline void pf(uint8_t *p, float v) { memcpy(p, &v, 4); }
 
-static uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 
 int ngh_corrupt(ngh_op *o, const char *what)
 {
@@ -698,7 +692,7 @@ static int tab_grow(ngh_op *o)
     if (!n) return nomem(o);
     for (uint32_t i = 0; i < o->tcap; i++) {
         if (!o->tab[i].pgno) continue;
-        uint32_t h = (uint32_t)mix64(o->tab[i].pgno) & (nc - 1);
+        uint32_t h = (uint32_t)ngh_mix64(o->tab[i].pgno) & (nc - 1);
         while (n[h].pgno) h = (h + 1) & (nc - 1);
         n[h] = o->tab[i];
     }
@@ -712,7 +706,7 @@ static int tab_grow(ngh_op *o)
 static int pin(ngh_op *o, uint64_t pgno, int write, uint8_t **d)
 {
     if (pgno == o->ix->root) return ngh_corrupt(o, "page reference to the meta page");
-    uint32_t h = (uint32_t)mix64(pgno) & (o->tcap - 1);
+    uint32_t h = (uint32_t)ngh_mix64(pgno) & (o->tcap - 1);
     while (o->tab[h].pgno && o->tab[h].pgno != pgno) h = (h + 1) & (o->tcap - 1);
     ngh_pin *e = &o->tab[h];
     if (e->pgno) {
@@ -731,7 +725,7 @@ static int pin(ngh_op *o, uint64_t pgno, int write, uint8_t **d)
                 o->tn = 0;
                 for (uint32_t i = 0; i < cap; i++)
                     if (old[i].pgno) {
-                        uint32_t j = (uint32_t)mix64(old[i].pgno) & (cap - 1);
+                        uint32_t j = (uint32_t)ngh_mix64(old[i].pgno) & (cap - 1);
                         while (o->tab[j].pgno) j = (j + 1) & (cap - 1);
                         o->tab[j] = old[i];
                         o->tn++;
@@ -765,7 +759,7 @@ static int pin(ngh_op *o, uint64_t pgno, int write, uint8_t **d)
 
 static ngh_pin *pin_find(ngh_op *o, uint64_t pgno)
 {
-    uint32_t h = (uint32_t)mix64(pgno) & (o->tcap - 1);
+    uint32_t h = (uint32_t)ngh_mix64(pgno) & (o->tcap - 1);
     while (o->tab[h].pgno && o->tab[h].pgno != pgno) h = (h + 1) & (o->tcap - 1);
     return o->tab[h].pgno ? &o->tab[h] : NULL;
 }
@@ -795,7 +789,7 @@ static int pin_new(ngh_op *o, ts_page *pg, uint64_t pgno, uint8_t **d)
         int rc = tab_grow(o);
         if (rc) { o->pa->release(pg); return rc; }
     }
-    uint32_t h = (uint32_t)mix64(pgno) & (o->tcap - 1);
+    uint32_t h = (uint32_t)ngh_mix64(pgno) & (o->tcap - 1);
     while (o->tab[h].pgno) h = (h + 1) & (o->tcap - 1);
     o->tab[h] = (ngh_pin){ pgno, pg, o->pa->data(pg), 1, -1, 0 };
     o->tn++;
@@ -1662,7 +1656,7 @@ static int link(ngh_op *o, uint32_t from, uint32_t to, uint32_t lev)
 static uint32_t random_level(const ngh_meta *m, uint32_t id)
 {
     /* P(level >= l) = M^-l, from a hash of the id: no state to keep */
-    uint64_t h = mix64(m->seed ^ mix64((uint64_t)id + 0x9E3779B97F4A7C15ull));
+    uint64_t h = ngh_mix64(m->seed ^ ngh_mix64((uint64_t)id + 0x9E3779B97F4A7C15ull));
     double u = (double)((h >> 11) + 1) * (1.0 / 9007199254740993.0);
     double l = -log(u) / log((double)m->M);
     return l >= NGH_MAXLEVEL ? NGH_MAXLEVEL : (uint32_t)l;

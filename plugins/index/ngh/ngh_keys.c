@@ -1,0 +1,389 @@
+/*
+ * ngh_keys.c - the primary keys (the entries' values) of an ngh index:
+ * key slots and the packing of integer keys, the key hash that finds the
+ * nodes of a key (format 2), the btree map (long keys; every key in format
+ * 1), and finding the entries of a (vector, key) for insert and remove.
+ * docs/ngh.md, "Primary keys and the key hash".
+ */
+#include <string.h>
+#include <tostore/keys.h>
+#include "ngh.h"
+
+/* Format 2 keeps each node's key in its slot; the btree map (a btree index
+ * of the kernel's bundled `btree` module, rooted in the meta page) keeps
+ *   'N' id (u32 big endian)                  -> pk   keys too long for a slot
+ *   'F' id                                   -> ""   deleted ids (ngh.c)
+ * and format 1 indexes (before the slots) every key, with
+ *   'K' hash(vector) (8) hash(pk) (8)       -> id (u32 big endian)
+ * to find nodes; they are read and written as they are. */
+
+/* ---- slots and packing ------------------------------------------------------- */
+
+/* Keys made of integer components (what the kernel's vector entries carry:
+ * the space and an integer primary key, each TS_KEY_INT and 8 bytes) are
+ * kept in a slot packed, each component as the LEB128 varint of its
+ * zigzagged value: 18 bytes become 2 to 6.  Returns the packed length, or
+ * 0 when key is not such a key or does not fit cap. */
+static size_t pk_pack(const uint8_t *key, size_t len, uint8_t *out, size_t cap)
+{
+    size_t n = 0;
+    if (!len || len % 9 || len / 9 > sizeof ((ngh_op *)0)->pkbuf / 9) return 0;
+    for (size_t i = 0; i < len; i += 9) {
+        if (key[i] != TS_KEY_INT) return 0;
+        uint64_t u = 0;
+        for (int b = 1; b <= 8; b++) u = u << 8 | key[i + b];
+        int64_t v = (int64_t)(u ^ 0x8000000000000000ull);
+        uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+        do {
+            if (n == cap) return 0;
+            out[n++] = (uint8_t)((z & 0x7F) | (z > 0x7F ? 0x80 : 0));
+            z >>= 7;
+        } while (z);
+    }
+    return n;
+}
+
+/* The key pk_pack packed: into buf (room for 64 components); its length,
+ * 0 when the bytes are not a packing. */
+static size_t pk_unpack(const uint8_t *p, size_t n, uint8_t *buf, size_t cap)
+{
+    size_t len = 0, i = 0;
+    while (i < n) {
+        uint64_t z = 0;
+        for (int sh = 0;; sh += 7) {
+            if (i == n || sh > 63) return 0;
+            uint8_t b = p[i++];
+            if (sh == 63 && (b & 0x7E)) return 0; /* beyond 64 bits: not a packing */
+            z |= (uint64_t)(b & 0x7F) << sh;
+            if (!(b & 0x80)) break;
+        }
+        if (len + 9 > cap) return 0;
+        int64_t v = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
+        uint64_t u = (uint64_t)v ^ 0x8000000000000000ull;
+        buf[len] = TS_KEY_INT;
+        for (int b = 8; b >= 1; b--, u >>= 8) buf[len + (size_t)b] = (uint8_t)u;
+        len += 9;
+    }
+    return len;
+}
+
+/* The primary key of node id (pointers valid until o->bcur moves, the
+ * operation relaxes its pins or re-gets the page for writing, or the next
+ * pk_of). */
+int ngh_pk_of(ngh_op *o, uint32_t id, const void **pk, size_t *pl)
+{
+    ngh_idx *ix = o->ix;
+    int rc;
+    if (o->m.pkw) {
+        uint8_t *slot;
+        if ((rc = ngh_pk_slot(o, id, 0, &slot))) return rc;
+        uint8_t lb = slot[NGH_SLOT_KEY - 1];
+        if (lb != NGH_PK_IN_MAP) {
+            uint32_t n = lb & ~NGH_PK_PACKED;
+            if (n > o->m.pkw - NGH_SLOT_KEY) return ngh_corrupt(o, "bad primary-key slot");
+            if (!(lb & NGH_PK_PACKED)) {
+                *pk = slot + NGH_SLOT_KEY;
+                *pl = n;
+                return TS_OK;
+            }
+            *pl = pk_unpack(slot + NGH_SLOT_KEY, n, o->pkbuf, sizeof o->pkbuf);
+            *pk = o->pkbuf;
+            return *pl ? TS_OK : ngh_corrupt(o, "bad packed primary key");
+        }
+    }
+    if (ngh_snap_pk(o, id, pk, pl)) return TS_OK;
+    if (!o->bcur && (rc = ix->btv->cursor_open(ix->bt, o->tx, &o->bcur))) return rc;
+    uint8_t k[5];
+    ngh_nkey(k, id);
+    rc = ix->btv->seek(o->bcur, k, 5, TS_SEEK_EQ);
+    if (rc == TS_ERR_NOT_FOUND) return ngh_corrupt(o, "a live node without its primary key");
+    const void *ek;
+    size_t ekl;
+    if (!rc) rc = ix->btv->entry(o->bcur, &ek, &ekl, pk, pl);
+    if (!rc) ngh_snap_pk_fill(o, id, pk, pl);
+    return rc;
+}
+
+/* ---- the key hash (format 2) ----------------------------------------------
+ *
+ * Which nodes hold a primary key: linear hashing (Litwin) over chains that
+ * run through the nodes' key slots.  Bucket b's head is in the hash array;
+ * a node's slot holds the next node of its chain.  There are hpp << hlevel
+ * buckets plus the hsplit already split; an insert that makes the live
+ * nodes outnumber the buckets splits one, so chains stay about one node
+ * long and growing never rehashes more than one chain at a time. */
+
+static uint32_t key_hash(const void *pk, size_t pl) { return (uint32_t)(ngh_hash_bytes(pk, pl, 2) >> 32); }
+
+static uint64_t bucket_of(const ngh_meta *m, uint32_t h)
+{
+    uint64_t n = (uint64_t)m->hpp << m->hlevel, b = h % n;
+    return b < m->hsplit ? h % (2 * n) : b;
+}
+
+static int head_get(ngh_op *o, uint64_t b, uint32_t *v)
+{
+    uint8_t *p;
+    int rc = ngh_bucket(o, b, 0, &p);
+    *v = 0;
+    if (!rc && p) memcpy(v, p, 4);
+    if (!rc && *v > o->m.count) rc = ngh_corrupt(o, "a key-hash bucket points outside the node array");
+    return rc;
+}
+
+static int head_set(ngh_op *o, uint64_t b, uint32_t v)
+{
+    uint8_t *p;
+    int rc = ngh_bucket(o, b, 1, &p);
+    if (!rc) memcpy(p, &v, 4);
+    return rc;
+}
+
+/* The next node + 1 of node id's chain. */
+static int next_get(ngh_op *o, uint32_t id, uint32_t *v)
+{
+    uint8_t *slot;
+    int rc = ngh_pk_slot(o, id, 0, &slot);
+    if (!rc) memcpy(v, slot, 4);
+    if (!rc && *v > o->m.count) rc = ngh_corrupt(o, "a key-hash chain leaves the node array");
+    return rc;
+}
+
+static int next_set(ngh_op *o, uint32_t id, uint32_t v)
+{
+    uint8_t *slot;
+    int rc = ngh_pk_slot(o, id, 1, &slot);
+    if (!rc) memcpy(slot, &v, 4);
+    return rc;
+}
+
+/* Split bucket hsplit: its chain is shared between it and its image. */
+static int hash_split(ngh_op *o)
+{
+    ngh_meta *m = &o->m;
+    uint64_t n = (uint64_t)m->hpp << m->hlevel, from = m->hsplit, to = from + n;
+    uint32_t cur, lists[2] = { 0, 0 };
+    int rc = head_get(o, from, &cur);
+    for (uint32_t steps = 0; !rc && cur; steps++) {
+        uint32_t id = cur - 1, next;
+        const void *pk;
+        size_t pl;
+        if (steps > m->count) return ngh_corrupt(o, "a key-hash chain loops");
+        if ((rc = next_get(o, id, &next)) || (rc = ngh_pk_of(o, id, &pk, &pl))) break;
+        int side = key_hash(pk, pl) % (2 * n) != from;
+        if ((rc = next_set(o, id, lists[side]))) break;
+        lists[side] = cur;
+        cur = next;
+    }
+    if (!rc) rc = head_set(o, from, lists[0]);
+    if (!rc) rc = head_set(o, to, lists[1]);
+    if (rc) return rc;
+    if (++m->hsplit == n) {
+        m->hlevel++;
+        m->hsplit = 0;
+    }
+    return TS_OK;
+}
+
+static int hash_add(ngh_op *o, uint32_t id, uint32_t h)
+{
+    uint64_t b = bucket_of(&o->m, h);
+    uint32_t head;
+    int rc = head_get(o, b, &head);
+    if (!rc) rc = next_set(o, id, head);
+    if (!rc) rc = head_set(o, b, id + 1);
+    uint64_t nb = ((uint64_t)o->m.hpp << o->m.hlevel) + o->m.hsplit;
+    if (!rc && o->m.live > nb && o->m.hlevel < 31) rc = hash_split(o);
+    return rc;
+}
+
+static int hash_unlink(ngh_op *o, uint32_t id, uint32_t h)
+{
+    uint64_t b = bucket_of(&o->m, h);
+    uint32_t cur, prev = 0, next;
+    int rc = head_get(o, b, &cur);
+    for (uint32_t steps = 0; !rc && cur && cur != id + 1; steps++) {
+        if (steps > o->m.count) return ngh_corrupt(o, "a key-hash chain loops");
+        prev = cur;
+        rc = next_get(o, cur - 1, &cur);
+    }
+    if (rc) return rc;
+    if (!cur) return ngh_corrupt(o, "a live node missing from its key-hash chain");
+    if ((rc = next_get(o, id, &next))) return rc;
+    return prev ? next_set(o, prev - 1, next) : head_set(o, b, next);
+}
+
+/* The live nodes whose primary key is val: their ids, in *ids (grown with
+ * the host allocator; the caller frees it). */
+static int hash_find(ngh_op *o, const void *val, size_t vlen, uint32_t **ids, uint32_t *n, uint32_t *cap)
+{
+    uint32_t cur;
+    int rc = head_get(o, bucket_of(&o->m, key_hash(val, vlen)), &cur);
+    for (uint32_t steps = 0; !rc && cur; steps++) {
+        uint32_t id = cur - 1;
+        const void *pk;
+        size_t pl;
+        if (steps > o->m.count) return ngh_corrupt(o, "a key-hash chain loops");
+        if ((rc = ngh_pk_of(o, id, &pk, &pl)) || (rc = next_get(o, id, &cur))) break;
+        if (pl != vlen || (vlen && memcmp(pk, val, vlen))) continue;
+        if (*n == *cap) {
+            uint32_t nc = *cap ? 2 * *cap : 16;
+            uint32_t *g = o->ix->host->realloc(*ids, (size_t)nc * sizeof *g);
+            if (!g) return o->ix->host->error(o->ix->env, TS_ERR_NOMEM, "ngh: out of memory");
+            *ids = g;
+            *cap = nc;
+        }
+        (*ids)[(*n)++] = id;
+    }
+    return rc;
+}
+
+/* Record node id's primary key: its slot and the key hash, or (too long
+ * for the slot) the map; format 1: the map's 'N' and 'K' entries. */
+int ngh_pk_put(ngh_op *o, uint32_t id, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    ngh_idx *ix = o->ix;
+    uint8_t k[17], *slot;
+    int rc = TS_OK, in_map = 1;
+    if (o->m.pkw) {
+        if ((rc = ngh_pk_slot(o, id, 1, &slot))) return rc;
+        size_t room = o->m.pkw - NGH_SLOT_KEY;
+        memset(slot, 0, o->m.pkw);
+        size_t n = pk_pack(val, vlen, slot + NGH_SLOT_KEY, room);
+        in_map = !n && vlen > room;
+        if (n) slot[NGH_SLOT_KEY - 1] = (uint8_t)(NGH_PK_PACKED | n);
+        else if (in_map) slot[NGH_SLOT_KEY - 1] = NGH_PK_IN_MAP;
+        else {
+            slot[NGH_SLOT_KEY - 1] = (uint8_t)vlen;
+            if (vlen) memcpy(slot + NGH_SLOT_KEY, val, vlen);
+        }
+    }
+    if (in_map) rc = ix->btv->insert(ix->bt, o->tx, k, ngh_nkey(k, id), val, vlen, 1);
+    if (rc) return rc;
+    if (o->m.pkw) return hash_add(o, id, key_hash(val, vlen));
+    uint8_t idb[4];
+    ngh_be32(idb, id);
+    ngh_kkey(k, ngh_hash_bytes(key, klen, 1), ngh_hash_bytes(val, vlen, 2));
+    return ix->btv->insert(ix->bt, o->tx, k, 17, idb, 4, 0);
+}
+
+/* Forget node id's primary key pk (its vector: key) as remove does: its
+ * key-hash link or (format 1) its 'K' entry, and an 'N' entry. */
+int ngh_pk_drop(ngh_op *o, uint32_t id, const void *key, const void *pk, size_t pl)
+{
+    ngh_idx *ix = o->ix;
+    uint8_t *slot, k[17], idb[4];
+    int rc = TS_OK, in_map = 1;
+    if (o->m.pkw && !(rc = ngh_pk_slot(o, id, 0, &slot))) in_map = slot[NGH_SLOT_KEY - 1] == NGH_PK_IN_MAP;
+    if (!rc && in_map) rc = ix->btv->remove(ix->bt, o->tx, k, ngh_nkey(k, id), pk, pl);
+    if (rc) return rc;
+    if (o->m.pkw) return hash_unlink(o, id, key_hash(pk, pl));
+    ngh_be32(idb, id);
+    ngh_kkey(k, ngh_hash_bytes(key, (size_t)o->m.dim * 4, 1), ngh_hash_bytes(pk, pl, 2));
+    return ix->btv->remove(ix->bt, o->tx, k, 17, idb, 4);
+}
+
+/* Call fn for every live node whose vector equals key (and whose primary
+ * key equals val, unless val is NULL); *found counts them.  Ids are taken
+ * from the map in batches; after a batch where fn changed the map, the
+ * scan starts over (the removed entries are gone by then). */
+
+/* Format 2 without a primary key: the map has no entry by vector, so every
+ * node is compared (the kernel always names the key; this serves other
+ * callers of the index interface, correctly and slowly). */
+static int scan_matches(ngh_op *o, const void *key, ngh_match_fn fn, void *ctx, uint32_t *found)
+{
+    int rc = TS_OK;
+    *found = 0;
+    for (uint32_t id = 0; id < o->m.count && !rc; id++) {
+        uint8_t *rec;
+        int match;
+        if (id % 64 == 0) ngh_op_relax(o);
+        if ((rc = ngh_node(o, id, 0, &rec)) || (rec[NR_FLAGS] & NR_DELETED)) continue;
+        if ((rc = ngh_key_matches(o, id, rec, key, &match)) || !match) continue;
+        (*found)++;
+        if (fn) rc = fn(o, id, ctx);
+    }
+    return rc;
+}
+
+int ngh_find_matches(ngh_op *o, const void *key, size_t klen, const void *val, size_t vlen,
+                        ngh_match_fn fn, void *ctx, uint32_t *found)
+{
+    ngh_idx *ix = o->ix;
+    if (o->m.pkw) {
+        if (!val) return scan_matches(o, key, fn, ctx, found);
+        /* the key's nodes first, then their vectors (fn may unlink them) */
+        uint32_t *ids = NULL, n = 0, cap = 0;
+        int rc = hash_find(o, val, vlen, &ids, &n, &cap);
+        *found = 0;
+        for (uint32_t i = 0; i < n && !rc; i++) {
+            uint8_t *rec;
+            int match;
+            ngh_op_relax(o);
+            if ((rc = ngh_node(o, ids[i], 0, &rec))) break;
+            if (rec[NR_FLAGS] & NR_DELETED) { rc = ngh_corrupt(o, "a deleted node in a key-hash chain"); break; }
+            if ((rc = ngh_key_matches(o, ids[i], rec, key, &match)) || !match) continue;
+            (*found)++;
+            if (fn) rc = fn(o, ids[i], ctx);
+        }
+        ix->host->free(ids);
+        return rc;
+    }
+    uint8_t k[17];
+    size_t pl = val ? 17 : 9;
+    ngh_kkey(k, ngh_hash_bytes(key, klen, 1), val ? ngh_hash_bytes(val, vlen, 2) : 0);
+    void *cur;
+    int rc = ix->btv->cursor_open(ix->bt, o->tx, &cur);
+    if (rc) return rc;
+    uint32_t ids[64], n, nonmatch = 0;
+    int seek = 1, more = 1;
+    *found = 0;
+    while (more && !rc) {
+        n = 0;
+        more = 0;
+        if (seek) {
+            rc = ix->btv->seek(cur, k, pl, TS_SEEK_GE);
+            /* after removals: skip the entries that did not match */
+            for (uint32_t i = 0; i < nonmatch && !rc; i++) rc = ix->btv->next(cur);
+        } else {
+            rc = ix->btv->next(cur);
+        }
+        while (!rc) {
+            const void *ek, *ev;
+            size_t ekl, evl;
+            if ((rc = ix->btv->entry(cur, &ek, &ekl, &ev, &evl))) break;
+            if (ekl < pl || memcmp(ek, k, pl) != 0) break;
+            if (evl != 4) { rc = ngh_corrupt(o, "bad primary-key map entry"); break; }
+            ids[n++] = ngh_gbe32(ev);
+            if (n == 64) { more = 1; break; }
+            rc = ix->btv->next(cur);
+        }
+        if (rc == TS_ERR_NOT_FOUND) rc = TS_OK;
+        int changed = 0;
+        for (uint32_t i = 0; i < n && !rc; i++) {
+            uint8_t *rec;
+            ngh_op_relax(o);
+            int match;
+            if ((rc = ngh_node(o, ids[i], 0, &rec))) break;
+            if (rec[NR_FLAGS] & NR_DELETED) { rc = ngh_corrupt(o, "a map entry for a deleted node"); break; }
+            if ((rc = ngh_key_matches(o, ids[i], rec, key, &match))) break;
+            if (match && val) {
+                const void *pk;
+                size_t pkl;
+                if ((rc = ngh_pk_of(o, ids[i], &pk, &pkl))) break;
+                match = pkl == vlen && (!vlen || !memcmp(pk, val, vlen));
+            }
+            if (!match) { nonmatch++; continue; }
+            (*found)++;
+            if (fn) {
+                rc = fn(o, ids[i], ctx);
+                changed = 1;
+            }
+        }
+        seek = changed;
+    }
+    ix->btv->cursor_close(cur);
+    return rc;
+}
+
