@@ -613,9 +613,13 @@ static void snap_attach(ngh_op *o)
         fresh = ix->host->calloc(1, sizeof *fresh);
         if (fresh) {
             fresh->gen = o->m.gen;
-            fresh->pkcap = o->m.count;
-            fresh->pk = ix->host->calloc(o->m.count ? o->m.count : 1, sizeof *fresh->pk);
-            if (!fresh->pk) fresh->pkcap = 0;
+            /* format 1's keys are all in the map: cache them; format 2's
+             * are in the slots (the few in the map are looked up) */
+            if (!o->m.pkw) {
+                fresh->pkcap = o->m.count;
+                fresh->pk = ix->host->calloc(o->m.count ? o->m.count : 1, sizeof *fresh->pk);
+                if (!fresh->pk) fresh->pkcap = 0;
+            }
             for (int a = 0; a < NGH_SNAP_ARRAYS; a++) {
                 fresh->cap[a] = o->m.npages[a];
                 fresh->slot[a] = ix->host->calloc(fresh->cap[a] ? fresh->cap[a] : 1, sizeof *fresh->slot[a]);
