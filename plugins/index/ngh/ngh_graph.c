@@ -227,6 +227,16 @@ static int meta_load(ngh_op *o)
     layout(m);
     if (!m->npp || (m->pkw && !m->pk_inline && !m->ppk) || (m->count && m->entry >= m->count))
         return ngh_corrupt(o, "inconsistent meta page");
+    for (int a = 0; a < NGH_NARRAYS; a++)
+        if (m->depth[a] > 4) return ngh_corrupt(o, "inconsistent meta page");
+    if (m->pkw) {
+        /* a split needs more live nodes than buckets, so the buckets never
+         * outnumber the nodes ever allocated (or one page's worth) */
+        uint64_t n = (uint64_t)m->hpp << m->hlevel, nb = n + m->hsplit;
+        if (m->hsplit >= n || nb > (m->count > m->hpp ? m->count : m->hpp) ||
+            m->npages[NGH_A_HASH] > (nb + m->hpp - 1) / m->hpp)
+            return ngh_corrupt(o, "inconsistent key-hash fields in the meta page");
+    }
     if (m->dim != ix->dim || (int)m->metric != ix->metric || (int)m->precision != ix->precision)
         return ix->host->error(ix->env, TS_ERR_CONFIG, "ngh index at page %llu: options differ "
                                "from the index (dimensions %u, metric %u, precision %u)",

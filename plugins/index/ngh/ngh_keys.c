@@ -163,14 +163,20 @@ static int hash_split(ngh_op *o)
     ngh_meta *m = &o->m;
     uint64_t n = (uint64_t)m->hpp << m->hlevel, from = m->hsplit, to = from + n;
     uint32_t cur, lists[2] = { 0, 0 };
-    int rc = head_get(o, from, &cur);
+    uint8_t *p;
+    /* room for the image first: the one step likely to fail (a page
+     * allocation) then fails before any link has changed */
+    int rc = ngh_bucket(o, to, 1, &p);
+    if (!rc) rc = head_get(o, from, &cur);
     for (uint32_t steps = 0; !rc && cur; steps++) {
         uint32_t id = cur - 1, next;
         const void *pk;
         size_t pl;
         if (steps > m->count) return ngh_corrupt(o, "a key-hash chain loops");
         if ((rc = next_get(o, id, &next)) || (rc = ngh_pk_of(o, id, &pk, &pl))) break;
-        int side = key_hash(pk, pl) % (2 * n) != from;
+        uint32_t h = key_hash(pk, pl);
+        if (h % n != from) return ngh_corrupt(o, "a key in the wrong key-hash bucket");
+        int side = h % (2 * n) != from;
         if ((rc = next_set(o, id, lists[side]))) break;
         lists[side] = cur;
         cur = next;
