@@ -1144,6 +1144,66 @@ static uint32_t fmt_id(const void *v, size_t vl)
     return id;
 }
 
+/* A meta page whose key-hash fields (format 2: level at byte 120, split
+ * pointer at 124) or array depths were damaged is reported as corruption
+ * by every operation, never followed (a level of 20 would have made the
+ * next insert allocate gigabytes of bucket pages). */
+static void damage_meta(ndb *h, size_t off, uint32_t v)
+{
+    tstx *tx = wbegin(h);
+    tspage *p;
+    REQUIRE(tstx_get(tx, h->root, 1, &p) == TS_OK, "get meta: %s", emsg(h));
+    memcpy((uint8_t *)tspage_data(p) + off, &v, 4);
+    tspage_release(p);
+    commit(h, tx);
+}
+
+START_TEST(damaged_meta)
+{
+    uint32_t dim = 32, n = 1500;
+    rng r = rng_new(12);
+    float *data = gen_data(&r, n + 1, dim);
+    struct { size_t off; uint32_t v; } cases[] = {
+        { 120, 20 },   /* key-hash level */
+        { 124, 5000 }, /* split pointer beyond the buckets */
+        { 80, 9 },     /* node array depth */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        ndb h;
+        char name[64];
+        snprintf(name, sizeof name, "ngh-damaged-%zu", c);
+        db_new(&h, name, 0, NULL, mkopts(dim, "l2", 0, 40, 0));
+        load(&h, data, dim, 0, n, n);
+        tstx *tx = rbegin(&h);
+        uint8_t orig[4];
+        tspage *p;
+        REQUIRE(tstx_get(tx, h.root, 0, &p) == TS_OK, "get meta");
+        memcpy(orig, (const uint8_t *)tspage_data(p) + cases[c].off, 4);
+        tspage_release(p);
+        tstx_rollback(tx);
+        damage_meta(&h, cases[c].off, cases[c].v);
+        ts_knn_hit out[10];
+        size_t got;
+        tx = wbegin(&h);
+        ck_assert_int_eq(tsix_knn(h.ix, tx, data, dim, 10, 0, NULL, NULL, out, &got), TS_ERR_CORRUPT);
+        ck_assert_int_eq(ins(&h, tx, data, dim, n), TS_ERR_CORRUPT);
+        ck_assert_int_eq(del(&h, tx, data, dim, 3), TS_ERR_CORRUPT);
+        tstx_rollback(tx);
+        /* mended, it works again */
+        uint32_t v;
+        memcpy(&v, orig, 4);
+        damage_meta(&h, cases[c].off, v);
+        tx = wbegin(&h);
+        ck_assert_uint_eq(knn(&h, tx, data, dim, 10, 0, NULL, NULL, out), 10);
+        ck_assert_int_eq(ins(&h, tx, data, dim, n), TS_OK);
+        ck_assert_int_eq(del(&h, tx, data, dim, 3), TS_OK);
+        commit(&h, tx);
+        db_done(&h);
+    }
+    free(data);
+}
+END_TEST
+
 static int only_one(void *ctx, const void *val, size_t vl)
 {
     return fmt_id(val, vl) == *(const uint32_t *)ctx;
@@ -1720,6 +1780,7 @@ static Suite *suite(void)
     ADD(churn_reuses_space);
     ADD(cursor_scan);
     ADD(formats);
+    ADD(damaged_meta);
     ADD(reopen_lazily);
     ADD(crash_recovery);
     ADD(crash_recovery_i8);
