@@ -353,10 +353,18 @@ int tsq_exec_open(ts_env *env, tstbl_map *m, tstx *tx, uint64_t space, const tsq
                              "(order by the primary key or an indexed field)");
         if (!rc && e->prev_mode) e->plan.reverse = !e->plan.reverse;
     }
-    if (!rc) rc = tsq_scan_open(&e->x, &e->plan, e->from_cursor ? &e->after : NULL, &e->scan);
+    /* the scan opens on first use (scan_ready): a vector search uses the
+     * compiled conditions only, and opening a scan costs a 4.5 KB block
+     * and an index cursor */
     if (rc) { tsq_exec_close(e); return rc; }
     *out = e;
     return TS_OK;
+}
+
+static int scan_ready(tsq_exec *e)
+{
+    if (e->scan) return TS_OK;
+    return tsq_scan_open(&e->x, &e->plan, e->from_cursor ? &e->after : NULL, &e->scan);
 }
 
 void tsq_exec_close(tsq_exec *e)
@@ -523,6 +531,7 @@ static int pull(tsq_exec *e)
         } else {
             const uint8_t *row, *pk, *ik;
             size_t len, pkl, ikl;
+            if ((rc = scan_ready(e))) return rc;
             rc = tsq_scan_next(e->scan, &row, &len, &pk, &pkl, &ik, &ikl);
             if (rc <= 0) return rc;
             e->examined++;
@@ -730,13 +739,15 @@ static int bounds_exact(const tsq_exec *e)
 int tsq_exec_count_fast(tsq_exec *e, int64_t *out)
 {
     if (!bounds_exact(e)) return TS_ERR_UNSUPPORTED;
-    return tsq_scan_count(e->scan, out);
+    int rc = scan_ready(e);
+    return rc ? rc : tsq_scan_count(e->scan, out);
 }
 
 int tsq_exec_keys_fast(tsq_exec *e, int (*each)(void *ctx, const uint8_t *pk, size_t pkl), void *ctx)
 {
     if (!bounds_exact(e)) return TS_ERR_UNSUPPORTED;
-    return tsq_scan_keys(e->scan, each, ctx);
+    int rc = scan_ready(e);
+    return rc ? rc : tsq_scan_keys(e->scan, each, ctx);
 }
 
 tsq_ctx *tsq_exec_ctx(tsq_exec *e) { return &e->x; }
