@@ -1375,6 +1375,22 @@ static ngh_cand hpop_max(ngh_cand *h, uint32_t *n)
     return top;
 }
 
+/* The max-heap of n with its top (the farthest) replaced by c: one sift
+ * down instead of a push and a pop. */
+static void hreplace_max(ngh_cand *h, uint32_t n, ngh_cand c)
+{
+    uint32_t i = 0;
+    for (;;) {
+        uint32_t l = 2 * i + 1;
+        if (l >= n) break;
+        if (l + 1 < n && h[l + 1].d > h[l].d) l++;
+        if (c.d >= h[l].d) break;
+        h[i] = h[l];
+        i = l;
+    }
+    h[i] = c;
+}
+
 static int cand_cmp(const void *a, const void *b)
 {
     const ngh_cand *x = a, *y = b;
@@ -1526,10 +1542,9 @@ static int search_layer(ngh_op *o, const float *q, const ngh_cand *eps, uint32_t
                 int a = acc ? acc(actx, o, e) : 1;
                 if (a < 0) return a;
                 if (a == NGH_GIVE_UP) goto give_up;
-                if (a) {
-                    hpush_max(s->w, &nw, (ngh_cand){ d, e });
-                    if (nw > ef) hpop_max(s->w, &nw);
-                }
+                /* only nearer than the farthest kept gets here once full */
+                if (a && nw < ef) hpush_max(s->w, &nw, (ngh_cand){ d, e });
+                else if (a) hreplace_max(s->w, nw, (ngh_cand){ d, e });
             }
         }
     }
