@@ -380,26 +380,9 @@ static int exact_scan(ngh_op *o, const float *q, uint32_t k, kctx *c, ngh_cand *
         }
         float d;
         if ((rc = ngh_exact_dist(o, q, id, rec, &d))) break;
-        if (n < k || d < h[0].d) {
-            /* max-heap of the k best */
-            ngh_cand x = { d, id };
-            if (n == k) {
-                uint32_t i = 0;
-                for (;;) {
-                    uint32_t l = 2 * i + 1;
-                    if (l >= n) break;
-                    if (l + 1 < n && h[l + 1].d > h[l].d) l++;
-                    if (x.d >= h[l].d) break;
-                    h[i] = h[l];
-                    i = l;
-                }
-                h[i] = x;
-            } else {
-                uint32_t i = n++;
-                while (i && h[(i - 1) / 2].d < x.d) { h[i] = h[(i - 1) / 2]; i = (i - 1) / 2; }
-                h[i] = x;
-            }
-        }
+        /* max-heap of the k best */
+        if (n < k) ngh_heap_push_max(h, &n, (ngh_cand){ d, id });
+        else if (d < h[0].d) ngh_heap_replace_max(h, n, (ngh_cand){ d, id });
     }
     if (!rc) {
         memcpy(out, h, (size_t)n * sizeof *h);

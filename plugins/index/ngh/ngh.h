@@ -58,6 +58,10 @@ void ngh_dequantize(int prec, const void *in, size_t n, float scale, float *out)
 
 /* A (distance, node) pair in the search heaps. */
 typedef struct ngh_cand { float d; uint32_t id; } ngh_cand;
+/* Max-heaps of candidates (the farthest on top): add c to the n in h;
+ * replace the top of the n in h by c. */
+void ngh_heap_push_max(ngh_cand *h, uint32_t *n, ngh_cand c);
+void ngh_heap_replace_max(ngh_cand *h, uint32_t n, ngh_cand c);
 
 /* Per-search scratch, pooled in the index (one per concurrent search):
  * the generation-stamped visited array and the heaps. */
@@ -312,6 +316,9 @@ static inline size_t ngh_nkey(uint8_t *k, uint32_t id) { k[0] = 'N'; ngh_be32(k 
 static inline size_t ngh_fkey(uint8_t *k, uint32_t id) { k[0] = 'F'; ngh_be32(k + 1, id); return 5; }
 /* format 1: 'K' hash(vector) hash(pk) */
 static inline size_t ngh_kkey(uint8_t *k, uint64_t hv, uint64_t hp) { k[0] = 'K'; ngh_be64(k + 1, hv); ngh_be64(k + 9, hp); return 17; }
+
+/* Format 2: the key hash's buckets before its split pointer (N * 2^L). */
+static inline uint64_t ngh_hash_base(const ngh_meta *m) { return (uint64_t)m->hpp << m->hlevel; }
 
 /* ngh_keys.c: primary keys. */
 /* Node id's primary key (pointers valid until o->bcur moves, the operation

@@ -232,7 +232,7 @@ static int meta_load(ngh_op *o)
     if (m->pkw) {
         /* a split needs more live nodes than buckets, so the buckets never
          * outnumber the nodes ever allocated (or one page's worth) */
-        uint64_t n = (uint64_t)m->hpp << m->hlevel, nb = n + m->hsplit;
+        uint64_t n = ngh_hash_base(m), nb = n + m->hsplit;
         if (m->hsplit >= n || nb > (m->count > m->hpp ? m->count : m->hpp) ||
             m->npages[NGH_A_HASH] > (nb + m->hpp - 1) / m->hpp)
             return ngh_corrupt(o, "inconsistent key-hash fields in the meta page");
@@ -1347,7 +1347,7 @@ static ngh_cand hpop_min(ngh_cand *h, uint32_t *n)
     return top;
 }
 
-static void hpush_max(ngh_cand *h, uint32_t *n, ngh_cand c)
+void ngh_heap_push_max(ngh_cand *h, uint32_t *n, ngh_cand c)
 {
     uint32_t i = (*n)++;
     while (i) {
@@ -1359,25 +1359,7 @@ static void hpush_max(ngh_cand *h, uint32_t *n, ngh_cand c)
     h[i] = c;
 }
 
-static ngh_cand hpop_max(ngh_cand *h, uint32_t *n)
-{
-    ngh_cand top = h[0], last = h[--(*n)];
-    uint32_t i = 0, N = *n;
-    for (;;) {
-        uint32_t l = 2 * i + 1;
-        if (l >= N) break;
-        if (l + 1 < N && h[l + 1].d > h[l].d) l++;
-        if (last.d >= h[l].d) break;
-        h[i] = h[l];
-        i = l;
-    }
-    if (N) h[i] = last;
-    return top;
-}
-
-/* The max-heap of n with its top (the farthest) replaced by c: one sift
- * down instead of a push and a pop. */
-static void hreplace_max(ngh_cand *h, uint32_t n, ngh_cand c)
+void ngh_heap_replace_max(ngh_cand *h, uint32_t n, ngh_cand c)
 {
     uint32_t i = 0;
     for (;;) {
@@ -1389,6 +1371,13 @@ static void hreplace_max(ngh_cand *h, uint32_t n, ngh_cand c)
         i = l;
     }
     h[i] = c;
+}
+
+static ngh_cand hpop_max(ngh_cand *h, uint32_t *n)
+{
+    ngh_cand top = h[0], last = h[--(*n)];
+    if (*n) ngh_heap_replace_max(h, *n, last);
+    return top;
 }
 
 static int cand_cmp(const void *a, const void *b)
@@ -1501,7 +1490,7 @@ static int search_layer(ngh_op *o, const float *q, const ngh_cand *eps, uint32_t
         if (a < 0) return a;
         if (a == NGH_GIVE_UP) goto give_up;
         if (a) {
-            hpush_max(s->w, &nw, eps[i]);
+            ngh_heap_push_max(s->w, &nw, eps[i]);
             if (nw > ef) hpop_max(s->w, &nw);
         }
     }
@@ -1543,8 +1532,8 @@ static int search_layer(ngh_op *o, const float *q, const ngh_cand *eps, uint32_t
                 if (a < 0) return a;
                 if (a == NGH_GIVE_UP) goto give_up;
                 /* only nearer than the farthest kept gets here once full */
-                if (a && nw < ef) hpush_max(s->w, &nw, (ngh_cand){ d, e });
-                else if (a) hreplace_max(s->w, nw, (ngh_cand){ d, e });
+                if (a && nw < ef) ngh_heap_push_max(s->w, &nw, (ngh_cand){ d, e });
+                else if (a) ngh_heap_replace_max(s->w, nw, (ngh_cand){ d, e });
             }
         }
     }

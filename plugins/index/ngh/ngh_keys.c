@@ -117,7 +117,7 @@ static uint32_t key_hash(const void *pk, size_t pl) { return (uint32_t)(ngh_hash
 
 static uint64_t bucket_of(const ngh_meta *m, uint32_t h)
 {
-    uint64_t n = (uint64_t)m->hpp << m->hlevel, b = h % n;
+    uint64_t n = ngh_hash_base(m), b = h % n;
     return b < m->hsplit ? h % (2 * n) : b;
 }
 
@@ -161,7 +161,7 @@ static int next_set(ngh_op *o, uint32_t id, uint32_t v)
 static int hash_split(ngh_op *o)
 {
     ngh_meta *m = &o->m;
-    uint64_t n = (uint64_t)m->hpp << m->hlevel, from = m->hsplit, to = from + n;
+    uint64_t n = ngh_hash_base(m), from = m->hsplit, to = from + n;
     uint32_t cur, lists[2] = { 0, 0 };
     uint8_t *p;
     /* room for the image first: the one step likely to fail (a page
@@ -198,7 +198,7 @@ static int hash_add(ngh_op *o, uint32_t id, uint32_t h)
     int rc = head_get(o, b, &head);
     if (!rc) rc = next_set(o, id, head);
     if (!rc) rc = head_set(o, b, id + 1);
-    uint64_t nb = ((uint64_t)o->m.hpp << o->m.hlevel) + o->m.hsplit;
+    uint64_t nb = ngh_hash_base(&o->m) + o->m.hsplit;
     if (!rc && o->m.live > nb && o->m.hlevel < 31) rc = hash_split(o);
     return rc;
 }
