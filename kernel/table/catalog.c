@@ -293,6 +293,7 @@ void tstbl_map_close(tstbl_map *m)
     json_decref(m->mig_garbage);
     free(m->t);
     free(m->st);
+    for (size_t i = 0; i < sizeof m->spare / sizeof m->spare[0]; i++) free(m->spare[i]);
     pthread_mutex_destroy(&m->lock);
     memset(m, 0, sizeof *m);
 }

@@ -72,6 +72,8 @@ typedef struct tstbl_map {
     int64_t         cache_bytes; /* the database's cacheBytes (vector index caches) */
     uint64_t        commits;     /* the last commit number published, i.e. visible (atomic) */
     uint64_t        next_commit; /* writer only */
+    void           *spare[4];    /* freed query executors kept for the next query (query/exec.c):
+                                  * plain blocks, taken and put back atomically, free()d at close */
 } tstbl_map;
 
 int  tstbl_map_open(tstbl_map *m, ts_env *env, tsreg *reg, tssys *sys, tspg *pg, int64_t node_id,
