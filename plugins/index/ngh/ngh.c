@@ -205,10 +205,14 @@ static int bt_ready(ngh_op *o)
 {
     ngh_idx *ix = o->ix;
     int rc = TS_OK;
+    /* set once, then only read: no lock on every operation */
+    if (__atomic_load_n(&ix->bt, __ATOMIC_ACQUIRE)) return TS_OK;
     pthread_mutex_lock(&ix->mu);
     if (!ix->bt) {
         ts_module_args ba = { sizeof ba, ix->host, ix->env, NULL, ix->btplugin_state };
-        rc = ix->btv->open(&ba, o->m.btroot, &ix->bt);
+        void *bt = NULL;
+        rc = ix->btv->open(&ba, o->m.btroot, &bt);
+        if (!rc) __atomic_store_n(&ix->bt, bt, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&ix->mu);
     return rc;

@@ -75,6 +75,7 @@ typedef struct ngh_pin { uint64_t pgno; ts_page *pg; uint8_t *d; int w; int arr;
 
 typedef struct ngh_scratch {
     struct ngh_scratch *next;
+    pthread_t owner;         /* the thread that used it last */
     uint16_t *visit;
     uint32_t  vcap;
     uint16_t  gen;

@@ -266,16 +266,37 @@ static void meta_store(ngh_op *o)
 
 /* ---- scratch pool ---------------------------------------------------------- */
 
-static ngh_scratch *scratch_take(ngh_idx *ix)
+/* Under ix->mu: a pooled scratch, preferring the one this thread used last:
+ * its visited array, heaps and page map are still in that core's cache,
+ * while one last written by another core costs a coherence miss a line. */
+static ngh_scratch *pool_pick(ngh_idx *ix, pthread_t self)
 {
-    pthread_mutex_lock(&ix->mu);
-    ngh_scratch *s = ix->pool;
+    ngh_scratch **pp = &ix->pool;
+    while (*pp && !pthread_equal((*pp)->owner, self)) pp = &(*pp)->next;
+    if (!*pp) pp = &ix->pool;
+    ngh_scratch *s = *pp;
     if (s) {
-        ix->pool = s->next;
+        *pp = s->next;
         ix->npool--;
     }
-    pthread_mutex_unlock(&ix->mu);
+    return s;
+}
+
+/* Under ix->mu: back to the pool; s when the pool is full (free it). */
+static ngh_scratch *pool_put(ngh_idx *ix, ngh_scratch *s)
+{
+    if (!s || ix->npool >= 16) return s;
+    s->next = ix->pool;
+    ix->pool = s;
+    ix->npool++;
+    return NULL;
+}
+
+/* A new scratch when the pool had none; its float buffers when missing. */
+static ngh_scratch *scratch_ready(ngh_idx *ix, ngh_scratch *s, pthread_t self)
+{
     if (!s) s = ix->host->calloc(1, sizeof *s);
+    if (s) s->owner = self;
     if (s && !s->vb) {
         s->vb = ix->host->alloc((size_t)ix->dim * 4);
         s->vb2 = ix->host->alloc((size_t)ix->dim * 4);
@@ -300,20 +321,6 @@ static void scratch_free(ngh_idx *ix, ngh_scratch *s)
     ix->host->free(s->vb2);
     ix->host->free(s->ptab);
     ix->host->free(s);
-}
-
-static void scratch_give(ngh_idx *ix, ngh_scratch *s)
-{
-    if (!s) return;
-    pthread_mutex_lock(&ix->mu);
-    if (ix->npool < 16) {
-        s->next = ix->pool;
-        ix->pool = s;
-        ix->npool++;
-        s = NULL;
-    }
-    pthread_mutex_unlock(&ix->mu);
-    if (s) scratch_free(ix, s);
 }
 
 void ngh_pool_free(ngh_idx *ix)
@@ -379,7 +386,6 @@ static void pm_reset(ngh_scratch *s)
 }
 
 static void snap_attach(ngh_op *o);
-static void snap_detach(ngh_op *o);
 static void wc_attach(ngh_op *o);
 static void wc_detach(ngh_op *o);
 
@@ -424,7 +430,21 @@ int ngh_op_begin(ngh_op *o, ngh_idx *ix, ts_txn *tx, int write)
         o->mpg = NULL;
         return rc;
     }
-    o->s = scratch_take(ix);
+    /* one lock for the scratch and the read cache's reference: two query
+     * threads met on this mutex seven times a search */
+    /* only read-only transactions see committed generations: a write
+     * transaction's own changes carry a generation number that another
+     * (committed) state may get after a rollback */
+    int ro = !o->pa->writable(tx);
+    pthread_t self = pthread_self();
+    pthread_mutex_lock(&ix->mu);
+    o->s = pool_pick(ix, self);
+    if (ro && ix->snap && ix->snap->gen == o->m.gen) {
+        ix->snap->refs++;
+        o->snap = ix->snap;
+    }
+    pthread_mutex_unlock(&ix->mu);
+    o->s = scratch_ready(ix, o->s, self);
     if (o->s && !o->s->ptab) {
         o->s->ptab = ix->host->calloc(256, sizeof *o->s->ptab);
         o->s->ptcap = o->s->ptab ? 256 : 0;
@@ -439,11 +459,8 @@ int ngh_op_begin(ngh_op *o, ngh_idx *ix, ts_txn *tx, int write)
     o->tcap = o->s->ptcap;
     o->s->ptab = NULL;
     pm_reset(o->s); /* a pooled scratch may map pages of an earlier operation */
-    /* only read-only transactions see committed generations: a write
-     * transaction's own changes carry a generation number that another
-     * (committed) state may get after a rollback */
-    if (!o->pa->writable(tx)) snap_attach(o);
-    else if (write) wc_attach(o);
+    if (ro && !o->snap) snap_attach(o);
+    else if (!ro && write) wc_attach(o);
     return TS_OK;
 }
 
@@ -660,17 +677,6 @@ static void snap_attach(ngh_op *o)
     ngh_snap_free(ix, old);
 }
 
-static void snap_detach(ngh_op *o)
-{
-    ngh_snap *s = o->snap, *old = NULL;
-    if (!s) return;
-    o->snap = NULL;
-    pthread_mutex_lock(&o->ix->mu);
-    if (--s->refs == 0 && s->retired) old = s;
-    pthread_mutex_unlock(&o->ix->mu);
-    ngh_snap_free(o->ix, old);
-}
-
 void ngh_op_end(ngh_op *o)
 {
     if (o->bcur) o->ix->btv->cursor_close(o->bcur);
@@ -685,8 +691,6 @@ void ngh_op_end(ngh_op *o)
         o->ix->host->free(o->tab);
     }
     o->tab = NULL;
-    if (o->s) scratch_give(o->ix, o->s);
-    o->s = NULL;
     if (o->mpg) {
         if (o->write) {
             o->m.gen++; /* the graph may have changed: cached copies are of older generations */
@@ -695,7 +699,18 @@ void ngh_op_end(ngh_op *o)
         o->pa->release(o->mpg);
     }
     o->mpg = NULL;
-    snap_detach(o);
+    ngh_snap *sn = o->snap, *old = NULL;
+    ngh_scratch *spare = o->s;
+    if (spare || sn) {
+        pthread_mutex_lock(&o->ix->mu);
+        spare = pool_put(o->ix, spare);
+        if (sn && --sn->refs == 0 && sn->retired) old = sn;
+        pthread_mutex_unlock(&o->ix->mu);
+    }
+    o->s = NULL;
+    o->snap = NULL;
+    if (spare) scratch_free(o->ix, spare);
+    ngh_snap_free(o->ix, old);
     wc_detach(o);
 }
 
