@@ -91,6 +91,23 @@ typedef struct ngh_scratch {
     uint32_t   ptcap;
 } ngh_scratch;
 
+/* Fixed-size blocks from large mappings advised for transparent huge pages
+ * (ngh_slab.c): the read cache's page copies.  Thread-safe. */
+typedef struct ngh_slab {
+    pthread_mutex_t mu;
+    size_t   block;         /* bytes a block (the size asked, rounded up to 64) */
+    void    *chunks;        /* the mappings */
+    uint8_t *cur;           /* the newest mapping's unused part */
+    size_t   left, next_bytes;
+    void    *free;          /* freed blocks, linked through their first bytes */
+} ngh_slab;
+void  ngh_slab_init(ngh_slab *s, size_t block);
+/* A block of s's size; NULL when no memory can be mapped. */
+void *ngh_slab_alloc(ngh_slab *s);
+void  ngh_slab_free(ngh_slab *s, void *b);
+/* Unmap every block (they need not be freed first). */
+void  ngh_slab_done(ngh_slab *s);
+
 /* The read cache: copies of the node and upper-layer pages of one committed
  * generation of the index (the meta page's gen, bumped by every write
  * operation), shared by every read operation that sees that generation.
@@ -109,6 +126,7 @@ typedef struct ngh_snap {
     uint32_t pkcap;
     _Atomic(uint8_t *) *pk;
     _Atomic uint64_t bytes;
+    ngh_slab slab;     /* the page copies */
 } ngh_snap;
 
 /* The write cache: copies of node and upper-layer pages as the write
@@ -121,6 +139,7 @@ typedef struct ngh_wcache {
     uint32_t  cap[NGH_SNAP_ARRAYS];
     uint8_t **slot[NGH_SNAP_ARRAYS];
     uint64_t  bytes;
+    ngh_slab  slab;     /* the page copies (block 0: not set up yet) */
 } ngh_wcache;
 
 /* knn results handed out per transaction (see ngh.c). */

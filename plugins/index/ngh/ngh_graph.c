@@ -480,11 +480,11 @@ void ngh_wcache_reset(ngh_idx *ix)
 {
     ngh_wcache *wc = &ix->wc;
     for (int a = 0; a < NGH_SNAP_ARRAYS; a++) {
-        for (uint32_t i = 0; i < wc->cap[a]; i++) ix->host->free(wc->slot[a][i]);
         ix->host->free(wc->slot[a]);
         wc->slot[a] = NULL;
         wc->cap[a] = 0;
     }
+    if (wc->slab.block) ngh_slab_done(&wc->slab); /* every copy at once */
     wc->bytes = 0;
     wc->valid = 0;
 }
@@ -528,7 +528,8 @@ static void wc_fill(ngh_op *o, int a, uint32_t pos, const uint8_t *d, int reuse)
         return;
     }
     if (wc->bytes + size > o->ix->cache_bytes) return;
-    uint8_t *c = reuse && o->ndead ? o->dead[--o->ndead] : o->ix->host->alloc(size);
+    if (!wc->slab.block) ngh_slab_init(&wc->slab, size);
+    uint8_t *c = reuse && o->ndead ? o->dead[--o->ndead] : ngh_slab_alloc(&wc->slab);
     if (!c) return;
     memcpy(c, d, size);
     wc->slot[a][pos] = c;
@@ -552,6 +553,8 @@ static void wc_detach(ngh_op *o)
 {
     ngh_idx *ix = o->ix;
     if (o->wc) {
+        /* while this operation still owns the cache (a reset unmaps it) */
+        for (uint32_t i = 0; i < o->ndead; i++) ngh_slab_free(&ix->wc.slab, o->dead[i]);
         pthread_mutex_lock(&ix->mu);
         ix->wc.gen = o->m.gen;
         ix->wc.valid = 1;
@@ -559,7 +562,6 @@ static void wc_detach(ngh_op *o)
         pthread_mutex_unlock(&ix->mu);
         o->wc = NULL;
     }
-    for (uint32_t i = 0; i < o->ndead; i++) ix->host->free(o->dead[i]);
     ix->host->free(o->dead);
     o->dead = NULL;
     o->ndead = o->deadcap = 0;
@@ -570,11 +572,8 @@ static void wc_detach(ngh_op *o)
 void ngh_snap_free(ngh_idx *ix, ngh_snap *s)
 {
     if (!s) return;
-    for (int a = 0; a < NGH_SNAP_ARRAYS; a++) {
-        for (uint32_t i = 0; s->slot[a] && i < s->cap[a]; i++)
-            ix->host->free(atomic_load_explicit(&s->slot[a][i], memory_order_relaxed));
-        ix->host->free(s->slot[a]);
-    }
+    for (int a = 0; a < NGH_SNAP_ARRAYS; a++) ix->host->free(s->slot[a]);
+    if (s->slab.block) ngh_slab_done(&s->slab);
     for (uint32_t i = 0; s->pk && i < s->pkcap; i++)
         ix->host->free(atomic_load_explicit(&s->pk[i], memory_order_relaxed));
     ix->host->free(s->pk);
@@ -640,6 +639,7 @@ static void snap_attach(ngh_op *o)
         fresh = ix->host->calloc(1, sizeof *fresh);
         if (fresh) {
             fresh->gen = o->m.gen;
+            ngh_slab_init(&fresh->slab, o->m.usable);
             /* format 1's keys are all in the map: cache them; format 2's
              * are in the slots (the few in the map are looked up) */
             if (!o->m.pkw) {
@@ -1004,14 +1004,14 @@ static int arr_read(ngh_op *o, int a, uint64_t pos, uint32_t type, uint8_t **out
     }
     uint32_t size = o->m.usable;
     if (!slot || atomic_load_explicit(&sn->bytes, memory_order_relaxed) + size > o->ix->cache_bytes) return TS_OK;
-    uint8_t *c = o->ix->host->alloc(size), *exp = NULL;
+    uint8_t *c = ngh_slab_alloc(&sn->slab), *exp = NULL;
     if (!c) return TS_OK; /* no copy: the pinned page serves */
     memcpy(c, d, size);
     if (atomic_compare_exchange_strong_explicit(slot, &exp, c, memory_order_acq_rel, memory_order_acquire)) {
         atomic_fetch_add_explicit(&sn->bytes, size, memory_order_relaxed);
         *out = c;
     } else {
-        o->ix->host->free(c);
+        ngh_slab_free(&sn->slab, c);
         *out = exp;
     }
     return TS_OK;
