@@ -92,7 +92,8 @@ typedef struct ngh_scratch {
 } ngh_scratch;
 
 /* Fixed-size blocks from large mappings advised for transparent huge pages
- * (ngh_slab.c): the read cache's page copies.  Thread-safe. */
+ * (ngh_slab.c): the page copies of the read and the write cache.  Alloc and
+ * free are thread-safe; init and done are not. */
 typedef struct ngh_slab {
     pthread_mutex_t mu;
     size_t   block;         /* bytes a block (the size asked, rounded up to 64) */

@@ -12,6 +12,24 @@
 #include <sys/mman.h>
 #include "ngh.h"
 
+/* Under AddressSanitizer, blocks not handed out are poisoned, so a use
+ * after free of a page copy is still reported. */
+#if defined(__SANITIZE_ADDRESS__)
+#define NGH_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define NGH_ASAN 1
+#endif
+#endif
+#ifdef NGH_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n)   ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 #define HUGE_BYTES  (2u << 20)
 #define FIRST_CHUNK (256u << 10)
 #define MAX_CHUNK   (16u << 20)
@@ -53,6 +71,7 @@ void *ngh_slab_alloc(ngh_slab *s)
     pthread_mutex_lock(&s->mu);
     void *b = s->free;
     if (b) {
+        UNPOISON(b, s->block);
         memcpy(&s->free, b, sizeof s->free);
     } else {
         if (s->left < s->block) {
@@ -65,11 +84,13 @@ void *ngh_slab_alloc(ngh_slab *s)
             s->chunks = c;
             s->cur = (uint8_t *)c + CHUNK_HDR;
             s->left = n - CHUNK_HDR;
+            POISON(s->cur, s->left);
             if (s->next_bytes < MAX_CHUNK) s->next_bytes *= 2;
         }
         b = s->cur;
         s->cur += s->block;
         s->left -= s->block;
+        UNPOISON(b, s->block);
     }
     pthread_mutex_unlock(&s->mu);
     return b;
@@ -81,6 +102,7 @@ void ngh_slab_free(ngh_slab *s, void *b)
     pthread_mutex_lock(&s->mu);
     memcpy(b, &s->free, sizeof s->free);
     s->free = b;
+    POISON(b, s->block);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -88,6 +110,7 @@ void ngh_slab_done(ngh_slab *s)
 {
     for (chunk *c = s->chunks, *n; c; c = n) {
         n = c->next;
+        UNPOISON(c, c->bytes); /* the range may be mapped again by anyone */
         munmap(c, c->bytes);
     }
     pthread_mutex_destroy(&s->mu);
