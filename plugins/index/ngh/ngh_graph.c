@@ -1064,6 +1064,13 @@ static inline int node_rec(ngh_op *o, uint32_t id, int write, uint8_t **rec)
         *rec = d + PG_HDR + (size_t)(id - pos * m->npp) * m->rec;
         return TS_OK;
     }
+    /* write operations: straight from the write cache (a page this
+     * operation pins for write has left it, and is found through pm) */
+    ngh_wcache *wc = o->wc;
+    if (wc && !write && pos < wc->cap[NGH_A_NODE] && (d = wc->slot[NGH_A_NODE][pos]) != NULL) {
+        *rec = d + PG_HDR + (size_t)(id - pos * m->npp) * m->rec;
+        return TS_OK;
+    }
     if (pos < s->pmcap && s->pm[pos].gen == s->pgen && (s->pm[pos].w || !write)) {
         d = s->pm[pos].d;
     } else {
@@ -1448,6 +1455,7 @@ static inline void prefetch_slot(ngh_op *o, uint32_t id)
     const ngh_snap *sn = o->snap;
     __builtin_prefetch(&s->visit[id], 1, 3);
     if (sn && pos < sn->cap[NGH_A_NODE]) __builtin_prefetch(&sn->slot[NGH_A_NODE][pos], 0, 3);
+    else if (o->wc && pos < o->wc->cap[NGH_A_NODE]) __builtin_prefetch(&o->wc->slot[NGH_A_NODE][pos], 0, 3);
     else if (pos < s->pmcap) __builtin_prefetch(&s->pm[pos], 0, 3);
 }
 
