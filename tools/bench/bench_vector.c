@@ -69,7 +69,7 @@
  *      0.99 are interpolated (log QPS linear in recall between the two
  *      bracketing efSearch values), per round, median.  Then with T threads
  *      (2) at the bracketing efSearch values only (each thread half the
- *      queries).
+ *      queries), after one untimed T-thread batch per engine.
  *   f  filtered search (tostore only: hnswlib 0.6 and FAISS 1.7 HNSW have no
  *      filtered search to compare with): ts_where(q, "cat", "<", n) with cat
  *      a hash of the row number mod 100 and n = 50, 10, 1 (50%, 10%, 1%
@@ -649,6 +649,10 @@ static void sweep_threads(void)
     }
     printf("\n-- q%d. %d query threads at the efSearch values bracketing each target, %d rounds --\n",
            g_threads, g_threads, g_rounds);
+    /* one untimed T-thread batch each first, as before the one-thread sweep:
+     * the first batch on new threads pays their one-time set-up (tostore:
+     * a second search scratch; every engine: a new malloc arena faulted in) */
+    for (int i = 0; i < g_ne; i++) run_batch(g_order[i], ef_grid[0], -1, g_threads, NULL, NULL);
     for (int p = 0; p < NEF; p++) {
         int any = 0;
         for (int i = 0; i < g_ne; i++) any |= need[g_order[i]][p];
