@@ -1628,9 +1628,10 @@ int ngh_graph_search(ngh_op *o, const float *q, uint32_t ef, uint32_t rerank, ng
 /* The heuristic neighbour selection (HNSW paper, algorithm 4, without
  * extending the candidates): walk the candidates nearest first and keep one
  * only when it is nearer to the base than to every one kept so far, so the
- * kept edges point in different directions.  cands is sorted. */
+ * kept edges point in different directions; then pruned ones, nearest
+ * first, until fill ids are kept.  cands is sorted. */
 static int select_heuristic(ngh_op *o, const ngh_cand *cands, uint32_t n, uint32_t max,
-                            uint32_t *out, uint32_t *nout)
+                            uint32_t *out, uint32_t *nout, uint32_t fill)
 {
     uint32_t k = 0;
     for (uint32_t i = 0; i < n && k < max; i++) {
@@ -1652,7 +1653,8 @@ static int select_heuristic(ngh_op *o, const ngh_cand *cands, uint32_t n, uint32
     /* Fill the free slots with the nearest pruned candidates: the record
      * has room for max ids anyway, and the extra edges keep nodes from
      * losing every in-edge as lists are shrunk (unreachable nodes). */
-    for (uint32_t i = 0; i < n && k < max; i++) {
+    if (fill > max) fill = max;
+    for (uint32_t i = 0; i < n && k < fill; i++) {
         uint32_t j = 0;
         while (j < k && out[j] != cands[i].id) j++;
         if (j == k) out[k++] = cands[i].id;
@@ -1660,6 +1662,13 @@ static int select_heuristic(ngh_op *o, const ngh_cand *cands, uint32_t n, uint32
     *nout = k;
     return TS_OK;
 }
+
+/* A shrunk list is refilled with pruned candidates up to LINK_SLACK short
+ * of full, so the next back-links append without another shrink (a shrink
+ * measures every neighbour again: refilled to full, every back-link paid
+ * one).  Build +5-10%; recall at ef 10 0.959 -> 0.953, equal from ef 18
+ * (100K x 128-d, M 16). */
+#define LINK_SLACK 4
 
 /* Add edge from -> to at level lev, shrinking from's list with the
  * heuristic when it is full. */
@@ -1696,7 +1705,8 @@ static int link(ngh_op *o, uint32_t from, uint32_t to, uint32_t lev)
     }
     sort_cands(s->tmp, n);
     uint32_t sel[512], ns;
-    if ((rc = select_heuristic(o, s->tmp, n, max, sel, &ns))) return rc;
+    uint32_t fill = max > 2 * LINK_SLACK ? max - LINK_SLACK : max; /* small M: full */
+    if ((rc = select_heuristic(o, s->tmp, n, max, sel, &ns, fill))) return rc;
     if ((rc = nlist(o, from, lev, 1, &cnt, &lst, &n))) return rc;
     memcpy(lst, sel, (size_t)ns * 4);
     set_count(cnt, lev, ns);
@@ -1894,7 +1904,7 @@ int ngh_graph_insert(ngh_op *o, const float *v, uint32_t reuse, uint32_t *id_out
         uint32_t max = m->M, sel[512], ns;
         if ((rc = grow(o, &s->tmp, &s->tcap, nW))) goto out2;
         memcpy(s->tmp, W, (size_t)nW * sizeof *W);
-        if ((rc = select_heuristic(o, s->tmp, nW, max, sel, &ns))) goto out2;
+        if ((rc = select_heuristic(o, s->tmp, nW, max, sel, &ns, max))) goto out2;
         uint8_t *cnt, *lst;
         uint32_t n;
         if ((rc = nlist(o, id, (uint32_t)l, 1, &cnt, &lst, &n))) goto out2;
