@@ -497,7 +497,13 @@ static void wc_drop(ngh_op *o, int a, uint32_t pos)
     if (o->ndead == o->deadcap) {
         uint32_t nc = o->deadcap ? 2 * o->deadcap : 64;
         void **n = o->ix->host->realloc(o->dead, (size_t)nc * sizeof *n);
-        if (!n) return; /* keep the copy: refreshed at release all the same */
+        if (!n) {
+            /* out of the cache all the same (reads of the page must see the
+             * pinned one); the block comes back when the slab is reset */
+            wc->slot[a][pos] = NULL;
+            wc->bytes -= o->m.usable;
+            return;
+        }
         o->dead = n;
         o->deadcap = nc;
     }
