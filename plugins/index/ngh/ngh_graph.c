@@ -386,6 +386,17 @@ static void pm_reset(ngh_scratch *s)
 }
 
 static void snap_attach(ngh_op *o);
+
+/* Under ix->mu: take a reference to the read cache when it is of the
+ * operation's generation. */
+static void snap_ref(ngh_idx *ix, ngh_op *o)
+{
+    ngh_snap *s = ix->snap;
+    if (s && s->gen == o->m.gen) {
+        s->refs++;
+        o->snap = s;
+    }
+}
 static void wc_attach(ngh_op *o);
 static void wc_detach(ngh_op *o);
 
@@ -430,19 +441,16 @@ int ngh_op_begin(ngh_op *o, ngh_idx *ix, ts_txn *tx, int write)
         o->mpg = NULL;
         return rc;
     }
-    /* one lock for the scratch and the read cache's reference: two query
-     * threads met on this mutex seven times a search */
-    /* only read-only transactions see committed generations: a write
-     * transaction's own changes carry a generation number that another
-     * (committed) state may get after a rollback */
+    /* One lock for the scratch and the read cache's reference (two query
+     * threads met on this mutex seven times a search).  Only read-only
+     * transactions see committed generations: a write transaction's own
+     * changes carry a generation number that another (committed) state may
+     * get after a rollback. */
     int ro = !o->pa->writable(tx);
     pthread_t self = pthread_self();
     pthread_mutex_lock(&ix->mu);
     o->s = pool_pick(ix, self);
-    if (ro && ix->snap && ix->snap->gen == o->m.gen) {
-        ix->snap->refs++;
-        o->snap = ix->snap;
-    }
+    if (ro) snap_ref(ix, o);
     pthread_mutex_unlock(&ix->mu);
     o->s = scratch_ready(ix, o->s, self);
     if (o->s && !o->s->ptab) {
@@ -674,10 +682,7 @@ static void snap_attach(ngh_op *o)
         ix->snap = s = fresh;
         fresh = NULL;
     }
-    if (s && s->gen == o->m.gen) {
-        s->refs++;
-        o->snap = s;
-    }
+    snap_ref(ix, o);
     pthread_mutex_unlock(&ix->mu);
     ngh_snap_free(ix, fresh); /* lost a race to another reader */
     ngh_snap_free(ix, old);
@@ -1064,22 +1069,17 @@ static inline int node_rec(ngh_op *o, uint32_t id, int write, uint8_t **rec)
     ngh_scratch *s = o->s;
     uint8_t *d = NULL;
     ngh_snap *sn = o->snap;
-    /* read-only transactions: straight from the read cache */
-    if (sn && !write && pos < sn->cap[NGH_A_NODE] &&
-        (d = atomic_load_explicit(&sn->slot[NGH_A_NODE][pos], memory_order_acquire)) != NULL) {
-        *rec = d + PG_HDR + (size_t)(id - pos * m->npp) * m->rec;
-        return TS_OK;
-    }
-    /* write operations: straight from the write cache (a page this
-     * operation pins for write has left it, and is found through pm) */
     ngh_wcache *wc = o->wc;
-    if (wc && !write && pos < wc->cap[NGH_A_NODE] && (d = wc->slot[NGH_A_NODE][pos]) != NULL) {
-        *rec = d + PG_HDR + (size_t)(id - pos * m->npp) * m->rec;
-        return TS_OK;
-    }
-    if (pos < s->pmcap && s->pm[pos].gen == s->pgen && (s->pm[pos].w || !write)) {
+    /* reads go straight to a cached copy: the read cache (read-only
+     * transactions) or the write cache (write operations: a page this
+     * operation pins for write has left it, and is found through pm) */
+    if (!write && sn && pos < sn->cap[NGH_A_NODE])
+        d = atomic_load_explicit(&sn->slot[NGH_A_NODE][pos], memory_order_acquire);
+    else if (!write && wc && pos < wc->cap[NGH_A_NODE])
+        d = wc->slot[NGH_A_NODE][pos];
+    if (!d && pos < s->pmcap && s->pm[pos].gen == s->pgen && (s->pm[pos].w || !write))
         d = s->pm[pos].d;
-    } else {
+    if (!d) {
         int rc = node_page(o, pos, write, &d);
         if (rc) return rc;
     }
