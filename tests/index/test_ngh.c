@@ -1624,6 +1624,87 @@ START_TEST(rollback_then_write)
 }
 END_TEST
 
+/* Searches right after a commit take the write cache's copies as the read
+ * cache (one set of copies instead of two): what they return equals what
+ * the same queries return from the pages alone after a reopen, through
+ * inserts, deletes and searches in turn. */
+static void run_queries(ndb *h, const float *q, uint32_t nq, uint32_t dim, uint32_t k, uint32_t *ids, float *ds)
+{
+    ts_knn_hit out[16];
+    tstx *tx = rbegin(h);
+    for (uint32_t i = 0; i < nq; i++) {
+        size_t got = knn(h, tx, q + (size_t)i * dim, dim, k, 40, NULL, NULL, out);
+        REQUIRE(got == k, "query %u: %zu results", i, got);
+        for (uint32_t a = 0; a < k; a++) {
+            ids[i * k + a] = pk_id(out[a].val, out[a].vlen);
+            ds[i * k + a] = out[a].distance;
+        }
+    }
+    tstx_rollback(tx);
+}
+
+START_TEST(read_cache_adopts_writes)
+{
+    uint32_t n = 4000, dim = 16, k = 10, nq = 40, step = 500;
+    rng r = rng_new(16);
+    float *data = gen_data(&r, n, dim);
+    uint8_t *live = calloc(n, 1);
+    float *q = malloc((size_t)nq * dim * sizeof *q);
+    for (uint32_t i = 0; i < nq * dim; i++) q[i] = data[(size_t)rbelow(&r, n) * dim + i % dim];
+    uint32_t *ids = malloc((size_t)nq * k * sizeof *ids), *ids2 = malloc((size_t)nq * k * sizeof *ids2);
+    float *ds = malloc((size_t)nq * k * sizeof *ds), *ds2 = malloc((size_t)nq * k * sizeof *ds2);
+    ndb h;
+    db_new(&h, "ngh-adopt", 0, NULL, mkopts(dim, "l2", 8, 40, 0));
+    for (uint32_t from = 0; from < n; from += step) {
+        /* inserts and deletes committed, searched, then more of each */
+        for (int half = 0; half < 2; half++) {
+            tstx *tx = wbegin(&h);
+            for (uint32_t i = from + (uint32_t)half * step / 2; i < from + (uint32_t)(half + 1) * step / 2; i++) {
+                ck_assert_int_eq(ins(&h, tx, data, dim, i), TS_OK);
+                live[i] = 1;
+            }
+            for (uint32_t i = (uint32_t)half; i < from; i += 7)
+                if (live[i] && rbelow(&r, 3) == 0) {
+                    ck_assert_int_eq(del(&h, tx, data, dim, i), TS_OK);
+                    live[i] = 0;
+                }
+            commit(&h, tx);
+            if (half) {
+                /* a rolled-back writer leaves the write cache ahead of
+                 * what readers see: not to be taken */
+                tx = wbegin(&h);
+                for (uint32_t i = from + step; i < n && i < from + step + 50; i++)
+                    ck_assert_int_eq(ins(&h, tx, data, dim, i), TS_OK);
+                for (uint32_t i = 0; i < from; i += 5)
+                    if (live[i]) ck_assert_int_eq(del(&h, tx, data, dim, i), TS_OK);
+                tstx_rollback(tx);
+            }
+            run_queries(&h, q, nq, dim, k, ids, ds);
+            for (uint32_t i = 0; i < nq * k; i++) REQUIRE(live[ids[i]], "deleted %u returned", ids[i]);
+        }
+        ck_assert_int_eq(db_close(&h), TS_OK);
+        db_open(&h, NULL);
+        run_queries(&h, q, nq, dim, k, ids2, ds2);
+        for (uint32_t i = 0; i < nq * k; i++)
+            REQUIRE(ids[i] == ids2[i] && ds[i] == ds2[i], "rows %u..%u: result %u is %u (%g), %u (%g) after reopen",
+                    from, from + step, i, ids[i], ds[i], ids2[i], ds2[i]);
+        char why[256];
+        tstx *tx = rbegin(&h);
+        int ok = check_state(&h, tx, data, n, dim, live, why, sizeof why);
+        tstx_rollback(tx);
+        REQUIRE(ok, "rows %u: %s", from + step, why);
+    }
+    db_done(&h);
+    free(ids);
+    free(ids2);
+    free(ds);
+    free(ds2);
+    free(q);
+    free(live);
+    free(data);
+}
+END_TEST
+
 /* Vectors too big for a node record (1536-d float32 and 4100-d float16 on
  * 4 KiB pages) live in their own pages; 1536-d int8 fits a record. */
 START_TEST(large_vectors)
@@ -1786,6 +1867,7 @@ static Suite *suite(void)
     ADD(crash_recovery_i8);
     ADD(large_vectors);
     ADD(rollback_then_write);
+    ADD(read_cache_adopts_writes);
     ADD(concurrent_readers);
     suite_add_tcase(s, tc);
     return s;

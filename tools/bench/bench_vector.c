@@ -608,7 +608,12 @@ static void sweep(void)
      * first batch filled tostore's read cache and ran several times slower
      * than the same queries a moment later, which put the recall targets
      * reached at the first grid point on a cold measurement */
-    for (int i = 0; i < g_ne; i++) run_batch(g_order[i], ef_grid[0], -1, 1, NULL, NULL);
+    for (int i = 0; i < g_ne; i++) {
+        double m0 = rss_bytes(), t0 = now();
+        run_batch(g_order[i], ef_grid[0], -1, 1, NULL, NULL);
+        printf("  (first batch %s: %.0f ms, RSS growth %.0f B/vector)\n", ename[g_order[i]], (now() - t0) * 1e3,
+               (rss_bytes() - m0) / (double)g_n);
+    }
     for (int p = 0; p < NEF; p++) {
         int any = 0;
         for (int i = 0; i < g_ne; i++) any |= !done[g_order[i]];

@@ -108,6 +108,9 @@ void *ngh_slab_alloc(ngh_slab *s);
 void  ngh_slab_free(ngh_slab *s, void *b);
 /* Unmap every block (they need not be freed first). */
 void  ngh_slab_done(ngh_slab *s);
+/* Give every block of from (its mappings and free list) to to, whose own
+ * are unmapped; from stays set up, empty.  Neither may be in use. */
+void  ngh_slab_move(ngh_slab *to, ngh_slab *from);
 
 /* The read cache: copies of the node and upper-layer pages of one committed
  * generation of the index (the meta page's gen, bumped by every write

@@ -638,6 +638,29 @@ void ngh_snap_pk_fill(ngh_op *o, uint32_t id, const void **pk, size_t *pl)
     *pk = exp + 2;
 }
 
+/* Under ix->mu, for a read cache about to be published: when the write
+ * cache is of the same generation (a committed state, since a reader sees
+ * it) its copies are that state's pages, so the read cache takes them
+ * instead of copying the same pages again, and the index holds one set of
+ * copies instead of two.  Bulk loads followed by searches are the common
+ * case.  The next write operation starts with an empty write cache. */
+static void snap_adopt(ngh_idx *ix, ngh_snap *sn)
+{
+    ngh_wcache *wc = &ix->wc;
+    if (!wc->valid || wc->busy || wc->gen != sn->gen || !wc->slab.block || wc->slab.block != sn->slab.block)
+        return;
+    for (int a = 0; a < NGH_SNAP_ARRAYS; a++) {
+        uint32_t n = wc->cap[a] < sn->cap[a] ? wc->cap[a] : sn->cap[a];
+        for (uint32_t i = 0; i < n; i++)
+            atomic_store_explicit(&sn->slot[a][i], wc->slot[a][i], memory_order_relaxed);
+    }
+    /* copies past the reader's arrays (none: both follow the meta page)
+     * stay in the slab and go with it */
+    ngh_slab_move(&sn->slab, &wc->slab);
+    atomic_store_explicit(&sn->bytes, wc->bytes, memory_order_relaxed);
+    ngh_wcache_reset(ix);
+}
+
 /* A read operation on generation gen takes the index's cache when it is of
  * that generation (a new one when gen is newer; none when older: a reader
  * of an old snapshot pins its own pages). */
@@ -679,6 +702,7 @@ static void snap_attach(ngh_op *o)
             s->retired = 1;
             if (!s->refs) old = s;
         }
+        snap_adopt(ix, fresh);
         ix->snap = s = fresh;
         fresh = NULL;
     }

@@ -116,3 +116,22 @@ void ngh_slab_done(ngh_slab *s)
     pthread_mutex_destroy(&s->mu);
     memset(s, 0, sizeof *s);
 }
+
+void ngh_slab_move(ngh_slab *to, ngh_slab *from)
+{
+    for (chunk *c = to->chunks, *n; c; c = n) {
+        n = c->next;
+        UNPOISON(c, c->bytes);
+        munmap(c, c->bytes);
+    }
+    to->block = from->block;
+    to->chunks = from->chunks;
+    to->cur = from->cur;
+    to->left = from->left;
+    to->next_bytes = from->next_bytes;
+    to->free = from->free;
+    from->chunks = from->free = NULL;
+    from->cur = NULL;
+    from->left = 0;
+    from->next_bytes = FIRST_CHUNK;
+}
