@@ -1479,6 +1479,8 @@ static inline void prefetch_rec(const ngh_meta *m, const uint8_t *rec)
     for (uint32_t off = 0; off < len; off += 64) __builtin_prefetch(rec + off, 0, 3);
 }
 
+static inline uint32_t pf_ahead(const ngh_meta *m) { return NR_VEC + m->vbytes > LONG_REC ? 1 : PF_AHEAD; }
+
 /* Start fetching what node_rec and visited() will read for node id: its
  * visited stamp and the slot that maps its page (ids out of range are
  * left to node_rec to report). */
@@ -1497,7 +1499,8 @@ static inline void prefetch_slot(ngh_op *o, uint32_t id)
 /* Greedy descent at level lev from *ep (distance *epd). */
 static int greedy(ngh_op *o, const float *q, uint32_t lev, uint32_t *ep, float *epd)
 {
-    uint32_t ids[256];
+    uint32_t ids[256], ahead = pf_ahead(&o->m);
+    uint8_t *recs[256];
     for (int changed = 1; changed;) {
         changed = 0;
         ngh_op_relax(o);
@@ -1506,11 +1509,18 @@ static int greedy(ngh_op *o, const float *q, uint32_t lev, uint32_t *ep, float *
         int rc = nlist(o, *ep, lev, 0, &cnt, &lst, &n);
         if (rc) return rc;
         memcpy(ids, lst, (size_t)n * 4);
+        /* the records' misses overlap, as in search_layer (a search at a
+         * small ef spends a third of its distances up here) */
+        for (uint32_t i = 0; i < n; i++) prefetch_slot(o, ids[i]);
         for (uint32_t i = 0; i < n; i++) {
-            uint8_t *rec = NULL;
+            if ((rc = node_rec(o, ids[i], 0, &recs[i]))) return rc;
+            if (i < ahead) prefetch_rec(&o->m, recs[i]);
+            else __builtin_prefetch(recs[i], 0, 3);
+        }
+        for (uint32_t i = 0; i < n; i++) {
             float d;
-            if ((rc = node_rec(o, ids[i], 0, &rec))) return rc;
-            if ((rc = pdist(o, q, 1.0f, ids[i], rec, &d))) return rc;
+            if (i + ahead < n) prefetch_rec(&o->m, recs[i + ahead]);
+            if ((rc = pdist(o, q, 1.0f, ids[i], recs[i], &d))) return rc;
             if (d < *epd) {
                 *epd = d;
                 *ep = ids[i];
@@ -1538,7 +1548,7 @@ static int search_layer(ngh_op *o, const float *q, const ngh_cand *eps, uint32_t
     uint32_t need = ef + neps + 2 * o->m.M0 + 8;
     if ((rc = grow(o, &s->w, &s->wcap, need))) return rc;
     if ((rc = grow(o, &s->c, &s->ccap, neps + 64))) return rc;
-    uint32_t nc = 0, nw = 0, nvis = 0, ahead = NR_VEC + o->m.vbytes > LONG_REC ? 1 : PF_AHEAD;
+    uint32_t nc = 0, nw = 0, nvis = 0, ahead = pf_ahead(&o->m);
     if (gave_up) *gave_up = 0;
     for (uint32_t i = 0; i < neps; i++) {
         if (visited(s, eps[i].id)) continue;
