@@ -1625,13 +1625,16 @@ START_TEST(rollback_then_write)
 END_TEST
 
 /* Searches right after a commit take the write cache's copies as the read
- * cache (one set of copies instead of two): what they return equals what
- * the same queries return from the pages alone after a reopen, through
- * inserts, deletes and searches in turn. */
-static void run_queries(ndb *h, const float *q, uint32_t nq, uint32_t dim, uint32_t k, uint32_t *ids, float *ds)
+ * cache (one set of copies instead of two).  What they return must equal
+ * what the same queries return from the pages alone (a write transaction
+ * uses neither cache) and, after a reopen, from a cold index: through
+ * inserts, deletes, a reader kept open across the next commit (its cache's
+ * taken copies must not be reused by the next writer) and rolled-back
+ * writers (whose write cache is ahead of what readers see: not taken). */
+static void queries_in(ndb *h, tstx *tx, const float *q, uint32_t nq, uint32_t dim, uint32_t k, uint32_t *ids,
+                       float *ds)
 {
     ts_knn_hit out[16];
-    tstx *tx = rbegin(h);
     for (uint32_t i = 0; i < nq; i++) {
         size_t got = knn(h, tx, q + (size_t)i * dim, dim, k, 40, NULL, NULL, out);
         REQUIRE(got == k, "query %u: %zu results", i, got);
@@ -1640,60 +1643,137 @@ static void run_queries(ndb *h, const float *q, uint32_t nq, uint32_t dim, uint3
             ds[i * k + a] = out[a].distance;
         }
     }
+}
+
+static void same_answers(const uint32_t *ids, const float *ds, const uint32_t *ids2, const float *ds2, uint32_t n,
+                         const char *what, uint32_t round)
+{
+    for (uint32_t i = 0; i < n; i++)
+        REQUIRE(ids[i] == ids2[i] && ds[i] == ds2[i], "round %u, %s: result %u is %u (%g), want %u (%g)", round,
+                what, i, ids2[i], ds2[i], ids[i], ds[i]);
+}
+
+/* the answers from the pages alone: a write transaction, rolled back */
+static void uncached(ndb *h, const float *q, uint32_t nq, uint32_t dim, uint32_t k, uint32_t *ids, float *ds)
+{
+    tstx *tx = wbegin(h);
+    queries_in(h, tx, q, nq, dim, k, ids, ds);
     tstx_rollback(tx);
+}
+
+static void change(ndb *h, rng *r, const float *data, uint32_t dim, uint8_t *live, uint32_t from, uint32_t to,
+                   uint32_t del_below, int keep)
+{
+    tstx *tx = wbegin(h);
+    for (uint32_t i = from; i < to; i++) {
+        ck_assert_int_eq(ins(h, tx, data, dim, i), TS_OK);
+        if (keep) live[i] = 1;
+    }
+    for (uint32_t i = 0; i < del_below; i += 5)
+        if (live[i] && rbelow(r, 3) == 0) {
+            ck_assert_int_eq(del(h, tx, data, dim, i), TS_OK);
+            if (keep) live[i] = 0;
+        }
+    if (keep) commit(h, tx);
+    else tstx_rollback(tx);
 }
 
 START_TEST(read_cache_adopts_writes)
 {
-    uint32_t n = 4000, dim = 16, k = 10, nq = 40, step = 500;
+    uint32_t n = 4000, dim = 16, k = 10, nq = 40, step = 500, nr = nq * k;
     rng r = rng_new(16);
     float *data = gen_data(&r, n, dim);
     uint8_t *live = calloc(n, 1);
     float *q = malloc((size_t)nq * dim * sizeof *q);
     for (uint32_t i = 0; i < nq * dim; i++) q[i] = data[(size_t)rbelow(&r, n) * dim + i % dim];
-    uint32_t *ids = malloc((size_t)nq * k * sizeof *ids), *ids2 = malloc((size_t)nq * k * sizeof *ids2);
-    float *ds = malloc((size_t)nq * k * sizeof *ds), *ds2 = malloc((size_t)nq * k * sizeof *ds2);
+    uint32_t *ids = malloc(nr * sizeof *ids), *ids2 = malloc(nr * sizeof *ids2);
+    float *ds = malloc(nr * sizeof *ds), *ds2 = malloc(nr * sizeof *ds2);
     ndb h;
     db_new(&h, "ngh-adopt", 0, NULL, mkopts(dim, "l2", 8, 40, 0));
-    for (uint32_t from = 0; from < n; from += step) {
-        /* inserts and deletes committed, searched, then more of each */
-        for (int half = 0; half < 2; half++) {
-            tstx *tx = wbegin(&h);
-            for (uint32_t i = from + (uint32_t)half * step / 2; i < from + (uint32_t)(half + 1) * step / 2; i++) {
-                ck_assert_int_eq(ins(&h, tx, data, dim, i), TS_OK);
-                live[i] = 1;
-            }
-            for (uint32_t i = (uint32_t)half; i < from; i += 7)
-                if (live[i] && rbelow(&r, 3) == 0) {
-                    ck_assert_int_eq(del(&h, tx, data, dim, i), TS_OK);
-                    live[i] = 0;
-                }
-            commit(&h, tx);
-            if (half) {
-                /* a rolled-back writer leaves the write cache ahead of
-                 * what readers see: not to be taken */
-                tx = wbegin(&h);
-                for (uint32_t i = from + step; i < n && i < from + step + 50; i++)
-                    ck_assert_int_eq(ins(&h, tx, data, dim, i), TS_OK);
-                for (uint32_t i = 0; i < from; i += 5)
-                    if (live[i]) ck_assert_int_eq(del(&h, tx, data, dim, i), TS_OK);
-                tstx_rollback(tx);
-            }
-            run_queries(&h, q, nq, dim, k, ids, ds);
-            for (uint32_t i = 0; i < nq * k; i++) REQUIRE(live[ids[i]], "deleted %u returned", ids[i]);
-        }
+    for (uint32_t from = 0, round = 0; from < n; from += step, round++) {
+        uint32_t mid = from + step / 2, end = from + step;
+        /* committed; searched at once (the read cache takes the copies) */
+        change(&h, &r, data, dim, live, from, mid, from, 1);
+        tstx *old = rbegin(&h);
+        queries_in(&h, old, q, nq, dim, k, ids, ds);
+        for (uint32_t i = 0; i < nr; i++) REQUIRE(live[ids[i]], "round %u: deleted %u returned", round, ids[i]);
+        uncached(&h, q, nq, dim, k, ids2, ds2);
+        same_answers(ids, ds, ids2, ds2, nr, "taken copies against the pages", round);
+        /* the next writer starts a write cache of its own while the reader
+         * still searches the taken copies */
+        change(&h, &r, data, dim, live, mid, end, from, 1);
+        queries_in(&h, old, q, nq, dim, k, ids2, ds2);
+        same_answers(ids, ds, ids2, ds2, nr, "old reader after the next commit", round);
+        tstx_rollback(old);
+        /* a rolled-back writer: its write cache is ahead, not taken */
+        if (end < n) change(&h, &r, data, dim, live, end, end + 50 < n ? end + 50 : n, from, 0);
+        tstx *tx = rbegin(&h);
+        queries_in(&h, tx, q, nq, dim, k, ids, ds);
+        tstx_rollback(tx);
+        uncached(&h, q, nq, dim, k, ids2, ds2);
+        same_answers(ids, ds, ids2, ds2, nr, "after a rolled-back writer", round);
         ck_assert_int_eq(db_close(&h), TS_OK);
         db_open(&h, NULL);
-        run_queries(&h, q, nq, dim, k, ids2, ds2);
-        for (uint32_t i = 0; i < nq * k; i++)
-            REQUIRE(ids[i] == ids2[i] && ds[i] == ds2[i], "rows %u..%u: result %u is %u (%g), %u (%g) after reopen",
-                    from, from + step, i, ids[i], ds[i], ids2[i], ds2[i]);
+        tx = rbegin(&h);
+        queries_in(&h, tx, q, nq, dim, k, ids2, ds2);
+        tstx_rollback(tx);
+        same_answers(ids, ds, ids2, ds2, nr, "after a reopen", round);
         char why[256];
-        tstx *tx = rbegin(&h);
+        tx = rbegin(&h);
         int ok = check_state(&h, tx, data, n, dim, live, why, sizeof why);
         tstx_rollback(tx);
-        REQUIRE(ok, "rows %u: %s", from + step, why);
+        REQUIRE(ok, "rows %u: %s", end, why);
     }
+    db_done(&h);
+    free(ids);
+    free(ids2);
+    free(ds);
+    free(ds2);
+    free(q);
+    free(live);
+    free(data);
+}
+END_TEST
+
+/* Two index objects over one index (a migration's retarget opens a
+ * second): a generation number one object's rolled-back writer reached and
+ * the other committed must not let the first take or continue its stale
+ * write cache (the writer tag in the meta page). */
+START_TEST(two_objects_one_index)
+{
+    uint32_t n = 1300, dim = 16, k = 10, nq = 30, nr = nq * k;
+    rng r = rng_new(17);
+    float *data = gen_data(&r, n, dim);
+    uint8_t *live = calloc(n, 1);
+    float *q = malloc((size_t)nq * dim * sizeof *q);
+    uint32_t *ids = malloc(nr * sizeof *ids), *ids2 = malloc(nr * sizeof *ids2);
+    float *ds = malloc(nr * sizeof *ds), *ds2 = malloc(nr * sizeof *ds2);
+    ndb h;
+    db_new(&h, "ngh-two", 0, NULL, mkopts(dim, "l2", 8, 40, 0));
+    load(&h, data, dim, 0, 1000, 250);
+    memset(live, 1, 1000);
+    for (uint32_t i = 0; i < nq * dim; i++) q[i] = data[(size_t)rbelow(&r, 1000) * dim + i % dim];
+    ndb hb = h;
+    REQUIRE(tsix_open(&h.db->env, h.db->reg, "ngh", h.opts, h.root, "vec", &hb.ix) == TS_OK, "second object: %s",
+            emsg(&h));
+    /* object A: 100 inserts rolled back (its write cache: generation G+100) */
+    change(&h, &r, data, dim, live, 1000, 1100, 0, 0);
+    /* object B: 100 other inserts committed (the index: generation G+100) */
+    change(&hb, &r, data, dim, live, 1100, 1200, 0, 1);
+    /* A's searches and the pages agree */
+    tstx *tx = rbegin(&h);
+    queries_in(&h, tx, q, nq, dim, k, ids, ds);
+    tstx_rollback(tx);
+    uncached(&h, q, nq, dim, k, ids2, ds2);
+    same_answers(ids2, ds2, ids, ds, nr, "object A after B's commit", 0);
+    /* and A's next writer starts from the pages */
+    change(&h, &r, data, dim, live, 1200, 1300, 0, 1);
+    char why[256];
+    tx = rbegin(&h);
+    int ok = check_state(&h, tx, data, n, dim, live, why, sizeof why);
+    tstx_rollback(tx);
+    REQUIRE(ok, "after A's commit: %s", why);
+    tsix_close(hb.ix);
     db_done(&h);
     free(ids);
     free(ids2);
@@ -1868,6 +1948,7 @@ static Suite *suite(void)
     ADD(large_vectors);
     ADD(rollback_then_write);
     ADD(read_cache_adopts_writes);
+    ADD(two_objects_one_index);
     ADD(concurrent_readers);
     suite_add_tcase(s, tc);
     return s;

@@ -601,19 +601,23 @@ static void sweep(void)
     int done[NE] = {0}, high[NE] = {0};
     printf("\n-- q. efSearch sweep, %zu queries, k = %d, 1 thread, %d rounds interleaved per efSearch --\n",
            g_nq, K, g_rounds);
-    printf("%-6s", "ef");
-    for (int i = 0; i < g_ne; i++) printf(" | %-8s %8s %9s", ename[g_order[i]], "recall", "QPS(med)");
-    printf("\n");
-    /* one untimed batch each first: after a build (or with --only q) the
-     * first batch filled tostore's read cache and ran several times slower
-     * than the same queries a moment later, which put the recall targets
-     * reached at the first grid point on a cold measurement */
+    /* one batch each first, not counted in the sweep: after a build (or
+     * with --only q) the first batch filled tostore's read cache and ran
+     * several times slower than the same queries a moment later, which put
+     * the recall targets reached at the first grid point on a cold
+     * measurement.  Its time and memory are printed for what they say
+     * about a first search. */
     for (int i = 0; i < g_ne; i++) {
         double m0 = rss_bytes(), t0 = now();
         run_batch(g_order[i], ef_grid[0], -1, 1, NULL, NULL);
-        printf("  (first batch %s: %.0f ms, RSS growth %.0f B/vector)\n", ename[g_order[i]], (now() - t0) * 1e3,
-               (rss_bytes() - m0) / (double)g_n);
+        double el = now() - t0, m1 = rss_bytes();
+        printf("  first batch %s: %.0f ms", ename[g_order[i]], el * 1e3);
+        if (m0 > 0 && m1 > 0) printf(", RSS growth %.0f B/vector", (m1 - m0) / (double)g_n);
+        printf("\n");
     }
+    printf("%-6s", "ef");
+    for (int i = 0; i < g_ne; i++) printf(" | %-8s %8s %9s", ename[g_order[i]], "recall", "QPS(med)");
+    printf("\n");
     for (int p = 0; p < NEF; p++) {
         int any = 0;
         for (int i = 0; i < g_ne; i++) any |= !done[g_order[i]];

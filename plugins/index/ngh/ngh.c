@@ -182,6 +182,8 @@ static int ngh_open(const ts_module_args *args, uint64_t root, void **idx_out)
     ix->precision = c.precision;
     ngh_dist_pick(&ix->k, 2, c.precision);
     if ((rc = find_btree(h, args->env, &ix->btv, &ix->btplugin_state))) { h->free(ix); return rc; }
+    while (!ix->tag)
+        if ((rc = h->random(args->env, &ix->tag, sizeof ix->tag))) { h->free(ix); return rc; }
     if (pthread_mutex_init(&ix->mu, NULL)) { h->free(ix); return h->error(args->env, TS_ERR_NOMEM, "ngh: mutex"); }
     *idx_out = ix;
     return TS_OK;

@@ -176,12 +176,18 @@ typedef struct ngh_idx {
     uint64_t             stamp;
     ngh_snap            *snap;       /* the newest read cache (under mu) */
     ngh_wcache           wc;
+    /* Nonzero, drawn at open: written into the meta page by this object's
+     * write operations, so that a generation number another object over
+     * the same index committed (after this one's writer rolled back to the
+     * same number) never matches this object's write cache. */
+    uint32_t             tag;
 } ngh_idx;
 
 /* The meta page, decoded. */
 typedef struct ngh_meta {
     uint32_t dim, metric, precision, M, M0, efc;
     uint64_t seed, btroot, gen;
+    uint32_t writer;   /* the tag of the object whose write operation set gen (0: none) */
     uint32_t count, live, deleted, entry, maxlevel, nupper;
     uint32_t usable, rec, npp, vbytes, urec, upp, fanout;
     /* raw float32 vectors (array NGH_A_RAW): kept when the record holds a

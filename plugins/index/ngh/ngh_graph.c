@@ -72,6 +72,7 @@
 #define M_MAXLEVEL 48
 #define M_NUPPER   52
 #define M_USABLE   56
+#define M_WRITER   60   /* u32: ngh_idx.tag of the last write operation (0 in indexes before it) */
 #define M_BTROOT   64
 #define M_GEN      72   /* u64: bumped by every write operation (0 in indexes before it) */
 #define M_ARR      80   /* per array: depth u32, npages u32 */
@@ -213,6 +214,7 @@ static int meta_load(ngh_op *o)
     m->usable = g32(d + M_USABLE);
     m->btroot = g64(d + M_BTROOT);
     m->gen = g64(d + M_GEN);
+    m->writer = g32(d + M_WRITER);
     for (int a = 0; a < NGH_NARRAYS; a++) {
         m->depth[a] = g32(d + M_ARR + 8 * a);
         m->npages[a] = g32(d + M_ARR + 8 * a + 4);
@@ -255,6 +257,7 @@ static void meta_store(ngh_op *o)
     p32(d + M_MAXLEVEL, m->maxlevel);
     p32(d + M_NUPPER, m->nupper);
     p64(d + M_GEN, m->gen);
+    p32(d + M_WRITER, m->writer);
     p32(d + M_HLEVEL, m->hlevel);
     p32(d + M_HSPLIT, m->hsplit);
     for (int a = 0; a < NGH_NARRAYS; a++) {
@@ -555,7 +558,7 @@ static void wc_attach(ngh_op *o)
     ngh_idx *ix = o->ix;
     pthread_mutex_lock(&ix->mu);
     if (!ix->wc.busy) {
-        if (!ix->wc.valid || ix->wc.gen != o->m.gen) ngh_wcache_reset(ix);
+        if (!ix->wc.valid || ix->wc.gen != o->m.gen || o->m.writer != ix->tag) ngh_wcache_reset(ix);
         ix->wc.busy = 1;
         o->wc = &ix->wc;
     }
@@ -638,27 +641,46 @@ void ngh_snap_pk_fill(ngh_op *o, uint32_t id, const void **pk, size_t *pl)
     *pk = exp + 2;
 }
 
-/* Under ix->mu, for a read cache about to be published: when the write
- * cache is of the same generation (a committed state, since a reader sees
- * it) its copies are that state's pages, so the read cache takes them
- * instead of copying the same pages again, and the index holds one set of
- * copies instead of two.  Bulk loads followed by searches are the common
- * case.  The next write operation starts with an empty write cache. */
-static void snap_adopt(ngh_idx *ix, ngh_snap *sn)
+/* A read cache started for the write cache's generation takes the write
+ * cache's copies: a reader sees only committed generations, and the tag
+ * (generation and writer) names the state the last write operation of this
+ * object left, so those copies are that state's pages.  Instead of copying
+ * the same pages again from the kernel, the index then holds one set of
+ * copies instead of two; bulk loads followed by searches are the common
+ * case.  The next write operation starts with an empty write cache.
+ *
+ * Under ix->mu: claim the write cache (busy) when it is of the reader's
+ * state, so that its slots can be copied outside the lock (170K slots at 1M
+ * vectors, and every operation's start takes the mutex). */
+static int wc_claim(ngh_idx *ix, const ngh_meta *m)
 {
     ngh_wcache *wc = &ix->wc;
-    if (!wc->valid || wc->busy || wc->gen != sn->gen || !wc->slab.block || wc->slab.block != sn->slab.block)
-        return;
+    if (!wc->valid || wc->busy || wc->gen != m->gen || m->writer != ix->tag || !wc->slab.block) return 0;
+    wc->busy = 1;
+    return 1;
+}
+
+/* The claimed write cache's copies into sn's slots (sn not yet published). */
+static void snap_take_slots(ngh_idx *ix, ngh_snap *sn)
+{
+    ngh_wcache *wc = &ix->wc;
     for (int a = 0; a < NGH_SNAP_ARRAYS; a++) {
         uint32_t n = wc->cap[a] < sn->cap[a] ? wc->cap[a] : sn->cap[a];
         for (uint32_t i = 0; i < n; i++)
             atomic_store_explicit(&sn->slot[a][i], wc->slot[a][i], memory_order_relaxed);
     }
-    /* copies past the reader's arrays (none: both follow the meta page)
-     * stay in the slab and go with it */
+}
+
+/* Under ix->mu, sn being published: its memory too (copies past the
+ * reader's arrays, none as both follow the meta page, go with the slab),
+ * and the write cache, emptied, is released. */
+static void snap_take_memory(ngh_idx *ix, ngh_snap *sn)
+{
+    ngh_wcache *wc = &ix->wc;
     ngh_slab_move(&sn->slab, &wc->slab);
     atomic_store_explicit(&sn->bytes, wc->bytes, memory_order_relaxed);
     ngh_wcache_reset(ix);
+    wc->busy = 0;
 }
 
 /* A read operation on generation gen takes the index's cache when it is of
@@ -671,6 +693,7 @@ static void snap_attach(ngh_op *o)
     pthread_mutex_lock(&ix->mu);
     ngh_snap *s = ix->snap;
     int need = !s || s->gen < o->m.gen;
+    int take = need && wc_claim(ix, &o->m);
     pthread_mutex_unlock(&ix->mu);
     if (need) { /* allocate outside the lock */
         fresh = ix->host->calloc(1, sizeof *fresh);
@@ -695,6 +718,9 @@ static void snap_attach(ngh_op *o)
             }
         }
     }
+    /* (the block sizes always agree: both are the page's usable bytes) */
+    int took = fresh && take && fresh->slab.block == ix->wc.slab.block;
+    if (took) snap_take_slots(ix, fresh);
     pthread_mutex_lock(&ix->mu);
     s = ix->snap;
     if (fresh && (!s || s->gen < fresh->gen)) {
@@ -702,13 +728,16 @@ static void snap_attach(ngh_op *o)
             s->retired = 1;
             if (!s->refs) old = s;
         }
-        snap_adopt(ix, fresh);
+        if (took) snap_take_memory(ix, fresh); /* releases the write cache */
+        else if (take) ix->wc.busy = 0;
+        take = 0;
         ix->snap = s = fresh;
         fresh = NULL;
     }
+    if (take) ix->wc.busy = 0; /* lost a race, or no memory: the write cache stays */
     snap_ref(ix, o);
     pthread_mutex_unlock(&ix->mu);
-    ngh_snap_free(ix, fresh); /* lost a race to another reader */
+    ngh_snap_free(ix, fresh); /* lost a race to another reader (its slots only) */
     ngh_snap_free(ix, old);
 }
 
@@ -729,6 +758,7 @@ void ngh_op_end(ngh_op *o)
     if (o->mpg) {
         if (o->write) {
             o->m.gen++; /* the graph may have changed: cached copies are of older generations */
+            o->m.writer = o->ix->tag;
             meta_store(o);
         }
         o->pa->release(o->mpg);
@@ -1462,36 +1492,39 @@ static void sort_cands(ngh_cand *a, uint32_t n)
 
 /* ---- search ---------------------------------------------------------------- */
 
-/* Start fetching a record's vector (and its layer-0 list head) while other
- * distances are computed: records are scattered over the node pages.  Every
- * line the distance reads is asked for (a 128-d record spans 9-10 lines; a
- * cap at 512 bytes left the last one or two to miss on demand).  Short
- * records (up to LONG_REC bytes) are fetched PF_AHEAD ahead of the distance
- * being measured, long ones (784-d float32: 49 lines) one ahead: three of
- * them would fill the core's miss buffers, and capped at 512 bytes most of
- * each was left to the hardware prefetcher (784-d builds +6-10%, QPS at
- * recall 0.95 / 0.99 +19-65% in alternating runs; 128-d lost 3-10% with
- * one ahead). */
-#define PF_AHEAD 3
-#define LONG_REC 1024
+/* Start fetching a record's vector while other distances are computed:
+ * records are scattered over the node pages.  Every line the distance
+ * reads is asked for (a 128-d record spans 9-10 lines; a cap at 512 bytes
+ * left the last one or two to miss on demand). */
 static inline void prefetch_rec(const ngh_meta *m, const uint8_t *rec)
 {
     uintptr_t a = (uintptr_t)rec & ~(uintptr_t)63, z = (uintptr_t)rec + NR_VEC + m->vbytes;
     for (; a < z; a += 64) __builtin_prefetch((const void *)a, 0, 3);
 }
 
-static inline uint32_t pf_ahead(const ngh_meta *m) { return NR_VEC + m->vbytes > LONG_REC ? 1 : PF_AHEAD; }
+/* Records fetched ahead of the distance being measured: about 30 lines in
+ * flight, at most 3 records (128-d float32: 3; 784-d: 1).  Three whole
+ * 784-d records (49 lines each) filled the core's miss buffers, so the
+ * prefetch instructions themselves stalled, and capped at 512 bytes most
+ * of each record was left to the hardware prefetcher; one ahead, whole:
+ * QPS at recall 0.95 / 0.99 +19-65%, builds +6-10%.  At 128-d one ahead
+ * lost 3-10% of the build.  (Sizes in between were not measured.) */
+static inline uint32_t pf_ahead(const ngh_meta *m)
+{
+    uint32_t lines = (NR_VEC + m->vbytes + 63) / 64 + 1, n = 30 / lines;
+    return n < 1 ? 1 : n > 3 ? 3 : n;
+}
 
-/* Start fetching what node_rec and visited() will read for node id: its
- * visited stamp and the slot that maps its page (ids out of range are
- * left to node_rec to report). */
-static inline void prefetch_slot(ngh_op *o, uint32_t id)
+/* Start fetching what node_rec and visited() will read for node id: the
+ * slot that maps its page and, with stamp (the visited set is set up), its
+ * visited stamp (ids out of range are left to node_rec to report). */
+static inline void prefetch_slot(ngh_op *o, uint32_t id, int stamp)
 {
     if (id >= o->m.count) return;
     ngh_scratch *s = o->s;
     uint32_t pos = id / o->m.npp;
     const ngh_snap *sn = o->snap;
-    __builtin_prefetch(&s->visit[id], 1, 3);
+    if (stamp) __builtin_prefetch(&s->visit[id], 1, 3);
     if (sn && pos < sn->cap[NGH_A_NODE]) __builtin_prefetch(&sn->slot[NGH_A_NODE][pos], 0, 3);
     else if (o->wc && pos < o->wc->cap[NGH_A_NODE]) __builtin_prefetch(&o->wc->slot[NGH_A_NODE][pos], 0, 3);
     else if (pos < s->pmcap) __builtin_prefetch(&s->pm[pos], 0, 3);
@@ -1512,7 +1545,7 @@ static int greedy(ngh_op *o, const float *q, uint32_t lev, uint32_t *ep, float *
         memcpy(ids, lst, (size_t)n * 4);
         /* the records' misses overlap, as in search_layer (a search at a
          * small ef spends a third of its distances up here) */
-        for (uint32_t i = 0; i < n; i++) prefetch_slot(o, ids[i]);
+        for (uint32_t i = 0; i < n; i++) prefetch_slot(o, ids[i], 0); /* no visited set here */
         for (uint32_t i = 0; i < n; i++) {
             if ((rc = node_rec(o, ids[i], 0, &recs[i]))) return rc;
             if (i < ahead) prefetch_rec(&o->m, recs[i]);
@@ -1574,11 +1607,11 @@ static int search_layer(ngh_op *o, const float *q, const ngh_cand *eps, uint32_t
         /* Three passes, so that the cache misses of one neighbour overlap
          * the others' and the distances: (1) every neighbour's visited
          * stamp and page slot, (2) the unvisited ones' records, the first
-         * line each (all of it for the first PF_AHEAD), (3) the distances,
-         * each pulling in the whole record PF_AHEAD places ahead.  Pulling
+         * line each (all of it for the first pf_ahead), (3) the distances,
+         * each pulling in the whole record pf_ahead places ahead.  Pulling
          * in every line of every record at once (32 x 9 lines) stalled on
          * the core's miss buffers: a third of a build's time. */
-        for (uint32_t i = 0; i < n; i++) prefetch_slot(o, g32(lst + 4 * i));
+        for (uint32_t i = 0; i < n; i++) prefetch_slot(o, g32(lst + 4 * i), 1);
         /* and the same for the next candidate's neighbours (it usually is
          * the next expanded), so its stamps and slots arrive while this
          * one's distances run: +2-6% searches, +3% builds */
@@ -1586,7 +1619,7 @@ static int search_layer(ngh_op *o, const float *q, const ngh_cand *eps, uint32_t
             uint8_t *cnt2, *lst2;
             uint32_t n2;
             if ((rc = nlist(o, s->c[0].id, lev, 0, &cnt2, &lst2, &n2))) return rc;
-            for (uint32_t i = 0; i < n2; i++) prefetch_slot(o, g32(lst2 + 4 * i));
+            for (uint32_t i = 0; i < n2; i++) prefetch_slot(o, g32(lst2 + 4 * i), 1);
         }
         for (uint32_t i = 0; i < n; i++) {
             uint32_t e = g32(lst + 4 * i);
