@@ -1678,6 +1678,35 @@ static void change(ndb *h, rng *r, const float *data, uint32_t dim, uint8_t *liv
     else tstx_rollback(tx);
 }
 
+/* check_state in a read transaction of its own, failing the test */
+static void require_state(ndb *h, const float *data, uint32_t n, uint32_t dim, const uint8_t *live, const char *when)
+{
+    char why[256];
+    tstx *tx = rbegin(h);
+    int ok = check_state(h, tx, data, n, dim, live, why, sizeof why);
+    tstx_rollback(tx);
+    REQUIRE(ok, "%s: %s", when, why);
+}
+
+/* two sets of answers (ids and distances) to compare */
+typedef struct answers { uint32_t *ids, *ids2; float *ds, *ds2; } answers;
+
+static answers answers_new(uint32_t nr)
+{
+    answers a = { malloc(nr * sizeof *a.ids), malloc(nr * sizeof *a.ids2), malloc(nr * sizeof *a.ds),
+                  malloc(nr * sizeof *a.ds2) };
+    REQUIRE(a.ids && a.ids2 && a.ds && a.ds2, "out of memory");
+    return a;
+}
+
+static void answers_free(answers *a)
+{
+    free(a->ids);
+    free(a->ids2);
+    free(a->ds);
+    free(a->ds2);
+}
+
 START_TEST(read_cache_adopts_writes)
 {
     uint32_t n = 4000, dim = 16, k = 10, nq = 40, step = 500, nr = nq * k;
@@ -1686,8 +1715,9 @@ START_TEST(read_cache_adopts_writes)
     uint8_t *live = calloc(n, 1);
     float *q = malloc((size_t)nq * dim * sizeof *q);
     for (uint32_t i = 0; i < nq * dim; i++) q[i] = data[(size_t)rbelow(&r, n) * dim + i % dim];
-    uint32_t *ids = malloc(nr * sizeof *ids), *ids2 = malloc(nr * sizeof *ids2);
-    float *ds = malloc(nr * sizeof *ds), *ds2 = malloc(nr * sizeof *ds2);
+    answers an = answers_new(nr);
+    uint32_t *ids = an.ids, *ids2 = an.ids2;
+    float *ds = an.ds, *ds2 = an.ds2;
     ndb h;
     db_new(&h, "ngh-adopt", 0, NULL, mkopts(dim, "l2", 8, 40, 0));
     for (uint32_t from = 0, round = 0; from < n; from += step, round++) {
@@ -1718,17 +1748,10 @@ START_TEST(read_cache_adopts_writes)
         queries_in(&h, tx, q, nq, dim, k, ids2, ds2);
         tstx_rollback(tx);
         same_answers(ids, ds, ids2, ds2, nr, "after a reopen", round);
-        char why[256];
-        tx = rbegin(&h);
-        int ok = check_state(&h, tx, data, n, dim, live, why, sizeof why);
-        tstx_rollback(tx);
-        REQUIRE(ok, "rows %u: %s", end, why);
+        require_state(&h, data, n, dim, live, "after a reopen");
     }
     db_done(&h);
-    free(ids);
-    free(ids2);
-    free(ds);
-    free(ds2);
+    answers_free(&an);
     free(q);
     free(live);
     free(data);
@@ -1746,8 +1769,9 @@ START_TEST(two_objects_one_index)
     float *data = gen_data(&r, n, dim);
     uint8_t *live = calloc(n, 1);
     float *q = malloc((size_t)nq * dim * sizeof *q);
-    uint32_t *ids = malloc(nr * sizeof *ids), *ids2 = malloc(nr * sizeof *ids2);
-    float *ds = malloc(nr * sizeof *ds), *ds2 = malloc(nr * sizeof *ds2);
+    answers an = answers_new(nr);
+    uint32_t *ids = an.ids, *ids2 = an.ids2;
+    float *ds = an.ds, *ds2 = an.ds2;
     ndb h;
     db_new(&h, "ngh-two", 0, NULL, mkopts(dim, "l2", 8, 40, 0));
     load(&h, data, dim, 0, 1000, 250);
@@ -1768,17 +1792,10 @@ START_TEST(two_objects_one_index)
     same_answers(ids2, ds2, ids, ds, nr, "object A after B's commit", 0);
     /* and A's next writer starts from the pages */
     change(&h, &r, data, dim, live, 1200, 1300, 0, 1);
-    char why[256];
-    tx = rbegin(&h);
-    int ok = check_state(&h, tx, data, n, dim, live, why, sizeof why);
-    tstx_rollback(tx);
-    REQUIRE(ok, "after A's commit: %s", why);
+    require_state(&h, data, n, dim, live, "after A's commit");
     tsix_close(hb.ix);
     db_done(&h);
-    free(ids);
-    free(ids2);
-    free(ds);
-    free(ds2);
+    answers_free(&an);
     free(q);
     free(live);
     free(data);
