@@ -4,6 +4,7 @@
 #include <string.h>
 #include <tostore/status.h>
 #include "pager/cache.h"
+#include "pager/frames.h"
 
 struct tscpage {
     uint64_t pgno, ver;
@@ -22,6 +23,7 @@ struct tscache {
     tscpage **all;       /* linked pages, for the clock hand */
     size_t    n, cap, hand;
     uint64_t  hits, misses;
+    tsframes  fr;        /* every page's memory, under mu */
 };
 
 static size_t hash(const tscache *c, uint64_t pgno, uint64_t ver)
@@ -37,10 +39,13 @@ int tscache_new(size_t max_bytes, size_t page_bytes, tscache **out)
     c->page_bytes = page_bytes;
     c->max_pages = max_bytes / (page_bytes + sizeof(tscpage));
     if (c->max_pages < 16) c->max_pages = 16;
-    c->nbuckets = 64;
-    while (c->nbuckets < c->max_pages) c->nbuckets <<= 1;
+    /* grown with the pages (grow_buckets): a table sized for the budget
+     * up front (4 MiB for 2 GB) was faulted in one random page at a time
+     * by a process's first queries */
+    c->nbuckets = 1024;
     c->buckets = calloc(c->nbuckets, sizeof *c->buckets);
     if (!c->buckets) { free(c); return TS_ERR_NOMEM; }
+    tsframes_init(&c->fr, sizeof(tscpage) + page_bytes);
     pthread_mutex_init(&c->mu, NULL);
     *out = c;
     return TS_OK;
@@ -49,7 +54,7 @@ int tscache_new(size_t max_bytes, size_t page_bytes, tscache **out)
 void tscache_free(tscache *c)
 {
     if (!c) return;
-    for (size_t i = 0; i < c->n; i++) free(c->all[i]);
+    tsframes_done(&c->fr); /* every page at once */
     free(c->all);
     free(c->buckets);
     pthread_mutex_destroy(&c->mu);
@@ -77,7 +82,26 @@ static void evict(tscache *c)
         if (p->pins) { c->hand++; continue; }
         if (p->ref) { p->ref = 0; c->hand++; continue; }
         unlink_page(c, p);
-        free(p);
+        tsframes_put(&c->fr, p);
+    }
+}
+
+/* Under c->mu: twice the buckets once there is a page for every 4 buckets
+ * (chains of one: at one page a bucket two query threads spent 3-10% more
+ * CPU a search); kept as they are when memory is short. */
+static void grow_buckets(tscache *c)
+{
+    if (c->n < c->nbuckets / 4 || c->nbuckets > SIZE_MAX / 2 / sizeof *c->buckets) return;
+    tscpage **nb = calloc(c->nbuckets * 2, sizeof *nb);
+    if (!nb) return;
+    free(c->buckets);
+    c->buckets = nb;
+    c->nbuckets *= 2;
+    for (size_t i = 0; i < c->n; i++) {
+        tscpage *p = c->all[i];
+        size_t h = hash(c, p->pgno, p->ver);
+        p->hnext = nb[h];
+        nb[h] = p;
     }
 }
 
@@ -100,7 +124,9 @@ tscpage *tscache_get(tscache *c, uint64_t pgno, uint64_t ver)
 
 tscpage *tscache_alloc(tscache *c, uint64_t pgno, uint64_t ver)
 {
-    tscpage *p = malloc(sizeof *p + c->page_bytes);
+    pthread_mutex_lock(&c->mu);
+    tscpage *p = tsframes_get(&c->fr);
+    pthread_mutex_unlock(&c->mu);
     if (!p) return NULL;
     memset(p, 0, sizeof *p);
     p->pgno = pgno;
@@ -108,18 +134,22 @@ tscpage *tscache_alloc(tscache *c, uint64_t pgno, uint64_t ver)
     return p;
 }
 
-void tscache_discard(tscache *c, tscpage *p) { (void)c; free(p); }
+void tscache_discard(tscache *c, tscpage *p)
+{
+    pthread_mutex_lock(&c->mu);
+    tsframes_put(&c->fr, p);
+    pthread_mutex_unlock(&c->mu);
+}
 
 tscpage *tscache_insert(tscache *c, tscpage *p)
 {
     pthread_mutex_lock(&c->mu);
-    size_t h = hash(c, p->pgno, p->ver);
     tscpage *q = find(c, p->pgno, p->ver);
     if (q) {
         q->pins++;
         q->ref = 1;
+        tsframes_put(&c->fr, p);
         pthread_mutex_unlock(&c->mu);
-        free(p);
         return q;
     }
     evict(c);
@@ -134,6 +164,8 @@ tscpage *tscache_insert(tscache *c, tscpage *p)
         c->all = na;
         c->cap = nc;
     }
+    grow_buckets(c);
+    size_t h = hash(c, p->pgno, p->ver);
     p->hnext = c->buckets[h];
     c->buckets[h] = p;
     p->slot = c->n;
@@ -149,22 +181,19 @@ void tscache_unpin(tscache *c, tscpage *p)
 {
     if (!p) return;
     pthread_mutex_lock(&c->mu);
-    int gone = --p->pins == 0 && !p->linked;
+    if (--p->pins == 0 && !p->linked) tsframes_put(&c->fr, p);
     pthread_mutex_unlock(&c->mu);
-    if (gone) free(p);
 }
 
 void tscache_drop(tscache *c, uint64_t pgno, uint64_t ver)
 {
     pthread_mutex_lock(&c->mu);
     tscpage *p = find(c, pgno, ver);
-    int gone = 0;
     if (p) {
         unlink_page(c, p);
-        gone = p->pins == 0;
+        if (!p->pins) tsframes_put(&c->fr, p);
     }
     pthread_mutex_unlock(&c->mu);
-    if (gone) free(p);
 }
 
 
@@ -172,10 +201,9 @@ void tscache_rekey(tscache *c, uint64_t pgno, uint64_t from, uint64_t to)
 {
     pthread_mutex_lock(&c->mu);
     tscpage *old = find(c, pgno, to), *p = from != to ? find(c, pgno, from) : NULL;
-    int gone = 0;
     if (old) {
         unlink_page(c, old);
-        gone = old->pins == 0;
+        if (!old->pins) tsframes_put(&c->fr, old);
     }
     if (p) {
         /* out of its bucket only: its clock slot stays */
@@ -188,7 +216,6 @@ void tscache_rekey(tscache *c, uint64_t pgno, uint64_t from, uint64_t to)
         c->buckets[h] = p;
     }
     pthread_mutex_unlock(&c->mu);
-    if (gone) free(old);
 }
 
 uint8_t *tscpage_data(tscpage *p) { return p->data; }
