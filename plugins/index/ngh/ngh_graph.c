@@ -728,13 +728,14 @@ static void snap_attach(ngh_op *o)
             s->retired = 1;
             if (!s->refs) old = s;
         }
-        if (took) snap_take_memory(ix, fresh); /* releases the write cache */
-        else if (take) ix->wc.busy = 0;
-        take = 0;
+        if (took) {
+            snap_take_memory(ix, fresh); /* releases the write cache */
+            take = 0;
+        }
         ix->snap = s = fresh;
         fresh = NULL;
     }
-    if (take) ix->wc.busy = 0; /* lost a race, or no memory: the write cache stays */
+    if (take) ix->wc.busy = 0; /* not taken (lost a race, or no memory): the write cache stays */
     snap_ref(ix, o);
     pthread_mutex_unlock(&ix->mu);
     ngh_snap_free(ix, fresh); /* lost a race to another reader (its slots only) */
