@@ -3,7 +3,7 @@
  * tree and driven through the kernel's index wrapper (catalog/ix.h) inside
  * kernel transactions, checked against exact (brute-force) search:
  *
- *  - the distance kernels (scalar, SSE, AVX2; float32, float16, int8) agree;
+ *  - the distance kernels (scalar, SSE, AVX2, AVX-512; float32, float16, int8) agree;
  *  - recall@10 >= 0.95 at the default efSearch on 20K clustered vectors for
  *    l2, cosine and innerProduct in float32, float16 and int8; an indexed
  *    vector finds itself first at distance ~0; distances are the exact ones;
@@ -401,9 +401,9 @@ static double recall(ndb *h, tstx *tx, int metric, const float *data, uint32_t n
 START_TEST(kernels_agree)
 {
     rng r = rng_new(1);
-    ngh_kernels k[3];
-    for (int l = 0; l < 3; l++) ngh_dist_pick(&k[l], l, NGH_F32);
-    if (verbose()) printf("ngh: distance kernels: %s\n", k[2].name);
+    ngh_kernels k[4];
+    for (int l = 0; l < 4; l++) ngh_dist_pick(&k[l], l, NGH_F32);
+    if (verbose()) printf("ngh: distance kernels: %s\n", k[3].name);
     float a[301], b[301];
     for (uint32_t n = 0; n <= 300; n += (n < 40 ? 1 : 37)) {
         for (uint32_t i = 0; i < n + 1; i++) {
@@ -416,7 +416,7 @@ START_TEST(kernels_agree)
             dot += (double)a[i + 1] * b[i];
             l2 += ((double)a[i + 1] - b[i]) * ((double)a[i + 1] - b[i]);
         }
-        for (int l = 0; l < 3; l++) {
+        for (int l = 0; l < 4; l++) {
             float d = k[l].dot(a + 1, b, n), e = k[l].l2(a + 1, b, n);
             REQUIRE(fabs(d - dot) <= 1e-4 * (1 + fabs(dot)), "%s dot n=%u: %g want %g", k[l].name, n, d, dot);
             REQUIRE(fabs(e - l2) <= 1e-4 * (1 + l2), "%s l2 n=%u: %g want %g", k[l].name, n, e, l2);
@@ -424,8 +424,8 @@ START_TEST(kernels_agree)
     }
     /* the quantized kernels against the dequantized vector, every level */
     for (int prec = NGH_F16; prec <= NGH_I8; prec++) {
-        ngh_kernels qk[3];
-        for (int l = 0; l < 3; l++) ngh_dist_pick(&qk[l], l, prec);
+        ngh_kernels qk[4];
+        for (int l = 0; l < 4; l++) ngh_dist_pick(&qk[l], l, prec);
         uint8_t codes[2 * 301 + 1];
         float deq[301];
         for (uint32_t n = 0; n <= 300; n += (n < 40 ? 1 : 37)) {
@@ -444,7 +444,7 @@ START_TEST(kernels_agree)
             }
             /* quantization error: half of a step */
             REQUIRE(qerr <= (prec == NGH_I8 ? 0.51 * sc : 3 * 9.8e-4 * 12) + 1e-6, "prec %d n=%u: error %g", prec, n, qerr);
-            for (int l = 0; l < 3; l++) {
+            for (int l = 0; l < 4; l++) {
                 float d = qk[l].qdot(a + 1, codes + 1, n, sc), e = qk[l].ql2(a + 1, codes + 1, n, sc);
                 REQUIRE(fabs(d - dot) <= 1e-4 * (1 + fabs(dot)), "%s prec %d qdot n=%u: %g want %g", qk[l].name, prec, n, d, dot);
                 REQUIRE(fabs(e - l2) <= 1e-4 * (1 + l2), "%s prec %d ql2 n=%u: %g want %g", qk[l].name, prec, n, e, l2);

