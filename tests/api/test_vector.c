@@ -286,6 +286,12 @@ START_TEST(search_int8_l2) { metric_case(M_L2, "int8"); }
 END_TEST
 START_TEST(search_int8_inner_product) { metric_case(M_IP, "int8"); }
 END_TEST
+START_TEST(search_float16_l2) { metric_case(M_L2, "float16"); }
+END_TEST
+START_TEST(search_float16_inner_product) { metric_case(M_IP, "float16"); }
+END_TEST
+START_TEST(search_int8_cosine) { metric_case(M_COS, "int8"); }
+END_TEST
 
 /* Without an index the search scans: the exact answer, for every precision. */
 START_TEST(exact_scan_without_index)
@@ -910,6 +916,9 @@ static Suite *suite(void)
     tcase_add_test(tc, search_float16_cosine);
     tcase_add_test(tc, search_int8_l2);
     tcase_add_test(tc, search_int8_inner_product);
+    tcase_add_test(tc, search_float16_l2);
+    tcase_add_test(tc, search_float16_inner_product);
+    tcase_add_test(tc, search_int8_cosine);
     tcase_add_test(tc, exact_scan_without_index);
     tcase_add_test(tc, filtered_search);
     tcase_add_test(tc, filtered_search_repeated);
