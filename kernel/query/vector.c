@@ -22,6 +22,8 @@ typedef struct vsearch {
     int       metric;
     const tsq_vset *set;   /* the rows passing the conditions, when known */
     const tsq_vset *colset;   /* a column set (by_column's graph filter) */
+    int       ranged;      /* the column set's conditions are the integers lo..hi */
+    int64_t   lo, hi;
 } vsearch;
 
 /* A result on its way out, kept in a max-heap on distance (exact scan). */
@@ -503,13 +505,63 @@ static int col_pass(const tsq_cgroup *g, const tsq_vset *cs, size_t i)
     return pass;
 }
 
+/* Conditions that are each =, >, >=, <, <= or BETWEEN with integer
+ * operands (a category, a time window) as one interval lo..hi, possibly
+ * empty: a row passes when its value is an integer in it (NULL passes
+ * none of these).  Then the pass over every row of a column set compares
+ * two integers instead of calling the condition code per leaf (a third of
+ * a 1%-filtered search at 100K rows).  0: not of that form. */
+static int int_range(const tsq_cgroup *g, int64_t *lo_out, int64_t *hi_out)
+{
+    int64_t lo = INT64_MIN, hi = INT64_MAX;
+    for (size_t j = 0; j < g->n; j++) {
+        const tsq_cterm *ct = &g->t[j];
+        if (ct->v.kind != TSD_V_INT) return 0;
+        int64_t c = ct->v.i, a = INT64_MIN, b = INT64_MAX;
+        switch (ct->op) {
+        case TSQ_EQ: a = b = c; break;
+        case TSQ_GE: a = c; break;
+        case TSQ_LE: b = c; break;
+        case TSQ_GT:
+            if (c == INT64_MAX) return *lo_out = 1, *hi_out = 0, 1;   /* nothing passes */
+            a = c + 1;
+            break;
+        case TSQ_LT:
+            if (c == INT64_MIN) return *lo_out = 1, *hi_out = 0, 1;
+            b = c - 1;
+            break;
+        case TSQ_BETWEEN:
+            if (ct->v2.kind != TSD_V_INT) return 0;
+            a = c;
+            b = ct->v2.i;
+            break;
+        default:
+            return 0;
+        }
+        if (a > lo) lo = a;
+        if (b < hi) hi = b;
+    }
+    *lo_out = lo;
+    *hi_out = hi;
+    return 1;
+}
+
+/* Whether row i of column set cs passes the search's conditions. */
+static inline int row_pass(const vsearch *v, const tsq_cgroup *g, const tsq_vset *cs, size_t i)
+{
+    const tsq_vval *x = &cs->val[i];
+    if (v->ranged && x->kind == TSD_V_INT) return x->u.i >= v->lo && x->u.i <= v->hi;
+    if (v->ranged && x->kind == TSD_V_NULL) return 0;
+    return col_pass(g, cs, i);
+}
+
 /* The graph's filter through a column set: the row's value by its key. */
 static int vfilter_col(void *ctx, const void *val, size_t vl)
 {
     vsearch *v = ctx;
     if (vl < v->pl || memcmp(val, v->pre, v->pl) != 0) return 0;
     long i = tsq_vset_find(v->colset, (const uint8_t *)val + v->pl, vl - v->pl);
-    return i >= 0 && col_pass(tsq_exec_conds(v->e), v->colset, (size_t)i);
+    return i >= 0 && row_pass(v, tsq_exec_conds(v->e), v->colset, (size_t)i);
 }
 
 /* The search through a column set: the conditions evaluated on the cached
@@ -522,9 +574,10 @@ static int by_column(vsearch *v, size_t col, tsix *ix, const tsq_vset *cs, const
 {
     const tsq_cgroup *g = tsq_exec_conds(v->e);
     size_t cap = k * 20 > 1024 ? k * 20 : 1024;
+    v->ranged = int_range(g, &v->lo, &v->hi);
     if (ix && cs->n > 4 * cap) {
         size_t step = cs->n / 1024, pass = 0, seen = 0;
-        for (size_t i = 0; i < cs->n; i += step, seen++) pass += (size_t)col_pass(g, cs, i);
+        for (size_t i = 0; i < cs->n; i += step, seen++) pass += (size_t)row_pass(v, g, cs, i);
         if (pass * cs->n > 2 * cap * seen) {
             v->colset = cs;
             int rc = by_index_filtered(v, ix, vec, dim, k, ef, vfilter_col, rows);
@@ -536,7 +589,7 @@ static int by_column(vsearch *v, size_t col, tsix *ix, const tsq_vset *cs, const
     if (tsq_vset_init(&ks, 0)) return tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
     int rc = TS_OK;
     for (size_t i = 0; i < cs->n && !rc; i++) {
-        if (!col_pass(g, cs, i)) continue;
+        if (!row_pass(v, g, cs, i)) continue;
         size_t pkl;
         const uint8_t *pk = tsq_vset_key(cs, i, &pkl);
         rc = tsq_vset_add(&ks, pk, pkl, NULL);
@@ -616,8 +669,9 @@ int tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t d
     for (size_t i = 0; i < t->def->nindexes && ixn < 0; i++)
         if (t->def->indexes[i].vector_config && t->def->indexes[i].cols[0] == col && t->ix[i])
             ixn = (long)i;
-    vsearch v = { e, x, t, x->src[0].space, { 0 }, 0, tsq_exec_has_cond(e) || t->ttl != NULL,
-                  metric_of(ixn >= 0 ? &t->def->indexes[ixn] : NULL), NULL, NULL };
+    vsearch v = { .e = e, .x = x, .t = t, .space = x->src[0].space,
+                  .read_rows = tsq_exec_has_cond(e) || t->ttl != NULL,
+                  .metric = metric_of(ixn >= 0 ? &t->def->indexes[ixn] : NULL) };
     v.pl = ts_key_int(v.pre, sizeof v.pre, 0, (int64_t)v.space);
     /* rows of TTL tables expire: sets are not used for them */
     int sets = !t->ttl && tsq_exec_has_cond(e);

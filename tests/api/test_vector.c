@@ -536,7 +536,9 @@ static int col_pass1(const colrow *r, int op, long long a, long long b)
     case 5: return r->has_n && (r->n == a || r->n == b);
     case 6: return r->has_n && r->n != a && r->n != b;
     case 7: return !r->has_n;
-    default: return r->has_n;
+    case 8: return r->has_n;
+    case 9: return r->has_n && r->n > a;
+    default: return r->has_n && r->n <= a;
     }
 }
 
@@ -552,11 +554,11 @@ static int col_keep(size_t i)
 
 static ts_query *col_query(ts_db *db)
 {
-    static const char *const ops[] = { "=", "!=", "<", ">=", "BETWEEN", "IN", "NOT IN", "IS", "IS NOT" };
+    static const char *const ops[] = { "=", "!=", "<", ">=", "BETWEEN", "IN", "NOT IN", "IS", "IS NOT", ">", "<=" };
     ts_query *q = ts_query_new(db, "cc");
     if (col_op >= 0) {
         json_t *v = col_op >= 4 && col_op <= 6 ? json_pack("[I, I]", (json_int_t)col_a, (json_int_t)col_b)
-                  : col_op >= 7 ? json_null()
+                  : col_op == 7 || col_op == 8 ? json_null()
                   : json_integer(col_a);
         q = ts_where(q, "n", ops[col_op], keep(v));
     }
@@ -595,7 +597,7 @@ START_TEST(filtered_search_column)
     for (int round = 0; round < 3; round++) {
         for (int it = 0; it < 60; it++) {
             seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-            col_op = (int)((seed >> 33) % 10) - 1;   /* -1: no condition on n */
+            col_op = (int)((seed >> 33) % 12) - 1;   /* -1: no condition on n */
             col_op2 = (int)((seed >> 40) % 3);
             if (col_op < 0 && col_op2 == 0) col_op2 = 2;
             col_a = (long long)((seed >> 20) % 500) - 250;
@@ -627,6 +629,18 @@ START_TEST(filtered_search_column)
             ck_assert_int_eq(ts_delete(db, "cc", I(2)), TS_OK);
             rows[1].deleted = 1;
         }
+    }
+    /* the integer extremes: > the largest and < the smallest pass nothing,
+     * <= the largest and >= the smallest every non-null row */
+    static const char *const xop[] = { ">", "<", "<=", ">=" };
+    for (int j = 0; j < 4; j++) {
+        json_int_t lim = j % 2 ? INT64_MIN : INT64_MAX;
+        ts_result *xr = search(ts_where(ts_query_new(db, "cc"), "n", xop[j], I(lim)), data, DIM, K);
+        ck_assert_msg(ts_result_count(xr) == (j < 2 ? 0 : K), "n %s %lld: %zu rows", xop[j],
+                      (long long)lim, ts_result_count(xr));
+        for (size_t i = 0; i < ts_result_count(xr); i++)
+            ck_assert(rows[id_of(ts_result_row(xr, i))].has_n);
+        ts_result_free(xr);
     }
     /* deleted row 2 never comes back, even searched by its own vector */
     ts_result *r = search(ts_where(ts_query_new(db, "cc"), "w", "<", keep(json_real(1000))), data + DIM, DIM, 1);
