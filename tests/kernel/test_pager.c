@@ -164,6 +164,42 @@ START_TEST(bigger_than_cache)
 }
 END_TEST
 
+/* A cache large enough to be split into partitions (8 MiB: four), each
+ * evicting within its share: 24 MB of pages written and read back in two
+ * orders stay correct, and the cache stays within its budget. */
+START_TEST(partitioned_cache_evicts)
+{
+    enum { N = 6000 };
+    char *dir = tst_tmpdir("pager");
+    ts_db *db = open_db(dir, "\"cacheBytes\": 8388608");
+    uint64_t a = write_pages(db->pg, N, 5, 1);
+    for (int round = 0; round < 2; round++) {
+        verify_pages(db->pg, a, N, 5);
+        tstx *tx;
+        ck_assert_int_eq(tstx_begin(db->pg, 0, &tx), TS_OK);
+        for (int i = 0; i < N; i++) {   /* a stride that visits every page once */
+            uint64_t no = a + (uint64_t)((i * 2473) % N);
+            tspage *p;
+            ck_assert_int_eq(tstx_get(tx, no, 0, &p), TS_OK);
+            ck_assert_msg(check_fill(tspage_data(p), tstx_usable(tx), no, 5), "page %llu content",
+                          (unsigned long long)no);
+            tspage_release(p);
+        }
+        tstx_rollback(tx);
+        tspg_stats st;
+        tspg_stats_get(db->pg, &st);
+        /* the budget counts decoded pages (a little under 4 KiB) and headers */
+        ck_assert_msg(st.cache_pages <= 8388608 / 4000, "%llu cached pages",
+                      (unsigned long long)st.cache_pages);
+        ck_assert_uint_gt(st.cache_hits, 0);
+        ck_assert_int_eq(tspg_checkpoint(db->pg, 1), TS_OK);   /* rekeys cached frames */
+    }
+    ts_close(db);
+    tst_rmrf(dir);
+    free(dir);
+}
+END_TEST
+
 /* A transaction that rewrites pages it has spilled rewrites their frames in
  * place: the log holds about one frame per page, not one per spill, and
  * the commit (which fixes the checksum chain) recovers exactly. */
@@ -390,6 +426,7 @@ static Suite *suite(void)
     tcase_add_test(tc, respill_in_place);
     tcase_add_test(tc, snapshot_isolation);
     tcase_add_test(tc, bigger_than_cache);
+    tcase_add_test(tc, partitioned_cache_evicts);
     tcase_add_test(tc, free_list_reuse);
     tcase_add_test(tc, rekey_round_trip);
     tcase_add_test(tc, rekey_refuses_bad_cipher);
