@@ -37,7 +37,8 @@ typedef struct part {
 struct tscache {
     size_t          page_bytes;
     unsigned        nparts;  /* a power of two */
-    pthread_mutex_t fmu;     /* fr */
+    /* on a line of their own: every pin reads the two fields above */
+    pthread_mutex_t fmu __attribute__((aligned(64)));   /* fr */
     tsframes        fr;      /* every page's memory */
     part            p[PARTS_MAX];
 };

@@ -34,7 +34,8 @@ void     tscache_drop(tscache *c, uint64_t pgno, uint64_t ver);
  * checkpoint copied a log frame to the main file): any entry (pgno, to) is
  * dropped and the entry (pgno, from), if cached, is keyed (pgno, to) from
  * now on, so readers of the main file keep the page instead of reading it
- * back.  Pins on it stay valid. */
+ * back (it may move to another partition, which evicts to keep its share,
+ * or, out of memory to track it, be dropped).  Pins on it stay valid. */
 void     tscache_rekey(tscache *c, uint64_t pgno, uint64_t from, uint64_t to);
 
 uint8_t *tscpage_data(tscpage *p);

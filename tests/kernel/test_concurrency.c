@@ -1,8 +1,8 @@
 /*
  * Threads on one pager: readers on stable snapshots while writers commit
  * and checkpoints run; the writer lock with busyTimeoutMs; group commit
- * with 8 committing threads.  Built and run under ThreadSanitizer too
- * (ctest label "tsan").
+ * with 8 committing threads; the partitioned page cache under every call
+ * at once.  Built and run under ThreadSanitizer too (ctest label "tsan").
  */
 #include <pthread.h>
 #include <sched.h>
@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "kt.h"
+#include "pager/cache.h"
 
 #define SET 8        /* pages every writer rewrites together */
 #define WHYLEN 512
@@ -553,6 +554,85 @@ START_TEST(checkpoint_under_reader)
 }
 END_TEST
 
+/* The page cache alone: four threads get, insert, unpin, drop and re-key
+ * (moving pages between partitions) random keys of a cache that evicts,
+ * each holding up to 8 pins; every pinned page must keep the content it
+ * was inserted with (its page number), and the cache its budget. */
+typedef struct cache_arg { tscache *c; unsigned seed; int keys, iters; atomic_int bad; } cache_arg;
+
+static void *cache_main(void *p)
+{
+    cache_arg *a = p;
+    tscpage *held[8] = { 0 };
+    uint64_t s = a->seed;
+    for (int it = 0; it < a->iters; it++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t r = s >> 17, pgno = r % (uint64_t)a->keys, ver = (r >> 20) % 4;
+        int op = (int)((r >> 24) % 10), h = (int)((r >> 28) % 8);
+        if (held[h]) {
+            uint64_t v;
+            memcpy(&v, tscpage_data(held[h]), 8);
+            if (v >= (uint64_t)a->keys) atomic_fetch_add(&a->bad, 1);
+            tscache_unpin(a->c, held[h]);
+            held[h] = NULL;
+        }
+        if (op < 4) {
+            tscpage *q = tscache_get(a->c, pgno, ver);
+            if (q) {
+                uint64_t v;
+                memcpy(&v, tscpage_data(q), 8);
+                if (v != pgno) atomic_fetch_add(&a->bad, 1);
+            } else if ((q = tscache_alloc(a->c, pgno, ver)) != NULL) {
+                memcpy(tscpage_data(q), &pgno, 8);
+                q = tscache_insert(a->c, q);
+            }
+            held[h] = q;
+        } else if (op < 6) {
+            tscache_drop(a->c, pgno, ver);
+        } else if (op < 9) {
+            tscache_rekey(a->c, pgno, ver, (r >> 32) % 4);
+        } else {
+            tscpage *q = tscache_alloc(a->c, pgno, ver);
+            if (q) {
+                memcpy(tscpage_data(q), &pgno, 8);
+                tscache_unpin(a->c, tscache_insert(a->c, q));
+            }
+        }
+    }
+    for (int i = 0; i < 8; i++) tscache_unpin(a->c, held[i]);
+    return NULL;
+}
+
+START_TEST(cache_partitions_threads)
+{
+    /* 1.3 MB of 256-byte pages: 16 partitions; 300 KB: 4; 8 KB: one */
+    static const size_t budget[] = { 1300000, 300000, 8192 };
+    for (int b = 0; b < 3; b++) {
+        tscache *c;
+        ck_assert_int_eq(tscache_new(budget[b], 256, &c), TS_OK);
+        cache_arg a[4];
+        pthread_t t[4];
+        for (int i = 0; i < 4; i++) {
+            a[i].c = c;
+            a[i].seed = 17u * (unsigned)i + 1u;
+            a[i].keys = 3000;   /* 12 000 keys: the cache evicts */
+            a[i].iters = kt_long() ? 2000000 : 200000;
+            atomic_init(&a[i].bad, 0);
+            ck_assert_int_eq(pthread_create(&t[i], NULL, cache_main, &a[i]), 0);
+        }
+        for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+        for (int i = 0; i < 4; i++) ck_assert_int_eq(atomic_load(&a[i].bad), 0);
+        uint64_t hits, misses;
+        size_t pages;
+        tscache_stats(c, &hits, &misses, &pages);
+        ck_assert_uint_gt(hits, 0);
+        /* within the budget, give or take the 32 pages the threads held */
+        ck_assert_msg(pages <= budget[b] / 256 + 32, "budget %zu: %zu pages", budget[b], pages);
+        tscache_free(c);
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("concurrency");
@@ -564,6 +644,7 @@ static Suite *suite(void)
     tcase_add_test(tc, group_commit_8_threads);
     tcase_add_test(tc, log_restart_vs_group_commit);
     tcase_add_test(tc, checkpoint_under_reader);
+    tcase_add_test(tc, cache_partitions_threads);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include "api/db.h"
 #include "tsupport.h"
 
@@ -354,7 +355,7 @@ START_TEST(rekey_refuses_bad_cipher)
 }
 END_TEST
 
-typedef struct rd_arg { ts_db *db; volatile int stop; int errors; } rd_arg;
+typedef struct rd_arg { ts_db *db; atomic_int stop; int errors; } rd_arg;
 
 static void *overlapping_reader(void *p)
 {
