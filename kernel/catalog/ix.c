@@ -66,13 +66,59 @@ int tsix_remove(tsix *ix, tstx *tx, const void *k, size_t kl, const void *v, siz
     return ix->vt->remove(ix->idx, (ts_txn *)tx, k, kl, v, vl);
 }
 
+/* Hits of knn_emit: values appended to a growing buffer, their offsets
+ * kept in val until the buffer is final. */
+typedef struct knn_sink {
+    ts_knn_hit *out;
+    size_t      k, n;
+    uint8_t    *buf;
+    size_t      len, cap;
+} knn_sink;
+
+static int knn_put(void *ctx, float distance, const void *val, size_t vlen)
+{
+    knn_sink *s = ctx;
+    if (s->n >= s->k) return TS_ERR_CORRUPT;   /* more than k hits: a broken module */
+    if (s->len + vlen > s->cap) {
+        size_t nc = s->cap ? s->cap : 256;
+        while (nc < s->len + vlen) nc *= 2;
+        uint8_t *nb = realloc(s->buf, nc);
+        if (!nb) return TS_ERR_NOMEM;
+        s->buf = nb;
+        s->cap = nc;
+    }
+    if (vlen) memcpy(s->buf + s->len, val, vlen);
+    s->out[s->n++] = (ts_knn_hit){ distance, (const void *)(uintptr_t)s->len, vlen };
+    s->len += vlen;
+    return TS_OK;
+}
+
 int tsix_knn(tsix *ix, tstx *tx, const float *q, size_t dim, size_t k, int ef,
              int (*filter)(void *ctx, const void *val, size_t vlen), void *fctx,
-             ts_knn_hit *out, size_t *nout)
+             ts_knn_hit *out, size_t *nout, uint8_t **vals)
 {
     *nout = 0;
-    if (!ix->vt->knn || !(ix->vt->caps & TS_INDEX_VECTOR)) return TS_ERR_UNSUPPORTED;
-    return ix->vt->knn(ix->idx, (ts_txn *)tx, q, dim, k, ef, filter, fctx, out, nout);
+    *vals = NULL;
+    if (!(ix->vt->caps & TS_INDEX_VECTOR) || (!ix->vt->knn && !ix->vt->knn_emit)) return TS_ERR_UNSUPPORTED;
+    knn_sink s = { out, k, 0, NULL, 0, 0 };
+    int rc;
+    if (ix->vt->knn_emit) {
+        rc = ix->vt->knn_emit(ix->idx, (ts_txn *)tx, q, dim, k, ef, filter, fctx, knn_put, &s);
+    } else {
+        /* knn's values live in a buffer the module may recycle: copied at once */
+        size_t n = 0;
+        rc = ix->vt->knn(ix->idx, (ts_txn *)tx, q, dim, k, ef, filter, fctx, out, &n);
+        for (size_t i = 0; i < n && !rc; i++) {
+            ts_knn_hit h = out[i];
+            rc = knn_put(&s, h.distance, h.val, h.vlen);
+        }
+    }
+    for (size_t i = 0; i < s.n && !rc; i++)
+        out[i].val = s.buf ? s.buf + (uintptr_t)out[i].val : (const void *)"";   /* all empty */
+    if (rc) s.n = 0;
+    *nout = s.n;
+    *vals = s.buf;
+    return rc;
 }
 
 int tsix_cursor(tsix *ix, tstx *tx, tsix_cur *c)

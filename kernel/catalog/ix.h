@@ -39,11 +39,14 @@ int  tsix_remove(tsix *ix, tstx *tx, const void *k, size_t kl, const void *v, si
  * frees); TS_ERR_NOT_FOUND when absent. */
 int  tsix_get(tsix *ix, tstx *tx, const void *k, size_t kl, void **val, size_t *vl);
 
-/* The k entries nearest to q (vector modules: TS_INDEX_VECTOR); see
- * ts_index_vtab.knn.  TS_ERR_UNSUPPORTED when the module has no knn. */
+/* The k entries nearest to q (vector modules: TS_INDEX_VECTOR), nearest
+ * first, through ts_index_vtab.knn_emit when the module has it, else knn.
+ * out has room for k hits; their values are copied into *vals (malloc'd,
+ * the caller frees it, also on error; NULL when there are none).
+ * TS_ERR_UNSUPPORTED when the module has neither. */
 int  tsix_knn(tsix *ix, tstx *tx, const float *q, size_t dim, size_t k, int ef,
               int (*filter)(void *ctx, const void *val, size_t vlen), void *fctx,
-              ts_knn_hit *out, size_t *nout);
+              ts_knn_hit *out, size_t *nout, uint8_t **vals);
 
 int  tsix_cursor(tsix *ix, tstx *tx, tsix_cur *c);
 void tsix_cursor_close(tsix_cur *c);

@@ -171,19 +171,10 @@ static int by_index_filtered(vsearch *v, tsix *ix, const float *vec, size_t dim,
 {
     ts_knn_hit *hits = malloc(k * sizeof *hits);
     if (!hits) return tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
-    size_t n = 0, total = 0;
-    int rc = tsix_knn(ix, v->x->w->tx, vec, dim, k, ef, filter, v, hits, &n);
-    /* The values live in the module's buffer for this transaction, which a
-     * module may recycle under heavy concurrency (ngh keeps a bounded
-     * number): copy them out at once, before rows are read. */
-    for (size_t i = 0; i < n && !rc; i++) total += hits[i].vlen;
-    uint8_t *vals = !rc && n ? malloc(total ? total : 1) : NULL;
-    if (!rc && n && !vals) rc = tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
-    for (size_t i = 0, off = 0; i < n && !rc; i++) {
-        memcpy(vals + off, hits[i].val, hits[i].vlen);
-        hits[i].val = vals + off;
-        off += hits[i].vlen;
-    }
+    size_t n = 0;
+    uint8_t *vals = NULL;   /* the hits' values, ours */
+    int rc = tsix_knn(ix, v->x->w->tx, vec, dim, k, ef, filter, v, hits, &n, &vals);
+    if (rc == TS_ERR_NOMEM) rc = tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n && !rc; i++) {
         const uint8_t *val = hits[i].val;
         if (hits[i].vlen < v->pl) { rc = tsenv_error(v->x->env, TS_ERR_CORRUPT, "a vector index entry is malformed"); break; }

@@ -192,6 +192,7 @@ typedef struct ndb {
     tsix    *ix;
     uint64_t root;
     json_t  *opts;
+    uint8_t *vals;   /* the values of the last knn's hits */
 } ndb;
 
 static const char *emsg(ndb *h) { return h->db ? ts_errmsg(h->db) : ts_errmsg(NULL); }
@@ -273,6 +274,8 @@ static void db_new(ndb *h, const char *name, int faulty, const char *extra, json
 
 static void db_done(ndb *h)
 {
+    free(h->vals);
+    h->vals = NULL;
     if (h->db) db_close(h);
     tst_rmrf(h->dir);
     free(h->dir);
@@ -353,7 +356,8 @@ static size_t knn(ndb *h, tstx *tx, const float *q, uint32_t dim, size_t k, int 
                   int (*filter)(void *, const void *, size_t), void *fctx, ts_knn_hit *out)
 {
     size_t n = 0;
-    int rc = tsix_knn(h->ix, tx, q, dim, k, ef, filter, fctx, out, &n);
+    free(h->vals);   /* the previous hits' values: valid until the next knn */
+    int rc = tsix_knn(h->ix, tx, q, dim, k, ef, filter, fctx, out, &n, &h->vals);
     REQUIRE(rc == TS_OK, "knn: %d %s", rc, emsg(h));
     for (size_t i = 1; i < n; i++)
         REQUIRE(out[i - 1].distance <= out[i].distance, "results not sorted at %zu", i);
@@ -678,10 +682,10 @@ START_TEST(options)
     ck_assert_int_eq(tsix_insert(h.ix, tx, v, 8 * 4, pk, 8, 0), TS_OK);
     ts_knn_hit out[4];
     size_t n;
-    ck_assert_int_eq(tsix_knn(h.ix, tx, v, 7, 4, 0, NULL, NULL, out, &n), TS_ERR_VALIDATION);
-    ck_assert_int_eq(tsix_knn(h.ix, tx, v, 8, 0, 0, NULL, NULL, out, &n), TS_OK);
+    ck_assert_int_eq(tsix_knn(h.ix, tx, v, 7, 4, 0, NULL, NULL, out, &n, &h.vals), TS_ERR_VALIDATION);
+    ck_assert_int_eq(tsix_knn(h.ix, tx, v, 8, 0, 0, NULL, NULL, out, &n, &h.vals), TS_OK);
     ck_assert_uint_eq(n, 0);
-    ck_assert_int_eq(tsix_knn(h.ix, tx, v, 8, 4, 0, NULL, NULL, out, &n), TS_OK);
+    ck_assert_int_eq(tsix_knn(h.ix, tx, v, 8, 4, 0, NULL, NULL, out, &n, &h.vals), TS_OK);
     ck_assert_uint_eq(n, 1);
     ck_assert_uint_eq(pk_id(out[0].val, out[0].vlen), 1);
     ck_assert_float_eq_tol(out[0].distance, 0, 1e-6);
@@ -691,7 +695,8 @@ START_TEST(options)
     json_t *o2 = mkopts(8, "cosine", 0, 0, 0);
     ck_assert_int_eq(tsix_open(&h.db->env, h.db->reg, "ngh", o2, h.root, "vec", &h.ix), TS_OK);
     tx = rbegin(&h);
-    ck_assert_int_eq(tsix_knn(h.ix, tx, v, 8, 4, 0, NULL, NULL, out, &n), TS_ERR_CONFIG);
+    free(h.vals);
+    ck_assert_int_eq(tsix_knn(h.ix, tx, v, 8, 4, 0, NULL, NULL, out, &n, &h.vals), TS_ERR_CONFIG);
     tstx_rollback(tx);
     json_decref(o2);
     db_done(&h);
@@ -948,6 +953,57 @@ static int filt_err(void *ctx, const void *val, size_t vl)
     return TS_ERR_DB;
 }
 
+/* knn_emit (what the kernel uses) and knn (what it falls back to for a
+ * module built before ABI 1.2: the same index through a copy of the vtable
+ * without knn_emit) give the same hits, with and without a filter; an
+ * error from the filter comes back through both. */
+START_TEST(knn_emit_matches_knn)
+{
+    enum { N = 3000, DIM = 16, K = 10 };
+    rng r = rng_new(4242);
+    float *data = gen_data(&r, N, DIM);
+    ndb h;
+    db_new(&h, "ngh-emit", 0, NULL, mkopts_p(DIM, "l2", "float32", 8, 60, 0));
+    load(&h, data, DIM, 0, N, 1000);
+    ts_index_vtab legacy = *h.ix->vt;
+    legacy.knn_emit = NULL;
+    tsix old = *h.ix;
+    old.vt = &legacy;
+    tstx *tx = rbegin(&h);
+    sel_mod = 10;
+    for (int i = 0; i < 40; i++) {
+        const float *q = data + (size_t)rbelow(&r, N) * DIM;
+        fctx f = { 0, 0 };
+        ts_knn_hit a[K], b[K];
+        size_t na = 0, nb = 0;
+        uint8_t *va = NULL, *vb = NULL;
+        int fl = i % 2;
+        ck_assert_int_eq(tsix_knn(h.ix, tx, q, DIM, K, 0, fl ? filt : NULL, &f, a, &na, &va), TS_OK);
+        ck_assert_int_eq(tsix_knn(&old, tx, q, DIM, K, 0, fl ? filt : NULL, &f, b, &nb, &vb), TS_OK);
+        ck_assert_uint_eq(na, K);
+        ck_assert_uint_eq(nb, na);
+        for (size_t j = 0; j < na; j++) {
+            ck_assert_uint_eq(pk_id(a[j].val, a[j].vlen), pk_id(b[j].val, b[j].vlen));
+            ck_assert_float_eq(a[j].distance, b[j].distance);
+            if (fl) ck_assert(keep_id(pk_id(a[j].val, a[j].vlen)));
+        }
+        ck_assert_uint_eq(f.bad, 0);
+        free(va);
+        free(vb);
+    }
+    ts_knn_hit o[K];
+    size_t n;
+    uint8_t *v = NULL;
+    ck_assert_int_eq(tsix_knn(h.ix, tx, data, DIM, K, 0, filt_err, NULL, o, &n, &v), TS_ERR_DB);
+    ck_assert_ptr_null(v);
+    ck_assert_int_eq(tsix_knn(&old, tx, data, DIM, K, 0, filt_err, NULL, o, &n, &v), TS_ERR_DB);
+    ck_assert_ptr_null(v);
+    tstx_rollback(tx);
+    free(data);
+    db_done(&h);
+}
+END_TEST
+
 START_TEST(filtered)
 {
     uint32_t n = long_mode() ? 50000 : 10000, dim = 48, k = 10;
@@ -994,7 +1050,8 @@ START_TEST(filtered)
     }
     /* a failing filter's error comes back */
     size_t nn;
-    ck_assert_int_eq(tsix_knn(h.ix, tx, q, dim, k, 0, filt_err, NULL, out, &nn), TS_ERR_DB);
+    free(h.vals);
+    ck_assert_int_eq(tsix_knn(h.ix, tx, q, dim, k, 0, filt_err, NULL, out, &nn, &h.vals), TS_ERR_DB);
     tstx_rollback(tx);
     free(q);
     db_done(&h);
@@ -1185,7 +1242,8 @@ START_TEST(damaged_meta)
         ts_knn_hit out[10];
         size_t got;
         tx = wbegin(&h);
-        ck_assert_int_eq(tsix_knn(h.ix, tx, data, dim, 10, 0, NULL, NULL, out, &got), TS_ERR_CORRUPT);
+        free(h.vals);
+        ck_assert_int_eq(tsix_knn(h.ix, tx, data, dim, 10, 0, NULL, NULL, out, &got, &h.vals), TS_ERR_CORRUPT);
         ck_assert_int_eq(ins(&h, tx, data, dim, n), TS_ERR_CORRUPT);
         ck_assert_int_eq(del(&h, tx, data, dim, 3), TS_ERR_CORRUPT);
         tstx_rollback(tx);
@@ -1876,12 +1934,15 @@ static void *reader(void *arg)
         if (tstx_begin(a->h->db->pg, 0, &tx)) { snprintf(a->err, sizeof a->err, "begin"); break; }
         uint32_t id = lo ? (uint32_t)rbelow(&r, lo) : 0;
         size_t n = 0;
-        int rc = tsix_knn(a->h->ix, tx, a->data + (size_t)id * a->dim, a->dim, 10, 0, NULL, NULL, out, &n);
+        uint8_t *vals = NULL;   /* per thread: h->vals is the main thread's */
+        int rc = tsix_knn(a->h->ix, tx, a->data + (size_t)id * a->dim, a->dim, 10, 0, NULL, NULL, out, &n, &vals);
+        free(vals);
         if (rc) snprintf(a->err, sizeof a->err, "knn: %d", rc);
         else if (lo >= 10 && n != 10) snprintf(a->err, sizeof a->err, "%zu results with %u entries", n, lo);
         else if (lo && out[0].distance > 1e-3f) {
             float d0 = out[0].distance;
-            tsix_knn(a->h->ix, tx, a->data + (size_t)id * a->dim, a->dim, 10, 2000, NULL, NULL, out, &n);
+            tsix_knn(a->h->ix, tx, a->data + (size_t)id * a->dim, a->dim, 10, 2000, NULL, NULL, out, &n, &vals);
+            free(vals);
             snprintf(a->err, sizeof a->err, "%u not found (%g; with ef 2000: %g) lo %u", id, d0, out[0].distance, lo);
         }
         tstx_rollback(tx);
@@ -1938,6 +1999,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("ngh");
     tcase_set_timeout(tc, 1800);
     ADD(kernels_agree);
+    ADD(knn_emit_matches_knn);
     ADD(recall_l2);
     ADD(recall_cosine);
     ADD(recall_ip);

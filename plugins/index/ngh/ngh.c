@@ -425,45 +425,78 @@ static void res_publish(ngh_idx *ix, ts_txn *tx, uint8_t *buf, size_t cap)
     ix->host->free(old);
 }
 
+/* The search of knn and knn_emit: the hits, nearest first, into *res_out
+ * (host->alloc'd, the caller frees) and *nr.  On success o is left open
+ * for the hits' primary keys (the caller ends it); on error it is not. */
+static int knn_search(ngh_idx *ix, ts_txn *txn, ngh_op *o, const float *q, size_t dim, size_t k, int ef,
+                      int (*filter)(void *ctx, const void *val, size_t vlen), void *fctx,
+                      ngh_cand **res_out, uint32_t *nr_out)
+{
+    *res_out = NULL;
+    *nr_out = 0;
+    if (dim != ix->dim)
+        return ix->host->error(ix->env, TS_ERR_VALIDATION, "ngh: query of %zu dimensions, the index has %u",
+                               dim, ix->dim);
+    int rc = check_vec(ix, q, dim * 4);
+    if (rc) return rc;
+    if (k > 1000000) return ix->host->error(ix->env, TS_ERR_RANGE, "ngh: k = %zu is too large", k);
+    if ((rc = op_begin(o, ix, txn, 0))) return rc;
+    if (k == 0) return TS_OK;
+    uint32_t efu = ef > 0 ? (uint32_t)ef : ix->efs;
+    if (efu < k) efu = (uint32_t)k;
+    float *qn = ix->host->alloc((size_t)dim * 4);
+    ngh_cand *res = ix->host->alloc(((size_t)efu + 1) * sizeof *res);
+    uint32_t nr = 0;
+    if (!qn || !res) {
+        rc = ix->host->error(ix->env, TS_ERR_NOMEM, "ngh: out of memory");
+    } else {
+        ngh_prepare_query(o, q, qn);
+        kctx c = { filter, fctx, 0, 0, efu, o->m.count };
+        if (o->m.live) {
+            int gave_up = 0;
+            uint32_t budget = filter ? (o->m.count / 10 > 2000 ? o->m.count / 10 : 2000) : 0;
+            if (budget && budget < 4 * efu) budget = 4 * efu;
+            rc = ngh_graph_search(o, qn, efu, ngh_rerank_count((uint32_t)k, efu), accept, &c, budget, res,
+                                  &nr, &gave_up);
+            /* too few: the filter (or deletes) cut the graph; scan exactly */
+            if (!rc && (gave_up || (nr < k && o->m.live > nr))) rc = exact_scan(o, qn, (uint32_t)k, &c, res, &nr);
+        }
+        if (nr > k) nr = (uint32_t)k;
+        if (!rc) ngh_snap_pk_prefetch(o, res, nr);
+    }
+    ix->host->free(qn);
+    if (rc) {
+        ix->host->free(res);
+        ngh_op_end(o);
+        return rc;
+    }
+    *res_out = res;
+    *nr_out = nr;
+    return TS_OK;
+}
+
+static float hit_distance(const ngh_idx *ix, float d)
+{
+    return ix->metric == NGH_L2 ? (d > 0 ? sqrtf(d) : 0.0f) : d;
+}
+
 static int ngh_knn(void *idx, ts_txn *txn, const float *q, size_t dim, size_t k, int ef,
                    int (*filter)(void *ctx, const void *val, size_t vlen), void *fctx,
                    ts_knn_hit *out, size_t *nout)
 {
     ngh_idx *ix = idx;
     *nout = 0;
-    if (dim != ix->dim)
-        return ix->host->error(ix->env, TS_ERR_VALIDATION, "ngh: query of %zu dimensions, the index has %u",
-                               dim, ix->dim);
-    int rc = check_vec(ix, q, dim * 4);
-    if (rc) return rc;
-    if (k == 0) return TS_OK;
-    if (k > 1000000) return ix->host->error(ix->env, TS_ERR_RANGE, "ngh: k = %zu is too large", k);
     ngh_op o;
-    if ((rc = op_begin(&o, ix, txn, 0))) return rc;
-    uint32_t efu = ef > 0 ? (uint32_t)ef : ix->efs;
-    if (efu < k) efu = (uint32_t)k;
-    float *qn = ix->host->alloc((size_t)dim * 4);
-    ngh_cand *res = ix->host->alloc(((size_t)efu + 1) * sizeof *res);
-    uint8_t *buf = NULL;
+    ngh_cand *res = NULL;
     uint32_t nr = 0;
-    if (!qn || !res) { rc = ix->host->error(ix->env, TS_ERR_NOMEM, "ngh: out of memory"); goto done; }
-    ngh_prepare_query(&o, q, qn);
-    kctx c = { filter, fctx, 0, 0, efu, o.m.count };
-    if (o.m.live) {
-        int gave_up = 0;
-        uint32_t budget = filter ? (o.m.count / 10 > 2000 ? o.m.count / 10 : 2000) : 0;
-        if (budget && budget < 4 * efu) budget = 4 * efu;
-        rc = ngh_graph_search(&o, qn, efu, ngh_rerank_count((uint32_t)k, efu), accept, &c, budget, res, &nr,
-                              &gave_up);
-        /* too few: the filter (or deletes) cut the graph; scan exactly */
-        if (!rc && (gave_up || (nr < k && o.m.live > nr))) rc = exact_scan(&o, qn, (uint32_t)k, &c, res, &nr);
-    }
-    if (rc) goto done;
-    if (nr > k) nr = (uint32_t)k;
-    ngh_snap_pk_prefetch(&o, res, nr);
+    uint8_t *buf = NULL;
+    int rc = knn_search(ix, txn, &o, q, dim, k, ef, filter, fctx, &res, &nr);
+    if (rc) return rc;
     size_t total = 0, cap = 256;
-    buf = ix->host->alloc(cap);
-    if (!buf) { rc = ix->host->error(ix->env, TS_ERR_NOMEM, "ngh: out of memory"); goto done; }
+    if (!rc && nr) {
+        buf = ix->host->alloc(cap);
+        if (!buf) rc = ix->host->error(ix->env, TS_ERR_NOMEM, "ngh: out of memory");
+    }
     for (uint32_t i = 0; i < nr && !rc; i++) {
         const void *pk;
         size_t pl;
@@ -475,22 +508,40 @@ static int ngh_knn(void *idx, ts_txn *txn, const float *q, size_t dim, size_t k,
             buf = nb;
         }
         memcpy(buf + total, pk, pl);
-        float d = res[i].d;
-        if (ix->metric == NGH_L2) d = d > 0 ? sqrtf(d) : 0.0f;
-        out[i].distance = d;
+        out[i].distance = hit_distance(ix, res[i].d);
         out[i].vlen = pl;
         out[i].val = (const void *)(uintptr_t)total; /* offset until the buffer is final */
         total += pl;
     }
-    if (!rc) {
+    if (!rc && nr) {
         for (uint32_t i = 0; i < nr; i++) out[i].val = buf + (uintptr_t)out[i].val;
         res_publish(ix, txn, buf, cap);
         buf = NULL;
         *nout = nr;
     }
-done:
     ix->host->free(buf);
-    ix->host->free(qn);
+    ix->host->free(res);
+    ngh_op_end(&o);
+    return rc;
+}
+
+/* knn with each hit handed to emit while its primary key is in hand:
+ * nothing is left in a buffer of the index. */
+static int ngh_knn_emit(void *idx, ts_txn *txn, const float *q, size_t dim, size_t k, int ef,
+                        int (*filter)(void *ctx, const void *val, size_t vlen), void *fctx,
+                        int (*emit)(void *ctx, float distance, const void *val, size_t vlen), void *ectx)
+{
+    ngh_idx *ix = idx;
+    ngh_op o;
+    ngh_cand *res = NULL;
+    uint32_t nr = 0;
+    int rc = knn_search(ix, txn, &o, q, dim, k, ef, filter, fctx, &res, &nr);
+    if (rc) return rc;
+    for (uint32_t i = 0; i < nr && !rc; i++) {
+        const void *pk;
+        size_t pl;
+        if (!(rc = ngh_pk_of(&o, res[i].id, &pk, &pl))) rc = emit(ectx, hit_distance(ix, res[i].d), pk, pl);
+    }
     ix->host->free(res);
     ngh_op_end(&o);
     return rc;
@@ -641,6 +692,7 @@ static const ts_index_vtab ngh_vtab = {
     .prev = ngh_prev,
     .entry = ngh_entry,
     .knn = ngh_knn,
+    .knn_emit = ngh_knn_emit,
 };
 
 static const ts_module ngh_module = {

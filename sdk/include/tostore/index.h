@@ -159,6 +159,18 @@ typedef struct ts_index_vtab {
     int  (*knn)(void *idx, ts_txn *txn, const float *q, size_t dim, size_t k, int ef,
                 int (*filter)(void *ctx, const void *val, size_t vlen), void *fctx,
                 struct ts_knn_hit *out, size_t *nout);
+
+    /* Optional (vector modules; appended in ABI 1.x, read only when the
+     * module's vtable is this long).  knn with each hit handed to emit,
+     * nearest first, instead of an array: emit gets the hit's distance and
+     * value (valid during that emit call only) and returns 0 to go on or a
+     * status to stop with, which knn_emit returns.  Nothing of the results
+     * stays with the module, so any number of transactions can search at
+     * once; the kernel uses it in preference to knn. */
+    int  (*knn_emit)(void *idx, ts_txn *txn, const float *q, size_t dim, size_t k, int ef,
+                     int (*filter)(void *ctx, const void *val, size_t vlen), void *fctx,
+                     int (*emit)(void *ctx, float distance, const void *val, size_t vlen),
+                     void *ectx);
 } ts_index_vtab;
 
 #ifdef __cplusplus
