@@ -571,6 +571,16 @@ ts_query *ts_ef_search(ts_query *q, int ef)
     return q;
 }
 
+ts_query *ts_vector_metric(ts_query *q, const char *metric)
+{
+    if (!q) return NULL;
+    int m = tsq_vector_metric(metric);
+    if (m < 0) q_error(q, TS_ERR_VALIDATION, "ts_vector_metric: '%s' is not cosine, l2 or innerProduct",
+                       metric ? metric : "(null)");
+    else q->vmetric = m + 1;
+    return q;
+}
+
 /* Conditions on one numeric column seen for the first time (conditions
  * that repeat get their own set on the second sighting, which is faster
  * still): a column set, every row's key and value of that column,
@@ -646,7 +656,7 @@ int ts_vector_search(ts_query *q, const char *field, const float *vec, size_t di
     ts_result *r = rc ? NULL : calloc(1, sizeof *r);
     if (!rc && (!r || !(r->rows = json_array()))) rc = tsenv_error(&q->db->env, TS_ERR_NOMEM, "out of memory");
     tsq_vset *built = NULL;
-    if (!rc) rc = tsq_vector_search(e, field, vec, dim, k, q->ef_search, ref.set,
+    if (!rc) rc = tsq_vector_search(e, field, vec, dim, k, q->ef_search, q->vmetric - 1, ref.set,
                                     look == TSAPI_VC_BUILD ? &built : NULL, colset,
                                     r->rows);
     if (cbuilt) tsapi_vcache_put(q->db, ckey, space, tag, cbuilt);   /* takes it */
@@ -658,7 +668,8 @@ int ts_vector_search(ts_query *q, const char *field, const float *vec, size_t di
         tsq_exec_close(e);
         e = NULL;
         rc = open_exec(q, &c, TSQ_MODE_ALL, &e);
-        if (!rc) rc = tsq_vector_search(e, field, vec, dim, k, q->ef_search, NULL, NULL, NULL, r->rows);
+        if (!rc) rc = tsq_vector_search(e, field, vec, dim, k, q->ef_search, q->vmetric - 1, NULL, NULL,
+                                        NULL, r->rows);
     } else if (!rc && built) {
         tsapi_vcache_put(q->db, key, space, tag, built);
     } else if (built) {

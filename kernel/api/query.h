@@ -14,6 +14,7 @@ struct ts_query {
     int       allow_all;
     int64_t   cache_ttl;    /* > 0: ts_use_cache */
     int       ef_search;    /* > 0: ts_ef_search */
+    int       vmetric;      /* TSQ_METRIC_* + 1 (ts_vector_metric); 0: not set */
 };
 
 /* Run q in tx (ROWS mode) into a new result. */

@@ -75,9 +75,10 @@ int  tsq_exec_narrow(const tsq_exec *e);
 int  tsq_exec_match(tsq_exec *e, const tsq_rowset *rs);
 /* The k rows of source 0 nearest to vec by vector field `field`, nearest
  * first, appended to rows as ts_vector_search returns them (ef: the
- * search breadth, 0 for the index's).  Through the field's ngh index when
- * it has one, else an exact scan of the matching rows.  e is open in
- * TSQ_MODE_ALL.
+ * search breadth, 0 for the index's; metric: a TSQ_METRIC_*, or -1 for
+ * the index's, cosine without one).  Through the field's ngh index when it
+ * has one of that metric, else an exact scan of the matching rows.  e is
+ * open in TSQ_MODE_ALL.
  * Sets (query/vset.h; only for queries with conditions on tables without
  * a TTL, else ignored): set, when not NULL, is the rows passing the
  * conditions in e's snapshot for this field (built by an earlier call):
@@ -91,8 +92,13 @@ int  tsq_exec_match(tsq_exec *e, const tsq_rowset *rs);
  * column tsq_vector_column named (tsq_vector_column_build): the conditions
  * are evaluated on its values instead of reading rows. */
 int  tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t dim, size_t k,
-                       int ef, const tsq_vset *set, tsq_vset **built, const tsq_vset *colset,
-                       json_t *rows);
+                       int ef, int metric, const tsq_vset *set, tsq_vset **built,
+                       const tsq_vset *colset, json_t *rows);
+#define TSQ_METRIC_COSINE 0
+#define TSQ_METRIC_L2     1
+#define TSQ_METRIC_IP     2
+/* The TSQ_METRIC_* named "cosine", "l2" or "innerProduct"; -1 for any other. */
+int  tsq_vector_metric(const char *name);
 /* Whether e's conditions can be evaluated on one column's cached values
  * (an AND of comparisons, IN / NOT IN, BETWEEN and null tests of one
  * column of a table without a TTL, which no index narrows): 1 with *col

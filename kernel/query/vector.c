@@ -8,7 +8,7 @@
 #include "query/exec.h"
 #include "query/vset.h"
 
-enum { VM_COSINE, VM_L2, VM_IP };
+enum { VM_COSINE = TSQ_METRIC_COSINE, VM_L2 = TSQ_METRIC_L2, VM_IP = TSQ_METRIC_IP };
 #define TSQ_VECTOR_K_MAX 1000000   /* as the ngh module */
 
 typedef struct vsearch {
@@ -29,12 +29,19 @@ typedef struct vsearch {
 /* A result on its way out, kept in a max-heap on distance (exact scan). */
 typedef struct vhit { double d; json_t *row; } vhit;
 
+int tsq_vector_metric(const char *name)
+{
+    if (!name) return -1;
+    if (!strcmp(name, "cosine")) return VM_COSINE;
+    if (!strcmp(name, "l2")) return VM_L2;
+    if (!strcmp(name, "innerProduct")) return VM_IP;
+    return -1;
+}
+
 static int metric_of(const tsd_index *ix)
 {
-    const char *m = ix ? json_string_value(json_object_get(ix->vector_config, "distanceMetric")) : NULL;
-    if (m && !strcmp(m, "l2")) return VM_L2;
-    if (m && !strcmp(m, "innerProduct")) return VM_IP;
-    return VM_COSINE;   /* the ngh default, also for scans without an index */
+    int m = ix ? tsq_vector_metric(json_string_value(json_object_get(ix->vector_config, "distanceMetric"))) : -1;
+    return m >= 0 ? m : VM_COSINE;   /* the ngh default, also for scans without an index */
 }
 
 static double score_of(int metric, double d)
@@ -633,8 +640,8 @@ static int build_set(vsearch *v, size_t col, const float *vec, size_t k, tsq_vse
 }
 
 int tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t dim, size_t k,
-                      int ef, const tsq_vset *set, tsq_vset **built, const tsq_vset *colset,
-                      json_t *rows)
+                      int ef, int metric, const tsq_vset *set, tsq_vset **built,
+                      const tsq_vset *colset, json_t *rows)
 {
     if (built) *built = NULL;
     tsq_ctx *x = tsq_exec_ctx(e);
@@ -660,9 +667,11 @@ int tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t d
     for (size_t i = 0; i < t->def->nindexes && ixn < 0; i++)
         if (t->def->indexes[i].vector_config && t->def->indexes[i].cols[0] == col && t->ix[i])
             ixn = (long)i;
+    /* another metric than the index's: an exact scan by it */
+    if (ixn >= 0 && metric >= 0 && metric != metric_of(&t->def->indexes[ixn])) ixn = -1;
     vsearch v = { .e = e, .x = x, .t = t, .space = x->src[0].space,
                   .read_rows = tsq_exec_has_cond(e) || t->ttl != NULL,
-                  .metric = metric_of(ixn >= 0 ? &t->def->indexes[ixn] : NULL) };
+                  .metric = metric >= 0 ? metric : metric_of(ixn >= 0 ? &t->def->indexes[ixn] : NULL) };
     v.pl = ts_key_int(v.pre, sizeof v.pre, 0, (int64_t)v.space);
     /* rows of TTL tables expire: sets are not used for them */
     int sets = !t->ttl && tsq_exec_has_cond(e);

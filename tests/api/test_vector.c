@@ -335,6 +335,46 @@ START_TEST(exact_scan_without_index)
 }
 END_TEST
 
+/* ts_vector_metric: a table without an index scans exactly by the metric
+ * asked for; a table with an l2 index searches it for l2 (approximate,
+ * recall high) and scans exactly for the other two; an unknown name fails
+ * the query. */
+START_TEST(metric_per_query)
+{
+    enum { N = 900, DIM = 10, K = 8 };
+    ts_db *db = open_db(NULL);
+    float *data = clustered(N, DIM, 13);
+    make_table(db, "plain", DIM, "float32", M_L2, 0);
+    make_table(db, "ixl2", DIM, "float32", M_L2, 1);
+    fill(db, "plain", data, N, DIM, 1);
+    fill(db, "ixl2", data, N, DIM, 1);
+    static const char *const tabs[] = { "plain", "ixl2" };
+    for (int t = 0; t < 2; t++)
+        for (int m = 0; m < 3; m++)
+            for (size_t qi = 0; qi < 8; qi++) {
+                const float *q = data + (qi * 97 + 5) * DIM;
+                size_t want[K];
+                exact_knn(m, data, N, DIM, q, K, NULL, want);
+                ts_result *r = search(ts_vector_metric(ts_query_new(db, tabs[t]), mname[m]), q, DIM, K);
+                ck_assert_uint_eq(ts_result_count(r), K);
+                check_rows(r, m, data, DIM, q);
+                double rc = recall_of(r, want, K);
+                /* exact unless the index answers (its own metric) */
+                ck_assert_msg(rc >= (t == 1 && m == M_L2 ? 0.75 : 1.0), "%s by %s: recall %.3f", tabs[t],
+                              mname[m], rc);
+                ts_result_free(r);
+            }
+    ts_result *r = NULL;
+    ts_query *bad = ts_vector_metric(ts_query_new(db, "plain"), "manhattan");
+    ck_assert_int_eq(ts_vector_search(bad, "emb", data, DIM, K, &r), TS_ERR_VALIDATION);
+    ck_assert_ptr_null(r);
+    ck_assert_ptr_nonnull(strstr(ts_errmsg(db), "manhattan"));
+    ts_query_free(bad);
+    free(data);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+}
+END_TEST
+
 static size_t sel_mod;
 static int keep_sel(size_t i) { return (i % 100) < sel_mod; }
 
@@ -933,6 +973,7 @@ static Suite *suite(void)
     tcase_add_test(tc, search_float16_l2);
     tcase_add_test(tc, search_float16_inner_product);
     tcase_add_test(tc, search_int8_cosine);
+    tcase_add_test(tc, metric_per_query);
     tcase_add_test(tc, exact_scan_without_index);
     tcase_add_test(tc, filtered_search);
     tcase_add_test(tc, filtered_search_repeated);

@@ -494,6 +494,12 @@ TS_API int ts_vector_search(ts_query *q, const char *field, const float *vec, si
  * TS_ERR_VALIDATION, ef above TS_EF_SEARCH_MAX with TS_ERR_RANGE.  Returns q. */
 #define TS_EF_SEARCH_MAX 100000 /* as the ngh module's efSearch option */
 TS_API ts_query *ts_ef_search(ts_query *q, int ef);
+/* The distance ts_vector_search ranks by: "cosine", "l2" or "innerProduct"
+ * (anything else fails the query with TS_ERR_VALIDATION).  Not set: the
+ * field's ngh index's metric, or cosine when it has none.  A metric other
+ * than the index's makes the search an exact scan by that metric (correct,
+ * slower).  Returns q. */
+TS_API ts_query *ts_vector_metric(ts_query *q, const char *metric);
 /* A value for a vector field from dim floats in binary form,
  * {"$vector": "<base64 of little-endian float32>"}, which records accept
  * wherever a vector field takes a JSON array of numbers, without a JSON
