@@ -19,13 +19,19 @@
 
 
 /* The free list: 'F' id entries of the map, one per deleted node whose id
- * a later insert may take over (lowest id first). */
+ * a later insert may take over (lowest id first).  Ids are taken over only
+ * while deleted nodes are a quarter of all or more: below that they stay
+ * in the graph as routing nodes (as hnswlib's markDelete), because a reused
+ * id keeps the non-mutual in-edges of the vector it replaces.  1M vectors,
+ * 20% deleted then as many inserted: recall fell 0.015 at ef 16 when every
+ * insert reused an id.  So an index holds at most a third more nodes than
+ * live entries, and space comes back once deletes pass that. */
 static int free_pop(ngh_op *o, uint32_t *id)
 {
     ngh_idx *ix = o->ix;
     void *cur;
     *id = NGH_NONE;
-    if (!o->m.deleted) return TS_OK;
+    if (!o->m.deleted || (uint64_t)o->m.deleted * 4 < o->m.count) return TS_OK;
     int rc = ix->btv->cursor_open(ix->bt, o->tx, &cur);
     if (rc) return rc;
     rc = ix->btv->seek(cur, "F", 1, TS_SEEK_GE);
