@@ -36,6 +36,7 @@ int tsix_open(ts_env *env, tsreg *reg, const char *module, const json_t *opts, u
     ix->vt = m->vtab;
     ix->mod = m;
     ix->root = root;
+    ix->env = env;
     snprintf(ix->name, sizeof ix->name, "%s", name);
     ts_module_args a = { sizeof a, tsenv_host(), env, tsopts_wrap(opts), m->plugin_state };
     int rc = ix->vt->open(&a, root, &ix->idx);
@@ -69,6 +70,7 @@ int tsix_remove(tsix *ix, tstx *tx, const void *k, size_t kl, const void *v, siz
 /* Hits of knn_emit: values appended to a growing buffer, their offsets
  * kept in val until the buffer is final. */
 typedef struct knn_sink {
+    const tsix *ix;
     ts_knn_hit *out;
     size_t      k, n;
     uint8_t    *buf;
@@ -78,7 +80,9 @@ typedef struct knn_sink {
 static int knn_put(void *ctx, float distance, const void *val, size_t vlen)
 {
     knn_sink *s = ctx;
-    if (s->n >= s->k) return TS_ERR_CORRUPT;   /* more than k hits: a broken module */
+    if (s->n >= s->k)
+        return tsenv_error(s->ix->env, TS_ERR_CORRUPT, "index %s: the module returned more than %zu hits",
+                           s->ix->name, s->k);
     if (s->len + vlen > s->cap) {
         size_t nc = s->cap ? s->cap : 256;
         while (nc < s->len + vlen) nc *= 2;
@@ -100,7 +104,7 @@ int tsix_knn(tsix *ix, tstx *tx, const float *q, size_t dim, size_t k, int ef,
     *nout = 0;
     *vals = NULL;
     if (!(ix->vt->caps & TS_INDEX_VECTOR) || (!ix->vt->knn && !ix->vt->knn_emit)) return TS_ERR_UNSUPPORTED;
-    knn_sink s = { out, k, 0, NULL, 0, 0 };
+    knn_sink s = { ix, out, k, 0, NULL, 0, 0 };
     int rc;
     if (ix->vt->knn_emit) {
         rc = ix->vt->knn_emit(ix->idx, (ts_txn *)tx, q, dim, k, ef, filter, fctx, knn_put, &s);

@@ -16,6 +16,7 @@ typedef struct tsix {
     void                *idx;
     const tsreg_module  *mod;
     uint64_t             root;
+    ts_env              *env;       /* the one the module was opened with */
     char                 name[80];  /* for messages */
 } tsix;
 
