@@ -282,7 +282,7 @@ START_TEST(bulk_structure)
         bl_i = 0;
         for (int i = 0; i < sizes[s]; i += 2) {
             const void *k, *v;
-            size_t kl, vl;
+            size_t kl = 0, vl = 0;
             bl_i = i;
             bl_next(NULL, &k, &kl, &v, &vl);
             REQ_EQ(bt_remove(w->idx, (ts_txn *)tx, k, kl, v, vl), TS_OK);

@@ -494,6 +494,7 @@ typedef struct hxrec {
 /* Parse a record in set form. */
 static int rec_parse(const uint8_t *p, size_t avail, hxrec *r)
 {
+    *r = (hxrec){ 0 }; /* callers read no field after a failure; -O3 cannot tell */
     if (avail < R_HDR) return -1;
     r->h = g64(p);
     r->klen = g16(p + 8);
@@ -567,6 +568,7 @@ static int bkt_get(hxctx *c, uint64_t pgno, int mode, ts_page **pg, uint8_t **d)
 /* Record i of bucket page d, checked. */
 static int rec_at(hxctx *c, uint64_t pgno, const uint8_t *d, uint32_t i, hxrec *r)
 {
+    *r = (hxrec){ 0 }; /* as in rec_parse */
     const uint8_t *s = d + B_SLOTS + S_SIZE * i;
     uint32_t off = g16(s + 8), size = g16(s + 10);
     if (off < g32(d + B_FREE) || size < P_HDR || off + size > c->m.usable) goto bad;
