@@ -1,13 +1,16 @@
 /*
  * The host table lent to plugins: memory, errors, logging, randomness,
- * options, module lookup and, for index modules, the page API of the
- * transaction manager.  It sits above every kernel subsystem it exposes.
+ * options, module lookup, block arenas and, for index modules, the page API
+ * of the transaction manager.  It sits above every kernel subsystem it
+ * exposes.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <sodium.h>
 #include <tostore/index.h>
 #include "base/env.h"
 #include "config/opts.h"
+#include "pager/frames.h"
 #include "plugin/registry.h"
 #include "txn/pager.h"
 
@@ -72,6 +75,57 @@ static void host_log(ts_env *env, int level, const char *fmt, ...)
     va_end(ap);
 }
 
+/* ---- arenas: the page cache's frame allocator behind a lock ------ */
+
+struct ts_arena {
+    pthread_mutex_t mu;
+    tsframes        fr;
+};
+
+#define ARENA_BLOCK_MAX ((size_t)16 << 20)
+
+static int host_arena_create(ts_env *env, size_t block, ts_arena **out)
+{
+    if (!out) return tsenv_error(env, TS_ERR_INVALID, "arena_create: NULL argument");
+    *out = NULL;
+    if (!block || block > ARENA_BLOCK_MAX)
+        return tsenv_error(env, TS_ERR_INVALID, "arena_create: block of %zu bytes (1 to %zu)", block,
+                           ARENA_BLOCK_MAX);
+    ts_arena *a = calloc(1, sizeof *a);
+    if (!a) return tsenv_error(env, TS_ERR_NOMEM, "arena_create: out of memory");
+    if (pthread_mutex_init(&a->mu, NULL)) {
+        free(a);
+        return tsenv_error(env, TS_ERR_NOMEM, "arena_create: cannot create a mutex");
+    }
+    tsframes_init(&a->fr, block);
+    *out = a;
+    return TS_OK;
+}
+
+static void *host_arena_alloc(ts_arena *a)
+{
+    pthread_mutex_lock(&a->mu);
+    void *p = tsframes_get(&a->fr);
+    pthread_mutex_unlock(&a->mu);
+    return p;
+}
+
+static void host_arena_free(ts_arena *a, void *block)
+{
+    if (!block) return;
+    pthread_mutex_lock(&a->mu);
+    tsframes_put(&a->fr, block);
+    pthread_mutex_unlock(&a->mu);
+}
+
+static void host_arena_destroy(ts_arena *a)
+{
+    if (!a) return;
+    tsframes_done(&a->fr);
+    pthread_mutex_destroy(&a->mu);
+    free(a);
+}
+
 static const ts_host host_table = {
     .struct_size = sizeof(ts_host),
     .abi_major = TS_ABI_MAJOR,
@@ -92,6 +146,10 @@ static const ts_host host_table = {
     .opt_key_at = tsopts_key_at,
     .module_find = host_module_find,
     .pages = &page_api,
+    .arena_create = host_arena_create,
+    .arena_alloc = host_arena_alloc,
+    .arena_free = host_arena_free,
+    .arena_destroy = host_arena_destroy,
 };
 
 const ts_host *tsenv_host(void) { return &host_table; }

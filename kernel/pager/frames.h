@@ -5,6 +5,7 @@
  * two faults) and grew it by small brk steps: a process's first query over
  * a large index spent most of its time there.  Mappings from 2 MiB on are
  * advised for transparent huge pages, so one fault maps 500 frames.
+ * Plugins get the same allocator as the host table's arenas (host.c).
  * Not thread-safe: the cache calls it under its mutex.
  */
 #ifndef TS_PAGER_FRAMES_H

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "kt.h"
+#include "base/env.h"
 #include "pager/cache.h"
 
 #define SET 8        /* pages every writer rewrites together */
@@ -603,6 +604,79 @@ static void *cache_main(void *p)
     return NULL;
 }
 
+/* The host table's arenas (what ngh keeps its page copies in): four
+ * threads take and give back blocks of one arena at once, each block
+ * filled with its owner's pattern and checked before it goes back; blocks
+ * are 64-byte aligned and distinct; bad sizes are refused. */
+#define AR_BLOCK   4040
+#define AR_THREADS 4
+#define AR_HELD    300
+
+typedef struct ar_arg { const ts_host *h; ts_arena *a; int id; int bad; } ar_arg;
+
+static void *arena_worker(void *p)
+{
+    ar_arg *w = p;
+    uint8_t *held[AR_HELD] = { 0 };
+    uint32_t rng = 0x9e3779b9u * (uint32_t)(w->id + 1);
+    for (int i = 0; i < 20000; i++) {
+        rng = rng * 1664525u + 1013904223u;
+        int slot = (int)(rng >> 8) % AR_HELD;
+        uint8_t tag = (uint8_t)(w->id * AR_HELD + slot);
+        if (held[slot]) {
+            for (size_t j = 0; j < AR_BLOCK; j += 97)
+                if (held[slot][j] != tag) w->bad++;
+            w->h->arena_free(w->a, held[slot]);
+            held[slot] = NULL;
+        } else {
+            uint8_t *b = w->h->arena_alloc(w->a);
+            if (!b || ((uintptr_t)b & 63)) { w->bad++; continue; }
+            memset(b, tag, AR_BLOCK);
+            held[slot] = b;
+        }
+    }
+    for (int s = 0; s < AR_HELD; s++) w->h->arena_free(w->a, held[s]);
+    return NULL;
+}
+
+START_TEST(host_arena_threads)
+{
+    const ts_host *h = tsenv_host();
+    ck_assert_uint_ge(h->struct_size, offsetof(ts_host, arena_destroy) + sizeof h->arena_destroy);
+    ts_env env;
+    ck_assert_int_eq(tsenv_init(&env), TS_OK);
+    ts_arena *a = (ts_arena *)1;
+    ck_assert_int_eq(h->arena_create(&env, 0, &a), TS_ERR_INVALID);
+    ck_assert_ptr_null(a);
+    ck_assert_int_eq(h->arena_create(&env, ((size_t)16 << 20) + 1, &a), TS_ERR_INVALID);
+    ck_assert_int_eq(h->arena_create(&env, AR_BLOCK, &a), TS_OK);
+    ck_assert_ptr_nonnull(a);
+
+    /* distinct blocks, and a freed block is handed out again */
+    uint8_t *x = h->arena_alloc(a), *y = h->arena_alloc(a);
+    ck_assert_ptr_nonnull(x);
+    ck_assert_ptr_nonnull(y);
+    ck_assert((size_t)(x > y ? x - y : y - x) >= AR_BLOCK);
+    h->arena_free(a, x);
+    ck_assert_ptr_eq(h->arena_alloc(a), x);
+    h->arena_free(a, NULL);
+
+    pthread_t th[AR_THREADS];
+    ar_arg args[AR_THREADS];
+    for (int i = 0; i < AR_THREADS; i++) {
+        args[i] = (ar_arg){ h, a, i, 0 };
+        ck_assert_int_eq(pthread_create(&th[i], NULL, arena_worker, &args[i]), 0);
+    }
+    for (int i = 0; i < AR_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_int_eq(args[i].bad, 0);
+    }
+    h->arena_destroy(a); /* x and y were never given back */
+    h->arena_destroy(NULL);
+    tsenv_destroy(&env);
+}
+END_TEST
+
 START_TEST(cache_partitions_threads)
 {
     /* 1.3 MB of 256-byte pages: 16 partitions; 300 KB: 4; 8 KB: one */
@@ -645,6 +719,7 @@ static Suite *suite(void)
     tcase_add_test(tc, log_restart_vs_group_commit);
     tcase_add_test(tc, checkpoint_under_reader);
     tcase_add_test(tc, cache_partitions_threads);
+    tcase_add_test(tc, host_arena_threads);
     suite_add_tcase(s, tc);
     return s;
 }

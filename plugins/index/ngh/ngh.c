@@ -713,6 +713,16 @@ static const ts_module ngh_module = {
 
 static const ts_module *const ngh_modules[] = { &ngh_module, NULL };
 
+/* The page copies live in host arenas (ABI 1.3); the loader refuses this
+ * plugin in older kernels, this guards hosts that build their own table. */
+static int ngh_init(const ts_host *host, ts_env *env, void **state_out)
+{
+    *state_out = NULL;
+    if (host->struct_size < offsetof(ts_host, arena_destroy) + sizeof host->arena_destroy)
+        return host->error(env, TS_ERR_PLUGIN, "ngh: needs a host table of ABI 1.3 (arenas)");
+    return TS_OK;
+}
+
 static const ts_plugin ngh_plugin = {
     .magic = TS_PLUGIN_MAGIC,
     .abi_major = TS_ABI_MAJOR,
@@ -720,6 +730,7 @@ static const ts_plugin ngh_plugin = {
     .struct_size = sizeof(ts_plugin),
     .name = "ngh",
     .version = NGH_VERSION_STR,
+    .init = ngh_init,
     .modules = ngh_modules,
 };
 

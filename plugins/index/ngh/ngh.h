@@ -91,27 +91,6 @@ typedef struct ngh_scratch {
     uint32_t   ptcap;
 } ngh_scratch;
 
-/* Fixed-size blocks from large mappings advised for transparent huge pages
- * (ngh_slab.c): the page copies of the read and the write cache.  Alloc and
- * free are thread-safe; init and done are not. */
-typedef struct ngh_slab {
-    pthread_mutex_t mu;
-    size_t   block;         /* bytes a block (the size asked, rounded up to 64) */
-    void    *chunks;        /* the mappings */
-    uint8_t *cur;           /* the newest mapping's unused part */
-    size_t   left, next_bytes;
-    void    *free;          /* freed blocks, linked through their first bytes */
-} ngh_slab;
-void  ngh_slab_init(ngh_slab *s, size_t block);
-/* A block of s's size; NULL when no memory can be mapped. */
-void *ngh_slab_alloc(ngh_slab *s);
-void  ngh_slab_free(ngh_slab *s, void *b);
-/* Unmap every block (they need not be freed first). */
-void  ngh_slab_done(ngh_slab *s);
-/* Give every block of from (its mappings and free list) to to, whose own
- * are unmapped; from stays set up, empty.  Neither may be in use. */
-void  ngh_slab_move(ngh_slab *to, ngh_slab *from);
-
 /* The read cache: copies of the node and upper-layer pages of one committed
  * generation of the index (the meta page's gen, bumped by every write
  * operation), shared by every read operation that sees that generation.
@@ -130,7 +109,7 @@ typedef struct ngh_snap {
     uint32_t pkcap;
     _Atomic(uint8_t *) *pk;
     _Atomic uint64_t bytes;
-    ngh_slab slab;     /* the page copies */
+    ts_arena *arena;   /* the page copies (host arena); NULL: none made */
 } ngh_snap;
 
 /* The write cache: copies of node and upper-layer pages as the write
@@ -143,7 +122,7 @@ typedef struct ngh_wcache {
     uint32_t  cap[NGH_SNAP_ARRAYS];
     uint8_t **slot[NGH_SNAP_ARRAYS];
     uint64_t  bytes;
-    ngh_slab  slab;     /* the page copies (block 0: not set up yet) */
+    ts_arena *arena;    /* the page copies (host arena); NULL: not set up yet */
 } ngh_wcache;
 
 /* knn results handed out per transaction (see ngh.c). */

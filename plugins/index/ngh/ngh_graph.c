@@ -495,7 +495,8 @@ void ngh_wcache_reset(ngh_idx *ix)
         wc->slot[a] = NULL;
         wc->cap[a] = 0;
     }
-    if (wc->slab.block) ngh_slab_done(&wc->slab); /* every copy at once */
+    ix->host->arena_destroy(wc->arena); /* every copy at once */
+    wc->arena = NULL;
     wc->bytes = 0;
     wc->valid = 0;
 }
@@ -510,7 +511,7 @@ static void wc_drop(ngh_op *o, int a, uint32_t pos)
         void **n = o->ix->host->realloc(o->dead, (size_t)nc * sizeof *n);
         if (!n) {
             /* out of the cache all the same (reads of the page must see the
-             * pinned one); the block comes back when the slab is reset */
+             * pinned one); the block comes back when the arena is reset */
             wc->slot[a][pos] = NULL;
             wc->bytes -= o->m.usable;
             return;
@@ -545,8 +546,8 @@ static void wc_fill(ngh_op *o, int a, uint32_t pos, const uint8_t *d, int reuse)
         return;
     }
     if (wc->bytes + size > o->ix->cache_bytes) return;
-    if (!wc->slab.block) ngh_slab_init(&wc->slab, size);
-    uint8_t *c = reuse && o->ndead ? o->dead[--o->ndead] : ngh_slab_alloc(&wc->slab);
+    if (!wc->arena && o->ix->host->arena_create(o->ix->env, size, &wc->arena)) return;
+    uint8_t *c = reuse && o->ndead ? o->dead[--o->ndead] : o->ix->host->arena_alloc(wc->arena);
     if (!c) return;
     memcpy(c, d, size);
     wc->slot[a][pos] = c;
@@ -571,7 +572,7 @@ static void wc_detach(ngh_op *o)
     ngh_idx *ix = o->ix;
     if (o->wc) {
         /* while this operation still owns the cache (a reset unmaps it) */
-        for (uint32_t i = 0; i < o->ndead; i++) ngh_slab_free(&ix->wc.slab, o->dead[i]);
+        for (uint32_t i = 0; i < o->ndead; i++) ix->host->arena_free(ix->wc.arena, o->dead[i]);
         pthread_mutex_lock(&ix->mu);
         ix->wc.gen = o->m.gen;
         ix->wc.valid = 1;
@@ -590,7 +591,7 @@ void ngh_snap_free(ngh_idx *ix, ngh_snap *s)
 {
     if (!s) return;
     for (int a = 0; a < NGH_SNAP_ARRAYS; a++) ix->host->free(s->slot[a]);
-    if (s->slab.block) ngh_slab_done(&s->slab);
+    ix->host->arena_destroy(s->arena);
     for (uint32_t i = 0; s->pk && i < s->pkcap; i++)
         ix->host->free(atomic_load_explicit(&s->pk[i], memory_order_relaxed));
     ix->host->free(s->pk);
@@ -655,7 +656,7 @@ void ngh_snap_pk_fill(ngh_op *o, uint32_t id, const void **pk, size_t *pl)
 static int wc_claim(ngh_idx *ix, const ngh_meta *m)
 {
     ngh_wcache *wc = &ix->wc;
-    if (!wc->valid || wc->busy || wc->gen != m->gen || m->writer != ix->tag || !wc->slab.block) return 0;
+    if (!wc->valid || wc->busy || wc->gen != m->gen || m->writer != ix->tag || !wc->arena) return 0;
     wc->busy = 1;
     return 1;
 }
@@ -671,13 +672,14 @@ static void snap_take_slots(ngh_idx *ix, ngh_snap *sn)
     }
 }
 
-/* Under ix->mu, sn being published: its memory too (copies past the
- * reader's arrays, none as both follow the meta page, go with the slab),
- * and the write cache, emptied, is released. */
+/* Under ix->mu, sn (made without an arena) being published: its memory
+ * too (copies past the reader's arrays, none as both follow the meta page,
+ * go with the arena), and the write cache, emptied, is released. */
 static void snap_take_memory(ngh_idx *ix, ngh_snap *sn)
 {
     ngh_wcache *wc = &ix->wc;
-    ngh_slab_move(&sn->slab, &wc->slab);
+    sn->arena = wc->arena;
+    wc->arena = NULL;
     atomic_store_explicit(&sn->bytes, wc->bytes, memory_order_relaxed);
     ngh_wcache_reset(ix);
     wc->busy = 0;
@@ -699,7 +701,9 @@ static void snap_attach(ngh_op *o)
         fresh = ix->host->calloc(1, sizeof *fresh);
         if (fresh) {
             fresh->gen = o->m.gen;
-            ngh_slab_init(&fresh->slab, o->m.usable);
+            /* taking the write cache's copies takes its arena; without
+             * one (no memory) the pinned pages serve */
+            if (!take) ix->host->arena_create(ix->env, o->m.usable, &fresh->arena);
             /* format 1's keys are all in the map: cache them; format 2's
              * are in the slots (the few in the map are looked up) */
             if (!o->m.pkw) {
@@ -718,8 +722,7 @@ static void snap_attach(ngh_op *o)
             }
         }
     }
-    /* (the block sizes always agree: both are the page's usable bytes) */
-    int took = fresh && take && fresh->slab.block == ix->wc.slab.block;
+    int took = fresh && take;
     if (took) snap_take_slots(ix, fresh);
     pthread_mutex_lock(&ix->mu);
     s = ix->snap;
@@ -1069,15 +1072,16 @@ static int arr_read(ngh_op *o, int a, uint64_t pos, uint32_t type, uint8_t **out
         return TS_OK;
     }
     uint32_t size = o->m.usable;
-    if (!slot || atomic_load_explicit(&sn->bytes, memory_order_relaxed) + size > o->ix->cache_bytes) return TS_OK;
-    uint8_t *c = ngh_slab_alloc(&sn->slab), *exp = NULL;
+    if (!slot || !sn->arena || atomic_load_explicit(&sn->bytes, memory_order_relaxed) + size > o->ix->cache_bytes)
+        return TS_OK;
+    uint8_t *c = o->ix->host->arena_alloc(sn->arena), *exp = NULL;
     if (!c) return TS_OK; /* no copy: the pinned page serves */
     memcpy(c, d, size);
     if (atomic_compare_exchange_strong_explicit(slot, &exp, c, memory_order_acq_rel, memory_order_acquire)) {
         atomic_fetch_add_explicit(&sn->bytes, size, memory_order_relaxed);
         *out = c;
     } else {
-        ngh_slab_free(&sn->slab, c);
+        o->ix->host->arena_free(sn->arena, c);
         *out = exp;
     }
     return TS_OK;
