@@ -39,6 +39,8 @@
  *   fashion    Debian's dataset-fashion-mnist: the 60K train images as the
  *              base (784-d, pixel values 0..255 as floats), the first Q
  *              t10k images as queries (read with zcat).
+ * tostore's cacheBytes: 1.25 x (node record + float32 row + 300 bytes) a
+ * vector + 64 MiB, or BENCH_VEC_CACHE_MB MiB.
  * Queries: 1000 (quick), 10000 with TS_BENCH_FULL=1.  Ground truth: exact
  * top 10 (L2) over the base, unfiltered and for the three filters, computed
  * with every core once and cached in /tmp (bench_vector_gt_*.bin, keyed by
@@ -1097,6 +1099,7 @@ int main(int argc, char **argv)
     size_t rec = 16 + 4 * g_dim + 4 * 2 * M_PARAM, npp = 4008 / rec ? 4008 / rec : 1;
     double per_vec = 4096.0 / (double)npp + 4 * g_dim + 300;
     g_cache = (long long)((double)g_n * 1.25 * per_vec) + (64LL << 20);
+    if (getenv("BENCH_VEC_CACHE_MB")) g_cache = atoll(getenv("BENCH_VEC_CACHE_MB")) << 20;
 
     printf("bench_vector: %s, %zu vectors x %zu-d, %zu queries, k = %d, L2, M = %d, efConstruction = %d; "
            "rounds %d; query threads 1 and %d; tostore cacheBytes %lld MiB; engines:", g_data, g_n, g_dim,
