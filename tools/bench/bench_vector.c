@@ -1099,7 +1099,11 @@ int main(int argc, char **argv)
     size_t rec = 16 + 4 * g_dim + 4 * 2 * M_PARAM, npp = 4008 / rec ? 4008 / rec : 1;
     double per_vec = 4096.0 / (double)npp + 4 * g_dim + 300;
     g_cache = (long long)((double)g_n * 1.25 * per_vec) + (64LL << 20);
-    if (getenv("BENCH_VEC_CACHE_MB")) g_cache = atoll(getenv("BENCH_VEC_CACHE_MB")) << 20;
+    if (getenv("BENCH_VEC_CACHE_MB")) {
+        long long mb = atoll(getenv("BENCH_VEC_CACHE_MB"));
+        if (mb < 1 || mb > (1LL << 40)) die("BENCH_VEC_CACHE_MB: a size in MiB, 1 or more");
+        g_cache = mb << 20;
+    }
 
     printf("bench_vector: %s, %zu vectors x %zu-d, %zu queries, k = %d, L2, M = %d, efConstruction = %d; "
            "rounds %d; query threads 1 and %d; tostore cacheBytes %lld MiB; engines:", g_data, g_n, g_dim,

@@ -494,7 +494,7 @@ typedef struct hxrec {
 /* Parse a record in set form. */
 static int rec_parse(const uint8_t *p, size_t avail, hxrec *r)
 {
-    *r = (hxrec){ 0 }; /* callers read no field after a failure; -O3 cannot tell */
+    *r = (hxrec){ 0 }; /* a failed parse leaves zeros, not stale fields (and -O3 sees it) */
     if (avail < R_HDR) return -1;
     r->h = g64(p);
     r->klen = g16(p + 8);

@@ -714,11 +714,12 @@ static const ts_module ngh_module = {
 static const ts_module *const ngh_modules[] = { &ngh_module, NULL };
 
 /* The page copies live in host arenas (ABI 1.3); the loader refuses this
- * plugin in older kernels, this guards hosts that build their own table. */
+ * plugin in older kernels, this refuses a host table without them. */
 static int ngh_init(const ts_host *host, ts_env *env, void **state_out)
 {
     *state_out = NULL;
-    if (host->struct_size < offsetof(ts_host, arena_destroy) + sizeof host->arena_destroy)
+    if (host->struct_size < offsetof(ts_host, arena_destroy) + sizeof host->arena_destroy ||
+        !host->arena_create || !host->arena_alloc || !host->arena_free || !host->arena_destroy)
         return host->error(env, TS_ERR_PLUGIN, "ngh: needs a host table of ABI 1.3 (arenas)");
     return TS_OK;
 }

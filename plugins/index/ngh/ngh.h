@@ -109,7 +109,9 @@ typedef struct ngh_snap {
     uint32_t pkcap;
     _Atomic(uint8_t *) *pk;
     _Atomic uint64_t bytes;
-    ts_arena *arena;   /* the page copies (host arena); NULL: none made */
+    ts_arena *arena;   /* the page copies (host arena); NULL: no copies (the
+                        * arena could not be made, or the write cache's is
+                        * handed over at publication) */
 } ngh_snap;
 
 /* The write cache: copies of node and upper-layer pages as the write

@@ -546,7 +546,9 @@ static void wc_fill(ngh_op *o, int a, uint32_t pos, const uint8_t *d, int reuse)
         return;
     }
     if (wc->bytes + size > o->ix->cache_bytes) return;
-    if (!wc->arena && o->ix->host->arena_create(o->ix->env, size, &wc->arena)) return;
+    /* no arena (out of memory): no copy, and no error on the handle for
+     * what the pinned page serves all the same */
+    if (!wc->arena && o->ix->host->arena_create(NULL, size, &wc->arena)) return;
     uint8_t *c = reuse && o->ndead ? o->dead[--o->ndead] : o->ix->host->arena_alloc(wc->arena);
     if (!c) return;
     memcpy(c, d, size);
@@ -703,7 +705,7 @@ static void snap_attach(ngh_op *o)
             fresh->gen = o->m.gen;
             /* taking the write cache's copies takes its arena; without
              * one (no memory) the pinned pages serve */
-            if (!take) ix->host->arena_create(ix->env, o->m.usable, &fresh->arena);
+            if (!take) ix->host->arena_create(NULL, o->m.usable, &fresh->arena);
             /* format 1's keys are all in the map: cache them; format 2's
              * are in the slots (the few in the map are looked up) */
             if (!o->m.pkw) {

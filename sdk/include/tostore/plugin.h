@@ -78,7 +78,8 @@ enum ts_log_level { TS_LOG_ERROR = 0, TS_LOG_WARN = 1, TS_LOG_INFO = 2, TS_LOG_D
 /*
  * The host table: services the kernel lends to plugins.  Passed to init and
  * to every instance constructor; valid until the instance is closed.  All
- * functions are thread-safe.
+ * functions are thread-safe (an arena's create and destroy excepted: see
+ * there).
  */
 struct ts_host {
     uint32_t struct_size;           /* sizeof(ts_host) of the kernel; check before new fields */
@@ -134,11 +135,16 @@ struct ts_host {
      * each.  Blocks are aligned to 64 bytes; under AddressSanitizer a block
      * not handed out is poisoned.
      * arena_create: *out gets an arena of blocks of at least block bytes
-     *   (1 .. 16 MiB); TS_ERR_INVALID or TS_ERR_NOMEM (message recorded on env).
-     * arena_alloc: a block, not zeroed; NULL when no memory can be mapped.
-     * arena_free: give back a block of a (NULL is ignored).
+     *   (1 .. 16 MiB); on failure *out is NULL and the status TS_ERR_INVALID
+     *   or TS_ERR_NOMEM, its message recorded on env (NULL env: on the
+     *   calling thread's handle-less slot, for a caller that treats the
+     *   failure as no error).
+     * arena_alloc: a block of a, not zeroed; NULL when no memory can be
+     *   mapped.  a must not be NULL.
+     * arena_free: give back a block of a (a NULL block is ignored; a must
+     *   not be NULL).
      * arena_destroy: unmap every block of a at once, whether given back or
-     *   not; NULL is ignored.
+     *   not; a NULL a is ignored.
      * alloc and free may run on any threads at once; create and destroy are
      * the caller's to order against every other use of the arena. */
     int   (*arena_create)(ts_env *env, size_t block, ts_arena **out);
