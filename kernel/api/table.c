@@ -163,6 +163,21 @@ int ts_sync_schemas_progress(ts_db *db, const json_t *schemas, int dry_run, json
     return rc;
 }
 
+int ts_rebuild_table(ts_db *db, const char *table,
+                     void (*progress)(void *ctx, const char *table, uint64_t done, uint64_t total),
+                     void *ctx)
+{
+    tscall c;
+    int rc = tscall_begin(db, 1, &c);
+    if (rc) return rc;
+    unsigned seq = db->tables.ddl_seq;
+    tsmig_opts o = { .progress = progress, .progress_ctx = ctx };
+    rc = table ? tsmig_rebuild(&db->tables, c.tx, table, &o, NULL)
+               : tsenv_error(&db->env, TS_ERR_INVALID, "table is NULL");
+    tsapi_sp_barrier(db);
+    return ddl_end(db, &c, seq, rc);
+}
+
 int ts_sync_schemas_report(ts_db *db, const json_t *schemas, int dry_run, json_t **report_new)
 {
     return ts_sync_schemas_progress(db, schemas, dry_run, report_new, NULL, NULL);

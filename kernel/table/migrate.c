@@ -277,6 +277,38 @@ static int rewrite(tstbl_map *m, tstx *tx, tstbl *old, tsd_table *nd, const long
     return rc;
 }
 
+int tsmig_rebuild(tstbl_map *m, tstx *tx, const char *name, const tsmig_opts *o, json_t *report)
+{
+    ts_env *env = m->env;
+    tstbl *t = tstbl_find(m, name);
+    if (!t) return tsenv_error(env, TS_ERR_NOT_FOUND, "no table '%s'", name);
+    if (t->mig) return tsmig_busy(m, t);
+    /* a definition of its own (rewrite takes it), equal to the table's */
+    json_t *js = tsd_table_to_json(t->def);
+    long *map = calloc(t->def->ncols + 1, sizeof *map);
+    json_t *entry = json_pack("{s:s, s:s}", "table", t->def->name, "action", "rebuilt");
+    tsd_table *d = NULL;
+    int rc = js && map && entry ? tsd_table_parse(env, js, &d)
+                                : tsenv_error(env, TS_ERR_NOMEM, "out of memory");
+    json_decref(js);
+    for (size_t c = 0; !rc && c < t->def->ncols; c++) map[c] = (long)c;
+    if (!rc) rc = tstbl_flush_states(m, tx);
+    if (!rc) {
+        tstbl_hold(m, t);
+        rc = tstbl_unlink(m, tx, t, 0);
+        if (!rc) {
+            rc = rewrite(m, tx, t, d, map, o, entry);
+            d = NULL;
+        }
+        tstbl_release(m, t);
+    }
+    tsd_table_free(d);
+    free(map);
+    if (!rc && report) json_array_append_new(report, entry);
+    else json_decref(entry);
+    return rc;
+}
+
 /* A kept table whose foreign keys name a renamed table or field: its
  * schema with the new names, or NULL when none changed. */
 static json_t *follow_renames(const tsd_table *kept, json_t *renames)

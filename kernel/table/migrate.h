@@ -46,6 +46,13 @@ typedef struct tsmig_opts {
  * table, field and how many rows; the caller then rolls back.  A table with
  * a running background task is not changed: TS_ERR_DB. */
 int tsmig_sync(tstbl_map *m, tstx *tx, const json_t *schemas, const tsmig_opts *o, json_t *report);
+/* Rewrite table name under its own definition: its rows copied into new
+ * trees and every index built again from them, the old trees' pages freed
+ * (o->progress as for a rewrite; the other options are not used).  An
+ * entry {"table", "action": "rebuilt", "rows", ...} goes to report when it
+ * is not NULL.  TS_ERR_NOT_FOUND: no such table; TS_ERR_DB: a migration
+ * task runs on it. */
+int tsmig_rebuild(tstbl_map *m, tstx *tx, const char *name, const tsmig_opts *o, json_t *report);
 
 /* ---- shared by the foreground rewrite and background tasks ----------- */
 

@@ -901,6 +901,101 @@ START_TEST(transactions_and_reopen)
 }
 END_TEST
 
+/* ts_rebuild_table after heavy deletes: the old trees' pages are freed,
+ * the rows, other spaces and the key generator are as they were, and the
+ * rebuilt vector index answers like exact search, also after reopen. */
+static uint64_t rb_calls, rb_done, rb_total;
+static void rb_progress(void *ctx, const char *table, uint64_t done, uint64_t total)
+{
+    (void)ctx;
+    ck_assert_str_eq(table, "v");
+    ck_assert_uint_le(done, total);
+    rb_calls++;
+    rb_done = done;
+    rb_total = total;
+}
+
+static json_int_t free_pages(ts_db *db)
+{
+    json_t *st = NULL;
+    ck_assert_int_eq(ts_stats(db, &st), TS_OK);
+    json_int_t n = json_integer_value(json_object_get(st, "freePages"));
+    json_decref(st);
+    return n;
+}
+
+static int keep_tenth(size_t i) { return i % 10 == 0; }
+
+static void check_kept(ts_db *db, const float *data, size_t n, size_t dim)
+{
+    double rsum = 0;
+    for (size_t qi = 0; qi < 40; qi++) {
+        const float *q = data + (qi * 37 + 5) * dim;
+        size_t want[10];
+        size_t nw = exact_knn(M_L2, data, n, dim, q, 10, keep_tenth, want);
+        ts_result *r = search(ts_ef_search(ts_query_new(db, "v"), 64), q, dim, 10);
+        ck_assert_uint_eq(ts_result_count(r), 10);
+        check_rows(r, M_L2, data, dim, q);
+        for (size_t j = 0; j < 10; j++) ck_assert_uint_eq(id_of(ts_result_row(r, j)) % 10, 0);
+        rsum += recall_of(r, want, nw);
+        ts_result_free(r);
+    }
+    ck_assert_msg(rsum / 40 >= 0.95, "recall %.3f after the rebuild", rsum / 40);
+}
+
+START_TEST(rebuild_after_deletes)
+{
+    enum { N = 3000, DIM = 16 };
+    ts_db *db = open_db(NULL);
+    float *data = clustered(N, DIM, 11);
+    make_table(db, "v", DIM, "float32", M_L2, 1);
+    fill(db, "v", data, N, DIM, 1);
+    ck_assert_int_eq(ts_switch_space(db, "other", 0), TS_OK);
+    ins_i(db, "v", "{'cat': 7, 'emb': [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]}");
+    ck_assert_int_eq(ts_switch_space(db, "default", 0), TS_OK);
+    ck_assert_int_eq(ts_begin(db), TS_OK);
+    for (size_t i = 0; i < N; i++)
+        if (i % 10) ck_assert_int_eq(ts_delete(db, "v", I((json_int_t)i + 1)), TS_OK);
+    ck_assert_int_eq(ts_commit(db), TS_OK);
+    json_int_t f0 = free_pages(db);
+
+    ck_assert_int_eq(ts_rebuild_table(db, "nope", NULL, NULL), TS_ERR_NOT_FOUND);
+    ck_assert_int_eq(ts_rebuild_table(db, NULL, NULL, NULL), TS_ERR_INVALID);
+    rb_calls = 0;
+    ck_assert_msg(ts_rebuild_table(db, "v", rb_progress, NULL) == TS_OK, "%s", ts_errmsg(db));
+    ck_assert_uint_ge(rb_calls, 1);
+    ck_assert_uint_eq(rb_done, rb_total);
+    ck_assert_uint_eq(rb_done, N / 10 + 1); /* both spaces */
+    /* the old trees (3000 rows, 3000 graph nodes) went to the free list */
+    json_int_t f1 = free_pages(db);
+    ck_assert_msg(f1 > f0 + 20, "free pages %lld -> %lld", (long long)f0, (long long)f1);
+
+    ck_assert_int_eq(count(db, "v"), N / 10);
+    json_t *row = NULL;
+    ck_assert_int_eq(ts_get(db, "v", I(11), &row), TS_OK);
+    ck_assert_int_eq(fint(row, "cat"), 10);
+    json_decref(row);
+    ck_assert_int_eq(ts_get(db, "v", I(12), &row), TS_ERR_NOT_FOUND);
+    check_kept(db, data, N, DIM);
+    /* the key generator goes on where it was */
+    json_t *pk = NULL;
+    ck_assert_int_eq(ts_insert(db, "v", keep(json_pack("{s:i}", "cat", 1)), &pk), TS_OK);
+    ck_assert_int_eq(json_integer_value(pk), N + 1);
+    json_decref(pk);
+    ck_assert_int_eq(ts_delete(db, "v", I(N + 1)), TS_OK);
+    /* the other space keeps its row */
+    ck_assert_int_eq(ts_switch_space(db, "other", 0), TS_OK);
+    ck_assert_int_eq(count(db, "v"), 1);
+    ck_assert_int_eq(ts_switch_space(db, "default", 0), TS_OK);
+
+    db = reopen(db);
+    check_kept(db, data, N, DIM);
+    ck_assert_int_eq(count(db, "v"), N / 10);
+    free(data);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+}
+END_TEST
+
 START_TEST(errors)
 {
     ts_db *db = open_db(NULL);
@@ -981,6 +1076,7 @@ static Suite *suite(void)
     tcase_add_test(tc, filtered_search_after_rename);
     tcase_add_test(tc, select_k_and_ef);
     tcase_add_test(tc, deletes_updates_spaces);
+    tcase_add_test(tc, rebuild_after_deletes);
     tcase_add_test(tc, transactions_and_reopen);
     tcase_add_test(tc, errors);
     suite_add_tcase(s, tc);

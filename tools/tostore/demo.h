@@ -8,5 +8,6 @@ void demo_tables(ts_db *db);
 void demo_vectors(ts_db *db);
 int  cmd_schema(const char *config, const char *table);
 int  cmd_migrate(const char *config, int apply);
+int  cmd_rebuild(const char *config, const char *table);
 
 #endif

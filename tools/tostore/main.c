@@ -9,6 +9,7 @@
  *   tostore rekey [--config F] (--to CIPHER_JSON | --decrypt) [--new-data-key]
  *   tostore schema [--config F] [--table T]
  *   tostore migrate --config F [--apply]
+ *   tostore rebuild [--config F] (--table T | T)
  *   tostore version
  */
 #include <stdio.h>
@@ -32,6 +33,8 @@ static int usage(FILE *to)
             "  schema    print the stored table schemas ([table] or [--table T] for one)\n"
             "  migrate   show the changes the config's \"schemas\" make to the stored\n"
             "            tables; --apply applies them\n"
+            "  rebuild   copy a table's rows and rebuild its indexes (T or --table T):\n"
+            "            gives back the pages of an index that shrank for good\n"
             "  version   print the library version\n"
             "Without --config the embedded default configuration is used.\n");
     return to == stderr ? 2 : 0;
@@ -236,7 +239,9 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--table") == 0 && i + 1 < argc) table = argv[++i];
         else if (strcmp(argv[i], "--apply") == 0) apply = 1;
         /* `tostore schema --config F [table]` */
-        else if (strcmp(cmd, "schema") == 0 && argv[i][0] != '-' && !table) table = argv[i];
+        else if ((strcmp(cmd, "schema") == 0 || strcmp(cmd, "rebuild") == 0) && argv[i][0] != '-' &&
+                 !table)
+            table = argv[i];
         else { fprintf(stderr, "tostore: unknown argument '%s'\n", argv[i]); return usage(stderr); }
     }
     if (strcmp(cmd, "demo") == 0) return cmd_demo(config);
@@ -247,6 +252,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "rekey") == 0) return cmd_rekey(config, to, decrypt, new_key);
     if (strcmp(cmd, "schema") == 0) return cmd_schema(config, table);
     if (strcmp(cmd, "migrate") == 0) return cmd_migrate(config, apply);
+    if (strcmp(cmd, "rebuild") == 0) return cmd_rebuild(config, table);
     if (strcmp(cmd, "version") == 0) { printf("%s\n", ts_version()); return 0; }
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0) return usage(stdout);
     fprintf(stderr, "tostore: unknown command '%s'\n", cmd);

@@ -121,3 +121,31 @@ int cmd_migrate(const char *config, int apply)
     ts_close(db);
     return rc ? 1 : 0;
 }
+
+int cmd_rebuild(const char *config, const char *table)
+{
+    if (!table) {
+        fprintf(stderr, "tostore rebuild: name the table (--table T or T)\n");
+        return 2;
+    }
+    ts_db *db;
+    json_t *schemas;
+    if (open_plain(config, &db, &schemas)) return 1;
+    json_decref(schemas);
+    json_t *before = NULL, *after = NULL;
+    ts_stats(db, &before);
+    int tty = isatty(2);
+    int rc = ts_rebuild_table(db, table, migrate_progress, &tty);
+    if (rc) {
+        fprintf(stderr, "tostore rebuild: %s: %s\n", ts_strerror(rc), ts_errmsg(db));
+    } else if (ts_stats(db, &after) == TS_OK && before) {
+        printf("rebuilt %s: free pages %lld -> %lld of %lld\n", table,
+               (long long)json_integer_value(json_object_get(before, "freePages")),
+               (long long)json_integer_value(json_object_get(after, "freePages")),
+               (long long)json_integer_value(json_object_get(after, "pages")));
+    }
+    json_decref(before);
+    json_decref(after);
+    ts_close(db);
+    return rc ? 1 : 0;
+}

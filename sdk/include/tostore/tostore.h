@@ -222,6 +222,19 @@ TS_API int ts_sync_schemas_progress(ts_db *db, const json_t *schemas, int dry_ru
                                                      uint64_t total),
                                     void *ctx);
 
+/* Rebuild a table in one transaction: its rows are copied into new trees
+ * and every index (ngh vector indexes included) is built again from them;
+ * the old trees' pages go to the free list, where later writes reuse them.
+ * For after heavy deletes: an index that shrank for good gives its pages
+ * back, and a vector index's graph is built fresh.  Rows, keys and the key
+ * generator's state are unchanged.  progress (may be NULL) as for
+ * ts_sync_schemas_progress.  TS_ERR_NOT_FOUND: no such table; TS_ERR_DB: a
+ * background migration task runs on it; TS_ERR_INVALID: table is NULL. */
+TS_API int ts_rebuild_table(ts_db *db, const char *table,
+                            void (*progress)(void *ctx, const char *table, uint64_t done,
+                                             uint64_t total),
+                            void *ctx);
+
 /* ---- online schema updates -------------------------------------------
  * Change one stored table with chained calls, then ts_su_apply:
  *
