@@ -977,6 +977,15 @@ START_TEST(rebuild_after_deletes)
     json_decref(row);
     ck_assert_int_eq(ts_get(db, "v", I(12), &row), TS_ERR_NOT_FOUND);
     check_kept(db, data, N, DIM);
+    for (int rep = 0; rep < 3; rep++) { /* repeated: the second search keeps the set */
+        ts_result *r = search(ts_where(ts_query_new(db, "v"), "cat", "<", I(30)), data, DIM, 5);
+        ck_assert_uint_eq(ts_result_count(r), 5);
+        for (size_t j = 0; j < 5; j++) {
+            ck_assert_int_lt(fint(ts_result_row(r, j), "cat"), 30);
+            ck_assert_uint_eq(id_of(ts_result_row(r, j)) % 10, 0);
+        }
+        ts_result_free(r);
+    }
     /* the key generator goes on where it was */
     json_t *pk = NULL;
     ck_assert_int_eq(ts_insert(db, "v", keep(json_pack("{s:i}", "cat", 1)), &pk), TS_OK);
