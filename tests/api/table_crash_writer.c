@@ -29,6 +29,9 @@
  *   I R <tag> <k0> <n>             about to insert n users (and maybe posts)
  *                                  and roll back: nothing of it may persist
  *   A R <tag> <k0> <n>
+ *   I B <table>                    about to rebuild users or posts
+ *                                  (ts_rebuild_table: no row changes)
+ *   A B <table>
  *
  * An "I" line without its "A" line is the call in flight when killed.
  * Any unexpected failure exits with status 3 (and a message on stderr).
@@ -224,6 +227,15 @@ static void op_delete(void)
     out("A D %lld", id);
 }
 
+static void op_rebuild(void)
+{
+    const char *t = rnd(2) ? "users" : "posts";
+    out("I B %s", t);
+    int rc = ts_rebuild_table(db, t, NULL, NULL);
+    if (rc) die("rebuild", rc);
+    out("A B %s", t);
+}
+
 static void create_tables(void)
 {
     static const char *schemas[] = {
@@ -270,6 +282,7 @@ int main(int argc, char **argv)
         else if (x < 60) op_txn(1);
         else if (x < 65) op_rollback();
         else if (x < 92) op_post();
+        else if (x < 94) op_rebuild();
         else op_delete();
     }
 }

@@ -20,6 +20,8 @@
  *  - acknowledged keys only grow, across crashes too: a new row gets a key
  *    above every key ever acknowledged (no key reuse after a crash);
  *  - an acknowledged email inserted again is TS_ERR_UNIQUE;
+ *  - (the writer also rebuilds a table now and then, ts_rebuild_table:
+ *    a kill in the middle must leave the old trees or the new, whole);
  *  - ts_check passes.
  *
  * TS_TEST_LONG=1 runs many more rounds; TS_TEST_SEED fixes the seed.
@@ -206,7 +208,7 @@ typedef struct inflight {
     long long id;      /* P: the author; D: the user */
 } inflight;
 
-static long long stat_acks, stat_landed, stat_lost, stat_ops;
+static long long stat_acks, stat_landed, stat_lost, stat_ops, stat_rebuilds, stat_rebuild_killed;
 
 /* Apply every complete line the writer printed; returns the call in flight. */
 static inflight parse(victim *v, int round)
@@ -233,9 +235,10 @@ static inflight parse(victim *v, int round)
                 cur.k0 = atoll(strtok_r(NULL, " ", &save));
                 cur.n = atoll(strtok_r(NULL, " ", &save));
             } else {
-                REQUIRE(cur.kind == 'P' || cur.kind == 'D', "round %d: bad line kind %c", round,
-                              cur.kind);
-                cur.id = atoll(strtok_r(NULL, " ", &save));
+                REQUIRE(cur.kind == 'P' || cur.kind == 'D' || cur.kind == 'B',
+                        "round %d: bad line kind %c", round, cur.kind);
+                /* B (a rebuild) names a table and changes no row */
+                if (cur.kind != 'B') cur.id = atoll(strtok_r(NULL, " ", &save));
             }
         } else if (!strcmp(w, "A")) {
             char *k = strtok_r(NULL, " ", &save);
@@ -243,6 +246,7 @@ static inflight parse(victim *v, int round)
             REQUIRE(cur.kind == k[0], "round %d: acknowledgement %c of call %c", round, k[0],
                           cur.kind ? cur.kind : '-');
             stat_ops++;
+            if (cur.kind == 'B') stat_rebuilds++;
             if (cur.kind == 'U' || cur.kind == 'T') {
                 strtok_r(NULL, " ", &save); /* tag, k0, n: as announced */
                 strtok_r(NULL, " ", &save);
@@ -531,14 +535,16 @@ START_TEST(tables_kill_loop)
         pump(&v, now() + wait, 0);
         reap(&v, round);
         inflight f = parse(&v, round);
+        if (f.kind == 'B') stat_rebuild_killed++;
         ts_db *db = open_dir(dir, round);
         verify(db, dir, round, &f);
         ck_assert_int_eq(ts_close(db), TS_OK);
     }
     fprintf(stderr, "tables_crash: %d SIGKILLs (%d counted from process start), %lld calls and "
             "%lld rows acknowledged, in flight: %lld landed, %lld not; %lld users, %lld posts "
-            "(highest keys), %.1f s\n", rounds, from_start, stat_ops, stat_acks, stat_landed,
-            stat_lost, max_user, max_post, now() - t0);
+            "(highest keys), %lld table rebuilds (%lld killed midway), %.1f s\n", rounds, from_start,
+            stat_ops, stat_acks, stat_landed, stat_lost, max_user, max_post, stat_rebuilds,
+            stat_rebuild_killed, now() - t0);
     ck_assert_int_gt(stat_acks, 0);
     free(v.buf);
     for (size_t i = 0; i < nusers_cap; i++) free(users[i].email);
