@@ -875,6 +875,12 @@ void tstbl_before_rollback(tstbl_map *m, tspg *pg)
     if (tstx_begin(pg, 0, &tx) == TS_OK) {
         pthread_mutex_lock(&m->lock);
         if (load_all(m, tx)) tsenv_log(m->env, TS_LOG_ERROR, "reloading tables after a rollback failed");
+        /* reloaded tables would tell the version of a freshly opened map
+         * (1), which caches tagged before the commits since opening still
+         * carry: count every table as changed by the last published commit */
+        uint64_t published = __atomic_load_n(&m->commits, __ATOMIC_ACQUIRE);
+        for (size_t i = 0; i < m->n; i++)
+            __atomic_store_n(&m->t[i]->last_commit, published, __ATOMIC_RELEASE);
         pthread_mutex_unlock(&m->lock);
         tstx_rollback(tx);
     }

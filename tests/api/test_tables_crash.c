@@ -202,7 +202,7 @@ static void ack_post(int round, long long id, long long author)
 
 /* The call in flight when the writer was killed (its "I" line). */
 typedef struct inflight {
-    char      kind;    /* 0: none; U, T, P, D, R */
+    char      kind;    /* 0: none; U, T, P, D, R, B */
     char      tag[32];
     long long k0, n;   /* U, T, R: the users' emails */
     long long id;      /* P: the author; D: the user */
@@ -546,6 +546,7 @@ START_TEST(tables_kill_loop)
             stat_ops, stat_acks, stat_landed, stat_lost, max_user, max_post, stat_rebuilds,
             stat_rebuild_killed, now() - t0);
     ck_assert_int_gt(stat_acks, 0);
+    ck_assert_int_gt(stat_rebuilds, 0);
     free(v.buf);
     for (size_t i = 0; i < nusers_cap; i++) free(users[i].email);
     free(users);

@@ -986,6 +986,7 @@ START_TEST(rebuild_after_deletes)
         }
         ts_result_free(r);
     }
+    ck_assert_int_eq(ts_check(db, NULL, NULL, NULL), TS_OK);
     /* the key generator goes on where it was */
     json_t *pk = NULL;
     ck_assert_int_eq(ts_insert(db, "v", keep(json_pack("{s:i}", "cat", 1)), &pk), TS_OK);
@@ -1000,6 +1001,52 @@ START_TEST(rebuild_after_deletes)
     db = reopen(db);
     check_kept(db, data, N, DIM);
     ck_assert_int_eq(count(db, "v"), N / 10);
+
+    /* inside a transaction: a savepoint before it cannot be rolled back
+     * to (one after a failed call still can), and a rollback restores the
+     * table as it was */
+    ck_assert_int_eq(ts_begin(db), TS_OK);
+    ck_assert_int_eq(ts_savepoint(db, "a"), TS_OK);
+    ck_assert_int_eq(ts_rebuild_table(db, "nope", NULL, NULL), TS_ERR_NOT_FOUND);
+    ck_assert_int_eq(ts_rollback_to(db, "a"), TS_OK);
+    ck_assert_int_eq(ts_rebuild_table(db, "v", NULL, NULL), TS_OK);
+    ck_assert_int_eq(ts_rollback_to(db, "a"), TS_ERR_UNSUPPORTED);
+    ck_assert_int_eq(ts_rollback(db), TS_OK);
+    ck_assert_int_eq(count(db, "v"), N / 10);
+    check_kept(db, data, N, DIM);
+    ck_assert_int_eq(ts_check(db, NULL, NULL, NULL), TS_OK);
+    free(data);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+}
+END_TEST
+
+/* A filtered search's cached set of passing rows is not taken again after
+ * a rolled-back schema change reloads the tables: the rows committed
+ * since the set was built must show. */
+START_TEST(filter_cache_after_rolled_back_ddl)
+{
+    enum { N = 400, DIM = 8 };
+    ts_db *db = open_db(NULL);
+    float *data = clustered(N, DIM, 5);
+    make_table(db, "v", DIM, "float32", M_L2, 1);
+    fill(db, "v", data, N, DIM, 1);
+    db = reopen(db);   /* tables as a fresh open loads them */
+    for (int rep = 0; rep < 3; rep++) { /* the set is kept from the second on */
+        ts_result *r = search(ts_where(ts_query_new(db, "v"), "tag", "=", S("new")), data, DIM, 5);
+        ck_assert_uint_eq(ts_result_count(r), 0);
+        ts_result_free(r);
+    }
+    json_t *rec = json_pack("{s:i, s:s, s:o}", "cat", 1, "tag", "new", "emb", ts_vector_value(data, DIM));
+    ck_assert_int_eq(ts_insert(db, "v", rec, NULL), TS_OK);
+    json_decref(rec);
+    ck_assert_int_eq(ts_begin(db), TS_OK);
+    ck_assert_int_eq(ts_rebuild_table(db, "v", NULL, NULL), TS_OK);
+    ck_assert_int_eq(ts_rollback(db), TS_OK);
+    for (int rep = 0; rep < 3; rep++) {
+        ts_result *r = search(ts_where(ts_query_new(db, "v"), "tag", "=", S("new")), data, DIM, 5);
+        ck_assert_uint_eq(ts_result_count(r), 1);
+        ts_result_free(r);
+    }
     free(data);
     ck_assert_int_eq(ts_close(db), TS_OK);
 }
@@ -1086,6 +1133,7 @@ static Suite *suite(void)
     tcase_add_test(tc, select_k_and_ef);
     tcase_add_test(tc, deletes_updates_spaces);
     tcase_add_test(tc, rebuild_after_deletes);
+    tcase_add_test(tc, filter_cache_after_rolled_back_ddl);
     tcase_add_test(tc, transactions_and_reopen);
     tcase_add_test(tc, errors);
     suite_add_tcase(s, tc);

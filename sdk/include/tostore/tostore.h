@@ -119,7 +119,7 @@ TS_API int ts_transaction(ts_db *db, int (*fn)(ts_db *db, void *ctx), void *ctx)
  * savepoint itself stays, to roll back to again.  ts_release forgets it and
  * those after it, keeping their changes.  Outside ts_begin: TS_ERR_INVALID;
  * unknown name: TS_ERR_NOT_FOUND.  A schema change (ts_create_table(s),
- * ts_drop_table, ts_sync_schemas*, ts_su_apply), ts_clear_table or
+ * ts_drop_table, ts_sync_schemas*, ts_su_apply, ts_rebuild_table), ts_clear_table or
  * ts_delete_space made after a savepoint cannot be rolled back to
  * (TS_ERR_UNSUPPORTED; the savepoint can still be released, or the whole
  * transaction rolled back).  Key sequences are not rewound.  Each
@@ -222,14 +222,19 @@ TS_API int ts_sync_schemas_progress(ts_db *db, const json_t *schemas, int dry_ru
                                                      uint64_t total),
                                     void *ctx);
 
-/* Rebuild a table in one transaction: its rows are copied into new trees
- * and every index (ngh vector indexes included) is built again from them;
- * the old trees' pages go to the free list, where later writes reuse them.
- * For after heavy deletes: an index that shrank for good gives its pages
- * back, and a vector index's graph is built fresh.  Rows, keys and the key
- * generator's state are unchanged.  progress (may be NULL) as for
- * ts_sync_schemas_progress.  TS_ERR_NOT_FOUND: no such table; TS_ERR_DB: a
- * background migration task runs on it; TS_ERR_INVALID: table is NULL. */
+/* Rebuild a table: its rows are copied into new trees and every index (ngh
+ * vector indexes included) is built again from them; the old trees' pages
+ * go to the free list, where later writes reuse them (the file may first
+ * grow by about the table's size).  For after heavy deletes: an index that
+ * shrank for good gives its pages back, and a vector index's graph is built
+ * fresh.  Rows, keys and the key generator's state are unchanged.  Runs in
+ * its own write transaction, or in the caller's inside ts_begin (a
+ * savepoint made before it can no longer be rolled back to).  Like a
+ * migration's rewrite it is schema work: other transactions find the
+ * table missing (TS_ERR_NOT_FOUND) until it commits, and read snapshots
+ * begun before the commit keep not finding it.  progress (may be NULL) as
+ * for ts_sync_schemas_progress.  TS_ERR_NOT_FOUND: no such table; TS_ERR_DB:
+ * a background migration task runs on it; TS_ERR_INVALID: table is NULL. */
 TS_API int ts_rebuild_table(ts_db *db, const char *table,
                             void (*progress)(void *ctx, const char *table, uint64_t done,
                                              uint64_t total),
