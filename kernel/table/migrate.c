@@ -244,9 +244,12 @@ static int copy_rows(tstbl_map *m, tstx *tx, tstbl *old, tstbl *nt, const long *
     return rc == TS_ERR_NOT_FOUND ? TS_OK : rc;
 }
 
-/* Rewrite table old under definition nd (taken). */
+/* Rewrite table old under definition nd (taken).  old is out of the
+ * catalog and the map already, or, with linked (a rebuild under the same
+ * name), still in them: it leaves them only once its rows are copied, so
+ * other transactions go on reading it until then. */
 static int rewrite(tstbl_map *m, tstx *tx, tstbl *old, tsd_table *nd, const long *map,
-                   const tsmig_opts *o, json_t *entry)
+                   const tsmig_opts *o, json_t *entry, int linked)
 {
     ts_env *env = m->env;
     /* the generators' state is kept (same table number) unless the key's
@@ -268,7 +271,8 @@ static int rewrite(tstbl_map *m, tstx *tx, tstbl *old, tsd_table *nd, const long
         rc = tsenv_error(env, TS_ERR_VALIDATION, "migration of table '%s' refused: %lld row(s) cannot "
                          "follow the change (first: %s); nothing was changed (migration.allowLossy "
                          "drops such rows)", old->def->name, (long long)f.n, f.msg);
-    if (!rc) rc = tstbl_drop_trees(tx, old);  /* already out of the catalog and map */
+    if (!rc && linked) rc = tstbl_unlink(m, tx, old, 0);
+    if (!rc) rc = tstbl_drop_trees(tx, old);  /* out of the catalog and map by now */
     if (!rc) { rc = tstbl_install(m, tx, nt); nt = NULL; }
     if (nt) tstbl_discard(nt);
     json_object_set_new(entry, "rows", json_integer(rows));
@@ -295,11 +299,8 @@ int tsmig_rebuild(tstbl_map *m, tstx *tx, const char *name, const tsmig_opts *o,
     if (!rc) rc = tstbl_flush_states(m, tx);
     if (!rc) {
         tstbl_hold(m, t);
-        rc = tstbl_unlink(m, tx, t, 0);
-        if (!rc) {
-            rc = rewrite(m, tx, t, d, map, o, entry);
-            d = NULL;
-        }
+        rc = rewrite(m, tx, t, d, map, o, entry, 1);
+        d = NULL;
         tstbl_release(m, t);
     }
     tsd_table_free(d);
@@ -635,7 +636,7 @@ int tsmig_sync(tstbl_map *m, tstx *tx, const json_t *schemas, const tsmig_opts *
         if (mode[i] == MODE_RETARGET) {
             rc = retarget(m, tx, from[i], d, ixmaps[i], entry);
         } else if (mode[i] == MODE_REWRITE) {
-            rc = rewrite(m, tx, from[i], d, map, o, entry);
+            rc = rewrite(m, tx, from[i], d, map, o, entry, 0);
         } else {
             char id[32];
             rc = tsmig_task_start(m, tx, from[i], d, map, o->allow_lossy, entry, id, sizeof id);

@@ -7,6 +7,8 @@
  * reopen, and errors.
  */
 #include <math.h>
+#include <stdint.h>
+#include <pthread.h>
 #include "tsupport.h"
 #define TT_NAME "vector"
 #include "tables_support.h"
@@ -915,6 +917,29 @@ static void rb_progress(void *ctx, const char *table, uint64_t done, uint64_t to
     rb_total = total;
 }
 
+/* Another thread reading the table while a rebuild is open. */
+static void *rb_reader(void *p)
+{
+    ts_db *db = p;
+    int64_t n = -1;
+    int rc = ts_count_rows(db, "v", &n);
+    json_t *row = NULL;
+    int rc2 = ts_get(db, "v", I(11), &row);
+    json_decref(row);
+    return (void *)(intptr_t)(rc == TS_OK && rc2 == TS_OK ? n : -1 - (rc ? -rc : -rc2));
+}
+
+static intptr_t rb_read;
+static void rb_read_progress(void *ctx, const char *table, uint64_t done, uint64_t total)
+{
+    (void)table, (void)done, (void)total;
+    pthread_t th;
+    void *got = NULL;
+    ck_assert_int_eq(pthread_create(&th, NULL, rb_reader, ctx), 0);
+    ck_assert_int_eq(pthread_join(th, &got), 0);
+    rb_read = (intptr_t)got;
+}
+
 static json_int_t free_pages(ts_db *db)
 {
     json_t *st = NULL;
@@ -1009,7 +1034,11 @@ START_TEST(rebuild_after_deletes)
     ck_assert_int_eq(ts_savepoint(db, "a"), TS_OK);
     ck_assert_int_eq(ts_rebuild_table(db, "nope", NULL, NULL), TS_ERR_NOT_FOUND);
     ck_assert_int_eq(ts_rollback_to(db, "a"), TS_OK);
-    ck_assert_int_eq(ts_rebuild_table(db, "v", NULL, NULL), TS_OK);
+    /* while the rows are copied (the progress call) other threads go on
+     * reading the table as committed */
+    rb_read = 0;
+    ck_assert_int_eq(ts_rebuild_table(db, "v", rb_read_progress, db), TS_OK);
+    ck_assert_int_eq(rb_read, N / 10);
     ck_assert_int_eq(ts_rollback_to(db, "a"), TS_ERR_UNSUPPORTED);
     ck_assert_int_eq(ts_rollback(db), TS_OK);
     ck_assert_int_eq(count(db, "v"), N / 10);

@@ -229,10 +229,11 @@ TS_API int ts_sync_schemas_progress(ts_db *db, const json_t *schemas, int dry_ru
  * shrank for good gives its pages back, and a vector index's graph is built
  * fresh.  Rows, keys and the key generator's state are unchanged.  Runs in
  * its own write transaction, or in the caller's inside ts_begin (a
- * savepoint made before it can no longer be rolled back to).  Like a
- * migration's rewrite it is schema work: other transactions find the
- * table missing (TS_ERR_NOT_FOUND) until it commits, and read snapshots
- * begun before the commit keep not finding it.  progress (may be NULL) as
+ * savepoint made before it can no longer be rolled back to).  Other
+ * transactions read the table as committed while the rows are copied; from
+ * the end of the copy until the commit they find it missing
+ * (TS_ERR_NOT_FOUND), and read snapshots begun before the commit keep not
+ * finding it, as after any schema change.  progress (may be NULL) as
  * for ts_sync_schemas_progress.  TS_ERR_NOT_FOUND: no such table; TS_ERR_DB:
  * a background migration task runs on it; TS_ERR_INVALID: table is NULL. */
 TS_API int ts_rebuild_table(ts_db *db, const char *table,
