@@ -267,7 +267,11 @@ static int rewrite(tstbl_map *m, tstx *tx, tstbl *old, tsd_table *nd, const long
     int64_t rows = 0;
     tsmig_fails f = { 0, 0, "" };
     if (!rc) rc = copy_rows(m, tx, old, nt, map, o, regen, total, &rows, &f);
-    if (!rc && f.n && !o->allow_lossy)
+    if (!rc && f.n && linked)
+        rc = tsenv_error(env, TS_ERR_VALIDATION, "rebuild of table '%s' failed: %lld row(s) could not "
+                         "be stored again (first: %s); nothing was changed", old->def->name,
+                         (long long)f.n, f.msg);
+    else if (!rc && f.n && !o->allow_lossy)
         rc = tsenv_error(env, TS_ERR_VALIDATION, "migration of table '%s' refused: %lld row(s) cannot "
                          "follow the change (first: %s); nothing was changed (migration.allowLossy "
                          "drops such rows)", old->def->name, (long long)f.n, f.msg);
@@ -286,7 +290,11 @@ int tsmig_rebuild(tstbl_map *m, tstx *tx, const char *name, const tsmig_opts *o,
     ts_env *env = m->env;
     tstbl *t = tstbl_find(m, name);
     if (!t) return tsenv_error(env, TS_ERR_NOT_FOUND, "no table '%s'", name);
-    if (t->mig) return tsmig_busy(m, t);
+    if (t->mig) {
+        int brc = tsmig_busy(m, t);
+        tsenv_error_prefix(env, "cannot rebuild");
+        return brc;
+    }
     /* a definition of its own (rewrite takes it), equal to the table's */
     json_t *js = tsd_table_to_json(t->def);
     long *map = calloc(t->def->ncols + 1, sizeof *map);

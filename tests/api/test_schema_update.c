@@ -466,6 +466,8 @@ START_TEST(background_task_with_concurrent_writes)
     /* the schema cannot change meanwhile */
     ck_assert_int_eq(ts_su_apply(ts_su_rename_field(ts_update_schema(db, "users"), "age", "x"), NULL), TS_ERR_DB);
     ck_assert_int_eq(ts_drop_table(db, "users"), TS_ERR_DB);
+    ck_assert_int_eq(ts_rebuild_table(db, "users", NULL, NULL), TS_ERR_DB);
+    ck_assert_ptr_nonnull(strstr(ts_errmsg(db), "cannot rebuild"));
     static writer w;
     memset(&w, 0, sizeof w);
     w.db = db;
