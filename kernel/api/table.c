@@ -172,7 +172,7 @@ int ts_rebuild_table(ts_db *db, const char *table,
     if (rc) return rc;
     unsigned seq = db->tables.ddl_seq;
     tsmig_opts o = { .progress = progress, .progress_ctx = ctx };
-    rc = table ? tsmig_rebuild(&db->tables, c.tx, table, &o, NULL)
+    rc = table ? tsmig_rebuild(&db->tables, c.tx, table, &o)
                : tsenv_error(&db->env, TS_ERR_INVALID, "table is NULL");
     if (!rc) tsapi_sp_barrier(db); /* a call that changed nothing leaves savepoints usable */
     return ddl_end(db, &c, seq, rc);

@@ -285,7 +285,7 @@ static int rewrite(tstbl_map *m, tstx *tx, tstbl *old, tsd_table *nd, const long
     return rc;
 }
 
-int tsmig_rebuild(tstbl_map *m, tstx *tx, const char *name, const tsmig_opts *o, json_t *report)
+int tsmig_rebuild(tstbl_map *m, tstx *tx, const char *name, const tsmig_opts *o)
 {
     ts_env *env = m->env;
     tstbl *t = tstbl_find(m, name);
@@ -295,17 +295,17 @@ int tsmig_rebuild(tstbl_map *m, tstx *tx, const char *name, const tsmig_opts *o,
         tsenv_error_prefix(env, "cannot rebuild");
         return brc;
     }
-    /* a definition of its own (rewrite takes it), equal to the table's */
+    /* a definition of its own (rewrite takes it), equal to the table's;
+     * rewrite reports into entry, which nobody reads here */
     json_t *js = tsd_table_to_json(t->def);
     long *map = calloc(t->def->ncols + 1, sizeof *map);
-    json_t *entry = json_pack("{s:s, s:s}", "table", t->def->name, "action", "rebuilt");
+    json_t *entry = json_object();
     tsd_table *d = NULL;
     int rc = js && map && entry ? tsd_table_parse(env, js, &d)
                                 : tsenv_error(env, TS_ERR_NOMEM, "out of memory");
     json_decref(js);
     for (size_t c = 0; !rc && c < t->def->ncols; c++) map[c] = (long)c;
-    if (!rc) rc = tstbl_flush_states(m, tx);
-    if (!rc) {
+    if (!rc) { /* rewrite flushes the states first */
         tstbl_hold(m, t);
         rc = rewrite(m, tx, t, d, map, o, entry, 1);
         d = NULL;
@@ -313,8 +313,7 @@ int tsmig_rebuild(tstbl_map *m, tstx *tx, const char *name, const tsmig_opts *o,
     }
     tsd_table_free(d);
     free(map);
-    if (!rc && report) json_array_append_new(report, entry);
-    else json_decref(entry);
+    json_decref(entry);
     return rc;
 }
 

@@ -48,11 +48,10 @@ typedef struct tsmig_opts {
 int tsmig_sync(tstbl_map *m, tstx *tx, const json_t *schemas, const tsmig_opts *o, json_t *report);
 /* Rewrite table name under its own definition: its rows copied into new
  * trees and every index built again from them, the old trees' pages freed
- * (o->progress as for a rewrite; the other options are not used).  An
- * entry {"table", "action": "rebuilt", "rows", ...} goes to report when it
- * is not NULL.  TS_ERR_NOT_FOUND: no such table; TS_ERR_DB: a migration
- * task runs on it. */
-int tsmig_rebuild(tstbl_map *m, tstx *tx, const char *name, const tsmig_opts *o, json_t *report);
+ * (o->progress as for a rewrite; the other options are not used).  The
+ * table stays in the catalog until its rows are copied.  TS_ERR_NOT_FOUND:
+ * no such table; TS_ERR_DB: a migration task runs on it. */
+int tsmig_rebuild(tstbl_map *m, tstx *tx, const char *name, const tsmig_opts *o);
 
 /* ---- shared by the foreground rewrite and background tasks ----------- */
 
