@@ -257,6 +257,15 @@ void tscache_unpin(tscache *c, tscpage *p)
     if (gone) frame_put(c, p);
 }
 
+void tscache_unpin_forget(tscache *c, tscpage *p)
+{
+    part *s = lock_part_of(c, p);
+    if (p->linked) unlink_page(s, p);
+    int gone = --p->pins == 0;
+    pthread_mutex_unlock(&s->mu);
+    if (gone) frame_put(c, p);
+}
+
 void tscache_drop(tscache *c, uint64_t pgno, uint64_t ver)
 {
     part *s = &c->p[part_of(c, pgno, ver)];

@@ -142,6 +142,87 @@ START_TEST(snapshot_isolation)
 }
 END_TEST
 
+/* Pages of one snapshot, read through tx, all hold generation gen. */
+static void verify_in(tstx *tx, uint64_t first, int n, uint32_t gen)
+{
+    for (int i = 0; i < n; i++) {
+        tspage *p;
+        ck_assert_int_eq(tstx_get(tx, first + i, 0, &p), TS_OK);
+        ck_assert_msg(check_fill(tspage_data(p), tstx_usable(tx), first + i, gen),
+                      "page %llu: not generation %u", (unsigned long long)(first + i), gen);
+        tspage_release(p);
+    }
+}
+
+/* Rewrite pages [first, first + n) as generation gen in one transaction,
+ * left open in *out. */
+static void rewrite_open(tspg *pg, uint64_t first, int n, uint32_t gen, tstx **out)
+{
+    ck_assert_int_eq(tstx_begin(pg, 1, out), TS_OK);
+    for (int i = 0; i < n; i++) {
+        tspage *p;
+        ck_assert_int_eq(tstx_get(*out, first + i, 1, &p), TS_OK);
+        fill(tspage_data(p), tstx_usable(*out), first + i, gen);
+        tspage_release(p);
+    }
+}
+
+static uint64_t cached_pages(tspg *pg)
+{
+    tspg_stats s;
+    tspg_stats_get(pg, &s);
+    return s.cache_pages;
+}
+
+/* A transaction that rewrites many pages lets the versions it supersedes
+ * go from the cache (so the pages are not held twice), and every snapshot
+ * still reads its own versions: from the main file, from the log, after a
+ * rollback, after the commit and after a checkpoint. */
+START_TEST(superseded_versions_leave_cache)
+{
+    enum { N = 1500 };
+    char *dir = tst_tmpdir("pager");
+    ts_db *db = open_db(dir, NULL);   /* 64 MiB: room for every version */
+    uint64_t a = write_pages(db->pg, N, 1, 1);        /* main file */
+    tstx *wr, *rd, *rd2;
+    rewrite_open(db->pg, a, N, 2, &wr);
+    ck_assert_int_eq(tstx_commit(wr), TS_OK);         /* in the log */
+    verify_pages(db->pg, a, N, 2);
+    ck_assert_uint_ge(cached_pages(db->pg), N);
+    ck_assert_int_eq(tstx_begin(db->pg, 0, &rd), TS_OK);
+
+    rewrite_open(db->pg, a, N, 3, &wr);
+    /* without the release the cache would still hold all N old versions */
+    ck_assert_uint_lt(cached_pages(db->pg), N / 2);
+    verify_in(rd, a, N, 2);                           /* read again from the log */
+    tstx_rollback(wr);
+    verify_in(rd, a, N, 2);
+    verify_pages(db->pg, a, N, 2);
+
+    rewrite_open(db->pg, a, N, 4, &wr);
+    verify_in(rd, a, N, 2);
+    ck_assert_int_eq(tstx_commit(wr), TS_OK);
+    verify_in(rd, a, N, 2);
+    verify_pages(db->pg, a, N, 4);
+    ck_assert_int_eq(tstx_begin(db->pg, 0, &rd2), TS_OK);
+    rewrite_open(db->pg, a, N, 5, &wr);
+    ck_assert_int_eq(tspg_checkpoint(db->pg, 0), TS_OK);
+    verify_in(rd, a, N, 2);
+    verify_in(rd2, a, N, 4);
+    ck_assert_int_eq(tstx_commit(wr), TS_OK);
+    tstx_rollback(rd);
+    tstx_rollback(rd2);
+    ck_assert_int_eq(tspg_checkpoint(db->pg, 1), TS_OK);
+    verify_pages(db->pg, a, N, 5);
+    ts_close(db);
+    db = open_db(dir, NULL);
+    verify_pages(db->pg, a, N, 5);
+    ts_close(db);
+    tst_rmrf(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(bigger_than_cache)
 {
     char *dir = tst_tmpdir("pager");
@@ -424,6 +505,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, commit_reopen);
     tcase_add_test(tc, rollback_discards);
+    tcase_add_test(tc, superseded_versions_leave_cache);
     tcase_add_test(tc, respill_in_place);
     tcase_add_test(tc, snapshot_isolation);
     tcase_add_test(tc, bigger_than_cache);

@@ -85,6 +85,7 @@
  *
  * Environment: TS_BENCH_FULL=1 (1M synthetic, 10K queries), BENCH_ROUNDS,
  * BENCH_VEC_DATA (synthetic|fashion), BENCH_VEC_N, BENCH_VEC_QUERIES,
+ * BENCH_VEC_MEM=1 (RSS and page-cache pages after each build chunk),
  * BENCH_KEEP=1 (keep the database), BENCH_VEC_MIN_TIME (seconds a timed batch
  * runs at least, repeating its queries in whole passes; 0.25; recall is
  * counted on the first pass).
@@ -785,6 +786,14 @@ static void build(void)
                 TSCK(g_db, ts_begin(g_db));
                 for (size_t i = a; i < z; i++) ts_insert_row(i);
                 TSCK(g_db, ts_commit(g_db));
+                if (getenv("BENCH_VEC_MEM")) {
+                    json_t *st = NULL;
+                    if (ts_stats(g_db, &st) == TS_OK)
+                        printf("  [mem] RSS %.1f MB, page cache %lld pages of %lld\n", rss_bytes() / 1e6,
+                               (long long)json_integer_value(json_object_get(st, "cachePages")),
+                               (long long)json_integer_value(json_object_get(st, "pages")));
+                    json_decref(st);
+                }
                 break;
 #ifdef BENCH_HAVE_HNSWLIB
             case E_HNSW:
