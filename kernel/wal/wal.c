@@ -105,7 +105,7 @@ static int frame_intact(const tswal *w, const uint8_t *fh, uint64_t local)
 static int write_header(tswal *w)
 {
     uint8_t h[TSWAL_HDR] = "TSWAL001";
-    put32(h + 8, 1);
+    put32(h + 8, TSWAL_FORMAT);
     put32(h + 12, w->page_size);
     put64(h + 16, w->salt);
     put32(h + 24, tscrc32c(0, h, 24));
@@ -284,6 +284,13 @@ static int recover(tswal *w, uint64_t *frames)
     if (rc) return rc;
     int valid = got == TSWAL_HDR && memcmp(h, "TSWAL001", 8) == 0 &&
                 get32(h + 24) == tscrc32c(0, h, 24) && get32(h + 12) == w->page_size;
+    /* An intact header of another log format: its frames may hold commits
+     * this build cannot read, so refuse rather than start a fresh log. */
+    if (valid && get32(h + 8) != TSWAL_FORMAT)
+        return tsenv_error(w->env, TS_ERR_FORMAT, "%s: log format %u%s; this build reads format %d",
+                           TSWAL_FILE, get32(h + 8),
+                           get32(h + 8) > TSWAL_FORMAT ? " was written by a newer tostore" : " is unknown",
+                           TSWAL_FORMAT);
     if (!valid) {
         /* No usable log: start a fresh generation.  A log written with
          * another page size cannot belong to this database. */

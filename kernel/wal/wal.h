@@ -31,6 +31,7 @@
 #include "io/store.h"
 
 #define TSWAL_FILE "tostore.wal"
+#define TSWAL_FORMAT 1   /* the log header's format number */
 #define TSWAL_HDR 32
 #define TSWAL_FRAME_HDR 48
 

@@ -1357,6 +1357,114 @@ START_TEST(test_keyring_damaged_wrapped_key)
 }
 END_TEST
 
+/* CRC-32C (Castagnoli), as the file and log headers carry it. */
+static uint32_t crc32c(const unsigned char *p, size_t n)
+{
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
+    }
+    return ~c;
+}
+
+static void put_le32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get_le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Set the u32 at off of a header of hlen bytes whose crc32c of the bytes
+ * before crc_off is stored at crc_off (checked first: the layout is what
+ * the test believes). */
+static void set_header_u32(const char *path, size_t off, uint32_t v, size_t crc_off)
+{
+    size_t n = 0;
+    unsigned char *b = read_all(path, &n);
+    ck_assert_uint_ge(n, crc_off + 4);
+    ck_assert_msg(get_le32(b + crc_off) == crc32c(b, crc_off), "%s: header checksum layout", path);
+    put_le32(b + off, v);
+    put_le32(b + crc_off, crc32c(b, crc_off));
+    write_file(path, b, n);
+    free(b);
+}
+
+/* The database file's format number: a newer one (or 0) is refused with
+ * TS_ERR_FORMAT and a message saying so, and the file is left as it was. */
+START_TEST(test_format_version_refused)
+{
+    fixture f = fx_new("api-format");
+    ts_db *db;
+    OPEN_OK(&db, "{\"path\": \"%s\"}", f.db);
+    json_t *v = json_integer(7);
+    ck_assert_int_eq(ts_kv_set(db, "k", v, 0), TS_OK);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+    char *file = xfmt("%s/tostore.db", f.db), *cfg = xfmt("{\"path\": \"%s\"}", f.db);
+    static const struct { uint32_t format; const char *says; } cases[] = {
+        { 2, "newer tostore" }, { 0xFFFFFFFFu, "newer tostore" }, { 0, "unknown format" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        set_header_u32(file, 8, cases[i].format, 60);
+        size_t n0 = 0, n1 = 0;
+        unsigned char *before = read_all(file, &n0);
+        EXPECT_FAIL(TS_ERR_FORMAT, NULL, cases[i].says, cfg);
+        unsigned char *after = read_all(file, &n1);
+        ck_assert_msg(n0 == n1 && memcmp(before, after, n0) == 0, "format %u: the failed open wrote",
+                      cases[i].format);
+        free(before);
+        free(after);
+    }
+    set_header_u32(file, 8, 1, 60);
+    OPEN_OK(&db, "%s", cfg);
+    json_t *got = NULL;
+    ck_assert_int_eq(ts_kv_get(db, "k", 0, &got), TS_OK);
+    ck_assert(json_equal(got, v));
+    json_decref(got);
+    json_decref(v);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+    free(file);
+    free(cfg);
+    fx_free(&f);
+}
+END_TEST
+
+/* The log's format number: a log of another format that holds commits is
+ * refused (not discarded for a fresh one), and read once it is restored. */
+START_TEST(test_log_format_version_refused)
+{
+    fixture f = fx_new("api-logformat");
+    char *copy = xfmt("%s/copy", f.dir);
+    ts_db *db;
+    OPEN_OK(&db, "{\"path\": \"%s\", \"durability\": \"normal\"}", f.db);
+    json_t *v = json_string("in the log only");
+    ck_assert_int_eq(ts_kv_set(db, "k", v, 0), TS_OK);
+    tst_copy_dir(f.db, copy);   /* as after a crash: the commit is in the log */
+    ck_assert_int_eq(ts_close(db), TS_OK);
+    char *log = xfmt("%s/tostore.wal", copy), *cfg = xfmt("{\"path\": \"%s\"}", copy);
+    ck_assert_uint_gt(file_size(log), 32);
+    set_header_u32(log, 8, 2, 24);
+    EXPECT_FAIL(TS_ERR_FORMAT, NULL, "newer tostore", cfg);
+    set_header_u32(log, 8, 0, 24);
+    EXPECT_FAIL(TS_ERR_FORMAT, NULL, "unknown", cfg);
+    set_header_u32(log, 8, 1, 24);
+    OPEN_OK(&db, "%s", cfg);
+    json_t *got = NULL;
+    ck_assert_int_eq(ts_kv_get(db, "k", 0, &got), TS_OK);
+    ck_assert(json_equal(got, v));
+    json_decref(got);
+    json_decref(v);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+    free(log);
+    free(cfg);
+    free(copy);
+    fx_free(&f);
+}
+END_TEST
+
 /* Damage to the keyring's header, each with the code it gives. */
 START_TEST(test_keyring_damaged_header)
 {
@@ -1501,6 +1609,8 @@ static Suite *open_suite(void)
     tcase_add_test(tc, test_cipher_on_plain_database);
     tcase_add_test(tc, test_keyring_damaged_wrapped_key);
     tcase_add_test(tc, test_keyring_damaged_header);
+    tcase_add_test(tc, test_format_version_refused);
+    tcase_add_test(tc, test_log_format_version_refused);
     tcase_add_test(tc, test_keyring_truncated);
     suite_add_tcase(s, tc);
     return s;
