@@ -259,6 +259,7 @@ void tscache_unpin(tscache *c, tscpage *p)
 
 void tscache_unpin_forget(tscache *c, tscpage *p)
 {
+    if (!p) return;
     part *s = lock_part_of(c, p);
     if (p->linked) unlink_page(s, p);
     int gone = --p->pins == 0;

@@ -29,7 +29,7 @@ void     tscache_discard(tscache *c, tscpage *p);
 tscpage *tscache_insert(tscache *c, tscpage *p);
 void     tscache_unpin(tscache *c, tscpage *p);
 /* Unpin p and forget it (as tscache_drop): for a version its caller has
- * just superseded, which only older snapshots may still read. */
+ * just superseded; whoever still reads it reads it again. */
 void     tscache_unpin_forget(tscache *c, tscpage *p);
 /* Forget (pgno, ver); pinned users keep their image until they unpin. */
 void     tscache_drop(tscache *c, uint64_t pgno, uint64_t ver);

@@ -9,7 +9,7 @@
 #define MIN_SPILL (256u << 10)
 #define CHUNK 64
 #define DIRECT_MIN 256   /* new pages that make a commit write them to the main file */
-#define SUPERSEDE_MIN 256 /* private pages before superseded versions leave the cache */
+#define SUPERSEDE_MIN 256 /* pages changed before superseded versions leave the cache */
 
 static void put64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
 static uint64_t get64(const uint8_t *p) { uint64_t v = 0; for (int i = 7; i >= 0; i--) v = v << 8 | p[i]; return v; }
@@ -428,9 +428,10 @@ int tstx_get(tstx *tx, uint64_t pgno, int write, tspage **out)
     memcpy(d->lp, tscpage_data(cp), pg->codec.logical);
     /* Past a small working set, the version this copy supersedes leaves
      * the cache now rather than at commit: a bulk transaction that rewrites
-     * most of the database would otherwise hold every page twice (only
-     * older snapshots still read it, and they can read it again). */
-    if (tx->nlive > SUPERSEDE_MIN) tscache_unpin_forget(pg->cache, cp);
+     * most of the database would otherwise hold every page twice.  Readers
+     * of the committed state (and everyone after a rollback) read it again
+     * from the log or the main file on their next miss. */
+    if (tx->n > SUPERSEDE_MIN) tscache_unpin_forget(pg->cache, cp);
     else tscache_unpin(pg->cache, cp);
     if ((rc = page_handle(tx, pgno, NULL, d, out))) return rc;
     if ((rc = maybe_spill(tx))) {

@@ -10,11 +10,13 @@
  * checkpoint), at most the one commit in flight, and be consistent: every
  * page readable, the free list whole, the page count as expected.  Failed
  * fsyncs (every sync point) must stop writes (TS_ERR_READONLY / TS_ERR_IO)
- * and leave the database readable; a full disk (every write point) fails
- * that transaction only, with TS_ERR_IO, and later writes succeed.
+ * and leave the database readable; a full disk or an I/O error (EIO) on a
+ * write (every write point) fails that transaction only, with TS_ERR_IO,
+ * and later writes succeed.
  *
  * Then every sequence of up to 3 operations from {insert, update, delete,
- * checkpoint} crashed at every point; bit flips in the main file and the
+ * checkpoint}, on a small database and right after its creation (create
+ * as the first operation), crashed at every point; bit flips in the main file and the
  * log read directly with stdio; garbage and torn log tails.
  *
  * The number of simulated crashes is printed; at least 5,000 per run,
@@ -38,7 +40,7 @@
 
 /* Totals over every test of the suite (tests may run in forked children). */
 typedef struct totals {
-    unsigned long crashes, tears, sync_faults, nospace_faults;
+    unsigned long crashes, tears, sync_faults, nospace_faults, eio_faults;
 } totals;
 static totals *tot;
 
@@ -275,8 +277,8 @@ static int do_op(wl *w, const op *o, const char **what)
 
 /* ---- one run with one fault ----------------------------------------- */
 
-typedef enum { F_NONE, F_CRASH, F_SYNC, F_NOSPACE } fault;
-static const char *const fault_names[] = { "none", "crash", "fsync failure", "ENOSPC" };
+typedef enum { F_NONE, F_CRASH, F_SYNC, F_NOSPACE, F_EIO } fault;
+static const char *const fault_names[] = { "none", "crash", "fsync failure", "ENOSPC", "write EIO" };
 
 typedef struct outcome {
     int     fired;        /* the armed fault made some call fail */
@@ -290,6 +292,7 @@ static void arm(tsstore *st, fault f, int64_t n, int64_t tear)
     case F_CRASH: ctl(st, "crash_at", n); ctl(st, "tear", tear); break;
     case F_SYNC: ctl(st, "fail_sync_at", n); break;
     case F_NOSPACE: ctl(st, "enospc_at", n); break;
+    case F_EIO: ctl(st, "fail_write_at", n); break;
     }
 }
 
@@ -412,17 +415,18 @@ static outcome run_once(const wdef *d, int full, fault f, int64_t n, int64_t tea
                               "%s: after a failed fsync the database reads wrong: %s", label, why);
             }
         }
-        if (f == F_NOSPACE && rc) {
-            KT_REQUIRE(!out.fired, "%s: %s failed (%d: %s) after the one full-disk error",
+        if ((f == F_NOSPACE || f == F_EIO) && rc) {
+            /* one failed write: that transaction fails, later ones succeed */
+            KT_REQUIRE(!out.fired, "%s: %s failed (%d: %s) after the one write error",
                           label, op_names[d->ops[i].kind], rc, msg());
-            KT_REQUIRE(rc == TS_ERR_IO, "%s: %s on a full disk: %d (%s), not TS_ERR_IO", label,
+            KT_REQUIRE(rc == TS_ERR_IO, "%s: %s after a write error: %d (%s), not TS_ERR_IO", label,
                           what, rc, msg());
             failed_at = i;
             failed_what = what;
             out.fired = 1;
             char why[WHYLEN];
             KT_REQUIRE(kt_matches(pg, cur(&w), why, sizeof why),
-                          "%s: after a full-disk error the database reads wrong: %s", label, why);
+                          "%s: after a write error the database reads wrong: %s", label, why);
         }
     }
     if (pg) {
@@ -441,8 +445,8 @@ static outcome run_once(const wdef *d, int full, fault f, int64_t n, int64_t tea
                                                 label, msg());
             }
             KT_REQUIRE(rc == TS_OK || f != F_NONE, "%s: close: %s", label, msg());
-            if (f == F_NOSPACE && failed_at != d->nops)
-                KT_REQUIRE(rc == TS_OK, "%s: close after a full-disk error: %d %s", label, rc, msg());
+            if ((f == F_NOSPACE || f == F_EIO) && failed_at != d->nops)
+                KT_REQUIRE(rc == TS_OK, "%s: close after a write error: %d %s", label, rc, msg());
         }
         if (!ctl(st, "crashed", 0)) end_points = ctl(st, "points", 0);
         out.points = end_points - base;
@@ -456,7 +460,7 @@ static outcome run_once(const wdef *d, int full, fault f, int64_t n, int64_t tea
     KT_REQUIRE(rc == TS_OK, "%s: reopen: %s", label, msg());
     char why[WHYLEN] = "";
     int lo = crashlike ? w.durable : w.nst - 1;
-    if (f == F_NOSPACE || f == F_NONE) w.has_inflight = 0; /* a failed commit must leave nothing */
+    if (f == F_NOSPACE || f == F_EIO || f == F_NONE) w.has_inflight = 0; /* a failed commit must leave nothing */
     int got = which_state(pg, &w, lo, why);
     KT_REQUIRE(got >= 0, "%s (failed: %s at op %d): after reopening: %s", label, failed_what, failed_at,
                why);
@@ -480,6 +484,7 @@ static outcome run_once(const wdef *d, int full, fault f, int64_t n, int64_t tea
     if (out.fired && f == F_CRASH) { tot->crashes++; if (tear) tot->tears++; }
     if (out.fired && f == F_SYNC) tot->sync_faults++;
     if (out.fired && f == F_NOSPACE) tot->nospace_faults++;
+    if (out.fired && f == F_EIO) tot->eio_faults++;
     return out;
 }
 
@@ -511,6 +516,11 @@ static int64_t all_points(const wdef *d, int full, int ntears, int io_errors, in
             if (!run_once(d, full, F_NOSPACE, n, 0, 0).fired) break;
             /* and the commits after the full disk survive a power loss */
             run_once(d, full, F_NOSPACE, n, 0, 1);
+        }
+        /* an I/O error (EIO) on a write: the same contract as a full disk */
+        for (int64_t n = 1 + io_stride / 2; n <= clean.points; n += io_stride) {
+            if (!run_once(d, full, F_EIO, n, 0, 0).fired) break;
+            run_once(d, full, F_EIO, n, 0, 1);
         }
     }
     return clean.points;
@@ -574,14 +584,20 @@ START_TEST(sequences)
                 strcat(name, i ? "," : "");
                 strcat(name, op_names[ops[i].kind]);
             }
-            wdef d = { name, seq_pre, 1, ops, len };
-            pts += all_points(&d, full, kt_long() ? NTEARS : kt_sanitized() ? 1 : 2, kt_long(), 1);
-            nseq++;
+            /* on a database of three pages, and as the first writes of a
+             * database created by the open (faults armed before it) */
+            for (int create = 0; create <= 1; create++) {
+                char cname[80];
+                snprintf(cname, sizeof cname, "%s%s", create ? "create," : "", name);
+                wdef d = { cname, create ? NULL : seq_pre, create ? 0 : 1, ops, len };
+                pts += all_points(&d, full, kt_long() ? NTEARS : kt_sanitized() ? 1 : 2, kt_long(), 1);
+                nseq++;
+            }
         }
     }
-    ck_assert_int_eq(nseq, 84);
+    ck_assert_int_eq(nseq, 2 * 84);
     run_dir_done();
-    fprintf(stderr, "powerloss: %d sequences of up to 3 operations (%s): %lld fault points, %.1f s\n",
+    fprintf(stderr, "powerloss: %d sequences of up to 3 operations, with and without the create (%s): %lld fault points, %.1f s\n",
             nseq, full ? "full" : "normal", (long long)pts, now() - t0);
 }
 END_TEST
@@ -1210,8 +1226,10 @@ START_TEST(crash_total)
 {
     unsigned long want = kt_long() ? 100000 : 5000;
     fprintf(stderr, "powerloss: %lu simulated power-loss crashes (%lu with a torn write), %lu failed "
-            "fsyncs, %lu full-disk errors\n", tot->crashes, tot->tears, tot->sync_faults,
-            tot->nospace_faults);
+            "fsyncs, %lu full-disk errors, %lu write I/O errors\n", tot->crashes, tot->tears,
+            tot->sync_faults, tot->nospace_faults, tot->eio_faults);
+    KT_REQUIRE(tot->eio_faults > 0 && tot->nospace_faults > 0 && tot->sync_faults > 0,
+               "every kind of I/O error was injected");
     KT_REQUIRE(tot->crashes >= want, "only %lu simulated crashes (want >= %lu)", tot->crashes, want);
 }
 END_TEST
