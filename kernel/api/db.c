@@ -95,7 +95,7 @@ static int open_pager(ts_db *db)
 {
     const tscfg *c = db->cfg;
     tspg_opts o = { c->page_size, (uint64_t)c->cache_bytes, c->durability == TSCFG_DURABILITY_FULL,
-                    c->busy_timeout_ms, 0 };
+                    c->busy_timeout_ms, 0, (uint64_t)c->max_log_bytes };
     return tspg_open(&db->env, db->store, db->cipher, &o, &db->pg);
 }
 

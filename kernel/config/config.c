@@ -163,7 +163,7 @@ static int parse_root(ts_env *env, tscfg *c)
 {
     static const char *const keys[] = {
         "path", "pluginPath", "plugins", "loadBundled", "storage", "cipher", "pageSize",
-        "cacheBytes", "durability", "busyTimeoutMs", "defaultQueryLimit", "nodeId",
+        "cacheBytes", "durability", "busyTimeoutMs", "maxLogBytes", "defaultQueryLimit", "nodeId",
         "applyActiveSpaceOnDefault", "migration", "schemas", NULL };
     int rc;
     if ((rc = only_keys(env, c->root, "", keys))) return rc;
@@ -180,6 +180,9 @@ static int parse_root(ts_env *env, tscfg *c)
     c->page_size = (uint32_t)ps;
     if ((rc = get_int(env, c->root, "cacheBytes", 65536, INT64_MAX, &c->cache_bytes))) return rc;
     if ((rc = get_int(env, c->root, "busyTimeoutMs", 0, INT32_MAX, &c->busy_timeout_ms))) return rc;
+    if ((rc = get_int(env, c->root, "maxLogBytes", 0, INT64_MAX, &c->max_log_bytes))) return rc;
+    if (c->max_log_bytes && c->max_log_bytes < (1 << 20))
+        return BAD("maxLogBytes: %lld is below 1048576 (use 0 for no cap)", (long long)c->max_log_bytes);
     if ((rc = get_int(env, c->root, "defaultQueryLimit", 1, INT64_MAX, &c->default_query_limit)))
         return rc;
     if ((rc = get_int(env, c->root, "nodeId", 0, 1023, &c->node_id))) return rc;
@@ -217,6 +220,7 @@ int tscfg_parse(ts_env *env, const char *text, const char *origin, tscfg **out)
     c->cache_bytes = 64 << 20;
     c->durability = TSCFG_DURABILITY_FULL;
     c->busy_timeout_ms = 5000;
+    c->max_log_bytes = 1ll << 30;
     c->default_query_limit = 1000;
     c->batch_rows = 2000;
     c->apply_active_space_on_default = 1;
@@ -296,6 +300,7 @@ json_t *tscfg_effective(const tscfg *c)
     json_object_set_new(o, "durability",
                         json_string(c->durability == TSCFG_DURABILITY_FULL ? "full" : "normal"));
     json_object_set_new(o, "busyTimeoutMs", json_integer(c->busy_timeout_ms));
+    json_object_set_new(o, "maxLogBytes", json_integer(c->max_log_bytes));
     json_object_set_new(o, "defaultQueryLimit", json_integer(c->default_query_limit));
     json_object_set_new(o, "nodeId", json_integer(c->node_id));
     json_object_set_new(o, "applyActiveSpaceOnDefault",

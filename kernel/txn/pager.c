@@ -228,11 +228,11 @@ static int copy_upto(tspg *pg, uint64_t bound)
 }
 
 /* Everything committed to the main file and a new log generation, when no
- * reader needs the old one.  Waits for the writer (no spilled frames then). */
-static int restart_log(tspg *pg)
+ * reader needs the old one.  The caller holds the writer lock (no spilled
+ * frames then). */
+static int restart_log_held(tspg *pg)
 {
     int rc = TS_OK;
-    pthread_mutex_lock(&pg->wlock);
     pthread_mutex_lock(&pg->mu);
     uint64_t committed = pg->committed, stamp = pg->stamp_committed;
     int ok = !pg->failed;
@@ -269,11 +269,13 @@ static int restart_log(tspg *pg)
         pg->stats.log_bytes = tswal_size_bytes(pg->wal);
         pthread_mutex_unlock(&pg->mu);
     }
-    pthread_mutex_unlock(&pg->wlock);
     return rc;
 }
 
-static int checkpoint_locked(tspg *pg, int reset)
+/* A checkpoint, and with reset a new log generation when no reader needs
+ * the old one; the caller holds pg->ckpt and, when `held`, the writer lock
+ * (else the reset waits for the writer). */
+static int checkpoint_locked(tspg *pg, int reset, int held)
 {
     pthread_mutex_lock(&pg->mu);
     uint64_t bound = pg->published;
@@ -281,14 +283,47 @@ static int checkpoint_locked(tspg *pg, int reset)
         if (r->mark < bound) bound = r->mark;
     pthread_mutex_unlock(&pg->mu);
     int rc = copy_upto(pg, bound);
-    if (!rc && reset) rc = restart_log(pg);
+    if (!rc && reset) {
+        if (!held) pthread_mutex_lock(&pg->wlock);
+        rc = restart_log_held(pg);
+        if (!held) pthread_mutex_unlock(&pg->wlock);
+    }
     return rc;
+}
+
+int tspg_log_cap_check(tspg *pg)
+{
+    if (!pg->o.max_log_bytes) return TS_OK;
+    pthread_mutex_lock(&pg->mu);
+    uint64_t size = pg->stats.log_bytes;
+    pthread_mutex_unlock(&pg->mu);
+    if (size < pg->o.max_log_bytes) return TS_OK;
+    /* Lock order is ckpt, then the writer lock: with the writer lock held,
+     * only try (a checkpoint running now resets the log itself). */
+    if (pthread_mutex_trylock(&pg->ckpt) == 0) {
+        checkpoint_locked(pg, 1, 1); /* best effort: its failure shows as the size below */
+        pthread_mutex_unlock(&pg->ckpt);
+    }
+    pthread_mutex_lock(&pg->mu);
+    size = pg->stats.log_bytes;
+    uint64_t oldest = pg->committed;
+    for (tstx *r = pg->readers; r; r = r->rnext)
+        if (r->mark < oldest) oldest = r->mark;
+    uint64_t behind = pg->committed - oldest;
+    pthread_mutex_unlock(&pg->mu);
+    if (size < pg->o.max_log_bytes) return TS_OK;
+    return tsenv_error(pg->env, TS_ERR_RESOURCE,
+                       "the log has reached maxLogBytes (%llu of %llu bytes): a read transaction "
+                       "whose snapshot is %llu log frames old keeps it from being reused; end it, "
+                       "then write again",
+                       (unsigned long long)size, (unsigned long long)pg->o.max_log_bytes,
+                       (unsigned long long)behind);
 }
 
 int tspg_checkpoint(tspg *pg, int reset)
 {
     pthread_mutex_lock(&pg->ckpt);
-    int rc = checkpoint_locked(pg, reset);
+    int rc = checkpoint_locked(pg, reset, 0);
     pthread_mutex_unlock(&pg->ckpt);
     return rc;
 }
@@ -297,7 +332,7 @@ void tspg_checkpoint_auto(tspg *pg)
 {
     /* One checkpoint at a time; committers that find one running go on. */
     if (pthread_mutex_trylock(&pg->ckpt) != 0) return;
-    checkpoint_locked(pg, 1);
+    checkpoint_locked(pg, 1, 0);
     pthread_mutex_unlock(&pg->ckpt);
 }
 

@@ -42,6 +42,8 @@ typedef struct tspg_opts {
     int      durability_full;    /* 1: fsync before commit returns */
     int64_t  busy_timeout_ms;
     uint64_t autockpt_bytes;     /* checkpoint when the log grows past this; 0: default */
+    uint64_t max_log_bytes;      /* refuse write transactions while the log is this big and
+                                    a reader keeps it from restarting; 0: no cap */
 } tspg_opts;
 
 typedef struct tspg_stats {

@@ -200,6 +200,12 @@ int tstx_begin(tspg *pg, int write, tstx **out)
             free(tx);
             return tspg_failed_error(pg);
         }
+        int rc = tspg_log_cap_check(pg);
+        if (rc) {
+            pthread_mutex_unlock(&pg->wlock);
+            free(tx);
+            return rc;
+        }
         pthread_mutex_lock(&pg->mu);
         tx->mark = pg->committed;
         tx->stamp = pg->stamp_committed;

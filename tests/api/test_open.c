@@ -463,6 +463,9 @@ static const bad_case bad_cases[] = {
     { "{\"cacheBytes\": 65535}", "cacheBytes: ", NULL },
     { "{\"busyTimeoutMs\": -1}", "busyTimeoutMs: ", "-1" },
     { "{\"busyTimeoutMs\": 2147483648}", "busyTimeoutMs: ", NULL },
+    { "{\"maxLogBytes\": 1048575}", "maxLogBytes: ", "1048576" },
+    { "{\"maxLogBytes\": -1}", "maxLogBytes: ", "-1" },
+    { "{\"maxLogBytes\": \"1G\"}", "maxLogBytes: ", "integer" },
     { "{\"defaultQueryLimit\": 0}", "defaultQueryLimit: ", NULL },
     { "{\"durability\": \"sometimes\"}", "durability: ", "sometimes" },
     { "{\"durability\": \"FULL\"}", "durability: ", NULL },
@@ -505,6 +508,8 @@ START_TEST(test_open_accepts_boundaries)
         { "\"cacheBytes\": 65536", "cacheBytes", 65536 },
         { "\"busyTimeoutMs\": 0", "busyTimeoutMs", 0 },
         { "\"busyTimeoutMs\": 2147483647", "busyTimeoutMs", 2147483647 },
+        { "\"maxLogBytes\": 0", "maxLogBytes", 0 },
+        { "\"maxLogBytes\": 1048576", "maxLogBytes", 1048576 },
         { "\"defaultQueryLimit\": 1", "defaultQueryLimit", 1 },
     };
     fixture f = fx_new("api-bounds");
@@ -971,6 +976,7 @@ START_TEST(test_config_defaults_and_secrets)
     ck_assert_int_eq(json_integer_value(json_object_get(c, "cacheBytes")), 67108864);
     ck_assert_str_eq(json_string_value(json_object_get(c, "durability")), "full");
     ck_assert_int_eq(json_integer_value(json_object_get(c, "busyTimeoutMs")), 5000);
+    ck_assert_int_eq(json_integer_value(json_object_get(c, "maxLogBytes")), 1073741824);
     ck_assert_int_eq(json_integer_value(json_object_get(c, "defaultQueryLimit")), 1000);
     ck_assert(json_is_integer(json_object_get(c, "nodeId")));
     ck_assert_int_eq(json_integer_value(json_object_get(c, "nodeId")), 0);

@@ -239,6 +239,73 @@ START_TEST(superseded_versions_leave_cache)
 }
 END_TEST
 
+/* Commit one transaction rewriting pages [a, a + n) as generation gen;
+ * the status of its begin. */
+static int try_rewrite(tspg *pg, uint64_t a, int n, uint32_t gen)
+{
+    tstx *wr;
+    int rc = tstx_begin(pg, 1, &wr);
+    if (rc) return rc;
+    for (int i = 0; i < n; i++) {
+        tspage *p;
+        ck_assert_int_eq(tstx_get(wr, a + i, 1, &p), TS_OK);
+        fill(tspage_data(p), tstx_usable(wr), a + i, gen);
+        tspage_release(p);
+    }
+    ck_assert_int_eq(tstx_commit(wr), TS_OK);
+    return TS_OK;
+}
+
+static uint64_t log_bytes(tspg *pg)
+{
+    tspg_stats s;
+    tspg_stats_get(pg, &s);
+    return s.log_bytes;
+}
+
+/* maxLogBytes: without readers the log restarts and writes never stop; a
+ * reader holding an old snapshot lets it grow to the cap, then write
+ * transactions are refused with TS_ERR_RESOURCE (the reader still reads
+ * its snapshot), and once the reader ends, writes go on in a short log. */
+START_TEST(log_capped_under_old_reader)
+{
+    enum { N = 16, CAP = 1 << 20 };
+    char *dir = tst_tmpdir("pager");
+    ts_db *db = open_db(dir, "\"maxLogBytes\": 1048576, \"durability\": \"normal\"");
+    uint64_t a = write_pages(db->pg, N, 1, 1);
+    uint32_t gen = 2;
+    for (int i = 0; i < 100; i++, gen++)   /* ~6.5 MB of frames */
+        ck_assert_int_eq(try_rewrite(db->pg, a, N, gen), TS_OK);
+    ck_assert_uint_lt(log_bytes(db->pg), CAP + 2 * N * 4200);
+    tstx *rd;
+    ck_assert_int_eq(tstx_begin(db->pg, 0, &rd), TS_OK);
+    uint32_t seen = gen - 1;
+    int rc = TS_OK, commits = 0;
+    while (commits < 1000 && (rc = try_rewrite(db->pg, a, N, gen)) == TS_OK) {
+        commits++;
+        gen++;
+    }
+    ck_assert_int_eq(rc, TS_ERR_RESOURCE);
+    ck_assert_msg(strstr(ts_errmsg(db), "maxLogBytes"), "message: %s", ts_errmsg(db));
+    ck_assert_int_gt(commits, 5);
+    ck_assert_uint_ge(log_bytes(db->pg), CAP);
+    ck_assert_uint_lt(log_bytes(db->pg), CAP + 2 * N * 4200);   /* at most one transaction over */
+    ck_assert_int_eq(try_rewrite(db->pg, a, N, gen), TS_ERR_RESOURCE);
+    verify_in(rd, a, N, seen);
+    tstx_rollback(rd);
+    verify_pages(db->pg, a, N, gen - 1);
+    ck_assert_int_eq(try_rewrite(db->pg, a, N, gen), TS_OK);
+    ck_assert_uint_lt(log_bytes(db->pg), CAP / 2);
+    verify_pages(db->pg, a, N, gen);
+    ts_close(db);
+    db = open_db(dir, NULL);
+    verify_pages(db->pg, a, N, gen);
+    ts_close(db);
+    tst_rmrf(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(bigger_than_cache)
 {
     char *dir = tst_tmpdir("pager");
@@ -522,6 +589,7 @@ static Suite *suite(void)
     tcase_add_test(tc, commit_reopen);
     tcase_add_test(tc, rollback_discards);
     tcase_add_test(tc, superseded_versions_leave_cache);
+    tcase_add_test(tc, log_capped_under_old_reader);
     tcase_add_test(tc, respill_in_place);
     tcase_add_test(tc, snapshot_isolation);
     tcase_add_test(tc, bigger_than_cache);

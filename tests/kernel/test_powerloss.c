@@ -94,7 +94,7 @@ static int64_t ctl(tsstore *st, const char *op, int64_t arg)
 
 static int pg_open(tsstore *st, int full, uint64_t cache, tspg **pg)
 {
-    tspg_opts o = { PS, cache ? cache : 65536, full, 1000, 0 };
+    tspg_opts o = { PS, cache ? cache : 65536, full, 1000, 0, 0 };
     tsenv_clear(&host->env);
     return tspg_open(&host->env, st, NULL, &o, pg);
 }
