@@ -101,8 +101,9 @@ int  tspg_failed_error(tspg *pg);
 /* The checkpoint a commit starts once enough log is unchecked-pointed. */
 void tspg_checkpoint_auto(tspg *pg);
 /* With the writer lock held: TS_OK, or TS_ERR_RESOURCE (with a message)
- * when the log is at max_log_bytes even after a checkpoint, because a
- * reader's old snapshot keeps it from restarting. */
+ * when the log is at max_log_bytes and, checkpointing again for up to
+ * busy_timeout_ms, still is, because a reader's old snapshot keeps it from
+ * restarting. */
 int  tspg_log_cap_check(tspg *pg);
 /* A reset keeps a log file up to this size for reuse (overwriting frames
  * avoids growing the file, so fdatasync need not write its inode). */

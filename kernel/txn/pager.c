@@ -1,6 +1,7 @@
 /* Opening, creating, checkpointing and closing the database file. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sodium.h>
 #include "base/crc32c.h"
 #include "base/env.h"
@@ -291,33 +292,54 @@ static int checkpoint_locked(tspg *pg, int reset, int held)
     return rc;
 }
 
-int tspg_log_cap_check(tspg *pg)
+static uint64_t log_size(tspg *pg)
 {
-    if (!pg->o.max_log_bytes) return TS_OK;
     pthread_mutex_lock(&pg->mu);
     uint64_t size = pg->stats.log_bytes;
     pthread_mutex_unlock(&pg->mu);
-    if (size < pg->o.max_log_bytes) return TS_OK;
-    /* Lock order is ckpt, then the writer lock: with the writer lock held,
+    return size;
+}
+
+static double mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+int tspg_log_cap_check(tspg *pg)
+{
+    if (!pg->o.max_log_bytes || log_size(pg) < pg->o.max_log_bytes) return TS_OK;
+    /* A reader that began just before the last commit holds the log too:
+     * wait up to busyTimeoutMs for the readers to move on, checkpointing
+     * again every few milliseconds, as a writer waits for another writer.
+     * Lock order is ckpt, then the writer lock: with the writer lock held,
      * only try (a checkpoint running now resets the log itself). */
-    if (pthread_mutex_trylock(&pg->ckpt) == 0) {
-        checkpoint_locked(pg, 1, 1); /* best effort: its failure shows as the size below */
-        pthread_mutex_unlock(&pg->ckpt);
+    double deadline = mono_ms() + (double)pg->o.busy_timeout_ms;
+    for (long wait_us = 500;; wait_us = wait_us < 8000 ? wait_us * 2 : wait_us) {
+        if (pthread_mutex_trylock(&pg->ckpt) == 0) {
+            checkpoint_locked(pg, 1, 1); /* best effort: its failure shows as the size */
+            pthread_mutex_unlock(&pg->ckpt);
+        }
+        if (log_size(pg) < pg->o.max_log_bytes) return TS_OK;
+        double left = deadline - mono_ms();
+        if (left <= 0) break;
+        if (left * 1000 < wait_us) wait_us = (long)(left * 1000) + 1;
+        struct timespec ts = { wait_us / 1000000, (wait_us % 1000000) * 1000 };
+        nanosleep(&ts, NULL);
     }
     pthread_mutex_lock(&pg->mu);
-    size = pg->stats.log_bytes;
-    uint64_t oldest = pg->committed;
+    uint64_t size = pg->stats.log_bytes, oldest = pg->committed;
     for (tstx *r = pg->readers; r; r = r->rnext)
         if (r->mark < oldest) oldest = r->mark;
     uint64_t behind = pg->committed - oldest;
     pthread_mutex_unlock(&pg->mu);
-    if (size < pg->o.max_log_bytes) return TS_OK;
     return tsenv_error(pg->env, TS_ERR_RESOURCE,
                        "the log has reached maxLogBytes (%llu of %llu bytes): a read transaction "
-                       "whose snapshot is %llu log frames old keeps it from being reused; end it, "
-                       "then write again",
+                       "whose snapshot is %llu log frames old keeps it from being reused "
+                       "(waited %lld ms); end it, then write again",
                        (unsigned long long)size, (unsigned long long)pg->o.max_log_bytes,
-                       (unsigned long long)behind);
+                       (unsigned long long)behind, (long long)pg->o.busy_timeout_ms);
 }
 
 int tspg_checkpoint(tspg *pg, int reset)

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 #include "api/db.h"
 #include "tsupport.h"
 
@@ -263,6 +264,14 @@ static uint64_t log_bytes(tspg *pg)
     return s.log_bytes;
 }
 
+static void *end_reader_later(void *arg)
+{
+    struct timespec ts = { 0, 200 * 1000 * 1000 };
+    nanosleep(&ts, NULL);
+    tstx_rollback(arg);
+    return NULL;
+}
+
 /* maxLogBytes: without readers the log restarts and writes never stop; a
  * reader holding an old snapshot lets it grow to the cap, then write
  * transactions are refused with TS_ERR_RESOURCE (the reader still reads
@@ -271,7 +280,7 @@ START_TEST(log_capped_under_old_reader)
 {
     enum { N = 16, CAP = 1 << 20 };
     char *dir = tst_tmpdir("pager");
-    ts_db *db = open_db(dir, "\"maxLogBytes\": 1048576, \"durability\": \"normal\"");
+    ts_db *db = open_db(dir, "\"maxLogBytes\": 1048576, \"durability\": \"normal\", \"busyTimeoutMs\": 50");
     uint64_t a = write_pages(db->pg, N, 1, 1);
     uint32_t gen = 2;
     for (int i = 0; i < 100; i++, gen++)   /* ~6.5 MB of frames */
@@ -296,6 +305,19 @@ START_TEST(log_capped_under_old_reader)
     verify_pages(db->pg, a, N, gen - 1);
     ck_assert_int_eq(try_rewrite(db->pg, a, N, gen), TS_OK);
     ck_assert_uint_lt(log_bytes(db->pg), CAP / 2);
+    verify_pages(db->pg, a, N, gen);
+    ts_close(db);
+
+    /* a reader that ends while the writer waits (busyTimeoutMs 1000): the
+     * write goes on without an error */
+    db = open_db(dir, "\"maxLogBytes\": 1048576, \"durability\": \"normal\", \"busyTimeoutMs\": 1000");
+    ck_assert_int_eq(tstx_begin(db->pg, 0, &rd), TS_OK);
+    gen++;
+    while (try_rewrite(db->pg, a, N, gen) == TS_OK) gen++;
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, end_reader_later, rd), 0);
+    ck_assert_int_eq(try_rewrite(db->pg, a, N, gen), TS_OK);
+    pthread_join(th, NULL);
     verify_pages(db->pg, a, N, gen);
     ts_close(db);
     db = open_db(dir, NULL);
