@@ -280,6 +280,72 @@ START_TEST(concurrent_increments)
 }
 END_TEST
 
+
+/* A reader thread holding a snapshot until told to end it. */
+typedef struct holder {
+    ts_db *db;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int started, stop;
+    json_t *seen;   /* "k0" as the snapshot has it */
+} holder;
+
+static void *hold_snapshot(void *arg)
+{
+    holder *h = arg;
+    ck_assert_int_eq(ts_begin_read(h->db), TS_OK);
+    pthread_mutex_lock(&h->mu);
+    h->started = 1;
+    pthread_cond_broadcast(&h->cv);
+    while (!h->stop) pthread_cond_wait(&h->cv, &h->mu);
+    pthread_mutex_unlock(&h->mu);
+    ck_assert_int_eq(ts_kv_get(h->db, "k0", 0, &h->seen), TS_OK);
+    ck_assert_int_eq(ts_rollback(h->db), TS_OK);
+    return NULL;
+}
+
+/* maxLogBytes through the public API: with another thread's read snapshot
+ * open, writes go on until the log reaches the cap, then fail with
+ * TS_ERR_RESOURCE naming it; the snapshot still reads its value; once it
+ * ends, writes succeed again. */
+START_TEST(log_cap_with_open_snapshot)
+{
+    ts_db *db = open_db("\"maxLogBytes\": 1048576, \"busyTimeoutMs\": 50");
+    json_t *first = json_string("before the snapshot");
+    ck_assert_int_eq(ts_kv_set(db, "k0", first, 0), TS_OK);
+    holder h = { db, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL };
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, hold_snapshot, &h), 0);
+    pthread_mutex_lock(&h.mu);
+    while (!h.started) pthread_cond_wait(&h.cv, &h.mu);
+    pthread_mutex_unlock(&h.mu);
+    char big[3000];
+    memset(big, 'v', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    json_t *v = json_string(big);
+    int rc = TS_OK, n = 0;
+    for (; n < 5000 && (rc = ts_kv_set(db, n % 2 ? "k1" : "k0", v, 0)) == TS_OK; n++) {}
+    ck_assert_msg(rc == TS_ERR_RESOURCE, "after %d writes: %d %s", n, rc, ts_errmsg(db));
+    ck_assert_msg(strstr(ts_errmsg(db), "maxLogBytes"), "message: %s", ts_errmsg(db));
+    ck_assert_int_gt(n, 10);
+    pthread_mutex_lock(&h.mu);
+    h.stop = 1;
+    pthread_cond_broadcast(&h.cv);
+    pthread_mutex_unlock(&h.mu);
+    pthread_join(th, NULL);
+    ck_assert(json_equal(h.seen, first));
+    json_decref(h.seen);
+    ck_assert_int_eq(ts_kv_set(db, "k0", first, 0), TS_OK);
+    json_t *got = NULL;
+    ck_assert_int_eq(ts_kv_get(db, "k1", 0, &got), TS_OK);
+    ck_assert(json_equal(got, v));
+    json_decref(got);
+    json_decref(v);
+    json_decref(first);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("kv");
@@ -293,6 +359,7 @@ static Suite *suite(void)
     tcase_add_test(tc, spaces_keep_active);
     tcase_add_test(tc, transactions);
     tcase_add_test(tc, concurrent_increments);
+    tcase_add_test(tc, log_cap_with_open_snapshot);
     suite_add_tcase(s, tc);
     return s;
 }
