@@ -95,8 +95,11 @@ TS_API int ts_check(ts_db *db, json_t **report_new,
  * A transaction belongs to the thread that began it; every call that thread
  * makes on the handle joins it and sees its own writes.  One writer at a
  * time: ts_begin waits up to busyTimeoutMs for another writer, then returns
- * TS_ERR_TIMEOUT.  End every transaction on the thread that began it, before
- * that thread exits and before ts_close. */
+ * TS_ERR_TIMEOUT.  Every write (ts_begin, or a call outside a transaction)
+ * fails with TS_ERR_RESOURCE while the log is at maxLogBytes because a read
+ * snapshot older than the last commit keeps it from being reused (after
+ * waiting busyTimeoutMs for that to change).  End every transaction on the
+ * thread that began it, before that thread exits and before ts_close. */
 
 /* Begin a read-write transaction. */
 TS_API int ts_begin(ts_db *db);
