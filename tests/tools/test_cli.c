@@ -15,12 +15,13 @@
 
 static char *dir;
 
-static char *xfmt(const char *fmt, const char *a, const char *b)
+/* dir/name in a new string; free() it. */
+static char *path_in(const char *d, const char *name)
 {
-    size_t n = strlen(fmt) + strlen(a) + (b ? strlen(b) : 0) + 1;
+    size_t n = strlen(d) + strlen(name) + 2;
     char *s = malloc(n);
     ck_assert_ptr_nonnull(s);
-    snprintf(s, n, fmt, a, b ? b : "");
+    snprintf(s, n, "%s/%s", d, name);
     return s;
 }
 
@@ -49,10 +50,10 @@ static int run(const char *args, char **out, char **err)
     int st = system(cmd);
     ck_assert_msg(st != -1, "could not run: %s", cmd);
     ck_assert_msg(WIFEXITED(st), "%s: killed by signal %d", cmd, WIFSIGNALED(st) ? WTERMSIG(st) : -1);
-    char *p = xfmt("%s/out.txt", dir, NULL);
+    char *p = path_in(dir, "out.txt");
     *out = slurp(p);
     free(p);
-    p = xfmt("%s/err.txt", dir, NULL);
+    p = path_in(dir, "err.txt");
     *err = slurp(p);
     free(p);
     ck_assert_msg(!strstr(*err, "Sanitizer"), "%s:\n%s", cmd, *err);
@@ -111,7 +112,7 @@ static void setup(void)
     dir = tst_tmpdir("cli");
     /* the paths go into shell words in single quotes and into JSON strings */
     ck_assert_msg(!strpbrk(dir, "'\"\\") && !strpbrk(TS_CLI, "'\"\\"), "unusual path: %s", dir);
-    char *cfg = xfmt("%s/tostore.json", dir, NULL);
+    char *cfg = path_in(dir, "tostore.json");
     FILE *f = fopen(cfg, "w");
     ck_assert_ptr_nonnull(f);
     fprintf(f, "{\"path\": \"%s/db\"}\n", dir);
