@@ -1399,6 +1399,15 @@ static void set_header_u32(const char *path, size_t off, uint32_t v, size_t crc_
     free(b);
 }
 
+/* The key-value entry key of db equals want. */
+static void kv_is(ts_db *db, const char *key, const json_t *want)
+{
+    json_t *got = NULL;
+    ck_assert_int_eq(ts_kv_get(db, key, 0, &got), TS_OK);
+    ck_assert_msg(json_equal(got, want), "%s: not the value written", key);
+    json_decref(got);
+}
+
 /* The database file's format number: a newer one (or 0) is refused with
  * TS_ERR_FORMAT and a message saying so, and the file is left as it was. */
 START_TEST(test_format_version_refused)
@@ -1426,10 +1435,7 @@ START_TEST(test_format_version_refused)
     }
     set_header_u32(file, 8, 1, 60);
     OPEN_OK(&db, "%s", cfg);
-    json_t *got = NULL;
-    ck_assert_int_eq(ts_kv_get(db, "k", 0, &got), TS_OK);
-    ck_assert(json_equal(got, v));
-    json_decref(got);
+    kv_is(db, "k", v);
     json_decref(v);
     ck_assert_int_eq(ts_close(db), TS_OK);
     free(file);
@@ -1458,10 +1464,7 @@ START_TEST(test_log_format_version_refused)
     EXPECT_FAIL(TS_ERR_FORMAT, NULL, "unknown", cfg);
     set_header_u32(log, 8, 1, 24);
     OPEN_OK(&db, "%s", cfg);
-    json_t *got = NULL;
-    ck_assert_int_eq(ts_kv_get(db, "k", 0, &got), TS_OK);
-    ck_assert(json_equal(got, v));
-    json_decref(got);
+    kv_is(db, "k", v);
     json_decref(v);
     ck_assert_int_eq(ts_close(db), TS_OK);
     free(log);
