@@ -95,7 +95,7 @@ static int open_pager(ts_db *db)
 {
     const tscfg *c = db->cfg;
     tspg_opts o = { c->page_size, (uint64_t)c->cache_bytes, c->durability == TSCFG_DURABILITY_FULL,
-                    c->busy_timeout_ms, 0, (uint64_t)c->max_log_bytes };
+                    c->busy_timeout_ms, 0, (uint64_t)c->max_log_bytes, c->page_digest };
     return tspg_open(&db->env, db->store, db->cipher, &o, &db->pg);
 }
 
@@ -447,15 +447,18 @@ int ts_check(ts_db *db, json_t **report_new,
     pthread_rwlock_unlock(&db->gate);
     if (rc) return rc;
     if (report_new)
-        *report_new = json_pack("{s:b, s:I, s:I, s:I, s:I, s:b}", "ok", r.ok,
+        *report_new = json_pack("{s:b, s:I, s:I, s:I, s:I, s:b, s:b}", "ok", r.ok,
                                 "pages", (json_int_t)r.pages, "freePages", (json_int_t)r.free_pages,
                                 "badPages", (json_int_t)r.bad_pages,
                                 "firstBadPage", (json_int_t)r.first_bad,
-                                "freeListBroken", r.freelist_broken);
+                                "freeListBroken", r.freelist_broken,
+                                "staleVersions", r.digest_bad);
     if (!r.ok)
         return tsenv_error(&db->env, TS_ERR_CORRUPT,
-                           "integrity check failed: %llu bad page(s) (first: %llu)%s",
+                           "integrity check failed: %llu bad page(s) (first: %llu)%s%s",
                            (unsigned long long)r.bad_pages, (unsigned long long)r.first_bad,
-                           r.freelist_broken ? ", free list broken" : "");
+                           r.freelist_broken ? ", free list broken" : "",
+                           r.digest_bad ? ", a page is not the version the database expects (an "
+                                          "older copy put back, or a lost write)" : "");
     return TS_OK;
 }

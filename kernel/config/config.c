@@ -163,7 +163,8 @@ static int parse_root(ts_env *env, tscfg *c)
 {
     static const char *const keys[] = {
         "path", "pluginPath", "plugins", "loadBundled", "storage", "cipher", "pageSize",
-        "cacheBytes", "durability", "busyTimeoutMs", "maxLogBytes", "defaultQueryLimit", "nodeId",
+        "cacheBytes", "durability", "busyTimeoutMs", "maxLogBytes", "pageDigest", "defaultQueryLimit",
+        "nodeId",
         "applyActiveSpaceOnDefault", "migration", "schemas", NULL };
     int rc;
     if ((rc = only_keys(env, c->root, "", keys))) return rc;
@@ -186,6 +187,7 @@ static int parse_root(ts_env *env, tscfg *c)
     if ((rc = get_int(env, c->root, "defaultQueryLimit", 1, INT64_MAX, &c->default_query_limit)))
         return rc;
     if ((rc = get_int(env, c->root, "nodeId", 0, 1023, &c->node_id))) return rc;
+    if ((rc = get_bool(env, c->root, "pageDigest", "", &c->page_digest))) return rc;
     if ((rc = get_bool(env, c->root, "applyActiveSpaceOnDefault", "",
                        &c->apply_active_space_on_default)))
         return rc;
@@ -301,6 +303,7 @@ json_t *tscfg_effective(const tscfg *c)
                         json_string(c->durability == TSCFG_DURABILITY_FULL ? "full" : "normal"));
     json_object_set_new(o, "busyTimeoutMs", json_integer(c->busy_timeout_ms));
     json_object_set_new(o, "maxLogBytes", json_integer(c->max_log_bytes));
+    json_object_set_new(o, "pageDigest", json_boolean(c->page_digest));
     json_object_set_new(o, "defaultQueryLimit", json_integer(c->default_query_limit));
     json_object_set_new(o, "nodeId", json_integer(c->node_id));
     json_object_set_new(o, "applyActiveSpaceOnDefault",

@@ -35,6 +35,7 @@ typedef struct tscfg {
     int           durability;
     int64_t       busy_timeout_ms;
     int64_t       max_log_bytes;
+    int           page_digest;
     int64_t       default_query_limit;
     int64_t       node_id;
     int           apply_active_space_on_default;

@@ -1,5 +1,7 @@
 /* Integrity check of the page layer: every page decodes under the current
- * snapshot, and the free list is a proper chain of free pages. */
+ * snapshot, the free list is a proper chain of free pages, and (databases
+ * with the page-version digest) every page is the version the meta page
+ * expects. */
 #include <stdlib.h>
 #include <string.h>
 #include "base/env.h"
@@ -16,12 +18,15 @@ int tspg_check(tspg *pg, tspg_check_report *r, tsrekey_progress_fn cb, void *ctx
     r->pages = tx->page_count;
     uint8_t *seen = calloc(tx->page_count ? tx->page_count : 1, 1);
     if (!seen) { tstx_rollback(tx); return tsenv_error(pg->env, TS_ERR_NOMEM, "out of memory"); }
+    uint8_t digest[TSPG_DIGEST] = {0};
     for (uint64_t pgno = 2; pgno < tx->page_count; pgno++) {
         tscpage *cp;
         if (tspg_load(pg, pgno, tx->mark, &cp) != TS_OK) {
             if (!r->bad_pages++) r->first_bad = pgno;
             continue;
         }
+        if (tx->meta_flags & TSPG_META_DIGEST)
+            tspg_digest_mix(pg->digest_key, pgno, tspage_lsn(tscpage_data(cp)), digest);
         if (tspage_type(tscpage_data(cp)) == TSPG_TYPE_FREE) seen[pgno] = 1;
         tscache_unpin(pg->cache, cp);
         if (cb && pgno % 4096 == 0) cb(ctx, pgno, tx->page_count);
@@ -41,10 +46,13 @@ int tspg_check(tspg *pg, tspg_check_report *r, tsrekey_progress_fn cb, void *ctx
     }
     if (n != tx->free_count) r->freelist_broken = 1;
     r->free_pages = n;
+    /* only meaningful when every page could be read */
+    r->digest_bad = (tx->meta_flags & TSPG_META_DIGEST) && !r->bad_pages &&
+                    memcmp(digest, tx->digest, TSPG_DIGEST) != 0;
     free(seen);
     tstx_rollback(tx);
     if (cb) cb(ctx, r->pages, r->pages);
-    r->ok = !r->bad_pages && !r->freelist_broken;
+    r->ok = !r->bad_pages && !r->freelist_broken && !r->digest_bad;
     tsenv_clear(pg->env);
     return TS_OK;
 }

@@ -16,6 +16,8 @@ typedef struct dpage {        /* a page the write transaction changed */
     uint64_t      spilled;    /* its uncommitted frame when spilled (TSTX_IN_MAIN: new
                                  page spilled to its place in the main file) */
     uint32_t      pins;
+    uint64_t      old_lsn;    /* the LSN of the version it replaces (has_old) */
+    int           has_old;    /* 0: a page new to the file */
     uint64_t      stamp;      /* tstx.touched at its last use: spill the cold ones */
     struct dpage *next;
 } dpage;
@@ -36,6 +38,8 @@ struct tstx {
     uint64_t  page_count, free_head, free_count, seq;
     uint64_t  roots[TSPG_ROOTS];
     uint64_t  sysroots[TSPG_SYSROOTS];
+    uint32_t  meta_flags;     /* TSPG_META_DIGEST */
+    uint8_t   digest[16];     /* the page-version digest (TSPG_META_DIGEST) */
     int       meta_dirty;
     dpage   **tab;
     size_t    tabcap, n, nlive;
@@ -57,6 +61,7 @@ struct tspg {
     tsstore        *st;
     tsfile          main;
     tscodec         codec;
+    uint8_t         digest_key[32];  /* tspg_digest_key of codec */
     tscache        *cache;
     tswal          *wal;
     tspg_opts       o;
@@ -100,6 +105,22 @@ void tspg_meta_build(const tstx *tx, uint8_t *d);
 int  tspg_failed_error(tspg *pg);
 /* The checkpoint a commit starts once enough log is unchecked-pointed. */
 void tspg_checkpoint_auto(tspg *pg);
+
+/* The page-version digest (docs/kernel.md, "Replayed pages"): in the meta
+ * page of a database created with it (TSPG_META_DIGEST), the XOR over
+ * pages 2 .. page_count - 1 of a keyed 16-byte BLAKE2b of (page number,
+ * LSN of its current version), which each commit updates from the old and
+ * new LSN of every page it writes and tspg_check recomputes. */
+#define TSPG_META_DIGEST 1u
+/* meta page (usable bytes): after the root slots, flags (u64), then the digest */
+#define TSPG_META_FLAGS_OFF  (40 + 8 * (TSPG_ROOTS + TSPG_SYSROOTS))
+#define TSPG_META_DIGEST_OFF (TSPG_META_FLAGS_OFF + 8)
+#define TSPG_DIGEST      16
+#define TSPG_DIGEST_KEY  32
+void tspg_digest_key(const tscodec *c, uint8_t key[TSPG_DIGEST_KEY]);
+/* acc ^= the term of page pgno at version lsn. */
+void tspg_digest_mix(const uint8_t key[TSPG_DIGEST_KEY], uint64_t pgno, uint64_t lsn,
+                     uint8_t acc[TSPG_DIGEST]);
 /* With the writer lock held: TS_OK, or TS_ERR_RESOURCE (with a message)
  * when the log is at max_log_bytes and, checkpointing again for up to
  * busy_timeout_ms, still is, because a reader's old snapshot keeps it from

@@ -105,7 +105,7 @@ static int create_db(tspg *pg, tspg_fhdr *h)
     uint8_t *buf = calloc(2, ps), *lp = calloc(1, ps);
     if (!buf || !lp) { free(buf); free(lp); return tsenv_error(pg->env, TS_ERR_NOMEM, "out of memory"); }
     tspg_header_bytes(h, buf);
-    tstx tmp = { .pg = pg, .page_count = 2 };
+    tstx tmp = { .pg = pg, .page_count = 2, .meta_flags = pg->o.page_digest ? TSPG_META_DIGEST : 0 };
     tspage_set_type(lp, TSPG_TYPE_META);
     tspg_meta_build(&tmp, lp + TSPAGE_HDR);
     int rc = tscodec_encode(&pg->codec, 1, 0, lp, buf + ps);
@@ -153,6 +153,7 @@ int tspg_open(ts_env *env, tsstore *st, tscipher *cipher, const tspg_opts *o, ts
         h.keyid = cipher ? cipher->keyid : 0;
     }
     if (!rc) rc = tspg_setup_codec(env, &pg->codec, &h, cipher);
+    if (!rc) tspg_digest_key(&pg->codec, pg->digest_key);
     if (!rc && !exists) rc = create_db(pg, &h);
     if (!rc) {
         rc = tsfile_open(st, TSPG_FILE, 0, &pg->main);

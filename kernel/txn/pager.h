@@ -44,6 +44,7 @@ typedef struct tspg_opts {
     uint64_t autockpt_bytes;     /* checkpoint when the log grows past this; 0: default */
     uint64_t max_log_bytes;      /* refuse write transactions while the log is this big and
                                     a reader keeps it from restarting; 0: no cap */
+    int      page_digest;        /* a new database keeps the page-version digest */
 } tspg_opts;
 
 typedef struct tspg_stats {
@@ -69,6 +70,7 @@ typedef struct tspg_check_report {
     int      ok;
     uint64_t pages, free_pages, bad_pages, first_bad;
     int      freelist_broken;
+    int      digest_bad;         /* the pages' versions differ from the meta page's digest */
 } tspg_check_report;
 typedef void (*tsrekey_progress_fn)(void *ctx, uint64_t done, uint64_t total);
 /* Read every page of the current snapshot and walk the free list.  Returns

@@ -52,6 +52,13 @@ static int copy_pages(ts_env *env, tsstore *st, const tspg_fhdr *oh, const tspg_
         tspg_header_bytes(nh, raw);
         rc = tsfile_write(&out, 0, raw, ps);
     }
+    /* The page-version digest is keyed by the data key: under the new one
+     * it is computed again as the pages go by, and the meta page (page 1,
+     * the first copied) written again at the end with it. */
+    uint8_t dkey[TSPG_DIGEST_KEY], digest[TSPG_DIGEST] = {0};
+    tspg_digest_key(&nc, dkey);
+    uint8_t *meta = NULL;
+    uint64_t meta_pages = 0;
     for (uint64_t pgno = 1; pgno < npages && !rc; pgno++) {
         if ((rc = tsfile_read(&in, pgno * ps, raw, ps, NULL))) break;
         /* Pages past the last checkpointed ones may be all zero holes. */
@@ -63,11 +70,26 @@ static int copy_pages(ts_env *env, tsstore *st, const tspg_fhdr *oh, const tspg_
                             (unsigned long long)pgno);
                 break;
             }
+            const uint8_t *u = lp + TSPAGE_HDR;
+            if (pgno == 1 && (u[TSPG_META_FLAGS_OFF] & TSPG_META_DIGEST)) {
+                meta = malloc(ps);
+                if (!meta) { rc = TS_ERR_NOMEM; break; }
+                memcpy(meta, lp, ps);
+                for (int i = 7; i >= 0; i--) meta_pages = meta_pages << 8 | u[8 + i];
+            } else if (meta && pgno < meta_pages) {
+                tspg_digest_mix(dkey, pgno, tspage_lsn(lp), digest);
+            }
             rc = tscodec_encode(&nc, pgno, tspage_lsn(lp), lp, raw);
         }
         if (!rc) rc = tsfile_write(&out, pgno * ps, raw, ps);
         if (cb && (pgno % 1024 == 0 || pgno + 1 == npages)) cb(ctx, pgno + 1, npages);
     }
+    if (!rc && meta) {
+        memcpy(meta + TSPAGE_HDR + TSPG_META_DIGEST_OFF, digest, TSPG_DIGEST);
+        rc = tscodec_encode(&nc, 1, tspage_lsn(meta), meta, raw);
+        if (!rc) rc = tsfile_write(&out, ps, raw, ps);
+    }
+    free(meta);
     if (!rc) rc = tsfile_sync(&out, 0);
     free(raw);
     free(lp);

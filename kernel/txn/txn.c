@@ -137,6 +137,8 @@ static void meta_parse(tstx *tx, const uint8_t *d)
     for (unsigned i = 0; i < TSPG_ROOTS; i++) tx->roots[i] = get64(d + 40 + 8 * i);
     for (unsigned i = 0; i < TSPG_SYSROOTS; i++)
         tx->sysroots[i] = get64(d + 40 + 8 * TSPG_ROOTS + 8 * i);
+    tx->meta_flags = (uint32_t)get64(d + TSPG_META_FLAGS_OFF) & 0xFFFFFFFFu;
+    memcpy(tx->digest, d + TSPG_META_DIGEST_OFF, TSPG_DIGEST);
 }
 
 void tspg_meta_build(const tstx *tx, uint8_t *d)
@@ -149,6 +151,8 @@ void tspg_meta_build(const tstx *tx, uint8_t *d)
     for (unsigned i = 0; i < TSPG_ROOTS; i++) put64(d + 40 + 8 * i, tx->roots[i]);
     for (unsigned i = 0; i < TSPG_SYSROOTS; i++)
         put64(d + 40 + 8 * TSPG_ROOTS + 8 * i, tx->sysroots[i]);
+    put64(d + TSPG_META_FLAGS_OFF, tx->meta_flags);
+    memcpy(d + TSPG_META_DIGEST_OFF, tx->digest, TSPG_DIGEST);
 }
 
 static int load_meta(tstx *tx)
@@ -432,6 +436,8 @@ int tstx_get(tstx *tx, uint64_t pgno, int write, tspage **out)
     dpage *d = dnew(tx, pgno);
     if (!d) { tscache_unpin(pg->cache, cp); return tsenv_error(pg->env, TS_ERR_NOMEM, "out of memory"); }
     memcpy(d->lp, tscpage_data(cp), pg->codec.logical);
+    d->old_lsn = tspage_lsn(d->lp);
+    d->has_old = 1;
     /* Past a small working set, the version this copy supersedes leaves
      * the cache now rather than at commit: a bulk transaction that rewrites
      * most of the database would otherwise hold every page twice.  Readers
@@ -638,6 +644,16 @@ static int write_commit(tstx *tx)
      * when every other page was spilled and a frame must carry the commit
      * flag); otherwise the last data page is the commit frame. */
     dpage *meta = NULL;
+    if (tx->meta_flags & TSPG_META_DIGEST) {
+        /* every page written moves from its old version's term to this one */
+        for (size_t i = 0; i < tx->tabcap; i++)
+            for (dpage *d = tx->tab[i]; d; d = d->next) {
+                if (d->pgno < 2) continue;
+                if (d->has_old) tspg_digest_mix(pg->digest_key, d->pgno, d->old_lsn, tx->digest);
+                tspg_digest_mix(pg->digest_key, d->pgno, lsn, tx->digest);
+            }
+        tx->meta_dirty = 1;
+    }
     if (tx->meta_dirty || tx->nlive == 0) {
         tscpage *cp;
         int rc = tspg_load(pg, 1, tx->mark, &cp);

@@ -94,7 +94,7 @@ static int64_t ctl(tsstore *st, const char *op, int64_t arg)
 
 static int pg_open(tsstore *st, int full, uint64_t cache, tspg **pg)
 {
-    tspg_opts o = { PS, cache ? cache : 65536, full, 1000, 0, 0 };
+    tspg_opts o = { PS, cache ? cache : 65536, full, 1000, 0, 0, 1 };
     tsenv_clear(&host->env);
     return tspg_open(&host->env, st, NULL, &o, pg);
 }
@@ -466,6 +466,12 @@ static outcome run_once(const wdef *d, int full, fault f, int64_t n, int64_t tea
                why);
     if (!crashlike && f != F_SYNC)
         KT_REQUIRE(got == w.nst - 1, "%s: reopened at state %d of %d", label, got, w.nst - 1);
+    /* every page the version the meta page's digest expects */
+    tspg_check_report rep;
+    KT_REQUIRE(tspg_check(pg, &rep, NULL, NULL) == TS_OK && rep.ok,
+               "%s: integrity check after reopening: %llu bad pages, free list %s, digest %s", label,
+               (unsigned long long)rep.bad_pages, rep.freelist_broken ? "broken" : "ok",
+               rep.digest_bad ? "differs" : "ok");
     /* and the database takes writes again */
     tstx *tx;
     rc = tstx_begin(pg, 1, &tx);

@@ -30,8 +30,8 @@ static int open_with(const char *dir, const char *cipher, ts_db **db)
 {
     char cfg[1024];
     snprintf(cfg, sizeof cfg,
-             "{\"path\": \"%s\", \"storage\": {\"backend\": \"faulty\", \"options\": "
-             "{\"inner\": \"posix\", \"passSync\": false}}%s%s}",
+             "{\"path\": \"%s\", \"pageDigest\": true, \"storage\": {\"backend\": \"faulty\", "
+             "\"options\": {\"inner\": \"posix\", \"passSync\": false}}%s%s}",
              dir, cipher ? ", \"cipher\": " : "", cipher ? cipher : "");
     *db = NULL;
     return ts_open_json(cfg, db);

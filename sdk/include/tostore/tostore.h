@@ -84,10 +84,13 @@ TS_API int ts_storage_control(ts_db *db, const char *op, int64_t arg, int64_t *o
 TS_API int ts_stats(ts_db *db, json_t **out_new);
 
 /* Verify the database: every page of the current snapshot decodes (checksum
- * or authentication tag) and the free list is consistent.  TS_OK when
- * sound, TS_ERR_CORRUPT (message names the first bad page) when not;
- * *report_new (may be NULL) gets {"ok", "pages", "freePages", "badPages",
- * "firstBadPage", "freeListBroken"}.  progress may be NULL. */
+ * or authentication tag), the free list is consistent and, in a database
+ * created with "pageDigest", every page is the version the database
+ * expects (no older copy put back, no lost write).  TS_OK when sound,
+ * TS_ERR_CORRUPT (message names the first bad page) when not; *report_new
+ * (may be NULL) gets {"ok", "pages", "freePages", "badPages",
+ * "firstBadPage", "freeListBroken", "staleVersions"}.  progress may be
+ * NULL. */
 TS_API int ts_check(ts_db *db, json_t **report_new,
                     void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx);
 
