@@ -23,7 +23,8 @@
  * Environment: BENCH_DIR (data folder; default beside the build),
  * BENCH_ROUNDS (5), BENCH_TIME (seconds-per-engine multiplier, 1.0),
  * BENCH_BIG=1 (1 GB database for e), BENCH_ONLY=abcdef (subset),
- * BENCH_KEEP=1 (keep the data folder), BENCH_SLICE (0.25 s).
+ * BENCH_KEEP=1 (keep the data folder), BENCH_SLICE (0.25 s), BENCH_CONFIG
+ * (config keys added to every tostore database, e.g. "\"pageDigest\": true").
  *
  * Usage: bench_commit [data-dir]
  *        bench_commit profile commit1|commit8|normal1|normal8|cached|uncached|open [secs]
@@ -124,14 +125,14 @@ static const char *g_extra_cfg = "";   /* appended to every config (e.g. plugin 
 static ts_db *ts_open_dir(const char *dir, const char *durability, const char *cipher,
                           long long cache_bytes)
 {
-    char cfg[1536], cache[64] = "";
+    char cfg[3072], cache[64] = "";
     if (cache_bytes > 0) snprintf(cache, sizeof cache, ", \"cacheBytes\": %lld", cache_bytes);
     snprintf(cfg, sizeof cfg,
              "{\"path\": \"%s\", \"durability\": \"%s\", \"storage\": {\"backend\": \"posix\"}%s%s"
 #ifdef BENCH_PLUGIN_DIR
              ", \"pluginPath\": \"" BENCH_PLUGIN_DIR "\""
 #endif
-             "%s}", dir, durability, cache, cipher_json(cipher), g_extra_cfg);
+             "%s%s}", dir, durability, cache, cipher_json(cipher), g_extra_cfg, bench_config_more());
     ts_db *db = NULL;
     if (ts_open_json(cfg, &db) != TS_OK) die("ts_open %s: %s", dir, ts_errmsg(NULL));
     return db;

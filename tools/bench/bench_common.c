@@ -21,17 +21,27 @@ bench_style bench = { "bench", 28, 9, 44, { 38, 12, 34, 22, 14 } };
 
 /* ---- utilities ---------------------------------------------------------- */
 
+const char *bench_config_more(void)
+{
+    static char buf[1024];
+    const char *more = getenv("BENCH_CONFIG");
+    if (!more || !*more) return "";
+    snprintf(buf, sizeof buf, ", %s", more);
+    return buf;
+}
+
 ts_db *bench_open_db(const char *dir, const char *durability, long long cache_bytes,
                      const char *extra_json)
 {
-    char cfg[2048];
+    char cfg[4096];
     snprintf(cfg, sizeof cfg,
              "{\"path\": \"%s\", \"durability\": \"%s\", \"cacheBytes\": %lld, "
              "\"storage\": {\"backend\": \"posix\"}"
 #ifdef BENCH_PLUGIN_DIR
              ", \"pluginPath\": \"" BENCH_PLUGIN_DIR "\""
 #endif
-             "%s%s}", dir, durability, cache_bytes, extra_json ? ", " : "", extra_json ? extra_json : "");
+             "%s%s%s}", dir, durability, cache_bytes, extra_json ? ", " : "", extra_json ? extra_json : "",
+             bench_config_more());
     ts_db *db = NULL;
     if (ts_open_json(cfg, &db) != TS_OK) die("ts_open %s: %s", dir, ts_errmsg(NULL));
     return db;

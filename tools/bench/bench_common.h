@@ -40,10 +40,14 @@ extern bench_style bench;
 
 /* ---- utilities ---- */
 
+/* ", " and the config keys in BENCH_CONFIG (e.g. "\"pageDigest\": true"),
+ * which every tostore database a benchmark opens gets, to measure what
+ * they cost; "" without. */
+const char *bench_config_more(void);
 /* Open tostore at dir on the posix backend with durability ("normal",
- * "full"), cacheBytes cache_bytes, the build tree's plugins, and
- * extra_json (may be NULL: more config keys, e.g. "\"migration\": {...}");
- * dies on failure. */
+ * "full"), cacheBytes cache_bytes, the build tree's plugins, extra_json
+ * (may be NULL: more config keys, e.g. "\"migration\": {...}") and
+ * BENCH_CONFIG; dies on failure. */
 struct ts_db *bench_open_db(const char *dir, const char *durability, long long cache_bytes,
                             const char *extra_json);
 
