@@ -145,7 +145,7 @@ int tspg_open(ts_env *env, tsstore *st, tscipher *cipher, const tspg_opts *o, ts
         rc = tsenv_error(env, TS_ERR_CORRUPT, "%s exists but %s does not: refusing to start a "
                          "new database over an orphaned log", TSWAL_FILE, TSPG_FILE);
     if (!rc && !exists) {
-        h.format = TSPG_FORMAT;
+        h.format = o->page_digest ? TSPG_FORMAT_DIGEST : 1;
         h.page_size = o->page_size;
         randombytes_buf(h.dbid, sizeof h.dbid);
         h.flags = cipher ? FLAG_ENCRYPTED : 0;

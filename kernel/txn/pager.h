@@ -26,7 +26,11 @@
 #include "io/store.h"
 
 #define TSPG_FILE "tostore.db"
-#define TSPG_FORMAT 1
+/* Formats this build reads: 1, and 2 (a meta page with the page-version
+ * digest, which a build that does not maintain it must not write: so a
+ * database created with it is format 2, one created without stays 1). */
+#define TSPG_FORMAT 2
+#define TSPG_FORMAT_DIGEST 2
 #define TSPG_ROOTS 24           /* root slots in the meta page, free for any use */
 #define TSPG_SYSROOTS 8         /* root slots reserved for the data layer's catalog */
 #define TSPG_TYPE_FREE 1
