@@ -453,12 +453,14 @@ int ts_check(ts_db *db, json_t **report_new,
                                 "firstBadPage", (json_int_t)r.first_bad,
                                 "freeListBroken", r.freelist_broken,
                                 "staleVersions", r.digest_bad);
+    if (!r.ok && !r.bad_pages && !r.freelist_broken)
+        return tsenv_error(&db->env, TS_ERR_CORRUPT,
+                           "integrity check failed: a page is not the version the database "
+                           "expects (an older copy put back, or a lost write)");
     if (!r.ok)
         return tsenv_error(&db->env, TS_ERR_CORRUPT,
-                           "integrity check failed: %llu bad page(s) (first: %llu)%s%s",
+                           "integrity check failed: %llu bad page(s) (first: %llu)%s",
                            (unsigned long long)r.bad_pages, (unsigned long long)r.first_bad,
-                           r.freelist_broken ? ", free list broken" : "",
-                           r.digest_bad ? ", a page is not the version the database expects (an "
-                                          "older copy put back, or a lost write)" : "");
+                           r.freelist_broken ? ", free list broken" : "");
     return TS_OK;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include "base/env.h"
 #include "txn/internal.h"
+#include "wal/wal.h"
 
 static uint64_t get64(const uint8_t *p) { uint64_t v = 0; for (int i = 7; i >= 0; i--) v = v << 8 | p[i]; return v; }
 
@@ -17,18 +18,23 @@ int tspg_check(tspg *pg, tspg_check_report *r, tsrekey_progress_fn cb, void *ctx
     if (rc) return rc;
     r->pages = tx->page_count;
     uint8_t *seen = calloc(tx->page_count ? tx->page_count : 1, 1);
-    if (!seen) { tstx_rollback(tx); return tsenv_error(pg->env, TS_ERR_NOMEM, "out of memory"); }
+    uint8_t *lp = malloc(pg->codec.logical);
+    if (!seen || !lp) {
+        free(seen);
+        free(lp);
+        tstx_rollback(tx);
+        return tsenv_error(pg->env, TS_ERR_NOMEM, "out of memory");
+    }
     uint8_t digest[TSPG_DIGEST] = {0};
+    /* From storage, past the cache: a page changed on disk while the
+     * database is open must be seen (its cached image is not). */
     for (uint64_t pgno = 2; pgno < tx->page_count; pgno++) {
-        tscpage *cp;
-        if (tspg_load(pg, pgno, tx->mark, &cp) != TS_OK) {
+        if (tspg_read_stored(pg, pgno, tswal_find(pg->wal, pgno, tx->mark), lp) != TS_OK) {
             if (!r->bad_pages++) r->first_bad = pgno;
             continue;
         }
-        if (tx->meta_flags & TSPG_META_DIGEST)
-            tspg_digest_mix(pg->digest_key, pgno, tspage_lsn(tscpage_data(cp)), digest);
-        if (tspage_type(tscpage_data(cp)) == TSPG_TYPE_FREE) seen[pgno] = 1;
-        tscache_unpin(pg->cache, cp);
+        if (tx->meta_flags & TSPG_META_DIGEST) tspg_digest_mix(pg->digest_key, pgno, tspage_lsn(lp), digest);
+        if (tspage_type(lp) == TSPG_TYPE_FREE) seen[pgno] = 1;
         if (cb && pgno % 4096 == 0) cb(ctx, pgno, tx->page_count);
     }
     /* Walk the free list: bounded by the free count, every link a free page. */
@@ -39,10 +45,11 @@ int tspg_check(tspg *pg, tspg_check_report *r, tsrekey_progress_fn cb, void *ctx
             break;
         }
         seen[p] = 2;
-        tscpage *cp;
-        if (tspg_load(pg, p, tx->mark, &cp) != TS_OK) { r->freelist_broken = 1; break; }
-        p = get64(tscpage_data(cp) + TSPAGE_HDR);
-        tscache_unpin(pg->cache, cp);
+        if (tspg_read_stored(pg, p, tswal_find(pg->wal, p, tx->mark), lp) != TS_OK) {
+            r->freelist_broken = 1;
+            break;
+        }
+        p = get64(lp + TSPAGE_HDR);
     }
     if (n != tx->free_count) r->freelist_broken = 1;
     r->free_pages = n;
@@ -50,6 +57,7 @@ int tspg_check(tspg *pg, tspg_check_report *r, tsrekey_progress_fn cb, void *ctx
     r->digest_bad = (tx->meta_flags & TSPG_META_DIGEST) && !r->bad_pages &&
                     memcmp(digest, tx->digest, TSPG_DIGEST) != 0;
     free(seen);
+    free(lp);
     tstx_rollback(tx);
     if (cb) cb(ctx, r->pages, r->pages);
     r->ok = !r->bad_pages && !r->freelist_broken && !r->digest_bad;

@@ -10,6 +10,14 @@
 
 #define TSTX_IN_MAIN UINT64_MAX
 
+/* The page-version digest (see tspg_digest_key below). */
+#define TSPG_META_DIGEST 1u
+/* meta page (usable bytes): after the root slots, flags (u64), then the digest */
+#define TSPG_META_FLAGS_OFF  (40 + 8 * (TSPG_ROOTS + TSPG_SYSROOTS))
+#define TSPG_META_DIGEST_OFF (TSPG_META_FLAGS_OFF + 8)
+#define TSPG_DIGEST      16
+#define TSPG_DIGEST_KEY  32
+
 typedef struct dpage {        /* a page the write transaction changed */
     uint64_t      pgno;
     uint8_t      *lp;         /* logical image; NULL while spilled */
@@ -39,7 +47,7 @@ struct tstx {
     uint64_t  roots[TSPG_ROOTS];
     uint64_t  sysroots[TSPG_SYSROOTS];
     uint32_t  meta_flags;     /* TSPG_META_DIGEST */
-    uint8_t   digest[16];     /* the page-version digest (TSPG_META_DIGEST) */
+    uint8_t   digest[TSPG_DIGEST]; /* the page-version digest (TSPG_META_DIGEST) */
     int       meta_dirty;
     dpage   **tab;
     size_t    tabcap, n, nlive;
@@ -61,7 +69,7 @@ struct tspg {
     tsstore        *st;
     tsfile          main;
     tscodec         codec;
-    uint8_t         digest_key[32];  /* tspg_digest_key of codec */
+    uint8_t         digest_key[TSPG_DIGEST_KEY]; /* tspg_digest_key of codec */
     tscache        *cache;
     tswal          *wal;
     tspg_opts       o;
@@ -99,6 +107,9 @@ int  tspg_read_header(ts_env *env, tsstore *st, const char *name, int *exists, t
 void tspg_header_bytes(const tspg_fhdr *h, uint8_t *buf);
 int  tspg_setup_codec(ts_env *env, tscodec *c, const tspg_fhdr *h, tscipher *cipher);
 int  tspg_load(tspg *pg, uint64_t pgno, uint64_t mark, tscpage **out);
+/* Read version f of page pgno (a log frame, 0: the main file) from storage
+ * and decode it into lp (logical bytes), past the cache. */
+int  tspg_read_stored(tspg *pg, uint64_t pgno, uint64_t f, uint8_t *lp);
 int  tspg_write_frames(tstx *tx, const uint64_t *pgnos, uint8_t *const *imgs, dpage **ds,
                        size_t k, int commit);
 void tspg_meta_build(const tstx *tx, uint8_t *d);
@@ -111,12 +122,6 @@ void tspg_checkpoint_auto(tspg *pg);
  * pages 2 .. page_count - 1 of a keyed 16-byte BLAKE2b of (page number,
  * LSN of its current version), which each commit updates from the old and
  * new LSN of every page it writes and tspg_check recomputes. */
-#define TSPG_META_DIGEST 1u
-/* meta page (usable bytes): after the root slots, flags (u64), then the digest */
-#define TSPG_META_FLAGS_OFF  (40 + 8 * (TSPG_ROOTS + TSPG_SYSROOTS))
-#define TSPG_META_DIGEST_OFF (TSPG_META_FLAGS_OFF + 8)
-#define TSPG_DIGEST      16
-#define TSPG_DIGEST_KEY  32
 void tspg_digest_key(const tscodec *c, uint8_t key[TSPG_DIGEST_KEY]);
 /* acc ^= the term of page pgno at version lsn. */
 void tspg_digest_mix(const uint8_t key[TSPG_DIGEST_KEY], uint64_t pgno, uint64_t lsn,

@@ -154,6 +154,9 @@ int tspg_open(ts_env *env, tsstore *st, tscipher *cipher, const tspg_opts *o, ts
     }
     if (!rc) rc = tspg_setup_codec(env, &pg->codec, &h, cipher);
     if (!rc) tspg_digest_key(&pg->codec, pg->digest_key);
+    if (!rc && exists && o->page_digest && h.format < TSPG_FORMAT_DIGEST)
+        tsenv_log(env, TS_LOG_WARN, "pageDigest is read when a database is created; this one was "
+                  "created without it and goes on without it");
     if (!rc && !exists) rc = create_db(pg, &h);
     if (!rc) {
         rc = tsfile_open(st, TSPG_FILE, 0, &pg->main);

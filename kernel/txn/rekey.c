@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "base/env.h"
@@ -54,9 +55,12 @@ static int copy_pages(ts_env *env, tsstore *st, const tspg_fhdr *oh, const tspg_
     }
     /* The page-version digest is keyed by the data key: under the new one
      * it is computed again as the pages go by, and the meta page (page 1,
-     * the first copied) written again at the end with it. */
+     * the first copied) written again at the end with it.  The old one is
+     * checked first: re-sealing a replayed page would make it valid. */
     uint8_t dkey[TSPG_DIGEST_KEY], digest[TSPG_DIGEST] = {0};
+    uint8_t okey[TSPG_DIGEST_KEY], odigest[TSPG_DIGEST] = {0};
     tspg_digest_key(&nc, dkey);
+    tspg_digest_key(&oc, okey);
     uint8_t *meta = NULL;
     uint64_t meta_pages = 0;
     for (uint64_t pgno = 1; pgno < npages && !rc; pgno++) {
@@ -64,6 +68,11 @@ static int copy_pages(ts_env *env, tsstore *st, const tspg_fhdr *oh, const tspg_
         /* Pages past the last checkpointed ones may be all zero holes. */
         int hole = 1;
         for (uint32_t i = 0; i < ps && hole; i++) hole = raw[i] == 0;
+        if (hole && meta && pgno < meta_pages) {
+            rc = tsenv_error(env, TS_ERR_CORRUPT, "rekey: page %llu of %llu is missing from %s",
+                             (unsigned long long)pgno, (unsigned long long)meta_pages, TSPG_FILE);
+            break;
+        }
         if (!hole) {
             if ((rc = tscodec_decode(&oc, pgno, raw, lp))) {
                 tsenv_error(env, rc, "rekey: page %llu fails verification under the old key",
@@ -73,10 +82,11 @@ static int copy_pages(ts_env *env, tsstore *st, const tspg_fhdr *oh, const tspg_
             const uint8_t *u = lp + TSPAGE_HDR;
             if (pgno == 1 && (u[TSPG_META_FLAGS_OFF] & TSPG_META_DIGEST)) {
                 meta = malloc(ps);
-                if (!meta) { rc = TS_ERR_NOMEM; break; }
+                if (!meta) { rc = tsenv_error(env, TS_ERR_NOMEM, "out of memory"); break; }
                 memcpy(meta, lp, ps);
                 for (int i = 7; i >= 0; i--) meta_pages = meta_pages << 8 | u[8 + i];
             } else if (meta && pgno < meta_pages) {
+                tspg_digest_mix(okey, pgno, tspage_lsn(lp), odigest);
                 tspg_digest_mix(dkey, pgno, tspage_lsn(lp), digest);
             }
             rc = tscodec_encode(&nc, pgno, tspage_lsn(lp), lp, raw);
@@ -84,6 +94,12 @@ static int copy_pages(ts_env *env, tsstore *st, const tspg_fhdr *oh, const tspg_
         if (!rc) rc = tsfile_write(&out, pgno * ps, raw, ps);
         if (cb && (pgno % 1024 == 0 || pgno + 1 == npages)) cb(ctx, pgno + 1, npages);
     }
+    if (!rc && meta && npages < meta_pages)
+        rc = tsenv_error(env, TS_ERR_CORRUPT, "rekey: %s holds %llu of its %llu pages", TSPG_FILE,
+                         (unsigned long long)npages, (unsigned long long)meta_pages);
+    if (!rc && meta && memcmp(odigest, meta + TSPAGE_HDR + TSPG_META_DIGEST_OFF, TSPG_DIGEST) != 0)
+        rc = tsenv_error(env, TS_ERR_CORRUPT, "rekey: a page is not the version the database "
+                         "expects (an older copy put back, or a lost write); not re-sealing it");
     if (!rc && meta) {
         memcpy(meta + TSPAGE_HDR + TSPG_META_DIGEST_OFF, digest, TSPG_DIGEST);
         rc = tscodec_encode(&nc, 1, tspage_lsn(meta), meta, raw);
@@ -115,9 +131,13 @@ int tsrekey_run(ts_env *env, tsstore *st, tscipher *from, tscipher *to, const ui
     if (!rc && to) rc = write_file(st, TSREKEY_KEY_FILE, ring, ring_len);
     if (!rc) rc = sync_dir(st);
     if (rc) {
+        /* the cleanup's own errors (a file not made yet) must not replace why */
+        char why[512];
+        snprintf(why, sizeof why, "%s", tsenv_errmsg(env));
         st->vt->remove(st->h, TSREKEY_DB_FILE);
         st->vt->remove(st->h, TSREKEY_KEY_FILE);
-        if (!*tsenv_errmsg(env)) tsenv_error(env, rc, "rekey failed; the old key stays valid");
+        if (*why) tsenv_error(env, rc, "%s", why);
+        else tsenv_error(env, rc, "rekey failed; the old key stays valid");
         return rc;
     }
     /* Commit point. */

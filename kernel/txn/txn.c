@@ -95,15 +95,11 @@ static void dfree_all(tstx *tx)
 
 /* ---- reading ------------------------------------------------------ */
 
-int tspg_load(tspg *pg, uint64_t pgno, uint64_t mark, tscpage **out)
+int tspg_read_stored(tspg *pg, uint64_t pgno, uint64_t f, uint8_t *lp)
 {
-    uint64_t f = tswal_find(pg->wal, pgno, mark);
-    tscpage *cp = tscache_get(pg->cache, pgno, f);
-    if (cp) { *out = cp; return TS_OK; }
-    cp = tscache_alloc(pg->cache, pgno, f);
     uint8_t small[16384];
     uint8_t *raw = pg->codec.page_size <= sizeof small ? small : malloc(pg->codec.page_size);
-    int rc = cp && raw ? TS_OK : TS_ERR_NOMEM;
+    int rc = raw ? TS_OK : TS_ERR_NOMEM;
     if (!rc) {
         if (f) rc = tswal_read(pg->wal, f, raw);
         /* a frame retired by a log reset: everything up to the reader's
@@ -114,14 +110,25 @@ int tspg_load(tspg *pg, uint64_t pgno, uint64_t mark, tscpage **out)
             tsenv_error(pg->env, rc, "%s: page %llu is beyond the end of the file", TSPG_FILE,
                         (unsigned long long)pgno);
     }
-    if (!rc && (rc = tscodec_decode(&pg->codec, pgno, raw, tscpage_data(cp))))
+    if (!rc && (rc = tscodec_decode(&pg->codec, pgno, raw, lp)))
         tsenv_error(pg->env, rc, "page %llu (%s): checksum or authentication failed: the "
                     "database is corrupt or was tampered with", (unsigned long long)pgno,
                     f ? "log" : "main file");
     if (raw != small) free(raw);
+    if (rc == TS_ERR_NOMEM) tsenv_error(pg->env, rc, "out of memory");
+    return rc;
+}
+
+int tspg_load(tspg *pg, uint64_t pgno, uint64_t mark, tscpage **out)
+{
+    uint64_t f = tswal_find(pg->wal, pgno, mark);
+    tscpage *cp = tscache_get(pg->cache, pgno, f);
+    if (cp) { *out = cp; return TS_OK; }
+    cp = tscache_alloc(pg->cache, pgno, f);
+    if (!cp) return tsenv_error(pg->env, TS_ERR_NOMEM, "out of memory");
+    int rc = tspg_read_stored(pg, pgno, f, tscpage_data(cp));
     if (rc) {
-        if (cp) tscache_discard(pg->cache, cp);
-        if (rc == TS_ERR_NOMEM) tsenv_error(pg->env, rc, "out of memory");
+        tscache_discard(pg->cache, cp);
         return rc;
     }
     *out = tscache_insert(pg->cache, cp);
@@ -475,9 +482,10 @@ int tstx_alloc(tstx *tx, tspage **out, uint64_t *pgno_out)
         memset(lp, 0, pg->codec.logical);
         *out = p;
     } else {
-        pgno = tx->page_count++;
+        pgno = tx->page_count;
         dpage *d = dnew(tx, pgno);
         if (!d) return tsenv_error(pg->env, TS_ERR_NOMEM, "out of memory");
+        tx->page_count++;
         memset(d->lp, 0, pg->codec.logical);
         if ((rc = page_handle(tx, pgno, NULL, d, out))) return rc;
         if ((rc = maybe_spill(tx))) { tspage_release(*out); *out = NULL; return rc; }

@@ -1507,8 +1507,9 @@ static int replay_detected(const char *dir, const char *extra)
         if (memcmp(old + p * ps, now + p * ps, ps) != 0) pg = p;
     ck_assert_msg(pg != 0, "no data page changed");
     memcpy(now + pg * ps, old + pg * ps, ps);
-    write_file(file, now, n2);
     OPEN_OK(&h, "%s", cfg);
+    ck_assert_int_eq(ts_check(h, NULL, NULL, NULL), TS_OK);   /* its pages now cached */
+    write_file(file, now, n2);   /* put back while the database is open */
     json_t *report = NULL;
     int rc = ts_check(h, &report, NULL, NULL);
     int detected = rc == TS_ERR_CORRUPT;
@@ -1517,6 +1518,11 @@ static int replay_detected(const char *dir, const char *extra)
                       ts_errmsg(h));
         ck_assert(json_is_true(json_object_get(report, "staleVersions")));
         ck_assert_int_eq(json_integer_value(json_object_get(report, "badPages")), 0);
+        /* a rekey would make the old copy valid: refused, the old key kept */
+        rc = ts_rekey(h, "{\"module\": \"aes256gcm\", \"key\": \"hex:" K1 "\"}", TS_REKEY_NEW_DATA_KEY,
+                      NULL, NULL);
+        ck_assert_msg(rc == TS_ERR_CORRUPT && strstr(ts_errmsg(h), "not the version"), "rekey: %d %s", rc,
+                      ts_errmsg(h));
     } else {
         ck_assert_int_eq(rc, TS_OK);
     }
