@@ -118,6 +118,10 @@ static int create_db(tspg *pg, tspg_fhdr *h)
 
 int tspg_failed_error(tspg *pg)
 {
+    if (tspg_is_failed(pg) == TS_ERR_NOMEM)
+        return tsenv_error(pg->env, TS_ERR_READONLY,
+                           "a commit reached the log but could not be indexed (out of memory), so "
+                           "the database no longer accepts writes; close and reopen it");
     return tsenv_error(pg->env, TS_ERR_READONLY,
                        "an earlier fsync failed, so the database no longer accepts writes; "
                        "close and reopen it");

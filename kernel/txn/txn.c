@@ -731,7 +731,18 @@ int tstx_commit(tstx *tx)
         return TS_OK;
     }
     int rc = tspg_is_failed(pg) ? tspg_failed_error(pg) : write_commit(tx);
-    if (!rc) rc = tswal_index_add(pg->wal, tx->first_frame, tx->wpgnos, tx->nw);
+    if (!rc && (rc = tswal_index_add(pg->wal, tx->first_frame, tx->wpgnos, tx->nw))) {
+        /* The commit frame is in the log, so recovery would apply it, but
+         * this process cannot index it: writing on would build on a state
+         * the log contradicts.  Stop writes, as after a failed fsync; the
+         * commit takes effect when the database is reopened (if it reached
+         * the disk), and readers go on seeing the state before it. */
+        pthread_mutex_lock(&pg->mu);
+        if (!pg->failed) __atomic_store_n(&pg->failed, TS_ERR_NOMEM, __ATOMIC_RELEASE);
+        pthread_mutex_unlock(&pg->mu);
+        tsenv_error(pg->env, rc, "out of memory after the commit reached the log: it takes effect "
+                    "when the database is reopened, and writes are refused until then");
+    }
     if (rc) {
         if (rc == TS_ERR_NOMEM && !*tsenv_errmsg(pg->env)) tsenv_error(pg->env, rc, "out of memory");
         if (tswal_sync_failed(pg->wal)) {
