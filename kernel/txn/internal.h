@@ -12,9 +12,6 @@
 
 /* The page-version digest (see tspg_digest_key below). */
 #define TSPG_META_DIGEST 1u
-/* meta page (usable bytes): after the root slots, flags (u64), then the digest */
-#define TSPG_META_FLAGS_OFF  (40 + 8 * (TSPG_ROOTS + TSPG_SYSROOTS))
-#define TSPG_META_DIGEST_OFF (TSPG_META_FLAGS_OFF + 8)
 #define TSPG_DIGEST      16
 #define TSPG_DIGEST_KEY  32
 
@@ -112,6 +109,8 @@ int  tspg_load(tspg *pg, uint64_t pgno, uint64_t mark, tscpage **out);
 int  tspg_read_stored(tspg *pg, uint64_t pgno, uint64_t f, uint8_t *lp);
 int  tspg_write_frames(tstx *tx, const uint64_t *pgnos, uint8_t *const *imgs, dpage **ds,
                        size_t k, int commit);
+/* The meta page's fields (usable bytes d) into / from tx. */
+void tspg_meta_parse(tstx *tx, const uint8_t *d);
 void tspg_meta_build(const tstx *tx, uint8_t *d);
 int  tspg_failed_error(tspg *pg);
 /* The checkpoint a commit starts once enough log is unchecked-pointed. */

@@ -61,16 +61,16 @@ static int copy_pages(ts_env *env, tsstore *st, const tspg_fhdr *oh, const tspg_
     uint8_t okey[TSPG_DIGEST_KEY], odigest[TSPG_DIGEST] = {0};
     tspg_digest_key(&nc, dkey);
     tspg_digest_key(&oc, okey);
-    uint8_t *meta = NULL;
-    uint64_t meta_pages = 0;
+    uint8_t *meta = NULL;   /* page 1's logical image, when the digest is kept */
+    tstx m = {0};           /* its fields */
     for (uint64_t pgno = 1; pgno < npages && !rc; pgno++) {
         if ((rc = tsfile_read(&in, pgno * ps, raw, ps, NULL))) break;
         /* Pages past the last checkpointed ones may be all zero holes. */
         int hole = 1;
         for (uint32_t i = 0; i < ps && hole; i++) hole = raw[i] == 0;
-        if (hole && meta && pgno < meta_pages) {
+        if (hole && meta && pgno < m.page_count) {
             rc = tsenv_error(env, TS_ERR_CORRUPT, "rekey: page %llu of %llu is missing from %s",
-                             (unsigned long long)pgno, (unsigned long long)meta_pages, TSPG_FILE);
+                             (unsigned long long)pgno, (unsigned long long)m.page_count, TSPG_FILE);
             break;
         }
         if (!hole) {
@@ -79,13 +79,11 @@ static int copy_pages(ts_env *env, tsstore *st, const tspg_fhdr *oh, const tspg_
                             (unsigned long long)pgno);
                 break;
             }
-            const uint8_t *u = lp + TSPAGE_HDR;
-            if (pgno == 1 && (u[TSPG_META_FLAGS_OFF] & TSPG_META_DIGEST)) {
-                meta = malloc(ps);
-                if (!meta) { rc = tsenv_error(env, TS_ERR_NOMEM, "out of memory"); break; }
+            if (pgno == 1) tspg_meta_parse(&m, lp + TSPAGE_HDR);
+            if (pgno == 1 && (m.meta_flags & TSPG_META_DIGEST)) {
+                if (!(meta = malloc(ps))) { rc = tsenv_error(env, TS_ERR_NOMEM, "out of memory"); break; }
                 memcpy(meta, lp, ps);
-                for (int i = 7; i >= 0; i--) meta_pages = meta_pages << 8 | u[8 + i];
-            } else if (meta && pgno < meta_pages) {
+            } else if (meta && pgno < m.page_count) {
                 tspg_digest_mix(okey, pgno, tspage_lsn(lp), odigest);
                 tspg_digest_mix(dkey, pgno, tspage_lsn(lp), digest);
             }
@@ -94,14 +92,15 @@ static int copy_pages(ts_env *env, tsstore *st, const tspg_fhdr *oh, const tspg_
         if (!rc) rc = tsfile_write(&out, pgno * ps, raw, ps);
         if (cb && (pgno % 1024 == 0 || pgno + 1 == npages)) cb(ctx, pgno + 1, npages);
     }
-    if (!rc && meta && npages < meta_pages)
+    if (!rc && meta && npages < m.page_count)
         rc = tsenv_error(env, TS_ERR_CORRUPT, "rekey: %s holds %llu of its %llu pages", TSPG_FILE,
-                         (unsigned long long)npages, (unsigned long long)meta_pages);
-    if (!rc && meta && memcmp(odigest, meta + TSPAGE_HDR + TSPG_META_DIGEST_OFF, TSPG_DIGEST) != 0)
+                         (unsigned long long)npages, (unsigned long long)m.page_count);
+    if (!rc && meta && memcmp(odigest, m.digest, TSPG_DIGEST) != 0)
         rc = tsenv_error(env, TS_ERR_CORRUPT, "rekey: a page is not the version the database "
                          "expects (an older copy put back, or a lost write); not re-sealing it");
     if (!rc && meta) {
-        memcpy(meta + TSPAGE_HDR + TSPG_META_DIGEST_OFF, digest, TSPG_DIGEST);
+        memcpy(m.digest, digest, TSPG_DIGEST);
+        tspg_meta_build(&m, meta + TSPAGE_HDR);
         rc = tscodec_encode(&nc, 1, tspage_lsn(meta), meta, raw);
         if (!rc) rc = tsfile_write(&out, ps, raw, ps);
     }

@@ -10,6 +10,9 @@
 #define CHUNK 64
 #define DIRECT_MIN 256   /* new pages that make a commit write them to the main file */
 #define SUPERSEDE_MIN 256 /* pages changed before superseded versions leave the cache */
+/* meta page (usable bytes): after the root slots, flags (u64), then the digest */
+#define META_FLAGS_OFF  (40 + 8 * (TSPG_ROOTS + TSPG_SYSROOTS))
+#define META_DIGEST_OFF (META_FLAGS_OFF + 8)
 
 static void put64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
 static uint64_t get64(const uint8_t *p) { uint64_t v = 0; for (int i = 7; i >= 0; i--) v = v << 8 | p[i]; return v; }
@@ -135,7 +138,7 @@ int tspg_load(tspg *pg, uint64_t pgno, uint64_t mark, tscpage **out)
     return TS_OK;
 }
 
-static void meta_parse(tstx *tx, const uint8_t *d)
+void tspg_meta_parse(tstx *tx, const uint8_t *d)
 {
     tx->page_count = get64(d + 8);
     tx->free_head = get64(d + 16);
@@ -144,8 +147,8 @@ static void meta_parse(tstx *tx, const uint8_t *d)
     for (unsigned i = 0; i < TSPG_ROOTS; i++) tx->roots[i] = get64(d + 40 + 8 * i);
     for (unsigned i = 0; i < TSPG_SYSROOTS; i++)
         tx->sysroots[i] = get64(d + 40 + 8 * TSPG_ROOTS + 8 * i);
-    tx->meta_flags = (uint32_t)get64(d + TSPG_META_FLAGS_OFF) & 0xFFFFFFFFu;
-    memcpy(tx->digest, d + TSPG_META_DIGEST_OFF, TSPG_DIGEST);
+    tx->meta_flags = (uint32_t)get64(d + META_FLAGS_OFF);
+    memcpy(tx->digest, d + META_DIGEST_OFF, TSPG_DIGEST);
 }
 
 void tspg_meta_build(const tstx *tx, uint8_t *d)
@@ -158,8 +161,8 @@ void tspg_meta_build(const tstx *tx, uint8_t *d)
     for (unsigned i = 0; i < TSPG_ROOTS; i++) put64(d + 40 + 8 * i, tx->roots[i]);
     for (unsigned i = 0; i < TSPG_SYSROOTS; i++)
         put64(d + 40 + 8 * TSPG_ROOTS + 8 * i, tx->sysroots[i]);
-    put64(d + TSPG_META_FLAGS_OFF, tx->meta_flags);
-    memcpy(d + TSPG_META_DIGEST_OFF, tx->digest, TSPG_DIGEST);
+    put64(d + META_FLAGS_OFF, tx->meta_flags);
+    memcpy(d + META_DIGEST_OFF, tx->digest, TSPG_DIGEST);
 }
 
 static int load_meta(tstx *tx)
@@ -171,7 +174,7 @@ static int load_meta(tstx *tx)
     if (memcmp(lp + TSPAGE_HDR, "TSMT", 4) != 0)
         rc = tsenv_error(tx->pg->env, TS_ERR_CORRUPT, "meta page: bad magic");
     else
-        meta_parse(tx, lp + TSPAGE_HDR);
+        tspg_meta_parse(tx, lp + TSPAGE_HDR);
     tscache_unpin(tx->pg->cache, cp);
     return rc;
 }
