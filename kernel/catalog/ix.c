@@ -125,6 +125,13 @@ int tsix_knn(tsix *ix, tstx *tx, const float *q, size_t dim, size_t k, int ef,
     return rc;
 }
 
+int tsix_vectors(tsix *ix, tstx *tx, size_t n, const void *const *vals, const size_t *vlens,
+                 float *out, unsigned char *found)
+{
+    if (!(ix->vt->caps & TS_INDEX_VECTOR) || !ix->vt->vectors) return TS_ERR_UNSUPPORTED;
+    return ix->vt->vectors(ix->idx, (ts_txn *)tx, n, vals, vlens, out, found);
+}
+
 int tsix_cursor(tsix *ix, tstx *tx, tsix_cur *c)
 {
     c->ix = ix;

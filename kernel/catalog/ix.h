@@ -49,6 +49,13 @@ int  tsix_knn(tsix *ix, tstx *tx, const float *q, size_t dim, size_t k, int ef,
               int (*filter)(void *ctx, const void *val, size_t vlen), void *fctx,
               ts_knn_hit *out, size_t *nout, uint8_t **vals);
 
+/* The stored vectors of n values (ts_index_vtab.vectors): out gets n x
+ * dimensions floats, found[i] whether vals[i] has an entry.  n = 0: TS_OK
+ * when the index keeps exact copies.  TS_ERR_UNSUPPORTED when it keeps
+ * none or the module has no such call. */
+int  tsix_vectors(tsix *ix, tstx *tx, size_t n, const void *const *vals, const size_t *vlens,
+                  float *out, unsigned char *found);
+
 int  tsix_cursor(tsix *ix, tstx *tx, tsix_cur *c);
 void tsix_cursor_close(tsix_cur *c);
 int  tsix_seek(tsix_cur *c, const void *k, size_t kl, int mode);

@@ -27,6 +27,7 @@
 #define NOMEM()      tsenv_error(env, TS_ERR_NOMEM, "out of memory")
 
 #define ROW_VERSION 1
+#define ROW_VERSION_REFS 2   /* some vectors left to an index (tsd_row_strip) */
 #define STACK_COLS  32
 
 /* ---- buffers and varints ------------------------------------------------- */
@@ -242,6 +243,9 @@ static int payload_get(ts_env *env, const tsd_field *f, const uint8_t *p, size_t
     case TSD_VECTOR: {
         size_t esz = f->precision == TSD_VEC_FLOAT32 ? 4 : f->precision == TSD_VEC_FLOAT16 ? 2 : 1;
         size_t head = f->precision == TSD_VEC_INT8 ? 4 : 0;
+        if (n == 0)
+            return CORRUPT("%s.%s: the row's vector is kept by the table's vector index and was "
+                           "not read from it", f->table, f->name);
         if (n != head + (size_t)f->dimensions * esz) goto corrupt;
         v->kind = TSD_V_VECTOR;
         v->dims = f->dimensions;
@@ -321,7 +325,9 @@ static int row_header(ts_env *env, const tsd_table *t, const uint8_t *row, size_
     const uint8_t *p = row, *end = row + len;
     uint64_t n, lens;
     if (!row || len < 1) return CORRUPT("%s: empty row", t->name);
-    if (*p++ != ROW_VERSION) return CORRUPT("%s: unknown row format version %u", t->name, row[0]);
+    if (*p != ROW_VERSION && *p != ROW_VERSION_REFS)
+        return CORRUPT("%s: unknown row format version %u", t->name, row[0]);
+    p++;
     if (varint_get(&p, end, &n) || n == 0 || n > t->ncols)
         return CORRUPT("%s: malformed row header (column count)", t->name);
     h->ncols = (size_t)n;
@@ -441,6 +447,142 @@ int tsd_row_pk_key(ts_env *env, const tsd_table *t, const uint8_t *row, size_t l
     int rc = tsd_row_field(env, t, row, len, 0, &v);
     if (!rc && v.kind == TSD_V_NULL) rc = CORRUPT("%s: row without a primary key", t->name);
     if (!rc) rc = tsd_value_key(env, &t->cols[0], &v, dst, cap, off);
+    return rc;
+}
+
+/* ---- vectors kept by an index ----------------------------------------------- */
+
+typedef struct rowcol { const uint8_t *p; size_t n; int null; } rowcol;
+
+/* Each column's payload (cols has t->ncols entries; columns past the
+ * row's count are null). */
+static int row_split(ts_env *env, const tsd_table *t, const uint8_t *row, size_t len, rowhdr *h,
+                     rowcol *cols)
+{
+    int rc = row_header(env, t, row, len, h);
+    if (rc) return rc;
+    const uint8_t *lp = h->lens, *pp = h->payload;
+    for (size_t c = 0; c < t->ncols; c++) {
+        cols[c] = (rowcol){ NULL, 0, 1 };
+        if (is_null(h, c)) continue;
+        size_t n;
+        if ((rc = next_len(env, t, h, c, &lp, &n))) return rc;
+        if (n > (size_t)(h->end - pp)) return CORRUPT("%s: row payload shorter than its lengths", t->name);
+        cols[c] = (rowcol){ pp, n, 0 };
+        pp += n;
+    }
+    if (lp != h->lens_end || pp != h->end)
+        return CORRUPT("%s: row has %s bytes", t->name, pp != h->end ? "trailing" : "unused length");
+    return TS_OK;
+}
+
+static int row_join(ts_env *env, const tsd_table *t, uint8_t version, size_t ncols, const rowcol *cols,
+                    tsd_buf *out)
+{
+    size_t lens = 0, payload = 0, bitmap = (ncols + 7) / 8;
+    for (size_t c = 0; c < ncols; c++) {
+        if (cols[c].null) continue;
+        if (!fixed_size(&t->cols[c])) lens += varint_len(cols[c].n);
+        payload += cols[c].n;
+    }
+    size_t total = 1 + varint_len(ncols) + bitmap + varint_len(lens) + lens + payload;
+    out->len = 0;
+    if (tsd_buf_reserve(out, total)) return NOMEM();
+    uint8_t *p = out->p;
+    *p++ = version;
+    p = varint_put(p, ncols);
+    uint8_t *bits = p;
+    memset(bits, 0, bitmap);
+    p += bitmap;
+    p = varint_put(p, lens);
+    uint8_t *lp = p, *pp = p + lens;
+    for (size_t c = 0; c < ncols; c++) {
+        if (cols[c].null) {
+            bits[c / 8] |= (uint8_t)(1u << (c % 8));
+            continue;
+        }
+        if (!fixed_size(&t->cols[c])) lp = varint_put(lp, cols[c].n);
+        if (cols[c].n) memcpy(pp, cols[c].p, cols[c].n);
+        pp += cols[c].n;
+    }
+    out->len = total;
+    return TS_OK;
+}
+
+int tsd_row_has_refs(const uint8_t *row, size_t len)
+{
+    return len > 0 && row[0] == ROW_VERSION_REFS;
+}
+
+int tsd_row_strip(ts_env *env, const tsd_table *t, const uint8_t *row, size_t len,
+                  const unsigned char *strip, tsd_buf *out, size_t *nstripped)
+{
+    *nstripped = 0;
+    rowcol stack[STACK_COLS], *cols = t->ncols <= STACK_COLS ? stack : malloc(t->ncols * sizeof *cols);
+    if (!cols) return NOMEM();
+    rowhdr h;
+    int rc = row_split(env, t, row, len, &h, cols);
+    for (size_t c = 0; c < h.ncols && !rc; c++)
+        if (strip[c] && !cols[c].null && cols[c].n && t->cols[c].type == TSD_VECTOR) {
+            cols[c].n = 0;
+            (*nstripped)++;
+        }
+    if (!rc && *nstripped) rc = row_join(env, t, ROW_VERSION_REFS, h.ncols, cols, out);
+    if (cols != stack) free(cols);
+    return rc;
+}
+
+int tsd_row_refs(ts_env *env, const tsd_table *t, const uint8_t *row, size_t len, unsigned char *refs)
+{
+    rowcol stack[STACK_COLS], *cols = t->ncols <= STACK_COLS ? stack : malloc(t->ncols * sizeof *cols);
+    if (!cols) return NOMEM();
+    rowhdr h;
+    int rc = row_split(env, t, row, len, &h, cols);
+    for (size_t c = 0; c < t->ncols && !rc; c++)
+        refs[c] = !cols[c].null && cols[c].n == 0 && t->cols[c].type == TSD_VECTOR;
+    if (cols != stack) free(cols);
+    return rc;
+}
+
+int tsd_row_fill(ts_env *env, const tsd_table *t, const uint8_t *row, size_t len,
+                 const float *const *vecs, tsd_buf *out)
+{
+    rowcol stack[STACK_COLS], *cols = t->ncols <= STACK_COLS ? stack : malloc(t->ncols * sizeof *cols);
+    if (!cols) return NOMEM();
+    rowhdr h;
+    int rc = row_split(env, t, row, len, &h, cols);
+    uint8_t *mem = NULL;
+    size_t need = 0;
+    for (size_t c = 0; c < h.ncols && !rc; c++) {
+        const tsd_field *f = &t->cols[c];
+        if (cols[c].null || cols[c].n || f->type != TSD_VECTOR) continue;
+        if (!vecs[c] || f->precision == TSD_VEC_INT8)
+            rc = CORRUPT("%s.%s: the row's vector is missing from the table's vector index", t->name, f->name);
+        need += (size_t)f->dimensions * (f->precision == TSD_VEC_FLOAT32 ? 4 : 2);
+    }
+    if (!rc && !(mem = malloc(need ? need : 1))) rc = NOMEM();
+    uint8_t *m = mem;
+    for (size_t c = 0; c < h.ncols && !rc; c++) {
+        const tsd_field *f = &t->cols[c];
+        if (cols[c].null || cols[c].n || f->type != TSD_VECTOR) continue;
+        size_t d = f->dimensions;
+        for (size_t i = 0; i < d; i++) {
+            float x = vecs[c][i];
+            if (f->precision == TSD_VEC_FLOAT32) {
+                uint32_t bits;
+                memcpy(&bits, &x, 4);
+                put_le(m + 4 * i, bits, 4);
+            } else {
+                put_le(m + 2 * i, tsd_f32_to_f16(x), 2);
+            }
+        }
+        cols[c].p = m;
+        cols[c].n = d * (f->precision == TSD_VEC_FLOAT32 ? 4 : 2);
+        m += cols[c].n;
+    }
+    if (!rc) rc = row_join(env, t, ROW_VERSION, h.ncols, cols, out);
+    free(mem);
+    if (cols != stack) free(cols);
     return rc;
 }
 

@@ -105,4 +105,27 @@ int tsd_row_index_key(ts_env *env, const tsd_table *t, const tsd_index *ix, cons
 int tsd_row_pk_key(ts_env *env, const tsd_table *t, const uint8_t *row, size_t len,
                    uint8_t *dst, size_t cap, size_t *off);
 
+/*
+ * Vectors kept by an index.  A table whose vector index keeps exact copies
+ * (tsix_vectors) stores the row without them: a version-2 row in which such
+ * a vector column has an empty payload, its value being the vector the
+ * index stores for the row's key.  tsd_row_field / tsd_row_decode refuse
+ * such a column (TS_ERR_CORRUPT): the table layer puts the vectors back
+ * (tsd_row_fill) before anything reads the row.
+ */
+/* Whether row is a version-2 row (some vector left to an index). */
+int tsd_row_has_refs(const uint8_t *row, size_t len);
+/* Row without the non-null vectors of the columns c with strip[c] set, as
+ * a version-2 row into out, with *nstripped the number left out; out is
+ * untouched when none was (*nstripped 0). */
+int tsd_row_strip(ts_env *env, const tsd_table *t, const uint8_t *row, size_t len,
+                  const unsigned char *strip, tsd_buf *out, size_t *nstripped);
+/* refs[c] (t->ncols flags) = whether column c's vector is left to an index. */
+int tsd_row_refs(ts_env *env, const tsd_table *t, const uint8_t *row, size_t len, unsigned char *refs);
+/* The whole version-1 row into out, the vector of each column c left to an
+ * index taken from vecs[c] (dimensions floats, exactly representable at
+ * the field's precision); TS_ERR_CORRUPT when vecs[c] is NULL. */
+int tsd_row_fill(ts_env *env, const tsd_table *t, const uint8_t *row, size_t len,
+                 const float *const *vecs, tsd_buf *out);
+
 #endif

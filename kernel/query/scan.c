@@ -20,6 +20,7 @@ struct tsq_scan {
     size_t          ki;           /* *_KEYS, UNION: next key */
     tsq_keys        pks;          /* UNION: the branches' pk keys, sorted, unique */
     tsrow           row;
+    tsd_buf         whole;        /* a row made whole (tsrow_fill) */
     uint8_t         pk[TSROW_KEY_CAP], ikey[TSROW_KEY_CAP];
     size_t          pkl, ikl;
     int             have_after;
@@ -188,6 +189,7 @@ void tsq_scan_close(tsq_scan *s)
     if (s->cur_open) tsix_cursor_close(&s->cur);
     if (s->fcur_open) tsix_cursor_close(&s->fcur);
     tsrow_done(&s->row);
+    tsd_buf_free(&s->whole);
     for (size_t i = 0; i < s->pks.n; i++) free(s->pks.k[i]);
     free(s->pks.k);
     free(s->pks.kl);
@@ -223,6 +225,8 @@ static int fetch(tsq_scan *s, const uint8_t *pk, size_t pkl)
         r += 8;
         evl -= 8;
     }
+    if ((rc = tsrow_fill(s->x->env, s->x->w->tx, s->t, k, s->space_len + pkl, &r, &evl, &s->whole)))
+        return rc;
     s->row.row = r;
     s->row.len = evl;
     memcpy(s->pk, pk, pkl);
@@ -335,6 +339,8 @@ int tsq_scan_next(tsq_scan *s, const uint8_t **row, size_t *len, const uint8_t *
                     r += 8;
                     rl -= 8;
                 }
+                if ((rc = tsrow_fill(s->x->env, s->x->w->tx, s->t, ek, ekl, &r, &rl, &s->whole)))
+                    return rc;
                 s->pkl = ekl - s->space_len;
                 memcpy(s->pk, (const uint8_t *)ek + s->space_len, s->pkl);
                 *row = r;

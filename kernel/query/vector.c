@@ -348,18 +348,62 @@ static int add_key(void *ctx, const uint8_t *pk, size_t pkl)
 /* Exact search over the rows of a keys-only set (table without a TTL),
  * each found by its key with one cursor on the primary store (the row is
  * read in place, not copied). */
-static int by_keys(vsearch *v, size_t col, const tsq_vset *ks, const float *vec, size_t k, json_t *rows)
+/* by_keys through the vector index's own copies (ix keeps exact ones),
+ * read in batches: a key without an entry has no row or a null vector.
+ * TS_ERR_UNSUPPORTED (nothing done) when ix keeps no copies. */
+#define TSQ_VBATCH 64
+static int keys_from_index(vsearch *v, tsix *ix, size_t dim, const tsq_vset *ks, const float *vec,
+                           vtop *h, size_t k, size_t *n)
+{
+    int rc = tsix_vectors(ix, v->x->w->tx, 0, NULL, NULL, NULL, NULL);
+    if (rc) return rc;
+    uint8_t *keys = malloc(TSQ_VBATCH * TSROW_KEY_CAP);
+    float *fv = malloc(TSQ_VBATCH * dim * sizeof *fv);
+    if (!keys || !fv) rc = tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
+    const void *kp[TSQ_VBATCH];
+    size_t kl[TSQ_VBATCH];
+    unsigned char found[TSQ_VBATCH];
+    for (size_t base = 0; base < ks->n && !rc; base += TSQ_VBATCH) {
+        size_t m = ks->n - base < TSQ_VBATCH ? ks->n - base : TSQ_VBATCH;
+        for (size_t j = 0; j < m && !rc; j++) {
+            size_t pkl;
+            const uint8_t *pk = tsq_vset_key(ks, base + j, &pkl);
+            uint8_t *key = keys + j * TSROW_KEY_CAP;
+            if (v->pl + pkl > TSROW_KEY_CAP) rc = tsenv_error(v->x->env, TS_ERR_CORRUPT, "primary key too long");
+            memcpy(key, v->pre, v->pl);
+            if (!rc) memcpy(key + v->pl, pk, pkl);
+            kp[j] = key;
+            kl[j] = v->pl + pkl;
+        }
+        if (!rc) rc = tsix_vectors(ix, v->x->w->tx, m, kp, kl, fv, found);
+        for (size_t j = 0; j < m && !rc; j++)
+            if (found[j]) top_push(h, n, k, distance(v->metric, vec, fv + j * dim, dim), base + j);
+    }
+    free(keys);
+    free(fv);
+    return rc;
+}
+
+static int by_keys(vsearch *v, size_t col, tsix *ix, const tsq_vset *ks, const float *vec, size_t k,
+                   json_t *rows)
 {
     const tsd_field *f = &v->t->def->cols[col];
     vtop *h = malloc(k * sizeof *h);
     float *fv = malloc((size_t)f->dimensions * sizeof *fv);
     int rc = h && fv ? TS_OK : tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
+    size_t n = 0;
+    if (!rc && ix) {
+        rc = keys_from_index(v, ix, f->dimensions, ks, vec, h, k, &n);
+        if (!rc) goto emit;
+        if (rc != TS_ERR_UNSUPPORTED) goto out;
+        rc = TS_OK;
+    }
     tsix_cur cur;
     int open = 0;
+    tsd_buf whole = { 0 };
     if (!rc && !(rc = tsix_cursor(v->t->primary, v->x->w->tx, &cur))) open = 1;
     uint8_t key[TSROW_KEY_CAP];
     memcpy(key, v->pre, v->pl);
-    size_t n = 0;
     for (size_t i = 0; i < ks->n && !rc; i++) {
         size_t pkl;
         const uint8_t *pk = tsq_vset_key(ks, i, &pkl);
@@ -370,18 +414,24 @@ static int by_keys(vsearch *v, size_t col, const tsq_vset *ks, const float *vec,
         const void *ek, *ev;
         size_t ekl, evl;
         if (!rc) rc = tsix_entry(&cur, &ek, &ekl, &ev, &evl);
+        const uint8_t *row = ev;
+        size_t len = evl;
+        if (!rc) rc = tsrow_fill(v->x->env, v->x->w->tx, v->t, key, v->pl + pkl, &row, &len, &whole);
         if (rc) break;
         tsd_value val;
-        rc = tsd_row_field(v->x->env, v->t->def, ev, evl, col, &val);
+        rc = tsd_row_field(v->x->env, v->t->def, row, len, col, &val);
         if (!rc && val.kind != TSD_V_NULL && !(rc = tsd_vector_floats(v->x->env, f, &val, fv)))
             top_push(h, &n, k, distance(v->metric, vec, fv, f->dimensions), i);
     }
     if (open) tsix_cursor_close(&cur);
+    tsd_buf_free(&whole);
+emit:
     if (!rc) {
         v->set = ks;   /* the rows exist in this snapshot: keys suffice */
         rc = emit_top(v, ks, h, n, rows);
         v->set = NULL;
     }
+out:
     free(h);
     free(fv);
     return rc;
@@ -400,7 +450,7 @@ static int by_key_set(vsearch *v, size_t col, tsix *ix, tsq_vset *ks, int rc, co
         return ix ? by_index(v, ix, vec, dim, k, ef, rows) : by_scan(v, col, vec, k, 0, rows);
     }
     if (!rc && (ks->n <= cap || !ix)) {
-        rc = by_keys(v, col, ks, vec, k, rows);
+        rc = by_keys(v, col, ix, ks, vec, k, rows);
     } else if (!rc && !(rc = tsq_vset_seal(ks))) {
         v->set = ks;
         rc = by_index(v, ix, vec, dim, k, ef, rows);
@@ -445,7 +495,8 @@ int tsq_vector_column(tsq_exec *e, size_t *col)
     for (size_t i = 0; i < g->n; i++) {
         const tsq_cterm *ct = &g->t[i];
         if (ct->kind != TSQ_LEAF || ct->or_before || ct->src != 0 || ct->col != g->t[0].col ||
-            ct->op == TSQ_LIKE || ct->op == TSQ_NOT_LIKE || ct->f->type == TSD_BIGINT)
+            ct->op == TSQ_LIKE || ct->op == TSQ_NOT_LIKE || ct->f->type == TSD_BIGINT ||
+            ct->f->type == TSD_VECTOR)   /* values of other kinds only; rows may not hold vectors */
             return 0;
     }
     *col = g->t[0].col;

@@ -22,6 +22,7 @@ static void tbl_free(tstbl *t)
     free(t->ix);
     free(t->roots);
     json_decref(t->pkgen_opts);
+    free(t->vstrip);
     tsd_table_free(t->def);
     tsmig_online_free(t->mig);
     free(t);

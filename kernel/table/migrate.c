@@ -134,9 +134,26 @@ int tsmig_rows_verbatim(const tsd_table *od, const tsd_table *nd, const long *ma
     return 1;
 }
 
+static int copy_whole_row(tsw *w, const tstbl *old, tstbl *nt, const long *map, int lossy, int verbatim,
+                          uint64_t space, const uint8_t *row, size_t len, int64_t expires, int store,
+                          tsmig_fails *f);
+
 int tsmig_copy_row(tsw *w, const tstbl *old, tstbl *nt, const long *map, int lossy, int verbatim,
                    uint64_t space, const uint8_t *row, size_t len, int64_t expires, int store,
                    tsmig_fails *f)
+{
+    /* vectors the old table's index keeps are read back first: the new
+     * table's trees are others */
+    tsd_buf whole = { 0 };
+    int rc = tsrow_fill_own(w, old, space, &row, &len, &whole);
+    if (!rc) rc = copy_whole_row(w, old, nt, map, lossy, verbatim, space, row, len, expires, store, f);
+    tsd_buf_free(&whole);
+    return rc;
+}
+
+static int copy_whole_row(tsw *w, const tstbl *old, tstbl *nt, const long *map, int lossy, int verbatim,
+                          uint64_t space, const uint8_t *row, size_t len, int64_t expires, int store,
+                          tsmig_fails *f)
 {
     ts_env *env = w->env;
     if (verbatim) {
@@ -412,6 +429,16 @@ static int retarget(tstbl_map *m, tstx *tx, tstbl *old, tsd_table *nd, const lon
     for (size_t i = 0; i < nd->nindexes && !rc; i++) {
         roots[i] = old->roots[ixmap[i]];
         kept[ixmap[i]] = 1;
+    }
+    /* rows that left vectors to an index going away get them back first */
+    int unstrip = 0;
+    for (size_t j = 0; j < old->def->nindexes; j++)
+        unstrip |= !kept[j] && old->def->indexes[j].vector_config != NULL;
+    if (!rc && unstrip) {
+        tsw w;
+        tsw_init(&w, m, tx, 0, 0);
+        rc = tsrow_unstrip_all(&w, old);
+        tsw_done(&w);
     }
     for (size_t j = 0; j < old->def->nindexes && !rc; j++)
         if (!kept[j]) rc = tsix_drop(old->ix[j], tx);

@@ -208,7 +208,59 @@ int tsrow_read(tsw *w, tstbl *t, uint64_t space, const uint8_t *pk, size_t pkl, 
             return TS_ERR_NOT_FOUND;
         }
     }
+    if (tsd_row_has_refs(out->row, out->len)) {
+        tsd_buf b = { 0 };
+        rc = tsrow_fill(w->env, w->tx, t, k, kl, &out->row, &out->len, &b);
+        free(out->mem);
+        out->mem = b.p;
+        if (rc) {
+            out->mem = NULL;
+            free(b.p);
+            return rc;
+        }
+    }
     return TS_OK;
+}
+
+int tsrow_fill(ts_env *env, tstx *tx, const tstbl *t, const uint8_t *key, size_t kl,
+               const uint8_t **row, size_t *len, tsd_buf *buf)
+{
+    if (!tsd_row_has_refs(*row, *len)) return TS_OK;
+    const tsd_table *d = t->def;
+    unsigned char *refs = calloc(d->ncols, 1);
+    const float **vecs = calloc(d->ncols, sizeof *vecs);
+    size_t total = 0;
+    int rc = refs && vecs ? tsd_row_refs(env, d, *row, *len, refs) : TS_ERR_NOMEM;
+    for (size_t c = 0; c < d->ncols && !rc; c++)
+        if (refs[c]) total += d->cols[c].dimensions;
+    float *mem = !rc ? malloc((total ? total : 1) * sizeof *mem) : NULL;
+    if (!rc && !mem) rc = TS_ERR_NOMEM;
+    float *dst = mem;
+    for (size_t c = 0; c < d->ncols && !rc; c++) {
+        if (!refs[c]) continue;
+        /* every vector index over the column has the row's vector: the
+         * first that keeps exact copies answers */
+        for (size_t i = 0; i < d->nindexes && !vecs[c] && !rc; i++) {
+            const tsd_index *ix = &d->indexes[i];
+            if (!ix->vector_config || ix->cols[0] != c || !t->ix[i]) continue;
+            const void *kp = key;
+            unsigned char found = 0;
+            rc = tsix_vectors(t->ix[i], tx, 1, &kp, &kl, dst, &found);
+            if (rc == TS_ERR_UNSUPPORTED) { rc = TS_OK; continue; }
+            if (!rc && found) vecs[c] = dst;
+        }
+        dst += d->cols[c].dimensions;
+    }
+    if (rc == TS_ERR_NOMEM) rc = tsenv_error(env, TS_ERR_NOMEM, "out of memory");
+    /* a missing vector is reported by tsd_row_fill */
+    if (!rc && !(rc = tsd_row_fill(env, d, *row, *len, vecs, buf))) {
+        *row = buf->p;
+        *len = buf->len;
+    }
+    free(mem);
+    free(vecs);
+    free(refs);
+    return rc;
 }
 
 void tsrow_done(tsrow *r)
@@ -288,17 +340,126 @@ static int unindex(tsw *w, tstbl *t, uint64_t space, const uint8_t *row, size_t 
     return TS_OK;
 }
 
-/* The primary entry: key k -> the row, behind its expiry on TTL tables. */
+int tsrow_fill_own(tsw *w, const tstbl *t, uint64_t space, const uint8_t **row, size_t *len,
+                   tsd_buf *buf)
+{
+    if (!tsd_row_has_refs(*row, *len)) return TS_OK;
+    uint8_t pk[TSROW_KEY_CAP], k[TSROW_KEY_CAP];
+    size_t pkl = 0, kl = 0;
+    int rc = tsrow_row_pk(w, t, *row, *len, pk, &pkl);
+    if (!rc) rc = with_space(w, space, pk, pkl, k, &kl);
+    return rc ? rc : tsrow_fill(w->env, w->tx, t, k, kl, row, len, buf);
+}
+
+int tsrow_unstrip_all(tsw *w, tstbl *t)
+{
+    enum { BATCH = 64 };
+    uint8_t *keys = malloc(BATCH * TSROW_KEY_CAP);
+    size_t lens[BATCH];
+    int rc = keys ? TS_OK : tsenv_error(w->env, TS_ERR_NOMEM, "out of memory");
+    size_t after = 0;   /* the last key looked at, kept in keys' last slot */
+    uint8_t *last = keys ? keys + (BATCH - 1) * TSROW_KEY_CAP : NULL;
+    size_t hl = t->ttl ? 8 : 0;
+    while (!rc) {
+        /* a batch of keys of rows with references through a fresh cursor,
+         * then rewrite them (the tree changes under no open cursor) */
+        size_t n = 0;
+        tsix_cur c;
+        if ((rc = tsix_cursor(t->primary, w->tx, &c))) break;
+        rc = after ? tsix_seek(&c, last, after, TS_SEEK_GT) : tsix_first(&c);
+        size_t seen = 0;
+        for (; rc == TS_OK && n < BATCH - 1 && seen < 4096; rc = tsix_next(&c), seen++) {
+            const void *ek, *ev;
+            size_t ekl, evl;
+            if ((rc = tsix_entry(&c, &ek, &ekl, &ev, &evl))) break;
+            if (ekl > TSROW_KEY_CAP || evl < hl) { rc = tsenv_error(w->env, TS_ERR_CORRUPT, "%s: a stored row is malformed", t->def->name); break; }
+            memcpy(last, ek, ekl);
+            after = ekl;
+            if (!tsd_row_has_refs((const uint8_t *)ev + hl, evl - hl)) continue;
+            memcpy(keys + n * TSROW_KEY_CAP, ek, ekl);
+            lens[n++] = ekl;
+        }
+        tsix_cursor_close(&c);
+        int end = rc == TS_ERR_NOT_FOUND;
+        if (end) rc = TS_OK;
+        for (size_t i = 0; i < n && !rc; i++) {
+            void *v;
+            size_t vl;
+            const uint8_t *k = keys + i * TSROW_KEY_CAP;
+            if ((rc = tsix_get(t->primary, w->tx, k, lens[i], &v, &vl))) break;
+            const uint8_t *row = (const uint8_t *)v + hl;
+            size_t len = vl - hl;
+            tsd_buf b = { 0 };
+            rc = tsrow_fill(w->env, w->tx, t, k, lens[i], &row, &len, &b);
+            if (!rc && hl && tsd_buf_reserve(&b, hl)) rc = TS_ERR_NOMEM;
+            if (!rc && hl) {
+                /* the expiry first: shift the row up */
+                memmove(b.p + hl, b.p, b.len);
+                memcpy(b.p, v, hl);
+                b.len += hl;
+            }
+            if (!rc) rc = tsix_remove(t->primary, w->tx, k, lens[i], NULL, 0);
+            if (!rc) rc = tsix_insert(t->primary, w->tx, k, lens[i], b.p, b.len, 1);
+            tsd_buf_free(&b);
+            free(v);
+        }
+        if (end) break;
+    }
+    free(keys);
+    return rc == TS_ERR_NOMEM ? tsenv_error(w->env, TS_ERR_NOMEM, "out of memory") : rc;
+}
+
+/* The columns whose vectors a row can leave to an index (NULL: none):
+ * those with a vector index that keeps exact copies (asked once per
+ * table object; the answer holds for the index's life).  The caller puts
+ * the row's vectors into every vector index in the same transaction. */
+static const unsigned char *strip_mask(tsw *w, tstbl *t)
+{
+    if (t->vstrip_known) return t->vstrip;
+    const tsd_table *d = t->def;
+    unsigned char *m = NULL;
+    for (size_t i = 0; i < d->nindexes; i++) {
+        const tsd_index *ix = &d->indexes[i];
+        size_t c = ix->cols[0];
+        if (!ix->vector_config || !t->ix[i] || d->cols[c].precision == TSD_VEC_INT8) continue;
+        if (tsix_vectors(t->ix[i], w->tx, 0, NULL, NULL, NULL, NULL) != TS_OK) continue;
+        if (!m && !(m = calloc(d->ncols, 1))) return NULL;  /* rows keep their vectors */
+        m[c] = 1;
+    }
+    t->vstrip = m;
+    t->vstrip_known = 1;
+    return m;
+}
+
+/* The primary entry: key k -> the row (without the vectors an index
+ * keeps), behind its expiry on TTL tables. */
 static int put_primary(tsw *w, tstbl *t, const uint8_t *k, size_t kl, const uint8_t *row, size_t len,
                        int64_t expires)
 {
-    if (!t->ttl) return tsix_insert(t->primary, w->tx, k, kl, row, len, 1);
+    const unsigned char *strip = strip_mask(w, t);
+    tsd_buf sb = { 0 };
+    size_t ns = 0;
+    int rc = strip ? tsd_row_strip(w->env, t->def, row, len, strip, &sb, &ns) : TS_OK;
+    if (rc) return rc;
+    if (ns) {
+        row = sb.p;
+        len = sb.len;
+    }
+    if (!t->ttl) {
+        rc = tsix_insert(t->primary, w->tx, k, kl, row, len, 1);
+        tsd_buf_free(&sb);
+        return rc;
+    }
     uint8_t *val = malloc(len + 8);
-    if (!val) return tsenv_error(w->env, TS_ERR_NOMEM, "out of memory");
+    if (!val) {
+        tsd_buf_free(&sb);
+        return tsenv_error(w->env, TS_ERR_NOMEM, "out of memory");
+    }
     put64(val, (uint64_t)expires);
     memcpy(val + 8, row, len);
-    int rc = tsix_insert(t->primary, w->tx, k, kl, val, len + 8, 1);
+    rc = tsix_insert(t->primary, w->tx, k, kl, val, len + 8, 1);
     free(val);
+    tsd_buf_free(&sb);
     return rc;
 }
 

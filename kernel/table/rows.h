@@ -63,6 +63,19 @@ int  tsrow_pk_key(tsw *w, const tstbl *t, const json_t *pk, uint8_t *key, size_t
  * live, expired.  No message is recorded for NOT_FOUND. */
 int  tsrow_read(tsw *w, tstbl *t, uint64_t space, const uint8_t *pk, size_t pkl, int live, tsrow *out);
 void tsrow_done(tsrow *r);
+/* A row as stored in t's primary tree under key (space prefix and primary
+ * key) made whole: when it left vectors to a vector index
+ * (tsd_row_has_refs), they are read back from the index into buf and
+ * *row / *len point there; else nothing changes.  TS_ERR_CORRUPT when the
+ * index has no vector for the row. */
+int  tsrow_fill(ts_env *env, tstx *tx, const tstbl *t, const uint8_t *key, size_t kl,
+                const uint8_t **row, size_t *len, tsd_buf *buf);
+/* Store every row of t (all spaces) that leaves vectors to an index whole
+ * again: before a vector index such rows refer to is dropped. */
+int  tsrow_unstrip_all(tsw *w, tstbl *t);
+/* tsrow_fill for a row of space whose key is its own primary key. */
+int  tsrow_fill_own(tsw *w, const tstbl *t, uint64_t space, const uint8_t **row, size_t *len,
+                    tsd_buf *buf);
 
 /* Store a new row (encoded; expires for TTL tables) with its index and TTL
  * entries.  TS_ERR_PRIMARY_KEY / TS_ERR_UNIQUE (message naming the field)

@@ -50,6 +50,11 @@ typedef struct tstbl {
     uint64_t            last_commit; /* number of the last commit that changed its rows (atomic) */
     struct tsmig_online *mig;      /* a background schema migration of its rows (writer only,
                                       table/online.c), or NULL */
+    /* Columns whose vectors rows leave to a vector index keeping exact
+     * copies (def->ncols flags; writer only, found by the first write:
+     * rows.c, strip_mask) */
+    unsigned char      *vstrip;
+    int                 vstrip_known;
 } tstbl;
 
 typedef struct tstbl_state tstbl_state;

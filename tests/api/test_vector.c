@@ -1049,6 +1049,141 @@ START_TEST(rebuild_after_deletes)
 }
 END_TEST
 
+/* ---- vectors kept once ----------------------------------------------------- */
+
+static json_int_t used_pages(ts_db *db)
+{
+    json_t *st = NULL;
+    ck_assert_int_eq(ts_stats(db, &st), TS_OK);
+    json_int_t n = json_integer_value(json_object_get(st, "pages")) -
+                   json_integer_value(json_object_get(st, "freePages"));
+    json_decref(st);
+    return n;
+}
+
+/* Every row of table a equals the row of b with the same id (ts_get), and
+ * a full query of each gives the same rows. */
+static void same_rows(ts_db *db, const char *a, const char *b, size_t n)
+{
+    for (size_t i = 1; i <= n; i++) {
+        json_t *ra = NULL, *rb = NULL, *id = json_integer((json_int_t)i);
+        int ca = ts_get(db, a, id, &ra), cb = ts_get(db, b, id, &rb);
+        json_decref(id);
+        ck_assert_msg(ca == cb, "%s / %s row %zu: %d / %d %s", a, b, i, ca, cb, ts_errmsg(db));
+        if (ca == TS_OK) ck_assert_msg(json_equal(ra, rb), "%s / %s: row %zu differs", a, b, i);
+        json_decref(ra);
+        json_decref(rb);
+    }
+    ts_result *ra = NULL, *rb = NULL;
+    ts_query *qa = ts_allow_all(ts_order_by(ts_query_new(db, a), "id", 0));
+    ts_query *qb = ts_allow_all(ts_order_by(ts_query_new(db, b), "id", 0));
+    ck_assert_int_eq(ts_query_exec(qa, &ra), TS_OK);
+    ck_assert_int_eq(ts_query_exec(qb, &rb), TS_OK);
+    ts_query_free(qa);
+    ts_query_free(qb);
+    ck_assert_uint_eq(ts_result_count(ra), ts_result_count(rb));
+    ck_assert_uint_gt(ts_result_count(ra), n / 2);
+    for (size_t i = 0; i < ts_result_count(ra); i++)
+        ck_assert_msg(json_equal(ts_result_row(ra, i), ts_result_row(rb, i)), "%s / %s: query row %zu differs",
+                      a, b, i);
+    ts_result_free(ra);
+    ts_result_free(rb);
+}
+
+/* A table whose ngh index keeps exact vectors stores each vector once: the
+ * rows leave it to the index and get it back whenever they are read
+ * (gets, queries, filters, updates, deletes rolled back, migrations that
+ * drop or rebuild the index, reopen).  Checked against the same rows in a
+ * table without an index, for float32 and float16 (int8 fields keep their
+ * vectors in the rows). */
+START_TEST(vectors_kept_once)
+{
+    enum { N = 600, DIM = 24, BIG = 256, NB = 400 };
+    ts_db *db = open_db(NULL);
+    static const char *const precs[] = { "float32", "float16", "int8" };
+    float *data = clustered(N, DIM, 21);
+    char ti[32], tp[32];
+    for (int pi = 0; pi < 3; pi++) {
+        snprintf(ti, sizeof ti, "v_%s", precs[pi]);
+        snprintf(tp, sizeof tp, "p_%s", precs[pi]);
+        make_table(db, ti, DIM, precs[pi], M_L2, 1);
+        make_table(db, tp, DIM, precs[pi], M_L2, 0);
+        fill(db, ti, data, N, DIM, pi == 1);
+        fill(db, tp, data, N, DIM, pi == 1);
+        same_rows(db, ti, tp, N);
+        /* a filtered search reads vectors from the index or the rows */
+        ts_result *r = search(ts_where(ts_query_new(db, ti), "cat", "=", I(3)), data + 3 * DIM, DIM, 3);
+        ck_assert_uint_eq(ts_result_count(r), 3);
+        ck_assert_int_eq(fint(ts_result_row(r, 0), "id"), 4);
+        ts_result_free(r);
+        /* updates of other fields keep the vector; of the vector change it */
+        ck_assert_int_eq(ts_begin(db), TS_OK);
+        json_t *tag = J("{\"tag\": \"u\"}");
+        for (size_t i = 1; i <= N; i += 7) {
+            json_t *id = json_integer((json_int_t)i);
+            ck_assert_int_eq(ts_update(db, ti, id, tag), TS_OK);
+            ck_assert_int_eq(ts_update(db, tp, id, tag), TS_OK);
+            json_decref(id);
+        }
+        json_t *nv = keep(json_pack("{s:o}", "emb", ts_vector_value(data + 5 * DIM, DIM)));
+        ck_assert_int_eq(ts_update(db, ti, I(9), nv), TS_OK);
+        ck_assert_int_eq(ts_update(db, tp, I(9), nv), TS_OK);
+        ck_assert_int_eq(ts_update(db, ti, I(10), J("{\"emb\": null}")), TS_OK);
+        ck_assert_int_eq(ts_update(db, tp, I(10), J("{\"emb\": null}")), TS_OK);
+        /* a delete rolled back to a savepoint brings the row back whole */
+        ck_assert_int_eq(ts_savepoint(db, "s"), TS_OK);
+        ck_assert_int_eq(ts_delete(db, ti, I(11)), TS_OK);
+        ck_assert_int_eq(ts_update(db, ti, I(12), J("{\"cat\": 99}")), TS_OK);
+        ck_assert_int_eq(ts_rollback_to(db, "s"), TS_OK);
+        ck_assert_int_eq(ts_commit(db), TS_OK);
+        same_rows(db, ti, tp, N);
+    }
+    /* the index dropped: the rows take their vectors back */
+    json_t *sch = NULL, *all = keep(json_array());
+    ck_assert_int_eq(ts_list_tables(db, &sch), TS_OK);
+    for (size_t i = 0; i < json_array_size(sch); i++) {
+        json_t *one = NULL;
+        const char *name = json_string_value(json_array_get(sch, i));
+        ck_assert_int_eq(ts_get_schema(db, name, &one), TS_OK);
+        if (!strcmp(name, "v_float32")) json_object_set_new(one, "indexes", json_array());
+        if (!strcmp(name, "v_float16"))  /* another M: the index is built again */
+            json_object_set_new(json_object_get(json_object_get(json_array_get(json_object_get(one, "indexes"), 0),
+                                "vectorConfig"), "parameters"), "M", json_integer(8));
+        json_array_append_new(all, one);
+    }
+    json_decref(sch);
+    int rc = ts_sync_schemas(db, all);
+    ck_assert_msg(rc == TS_OK, "sync: %d %s", rc, ts_errmsg(db));
+    same_rows(db, "v_float32", "p_float32", N);
+    same_rows(db, "v_float16", "p_float16", N);
+    ck_assert_int_eq(ts_rebuild_table(db, "v_float16", NULL, NULL), TS_OK);
+    db = reopen(db);
+    for (int pi = 0; pi < 3; pi++) {
+        snprintf(ti, sizeof ti, "v_%s", precs[pi]);
+        snprintf(tp, sizeof tp, "p_%s", precs[pi]);
+        same_rows(db, ti, tp, N);
+    }
+    ck_assert_int_eq(ts_check(db, NULL, NULL, NULL), TS_OK);
+
+    /* space: rows of NB x 1 KiB vectors with an index take about what they
+     * take without one plus the graph's links, not twice that */
+    float *big = clustered(NB, BIG, 3);
+    make_table(db, "bi", BIG, "float32", M_L2, 1);
+    make_table(db, "bp", BIG, "float32", M_L2, 0);
+    json_int_t p0 = used_pages(db);
+    fill(db, "bp", big, NB, BIG, 1);
+    json_int_t p1 = used_pages(db);
+    fill(db, "bi", big, NB, BIG, 1);
+    json_int_t p2 = used_pages(db);
+    ck_assert_msg(p2 - p1 < (p1 - p0) * 3 / 2, "pages: rows alone %lld, rows + index %lld",
+                  (long long)(p1 - p0), (long long)(p2 - p1));
+    same_rows(db, "bi", "bp", NB);
+    free(big);
+    free(data);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+}
+END_TEST
+
 /* A filtered search's cached set of passing rows is not taken again after
  * a rolled-back schema change reloads the tables: the rows committed
  * since the set was built must show. */
@@ -1162,6 +1297,7 @@ static Suite *suite(void)
     tcase_add_test(tc, select_k_and_ef);
     tcase_add_test(tc, deletes_updates_spaces);
     tcase_add_test(tc, rebuild_after_deletes);
+    tcase_add_test(tc, vectors_kept_once);
     tcase_add_test(tc, filter_cache_after_rolled_back_ddl);
     tcase_add_test(tc, transactions_and_reopen);
     tcase_add_test(tc, errors);

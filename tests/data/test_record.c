@@ -1197,9 +1197,9 @@ START_TEST(corrupt_rows)
 {
     tsd_table *t = T(ALL);
     json_t *out = NULL;
-    static const uint8_t wrong_version[] = { 2, 1, 0, 0 };
+    static const uint8_t wrong_version[] = { 3, 1, 0, 0 };
     ck_assert_int_eq(tsd_row_decode(&env, t, wrong_version, 4, &out), TS_ERR_CORRUPT);
-    ck_assert_str_eq(tsenv_errmsg(&env), "all: unknown row format version 2");
+    ck_assert_str_eq(tsenv_errmsg(&env), "all: unknown row format version 3");
     ck_assert_int_eq(tsd_row_decode(&env, t, NULL, 0, &out), TS_ERR_CORRUPT);
     static const uint8_t no_cols[] = { 1, 0, 0 };
     ck_assert_int_eq(tsd_row_decode(&env, t, no_cols, 3, &out), TS_ERR_CORRUPT);

@@ -678,6 +678,45 @@ static int ngh_entry(void *cur, const void **key, size_t *klen, const void **val
     return TS_OK;
 }
 
+/* ---- stored vectors by primary key ------------------------------------------------------ */
+
+/* Whether the records (or the raw array) give back exactly the floats
+ * insert received: float32 records, raw vectors, or float16 records of
+ * keys that arrived float16-exact.  Looking a key up needs the key hash
+ * (format 2). */
+static int keeps_exact(const ngh_meta *m)
+{
+    return m->pkw && (m->raw || m->precision == NGH_F32 || (m->precision == NGH_F16 && m->keys_quantized));
+}
+
+static int ngh_vectors(void *idx, ts_txn *txn, size_t n, const void *const *vals, const size_t *vlens,
+                       float *out, unsigned char *found)
+{
+    ngh_idx *ix = idx;
+    ngh_op o;
+    int rc = op_begin(&o, ix, txn, 0);
+    if (rc) return rc;
+    if (!keeps_exact(&o.m)) rc = TS_ERR_UNSUPPORTED;
+    size_t dim = ix->dim;
+    for (size_t i = 0; i < n && !rc; i++) {
+        uint32_t id;
+        uint8_t *rec;
+        const float *v;
+        float *dst = out + i * dim;
+        found[i] = 0;
+        if (i % 64 == 63) ngh_op_relax(&o);
+        rc = ngh_pk_find(&o, vals[i], vlens[i], &id);
+        if (rc == TS_ERR_NOT_FOUND) { rc = TS_OK; continue; }
+        if (!rc) rc = ngh_node(&o, id, 0, &rec);
+        if (!rc) rc = ngh_vector(&o, id, rec, dst, &v);
+        if (rc) break;
+        if (v != dst) memcpy(dst, v, dim * 4);
+        found[i] = 1;
+    }
+    ngh_op_end(&o);
+    return rc;
+}
+
 /* ---- the module ------------------------------------------------------------------------ */
 
 static const ts_index_vtab ngh_vtab = {
@@ -699,6 +738,7 @@ static const ts_index_vtab ngh_vtab = {
     .entry = ngh_entry,
     .knn = ngh_knn,
     .knn_emit = ngh_knn_emit,
+    .vectors = ngh_vectors,
 };
 
 static const ts_module ngh_module = {

@@ -335,6 +335,10 @@ static inline uint64_t ngh_hash_base(const ngh_meta *m) { return (uint64_t)m->hp
 /* Node id's primary key (pointers valid until o->bcur moves, the operation
  * relaxes its pins or re-gets the page for writing, or the next call). */
 int ngh_pk_of(ngh_op *o, uint32_t id, const void **pk, size_t *pl);
+/* Format 2: the live node whose primary key is val (the first, should a
+ * key have several); TS_ERR_NOT_FOUND when none, TS_ERR_UNSUPPORTED in a
+ * format 1 index. */
+int ngh_pk_find(ngh_op *o, const void *val, size_t vlen, uint32_t *id);
 /* Record new node id's primary key val (its vector: key). */
 int ngh_pk_put(ngh_op *o, uint32_t id, const void *key, size_t klen, const void *val, size_t vlen);
 /* Forget node id's primary key pk (its vector: key), as remove does. */

@@ -244,6 +244,17 @@ static int hash_find(ngh_op *o, const void *val, size_t vlen, uint32_t **ids, ui
     return rc;
 }
 
+int ngh_pk_find(ngh_op *o, const void *val, size_t vlen, uint32_t *id)
+{
+    if (!o->m.pkw) return TS_ERR_UNSUPPORTED;
+    uint32_t *ids = NULL, n = 0, cap = 0;
+    int rc = hash_find(o, val, vlen, &ids, &n, &cap);
+    if (!rc && !n) rc = TS_ERR_NOT_FOUND;
+    if (!rc) *id = ids[0];
+    o->ix->host->free(ids);
+    return rc;
+}
+
 /* Record node id's primary key: its slot and the key hash, or (too long
  * for the slot) the map; format 1: the map's 'N' and 'K' entries. */
 int ngh_pk_put(ngh_op *o, uint32_t id, const void *key, size_t klen, const void *val, size_t vlen)

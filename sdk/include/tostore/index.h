@@ -171,6 +171,18 @@ typedef struct ts_index_vtab {
                      int (*filter)(void *ctx, const void *val, size_t vlen), void *fctx,
                      int (*emit)(void *ctx, float distance, const void *val, size_t vlen),
                      void *ectx);
+
+    /* Optional (vector modules; ABI 1.4, read only when the module's vtable
+     * is this long).  The stored vectors of n values: for each i, the
+     * vector of the live entry whose value is vals[i] (vlens[i] bytes) into
+     * out[i * dimensions ...], exactly the floats insert received, and
+     * found[i] = 1; found[i] = 0 when the value has no entry.  n = 0 asks
+     * only whether this index keeps exact copies: TS_OK if so, else
+     * TS_ERR_UNSUPPORTED (as for every n then).  A module that answers
+     * TS_OK promises it for the life of the index, so the kernel may keep
+     * such vectors in the index alone (rows then refer to it). */
+    int  (*vectors)(void *idx, ts_txn *txn, size_t n, const void *const *vals,
+                    const size_t *vlens, float *out, unsigned char *found);
 } ts_index_vtab;
 
 #ifdef __cplusplus
