@@ -129,7 +129,7 @@ static json_t *pkgen_options(const tsd_table *d, int64_t node_id)
  * float32 copy), and cacheBytes: half the database's, the bound of each of
  * the module's page-copy caches, so an index's memory follows the budget
  * the user set; NULL otherwise (*opts stays NULL, which is not an error). */
-static int ix_opts(const tstbl_map *m, const tsd_table *def, size_t i, json_t **opts)
+int tstbl_index_opts(const tstbl_map *m, const tsd_table *def, size_t i, json_t **opts)
 {
     ts_env *env = m->env;
     const tsd_index *ix = &def->indexes[i];
@@ -169,7 +169,7 @@ static int open_table(tstbl_map *m, tsd_table *def, uint64_t num, uint64_t proot
         t->roots[i] = roots[i];
         snprintf(name, sizeof name, "%s.%s", def->name, def->indexes[i].name);
         json_t *opts;
-        rc = ix_opts(m, def, i, &opts);
+        rc = tstbl_index_opts(m, def, i, &opts);
         if (!rc) rc = tsix_open(env, m->reg, def->indexes[i].module, opts, roots[i], name, &t->ix[i]);
         json_decref(opts);
     }
@@ -277,6 +277,7 @@ int tstbl_map_open(tstbl_map *m, ts_env *env, tsreg *reg, tssys *sys, tspg *pg, 
     m->sys = sys;
     m->node_id = node_id;
     m->cache_bytes = cache_bytes;
+    m->vector_refs = tspg_format(pg) >= TSPG_FORMAT_VECTOR_REFS;
     tstx *tx;
     int rc = tstx_begin(pg, 0, &tx);
     if (rc) return rc;
@@ -355,7 +356,7 @@ int tstbl_build(tstbl_map *m, tstx *tx, tsd_table *def, uint64_t num, tstbl **ou
     if (!rc) rc = tsix_create(env, m->reg, TSSYS_INDEX_MODULE, NULL, tx, &proot);
     for (size_t i = 0; i < ni && !rc; i++) {
         json_t *opts;
-        rc = ix_opts(m, def, i, &opts);
+        rc = tstbl_index_opts(m, def, i, &opts);
         if (!rc) rc = tsix_create(env, m->reg, def->indexes[i].module, opts, tx, &roots[i]);
         json_decref(opts);
     }

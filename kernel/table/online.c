@@ -376,9 +376,15 @@ static int add_garbage(tstbl_map *m, tsmig_online *g, const tstbl *t)
     if (!gb && (!(gb = json_array()) || json_object_set_new(g->rec, "garbage", gb)))
         return tsenv_error(m->env, TS_ERR_NOMEM, "out of memory");
     int bad = json_array_append_new(gb, tree_of(t->primary_root, TSSYS_INDEX_MODULE, NULL, 0));
-    for (size_t i = 0; i < t->def->nindexes && !bad; i++)
-        bad = json_array_append_new(gb, tree_of(t->roots[i], t->def->indexes[i].module,
-                                                t->def->indexes[i].vector_config, 1));
+    for (size_t i = 0; i < t->def->nindexes && !bad; i++) {
+        /* the options the module opens it with (a vector index needs its
+         * dimensions, not only its vectorConfig) */
+        json_t *opts = NULL;
+        int rc = tstbl_index_opts(m, t->def, i, &opts);
+        if (rc) return rc;
+        bad = json_array_append_new(gb, tree_of(t->roots[i], t->def->indexes[i].module, opts, 1));
+        json_decref(opts);
+    }
     if (!bad && t->ttl) bad = json_array_append_new(gb, tree_of(t->ttl_root, TSSYS_INDEX_MODULE, NULL, 0));
     if (!bad) bad = json_array_append_new(m->mig_garbage, json_string(g->id));
     return bad ? tsenv_error(m->env, TS_ERR_NOMEM, "out of memory") : TS_OK;

@@ -416,6 +416,7 @@ int tsrow_unstrip_all(tsw *w, tstbl *t)
 static const unsigned char *strip_mask(tsw *w, tstbl *t)
 {
     if (t->vstrip_known) return t->vstrip;
+    if (!w->m->vector_refs) return NULL;
     const tsd_table *d = t->def;
     unsigned char *m = NULL;
     for (size_t i = 0; i < d->nindexes; i++) {

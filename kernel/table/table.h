@@ -75,6 +75,7 @@ typedef struct tstbl_map {
     tssys          *sys;
     int64_t         node_id;
     int64_t         cache_bytes; /* the database's cacheBytes (vector index caches) */
+    int             vector_refs; /* the file's format lets rows leave vectors to an index */
     uint64_t        commits;     /* the last commit number published, i.e. visible (atomic) */
     uint64_t        next_commit; /* writer only */
     void           *spare[4];    /* freed query executors kept for the next query (query/exec.c):
@@ -160,5 +161,10 @@ int  tstbl_count_add(tstbl_map *m, tstx *tx, tstbl *t, uint64_t space, int64_t d
 int  tstbl_count(tstbl_map *m, tstx *tx, tstbl *t, uint64_t space, int64_t *out);
 /* Forget the generator and count of t in space (clear, drop, space delete). */
 int  tstbl_state_reset(tstbl_map *m, tstx *tx, tstbl *t, uint64_t space);
+
+/* The options index i of def's module gets at create and open (vector
+ * indexes: their vectorConfig with the field's dimensions and precision;
+ * NULL for others). */
+int tstbl_index_opts(const tstbl_map *m, const tsd_table *def, size_t i, json_t **opts);
 
 #endif

@@ -70,6 +70,7 @@ struct tspg {
     tscache        *cache;
     tswal          *wal;
     tspg_opts       o;
+    uint32_t        format;    /* the file header's */
     pthread_mutex_t wlock;     /* the one writer */
     pthread_mutex_t mu;        /* marks, readers, stats */
     pthread_cond_t  cv;

@@ -149,7 +149,7 @@ int tspg_open(ts_env *env, tsstore *st, tscipher *cipher, const tspg_opts *o, ts
         rc = tsenv_error(env, TS_ERR_CORRUPT, "%s exists but %s does not: refusing to start a "
                          "new database over an orphaned log", TSWAL_FILE, TSPG_FILE);
     if (!rc && !exists) {
-        h.format = o->page_digest ? TSPG_FORMAT_DIGEST : 1;
+        h.format = TSPG_FORMAT;
         h.page_size = o->page_size;
         randombytes_buf(h.dbid, sizeof h.dbid);
         h.flags = cipher ? FLAG_ENCRYPTED : 0;
@@ -161,6 +161,7 @@ int tspg_open(ts_env *env, tsstore *st, tscipher *cipher, const tspg_opts *o, ts
     if (!rc && exists && o->page_digest && h.format < TSPG_FORMAT_DIGEST)
         tsenv_log(env, TS_LOG_WARN, "pageDigest is read when a database is created; this one was "
                   "created without it and goes on without it");
+    pg->format = h.format;
     if (!rc && !exists) rc = create_db(pg, &h);
     if (!rc) {
         rc = tsfile_open(st, TSPG_FILE, 0, &pg->main);
@@ -401,3 +402,5 @@ void tspg_stats_get(tspg *pg, tspg_stats *s)
         tstx_rollback(tx);
     }
 }
+
+uint32_t tspg_format(const tspg *pg) { return pg->format; }

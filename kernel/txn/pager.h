@@ -26,11 +26,14 @@
 #include "io/store.h"
 
 #define TSPG_FILE "tostore.db"
-/* Formats this build reads: 1, and 2 (a meta page with the page-version
- * digest, which a build that does not maintain it must not write: so a
- * database created with it is format 2, one created without stays 1). */
-#define TSPG_FORMAT 2
+/* Formats this build reads: 1; 2 (a meta page with the page-version
+ * digest, which a build that does not maintain it must not write); 3 (the
+ * data layer may store rows that leave their vectors to an index, which
+ * older builds cannot read).  New databases are format 3; older ones keep
+ * their format and its rules. */
+#define TSPG_FORMAT 3
 #define TSPG_FORMAT_DIGEST 2
+#define TSPG_FORMAT_VECTOR_REFS 3
 #define TSPG_ROOTS 24           /* root slots in the meta page, free for any use */
 #define TSPG_SYSROOTS 8         /* root slots reserved for the data layer's catalog */
 #define TSPG_TYPE_FREE 1
@@ -69,6 +72,8 @@ int  tspg_close(tspg *pg);
  * log generation when no reader needs the old one. */
 int  tspg_checkpoint(tspg *pg, int reset);
 void tspg_stats_get(tspg *pg, tspg_stats *s);
+/* The database file's format number (TSPG_FORMAT for a new one). */
+uint32_t tspg_format(const tspg *pg);
 
 typedef struct tspg_check_report {
     int      ok;

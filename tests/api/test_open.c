@@ -1410,6 +1410,81 @@ static void kv_is(ts_db *db, const char *key, const json_t *want)
     json_decref(got);
 }
 
+static long long pages_in_use(ts_db *db)
+{
+    json_t *st = NULL;
+    ck_assert_int_eq(ts_stats(db, &st), TS_OK);
+    long long n = (long long)(json_integer_value(json_object_get(st, "pages")) -
+                              json_integer_value(json_object_get(st, "freePages")));
+    json_decref(st);
+    return n;
+}
+
+/* Pages n rows of 256-d vectors take in a new table, with or without an
+ * ngh index, and the rows read back whole. */
+static long long vector_rows_pages(ts_db *db, const char *name, int indexed, int n)
+{
+    char sch[512];
+    snprintf(sch, sizeof sch, "{\"name\": \"%s\", \"fields\": [{\"name\": \"e\", \"type\": \"vector\", "
+             "\"vectorConfig\": {\"dimensions\": 256}}]%s}", name,
+             indexed ? ", \"indexes\": [{\"type\": \"ngh\", \"fields\": [\"e\"]}]" : "");
+    json_t *js = json_loads(sch, 0, NULL);
+    ck_assert_int_eq(ts_create_table(db, js), TS_OK);
+    json_decref(js);
+    long long p0 = pages_in_use(db);
+    float v[256];
+    ck_assert_int_eq(ts_begin(db), TS_OK);
+    for (int i = 0; i < n; i++) {
+        for (int d = 0; d < 256; d++) v[d] = (float)((i * 31 + d * 7) % 97) / 7.0f;
+        json_t *rec = json_pack("{s:I, s:o}", "id", (json_int_t)i + 1, "e", ts_vector_value(v, 256));
+        ck_assert_int_eq(ts_insert(db, name, rec, NULL), TS_OK);
+        json_decref(rec);
+    }
+    ck_assert_int_eq(ts_commit(db), TS_OK);
+    json_t *row = NULL, *id = json_integer(n);
+    ck_assert_int_eq(ts_get(db, name, id, &row), TS_OK);
+    ck_assert_uint_eq(json_array_size(json_object_get(row, "e")), 256);
+    ck_assert(json_real_value(json_array_get(json_object_get(row, "e"), 5)) ==
+              (double)(float)((((n - 1) * 31 + 35) % 97) / 7.0f));
+    json_decref(row);
+    json_decref(id);
+    return pages_in_use(db) - p0;
+}
+
+/* A database of format 1 (made before format 3) keeps its rules: rows
+ * keep their vectors (an older build must still read them); one of
+ * format 3 leaves them to the index. */
+START_TEST(test_older_format_keeps_vectors_in_rows)
+{
+    fixture f = fx_new("api-format-rows");
+    ts_db *db;
+    OPEN_OK(&db, "{\"path\": \"%s\"}", f.db);
+    long long plain3 = vector_rows_pages(db, "p", 0, 300), ix3 = vector_rows_pages(db, "x", 1, 300);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+    ck_assert_msg(ix3 < plain3 * 3 / 2, "format 3: %lld pages with an index, %lld without", ix3, plain3);
+    fx_free(&f);
+
+    f = fx_new("api-format-rows1");
+    OPEN_OK(&db, "{\"path\": \"%s\"}", f.db);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+    char *file = xfmt("%s/tostore.db", f.db);
+    set_header_u32(file, 8, 1, 60);
+    OPEN_OK(&db, "{\"path\": \"%s\"}", f.db);
+    long long plain1 = vector_rows_pages(db, "p", 0, 300), ix1 = vector_rows_pages(db, "x", 1, 300);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+    ck_assert_msg(ix1 > plain1 * 3 / 2, "format 1: %lld pages with an index, %lld without", ix1, plain1);
+    OPEN_OK(&db, "{\"path\": \"%s\"}", f.db);
+    ck_assert_int_eq(ts_check(db, NULL, NULL, NULL), TS_OK);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+    size_t n = 0;
+    unsigned char *b = read_all(file, &n);
+    ck_assert_uint_eq(get_le32(b + 8), 1);
+    free(b);
+    free(file);
+    fx_free(&f);
+}
+END_TEST
+
 /* The database file's format number: a newer one (or 0) is refused with
  * TS_ERR_FORMAT and a message saying so, and the file is left as it was. */
 START_TEST(test_format_version_refused)
@@ -1422,7 +1497,7 @@ START_TEST(test_format_version_refused)
     ck_assert_int_eq(ts_close(db), TS_OK);
     char *file = xfmt("%s/tostore.db", f.db), *cfg = xfmt("{\"path\": \"%s\"}", f.db);
     static const struct { uint32_t format; const char *says; } cases[] = {
-        { 3, "newer tostore" }, { 0xFFFFFFFFu, "newer tostore" }, { 0, "unknown format" },
+        { 4, "newer tostore" }, { 0xFFFFFFFFu, "newer tostore" }, { 0, "unknown format" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         set_header_u32(file, 8, cases[i].format, 60);
@@ -1435,7 +1510,7 @@ START_TEST(test_format_version_refused)
         free(before);
         free(after);
     }
-    set_header_u32(file, 8, 1, 60);
+    set_header_u32(file, 8, 3, 60);
     OPEN_OK(&db, "%s", cfg);
     kv_is(db, "k", v);
     json_decref(v);
@@ -1495,8 +1570,8 @@ static int replay_detected(const char *dir, const char *extra)
     ck_assert_int_eq(ts_close(h), TS_OK);   /* checkpointed: every page in the file */
     size_t n1 = 0, n2 = 0;
     unsigned char *old = read_all(file, &n1);
-    /* format 2 marks a database with the digest (older builds refuse it) */
-    ck_assert_uint_eq(get_le32(old + 8), strstr(extra, "pageDigest") ? 2 : 1);
+    /* new databases are format 3 (older builds refuse it) */
+    ck_assert_uint_eq(get_le32(old + 8), 3);
     OPEN_OK(&h, "%s", cfg);
     ck_assert_int_eq(ts_kv_set(h, "k07", v2, 0), TS_OK);
     ck_assert_int_eq(ts_close(h), TS_OK);
@@ -1696,6 +1771,7 @@ static Suite *open_suite(void)
     tcase_add_test(tc, test_keyring_damaged_wrapped_key);
     tcase_add_test(tc, test_keyring_damaged_header);
     tcase_add_test(tc, test_format_version_refused);
+    tcase_add_test(tc, test_older_format_keeps_vectors_in_rows);
     tcase_add_test(tc, test_log_format_version_refused);
     tcase_add_test(tc, test_replayed_page_detected);
     tcase_add_test(tc, test_keyring_truncated);

@@ -624,6 +624,88 @@ START_TEST(background_task_spaces)
 }
 END_TEST
 
+/* A background task on a table whose rows leave their vectors to an ngh
+ * index: the walk reads each row whole from the old trees, writes during
+ * the task (a changed vector, a delete, an insert) follow, and afterwards
+ * every row has its vector and searches find them. */
+static void vec_of(int i, float *v)
+{
+    uint32_t x = (uint32_t)i * 2654435761u;
+    for (int d = 0; d < 8; d++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        v[d] = (float)(x % 10000) / 100.0f;
+    }
+}
+
+START_TEST(background_task_vector_rows)
+{
+    ts_db *db = open_db("\"migration\": {\"batchRows\": 100}");
+    create(db, "{'name': 'v', 'fields': [{'name': 'n', 'type': 'integer'}, {'name': 'e', 'type': 'vector', "
+               "'vectorConfig': {'dimensions': 8}}], 'indexes': [{'type': 'ngh', 'fields': ['e']}]}");
+    float v[8];
+    ck_assert_int_eq(ts_begin(db), TS_OK);
+    for (int i = 1; i <= 700; i++) {
+        vec_of(i, v);
+        json_t *rec = json_pack("{s:i, s:i, s:o}", "id", i, "n", i, "e", ts_vector_value(v, 8));
+        ck_assert_int_eq(ts_insert(db, "v", rec, NULL), TS_OK);
+        json_decref(rec);
+    }
+    ck_assert_int_eq(ts_commit(db), TS_OK);
+    const char *id = apply_ok(db, ts_su_add_field(ts_update_schema(db, "v"),
+                              J("{'name': 'flag', 'type': 'boolean', 'defaultValue': true}")));
+    vec_of(5000, v);
+    json_t *ch = keep(json_pack("{s:o}", "e", ts_vector_value(v, 8)));
+    ck_assert_int_eq(ts_update(db, "v", I(650), ch), TS_OK);   /* ahead of the walk */
+    ck_assert_int_eq(ts_delete(db, "v", I(651)), TS_OK);
+    vec_of(701, v);
+    json_t *rec = keep(json_pack("{s:i, s:i, s:o}", "id", 701, "n", 701, "e", ts_vector_value(v, 8)));
+    ck_assert_int_eq(ts_insert(db, "v", rec, NULL), TS_OK);
+    /* polled without the JSON pool: the task runs some 20 batches */
+    int done = 0;
+    for (int i = 0; i < 60000 && !done; i++) {
+        json_t *st = NULL;
+        ck_assert_int_eq(ts_migration_status(db, id, &st), TS_OK);
+        const char *state = json_string_value(json_object_get(st, "state"));
+        ck_assert_msg(!strcmp(state, "running") || !strcmp(state, "done"), "task %s", state);
+        done = !strcmp(state, "done") && !json_is_true(json_object_get(st, "cleanupPending"));
+        json_decref(st);
+        if (!done) usleep(2000);
+    }
+    if (!done) { json_t *st = NULL; ts_migration_status(db, id, &st); char *js = json_dumps(st, 0); fprintf(stderr, "%s\n", js); free(js); json_decref(st); }
+    ck_assert_msg(done, "the task did not finish");
+    db = reopen(db);
+    ck_assert_int_eq(count(db, "v"), 700);
+    for (int i = 1; i <= 701; i++) {
+        json_t *pk = json_integer(i), *row = NULL;
+        int rc = ts_get(db, "v", pk, &row);
+        json_decref(pk);
+        if (i == 651) { ck_assert_int_eq(rc, TS_ERR_NOT_FOUND); continue; }
+        ck_assert_msg(rc == TS_OK, "row %d: %d %s", i, rc, ts_errmsg(db));
+        ck_assert(json_is_true(json_object_get(row, "flag")));
+        vec_of(i == 650 ? 5000 : i, v);
+        const json_t *e = json_object_get(row, "e");
+        ck_assert_uint_eq(json_array_size(e), 8);
+        for (int d = 0; d < 8; d++)
+            ck_assert_msg(json_real_value(json_array_get(e, (size_t)d)) == (double)v[d], "row %d element %d", i, d);
+        json_decref(row);
+        /* the nearest row to a row's own vector is itself */
+        if (i % 50 == 0) {
+            ts_result *r = NULL;
+            ts_query *q = ts_query_new(db, "v");
+            ck_assert_int_eq(ts_vector_search(q, "e", v, 8, 1, &r), TS_OK);
+            ts_query_free(q);
+            ck_assert_uint_eq(ts_result_count(r), 1);
+            ck_assert_int_eq(fint(ts_result_row(r, 0), "id"), i);
+            ts_result_free(r);
+        }
+    }
+    ck_assert_int_eq(ts_check(db, NULL, NULL, NULL), TS_OK);
+    ts_close(db);
+}
+END_TEST
+
 /* "schemas" in the config at open: unfinished tasks finish first, then the
  * config (already describing the new schema) finds nothing to change. */
 START_TEST(config_schemas_wait_for_tasks)
@@ -895,6 +977,7 @@ static Suite *suite(void)
     tcase_add_test(tc, background_task_refused);
     tcase_add_test(tc, close_mid_task_resumes);
     tcase_add_test(tc, background_task_spaces);
+    tcase_add_test(tc, background_task_vector_rows);
     tcase_add_test(tc, config_schemas_wait_for_tasks);
     tcase_add_test(tc, sigkill_during_task_resumes);
     tcase_add_test(tc, power_loss_during_task);

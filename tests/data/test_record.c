@@ -1193,6 +1193,75 @@ START_TEST(random_round_trips)
 }
 END_TEST
 
+/* Rows that leave vectors to an index: tsd_row_strip drops the masked
+ * non-null vectors (version-2 row), tsd_row_refs names them, reading such
+ * a column is refused, and tsd_row_fill with the same floats gives back
+ * the original bytes (float32 and float16; int8 is never left out). */
+START_TEST(rows_without_vectors)
+{
+    tsd_table *t = T(ALL);
+    json_t *rec = J("{\"id\": 5, \"t\": \"x\", \"v32\": [1.5, -2, 0.25], \"v16\": [0.5, 3, -1],"
+                    " \"v8\": [1, 2, 3]}");
+    tsd_buf row = { 0 }, out = { 0 }, back = { 0 };
+    ck_assert_int_eq(tsd_row_encode_record(&env, t, rec, NULL, 0, &row), TS_OK);
+    ck_assert(!tsd_row_has_refs(row.p, row.len));
+    size_t c32 = 10, c16 = 11, c8 = 12;   /* id first */
+    ck_assert_str_eq(t->cols[c32].name, "v32");
+    unsigned char strip[16] = { 0 }, refs[16];
+    size_t n = 9;
+    /* nothing masked: untouched */
+    ck_assert_int_eq(tsd_row_strip(&env, t, row.p, row.len, strip, &out, &n), TS_OK);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_uint_eq(out.len, 0);
+    strip[c32] = strip[c16] = strip[c8] = 1;
+    strip[4] = 1;   /* text: never left out */
+    ck_assert_int_eq(tsd_row_strip(&env, t, row.p, row.len, strip, &out, &n), TS_OK);
+    ck_assert_uint_eq(n, 3);
+    ck_assert(tsd_row_has_refs(out.p, out.len));
+    ck_assert_uint_eq(out.len, row.len - 3 * 4 - 3 * 2 - (3 + 4));
+    ck_assert_int_eq(tsd_row_refs(&env, t, out.p, out.len, refs), TS_OK);
+    for (size_t c = 0; c < t->ncols; c++) ck_assert_int_eq(refs[c], c == c32 || c == c16 || c == c8);
+    tsd_value v;
+    ck_assert_int_eq(tsd_row_field(&env, t, out.p, out.len, c32, &v), TS_ERR_CORRUPT);
+    ck_assert_ptr_nonnull(strstr(tsenv_errmsg(&env), "kept by the table's vector index"));
+    ck_assert_int_eq(tsd_row_field(&env, t, out.p, out.len, 4, &v), TS_OK);
+    ck_assert_uint_eq(v.n, 1);
+    json_t *dec = NULL;
+    ck_assert_int_eq(tsd_row_decode(&env, t, out.p, out.len, &dec), TS_ERR_CORRUPT);
+    /* int8 cannot be rebuilt from floats: refused */
+    float f32[3] = { 1.5f, -2, 0.25f }, f16[3] = { 0.5f, 3, -1 }, f8[3] = { 1, 2, 3 };
+    const float *vecs[16] = { 0 };
+    vecs[c32] = f32;
+    vecs[c16] = f16;
+    vecs[c8] = f8;
+    ck_assert_int_eq(tsd_row_fill(&env, t, out.p, out.len, vecs, &back), TS_ERR_CORRUPT);
+    strip[c8] = 0;
+    ck_assert_int_eq(tsd_row_strip(&env, t, row.p, row.len, strip, &out, &n), TS_OK);
+    ck_assert_uint_eq(n, 2);
+    vecs[c16] = NULL;   /* a vector the index did not have */
+    ck_assert_int_eq(tsd_row_fill(&env, t, out.p, out.len, vecs, &back), TS_ERR_CORRUPT);
+    ck_assert_ptr_nonnull(strstr(tsenv_errmsg(&env), "missing from the table's vector index"));
+    vecs[c16] = f16;
+    ck_assert_int_eq(tsd_row_fill(&env, t, out.p, out.len, vecs, &back), TS_OK);
+    ck_assert(!tsd_row_has_refs(back.p, back.len));
+    ck_assert_uint_eq(back.len, row.len);
+    ck_assert(memcmp(back.p, row.p, row.len) == 0);
+    /* a null vector stays null */
+    json_t *rec2 = J("{\"id\": 6, \"v16\": [1, 2, 3]}");
+    ck_assert_int_eq(tsd_row_encode_record(&env, t, rec2, NULL, 0, &row), TS_OK);
+    ck_assert_int_eq(tsd_row_strip(&env, t, row.p, row.len, strip, &out, &n), TS_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(tsd_row_field(&env, t, out.p, out.len, c32, &v), TS_OK);
+    ck_assert_int_eq(v.kind, TSD_V_NULL);
+    json_decref(rec);
+    json_decref(rec2);
+    tsd_buf_free(&row);
+    tsd_buf_free(&out);
+    tsd_buf_free(&back);
+    tsd_table_free(t);
+}
+END_TEST
+
 START_TEST(corrupt_rows)
 {
     tsd_table *t = T(ALL);
@@ -1561,6 +1630,7 @@ static Suite *suite(void)
     tcase_add_test(tw, row_of_older_shape);
     tcase_add_test(tw, random_round_trips);
     tcase_add_test(tw, corrupt_rows);
+    tcase_add_test(tw, rows_without_vectors);
     tcase_add_test(tw, key_order_matches_value_order);
     tcase_add_test(tw, pk_and_index_keys_from_rows);
     suite_add_tcase(s, tw);

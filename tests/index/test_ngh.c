@@ -834,6 +834,87 @@ END_TEST
 START_TEST(quantized_keys_i8) { quantized_keys_case("int8", NGH_I8); }
 END_TEST
 
+/* ts_index_vtab.vectors: the exact floats insert received, by primary
+ * key, for every configuration that keeps them (float32 records, raw
+ * vectors, float16 records of float16-exact keys); int8 records of
+ * quantized keys answer TS_ERR_UNSUPPORTED.  Deleted and unknown keys are
+ * not found; a write transaction sees its own inserts. */
+START_TEST(stored_vectors)
+{
+    static const struct { const char *prec; int kq, exact; } cfg[] = {
+        { "float32", 0, 1 }, { "float16", 0, 1 }, { "int8", 0, 1 }, { "float16", 1, 1 }, { "int8", 1, 0 },
+    };
+    uint32_t n = 600, dim = 20;
+    for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
+        rng r = rng_new(77 + c);
+        float *data = gen_data(&r, n + 1, dim);
+        if (cfg[c].kq) {
+            int prec = !strcmp(cfg[c].prec, "float16") ? NGH_F16 : NGH_I8;
+            uint8_t codes[2 * 20];
+            for (uint32_t i = 0; i <= n; i++) {
+                float sc = 1.0f, *v = data + (size_t)i * dim;
+                ngh_quantize(prec, v, dim, codes, &sc);
+                ngh_dequantize(prec, codes, dim, sc, v);
+            }
+        }
+        json_t *o = mkopts_p(dim, "l2", cfg[c].prec, 0, 64, 0);
+        if (cfg[c].kq) json_object_set_new(o, "keysQuantized", json_true());
+        ndb h;
+        char name[64];
+        snprintf(name, sizeof name, "ngh-vectors-%zu", c);
+        db_new(&h, name, 0, NULL, o);
+        load(&h, data, dim, 0, n, 250);
+        tstx *tx = wbegin(&h);
+        for (uint32_t i = 0; i < n; i += 5) REQUIRE(del(&h, tx, data, dim, i) == TS_OK, "remove %u", i);
+        commit(&h, tx);
+        tx = rbegin(&h);
+        int rc = tsix_vectors(h.ix, tx, 0, NULL, NULL, NULL, NULL);
+        ck_assert_int_eq(rc, cfg[c].exact ? TS_OK : TS_ERR_UNSUPPORTED);
+        uint8_t (*pks)[8] = malloc((size_t)(n + 10) * 8);
+        const void **kp = malloc((n + 10) * sizeof *kp);
+        size_t *kl = malloc((n + 10) * sizeof *kl);
+        float *out = malloc((size_t)(n + 10) * dim * 4);
+        unsigned char *found = malloc(n + 10);
+        for (uint32_t i = 0; i < n + 10; i++) {
+            pk_of(i, pks[i]);
+            kp[i] = pks[i];
+            kl[i] = 8;
+        }
+        rc = tsix_vectors(h.ix, tx, n + 10, kp, kl, out, found);
+        if (cfg[c].exact) {
+            ck_assert_int_eq(rc, TS_OK);
+            for (uint32_t i = 0; i < n + 10; i++) {
+                int want = i < n && i % 5 != 0;
+                REQUIRE(found[i] == want, "%s/%d: key %u found %d", cfg[c].prec, cfg[c].kq, i, found[i]);
+                if (want)
+                    REQUIRE(!memcmp(out + (size_t)i * dim, data + (size_t)i * dim, dim * 4),
+                            "%s/%d: key %u: not the inserted floats", cfg[c].prec, cfg[c].kq, i);
+            }
+        } else {
+            ck_assert_int_eq(rc, TS_ERR_UNSUPPORTED);
+        }
+        tstx_rollback(tx);
+        if (cfg[c].exact) {
+            /* a write transaction's own insert */
+            tx = wbegin(&h);
+            REQUIRE(ins(&h, tx, data, dim, n) == TS_OK, "insert %u", n);
+            found[0] = 0;
+            ck_assert_int_eq(tsix_vectors(h.ix, tx, 1, &kp[n], &kl[n], out, found), TS_OK);
+            ck_assert_int_eq(found[0], 1);
+            ck_assert(!memcmp(out, data + (size_t)n * dim, dim * 4));
+            tstx_rollback(tx);
+        }
+        free(pks);
+        free(kp);
+        free(kl);
+        free(out);
+        free(found);
+        free(data);
+        db_done(&h);
+    }
+}
+END_TEST
+
 /* cacheBytes bounds the module's page-copy caches (the kernel passes half
  * the database's cacheBytes): with 0 nothing is copied and every search and
  * insert works on pinned kernel pages, with the same answers. */
@@ -2017,6 +2098,7 @@ static Suite *suite(void)
     ADD(entries_and_duplicates);
     ADD(quantized_keys_f16);
     ADD(quantized_keys_i8);
+    ADD(stored_vectors);
     ADD(cache_bytes_bound);
     ADD(deletes_and_updates);
     ADD(filtered);
