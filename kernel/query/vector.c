@@ -19,6 +19,7 @@ typedef struct vsearch {
     uint8_t   pre[16];     /* the space prefix of the index values */
     size_t    pl;
     int       read_rows;   /* the filter must look at the row (conditions, TTL) */
+    int       cond_vectors; /* ... and its vectors (a condition on one, or a custom one) */
     int       metric;
     const tsq_vset *set;   /* the rows passing the conditions, when known */
     const tsq_vset *colset;   /* a column set (by_column's graph filter) */
@@ -109,7 +110,10 @@ static int vfilter(void *ctx, const void *val, size_t vl)
     if (vl < v->pl || memcmp(val, v->pre, v->pl) != 0) return 0;
     if (!v->read_rows) return 1;
     tsrow r;
-    int rc = tsrow_read(v->x->w, v->t, v->space, (const uint8_t *)val + v->pl, vl - v->pl, 1, &r);
+    /* the vectors an index keeps are put back only when a condition reads them */
+    int rc = v->cond_vectors
+             ? tsrow_read(v->x->w, v->t, v->space, (const uint8_t *)val + v->pl, vl - v->pl, 1, &r)
+             : tsrow_read_stored(v->x->w, v->t, v->space, (const uint8_t *)val + v->pl, vl - v->pl, 1, &r);
     if (rc == TS_ERR_NOT_FOUND) return 0;
     if (rc) return rc;
     tsq_rowset rs = { { r.row }, { r.len } };
@@ -690,6 +694,18 @@ static int build_set(vsearch *v, size_t col, const float *vec, size_t k, tsq_vse
     return rc;
 }
 
+/* Whether conditions read a vector column, or the whole row (custom ones). */
+static int conds_read_vectors(const tsq_cgroup *g)
+{
+    for (size_t i = 0; g && i < g->n; i++) {
+        const tsq_cterm *ct = &g->t[i];
+        if (ct->kind == TSQ_CUSTOM || (ct->kind == TSQ_LEAF && ct->f && ct->f->type == TSD_VECTOR) ||
+            (ct->kind == TSQ_GROUP && conds_read_vectors(&ct->g)))
+            return 1;
+    }
+    return 0;
+}
+
 int tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t dim, size_t k,
                       int ef, int metric, const tsq_vset *set, tsq_vset **built,
                       const tsq_vset *colset, json_t *rows)
@@ -722,6 +738,7 @@ int tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t d
     if (ixn >= 0 && metric >= 0 && metric != metric_of(&t->def->indexes[ixn])) ixn = -1;
     vsearch v = { .e = e, .x = x, .t = t, .space = x->src[0].space,
                   .read_rows = tsq_exec_has_cond(e) || t->ttl != NULL,
+                  .cond_vectors = conds_read_vectors(tsq_exec_conds(e)),
                   .metric = metric >= 0 ? metric : metric_of(ixn >= 0 ? &t->def->indexes[ixn] : NULL) };
     v.pl = ts_key_int(v.pre, sizeof v.pre, 0, (int64_t)v.space);
     /* rows of TTL tables expire: sets are not used for them */

@@ -145,7 +145,7 @@ int tsmig_copy_row(tsw *w, const tstbl *old, tstbl *nt, const long *map, int los
     /* vectors the old table's index keeps are read back first: the new
      * table's trees are others */
     tsd_buf whole = { 0 };
-    int rc = tsrow_fill_own(w, old, space, &row, &len, &whole);
+    int rc = store || !verbatim ? tsrow_fill_own(w, old, space, &row, &len, &whole) : TS_OK;
     if (!rc) rc = copy_whole_row(w, old, nt, map, lossy, verbatim, space, row, len, expires, store, f);
     tsd_buf_free(&whole);
     return rc;

@@ -402,6 +402,16 @@ static int empty_some(tstbl_map *m, tstx *tx, const json_t *e, int64_t budget, i
     tsix *ix;
     int rc = tsix_open(m->env, m->reg, module ? module : "", opts,
                        (uint64_t)json_integer_value(json_object_get(e, "root")), "replaced tree", &ix);
+    if (rc == TS_ERR_PLUGIN || rc == TS_ERR_VALIDATION || rc == TS_ERR_INVALID) {
+        /* options the module refuses (a vector index recorded by a build
+         * that kept only its vectorConfig): retrying cannot help, so the
+         * tree's pages stay allocated and the task moves on */
+        tsenv_log(m->env, TS_LOG_WARN, "a replaced %s tree cannot be opened to free it (%s); its "
+                  "pages stay in use", module ? module : "?", tsenv_errmsg(m->env));
+        tsenv_clear(m->env);
+        *empty = 1;
+        return TS_OK;
+    }
     if (rc) return rc;
     int byvalue = json_is_true(json_object_get(e, "byValue"));
     if (strcmp(module, TSSYS_INDEX_MODULE) != 0) {

@@ -182,7 +182,22 @@ static size_t ttl_key(uint8_t *k, uint64_t space, int64_t expires, const uint8_t
 
 /* ---- reading ---------------------------------------------------------- */
 
+static int read_row(tsw *w, tstbl *t, uint64_t space, const uint8_t *pk, size_t pkl, int live, int fill,
+                    tsrow *out);
+
 int tsrow_read(tsw *w, tstbl *t, uint64_t space, const uint8_t *pk, size_t pkl, int live, tsrow *out)
+{
+    return read_row(w, t, space, pk, pkl, live, 1, out);
+}
+
+int tsrow_read_stored(tsw *w, tstbl *t, uint64_t space, const uint8_t *pk, size_t pkl, int live,
+                      tsrow *out)
+{
+    return read_row(w, t, space, pk, pkl, live, 0, out);
+}
+
+static int read_row(tsw *w, tstbl *t, uint64_t space, const uint8_t *pk, size_t pkl, int live, int fill,
+                    tsrow *out)
 {
     memset(out, 0, sizeof *out);
     uint8_t k[TSROW_KEY_CAP];
@@ -208,7 +223,7 @@ int tsrow_read(tsw *w, tstbl *t, uint64_t space, const uint8_t *pk, size_t pkl, 
             return TS_ERR_NOT_FOUND;
         }
     }
-    if (tsd_row_has_refs(out->row, out->len)) {
+    if (fill && tsd_row_has_refs(out->row, out->len)) {
         tsd_buf b = { 0 };
         rc = tsrow_fill(w->env, w->tx, t, k, kl, &out->row, &out->len, &b);
         free(out->mem);
@@ -391,6 +406,10 @@ int tsrow_unstrip_all(tsw *w, tstbl *t)
             size_t len = vl - hl;
             tsd_buf b = { 0 };
             rc = tsrow_fill(w->env, w->tx, t, k, lens[i], &row, &len, &b);
+            if (!rc && !b.len) {   /* whole already (cannot happen: it was just looked at) */
+                free(v);
+                continue;
+            }
             if (!rc && hl && tsd_buf_reserve(&b, hl)) rc = TS_ERR_NOMEM;
             if (!rc && hl) {
                 /* the expiry first: shift the row up */
@@ -413,23 +432,30 @@ int tsrow_unstrip_all(tsw *w, tstbl *t)
  * those with a vector index that keeps exact copies (asked once per
  * table object; the answer holds for the index's life).  The caller puts
  * the row's vectors into every vector index in the same transaction. */
-static const unsigned char *strip_mask(tsw *w, tstbl *t)
+static int strip_mask(tsw *w, tstbl *t, const unsigned char **mask)
 {
-    if (t->vstrip_known) return t->vstrip;
-    if (!w->m->vector_refs) return NULL;
+    *mask = t->vstrip;
+    if (t->vstrip_known || !w->m->vector_refs) return TS_OK;
     const tsd_table *d = t->def;
     unsigned char *m = NULL;
-    for (size_t i = 0; i < d->nindexes; i++) {
+    int rc = TS_OK;
+    for (size_t i = 0; i < d->nindexes && !rc; i++) {
         const tsd_index *ix = &d->indexes[i];
         size_t c = ix->cols[0];
         if (!ix->vector_config || !t->ix[i] || d->cols[c].precision == TSD_VEC_INT8) continue;
-        if (tsix_vectors(t->ix[i], w->tx, 0, NULL, NULL, NULL, NULL) != TS_OK) continue;
-        if (!m && !(m = calloc(d->ncols, 1))) return NULL;  /* rows keep their vectors */
-        m[c] = 1;
+        rc = tsix_vectors(t->ix[i], w->tx, 0, NULL, NULL, NULL, NULL);
+        if (rc == TS_ERR_UNSUPPORTED) { rc = TS_OK; continue; }
+        if (!rc && !m && !(m = calloc(d->ncols, 1))) rc = tsenv_error(w->env, TS_ERR_NOMEM, "out of memory");
+        if (!rc) m[c] = 1;
+    }
+    if (rc) {   /* asked again by the next write */
+        free(m);
+        return rc;
     }
     t->vstrip = m;
     t->vstrip_known = 1;
-    return m;
+    *mask = m;
+    return TS_OK;
 }
 
 /* The primary entry: key k -> the row (without the vectors an index
@@ -437,10 +463,11 @@ static const unsigned char *strip_mask(tsw *w, tstbl *t)
 static int put_primary(tsw *w, tstbl *t, const uint8_t *k, size_t kl, const uint8_t *row, size_t len,
                        int64_t expires)
 {
-    const unsigned char *strip = strip_mask(w, t);
+    const unsigned char *strip;
     tsd_buf sb = { 0 };
     size_t ns = 0;
-    int rc = strip ? tsd_row_strip(w->env, t->def, row, len, strip, &sb, &ns) : TS_OK;
+    int rc = strip_mask(w, t, &strip);
+    if (!rc && strip) rc = tsd_row_strip(w->env, t->def, row, len, strip, &sb, &ns);
     if (rc) return rc;
     if (ns) {
         row = sb.p;

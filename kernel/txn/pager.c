@@ -158,9 +158,6 @@ int tspg_open(ts_env *env, tsstore *st, tscipher *cipher, const tspg_opts *o, ts
     }
     if (!rc) rc = tspg_setup_codec(env, &pg->codec, &h, cipher);
     if (!rc) tspg_digest_key(&pg->codec, pg->digest_key);
-    if (!rc && exists && o->page_digest && h.format < TSPG_FORMAT_DIGEST)
-        tsenv_log(env, TS_LOG_WARN, "pageDigest is read when a database is created; this one was "
-                  "created without it and goes on without it");
     pg->format = h.format;
     if (!rc && !exists) rc = create_db(pg, &h);
     if (!rc) {
@@ -179,6 +176,13 @@ int tspg_open(ts_env *env, tsstore *st, tscipher *cipher, const tspg_opts *o, ts
     pg->committed = pg->published = pg->synced = tswal_last_commit(pg->wal);
     pg->stats.log_bytes = tswal_size_bytes(pg->wal);
     pg->ckpt_done = tswal_base(pg->wal);
+    tstx *tx;
+    if (exists && o->page_digest && tstx_begin(pg, 0, &tx) == TS_OK) {
+        if (!(tx->meta_flags & TSPG_META_DIGEST))
+            tsenv_log(env, TS_LOG_WARN, "pageDigest is read when a database is created; this one was "
+                      "created without it and goes on without it");
+        tstx_rollback(tx);
+    }
     *out = pg;
     return TS_OK;
 }
