@@ -243,7 +243,7 @@ static int payload_get(ts_env *env, const tsd_field *f, const uint8_t *p, size_t
     case TSD_VECTOR: {
         size_t esz = f->precision == TSD_VEC_FLOAT32 ? 4 : f->precision == TSD_VEC_FLOAT16 ? 2 : 1;
         size_t head = f->precision == TSD_VEC_INT8 ? 4 : 0;
-        if (n == 0)
+        if (n == 0 || (f->precision == TSD_VEC_INT8 && n == 4))
             return CORRUPT("%s.%s: the row's vector is kept by the table's vector index and was "
                            "not read from it", f->table, f->name);
         if (n != head + (size_t)f->dimensions * esz) goto corrupt;
@@ -454,6 +454,16 @@ int tsd_row_pk_key(ts_env *env, const tsd_table *t, const uint8_t *row, size_t l
 
 typedef struct rowcol { const uint8_t *p; size_t n; int null; } rowcol;
 
+/* The payload a vector column keeps when its vector is left to an index:
+ * nothing, or an int8 vector's scale (its codes are rebuilt from the
+ * index's floats by rounding, which the scale's last bit cannot change). */
+static size_t ref_size(const tsd_field *f) { return f->precision == TSD_VEC_INT8 ? 4 : 0; }
+
+static int is_ref(const tsd_field *f, const rowcol *c)
+{
+    return f->type == TSD_VECTOR && !c->null && c->n == ref_size(f);
+}
+
 /* Each column's payload (cols has t->ncols entries; columns past the
  * row's count are null). */
 static int row_split(ts_env *env, const tsd_table *t, const uint8_t *row, size_t len, rowhdr *h,
@@ -523,8 +533,8 @@ int tsd_row_strip(ts_env *env, const tsd_table *t, const uint8_t *row, size_t le
     rowhdr h;
     int rc = row_split(env, t, row, len, &h, cols);
     for (size_t c = 0; c < h.ncols && !rc; c++)
-        if (strip[c] && !cols[c].null && cols[c].n && t->cols[c].type == TSD_VECTOR) {
-            cols[c].n = 0;
+        if (strip[c] && t->cols[c].type == TSD_VECTOR && !cols[c].null && !is_ref(&t->cols[c], &cols[c])) {
+            cols[c].n = ref_size(&t->cols[c]);
             (*nstripped)++;
         }
     if (!rc && *nstripped) rc = row_join(env, t, ROW_VERSION_REFS, h.ncols, cols, out);
@@ -539,7 +549,7 @@ int tsd_row_refs(ts_env *env, const tsd_table *t, const uint8_t *row, size_t len
     rowhdr h;
     int rc = row_split(env, t, row, len, &h, cols);
     for (size_t c = 0; c < t->ncols && !rc; c++)
-        refs[c] = !cols[c].null && cols[c].n == 0 && t->cols[c].type == TSD_VECTOR;
+        refs[c] = is_ref(&t->cols[c], &cols[c]);
     if (cols != stack) free(cols);
     return rc;
 }
@@ -555,30 +565,43 @@ int tsd_row_fill(ts_env *env, const tsd_table *t, const uint8_t *row, size_t len
     size_t need = 0;
     for (size_t c = 0; c < h.ncols && !rc; c++) {
         const tsd_field *f = &t->cols[c];
-        if (cols[c].null || cols[c].n || f->type != TSD_VECTOR) continue;
-        if (!vecs[c] || f->precision == TSD_VEC_INT8)
+        if (!is_ref(f, &cols[c])) continue;
+        if (!vecs[c])
             rc = CORRUPT("%s.%s: the row's vector is missing from the table's vector index", t->name, f->name);
-        need += (size_t)f->dimensions * (f->precision == TSD_VEC_FLOAT32 ? 4 : 2);
+        need += ref_size(f) + (size_t)f->dimensions * (f->precision == TSD_VEC_FLOAT32 ? 4 :
+                                                        f->precision == TSD_VEC_FLOAT16 ? 2 : 1);
     }
     if (!rc && !(mem = malloc(need ? need : 1))) rc = NOMEM();
     uint8_t *m = mem;
     for (size_t c = 0; c < h.ncols && !rc; c++) {
         const tsd_field *f = &t->cols[c];
-        if (cols[c].null || cols[c].n || f->type != TSD_VECTOR) continue;
-        size_t d = f->dimensions;
+        if (!is_ref(f, &cols[c])) continue;
+        size_t d = f->dimensions, esz = f->precision == TSD_VEC_FLOAT32 ? 4 : f->precision == TSD_VEC_FLOAT16 ? 2 : 1;
+        uint8_t *start = m;
+        float scale = 0;
+        if (f->precision == TSD_VEC_INT8) {
+            memcpy(m, cols[c].p, 4);   /* the scale, as stored */
+            uint32_t bits = (uint32_t)get_le(m, 4);
+            memcpy(&scale, &bits, 4);
+            m += 4;
+        }
         for (size_t i = 0; i < d; i++) {
             float x = vecs[c][i];
             if (f->precision == TSD_VEC_FLOAT32) {
                 uint32_t bits;
                 memcpy(&bits, &x, 4);
                 put_le(m + 4 * i, bits, 4);
-            } else {
+            } else if (f->precision == TSD_VEC_FLOAT16) {
                 put_le(m + 2 * i, tsd_f32_to_f16(x), 2);
+            } else {
+                double q = scale > 0 ? (double)x / (double)scale : 0;
+                long r = q < 0 ? -(long)(-q + 0.5) : (long)(q + 0.5);
+                m[i] = (uint8_t)(int8_t)(r > 127 ? 127 : r < -127 ? -127 : r);
             }
         }
-        cols[c].p = m;
-        cols[c].n = d * (f->precision == TSD_VEC_FLOAT32 ? 4 : 2);
-        m += cols[c].n;
+        cols[c].p = start;
+        cols[c].n = ref_size(f) + d * esz;
+        m += d * esz;
     }
     if (!rc) rc = row_join(env, t, ROW_VERSION, h.ncols, cols, out);
     free(mem);

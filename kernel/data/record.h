@@ -106,12 +106,13 @@ int tsd_row_pk_key(ts_env *env, const tsd_table *t, const uint8_t *row, size_t l
                    uint8_t *dst, size_t cap, size_t *off);
 
 /*
- * Vectors kept by an index.  A table whose vector index keeps exact copies
- * (tsix_vectors) stores the row without them: a version-2 row in which such
- * a vector column has an empty payload, its value being the vector the
- * index stores for the row's key.  tsd_row_field / tsd_row_decode refuse
- * such a column (TS_ERR_CORRUPT): the table layer puts the vectors back
- * (tsd_row_fill) before anything reads the row.
+ * Vectors kept by an index.  A table whose vector index keeps copies it can
+ * give back (tsix_vectors) stores the row without them: a version-2 row in
+ * which such a vector column has an empty payload (int8: only its 4-byte
+ * scale), its value being the vector the index stores for the row's key.
+ * tsd_row_field / tsd_row_decode refuse such a column (TS_ERR_CORRUPT):
+ * the table layer puts the vectors back (tsd_row_fill) before anything
+ * reads the row.
  */
 /* Whether row is a version-2 row (some vector left to an index). */
 int tsd_row_has_refs(const uint8_t *row, size_t len);
@@ -123,8 +124,9 @@ int tsd_row_strip(ts_env *env, const tsd_table *t, const uint8_t *row, size_t le
 /* refs[c] (t->ncols flags) = whether column c's vector is left to an index. */
 int tsd_row_refs(ts_env *env, const tsd_table *t, const uint8_t *row, size_t len, unsigned char *refs);
 /* The whole version-1 row into out, the vector of each column c left to an
- * index taken from vecs[c] (dimensions floats, exactly representable at
- * the field's precision); TS_ERR_CORRUPT when vecs[c] is NULL. */
+ * index taken from vecs[c] (dimensions floats: float32 exactly the stored
+ * ones; float16 and int8 ones that round to the stored values, int8 by the
+ * scale the row kept); TS_ERR_CORRUPT when vecs[c] is NULL. */
 int tsd_row_fill(ts_env *env, const tsd_table *t, const uint8_t *row, size_t len,
                  const float *const *vecs, tsd_buf *out);
 

@@ -442,7 +442,7 @@ static int strip_mask(tsw *w, tstbl *t, const unsigned char **mask)
     for (size_t i = 0; i < d->nindexes && !rc; i++) {
         const tsd_index *ix = &d->indexes[i];
         size_t c = ix->cols[0];
-        if (!ix->vector_config || !t->ix[i] || d->cols[c].precision == TSD_VEC_INT8) continue;
+        if (!ix->vector_config || !t->ix[i]) continue;
         rc = tsix_vectors(t->ix[i], w->tx, 0, NULL, NULL, NULL, NULL);
         if (rc == TS_ERR_UNSUPPORTED) { rc = TS_OK; continue; }
         if (!rc && !m && !(m = calloc(d->ncols, 1))) rc = tsenv_error(w->env, TS_ERR_NOMEM, "out of memory");

@@ -680,13 +680,16 @@ static int ngh_entry(void *cur, const void **key, size_t *klen, const void **val
 
 /* ---- stored vectors by primary key ------------------------------------------------------ */
 
-/* Whether the records (or the raw array) give back exactly the floats
- * insert received: float32 records, raw vectors, or float16 records of
- * keys that arrived float16-exact.  Looking a key up needs the key hash
- * (format 2). */
+/* Whether the records (or the raw array) give back the floats insert
+ * received: exactly for float32 records, raw vectors and float16 records
+ * of keys that arrived float16-exact; for int8 records of keys that
+ * arrived int8-exact (codes times a scale), the same codes times a scale
+ * that may differ from the key's in its last bit (ngh_key_matches).  Every
+ * record quantizes a key that arrived at its precision.  Looking a key up
+ * needs the key hash (format 2). */
 static int keeps_exact(const ngh_meta *m)
 {
-    return m->pkw && (m->raw || m->precision == NGH_F32 || (m->precision == NGH_F16 && m->keys_quantized));
+    return m->pkw && (m->raw || m->precision == NGH_F32 || m->keys_quantized);
 }
 
 static int ngh_vectors(void *idx, ts_txn *txn, size_t n, const void *const *vals, const size_t *vlens,

@@ -175,10 +175,13 @@ typedef struct ts_index_vtab {
     /* Optional (vector modules; ABI 1.4, read only when the module's vtable
      * is this long).  The stored vectors of n values: for each i, the
      * vector of the live entry whose value is vals[i] (vlens[i] bytes) into
-     * out[i * dimensions ...], exactly the floats insert received, and
-     * found[i] = 1; found[i] = 0 when the value has no entry.  n = 0 asks
-     * only whether this index keeps exact copies: TS_OK if so, else
-     * TS_ERR_UNSUPPORTED (as for every n then).  A module that answers
+     * out[i * dimensions ...] and found[i] = 1; found[i] = 0 when the value
+     * has no entry.  The floats are exactly those insert received, except
+     * that with "keysQuantized" (keys exactly representable at the index's
+     * float16 / int8 "precision") they need only round to the same values
+     * at that precision (int8: the same codes by the key's own scale).
+     * n = 0 asks only whether this index keeps such copies: TS_OK if so,
+     * else TS_ERR_UNSUPPORTED (as for every n then).  A module that answers
      * TS_OK promises it for the life of the index, so the kernel may keep
      * such vectors in the index alone (rows then refer to it). */
     int  (*vectors)(void *idx, ts_txn *txn, size_t n, const void *const *vals,
