@@ -792,6 +792,16 @@ int tsq_exec_pk_row_json(tsq_exec *e, const json_t *pk, json_t **out)
     return TS_OK;
 }
 
+int tsq_exec_shows_vectors(const tsq_exec *e, int src)
+{
+    const tsd_table *d = e->x.src[src].t->def;
+    for (size_t c = 0; !e->nsel && c < d->ncols; c++)
+        if (d->cols[c].type == TSD_VECTOR) return 1;
+    for (size_t i = 0; i < e->nsel; i++)
+        if (e->sel[i].src == src && d->cols[e->sel[i].col].type == TSD_VECTOR) return 1;
+    return 0;
+}
+
 int tsq_exec_narrow(const tsq_exec *e) { return e->g.n > 0 && e->plan.access != TSQ_FULL; }
 
 int tsq_exec_match(tsq_exec *e, const tsq_rowset *rs)

@@ -67,6 +67,9 @@ const tsq_cgroup *tsq_exec_conds(const tsq_exec *e);
  * key (whose value is pk), without reading it; TS_ERR_UNSUPPORTED when the
  * select list names anything else (or nothing: every field). */
 int  tsq_exec_pk_row_json(tsq_exec *e, const json_t *pk, json_t **out);
+/* Whether the rows e returns show a vector field of source src (no select
+ * list, or one naming such a field). */
+int  tsq_exec_shows_vectors(const tsq_exec *e, int src);
 /* Whether the plan reads only part of the table (its conditions use the
  * primary key or an index). */
 int  tsq_exec_narrow(const tsq_exec *e);

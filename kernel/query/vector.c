@@ -20,6 +20,7 @@ typedef struct vsearch {
     size_t    pl;
     int       read_rows;   /* the filter must look at the row (conditions, TTL) */
     int       cond_vectors; /* ... and its vectors (a condition on one, or a custom one) */
+    int       show_vectors; /* the rows returned show a vector field */
     int       metric;
     const tsq_vset *set;   /* the rows passing the conditions, when known */
     const tsq_vset *colset;   /* a column set (by_column's graph filter) */
@@ -156,7 +157,8 @@ static int emit_pk(vsearch *v, const uint8_t *pk, size_t pkl, double d, json_t *
     tsrow r;
     /* Not live-checked again: the filter accepted the row (TTL included)
      * moments ago, and a row expiring in between is not a missing row. */
-    rc = tsrow_read(v->x->w, v->t, v->space, pk, pkl, !v->read_rows, &r);
+    rc = v->show_vectors ? tsrow_read(v->x->w, v->t, v->space, pk, pkl, !v->read_rows, &r)
+                         : tsrow_read_stored(v->x->w, v->t, v->space, pk, pkl, !v->read_rows, &r);
     if (rc == TS_ERR_NOT_FOUND)
         rc = tsenv_error(v->x->env, TS_ERR_CORRUPT, "%s: the vector index has an entry for a "
                          "missing row", v->t->def->name);
@@ -739,6 +741,7 @@ int tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t d
     vsearch v = { .e = e, .x = x, .t = t, .space = x->src[0].space,
                   .read_rows = tsq_exec_has_cond(e) || t->ttl != NULL,
                   .cond_vectors = conds_read_vectors(tsq_exec_conds(e)),
+                  .show_vectors = tsq_exec_shows_vectors(e, 0),
                   .metric = metric >= 0 ? metric : metric_of(ixn >= 0 ? &t->def->indexes[ixn] : NULL) };
     v.pl = ts_key_int(v.pre, sizeof v.pre, 0, (int64_t)v.space);
     /* rows of TTL tables expire: sets are not used for them */

@@ -787,6 +787,14 @@ START_TEST(select_k_and_ef)
     r = search(ts_query_new(db, "v"), data + 5 * DIM, DIM, 3);
     ck_assert_uint_eq(json_array_size(json_object_get(ts_result_row(r, 0), "emb")), DIM);
     ts_result_free(r);
+    /* and a select list naming it gets it (read back from the index) */
+    static const char *const vsel[] = { "emb", "id" };
+    r = search(ts_select(ts_query_new(db, "v"), vsel, 2), data + 5 * DIM, DIM, 3);
+    row = ts_result_row(r, 0);
+    ck_assert_int_eq(fint(row, "id"), 6);
+    for (size_t d = 0; d < DIM; d++)
+        ck_assert((float)json_real_value(json_array_get(json_object_get(row, "emb"), d)) == data[5 * DIM + d]);
+    ts_result_free(r);
     /* ef: recall grows (or stays) with the breadth */
     double rec[2] = { 0, 0 };
     float *qs = clustered(40, DIM, 1234);
