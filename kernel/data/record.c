@@ -269,6 +269,32 @@ corrupt:
 
 /* ---- writing rows --------------------------------------------------------- */
 
+/* Bytes of a row: version, column count, null bitmap, the length
+ * section's size, the lengths and the payloads. */
+static size_t row_size(size_t ncols, size_t lens, size_t payload)
+{
+    return 1 + varint_len(ncols) + (ncols + 7) / 8 + varint_len(lens) + lens + payload;
+}
+
+/* Start a row of total bytes in out: its header with an all-clear null
+ * bitmap (*bits); *lp and *pp are where its lengths and payloads go. */
+static int row_begin(tsd_buf *out, uint8_t version, size_t ncols, size_t lens, size_t total,
+                     uint8_t **bits, uint8_t **lp, uint8_t **pp)
+{
+    out->len = 0;
+    if (tsd_buf_reserve(out, total)) return TS_ERR_NOMEM;
+    uint8_t *p = out->p;
+    *p++ = version;
+    p = varint_put(p, ncols);
+    *bits = p;
+    memset(p, 0, (ncols + 7) / 8);
+    p += (ncols + 7) / 8;
+    p = varint_put(p, lens);
+    *lp = p;
+    *pp = p + lens;
+    return TS_OK;
+}
+
 static int write_row(ts_env *env, const tsd_table *t, const tsd_value *vals, tsd_buf *out)
 {
     size_t ncols = t->ncols, lens = 0, payload = 0;
@@ -281,21 +307,12 @@ static int write_row(ts_env *env, const tsd_table *t, const tsd_value *vals, tsd
         if (!fixed_size(f)) lens += varint_len(pl);
         payload += pl;
     }
-    size_t bitmap = (ncols + 7) / 8;
-    size_t total = 1 + varint_len(ncols) + bitmap + varint_len(lens) + lens + payload;
+    size_t total = row_size(ncols, lens, payload);
     if (total > TSD_ROW_MAX)
         return tsenv_error(env, TS_ERR_RESOURCE, "%s: a row of %zu bytes is over the limit of "
                            "%u bytes", t->name, total, TSD_ROW_MAX);
-    out->len = 0;
-    if (tsd_buf_reserve(out, total)) return NOMEM();
-    uint8_t *p = out->p;
-    *p++ = ROW_VERSION;
-    p = varint_put(p, ncols);
-    uint8_t *bits = p;
-    memset(bits, 0, bitmap);
-    p += bitmap;
-    p = varint_put(p, lens);
-    uint8_t *lp = p, *pp = p + lens;
+    uint8_t *bits, *lp, *pp;
+    if (row_begin(out, ROW_VERSION, ncols, lens, total, &bits, &lp, &pp)) return NOMEM();
     for (size_t c = 0; c < ncols; c++) {
         const tsd_field *f = &t->cols[c];
         if (vals[c].kind == TSD_V_NULL) {
@@ -489,23 +506,15 @@ static int row_split(ts_env *env, const tsd_table *t, const uint8_t *row, size_t
 static int row_join(ts_env *env, const tsd_table *t, uint8_t version, size_t ncols, const rowcol *cols,
                     tsd_buf *out)
 {
-    size_t lens = 0, payload = 0, bitmap = (ncols + 7) / 8;
+    size_t lens = 0, payload = 0;
     for (size_t c = 0; c < ncols; c++) {
         if (cols[c].null) continue;
         if (!fixed_size(&t->cols[c])) lens += varint_len(cols[c].n);
         payload += cols[c].n;
     }
-    size_t total = 1 + varint_len(ncols) + bitmap + varint_len(lens) + lens + payload;
-    out->len = 0;
-    if (tsd_buf_reserve(out, total)) return NOMEM();
-    uint8_t *p = out->p;
-    *p++ = version;
-    p = varint_put(p, ncols);
-    uint8_t *bits = p;
-    memset(bits, 0, bitmap);
-    p += bitmap;
-    p = varint_put(p, lens);
-    uint8_t *lp = p, *pp = p + lens;
+    size_t total = row_size(ncols, lens, payload);
+    uint8_t *bits, *lp, *pp;
+    if (row_begin(out, version, ncols, lens, total, &bits, &lp, &pp)) return NOMEM();
     for (size_t c = 0; c < ncols; c++) {
         if (cols[c].null) {
             bits[c / 8] |= (uint8_t)(1u << (c % 8));
