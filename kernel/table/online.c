@@ -402,7 +402,7 @@ static int empty_some(tstbl_map *m, tstx *tx, const json_t *e, int64_t budget, i
     tsix *ix;
     int rc = tsix_open(m->env, m->reg, module ? module : "", opts,
                        (uint64_t)json_integer_value(json_object_get(e, "root")), "replaced tree", &ix);
-    if (rc == TS_ERR_PLUGIN || rc == TS_ERR_VALIDATION || rc == TS_ERR_INVALID) {
+    if (rc == TS_ERR_CONFIG || rc == TS_ERR_PLUGIN || rc == TS_ERR_VALIDATION || rc == TS_ERR_INVALID) {
         /* options the module refuses (a vector index recorded by a build
          * that kept only its vectorConfig): retrying cannot help, so the
          * tree's pages stay allocated and the task moves on */

@@ -1098,12 +1098,11 @@ static void same_rows(ts_db *db, const char *a, const char *b, size_t n)
     ts_result_free(rb);
 }
 
-/* A table whose ngh index keeps exact vectors stores each vector once: the
- * rows leave it to the index and get it back whenever they are read
- * (gets, queries, filters, updates, deletes rolled back, migrations that
- * drop or rebuild the index, reopen).  Checked against the same rows in a
- * table without an index, for float32 and float16 (int8 fields keep their
- * vectors in the rows). */
+/* A table with an ngh index stores each vector once: the rows leave it to
+ * the index (int8 rows keep their scale) and get it back whenever they are
+ * read (gets, queries, filters, updates, deletes rolled back, migrations
+ * that drop or rebuild the index, reopen).  Checked against the same rows
+ * in a table without an index, for float32, float16 and int8. */
 START_TEST(vectors_kept_once)
 {
     enum { N = 600, DIM = 24, BIG = 256, NB = 400 };
