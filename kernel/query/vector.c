@@ -417,8 +417,8 @@ static int by_keys(vsearch *v, size_t col, tsix *ix, const tsq_vset *ks, const f
         memcpy(key + v->pl, pk, pkl);
         rc = tsix_seek(&cur, key, v->pl + pkl, TS_SEEK_EQ);
         if (rc == TS_ERR_NOT_FOUND) { rc = TS_OK; continue; }
-        const void *ek, *ev;
-        size_t ekl, evl;
+        const void *ek = NULL, *ev = NULL;
+        size_t ekl = 0, evl = 0;
         if (!rc) rc = tsix_entry(&cur, &ek, &ekl, &ev, &evl);
         const uint8_t *row = ev;
         size_t len = evl;
