@@ -112,9 +112,8 @@ static int vfilter(void *ctx, const void *val, size_t vl)
     if (!v->read_rows) return 1;
     tsrow r;
     /* the vectors an index keeps are put back only when a condition reads them */
-    int rc = v->cond_vectors
-             ? tsrow_read(v->x->w, v->t, v->space, (const uint8_t *)val + v->pl, vl - v->pl, 1, &r)
-             : tsrow_read_stored(v->x->w, v->t, v->space, (const uint8_t *)val + v->pl, vl - v->pl, 1, &r);
+    int rc = tsrow_read_fill(v->x->w, v->t, v->space, (const uint8_t *)val + v->pl, vl - v->pl, 1,
+                             v->cond_vectors, &r);
     if (rc == TS_ERR_NOT_FOUND) return 0;
     if (rc) return rc;
     tsq_rowset rs = { { r.row }, { r.len } };
@@ -157,8 +156,7 @@ static int emit_pk(vsearch *v, const uint8_t *pk, size_t pkl, double d, json_t *
     tsrow r;
     /* Not live-checked again: the filter accepted the row (TTL included)
      * moments ago, and a row expiring in between is not a missing row. */
-    rc = v->show_vectors ? tsrow_read(v->x->w, v->t, v->space, pk, pkl, !v->read_rows, &r)
-                         : tsrow_read_stored(v->x->w, v->t, v->space, pk, pkl, !v->read_rows, &r);
+    rc = tsrow_read_fill(v->x->w, v->t, v->space, pk, pkl, !v->read_rows, v->show_vectors, &r);
     if (rc == TS_ERR_NOT_FOUND)
         rc = tsenv_error(v->x->env, TS_ERR_CORRUPT, "%s: the vector index has an entry for a "
                          "missing row", v->t->def->name);

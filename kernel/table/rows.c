@@ -182,21 +182,12 @@ static size_t ttl_key(uint8_t *k, uint64_t space, int64_t expires, const uint8_t
 
 /* ---- reading ---------------------------------------------------------- */
 
-static int read_row(tsw *w, tstbl *t, uint64_t space, const uint8_t *pk, size_t pkl, int live, int fill,
-                    tsrow *out);
-
 int tsrow_read(tsw *w, tstbl *t, uint64_t space, const uint8_t *pk, size_t pkl, int live, tsrow *out)
 {
-    return read_row(w, t, space, pk, pkl, live, 1, out);
+    return tsrow_read_fill(w, t, space, pk, pkl, live, 1, out);
 }
 
-int tsrow_read_stored(tsw *w, tstbl *t, uint64_t space, const uint8_t *pk, size_t pkl, int live,
-                      tsrow *out)
-{
-    return read_row(w, t, space, pk, pkl, live, 0, out);
-}
-
-static int read_row(tsw *w, tstbl *t, uint64_t space, const uint8_t *pk, size_t pkl, int live, int fill,
+int tsrow_read_fill(tsw *w, tstbl *t, uint64_t space, const uint8_t *pk, size_t pkl, int live, int fill,
                     tsrow *out)
 {
     memset(out, 0, sizeof *out);
@@ -366,6 +357,9 @@ int tsrow_fill_own(tsw *w, const tstbl *t, uint64_t space, const uint8_t **row, 
     return rc ? rc : tsrow_fill(w->env, w->tx, t, k, kl, row, len, buf);
 }
 
+static int put_stored(tsw *w, tstbl *t, const uint8_t *k, size_t kl, const uint8_t *row, size_t len,
+                      int64_t expires);
+
 int tsrow_unstrip_all(tsw *w, tstbl *t)
 {
     enum { BATCH = 64 };
@@ -406,19 +400,10 @@ int tsrow_unstrip_all(tsw *w, tstbl *t)
             size_t len = vl - hl;
             tsd_buf b = { 0 };
             rc = tsrow_fill(w->env, w->tx, t, k, lens[i], &row, &len, &b);
-            if (!rc && !b.len) {   /* whole already (cannot happen: it was just looked at) */
-                free(v);
-                continue;
+            if (!rc && b.len) {   /* else whole already (cannot happen: it was just looked at) */
+                rc = tsix_remove(t->primary, w->tx, k, lens[i], NULL, 0);
+                if (!rc) rc = put_stored(w, t, k, lens[i], b.p, b.len, hl ? (int64_t)get64(v) : 0);
             }
-            if (!rc && hl && tsd_buf_reserve(&b, hl)) rc = TS_ERR_NOMEM;
-            if (!rc && hl) {
-                /* the expiry first: shift the row up */
-                memmove(b.p + hl, b.p, b.len);
-                memcpy(b.p, v, hl);
-                b.len += hl;
-            }
-            if (!rc) rc = tsix_remove(t->primary, w->tx, k, lens[i], NULL, 0);
-            if (!rc) rc = tsix_insert(t->primary, w->tx, k, lens[i], b.p, b.len, 1);
             tsd_buf_free(&b);
             free(v);
         }
@@ -458,8 +443,22 @@ static int strip_mask(tsw *w, tstbl *t, const unsigned char **mask)
     return TS_OK;
 }
 
-/* The primary entry: key k -> the row (without the vectors an index
- * keeps), behind its expiry on TTL tables. */
+/* The primary entry as given: key k -> row, behind its expiry on TTL
+ * tables. */
+static int put_stored(tsw *w, tstbl *t, const uint8_t *k, size_t kl, const uint8_t *row, size_t len,
+                      int64_t expires)
+{
+    if (!t->ttl) return tsix_insert(t->primary, w->tx, k, kl, row, len, 1);
+    uint8_t *val = malloc(len + 8);
+    if (!val) return tsenv_error(w->env, TS_ERR_NOMEM, "out of memory");
+    put64(val, (uint64_t)expires);
+    memcpy(val + 8, row, len);
+    int rc = tsix_insert(t->primary, w->tx, k, kl, val, len + 8, 1);
+    free(val);
+    return rc;
+}
+
+/* The primary entry: the row without the vectors an index keeps. */
 static int put_primary(tsw *w, tstbl *t, const uint8_t *k, size_t kl, const uint8_t *row, size_t len,
                        int64_t expires)
 {
@@ -468,25 +467,7 @@ static int put_primary(tsw *w, tstbl *t, const uint8_t *k, size_t kl, const uint
     size_t ns = 0;
     int rc = strip_mask(w, t, &strip);
     if (!rc && strip) rc = tsd_row_strip(w->env, t->def, row, len, strip, &sb, &ns);
-    if (rc) return rc;
-    if (ns) {
-        row = sb.p;
-        len = sb.len;
-    }
-    if (!t->ttl) {
-        rc = tsix_insert(t->primary, w->tx, k, kl, row, len, 1);
-        tsd_buf_free(&sb);
-        return rc;
-    }
-    uint8_t *val = malloc(len + 8);
-    if (!val) {
-        tsd_buf_free(&sb);
-        return tsenv_error(w->env, TS_ERR_NOMEM, "out of memory");
-    }
-    put64(val, (uint64_t)expires);
-    memcpy(val + 8, row, len);
-    rc = tsix_insert(t->primary, w->tx, k, kl, val, len + 8, 1);
-    free(val);
+    if (!rc) rc = ns ? put_stored(w, t, k, kl, sb.p, sb.len, expires) : put_stored(w, t, k, kl, row, len, expires);
     tsd_buf_free(&sb);
     return rc;
 }

@@ -62,10 +62,10 @@ int  tsrow_pk_key(tsw *w, const tstbl *t, const json_t *pk, uint8_t *key, size_t
 /* Read the row with pk key pk in space.  NOT_FOUND when absent or, with
  * live, expired.  No message is recorded for NOT_FOUND. */
 int  tsrow_read(tsw *w, tstbl *t, uint64_t space, const uint8_t *pk, size_t pkl, int live, tsrow *out);
-/* tsrow_read without putting back the vectors an index keeps
- * (tsd_row_has_refs): for a caller that reads no vector column of it. */
-int  tsrow_read_stored(tsw *w, tstbl *t, uint64_t space, const uint8_t *pk, size_t pkl, int live,
-                       tsrow *out);
+/* tsrow_read, putting back the vectors an index keeps (tsd_row_has_refs)
+ * only with fill: a caller that reads no vector column passes 0. */
+int  tsrow_read_fill(tsw *w, tstbl *t, uint64_t space, const uint8_t *pk, size_t pkl, int live,
+                     int fill, tsrow *out);
 void tsrow_done(tsrow *r);
 /* A row as stored in t's primary tree under key (space prefix and primary
  * key) made whole: when it left vectors to a vector index
