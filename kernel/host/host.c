@@ -29,6 +29,12 @@ static int pa_free(ts_txn *t, uint64_t pgno) { return tstx_free((tstx *)t, pgno)
 static void *pa_data(ts_page *p) { return tspage_data((tspage *)p); }
 static uint64_t pa_pgno(ts_page *p) { return tspage_no((tspage *)p); }
 static void pa_release(ts_page *p) { tspage_release((tspage *)p); }
+static int pa_hold(ts_page *p, void **out)
+{
+    *out = tspage_hold((tspage *)p);
+    return TS_OK;
+}
+static void pa_unhold(void *h) { tspage_unhold(h); }
 static int pa_writable(ts_txn *t) { return tstx_is_write((tstx *)t); }
 
 static const ts_page_api page_api = {
@@ -41,6 +47,8 @@ static const ts_page_api page_api = {
     .pgno = pa_pgno,
     .release = pa_release,
     .writable = pa_writable,
+    .hold = pa_hold,
+    .unhold = pa_unhold,
 };
 
 

@@ -15,6 +15,7 @@
 #define PART_MIN_PAGES 256   /* smaller caches keep fewer partitions */
 
 struct tscpage {
+    tscache *owner;      /* for tscache_release, which has no cache argument */
     uint64_t pgno, ver;
     uint32_t pins;
     uint8_t  ref, linked;
@@ -182,6 +183,8 @@ static void evict(tscache *c, part *s)
     }
 }
 
+static part *lock_part_of(tscache *c, tscpage *p);
+
 static tscpage *find(part *s, uint64_t pgno, uint64_t ver)
 {
     tscpage *p = s->buckets[bucket(s, pgno, ver)];
@@ -207,12 +210,20 @@ tscpage *tscache_alloc(tscache *c, uint64_t pgno, uint64_t ver)
     pthread_mutex_unlock(&c->fmu);
     if (!p) return NULL;
     memset(p, 0, sizeof *p);
+    p->owner = c;
     p->pgno = pgno;
     p->ver = ver;
     return p;
 }
 
-void tscache_discard(tscache *c, tscpage *p) { frame_put(c, p); }
+/* A held page outlives its discard: its last release frees it. */
+void tscache_discard(tscache *c, tscpage *p)
+{
+    part *s = lock_part_of(c, p);
+    int gone = !p->pins;
+    pthread_mutex_unlock(&s->mu);
+    if (gone) frame_put(c, p);
+}
 
 tscpage *tscache_insert(tscache *c, tscpage *p)
 {
@@ -224,12 +235,13 @@ tscpage *tscache_insert(tscache *c, tscpage *p)
         q->pins++;
         q->ref = 1;
         pthread_mutex_unlock(&s->mu);
-        frame_put(c, p);
+        tscache_discard(c, p);
         return q;
     }
     evict(c, s);
     __atomic_store_n(&p->part, (uint8_t)i, __ATOMIC_RELAXED);
-    p->pins = 1;
+    /* a transaction's page may come with holds (tscache_hold) */
+    p->pins++;
     p->ref = 1;
     link_page(s, p);   /* when it cannot be tracked it is handed out unlinked */
     pthread_mutex_unlock(&s->mu);
@@ -255,6 +267,18 @@ void tscache_unpin(tscache *c, tscpage *p)
     int gone = --p->pins == 0 && !p->linked;
     pthread_mutex_unlock(&s->mu);
     if (gone) frame_put(c, p);
+}
+
+void tscache_hold(tscpage *p)
+{
+    part *s = lock_part_of(p->owner, p);
+    p->pins++;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void tscache_release(tscpage *p)
+{
+    if (p) tscache_unpin(p->owner, p);
 }
 
 void tscache_unpin_forget(tscache *c, tscpage *p)

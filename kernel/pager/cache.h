@@ -23,11 +23,20 @@ tscpage *tscache_get(tscache *c, uint64_t pgno, uint64_t ver);
 /* An unlinked page whose data the caller fills, then inserts (or frees with
  * tscache_discard).  NULL when out of memory. */
 tscpage *tscache_alloc(tscache *c, uint64_t pgno, uint64_t ver);
+/* Free an unlinked page, or, while it is held, leave that to its last
+ * tscache_release. */
 void     tscache_discard(tscache *c, tscpage *p);
 /* Link p (pinned).  If another thread inserted the same key first, p is
  * freed and the existing page is returned pinned instead. */
 tscpage *tscache_insert(tscache *c, tscpage *p);
 void     tscache_unpin(tscache *c, tscpage *p);
+/* One more pin on p, linked or not, taken for a holder outside any
+ * transaction (an index module's page cache): p's memory stays until the
+ * matching tscache_release, whatever drops, discards or inserts p meanwhile.
+ * A linked page's image never changes; an unlinked one is a writer's page
+ * and changes only through that writer. */
+void     tscache_hold(tscpage *p);
+void     tscache_release(tscpage *p);
 /* Unpin p and forget it (as tscache_drop): for a version its caller has
  * just superseded; whoever still reads it reads it again. */
 void     tscache_unpin_forget(tscache *c, tscpage *p);

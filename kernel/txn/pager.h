@@ -129,5 +129,12 @@ uint64_t tstx_stamp(const tstx *tx);
 uint8_t *tspage_data(tspage *p);     /* the usable bytes */
 uint64_t tspage_no(const tspage *p);
 void     tspage_release(tspage *p);
+/* Keep p's image in memory beyond the release and the transaction (the
+ * page API's hold): the pointer tspage_data gave stays valid until
+ * tspage_unhold of the returned token, from any thread, before the pager
+ * closes.  A committed image never changes; a page of a write transaction
+ * changes only through that transaction's writes. */
+void    *tspage_hold(tspage *p);
+void     tspage_unhold(void *hold);
 
 #endif

@@ -565,6 +565,15 @@ void tspage_release(tspage *p)
     p->tx->hfree = p;
 }
 
+void *tspage_hold(tspage *p)
+{
+    tscpage *cp = p->d ? tscpage_of_data(p->d->lp) : p->cp;
+    tscache_hold(cp);
+    return cp;
+}
+
+void tspage_unhold(void *hold) { tscache_release(hold); }
+
 /* ---- commit ------------------------------------------------------- */
 
 /* Wait until the log is durable up to `mark`, sharing one fsync among all

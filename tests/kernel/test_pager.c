@@ -240,6 +240,105 @@ START_TEST(superseded_versions_leave_cache)
 }
 END_TEST
 
+/* Page holds (the page API's hold, for index modules' caches): a held image
+ * stays readable and unchanged through its release and its transaction's
+ * end, later writers that change the page, checkpoints and eviction by a
+ * small cache; a writer's own page held before the commit is the committed
+ * image after it, and after a rollback or a spill stays readable with what
+ * was last written.  The memory goes with the last unhold (ASan and
+ * valgrind check every access below). */
+START_TEST(held_pages)
+{
+    enum { N = 400 };
+    char *dir = tst_tmpdir("pager");
+    ts_db *db = open_db(dir, "\"cacheBytes\": 262144");  /* 64 pages: eviction and spills */
+    uint64_t a = write_pages(db->pg, N, 1, 1);
+    size_t us;
+    void *h[4];
+    const uint8_t *hd[4];
+
+    /* a committed image, held in a read transaction that then ends */
+    tstx *rd, *wr;
+    tspage *p;
+    ck_assert_int_eq(tstx_begin(db->pg, 0, &rd), TS_OK);
+    us = tstx_usable(rd);
+    ck_assert_int_eq(tstx_get(rd, a, 0, &p), TS_OK);
+    hd[0] = tspage_data(p);
+    h[0] = tspage_hold(p);
+    tspage_release(p);
+    tstx_rollback(rd);
+
+    /* a writer's page held before its commit, another before a rollback */
+    ck_assert_int_eq(tstx_begin(db->pg, 1, &wr), TS_OK);
+    ck_assert_int_eq(tstx_get(wr, a + 1, 1, &p), TS_OK);
+    fill(tspage_data(p), us, a + 1, 2);
+    hd[1] = tspage_data(p);
+    h[1] = tspage_hold(p);
+    tspage_release(p);
+    ck_assert_int_eq(tstx_get(wr, a, 1, &p), TS_OK);     /* the held page changes: a new copy */
+    fill(tspage_data(p), us, a, 2);
+    ck_assert_ptr_ne(tspage_data(p), hd[0]);
+    tspage_release(p);
+    /* every page rewritten through a 64-page cache: evictions and spills */
+    for (int i = 2; i < N; i++) {
+        ck_assert_int_eq(tstx_get(wr, a + i, 1, &p), TS_OK);
+        fill(tspage_data(p), us, a + i, 2);
+        tspage_release(p);
+    }
+    ck_assert(check_fill(hd[0], us, a, 1));
+    ck_assert(check_fill(hd[1], us, a + 1, 2));
+    ck_assert_int_eq(tstx_commit(wr), TS_OK);
+    ck_assert(check_fill(hd[0], us, a, 1));
+    ck_assert(check_fill(hd[1], us, a + 1, 2));
+
+    ck_assert_int_eq(tstx_begin(db->pg, 1, &wr), TS_OK);
+    ck_assert_int_eq(tstx_get(wr, a + 2, 1, &p), TS_OK);
+    fill(tspage_data(p), us, a + 2, 3);
+    hd[2] = tspage_data(p);
+    h[2] = tspage_hold(p);
+    tspage_release(p);
+    for (int i = 3; i < N; i++) {                      /* spills the held page too */
+        ck_assert_int_eq(tstx_get(wr, a + i, 1, &p), TS_OK);
+        fill(tspage_data(p), us, a + i, 3);
+        tspage_release(p);
+    }
+    tstx_rollback(wr);
+    ck_assert(check_fill(hd[2], us, a + 2, 3));        /* what was written, still readable */
+    tspage_unhold(h[2]);
+
+    /* a main-file image held across a checkpoint and a reopen of the cache */
+    ck_assert_int_eq(tspg_checkpoint(db->pg, 1), TS_OK);
+    ck_assert_int_eq(tstx_begin(db->pg, 0, &rd), TS_OK);
+    ck_assert_int_eq(tstx_get(rd, a + 3, 0, &p), TS_OK);
+    hd[3] = tspage_data(p);
+    h[3] = tspage_hold(p);
+    tspage_release(p);
+    tstx_rollback(rd);
+    verify_pages(db->pg, a + 1, N - 1, 2);             /* evicts everything not held */
+    ck_assert_int_eq(tstx_begin(db->pg, 1, &wr), TS_OK);
+    ck_assert_int_eq(tstx_get(wr, a + 3, 1, &p), TS_OK);
+    fill(tspage_data(p), us, a + 3, 4);
+    tspage_release(p);
+    ck_assert_int_eq(tstx_commit(wr), TS_OK);
+    ck_assert_int_eq(tspg_checkpoint(db->pg, 1), TS_OK);
+    for (int i = 0; i < 4; i++)
+        if (i != 2) ck_assert(check_fill(hd[i], us, a + (uint64_t)i, i == 0 ? 1 : 2));
+    /* held memory is the cache's: a reader of the same version shares it */
+    ck_assert_int_eq(tstx_begin(db->pg, 0, &rd), TS_OK);
+    ck_assert_int_eq(tstx_get(rd, a + 1, 0, &p), TS_OK);
+    ck_assert(check_fill(tspage_data(p), us, a + 1, 2));
+    tspage_release(p);
+    tstx_rollback(rd);
+    tspage_unhold(h[0]);
+    tspage_unhold(h[1]);
+    tspage_unhold(h[3]);
+    verify_pages(db->pg, a + 4, N - 4, 2);
+    ts_close(db);
+    tst_rmrf(dir);
+    free(dir);
+}
+END_TEST
+
 /* Commit one transaction rewriting pages [a, a + n) as generation gen;
  * the status of its begin. */
 static int try_rewrite(tspg *pg, uint64_t a, int n, uint32_t gen)
@@ -611,6 +710,7 @@ static Suite *suite(void)
     tcase_add_test(tc, commit_reopen);
     tcase_add_test(tc, rollback_discards);
     tcase_add_test(tc, superseded_versions_leave_cache);
+    tcase_add_test(tc, held_pages);
     tcase_add_test(tc, log_capped_under_old_reader);
     tcase_add_test(tc, respill_in_place);
     tcase_add_test(tc, snapshot_isolation);

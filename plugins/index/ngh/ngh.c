@@ -756,14 +756,14 @@ static const ts_module ngh_module = {
 
 static const ts_module *const ngh_modules[] = { &ngh_module, NULL };
 
-/* The page copies live in host arenas (ABI 1.3); the loader refuses this
- * plugin in older kernels, this refuses a host table without them. */
+/* The caches hold the kernel's page images (ABI 1.5): the loader refuses
+ * this plugin in older kernels, this refuses a page API without holds. */
 static int ngh_init(const ts_host *host, ts_env *env, void **state_out)
 {
     *state_out = NULL;
-    if (host->struct_size < offsetof(ts_host, arena_destroy) + sizeof host->arena_destroy ||
-        !host->arena_create || !host->arena_alloc || !host->arena_free || !host->arena_destroy)
-        return host->error(env, TS_ERR_PLUGIN, "ngh: needs a host table of ABI 1.3 (arenas)");
+    const ts_page_api *pa = host->struct_size >= offsetof(ts_host, pages) + sizeof host->pages ? host->pages : NULL;
+    if (!pa || pa->struct_size < offsetof(ts_page_api, unhold) + sizeof pa->unhold || !pa->hold || !pa->unhold)
+        return host->error(env, TS_ERR_PLUGIN, "ngh: needs a page API of ABI 1.5 (page holds)");
     return TS_OK;
 }
 

@@ -91,11 +91,13 @@ typedef struct ngh_scratch {
     uint32_t   ptcap;
 } ngh_scratch;
 
-/* The read cache: copies of the node and upper-layer pages of one committed
+/* The read cache: the node and upper-layer pages of one committed
  * generation of the index (the meta page's gen, bumped by every write
- * operation), shared by every read operation that sees that generation.
- * Slots are filled once (compare-and-swap) and never change; a newer
- * generation replaces the cache, freed when its last reader ends. */
+ * operation), shared by every read operation that sees that generation:
+ * the kernel's own images of them, held (ts_page_api.hold) rather than
+ * copied.  Slots are filled once (compare-and-swap) and never change; a
+ * newer generation replaces the cache, released when its last reader
+ * ends. */
 #define NGH_SNAP_ARRAYS 2  /* NGH_A_NODE, NGH_A_UPPER */
 typedef struct ngh_snap {
     uint64_t gen;
@@ -109,13 +111,12 @@ typedef struct ngh_snap {
     uint32_t pkcap;
     _Atomic(uint8_t *) *pk;
     _Atomic uint64_t bytes;
-    ts_arena *arena;   /* the page copies (host arena); NULL: no copies (the
-                        * arena could not be made, or the write cache's is
-                        * handed over at publication) */
+    void   **hold[NGH_SNAP_ARRAYS];  /* each filled slot's hold, by position */
 } ngh_snap;
 
-/* The write cache: copies of node and upper-layer pages as the write
- * operations left them, for the next write operation of the same state
+/* The write cache: node and upper-layer pages as the write operations left
+ * them (held kernel images, as in the read cache, and this writer's own
+ * pages), for the next write operation of the same state
  * (its meta generation equals gen); under ngh_idx.mu except while busy,
  * when the one write operation holding it owns it. */
 typedef struct ngh_wcache {
@@ -124,7 +125,7 @@ typedef struct ngh_wcache {
     uint32_t  cap[NGH_SNAP_ARRAYS];
     uint8_t **slot[NGH_SNAP_ARRAYS];
     uint64_t  bytes;
-    ts_arena *arena;    /* the page copies (host arena); NULL: not set up yet */
+    void    **hold[NGH_SNAP_ARRAYS];
 } ngh_wcache;
 
 /* knn results handed out per transaction (see ngh.c). */
@@ -206,7 +207,7 @@ typedef struct ngh_op {
     uint32_t           relax;    /* pins kept before ngh_op_relax lets go */
     ngh_snap          *snap;     /* read operations on the cached generation */
     ngh_wcache        *wc;       /* write operations continuing the cached state */
-    void             **dead;     /* write-cache copies dropped by this operation */
+    void             **dead;     /* holds of write-cache pages dropped by this operation */
     uint32_t           ndead, deadcap;
 } ngh_op;
 

@@ -403,7 +403,7 @@ static void snap_ref(ngh_idx *ix, ngh_op *o)
 static void wc_attach(ngh_op *o);
 static void wc_detach(ngh_op *o);
 
-static void wc_fill(ngh_op *o, int a, uint32_t pos, const uint8_t *d, int reuse);
+static void wc_fill(ngh_op *o, int a, uint32_t pos, const ngh_pin *e);
 
 static void unpin_all(ngh_op *o)
 {
@@ -411,8 +411,8 @@ static void unpin_all(ngh_op *o)
     if (!o->tn) return;
     for (uint32_t i = 0; i < o->tcap; i++)
         if (o->tab[i].pgno) {
-            /* a page this operation changed: its final image for the write cache */
-            if (o->wc && o->tab[i].w && o->tab[i].arr >= 0) wc_fill(o, o->tab[i].arr, o->tab[i].pos, o->tab[i].d, 1);
+            /* a page this operation changed: held for the write cache */
+            if (o->wc && o->tab[i].w && o->tab[i].arr >= 0) wc_fill(o, o->tab[i].arr, o->tab[i].pos, &o->tab[i]);
             o->pa->release(o->tab[i].pg);
             o->tab[i].pgno = 0;
         }
@@ -487,17 +487,32 @@ int ngh_op_begin(ngh_op *o, ngh_idx *ix, ts_txn *tx, int write)
  * by the running operation are read from their pins, and copied back when
  * released. */
 
+/* The write cache holds the kernel's images instead of copying them
+ * (ts_page_api.hold): one copy of each page in memory, the kernel's.  A
+ * page this writer changed is its transaction's own image, which changes
+ * only when a write operation pins it for write, and that drops it from
+ * the cache first (pin_at); after the commit the same memory is the
+ * committed image. */
+
+static void wc_free_arrays(ngh_idx *ix, ngh_wcache *wc)
+{
+    for (int a = 0; a < NGH_SNAP_ARRAYS; a++) {
+        ix->host->free(wc->slot[a]);
+        ix->host->free(wc->hold[a]);
+        wc->slot[a] = NULL;
+        wc->hold[a] = NULL;
+        wc->cap[a] = 0;
+    }
+    wc->bytes = 0;
+}
+
 void ngh_wcache_reset(ngh_idx *ix)
 {
     ngh_wcache *wc = &ix->wc;
-    for (int a = 0; a < NGH_SNAP_ARRAYS; a++) {
-        ix->host->free(wc->slot[a]);
-        wc->slot[a] = NULL;
-        wc->cap[a] = 0;
-    }
-    ix->host->arena_destroy(wc->arena); /* every copy at once */
-    wc->arena = NULL;
-    wc->bytes = 0;
+    for (int a = 0; a < NGH_SNAP_ARRAYS; a++)
+        for (uint32_t i = 0; i < wc->cap[a]; i++)
+            if (wc->hold[a][i]) ix->pa->unhold(wc->hold[a][i]);
+    wc_free_arrays(ix, wc);
     wc->valid = 0;
 }
 
@@ -505,29 +520,31 @@ static void wc_drop(ngh_op *o, int a, uint32_t pos)
 {
     ngh_wcache *wc = o->wc;
     if (pos >= wc->cap[a] || !wc->slot[a][pos]) return;
-    /* kept until the operation ends: read pointers into it may be held */
+    /* held until the operation ends: read pointers into it may be kept */
     if (o->ndead == o->deadcap) {
         uint32_t nc = o->deadcap ? 2 * o->deadcap : 64;
         void **n = o->ix->host->realloc(o->dead, (size_t)nc * sizeof *n);
         if (!n) {
-            /* out of the cache all the same (reads of the page must see the
-             * pinned one); the block comes back when the arena is reset */
+            /* out of the cache all the same (reads of the page must see
+             * the pinned one); the hold is released now: a pointer into it
+             * comes only from this operation's own pins, still held */
+            o->pa->unhold(wc->hold[a][pos]);
             wc->slot[a][pos] = NULL;
+            wc->hold[a][pos] = NULL;
             wc->bytes -= o->m.usable;
             return;
         }
         o->dead = n;
         o->deadcap = nc;
     }
-    o->dead[o->ndead++] = wc->slot[a][pos];
+    o->dead[o->ndead++] = wc->hold[a][pos];
     wc->slot[a][pos] = NULL;
+    wc->hold[a][pos] = NULL;
     wc->bytes -= o->m.usable;
 }
 
-/* reuse: the caller holds no pointer into a page (unpin_all), so copies
- * dropped earlier in this operation can be refilled instead of a malloc
- * and a free per changed page. */
-static void wc_fill(ngh_op *o, int a, uint32_t pos, const uint8_t *d, int reuse)
+/* Hold e's page (pinned by this operation) as position pos of array a. */
+static void wc_fill(ngh_op *o, int a, uint32_t pos, const ngh_pin *e)
 {
     ngh_wcache *wc = o->wc;
     uint32_t size = o->m.usable;
@@ -537,22 +554,21 @@ static void wc_fill(ngh_op *o, int a, uint32_t pos, const uint8_t *d, int reuse)
         if (nc > UINT32_MAX) return;
         uint8_t **n = o->ix->host->realloc(wc->slot[a], (size_t)nc * sizeof *n);
         if (!n) return;
-        memset(n + wc->cap[a], 0, (size_t)(nc - wc->cap[a]) * sizeof *n);
         wc->slot[a] = n;
+        void **hn = o->ix->host->realloc(wc->hold[a], (size_t)nc * sizeof *hn);
+        if (!hn) return;  /* slot[a] grown, cap not yet: consistent */
+        wc->hold[a] = hn;
+        memset(n + wc->cap[a], 0, (size_t)(nc - wc->cap[a]) * sizeof *n);
+        memset(hn + wc->cap[a], 0, (size_t)(nc - wc->cap[a]) * sizeof *hn);
         wc->cap[a] = (uint32_t)nc;
     }
-    if (wc->slot[a][pos]) {
-        memcpy(wc->slot[a][pos], d, size);
-        return;
-    }
+    if (wc->slot[a][pos] == e->d) return;
+    if (wc->slot[a][pos]) wc_drop(o, a, pos);
     if (wc->bytes + size > o->ix->cache_bytes) return;
-    /* no arena (out of memory): no copy, and no error on the handle for
-     * what the pinned page serves all the same */
-    if (!wc->arena && o->ix->host->arena_create(NULL, size, &wc->arena)) return;
-    uint8_t *c = reuse && o->ndead ? o->dead[--o->ndead] : o->ix->host->arena_alloc(wc->arena);
-    if (!c) return;
-    memcpy(c, d, size);
-    wc->slot[a][pos] = c;
+    void *h;
+    if (o->pa->hold(e->pg, &h)) return;  /* not cached: the pinned page served */
+    wc->slot[a][pos] = e->d;
+    wc->hold[a][pos] = h;
     wc->bytes += size;
 }
 
@@ -572,9 +588,8 @@ static void wc_attach(ngh_op *o)
 static void wc_detach(ngh_op *o)
 {
     ngh_idx *ix = o->ix;
+    for (uint32_t i = 0; i < o->ndead; i++) ix->pa->unhold(o->dead[i]);
     if (o->wc) {
-        /* while this operation still owns the cache (a reset unmaps it) */
-        for (uint32_t i = 0; i < o->ndead; i++) ix->host->arena_free(ix->wc.arena, o->dead[i]);
         pthread_mutex_lock(&ix->mu);
         ix->wc.gen = o->m.gen;
         ix->wc.valid = 1;
@@ -592,8 +607,12 @@ static void wc_detach(ngh_op *o)
 void ngh_snap_free(ngh_idx *ix, ngh_snap *s)
 {
     if (!s) return;
-    for (int a = 0; a < NGH_SNAP_ARRAYS; a++) ix->host->free(s->slot[a]);
-    ix->host->arena_destroy(s->arena);
+    for (int a = 0; a < NGH_SNAP_ARRAYS; a++) {
+        for (uint32_t i = 0; s->hold[a] && i < s->cap[a]; i++)
+            if (s->hold[a][i]) ix->pa->unhold(s->hold[a][i]);
+        ix->host->free(s->slot[a]);
+        ix->host->free(s->hold[a]);
+    }
     for (uint32_t i = 0; s->pk && i < s->pkcap; i++)
         ix->host->free(atomic_load_explicit(&s->pk[i], memory_order_relaxed));
     ix->host->free(s->pk);
@@ -658,32 +677,44 @@ void ngh_snap_pk_fill(ngh_op *o, uint32_t id, const void **pk, size_t *pl)
 static int wc_claim(ngh_idx *ix, const ngh_meta *m)
 {
     ngh_wcache *wc = &ix->wc;
-    if (!wc->valid || wc->busy || wc->gen != m->gen || m->writer != ix->tag || !wc->arena) return 0;
+    if (!wc->valid || wc->busy || wc->gen != m->gen || m->writer != ix->tag || !wc->bytes) return 0;
     wc->busy = 1;
     return 1;
 }
 
-/* The claimed write cache's copies into sn's slots (sn not yet published). */
+/* The claimed write cache's pages into sn's slots (sn not yet published);
+ * the holds are sn's only once it is (snap_take_memory). */
 static void snap_take_slots(ngh_idx *ix, ngh_snap *sn)
 {
     ngh_wcache *wc = &ix->wc;
     for (int a = 0; a < NGH_SNAP_ARRAYS; a++) {
         uint32_t n = wc->cap[a] < sn->cap[a] ? wc->cap[a] : sn->cap[a];
-        for (uint32_t i = 0; i < n; i++)
+        for (uint32_t i = 0; i < n; i++) {
             atomic_store_explicit(&sn->slot[a][i], wc->slot[a][i], memory_order_relaxed);
+            sn->hold[a][i] = wc->hold[a][i];
+        }
     }
 }
 
-/* Under ix->mu, sn (made without an arena) being published: its memory
- * too (copies past the reader's arrays, none as both follow the meta page,
- * go with the arena), and the write cache, emptied, is released. */
+/* Not published after snap_take_slots: the holds stay the write cache's. */
+static void snap_untake(ngh_snap *sn)
+{
+    for (int a = 0; a < NGH_SNAP_ARRAYS; a++)
+        if (sn->hold[a]) memset(sn->hold[a], 0, (size_t)sn->cap[a] * sizeof *sn->hold[a]);
+}
+
+/* Under ix->mu, sn being published: the holds it took become its own, and
+ * the write cache is emptied without releasing them (pages past the
+ * reader's arrays, none as both follow the meta page, are released). */
 static void snap_take_memory(ngh_idx *ix, ngh_snap *sn)
 {
     ngh_wcache *wc = &ix->wc;
-    sn->arena = wc->arena;
-    wc->arena = NULL;
+    for (int a = 0; a < NGH_SNAP_ARRAYS; a++)
+        for (uint32_t i = sn->cap[a]; i < wc->cap[a]; i++)
+            if (wc->hold[a][i]) ix->pa->unhold(wc->hold[a][i]);
     atomic_store_explicit(&sn->bytes, wc->bytes, memory_order_relaxed);
-    ngh_wcache_reset(ix);
+    wc_free_arrays(ix, wc);
+    wc->valid = 0;
     wc->busy = 0;
 }
 
@@ -703,9 +734,6 @@ static void snap_attach(ngh_op *o)
         fresh = ix->host->calloc(1, sizeof *fresh);
         if (fresh) {
             fresh->gen = o->m.gen;
-            /* taking the write cache's copies takes its arena; without
-             * one (no memory) the pinned pages serve */
-            if (!take) ix->host->arena_create(NULL, o->m.usable, &fresh->arena);
             /* format 1's keys are all in the map: cache them; format 2's
              * are in the slots (the few in the map are looked up) */
             if (!o->m.pkw) {
@@ -716,7 +744,8 @@ static void snap_attach(ngh_op *o)
             for (int a = 0; a < NGH_SNAP_ARRAYS; a++) {
                 fresh->cap[a] = o->m.npages[a];
                 fresh->slot[a] = ix->host->calloc(fresh->cap[a] ? fresh->cap[a] : 1, sizeof *fresh->slot[a]);
-                if (!fresh->slot[a]) {
+                fresh->hold[a] = ix->host->calloc(fresh->cap[a] ? fresh->cap[a] : 1, sizeof *fresh->hold[a]);
+                if (!fresh->slot[a] || !fresh->hold[a]) {
                     ngh_snap_free(ix, fresh);
                     fresh = NULL;
                     break;
@@ -743,6 +772,7 @@ static void snap_attach(ngh_op *o)
     if (take) ix->wc.busy = 0; /* not taken (lost a race, or no memory): the write cache stays */
     snap_ref(ix, o);
     pthread_mutex_unlock(&ix->mu);
+    if (fresh && took) snap_untake(fresh);
     ngh_snap_free(ix, fresh); /* lost a race to another reader (its slots only) */
     ngh_snap_free(ix, old);
 }
@@ -1066,24 +1096,25 @@ static int arr_read(ngh_op *o, int a, uint64_t pos, uint32_t type, uint8_t **out
     if (rc) return rc;
     if (g32(d) != type) return ngh_corrupt(o, a == NGH_A_NODE ? "not a node page" : "not an upper-layer page");
     *out = d;
+    ngh_pin *e = pin_find(o, pg);
     if (wc) {
-        /* not a page this operation is changing: its copy serves later
-         * write operations (a changed one is copied when released) */
-        ngh_pin *e = pin_find(o, pg);
-        if (e && !e->w && pos < UINT32_MAX) wc_fill(o, a, (uint32_t)pos, d, 0);
+        /* not a page this operation is changing: held for later write
+         * operations (a changed one is held when released) */
+        if (e && !e->w && pos < UINT32_MAX) wc_fill(o, a, (uint32_t)pos, e);
         return TS_OK;
     }
     uint32_t size = o->m.usable;
-    if (!slot || !sn->arena || atomic_load_explicit(&sn->bytes, memory_order_relaxed) + size > o->ix->cache_bytes)
-        return TS_OK;
-    uint8_t *c = o->ix->host->arena_alloc(sn->arena), *exp = NULL;
-    if (!c) return TS_OK; /* no copy: the pinned page serves */
-    memcpy(c, d, size);
-    if (atomic_compare_exchange_strong_explicit(slot, &exp, c, memory_order_acq_rel, memory_order_acquire)) {
+    void *h;
+    uint8_t *exp = NULL;
+    if (!slot || !e || atomic_load_explicit(&sn->bytes, memory_order_relaxed) + size > o->ix->cache_bytes ||
+        o->pa->hold(e->pg, &h))
+        return TS_OK; /* not cached: the pinned page serves */
+    if (atomic_compare_exchange_strong_explicit(slot, &exp, d, memory_order_acq_rel,
+                                                memory_order_acquire)) {
+        sn->hold[a][pos] = h;  /* read only when the cache is released */
         atomic_fetch_add_explicit(&sn->bytes, size, memory_order_relaxed);
-        *out = c;
     } else {
-        o->ix->host->arena_free(sn->arena, c);
+        o->pa->unhold(h);      /* another reader held the same image first */
         *out = exp;
     }
     return TS_OK;

@@ -67,6 +67,20 @@ typedef struct ts_page_api {
     void     (*release)(ts_page *page);
     /* Whether txn may write (1) or only read (0). */
     int      (*writable)(ts_txn *txn);
+
+    /* ABI 1.5 (check struct_size before use).  Keep the image of a page
+     * got with get or alloc in memory beyond its release and its
+     * transaction, for a module's own cache of pages, without copying it:
+     * data(page) stays valid until unhold of *hold_out, which may be
+     * called from any thread at any time before the module's close
+     * returns.  A page of a committed state never changes; a page the
+     * holder's write transaction got for write changes only through that
+     * transaction's writes, and after a rollback holds what the
+     * transaction last wrote (the holder must not take it for committed
+     * data).  Held pages count against the kernel's cacheBytes and cannot
+     * be evicted: hold a bounded number. */
+    int      (*hold)(ts_page *page, void **hold_out);
+    void     (*unhold)(void *hold);
 } ts_page_api;
 
 /* Every index module accepts keys up to this many bytes (memcomparable
