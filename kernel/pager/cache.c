@@ -19,6 +19,7 @@ struct tscpage {
     uint64_t pgno, ver;
     uint32_t pins;
     uint8_t  ref, linked;
+    uint8_t  owned;      /* from tscache_alloc until inserted or discarded */
     uint8_t  part;       /* partition it is counted in (atomic: see unpin) */
     size_t   slot;       /* index in its partition's all while linked */
     tscpage *hnext;
@@ -169,10 +170,14 @@ static int link_page(part *s, tscpage *p)
 }
 
 /* Clock: evict unpinned pages until under budget; give up after two
- * sweeps (everything pinned: the cache runs over budget for a while). */
+ * sweeps (everything pinned: the cache runs over budget for a while), or
+ * after EVICT_SCAN steps: pages held by index modules' caches
+ * (tscache_hold) may fill a partition for long, and a full sweep on every
+ * insert would then cost as much as the partition is large. */
+#define EVICT_SCAN 1024
 static void evict(tscache *c, part *s)
 {
-    size_t budget = 2 * s->n + 1;
+    size_t budget = s->n < EVICT_SCAN / 2 ? 2 * s->n + 1 : EVICT_SCAN;
     while (s->n >= s->max_pages && budget-- > 0 && s->n > 0) {
         if (s->hand >= s->n) s->hand = 0;
         tscpage *p = s->all[s->hand];
@@ -211,6 +216,7 @@ tscpage *tscache_alloc(tscache *c, uint64_t pgno, uint64_t ver)
     if (!p) return NULL;
     memset(p, 0, sizeof *p);
     p->owner = c;
+    p->owned = 1;
     p->pgno = pgno;
     p->ver = ver;
     return p;
@@ -220,6 +226,7 @@ tscpage *tscache_alloc(tscache *c, uint64_t pgno, uint64_t ver)
 void tscache_discard(tscache *c, tscpage *p)
 {
     part *s = lock_part_of(c, p);
+    p->owned = 0;
     int gone = !p->pins;
     pthread_mutex_unlock(&s->mu);
     if (gone) frame_put(c, p);
@@ -242,6 +249,7 @@ tscpage *tscache_insert(tscache *c, tscpage *p)
     __atomic_store_n(&p->part, (uint8_t)i, __ATOMIC_RELAXED);
     /* a transaction's page may come with holds (tscache_hold) */
     p->pins++;
+    p->owned = 0;
     p->ref = 1;
     link_page(s, p);   /* when it cannot be tracked it is handed out unlinked */
     pthread_mutex_unlock(&s->mu);
@@ -264,7 +272,7 @@ void tscache_unpin(tscache *c, tscpage *p)
 {
     if (!p) return;
     part *s = lock_part_of(c, p);
-    int gone = --p->pins == 0 && !p->linked;
+    int gone = --p->pins == 0 && !p->linked && !p->owned;
     pthread_mutex_unlock(&s->mu);
     if (gone) frame_put(c, p);
 }
@@ -286,7 +294,7 @@ void tscache_unpin_forget(tscache *c, tscpage *p)
     if (!p) return;
     part *s = lock_part_of(c, p);
     if (p->linked) unlink_page(s, p);
-    int gone = --p->pins == 0;
+    int gone = --p->pins == 0 && !p->owned;
     pthread_mutex_unlock(&s->mu);
     if (gone) frame_put(c, p);
 }

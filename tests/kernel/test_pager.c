@@ -297,6 +297,14 @@ START_TEST(held_pages)
     hd[2] = tspage_data(p);
     h[2] = tspage_hold(p);
     tspage_release(p);
+    /* a hold released while the transaction still owns its page */
+    ck_assert_int_eq(tstx_get(wr, a + 3, 1, &p), TS_OK);
+    tspage_unhold(tspage_hold(p));
+    fill(tspage_data(p), us, a + 3, 3);
+    tspage_release(p);
+    ck_assert_int_eq(tstx_get(wr, a + 3, 0, &p), TS_OK);
+    ck_assert(check_fill(tspage_data(p), us, a + 3, 3));
+    tspage_release(p);
     for (int i = 3; i < N; i++) {                      /* spills the held page too */
         ck_assert_int_eq(tstx_get(wr, a + i, 1, &p), TS_OK);
         fill(tspage_data(p), us, a + i, 3);
