@@ -357,6 +357,9 @@ static int rekey_files(ts_db *db, const tsreg_module *m, const tscfg *nc, unsign
         free(ring);
         return rc;
     }
+    /* the catalog's commit stamps are in memory only: the new pager goes on
+     * from the old one's, or tables would vanish from later snapshots */
+    uint64_t stamp = tspg_stamp(db->pg);
     rc = tspg_close(db->pg);
     db->pg = NULL;
     if (!rc) rc = tsrekey_run(env, db->store, db->cipher, next, ring, ring_len, progress, ctx);
@@ -380,6 +383,7 @@ static int rekey_files(ts_db *db, const tsreg_module *m, const tscfg *nc, unsign
     }
     tscipher_free(next);
     int rc3 = open_pager(db);
+    if (!rc3) tspg_stamp_restore(db->pg, stamp);
     return rc ? rc : rc3;
 }
 

@@ -1,4 +1,5 @@
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,12 @@ typedef struct part {
 struct tscache {
     size_t          page_bytes;
     unsigned        nparts;  /* a power of two */
+    /* Holds outstanding: tscache_free with some left (a rekey swaps the
+     * pager under open index modules) leaves the freeing to the last
+     * tscache_release.  Held images are of committed states, which a
+     * rekey does not change, so their holders may go on reading them. */
+    _Atomic size_t  nholds;
+    _Atomic int     closing, freed;
     /* on a line of their own: every pin reads the two fields above */
     pthread_mutex_t fmu __attribute__((aligned(64)));   /* fr */
     tsframes        fr;      /* every page's memory */
@@ -100,9 +107,9 @@ int tscache_new(size_t max_bytes, size_t page_bytes, tscache **out)
     return TS_OK;
 }
 
-void tscache_free(tscache *c)
+static void cache_destroy(tscache *c)
 {
-    if (!c) return;
+    if (atomic_exchange(&c->freed, 1)) return;
     tsframes_done(&c->fr); /* every page at once */
     for (unsigned i = 0; i < c->nparts; i++) {
         free(c->p[i].all);
@@ -111,6 +118,13 @@ void tscache_free(tscache *c)
     }
     pthread_mutex_destroy(&c->fmu);
     free(c);
+}
+
+void tscache_free(tscache *c)
+{
+    if (!c) return;
+    atomic_store(&c->closing, 1);
+    if (atomic_load(&c->nholds) == 0) cache_destroy(c);
 }
 
 /* Out of s's bucket only. */
@@ -282,11 +296,15 @@ void tscache_hold(tscpage *p)
     part *s = lock_part_of(p->owner, p);
     p->pins++;
     pthread_mutex_unlock(&s->mu);
+    atomic_fetch_add(&p->owner->nholds, 1);
 }
 
 void tscache_release(tscpage *p)
 {
-    if (p) tscache_unpin(p->owner, p);
+    if (!p) return;
+    tscache *c = p->owner;
+    tscache_unpin(c, p);
+    if (atomic_fetch_sub(&c->nholds, 1) == 1 && atomic_load(&c->closing)) cache_destroy(c);
 }
 
 void tscache_unpin_forget(tscache *c, tscpage *p)

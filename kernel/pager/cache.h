@@ -16,6 +16,7 @@ typedef struct tscache tscache;
 typedef struct tscpage tscpage;
 
 int      tscache_new(size_t max_bytes, size_t page_bytes, tscache **out);
+/* With holds outstanding the cache stays until the last tscache_release. */
 void     tscache_free(tscache *c);
 
 /* A pinned page (pgno, ver), or NULL on a miss. */
@@ -34,7 +35,8 @@ void     tscache_unpin(tscache *c, tscpage *p);
  * transaction (an index module's page cache): p's memory stays until the
  * matching tscache_release, whatever drops, discards or inserts p meanwhile.
  * A linked page's image never changes; an unlinked one is a writer's page
- * and changes only through that writer. */
+ * and changes only through that writer, and until it is linked (its
+ * partition changes then) it is released only on the writer's thread. */
 void     tscache_hold(tscpage *p);
 void     tscache_release(tscpage *p);
 /* Unpin p and forget it (as tscache_drop): for a version its caller has

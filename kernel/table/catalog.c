@@ -126,9 +126,10 @@ static json_t *pkgen_options(const tsd_table *d, int64_t node_id)
  * vectorConfig plus the field's dimensions and precision, and, for a
  * float16 / int8 field, keysQuantized (the keys are decoded from the
  * quantized row values, so the module can hold them exactly without a
- * float32 copy), and cacheBytes: half the database's, the bound of each of
- * the module's page-copy caches, so an index's memory follows the budget
- * the user set; NULL otherwise (*opts stays NULL, which is not an error). */
+ * float32 copy), and cacheBytes: half the database's, the bound of what
+ * each of the module's page caches holds, so an index's memory follows the
+ * budget the user set; NULL otherwise (*opts stays NULL, which is not an
+ * error). */
 int tstbl_index_opts(const tstbl_map *m, const tsd_table *def, size_t i, json_t **opts)
 {
     ts_env *env = m->env;

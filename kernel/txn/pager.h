@@ -125,6 +125,11 @@ uint64_t tstx_tag(const tstx *tx);
  * itself, so a snapshot that sees a commit's pages also sees its stamp. */
 void     tstx_set_commit_stamp(tstx *tx, uint64_t stamp);
 uint64_t tstx_stamp(const tstx *tx);
+/* The stamp the latest commit published (stamps live in memory only): a
+ * pager opened again over the same files in the same process (ts_rekey)
+ * starts from the old one's, so snapshots keep seeing what they saw. */
+uint64_t tspg_stamp(tspg *pg);
+void     tspg_stamp_restore(tspg *pg, uint64_t stamp);
 
 uint8_t *tspage_data(tspage *p);     /* the usable bytes */
 uint64_t tspage_no(const tspage *p);

@@ -787,6 +787,22 @@ int tstx_commit(tstx *tx)
     return rc;
 }
 
+uint64_t tspg_stamp(tspg *pg)
+{
+    pthread_mutex_lock(&pg->mu);
+    uint64_t s = pg->stamp_committed;
+    pthread_mutex_unlock(&pg->mu);
+    return s;
+}
+
+void tspg_stamp_restore(tspg *pg, uint64_t stamp)
+{
+    pthread_mutex_lock(&pg->mu);
+    if (stamp > pg->stamp_committed) pg->stamp_committed = stamp;
+    if (stamp > pg->stamp_published) pg->stamp_published = stamp;
+    pthread_mutex_unlock(&pg->mu);
+}
+
 void tstx_set_tag(tstx *tx, uint64_t tag) { tx->tag = tag; }
 uint64_t tstx_stamp(const tstx *tx) { return tx->stamp; }
 void tstx_set_commit_stamp(tstx *tx, uint64_t stamp) { tx->commit_stamp = stamp; }

@@ -240,6 +240,7 @@ static int ngh_drop(void *idx, ts_txn *txn)
     ngh_op o;
     int rc = op_begin(&o, ix, txn, 1);
     if (rc) return rc;
+    ngh_wcache_clear(&o);
     rc = ngh_free_pages(&o);
     ngh_op_end(&o);
     if (!rc) rc = ix->btv->drop(ix->bt, txn);

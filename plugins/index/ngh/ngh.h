@@ -287,6 +287,9 @@ void     ngh_snap_pk_prefetch(ngh_op *o, const ngh_cand *c, uint32_t n);
  * it has one and room); *pk / *pl then point at the copy. */
 void     ngh_snap_pk_fill(ngh_op *o, uint32_t id, const void **pk, size_t *pl);
 void     ngh_wcache_reset(ngh_idx *ix);
+/* Empty the write cache o owns (before freeing the index's pages, which
+ * would rewrite held ones). */
+void     ngh_wcache_clear(ngh_op *o);
 /* ---- small helpers (map keys are big endian, so they sort by id) ---- */
 
 static inline void ngh_be32(uint8_t *p, uint32_t v)

@@ -484,15 +484,15 @@ int ngh_op_begin(ngh_op *o, ngh_idx *ix, ts_txn *tx, int write)
  * generation equals the cache's continues that state (the same transaction,
  * or a later one after it committed); any other generation (a rollback, a
  * statement rolled back, another writer's commit) empties it.  Pages changed
- * by the running operation are read from their pins, and copied back when
- * released. */
-
-/* The write cache holds the kernel's images instead of copying them
+ * by the running operation are read from their pins, and held again when
+ * released.
+ *
+ * The cache holds the kernel's images instead of copying them
  * (ts_page_api.hold): one copy of each page in memory, the kernel's.  A
  * page this writer changed is its transaction's own image, which changes
  * only when a write operation pins it for write, and that drops it from
- * the cache first (pin_at); after the commit the same memory is the
- * committed image. */
+ * the cache first (pin_at); after the commit it is the committed image
+ * (or, spilled, an equal copy of it). */
 
 static void wc_free_arrays(ngh_idx *ix, ngh_wcache *wc)
 {
@@ -506,14 +506,23 @@ static void wc_free_arrays(ngh_idx *ix, ngh_wcache *wc)
     wc->bytes = 0;
 }
 
-void ngh_wcache_reset(ngh_idx *ix)
+static void wc_release(ngh_idx *ix, ngh_wcache *wc)
 {
-    ngh_wcache *wc = &ix->wc;
     for (int a = 0; a < NGH_SNAP_ARRAYS; a++)
         for (uint32_t i = 0; i < wc->cap[a]; i++)
             if (wc->hold[a][i]) ix->pa->unhold(wc->hold[a][i]);
     wc_free_arrays(ix, wc);
-    wc->valid = 0;
+}
+
+void ngh_wcache_clear(ngh_op *o)
+{
+    if (o->wc) wc_release(o->ix, o->wc);
+}
+
+void ngh_wcache_reset(ngh_idx *ix)
+{
+    wc_release(ix, &ix->wc);
+    ix->wc.valid = 0;
 }
 
 static void wc_drop(ngh_op *o, int a, uint32_t pos)
@@ -526,12 +535,10 @@ static void wc_drop(ngh_op *o, int a, uint32_t pos)
         void **n = o->ix->host->realloc(o->dead, (size_t)nc * sizeof *n);
         if (!n) {
             /* out of the cache all the same (reads of the page must see
-             * the pinned one); the hold is released now: a pointer into it
-             * comes only from this operation's own pins, still held */
-            o->pa->unhold(wc->hold[a][pos]);
+             * the pinned one), but still held: read pointers into it may
+             * be kept, and the slot's hold is released with the cache
+             * (wc_fill leaves such a position alone) */
             wc->slot[a][pos] = NULL;
-            wc->hold[a][pos] = NULL;
-            wc->bytes -= o->m.usable;
             return;
         }
         o->dead = n;
@@ -564,7 +571,7 @@ static void wc_fill(ngh_op *o, int a, uint32_t pos, const ngh_pin *e)
     }
     if (wc->slot[a][pos] == e->d) return;
     if (wc->slot[a][pos]) wc_drop(o, a, pos);
-    if (wc->bytes + size > o->ix->cache_bytes) return;
+    if (wc->hold[a][pos] || wc->bytes + size > o->ix->cache_bytes) return;
     void *h;
     if (o->pa->hold(e->pg, &h)) return;  /* not cached: the pinned page served */
     wc->slot[a][pos] = e->d;
@@ -575,13 +582,18 @@ static void wc_fill(ngh_op *o, int a, uint32_t pos, const ngh_pin *e)
 static void wc_attach(ngh_op *o)
 {
     ngh_idx *ix = o->ix;
+    int stale = 0;
     pthread_mutex_lock(&ix->mu);
     if (!ix->wc.busy) {
-        if (!ix->wc.valid || ix->wc.gen != o->m.gen || o->m.writer != ix->tag) ngh_wcache_reset(ix);
+        stale = !ix->wc.valid || ix->wc.gen != o->m.gen || o->m.writer != ix->tag;
+        if (stale) ix->wc.valid = 0;
         ix->wc.busy = 1;
         o->wc = &ix->wc;
     }
     pthread_mutex_unlock(&ix->mu);
+    /* released outside the mutex, which every operation's start takes (a
+     * hold each, up to a whole index's pages): busy, the cache is ours */
+    if (stale) wc_release(ix, &ix->wc);
 }
 
 /* After the meta page got its new generation. */
@@ -664,12 +676,12 @@ void ngh_snap_pk_fill(ngh_op *o, uint32_t id, const void **pk, size_t *pl)
 }
 
 /* A read cache started for the write cache's generation takes the write
- * cache's copies: a reader sees only committed generations, and the tag
+ * cache's pages: a reader sees only committed generations, and the tag
  * (generation and writer) names the state the last write operation of this
- * object left, so those copies are that state's pages.  Instead of copying
- * the same pages again from the kernel, the index then holds one set of
- * copies instead of two; bulk loads followed by searches are the common
- * case.  The next write operation starts with an empty write cache.
+ * object left, so those held pages are that state's.  Instead of getting
+ * the same pages again from the kernel, the read cache takes their holds;
+ * bulk loads followed by searches are the common case.  The next write
+ * operation starts with an empty write cache.
  *
  * Under ix->mu: claim the write cache (busy) when it is of the reader's
  * state, so that its slots can be copied outside the lock (170K slots at 1M
@@ -706,13 +718,17 @@ static void snap_untake(ngh_snap *sn)
 /* Under ix->mu, sn being published: the holds it took become its own, and
  * the write cache is emptied without releasing them (pages past the
  * reader's arrays, none as both follow the meta page, are released). */
-static void snap_take_memory(ngh_idx *ix, ngh_snap *sn)
+static void snap_take_memory(ngh_idx *ix, ngh_snap *sn, uint32_t usable)
 {
     ngh_wcache *wc = &ix->wc;
+    uint64_t bytes = wc->bytes;
     for (int a = 0; a < NGH_SNAP_ARRAYS; a++)
         for (uint32_t i = sn->cap[a]; i < wc->cap[a]; i++)
-            if (wc->hold[a][i]) ix->pa->unhold(wc->hold[a][i]);
-    atomic_store_explicit(&sn->bytes, wc->bytes, memory_order_relaxed);
+            if (wc->hold[a][i]) {
+                ix->pa->unhold(wc->hold[a][i]);
+                bytes -= usable;
+            }
+    atomic_store_explicit(&sn->bytes, bytes, memory_order_relaxed);
     wc_free_arrays(ix, wc);
     wc->valid = 0;
     wc->busy = 0;
@@ -763,7 +779,7 @@ static void snap_attach(ngh_op *o)
             if (!s->refs) old = s;
         }
         if (took) {
-            snap_take_memory(ix, fresh); /* releases the write cache */
+            snap_take_memory(ix, fresh, o->m.usable); /* releases the write cache */
             take = 0;
         }
         ix->snap = s = fresh;
@@ -896,9 +912,9 @@ static ngh_pin *pin_find(ngh_op *o, uint64_t pgno)
 
 static void wc_drop(ngh_op *o, int a, uint32_t pos);
 
-/* pin for a page of array a at position pos: a page pinned for write drops
- * its write-cache copy now (reads of it in this operation go to the pinned
- * page) and gets a fresh copy when it is released (unpin_all). */
+/* pin for a page of array a at position pos: a page pinned for write leaves
+ * the write cache now (reads of it in this operation go to the pinned page)
+ * and is held again when it is released (unpin_all). */
 static int pin_at(ngh_op *o, uint64_t pgno, int write, int a, uint64_t pos, uint8_t **d)
 {
     int rc = pin(o, pgno, write, d);
@@ -1069,7 +1085,7 @@ int ngh_free_pages(ngh_op *o)
 }
 
 /* Position pos of array a (pages of type `type`) for reading: from the read
- * cache when the operation has one (copying the page in on a miss), else
+ * cache when the operation has one (holding the page on a miss), else
  * pinned.  The type is checked when the page comes from the kernel, not on
  * every cached use (that read alone was a cache miss per page visited). */
 static int arr_read(ngh_op *o, int a, uint64_t pos, uint32_t type, uint8_t **out)
@@ -1162,7 +1178,7 @@ static inline int node_rec(ngh_op *o, uint32_t id, int write, uint8_t **rec)
     uint8_t *d = NULL;
     ngh_snap *sn = o->snap;
     ngh_wcache *wc = o->wc;
-    /* reads go straight to a cached copy: the read cache (read-only
+    /* reads go straight to a cached page: the read cache (read-only
      * transactions) or the write cache (write operations: a page this
      * operation pins for write has left it, and is found through pm) */
     if (!write && sn && pos < sn->cap[NGH_A_NODE])

@@ -71,14 +71,16 @@ typedef struct ts_page_api {
     /* ABI 1.5 (check struct_size before use).  Keep the image of a page
      * got with get or alloc in memory beyond its release and its
      * transaction, for a module's own cache of pages, without copying it:
-     * data(page) stays valid until unhold of *hold_out, which may be
-     * called from any thread at any time before the module's close
-     * returns.  A page of a committed state never changes; a page the
-     * holder's write transaction got for write changes only through that
-     * transaction's writes, and after a rollback holds what the
-     * transaction last wrote (the holder must not take it for committed
-     * data).  Held pages count against the kernel's cacheBytes and cannot
-     * be evicted: hold a bounded number. */
+     * data(page) stays valid until unhold of *hold_out, called at any
+     * time before the module's close returns.  A page of a committed state
+     * never changes.  A page the holder's write transaction got for write
+     * changes through that transaction's writes (and through a free of
+     * the page), and is released only on that transaction's thread until
+     * the transaction ends; after the commit it holds the committed bytes,
+     * after a rollback what the transaction last wrote (the holder must
+     * not take that for committed data), and once the transaction has
+     * spilled it to disk, what it held then.  Held pages are never
+     * evicted: hold a bounded number (within cacheBytes). */
     int      (*hold)(ts_page *page, void **hold_out);
     void     (*unhold)(void *hold);
 } ts_page_api;
