@@ -347,6 +347,104 @@ START_TEST(held_pages)
 }
 END_TEST
 
+/* Holds against a model: random read and write transactions (committed or
+ * rolled back) hold random pages, a 64-page cache evicts and spills, the
+ * log is checkpointed, holds are released in random order; after every
+ * step each live hold still reads what the model says it holds (the
+ * committed bytes it was taken on, or what its writer last wrote), and the
+ * committed state reads back.  ASan checks that no held memory is freed
+ * or reused early. */
+typedef struct mhold { void *h; const uint8_t *d; uint64_t pgno; uint32_t gen; } mhold;
+
+static uint64_t mrand_state = 12345;
+static uint32_t mrand(uint32_t n)
+{
+    mrand_state = mrand_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)((mrand_state >> 33) % n);
+}
+
+START_TEST(held_pages_model)
+{
+    enum { P = 160, MAXH = 96 };
+    int steps = getenv("TS_TEST_LONG") ? 20000 : 1500;
+    char *dir = tst_tmpdir("pager");
+    ts_db *db = open_db(dir, "\"cacheBytes\": 262144");
+    uint64_t a = write_pages(db->pg, P, 1, 1);
+    uint32_t committed[P], gen = 1;
+    for (int i = 0; i < P; i++) committed[i] = 1;
+    mhold hs[MAXH];
+    int nh = 0;
+    tstx *t0;
+    ck_assert_int_eq(tstx_begin(db->pg, 0, &t0), TS_OK);
+    size_t us = tstx_usable(t0);
+    tstx_rollback(t0);
+    for (int step = 0; step < steps; step++) {
+        uint32_t act = mrand(10);
+        tstx *tx;
+        tspage *p;
+        if (act < 3) {                                   /* a reader holds committed pages */
+            ck_assert_int_eq(tstx_begin(db->pg, 0, &tx), TS_OK);
+            for (int k = 0, n = 1 + (int)mrand(8); k < n; k++) {
+                uint32_t i = mrand(P);
+                ck_assert_int_eq(tstx_get(tx, a + i, 0, &p), TS_OK);
+                ck_assert(check_fill(tspage_data(p), us, a + i, committed[i]));
+                if (nh < MAXH && mrand(2)) hs[nh++] = (mhold){ tspage_hold(p), tspage_data(p), a + i, committed[i] };
+                tspage_release(p);
+            }
+            tstx_rollback(tx);
+        } else if (act < 7) {                            /* a writer, sometimes big enough to spill */
+            ck_assert_int_eq(tstx_begin(db->pg, 1, &tx), TS_OK);
+            uint32_t mine[P] = { 0 };
+            uint8_t held[P] = { 0 };
+            int n = mrand(4) ? 1 + (int)mrand(12) : 100 + (int)mrand(60);
+            for (int k = 0; k < n; k++) {
+                uint32_t i = mrand(P);
+                if (held[i]) continue;                   /* a held page of ours is not written again */
+                if (mrand(4) == 0) {                     /* read: committed or our own bytes */
+                    ck_assert_int_eq(tstx_get(tx, a + i, 0, &p), TS_OK);
+                    ck_assert(check_fill(tspage_data(p), us, a + i, mine[i] ? mine[i] : committed[i]));
+                } else {
+                    ck_assert_int_eq(tstx_get(tx, a + i, 1, &p), TS_OK);
+                    mine[i] = ++gen;
+                    fill(tspage_data(p), us, a + i, mine[i]);
+                }
+                if (nh < MAXH && mrand(3) == 0) {
+                    uint32_t g = mine[i] ? mine[i] : committed[i];
+                    hs[nh++] = (mhold){ tspage_hold(p), tspage_data(p), a + i, g };
+                    held[i] = 1;
+                }
+                tspage_release(p);
+            }
+            if (mrand(3)) {
+                ck_assert_int_eq(tstx_commit(tx), TS_OK);
+                for (int i = 0; i < P; i++)
+                    if (mine[i]) committed[i] = mine[i];
+            } else {
+                tstx_rollback(tx);
+            }
+        } else if (act < 9) {                            /* holders let go, in any order */
+            for (int k = 0, n = (int)mrand(6); k < n && nh; k++) {
+                int j = (int)mrand((uint32_t)nh);
+                tspage_unhold(hs[j].h);
+                hs[j] = hs[--nh];
+            }
+        } else {
+            ck_assert_int_eq(tspg_checkpoint(db->pg, mrand(2)), TS_OK);
+        }
+        for (int j = 0; j < nh; j++)
+            ck_assert_msg(check_fill(hs[j].d, us, hs[j].pgno, hs[j].gen), "step %d: hold on page %llu (gen %u) changed",
+                          step, (unsigned long long)hs[j].pgno, hs[j].gen);
+    }
+    while (nh) tspage_unhold(hs[--nh].h);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+    db = open_db(dir, "\"cacheBytes\": 262144");
+    for (int i = 0; i < P; i++) verify_pages(db->pg, a + (uint64_t)i, 1, committed[i]);
+    ts_close(db);
+    tst_rmrf(dir);
+    free(dir);
+}
+END_TEST
+
 /* Commit one transaction rewriting pages [a, a + n) as generation gen;
  * the status of its begin. */
 static int try_rewrite(tspg *pg, uint64_t a, int n, uint32_t gen)
@@ -719,6 +817,7 @@ static Suite *suite(void)
     tcase_add_test(tc, rollback_discards);
     tcase_add_test(tc, superseded_versions_leave_cache);
     tcase_add_test(tc, held_pages);
+    tcase_add_test(tc, held_pages_model);
     tcase_add_test(tc, log_capped_under_old_reader);
     tcase_add_test(tc, respill_in_place);
     tcase_add_test(tc, snapshot_isolation);
