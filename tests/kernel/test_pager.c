@@ -247,6 +247,19 @@ END_TEST
  * image after it, and after a rollback or a spill stays readable with what
  * was last written.  The memory goes with the last unhold (ASan and
  * valgrind check every access below). */
+/* Write generation gen into pgno in tx and hold the page: the hold, *d
+ * its data. */
+static void *write_hold(tstx *tx, uint64_t pgno, size_t us, uint32_t gen, const uint8_t **d)
+{
+    tspage *p;
+    ck_assert_int_eq(tstx_get(tx, pgno, 1, &p), TS_OK);
+    fill(tspage_data(p), us, pgno, gen);
+    *d = tspage_data(p);
+    void *h = tspage_hold(p);
+    tspage_release(p);
+    return h;
+}
+
 START_TEST(held_pages)
 {
     enum { N = 400 };
@@ -270,11 +283,7 @@ START_TEST(held_pages)
 
     /* a writer's page held before its commit, another before a rollback */
     ck_assert_int_eq(tstx_begin(db->pg, 1, &wr), TS_OK);
-    ck_assert_int_eq(tstx_get(wr, a + 1, 1, &p), TS_OK);
-    fill(tspage_data(p), us, a + 1, 2);
-    hd[1] = tspage_data(p);
-    h[1] = tspage_hold(p);
-    tspage_release(p);
+    h[1] = write_hold(wr, a + 1, us, 2, &hd[1]);
     ck_assert_int_eq(tstx_get(wr, a, 1, &p), TS_OK);     /* the held page changes: a new copy */
     fill(tspage_data(p), us, a, 2);
     ck_assert_ptr_ne(tspage_data(p), hd[0]);
@@ -292,11 +301,7 @@ START_TEST(held_pages)
     ck_assert(check_fill(hd[1], us, a + 1, 2));
 
     ck_assert_int_eq(tstx_begin(db->pg, 1, &wr), TS_OK);
-    ck_assert_int_eq(tstx_get(wr, a + 2, 1, &p), TS_OK);
-    fill(tspage_data(p), us, a + 2, 3);
-    hd[2] = tspage_data(p);
-    h[2] = tspage_hold(p);
-    tspage_release(p);
+    h[2] = write_hold(wr, a + 2, us, 3, &hd[2]);
     /* a hold released while the transaction still owns its page */
     ck_assert_int_eq(tstx_get(wr, a + 3, 1, &p), TS_OK);
     tspage_unhold(tspage_hold(p));
