@@ -941,8 +941,8 @@ START_TEST(cache_bytes_bound)
      * larger than it: the held pages fill the page cache, which evicts
      * the rest and stays within its budget plus what the caches hold */
     o = mkopts(dim, "l2", 0, 100, 0);
-    json_object_set_new(o, "cacheBytes", json_integer(1048576));
-    db_new(&h, "ngh-cachebytes-held", 0, "\"cacheBytes\": 1048576", o);
+    json_object_set_new(o, "cacheBytes", json_integer(262144));
+    db_new(&h, "ngh-cachebytes-held", 0, "\"cacheBytes\": 262144", o);
     load(&h, data, dim, 0, n, 1000);
     tx = rbegin(&h);
     rec = recall(&h, tx, NGH_L2, data, n, dim, NULL, 100, 10, 0, &r, NULL);
@@ -950,8 +950,8 @@ START_TEST(cache_bytes_bound)
     tstx_rollback(tx);
     tspg_stats st;
     tspg_stats_get(h.db->pg, &st);
-    REQUIRE(st.page_count * st.page_size > 1048576 + 1048576 / 2, "index of %llu pages", (unsigned long long)st.page_count);
-    REQUIRE(st.cache_pages <= 3 * (1048576 / st.page_size) + 64, "%llu pages cached",
+    REQUIRE(st.page_count * st.page_size > 262144 + 262144 / 2, "index of %llu pages", (unsigned long long)st.page_count);
+    REQUIRE(st.cache_pages <= 3 * (262144 / st.page_size) + 64, "%llu pages cached",
             (unsigned long long)st.cache_pages);
     json_t *bad = mkopts(dim, "l2", 0, 0, 0);
     json_object_set_new(bad, "cacheBytes", json_integer(-1));
