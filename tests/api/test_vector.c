@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <pthread.h>
+#include <unistd.h>
 #include "tsupport.h"
 #define TT_NAME "vector"
 #include "tables_support.h"
@@ -1248,6 +1249,61 @@ START_TEST(vectors_kept_once)
 }
 END_TEST
 
+/* Vectors kept once in tables with a TTL (rows stored behind their expiry
+ * time): rows equal those of a TTL table without an index, also after a
+ * migration drops the index and the rows take their vectors back, and
+ * after a reopen; rows of a short TTL expire from searches and gets. */
+START_TEST(vectors_kept_once_ttl)
+{
+    enum { N = 300, DIM = 16 };
+    static const char *const tables[][3] = { { "tv", "ix", "600000" }, { "tp", "", "600000" },
+                                             { "ts", "ix", "50" } };
+    ts_db *db = open_db(NULL);
+    float *data = clustered(N, DIM, 29);
+    for (int t = 0; t < 3; t++) {
+        char text[1024];
+        snprintf(text, sizeof text,
+                 "{'name': '%s', 'primaryKeyConfig': {'type': 'sequential'}, 'fields': ["
+                 "{'name': 'cat', 'type': 'integer'}, {'name': 'tag', 'type': 'text'}, "
+                 "{'name': 'emb', 'type': 'vector', 'vectorConfig': {'dimensions': %d}}]%s, "
+                 "'ttlConfig': {'ttlMs': %s}}", tables[t][0], DIM,
+                 *tables[t][1] ? ", 'indexes': [{'type': 'ngh', 'fields': ['emb'], "
+                                 "'vectorConfig': {'distanceMetric': 'l2'}}]" : "", tables[t][2]);
+        create(db, text);
+        fill(db, tables[t][0], data, N, DIM, t == 1);
+    }
+    same_rows(db, "tv", "tp", N);
+    ts_result *r = search(ts_query_new(db, "tv"), data + 7 * DIM, DIM, 3);
+    ck_assert_int_eq(fint(ts_result_row(r, 0), "id"), 8);
+    ts_result_free(r);
+    /* the index dropped: the rows, behind their expiry, take the vectors back */
+    json_t *all = keep(json_array());
+    for (int t = 0; t < 3; t++) {
+        json_t *one = NULL;
+        ck_assert_int_eq(ts_get_schema(db, tables[t][0], &one), TS_OK);
+        if (t == 0) json_object_set_new(one, "indexes", json_array());
+        json_array_append_new(all, one);
+    }
+    int rc = ts_sync_schemas(db, all);
+    ck_assert_msg(rc == TS_OK, "sync: %d %s", rc, ts_errmsg(db));
+    same_rows(db, "tv", "tp", N);
+    r = search(ts_query_new(db, "tv"), data + 7 * DIM, DIM, 3);   /* an exact scan now */
+    ck_assert_int_eq(fint(ts_result_row(r, 0), "id"), 8);
+    ts_result_free(r);
+    usleep(200 * 1000);                                          /* ts's rows expire */
+    r = search(ts_query_new(db, "ts"), data, DIM, 5);
+    ck_assert_uint_eq(ts_result_count(r), 0);
+    ts_result_free(r);
+    json_t *got = NULL;
+    ck_assert_int_eq(ts_get(db, "ts", I(1), &got), TS_ERR_NOT_FOUND);
+    db = reopen(db);
+    same_rows(db, "tv", "tp", N);
+    ck_assert_int_eq(ts_check(db, NULL, NULL, NULL), TS_OK);
+    free(data);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+}
+END_TEST
+
 /* A filtered search's cached set of passing rows is not taken again after
  * a rolled-back schema change reloads the tables: the rows committed
  * since the set was built must show. */
@@ -1359,6 +1415,7 @@ static Suite *suite(void)
     tcase_add_test(tc, filtered_search_column);
     tcase_add_test(tc, filtered_search_after_rename);
     tcase_add_test(tc, search_across_rekey);
+    tcase_add_test(tc, vectors_kept_once_ttl);
     tcase_add_test(tc, select_k_and_ef);
     tcase_add_test(tc, deletes_updates_spaces);
     tcase_add_test(tc, rebuild_after_deletes);
