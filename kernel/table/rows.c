@@ -467,7 +467,11 @@ static int put_primary(tsw *w, tstbl *t, const uint8_t *k, size_t kl, const uint
     size_t ns = 0;
     int rc = strip_mask(w, t, &strip);
     if (!rc && strip) rc = tsd_row_strip(w->env, t->def, row, len, strip, &sb, &ns);
-    if (!rc) rc = ns ? put_stored(w, t, k, kl, sb.p, sb.len, expires) : put_stored(w, t, k, kl, row, len, expires);
+    if (!rc && ns) {
+        row = sb.p;
+        len = sb.len;
+    }
+    if (!rc) rc = put_stored(w, t, k, kl, row, len, expires);
     tsd_buf_free(&sb);
     return rc;
 }

@@ -136,9 +136,10 @@ uint64_t tspage_no(const tspage *p);
 void     tspage_release(tspage *p);
 /* Keep p's image in memory beyond the release and the transaction (the
  * page API's hold): the pointer tspage_data gave stays valid until
- * tspage_unhold of the returned token, from any thread, before the pager
- * closes.  A committed image never changes; a page of a write transaction
- * changes only through that transaction's writes. */
+ * tspage_unhold of the returned token (the page cache outlives the pager
+ * until then).  A committed image never changes; a page of a write
+ * transaction changes only through that transaction's writes and, until
+ * the transaction ends, is released only on its thread. */
 void    *tspage_hold(tspage *p);
 void     tspage_unhold(void *hold);
 

@@ -506,11 +506,16 @@ static void wc_free_arrays(ngh_idx *ix, ngh_wcache *wc)
     wc->bytes = 0;
 }
 
+/* Release the holds h[from..to) (the read and the write cache's). */
+static void holds_release(ngh_idx *ix, void **h, uint32_t from, uint32_t to)
+{
+    for (uint32_t i = from; h && i < to; i++)
+        if (h[i]) ix->pa->unhold(h[i]);
+}
+
 static void wc_release(ngh_idx *ix, ngh_wcache *wc)
 {
-    for (int a = 0; a < NGH_SNAP_ARRAYS; a++)
-        for (uint32_t i = 0; i < wc->cap[a]; i++)
-            if (wc->hold[a][i]) ix->pa->unhold(wc->hold[a][i]);
+    for (int a = 0; a < NGH_SNAP_ARRAYS; a++) holds_release(ix, wc->hold[a], 0, wc->cap[a]);
     wc_free_arrays(ix, wc);
 }
 
@@ -620,8 +625,7 @@ void ngh_snap_free(ngh_idx *ix, ngh_snap *s)
 {
     if (!s) return;
     for (int a = 0; a < NGH_SNAP_ARRAYS; a++) {
-        for (uint32_t i = 0; s->hold[a] && i < s->cap[a]; i++)
-            if (s->hold[a][i]) ix->pa->unhold(s->hold[a][i]);
+        holds_release(ix, s->hold[a], 0, s->cap[a]);
         ix->host->free(s->slot[a]);
         ix->host->free(s->hold[a]);
     }
@@ -724,10 +728,8 @@ static void snap_take_memory(ngh_idx *ix, ngh_snap *sn, uint32_t usable)
     uint64_t bytes = wc->bytes;
     for (int a = 0; a < NGH_SNAP_ARRAYS; a++)
         for (uint32_t i = sn->cap[a]; i < wc->cap[a]; i++)
-            if (wc->hold[a][i]) {
-                ix->pa->unhold(wc->hold[a][i]);
-                bytes -= usable;
-            }
+            if (wc->hold[a][i]) bytes -= usable;
+    for (int a = 0; a < NGH_SNAP_ARRAYS; a++) holds_release(ix, wc->hold[a], sn->cap[a], wc->cap[a]);
     atomic_store_explicit(&sn->bytes, bytes, memory_order_relaxed);
     wc_free_arrays(ix, wc);
     wc->valid = 0;
@@ -1112,19 +1114,20 @@ static int arr_read(ngh_op *o, int a, uint64_t pos, uint32_t type, uint8_t **out
     if (rc) return rc;
     if (g32(d) != type) return ngh_corrupt(o, a == NGH_A_NODE ? "not a node page" : "not an upper-layer page");
     *out = d;
-    ngh_pin *e = pin_find(o, pg);
     if (wc) {
         /* not a page this operation is changing: held for later write
          * operations (a changed one is held when released) */
+        ngh_pin *e = pin_find(o, pg);
         if (e && !e->w && pos < UINT32_MAX) wc_fill(o, a, (uint32_t)pos, e);
         return TS_OK;
     }
     uint32_t size = o->m.usable;
+    if (!slot || atomic_load_explicit(&sn->bytes, memory_order_relaxed) + size > o->ix->cache_bytes)
+        return TS_OK; /* not cached: the pinned page serves */
+    ngh_pin *e = pin_find(o, pg);
     void *h;
     uint8_t *exp = NULL;
-    if (!slot || !e || atomic_load_explicit(&sn->bytes, memory_order_relaxed) + size > o->ix->cache_bytes ||
-        o->pa->hold(e->pg, &h))
-        return TS_OK; /* not cached: the pinned page serves */
+    if (!e || o->pa->hold(e->pg, &h)) return TS_OK;
     if (atomic_compare_exchange_strong_explicit(slot, &exp, d, memory_order_acq_rel,
                                                 memory_order_acquire)) {
         sn->hold[a][pos] = h;  /* read only when the cache is released */
