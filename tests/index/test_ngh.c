@@ -641,6 +641,55 @@ START_TEST(bench)
 END_TEST
 
 
+/* parameters.seed: two indexes given the same seed and the same vectors in
+ * the same order build the same graph (every search at a small ef answers
+ * alike, distances bit for bit); a negative or non-integer seed is refused. */
+START_TEST(seeded_graph_repeats)
+{
+    const uint32_t dim = 32, n = 4000, nq = 100;
+    rng r = rng_new(41);
+    float *data = gen_data(&r, n + nq, dim);
+    ndb h[2];
+    for (int k = 0; k < 2; k++) {
+        /* a sparse graph, so that other levels would change answers */
+        json_t *o = mkopts(dim, "l2", 3, 6, 10);
+        json_object_set_new(json_object_get(o, "parameters"), "seed", json_integer(12345));
+        db_new(&h[k], k ? "ngh-seed-b" : "ngh-seed-a", 0, NULL, o);
+        load(&h[k], data, dim, 0, n, 500);
+    }
+    ts_knn_hit a[10], b[10];
+    tstx *ta = rbegin(&h[0]), *tb = rbegin(&h[1]);
+    for (uint32_t q = 0; q < nq; q++) {
+        const float *qv = data + (size_t)(n + q) * dim;
+        size_t na = knn(&h[0], ta, qv, dim, 10, 10, NULL, NULL, a);
+        uint32_t ida[10];
+        for (size_t i = 0; i < na; i++) ida[i] = pk_id(a[i].val, a[i].vlen);
+        size_t nb = knn(&h[1], tb, qv, dim, 10, 10, NULL, NULL, b);
+        ck_assert_uint_eq(na, nb);
+        for (size_t i = 0; i < nb; i++) {
+            ck_assert_uint_eq(ida[i], pk_id(b[i].val, b[i].vlen));
+            ck_assert(memcmp(&a[i].distance, &b[i].distance, sizeof a[i].distance) == 0);
+        }
+    }
+    tstx_rollback(ta);
+    tstx_rollback(tb);
+    const char *bad[] = { "-1", "1.5", "\"7\"" };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        json_t *o = mkopts(dim, "l2", 8, 40, 10);
+        json_object_set_new(json_object_get(o, "parameters"), "seed", json_loads(bad[i], JSON_DECODE_ANY, NULL));
+        tstx *tx = wbegin(&h[0]);
+        uint64_t root;
+        int rc = tsix_create(&h[0].db->env, h[0].db->reg, "ngh", o, tx, &root);
+        REQUIRE(rc == TS_ERR_CONFIG || rc == TS_ERR_VALIDATION, "seed %s accepted (%d)", bad[i], rc);
+        tstx_rollback(tx);
+        json_decref(o);
+    }
+    db_done(&h[0]);
+    db_done(&h[1]);
+    free(data);
+}
+END_TEST
+
 START_TEST(options)
 {
     ndb h;
@@ -2116,6 +2165,7 @@ static Suite *suite(void)
     ADD(recall_ip_i8);
     ADD(bench);
     ADD(options);
+    ADD(seeded_graph_repeats);
     ADD(entries_and_duplicates);
     ADD(quantized_keys_f16);
     ADD(quantized_keys_i8);

@@ -7,6 +7,7 @@
  *                [--rounds R] [--threads T] [--filter-ef EF] [--no-churn]
  *                [--latent R] [--engines tostore,hnswlib,faiss] [--cat-index]
  *                [--only oqfc] [--sel P] [--no-repeat] [--reuse-db D]
+ *                [--seed S]
  *
  *   --latent R     the synthetic set's latent rank (32)
  *   --engines L    a subset of the engines; without tostore only the build
@@ -24,6 +25,8 @@
  *   --no-repeat    filtered: every search's conditions differ (an extra
  *                  `cat > -i` with i new each time, which no row fails), so
  *                  no search reuses the set of an earlier one
+ *   --seed S       the ngh index's `seed` parameter (S >= 1): the same
+ *                  graph in every run (default: drawn at create)
  *   --reuse-db D   tostore's database in D, kept: built there when D does
  *                  not exist, else opened as it is (same --n, --data and
  *                  --cat-index as when it was built; rows in insert order)
@@ -77,6 +80,11 @@
  *      a hash of the row number mod 100 and n = 50, 10, 1 (50%, 10%, 1%
  *      selectivity), efSearch --filter-ef (64): recall@10 against the exact
  *      filtered answer, queries/s, and whether every query got 10 rows.
+ *   s  (only when asked: --only s) reachability: 2000 base vectors, spread
+ *      over the insert order, each searched for itself (k 10) at efSearch
+ *      10, 64 and 256; the share of them missing from their own top 10 is
+ *      the share of the graph a search of that breadth cannot reach (no
+ *      two base vectors are equal: every coordinate has its own noise).
  *   c  churn: delete 20% of the rows (random, ts_delete / markDelete), then
  *      insert those vectors again as new rows (so the live set, its ground
  *      truth and its fresh build are the ones above); recall@10 at the
@@ -151,6 +159,7 @@ static const char *g_only = "oqfc"; /* --only: the workloads run after the build
 static int g_sel_only;              /* --sel: one filtered selectivity */
 static int g_no_repeat;             /* --no-repeat: conditions never repeat */
 static _Atomic long g_qctr;        /* --no-repeat: the next id != value */
+static long long g_ngh_seed;        /* --seed: the ngh index's level seed (0: drawn) */
 static const char *g_reuse;         /* --reuse-db: tostore's database kept there */
 static int g_latent = 32;          /* synthetic: latent dimensions */
 static const char *g_engines;      /* --engines: a subset, comma separated */
@@ -381,11 +390,12 @@ static ts_db *ts_open_dir(const char *dir) { return bench_open_db(dir, "normal",
 
 static void ts_create(void)
 {
-    char ngh[256], s[1024];
+    char ngh[256], seed[48] = "", s[1024];
+    if (g_ngh_seed) snprintf(seed, sizeof seed, ", \"seed\": %lld", g_ngh_seed);
     snprintf(ngh, sizeof ngh,
              "{\"type\": \"ngh\", \"fields\": [\"emb\"], \"vectorConfig\": "
              "{\"distanceMetric\": \"l2\", \"parameters\": {\"M\": %d, \"efConstruction\": %d, "
-             "\"efSearch\": 64}}}", M_PARAM, EFC);
+             "\"efSearch\": 64%s}}}", M_PARAM, EFC, seed);
     snprintf(s, sizeof s,
              "{\"name\": \"t\", \"primaryKeyConfig\": {\"type\": \"sequential\"}, \"fields\": ["
              "{\"name\": \"cat\", \"type\": \"integer\"},"
@@ -474,6 +484,43 @@ static void set_ef(int e, int ef)
     if (e == E_FAISS) vref_faiss_set_ef(g_faiss, ef);
 #endif
     (void)e; (void)ef;
+}
+
+/* --only s: the share of base vectors a search for the vector itself does
+ * not return (unreachable or nearly so at that breadth), per engine. */
+static void reach(void)
+{
+    static const int efs[] = { 10, 64, 256 };
+    size_t ns = g_n < 2000 ? g_n : 2000;
+    printf("\n-- s. reachability: %zu base vectors searched for themselves (k %d) --\n", ns, K);
+    printf("ef     |");
+    for (int e = 0; e < NE; e++)
+        if (g_have[e]) printf(" %-9s missed |", ename[e]);
+    printf("\n");
+    for (size_t t = 0; t < sizeof efs / sizeof *efs; t++) {
+        printf("%-6d |", efs[t]);
+        for (int e = 0; e < NE; e++) {
+            if (!g_have[e]) continue;
+            set_ef(e, efs[t]);
+            size_t miss = 0, dec[10] = { 0 };
+            for (size_t i = 0; i < ns; i++) {
+                size_t row = i * (g_n / ns);
+                uint32_t rows[K];
+                int n = search(e, g_base + row * g_dim, efs[t], -1, rows);
+                int hit = 0;
+                for (int j = 0; j < n; j++) hit |= rows[j] == row;
+                miss += !hit;
+                dec[i * 10 / ns] += !hit;
+            }
+            printf(" %6zu (%5.2f%%) |", miss, 100.0 * (double)miss / (double)ns);
+            if (miss) {   /* by tenth of the insert order */
+                printf(" [");
+                for (int d = 0; d < 10; d++) printf("%s%zu", d ? " " : "", dec[d]);
+                printf("]");
+            }
+        }
+        printf("\n");
+    }
 }
 
 /* ---- query batches ----------------------------------------------------------------- */
@@ -1067,12 +1114,13 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--engines") && v) g_engines = argv[++i];
         else if (!strcmp(a, "--only") && v) g_only = argv[++i];
         else if (!strcmp(a, "--reuse-db") && v) g_reuse = argv[++i];
+        else if (!strcmp(a, "--seed") && v) g_ngh_seed = atoll(argv[++i]);
         else if (!strcmp(a, "--sel") && v) g_sel_only = atoi(argv[++i]);
         else if (!strcmp(a, "--no-repeat")) g_no_repeat = 1;
         else if (a[0] != '-') dir = a;
         else die("usage: bench_vector [DIR] [--data synthetic|fashion] [--n N] [--queries Q] "
                  "[--rounds R] [--threads T] [--filter-ef EF] [--no-churn] [--latent R] "
-                 "[--engines tostore,hnswlib,faiss] [--cat-index] [--only oqfc] [--sel P] [--no-repeat] [--reuse-db D]");
+                 "[--engines tostore,hnswlib,faiss] [--cat-index] [--only oqfc] [--sel P] [--no-repeat] [--reuse-db D] [--seed S]");
     }
     if (g_latent < 1 || g_latent > 128) die("--latent: 1..128");
     if (g_rounds < 1) g_rounds = 1;
@@ -1160,6 +1208,7 @@ int main(int argc, char **argv)
     if (g_have[E_TS] && !g_db) g_db = ts_open_dir(g_dbdir);
     if (!g_have[E_TS]) {   /* --engines without tostore */
         sweep();
+        if (strchr(g_only, 's')) reach();
         return 0;
     }
     if (strchr(g_only, 'o')) reopen();
@@ -1169,6 +1218,7 @@ int main(int argc, char **argv)
         report_targets(0);
         if (g_threads > 1) report_targets(1);
     }
+    if (strchr(g_only, 's')) reach();
     if (strchr(g_only, 'f')) filtered();
     if (g_churn && strchr(g_only, 'c')) churn();
 

@@ -52,7 +52,11 @@ static int free_pop(ngh_op *o, uint32_t *id)
 
 /* ---- options ------------------------------------------------------------ */
 
-typedef struct ngh_cfg { uint32_t dim, M, efc, efs, format; int metric, precision, keys_quantized; uint64_t cache_bytes; } ngh_cfg;
+typedef struct ngh_cfg {
+    uint32_t dim, M, efc, efs, format;
+    int metric, precision, keys_quantized, has_seed;
+    uint64_t cache_bytes, seed;
+} ngh_cfg;
 
 static int opt_range(const ts_host *h, ts_env *env, const ts_opts *o, const char *key, int64_t lo,
                      int64_t hi, uint32_t *out, int required)
@@ -82,6 +86,8 @@ static int parse_opts(const ts_host *h, ts_env *env, const ts_opts *o, ngh_cfg *
     c->keys_quantized = 0;
     c->cache_bytes = NGH_CACHE_BYTES;
     c->format = NGH_FORMAT;
+    c->has_seed = 0;
+    c->seed = 0;
     const char *key;
     for (size_t i = 0; h->opt_key_at(o, i, &key) == TS_OK; i++)
         if (strcmp(key, "dimensions") && strcmp(key, "precision") && strcmp(key, "distanceMetric") &&
@@ -119,11 +125,21 @@ static int parse_opts(const ts_host *h, ts_env *env, const ts_opts *o, ngh_cfg *
     rc = h->opt_object(env, o, "parameters", &p);
     if (rc == TS_OK) {
         for (size_t i = 0; h->opt_key_at(p, i, &key) == TS_OK; i++)
-            if (strcmp(key, "M") && strcmp(key, "efConstruction") && strcmp(key, "efSearch"))
+            if (strcmp(key, "M") && strcmp(key, "efConstruction") && strcmp(key, "efSearch") &&
+                strcmp(key, "seed"))
                 return h->error(env, TS_ERR_CONFIG, "ngh: unknown parameter '%s'", key);
         if ((rc = opt_range(h, env, p, "M", 2, 256, &c->M, 0))) return rc;
         if ((rc = opt_range(h, env, p, "efConstruction", 1, 100000, &c->efc, 0))) return rc;
         if ((rc = opt_range(h, env, p, "efSearch", 1, 100000, &c->efs, 0))) return rc;
+        /* the seed of the levels (drawn at create when absent): the same
+         * rows inserted in the same order then give the same graph */
+        int64_t sd;
+        rc = h->opt_int(env, p, "seed", &sd);
+        if (rc == TS_OK) {
+            if (sd < 0) return h->error(env, TS_ERR_CONFIG, "ngh: parameter 'seed' must not be negative");
+            c->seed = (uint64_t)sd;
+            c->has_seed = 1;
+        } else if (rc != TS_ERR_NOT_FOUND) return rc;
     } else if (rc != TS_ERR_NOT_FOUND) return rc;
     if (c->efc < c->M) c->efc = c->M;
     return TS_OK;
@@ -156,7 +172,8 @@ static int ngh_create(const ts_module_args *args, ts_txn *txn, uint64_t *root_ou
     if ((rc = h->pages->alloc(txn, &pg, &root))) return rc;
     ts_module_args ba = { sizeof ba, h, args->env, NULL, bst };
     if ((rc = btv->create(&ba, txn, &btroot))) { h->pages->release(pg); return rc; }
-    if ((rc = h->random(args->env, &seed, sizeof seed))) { h->pages->release(pg); return rc; }
+    if (c.has_seed) seed = c.seed;
+    else if ((rc = h->random(args->env, &seed, sizeof seed))) { h->pages->release(pg); return rc; }
     rc = ngh_meta_init(h->pages->data(pg), h->pages->usable_size(txn), c.dim, c.metric, c.precision,
                        c.keys_quantized, c.M, c.efc, seed, btroot, c.format);
     h->pages->release(pg);
