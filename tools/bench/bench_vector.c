@@ -6,7 +6,7 @@
  *   bench_vector [DIR] [--data synthetic|fashion] [--n N] [--queries Q]
  *                [--rounds R] [--threads T] [--filter-ef EF] [--no-churn]
  *                [--latent R] [--engines tostore,hnswlib,faiss] [--cat-index]
- *                [--only oqfc] [--sel P] [--no-repeat] [--reuse-db D]
+ *                [--only oqfcs] [--sel P] [--no-repeat] [--reuse-db D]
  *                [--seed S]
  *
  *   --latent R     the synthetic set's latent rank (32)
@@ -26,7 +26,8 @@
  *                  `cat > -i` with i new each time, which no row fails), so
  *                  no search reuses the set of an earlier one
  *   --seed S       the ngh index's `seed` parameter (S >= 1): the same
- *                  graph in every run (default: drawn at create)
+ *                  graph in every run (default: drawn at create); with
+ *                  --reuse-db of an existing database, its own seed
  *   --reuse-db D   tostore's database in D, kept: built there when D does
  *                  not exist, else opened as it is (same --n, --data and
  *                  --cat-index as when it was built; rows in insert order)
@@ -84,7 +85,8 @@
  *      over the insert order, each searched for itself (k 10) at efSearch
  *      10, 64 and 256; the share of them missing from their own top 10 is
  *      the share of the graph a search of that breadth cannot reach (no
- *      two base vectors are equal: every coordinate has its own noise).
+ *      two synthetic base vectors are equal: every coordinate has its own
+ *      noise; a data set with duplicates counts a tie as a miss).
  *   c  churn: delete 20% of the rows (random, ts_delete / markDelete), then
  *      insert those vectors again as new rows (so the live set, its ground
  *      truth and its fresh build are the ones above); recall@10 at the
@@ -1114,13 +1116,17 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--engines") && v) g_engines = argv[++i];
         else if (!strcmp(a, "--only") && v) g_only = argv[++i];
         else if (!strcmp(a, "--reuse-db") && v) g_reuse = argv[++i];
-        else if (!strcmp(a, "--seed") && v) g_ngh_seed = atoll(argv[++i]);
+        else if (!strcmp(a, "--seed") && v) {
+            char *end;
+            g_ngh_seed = strtoll(argv[++i], &end, 10);
+            if (*end || g_ngh_seed < 1) die("--seed: a positive integer, not '%s'", argv[i]);
+        }
         else if (!strcmp(a, "--sel") && v) g_sel_only = atoi(argv[++i]);
         else if (!strcmp(a, "--no-repeat")) g_no_repeat = 1;
         else if (a[0] != '-') dir = a;
         else die("usage: bench_vector [DIR] [--data synthetic|fashion] [--n N] [--queries Q] "
                  "[--rounds R] [--threads T] [--filter-ef EF] [--no-churn] [--latent R] "
-                 "[--engines tostore,hnswlib,faiss] [--cat-index] [--only oqfc] [--sel P] [--no-repeat] [--reuse-db D] [--seed S]");
+                 "[--engines tostore,hnswlib,faiss] [--cat-index] [--only oqfcs] [--sel P] [--no-repeat] [--reuse-db D] [--seed S]");
     }
     if (g_latent < 1 || g_latent > 128) die("--latent: 1..128");
     if (g_rounds < 1) g_rounds = 1;

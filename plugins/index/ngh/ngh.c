@@ -53,7 +53,7 @@ static int free_pop(ngh_op *o, uint32_t *id)
 /* ---- options ------------------------------------------------------------ */
 
 typedef struct ngh_cfg {
-    uint32_t dim, M, efc, efs, format;
+    uint32_t dim, M, efc, efs, format, beam_nodes;
     int metric, precision, keys_quantized, has_seed;
     uint64_t cache_bytes, seed;
 } ngh_cfg;
@@ -88,16 +88,19 @@ static int parse_opts(const ts_host *h, ts_env *env, const ts_opts *o, ngh_cfg *
     c->format = NGH_FORMAT;
     c->has_seed = 0;
     c->seed = 0;
+    c->beam_nodes = NGH_BEAM_NODES;
     const char *key;
     for (size_t i = 0; h->opt_key_at(o, i, &key) == TS_OK; i++)
         if (strcmp(key, "dimensions") && strcmp(key, "precision") && strcmp(key, "distanceMetric") &&
             strcmp(key, "parameters") && strcmp(key, "keysQuantized") && strcmp(key, "cacheBytes") &&
-            strcmp(key, "format"))
+            strcmp(key, "format") && strcmp(key, "upperBeamNodes"))
             return h->error(env, TS_ERR_CONFIG, "ngh: unknown option '%s'", key);
     int rc = opt_range(h, env, o, "dimensions", 1, 16384, &c->dim, 1);
     if (rc) return rc;
     /* the format a create writes: 1 only to test that such indexes are read */
     if ((rc = opt_range(h, env, o, "format", 1, NGH_FORMAT, &c->format, 0))) return rc;
+    /* the layer-1 size from which searches walk it with a beam (tests) */
+    if ((rc = opt_range(h, env, o, "upperBeamNodes", 1, UINT32_MAX, &c->beam_nodes, 0))) return rc;
     const char *s;
     rc = h->opt_string(env, o, "distanceMetric", &s);
     if (rc == TS_OK) {
@@ -136,7 +139,7 @@ static int parse_opts(const ts_host *h, ts_env *env, const ts_opts *o, ngh_cfg *
         int64_t sd;
         rc = h->opt_int(env, p, "seed", &sd);
         if (rc == TS_OK) {
-            if (sd < 0) return h->error(env, TS_ERR_CONFIG, "ngh: parameter 'seed' must not be negative");
+            if (sd < 1) return h->error(env, TS_ERR_CONFIG, "ngh: parameter 'seed' must be positive");
             c->seed = (uint64_t)sd;
             c->has_seed = 1;
         } else if (rc != TS_ERR_NOT_FOUND) return rc;
@@ -201,6 +204,7 @@ static int ngh_open(const ts_module_args *args, uint64_t root, void **idx_out)
     ix->efc = c.efc;
     ix->efs = c.efs;
     ix->cache_bytes = c.cache_bytes;
+    ix->beam_nodes = c.beam_nodes;
     ix->metric = c.metric;
     ix->precision = c.precision;
     ngh_dist_pick(&ix->k, 3, c.precision);

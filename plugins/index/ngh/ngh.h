@@ -30,6 +30,7 @@
 #define NGH_NONE        0xFFFFFFFFu
 /* Default bound of each of an index's page-copy caches (option cacheBytes). */
 #define NGH_CACHE_BYTES (1ull << 30)
+#define NGH_BEAM_NODES  16384u  /* see ngh_graph_search */
 
 enum { NGH_L2 = 0, NGH_COSINE = 1, NGH_IP = 2 };
 enum { NGH_F32 = 0, NGH_F16 = 1, NGH_I8 = 2 };
@@ -146,6 +147,7 @@ typedef struct ngh_idx {
     uint32_t dim, M, efc, efs;
     int      metric, precision;
     uint64_t cache_bytes;    /* bound of the read cache and of the write cache, each */
+    uint32_t beam_nodes;     /* searches walk layer 1 with a beam from count / M >= this */
     ngh_kernels k;
     /* the primary-key map: a btree index of the kernel's btree module */
     const ts_index_vtab *btv;

@@ -1727,16 +1727,15 @@ uint32_t ngh_rerank_count(uint32_t k, uint32_t ef)
     return r < ef ? r : ef;
 }
 
-/* A search at ef of an index whose layer 1 has some UPPER_BEAM_NODES nodes
- * or more (M times that in all) walks layer 1 with a beam of ef /
- * UPPER_BEAM_DIV (at most UPPER_BEAM_MAX; below 2, the greedy walk) and
- * enters layer 0 from all it found.  A greedy walk over a layer that large
- * stops in a local minimum often enough that some queries start layer 0 in
- * the wrong cluster, where no ef short of a few hundred gets out: at 1M x
- * 128-d, recall 0.9824 -> 0.9946 at ef 64 and a plateau near 0.993 gone
- * (docs/benchmarks.md).  Below that size the greedy walk is as good and
- * cheaper. */
-#define UPPER_BEAM_NODES 16384u
+/* A search at ef of an index whose layer 1 is large (count / M, count the
+ * node ids allocated, at least the option upperBeamNodes, NGH_BEAM_NODES by
+ * default) walks layer 1 with a beam of ef / UPPER_BEAM_DIV (at most
+ * UPPER_BEAM_MAX; below 2, the greedy walk) and enters layer 0 from all it
+ * found.  A greedy walk over a layer that large stops in a local minimum
+ * often enough that some queries start layer 0 in the wrong cluster, where
+ * no ef short of a few hundred gets out: at 1M x 128-d, recall 0.9824 ->
+ * 0.9946 at ef 64 and a plateau near 0.993 gone (docs/benchmarks.md).
+ * Below that size the greedy walk is as good and cheaper. */
 #define UPPER_BEAM_DIV   4
 #define UPPER_BEAM_MAX   32
 
@@ -1752,7 +1751,7 @@ int ngh_graph_search(ngh_op *o, const float *q, uint32_t ef, uint32_t rerank, ng
     int rc = node_rec(o, ep, 0, &rec);
     if (!rc) rc = pdist(o, q, 1.0f, ep, rec, &epd);
     if (rc) return rc;
-    uint32_t ef1 = o->m.count / o->m.M >= UPPER_BEAM_NODES ? ef / UPPER_BEAM_DIV : 0;
+    uint32_t ef1 = o->m.count / o->m.M >= o->ix->beam_nodes ? ef / UPPER_BEAM_DIV : 0;
     if (ef1 > UPPER_BEAM_MAX) ef1 = UPPER_BEAM_MAX;
     for (uint32_t lev = o->m.maxlevel; lev > (ef1 > 1 ? 1u : 0u); lev--)
         if ((rc = greedy(o, q, lev, &ep, &epd))) return rc;
