@@ -187,24 +187,35 @@ int tspg_open(ts_env *env, tsstore *st, tscipher *cipher, const tspg_opts *o, ts
     return TS_OK;
 }
 
-typedef struct ckctx {
-    tspg    *pg;
-    uint8_t *raw;
-    int      rc;
-} ckctx;
+/* Frames a checkpoint copies with one read and one write: a run adjacent
+ * in the log and holding adjacent pages (a commit writes its frames in page
+ * order), where a frame at a time took two system calls a page. */
+#define CKPT_RUN 32
 
-static int copy_page(void *vctx, uint64_t pgno, uint64_t abs)
+/* Frames list[0..n) (oldest first) to the main file. */
+static int copy_frames(tspg *pg, const uint64_t (*list)[2], size_t n)
 {
-    ckctx *c = vctx;
-    tspg *pg = c->pg;
-    int rc = tswal_read(pg->wal, abs, c->raw);
-    if (!rc) rc = tsfile_write(&pg->main, pgno * pg->codec.page_size, c->raw, pg->codec.page_size);
-    if (rc) return c->rc = rc;
-    /* The main file's version of the page is now this frame's: a cached
-     * copy of the frame serves readers of the main file from here on (after
-     * the log restarts every reader is one), instead of a read back. */
-    tscache_rekey(pg->cache, pgno, abs, 0);
-    return TS_OK;
+    size_t ps = pg->codec.page_size, fsz = TSWAL_FRAME_HDR + ps;
+    uint8_t *rbuf = malloc(CKPT_RUN * fsz), *wbuf = malloc(CKPT_RUN * ps);
+    int rc = rbuf && wbuf ? TS_OK : TS_ERR_NOMEM;
+    for (size_t i = 0; i < n && !rc;) {
+        size_t k = 1;
+        while (i + k < n && k < CKPT_RUN && list[i + k][1] == list[i][1] + k &&
+               list[i + k][0] == list[i][0] + k)
+            k++;
+        rc = tswal_read_frames(pg->wal, list[i][1], k, rbuf);
+        for (size_t j = 0; j < k && !rc; j++) memcpy(wbuf + j * ps, rbuf + j * fsz + TSWAL_FRAME_HDR, ps);
+        if (!rc) rc = tsfile_write(&pg->main, list[i][0] * ps, wbuf, k * ps);
+        /* The main file's version of each page is now its frame's: a cached
+         * copy of the frame serves readers of the main file from here on
+         * (after the log restarts every reader is one), instead of a read
+         * back. */
+        for (size_t j = 0; j < k && !rc; j++) tscache_rekey(pg->cache, list[i + j][0], list[i + j][1], 0);
+        i += k;
+    }
+    free(rbuf);
+    free(wbuf);
+    return rc;
 }
 
 /* Copy frames (ckpt_done, bound] to the main file.  Caller holds ckpt. */
@@ -214,18 +225,20 @@ static int copy_upto(tspg *pg, uint64_t bound)
     if (bound <= from) return TS_OK;
     /* A page may reach the main file only once the log holding it is
      * durable: otherwise a crash could bring back an older log. */
-    ckctx c = { pg, malloc(pg->codec.page_size), TS_OK };
     int sync_failed = 0;
     pthread_mutex_lock(&pg->mu);
     int dir = !pg->dir_synced;
     pthread_mutex_unlock(&pg->mu);
-    int rc = c.raw ? TS_OK : TS_ERR_NOMEM;
-    if (!rc && dir) rc = pg->st->vt->sync_dir(pg->st->h);
+    int rc = TS_OK;
+    if (dir) rc = pg->st->vt->sync_dir(pg->st->h);
     if (!rc) rc = tswal_sync(pg->wal, 1, bound);
-    if (rc && c.raw) sync_failed = 1;
-    if (!rc) rc = tswal_latest_each(pg->wal, from, bound, copy_page, &c);
+    if (rc) sync_failed = 1;
+    uint64_t (*list)[2] = NULL;
+    size_t n = 0;
+    if (!rc) rc = tswal_latest(pg->wal, from, bound, &list, &n);
+    if (!rc) rc = copy_frames(pg, (const uint64_t (*)[2])list, n);
+    free(list);
     if (!rc && (rc = tsfile_sync(&pg->main, 1))) sync_failed = 1;
-    free(c.raw);
     pthread_mutex_lock(&pg->mu);
     if (rc) {
         if (!*tsenv_errmsg(pg->env)) tsenv_error(pg->env, rc, "checkpoint failed");

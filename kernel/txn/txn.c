@@ -704,6 +704,8 @@ static int write_commit(tstx *tx)
     }
     int rc0 = nnew || tx->main_spilled ? write_main(tx, list, nnew, lsn) : TS_OK;
     if (rc0) { free(list); return rc0; }
+    /* in page order, so that a checkpoint copies runs of them at once */
+    qsort(list + nnew, total - nnew, sizeof *list, pgno_cmp);
     if (meta) list[total++] = meta;
 
     uint64_t pgnos[CHUNK];

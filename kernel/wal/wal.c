@@ -209,11 +209,8 @@ uint64_t tswal_find(tswal *w, uint64_t pgno, uint64_t mark)
     return found;
 }
 
-int tswal_latest_each(tswal *w, uint64_t from, uint64_t to,
-                      int (*fn)(void *ctx, uint64_t pgno, uint64_t abs), void *ctx)
+int tswal_latest(tswal *w, uint64_t from, uint64_t to, uint64_t (**out)[2], size_t *n_out)
 {
-    /* Collect under the lock, call fn without it: fn does I/O and the
-     * writer must be able to publish meanwhile. */
     size_t n = 0, cap = 0;
     uint64_t (*list)[2] = NULL;
     int rc = TS_OK;
@@ -238,10 +235,21 @@ int tswal_latest_each(tswal *w, uint64_t from, uint64_t to,
         n++;
     }
     pthread_rwlock_unlock(&w->ilock);
-    /* oldest frame first */
-    for (size_t i = n; i-- > 0 && !rc;) rc = fn(ctx, list[i][0], list[i][1]);
-    free(list);
-    return rc;
+    if (rc) {
+        free(list);
+        return rc;
+    }
+    /* collected newest first: oldest first */
+    for (size_t i = 0; i < n / 2; i++) {
+        uint64_t t0 = list[i][0], t1 = list[i][1];
+        list[i][0] = list[n - 1 - i][0];
+        list[i][1] = list[n - 1 - i][1];
+        list[n - 1 - i][0] = t0;
+        list[n - 1 - i][1] = t1;
+    }
+    *out = list;
+    *n_out = n;
+    return TS_OK;
 }
 
 /* ---- open and recovery ------------------------------------------- */
@@ -543,7 +551,8 @@ int tswal_sync(tswal *w, int data_only, uint64_t upto)
 
 int tswal_sync_failed(tswal *w) { return __atomic_load_n(&w->sync_failed, __ATOMIC_ACQUIRE); }
 
-int tswal_read(tswal *w, uint64_t abs, uint8_t *image)
+/* bytes at offset `skip` of frame abs on, with one read */
+static int read_at(tswal *w, uint64_t abs, size_t skip, size_t bytes, uint8_t *buf)
 {
     /* Under the index lock: a reset (which takes it to write) cannot start
      * a new generation over this frame while we read it. */
@@ -553,12 +562,22 @@ int tswal_read(tswal *w, uint64_t abs, uint8_t *image)
         return TS_ERR_NOT_FOUND; /* checkpointed and gone: in the main file */
     }
     uint64_t local = abs - w->base;
-    int rc = tsfile_read(&w->f, frame_off(w, local) + TSWAL_FRAME_HDR, image, w->page_size, NULL);
+    int rc = tsfile_read(&w->f, frame_off(w, local) + skip, buf, bytes, NULL);
     pthread_rwlock_unlock(&w->ilock);
     if (rc == TS_ERR_CORRUPT)
         return tsenv_error(w->env, rc, "%s: frame %llu is missing", TSWAL_FILE,
                            (unsigned long long)local);
     return rc;
+}
+
+int tswal_read(tswal *w, uint64_t abs, uint8_t *image)
+{
+    return read_at(w, abs, TSWAL_FRAME_HDR, w->page_size, image);
+}
+
+int tswal_read_frames(tswal *w, uint64_t abs, size_t n, uint8_t *buf)
+{
+    return read_at(w, abs, 0, n * (TSWAL_FRAME_HDR + w->page_size), buf);
 }
 
 uint64_t tswal_last_commit(tswal *w) { return w->committed ? w->base + w->committed : w->base; }

@@ -73,10 +73,15 @@ uint64_t tswal_last_commit(tswal *w);
 uint64_t tswal_base(tswal *w);
 uint64_t tswal_size_bytes(tswal *w);
 
-/* For checkpoints: call fn for the newest frame of every page among frames
- * (from, to].  Stops at a non-zero return. */
-int      tswal_latest_each(tswal *w, uint64_t from, uint64_t to,
-                           int (*fn)(void *ctx, uint64_t pgno, uint64_t abs), void *ctx);
+/* For checkpoints: the newest frame of every page among frames (from, to],
+ * oldest frame first, as (pgno, abs) pairs in *out (n_out of them; the
+ * caller frees *out). */
+int      tswal_latest(tswal *w, uint64_t from, uint64_t to, uint64_t (**out)[2], size_t *n_out);
+/* Frames abs .. abs + n - 1, headers included, with one read into buf
+ * (n x (TSWAL_FRAME_HDR + page size) bytes): frame abs + i's image is at
+ * buf + i x that + TSWAL_FRAME_HDR.  TS_ERR_NOT_FOUND when abs is
+ * checkpointed and gone. */
+int      tswal_read_frames(tswal *w, uint64_t abs, size_t n, uint8_t *buf);
 /* Start a new, empty log generation (every frame must be checkpointed):
  * new salt, header synced; the file is reused (old frames overwritten)
  * unless it is larger than keep bytes, then truncated. */
