@@ -188,15 +188,17 @@ int tspg_open(ts_env *env, tsstore *st, tscipher *cipher, const tspg_opts *o, ts
 }
 
 /* Frames a checkpoint copies with one read and one write: a run adjacent
- * in the log and holding adjacent pages (a commit writes its frames in page
- * order), where a frame at a time took two system calls a page. */
+ * in the log and holding adjacent pages, each the newest version of its
+ * page (a commit writes the pages it still holds in page order), where a
+ * frame at a time took two system calls a page. */
 #define CKPT_RUN 32
 
 /* Frames list[0..n) (oldest first) to the main file. */
 static int copy_frames(tspg *pg, const uint64_t (*list)[2], size_t n)
 {
-    size_t ps = pg->codec.page_size, fsz = TSWAL_FRAME_HDR + ps;
-    uint8_t *rbuf = malloc(CKPT_RUN * fsz), *wbuf = malloc(CKPT_RUN * ps);
+    size_t ps = pg->codec.page_size, fsz = TSWAL_FRAME_HDR + ps, most = n < CKPT_RUN ? n : CKPT_RUN;
+    if (!n) return TS_OK;
+    uint8_t *rbuf = malloc(most * fsz), *wbuf = malloc(most * ps);
     int rc = rbuf && wbuf ? TS_OK : TS_ERR_NOMEM;
     for (size_t i = 0; i < n && !rc;) {
         size_t k = 1;

@@ -577,6 +577,14 @@ int tswal_read(tswal *w, uint64_t abs, uint8_t *image)
 
 int tswal_read_frames(tswal *w, uint64_t abs, size_t n, uint8_t *buf)
 {
+    /* Only indexed (committed) frames of this generation: past them the
+     * reused file holds an older generation's frames, valid-looking. */
+    pthread_rwlock_rdlock(&w->ilock);
+    int past = abs <= w->base || abs - w->base + n - 1 > w->indexed;
+    pthread_rwlock_unlock(&w->ilock);
+    if (past && abs > w->base)
+        return tsenv_error(w->env, TS_ERR_INVALID, "%s: frames %llu..%llu are not all indexed", TSWAL_FILE,
+                           (unsigned long long)abs, (unsigned long long)(abs + n - 1));
     return read_at(w, abs, 0, n * (TSWAL_FRAME_HDR + w->page_size), buf);
 }
 

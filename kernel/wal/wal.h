@@ -77,10 +77,11 @@ uint64_t tswal_size_bytes(tswal *w);
  * oldest frame first, as (pgno, abs) pairs in *out (n_out of them; the
  * caller frees *out). */
 int      tswal_latest(tswal *w, uint64_t from, uint64_t to, uint64_t (**out)[2], size_t *n_out);
-/* Frames abs .. abs + n - 1, headers included, with one read into buf
- * (n x (TSWAL_FRAME_HDR + page size) bytes): frame abs + i's image is at
- * buf + i x that + TSWAL_FRAME_HDR.  TS_ERR_NOT_FOUND when abs is
- * checkpointed and gone. */
+/* Committed frames abs .. abs + n - 1, headers included, with one read into
+ * buf (n x (TSWAL_FRAME_HDR + page size) bytes): frame abs + i's image is
+ * at buf + i x that + TSWAL_FRAME_HDR.  TS_ERR_NOT_FOUND when abs is
+ * checkpointed and gone, TS_ERR_INVALID when the range runs past the
+ * indexed frames. */
 int      tswal_read_frames(tswal *w, uint64_t abs, size_t n, uint8_t *buf);
 /* Start a new, empty log generation (every frame must be checkpointed):
  * new salt, header synced; the file is reused (old frames overwritten)

@@ -813,6 +813,55 @@ START_TEST(log_bounded_under_readers)
 }
 END_TEST
 
+/* Checkpoints copy runs of frames (adjacent in the log, adjacent pages,
+ * each its page's newest): runs longer than one copy, runs broken by a
+ * later commit's rewrite of a middle page, pages adjacent in the log but
+ * not in number; every page read back from the main file after the log
+ * restarts and a reopen, plain and encrypted. */
+static uint32_t run_gen(int i)
+{
+    if (i >= 10 && i < 15) return 3;
+    if (i < 70) return 2;
+    return (i - 70) % 3 == 0 ? 4 : 1;
+}
+
+START_TEST(checkpoint_runs)
+{
+    static const char *const cfgs[] = {
+        NULL, "\"cipher\": {\"module\": \"chacha20poly1305\", \"key\": \"" KEY1 "\"}" };
+    for (int c = 0; c < 2; c++) {
+        char *dir = tst_tmpdir("ckruns");
+        ts_db *db = open_db(dir, cfgs[c]);
+        uint64_t a = write_pages(db->pg, 100, 1, 1);
+        tstx *tx;
+        ck_assert_int_eq(tstx_begin(db->pg, 1, &tx), TS_OK);
+        rewrite_pages(tx, a, 70, 2);       /* 70 adjacent pages: runs of 32, 32, 6 */
+        ck_assert_int_eq(tstx_commit(tx), TS_OK);
+        ck_assert_int_eq(tstx_begin(db->pg, 1, &tx), TS_OK);
+        rewrite_pages(tx, a + 10, 5, 3);   /* breaks the first run */
+        ck_assert_int_eq(tstx_commit(tx), TS_OK);
+        ck_assert_int_eq(tstx_begin(db->pg, 1, &tx), TS_OK);
+        for (int i = 70; i < 100; i += 3) rewrite_pages(tx, a + (uint64_t)i, 1, 4);
+        ck_assert_int_eq(tstx_commit(tx), TS_OK);
+        ck_assert_int_eq(tspg_checkpoint(db->pg, 1), TS_OK);
+        ck_assert_int_eq(ts_close(db), TS_OK);
+        db = open_db(dir, cfgs[c]);
+        ck_assert_int_eq(tstx_begin(db->pg, 0, &tx), TS_OK);
+        for (int i = 0; i < 100; i++) {
+            tspage *p;
+            ck_assert_int_eq(tstx_get(tx, a + (uint64_t)i, 0, &p), TS_OK);
+            ck_assert_msg(check_fill(tspage_data(p), tstx_usable(tx), a + (uint64_t)i, run_gen(i)),
+                          "page %d (config %d) is not generation %u", i, c, run_gen(i));
+            tspage_release(p);
+        }
+        tstx_rollback(tx);
+        ts_close(db);
+        tst_rmrf(dir);
+        free(dir);
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("pager");
@@ -832,6 +881,7 @@ static Suite *suite(void)
     tcase_add_test(tc, rekey_round_trip);
     tcase_add_test(tc, rekey_refuses_bad_cipher);
     tcase_add_test(tc, log_bounded_under_readers);
+    tcase_add_test(tc, checkpoint_runs);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1015,8 +1015,8 @@ START_TEST(nospace_at_log_reset)
     fdb_open(&f, "faulty", 1);
     uint64_t a[2] = { 0, 0 };
     commit_pages(f.pg, a, 2, 1);
-    /* checkpoint writes: pages a[0] and a[1] (adjacent: one write), meta
-     * (2 writes), then the new log header */
+    /* checkpoint writes: pages a[0] and a[1] (adjacent: write 1), the meta
+     * page (write 2), then the new log header (write 3) */
     ctl(f.st, "enospc_at", 3);
     int rc = tspg_checkpoint(f.pg, 1);
     KT_REQUIRE(rc == TS_OK || rc == TS_ERR_IO, "checkpoint: %d", rc);
