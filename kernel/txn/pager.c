@@ -198,16 +198,18 @@ static int copy_frames(tspg *pg, const uint64_t (*list)[2], size_t n)
 {
     size_t ps = pg->codec.page_size, fsz = TSWAL_FRAME_HDR + ps, most = n < CKPT_RUN ? n : CKPT_RUN;
     if (!n) return TS_OK;
-    uint8_t *rbuf = malloc(most * fsz), *wbuf = malloc(most * ps);
-    int rc = rbuf && wbuf ? TS_OK : TS_ERR_NOMEM;
+    uint8_t *buf = malloc(most * fsz);
+    int rc = buf ? TS_OK : TS_ERR_NOMEM;
     for (size_t i = 0; i < n && !rc;) {
         size_t k = 1;
         while (i + k < n && k < CKPT_RUN && list[i + k][1] == list[i][1] + k &&
                list[i + k][0] == list[i][0] + k)
             k++;
-        rc = tswal_read_frames(pg->wal, list[i][1], k, rbuf);
-        for (size_t j = 0; j < k && !rc; j++) memcpy(wbuf + j * ps, rbuf + j * fsz + TSWAL_FRAME_HDR, ps);
-        if (!rc) rc = tsfile_write(&pg->main, list[i][0] * ps, wbuf, k * ps);
+        rc = tswal_read_frames(pg->wal, list[i][1], k, buf);
+        /* the images together, front to back (each moves down, never over
+         * one not yet moved) */
+        for (size_t j = 0; j < k && !rc; j++) memmove(buf + j * ps, buf + j * fsz + TSWAL_FRAME_HDR, ps);
+        if (!rc) rc = tsfile_write(&pg->main, list[i][0] * ps, buf, k * ps);
         /* The main file's version of each page is now its frame's: a cached
          * copy of the frame serves readers of the main file from here on
          * (after the log restarts every reader is one), instead of a read
@@ -215,8 +217,7 @@ static int copy_frames(tspg *pg, const uint64_t (*list)[2], size_t n)
         for (size_t j = 0; j < k && !rc; j++) tscache_rekey(pg->cache, list[i + j][0], list[i + j][1], 0);
         i += k;
     }
-    free(rbuf);
-    free(wbuf);
+    free(buf);
     return rc;
 }
 

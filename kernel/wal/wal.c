@@ -215,7 +215,7 @@ int tswal_latest(tswal *w, uint64_t from, uint64_t to, uint64_t (**out)[2], size
     uint64_t (*list)[2] = NULL;
     int rc = TS_OK;
     pthread_rwlock_rdlock(&w->ilock);
-    for (uint64_t a = to; a > from && !rc; a--) {
+    for (uint64_t a = from + 1; a <= to && !rc; a++) {   /* oldest first */
         uint64_t local = a - w->base;
         if (local == 0 || local > w->indexed) continue;
         uint64_t pgno = w->frame_pgno[local];
@@ -238,14 +238,6 @@ int tswal_latest(tswal *w, uint64_t from, uint64_t to, uint64_t (**out)[2], size
     if (rc) {
         free(list);
         return rc;
-    }
-    /* collected newest first: oldest first */
-    for (size_t i = 0; i < n / 2; i++) {
-        uint64_t t0 = list[i][0], t1 = list[i][1];
-        list[i][0] = list[n - 1 - i][0];
-        list[i][1] = list[n - 1 - i][1];
-        list[n - 1 - i][0] = t0;
-        list[n - 1 - i][1] = t1;
     }
     *out = list;
     *n_out = n;
@@ -551,8 +543,9 @@ int tswal_sync(tswal *w, int data_only, uint64_t upto)
 
 int tswal_sync_failed(tswal *w) { return __atomic_load_n(&w->sync_failed, __ATOMIC_ACQUIRE); }
 
-/* bytes at offset `skip` of frame abs on, with one read */
-static int read_at(tswal *w, uint64_t abs, size_t skip, size_t bytes, uint8_t *buf)
+/* bytes at offset `skip` of frame abs on, with one read; `indexed` frames
+ * from abs must all be committed (0: no check, a spilled frame may be read) */
+static int read_at(tswal *w, uint64_t abs, size_t skip, size_t bytes, uint64_t indexed, uint8_t *buf)
 {
     /* Under the index lock: a reset (which takes it to write) cannot start
      * a new generation over this frame while we read it. */
@@ -562,6 +555,12 @@ static int read_at(tswal *w, uint64_t abs, size_t skip, size_t bytes, uint8_t *b
         return TS_ERR_NOT_FOUND; /* checkpointed and gone: in the main file */
     }
     uint64_t local = abs - w->base;
+    if (indexed && local + indexed - 1 > w->indexed) {
+        /* past them the reused file holds an older generation's frames */
+        pthread_rwlock_unlock(&w->ilock);
+        return tsenv_error(w->env, TS_ERR_INVALID, "%s: frames %llu..%llu are not all indexed", TSWAL_FILE,
+                           (unsigned long long)abs, (unsigned long long)(abs + indexed - 1));
+    }
     int rc = tsfile_read(&w->f, frame_off(w, local) + skip, buf, bytes, NULL);
     pthread_rwlock_unlock(&w->ilock);
     if (rc == TS_ERR_CORRUPT)
@@ -572,20 +571,12 @@ static int read_at(tswal *w, uint64_t abs, size_t skip, size_t bytes, uint8_t *b
 
 int tswal_read(tswal *w, uint64_t abs, uint8_t *image)
 {
-    return read_at(w, abs, TSWAL_FRAME_HDR, w->page_size, image);
+    return read_at(w, abs, TSWAL_FRAME_HDR, w->page_size, 0, image);
 }
 
 int tswal_read_frames(tswal *w, uint64_t abs, size_t n, uint8_t *buf)
 {
-    /* Only indexed (committed) frames of this generation: past them the
-     * reused file holds an older generation's frames, valid-looking. */
-    pthread_rwlock_rdlock(&w->ilock);
-    int past = abs <= w->base || abs - w->base + n - 1 > w->indexed;
-    pthread_rwlock_unlock(&w->ilock);
-    if (past && abs > w->base)
-        return tsenv_error(w->env, TS_ERR_INVALID, "%s: frames %llu..%llu are not all indexed", TSWAL_FILE,
-                           (unsigned long long)abs, (unsigned long long)(abs + n - 1));
-    return read_at(w, abs, 0, n * (TSWAL_FRAME_HDR + w->page_size), buf);
+    return n ? read_at(w, abs, 0, n * (TSWAL_FRAME_HDR + w->page_size), n, buf) : TS_OK;
 }
 
 uint64_t tswal_last_commit(tswal *w) { return w->committed ? w->base + w->committed : w->base; }

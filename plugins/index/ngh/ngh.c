@@ -54,8 +54,8 @@ static int free_pop(ngh_op *o, uint32_t *id)
 
 typedef struct ngh_cfg {
     uint32_t dim, M, efc, efs, format, beam_nodes;
-    int metric, precision, keys_quantized, has_seed;
-    uint64_t cache_bytes, seed;
+    int metric, precision, keys_quantized;
+    uint64_t cache_bytes, seed;   /* seed 0: drawn at create */
 } ngh_cfg;
 
 static int opt_range(const ts_host *h, ts_env *env, const ts_opts *o, const char *key, int64_t lo,
@@ -86,7 +86,6 @@ static int parse_opts(const ts_host *h, ts_env *env, const ts_opts *o, ngh_cfg *
     c->keys_quantized = 0;
     c->cache_bytes = NGH_CACHE_BYTES;
     c->format = NGH_FORMAT;
-    c->has_seed = 0;
     c->seed = 0;
     c->beam_nodes = NGH_BEAM_NODES;
     const char *key;
@@ -141,7 +140,6 @@ static int parse_opts(const ts_host *h, ts_env *env, const ts_opts *o, ngh_cfg *
         if (rc == TS_OK) {
             if (sd < 1) return h->error(env, TS_ERR_CONFIG, "ngh: parameter 'seed' must be positive");
             c->seed = (uint64_t)sd;
-            c->has_seed = 1;
         } else if (rc != TS_ERR_NOT_FOUND) return rc;
     } else if (rc != TS_ERR_NOT_FOUND) return rc;
     if (c->efc < c->M) c->efc = c->M;
@@ -175,7 +173,7 @@ static int ngh_create(const ts_module_args *args, ts_txn *txn, uint64_t *root_ou
     if ((rc = h->pages->alloc(txn, &pg, &root))) return rc;
     ts_module_args ba = { sizeof ba, h, args->env, NULL, bst };
     if ((rc = btv->create(&ba, txn, &btroot))) { h->pages->release(pg); return rc; }
-    if (c.has_seed) seed = c.seed;
+    if (c.seed) seed = c.seed;
     else if ((rc = h->random(args->env, &seed, sizeof seed))) { h->pages->release(pg); return rc; }
     rc = ngh_meta_init(h->pages->data(pg), h->pages->usable_size(txn), c.dim, c.metric, c.precision,
                        c.keys_quantized, c.M, c.efc, seed, btroot, c.format);

@@ -726,10 +726,11 @@ static void snap_take_memory(ngh_idx *ix, ngh_snap *sn, uint32_t usable)
 {
     ngh_wcache *wc = &ix->wc;
     uint64_t bytes = wc->bytes;
-    for (int a = 0; a < NGH_SNAP_ARRAYS; a++)
+    for (int a = 0; a < NGH_SNAP_ARRAYS; a++) {
         for (uint32_t i = sn->cap[a]; i < wc->cap[a]; i++)
             if (wc->hold[a][i]) bytes -= usable;
-    for (int a = 0; a < NGH_SNAP_ARRAYS; a++) holds_release(ix, wc->hold[a], sn->cap[a], wc->cap[a]);
+        holds_release(ix, wc->hold[a], sn->cap[a], wc->cap[a]);
+    }
     atomic_store_explicit(&sn->bytes, bytes, memory_order_relaxed);
     wc_free_arrays(ix, wc);
     wc->valid = 0;
@@ -1753,16 +1754,17 @@ int ngh_graph_search(ngh_op *o, const float *q, uint32_t ef, uint32_t rerank, ng
     if (rc) return rc;
     uint32_t ef1 = o->m.count / o->m.M >= o->ix->beam_nodes ? ef / UPPER_BEAM_DIV : 0;
     if (ef1 > UPPER_BEAM_MAX) ef1 = UPPER_BEAM_MAX;
-    for (uint32_t lev = o->m.maxlevel; lev > (ef1 > 1 ? 1u : 0u); lev--)
+    uint32_t beam = ef1 > 1 && o->m.maxlevel >= 1;   /* layer 1 by beam, not greedily */
+    for (uint32_t lev = o->m.maxlevel; lev > beam; lev--)
         if ((rc = greedy(o, q, lev, &ep, &epd))) return rc;
     ngh_cand e = { epd, ep }, *eps = &e;
     uint32_t neps = 1;
-    if (ef1 > 1 && o->m.maxlevel >= 1) {
+    if (beam) {
         ngh_scratch *s = o->s;
         if ((rc = grow(o, &s->tmp, &s->tcap, ef1))) return rc;
+        /* keeps at least its entry point: neps >= 1 */
         if ((rc = search_layer(o, q, &e, 1, ef1, 1, NULL, NULL, 0, s->tmp, &neps, NULL))) return rc;
         eps = s->tmp;
-        if (!neps) { eps = &e; neps = 1; }
     }
     rc = search_layer(o, q, eps, neps, ef, 0, acc, actx, budget, out, nout, gave_up);
     if (rc || !o->m.raw || o->m.ext || !*nout) return rc;
