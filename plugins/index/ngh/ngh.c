@@ -58,8 +58,9 @@ typedef struct ngh_cfg {
     uint64_t cache_bytes, seed;   /* seed 0: drawn at create */
 } ngh_cfg;
 
-static int opt_range(const ts_host *h, ts_env *env, const ts_opts *o, const char *key, int64_t lo,
-                     int64_t hi, uint32_t *out, int required)
+/* Integer option key in lo..hi into *out (left as it is when absent). */
+static int opt_int_in(const ts_host *h, ts_env *env, const ts_opts *o, const char *key, int64_t lo,
+                      int64_t hi, int64_t *out, int required)
 {
     int64_t v;
     int rc = h->opt_int(env, o, key, &v);
@@ -71,8 +72,26 @@ static int opt_range(const ts_host *h, ts_env *env, const ts_opts *o, const char
     if (v < lo || v > hi)
         return h->error(env, TS_ERR_CONFIG, "ngh: option '%s' must be %lld..%lld (got %lld)", key,
                         (long long)lo, (long long)hi, (long long)v);
-    *out = (uint32_t)v;
+    *out = v;
     return TS_OK;
+}
+
+static int opt_range(const ts_host *h, ts_env *env, const ts_opts *o, const char *key, int64_t lo,
+                     int64_t hi, uint32_t *out, int required)
+{
+    int64_t v = *out;
+    int rc = opt_int_in(h, env, o, key, lo, hi, &v, required);
+    *out = (uint32_t)v;
+    return rc;
+}
+
+static int opt_u64(const ts_host *h, ts_env *env, const ts_opts *o, const char *key, int64_t lo,
+                   uint64_t *out)
+{
+    int64_t v = (int64_t)*out;
+    int rc = opt_int_in(h, env, o, key, lo, INT64_MAX, &v, 0);
+    *out = (uint64_t)v;
+    return rc;
 }
 
 static int parse_opts(const ts_host *h, ts_env *env, const ts_opts *o, ngh_cfg *c)
@@ -117,12 +136,7 @@ static int parse_opts(const ts_host *h, ts_env *env, const ts_opts *o, ngh_cfg *
     } else if (rc != TS_ERR_NOT_FOUND) return rc;
     rc = h->opt_bool(env, o, "keysQuantized", &c->keys_quantized);
     if (rc && rc != TS_ERR_NOT_FOUND) return rc;
-    int64_t cb;
-    rc = h->opt_int(env, o, "cacheBytes", &cb);
-    if (rc == TS_OK) {
-        if (cb < 0) return h->error(env, TS_ERR_CONFIG, "ngh: option 'cacheBytes' must not be negative");
-        c->cache_bytes = (uint64_t)cb;
-    } else if (rc != TS_ERR_NOT_FOUND) return rc;
+    if ((rc = opt_u64(h, env, o, "cacheBytes", 0, &c->cache_bytes))) return rc;
     const ts_opts *p;
     rc = h->opt_object(env, o, "parameters", &p);
     if (rc == TS_OK) {
@@ -135,12 +149,7 @@ static int parse_opts(const ts_host *h, ts_env *env, const ts_opts *o, ngh_cfg *
         if ((rc = opt_range(h, env, p, "efSearch", 1, 100000, &c->efs, 0))) return rc;
         /* the seed of the levels (drawn at create when absent): the same
          * rows inserted in the same order then give the same graph */
-        int64_t sd;
-        rc = h->opt_int(env, p, "seed", &sd);
-        if (rc == TS_OK) {
-            if (sd < 1) return h->error(env, TS_ERR_CONFIG, "ngh: parameter 'seed' must be positive");
-            c->seed = (uint64_t)sd;
-        } else if (rc != TS_ERR_NOT_FOUND) return rc;
+        if ((rc = opt_u64(h, env, p, "seed", 1, &c->seed))) return rc;
     } else if (rc != TS_ERR_NOT_FOUND) return rc;
     if (c->efc < c->M) c->efc = c->M;
     return TS_OK;
