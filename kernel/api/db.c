@@ -421,7 +421,7 @@ int ts_stats(ts_db *db, json_t **out_new)
     tspg_stats s;
     tspg_stats_get(db->pg, &s);
     pthread_rwlock_unlock(&db->gate);
-    *out_new = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}",
+    *out_new = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}",
                          "pageSize", (json_int_t)s.page_size, "pages", (json_int_t)s.page_count,
                          "freePages", (json_int_t)s.free_pages,
                          "bytes", (json_int_t)(s.page_count * s.page_size),
@@ -429,6 +429,8 @@ int ts_stats(ts_db *db, json_t **out_new)
                          "cacheHits", (json_int_t)s.cache_hits,
                          "cacheMisses", (json_int_t)s.cache_misses,
                          "cachePages", (json_int_t)s.cache_pages,
+                         "cacheMemory", (json_int_t)s.cache_memory,
+                         "cacheMemoryPeak", (json_int_t)s.cache_memory_peak,
                          "commits", (json_int_t)s.commits, "syncs", (json_int_t)s.syncs,
                          "checkpoints", (json_int_t)s.checkpoints, "encrypted", db->cipher != NULL);
     if (!*out_new) return tsenv_error(&db->env, TS_ERR_NOMEM, "out of memory");

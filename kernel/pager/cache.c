@@ -379,6 +379,14 @@ void tscpage_set_key(tscpage *p, uint64_t pgno, uint64_t ver)
     p->ver = ver;
 }
 
+void tscache_memory(tscache *c, uint64_t *now, uint64_t *peak)
+{
+    pthread_mutex_lock(&c->fmu);
+    *now = (uint64_t)c->fr.live * c->fr.size;
+    *peak = (uint64_t)c->fr.peak * c->fr.size;
+    pthread_mutex_unlock(&c->fmu);
+}
+
 void tscache_stats(tscache *c, uint64_t *hits, uint64_t *misses, size_t *pages)
 {
     uint64_t h = 0, m = 0;

@@ -60,5 +60,8 @@ tscpage *tscpage_of_data(uint8_t *data);
  * commit instead of copying it. */
 void     tscpage_set_key(tscpage *p, uint64_t pgno, uint64_t ver);
 void     tscache_stats(tscache *c, uint64_t *hits, uint64_t *misses, size_t *pages);
+/* Bytes of page memory in use now (linked pages, writers' private pages,
+ * held pages, each with its header) and the most in use at once. */
+void     tscache_memory(tscache *c, uint64_t *now, uint64_t *peak);
 
 #endif

@@ -57,6 +57,7 @@ void *tsframes_get(tsframes *f)
     if (p) {
         UNPOISON(p, f->size);
         memcpy(&f->free, p, sizeof f->free);
+        if (++f->live > f->peak) f->peak = f->live;
         return p;
     }
     if (f->left < f->size) {
@@ -76,6 +77,7 @@ void *tsframes_get(tsframes *f)
     f->cur += f->size;
     f->left -= f->size;
     UNPOISON(p, f->size);
+    if (++f->live > f->peak) f->peak = f->live;
     return p;
 }
 
@@ -83,6 +85,7 @@ void tsframes_put(tsframes *f, void *p)
 {
     memcpy(p, &f->free, sizeof f->free);
     f->free = p;
+    f->live--;
     POISON(p, f->size);
 }
 

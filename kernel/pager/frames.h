@@ -20,6 +20,7 @@ typedef struct tsframes {
     uint8_t *cur;         /* the newest mapping's unused part */
     size_t   left, next;  /* its bytes left; the size of the next mapping */
     void    *free;        /* frames given back, linked through their first bytes */
+    size_t   live, peak;  /* frames handed out and not given back; the most at once */
 } tsframes;
 
 void  tsframes_init(tsframes *f, size_t size);

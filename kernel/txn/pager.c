@@ -413,6 +413,7 @@ void tspg_stats_get(tspg *pg, tspg_stats *s)
     size_t n = 0;
     tscache_stats(pg->cache, NULL, NULL, &n);
     s->cache_pages = n;
+    tscache_memory(pg->cache, &s->cache_memory, &s->cache_memory_peak);
     s->page_size = pg->codec.page_size;
     s->usable = pg->codec.usable;
     tstx *tx;

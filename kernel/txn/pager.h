@@ -56,6 +56,7 @@ typedef struct tspg_opts {
 
 typedef struct tspg_stats {
     uint64_t cache_hits, cache_misses, cache_pages;
+    uint64_t cache_memory, cache_memory_peak;
     uint64_t log_bytes, page_count, free_pages, commits, syncs, checkpoints;
     uint64_t recovered_frames;
     uint32_t page_size, usable;

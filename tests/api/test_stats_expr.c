@@ -76,6 +76,41 @@ START_TEST(stats_tables_rows)
 }
 END_TEST
 
+/* cacheMemory follows the pages cached: it grows with the rows written,
+ * stays within a small cache's budget (plus one transaction's pages), and
+ * cacheMemoryPeak never falls below it. */
+START_TEST(stats_cache_memory)
+{
+    char cfg[1024];
+    snprintf(cfg, sizeof cfg, "{\"path\": \"%s\", \"durability\": \"normal\", \"cacheBytes\": 1048576}",
+             dir);
+    ts_db *db = NULL;
+    ck_assert_msg(ts_open_json(cfg, &db) == TS_OK, "open: %s", ts_errmsg(NULL));
+    int64_t m0 = stat_of(db, "cacheMemory");
+    json_t *s = J("{\"name\": \"a\", \"fields\": [{\"name\": \"t\", \"type\": \"text\"}]}");
+    ck_assert_int_eq(ts_create_table(db, s), TS_OK);
+    json_decref(s);
+    char big[2001];
+    memset(big, 'x', 2000);
+    big[2000] = 0;
+    json_t *r = json_pack("{s:s}", "t", big);
+    for (int b = 0; b < 20; b++) {
+        ck_assert_int_eq(ts_begin(db), TS_OK);
+        for (int i = 0; i < 100; i++) ck_assert_int_eq(ts_insert(db, "a", r, NULL), TS_OK);
+        ck_assert_int_eq(ts_commit(db), TS_OK);
+        int64_t now = stat_of(db, "cacheMemory"), peak = stat_of(db, "cacheMemoryPeak");
+        ck_assert_int_ge(peak, now);
+        /* 1 MiB of cached pages plus what one 100-row transaction changed */
+        ck_assert_int_le(now, 1048576 + 2 * 100 * 4160 + 64 * 4160);
+    }
+    int64_t pages = stat_of(db, "pages");
+    ck_assert_int_gt(pages, 400); /* 4 MB of rows: more than the cache */
+    ck_assert_int_gt(stat_of(db, "cacheMemory"), m0 + 512 * 1024);
+    json_decref(r);
+    ts_close(db);
+}
+END_TEST
+
 #define THREADS 4
 #define ROUNDS 150
 
@@ -153,6 +188,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, stats_tables_rows);
     tcase_add_test(tc, expressions_concurrent);
+    tcase_add_test(tc, stats_cache_memory);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -115,6 +115,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <tostore/tostore.h>
 
 #ifndef BENCH_DEFAULT_DIR
@@ -343,6 +346,17 @@ static double rss_bytes(void)
     if (fscanf(f, "%ld %ld", &a, &b) != 2) b = 0;
     fclose(f);
     return (double)b * (double)sysconf(_SC_PAGESIZE);
+}
+
+/* bytes malloc has handed out and not had back (glibc; 0 elsewhere) */
+static double heap_bytes(void)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+    struct mallinfo2 mi = mallinfo2();
+    return (double)mi.uordblks + (double)mi.hblkhd;
+#else
+    return 0;
+#endif
 }
 
 static double g_du, g_wal;
@@ -838,9 +852,13 @@ static void build(void)
                 if (getenv("BENCH_VEC_MEM")) {
                     json_t *st = NULL;
                     if (ts_stats(g_db, &st) == TS_OK)
-                        printf("  [mem] RSS %.1f MB, page cache %lld pages of %lld\n", rss_bytes() / 1e6,
+                        printf("  [mem] RSS %.1f MB, page cache %lld pages of %lld, its memory %.1f MB "
+                               "(peak %.1f), malloc %.1f MB\n", rss_bytes() / 1e6,
                                (long long)json_integer_value(json_object_get(st, "cachePages")),
-                               (long long)json_integer_value(json_object_get(st, "pages")));
+                               (long long)json_integer_value(json_object_get(st, "pages")),
+                               json_number_value(json_object_get(st, "cacheMemory")) / 1e6,
+                               json_number_value(json_object_get(st, "cacheMemoryPeak")) / 1e6,
+                               heap_bytes() / 1e6);
                     json_decref(st);
                 }
                 break;
