@@ -23,8 +23,10 @@
 /* Format 1: every primary key in the btree map ('N' id -> key, 'K'
  * hash(vector) hash(key) -> id).  Format 2: a fixed-width primary-key slot
  * per node (in the record, or in a page array of its own) and 'K' hash(key)
- * id -> "" entries; the map holds only keys too long for a slot. */
-#define NGH_FORMAT      2u
+ * id -> "" entries; the map holds only keys too long for a slot.  Format 3
+ * (written only when it packs better): format 2 with float32 vectors split
+ * between the record (the head) and a packed tail array (docs/ngh.md). */
+#define NGH_FORMAT      3u
 #define NGH_MAXLEVEL    15
 #define NGH_PK_MAX      (16u << 20)
 #define NGH_NONE        0xFFFFFFFFu
@@ -99,7 +101,7 @@ typedef struct ngh_scratch {
  * copied.  Slots are filled once (compare-and-swap) and never change; a
  * newer generation replaces the cache, released when its last reader
  * ends. */
-#define NGH_SNAP_ARRAYS 2  /* NGH_A_NODE, NGH_A_UPPER */
+#define NGH_SNAP_ARRAYS 3  /* NGH_A_NODE, NGH_A_UPPER, NGH_A_RAW (split tails only) */
 typedef struct ngh_snap {
     uint64_t gen;
     uint32_t refs;     /* under ngh_idx.mu */
@@ -178,6 +180,9 @@ typedef struct ngh_meta {
      * quantized vector or none (ext: too big for a record); rpp vectors per
      * page, or ppv pages per vector when one does not fit a page */
     uint32_t ext, raw, rawb, rpp, ppv;
+    /* format 3, float32: the record holds the vector's first vbytes, the
+     * rest (tailb bytes) is in array NGH_A_RAW, tpp tails a page */
+    uint32_t split, tailb, tpp;
     /* keys arrive exactly representable at the precision (decoded from
      * vectors stored at it): the records are exact, no raw array */
     uint32_t keys_quantized;

@@ -61,6 +61,7 @@
 #define M_FLAGS    14   /* u8: MF_* (0 in indexes before it) */
 #define MF_KEYS_QUANTIZED 1u
 #define MF_PK_INLINE      2u   /* format 2: the key slots are in the records */
+#define MF_SPLIT          4u   /* format 3: float32 vectors split head / tail */
 #define M_PKW      15   /* u8: format 2: bytes of a primary-key slot */
 #define M_M        16
 #define M_EFC      20
@@ -117,15 +118,58 @@ static int nomem(ngh_op *o)
 
 /* ---- layout ------------------------------------------------------------ */
 
+/* Bytes of a record's vector head for a split layout of npp records a
+ * page (each leaving SPLIT_SLOT bytes for its key slot), a multiple of 32
+ * (whole SIMD steps); 0 when none fits or the whole vector would. */
+#define SPLIT_SLOT 16
+static uint32_t split_head(uint32_t room, uint32_t M0, uint32_t vb, uint32_t npp)
+{
+    uint32_t per = room / npp, fixed = NR_VEC + 4 * M0 + SPLIT_SLOT;
+    if (per <= fixed) return 0;
+    uint32_t h = (per - fixed) & ~31u;
+    return h >= vb ? 0 : h;
+}
+
+/* Format 3's choice for float32 vectors of vb bytes: the records a page
+ * whose head and tail layout needs the fewest pages a vector (ties: the
+ * bigger head); *tpp tails a page.  0 when no split fits. */
+static uint32_t split_npp(uint32_t room, uint32_t M0, uint32_t vb, uint32_t *tpp, double *pages)
+{
+    uint32_t best = 0;
+    double cost = 0;
+    for (uint32_t n = 1; n <= 64; n++) {
+        uint32_t h = split_head(room, M0, vb, n);
+        if (!h) continue;
+        uint32_t t = room / (vb - h);
+        if (!t) continue;
+        double c = 1.0 / n + 1.0 / t;
+        if (!best || c < cost - 1e-9) {
+            best = n;
+            cost = c;
+            *tpp = t;
+        }
+    }
+    if (pages) *pages = cost;
+    return best;
+}
+
 static void layout(ngh_meta *m)
 {
     uint32_t room = m->usable - PG_HDR;
     m->M0 = 2 * m->M;
     uint32_t qb = m->precision == NGH_F16 ? 2 * m->dim : m->precision == NGH_I8 ? m->dim : 4 * m->dim;
     qb = (qb + 3) & ~3u;
-    /* a vector too big for a record lives in its own (raw) pages only */
-    m->ext = NR_VEC + qb + 4 * m->M0 > room;
-    m->vbytes = m->ext ? 0 : qb;
+    m->tailb = m->tpp = 0;
+    if (m->split) {
+        uint32_t n = split_npp(room, 2 * m->M, qb, &m->tpp, NULL);
+        m->vbytes = n ? split_head(room, 2 * m->M, qb, n) : 0;
+        m->tailb = qb - m->vbytes;
+        m->ext = 0;
+    } else {
+        /* a vector too big for a record lives in its own (raw) pages only */
+        m->ext = NR_VEC + qb + 4 * m->M0 > room;
+        m->vbytes = m->ext ? 0 : qb;
+    }
     /* quantized keys: the record holds the key exactly, nothing to re-rank on */
     m->raw = m->ext || (m->precision != NGH_F32 && !m->keys_quantized);
     m->rawb = 4 * m->dim;
@@ -159,6 +203,20 @@ int ngh_meta_init(uint8_t *d, uint32_t usable, uint32_t dim, int metric, int pre
     m.keys_quantized = keys_quantized && prec != NGH_F32;
     layout(&m);
     if (usable < M_END || m.npp == 0 || m.upp == 0) return TS_ERR_UNSUPPORTED;
+    /* Format 3 splits float32 vectors when that takes a tenth fewer pages
+     * a vector (records of 500-1000 dimensions leave most of a page
+     * unused; bigger ones took whole raw pages); else format 2 is written,
+     * which older modules read. */
+    if (format >= 3) {
+        uint32_t room = usable - PG_HDR, tpp = 0;
+        double whole = 1.0 / m.npp + (m.ext ? m.ppv : 0), cut = 0;
+        format = 2;
+        if (prec == NGH_F32 && split_npp(room, 2 * M, 4 * dim, &tpp, &cut) && cut < 0.9 * whole) {
+            m.split = 1;
+            layout(&m);
+            format = 3;
+        }
+    }
     /* the key slot: the page's leftover bytes shared by its records when
      * that is 12 or more each (a 4-byte multiple, at most 64), else 16
      * bytes in pages of their own */
@@ -173,7 +231,8 @@ int ngh_meta_init(uint8_t *d, uint32_t usable, uint32_t dim, int metric, int pre
     p32(d + M_DIM, dim);
     d[M_METRIC] = (uint8_t)metric;
     d[M_PREC] = (uint8_t)prec;
-    d[M_FLAGS] = (uint8_t)((m.keys_quantized ? MF_KEYS_QUANTIZED : 0) | (inl ? MF_PK_INLINE : 0));
+    d[M_FLAGS] = (uint8_t)((m.keys_quantized ? MF_KEYS_QUANTIZED : 0) | (inl ? MF_PK_INLINE : 0) |
+                           (m.split ? MF_SPLIT : 0));
     p32(d + M_M, M);
     p32(d + M_EFC, efc);
     p64(d + M_SEED, seed);
@@ -202,6 +261,7 @@ static int meta_load(ngh_op *o)
     m->metric = d[M_METRIC];
     m->precision = d[M_PREC];
     m->keys_quantized = (d[M_FLAGS] & MF_KEYS_QUANTIZED) != 0;
+    m->split = (d[M_FLAGS] & MF_SPLIT) != 0;
     m->M = g32(d + M_M);
     m->efc = g32(d + M_EFC);
     m->seed = g64(d + M_SEED);
@@ -221,13 +281,16 @@ static int meta_load(ngh_op *o)
     }
     if (m->usable > o->pa->usable_size(o->tx) || m->usable < M_END || m->M < 2 || m->M > 256 ||
         m->dim == 0 || m->dim > 16384 || m->precision > NGH_I8 || m->maxlevel > NGH_MAXLEVEL || m->live + m->deleted != m->count ||
-        (d[M_FLAGS] & ~(MF_KEYS_QUANTIZED | MF_PK_INLINE)) || (m->keys_quantized && m->precision == NGH_F32) ||
+        (d[M_FLAGS] & ~(MF_KEYS_QUANTIZED | MF_PK_INLINE | MF_SPLIT)) ||
+        (m->keys_quantized && m->precision == NGH_F32) ||
+        (m->split && (m->format < 3 || m->precision != NGH_F32 || !m->pk_inline)) ||
         (m->format == 1 ? m->pkw || m->pk_inline || m->depth[NGH_A_PK] || m->npages[NGH_A_PK] ||
                           m->depth[NGH_A_HASH] || m->npages[NGH_A_HASH] || m->hlevel || m->hsplit
                         : m->pkw < 12 || m->pkw > 64 || m->pkw % 4 || m->hlevel > 31))
         return ngh_corrupt(o, "inconsistent meta page");
     layout(m);
-    if (!m->npp || (m->pkw && !m->pk_inline && !m->ppk) || (m->count && m->entry >= m->count))
+    if (!m->npp || (m->pkw && !m->pk_inline && !m->ppk) || (m->count && m->entry >= m->count) ||
+        (m->split && (!m->vbytes || !m->tpp)))
         return ngh_corrupt(o, "inconsistent meta page");
     for (int a = 0; a < NGH_NARRAYS; a++)
         if (m->depth[a] > 4) return ngh_corrupt(o, "inconsistent meta page");
@@ -761,7 +824,9 @@ static void snap_attach(ngh_op *o)
                 if (!fresh->pk) fresh->pkcap = 0;
             }
             for (int a = 0; a < NGH_SNAP_ARRAYS; a++) {
-                fresh->cap[a] = o->m.npages[a];
+                /* raw pages are cached only as split tails (re-ranking
+                 * reads raw vectors rarely: they need not stay in memory) */
+                fresh->cap[a] = a == NGH_A_RAW && !o->m.split ? 0 : o->m.npages[a];
                 fresh->slot[a] = ix->host->calloc(fresh->cap[a] ? fresh->cap[a] : 1, sizeof *fresh->slot[a]);
                 fresh->hold[a] = ix->host->calloc(fresh->cap[a] ? fresh->cap[a] : 1, sizeof *fresh->hold[a]);
                 if (!fresh->slot[a] || !fresh->hold[a]) {
@@ -1113,7 +1178,9 @@ static int arr_read(ngh_op *o, int a, uint64_t pos, uint32_t type, uint8_t **out
     int rc = arr_pgno(o, a, pos, &pg);
     if (!rc) rc = pin(o, pg, 0, &d);
     if (rc) return rc;
-    if (g32(d) != type) return ngh_corrupt(o, a == NGH_A_NODE ? "not a node page" : "not an upper-layer page");
+    if (g32(d) != type)
+        return ngh_corrupt(o, a == NGH_A_NODE ? "not a node page" : a == NGH_A_UPPER ? "not an upper-layer page"
+                                                                                   : "not a vector-tail page");
     *out = d;
     if (wc) {
         /* not a page this operation is changing: held for later write
@@ -1251,7 +1318,8 @@ static void set_count(uint8_t *cnt, uint32_t lev, uint32_t n)
 static int raw_room(ngh_op *o, uint32_t id)
 {
     ngh_meta *m = &o->m;
-    uint64_t need = m->rpp ? (uint64_t)id / m->rpp + 1 : ((uint64_t)id + 1) * m->ppv;
+    uint64_t need = m->split ? (uint64_t)id / m->tpp + 1
+                  : m->rpp ? (uint64_t)id / m->rpp + 1 : ((uint64_t)id + 1) * m->ppv;
     while (m->npages[NGH_A_RAW] < need) {
         uint8_t *d;
         int rc = arr_append(o, NGH_A_RAW, T_RAW, &d);
@@ -1312,6 +1380,24 @@ static int raw_put(ngh_op *o, uint32_t id, const float *v)
         if (rc) return rc;
         memcpy(p, (const uint8_t *)v + (size_t)j * room, len);
     }
+    return TS_OK;
+}
+
+/* Node id's vector tail (split layout): tailb bytes in array NGH_A_RAW,
+ * read like node pages (through the read and write caches). */
+static int tail_of(ngh_op *o, uint32_t id, int write, uint8_t **p)
+{
+    const ngh_meta *m = &o->m;
+    uint64_t pos = id / m->tpp, pg;
+    uint8_t *d;
+    int rc;
+    if (write) {
+        if ((rc = arr_pgno(o, NGH_A_RAW, pos, &pg)) || (rc = pin_at(o, pg, 1, NGH_A_RAW, pos, &d))) return rc;
+        if (g32(d) != T_RAW) return ngh_corrupt(o, "not a vector-tail page");
+    } else if ((rc = arr_read(o, NGH_A_RAW, pos, T_RAW, &d))) {
+        return rc;
+    }
+    *p = d + PG_HDR + (size_t)(id % m->tpp) * m->tailb;
     return TS_OK;
 }
 
@@ -1385,10 +1471,22 @@ static inline int pdist(ngh_op *o, const float *a, float inva, uint32_t idb, con
 {
     const ngh_meta *m = &o->m;
     const ngh_kernels *k = &o->ix->k;
-    if (!m->ext) {
+    if (!m->ext && !m->split) {
         const uint8_t *v = b + NR_VEC;
         float s = gf(b + NR_SCALE);
         float x = m->metric == NGH_L2 ? k->ql2(a, v, m->dim, s) : k->qdot(a, v, m->dim, s);
+        *d = metric_dist((int)m->metric, x, inva, gf(b + NR_INV));
+        return TS_OK;
+    }
+    if (m->split) {
+        /* squared L2 and dot products are sums over the dimensions: the
+         * head's and the tail's add up */
+        uint8_t *t = NULL;
+        int rc = tail_of(o, idb, 0, &t);
+        if (rc) return rc;
+        uint32_t h = m->vbytes / 4;
+        float x = m->metric == NGH_L2 ? k->l2(a, b + NR_VEC, h) + k->l2(a + h, t, m->dim - h)
+                                      : k->dot(a, b + NR_VEC, h) + k->dot(a + h, t, m->dim - h);
         *d = metric_dist((int)m->metric, x, inva, gf(b + NR_INV));
         return TS_OK;
     }
@@ -1406,6 +1504,15 @@ static int vec_f32(ngh_op *o, uint32_t id, const uint8_t *rec, float *buf, const
 {
     const ngh_meta *m = &o->m;
     if (m->ext) return raw_vec(o, id, buf, out);
+    if (m->split) {
+        uint8_t *t = NULL;
+        int rc = tail_of(o, id, 0, &t);
+        if (rc) return rc;
+        memcpy(buf, rec + NR_VEC, m->vbytes);
+        memcpy((uint8_t *)buf + m->vbytes, t, m->tailb);
+        *out = buf;
+        return TS_OK;
+    }
     if (m->precision == NGH_F32) {
         *out = (const float *)(const void *)(rec + NR_VEC);
         return TS_OK;
@@ -1554,10 +1661,19 @@ static void sort_cands(ngh_cand *a, uint32_t n)
  * records are scattered over the node pages.  Every line the distance
  * reads is asked for (a 128-d record spans 9-10 lines; a cap at 512 bytes
  * left the last one or two to miss on demand). */
-static inline void prefetch_rec(const ngh_meta *m, const uint8_t *rec)
+static inline void prefetch_lines(const uint8_t *p, size_t n)
 {
-    uintptr_t a = (uintptr_t)rec & ~(uintptr_t)63, z = (uintptr_t)rec + NR_VEC + m->vbytes;
+    uintptr_t a = (uintptr_t)p & ~(uintptr_t)63, z = (uintptr_t)p + n;
     for (; a < z; a += 64) __builtin_prefetch((const void *)a, 0, 3);
+}
+
+/* node id's record (rec) and, split, its tail (a lookup error is left to
+ * the distance to report) */
+static inline void prefetch_rec(ngh_op *o, uint32_t id, const uint8_t *rec)
+{
+    prefetch_lines(rec, NR_VEC + o->m.vbytes);
+    uint8_t *t = NULL;
+    if (o->m.split && !tail_of(o, id, 0, &t)) prefetch_lines(t, o->m.tailb);
 }
 
 /* Records fetched ahead of the distance being measured: about 30 lines in
@@ -1569,7 +1685,7 @@ static inline void prefetch_rec(const ngh_meta *m, const uint8_t *rec)
  * lost 3-10% of the build.  (Sizes in between were not measured.) */
 static inline uint32_t pf_ahead(const ngh_meta *m)
 {
-    uint32_t lines = (NR_VEC + m->vbytes + 63) / 64 + 1, n = 30 / lines;
+    uint32_t lines = (NR_VEC + m->vbytes + m->tailb + 63) / 64 + 1 + (m->split != 0), n = 30 / lines;
     return n < 1 ? 1 : n > 3 ? 3 : n;
 }
 
@@ -1606,12 +1722,12 @@ static int greedy(ngh_op *o, const float *q, uint32_t lev, uint32_t *ep, float *
         for (uint32_t i = 0; i < n; i++) prefetch_slot(o, ids[i], 0); /* no visited set here */
         for (uint32_t i = 0; i < n; i++) {
             if ((rc = node_rec(o, ids[i], 0, &recs[i]))) return rc;
-            if (i < ahead) prefetch_rec(&o->m, recs[i]);
+            if (i < ahead) prefetch_rec(o, ids[i], recs[i]);
             else __builtin_prefetch(recs[i], 0, 3);
         }
         for (uint32_t i = 0; i < n; i++) {
             float d;
-            if (i + ahead < n) prefetch_rec(&o->m, recs[i + ahead]);
+            if (i + ahead < n) prefetch_rec(o, ids[i + ahead], recs[i + ahead]);
             if ((rc = pdist(o, q, 1.0f, ids[i], recs[i], &d))) return rc;
             if (d < *epd) {
                 *epd = d;
@@ -1684,7 +1800,7 @@ static int search_layer(ngh_op *o, const float *q, const ngh_cand *eps, uint32_t
             if (e >= o->m.count) return ngh_corrupt(o, "neighbour id out of range");
             if (visited(s, e)) continue;
             if ((rc = node_rec(o, e, 0, &recs[nn]))) return rc;
-            if (nn < ahead) prefetch_rec(&o->m, recs[nn]);
+            if (nn < ahead) prefetch_rec(o, e, recs[nn]);
             else __builtin_prefetch(recs[nn], 0, 3);
             ids[nn++] = e;
         }
@@ -1693,7 +1809,7 @@ static int search_layer(ngh_op *o, const float *q, const ngh_cand *eps, uint32_t
             uint32_t e = ids[i];
             float d;
             nvis++;
-            if (i + ahead < nn) prefetch_rec(&o->m, recs[i + ahead]);
+            if (i + ahead < nn) prefetch_rec(o, ids[i + ahead], recs[i + ahead]);
             if ((rc = pdist(o, q, 1.0f, e, recs[i], &d))) return rc;
             if (nw < ef || d < s->w[0].d) {
                 hpush_min(s->c, &nc, (ngh_cand){ d, e });
@@ -1889,6 +2005,14 @@ static int put_vector(ngh_op *o, uint32_t id, uint8_t *rec, const float *v)
     const ngh_meta *m = &o->m;
     float nn = o->ix->k.dot(v, v, m->dim), sc = 1.0f;
     pf(rec + NR_INV, nn > 0 ? 1.0f / sqrtf(nn) : 0.0f);
+    pf(rec + NR_SCALE, sc);
+    if (m->split) {
+        uint8_t *t = NULL;
+        memcpy(rec + NR_VEC, v, m->vbytes);
+        int rc = tail_of(o, id, 1, &t);  /* may move rec's page pin: rec written first */
+        if (!rc) memcpy(t, (const uint8_t *)v + m->vbytes, m->tailb);
+        return rc;
+    }
     if (!m->ext) {
         if (m->precision == NGH_F32) memcpy(rec + NR_VEC, v, (size_t)m->dim * 4);
         else ngh_quantize((int)m->precision, v, m->dim, rec + NR_VEC, &sc);
@@ -2009,7 +2133,7 @@ int ngh_graph_insert(ngh_op *o, const float *v, uint32_t reuse, uint32_t *id_out
         if (id / m->npp >= m->npages[NGH_A_NODE]) {
             if ((rc = arr_append(o, NGH_A_NODE, T_NODE, &d))) return rc;
         }
-        if (m->raw && (rc = raw_room(o, id))) return rc;
+        if ((m->raw || m->split) && (rc = raw_room(o, id))) return rc;
         uint32_t ubase = m->nupper;
         for (uint32_t l = 0; l < lev; l++) {
             uint32_t u = ubase + l;
