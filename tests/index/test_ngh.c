@@ -1748,7 +1748,7 @@ static int only_id(void *ctx, const void *val, size_t vl)
 /* The index holds exactly the ids with live[id]: the cursor lists them and
  * each is found by its own vector. */
 static int check_state(ndb *h, tstx *tx, const float *data, uint32_t n, uint32_t dim,
-                       const uint8_t *live, char *why, size_t wl)
+                       const uint8_t *live, uint32_t miss_pct, char *why, size_t wl)
 {
     uint8_t *seen = calloc(n, 1);
     tsix_cur c;
@@ -1788,7 +1788,7 @@ static int check_state(ndb *h, tstx *tx, const float *data, uint32_t n, uint32_t
         if (live[i] && got && out[0].distance <= 1e-5f) self++;
     }
     /* graph search finds (nearly) every live vector; HNSW does not promise all */
-    if (ok && self < nlive - nlive / 100) {
+    if (ok && self < nlive - nlive * miss_pct / 100) {
         snprintf(why, wl, "only %u of %u live vectors found by their own vector", self, nlive);
         ok = 0;
     }
@@ -1796,13 +1796,12 @@ static int check_state(ndb *h, tstx *tx, const float *data, uint32_t n, uint32_t
     return ok;
 }
 
-static void crash_case(const char *prec, int rounds)
+static void crash_case(const char *prec, uint32_t n, uint32_t dim, int rounds, uint32_t miss_pct)
 {
-    uint32_t n = 1500, dim = 16;
     rng r = rng_new(11);
     float *data = gen_data(&r, n, dim);
     ndb h;
-    db_new(&h, "ngh-crash", 1, "\"cacheBytes\": 262144", mkopts_p(dim, "l2", prec, 8, 40, 20));
+    db_new(&h, "ngh-crash", 1, "\"cacheBytes\": 262144", mkopts_p(dim, "l2", prec, dim > 64 ? 16 : 8, 40, 20));
     uint8_t *acked = calloc(n, 1), *cur = calloc(n, 1), *inflight = calloc(n, 1);
     int crashes = 0;
     char why[256], why2[256];
@@ -1853,15 +1852,15 @@ static void crash_case(const char *prec, int rounds)
         db_open(&h, NULL);
         REQUIRE(h.ix, "index root lost");
         tstx *tx = rbegin(&h);
-        int ok = check_state(&h, tx, data, n, dim, acked, why, sizeof why);
-        if (!ok && failed_commit && check_state(&h, tx, data, n, dim, inflight, why2, sizeof why2)) {
+        int ok = check_state(&h, tx, data, n, dim, acked, miss_pct, why, sizeof why);
+        if (!ok && failed_commit && check_state(&h, tx, data, n, dim, inflight, miss_pct, why2, sizeof why2)) {
             memcpy(acked, inflight, n);
             ok = 1;
         }
         tstx_rollback(tx);
         REQUIRE(ok, "round %d after power loss: %s", round, why);
     }
-    if (verbose()) printf("ngh %s: %d simulated power losses, index checked after each\n", prec, crashes);
+    if (verbose()) printf("ngh %s %u-d: %d simulated power losses, index checked after each\n", prec, dim, crashes);
     ck_assert_int_gt(crashes, rounds / 3);
     free(acked);
     free(cur);
@@ -1870,9 +1869,14 @@ static void crash_case(const char *prec, int rounds)
     free(data);
 }
 
-START_TEST(crash_recovery) { crash_case("float32", long_mode() ? 200 : 30); }
+START_TEST(crash_recovery) { crash_case("float32", 1500, 16, long_mode() ? 200 : 30, 1); }
 END_TEST
-START_TEST(crash_recovery_i8) { crash_case("int8", long_mode() ? 100 : 18); }
+START_TEST(crash_recovery_i8) { crash_case("int8", 1500, 16, long_mode() ? 100 : 18, 1); }
+END_TEST
+/* split records (format 3): a vector's head and tail on two pages (256-d,
+ * M 16).  Self-searches after the deletes miss 0.5-0.7% here (format 2
+ * the same; 2-3% with M 8), at most 1% in a round: 3% may. */
+START_TEST(crash_recovery_split) { crash_case("float32", 1000, 256, long_mode() ? 60 : 12, 3); }
 END_TEST
 
 /* Rolled-back write transactions and the write cache: a rollback leaves
@@ -1910,7 +1914,7 @@ START_TEST(rollback_then_write)
         commit(&h, tx);
         char why[256];
         tx = rbegin(&h);
-        int ok = check_state(&h, tx, data, n, dim, live, why, sizeof why);
+        int ok = check_state(&h, tx, data, n, dim, live, 1, why, sizeof why);
         tstx_rollback(tx);
         REQUIRE(ok, "round %d: %s", round, why);
     }
@@ -1979,7 +1983,7 @@ static void require_state(ndb *h, const float *data, uint32_t n, uint32_t dim, c
 {
     char why[256];
     tstx *tx = rbegin(h);
-    int ok = check_state(h, tx, data, n, dim, live, why, sizeof why);
+    int ok = check_state(h, tx, data, n, dim, live, 1, why, sizeof why);
     tstx_rollback(tx);
     REQUIRE(ok, "%s: %s", when, why);
 }
@@ -2156,6 +2160,78 @@ START_TEST(large_vectors)
 }
 END_TEST
 
+/* Format 3's split records against format 2's whole ones, same vectors
+ * and seed: the same answers (distances summed from two parts differ in
+ * the last bits at most), fewer pages, through deletes, reused ids and a
+ * reopen, for every metric. */
+START_TEST(split_records)
+{
+    const char *metrics[3] = { "l2", "cosine", "innerProduct" };
+    const int mids[3] = { NGH_L2, NGH_COSINE, NGH_IP };
+    uint32_t n = sanitized() ? 400 : 1200, dim = 784, nq = 40, k = 10;
+    rng r = rng_new(77);
+    float *data = gen_data(&r, n, dim);
+    uint8_t *live = malloc(n);
+    for (int mi = 0; mi < 3; mi++) {
+        ndb h[2];
+        double ppv[2];
+        for (int f = 0; f < 2; f++) {
+            json_t *o = mkopts(dim, metrics[mi], 16, 60, 0);
+            json_object_set_new(o, "format", json_integer(f ? 3 : 2));
+            json_object_set_new(json_object_get(o, "parameters"), "seed", json_integer(5));
+            char name[64];
+            snprintf(name, sizeof name, "ngh-split-%d-%d", mi, f);
+            db_new(&h[f], name, 0, NULL, o);
+            tstx *tx = wbegin(&h[f]);
+            uint64_t base = live_pages(tx);
+            tstx_rollback(tx);
+            load(&h[f], data, dim, 0, n, 300);
+            /* every fifth deleted, then half of those back (their ids reused) */
+            tx = wbegin(&h[f]);
+            for (uint32_t i = 0; i < n; i += 5) ck_assert_int_eq(del(&h[f], tx, data, dim, i), TS_OK);
+            for (uint32_t i = 0; i < n; i += 10) ck_assert_int_eq(ins(&h[f], tx, data, dim, i), TS_OK);
+            commit(&h[f], tx);
+            tx = rbegin(&h[f]);
+            ppv[f] = (double)(live_pages(tx) - base) / n;
+            tstx_rollback(tx);
+            db_close(&h[f]);
+            db_open(&h[f], NULL);
+        }
+        for (uint32_t i = 0; i < n; i++) live[i] = i % 5 != 0 || i % 10 == 0;
+        REQUIRE(ppv[1] < 0.9 * ppv[0], "%s: %.3f pages a vector split, %.3f whole", metrics[mi], ppv[1], ppv[0]);
+        tstx *t0 = rbegin(&h[0]), *t1 = rbegin(&h[1]);
+        rng rq = rng_new(78);
+        double rc1 = recall(&h[1], t1, mids[mi], data, n, dim, live, nq, k, 0, &rq, NULL);
+        REQUIRE(rc1 >= 0.95, "%s split: recall %.4f", metrics[mi], rc1);
+        ts_knn_hit a[10], b[10];
+        uint32_t same = 0;
+        for (uint32_t i = 1; i < n; i += n / nq) {
+            const float *q = data + (size_t)i * dim;
+            size_t na = knn(&h[0], t0, q, dim, k, 0, NULL, NULL, a);
+            size_t nb = knn(&h[1], t1, q, dim, k, 0, NULL, NULL, b);
+            ck_assert_uint_eq(na, k);
+            ck_assert_uint_eq(nb, k);
+            /* a live vector finds itself first, at distance ~0 (cosine:
+             * 1 - similarity; inner product: minus its squared norm) */
+            if (live[i] && mids[mi] != NGH_IP)
+                REQUIRE(pk_id(b[0].val, b[0].vlen) == i && fabsf(b[0].distance) < 1e-4f, "%s: self %u", metrics[mi], i);
+            for (size_t j = 0; j < k; j++)
+                REQUIRE(fabsf(a[j].distance - b[j].distance) <= 1e-4f * (1.0f + fabsf(a[j].distance)),
+                        "%s: query %u rank %zu: %g whole, %g split", metrics[mi], i, j, a[j].distance, b[j].distance);
+            same += pk_id(a[0].val, a[0].vlen) == pk_id(b[0].val, b[0].vlen);
+        }
+        REQUIRE(same >= nq - 1, "%s: %u of %u nearest the same", metrics[mi], same, nq);
+        if (verbose()) printf("ngh split %s: %.3f vs %.3f pages a vector, recall %.4f\n", metrics[mi], ppv[1], ppv[0], rc1);
+        tstx_rollback(t0);
+        tstx_rollback(t1);
+        db_done(&h[0]);
+        db_done(&h[1]);
+    }
+    free(live);
+    free(data);
+}
+END_TEST
+
 /* ---- readers during writes ------------------------------------------------------- */
 
 typedef struct rd {
@@ -2272,6 +2348,8 @@ static Suite *suite(void)
     ADD(reopen_lazily);
     ADD(crash_recovery);
     ADD(crash_recovery_i8);
+    ADD(crash_recovery_split);
+    ADD(split_records);
     ADD(large_vectors);
     ADD(rollback_then_write);
     ADD(read_cache_adopts_writes);
