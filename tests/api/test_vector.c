@@ -1156,6 +1156,48 @@ static void same_rows(ts_db *db, const char *a, const char *b, size_t n)
     ts_result_free(rb);
 }
 
+
+/* An index with splitRecords: 512-d float32 vectors split between record
+ * and tail, kept only in the index: rows read back bit for bit (the
+ * vector put together from both parts), every vector finds itself first,
+ * before and after a reopen; a non-boolean splitRecords is refused. */
+START_TEST(split_records_api)
+{
+    enum { N = 300, DIM = 512 };
+    ts_db *db = open_db(NULL);
+    float *data = clustered(N, DIM, 31);
+    create(db, "{'name': 'v', 'primaryKeyConfig': {'type': 'sequential'}, 'fields': ["
+               "{'name': 'cat', 'type': 'integer'}, {'name': 'tag', 'type': 'text'}, "
+               "{'name': 'emb', 'type': 'vector', 'vectorConfig': {'dimensions': 512}}], "
+               "'indexes': [{'type': 'ngh', 'fields': ['emb'], 'vectorConfig': {'distanceMetric': 'l2', "
+               "'parameters': {'M': 16, 'efConstruction': 60, 'splitRecords': true}}}]}");
+    make_table(db, "p", DIM, "float32", M_L2, 0);
+    fill(db, "v", data, N, DIM, 1);
+    fill(db, "p", data, N, DIM, 1);
+    for (int round = 0; round < 2; round++) {
+        same_rows(db, "v", "p", N);
+        for (size_t i = 0; i < N; i += 13) {
+            ts_result *r = search(ts_query_new(db, "v"), data + i * DIM, DIM, 3);
+            ck_assert_uint_eq(ts_result_count(r), 3);
+            ck_assert_uint_eq(id_of(ts_result_row(r, 0)), i);
+            ck_assert_double_lt(json_real_value(json_object_get(ts_result_row(r, 0), "_distance")), 1e-3);
+            ts_result_free(r);
+        }
+        db = reopen(db);
+    }
+    json_error_t e;
+    json_t *bad = json_loads("{\"name\": \"w\", \"fields\": [{\"name\": \"emb\", \"type\": \"vector\", "
+                             "\"vectorConfig\": {\"dimensions\": 512}}], \"indexes\": [{\"type\": \"ngh\", "
+                             "\"fields\": [\"emb\"], \"vectorConfig\": {\"parameters\": {\"splitRecords\": 2}}}]}",
+                             0, &e);
+    ck_assert_ptr_nonnull(bad);
+    ck_assert_int_ne(ts_create_table(db, bad), TS_OK);
+    json_decref(bad);
+    ts_close(db);
+    free(data);
+}
+END_TEST
+
 /* A table with an ngh index stores each vector once: the rows leave it to
  * the index (int8 rows keep their scale) and get it back whenever they are
  * read (gets, queries, filters, updates, deletes rolled back, migrations
@@ -1420,6 +1462,7 @@ static Suite *suite(void)
     tcase_add_test(tc, deletes_updates_spaces);
     tcase_add_test(tc, rebuild_after_deletes);
     tcase_add_test(tc, vectors_kept_once);
+    tcase_add_test(tc, split_records_api);
     tcase_add_test(tc, filter_cache_after_rolled_back_ddl);
     tcase_add_test(tc, transactions_and_reopen);
     tcase_add_test(tc, errors);

@@ -704,6 +704,9 @@ START_TEST(options)
         "{\"dimensions\": 8, \"parameters\": {\"m\": 16}}",
         "{\"dimensions\": 8, \"parameters\": {\"efSearch\": \"x\"}}",
         "{\"dimensions\": 16385}",
+        "{\"dimensions\": 8, \"format\": 0}", "{\"dimensions\": 8, \"format\": 4}",
+        "{\"dimensions\": 8, \"parameters\": {\"splitRecords\": 1}}",
+        "{\"dimensions\": 8, \"parameters\": {\"M\": true}}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         json_t *o = json_loads(bad[i], 0, NULL);
@@ -1796,12 +1799,14 @@ static int check_state(ndb *h, tstx *tx, const float *data, uint32_t n, uint32_t
     return ok;
 }
 
-static void crash_case(const char *prec, uint32_t n, uint32_t dim, int rounds, uint32_t miss_pct)
+static void crash_case(const char *prec, uint32_t n, uint32_t dim, int rounds, uint32_t miss_pct, int split)
 {
     rng r = rng_new(11);
     float *data = gen_data(&r, n, dim);
     ndb h;
-    db_new(&h, "ngh-crash", 1, "\"cacheBytes\": 262144", mkopts_p(dim, "l2", prec, dim > 64 ? 16 : 8, 40, 20));
+    json_t *opts = mkopts_p(dim, "l2", prec, dim > 64 ? 16 : 8, 40, 20);
+    if (split) json_object_set_new(json_object_get(opts, "parameters"), "splitRecords", json_true());
+    db_new(&h, "ngh-crash", 1, "\"cacheBytes\": 262144", opts);
     uint8_t *acked = calloc(n, 1), *cur = calloc(n, 1), *inflight = calloc(n, 1);
     int crashes = 0;
     char why[256], why2[256];
@@ -1869,14 +1874,15 @@ static void crash_case(const char *prec, uint32_t n, uint32_t dim, int rounds, u
     free(data);
 }
 
-START_TEST(crash_recovery) { crash_case("float32", 1500, 16, long_mode() ? 200 : 30, 1); }
+START_TEST(crash_recovery) { crash_case("float32", 1500, 16, long_mode() ? 200 : 30, 1, 0); }
 END_TEST
-START_TEST(crash_recovery_i8) { crash_case("int8", 1500, 16, long_mode() ? 100 : 18, 1); }
+START_TEST(crash_recovery_i8) { crash_case("int8", 1500, 16, long_mode() ? 100 : 18, 1, 0); }
 END_TEST
-/* split records (format 3): a vector's head and tail on two pages (256-d,
- * M 16).  Self-searches after the deletes miss 0.5-0.7% here (format 2
- * the same; 2-3% with M 8), at most 1% in a round: 3% may. */
-START_TEST(crash_recovery_split) { crash_case("float32", 1000, 256, long_mode() ? 60 : 12, 3); }
+/* split records (format 3, splitRecords): a vector's head and tail on two
+ * pages (384-d, M 16: three records and ten tails a page).  Self-searches after the
+ * deletes miss 0.5-0.7% at 256-d (format 2 the same; 2-3% with M 8), at
+ * most 1% in a round: 3% may. */
+START_TEST(crash_recovery_split) { crash_case("float32", 1000, 384, long_mode() ? 60 : 12, 3, 1); }
 END_TEST
 
 /* Rolled-back write transactions and the write cache: a rollback leaves
@@ -2106,19 +2112,21 @@ END_TEST
  * 4 KiB pages) live in their own pages; 1536-d int8 fits a record. */
 START_TEST(large_vectors)
 {
-    /* 784 and 1024 float32: split records (format 3: two node pages and
-     * three tail pages hold six 784-d vectors, one node page and 1/24 of a
-     * tail page one 1024-d; a whole record each took 1 and 2 + 1/28
-     * pages); 1536: raw pages */
-    struct { uint32_t dim; const char *prec; double most; } cases[] = {
-        { 1536, "float32", 2.2 }, { 4100, "float16", 5.2 }, { 1536, "int8", 2.7 },
-        { 784, "float32", 0.86 }, { 1024, "float32", 1.1 } };
+    /* split records (format 3): 784-d float32 with splitRecords (two node
+     * pages and three tail pages hold six vectors; whole, one a page),
+     * 1024-d by default (a node page and 1/15 of a tail page a vector; it
+     * took two raw pages and a record's share); 1536: raw pages */
+    struct { uint32_t dim; const char *prec; int split; double most; } cases[] = {
+        { 1536, "float32", 0, 2.2 }, { 4100, "float16", 0, 5.2 }, { 1536, "int8", 0, 2.7 },
+        { 784, "float32", 1, 0.86 }, { 784, "float32", 0, 1.1 }, { 1024, "float32", 0, 1.1 } };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         uint32_t n = 300, dim = cases[c].dim, k = 10;
         rng r = rng_new(13 + c);
         float *data = gen_data(&r, n, dim);
         ndb h;
-        db_new(&h, "ngh-large", 0, NULL, mkopts_p(dim, "cosine", cases[c].prec, 8, 40, 0));
+        json_t *o = mkopts_p(dim, "cosine", cases[c].prec, 8, 40, 0);
+        if (cases[c].split) json_object_set_new(json_object_get(o, "parameters"), "splitRecords", json_true());
+        db_new(&h, "ngh-large", 0, NULL, o);
         tstx *tx = wbegin(&h);
         uint64_t base = live_pages(tx);
         tstx_rollback(tx);
@@ -2160,8 +2168,8 @@ START_TEST(large_vectors)
 }
 END_TEST
 
-/* Format 3's split records against format 2's whole ones, same vectors
- * and seed: the same answers (distances summed from two parts differ in
+/* Split records (splitRecords true) against whole ones (false), same
+ * vectors and seed: the same answers (distances summed from two parts differ in
  * the last bits at most), fewer pages, through deletes, reused ids and a
  * reopen, for every metric. */
 START_TEST(split_records)
@@ -2177,7 +2185,7 @@ START_TEST(split_records)
         double ppv[2];
         for (int f = 0; f < 2; f++) {
             json_t *o = mkopts(dim, metrics[mi], 16, 60, 0);
-            json_object_set_new(o, "format", json_integer(f ? 3 : 2));
+            json_object_set_new(json_object_get(o, "parameters"), "splitRecords", f ? json_true() : json_false());
             json_object_set_new(json_object_get(o, "parameters"), "seed", json_integer(5));
             char name[64];
             snprintf(name, sizeof name, "ngh-split-%d-%d", mi, f);

@@ -54,6 +54,7 @@ static int free_pop(ngh_op *o, uint32_t *id)
 
 typedef struct ngh_cfg {
     uint32_t dim, M, efc, efs, format, beam_nodes;
+    int split;   /* parameters.splitRecords: -1 absent, else the boolean */
     int metric, precision, keys_quantized;
     uint64_t cache_bytes, seed;   /* seed 0: drawn at create */
 } ngh_cfg;
@@ -105,6 +106,7 @@ static int parse_opts(const ts_host *h, ts_env *env, const ts_opts *o, ngh_cfg *
     c->keys_quantized = 0;
     c->cache_bytes = NGH_CACHE_BYTES;
     c->format = NGH_FORMAT;
+    c->split = -1;
     c->seed = 0;
     c->beam_nodes = NGH_BEAM_NODES;
     const char *key;
@@ -142,7 +144,7 @@ static int parse_opts(const ts_host *h, ts_env *env, const ts_opts *o, ngh_cfg *
     if (rc == TS_OK) {
         for (size_t i = 0; h->opt_key_at(p, i, &key) == TS_OK; i++)
             if (strcmp(key, "M") && strcmp(key, "efConstruction") && strcmp(key, "efSearch") &&
-                strcmp(key, "seed"))
+                strcmp(key, "seed") && strcmp(key, "splitRecords"))
                 return h->error(env, TS_ERR_CONFIG, "ngh: unknown parameter '%s'", key);
         if ((rc = opt_range(h, env, p, "M", 2, 256, &c->M, 0))) return rc;
         if ((rc = opt_range(h, env, p, "efConstruction", 1, 100000, &c->efc, 0))) return rc;
@@ -150,6 +152,13 @@ static int parse_opts(const ts_host *h, ts_env *env, const ts_opts *o, ngh_cfg *
         /* the seed of the levels (drawn at create when absent): the same
          * rows inserted in the same order then give the same graph */
         if ((rc = opt_u64(h, env, p, "seed", 1, &c->seed))) return rc;
+        /* float32 vectors split between record and tail (format 3): true
+         * wherever that saves a tenth of the pages, false never; absent,
+         * only where a whole record would not fit a page */
+        int b = 0;
+        rc = h->opt_bool(env, p, "splitRecords", &b);
+        if (rc == TS_OK) c->split = b != 0;
+        else if (rc != TS_ERR_NOT_FOUND) return rc;
     } else if (rc != TS_ERR_NOT_FOUND) return rc;
     if (c->efc < c->M) c->efc = c->M;
     return TS_OK;
@@ -185,7 +194,7 @@ static int ngh_create(const ts_module_args *args, ts_txn *txn, uint64_t *root_ou
     if (c.seed) seed = c.seed;
     else if ((rc = h->random(args->env, &seed, sizeof seed))) { h->pages->release(pg); return rc; }
     rc = ngh_meta_init(h->pages->data(pg), h->pages->usable_size(txn), c.dim, c.metric, c.precision,
-                       c.keys_quantized, c.M, c.efc, seed, btroot, c.format);
+                       c.keys_quantized, c.M, c.efc, seed, btroot, c.format, c.split);
     h->pages->release(pg);
     if (rc)
         return h->error(args->env, TS_ERR_UNSUPPORTED, "ngh: M=%u does not fit the page size",

@@ -278,9 +278,10 @@ int  ngh_vector(ngh_op *o, uint32_t id, const uint8_t *rec, float *buf, const fl
 int  ngh_key_matches(ngh_op *o, uint32_t id, const uint8_t *rec, const void *key, int *match);
 void ngh_prepare_query(const ngh_op *o, const float *q, float *qn);
 
-/* ngh_graph.c, used by ngh.c */
+/* ngh_graph.c, used by ngh.c.  split: parameters.splitRecords (-1 absent,
+ * 0 false, 1 true). */
 int      ngh_meta_init(uint8_t *d, uint32_t usable, uint32_t dim, int metric, int prec, int keys_quantized, uint32_t M,
-                       uint32_t efc, uint64_t seed, uint64_t btroot, uint32_t format);
+                       uint32_t efc, uint64_t seed, uint64_t btroot, uint32_t format, int split);
 int      ngh_free_pages(ngh_op *o);
 void     ngh_pool_free(ngh_idx *ix);
 void     ngh_snap_free(ngh_idx *ix, ngh_snap *s);
