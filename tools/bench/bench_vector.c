@@ -7,7 +7,7 @@
  *                [--rounds R] [--threads T] [--filter-ef EF] [--no-churn]
  *                [--latent R] [--engines tostore,hnswlib,faiss] [--cat-index]
  *                [--only oqfcs] [--sel P] [--no-repeat] [--reuse-db D]
- *                [--seed S]
+ *                [--seed S] [--split-records]
  *
  *   --latent R     the synthetic set's latent rank (32)
  *   --engines L    a subset of the engines; without tostore only the build
@@ -28,6 +28,8 @@
  *   --seed S       the ngh index's `seed` parameter (S >= 1): the same
  *                  graph in every run (default: drawn at create); with
  *                  --reuse-db of an existing database, its own seed
+ *   --split-records  the ngh index's `splitRecords` parameter: float32
+ *                  vectors split between record and tail (docs/ngh.md)
  *   --reuse-db D   tostore's database in D, kept: built there when D does
  *                  not exist, else opened as it is (same --n, --data and
  *                  --cat-index as when it was built; rows in insert order)
@@ -165,6 +167,7 @@ static int g_sel_only;              /* --sel: one filtered selectivity */
 static int g_no_repeat;             /* --no-repeat: conditions never repeat */
 static _Atomic long g_qctr;        /* --no-repeat: the next id != value */
 static long long g_ngh_seed;        /* --seed: the ngh index's level seed (0: drawn) */
+static int g_split;                 /* --split-records */
 static const char *g_reuse;         /* --reuse-db: tostore's database kept there */
 static int g_latent = 32;          /* synthetic: latent dimensions */
 static const char *g_engines;      /* --engines: a subset, comma separated */
@@ -406,8 +409,9 @@ static ts_db *ts_open_dir(const char *dir) { return bench_open_db(dir, "normal",
 
 static void ts_create(void)
 {
-    char ngh[256], seed[48] = "", s[1024];
+    char ngh[256], seed[96] = "", s[1024];
     if (g_ngh_seed) snprintf(seed, sizeof seed, ", \"seed\": %lld", g_ngh_seed);
+    if (g_split) snprintf(seed + strlen(seed), sizeof seed - strlen(seed), ", \"splitRecords\": true");
     snprintf(ngh, sizeof ngh,
              "{\"type\": \"ngh\", \"fields\": [\"emb\"], \"vectorConfig\": "
              "{\"distanceMetric\": \"l2\", \"parameters\": {\"M\": %d, \"efConstruction\": %d, "
@@ -1141,10 +1145,11 @@ int main(int argc, char **argv)
         }
         else if (!strcmp(a, "--sel") && v) g_sel_only = atoi(argv[++i]);
         else if (!strcmp(a, "--no-repeat")) g_no_repeat = 1;
+        else if (!strcmp(a, "--split-records")) g_split = 1;
         else if (a[0] != '-') dir = a;
         else die("usage: bench_vector [DIR] [--data synthetic|fashion] [--n N] [--queries Q] "
                  "[--rounds R] [--threads T] [--filter-ef EF] [--no-churn] [--latent R] "
-                 "[--engines tostore,hnswlib,faiss] [--cat-index] [--only oqfcs] [--sel P] [--no-repeat] [--reuse-db D] [--seed S]");
+                 "[--engines tostore,hnswlib,faiss] [--cat-index] [--only oqfcs] [--sel P] [--no-repeat] [--reuse-db D] [--seed S] [--split-records]");
     }
     if (g_latent < 1 || g_latent > 128) die("--latent: 1..128");
     if (g_rounds < 1) g_rounds = 1;

@@ -159,6 +159,8 @@ static int parse_opts(const ts_host *h, ts_env *env, const ts_opts *o, ngh_cfg *
         rc = h->opt_bool(env, p, "splitRecords", &b);
         if (rc == TS_OK) c->split = b != 0;
         else if (rc != TS_ERR_NOT_FOUND) return rc;
+        if (c->split > 0 && c->format < 3)
+            return h->error(env, TS_ERR_CONFIG, "ngh: splitRecords needs format 3 (format is %u)", c->format);
     } else if (rc != TS_ERR_NOT_FOUND) return rc;
     if (c->efc < c->M) c->efc = c->M;
     return TS_OK;

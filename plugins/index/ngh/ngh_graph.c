@@ -130,9 +130,12 @@ static uint32_t split_head(uint32_t room, uint32_t M0, uint32_t vb, uint32_t npp
     return h >= vb ? 0 : h;
 }
 
-/* Format 3's choice for float32 vectors of vb bytes: the records a page
- * whose head and tail layout needs the fewest pages a vector (ties: the
- * bigger head); *tpp tails a page.  0 when no split fits. */
+/* Format 3's choice for float32 vectors of vb bytes: the n (records a
+ * page it was sized for) whose head and tail layout needs the fewest pages
+ * a vector (ties: the bigger head); *tpp tails a page.  The head rounded
+ * down can let more records than n share a page: they count as they are,
+ * and a candidate whose records leave less than 12 bytes each for the key
+ * slot is skipped (the slot must be in the record).  0 when none fits. */
 static uint32_t split_npp(uint32_t room, uint32_t M0, uint32_t vb, uint32_t *tpp, double *pages)
 {
     uint32_t best = 0;
@@ -140,9 +143,9 @@ static uint32_t split_npp(uint32_t room, uint32_t M0, uint32_t vb, uint32_t *tpp
     for (uint32_t n = 1; n <= 64; n++) {
         uint32_t h = split_head(room, M0, vb, n);
         if (!h) continue;
-        uint32_t t = room / (vb - h);
-        if (!t) continue;
-        double c = 1.0 / n + 1.0 / t;
+        uint32_t t = room / (vb - h), rec = NR_VEC + h + 4 * M0, np = room / rec;
+        if (!t || ((room - np * rec) / np & ~3u) < 12) continue;
+        double c = 1.0 / np + 1.0 / t;
         if (!best || c < cost - 1e-9) {
             best = n;
             cost = c;
@@ -288,7 +291,7 @@ static int meta_load(ngh_op *o)
         m->dim == 0 || m->dim > 16384 || m->precision > NGH_I8 || m->maxlevel > NGH_MAXLEVEL || m->live + m->deleted != m->count ||
         (d[M_FLAGS] & ~(MF_KEYS_QUANTIZED | MF_PK_INLINE | MF_SPLIT)) ||
         (m->keys_quantized && m->precision == NGH_F32) ||
-        (m->split && (m->format < 3 || m->precision != NGH_F32 || !m->pk_inline)) ||
+        (m->split != (m->format >= 3) || (m->split && (m->precision != NGH_F32 || !m->pk_inline))) ||
         (m->format == 1 ? m->pkw || m->pk_inline || m->depth[NGH_A_PK] || m->npages[NGH_A_PK] ||
                           m->depth[NGH_A_HASH] || m->npages[NGH_A_HASH] || m->hlevel || m->hsplit
                         : m->pkw < 12 || m->pkw > 64 || m->pkw % 4 || m->hlevel > 31))
@@ -991,7 +994,9 @@ static void wc_drop(ngh_op *o, int a, uint32_t pos);
 static int pin_at(ngh_op *o, uint64_t pgno, int write, int a, uint64_t pos, uint8_t **d)
 {
     int rc = pin(o, pgno, write, d);
-    if (rc || !write || !o->wc || a >= NGH_SNAP_ARRAYS || pos >= UINT32_MAX) return rc;
+    /* raw pages are cached only as split tails */
+    if (rc || !write || !o->wc || a >= NGH_SNAP_ARRAYS || (a == NGH_A_RAW && !o->m.split) || pos >= UINT32_MAX)
+        return rc;
     ngh_pin *e = pin_find(o, pgno);
     if (e) {
         e->arr = a;
