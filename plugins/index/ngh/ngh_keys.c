@@ -244,15 +244,44 @@ static int hash_find(ngh_op *o, const void *val, size_t vlen, uint32_t **ids, ui
     return rc;
 }
 
+/* The first node of val's chain holding val: each slot compared as it is
+ * stored (a key is packed in its slot exactly when pk_pack packs it into
+ * the slot's room, so val is packed once here and compared byte for byte,
+ * never unpacked), with no allocation: the exact searches of filtered
+ * queries look up thousands of keys a query. */
 int ngh_pk_find(ngh_op *o, const void *val, size_t vlen, uint32_t *id)
 {
     if (!o->m.pkw) return TS_ERR_UNSUPPORTED;
-    uint32_t *ids = NULL, n = 0, cap = 0;
-    int rc = hash_find(o, val, vlen, &ids, &n, &cap);
-    if (!rc && !n) rc = TS_ERR_NOT_FOUND;
-    if (!rc) *id = ids[0];
-    o->ix->host->free(ids);
-    return rc;
+    uint8_t packed[64];
+    size_t room = o->m.pkw - NGH_SLOT_KEY;
+    size_t pn = pk_pack(val, vlen, packed, room < sizeof packed ? room : sizeof packed);
+    uint32_t cur;
+    int rc = head_get(o, bucket_of(&o->m, key_hash(val, vlen)), &cur);
+    for (uint32_t steps = 0; !rc && cur; steps++) {
+        uint32_t nid = cur - 1;
+        uint8_t *slot;
+        if (steps > o->m.count) return ngh_corrupt(o, "a key-hash chain loops");
+        if ((rc = ngh_pk_slot(o, nid, 0, &slot))) return rc;
+        memcpy(&cur, slot, 4);
+        if (cur > o->m.count) return ngh_corrupt(o, "a key-hash chain leaves the node array");
+        uint8_t lb = slot[NGH_SLOT_KEY - 1];
+        int match;
+        if (lb == NGH_PK_IN_MAP) {
+            const void *pk;
+            size_t pl;
+            if ((rc = ngh_pk_of(o, nid, &pk, &pl))) return rc;
+            match = pl == vlen && (!vlen || !memcmp(pk, val, vlen));
+        } else if (lb & NGH_PK_PACKED) {
+            match = pn && (lb & ~NGH_PK_PACKED) == pn && !memcmp(slot + NGH_SLOT_KEY, packed, pn);
+        } else {
+            match = !pn && lb == vlen && (!vlen || !memcmp(slot + NGH_SLOT_KEY, val, vlen));
+        }
+        if (match) {
+            *id = nid;
+            return TS_OK;
+        }
+    }
+    return rc ? rc : TS_ERR_NOT_FOUND;
 }
 
 /* Record node id's primary key: its slot and the key hash, or (too long
