@@ -7,7 +7,7 @@
  *                [--rounds R] [--threads T] [--filter-ef EF] [--no-churn]
  *                [--latent R] [--engines tostore,hnswlib,faiss] [--cat-index]
  *                [--only oqfcs] [--sel P] [--no-repeat] [--reuse-db D]
- *                [--seed S] [--split-records]
+ *                [--seed S] [--split-records] [--dim D]
  *
  *   --latent R     the synthetic set's latent rank (32)
  *   --engines L    a subset of the engines; without tostore only the build
@@ -28,6 +28,8 @@
  *   --seed S       the ngh index's `seed` parameter (S >= 1): the same
  *                  graph in every run (default: drawn at create); with
  *                  --reuse-db of an existing database, its own seed
+ *   --dim D        the synthetic set's dimensions (128; the latent rank
+ *                  and clusters stay, the map to D dimensions is wider)
  *   --split-records  the ngh index's `splitRecords` parameter: float32
  *                  vectors split between record and tail (docs/ngh.md)
  *   --reuse-db D   tostore's database in D, kept: built there when D does
@@ -168,6 +170,7 @@ static int g_no_repeat;             /* --no-repeat: conditions never repeat */
 static _Atomic long g_qctr;        /* --no-repeat: the next id != value */
 static long long g_ngh_seed;        /* --seed: the ngh index's level seed (0: drawn) */
 static int g_split;                 /* --split-records */
+static size_t g_syn_dim = 128;      /* --dim: the synthetic set's dimensions */
 static const char *g_reuse;         /* --reuse-db: tostore's database kept there */
 static int g_latent = 32;          /* synthetic: latent dimensions */
 static const char *g_engines;      /* --engines: a subset, comma separated */
@@ -192,7 +195,7 @@ static void synthetic(void)
 {
     enum { C = 256, RMAX = 128 };
     const size_t R = (size_t)g_latent;
-    g_dim = 128;
+    g_dim = g_syn_dim;
     g_rng = g_seed;
     float *A = malloc(g_dim * R * sizeof *A), *cen = malloc(C * R * sizeof *cen);
     g_base = malloc(g_n * g_dim * sizeof *g_base);
@@ -310,8 +313,10 @@ static void ground_truth(void)
     for (int s = 0; s < NSEL; s++) g_fgt[s] = malloc(per);
     char path[512];
     int syn = strcmp(g_data, "synthetic") == 0;
-    snprintf(path, sizeof path, "/tmp/bench_vector_gt_%s_%llu_r%d_%zu_%zu_k%d.bin", g_data,
-             (unsigned long long)(syn ? g_seed : 0), syn ? g_latent : 0, g_n, g_nq, K);
+    char dims[32] = "";
+    if (syn && g_syn_dim != 128) snprintf(dims, sizeof dims, "_d%zu", g_syn_dim);
+    snprintf(path, sizeof path, "/tmp/bench_vector_gt_%s_%llu_r%d%s_%zu_%zu_k%d.bin", g_data,
+             (unsigned long long)(syn ? g_seed : 0), syn ? g_latent : 0, dims, g_n, g_nq, K);
     FILE *f = fopen(path, "rb");
     if (f) {
         int ok = fread(g_gt, 1, per, f) == per;
@@ -1146,12 +1151,14 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--sel") && v) g_sel_only = atoi(argv[++i]);
         else if (!strcmp(a, "--no-repeat")) g_no_repeat = 1;
         else if (!strcmp(a, "--split-records")) g_split = 1;
+        else if (!strcmp(a, "--dim") && v) g_syn_dim = (size_t)atol(argv[++i]);
         else if (a[0] != '-') dir = a;
         else die("usage: bench_vector [DIR] [--data synthetic|fashion] [--n N] [--queries Q] "
                  "[--rounds R] [--threads T] [--filter-ef EF] [--no-churn] [--latent R] "
-                 "[--engines tostore,hnswlib,faiss] [--cat-index] [--only oqfcs] [--sel P] [--no-repeat] [--reuse-db D] [--seed S] [--split-records]");
+                 "[--engines tostore,hnswlib,faiss] [--cat-index] [--only oqfcs] [--sel P] [--no-repeat] [--reuse-db D] [--seed S] [--split-records] [--dim D]");
     }
     if (g_latent < 1 || g_latent > 128) die("--latent: 1..128");
+    if (g_syn_dim < 8 || g_syn_dim > 4096) die("--dim: 8..4096");
     if (g_rounds < 1) g_rounds = 1;
     if (g_rounds > MAXR) g_rounds = MAXR;
     if (g_threads < 1) g_threads = 1;
