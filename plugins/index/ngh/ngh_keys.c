@@ -33,7 +33,7 @@ static size_t pk_pack(const uint8_t *key, size_t len, uint8_t *out, size_t cap)
         uint64_t u = 0;
         for (int b = 1; b <= 8; b++) u = u << 8 | key[i + b];
         int64_t v = (int64_t)(u ^ 0x8000000000000000ull);
-        uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+        uint64_t z = ((uint64_t)v << 1) ^ (0 - ((uint64_t)v >> 63)); /* zigzag */
         do {
             if (n == cap) return 0;
             out[n++] = (uint8_t)((z & 0x7F) | (z > 0x7F ? 0x80 : 0));
