@@ -33,9 +33,10 @@
  *   --split-records  the ngh index's `splitRecords` parameter: float32
  *                  vectors split between record and tail (docs/ngh.md)
  *   --reuse-db D   tostore's database in D, kept: built there when D does
- *                  not exist, else opened as it is (same --n, --data and
- *                  --cat-index as when it was built; rows in insert order)
- *                  and the tostore build skipped (for profiling)
+ *                  not exist, else opened as it is (same --n, --data, --dim and
+ *                  --cat-index as when it was built; rows in insert order;
+ *                  --split-records and --seed then change nothing) and the
+ *                  tostore build skipped (for profiling)
  *
  * Data:
  *   synthetic  clustered low-rank vectors, 128-d: 256 cluster centres in a
@@ -1159,6 +1160,7 @@ int main(int argc, char **argv)
     }
     if (g_latent < 1 || g_latent > 128) die("--latent: 1..128");
     if (g_syn_dim < 8 || g_syn_dim > 4096) die("--dim: 8..4096");
+    if (g_syn_dim != 128 && strcmp(g_data, "synthetic")) die("--dim: only for the synthetic set");
     if (g_rounds < 1) g_rounds = 1;
     if (g_rounds > MAXR) g_rounds = MAXR;
     if (g_threads < 1) g_threads = 1;

@@ -210,10 +210,10 @@ int ngh_meta_init(uint8_t *d, uint32_t usable, uint32_t dim, int metric, int pre
      * a vector: by default only vectors too big for a record (they took
      * raw pages of their own, copied for every distance: a split one
      * builds 2.3x and searches 3x faster at 1024-d); with splitRecords
-     * also records that fit a page badly (500-960 dimensions: a third to
-     * a half fewer pages, 10-30% fewer queries/s: the head and the tail
-     * are two memory streams).  Else format 2 is written, which older
-     * modules read. */
+     * also records that fit a page badly (4 KiB, M 16: about 300-400 and
+     * 470-790 dimensions: a third to a half fewer pages, 10-35% fewer
+     * queries/s: the head and the tail are two memory streams).  Else
+     * format 2 is written, which older modules read. */
     if (format >= 3) {
         uint32_t room = usable - PG_HDR, tpp = 0;
         double whole = 1.0 / m.npp + (m.ext ? m.ppv : 0), cut = 0;

@@ -32,8 +32,8 @@ static size_t pk_pack(const uint8_t *key, size_t len, uint8_t *out, size_t cap)
         if (key[i] != TS_KEY_INT) return 0;
         uint64_t u = 0;
         for (int b = 1; b <= 8; b++) u = u << 8 | key[i + b];
-        int64_t v = (int64_t)(u ^ 0x8000000000000000ull);
-        uint64_t z = ((uint64_t)v << 1) ^ (0 - ((uint64_t)v >> 63)); /* zigzag */
+        uint64_t s = u ^ 0x8000000000000000ull;      /* the signed value's bits */
+        uint64_t z = (s << 1) ^ (0 - (s >> 63));      /* zigzag */
         do {
             if (n == cap) return 0;
             out[n++] = (uint8_t)((z & 0x7F) | (z > 0x7F ? 0x80 : 0));
@@ -267,10 +267,16 @@ int ngh_pk_find(ngh_op *o, const void *val, size_t vlen, uint32_t *id)
         uint8_t lb = slot[NGH_SLOT_KEY - 1];
         int match;
         if (lb == NGH_PK_IN_MAP) {
+            /* only keys too long for the slot are in the map */
             const void *pk;
             size_t pl;
-            if ((rc = ngh_pk_of(o, nid, &pk, &pl))) return rc;
-            match = pl == vlen && (!vlen || !memcmp(pk, val, vlen));
+            match = 0;
+            if (!pn && vlen > room) {
+                if ((rc = ngh_pk_of(o, nid, &pk, &pl))) return rc;
+                match = pl == vlen && !memcmp(pk, val, vlen);
+            }
+        } else if ((size_t)(lb & ~NGH_PK_PACKED) > room) {
+            return ngh_corrupt(o, "bad primary-key slot");
         } else if (lb & NGH_PK_PACKED) {
             match = pn && (lb & ~NGH_PK_PACKED) == pn && !memcmp(slot + NGH_SLOT_KEY, packed, pn);
         } else {

@@ -81,7 +81,7 @@ TS_API int ts_storage_control(ts_db *db, const char *op, int64_t arg, int64_t *o
  * logBytes, cacheHits, cacheMisses, cachePages, cacheMemory (bytes of page
  * memory in use: cached pages, write transactions' private pages and pages
  * index modules hold, headers included), cacheMemoryPeak (the most at
- * once since open), commits, syncs, checkpoints, encrypted; with the data
+ * once since open or the last ts_rekey), commits, syncs, checkpoints, encrypted; with the data
  * layer also tables (how many) and rows (in the current space and global
  * tables). */
 TS_API int ts_stats(ts_db *db, json_t **out_new);
