@@ -125,8 +125,7 @@ static int nomem(ngh_op *o)
 static uint32_t split_head(uint32_t room, uint32_t M0, uint32_t vb, uint32_t npp)
 {
     uint32_t per = room / npp, fixed = NR_VEC + 4 * M0 + SPLIT_SLOT;
-    if (per <= fixed) return 0;
-    uint32_t h = (per - fixed) & ~31u;
+    uint32_t h = per > fixed ? (per - fixed) & ~31u : 0;
     return h >= vb ? 0 : h;
 }
 
@@ -140,7 +139,9 @@ static uint32_t split_npp(uint32_t room, uint32_t M0, uint32_t vb, uint32_t *tpp
 {
     uint32_t best = 0;
     double cost = 0;
-    for (uint32_t n = 1; n <= 64; n++) {
+    /* every open of a split index runs this (layout): n stops where a
+     * page's share no longer holds a record's fixed part */
+    for (uint32_t n = 1; n <= 64 && room / n > NR_VEC + 4 * M0 + SPLIT_SLOT + 31; n++) {
         uint32_t h = split_head(room, M0, vb, n);
         if (!h) continue;
         uint32_t t = room / (vb - h), rec = NR_VEC + h + 4 * M0, np = room / rec;
@@ -565,6 +566,14 @@ int ngh_op_begin(ngh_op *o, ngh_idx *ix, ts_txn *tx, int write)
  * the cache first (pin_at); after the commit it is the committed image
  * (or, spilled, an equal copy of it). */
 
+/* Whether the read and write caches hold array a's pages: node and upper
+ * pages always, raw pages only as split tails (re-ranking reads raw
+ * vectors rarely: they need not stay in memory). */
+static inline int cached_arr(const ngh_meta *m, int a)
+{
+    return a < NGH_A_RAW || (a == NGH_A_RAW && m->split);
+}
+
 static void wc_free_arrays(ngh_idx *ix, ngh_wcache *wc)
 {
     for (int a = 0; a < NGH_SNAP_ARRAYS; a++) {
@@ -832,9 +841,7 @@ static void snap_attach(ngh_op *o)
                 if (!fresh->pk) fresh->pkcap = 0;
             }
             for (int a = 0; a < NGH_SNAP_ARRAYS; a++) {
-                /* raw pages are cached only as split tails (re-ranking
-                 * reads raw vectors rarely: they need not stay in memory) */
-                fresh->cap[a] = a == NGH_A_RAW && !o->m.split ? 0 : o->m.npages[a];
+                fresh->cap[a] = cached_arr(&o->m, a) ? o->m.npages[a] : 0;
                 fresh->slot[a] = ix->host->calloc(fresh->cap[a] ? fresh->cap[a] : 1, sizeof *fresh->slot[a]);
                 fresh->hold[a] = ix->host->calloc(fresh->cap[a] ? fresh->cap[a] : 1, sizeof *fresh->hold[a]);
                 if (!fresh->slot[a] || !fresh->hold[a]) {
@@ -994,9 +1001,7 @@ static void wc_drop(ngh_op *o, int a, uint32_t pos);
 static int pin_at(ngh_op *o, uint64_t pgno, int write, int a, uint64_t pos, uint8_t **d)
 {
     int rc = pin(o, pgno, write, d);
-    /* raw pages are cached only as split tails */
-    if (rc || !write || !o->wc || a >= NGH_SNAP_ARRAYS || (a == NGH_A_RAW && !o->m.split) || pos >= UINT32_MAX)
-        return rc;
+    if (rc || !write || !o->wc || !cached_arr(&o->m, a) || pos >= UINT32_MAX) return rc;
     ngh_pin *e = pin_find(o, pgno);
     if (e) {
         e->arr = a;
@@ -2043,15 +2048,14 @@ static int put_vector(ngh_op *o, uint32_t id, uint8_t *rec, const float *v)
     const ngh_meta *m = &o->m;
     float nn = o->ix->k.dot(v, v, m->dim), sc = 1.0f;
     pf(rec + NR_INV, nn > 0 ? 1.0f / sqrtf(nn) : 0.0f);
-    pf(rec + NR_SCALE, sc);
     if (m->split) {
+        /* the tail's page is pinned beside rec's, which stays valid */
         uint8_t *t = NULL;
+        int rc = tail_of(o, id, 1, &t);
+        if (rc) return rc;
         memcpy(rec + NR_VEC, v, m->vbytes);
-        int rc = tail_of(o, id, 1, &t);  /* may move rec's page pin: rec written first */
-        if (!rc) memcpy(t, (const uint8_t *)v + m->vbytes, m->tailb);
-        return rc;
-    }
-    if (!m->ext) {
+        memcpy(t, (const uint8_t *)v + m->vbytes, m->tailb);
+    } else if (!m->ext) {
         if (m->precision == NGH_F32) memcpy(rec + NR_VEC, v, (size_t)m->dim * 4);
         else ngh_quantize((int)m->precision, v, m->dim, rec + NR_VEC, &sc);
     }

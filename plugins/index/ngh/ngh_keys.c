@@ -219,19 +219,45 @@ static int hash_unlink(ngh_op *o, uint32_t id, uint32_t h)
     return prev ? next_set(o, prev - 1, next) : head_set(o, b, next);
 }
 
-/* The live nodes whose primary key is val: their ids, in *ids (grown with
- * the host allocator; the caller frees it). */
-static int hash_find(ngh_op *o, const void *val, size_t vlen, uint32_t **ids, uint32_t *n, uint32_t *cap)
+/* The live nodes whose primary key is val, at most `most` of them: their
+ * ids in *ids (grown with the host allocator past *cap; the caller frees
+ * it).  Each slot is compared as it is stored: a key is packed in its slot
+ * exactly when pk_pack packs it into the slot's room, so val is packed once
+ * and compared byte for byte, never unpacked (the exact searches of
+ * filtered queries look up thousands of keys a query). */
+static int hash_find(ngh_op *o, const void *val, size_t vlen, uint32_t most, uint32_t **ids, uint32_t *n,
+                     uint32_t *cap)
 {
+    uint8_t packed[64];
+    size_t room = o->m.pkw - NGH_SLOT_KEY;
+    size_t pn = pk_pack(val, vlen, packed, room < sizeof packed ? room : sizeof packed);
     uint32_t cur;
     int rc = head_get(o, bucket_of(&o->m, key_hash(val, vlen)), &cur);
-    for (uint32_t steps = 0; !rc && cur; steps++) {
+    for (uint32_t steps = 0; !rc && cur && *n < most; steps++) {
         uint32_t id = cur - 1;
-        const void *pk;
-        size_t pl;
+        uint8_t *slot;
         if (steps > o->m.count) return ngh_corrupt(o, "a key-hash chain loops");
-        if ((rc = ngh_pk_of(o, id, &pk, &pl)) || (rc = next_get(o, id, &cur))) break;
-        if (pl != vlen || (vlen && memcmp(pk, val, vlen))) continue;
+        if ((rc = ngh_pk_slot(o, id, 0, &slot))) return rc;
+        memcpy(&cur, slot, 4);
+        if (cur > o->m.count) return ngh_corrupt(o, "a key-hash chain leaves the node array");
+        uint8_t lb = slot[NGH_SLOT_KEY - 1];
+        int match = 0;
+        if (lb == NGH_PK_IN_MAP) {
+            /* only keys too long for the slot are in the map */
+            const void *pk;
+            size_t pl;
+            if (!pn && vlen > room) {
+                if ((rc = ngh_pk_of(o, id, &pk, &pl))) return rc;
+                match = pl == vlen && !memcmp(pk, val, vlen);
+            }
+        } else if ((size_t)(lb & ~NGH_PK_PACKED) > room) {
+            return ngh_corrupt(o, "bad primary-key slot");
+        } else if (lb & NGH_PK_PACKED) {
+            match = pn && (lb & ~NGH_PK_PACKED) == pn && !memcmp(slot + NGH_SLOT_KEY, packed, pn);
+        } else {
+            match = !pn && lb == vlen && (!vlen || !memcmp(slot + NGH_SLOT_KEY, val, vlen));
+        }
+        if (!match) continue;
         if (*n == *cap) {
             uint32_t nc = *cap ? 2 * *cap : 16;
             uint32_t *g = o->ix->host->realloc(*ids, (size_t)nc * sizeof *g);
@@ -244,50 +270,13 @@ static int hash_find(ngh_op *o, const void *val, size_t vlen, uint32_t **ids, ui
     return rc;
 }
 
-/* The first node of val's chain holding val: each slot compared as it is
- * stored (a key is packed in its slot exactly when pk_pack packs it into
- * the slot's room, so val is packed once here and compared byte for byte,
- * never unpacked), with no allocation: the exact searches of filtered
- * queries look up thousands of keys a query. */
+/* The first node of val's chain holding val, with no allocation. */
 int ngh_pk_find(ngh_op *o, const void *val, size_t vlen, uint32_t *id)
 {
     if (!o->m.pkw) return TS_ERR_UNSUPPORTED;
-    uint8_t packed[64];
-    size_t room = o->m.pkw - NGH_SLOT_KEY;
-    size_t pn = pk_pack(val, vlen, packed, room < sizeof packed ? room : sizeof packed);
-    uint32_t cur;
-    int rc = head_get(o, bucket_of(&o->m, key_hash(val, vlen)), &cur);
-    for (uint32_t steps = 0; !rc && cur; steps++) {
-        uint32_t nid = cur - 1;
-        uint8_t *slot;
-        if (steps > o->m.count) return ngh_corrupt(o, "a key-hash chain loops");
-        if ((rc = ngh_pk_slot(o, nid, 0, &slot))) return rc;
-        memcpy(&cur, slot, 4);
-        if (cur > o->m.count) return ngh_corrupt(o, "a key-hash chain leaves the node array");
-        uint8_t lb = slot[NGH_SLOT_KEY - 1];
-        int match;
-        if (lb == NGH_PK_IN_MAP) {
-            /* only keys too long for the slot are in the map */
-            const void *pk;
-            size_t pl;
-            match = 0;
-            if (!pn && vlen > room) {
-                if ((rc = ngh_pk_of(o, nid, &pk, &pl))) return rc;
-                match = pl == vlen && !memcmp(pk, val, vlen);
-            }
-        } else if ((size_t)(lb & ~NGH_PK_PACKED) > room) {
-            return ngh_corrupt(o, "bad primary-key slot");
-        } else if (lb & NGH_PK_PACKED) {
-            match = pn && (lb & ~NGH_PK_PACKED) == pn && !memcmp(slot + NGH_SLOT_KEY, packed, pn);
-        } else {
-            match = !pn && lb == vlen && (!vlen || !memcmp(slot + NGH_SLOT_KEY, val, vlen));
-        }
-        if (match) {
-            *id = nid;
-            return TS_OK;
-        }
-    }
-    return rc ? rc : TS_ERR_NOT_FOUND;
+    uint32_t n = 0, cap = 1, *p = id;
+    int rc = hash_find(o, val, vlen, 1, &p, &n, &cap);
+    return rc ? rc : n ? TS_OK : TS_ERR_NOT_FOUND;
 }
 
 /* Record node id's primary key: its slot and the key hash, or (too long
@@ -367,7 +356,7 @@ int ngh_find_matches(ngh_op *o, const void *key, size_t klen, const void *val, s
         if (!val) return scan_matches(o, key, fn, ctx, found);
         /* the key's nodes first, then their vectors (fn may unlink them) */
         uint32_t *ids = NULL, n = 0, cap = 0;
-        int rc = hash_find(o, val, vlen, &ids, &n, &cap);
+        int rc = hash_find(o, val, vlen, UINT32_MAX, &ids, &n, &cap);
         *found = 0;
         for (uint32_t i = 0; i < n && !rc; i++) {
             uint8_t *rec;
