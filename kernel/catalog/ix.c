@@ -132,6 +132,12 @@ int tsix_vectors(tsix *ix, tstx *tx, size_t n, const void *const *vals, const si
     return ix->vt->vectors(ix->idx, (ts_txn *)tx, n, vals, vlens, out, found);
 }
 
+int tsix_count(tsix *ix, tstx *tx, uint64_t *n)
+{
+    if (!ix->vt->count) return TS_ERR_UNSUPPORTED;
+    return ix->vt->count(ix->idx, (ts_txn *)tx, n);
+}
+
 int tsix_cursor(tsix *ix, tstx *tx, tsix_cur *c)
 {
     c->ix = ix;

@@ -56,6 +56,10 @@ int  tsix_knn(tsix *ix, tstx *tx, const float *q, size_t dim, size_t k, int ef,
 int  tsix_vectors(tsix *ix, tstx *tx, size_t n, const void *const *vals, const size_t *vlens,
                   float *out, unsigned char *found);
 
+/* The index's live entries in tx's snapshot (ts_index_vtab.count);
+ * TS_ERR_UNSUPPORTED when the module has no such call. */
+int  tsix_count(tsix *ix, tstx *tx, uint64_t *n);
+
 int  tsix_cursor(tsix *ix, tstx *tx, tsix_cur *c);
 void tsix_cursor_close(tsix_cur *c);
 int  tsix_seek(tsix_cur *c, const void *k, size_t kl, int mode);

@@ -341,7 +341,25 @@ static int by_set(vsearch *v, const float *vec, size_t dim, size_t k, json_t *ro
 
 /* Keys from an index walk: past TSQ_VSET_WALK_MAX the walk costs more than
  * reading the rows the graph search asks about (TS_ERR_RESOURCE). */
-#define TSQ_VSET_WALK_MAX 16384
+#define TSQ_VSET_WALK_MAX 65536
+
+/* How many passing rows of an index of n entries are measured exactly
+ * rather than made the graph search's filter.  Measuring costs about the
+ * same per passing row (a key lookup and a distance, ~0.3 us); a filtered
+ * walk must visit about ef x n / passing nodes to fill its beam, each
+ * several times dearer (a distance and a filter lookup on a cache miss).
+ * The two meet near sqrt(c x ef x n), c ~ 4 here (docs/benchmarks.md,
+ * "Exact or graph"): at ef 64, ~5 000 rows of 100K, ~16 000 of 1M.  Never
+ * fewer than max(1024, 20k); n 0 (unknown): that. */
+static size_t exact_cap(size_t k, int ef, uint64_t n)
+{
+    size_t cap = k * 20 > 1024 ? k * 20 : 1024;
+    double e = ef > 0 ? ef : 64;
+    if (e < (double)k) e = (double)k;
+    double c = 2.0 * sqrt(e * (double)n);
+    if (c > (double)TSQ_VSET_WALK_MAX) c = TSQ_VSET_WALK_MAX;
+    return (size_t)c > cap ? (size_t)c : cap;
+}
 static int add_key(void *ctx, const uint8_t *pk, size_t pkl)
 {
     tsq_vset *s = ctx;
@@ -471,8 +489,12 @@ static int by_key_set(vsearch *v, size_t col, tsix *ix, tsq_vset *ks, int rc, co
  * the keys as its filter.  TS_ERR_UNSUPPORTED when the bounds are not
  * exactly the conditions (nothing done). */
 static int by_index_keys(vsearch *v, size_t col, tsix *ix, const float *vec, size_t dim, size_t k, int ef,
-                         size_t cap, json_t *rows)
+                         json_t *rows)
 {
+    uint64_t n = 0;
+    int crc = tsix_count(ix, v->x->w->tx, &n);
+    if (crc && crc != TS_ERR_UNSUPPORTED) return crc;
+    size_t cap = exact_cap(k, ef, crc ? 0 : n);
     tsq_vset ks;
     if (tsq_vset_init(&ks, 0)) return tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
     int rc = tsq_exec_keys_fast(v->e, add_key, &ks);
@@ -536,6 +558,7 @@ int tsq_vector_column_build(tsq_exec *e, size_t col, tsq_vset **out)
     }
     tsix_cursor_close(&cur);
     if (rc == TS_ERR_NOT_FOUND) rc = TS_OK;
+    if (!rc) rc = tsq_vset_order(s);  /* integer ranges by two binary searches */
     if (!rc) rc = tsq_vset_seal(s);   /* the graph's filter finds rows by key */
     if (rc) {
         tsq_vset_clear(s);
@@ -618,16 +641,29 @@ static int vfilter_col(void *ctx, const void *val, size_t vl)
 }
 
 /* The search through a column set: the conditions evaluated on the cached
- * values instead of rows read.  A sample of the rows estimates how many
- * pass: few (at most cap, with margin) are collected by one pass over the
- * values, read and measured exactly; more, and the graph's filter looks
- * each candidate's value up by key. */
+ * values instead of rows read.  An integer range on a set in value order:
+ * the passing rows are counted and found by two binary searches, their
+ * keys in sequence.  Otherwise a sample of the rows estimates how many
+ * pass.  Few (exact_cap) are measured exactly; more, and the graph's
+ * filter looks each candidate's value up by key. */
 static int by_column(vsearch *v, size_t col, tsix *ix, const tsq_vset *cs, const float *vec,
                      size_t dim, size_t k, int ef, json_t *rows)
 {
     const tsq_cgroup *g = tsq_exec_conds(v->e);
-    size_t cap = k * 20 > 1024 ? k * 20 : 1024;
+    size_t cap = exact_cap(k, ef, ix ? cs->n : 0), from, to;
     v->ranged = int_range(g, &v->lo, &v->hi);
+    if (v->ranged && tsq_vset_range(cs, v->lo, v->hi, &from, &to)) {
+        /* the passing rows by value: counted exactly, collected directly */
+        if (ix && to - from > cap) {
+            v->colset = cs;
+            int rc = by_index_filtered(v, ix, vec, dim, k, ef, vfilter_col, rows);
+            v->colset = NULL;
+            return rc;
+        }
+        tsq_vset ks;
+        tsq_vset_range_view(cs, from, to, &ks);
+        return by_keys(v, col, ix, &ks, vec, k, rows);
+    }
     if (ix && cs->n > 4 * cap) {
         size_t step = cs->n / 1024, pass = 0, seen = 0;
         for (size_t i = 0; i < cs->n; i += step, seen++) pass += (size_t)row_pass(v, g, cs, i);
@@ -763,7 +799,7 @@ int tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t d
     if (tsq_exec_narrow(e)) {
         size_t cap = k * 20 > 1024 ? k * 20 : 1024;
         if (!t->ttl) {
-            rc = by_index_keys(&v, col, t->ix[ixn], vec, dim, k, ef, cap, rows);
+            rc = by_index_keys(&v, col, t->ix[ixn], vec, dim, k, ef, rows);
             if (rc != TS_ERR_UNSUPPORTED) return rc;
         }
         rc = by_scan(&v, col, vec, k, cap, rows);

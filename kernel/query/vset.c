@@ -105,10 +105,96 @@ int tsq_vset_add_value(tsq_vset *s, const tsd_value *v)
     return TS_OK;
 }
 
+/* qsort cannot see the values: sort (value, row) pairs. */
+typedef struct vpair { int64_t v; uint64_t row; } vpair;
+
+static int cmp_pair(const void *a, const void *b)
+{
+    const vpair *x = a, *y = b;
+    return x->v < y->v ? -1 : x->v > y->v ? 1 : (x->row > y->row) - (x->row < y->row);
+}
+
+int tsq_vset_order(tsq_vset *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->val[i].kind == TSD_V_INT) n++;
+        else if (s->val[i].kind != TSD_V_NULL) return TS_OK;
+    }
+    vpair *p = malloc((s->n ? s->n : 1) * sizeof *p);
+    uint8_t *kb = malloc(s->kbl ? s->kbl : 1);
+    size_t *ko = malloc((s->n + 1) * sizeof *ko);
+    tsq_vval *val = malloc((s->n ? s->n : 1) * sizeof *val);
+    if (!p || !kb || !ko || !val) {
+        free(p);
+        free(kb);
+        free(ko);
+        free(val);
+        return TS_ERR_NOMEM;
+    }
+    size_t ni = 0, nn = n;
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->val[i].kind == TSD_V_INT) p[ni++] = (vpair){ s->val[i].u.i, i };
+        else p[nn++] = (vpair){ 0, i };   /* NULLs after, in row order */
+    }
+    qsort(p, n, sizeof *p, cmp_pair);
+    ko[0] = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        size_t l;
+        const uint8_t *k = tsq_vset_key(s, p[i].row, &l);
+        memcpy(kb + ko[i], k, l);
+        ko[i + 1] = ko[i] + l;
+        val[i] = s->val[p[i].row];
+    }
+    free(p);
+    free(s->kb);
+    free(s->ko);
+    free(s->val);
+    s->kb = kb;
+    s->kbcap = s->kbl;
+    s->ko = ko;
+    s->kocap = s->n + 1;
+    s->val = val;
+    s->valcap = s->n;
+    s->ordered = 1;
+    s->norder = n;
+    return TS_OK;
+}
+
+/* The first row whose value is >= v (or > v when after). */
+static size_t order_bound(const tsq_vset *s, int64_t v, int after)
+{
+    size_t lo = 0, hi = s->norder;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int64_t x = s->val[mid].u.i;
+        if (x < v || (after && x == v)) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+int tsq_vset_range(const tsq_vset *s, int64_t lo, int64_t hi, size_t *from, size_t *to)
+{
+    if (!s->ordered) return 0;
+    *from = order_bound(s, lo, 0);
+    *to = lo > hi ? *from : order_bound(s, hi, 1);
+    if (*to < *from) *to = *from;
+    return 1;
+}
+
+void tsq_vset_range_view(const tsq_vset *cs, size_t from, size_t to, tsq_vset *view)
+{
+    memset(view, 0, sizeof *view);
+    view->n = to - from;
+    view->kb = cs->kb;
+    view->ko = cs->ko + from;   /* offsets stay absolute: tsq_vset_key works as is */
+}
+
 size_t tsq_vset_bytes(const tsq_vset *s)
 {
     return s->kbcap + s->kocap * sizeof *s->ko + s->veccap * sizeof *s->vec +
-           s->valcap * sizeof *s->val +
+           s->valcap * sizeof *s->val + 
            (s->slot ? (s->mask + 1) * sizeof *s->slot : 0) + sizeof *s;
 }
 

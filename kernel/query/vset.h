@@ -39,6 +39,12 @@ typedef struct tsq_vset {
      * value of one numeric column (kinds NULL, INT, BOOL, DOUBLE only) */
     tsq_vval  *val;
     size_t     valcap;
+    /* a column set whose values are all integers or NULL, sorted
+     * (tsq_vset_order): rows 0..norder-1 hold the integers in value order,
+     * so the rows in a range are found by two binary searches and their
+     * keys lie in sequence, instead of a pass over every row */
+    int        ordered;
+    size_t     norder;
 } tsq_vset;
 
 /* An empty set that keeps vectors of dim floats while it has at most
@@ -51,6 +57,17 @@ int  tsq_vset_add(tsq_vset *s, const uint8_t *pk, size_t pkl, const float *v);
 /* A column set: the value of the row added last (call after each add;
  * kinds NULL, INT, BOOL, DOUBLE).  TS_OK, TS_ERR_NOMEM. */
 int  tsq_vset_add_value(tsq_vset *s, const tsd_value *v);
+/* A column set after its last add, before tsq_vset_seal: when every value
+ * is an integer or NULL, put its rows in value order (NULLs last) (else
+ * nothing).  TS_OK, TS_ERR_NOMEM. */
+int  tsq_vset_order(tsq_vset *s);
+/* Of an ordered column set: the rows whose integer value is in lo..hi are
+ * rows *from .. *to - 1; 0 when the set is not ordered. */
+int  tsq_vset_range(const tsq_vset *s, int64_t lo, int64_t hi, size_t *from, size_t *to);
+/* Rows from..to-1 of a column set as a set of their keys, sharing cs's
+ * memory: read it with tsq_vset_key only, never clear it, and not past
+ * cs's life. */
+void tsq_vset_range_view(const tsq_vset *cs, size_t from, size_t to, tsq_vset *view);
 /* After the last add: build the hash table.  TS_OK or TS_ERR_NOMEM. */
 int  tsq_vset_seal(tsq_vset *s);
 /* Whether a sealed set holds the key: 1 or 0. */

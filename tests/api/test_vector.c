@@ -6,6 +6,7 @@
  * select lists, ts_ef_search, deletes and updates, spaces, transactions,
  * reopen, and errors.
  */
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <pthread.h>
@@ -698,6 +699,103 @@ START_TEST(filtered_search_column)
     }
     ck_assert_int_eq(ts_switch_space(db, "default", 0), TS_OK);
     free(rows);
+    free(data);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+}
+END_TEST
+
+/* A new range of an integer column every search, 1-5% of the rows
+ * passing: measured exactly (column set in value order without an index
+ * on the column; the index's keys with one), so every answer is the exact
+ * filtered one: the bounds of =, <, <=, >, >= and BETWEEN each included
+ * or excluded as they say, NULLs never passing.  A wide range (more rows
+ * than are measured exactly) walks the graph: passing rows only, k of
+ * them. */
+static int ex_lo, ex_hi;
+static const int *ex_cat;
+static int ex_keep(size_t i) { return ex_cat[i] >= ex_lo && ex_cat[i] <= ex_hi; }
+
+START_TEST(filtered_search_exact_range)
+{
+    enum { DIM = 8, K = 10 };
+#ifdef __SANITIZE_ADDRESS__
+    size_t n = 6000;   /* ASan runs the graph code ~20x slower */
+#else
+    size_t n = 12000;
+#endif
+    ts_db *db = open_db(NULL);
+    float *data = clustered(n, DIM, 57);
+    int *cat = malloc(n * sizeof *cat);
+    ex_cat = cat;
+    for (int t = 0; t < 2; t++) {
+        char spec[512];
+        snprintf(spec, sizeof spec, "{'name': 'ex%d', 'primaryKeyConfig': {'type': 'sequential'}, 'fields': ["
+                 "{'name': 'cat', 'type': 'integer'}, "
+                 "{'name': 'emb', 'type': 'vector', 'vectorConfig': {'dimensions': 8}}], 'indexes': ["
+                 "{'type': 'ngh', 'fields': ['emb'], 'vectorConfig': {'distanceMetric': 'l2', "
+                 "'parameters': {'M': 12, 'efConstruction': 60}}}%s]}", t,
+                 t ? ", {'type': 'btree', 'fields': ['cat']}" : "");
+        create(db, spec);
+        char tbl[8];
+        snprintf(tbl, sizeof tbl, "ex%d", t);
+        ck_assert_int_eq(ts_begin(db), TS_OK);
+        for (size_t i = 0; i < n; i++) {
+            cat[i] = i % 97 == 0 ? INT_MIN : (int)((i * 7919) % 100);   /* INT_MIN: NULL */
+            json_t *rec = json_pack("{s:o, s:o}", "cat", cat[i] == INT_MIN ? json_null() : json_integer(cat[i]),
+                                    "emb", ts_vector_value(data + i * DIM, DIM));
+            ck_assert_int_eq(ts_insert(db, tbl, rec, NULL), TS_OK);
+            json_decref(rec);
+        }
+        ck_assert_int_eq(ts_commit(db), TS_OK);
+        uint64_t seed = 5 + (uint64_t)t;
+        for (int it = 0; it < 60; it++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            int a = (int)((seed >> 33) % 96), w = (int)((seed >> 40) % 5), form = it % 5;
+            ts_query *q = ts_query_new(db, tbl);
+            /* the rows passing: cat in ex_lo..ex_hi, written five ways */
+            ex_lo = a;
+            ex_hi = a + w;
+            if (form == 0) {
+                q = ts_where(q, "cat", "BETWEEN", keep(json_pack("[i, i]", a, a + w)));
+            } else if (form == 1) {
+                q = ts_where(ts_where(q, "cat", ">", I(a - 1)), "cat", "<", I(a + w + 1));
+            } else if (form == 2) {
+                q = ts_where(ts_where(q, "cat", ">=", I(a)), "cat", "<=", I(a + w));
+            } else if (form == 3) {
+                q = ts_where(q, "cat", "=", I(a));
+                ex_hi = a;
+            } else {
+                q = ts_where(ts_where(q, "cat", "<=", I(a + w)), "cat", ">", I(-1000 - it));
+                ex_lo = 0;
+            }
+            const float *qv = data + ((seed >> 8) % n) * DIM;
+            size_t want[K];
+            size_t nw = exact_knn(M_L2, data, n, DIM, qv, K, ex_keep, want);
+            ts_result *r = search(q, qv, DIM, K);
+            ck_assert_msg(ts_result_count(r) == nw, "%s search %d: %zu rows, want %zu", tbl, it,
+                          ts_result_count(r), nw);
+            for (size_t i = 0; i < ts_result_count(r); i++)
+                ck_assert(ex_keep(id_of(ts_result_row(r, i))));
+            check_rows(r, M_L2, data, DIM, qv);
+            if (form != 4 || ex_hi < 5)   /* form 4 passes up to 100 values: the graph may walk */
+                ck_assert_msg(recall_of(r, want, nw) == 1.0, "%s search %d (cat %d..%d): recall %.3f", tbl, it,
+                              ex_lo, ex_hi, recall_of(r, want, nw));
+            ts_result_free(r);
+        }
+        /* most rows pass: the graph with the conditions as its filter */
+        for (int it = 0; it < 5; it++) {
+            ex_lo = 0;
+            ex_hi = 59 + it;
+            const float *qv = data + (size_t)(it * 131) * DIM;
+            ts_result *r = search(ts_where(ts_query_new(db, tbl), "cat", "<", I(60 + it)), qv, DIM, K);
+            ck_assert_uint_eq(ts_result_count(r), K);
+            for (size_t i = 0; i < ts_result_count(r); i++)
+                ck_assert(ex_keep(id_of(ts_result_row(r, i))));
+            check_rows(r, M_L2, data, DIM, qv);
+            ts_result_free(r);
+        }
+    }
+    free(cat);
     free(data);
     ck_assert_int_eq(ts_close(db), TS_OK);
 }
@@ -1465,6 +1563,7 @@ static Suite *suite(void)
     tcase_add_test(tc, split_records_api);
     tcase_add_test(tc, filter_cache_after_rolled_back_ddl);
     tcase_add_test(tc, transactions_and_reopen);
+    tcase_add_test(tc, filtered_search_exact_range);
     tcase_add_test(tc, errors);
     suite_add_tcase(s, tc);
     return s;

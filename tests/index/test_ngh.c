@@ -922,6 +922,9 @@ START_TEST(stored_vectors)
         tx = rbegin(&h);
         int rc = tsix_vectors(h.ix, tx, 0, NULL, NULL, NULL, NULL);
         ck_assert_int_eq(rc, cfg[c].exact ? TS_OK : TS_ERR_UNSUPPORTED);
+        uint64_t live = 0;
+        ck_assert_int_eq(tsix_count(h.ix, tx, &live), TS_OK);
+        ck_assert_uint_eq(live, n - n / 5);
         uint8_t (*pks)[8] = malloc((size_t)(n + 10) * 8);
         const void **kp = malloc((n + 10) * sizeof *kp);
         size_t *kl = malloc((n + 10) * sizeof *kl);
@@ -956,6 +959,8 @@ START_TEST(stored_vectors)
             found[0] = 0;
             ck_assert_int_eq(tsix_vectors(h.ix, tx, 1, &kp[n], &kl[n], out, found), TS_OK);
             ck_assert_int_eq(found[0], 1);
+            ck_assert_int_eq(tsix_count(h.ix, tx, &live), TS_OK);
+            ck_assert_uint_eq(live, n - n / 5 + 1);
             for (uint32_t d = 0; d < dim; d++)
                 ck_assert(fabsf(out[d] - data[(size_t)n * dim + d]) <= 1e-6f * fabsf(data[(size_t)n * dim + d]));
             tstx_rollback(tx);
@@ -987,6 +992,27 @@ START_TEST(cache_bytes_bound)
     tstx *tx = rbegin(&h);
     double rec = recall(&h, tx, NGH_L2, data, n, dim, NULL, 100, 10, 0, &r, NULL);
     REQUIRE(rec >= 0.95, "recall@10 %.4f without page-copy caches", rec);
+    /* keys looked up in batches on pinned pages: every vector back, bit
+     * for bit, however many pins a batch takes */
+    {
+        enum { B = 300 };
+        uint8_t pks[B][8];
+        const void *kp[B];
+        size_t kl[B];
+        unsigned char found[B];
+        float *out = malloc((size_t)B * dim * 4);
+        for (uint32_t i = 0; i < B; i++) {
+            pk_of((i * 7919u) % n, pks[i]);
+            kp[i] = pks[i];
+            kl[i] = 8;
+        }
+        ck_assert_int_eq(tsix_vectors(h.ix, tx, B, kp, kl, out, found), TS_OK);
+        for (uint32_t i = 0; i < B; i++) {
+            ck_assert_int_eq(found[i], 1);
+            ck_assert(!memcmp(out + (size_t)i * dim, data + (size_t)((i * 7919u) % n) * dim, (size_t)dim * 4));
+        }
+        free(out);
+    }
     tstx_rollback(tx);
     db_done(&h);
     /* caches allowed as much as the database's whole cache, for an index

@@ -732,6 +732,9 @@ static int keeps_exact(const ngh_meta *m)
     return m->pkw && (m->raw || m->precision == NGH_F32 || m->keys_quantized);
 }
 
+#ifndef NGH_VEC_AHEAD
+#define NGH_VEC_AHEAD 4
+#endif
 static int ngh_vectors(void *idx, ts_txn *txn, size_t n, const void *const *vals, const size_t *vlens,
                        float *out, unsigned char *found)
 {
@@ -741,23 +744,46 @@ static int ngh_vectors(void *idx, ts_txn *txn, size_t n, const void *const *vals
     if (rc) return rc;
     if (!keeps_exact(&o.m)) rc = TS_ERR_UNSUPPORTED;
     size_t dim = ix->dim;
-    for (size_t i = 0; i < n && !rc; i++) {
-        uint32_t id;
-        uint8_t *rec;
-        const float *v;
-        float *dst = out + i * dim;
-        found[i] = 0;
-        if (i % 64 == 63) ngh_op_relax(&o);
-        rc = ngh_pk_find(&o, vals[i], vlens[i], &id);
-        if (rc == TS_ERR_NOT_FOUND) { rc = TS_OK; continue; }
-        if (!rc) rc = ngh_node(&o, id, 0, &rec);
-        if (!rc) rc = ngh_vector(&o, id, rec, dst, &v);
-        if (rc) break;
-        if (v != dst) memcpy(dst, v, dim * 4);
-        found[i] = 1;
+    /* the lines of a record's vector fetched ahead (the hardware prefetcher
+     * follows on longer vectors) */
+    size_t ahead = o.m.raw ? 0 : o.m.vbytes < 1024 ? o.m.vbytes : 1024;
+    uint32_t ids[NGH_FIND_BATCH];
+    uint8_t *recs[NGH_FIND_BATCH];
+    for (size_t base = 0; base < n && !rc; base += NGH_FIND_BATCH) {
+        size_t m = n - base < NGH_FIND_BATCH ? n - base : NGH_FIND_BATCH;
+        ngh_op_relax(&o);
+        rc = ngh_pk_find_many(&o, m, vals + base, vlens + base, ids);
+        for (size_t j = 0; j < m && !rc; j++) {
+            recs[j] = NULL;
+            if (ids[j] != NGH_NO_ID && !(rc = ngh_node(&o, ids[j], 0, &recs[j])) && j < NGH_VEC_AHEAD)
+                for (size_t b = 0; b < ahead; b += 64) __builtin_prefetch(recs[j] + NR_VEC + b);
+        }
+        for (size_t j = 0; j < m && !rc; j++) {
+            float *dst = out + (base + j) * dim;
+            const float *v;
+            /* a few records ahead: more would overrun the misses a core
+             * keeps in flight */
+            size_t a = j + NGH_VEC_AHEAD;
+            for (size_t b = 0; a < m && recs[a] && b < ahead; b += 64) __builtin_prefetch(recs[a] + NR_VEC + b);
+            found[base + j] = 0;
+            if (ids[j] == NGH_NO_ID) continue;
+            if ((rc = ngh_vector(&o, ids[j], recs[j], dst, &v))) break;
+            if (v != dst) memcpy(dst, v, dim * 4);
+            found[base + j] = 1;
+        }
     }
     ngh_op_end(&o);
     return rc;
+}
+
+static int ngh_count(void *idx, ts_txn *txn, uint64_t *n)
+{
+    ngh_op o;
+    int rc = op_begin(&o, idx, txn, 0);
+    if (rc) return rc;
+    *n = o.m.live;
+    ngh_op_end(&o);
+    return TS_OK;
 }
 
 /* ---- the module ------------------------------------------------------------------------ */
@@ -782,6 +808,7 @@ static const ts_index_vtab ngh_vtab = {
     .knn = ngh_knn,
     .knn_emit = ngh_knn_emit,
     .vectors = ngh_vectors,
+    .count = ngh_count,
 };
 
 static const ts_module ngh_module = {

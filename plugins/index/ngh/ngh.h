@@ -101,7 +101,7 @@ typedef struct ngh_scratch {
  * copied.  Slots are filled once (compare-and-swap) and never change; a
  * newer generation replaces the cache, released when its last reader
  * ends. */
-#define NGH_SNAP_ARRAYS 3  /* NGH_A_NODE, NGH_A_UPPER, NGH_A_RAW (split tails only) */
+#define NGH_SNAP_ARRAYS 5  /* every array; NGH_A_RAW as split tails only */
 typedef struct ngh_snap {
     uint64_t gen;
     uint32_t refs;     /* under ngh_idx.mu */
@@ -234,6 +234,9 @@ void ngh_op_end(ngh_op *o);
  * pointer into a page is held. */
 void ngh_op_relax(ngh_op *o);
 int  ngh_node(ngh_op *o, uint32_t id, int write, uint8_t **rec);
+/* Fetch ahead where node id's page is found (its read-cache slot): a
+ * lookup of many nodes calls this for all of them first. */
+void ngh_prefetch_node(ngh_op *o, uint32_t id);
 int  ngh_corrupt(ngh_op *o, const char *what);
 /* Format 2: node id's primary-key slot (o->m.pkw bytes); write makes room
  * for it.  Valid until the next ngh_op_relax or a write pin of its page.
@@ -351,6 +354,13 @@ int ngh_pk_of(ngh_op *o, uint32_t id, const void **pk, size_t *pl);
  * key have several); TS_ERR_NOT_FOUND when none, TS_ERR_UNSUPPORTED in a
  * format 1 index. */
 int ngh_pk_find(ngh_op *o, const void *val, size_t vlen, uint32_t *id);
+/* ngh_pk_find for n <= NGH_FIND_BATCH keys at once, their lookups
+ * overlapped: ids[i] the node of vals[i], NGH_NO_ID when none.  Pointers
+ * from the operation stay valid only until its next relax: relax before,
+ * not during, a batch. */
+#define NGH_FIND_BATCH 64
+#define NGH_NO_ID UINT32_MAX
+int ngh_pk_find_many(ngh_op *o, size_t n, const void *const *vals, const size_t *vlens, uint32_t *ids);
 /* Record new node id's primary key val (its vector: key). */
 int ngh_pk_put(ngh_op *o, uint32_t id, const void *key, size_t klen, const void *val, size_t vlen);
 /* Forget node id's primary key pk (its vector: key), as remove does. */

@@ -566,12 +566,13 @@ int ngh_op_begin(ngh_op *o, ngh_idx *ix, ts_txn *tx, int write)
  * the cache first (pin_at); after the commit it is the committed image
  * (or, spilled, an equal copy of it). */
 
-/* Whether the read and write caches hold array a's pages: node and upper
- * pages always, raw pages only as split tails (re-ranking reads raw
- * vectors rarely: they need not stay in memory). */
+/* Whether the read and write caches hold array a's pages: node, upper,
+ * key and key-hash pages always (exact searches look up thousands of keys
+ * a query), raw pages only as split tails (re-ranking reads raw vectors
+ * rarely: they need not stay in memory). */
 static inline int cached_arr(const ngh_meta *m, int a)
 {
-    return a < NGH_A_RAW || (a == NGH_A_RAW && m->split);
+    return a != NGH_A_RAW || m->split;
 }
 
 static void wc_free_arrays(ngh_idx *ix, ngh_wcache *wc)
@@ -1195,7 +1196,8 @@ static int arr_read(ngh_op *o, int a, uint64_t pos, uint32_t type, uint8_t **out
     if (rc) return rc;
     if (g32(d) != type)
         return ngh_corrupt(o, a == NGH_A_NODE ? "not a node page" : a == NGH_A_UPPER ? "not an upper-layer page"
-                                                                                   : "not a vector-tail page");
+                              : a == NGH_A_RAW ? "not a vector-tail page" : a == NGH_A_PK ? "not a key page"
+                              : "not a key-hash page");
     *out = d;
     if (wc) {
         /* not a page this operation is changing: held for later write
@@ -1447,8 +1449,11 @@ int ngh_pk_slot(ngh_op *o, uint32_t id, int write, uint8_t **slot)
     uint8_t *d;
     while (write && m->npages[NGH_A_PK] <= pos)
         if ((rc = arr_append(o, NGH_A_PK, T_PK, &d))) return rc;
-    if ((rc = arr_pgno(o, NGH_A_PK, pos, &pg)) || (rc = pin(o, pg, write, &d))) return rc;
-    if (g32(d) != T_PK) return ngh_corrupt(o, "not a key page");
+    if (!write) rc = arr_read(o, NGH_A_PK, pos, T_PK, &d);
+    else if (!(rc = arr_pgno(o, NGH_A_PK, pos, &pg)) && !(rc = pin_at(o, pg, 1, NGH_A_PK, pos, &d)) &&
+             g32(d) != T_PK)
+        rc = ngh_corrupt(o, "not a key page");
+    if (rc) return rc;
     *slot = d + PG_HDR + (size_t)(id % m->ppk) * m->pkw;
     return TS_OK;
 }
@@ -1466,8 +1471,11 @@ int ngh_bucket(ngh_op *o, uint64_t b, int write, uint8_t **head)
     }
     while (write && m->npages[NGH_A_HASH] <= pos)
         if ((rc = arr_append(o, NGH_A_HASH, T_HASH, &d))) return rc;
-    if ((rc = arr_pgno(o, NGH_A_HASH, pos, &pg)) || (rc = pin(o, pg, write, &d))) return rc;
-    if (g32(d) != T_HASH) return ngh_corrupt(o, "not a key-hash page");
+    if (!write) rc = arr_read(o, NGH_A_HASH, pos, T_HASH, &d);
+    else if (!(rc = arr_pgno(o, NGH_A_HASH, pos, &pg)) && !(rc = pin_at(o, pg, 1, NGH_A_HASH, pos, &d)) &&
+             g32(d) != T_HASH)
+        rc = ngh_corrupt(o, "not a key-hash page");
+    if (rc) return rc;
     *head = d + PG_HDR + (size_t)(b % m->hpp) * 4;
     return TS_OK;
 }
@@ -1746,6 +1754,8 @@ static inline void prefetch_slot(ngh_op *o, uint32_t id, int stamp)
     if (sn && pos < sn->cap[NGH_A_RAW]) __builtin_prefetch(&sn->slot[NGH_A_RAW][pos], 0, 3);
     else if (o->wc && pos < o->wc->cap[NGH_A_RAW]) __builtin_prefetch(&o->wc->slot[NGH_A_RAW][pos], 0, 3);
 }
+
+void ngh_prefetch_node(ngh_op *o, uint32_t id) { prefetch_slot(o, id, 0); }
 
 /* Greedy descent at level lev from *ep (distance *epd). */
 static int greedy(ngh_op *o, const float *q, uint32_t lev, uint32_t *ep, float *epd)

@@ -219,44 +219,71 @@ static int hash_unlink(ngh_op *o, uint32_t id, uint32_t h)
     return prev ? next_set(o, prev - 1, next) : head_set(o, b, next);
 }
 
+/* Packed keys are 2 to 6 bytes: a loop, not a call. */
+static inline int same_bytes(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    uint8_t d = 0;
+    for (size_t i = 0; i < n; i++) d |= a[i] ^ b[i];
+    return !d;
+}
+
+/* Whether the key slot holds val (packed: val's pk_pack into the slot's
+ * room, pn bytes, or pn 0): 1 or 0 in *match.  Each slot is compared as it
+ * is stored: a key is packed in its slot exactly when pk_pack packs it
+ * into the slot's room, so val is packed once and compared byte for byte,
+ * never unpacked (the exact searches of filtered queries look up thousands
+ * of keys a query). */
+static int slot_match(ngh_op *o, uint32_t id, const uint8_t *slot, const void *val, size_t vlen,
+                      const uint8_t *packed, size_t pn, int *match)
+{
+    size_t room = o->m.pkw - NGH_SLOT_KEY;
+    uint8_t lb = slot[NGH_SLOT_KEY - 1];
+    *match = 0;
+    if (lb == NGH_PK_IN_MAP) {
+        /* only keys too long for the slot are in the map */
+        const void *pk;
+        size_t pl;
+        if (!pn && vlen > room) {
+            int rc = ngh_pk_of(o, id, &pk, &pl);
+            if (rc) return rc;
+            *match = pl == vlen && !memcmp(pk, val, vlen);
+        }
+    } else if ((size_t)(lb & ~NGH_PK_PACKED) > room) {
+        return ngh_corrupt(o, "bad primary-key slot");
+    } else if (lb & NGH_PK_PACKED) {
+        *match = pn && (lb & ~NGH_PK_PACKED) == pn && same_bytes(slot + NGH_SLOT_KEY, packed, pn);
+    } else {
+        *match = !pn && lb == vlen && (!vlen || !memcmp(slot + NGH_SLOT_KEY, val, vlen));
+    }
+    return TS_OK;
+}
+
+static size_t pack_for_slot(const ngh_meta *m, const void *val, size_t vlen, uint8_t packed[64])
+{
+    size_t room = m->pkw - NGH_SLOT_KEY;
+    return pk_pack(val, vlen, packed, room < 64 ? room : 64);
+}
+
 /* The live nodes whose primary key is val, at most `most` of them: their
  * ids in *ids (grown with the host allocator past *cap; the caller frees
- * it).  Each slot is compared as it is stored: a key is packed in its slot
- * exactly when pk_pack packs it into the slot's room, so val is packed once
- * and compared byte for byte, never unpacked (the exact searches of
- * filtered queries look up thousands of keys a query). */
-static int hash_find(ngh_op *o, const void *val, size_t vlen, uint32_t most, uint32_t **ids, uint32_t *n,
-                     uint32_t *cap)
+ * it).  The chain is walked from node first + 1 (0: from the bucket's
+ * head). */
+static int hash_find(ngh_op *o, const void *val, size_t vlen, uint32_t first, uint32_t most, uint32_t **ids,
+                     uint32_t *n, uint32_t *cap)
 {
     uint8_t packed[64];
-    size_t room = o->m.pkw - NGH_SLOT_KEY;
-    size_t pn = pk_pack(val, vlen, packed, room < sizeof packed ? room : sizeof packed);
-    uint32_t cur;
-    int rc = head_get(o, bucket_of(&o->m, key_hash(val, vlen)), &cur);
+    size_t pn = pack_for_slot(&o->m, val, vlen, packed);
+    uint32_t cur = first;
+    int rc = first ? TS_OK : head_get(o, bucket_of(&o->m, key_hash(val, vlen)), &cur);
     for (uint32_t steps = 0; !rc && cur && *n < most; steps++) {
         uint32_t id = cur - 1;
         uint8_t *slot;
+        int match;
         if (steps > o->m.count) return ngh_corrupt(o, "a key-hash chain loops");
         if ((rc = ngh_pk_slot(o, id, 0, &slot))) return rc;
         memcpy(&cur, slot, 4);
         if (cur > o->m.count) return ngh_corrupt(o, "a key-hash chain leaves the node array");
-        uint8_t lb = slot[NGH_SLOT_KEY - 1];
-        int match = 0;
-        if (lb == NGH_PK_IN_MAP) {
-            /* only keys too long for the slot are in the map */
-            const void *pk;
-            size_t pl;
-            if (!pn && vlen > room) {
-                if ((rc = ngh_pk_of(o, id, &pk, &pl))) return rc;
-                match = pl == vlen && !memcmp(pk, val, vlen);
-            }
-        } else if ((size_t)(lb & ~NGH_PK_PACKED) > room) {
-            return ngh_corrupt(o, "bad primary-key slot");
-        } else if (lb & NGH_PK_PACKED) {
-            match = pn && (lb & ~NGH_PK_PACKED) == pn && !memcmp(slot + NGH_SLOT_KEY, packed, pn);
-        } else {
-            match = !pn && lb == vlen && (!vlen || !memcmp(slot + NGH_SLOT_KEY, val, vlen));
-        }
+        if ((rc = slot_match(o, id, slot, val, vlen, packed, pn, &match))) return rc;
         if (!match) continue;
         if (*n == *cap) {
             uint32_t nc = *cap ? 2 * *cap : 16;
@@ -275,8 +302,58 @@ int ngh_pk_find(ngh_op *o, const void *val, size_t vlen, uint32_t *id)
 {
     if (!o->m.pkw) return TS_ERR_UNSUPPORTED;
     uint32_t n = 0, cap = 1, *p = id;
-    int rc = hash_find(o, val, vlen, 1, &p, &n, &cap);
+    int rc = hash_find(o, val, vlen, 0, 1, &p, &n, &cap);
     return rc ? rc : n ? TS_OK : TS_ERR_NOT_FOUND;
+}
+
+/* Looked up one at a time, each key waits on its cache misses in turn
+ * (its bucket, then each slot of its chain); here every key's bucket is
+ * fetched ahead, then every chain's first slot, then the second slots of
+ * the chains that go on, and so on, so the misses of a batch overlap. */
+int ngh_pk_find_many(ngh_op *o, size_t n, const void *const *vals, const size_t *vlens, uint32_t *ids)
+{
+    if (!o->m.pkw) return TS_ERR_UNSUPPORTED;
+    if (n > NGH_FIND_BATCH) return TS_ERR_INVALID;
+    uint8_t *at[NGH_FIND_BATCH], packed[NGH_FIND_BATCH][64];
+    uint32_t cur[NGH_FIND_BATCH];
+    uint8_t pn[NGH_FIND_BATCH], live[NGH_FIND_BATCH];
+    size_t nl = 0;
+    int rc = TS_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        ids[i] = NGH_NO_ID;
+        rc = ngh_bucket(o, bucket_of(&o->m, key_hash(vals[i], vlens[i])), 0, &at[i]);
+        if (!rc && at[i]) __builtin_prefetch(at[i]);
+    }
+    for (size_t i = 0; i < n && !rc; i++) {
+        cur[i] = 0;
+        if (at[i]) memcpy(&cur[i], at[i], 4);
+        if (cur[i] > o->m.count) return ngh_corrupt(o, "a key-hash bucket points outside the node array");
+        if (!cur[i]) continue;
+        pn[i] = (uint8_t)pack_for_slot(&o->m, vals[i], vlens[i], packed[i]);
+        live[nl++] = (uint8_t)i;
+    }
+    /* each round: the slots of the chains still walking, fetched ahead,
+     * then compared */
+    for (uint32_t round = 0; nl && !rc; round++) {
+        if (round > o->m.count) return ngh_corrupt(o, "a key-hash chain loops");
+        for (size_t j = 0; j < nl && !rc; j++) {
+            size_t i = live[j];
+            if (!(rc = ngh_pk_slot(o, cur[i] - 1, 0, &at[i]))) __builtin_prefetch(at[i] + NGH_SLOT_KEY - 1);
+        }
+        size_t keep = 0;
+        for (size_t j = 0; j < nl && !rc; j++) {
+            size_t i = live[j];
+            uint32_t id = cur[i] - 1;
+            int match;
+            memcpy(&cur[i], at[i], 4);
+            if (cur[i] > o->m.count) return ngh_corrupt(o, "a key-hash chain leaves the node array");
+            if ((rc = slot_match(o, id, at[i], vals[i], vlens[i], packed[i], pn[i], &match))) break;
+            if (match) ids[i] = id;
+            else if (cur[i]) live[keep++] = (uint8_t)i;
+        }
+        nl = keep;
+    }
+    return rc;
 }
 
 /* Record node id's primary key: its slot and the key hash, or (too long
@@ -356,7 +433,7 @@ int ngh_find_matches(ngh_op *o, const void *key, size_t klen, const void *val, s
         if (!val) return scan_matches(o, key, fn, ctx, found);
         /* the key's nodes first, then their vectors (fn may unlink them) */
         uint32_t *ids = NULL, n = 0, cap = 0;
-        int rc = hash_find(o, val, vlen, UINT32_MAX, &ids, &n, &cap);
+        int rc = hash_find(o, val, vlen, 0, UINT32_MAX, &ids, &n, &cap);
         *found = 0;
         for (uint32_t i = 0; i < n && !rc; i++) {
             uint8_t *rec;

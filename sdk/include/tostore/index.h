@@ -202,6 +202,13 @@ typedef struct ts_index_vtab {
      * such vectors in the index alone (rows then refer to it). */
     int  (*vectors)(void *idx, ts_txn *txn, size_t n, const void *const *vals,
                     const size_t *vlens, float *out, unsigned char *found);
+
+    /* Optional (ABI 1.6, read only when the module's vtable is this long).
+     * The number of live entries in txn's snapshot into *n, cheaply (from
+     * the index's own header, not by counting); the kernel uses it to
+     * choose between a filtered knn and measuring the passing rows
+     * exactly.  TS_ERR_UNSUPPORTED when the module cannot tell. */
+    int  (*count)(void *idx, ts_txn *txn, uint64_t *n);
 } ts_index_vtab;
 
 #ifdef __cplusplus
