@@ -132,6 +132,13 @@ int tsix_vectors(tsix *ix, tstx *tx, size_t n, const void *const *vals, const si
     return ix->vt->vectors(ix->idx, (ts_txn *)tx, n, vals, vlens, out, found);
 }
 
+int tsix_distances(tsix *ix, tstx *tx, const float *q, size_t dim, size_t n, const void *const *vals,
+                   const size_t *vlens, float *dist, unsigned char *found)
+{
+    if (!(ix->vt->caps & TS_INDEX_VECTOR) || !ix->vt->distances) return TS_ERR_UNSUPPORTED;
+    return ix->vt->distances(ix->idx, (ts_txn *)tx, q, dim, n, vals, vlens, dist, found);
+}
+
 int tsix_count(tsix *ix, tstx *tx, uint64_t *n)
 {
     if (!ix->vt->count) return TS_ERR_UNSUPPORTED;

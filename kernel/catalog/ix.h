@@ -56,6 +56,12 @@ int  tsix_knn(tsix *ix, tstx *tx, const float *q, size_t dim, size_t k, int ef,
 int  tsix_vectors(tsix *ix, tstx *tx, size_t n, const void *const *vals, const size_t *vlens,
                   float *out, unsigned char *found);
 
+/* The distances from q (dim floats) to the entries of n values, as knn
+ * reports them (ts_index_vtab.distances): found[i] whether vals[i] has an
+ * entry.  TS_ERR_UNSUPPORTED when the module has no such call or keeps no
+ * exact copies. */
+int  tsix_distances(tsix *ix, tstx *tx, const float *q, size_t dim, size_t n, const void *const *vals,
+                    const size_t *vlens, float *dist, unsigned char *found);
 /* The index's live entries in tx's snapshot (ts_index_vtab.count);
  * TS_ERR_UNSUPPORTED when the module has no such call. */
 int  tsix_count(tsix *ix, tstx *tx, uint64_t *n);

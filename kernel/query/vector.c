@@ -371,38 +371,63 @@ static int add_key(void *ctx, const uint8_t *pk, size_t pkl)
  * each found by its key with one cursor on the primary store (the row is
  * read in place, not copied). */
 /* by_keys through the vector index's own copies (ix keeps exact ones),
- * read in batches: a key without an entry has no row or a null vector.
- * TS_ERR_UNSUPPORTED (nothing done) when ix keeps no copies. */
-#define TSQ_VBATCH 64
+ * a batch of keys a call: the index measures them itself when it can
+ * (tsix_distances: no vector copied out), else gives their vectors back.
+ * A key without an entry has no row or a null vector.  TS_ERR_UNSUPPORTED
+ * (nothing done) when ix keeps no copies. */
+#define TSQ_VBATCH 256
 static int keys_from_index(vsearch *v, tsix *ix, size_t dim, const tsq_vset *ks, const float *vec,
                            vtop *h, size_t k, size_t *n)
 {
-    int rc = tsix_vectors(ix, v->x->w->tx, 0, NULL, NULL, NULL, NULL);
+    tstx *tx = v->x->w->tx;
+    int rc = tsix_vectors(ix, tx, 0, NULL, NULL, NULL, NULL);
     if (rc) return rc;
-    uint8_t *keys = malloc(TSQ_VBATCH * TSROW_KEY_CAP);
-    float *fv = malloc(TSQ_VBATCH * dim * sizeof *fv);
-    if (!keys || !fv) rc = tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
-    const void *kp[TSQ_VBATCH];
-    size_t kl[TSQ_VBATCH];
-    unsigned char found[TSQ_VBATCH];
-    for (size_t base = 0; base < ks->n && !rc; base += TSQ_VBATCH) {
-        size_t m = ks->n - base < TSQ_VBATCH ? ks->n - base : TSQ_VBATCH;
-        for (size_t j = 0; j < m && !rc; j++) {
+    int measured = tsix_distances(ix, tx, vec, dim, 0, NULL, NULL, NULL, NULL) == TS_OK;
+    size_t batch = measured ? TSQ_VBATCH : 64, kcap = batch * (v->pl + 16);
+    uint8_t *keys = malloc(kcap);
+    float *fv = malloc(batch * (measured ? 1 : dim) * sizeof *fv);
+    const void **kp = malloc(batch * sizeof *kp);
+    size_t *kl = malloc(batch * sizeof *kl);
+    unsigned char *found = malloc(batch);
+    if (!keys || !fv || !kp || !kl || !found) rc = tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
+    for (size_t base = 0; base < ks->n && !rc; base += batch) {
+        size_t m = ks->n - base < batch ? ks->n - base : batch, used = 0;
+        for (size_t j = 0; j < m; j++) {   /* the space's prefix and the key, packed in keys */
+            size_t pkl;
+            tsq_vset_key(ks, base + j, &pkl);
+            used += v->pl + pkl;
+        }
+        if (used > kcap) {
+            uint8_t *nk = realloc(keys, used);
+            if (!nk) { rc = tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory"); break; }
+            keys = nk;
+            kcap = used;
+        }
+        used = 0;
+        for (size_t j = 0; j < m; j++) {
             size_t pkl;
             const uint8_t *pk = tsq_vset_key(ks, base + j, &pkl);
-            uint8_t *key = keys + j * TSROW_KEY_CAP;
-            if (v->pl + pkl > TSROW_KEY_CAP) rc = tsenv_error(v->x->env, TS_ERR_CORRUPT, "primary key too long");
-            memcpy(key, v->pre, v->pl);
-            if (!rc) memcpy(key + v->pl, pk, pkl);
-            kp[j] = key;
+            memcpy(keys + used, v->pre, v->pl);
+            memcpy(keys + used + v->pl, pk, pkl);
+            kp[j] = keys + used;
             kl[j] = v->pl + pkl;
+            used += v->pl + pkl;
         }
-        if (!rc) rc = tsix_vectors(ix, v->x->w->tx, m, kp, kl, fv, found);
-        for (size_t j = 0; j < m && !rc; j++)
-            if (found[j]) top_push(h, n, k, distance(v->metric, vec, fv + j * dim, dim), base + j);
+        if (measured) {
+            rc = tsix_distances(ix, tx, vec, dim, m, kp, kl, fv, found);
+            for (size_t j = 0; j < m && !rc; j++)
+                if (found[j]) top_push(h, n, k, fv[j], base + j);
+        } else {
+            rc = tsix_vectors(ix, tx, m, kp, kl, fv, found);
+            for (size_t j = 0; j < m && !rc; j++)
+                if (found[j]) top_push(h, n, k, distance(v->metric, vec, fv + j * dim, dim), base + j);
+        }
     }
     free(keys);
     free(fv);
+    free(kp);
+    free(kl);
+    free(found);
     return rc;
 }
 

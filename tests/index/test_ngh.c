@@ -976,6 +976,72 @@ START_TEST(stored_vectors)
 }
 END_TEST
 
+/* The index measures stored vectors by key itself (ts_index_vtab.distances):
+ * each distance is what the metric says of the vector inserted (L2 the
+ * Euclidean distance, cosine 1 - similarity, innerProduct minus the dot
+ * product), found only for live keys, in batches larger than one lookup
+ * batch; with no keys it only says whether it can. */
+START_TEST(stored_distances)
+{
+    static const char *const metrics[] = { "l2", "cosine", "innerProduct" };
+    uint32_t n = 400, dim = 16;
+    for (int mi = 0; mi < 3; mi++) {
+        rng r = rng_new(91 + (uint64_t)mi);
+        float *data = gen_data(&r, n + 1, dim);
+        ndb h;
+        char name[64];
+        snprintf(name, sizeof name, "ngh-distances-%d", mi);
+        db_new(&h, name, 0, NULL, mkopts(dim, metrics[mi], 0, 64, 0));
+        load(&h, data, dim, 0, n, 200);
+        tstx *tx = wbegin(&h);
+        for (uint32_t i = 0; i < n; i += 7) REQUIRE(del(&h, tx, data, dim, i) == TS_OK, "remove %u", i);
+        commit(&h, tx);
+        tx = rbegin(&h);
+        const float *q = data + (size_t)n * dim;   /* not in the index */
+        ck_assert_int_eq(tsix_distances(h.ix, tx, q, dim, 0, NULL, NULL, NULL, NULL), TS_OK);
+        uint32_t m = n + 5;
+        uint8_t (*pks)[8] = malloc((size_t)m * 8);
+        const void **kp = malloc(m * sizeof *kp);
+        size_t *kl = malloc(m * sizeof *kl);
+        float *d = malloc(m * sizeof *d);
+        unsigned char *found = malloc(m);
+        for (uint32_t i = 0; i < m; i++) {
+            pk_of((i * 37u) % m, pks[i]);
+            kp[i] = pks[i];
+            kl[i] = 8;
+        }
+        ck_assert_int_eq(tsix_distances(h.ix, tx, q, dim, m, kp, kl, d, found), TS_OK);
+        for (uint32_t i = 0; i < m; i++) {
+            uint32_t id = (i * 37u) % m;
+            int want = id < n && id % 7 != 0;
+            REQUIRE(found[i] == want, "%s: key %u found %d", metrics[mi], id, found[i]);
+            if (!want) continue;
+            const float *v = data + (size_t)id * dim;
+            double dot = 0, l2 = 0, na = 0, nb = 0;
+            for (uint32_t x = 0; x < dim; x++) {
+                dot += (double)q[x] * v[x];
+                l2 += ((double)q[x] - v[x]) * ((double)q[x] - v[x]);
+                na += (double)q[x] * q[x];
+                nb += (double)v[x] * v[x];
+            }
+            double w = mi == 0 ? sqrt(l2) : mi == 1 ? 1 - dot / sqrt(na * nb) : -dot;
+            REQUIRE(fabs(d[i] - w) <= 1e-4 * (1 + fabs(w)), "%s: key %u distance %.7g, want %.7g", metrics[mi],
+                    id, d[i], w);
+        }
+        /* a wrong query length is refused */
+        ck_assert_int_eq(tsix_distances(h.ix, tx, q, dim - 1, 1, kp, kl, d, found), TS_ERR_VALIDATION);
+        tstx_rollback(tx);
+        free(pks);
+        free(kp);
+        free(kl);
+        free(d);
+        free(found);
+        free(data);
+        db_done(&h);
+    }
+}
+END_TEST
+
 /* cacheBytes bounds the module's page-copy caches (the kernel passes half
  * the database's cacheBytes): with 0 nothing is copied and every search and
  * insert works on pinned kernel pages, with the same answers. */
@@ -2431,6 +2497,7 @@ static Suite *suite(void)
     ADD(quantized_keys_f16);
     ADD(quantized_keys_i8);
     ADD(stored_vectors);
+    ADD(stored_distances);
     ADD(cache_bytes_bound);
     ADD(deletes_and_updates);
     ADD(filtered);

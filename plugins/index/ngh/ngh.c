@@ -732,18 +732,24 @@ static int keeps_exact(const ngh_meta *m)
     return m->pkw && (m->raw || m->precision == NGH_F32 || m->keys_quantized);
 }
 
-#ifndef NGH_VEC_AHEAD
-#define NGH_VEC_AHEAD 4
-#endif
-static int ngh_vectors(void *idx, ts_txn *txn, size_t n, const void *const *vals, const size_t *vlens,
-                       float *out, unsigned char *found)
+#define NGH_VEC_AHEAD 4   /* records fetched ahead: more overrun the misses a core keeps in flight */
+
+/* The stored vectors of n primary keys (vals) into out (dim floats each),
+ * or with a query q their distances as knn reports them into
+ * dist; found[i] whether vals[i] has a live entry.  Keys are looked up a
+ * batch at a time (ngh_pk_find_many), records fetched a few ahead. */
+static int stored_batch(ngh_idx *ix, ts_txn *txn, size_t n, const void *const *vals, const size_t *vlens,
+                        const float *q, float *out, float *dist, unsigned char *found)
 {
-    ngh_idx *ix = idx;
     ngh_op o;
     int rc = op_begin(&o, ix, txn, 0);
     if (rc) return rc;
     if (!keeps_exact(&o.m)) rc = TS_ERR_UNSUPPORTED;
     size_t dim = ix->dim;
+    float *qn = NULL;
+    if (!rc && q && n && !(qn = ix->host->alloc(dim * 4)))
+        rc = ix->host->error(ix->env, TS_ERR_NOMEM, "ngh: out of memory");
+    if (qn) ngh_prepare_query(&o, q, qn);
     /* the lines of a record's vector fetched ahead (the hardware prefetcher
      * follows on longer vectors) */
     size_t ahead = o.m.raw ? 0 : o.m.vbytes < 1024 ? o.m.vbytes : 1024;
@@ -759,21 +765,43 @@ static int ngh_vectors(void *idx, ts_txn *txn, size_t n, const void *const *vals
                 for (size_t b = 0; b < ahead; b += 64) __builtin_prefetch(recs[j] + NR_VEC + b);
         }
         for (size_t j = 0; j < m && !rc; j++) {
-            float *dst = out + (base + j) * dim;
-            const float *v;
-            /* a few records ahead: more would overrun the misses a core
-             * keeps in flight */
             size_t a = j + NGH_VEC_AHEAD;
             for (size_t b = 0; a < m && recs[a] && b < ahead; b += 64) __builtin_prefetch(recs[a] + NR_VEC + b);
             found[base + j] = 0;
             if (ids[j] == NGH_NO_ID) continue;
-            if ((rc = ngh_vector(&o, ids[j], recs[j], dst, &v))) break;
-            if (v != dst) memcpy(dst, v, dim * 4);
+            if (qn) {
+                float d;
+                if ((rc = ngh_exact_dist(&o, qn, ids[j], recs[j], &d))) break;
+                dist[base + j] = hit_distance(ix, d);
+            } else {
+                float *dst = out + (base + j) * dim;
+                const float *v;
+                if ((rc = ngh_vector(&o, ids[j], recs[j], dst, &v))) break;
+                if (v != dst) memcpy(dst, v, dim * 4);
+            }
             found[base + j] = 1;
         }
     }
+    ix->host->free(qn);
     ngh_op_end(&o);
     return rc;
+}
+
+static int ngh_vectors(void *idx, ts_txn *txn, size_t n, const void *const *vals, const size_t *vlens,
+                       float *out, unsigned char *found)
+{
+    return stored_batch(idx, txn, n, vals, vlens, NULL, out, NULL, found);
+}
+
+static int ngh_distances(void *idx, ts_txn *txn, const float *q, size_t dim, size_t n, const void *const *vals,
+                         const size_t *vlens, float *dist, unsigned char *found)
+{
+    ngh_idx *ix = idx;
+    if (dim != ix->dim)
+        return ix->host->error(ix->env, TS_ERR_VALIDATION, "ngh: query of %zu dimensions, the index has %u",
+                               dim, ix->dim);
+    int rc = check_vec(ix, q, dim * 4);
+    return rc ? rc : stored_batch(ix, txn, n, vals, vlens, q, NULL, dist, found);
 }
 
 static int ngh_count(void *idx, ts_txn *txn, uint64_t *n)
@@ -809,6 +837,7 @@ static const ts_index_vtab ngh_vtab = {
     .knn_emit = ngh_knn_emit,
     .vectors = ngh_vectors,
     .count = ngh_count,
+    .distances = ngh_distances,
 };
 
 static const ts_module ngh_module = {

@@ -209,6 +209,18 @@ typedef struct ts_index_vtab {
      * choose between a filtered knn and measuring the passing rows
      * exactly.  TS_ERR_UNSUPPORTED when the module cannot tell. */
     int  (*count)(void *idx, ts_txn *txn, uint64_t *n);
+
+    /* Optional (vector modules; ABI 1.6, read only when the module's
+     * vtable is this long).  For each of n values: the distance from q
+     * (dim floats) to the live entry whose value is vals[i], as knn reports
+     * distances, into dist[i] and found[i] = 1; found[i] = 0 when the value
+     * has no entry.  The distance is that of the vector `vectors` gives
+     * back, so the module answers exactly when `vectors` would (else
+     * TS_ERR_UNSUPPORTED); it saves the kernel copying each vector out to
+     * measure it. */
+    int  (*distances)(void *idx, ts_txn *txn, const float *q, size_t dim, size_t n,
+                      const void *const *vals, const size_t *vlens, float *dist,
+                      unsigned char *found);
 } ts_index_vtab;
 
 #ifdef __cplusplus
