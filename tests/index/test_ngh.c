@@ -1042,6 +1042,106 @@ START_TEST(stored_distances)
 }
 END_TEST
 
+/* Lookups by key guess a node from the last key found (keys that differ
+ * in their last 8 bytes as integers, rows inserted in key order): the
+ * guesses must never return a deleted node whose slot still holds the key,
+ * nor a reused id's new key for the old one, and must fall back to the
+ * key hash when rows were not inserted in key order.  Kernel-style keys
+ * (space and primary key as TS_KEY_INT: packed in the slot) and 12-byte
+ * raw keys (too long for the slot: in the map). */
+static size_t gkey(int style, uint64_t pk, uint8_t *k)
+{
+    if (style == 0) {
+        size_t off = ts_key_int(k, 32, 0, 0);
+        return ts_key_int(k, 32, off, (int64_t)pk);
+    }
+    memcpy(k, "sp00", 4);
+    for (int i = 0; i < 8; i++) k[4 + i] = (uint8_t)(pk >> (56 - 8 * i));
+    return 12;
+}
+
+START_TEST(guessed_lookups)
+{
+    uint32_t n = 600, dim = 8, extra = 80;
+    for (int style = 0; style < 2; style++) {
+        rng r = rng_new(300 + (uint64_t)style);
+        float *data = gen_data(&r, n + extra, dim);
+        ndb h;
+        char name[64];
+        snprintf(name, sizeof name, "ngh-guess-%d", style);
+        db_new(&h, name, 0, NULL, mkopts(dim, "l2", 0, 40, 0));
+        /* rows 0..n-1: keys 1000 + i, the first half inserted in key order,
+         * the second half in reverse */
+        uint64_t *pk = malloc((n + extra) * sizeof *pk);
+        int *live = calloc(n + extra, sizeof *live);
+        uint8_t k[32];
+        tstx *tx = wbegin(&h);
+        for (uint32_t j = 0; j < n; j++) {
+            uint32_t i = j < n / 2 ? j : n - 1 - (j - n / 2);
+            pk[i] = 1000 + i;
+            size_t kl = gkey(style, pk[i], k);
+            REQUIRE(tsix_insert(h.ix, tx, data + (size_t)i * dim, (size_t)dim * 4, k, kl, 0) == TS_OK, "insert %u", i);
+            live[i] = 1;
+        }
+        commit(&h, tx);
+        /* every third deleted, then new keys reusing their ids */
+        tx = wbegin(&h);
+        for (uint32_t i = 0; i < n; i += 3) {
+            size_t kl = gkey(style, pk[i], k);
+            REQUIRE(tsix_remove(h.ix, tx, data + (size_t)i * dim, (size_t)dim * 4, k, kl) == TS_OK, "remove %u", i);
+            live[i] = 0;
+        }
+        commit(&h, tx);
+        tx = wbegin(&h);
+        for (uint32_t i = n; i < n + extra; i++) {
+            pk[i] = 5000 + i;
+            size_t kl = gkey(style, pk[i], k);
+            REQUIRE(tsix_insert(h.ix, tx, data + (size_t)i * dim, (size_t)dim * 4, k, kl, 0) == TS_OK, "insert %u", i);
+            live[i] = 1;
+        }
+        commit(&h, tx);
+        /* look up: ascending, descending, the new keys, unknown keys */
+        uint32_t m = 2 * n + extra + 20;
+        uint8_t (*keys)[32] = malloc((size_t)m * 32);
+        const void **kp = malloc(m * sizeof *kp);
+        size_t *kl = malloc(m * sizeof *kl);
+        uint32_t *row = malloc(m * sizeof *row);
+        for (uint32_t j = 0; j < m; j++) {
+            uint64_t p;
+            if (j < n) row[j] = j;
+            else if (j < 2 * n) row[j] = 2 * n - 1 - j;
+            else if (j < 2 * n + extra) row[j] = n + (j - 2 * n);
+            else row[j] = UINT32_MAX;
+            p = row[j] != UINT32_MAX ? pk[row[j]] : j % 2 ? 1000 + n + j : 999 - j;
+            kl[j] = gkey(style, p, keys[j]);
+            kp[j] = keys[j];
+        }
+        float *out = malloc((size_t)m * dim * 4);
+        unsigned char *found = malloc(m);
+        tx = rbegin(&h);
+        ck_assert_int_eq(tsix_vectors(h.ix, tx, m, kp, kl, out, found), TS_OK);
+        for (uint32_t j = 0; j < m; j++) {
+            int want = row[j] != UINT32_MAX && live[row[j]];
+            REQUIRE(found[j] == want, "style %d: lookup %u (row %u) found %d", style, j, row[j], found[j]);
+            if (want)
+                REQUIRE(!memcmp(out + (size_t)j * dim, data + (size_t)row[j] * dim, (size_t)dim * 4),
+                        "style %d: lookup %u: another row's vector", style, j);
+        }
+        tstx_rollback(tx);
+        free(keys);
+        free(kp);
+        free(kl);
+        free(row);
+        free(out);
+        free(found);
+        free(pk);
+        free(live);
+        free(data);
+        db_done(&h);
+    }
+}
+END_TEST
+
 /* cacheBytes bounds the module's page-copy caches (the kernel passes half
  * the database's cacheBytes): with 0 nothing is copied and every search and
  * insert works on pinned kernel pages, with the same answers. */
@@ -2498,6 +2598,7 @@ static Suite *suite(void)
     ADD(quantized_keys_i8);
     ADD(stored_vectors);
     ADD(stored_distances);
+    ADD(guessed_lookups);
     ADD(cache_bytes_bound);
     ADD(deletes_and_updates);
     ADD(filtered);

@@ -216,6 +216,12 @@ typedef struct ngh_op {
     ngh_wcache        *wc;       /* write operations continuing the cached state */
     void             **dead;     /* holds of write-cache pages dropped by this operation */
     uint32_t           ndead, deadcap;
+    /* ngh_pk_find_many: the last key found (all but its last 8 bytes, and
+     * those as an integer) and its node, to guess the next keys' nodes;
+     * hint_len 0: none */
+    uint32_t           hint_len, hint_id;
+    uint64_t           hint_last;
+    uint8_t            hint_pre[56];
 } ngh_op;
 
 /* Node record fields. */
@@ -234,9 +240,6 @@ void ngh_op_end(ngh_op *o);
  * pointer into a page is held. */
 void ngh_op_relax(ngh_op *o);
 int  ngh_node(ngh_op *o, uint32_t id, int write, uint8_t **rec);
-/* Fetch ahead where node id's page is found (its read-cache slot): a
- * lookup of many nodes calls this for all of them first. */
-void ngh_prefetch_node(ngh_op *o, uint32_t id);
 int  ngh_corrupt(ngh_op *o, const char *what);
 /* Format 2: node id's primary-key slot (o->m.pkw bytes); write makes room
  * for it.  Valid until the next ngh_op_relax or a write pin of its page.

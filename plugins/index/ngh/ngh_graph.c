@@ -1755,8 +1755,6 @@ static inline void prefetch_slot(ngh_op *o, uint32_t id, int stamp)
     else if (o->wc && pos < o->wc->cap[NGH_A_RAW]) __builtin_prefetch(&o->wc->slot[NGH_A_RAW][pos], 0, 3);
 }
 
-void ngh_prefetch_node(ngh_op *o, uint32_t id) { prefetch_slot(o, id, 0); }
-
 /* Greedy descent at level lev from *ep (distance *epd). */
 static int greedy(ngh_op *o, const float *q, uint32_t lev, uint32_t *ep, float *epd)
 {

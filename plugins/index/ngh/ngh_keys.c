@@ -306,53 +306,113 @@ int ngh_pk_find(ngh_op *o, const void *val, size_t vlen, uint32_t *id)
     return rc ? rc : n ? TS_OK : TS_ERR_NOT_FOUND;
 }
 
-/* Looked up one at a time, each key waits on its cache misses in turn
- * (its bucket, then each slot of its chain); here every key's bucket is
- * fetched ahead, then every chain's first slot, then the second slots of
- * the chains that go on, and so on, so the misses of a batch overlap. */
+/* Tables mostly insert rows in key order (sequential or time-based
+ * keys), so a node's id tends to follow its key: from the last key found,
+ * a key whose only difference is its last 8 bytes (an integer's) predicts
+ * the node that many ids on.  Whether the guess holds is checked like any
+ * slot, plus the node being live (a deleted node's slot keeps its key). */
+static int guess_id(const ngh_op *o, const uint8_t *v, size_t l, uint32_t *id)
+{
+    if (!o->hint_len || l != o->hint_len || l < 9 || memcmp(v, o->hint_pre, l - 8)) return 0;
+    uint64_t u = 0;
+    for (size_t b = l - 8; b < l; b++) u = u << 8 | v[b];
+    uint64_t g = (uint64_t)o->hint_id + (u - o->hint_last);   /* modulo 2^64: a signed step */
+    if (g >= o->m.count) return 0;
+    *id = (uint32_t)g;
+    return 1;
+}
+
+static void hint_set(ngh_op *o, const uint8_t *v, size_t l, uint32_t id)
+{
+    if (l < 9 || l - 8 > sizeof o->hint_pre) return;
+    memcpy(o->hint_pre, v, l - 8);
+    o->hint_last = 0;
+    for (size_t b = l - 8; b < l; b++) o->hint_last = o->hint_last << 8 | v[b];
+    o->hint_len = (uint32_t)l;
+    o->hint_id = id;
+}
+
+/* Looked up one at a time, each key waits on its cache misses in turn (a
+ * guessed node's slot, or its bucket, then each slot of its chain).  Here
+ * the keys of a batch advance together a step a round, each step's line
+ * fetched ahead during the round before, so their misses overlap. */
+enum { FIND_BUCKET, FIND_CHAIN, FIND_GUESS };
+
 int ngh_pk_find_many(ngh_op *o, size_t n, const void *const *vals, const size_t *vlens, uint32_t *ids)
 {
     if (!o->m.pkw) return TS_ERR_UNSUPPORTED;
     if (n > NGH_FIND_BATCH) return TS_ERR_INVALID;
-    uint8_t *at[NGH_FIND_BATCH], packed[NGH_FIND_BATCH][64];
+    uint8_t *at[NGH_FIND_BATCH], *rec[NGH_FIND_BATCH], packed[NGH_FIND_BATCH][64];
     uint32_t cur[NGH_FIND_BATCH];
-    uint8_t pn[NGH_FIND_BATCH], live[NGH_FIND_BATCH];
-    size_t nl = 0;
+    uint8_t pn[NGH_FIND_BATCH], st[NGH_FIND_BATCH], live[NGH_FIND_BATCH];
+    size_t nl = 0, last = n;
     int rc = TS_OK;
     for (size_t i = 0; i < n && !rc; i++) {
+        uint32_t g;
         ids[i] = NGH_NO_ID;
-        rc = ngh_bucket(o, bucket_of(&o->m, key_hash(vals[i], vlens[i])), 0, &at[i]);
-        if (!rc && at[i]) __builtin_prefetch(at[i]);
-    }
-    for (size_t i = 0; i < n && !rc; i++) {
-        cur[i] = 0;
-        if (at[i]) memcpy(&cur[i], at[i], 4);
-        if (cur[i] > o->m.count) return ngh_corrupt(o, "a key-hash bucket points outside the node array");
-        if (!cur[i]) continue;
+        if (guess_id(o, vals[i], vlens[i], &g)) {
+            st[i] = FIND_GUESS;
+            cur[i] = g + 1;
+            if (!(rc = ngh_pk_slot(o, g, 0, &at[i])) && !(rc = ngh_node(o, g, 0, &rec[i]))) {
+                __builtin_prefetch(at[i] + NGH_SLOT_KEY - 1);
+                __builtin_prefetch(rec[i] + NR_FLAGS);
+            }
+        } else {
+            st[i] = FIND_BUCKET;
+            rc = ngh_bucket(o, bucket_of(&o->m, key_hash(vals[i], vlens[i])), 0, &at[i]);
+            if (!rc && at[i]) __builtin_prefetch(at[i]);
+        }
         pn[i] = (uint8_t)pack_for_slot(&o->m, vals[i], vlens[i], packed[i]);
         live[nl++] = (uint8_t)i;
     }
-    /* each round: the slots of the chains still walking, fetched ahead,
-     * then compared */
     for (uint32_t round = 0; nl && !rc; round++) {
-        if (round > o->m.count) return ngh_corrupt(o, "a key-hash chain loops");
-        for (size_t j = 0; j < nl && !rc; j++) {
-            size_t i = live[j];
-            if (!(rc = ngh_pk_slot(o, cur[i] - 1, 0, &at[i]))) __builtin_prefetch(at[i] + NGH_SLOT_KEY - 1);
-        }
+        if (round > o->m.count + 2) return ngh_corrupt(o, "a key-hash chain loops");
         size_t keep = 0;
         for (size_t j = 0; j < nl && !rc; j++) {
             size_t i = live[j];
-            uint32_t id = cur[i] - 1;
-            int match;
-            memcpy(&cur[i], at[i], 4);
-            if (cur[i] > o->m.count) return ngh_corrupt(o, "a key-hash chain leaves the node array");
-            if ((rc = slot_match(o, id, at[i], vals[i], vlens[i], packed[i], pn[i], &match))) break;
-            if (match) ids[i] = id;
-            else if (cur[i]) live[keep++] = (uint8_t)i;
+            if (st[i] == FIND_BUCKET) {
+                uint32_t head = 0;
+                if (at[i]) memcpy(&head, at[i], 4);
+                if (head > o->m.count) return ngh_corrupt(o, "a key-hash bucket points outside the node array");
+                if (!head) continue;
+                st[i] = FIND_CHAIN;
+                cur[i] = head;
+                if (!(rc = ngh_pk_slot(o, head - 1, 0, &at[i]))) __builtin_prefetch(at[i] + NGH_SLOT_KEY - 1);
+                live[keep++] = (uint8_t)i;
+                continue;
+            }
+            uint32_t id = cur[i] - 1, next;
+            int match = 0;
+            /* a deleted node's key may be gone from the map: not compared */
+            if ((st[i] != FIND_GUESS || !(rec[i][NR_FLAGS] & NR_DELETED)) &&
+                (rc = slot_match(o, id, at[i], vals[i], vlens[i], packed[i], pn[i], &match)))
+                break;
+            if (st[i] == FIND_GUESS) {
+                if (match) {
+                    ids[i] = id;
+                    last = i;
+                    continue;
+                }
+                st[i] = FIND_BUCKET;   /* a wrong guess: the key hash after all */
+                rc = ngh_bucket(o, bucket_of(&o->m, key_hash(vals[i], vlens[i])), 0, &at[i]);
+                if (!rc && at[i]) __builtin_prefetch(at[i]);
+                live[keep++] = (uint8_t)i;
+                continue;
+            }
+            memcpy(&next, at[i], 4);
+            if (next > o->m.count) return ngh_corrupt(o, "a key-hash chain leaves the node array");
+            if (match) {
+                ids[i] = id;
+                last = i;
+            } else if (next) {
+                cur[i] = next;
+                if (!(rc = ngh_pk_slot(o, next - 1, 0, &at[i]))) __builtin_prefetch(at[i] + NGH_SLOT_KEY - 1);
+                live[keep++] = (uint8_t)i;
+            }
         }
         nl = keep;
     }
+    if (!rc && last < n) hint_set(o, vals[last], vlens[last], ids[last]);
     return rc;
 }
 
