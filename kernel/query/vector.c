@@ -341,25 +341,32 @@ static int by_set(vsearch *v, const float *vec, size_t dim, size_t k, json_t *ro
 
 /* Keys from an index walk: past TSQ_VSET_WALK_MAX the walk costs more than
  * reading the rows the graph search asks about (TS_ERR_RESOURCE). */
-#define TSQ_VSET_WALK_MAX 65536
+#define TSQ_VSET_WALK_MAX 16384
 
-/* How many passing rows of an index of n entries are measured exactly
- * rather than made the graph search's filter.  Measuring costs about the
- * same per passing row (a key lookup and a distance, ~0.3 us); a filtered
- * walk must visit about ef x n / passing nodes to fill its beam, each
- * several times dearer (a distance and a filter lookup on a cache miss).
- * The two meet near sqrt(c x ef x n), c ~ 4 here (docs/benchmarks.md,
- * "Exact or graph"): at ef 64, ~5 000 rows of 100K, ~16 000 of 1M.  Never
- * fewer than max(1024, 20k); n 0 (unknown): that. */
-static size_t exact_cap(size_t k, int ef, uint64_t n)
+/* How many passing rows are measured exactly rather than made the graph
+ * search's filter, for a vector index ix of n entries (UINT64_MAX: ask it,
+ * ts_index_vtab.count).  Measuring by the index costs about the same per
+ * passing row (a key lookup and a distance, ~0.1-0.3 us); a filtered walk
+ * must visit about ef x n / passing nodes to fill its beam, each several
+ * times dearer (a distance and a filter lookup on a cache miss).  The two
+ * meet near sqrt(c x ef x n), c ~ 4 here (docs/benchmarks.md, "Exact or
+ * graph"): at ef 64, ~5 000 rows of 100K, ~16 000 of 1M, at most
+ * TSQ_VSET_WALK_MAX.  Never fewer than max(1024, 20k), the cap itself when
+ * the index keeps no copies to measure (rows are read then) or cannot
+ * tell its size. */
+static size_t exact_cap(vsearch *v, tsix *ix, size_t k, int ef, uint64_t n)
 {
     size_t cap = k * 20 > 1024 ? k * 20 : 1024;
+    tstx *tx = v->x->w->tx;
+    if (!ix || tsix_vectors(ix, tx, 0, NULL, NULL, NULL, NULL) != TS_OK) return cap;
+    if (n == UINT64_MAX && tsix_count(ix, tx, &n) != TS_OK) return cap;
     double e = ef > 0 ? ef : 64;
     if (e < (double)k) e = (double)k;
     double c = 2.0 * sqrt(e * (double)n);
     if (c > (double)TSQ_VSET_WALK_MAX) c = TSQ_VSET_WALK_MAX;
     return (size_t)c > cap ? (size_t)c : cap;
 }
+
 static int add_key(void *ctx, const uint8_t *pk, size_t pkl)
 {
     tsq_vset *s = ctx;
@@ -382,7 +389,10 @@ static int keys_from_index(vsearch *v, tsix *ix, size_t dim, const tsq_vset *ks,
     tstx *tx = v->x->w->tx;
     int rc = tsix_vectors(ix, tx, 0, NULL, NULL, NULL, NULL);
     if (rc) return rc;
-    int measured = tsix_distances(ix, tx, vec, dim, 0, NULL, NULL, NULL, NULL) == TS_OK;
+    rc = tsix_distances(ix, tx, vec, dim, 0, NULL, NULL, NULL, NULL);
+    if (rc && rc != TS_ERR_UNSUPPORTED) return rc;
+    int measured = rc == TS_OK;
+    rc = TS_OK;
     size_t batch = measured ? TSQ_VBATCH : 64, kcap = batch * (v->pl + 16);
     uint8_t *keys = malloc(kcap);
     float *fv = malloc(batch * (measured ? 1 : dim) * sizeof *fv);
@@ -516,10 +526,6 @@ static int by_key_set(vsearch *v, size_t col, tsix *ix, tsq_vset *ks, int rc, co
 static int by_index_keys(vsearch *v, size_t col, tsix *ix, const float *vec, size_t dim, size_t k, int ef,
                          json_t *rows)
 {
-    uint64_t n = 0;
-    int crc = tsix_count(ix, v->x->w->tx, &n);
-    if (crc && crc != TS_ERR_UNSUPPORTED) return crc;
-    size_t cap = exact_cap(k, ef, crc ? 0 : n);
     tsq_vset ks;
     if (tsq_vset_init(&ks, 0)) return tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
     int rc = tsq_exec_keys_fast(v->e, add_key, &ks);
@@ -527,6 +533,8 @@ static int by_index_keys(vsearch *v, size_t col, tsix *ix, const float *vec, siz
         tsq_vset_clear(&ks);
         return rc;
     }
+    size_t cap = k * 20 > 1024 ? k * 20 : 1024;
+    if (!rc && ks.n > cap) cap = exact_cap(v, ix, k, ef, UINT64_MAX);
     return by_key_set(v, col, ix, &ks, rc, vec, dim, k, ef, cap, rows);
 }
 
@@ -675,7 +683,7 @@ static int by_column(vsearch *v, size_t col, tsix *ix, const tsq_vset *cs, const
                      size_t dim, size_t k, int ef, json_t *rows)
 {
     const tsq_cgroup *g = tsq_exec_conds(v->e);
-    size_t cap = exact_cap(k, ef, ix ? cs->n : 0), from, to;
+    size_t cap = exact_cap(v, ix, k, ef, cs->n), from, to;
     v->ranged = int_range(g, &v->lo, &v->hi);
     if (v->ranged && tsq_vset_range(cs, v->lo, v->hi, &from, &to)) {
         /* the passing rows by value: counted exactly, collected directly */
@@ -820,7 +828,7 @@ int tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t d
     if (ixn < 0) return by_scan(&v, col, vec, k, 0, rows);
     /* Conditions that narrow the plan through an index may leave few rows:
      * measure those exactly (cheaper than a graph search whose filter
-     * rejects most nodes); past max(1024, 20k) of them, search the graph. */
+     * rejects most nodes); past exact_cap of them, search the graph. */
     if (tsq_exec_narrow(e)) {
         size_t cap = k * 20 > 1024 ? k * 20 : 1024;
         if (!t->ttl) {

@@ -116,6 +116,7 @@ static int cmp_pair(const void *a, const void *b)
 
 int tsq_vset_order(tsq_vset *s)
 {
+    if (s->dim) return TS_OK;   /* vectors are not reordered: column sets keep none */
     size_t n = 0;
     for (size_t i = 0; i < s->n; i++) {
         if (s->val[i].kind == TSD_V_INT) n++;
@@ -194,7 +195,7 @@ void tsq_vset_range_view(const tsq_vset *cs, size_t from, size_t to, tsq_vset *v
 size_t tsq_vset_bytes(const tsq_vset *s)
 {
     return s->kbcap + s->kocap * sizeof *s->ko + s->veccap * sizeof *s->vec +
-           s->valcap * sizeof *s->val + 
+           s->valcap * sizeof *s->val +
            (s->slot ? (s->mask + 1) * sizeof *s->slot : 0) + sizeof *s;
 }
 

@@ -94,7 +94,8 @@ typedef struct ngh_scratch {
     uint32_t   ptcap;
 } ngh_scratch;
 
-/* The read cache: the node and upper-layer pages of one committed
+/* The read cache: the pages of the cached arrays (node, upper-layer, key
+ * and key-hash pages, split tails: cached_arr) of one committed
  * generation of the index (the meta page's gen, bumped by every write
  * operation), shared by every read operation that sees that generation:
  * the kernel's own images of them, held (ts_page_api.hold) rather than
@@ -117,7 +118,7 @@ typedef struct ngh_snap {
     void   **hold[NGH_SNAP_ARRAYS];  /* each filled slot's hold, by position */
 } ngh_snap;
 
-/* The write cache: node and upper-layer pages as the write operations left
+/* The write cache: the cached arrays' pages as the write operations left
  * them (held kernel images, as in the read cache, and this writer's own
  * pages), for the next write operation of the same state
  * (its meta generation equals gen); under ngh_idx.mu except while busy,
@@ -358,9 +359,9 @@ int ngh_pk_of(ngh_op *o, uint32_t id, const void **pk, size_t *pl);
  * format 1 index. */
 int ngh_pk_find(ngh_op *o, const void *val, size_t vlen, uint32_t *id);
 /* ngh_pk_find for n <= NGH_FIND_BATCH keys at once, their lookups
- * overlapped: ids[i] the node of vals[i], NGH_NO_ID when none.  Pointers
- * from the operation stay valid only until its next relax: relax before,
- * not during, a batch. */
+ * overlapped: ids[i] a live node of vals[i] (any one, should a key have
+ * several), NGH_NO_ID when none.  Pointers from the operation stay valid
+ * only until its next relax: relax before, not during, a batch. */
 #define NGH_FIND_BATCH 64
 #define NGH_NO_ID UINT32_MAX
 int ngh_pk_find_many(ngh_op *o, size_t n, const void *const *vals, const size_t *vlens, uint32_t *ids);

@@ -266,15 +266,14 @@ static size_t pack_for_slot(const ngh_meta *m, const void *val, size_t vlen, uin
 
 /* The live nodes whose primary key is val, at most `most` of them: their
  * ids in *ids (grown with the host allocator past *cap; the caller frees
- * it).  The chain is walked from node first + 1 (0: from the bucket's
- * head). */
-static int hash_find(ngh_op *o, const void *val, size_t vlen, uint32_t first, uint32_t most, uint32_t **ids,
-                     uint32_t *n, uint32_t *cap)
+ * it). */
+static int hash_find(ngh_op *o, const void *val, size_t vlen, uint32_t most, uint32_t **ids, uint32_t *n,
+                     uint32_t *cap)
 {
     uint8_t packed[64];
     size_t pn = pack_for_slot(&o->m, val, vlen, packed);
-    uint32_t cur = first;
-    int rc = first ? TS_OK : head_get(o, bucket_of(&o->m, key_hash(val, vlen)), &cur);
+    uint32_t cur;
+    int rc = head_get(o, bucket_of(&o->m, key_hash(val, vlen)), &cur);
     for (uint32_t steps = 0; !rc && cur && *n < most; steps++) {
         uint32_t id = cur - 1;
         uint8_t *slot;
@@ -302,7 +301,7 @@ int ngh_pk_find(ngh_op *o, const void *val, size_t vlen, uint32_t *id)
 {
     if (!o->m.pkw) return TS_ERR_UNSUPPORTED;
     uint32_t n = 0, cap = 1, *p = id;
-    int rc = hash_find(o, val, vlen, 0, 1, &p, &n, &cap);
+    int rc = hash_find(o, val, vlen, 1, &p, &n, &cap);
     return rc ? rc : n ? TS_OK : TS_ERR_NOT_FOUND;
 }
 
@@ -366,7 +365,7 @@ int ngh_pk_find_many(ngh_op *o, size_t n, const void *const *vals, const size_t 
         live[nl++] = (uint8_t)i;
     }
     for (uint32_t round = 0; nl && !rc; round++) {
-        if (round > o->m.count + 2) return ngh_corrupt(o, "a key-hash chain loops");
+        if (round > (uint64_t)o->m.count + 2) return ngh_corrupt(o, "a key-hash chain loops");
         size_t keep = 0;
         for (size_t j = 0; j < nl && !rc; j++) {
             size_t i = live[j];
@@ -493,7 +492,7 @@ int ngh_find_matches(ngh_op *o, const void *key, size_t klen, const void *val, s
         if (!val) return scan_matches(o, key, fn, ctx, found);
         /* the key's nodes first, then their vectors (fn may unlink them) */
         uint32_t *ids = NULL, n = 0, cap = 0;
-        int rc = hash_find(o, val, vlen, 0, UINT32_MAX, &ids, &n, &cap);
+        int rc = hash_find(o, val, vlen, UINT32_MAX, &ids, &n, &cap);
         *found = 0;
         for (uint32_t i = 0; i < n && !rc; i++) {
             uint8_t *rec;

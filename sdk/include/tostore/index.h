@@ -212,12 +212,14 @@ typedef struct ts_index_vtab {
 
     /* Optional (vector modules; ABI 1.6, read only when the module's
      * vtable is this long).  For each of n values: the distance from q
-     * (dim floats) to the live entry whose value is vals[i], as knn reports
+     * (dim floats, valid even when n is 0) to a live entry whose value is
+     * vals[i] (any one, should several have it), as knn reports
      * distances, into dist[i] and found[i] = 1; found[i] = 0 when the value
      * has no entry.  The distance is that of the vector `vectors` gives
-     * back, so the module answers exactly when `vectors` would (else
-     * TS_ERR_UNSUPPORTED); it saves the kernel copying each vector out to
-     * measure it. */
+     * back, so the module answers exactly when `vectors` would; it saves
+     * the kernel copying each vector out to measure it.  n = 0 asks only
+     * whether it answers: TS_OK if so, else TS_ERR_UNSUPPORTED (as for
+     * every n then).  On an error dist and found are undefined. */
     int  (*distances)(void *idx, ts_txn *txn, const float *q, size_t dim, size_t n,
                       const void *const *vals, const size_t *vlens, float *dist,
                       unsigned char *found);
