@@ -354,9 +354,11 @@ static int by_set(vsearch *v, const float *vec, size_t dim, size_t k, json_t *ro
  * TSQ_VSET_WALK_MAX.  Never fewer than max(1024, 20k), the cap itself when
  * the index keeps no copies to measure (rows are read then) or cannot
  * tell its size. */
+static size_t base_cap(size_t k) { return k * 20 > 1024 ? k * 20 : 1024; }
+
 static size_t exact_cap(vsearch *v, tsix *ix, size_t k, int ef, uint64_t n)
 {
-    size_t cap = k * 20 > 1024 ? k * 20 : 1024;
+    size_t cap = base_cap(k);
     tstx *tx = v->x->w->tx;
     if (!ix || tsix_vectors(ix, tx, 0, NULL, NULL, NULL, NULL) != TS_OK) return cap;
     if (n == UINT64_MAX && tsix_count(ix, tx, &n) != TS_OK) return cap;
@@ -533,7 +535,7 @@ static int by_index_keys(vsearch *v, size_t col, tsix *ix, const float *vec, siz
         tsq_vset_clear(&ks);
         return rc;
     }
-    size_t cap = k * 20 > 1024 ? k * 20 : 1024;
+    size_t cap = base_cap(k);
     if (!rc && ks.n > cap) cap = exact_cap(v, ix, k, ef, UINT64_MAX);
     return by_key_set(v, col, ix, &ks, rc, vec, dim, k, ef, cap, rows);
 }
@@ -683,31 +685,32 @@ static int by_column(vsearch *v, size_t col, tsix *ix, const tsq_vset *cs, const
                      size_t dim, size_t k, int ef, json_t *rows)
 {
     const tsq_cgroup *g = tsq_exec_conds(v->e);
-    size_t cap = exact_cap(v, ix, k, ef, cs->n), from, to;
+    size_t cap = base_cap(k), from = 0, to = 0;
     v->ranged = int_range(g, &v->lo, &v->hi);
-    if (v->ranged && tsq_vset_range(cs, v->lo, v->hi, &from, &to)) {
-        /* the passing rows by value: counted exactly, collected directly */
-        if (ix && to - from > cap) {
-            v->colset = cs;
-            int rc = by_index_filtered(v, ix, vec, dim, k, ef, vfilter_col, rows);
-            v->colset = NULL;
-            return rc;
+    /* ordered: the passing rows by value, counted exactly */
+    int ordered = v->ranged && tsq_vset_range(cs, v->lo, v->hi, &from, &to), graph = 0;
+    if (ordered) {
+        if (ix && to - from > cap) cap = exact_cap(v, ix, k, ef, cs->n);   /* only when it matters */
+        graph = ix && to - from > cap;
+    } else {
+        cap = exact_cap(v, ix, k, ef, cs->n);
+        if (ix && cs->n > 4 * cap) {   /* a sample estimates how many pass */
+            size_t step = cs->n / 1024, pass = 0, seen = 0;
+            for (size_t i = 0; i < cs->n; i += step, seen++) pass += (size_t)row_pass(v, g, cs, i);
+            graph = pass * cs->n > 2 * cap * seen;
         }
-        tsq_vset ks;
+    }
+    if (graph) {
+        v->colset = cs;
+        int rc = by_index_filtered(v, ix, vec, dim, k, ef, vfilter_col, rows);
+        v->colset = NULL;
+        return rc;
+    }
+    tsq_vset ks;
+    if (ordered) {
         tsq_vset_range_view(cs, from, to, &ks);
         return by_keys(v, col, ix, &ks, vec, k, rows);
     }
-    if (ix && cs->n > 4 * cap) {
-        size_t step = cs->n / 1024, pass = 0, seen = 0;
-        for (size_t i = 0; i < cs->n; i += step, seen++) pass += (size_t)row_pass(v, g, cs, i);
-        if (pass * cs->n > 2 * cap * seen) {
-            v->colset = cs;
-            int rc = by_index_filtered(v, ix, vec, dim, k, ef, vfilter_col, rows);
-            v->colset = NULL;
-            return rc;
-        }
-    }
-    tsq_vset ks;
     if (tsq_vset_init(&ks, 0)) return tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
     int rc = TS_OK;
     for (size_t i = 0; i < cs->n && !rc; i++) {
@@ -830,7 +833,7 @@ int tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t d
      * measure those exactly (cheaper than a graph search whose filter
      * rejects most nodes); past exact_cap of them, search the graph. */
     if (tsq_exec_narrow(e)) {
-        size_t cap = k * 20 > 1024 ? k * 20 : 1024;
+        size_t cap = base_cap(k);
         if (!t->ttl) {
             rc = by_index_keys(&v, col, t->ix[ixn], vec, dim, k, ef, rows);
             if (rc != TS_ERR_UNSUPPORTED) return rc;

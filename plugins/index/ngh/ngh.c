@@ -302,6 +302,15 @@ static int check_vec(ngh_idx *ix, const void *key, size_t klen)
     return TS_OK;
 }
 
+/* A query of dim floats: the index's dimensions, every element finite. */
+static int check_query(ngh_idx *ix, const float *q, size_t dim)
+{
+    if (dim != ix->dim)
+        return ix->host->error(ix->env, TS_ERR_VALIDATION, "ngh: query of %zu dimensions, the index has %u",
+                               dim, ix->dim);
+    return check_vec(ix, q, dim * 4);
+}
+
 static int ngh_insert(void *idx, ts_txn *txn, const void *key, size_t klen, const void *val,
                       size_t vlen, int unique)
 {
@@ -480,10 +489,7 @@ static int knn_search(ngh_idx *ix, ts_txn *txn, ngh_op *o, const float *q, size_
 {
     *res_out = NULL;
     *nr_out = 0;
-    if (dim != ix->dim)
-        return ix->host->error(ix->env, TS_ERR_VALIDATION, "ngh: query of %zu dimensions, the index has %u",
-                               dim, ix->dim);
-    int rc = check_vec(ix, q, dim * 4);
+    int rc = check_query(ix, q, dim);
     if (rc) return rc;
     if (k > 1000000) return ix->host->error(ix->env, TS_ERR_RANGE, "ngh: k = %zu is too large", k);
     if ((rc = op_begin(o, ix, txn, 0))) return rc;
@@ -734,6 +740,13 @@ static int keeps_exact(const ngh_meta *m)
 
 #define NGH_VEC_AHEAD 4   /* records fetched ahead: more overrun the misses a core keeps in flight */
 
+/* Fetch ahead the first `bytes` of a record's vector (the hardware
+ * prefetcher follows on longer vectors). */
+static inline void prefetch_vec(const uint8_t *rec, size_t bytes)
+{
+    for (size_t b = 0; rec && b < bytes; b += 64) __builtin_prefetch(rec + NR_VEC + b);
+}
+
 /* The stored vectors of n primary keys (vals) into out (dim floats each),
  * or with a query q their distances as knn reports them into
  * dist; found[i] whether vals[i] has a live entry.  Keys are looked up a
@@ -750,8 +763,6 @@ static int stored_batch(ngh_idx *ix, ts_txn *txn, size_t n, const void *const *v
     if (!rc && q && n && !(qn = ix->host->alloc(dim * 4)))
         rc = ix->host->error(ix->env, TS_ERR_NOMEM, "ngh: out of memory");
     if (qn) ngh_prepare_query(&o, q, qn);
-    /* the lines of a record's vector fetched ahead (the hardware prefetcher
-     * follows on longer vectors) */
     size_t ahead = o.m.raw ? 0 : o.m.vbytes < 1024 ? o.m.vbytes : 1024;
     uint32_t ids[NGH_FIND_BATCH];
     uint8_t *recs[NGH_FIND_BATCH];
@@ -762,11 +773,10 @@ static int stored_batch(ngh_idx *ix, ts_txn *txn, size_t n, const void *const *v
         for (size_t j = 0; j < m && !rc; j++) {
             recs[j] = NULL;
             if (ids[j] != NGH_NO_ID && !(rc = ngh_node(&o, ids[j], 0, &recs[j])) && j < NGH_VEC_AHEAD)
-                for (size_t b = 0; b < ahead; b += 64) __builtin_prefetch(recs[j] + NR_VEC + b);
+                prefetch_vec(recs[j], ahead);
         }
         for (size_t j = 0; j < m && !rc; j++) {
-            size_t a = j + NGH_VEC_AHEAD;
-            for (size_t b = 0; a < m && recs[a] && b < ahead; b += 64) __builtin_prefetch(recs[a] + NR_VEC + b);
+            if (j + NGH_VEC_AHEAD < m) prefetch_vec(recs[j + NGH_VEC_AHEAD], ahead);
             found[base + j] = 0;
             if (ids[j] == NGH_NO_ID) continue;
             if (qn) {
@@ -796,12 +806,8 @@ static int ngh_vectors(void *idx, ts_txn *txn, size_t n, const void *const *vals
 static int ngh_distances(void *idx, ts_txn *txn, const float *q, size_t dim, size_t n, const void *const *vals,
                          const size_t *vlens, float *dist, unsigned char *found)
 {
-    ngh_idx *ix = idx;
-    if (dim != ix->dim)
-        return ix->host->error(ix->env, TS_ERR_VALIDATION, "ngh: query of %zu dimensions, the index has %u",
-                               dim, ix->dim);
-    int rc = check_vec(ix, q, dim * 4);
-    return rc ? rc : stored_batch(ix, txn, n, vals, vlens, q, NULL, dist, found);
+    int rc = check_query(idx, q, dim);
+    return rc ? rc : stored_batch(idx, txn, n, vals, vlens, q, NULL, dist, found);
 }
 
 static int ngh_count(void *idx, ts_txn *txn, uint64_t *n)

@@ -354,14 +354,11 @@ static inline uint64_t ngh_hash_base(const ngh_meta *m) { return (uint64_t)m->hp
 /* Node id's primary key (pointers valid until o->bcur moves, the operation
  * relaxes its pins or re-gets the page for writing, or the next call). */
 int ngh_pk_of(ngh_op *o, uint32_t id, const void **pk, size_t *pl);
-/* Format 2: the live node whose primary key is val (the first, should a
- * key have several); TS_ERR_NOT_FOUND when none, TS_ERR_UNSUPPORTED in a
- * format 1 index. */
-int ngh_pk_find(ngh_op *o, const void *val, size_t vlen, uint32_t *id);
-/* ngh_pk_find for n <= NGH_FIND_BATCH keys at once, their lookups
- * overlapped: ids[i] a live node of vals[i] (any one, should a key have
- * several), NGH_NO_ID when none.  Pointers from the operation stay valid
- * only until its next relax: relax before, not during, a batch. */
+/* Format 2: the nodes of n <= NGH_FIND_BATCH primary keys, their lookups
+ * overlapped: ids[i] a live node whose key is vals[i] (any one, should a
+ * key have several), NGH_NO_ID when none; TS_ERR_UNSUPPORTED in a format 1
+ * index.  Pointers from the operation stay valid only until its next
+ * relax: relax before, not during, a batch. */
 #define NGH_FIND_BATCH 64
 #define NGH_NO_ID UINT32_MAX
 int ngh_pk_find_many(ngh_op *o, size_t n, const void *const *vals, const size_t *vlens, uint32_t *ids);

@@ -264,17 +264,15 @@ static size_t pack_for_slot(const ngh_meta *m, const void *val, size_t vlen, uin
     return pk_pack(val, vlen, packed, room < 64 ? room : 64);
 }
 
-/* The live nodes whose primary key is val, at most `most` of them: their
- * ids in *ids (grown with the host allocator past *cap; the caller frees
- * it). */
-static int hash_find(ngh_op *o, const void *val, size_t vlen, uint32_t most, uint32_t **ids, uint32_t *n,
-                     uint32_t *cap)
+/* The live nodes whose primary key is val: their ids in *ids (grown with
+ * the host allocator; the caller frees it). */
+static int hash_find(ngh_op *o, const void *val, size_t vlen, uint32_t **ids, uint32_t *n, uint32_t *cap)
 {
     uint8_t packed[64];
     size_t pn = pack_for_slot(&o->m, val, vlen, packed);
     uint32_t cur;
     int rc = head_get(o, bucket_of(&o->m, key_hash(val, vlen)), &cur);
-    for (uint32_t steps = 0; !rc && cur && *n < most; steps++) {
+    for (uint32_t steps = 0; !rc && cur; steps++) {
         uint32_t id = cur - 1;
         uint8_t *slot;
         int match;
@@ -296,26 +294,22 @@ static int hash_find(ngh_op *o, const void *val, size_t vlen, uint32_t most, uin
     return rc;
 }
 
-/* The first node of val's chain holding val, with no allocation. */
-int ngh_pk_find(ngh_op *o, const void *val, size_t vlen, uint32_t *id)
-{
-    if (!o->m.pkw) return TS_ERR_UNSUPPORTED;
-    uint32_t n = 0, cap = 1, *p = id;
-    int rc = hash_find(o, val, vlen, 1, &p, &n, &cap);
-    return rc ? rc : n ? TS_OK : TS_ERR_NOT_FOUND;
-}
-
 /* Tables mostly insert rows in key order (sequential or time-based
  * keys), so a node's id tends to follow its key: from the last key found,
  * a key whose only difference is its last 8 bytes (an integer's) predicts
  * the node that many ids on.  Whether the guess holds is checked like any
  * slot, plus the node being live (a deleted node's slot keeps its key). */
+static uint64_t last8(const uint8_t *v, size_t l)
+{
+    uint64_t u = 0;
+    for (size_t b = l - 8; b < l; b++) u = u << 8 | v[b];
+    return u;
+}
+
 static int guess_id(const ngh_op *o, const uint8_t *v, size_t l, uint32_t *id)
 {
     if (!o->hint_len || l != o->hint_len || l < 9 || memcmp(v, o->hint_pre, l - 8)) return 0;
-    uint64_t u = 0;
-    for (size_t b = l - 8; b < l; b++) u = u << 8 | v[b];
-    uint64_t g = (uint64_t)o->hint_id + (u - o->hint_last);   /* modulo 2^64: a signed step */
+    uint64_t g = (uint64_t)o->hint_id + (last8(v, l) - o->hint_last);   /* modulo 2^64: a signed step */
     if (g >= o->m.count) return 0;
     *id = (uint32_t)g;
     return 1;
@@ -325,8 +319,7 @@ static void hint_set(ngh_op *o, const uint8_t *v, size_t l, uint32_t id)
 {
     if (l < 9 || l - 8 > sizeof o->hint_pre) return;
     memcpy(o->hint_pre, v, l - 8);
-    o->hint_last = 0;
-    for (size_t b = l - 8; b < l; b++) o->hint_last = o->hint_last << 8 | v[b];
+    o->hint_last = last8(v, l);
     o->hint_len = (uint32_t)l;
     o->hint_id = id;
 }
@@ -336,6 +329,22 @@ static void hint_set(ngh_op *o, const uint8_t *v, size_t l, uint32_t id)
  * the keys of a batch advance together a step a round, each step's line
  * fetched ahead during the round before, so their misses overlap. */
 enum { FIND_BUCKET, FIND_CHAIN, FIND_GUESS };
+
+/* Point *at at val's bucket (NULL: not reached yet) and fetch it ahead. */
+static int fetch_bucket(ngh_op *o, const void *val, size_t vlen, uint8_t **at)
+{
+    int rc = ngh_bucket(o, bucket_of(&o->m, key_hash(val, vlen)), 0, at);
+    if (!rc && *at) __builtin_prefetch(*at);
+    return rc;
+}
+
+/* Point *at at node id's key slot and fetch its key's line ahead. */
+static int fetch_slot(ngh_op *o, uint32_t id, uint8_t **at)
+{
+    int rc = ngh_pk_slot(o, id, 0, at);
+    if (!rc) __builtin_prefetch(*at + NGH_SLOT_KEY - 1);
+    return rc;
+}
 
 int ngh_pk_find_many(ngh_op *o, size_t n, const void *const *vals, const size_t *vlens, uint32_t *ids)
 {
@@ -352,14 +361,11 @@ int ngh_pk_find_many(ngh_op *o, size_t n, const void *const *vals, const size_t 
         if (guess_id(o, vals[i], vlens[i], &g)) {
             st[i] = FIND_GUESS;
             cur[i] = g + 1;
-            if (!(rc = ngh_pk_slot(o, g, 0, &at[i])) && !(rc = ngh_node(o, g, 0, &rec[i]))) {
-                __builtin_prefetch(at[i] + NGH_SLOT_KEY - 1);
+            if (!(rc = fetch_slot(o, g, &at[i])) && !(rc = ngh_node(o, g, 0, &rec[i])))
                 __builtin_prefetch(rec[i] + NR_FLAGS);
-            }
         } else {
             st[i] = FIND_BUCKET;
-            rc = ngh_bucket(o, bucket_of(&o->m, key_hash(vals[i], vlens[i])), 0, &at[i]);
-            if (!rc && at[i]) __builtin_prefetch(at[i]);
+            rc = fetch_bucket(o, vals[i], vlens[i], &at[i]);
         }
         pn[i] = (uint8_t)pack_for_slot(&o->m, vals[i], vlens[i], packed[i]);
         live[nl++] = (uint8_t)i;
@@ -376,7 +382,7 @@ int ngh_pk_find_many(ngh_op *o, size_t n, const void *const *vals, const size_t 
                 if (!head) continue;
                 st[i] = FIND_CHAIN;
                 cur[i] = head;
-                if (!(rc = ngh_pk_slot(o, head - 1, 0, &at[i]))) __builtin_prefetch(at[i] + NGH_SLOT_KEY - 1);
+                rc = fetch_slot(o, head - 1, &at[i]);
                 live[keep++] = (uint8_t)i;
                 continue;
             }
@@ -393,8 +399,7 @@ int ngh_pk_find_many(ngh_op *o, size_t n, const void *const *vals, const size_t 
                     continue;
                 }
                 st[i] = FIND_BUCKET;   /* a wrong guess: the key hash after all */
-                rc = ngh_bucket(o, bucket_of(&o->m, key_hash(vals[i], vlens[i])), 0, &at[i]);
-                if (!rc && at[i]) __builtin_prefetch(at[i]);
+                rc = fetch_bucket(o, vals[i], vlens[i], &at[i]);
                 live[keep++] = (uint8_t)i;
                 continue;
             }
@@ -405,7 +410,7 @@ int ngh_pk_find_many(ngh_op *o, size_t n, const void *const *vals, const size_t 
                 last = i;
             } else if (next) {
                 cur[i] = next;
-                if (!(rc = ngh_pk_slot(o, next - 1, 0, &at[i]))) __builtin_prefetch(at[i] + NGH_SLOT_KEY - 1);
+                rc = fetch_slot(o, next - 1, &at[i]);
                 live[keep++] = (uint8_t)i;
             }
         }
@@ -492,7 +497,7 @@ int ngh_find_matches(ngh_op *o, const void *key, size_t klen, const void *val, s
         if (!val) return scan_matches(o, key, fn, ctx, found);
         /* the key's nodes first, then their vectors (fn may unlink them) */
         uint32_t *ids = NULL, n = 0, cap = 0;
-        int rc = hash_find(o, val, vlen, UINT32_MAX, &ids, &n, &cap);
+        int rc = hash_find(o, val, vlen, &ids, &n, &cap);
         *found = 0;
         for (uint32_t i = 0; i < n && !rc; i++) {
             uint8_t *rec;
