@@ -426,6 +426,37 @@ START_TEST(kernels_agree)
             REQUIRE(fabs(e - l2) <= 1e-4 * (1 + l2), "%s l2 n=%u: %g want %g", k[l].name, n, e, l2);
         }
     }
+    /* l2_below: base + l2 bit for bit when that is at most the bound, else
+     * above the bound; past a 128-float check it stops (+inf) */
+    static float la[1025], lb[1025];
+    for (uint32_t i = 0; i < 1025; i++) {
+        la[i] = (float)rgauss(&r);
+        lb[i] = (float)rgauss(&r);
+    }
+    int belows = 0;
+    for (int l = 0; l < 4; l++) {
+        if (!k[l].l2_below) continue;
+        belows++;
+        for (uint32_t n = 0; n <= 1024; n += (n < 300 ? 29 : 97)) {
+            float base = n % 2 ? 0.0f : 3.25f, whole = base + k[l].l2(la + 1, lb, n);
+            float at = k[l].l2_below(la + 1, lb, n, base, whole);
+            REQUIRE(memcmp(&at, &whole, 4) == 0, "%s l2_below n=%u at the bound: %.9g want %.9g", k[l].name, n, at, whole);
+            float above = k[l].l2_below(la + 1, lb, n, base, INFINITY);
+            REQUIRE(memcmp(&above, &whole, 4) == 0, "%s l2_below n=%u, no bound: %.9g want %.9g", k[l].name, n, above, whole);
+            float below = k[l].l2_below(la + 1, lb, n, base, whole * 0.999f - 1e-3f);
+            REQUIRE(below > whole * 0.999f - 1e-3f, "%s l2_below n=%u under the bound: %g", k[l].name, n, below);
+            if (n > 128) {
+                float cut = k[l].l2_below(la + 1, lb, n, base, base);
+                REQUIRE(isinf(cut), "%s l2_below n=%u did not stop early: %g", k[l].name, n, cut);
+            }
+        }
+    }
+#if defined(__x86_64__) || defined(__i386__)
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        REQUIRE(belows > 0, "no kernel level offers l2_below on an AVX2 machine");
+#else
+    (void)belows;
+#endif
     /* the quantized kernels against the dequantized vector, every level */
     for (int prec = NGH_F16; prec <= NGH_I8; prec++) {
         ngh_kernels qk[4];

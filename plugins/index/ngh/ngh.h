@@ -49,6 +49,10 @@ typedef struct ngh_kernels {
     ngh_qkernel_fn qdot; /* sum q[i] * v[i] (v dequantized) */
     ngh_qkernel_fn ql2;  /* sum (q[i] - v[i])^2 (v dequantized) */
     const char    *name;
+    /* float32: base + l2(a, b, n) with the same bits as base + l2, or
+     * +inf as soon as a partial sum shows it is above bound (every term is
+     * >= 0, so partial sums only grow).  NULL: no early stop. */
+    float (*l2_below)(const void *a, const void *b, size_t n, float base, float bound);
 } ngh_kernels;
 /* level 0: scalar, 1: at most SSE, 2: at most AVX2, 3: the best the CPU offers. */
 void ngh_dist_pick(ngh_kernels *k, int level, int precision);
