@@ -581,29 +581,45 @@ ts_query *ts_vector_metric(ts_query *q, const char *metric)
     return q;
 }
 
+/* Build the column set of col for the vcache entry key (due: seen before
+ * at this version); a column that cannot have one is remembered as such. */
+static int column_set_build(ts_db *db, tsq_exec *e, uint64_t space, const uint64_t tag[3],
+                            const char *key, size_t col, tsq_vset **built)
+{
+    int rc = tsq_vector_column_build(e, col, built);
+    if (rc == TS_ERR_UNSUPPORTED || rc == TS_ERR_RESOURCE) {
+        tsapi_vcache_put(db, key, space, tag, NULL);   /* not at this version */
+        rc = TS_OK;
+    }
+    return rc;
+}
+
 /* Conditions on one numeric column seen for the first time (conditions
  * that repeat get their own set on the second sighting, which is faster
  * still): a column set, every row's key and value of that column,
  * evaluates them without reading rows.  Built on the second such search at
  * this version (*built, to tsapi_vcache_put under *key after the search),
- * kept like the sets (*ref).  Nothing when the conditions do not qualify. */
+ * kept like the sets (*ref).  Nothing when the conditions do not qualify.
+ * On a plan an index narrows the index's entries answer most searches:
+ * the set is only looked up (*later: it is due, build it with
+ * column_set_build if the search turns out wide). */
 static int column_set(ts_db *db, tsq_exec *e, uint64_t space, const uint64_t tag[3],
-                      tsapi_vref *ref, tsq_vset **built, char **key)
+                      tsapi_vref *ref, tsq_vset **built, char **key, size_t *col, int *later)
 {
-    size_t col;
-    if (!tsq_vector_column(e, &col)) return TS_OK;
+    int narrowed;
+    *later = 0;
+    if (!tsq_vector_column(e, col, &narrowed)) return TS_OK;
     const tsd_table *def = tsq_exec_ctx(e)->src[0].t->def;
-    size_t n = strlen(def->name) + strlen(def->cols[col].name) + 3;
+    size_t n = strlen(def->name) + strlen(def->cols[*col].name) + 3;
     if (!(*key = malloc(n))) return TS_OK;   /* no cache: search as usual */
     /* \x01 keeps it apart from the condition keys (JSON arrays) */
-    snprintf(*key, n, "\x01%s\x1f%s", def->name, def->cols[col].name);
+    snprintf(*key, n, "\x01%s\x1f%s", def->name, def->cols[*col].name);
     if (tsapi_vcache_lookup(db, *key, space, tag, ref) != TSAPI_VC_BUILD) return TS_OK;
-    int rc = tsq_vector_column_build(e, col, built);
-    if (rc == TS_ERR_UNSUPPORTED || rc == TS_ERR_RESOURCE) {
-        tsapi_vcache_put(db, *key, space, tag, NULL);   /* not at this version */
-        rc = TS_OK;
+    if (narrowed) {
+        *later = 1;
+        return TS_OK;
     }
-    return rc;
+    return column_set_build(db, e, space, tag, *key, *col, built);
 }
 
 int ts_vector_search(ts_query *q, const char *field, const float *vec, size_t dim, size_t k,
@@ -650,15 +666,20 @@ int ts_vector_search(ts_query *q, const char *field, const float *vec, size_t di
     tsapi_vref cref = { NULL, NULL };
     tsq_vset *cbuilt = NULL;
     char *ckey = NULL;
+    size_t ccol = 0;
+    int clater = 0, wide = 0;
     if (cacheable && look == TSAPI_VC_NONE)
-        rc = column_set(q->db, e, space, tag, &cref, &cbuilt, &ckey);
+        rc = column_set(q->db, e, space, tag, &cref, &cbuilt, &ckey, &ccol, &clater);
     const tsq_vset *colset = cref.set ? cref.set : cbuilt;
     ts_result *r = rc ? NULL : calloc(1, sizeof *r);
     if (!rc && (!r || !(r->rows = json_array()))) rc = tsenv_error(&q->db->env, TS_ERR_NOMEM, "out of memory");
     tsq_vset *built = NULL;
     if (!rc) rc = tsq_vector_search(e, field, vec, dim, k, q->ef_search, q->vmetric - 1, ref.set,
-                                    look == TSAPI_VC_BUILD ? &built : NULL, colset,
+                                    look == TSAPI_VC_BUILD ? &built : NULL, colset, &wide,
                                     r->rows);
+    /* a narrowed plan that read rows for the second time at this version:
+     * later searches of the column take its set (the same snapshot) */
+    if (!rc && clater && wide) rc = column_set_build(q->db, e, space, tag, ckey, ccol, &cbuilt);
     if (cbuilt) tsapi_vcache_put(q->db, ckey, space, tag, cbuilt);   /* takes it */
     if (cref.entry) tsapi_vcache_release(q->db, &cref);
     free(ckey);
@@ -669,7 +690,7 @@ int ts_vector_search(ts_query *q, const char *field, const float *vec, size_t di
         e = NULL;
         rc = open_exec(q, &c, TSQ_MODE_ALL, &e);
         if (!rc) rc = tsq_vector_search(e, field, vec, dim, k, q->ef_search, q->vmetric - 1, NULL, NULL,
-                                        NULL, r->rows);
+                                        NULL, NULL, r->rows);
     } else if (!rc && built) {
         tsapi_vcache_put(q->db, key, space, tag, built);
     } else if (built) {

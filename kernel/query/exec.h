@@ -93,10 +93,14 @@ int  tsq_exec_match(tsq_exec *e, const tsq_rowset *rs);
  * then run it again on a new executor without built.  colset, when not
  * NULL (and set NULL): a column set of e's table and snapshot for the
  * column tsq_vector_column named (tsq_vector_column_build): the conditions
- * are evaluated on its values instead of reading rows. */
+ * are evaluated on its values instead of reading rows (on a plan an index
+ * narrows, only for an integer range, which the set answers by binary
+ * search).  *wide, when wide is not NULL: set to 1 when a plan an index
+ * narrows let through too many rows to measure exactly and the graph's
+ * filter read rows (a column set would have served), else 0. */
 int  tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t dim, size_t k,
                        int ef, int metric, const tsq_vset *set, tsq_vset **built,
-                       const tsq_vset *colset, json_t *rows);
+                       const tsq_vset *colset, int *wide, json_t *rows);
 #define TSQ_METRIC_COSINE 0
 #define TSQ_METRIC_L2     1
 #define TSQ_METRIC_IP     2
@@ -104,9 +108,11 @@ int  tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t 
 int  tsq_vector_metric(const char *name);
 /* Whether e's conditions can be evaluated on one column's cached values
  * (an AND of comparisons, IN / NOT IN, BETWEEN and null tests of one
- * column of a table without a TTL, which no index narrows): 1 with *col
- * set, else 0. */
-int  tsq_vector_column(tsq_exec *e, size_t *col);
+ * column of a table without a TTL): 1 with *col set and *narrowed whether
+ * an index narrows the plan (then its entries answer the conditions, and
+ * a column set serves only searches that tsq_vector_search found wide),
+ * else 0. */
+int  tsq_vector_column(tsq_exec *e, size_t *col, int *narrowed);
 /* A column set: every row of e's table in e's space and snapshot, its key
  * and its value of column col (*out malloc'd, the caller's).
  * TS_ERR_UNSUPPORTED when a value is not a number, boolean or null;

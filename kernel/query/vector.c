@@ -25,6 +25,7 @@ typedef struct vsearch {
     const tsq_vset *set;   /* the rows passing the conditions, when known */
     const tsq_vset *colset;   /* a column set (by_column's graph filter) */
     int       ranged;      /* the column set's conditions are the integers lo..hi */
+    int       wide;        /* a narrowed plan's rows were too many: the graph read rows */
     int64_t   lo, hi;
 } vsearch;
 
@@ -506,6 +507,7 @@ static int by_key_set(vsearch *v, size_t col, tsix *ix, tsq_vset *ks, int rc, co
 {
     if (rc == TS_ERR_RESOURCE) {
         tsq_vset_clear(ks);
+        v->wide = ix != NULL;
         return ix ? by_index(v, ix, vec, dim, k, ef, rows) : by_scan(v, col, vec, k, 0, rows);
     }
     if (!rc && (ks->n <= cap || !ix)) {
@@ -547,12 +549,11 @@ static int value_kind_ok(tsd_vkind k)
     return k == TSD_V_NULL || k == TSD_V_INT || k == TSD_V_BOOL || k == TSD_V_DOUBLE;
 }
 
-int tsq_vector_column(tsq_exec *e, size_t *col)
+int tsq_vector_column(tsq_exec *e, size_t *col, int *narrowed)
 {
     const tsq_cgroup *g = tsq_exec_conds(e);
     tsq_ctx *x = tsq_exec_ctx(e);
-    /* conditions an index narrows are answered from its entries instead */
-    if (!g->n || x->src[0].t->ttl || tsq_exec_narrow(e)) return 0;
+    if (!g->n || x->src[0].t->ttl) return 0;
     for (size_t i = 0; i < g->n; i++) {
         const tsq_cterm *ct = &g->t[i];
         if (ct->kind != TSQ_LEAF || ct->or_before || ct->src != 0 || ct->col != g->t[0].col ||
@@ -561,6 +562,7 @@ int tsq_vector_column(tsq_exec *e, size_t *col)
             return 0;
     }
     *col = g->t[0].col;
+    *narrowed = tsq_exec_narrow(e);
     return 1;
 }
 
@@ -766,6 +768,15 @@ static int build_set(vsearch *v, size_t col, const float *vec, size_t k, tsq_vse
     return rc;
 }
 
+/* Whether e's conditions are an integer range that column set cs, in
+ * value order, answers by binary search: on a plan an index narrows, what
+ * the set does at least as well as the index's entries. */
+static int col_ranged(tsq_exec *e, const tsq_vset *cs)
+{
+    int64_t lo, hi;
+    return cs->ordered && int_range(tsq_exec_conds(e), &lo, &hi);
+}
+
 /* Whether conditions read a vector column, or the whole row (custom ones). */
 static int conds_read_vectors(const tsq_cgroup *g)
 {
@@ -780,9 +791,10 @@ static int conds_read_vectors(const tsq_cgroup *g)
 
 int tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t dim, size_t k,
                       int ef, int metric, const tsq_vset *set, tsq_vset **built,
-                      const tsq_vset *colset, json_t *rows)
+                      const tsq_vset *colset, int *wide, json_t *rows)
 {
     if (built) *built = NULL;
+    if (wide) *wide = 0;
     tsq_ctx *x = tsq_exec_ctx(e);
     int src, rc;
     size_t col;
@@ -821,7 +833,7 @@ int tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t d
         if (set->dim == dim) return by_set(&v, vec, dim, k, rows);
         if (ixn >= 0) return by_index(&v, t->ix[ixn], vec, dim, k, ef, rows);
         v.set = NULL;   /* keys only and no index: scan */
-    } else if (sets && colset && colset->val) {
+    } else if (sets && colset && colset->val && (!tsq_exec_narrow(e) || col_ranged(e, colset))) {
         return by_column(&v, col, ixn >= 0 ? t->ix[ixn] : NULL, colset, vec, dim, k, ef, rows);
     } else if (sets && built) {
         /* TS_ERR_RESOURCE: too many rows pass to keep; the caller runs
@@ -836,10 +848,14 @@ int tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t d
         size_t cap = base_cap(k);
         if (!t->ttl) {
             rc = by_index_keys(&v, col, t->ix[ixn], vec, dim, k, ef, rows);
-            if (rc != TS_ERR_UNSUPPORTED) return rc;
+            if (rc != TS_ERR_UNSUPPORTED) goto out;
         }
         rc = by_scan(&v, col, vec, k, cap, rows);
-        if (rc != TS_ERR_RESOURCE) return rc;
+        if (rc != TS_ERR_RESOURCE) goto out;
+        v.wide = 1;
     }
-    return by_index(&v, t->ix[ixn], vec, dim, k, ef, rows);
+    rc = by_index(&v, t->ix[ixn], vec, dim, k, ef, rows);
+out:
+    if (wide) *wide = !rc && v.wide;
+    return rc;
 }

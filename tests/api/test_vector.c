@@ -801,6 +801,88 @@ START_TEST(filtered_search_exact_range)
 }
 END_TEST
 
+/* A range on an indexed column that lets through more rows than the
+ * kernel walks from the index (16 384): the first such searches filter the
+ * graph by reading rows; from the second at a table version on, a column
+ * set answers the range (binary search) and filters the graph by its
+ * values.  Every answer must hold only passing rows, k of them, near the
+ * exact ones; narrow ranges (measured exactly from the column set),
+ * conditions that are not a range (the index's path again) and a commit
+ * (a new version, the set dropped) in between. */
+START_TEST(filtered_search_wide_indexed)
+{
+    enum { DIM = 4, K = 10 };
+    size_t n = 20000;
+    ts_db *db = open_db(NULL);
+    float *data = clustered(n, DIM, 61);
+    int *cat = malloc(n * sizeof *cat);
+    ex_cat = cat;
+    create(db, "{'name': 'wide', 'primaryKeyConfig': {'type': 'sequential'}, 'fields': ["
+               "{'name': 'cat', 'type': 'integer'}, "
+               "{'name': 'emb', 'type': 'vector', 'vectorConfig': {'dimensions': 4}}], 'indexes': ["
+               "{'type': 'ngh', 'fields': ['emb'], 'vectorConfig': {'distanceMetric': 'l2', "
+               "'parameters': {'M': 8, 'efConstruction': 40}}}, {'type': 'btree', 'fields': ['cat']}]}");
+    ck_assert_int_eq(ts_begin(db), TS_OK);
+    for (size_t i = 0; i < n; i++) {
+        cat[i] = i % 89 == 0 ? INT_MIN : (int)((i * 7919) % 100);   /* INT_MIN: NULL */
+        json_t *rec = json_pack("{s:o, s:o}", "cat", cat[i] == INT_MIN ? json_null() : json_integer(cat[i]),
+                                "emb", ts_vector_value(data + i * DIM, DIM));
+        ck_assert_int_eq(ts_insert(db, "wide", rec, NULL), TS_OK);
+        json_decref(rec);
+    }
+    ck_assert_int_eq(ts_commit(db), TS_OK);
+    double worst = 1.0;
+    for (int round = 0; round < 2; round++) {
+        for (int it = 0; it < 24; it++) {
+            const float *qv = data + (size_t)(it * 797 + round * 31) % n * DIM;
+            int kind = it % 6;   /* 0-3 wide ranges, 4 a narrow one, 5 not a range */
+            ts_query *q = ts_query_new(db, "wide");
+            ex_lo = kind == 4 ? 3 + it % 50 : it % 3;
+            ex_hi = kind == 4 ? ex_lo + 1 : 90 + it % 10;
+            if (kind == 5) {
+                ex_lo = 0;
+                ex_hi = 99;
+                q = ts_where(q, "cat", "IN", keep(json_pack("[i, i, i]", 1, 2, 3)));
+            } else if (kind % 2) {
+                q = ts_where(q, "cat", "BETWEEN", keep(json_pack("[i, i]", ex_lo, ex_hi)));
+            } else {
+                q = ts_where(ts_where(q, "cat", ">=", I(ex_lo)), "cat", "<", I(ex_hi + 1));
+            }
+            int in123 = kind == 5;
+            size_t want[K];
+            size_t nw;
+            if (in123) {
+                ex_lo = 1;
+                ex_hi = 3;
+            }
+            nw = exact_knn(M_L2, data, n, DIM, qv, K, ex_keep, want);
+            ts_result *r = search(q, qv, DIM, K);
+            ck_assert_msg(ts_result_count(r) == nw, "round %d search %d: %zu rows, want %zu", round, it,
+                          ts_result_count(r), nw);
+            for (size_t i = 0; i < ts_result_count(r); i++)
+                ck_assert_msg(ex_keep(id_of(ts_result_row(r, i))), "round %d search %d: row %zu does not pass",
+                              round, it, id_of(ts_result_row(r, i)));
+            check_rows(r, M_L2, data, DIM, qv);
+            double rec = recall_of(r, want, nw);
+            if (kind >= 4) ck_assert_msg(rec == 1.0, "round %d search %d: recall %.3f", round, it, rec);
+            if (rec < worst) worst = rec;
+            ts_result_free(r);
+        }
+        /* a commit: the next searches start over at a new version */
+        ck_assert_int_eq(ts_begin(db), TS_OK);
+        json_t *rec = json_pack("{s:i}", "cat", 1);
+        ck_assert_int_eq(ts_update(db, "wide", I(1), rec), TS_OK);
+        json_decref(rec);
+        ck_assert_int_eq(ts_commit(db), TS_OK);
+        cat[0] = 1;
+    }
+    ck_assert_msg(worst >= 0.8, "worst recall %.3f", worst);
+    free(cat);
+    free(data);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+}
+END_TEST
+
 /* A rekey swaps the pager under the open index, whose caches hold pages of
  * the old one (page holds): searches before, after and after more inserts
  * give the same answers as a fresh process under the new key, and closing
@@ -1564,6 +1646,7 @@ static Suite *suite(void)
     tcase_add_test(tc, filter_cache_after_rolled_back_ddl);
     tcase_add_test(tc, transactions_and_reopen);
     tcase_add_test(tc, filtered_search_exact_range);
+    tcase_add_test(tc, filtered_search_wide_indexed);
     tcase_add_test(tc, errors);
     suite_add_tcase(s, tc);
     return s;
