@@ -600,26 +600,42 @@ static int column_set_build(ts_db *db, tsq_exec *e, uint64_t space, const uint64
  * evaluates them without reading rows.  Built on the second such search at
  * this version (*built, to tsapi_vcache_put under *key after the search),
  * kept like the sets (*ref).  Nothing when the conditions do not qualify.
- * On a plan an index narrows the index's entries answer most searches:
- * the set is only looked up (*later: it is due, build it with
- * column_set_build if the search turns out wide). */
+ * On a plan an index narrows (*narrowed) the index's entries answer most
+ * searches: the set is only peeked at, and column_set_wide builds it after
+ * searches that turn out wide (*due: it is due now). */
 static int column_set(ts_db *db, tsq_exec *e, uint64_t space, const uint64_t tag[3],
-                      tsapi_vref *ref, tsq_vset **built, char **key, size_t *col, int *later)
+                      tsapi_vref *ref, tsq_vset **built, char **key, size_t *col, int *narrowed, int *due)
 {
-    int narrowed;
-    *later = 0;
-    if (!tsq_vector_column(e, col, &narrowed)) return TS_OK;
+    *due = 0;
+    if (!tsq_vector_column(e, col, narrowed)) return TS_OK;
     const tsd_table *def = tsq_exec_ctx(e)->src[0].t->def;
     size_t n = strlen(def->name) + strlen(def->cols[*col].name) + 3;
     if (!(*key = malloc(n))) return TS_OK;   /* no cache: search as usual */
     /* \x01 keeps it apart from the condition keys (JSON arrays) */
     snprintf(*key, n, "\x01%s\x1f%s", def->name, def->cols[*col].name);
-    if (tsapi_vcache_lookup(db, *key, space, tag, ref) != TSAPI_VC_BUILD) return TS_OK;
-    if (narrowed) {
-        *later = 1;
+    if (*narrowed) {
+        *due = tsapi_vcache_peek(db, *key, space, tag, ref) == TSAPI_VC_BUILD;
         return TS_OK;
     }
+    if (tsapi_vcache_lookup(db, *key, space, tag, ref) != TSAPI_VC_BUILD) return TS_OK;
     return column_set_build(db, e, space, tag, *key, *col, built);
+}
+
+/* After a narrowed search that read rows for too many passing ones (an
+ * integer range: tsq_vector_search's wide): the first such search at a
+ * version leaves a sighting, the next builds the set (due), so later
+ * searches of the column take it in the same way as unnarrowed ones.  The
+ * set is a cache: failing to build it fails nothing. */
+static void column_set_wide(ts_db *db, tsq_exec *e, uint64_t space, const uint64_t tag[3],
+                            const char *key, size_t col, int due, tsq_vset **built)
+{
+    tsapi_vref ref;
+    if (!due) {
+        int r = tsapi_vcache_lookup(db, key, space, tag, &ref);   /* remembered now */
+        if (r == TSAPI_VC_HIT) tsapi_vcache_release(db, &ref);
+        if (r != TSAPI_VC_BUILD) return;
+    }
+    if (column_set_build(db, e, space, tag, key, col, built)) *built = NULL;
 }
 
 int ts_vector_search(ts_query *q, const char *field, const float *vec, size_t dim, size_t k,
@@ -667,9 +683,9 @@ int ts_vector_search(ts_query *q, const char *field, const float *vec, size_t di
     tsq_vset *cbuilt = NULL;
     char *ckey = NULL;
     size_t ccol = 0;
-    int clater = 0, wide = 0;
+    int cnarrow = 0, cdue = 0, wide = 0;
     if (cacheable && look == TSAPI_VC_NONE)
-        rc = column_set(q->db, e, space, tag, &cref, &cbuilt, &ckey, &ccol, &clater);
+        rc = column_set(q->db, e, space, tag, &cref, &cbuilt, &ckey, &ccol, &cnarrow, &cdue);
     const tsq_vset *colset = cref.set ? cref.set : cbuilt;
     ts_result *r = rc ? NULL : calloc(1, sizeof *r);
     if (!rc && (!r || !(r->rows = json_array()))) rc = tsenv_error(&q->db->env, TS_ERR_NOMEM, "out of memory");
@@ -677,9 +693,8 @@ int ts_vector_search(ts_query *q, const char *field, const float *vec, size_t di
     if (!rc) rc = tsq_vector_search(e, field, vec, dim, k, q->ef_search, q->vmetric - 1, ref.set,
                                     look == TSAPI_VC_BUILD ? &built : NULL, colset, &wide,
                                     r->rows);
-    /* a narrowed plan that read rows for the second time at this version:
-     * later searches of the column take its set (the same snapshot) */
-    if (!rc && clater && wide) rc = column_set_build(q->db, e, space, tag, ckey, ccol, &cbuilt);
+    if (!rc && cnarrow && ckey && wide && !cref.set)
+        column_set_wide(q->db, e, space, tag, ckey, ccol, cdue, &cbuilt);
     if (cbuilt) tsapi_vcache_put(q->db, ckey, space, tag, cbuilt);   /* takes it */
     if (cref.entry) tsapi_vcache_release(q->db, &cref);
     free(ckey);

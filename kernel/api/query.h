@@ -49,6 +49,11 @@ char *tsapi_vcache_key(const ts_query *q, const char *field);
  * TSAPI_VC_*. */
 int  tsapi_vcache_lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3],
                          tsapi_vref *ref);
+/* tsapi_vcache_lookup that does not remember a key it has not seen (a
+ * search that may not need a set leaves no entry behind). */
+int  tsapi_vcache_peek(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3], tsapi_vref *ref);
+/* The sets held, their bytes and the lookups that found one since open. */
+void tsapi_vcache_stats(ts_db *db, uint64_t *sets, uint64_t *bytes, uint64_t *hits);
 /* Hand a set built after TSAPI_VC_BUILD (for the same space and tag) to
  * the cache (NULL: too many rows pass, do not try again at this tag); it
  * takes set in every case. */

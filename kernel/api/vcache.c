@@ -38,6 +38,7 @@ struct tsapi_vcache {
     vcentry        *e[VC_MAX];
     size_t          n, bytes;
     uint64_t        clock;
+    uint64_t        hits;   /* lookups that found a set (ts_stats) */
 };
 
 static void entry_free(vcentry *e)
@@ -77,8 +78,8 @@ char *tsapi_vcache_key(const ts_query *q, const char *field)
     return k;
 }
 
-int tsapi_vcache_lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3],
-                        tsapi_vref *ref)
+static int lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3], tsapi_vref *ref,
+                  int remember)
 {
     memset(ref, 0, sizeof *ref);
     /* made on first use under db->lock, published whole (release) */
@@ -108,11 +109,12 @@ int tsapi_vcache_lookup(ts_db *db, const char *key, uint64_t space, const uint64
             e->refs++;
             ref->set = e->set;
             ref->entry = e;
+            c->hits++;
             r = TSAPI_VC_HIT;
         } else if (e->state == VC_SEEN) {
             r = TSAPI_VC_BUILD;
         }
-    } else {
+    } else if (remember) {
         /* first sighting: remember it (evicting the least recently used) */
         vcentry *e = calloc(1, sizeof *e);
         if (e && (e->key = strdup(key))) {
@@ -134,6 +136,29 @@ int tsapi_vcache_lookup(ts_db *db, const char *key, uint64_t space, const uint64
     }
     pthread_mutex_unlock(&c->lock);
     return r;
+}
+
+int tsapi_vcache_lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3],
+                        tsapi_vref *ref)
+{
+    return lookup(db, key, space, tag, ref, 1);
+}
+
+int tsapi_vcache_peek(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3], tsapi_vref *ref)
+{
+    return lookup(db, key, space, tag, ref, 0);
+}
+
+void tsapi_vcache_stats(ts_db *db, uint64_t *sets, uint64_t *bytes, uint64_t *hits)
+{
+    *sets = *bytes = *hits = 0;
+    struct tsapi_vcache *c = __atomic_load_n(&db->vcache, __ATOMIC_ACQUIRE);
+    if (!c) return;
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < c->n; i++) *sets += c->e[i]->state == VC_SET;
+    *bytes = c->bytes;
+    *hits = c->hits;
+    pthread_mutex_unlock(&c->lock);
 }
 
 void tsapi_vcache_put(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3], tsq_vset *set)

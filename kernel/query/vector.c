@@ -856,6 +856,9 @@ int tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t d
     }
     rc = by_index(&v, t->ix[ixn], vec, dim, k, ef, rows);
 out:
-    if (wide) *wide = !rc && v.wide;
+    if (wide) {
+        int64_t lo, hi;   /* only a range can take a column set's binary search (col_ranged) */
+        *wide = !rc && v.wide && int_range(tsq_exec_conds(e), &lo, &hi);
+    }
     return rc;
 }

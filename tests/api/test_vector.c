@@ -806,12 +806,53 @@ END_TEST
  * graph by reading rows; from the second at a table version on, a column
  * set answers the range (binary search) and filters the graph by its
  * values.  Every answer must hold only passing rows, k of them, near the
- * exact ones; narrow ranges (measured exactly from the column set),
- * conditions that are not a range (the index's path again) and a commit
- * (a new version, the set dropped) in between. */
-START_TEST(filtered_search_wide_indexed)
+ * exact ones; narrow ranges (measured exactly), conditions that are not a
+ * range (the index's path) and a commit (a new version) in between.
+ * ts_stats shows the set built only once searches were wide. */
+static json_int_t stat_of(ts_db *db, const char *name)
+{
+    json_t *st = NULL;
+    ck_assert_int_eq(ts_stats(db, &st), TS_OK);
+    json_int_t v = fint(st, name);
+    json_decref(st);
+    return v;
+}
+
+/* search `it` of kind 0-3 (a wide range), 4 (a narrow one) or 5 (IN):
+ * checked against the exact answer; its recall */
+static double wide_search(ts_db *db, const float *data, size_t n, int kind, int it)
 {
     enum { DIM = 4, K = 10 };
+    const float *qv = data + (size_t)(it * 797) % n * DIM;
+    ts_query *q = ts_query_new(db, "wide");
+    ex_lo = kind == 4 ? 3 + it % 50 : it % 3;
+    ex_hi = kind == 4 ? ex_lo + 1 : 90 + it % 10;
+    if (kind == 5) {
+        ex_lo = 1;
+        ex_hi = 3;
+        q = ts_where(q, "cat", "IN", keep(json_pack("[i, i, i]", 1, 2, 3)));
+    } else if (kind % 2) {
+        q = ts_where(q, "cat", "BETWEEN", keep(json_pack("[i, i]", ex_lo, ex_hi)));
+    } else {
+        q = ts_where(ts_where(q, "cat", ">=", I(ex_lo)), "cat", "<", I(ex_hi + 1));
+    }
+    size_t want[K];
+    size_t nw = exact_knn(M_L2, data, n, DIM, qv, K, ex_keep, want);
+    ts_result *r = search(q, qv, DIM, K);
+    ck_assert_msg(ts_result_count(r) == nw, "search %d: %zu rows, want %zu", it, ts_result_count(r), nw);
+    for (size_t i = 0; i < ts_result_count(r); i++)
+        ck_assert_msg(ex_keep(id_of(ts_result_row(r, i))), "search %d: row %zu does not pass", it,
+                      id_of(ts_result_row(r, i)));
+    check_rows(r, M_L2, data, DIM, qv);
+    double rec = recall_of(r, want, nw);
+    if (kind >= 4) ck_assert_msg(rec == 1.0, "search %d: recall %.3f", it, rec);
+    ts_result_free(r);
+    return rec;
+}
+
+START_TEST(filtered_search_wide_indexed)
+{
+    enum { DIM = 4 };
     size_t n = 20000;
     ts_db *db = open_db(NULL);
     float *data = clustered(n, DIM, 61);
@@ -833,41 +874,19 @@ START_TEST(filtered_search_wide_indexed)
     ck_assert_int_eq(ts_commit(db), TS_OK);
     double worst = 1.0;
     for (int round = 0; round < 2; round++) {
+        /* narrow ranges and IN only: no column set (the last version's is dropped) */
+        for (int it = 0; it < 6; it++) wide_search(db, data, n, it ? 4 : 5, 100 * round + it);
+        ck_assert_int_eq(stat_of(db, "vectorSets"), 0);
+        json_int_t hits = stat_of(db, "vectorSetHits");
         for (int it = 0; it < 24; it++) {
-            const float *qv = data + (size_t)(it * 797 + round * 31) % n * DIM;
-            int kind = it % 6;   /* 0-3 wide ranges, 4 a narrow one, 5 not a range */
-            ts_query *q = ts_query_new(db, "wide");
-            ex_lo = kind == 4 ? 3 + it % 50 : it % 3;
-            ex_hi = kind == 4 ? ex_lo + 1 : 90 + it % 10;
-            if (kind == 5) {
-                ex_lo = 0;
-                ex_hi = 99;
-                q = ts_where(q, "cat", "IN", keep(json_pack("[i, i, i]", 1, 2, 3)));
-            } else if (kind % 2) {
-                q = ts_where(q, "cat", "BETWEEN", keep(json_pack("[i, i]", ex_lo, ex_hi)));
-            } else {
-                q = ts_where(ts_where(q, "cat", ">=", I(ex_lo)), "cat", "<", I(ex_hi + 1));
-            }
-            int in123 = kind == 5;
-            size_t want[K];
-            size_t nw;
-            if (in123) {
-                ex_lo = 1;
-                ex_hi = 3;
-            }
-            nw = exact_knn(M_L2, data, n, DIM, qv, K, ex_keep, want);
-            ts_result *r = search(q, qv, DIM, K);
-            ck_assert_msg(ts_result_count(r) == nw, "round %d search %d: %zu rows, want %zu", round, it,
-                          ts_result_count(r), nw);
-            for (size_t i = 0; i < ts_result_count(r); i++)
-                ck_assert_msg(ex_keep(id_of(ts_result_row(r, i))), "round %d search %d: row %zu does not pass",
-                              round, it, id_of(ts_result_row(r, i)));
-            check_rows(r, M_L2, data, DIM, qv);
-            double rec = recall_of(r, want, nw);
-            if (kind >= 4) ck_assert_msg(rec == 1.0, "round %d search %d: recall %.3f", round, it, rec);
+            double rec = wide_search(db, data, n, it % 6, 100 * round + it);
             if (rec < worst) worst = rec;
-            ts_result_free(r);
         }
+        /* built after the second wide search, taken by the 18 searches after it
+         * (and by the repeated IN's own set: at most 4) */
+        ck_assert_int_ge(stat_of(db, "vectorSets"), 1);
+        ck_assert_int_gt(stat_of(db, "vectorSetBytes"), 20000 * 8);
+        ck_assert_int_ge(stat_of(db, "vectorSetHits") - hits, 16);
         /* a commit: the next searches start over at a new version */
         ck_assert_int_eq(ts_begin(db), TS_OK);
         json_t *rec = json_pack("{s:i}", "cat", 1);

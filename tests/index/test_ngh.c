@@ -443,6 +443,9 @@ START_TEST(kernels_agree)
             REQUIRE(memcmp(&at, &whole, 4) == 0, "%s l2_below n=%u at the bound: %.9g want %.9g", k[l].name, n, at, whole);
             float above = k[l].l2_below(la + 1, lb, n, base, INFINITY);
             REQUIRE(memcmp(&above, &whole, 4) == 0, "%s l2_below n=%u, no bound: %.9g want %.9g", k[l].name, n, above, whole);
+            /* whole float32 records measure through ql2: the same bits */
+            float q = k[l].ql2(la + 1, lb, n, 1.0f), plain = k[l].l2(la + 1, lb, n);
+            REQUIRE(memcmp(&q, &plain, 4) == 0, "%s ql2 and l2 differ at n=%u", k[l].name, n);
             float below = k[l].l2_below(la + 1, lb, n, base, whole * 0.999f - 1e-3f);
             REQUIRE(below > whole * 0.999f - 1e-3f, "%s l2_below n=%u under the bound: %g", k[l].name, n, below);
             if (n > 128) {

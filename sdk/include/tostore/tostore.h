@@ -82,8 +82,10 @@ TS_API int ts_storage_control(ts_db *db, const char *op, int64_t arg, int64_t *o
  * memory in use: cached pages, write transactions' private pages and pages
  * index modules hold, headers included), cacheMemoryPeak (the most at
  * once since open or the last ts_rekey), commits, syncs, checkpoints, encrypted; with the data
- * layer also tables (how many) and rows (in the current space and global
- * tables). */
+ * layer also tables (how many), rows (in the current space and global
+ * tables), vectorSets and vectorSetBytes (the sets of rows passing vector
+ * search conditions kept between searches, docs/vectors.md, and their
+ * memory) and vectorSetHits (searches that used one since open). */
 TS_API int ts_stats(ts_db *db, json_t **out_new);
 
 /* Verify the database: every page of the current snapshot decodes (checksum
