@@ -1094,6 +1094,113 @@ static size_t gkey(int style, uint64_t pk, uint8_t *k)
     return 12;
 }
 
+/* Key runs (a read cache's live nodes whose keys count up with their
+ * ids): keys found inside a run take their node without a slot read, so
+ * every lookup is checked against the rows: keys in runs, keys of deleted
+ * nodes (the runs skip them), deleted keys inserted again at new nodes,
+ * a second run of new keys, keys of another prefix (space) and unknown
+ * keys, each batch of lookups repeated so that the later ones go through
+ * the runs; then the same after a commit (a new generation, new runs).
+ * Both key styles (packed in the slot, and 12-byte keys in the map). */
+START_TEST(key_runs)
+{
+    uint32_t n = 3000, dim = 4, extra = 100, again = 5;
+    for (int style = 0; style < 2; style++) {
+        rng r = rng_new(410 + (uint64_t)style);
+        uint32_t rows = n + extra + again;
+        float *data = gen_data(&r, rows, dim);
+        ndb h;
+        char name[64];
+        snprintf(name, sizeof name, "ngh-runs-%d", style);
+        db_new(&h, name, 0, NULL, mkopts(dim, "l2", 0, 24, 0));
+        uint64_t *pk = malloc(rows * sizeof *pk);
+        int *live = calloc(rows, sizeof *live);
+        uint8_t k[32];
+        tstx *tx = wbegin(&h);
+        for (uint32_t i = 0; i < n; i++) {
+            pk[i] = 1000 + i;
+            size_t kl = gkey(style, pk[i], k);
+            REQUIRE(tsix_insert(h.ix, tx, data + (size_t)i * dim, (size_t)dim * 4, k, kl, 0) == TS_OK, "insert %u", i);
+            live[i] = 1;
+        }
+        commit(&h, tx);
+        for (int gen = 0; gen < 2; gen++) {
+            tx = wbegin(&h);
+            if (gen == 0) {
+                /* every 37th deleted; new keys 9000.. ; five deleted keys again */
+                for (uint32_t i = 5; i < n; i += 37) {
+                    size_t kl = gkey(style, pk[i], k);
+                    REQUIRE(tsix_remove(h.ix, tx, data + (size_t)i * dim, (size_t)dim * 4, k, kl) == TS_OK, "remove %u", i);
+                    live[i] = 0;
+                }
+                for (uint32_t i = n; i < n + extra; i++) pk[i] = 9000 + (i - n);
+                for (uint32_t j = 0; j < again; j++) pk[n + extra + j] = pk[5 + 37 * (j * 7)];
+                for (uint32_t i = n; i < rows; i++) {
+                    size_t kl = gkey(style, pk[i], k);
+                    REQUIRE(tsix_insert(h.ix, tx, data + (size_t)i * dim, (size_t)dim * 4, k, kl, 0) == TS_OK,
+                            "insert %u", i);
+                    live[i] = 1;
+                }
+            } else {
+                /* a key in the middle of a run deleted in a later generation */
+                size_t kl = gkey(style, pk[1500], k);
+                REQUIRE(tsix_remove(h.ix, tx, data + (size_t)1500 * dim, (size_t)dim * 4, k, kl) == TS_OK, "remove");
+                live[1500] = 0;
+            }
+            commit(&h, tx);
+            /* lookups: every row's key, unknown keys, another prefix */
+            uint32_t m = rows + 40;
+            uint8_t (*keys)[32] = malloc((size_t)m * 32);
+            const void **kp = malloc(m * sizeof *kp);
+            size_t *kl = malloc(m * sizeof *kl);
+            uint32_t *row = malloc(m * sizeof *row);
+            for (uint32_t j = 0; j < m; j++) {
+                row[j] = j < rows ? j : UINT32_MAX;
+                if (j < rows) kl[j] = gkey(style, pk[j], keys[j]);
+                else if (j % 2) kl[j] = gkey(style, j % 4 == 1 ? 999 - j : 20000 + j, keys[j]);
+                else if (style == 0) kl[j] = ts_key_int(keys[j], 32, ts_key_int(keys[j], 32, 0, 7), 1000 + (int64_t)j);
+                else {
+                    kl[j] = gkey(style, 1000 + j, keys[j]);
+                    keys[j][2] = 'X';   /* another prefix */
+                }
+                kp[j] = keys[j];
+            }
+            float *out = malloc((size_t)m * dim * 4);
+            unsigned char *found = malloc(m);
+            tx = rbegin(&h);
+            for (int pass = 0; pass < 4; pass++) {
+                memset(found, 7, m);
+                ck_assert_int_eq(tsix_vectors(h.ix, tx, m, kp, kl, out, found), TS_OK);
+                for (uint32_t j = 0; j < m; j++) {
+                    int want = row[j] != UINT32_MAX && live[row[j]];
+                    /* a deleted key inserted again: found (its new row) */
+                    if (row[j] != UINT32_MAX && !want)
+                        for (uint32_t a = n + extra; a < rows; a++)
+                            if (pk[a] == pk[row[j]] && live[a]) want = 2 + (int)a;
+                    REQUIRE(found[j] == (want != 0), "style %d gen %d pass %d: lookup %u (row %u) found %d", style,
+                            gen, pass, j, row[j], found[j]);
+                    uint32_t src = want >= 2 ? (uint32_t)want - 2 : row[j];
+                    if (want)
+                        REQUIRE(!memcmp(out + (size_t)j * dim, data + (size_t)src * dim, (size_t)dim * 4),
+                                "style %d gen %d pass %d: lookup %u: another row's vector", style, gen, pass, j);
+                }
+            }
+            tstx_rollback(tx);
+            free(keys);
+            free(kp);
+            free(kl);
+            free(row);
+            free(out);
+            free(found);
+        }
+        free(pk);
+        free(live);
+        free(data);
+        db_done(&h);
+    }
+}
+END_TEST
+
 START_TEST(guessed_lookups)
 {
     uint32_t n = 600, dim = 8, extra = 80;
@@ -2560,6 +2667,27 @@ static void *reader(void *arg)
             free(vals);
             snprintf(a->err, sizeof a->err, "%u not found (%g; with ef 2000: %g) lo %u", id, d0, out[0].distance, lo);
         }
+        /* a batch of stored vectors by key: past count / 8 lookups in a
+         * generation the readers make its key runs, concurrently */
+        uint8_t keys[64][8];
+        const void *kp[64];
+        size_t kl[64];
+        uint32_t ids[64];
+        float vec[64 * 32];
+        unsigned char found[64];
+        for (int j = 0; j < 64 && lo && !rc && !a->err[0]; j++) {
+            ids[j] = (uint32_t)rbelow(&r, lo);
+            pk_of(ids[j], keys[j]);
+            kp[j] = keys[j];
+            kl[j] = 8;
+        }
+        if (lo && !rc && !a->err[0] && a->dim <= 32) {
+            if ((rc = tsix_vectors(a->h->ix, tx, 64, kp, kl, vec, found)))
+                snprintf(a->err, sizeof a->err, "vectors: %d", rc);
+            for (int j = 0; j < 64 && !rc && !a->err[0]; j++)
+                if (!found[j] || memcmp(vec + (size_t)j * a->dim, a->data + (size_t)ids[j] * a->dim, a->dim * 4))
+                    snprintf(a->err, sizeof a->err, "vectors: key %u %s", ids[j], found[j] ? "wrong" : "not found");
+        }
         tstx_rollback(tx);
         a->queries++;
     }
@@ -2633,6 +2761,7 @@ static Suite *suite(void)
     ADD(stored_vectors);
     ADD(stored_distances);
     ADD(guessed_lookups);
+    ADD(key_runs);
     ADD(cache_bytes_bound);
     ADD(deletes_and_updates);
     ADD(filtered);

@@ -107,6 +107,15 @@ typedef struct ngh_scratch {
  * newer generation replaces the cache, released when its last reader
  * ends. */
 #define NGH_SNAP_ARRAYS 5  /* every array; NGH_A_RAW as split tails only */
+/* Runs of nodes whose keys follow their ids (ngh_keys.c, "runs"): node
+ * r.id0 + i holds the key pre + (r.k0 + i) as its last 8 bytes, big endian. */
+typedef struct ngh_run { uint64_t k0; uint32_t id0, len; } ngh_run;
+typedef struct ngh_runs {
+    uint32_t n, plen;   /* runs; the keys' length (all but their last 8 bytes are pre) */
+    uint8_t  pre[56];
+    ngh_run  r[];       /* by k0 */
+} ngh_runs;
+
 typedef struct ngh_snap {
     uint64_t gen;
     uint32_t refs;     /* under ngh_idx.mu */
@@ -120,6 +129,12 @@ typedef struct ngh_snap {
     _Atomic(uint8_t *) *pk;
     _Atomic uint64_t bytes;
     void   **hold[NGH_SNAP_ARRAYS];  /* each filled slot's hold, by position */
+    /* the live nodes' key runs of this generation, made once enough keys
+     * were looked up (finds); runs_state 0: not yet, 1: being made, 2: done
+     * (runs NULL: not worth keeping) */
+    _Atomic(ngh_runs *) runs;
+    _Atomic uint64_t    finds;
+    _Atomic int         runs_state;
 } ngh_snap;
 
 /* The write cache: the cached arrays' pages as the write operations left

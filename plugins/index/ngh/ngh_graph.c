@@ -713,6 +713,7 @@ void ngh_snap_free(ngh_idx *ix, ngh_snap *s)
     for (uint32_t i = 0; s->pk && i < s->pkcap; i++)
         ix->host->free(atomic_load_explicit(&s->pk[i], memory_order_relaxed));
     ix->host->free(s->pk);
+    ix->host->free(atomic_load_explicit(&s->runs, memory_order_relaxed));
     ix->host->free(s);
 }
 
