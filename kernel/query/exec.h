@@ -96,9 +96,9 @@ int  tsq_exec_match(tsq_exec *e, const tsq_rowset *rs);
  * are evaluated on its values instead of reading rows (on a plan an index
  * narrows, only for an integer range, which the set answers by binary
  * search).  *wide, when wide is not NULL: set to 1 when a plan an index
- * narrows let through too many rows to measure exactly, the graph's filter
- * read rows and the conditions are an integer range (a column set in
- * value order would have served), else 0. */
+ * narrows let through thousands of rows (more than 4 max(1024, 20k)) and
+ * the conditions are an integer range (a column set in value order would
+ * have served without walking them), else 0. */
 int  tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t dim, size_t k,
                        int ef, int metric, const tsq_vset *set, tsq_vset **built,
                        const tsq_vset *colset, int *wide, json_t *rows);

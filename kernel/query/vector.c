@@ -539,6 +539,9 @@ static int by_index_keys(vsearch *v, size_t col, tsix *ix, const float *vec, siz
     }
     size_t cap = base_cap(k);
     if (!rc && ks.n > cap) cap = exact_cap(v, ix, k, ef, UINT64_MAX);
+    /* thousands of keys: a column set's binary search and view would
+     * have served without the walk (1M rows, 1%: 10 000 keys) */
+    if (!rc && ks.n > 4 * base_cap(k)) v->wide = 1;
     return by_key_set(v, col, ix, &ks, rc, vec, dim, k, ef, cap, rows);
 }
 
