@@ -614,6 +614,14 @@ static int column_set(ts_db *db, tsq_exec *e, uint64_t space, const uint64_t tag
     /* \x01 keeps it apart from the condition keys (JSON arrays) */
     snprintf(*key, n, "\x01%s\x1f%s", def->name, def->cols[*col].name);
     if (*narrowed) {
+        /* only integer columns make sets in value order, which narrowed
+         * plans use (a range's binary search) */
+        tsd_type ty = def->cols[*col].type;
+        if (ty != TSD_INTEGER && ty != TSD_DATETIME) {
+            free(*key);
+            *key = NULL;
+            return TS_OK;
+        }
         *due = tsapi_vcache_peek(db, *key, space, tag, ref) == TSAPI_VC_BUILD;
         return TS_OK;
     }

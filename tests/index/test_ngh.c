@@ -28,6 +28,7 @@
  */
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1156,12 +1157,14 @@ START_TEST(key_runs)
             uint32_t *row = malloc(m * sizeof *row);
             for (uint32_t j = 0; j < m; j++) {
                 row[j] = j < rows ? j : UINT32_MAX;
+                /* unknown: below the first run, past the last, and keys whose
+                 * last 8 bytes are inside a run under another prefix */
                 if (j < rows) kl[j] = gkey(style, pk[j], keys[j]);
-                else if (j % 2) kl[j] = gkey(style, j % 4 == 1 ? 999 - j : 20000 + j, keys[j]);
-                else if (style == 0) kl[j] = ts_key_int(keys[j], 32, ts_key_int(keys[j], 32, 0, 7), 1000 + (int64_t)j);
+                else if (j % 2) kl[j] = gkey(style, j % 4 == 1 ? 500 + j % 100 : 20000 + j, keys[j]);
+                else if (style == 0) kl[j] = ts_key_int(keys[j], 32, ts_key_int(keys[j], 32, 0, 7), 1500 + (int64_t)(j % 20));
                 else {
-                    kl[j] = gkey(style, 1000 + j, keys[j]);
-                    keys[j][2] = 'X';   /* another prefix */
+                    kl[j] = gkey(style, 1500 + j % 20, keys[j]);
+                    keys[j][2] = 'X';
                 }
                 kp[j] = keys[j];
             }
@@ -2641,8 +2644,9 @@ typedef struct rd {
     uint32_t    dim;
     _Atomic int *stop;
     _Atomic uint32_t *committed;   /* ids below are committed */
-    uint32_t    queries;
+    _Atomic uint32_t queries;
     char        err[200];
+    _Atomic int done;   /* the reader has stopped (err is its own until then) */
 } rd;
 
 static void *reader(void *arg)
@@ -2691,6 +2695,7 @@ static void *reader(void *arg)
         tstx_rollback(tx);
         a->queries++;
     }
+    atomic_store(&a->done, 1);
     return NULL;
 }
 
@@ -2706,13 +2711,19 @@ START_TEST(concurrent_readers)
     rd a[2];
     pthread_t th[2];
     for (int i = 0; i < 2; i++) {
-        a[i] = (rd){ &h, data, dim, &stop, &committed, 0, "" };
+        a[i] = (rd){ &h, data, dim, &stop, &committed, 0, "", 0 };
         ck_assert_int_eq(pthread_create(&th[i], NULL, reader, &a[i]), 0);
     }
     for (uint32_t i = 0; i < n; i += 200) {
         load(&h, data, dim, i, i + 200, 200);
         atomic_store(&committed, i + 200);
     }
+    /* the last generation: long enough for both readers to look up more
+     * than count / 2 keys in it (so they race to make its key runs) */
+    uint32_t q0 = a[0].queries + a[1].queries;
+    while (a[0].queries + a[1].queries < q0 + 2 * (n / 2 / 64 + 8) && !atomic_load(&a[0].done) &&
+           !atomic_load(&a[1].done))
+        sched_yield();
     atomic_store(&stop, 1);
     for (int i = 0; i < 2; i++) {
         pthread_join(th[i], NULL);

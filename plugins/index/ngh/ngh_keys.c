@@ -331,12 +331,12 @@ static void hint_set(ngh_op *o, const uint8_t *v, size_t l, uint32_t id)
  * (slots of 128-d float32 records are in pages apart from the records),
  * and the exact pass of a filtered search looks up thousands of keys.  A
  * read cache (one committed generation, which never changes) therefore
- * keeps, once its readers have looked up count / 8 keys, the runs of live
+ * keeps, once its readers have looked up count / 2 keys, the runs of live
  * nodes whose keys count up with their ids: a key inside a run is its
  * node, with no slot read.  Made by one pass over the nodes' flags and
- * slots (~50 ms at 1M nodes); not kept when the runs average fewer than
- * 16 nodes (keys not inserted in order).  A key outside every run is
- * looked up as before, so a run only ever saves work. */
+ * slots; not kept when the runs average fewer than 16 nodes (keys not
+ * inserted in order).  A key outside every run is looked up as before, so
+ * a run only ever saves work. */
 #define NGH_RUNS_MIN_AVG 16
 
 static int run_cmp(const void *a, const void *b)
@@ -396,7 +396,8 @@ static int runs_build(ngh_op *o, ngh_runs **out)
     }
     qsort(rs->r, n, sizeof rs->r[0], run_cmp);
     rs->n = n;
-    *out = rs;
+    ngh_runs *fit = ix->host->realloc(rs, sizeof *rs + (size_t)n * sizeof(ngh_run));
+    *out = fit ? fit : rs;
     return TS_OK;
 }
 
@@ -417,31 +418,35 @@ static int runs_find(const ngh_runs *rs, const uint8_t *v, size_t l, uint32_t *i
     return 1;
 }
 
-/* The runs of o's read cache, made by this call once count / 8 keys were
- * looked up through it (n more now); NULL when there are none (yet). */
-static int runs_of(ngh_op *o, size_t n, const ngh_runs **out)
+/* The runs of o's read cache (NULL: none, or not yet), made by the call
+ * whose lookups bring the generation's total past count / 2 + 64, so that
+ * the pass (about as dear as that many lookups) at most doubles what the
+ * generation's lookups cost.  A cache: a pass that fails (memory, a bad
+ * page the lookups themselves may never touch) leaves none. */
+static const ngh_runs *runs_of(ngh_op *o, size_t n)
 {
     ngh_snap *sn = o->snap;
-    *out = NULL;
-    if (!sn) return TS_OK;
-    if (atomic_load_explicit(&sn->runs_state, memory_order_acquire) == 2) {
-        *out = atomic_load_explicit(&sn->runs, memory_order_acquire);
-        return TS_OK;
-    }
+    if (!sn) return NULL;
+    if (atomic_load_explicit(&sn->runs_state, memory_order_acquire) == 2)
+        return atomic_load_explicit(&sn->runs, memory_order_acquire);
     uint64_t seen = atomic_fetch_add_explicit(&sn->finds, n, memory_order_relaxed) + n;
     int idle = 0;
-    if (seen < o->m.count / 8 + 64 ||
+    if (seen < o->m.count / 2 + 64 ||
         !atomic_compare_exchange_strong_explicit(&sn->runs_state, &idle, 1, memory_order_acq_rel,
                                                  memory_order_acquire))
-        return TS_OK;   /* not yet, or another reader is making them */
+        return NULL;   /* not yet, or another reader is making them */
     ngh_runs *rs = NULL;
-    int rc = runs_build(o, &rs);
-    if (rs) atomic_fetch_add_explicit(&sn->bytes, sizeof *rs + (size_t)rs->n * sizeof(ngh_run),
-                                      memory_order_relaxed);
+    size_t bytes = 0;
+    if (runs_build(o, &rs)) rs = NULL;
+    if (rs) bytes = sizeof *rs + (size_t)rs->n * sizeof(ngh_run);
+    if (rs && atomic_load_explicit(&sn->bytes, memory_order_relaxed) + bytes > o->ix->cache_bytes) {
+        o->ix->host->free(rs);   /* the cache's bound (cacheBytes) */
+        rs = NULL;
+    }
+    if (rs) atomic_fetch_add_explicit(&sn->bytes, bytes, memory_order_relaxed);
     atomic_store_explicit(&sn->runs, rs, memory_order_release);
-    atomic_store_explicit(&sn->runs_state, rc ? 0 : 2, memory_order_release);
-    *out = rs;
-    return rc;
+    atomic_store_explicit(&sn->runs_state, 2, memory_order_release);
+    return rs;
 }
 
 /* Looked up one at a time, each key waits on its cache misses in turn (a
@@ -474,8 +479,8 @@ int ngh_pk_find_many(ngh_op *o, size_t n, const void *const *vals, const size_t 
     uint32_t cur[NGH_FIND_BATCH];
     uint8_t pn[NGH_FIND_BATCH], st[NGH_FIND_BATCH], live[NGH_FIND_BATCH];
     size_t nl = 0, last = n;
-    const ngh_runs *runs;
-    int rc = runs_of(o, n, &runs);
+    const ngh_runs *runs = runs_of(o, n);
+    int rc = TS_OK;
     for (size_t i = 0; i < n && !rc; i++) {
         uint32_t g;
         ids[i] = NGH_NO_ID;
