@@ -33,6 +33,8 @@
 /* Default bound of each of an index's page-copy caches (option cacheBytes). */
 #define NGH_CACHE_BYTES (1ull << 30)
 #define NGH_BEAM_NODES  16384u  /* see ngh_graph_search */
+/* Below it a partial-sum check costs what it saves (ngh_graph.c pdist_below). */
+#define NGH_BELOW_MIN_DIM 256u
 
 enum { NGH_L2 = 0, NGH_COSINE = 1, NGH_IP = 2 };
 enum { NGH_F32 = 0, NGH_F16 = 1, NGH_I8 = 2 };
@@ -214,6 +216,9 @@ typedef struct ngh_meta {
      * buckets plus the hsplit already split; hpp bucket heads a page) */
     uint32_t hlevel, hsplit, hpp;
     uint32_t depth[NGH_NARRAYS], npages[NGH_NARRAYS];
+    /* distances may stop at a bound (float32 L2 from NGH_BELOW_MIN_DIM
+     * dimensions, kernels with l2_below; ngh_graph.c pdist_below) */
+    uint32_t below;
 } ngh_meta;
 
 

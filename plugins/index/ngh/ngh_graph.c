@@ -298,6 +298,8 @@ static int meta_load(ngh_op *o)
                         : m->pkw < 12 || m->pkw > 64 || m->pkw % 4 || m->hlevel > 31))
         return ngh_corrupt(o, "inconsistent meta page");
     layout(m);
+    m->below = ix->k.l2_below && m->metric == NGH_L2 && m->precision == NGH_F32 && !m->ext &&
+               m->dim >= NGH_BELOW_MIN_DIM;
     if (!m->npp || (m->pkw && !m->pk_inline && !m->ppk) || (m->count && m->entry >= m->count) ||
         (m->split && (!m->vbytes || !m->tpp)))
         return ngh_corrupt(o, "inconsistent meta page");
@@ -1543,16 +1545,13 @@ static inline int pdist(ngh_op *o, const float *a, float inva, uint32_t idb, con
  * (and, split, before the tail) was read.  float32 L2 only; the other
  * metrics' partial sums can fall, so they measure in full.  Below 256
  * dimensions the checks cost what they save (128-d builds: 9% of the
- * distances stopped at half; no gain in alternating runs). */
-#define NGH_BELOW_MIN_DIM 256
+ * distances stopped at half; no gain in alternating runs): m->below. */
 static inline int pdist_below(ngh_op *o, const float *a, float inva, uint32_t idb, const uint8_t *b,
                               float bound, float *d)
 {
     const ngh_meta *m = &o->m;
     const ngh_kernels *k = &o->ix->k;
-    if (!k->l2_below || m->metric != NGH_L2 || m->precision != NGH_F32 || m->ext || m->dim < NGH_BELOW_MIN_DIM ||
-        bound == INFINITY)
-        return pdist(o, a, inva, idb, b, d);
+    if (!m->below || bound == INFINITY) return pdist(o, a, inva, idb, b, d);
     if (!m->split) {
         *d = k->l2_below(a, b + NR_VEC, m->dim, 0.0f, bound);
         return TS_OK;
