@@ -134,11 +134,19 @@ __attribute__((target("avx2,fma"))) static float dot_avx2(const void *a, const v
     return s;
 }
 
-__attribute__((target("avx2,fma"))) static float l2_avx2(const void *a, const void *b, size_t n)
+/* Squared L2 distance, base added: base + sum (a[i] - b[i])^2.  With
+ * check, the partial sum is looked at every 128 floats and +inf returned
+ * once base plus it is above bound (l2_below; a search rejects most of the
+ * nodes it measures, a 784-d build three in four, most of them in the
+ * vector's last third).  The sums run in the same order either way, so a
+ * distance that is not cut off is bit for bit the one l2_avx2 gives. */
+__attribute__((target("avx2,fma"), always_inline)) static inline float l2_avx2_sum(const void *a, const void *b,
+                                                                                 size_t n, float base, float bound,
+                                                                                 int check)
 {
     const float *x = a, *y = b;
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    size_t i = 0;
+    size_t i = 0, next = 128;
     for (; i + 32 <= n; i += 32) {
         __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i));
         __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8));
@@ -148,6 +156,11 @@ __attribute__((target("avx2,fma"))) static float l2_avx2(const void *a, const vo
         s1 = _mm256_fmadd_ps(d1, d1, s1);
         s2 = _mm256_fmadd_ps(d2, d2, s2);
         s3 = _mm256_fmadd_ps(d3, d3, s3);
+        if (check && i + 32 == next && next < n) {
+            next += 128;
+            if (base + hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3))) > bound)
+                return INFINITY;
+        }
     }
     for (; i + 8 <= n; i += 8) {
         __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i));
@@ -158,7 +171,12 @@ __attribute__((target("avx2,fma"))) static float l2_avx2(const void *a, const vo
         float d = ldf(a, i) - ldf(b, i);
         s += d * d;
     }
-    return s;
+    return base + s;
+}
+
+__attribute__((target("avx2,fma"))) static float l2_avx2(const void *a, const void *b, size_t n)
+{
+    return l2_avx2_sum(a, b, n, 0.0f, INFINITY, 0);
 }
 
 /* 16 lanes, four accumulators; the tail (n % 16) through a masked load, so
@@ -358,43 +376,12 @@ __attribute__((target("avx2,fma"))) static float qf32_avx2_dot(const float *q, c
     (void)s;
     return dot_avx2(q, v, n);
 }
-/* l2_avx2 that looks at its partial sum every 128 floats and stops once
- * base plus it is above bound.  A search rejects most of the nodes it
- * measures (a 784-d build: three in four, most of them in the vector's
- * last third).  The sums are l2_avx2's, in its order, so a distance that
- * is not cut off is bit for bit the one l2_avx2 gives. */
 __attribute__((target("avx2,fma"))) static float l2_below_avx2(const void *a, const void *b, size_t n,
                                                                float base, float bound)
 {
-    const float *x = a, *y = b;
-    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    size_t i = 0, next = 128;
-    for (; i + 32 <= n; i += 32) {
-        __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i));
-        __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8));
-        __m256 d2 = _mm256_sub_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(y + i + 16));
-        __m256 d3 = _mm256_sub_ps(_mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(y + i + 24));
-        s0 = _mm256_fmadd_ps(d0, d0, s0);
-        s1 = _mm256_fmadd_ps(d1, d1, s1);
-        s2 = _mm256_fmadd_ps(d2, d2, s2);
-        s3 = _mm256_fmadd_ps(d3, d3, s3);
-        if (i + 32 == next && next < n) {
-            next += 128;
-            if (base + hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3))) > bound)
-                return INFINITY;
-        }
-    }
-    for (; i + 8 <= n; i += 8) {
-        __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i));
-        s0 = _mm256_fmadd_ps(d0, d0, s0);
-    }
-    float s = hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-    for (; i < n; i++) {
-        float d = ldf(a, i) - ldf(b, i);
-        s += d * d;
-    }
-    return base + s;
+    return l2_avx2_sum(a, b, n, base, bound, 1);
 }
+
 
 __attribute__((target("avx2,fma"))) static float qf32_avx2_l2(const float *q, const void *v, size_t n, float s)
 {
