@@ -1171,7 +1171,7 @@ START_TEST(key_runs)
             float *out = malloc((size_t)m * dim * 4);
             unsigned char *found = malloc(m);
             tx = rbegin(&h);
-            for (int pass = 0; pass < 4; pass++) {
+            for (int pass = 0; pass < 6; pass++) {   /* runs from the fourth (4 count lookups) */
                 memset(found, 7, m);
                 ck_assert_int_eq(tsix_vectors(h.ix, tx, m, kp, kl, out, found), TS_OK);
                 for (uint32_t j = 0; j < m; j++) {
@@ -2719,9 +2719,9 @@ START_TEST(concurrent_readers)
         atomic_store(&committed, i + 200);
     }
     /* the last generation: long enough for both readers to look up more
-     * than count / 2 keys in it (so they race to make its key runs) */
+     * than 4 count keys in it (so they race to make its key runs) */
     uint32_t q0 = a[0].queries + a[1].queries;
-    while (a[0].queries + a[1].queries < q0 + 2 * (n / 2 / 64 + 8) && !atomic_load(&a[0].done) &&
+    while (a[0].queries + a[1].queries < q0 + 4 * n / 64 + 16 && !atomic_load(&a[0].done) &&
            !atomic_load(&a[1].done))
         sched_yield();
     atomic_store(&stop, 1);

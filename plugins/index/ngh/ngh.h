@@ -111,7 +111,10 @@ typedef struct ngh_scratch {
 #define NGH_SNAP_ARRAYS 5  /* every array; NGH_A_RAW as split tails only */
 /* Runs of nodes whose keys follow their ids (ngh_keys.c, "runs"): node
  * r.id0 + i holds the key pre + (r.k0 + i) as its last 8 bytes, big endian. */
-typedef struct ngh_run { uint64_t k0; uint32_t id0, len; } ngh_run;
+typedef struct ngh_run {
+    uint64_t k0, end;   /* end: the furthest k0 + len of this run and those before it */
+    uint32_t id0, len;
+} ngh_run;
 typedef struct ngh_runs {
     uint32_t n, plen;   /* runs; the keys' length (all but their last 8 bytes are pre) */
     uint8_t  pre[56];
