@@ -2671,7 +2671,7 @@ static void *reader(void *arg)
             free(vals);
             snprintf(a->err, sizeof a->err, "%u not found (%g; with ef 2000: %g) lo %u", id, d0, out[0].distance, lo);
         }
-        /* a batch of stored vectors by key: past count / 8 lookups in a
+        /* a batch of stored vectors by key: past 4 count lookups in a
          * generation the readers make its key runs, concurrently */
         uint8_t keys[64][8];
         const void *kp[64];
