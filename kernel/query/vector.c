@@ -25,7 +25,7 @@ typedef struct vsearch {
     const tsq_vset *set;   /* the rows passing the conditions, when known */
     const tsq_vset *colset;   /* a column set (by_column's graph filter) */
     int       ranged;      /* the column set's conditions are the integers lo..hi */
-    int       wide;        /* a narrowed plan's rows were too many: the graph read rows */
+    int       wide;        /* a narrowed plan passed thousands of rows (tsq_vector_search) */
     int64_t   lo, hi;
 } vsearch;
 
@@ -507,7 +507,6 @@ static int by_key_set(vsearch *v, size_t col, tsix *ix, tsq_vset *ks, int rc, co
 {
     if (rc == TS_ERR_RESOURCE) {
         tsq_vset_clear(ks);
-        v->wide = ix != NULL;
         return ix ? by_index(v, ix, vec, dim, k, ef, rows) : by_scan(v, col, vec, k, 0, rows);
     }
     if (!rc && (ks->n <= cap || !ix)) {
@@ -539,9 +538,10 @@ static int by_index_keys(vsearch *v, size_t col, tsix *ix, const float *vec, siz
     }
     size_t cap = base_cap(k);
     if (!rc && ks.n > cap) cap = exact_cap(v, ix, k, ef, UINT64_MAX);
-    /* thousands of keys: a column set's binary search and view would
-     * have served without the walk (1M rows, 1%: 10 000 keys) */
-    if (!rc && ks.n > 4 * base_cap(k)) v->wide = 1;
+    /* thousands of keys, or more than a walk takes: a column set's binary
+     * search and view would have served without the walk (1M rows, 1%:
+     * 10 000 keys) */
+    if (rc == TS_ERR_RESOURCE || (!rc && ks.n > 4 * base_cap(k))) v->wide = 1;
     return by_key_set(v, col, ix, &ks, rc, vec, dim, k, ef, cap, rows);
 }
 

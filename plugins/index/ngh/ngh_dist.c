@@ -382,7 +382,6 @@ __attribute__((target("avx2,fma"))) static float l2_below_avx2(const void *a, co
     return l2_avx2_sum(a, b, n, base, bound, 1);
 }
 
-
 __attribute__((target("avx2,fma"))) static float qf32_avx2_l2(const float *q, const void *v, size_t n, float s)
 {
     (void)s;

@@ -378,7 +378,7 @@ static int runs_build(ngh_op *o, ngh_runs **out)
             rs->plen = (uint32_t)pl;
             memcpy(rs->pre, pk, pl - 8);
         }
-        if (pl != rs->plen || memcmp(pk, rs->pre, pl - 8)) {
+        if (pl != rs->plen || !same_bytes(pk, rs->pre, pl - 8)) {
             open = 0;
             continue;
         }
@@ -399,8 +399,8 @@ static int runs_build(ngh_op *o, ngh_runs **out)
         return rc;
     }
     qsort(rs->r, n, sizeof rs->r[0], run_cmp);
-    /* runs can overlap (a deleted node keeps its key in its slot; the key
-     * inserted again is another run): the furthest end so far, so that a
+    /* runs can overlap (the same key at two live nodes, which only callers
+     * other than the kernel make): the furthest end so far, so that a
      * lookup steps back over runs that end before its key */
     uint64_t end = 0;
     for (uint32_t i = 0; i < n; i++) {
