@@ -35,6 +35,11 @@ static int pa_hold(ts_page *p, void **out)
     return TS_OK;
 }
 static void pa_unhold(void *h) { tspage_unhold(h); }
+static int pa_hold_data(const void *d, void **out)
+{
+    *out = tspage_hold_data(d);
+    return TS_OK;
+}
 static int pa_writable(ts_txn *t) { return tstx_is_write((tstx *)t); }
 
 static const ts_page_api page_api = {
@@ -49,6 +54,7 @@ static const ts_page_api page_api = {
     .writable = pa_writable,
     .hold = pa_hold,
     .unhold = pa_unhold,
+    .hold_data = pa_hold_data,
 };
 
 

@@ -143,5 +143,8 @@ void     tspage_release(tspage *p);
  * the transaction ends, is released only on its thread. */
 void    *tspage_hold(tspage *p);
 void     tspage_unhold(void *hold);
+/* Another token for an image a token of the caller keeps, named by the
+ * pointer tspage_data gave for it. */
+void    *tspage_hold_data(const void *data);
 
 #endif

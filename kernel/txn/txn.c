@@ -574,6 +574,14 @@ void *tspage_hold(tspage *p)
 
 void tspage_unhold(void *hold) { tscache_release(hold); }
 
+void *tspage_hold_data(const void *data)
+{
+    /* data is tspage_data of a held page: TSPAGE_HDR into its cache frame */
+    tscpage *cp = tscpage_of_data((uint8_t *)(uintptr_t)data - TSPAGE_HDR);
+    tscache_hold(cp);
+    return cp;
+}
+
 /* ---- commit ------------------------------------------------------- */
 
 /* Wait until the log is durable up to `mark`, sharing one fsync among all

@@ -2400,6 +2400,112 @@ START_TEST(read_cache_adopts_writes)
 }
 END_TEST
 
+/* A commit's read cache keeps the pages the writer did not change: moved
+ * to the new state when no reader has it (snap_advance), held again when a
+ * reader of the old state still searches it (snap_inherit).  Many small
+ * commits, each searched at once: the answers must equal those from the
+ * pages alone (a write transaction uses no read cache), with every few
+ * rounds a reader kept across the next commit, a rolled-back writer, or a
+ * whole-index check, and after a reopen. */
+/* read_cache_carries_over: a commit and a search of the new state made
+ * while a search of the old state is running (from its filter), so the new
+ * state's read cache holds the old one's unchanged pages again. */
+typedef struct nested {
+    ndb *h;
+    rng *r;
+    const float *data, *q;
+    uint8_t *live;
+    answers *an;
+    uint32_t dim, from, step, nq, k, round;
+    int done;
+} nested;
+
+static int nested_commit(void *ctx, const void *v, size_t l)
+{
+    nested *x = ctx;
+    (void)v;
+    (void)l;
+    if (x->done++) return 1;
+    change(x->h, x->r, x->data, x->dim, x->live, x->from, x->from + x->step, x->from, 1);
+    tstx *tx = rbegin(x->h);
+    queries_in(x->h, tx, x->q, x->nq, x->dim, x->k, x->an->ids, x->an->ds);
+    tstx_rollback(tx);
+    uncached(x->h, x->q, x->nq, x->dim, x->k, x->an->ids2, x->an->ds2);
+    same_answers(x->an->ids, x->an->ds, x->an->ids2, x->an->ds2, x->nq * x->k,
+                 "cache held again during an old search, against the pages", x->round);
+    return 1;
+}
+
+static void carry_case(long long cache_bytes)
+{
+    uint32_t n = 3000, dim = 16, k = 10, nq = 30, step = 40, nr = nq * k;
+    rng r = rng_new(19);
+    float *data = gen_data(&r, n, dim);
+    uint8_t *live = calloc(n, 1);
+    float *q = malloc((size_t)nq * dim * sizeof *q);
+    for (uint32_t i = 0; i < nq * dim; i++) q[i] = data[(size_t)rbelow(&r, n) * dim + i % dim];
+    answers an = answers_new(nr);
+    ndb h;
+    json_t *o = mkopts(dim, "l2", 8, 40, 0);
+    if (cache_bytes >= 0) json_object_set_new(o, "cacheBytes", json_integer(cache_bytes));
+    db_new(&h, "ngh-carry", 0, NULL, o);
+    change(&h, &r, data, dim, live, 0, 1000, 0, 1);
+    tstx *old = NULL;
+    uint32_t round = 0;
+    for (uint32_t from = 1000; from + step <= n; from += step, round++) {
+        /* inserts, and deletes among the first rows (pages far from the new ones) */
+        change(&h, &r, data, dim, live, from, from + step, from, 1);
+        if (old) {   /* the reader of the state before: its answers stand */
+            queries_in(&h, old, q, nq, dim, k, an.ids2, an.ds2);
+            same_answers(an.ids, an.ds, an.ids2, an.ds2, nr, "reader kept across a commit", round);
+            tstx_rollback(old);
+            old = NULL;
+        }
+        tstx *tx = rbegin(&h);
+        queries_in(&h, tx, q, nq, dim, k, an.ids, an.ds);
+        for (uint32_t i = 0; i < nr; i++) REQUIRE(live[an.ids[i]], "round %u: deleted %u returned", round, an.ids[i]);
+        uncached(&h, q, nq, dim, k, an.ids2, an.ds2);
+        same_answers(an.ids, an.ds, an.ids2, an.ds2, nr, "cache carried over, against the pages", round);
+        if (round % 3 == 1) old = tx;   /* open while the next writer commits */
+        else tstx_rollback(tx);
+        if (round % 5 == 2 && from + 2 * step <= n)   /* rolled back: no state to carry */
+            change(&h, &r, data, dim, live, from + step, from + 2 * step, from, 0);
+        if (round % 7 == 3) require_state(&h, data, n, dim, live, "between commits");
+        if (round % 4 == 0 && !old && from + 2 * step <= n) {   /* the next rows, committed mid-search */
+            from += step;
+            round++;
+            nested x = { &h, &r, data, q, live, &an, dim, from, step, nq, k, round, 0 };
+            ts_knn_hit out[16];
+            tx = rbegin(&h);
+            queries_in(&h, tx, q, 1, dim, k, an.ids, an.ds);   /* the old state's cache, made */
+            knn(&h, tx, q, dim, k, 40, nested_commit, &x, out);
+            tstx_rollback(tx);
+            REQUIRE(x.done, "round %u: the filter was not called", round);
+        }
+    }
+    if (old) tstx_rollback(old);
+    require_state(&h, data, n, dim, live, "after the rounds");
+    ck_assert_int_eq(db_close(&h), TS_OK);
+    db_open(&h, NULL);
+    tstx *tx = rbegin(&h);
+    queries_in(&h, tx, q, nq, dim, k, an.ids2, an.ds2);
+    tstx_rollback(tx);
+    uncached(&h, q, nq, dim, k, an.ids, an.ds);
+    same_answers(an.ids, an.ds, an.ids2, an.ds2, nr, "after a reopen", round);
+    db_done(&h);
+    answers_free(&an);
+    free(q);
+    free(live);
+    free(data);
+}
+
+/* and with caches of 40 pages: written pages the write cache could not
+ * keep must not be held again from the old state's cache */
+START_TEST(read_cache_carries_over) { carry_case(-1); }
+END_TEST
+START_TEST(read_cache_carries_over_small) { carry_case(40 * 4096); }
+END_TEST
+
 /* Two index objects over one index (a migration's retarget opens a
  * second): a generation number one object's rolled-back writer reached and
  * the other committed must not let the first take or continue its stale
@@ -2790,6 +2896,8 @@ static Suite *suite(void)
     ADD(large_vectors);
     ADD(rollback_then_write);
     ADD(read_cache_adopts_writes);
+    ADD(read_cache_carries_over);
+    ADD(read_cache_carries_over_small);
     ADD(two_objects_one_index);
     ADD(concurrent_readers);
     suite_add_tcase(s, tc);

@@ -19,8 +19,8 @@
  *                  bytes of the rows alone, to subtract from a run with it
  *   --only L       after the build, only the workloads among the letters L:
  *                  o reopen, q sweep (and T-thread sweep), f filtered,
- *                  c churn (default: all); e.g. --only f to profile the
- *                  filtered searches
+ *                  c churn (default: all), m mixed (only when asked);
+ *                  e.g. --only f to profile the filtered searches
  *   --sel P        filtered: only the selectivity P (50, 10 or 1)
  *   --no-repeat    filtered: every search's conditions differ (an extra
  *                  `cat > -i` with i new each time, which no row fails), so
@@ -97,6 +97,11 @@
  *      truth and its fresh build are the ones above); recall@10 at the
  *      efSearch values of the sweep vs the fresh build.  FAISS HNSW has no
  *      deletes: not run.
+ *   m  (only when asked: --only m) mixed: 200 cycles of a transaction of 10
+ *      inserts (base vectors again, as new rows) then 10 searches at ef 64,
+ *      the engines alternating every 20 cycles: searches/s between commits
+ *      against searches/s with no writer (tostore's read cache is per
+ *      committed generation of the index).
  *
  * Environment: TS_BENCH_FULL=1 (1M synthetic, 10K queries), BENCH_ROUNDS,
  * BENCH_VEC_DATA (synthetic|fashion), BENCH_VEC_N, BENCH_VEC_QUERIES,
@@ -409,6 +414,11 @@ static uint32_t *g_idrow;
 static size_t g_nids;
 /* hnswlib label -> base row (labels are row numbers, then N + j for churn) */
 static uint32_t *g_lbrow;
+/* --only m: cycles of a transaction of MIX_B inserts and MIX_S searches */
+#define MIX_B 10
+#define MIX_S 10
+#define MIX_BLOCK 20
+#define MIX_CYCLES 200
 
 #define TSCK(db_, x) do { int rc_ = (x); \
     if (rc_ != TS_OK) die("%s:%d: %s: %d %s", __FILE__, __LINE__, #x, rc_, ts_errmsg(db_)); } while (0)
@@ -877,7 +887,7 @@ static void build(void)
 #ifdef BENCH_HAVE_HNSWLIB
             case E_HNSW:
                 /* created in the first chunk (its RSS counts); room for the churn inserts */
-                if (!g_hnsw && !(g_hnsw = vref_hnsw_new((int)g_dim, g_n + g_n / 5 + 16, M_PARAM, EFC)))
+                if (!g_hnsw && !(g_hnsw = vref_hnsw_new((int)g_dim, g_n + g_n / 5 + 16 + MIX_CYCLES * MIX_B, M_PARAM, EFC)))
                     die("hnswlib");
                 for (size_t i = a; i < z; i++)
                     if (vref_hnsw_add(g_hnsw, g_base + i * g_dim, i)) die("hnswlib add");
@@ -1037,6 +1047,82 @@ static void filtered(void)
 }
 
 /* ---- churn ---------------------------------------------------------------------------------- */
+
+/* --only m: a writer's commits between searches.  cycles x (one transaction
+ * of MIX_B inserts, then MIX_S searches at ef 64), the engines alternating
+ * every MIX_BLOCK cycles; the inserted vectors are base rows again (new
+ * rows; hnswlib new labels), so recall is not measured. */
+static size_t g_mix_next;   /* the next base row to insert again */
+
+static void mix_insert(int e, size_t row)
+{
+    if (e == E_TS) ts_insert_row(row);
+#ifdef BENCH_HAVE_HNSWLIB
+    if (e == E_HNSW) {
+        size_t lb = g_n + g_n / 5 + g_mix_next;
+        g_lbrow[lb] = (uint32_t)row;
+        if (vref_hnsw_add(g_hnsw, g_base + row * g_dim, lb)) die("hnswlib add");
+    }
+#endif
+}
+
+static void mixed(void)
+{
+    double ins[NE] = {0}, srch[NE] = {0}, pure[NE] = {0};
+    size_t nins[NE] = {0}, nsrch[NE] = {0};
+    uint32_t rows[K];
+    size_t qn = 0;
+    printf("\n-- m. mixed: %d cycles of (a transaction of %d inserts, then %d searches at ef 64) --\n",
+           MIX_CYCLES, MIX_B, MIX_S);
+    for (int i = 0; i < g_ne; i++) {
+        int e = g_order[i];
+        if (e == E_FAISS) continue;
+        run_batch(e, 64, -1, 1, NULL, NULL);   /* untimed: the caches of a reused database */
+        pure[e] = run_batch(e, 64, -1, 1, NULL, NULL);
+    }
+    for (int c0 = 0; c0 < MIX_CYCLES; c0 += MIX_BLOCK)
+        for (int i = 0; i < g_ne; i++) {
+            int e = g_order[(i + c0 / MIX_BLOCK) % g_ne];
+            if (e == E_FAISS) continue;
+            set_ef(e, 64);
+            size_t q = qn;
+            for (int c = c0; c < c0 + MIX_BLOCK; c++) {
+                double t0 = now();
+                if (e == E_TS) TSCK(g_db, ts_begin(g_db));
+                for (int b = 0; b < MIX_B; b++) {
+                    size_t k = (size_t)c * MIX_B + (size_t)b;
+                    g_mix_next = k;
+                    mix_insert(e, (k * 7919) % g_n);
+                }
+                if (e == E_TS) TSCK(g_db, ts_commit(g_db));
+                double t1 = now();
+                for (int s = 0; s < MIX_S; s++, q = (q + 1) % g_nq) search(e, g_query + q * g_dim, 64, -1, rows);
+                double t2 = now();
+                ins[e] += t1 - t0;
+                srch[e] += t2 - t1;
+                nins[e] += MIX_B;
+                nsrch[e] += MIX_S;
+            }
+        }
+    printf("%-10s %16s %16s %12s %14s\n", "engine", "searches/s mixed", "searches/s alone", "mixed/alone",
+           "inserts/s");
+    for (int i = 0; i < g_ne; i++) {
+        int e = g_order[i];
+        if (!nsrch[e]) continue;
+        double m = (double)nsrch[e] / srch[e];
+        printf("%-10s %16.0f %16.0f %12.2f %14.0f\n", ename[e], m, pure[e], m / pure[e],
+               (double)nins[e] / ins[e]);
+    }
+#ifdef BENCH_HAVE_HNSWLIB
+    if (nsrch[E_TS] && nsrch[E_HNSW]) {
+        char a[48], b[48], r[48];
+        snprintf(a, sizeof a, "%.0f", (double)nsrch[E_TS] / srch[E_TS]);
+        snprintf(b, sizeof b, "hnswlib %.0f", (double)nsrch[E_HNSW] / srch[E_HNSW]);
+        snprintf(r, sizeof r, "%.2fx", ((double)nsrch[E_TS] / srch[E_TS]) / ((double)nsrch[E_HNSW] / srch[E_HNSW]));
+        add_row("searches/s between commits (ef 64)", a, b, r, "-", "info");
+    }
+#endif
+}
 
 static void churn(void)
 {
@@ -1224,9 +1310,9 @@ int main(int argc, char **argv)
     char *rundir = path_join(dir, run);
     mkdir_or_die(rundir);
     g_dbdir = path_join(rundir, "db");
-    g_nids = g_n + g_n / 5 + 16;
+    g_nids = g_n + g_n / 5 + 16 + MIX_CYCLES * MIX_B;
     g_idrow = calloc(g_nids, sizeof *g_idrow);
-    g_lbrow = malloc((g_n + g_n / 5 + 16) * sizeof *g_lbrow);
+    g_lbrow = malloc((g_n + g_n / 5 + 16 + MIX_CYCLES * MIX_B) * sizeof *g_lbrow);
     if (!g_idrow || !g_lbrow) die("out of memory");
     for (size_t i = 0; i < g_n; i++) g_lbrow[i] = (uint32_t)i;
     int reused = 0;
@@ -1264,6 +1350,7 @@ int main(int argc, char **argv)
     if (strchr(g_only, 's')) reach();
     if (strchr(g_only, 'f')) filtered();
     if (g_churn && strchr(g_only, 'c')) churn();
+    if (strchr(g_only, 'm')) mixed();
 
     print_summary();
     if (g_db) TSCK(g_db, ts_close(g_db));

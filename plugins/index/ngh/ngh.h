@@ -123,6 +123,7 @@ typedef struct ngh_runs {
 
 typedef struct ngh_snap {
     uint64_t gen;
+    uint32_t writer;   /* the meta page's writer tag of its state */
     uint32_t refs;     /* under ngh_idx.mu */
     int      retired;  /* under ngh_idx.mu */
     uint32_t cap[NGH_SNAP_ARRAYS];
@@ -154,6 +155,17 @@ typedef struct ngh_wcache {
     uint8_t **slot[NGH_SNAP_ARRAYS];
     uint64_t  bytes;
     void    **hold[NGH_SNAP_ARRAYS];
+    /* the state the cache started from (the meta page's generation and
+     * writer when the first of its write operations began) and a bit for
+     * every position its operations pinned for write since: a read cache
+     * of the cache's state keeps the other pages from a read cache of the
+     * start state (snap_inherit).  base_ok 0: unknown (a bitmap could not
+     * grow, or the cache was emptied) */
+    uint64_t  base_gen;
+    uint32_t  base_writer;
+    int       base_ok;
+    uint32_t  wrcap[NGH_SNAP_ARRAYS];   /* 64-bit words */
+    uint64_t *wr[NGH_SNAP_ARRAYS];
 } ngh_wcache;
 
 /* knn results handed out per transaction (see ngh.c). */

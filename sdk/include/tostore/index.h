@@ -83,6 +83,15 @@ typedef struct ts_page_api {
      * evicted: hold a bounded number (within cacheBytes). */
     int      (*hold)(ts_page *page, void **hold_out);
     void     (*unhold)(void *hold);
+
+    /* ABI 1.7 (check struct_size before use).  Hold again an image that a
+     * hold of the caller keeps in memory, named by its data pointer (what
+     * data(page) returned when it was held): *hold_out keeps the image
+     * like a hold of its own, released with unhold, independently of the
+     * first.  For a cache of a newer committed state that keeps the pages
+     * the state did not change from an older state's cache, without
+     * getting each one from the kernel again. */
+    int      (*hold_data)(const void *data, void **hold_out);
 } ts_page_api;
 
 /* Every index module accepts keys up to this many bytes (memcomparable
