@@ -2426,6 +2426,8 @@ static int nested_commit(void *ctx, const void *v, size_t l)
     (void)v;
     (void)l;
     if (x->done++) return 1;
+    uint8_t *outer = x->h->vals;   /* the running search's, if any: not the nested ones' */
+    x->h->vals = NULL;
     change(x->h, x->r, x->data, x->dim, x->live, x->from, x->from + x->step, x->from, 1);
     tstx *tx = rbegin(x->h);
     queries_in(x->h, tx, x->q, x->nq, x->dim, x->k, x->an->ids, x->an->ds);
@@ -2433,6 +2435,8 @@ static int nested_commit(void *ctx, const void *v, size_t l)
     uncached(x->h, x->q, x->nq, x->dim, x->k, x->an->ids2, x->an->ds2);
     same_answers(x->an->ids, x->an->ds, x->an->ids2, x->an->ds2, x->nq * x->k,
                  "cache held again during an old search, against the pages", x->round);
+    free(x->h->vals);
+    x->h->vals = outer;
     return 1;
 }
 
