@@ -240,8 +240,8 @@ static void ngh_close(void *idx)
     if (!ix) return;
     if (ix->bt) ix->btv->close(ix->bt);
     ngh_pool_free(ix);
+    ngh_wcache_reset(ix);   /* first: it may reference the read cache */
     ngh_snap_free(ix, ix->snap);
-    ngh_wcache_reset(ix);
     for (int i = 0; i < NGH_RESBUFS; i++) ix->host->free(ix->res[i].buf);
     pthread_mutex_destroy(&ix->mu);
     ix->host->free(ix);

@@ -166,6 +166,10 @@ typedef struct ngh_wcache {
     int       base_ok;
     uint32_t  wrcap[NGH_SNAP_ARRAYS];   /* 64-bit words */
     uint64_t *wr[NGH_SNAP_ARRAYS];
+    /* the read cache of the start state, referenced (under ngh_idx.mu):
+     * write operations read its pages where nothing was written since,
+     * instead of holding them again; NULL: none */
+    ngh_snap *base_snap;
 } ngh_wcache;
 
 /* knn results handed out per transaction (see ngh.c). */

@@ -42,11 +42,8 @@
  */
 #include <math.h>
 #include <stdlib.h>
-#include <time.h>
 #include <string.h>
 #include "ngh.h"
-#include <stdio.h>
-#include <stdlib.h>
 
 #define T_META  0x314d484eu  /* "NHM1" */
 #define T_DIR   0x3144484eu
@@ -620,11 +617,31 @@ static int wc_marked(const ngh_wcache *wc, int a, uint32_t pos)
     return pos / 64 < wc->wrcap[a] && (wc->wr[a][pos / 64] >> (pos % 64) & 1);
 }
 
+/* Position pos of array a from the start state's read cache, when no
+ * write operation of the cache pinned it for write since (the same bytes
+ * in both states); NULL: not there. */
+static inline uint8_t *wc_base_page(const ngh_wcache *wc, int a, uint32_t pos)
+{
+    const ngh_snap *b = wc->base_snap;
+    if (!b || pos >= b->cap[a] || wc_marked(wc, a, pos)) return NULL;
+    return atomic_load_explicit(&b->slot[a][pos], memory_order_acquire);
+}
+
 /* Release the holds h[from..to) (the read and the write cache's). */
 static void holds_release(ngh_idx *ix, void **h, uint32_t from, uint32_t to)
 {
     for (uint32_t i = from; h && i < to; i++)
         if (h[i]) ix->pa->unhold(h[i]);
+}
+
+/* Under ix->mu: let go of the write cache's reference to its start
+ * state's read cache; the cache when that was the last one of a retired
+ * cache (the caller frees it outside the lock). */
+static ngh_snap *wc_unbase(ngh_wcache *wc)
+{
+    ngh_snap *s = wc->base_snap;
+    wc->base_snap = NULL;
+    return s && --s->refs == 0 && s->retired ? s : NULL;
 }
 
 static void wc_release(ngh_idx *ix, ngh_wcache *wc)
@@ -635,13 +652,22 @@ static void wc_release(ngh_idx *ix, ngh_wcache *wc)
 
 void ngh_wcache_clear(ngh_op *o)
 {
-    if (o->wc) wc_release(o->ix, o->wc);
+    if (!o->wc) return;
+    wc_release(o->ix, o->wc);
+    pthread_mutex_lock(&o->ix->mu);
+    ngh_snap *gone = wc_unbase(o->wc);
+    pthread_mutex_unlock(&o->ix->mu);
+    ngh_snap_free(o->ix, gone);
 }
 
 void ngh_wcache_reset(ngh_idx *ix)
 {
     wc_release(ix, &ix->wc);
     ix->wc.valid = 0;
+    pthread_mutex_lock(&ix->mu);
+    ngh_snap *gone = wc_unbase(&ix->wc);
+    pthread_mutex_unlock(&ix->mu);
+    ngh_snap_free(ix, gone);
 }
 
 static void wc_drop(ngh_op *o, int a, uint32_t pos)
@@ -702,14 +728,24 @@ static void wc_attach(ngh_op *o)
 {
     ngh_idx *ix = o->ix;
     int stale = 0;
+    ngh_snap *gone = NULL;
     pthread_mutex_lock(&ix->mu);
     if (!ix->wc.busy) {
         stale = !ix->wc.valid || ix->wc.gen != o->m.gen || o->m.writer != ix->tag;
-        if (stale) ix->wc.valid = 0;
+        if (stale) {
+            ix->wc.valid = 0;
+            gone = wc_unbase(&ix->wc);
+            ngh_snap *s = ix->snap;
+            if (s && s->gen == o->m.gen && s->writer == o->m.writer) {
+                s->refs++;   /* the committed state this operation starts from */
+                ix->wc.base_snap = s;
+            }
+        }
         ix->wc.busy = 1;
         o->wc = &ix->wc;
     }
     pthread_mutex_unlock(&ix->mu);
+    ngh_snap_free(ix, gone);
     /* released outside the mutex, which every operation's start takes (a
      * hold each, up to a whole index's pages): busy, the cache is ours */
     if (stale) {
@@ -825,10 +861,11 @@ static void snap_take_slots(ngh_idx *ix, ngh_snap *sn)
     ngh_wcache *wc = &ix->wc;
     for (int a = 0; a < NGH_SNAP_ARRAYS; a++) {
         uint32_t n = wc->cap[a] < sn->cap[a] ? wc->cap[a] : sn->cap[a];
-        for (uint32_t i = 0; i < n; i++) {
-            atomic_store_explicit(&sn->slot[a][i], wc->slot[a][i], memory_order_relaxed);
-            sn->hold[a][i] = wc->hold[a][i];
-        }
+        for (uint32_t i = 0; i < n; i++)
+            if (wc->slot[a][i]) {   /* a hold without a slot: see wc_drop */
+                atomic_store_explicit(&sn->slot[a][i], wc->slot[a][i], memory_order_relaxed);
+                sn->hold[a][i] = wc->hold[a][i];
+            }
     }
 }
 
@@ -881,20 +918,24 @@ static void snap_untake(ngh_idx *ix, ngh_snap *sn)
 
 /* Under ix->mu, sn being published: the holds it took become its own, and
  * the write cache is emptied without releasing them (pages past the
- * reader's arrays, none as both follow the meta page, are released). */
-static void snap_take_memory(ngh_idx *ix, ngh_snap *sn, uint32_t usable, uint64_t inherited)
+ * reader's arrays, none as both follow the meta page, are released).
+ * Returns a read cache for the caller to free (wc_unbase). */
+static ngh_snap *snap_take_memory(ngh_idx *ix, ngh_snap *sn, uint32_t usable, uint64_t inherited)
 {
     ngh_wcache *wc = &ix->wc;
     uint64_t bytes = wc->bytes + inherited;
     for (int a = 0; a < NGH_SNAP_ARRAYS; a++) {
-        for (uint32_t i = sn->cap[a]; i < wc->cap[a]; i++)
-            if (wc->hold[a][i]) bytes -= usable;
-        holds_release(ix, wc->hold[a], sn->cap[a], wc->cap[a]);
+        for (uint32_t i = 0; i < wc->cap[a]; i++)
+            if (wc->hold[a][i] && (i >= sn->cap[a] || !wc->slot[a][i])) {
+                ix->pa->unhold(wc->hold[a][i]);   /* beyond sn, or held without a slot (wc_drop) */
+                bytes -= usable;
+            }
     }
     atomic_store_explicit(&sn->bytes, bytes, memory_order_relaxed);
     wc_free_arrays(ix, wc);
     wc->valid = 0;
     wc->busy = 0;
+    return wc_unbase(wc);   /* the write cache's start state: no longer read */
 }
 
 /* Move s (no reader has it, unpublished) to the claimed write cache's
@@ -923,33 +964,14 @@ static int snap_advance(ngh_op *o, ngh_snap *s)
             h[i] = NULL;
         }
     }
-    uint64_t bytes = atomic_load_explicit(&s->bytes, memory_order_relaxed);
-    for (int a = 0; a < NGH_SNAP_ARRAYS; a++) {
-        uint32_t words = wc->wrcap[a] < (s->cap[a] + 63) / 64 ? wc->wrcap[a] : (s->cap[a] + 63) / 64;
-        for (uint32_t w = 0; w < words; w++)
-            for (uint64_t b = wc->wr[a][w]; b; b &= b - 1) {
-                uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(b);
-                if (i >= s->cap[a] || !s->hold[a][i]) continue;
-                ix->pa->unhold(s->hold[a][i]);
-                atomic_store_explicit(&s->slot[a][i], NULL, memory_order_relaxed);
-                s->hold[a][i] = NULL;
-                bytes -= usable;
-            }
-        s->cap[a] = ncap[a];
-        for (uint32_t i = 0; i < wc->cap[a]; i++) {
-            if (!wc->hold[a][i]) continue;
-            if (i < ncap[a] && !s->hold[a][i] && bytes + usable <= ix->cache_bytes) {
-                atomic_store_explicit(&s->slot[a][i], wc->slot[a][i], memory_order_relaxed);
-                s->hold[a][i] = wc->hold[a][i];
-                bytes += usable;
-            } else {
-                ix->pa->unhold(wc->hold[a][i]);   /* held by s already (the same bytes), or beyond */
-            }
-            wc->hold[a][i] = NULL;
-        }
+    if (s->pk && o->m.count > s->pkcap) {   /* format 1: a key a node */
+        _Atomic(uint8_t *) *pk = ix->host->realloc(s->pk, (size_t)o->m.count * sizeof *pk);
+        if (!pk) return 0;
+        for (uint32_t i = s->pkcap; i < o->m.count; i++) atomic_init(&pk[i], NULL);
+        s->pk = pk;
+        s->pkcap = o->m.count;
     }
-    atomic_store_explicit(&s->bytes, bytes, memory_order_relaxed);
-    /* what is kept by node (keys, runs) is rebuilt for the new state */
+    /* what is kept by node (keys, runs) is made again for the new state */
     for (uint32_t i = 0; s->pk && i < s->pkcap; i++) {
         uint8_t *c = atomic_load_explicit(&s->pk[i], memory_order_relaxed);
         if (c) {
@@ -966,6 +988,34 @@ static int snap_advance(ngh_op *o, ngh_snap *s)
     atomic_store_explicit(&s->runs, NULL, memory_order_relaxed);
     atomic_store_explicit(&s->runs_state, 0, memory_order_relaxed);
     atomic_store_explicit(&s->finds, 0, memory_order_relaxed);
+    uint64_t bytes = atomic_load_explicit(&s->bytes, memory_order_relaxed);
+    for (int a = 0; a < NGH_SNAP_ARRAYS; a++) {
+        uint32_t words = wc->wrcap[a] < (s->cap[a] + 63) / 64 ? wc->wrcap[a] : (s->cap[a] + 63) / 64;
+        for (uint32_t w = 0; w < words; w++)
+            for (uint64_t b = wc->wr[a][w]; b; b &= b - 1) {
+                uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(b);
+                if (i >= s->cap[a] || !s->hold[a][i]) continue;
+                ix->pa->unhold(s->hold[a][i]);
+                atomic_store_explicit(&s->slot[a][i], NULL, memory_order_relaxed);
+                s->hold[a][i] = NULL;
+                bytes -= usable;
+            }
+        s->cap[a] = ncap[a];
+        for (uint32_t i = 0; i < wc->cap[a]; i++) {
+            if (!wc->hold[a][i]) continue;
+            if (wc->slot[a][i] && i < ncap[a] && !s->hold[a][i] && bytes + usable <= ix->cache_bytes) {
+                atomic_store_explicit(&s->slot[a][i], wc->slot[a][i], memory_order_relaxed);
+                s->hold[a][i] = wc->hold[a][i];
+                bytes += usable;
+            } else {
+                /* held by s already (the same bytes), beyond, past the
+                 * bound, or held without a slot (wc_drop) */
+                ix->pa->unhold(wc->hold[a][i]);
+            }
+            wc->hold[a][i] = NULL;
+        }
+    }
+    atomic_store_explicit(&s->bytes, bytes, memory_order_relaxed);
     s->gen = o->m.gen;
     s->writer = o->m.writer;
     wc_free_arrays(ix, wc);   /* its holds were moved or released */
@@ -978,15 +1028,21 @@ static int snap_advance(ngh_op *o, ngh_snap *s)
 static void snap_attach(ngh_op *o)
 {
     ngh_idx *ix = o->ix;
-    ngh_snap *fresh = NULL, *old = NULL, *from = NULL;
+    ngh_snap *fresh = NULL, *old = NULL, *from = NULL, *base_gone = NULL;
     uint64_t inherited = 0;
     pthread_mutex_lock(&ix->mu);
     ngh_snap *s = ix->snap;
     int need = !s || s->gen < o->m.gen;
     int take = need && wc_claim(ix, &o->m);
     int base = take && s && ix->wc.base_ok && ix->wc.base_gen == s->gen && ix->wc.base_writer == s->writer;
-    if (base && !s->refs) {
-        ix->snap = NULL;   /* no reader has it: moved to the new state, then published again */
+    if (base && s->refs == (ix->wc.base_snap == s)) {
+        /* no reader has it (only the write cache, which the move empties):
+         * moved to the new state, then published again */
+        if (ix->wc.base_snap == s) {
+            s->refs--;
+            ix->wc.base_snap = NULL;
+        }
+        ix->snap = NULL;
         s->retired = 0;
     } else if (base && can_hold_data(ix)) {
         from = s;   /* referenced: its pages stay while they are held again */
@@ -1008,6 +1064,9 @@ static void snap_attach(ngh_op *o)
             ix->snap = s;
             s = NULL;
             ix->wc.valid = 0;
+        } else if (!ok && !cur) {
+            ix->snap = s;   /* not moved (no memory): the old state's cache, as it was */
+            s = NULL;
         }
         ix->wc.busy = 0;   /* emptied (advanced), or as it was (not) */
         snap_ref(ix, o);
@@ -1046,13 +1105,15 @@ static void snap_attach(ngh_op *o)
     pthread_mutex_lock(&ix->mu);
     s = ix->snap;
     if (fresh && (!s || s->gen < fresh->gen)) {
+        if (took) {
+            /* releases the write cache (and its reference to a read cache) */
+            ngh_snap *gone = snap_take_memory(ix, fresh, o->m.usable, inherited);
+            if (gone && gone != s) base_gone = gone;
+            take = 0;
+        }
         if (s) {
             s->retired = 1;
             if (!s->refs) old = s;
-        }
-        if (took) {
-            snap_take_memory(ix, fresh, o->m.usable, inherited); /* releases the write cache */
-            take = 0;
         }
         ix->snap = s = fresh;
         fresh = NULL;
@@ -1075,6 +1136,7 @@ static void snap_attach(ngh_op *o)
     ngh_snap_free(ix, fresh); /* lost a race (its own holds only) */
     ngh_snap_free(ix, old);
     ngh_snap_free(ix, from);
+    ngh_snap_free(ix, base_gone);
 }
 
 void ngh_op_end(ngh_op *o)
@@ -1382,6 +1444,13 @@ static int arr_read(ngh_op *o, int a, uint64_t pos, uint32_t type, uint8_t **out
         *out = wc->slot[a][pos];
         return TS_OK;
     }
+    if (wc && a < NGH_SNAP_ARRAYS && pos < UINT32_MAX) {
+        uint8_t *b = wc_base_page(wc, a, (uint32_t)pos);
+        if (b) {
+            *out = b;
+            return TS_OK;
+        }
+    }
     if (sn && a < NGH_SNAP_ARRAYS && pos < sn->cap[a]) {
         slot = &sn->slot[a][pos];
         uint8_t *c = atomic_load_explicit(slot, memory_order_acquire);
@@ -1472,8 +1541,8 @@ static inline int node_rec(ngh_op *o, uint32_t id, int write, uint8_t **rec)
      * operation pins for write has left it, and is found through pm) */
     if (!write && sn && pos < sn->cap[NGH_A_NODE])
         d = atomic_load_explicit(&sn->slot[NGH_A_NODE][pos], memory_order_acquire);
-    else if (!write && wc && pos < wc->cap[NGH_A_NODE])
-        d = wc->slot[NGH_A_NODE][pos];
+    else if (!write && wc && !(pos < wc->cap[NGH_A_NODE] && (d = wc->slot[NGH_A_NODE][pos])))
+        d = wc_base_page(wc, NGH_A_NODE, pos);
     if (!d && pos < s->pmcap && s->pm[pos].gen == s->pgen && (s->pm[pos].w || !write))
         d = s->pm[pos].d;
     if (!d) {
@@ -1612,8 +1681,8 @@ static inline int tail_of(ngh_op *o, uint32_t id, int write, uint8_t **p)
     uint8_t *d = NULL;
     if (!write && o->snap && pos < o->snap->cap[NGH_A_RAW])
         d = atomic_load_explicit(&o->snap->slot[NGH_A_RAW][pos], memory_order_acquire);
-    else if (!write && o->wc && pos < o->wc->cap[NGH_A_RAW])
-        d = o->wc->slot[NGH_A_RAW][pos];
+    else if (!write && o->wc && !(pos < o->wc->cap[NGH_A_RAW] && (d = o->wc->slot[NGH_A_RAW][pos])))
+        d = wc_base_page(o->wc, NGH_A_RAW, pos);
     if (!d) return tail_slow(o, id, write, p);
     *p = d + PG_HDR + (size_t)(id - pos * m->tpp) * m->tailb;
     return TS_OK;
