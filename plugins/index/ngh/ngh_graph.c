@@ -623,7 +623,8 @@ static int wc_marked(const ngh_wcache *wc, int a, uint32_t pos)
 static inline uint8_t *wc_base_page(const ngh_wcache *wc, int a, uint32_t pos)
 {
     const ngh_snap *b = wc->base_snap;
-    if (!b || pos >= b->cap[a] || wc_marked(wc, a, pos)) return NULL;
+    /* base_ok 0: the marks stopped (no memory), so none can be trusted */
+    if (!b || !wc->base_ok || pos >= b->cap[a] || wc_marked(wc, a, pos)) return NULL;
     return atomic_load_explicit(&b->slot[a][pos], memory_order_acquire);
 }
 
@@ -632,6 +633,13 @@ static void holds_release(ngh_idx *ix, void **h, uint32_t from, uint32_t to)
 {
     for (uint32_t i = from; h && i < to; i++)
         if (h[i]) ix->pa->unhold(h[i]);
+}
+
+/* Whether the kernel can hold an image again by its data (ABI 1.7). */
+static int can_hold_data(const ngh_idx *ix)
+{
+    return ix->pa->struct_size >= offsetof(ts_page_api, hold_data) + sizeof ix->pa->hold_data &&
+           ix->pa->hold_data;
 }
 
 /* Under ix->mu: let go of the write cache's reference to its start
@@ -736,7 +744,7 @@ static void wc_attach(ngh_op *o)
             ix->wc.valid = 0;
             gone = wc_unbase(&ix->wc);
             ngh_snap *s = ix->snap;
-            if (s && s->gen == o->m.gen && s->writer == o->m.writer) {
+            if (s && s->gen == o->m.gen && s->writer == o->m.writer && can_hold_data(ix)) {
                 s->refs++;   /* the committed state this operation starts from */
                 ix->wc.base_snap = s;
             }
@@ -762,11 +770,16 @@ static void wc_detach(ngh_op *o)
     ngh_idx *ix = o->ix;
     for (uint32_t i = 0; i < o->ndead; i++) ix->pa->unhold(o->dead[i]);
     if (o->wc) {
+        ngh_snap *gone = NULL;
         pthread_mutex_lock(&ix->mu);
         ix->wc.gen = o->m.gen;
         ix->wc.valid = 1;
         ix->wc.busy = 0;
+        /* a newer read cache was published without taking this cache: the
+         * start state's is kept for nobody else, with fewer pages of use */
+        if (ix->wc.base_snap && ix->wc.base_snap->retired) gone = wc_unbase(&ix->wc);
         pthread_mutex_unlock(&ix->mu);
+        ngh_snap_free(ix, gone);
         o->wc = NULL;
     }
     ix->host->free(o->dead);
@@ -867,13 +880,6 @@ static void snap_take_slots(ngh_idx *ix, ngh_snap *sn)
                 sn->hold[a][i] = wc->hold[a][i];
             }
     }
-}
-
-/* Whether the kernel can hold an image again by its data (ABI 1.7). */
-static int can_hold_data(const ngh_idx *ix)
-{
-    return ix->pa->struct_size >= offsetof(ts_page_api, hold_data) + sizeof ix->pa->hold_data &&
-           ix->pa->hold_data;
 }
 
 /* Why: the read cache is per committed generation, and every commit that
@@ -1035,7 +1041,7 @@ static void snap_attach(ngh_op *o)
     int need = !s || s->gen < o->m.gen;
     int take = need && wc_claim(ix, &o->m);
     int base = take && s && ix->wc.base_ok && ix->wc.base_gen == s->gen && ix->wc.base_writer == s->writer;
-    if (base && s->refs == (ix->wc.base_snap == s)) {
+    if (base && (ix->wc.base_snap == s ? s->refs == 1 : !ix->wc.base_snap && !s->refs)) {
         /* no reader has it (only the write cache, which the move empties):
          * moved to the new state, then published again */
         if (ix->wc.base_snap == s) {
