@@ -101,7 +101,8 @@
  *      inserts (base vectors again, as new rows) then 10 searches at ef 64,
  *      the engines alternating every 20 cycles: searches/s between commits
  *      against searches/s with no writer (tostore's read cache is per
- *      committed generation of the index).
+ *      committed generation of the index); then a writer thread commits
+ *      200 such transactions while the main thread searches.
  *
  * Environment: TS_BENCH_FULL=1 (1M synthetic, 10K queries), BENCH_ROUNDS,
  * BENCH_VEC_DATA (synthetic|fashion), BENCH_VEC_N, BENCH_VEC_QUERIES,
@@ -887,7 +888,7 @@ static void build(void)
 #ifdef BENCH_HAVE_HNSWLIB
             case E_HNSW:
                 /* created in the first chunk (its RSS counts); room for the churn inserts */
-                if (!g_hnsw && !(g_hnsw = vref_hnsw_new((int)g_dim, g_n + g_n / 5 + 16 + MIX_CYCLES * MIX_B, M_PARAM, EFC)))
+                if (!g_hnsw && !(g_hnsw = vref_hnsw_new((int)g_dim, g_n + g_n / 5 + 16 + 2 * MIX_CYCLES * MIX_B, M_PARAM, EFC)))
                     die("hnswlib");
                 for (size_t i = a; i < z; i++)
                     if (vref_hnsw_add(g_hnsw, g_base + i * g_dim, i)) die("hnswlib add");
@@ -1052,16 +1053,75 @@ static void filtered(void)
  * of MIX_B inserts, then MIX_S searches at ef 64), the engines alternating
  * every MIX_BLOCK cycles; the inserted vectors are base rows again (new
  * rows; hnswlib new labels), so recall is not measured. */
-static size_t g_mix_next;   /* the next base row to insert again */
-
-static void mix_insert(int e, size_t row)
+/* Insert base row `row` again as the k-th extra vector (hnswlib label). */
+static void mix_insert(int e, size_t row, size_t k)
 {
     if (e == E_TS) ts_insert_row(row);
 #ifdef BENCH_HAVE_HNSWLIB
     if (e == E_HNSW) {
-        size_t lb = g_n + g_n / 5 + g_mix_next;
+        size_t lb = g_n + g_n / 5 + 16 + k;
         g_lbrow[lb] = (uint32_t)row;
         if (vref_hnsw_add(g_hnsw, g_base + row * g_dim, lb)) die("hnswlib add");
+    }
+#endif
+}
+
+/* The writer of mixed_threads: MIX_CYCLES transactions of MIX_B inserts
+ * (extra vectors MIX_CYCLES * MIX_B on), then stop. */
+typedef struct mixw { int e; double secs; atomic_int stop; } mixw;
+static void *mix_writer(void *arg)
+{
+    mixw *w = arg;
+    double t0 = now();
+    for (int c = 0; c < MIX_CYCLES; c++) {
+        if (w->e == E_TS) TSCK(g_db, ts_begin(g_db));
+        for (int b = 0; b < MIX_B; b++) {
+            size_t k = (size_t)(MIX_CYCLES + c) * MIX_B + (size_t)b;
+            mix_insert(w->e, (k * 7919) % g_n, k);
+        }
+        if (w->e == E_TS) TSCK(g_db, ts_commit(g_db));
+    }
+    w->secs = now() - t0;
+    atomic_store(&w->stop, 1);
+    return NULL;
+}
+
+/* A writer thread commits while this thread searches (ef 64) until it is
+ * done: searches/s against pure[e] (no writer). */
+static void mixed_threads(const double *pure)
+{
+    printf("\n-- m. a writer thread commits %d transactions of %d inserts while one thread searches (ef 64) --\n",
+           MIX_CYCLES, MIX_B);
+    printf("%-10s %16s %16s %12s %14s\n", "engine", "searches/s", "searches/s alone", "ratio", "inserts/s");
+    double qps[NE] = {0};
+    for (int i = 0; i < g_ne; i++) {
+        int e = g_order[i];
+        if (e == E_FAISS) continue;
+        set_ef(e, 64);
+        mixw w = { e, 0, 0 };
+        pthread_t th;
+        uint32_t rows[K];
+        size_t n = 0, q = 0;
+        double t0 = now();
+        if (pthread_create(&th, NULL, mix_writer, &w)) die("pthread_create");
+        while (!atomic_load(&w.stop)) {
+            search(e, g_query + q * g_dim, 64, -1, rows);
+            q = (q + 1) % g_nq;
+            n++;
+        }
+        double el = now() - t0;
+        pthread_join(th, NULL);
+        qps[e] = (double)n / el;
+        printf("%-10s %16.0f %16.0f %12.2f %14.0f\n", ename[e], qps[e], pure[e], qps[e] / pure[e],
+               (double)(MIX_CYCLES * MIX_B) / w.secs);
+    }
+#ifdef BENCH_HAVE_HNSWLIB
+    if (qps[E_TS] > 0 && qps[E_HNSW] > 0) {
+        char a[48], b[48], r[48];
+        snprintf(a, sizeof a, "%.0f", qps[E_TS]);
+        snprintf(b, sizeof b, "hnswlib %.0f", qps[E_HNSW]);
+        snprintf(r, sizeof r, "%.2fx", qps[E_TS] / qps[E_HNSW]);
+        add_row("searches/s beside a writer thread", a, b, r, "-", "info");
     }
 #endif
 }
@@ -1091,8 +1151,7 @@ static void mixed(void)
                 if (e == E_TS) TSCK(g_db, ts_begin(g_db));
                 for (int b = 0; b < MIX_B; b++) {
                     size_t k = (size_t)c * MIX_B + (size_t)b;
-                    g_mix_next = k;
-                    mix_insert(e, (k * 7919) % g_n);
+                    mix_insert(e, (k * 7919) % g_n, k);
                 }
                 if (e == E_TS) TSCK(g_db, ts_commit(g_db));
                 double t1 = now();
@@ -1113,6 +1172,7 @@ static void mixed(void)
         printf("%-10s %16.0f %16.0f %12.2f %14.0f\n", ename[e], m, pure[e], m / pure[e],
                (double)nins[e] / ins[e]);
     }
+    mixed_threads(pure);
 #ifdef BENCH_HAVE_HNSWLIB
     if (nsrch[E_TS] && nsrch[E_HNSW]) {
         char a[48], b[48], r[48];
@@ -1310,9 +1370,9 @@ int main(int argc, char **argv)
     char *rundir = path_join(dir, run);
     mkdir_or_die(rundir);
     g_dbdir = path_join(rundir, "db");
-    g_nids = g_n + g_n / 5 + 16 + MIX_CYCLES * MIX_B;
+    g_nids = g_n + g_n / 5 + 16 + 2 * MIX_CYCLES * MIX_B;
     g_idrow = calloc(g_nids, sizeof *g_idrow);
-    g_lbrow = malloc((g_n + g_n / 5 + 16 + MIX_CYCLES * MIX_B) * sizeof *g_lbrow);
+    g_lbrow = malloc((g_n + g_n / 5 + 16 + 2 * MIX_CYCLES * MIX_B) * sizeof *g_lbrow);
     if (!g_idrow || !g_lbrow) die("out of memory");
     for (size_t i = 0; i < g_n; i++) g_lbrow[i] = (uint32_t)i;
     int reused = 0;
