@@ -230,6 +230,12 @@ static int ngh_open(const ts_module_args *args, uint64_t root, void **idx_out)
     while (!ix->tag)
         if ((rc = h->random(args->env, &ix->tag, sizeof ix->tag))) { h->free(ix); return rc; }
     if (pthread_mutex_init(&ix->mu, NULL)) { h->free(ix); return h->error(args->env, TS_ERR_NOMEM, "ngh: mutex"); }
+    if (pthread_cond_init(&ix->idle, NULL)) {
+        pthread_cond_destroy(&ix->idle);
+    pthread_mutex_destroy(&ix->mu);
+        h->free(ix);
+        return h->error(args->env, TS_ERR_NOMEM, "ngh: condition variable");
+    }
     *idx_out = ix;
     return TS_OK;
 }

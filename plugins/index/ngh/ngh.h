@@ -156,16 +156,17 @@ typedef struct ngh_wcache {
     uint64_t  bytes;
     void    **hold[NGH_SNAP_ARRAYS];
     /* the state the cache started from (the meta page's generation and
-     * writer when the first of its write operations began) and a bit for
-     * every position its operations pinned for write since: a read cache
-     * of the cache's state keeps the other pages from a read cache of the
-     * start state (snap_inherit).  base_ok 0: unknown (a bitmap could not
-     * grow, or the cache was emptied) */
+     * writer when the first of its write operations began) and, for every
+     * position its operations pinned for write since, the generation the
+     * last of them made (0: none): a read cache of generation g on this
+     * chain of states has the bytes of every position whose entry is <= g
+     * (snap_advance, snap_inherit, wc_base_page).  base_ok 0: unknown (an
+     * array could not grow, or the cache was emptied) */
     uint64_t  base_gen;
     uint32_t  base_writer;
     int       base_ok;
-    uint32_t  wrcap[NGH_SNAP_ARRAYS];   /* 64-bit words */
-    uint64_t *wr[NGH_SNAP_ARRAYS];
+    uint32_t  lwcap[NGH_SNAP_ARRAYS];
+    uint64_t *lw[NGH_SNAP_ARRAYS];
     /* the read cache of the start state, referenced (under ngh_idx.mu):
      * write operations read its pages where nothing was written since,
      * instead of holding them again; NULL: none */
@@ -197,6 +198,7 @@ typedef struct ngh_idx {
     void                *btplugin_state;
     void                *bt;         /* opened on first use (root is in the meta page) */
     pthread_mutex_t      mu;         /* guards pool, res, bt */
+    pthread_cond_t       idle;       /* the write cache stopped being busy (under mu) */
     ngh_scratch         *pool;
     unsigned             npool;
     ngh_resbuf           res[NGH_RESBUFS];

@@ -43,6 +43,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "ngh.h"
 
 #define T_META  0x314d484eu  /* "NHM1" */
@@ -582,39 +583,41 @@ static void wc_free_arrays(ngh_idx *ix, ngh_wcache *wc)
     for (int a = 0; a < NGH_SNAP_ARRAYS; a++) {
         ix->host->free(wc->slot[a]);
         ix->host->free(wc->hold[a]);
-        ix->host->free(wc->wr[a]);
+        ix->host->free(wc->lw[a]);
         wc->slot[a] = NULL;
         wc->hold[a] = NULL;
-        wc->wr[a] = NULL;
-        wc->cap[a] = wc->wrcap[a] = 0;
+        wc->lw[a] = NULL;
+        wc->cap[a] = wc->lwcap[a] = 0;
     }
     wc->bytes = 0;
     wc->base_ok = 0;
 }
 
-/* Position pos of array a was pinned for write since the cache's start. */
-static void wc_mark(ngh_idx *ix, ngh_wcache *wc, int a, uint32_t pos)
+/* Position pos of array a was pinned for write by the operation that
+ * makes generation gen. */
+static void wc_mark(ngh_idx *ix, ngh_wcache *wc, int a, uint32_t pos, uint64_t gen)
 {
-    uint32_t w = pos / 64;
     if (!wc->base_ok) return;
-    if (w >= wc->wrcap[a]) {
-        uint64_t nc = wc->wrcap[a] ? wc->wrcap[a] : 16;
-        while (nc <= w) nc *= 2;
-        uint64_t *n = ix->host->realloc(wc->wr[a], (size_t)nc * sizeof *n);
+    if (pos >= wc->lwcap[a]) {
+        uint64_t nc = wc->lwcap[a] ? wc->lwcap[a] : 256;
+        while (nc <= pos) nc *= 2;
+        uint64_t *n = nc > UINT32_MAX ? NULL : ix->host->realloc(wc->lw[a], (size_t)nc * sizeof *n);
         if (!n) {
             wc->base_ok = 0;
             return;
         }
-        memset(n + wc->wrcap[a], 0, (size_t)(nc - wc->wrcap[a]) * sizeof *n);
-        wc->wr[a] = n;
-        wc->wrcap[a] = (uint32_t)nc;
+        memset(n + wc->lwcap[a], 0, (size_t)(nc - wc->lwcap[a]) * sizeof *n);
+        wc->lw[a] = n;
+        wc->lwcap[a] = (uint32_t)nc;
     }
-    wc->wr[a][w] |= 1ull << (pos % 64);
+    wc->lw[a][pos] = gen;
 }
 
-static int wc_marked(const ngh_wcache *wc, int a, uint32_t pos)
+/* Whether position pos of array a may differ from what a read cache of
+ * generation g (on the cache's chain of states) holds. */
+static int wc_changed(const ngh_wcache *wc, int a, uint32_t pos, uint64_t g)
 {
-    return pos / 64 < wc->wrcap[a] && (wc->wr[a][pos / 64] >> (pos % 64) & 1);
+    return pos < wc->lwcap[a] && wc->lw[a][pos] > g;
 }
 
 /* Position pos of array a from the start state's read cache, when no
@@ -624,7 +627,7 @@ static inline uint8_t *wc_base_page(const ngh_wcache *wc, int a, uint32_t pos)
 {
     const ngh_snap *b = wc->base_snap;
     /* base_ok 0: the marks stopped (no memory), so none can be trusted */
-    if (!b || !wc->base_ok || pos >= b->cap[a] || wc_marked(wc, a, pos)) return NULL;
+    if (!b || !wc->base_ok || pos >= b->cap[a] || wc_changed(wc, a, pos, b->gen)) return NULL;
     return atomic_load_explicit(&b->slot[a][pos], memory_order_acquire);
 }
 
@@ -633,6 +636,25 @@ static void holds_release(ngh_idx *ix, void **h, uint32_t from, uint32_t to)
 {
     for (uint32_t i = from; h && i < to; i++)
         if (h[i]) ix->pa->unhold(h[i]);
+}
+
+/* Under ix->mu: the write cache is free again; wake who waits for it. */
+static void wc_unclaim(ngh_idx *ix)
+{
+    ix->wc.busy = 0;
+    pthread_cond_broadcast(&ix->idle);
+}
+
+/* Under ix->mu: wait up to us microseconds for the write cache to be free. */
+static void wc_wait_idle(ngh_idx *ix, long us)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_nsec += us * 1000;
+    t.tv_sec += t.tv_nsec / 1000000000;
+    t.tv_nsec %= 1000000000;
+    while (ix->wc.busy)
+        if (pthread_cond_timedwait(&ix->idle, &ix->mu, &t)) break;
 }
 
 /* Whether the kernel can hold an image again by its data (ABI 1.7). */
@@ -738,6 +760,9 @@ static void wc_attach(ngh_op *o)
     int stale = 0;
     ngh_snap *gone = NULL;
     pthread_mutex_lock(&ix->mu);
+    /* a reader moving the read cache on claims the cache briefly: wait
+     * rather than work without it (which would start it over) */
+    if (ix->wc.busy) wc_wait_idle(ix, 20000);
     if (!ix->wc.busy) {
         stale = !ix->wc.valid || ix->wc.gen != o->m.gen || o->m.writer != ix->tag;
         if (stale) {
@@ -774,7 +799,7 @@ static void wc_detach(ngh_op *o)
         pthread_mutex_lock(&ix->mu);
         ix->wc.gen = o->m.gen;
         ix->wc.valid = 1;
-        ix->wc.busy = 0;
+        wc_unclaim(ix);
         /* a newer read cache was published without taking this cache: the
          * start state's is kept for nobody else, with fewer pages of use */
         if (ix->wc.base_snap && ix->wc.base_snap->retired) gone = wc_unbase(&ix->wc);
@@ -898,7 +923,8 @@ static void snap_inherit(ngh_idx *ix, ngh_snap *sn, ngh_snap *from, uint32_t usa
     for (int a = 0; a < NGH_SNAP_ARRAYS; a++) {
         uint32_t n = sn->cap[a] < from->cap[a] ? sn->cap[a] : from->cap[a];
         for (uint32_t i = 0; i < n; i++) {
-            if (atomic_load_explicit(&sn->slot[a][i], memory_order_relaxed) || wc_marked(wc, a, i)) continue;
+            if (atomic_load_explicit(&sn->slot[a][i], memory_order_relaxed) || wc_changed(wc, a, i, from->gen))
+                continue;
             uint8_t *d = atomic_load_explicit(&from->slot[a][i], memory_order_acquire);
             void *h;
             if (!d) continue;
@@ -940,7 +966,7 @@ static ngh_snap *snap_take_memory(ngh_idx *ix, ngh_snap *sn, uint32_t usable, ui
     atomic_store_explicit(&sn->bytes, bytes, memory_order_relaxed);
     wc_free_arrays(ix, wc);
     wc->valid = 0;
-    wc->busy = 0;
+    wc_unclaim(ix);
     return wc_unbase(wc);   /* the write cache's start state: no longer read */
 }
 
@@ -950,7 +976,7 @@ static ngh_snap *snap_take_memory(ngh_idx *ix, ngh_snap *sn, uint32_t usable, ui
  * a commit costs what it changed rather than the cache's size.  The only
  * step that can fail (growing the arrays) comes first: on failure s is as
  * it was, and the write cache too. */
-static int snap_advance(ngh_op *o, ngh_snap *s)
+static int snap_advance(ngh_op *o, ngh_snap *s, int take)
 {
     ngh_idx *ix = o->ix;
     ngh_wcache *wc = &ix->wc;
@@ -996,18 +1022,16 @@ static int snap_advance(ngh_op *o, ngh_snap *s)
     atomic_store_explicit(&s->finds, 0, memory_order_relaxed);
     uint64_t bytes = atomic_load_explicit(&s->bytes, memory_order_relaxed);
     for (int a = 0; a < NGH_SNAP_ARRAYS; a++) {
-        uint32_t words = wc->wrcap[a] < (s->cap[a] + 63) / 64 ? wc->wrcap[a] : (s->cap[a] + 63) / 64;
-        for (uint32_t w = 0; w < words; w++)
-            for (uint64_t b = wc->wr[a][w]; b; b &= b - 1) {
-                uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(b);
-                if (i >= s->cap[a] || !s->hold[a][i]) continue;
-                ix->pa->unhold(s->hold[a][i]);
-                atomic_store_explicit(&s->slot[a][i], NULL, memory_order_relaxed);
-                s->hold[a][i] = NULL;
-                bytes -= usable;
-            }
+        uint32_t n = wc->lwcap[a] < s->cap[a] ? wc->lwcap[a] : s->cap[a];
+        for (uint32_t i = 0; i < n; i++) {
+            if (!s->hold[a][i] || !wc_changed(wc, a, i, s->gen)) continue;
+            ix->pa->unhold(s->hold[a][i]);
+            atomic_store_explicit(&s->slot[a][i], NULL, memory_order_relaxed);
+            s->hold[a][i] = NULL;
+            bytes -= usable;
+        }
         s->cap[a] = ncap[a];
-        for (uint32_t i = 0; i < wc->cap[a]; i++) {
+        for (uint32_t i = 0; take && i < wc->cap[a]; i++) {
             if (!wc->hold[a][i]) continue;
             if (wc->slot[a][i] && i < ncap[a] && !s->hold[a][i] && bytes + usable <= ix->cache_bytes) {
                 atomic_store_explicit(&s->slot[a][i], wc->slot[a][i], memory_order_relaxed);
@@ -1024,7 +1048,7 @@ static int snap_advance(ngh_op *o, ngh_snap *s)
     atomic_store_explicit(&s->bytes, bytes, memory_order_relaxed);
     s->gen = o->m.gen;
     s->writer = o->m.writer;
-    wc_free_arrays(ix, wc);   /* its holds were moved or released */
+    if (take) wc_free_arrays(ix, wc);   /* its holds were moved or released */
     return 1;
 }
 
@@ -1039,9 +1063,51 @@ static void snap_attach(ngh_op *o)
     pthread_mutex_lock(&ix->mu);
     ngh_snap *s = ix->snap;
     int need = !s || s->gen < o->m.gen;
+    ngh_wcache *wc = &ix->wc;
+    if (need && s && wc->busy && wc->valid && wc->base_snap == s) {
+        /* the writer is inside an operation; once it is out, its cache
+         * tells what changed since s (a few milliseconds at most) */
+        wc_wait_idle(ix, 3000);
+        s = ix->snap;
+        need = !s || s->gen < o->m.gen;
+    }
     int take = need && wc_claim(ix, &o->m);
-    int base = take && s && ix->wc.base_ok && ix->wc.base_gen == s->gen && ix->wc.base_writer == s->writer;
-    if (base && (ix->wc.base_snap == s ? s->refs == 1 : !ix->wc.base_snap && !s->refs)) {
+    /* s is a state of the write cache's chain: its start, or one a reader
+     * moved s to since (chain below) */
+    int on_chain = s && wc->base_ok &&
+                   (wc->base_snap == s || (wc->base_gen == s->gen && wc->base_writer == s->writer));
+    int base = take && on_chain;
+    /* The writer went on past the reader's state G (its cache is of a later,
+     * uncommitted one): G is a state of its chain when this object wrote it
+     * and the cache has not started over since, and the positions written
+     * since s (up to G and after) are all it must not keep.  Moved without
+     * taking the write cache's pages, and still its start state's cache. */
+    if (need && !take && on_chain && wc->base_snap == s && s->refs == 1 && wc->valid && !wc->busy &&
+        o->m.writer == ix->tag && o->m.gen > s->gen && o->m.gen <= wc->gen) {
+        wc->busy = 1;
+        ix->snap = NULL;
+        pthread_mutex_unlock(&ix->mu);
+        int ok = snap_advance(o, s, 0);
+        pthread_mutex_lock(&ix->mu);
+        ngh_snap *cur = ix->snap;
+        if (ok && (!cur || cur->gen < s->gen)) {
+            if (cur) {
+                cur->retired = 1;
+                if (!cur->refs) old = cur;
+            }
+            ix->snap = s;
+        } else if (!ok && !cur) {
+            ix->snap = s;   /* not moved (no memory): as it was */
+        } else {
+            s->retired = 1;   /* another reader published first: the write cache lets go of s */
+        }
+        wc_unclaim(ix);
+        snap_ref(ix, o);
+        pthread_mutex_unlock(&ix->mu);
+        ngh_snap_free(ix, old);
+        return;
+    }
+    if (base && (wc->base_snap == s ? s->refs == 1 : !wc->base_snap && !s->refs)) {
         /* no reader has it (only the write cache, which the move empties):
          * moved to the new state, then published again */
         if (ix->wc.base_snap == s) {
@@ -1059,7 +1125,7 @@ static void snap_attach(ngh_op *o)
     }
     pthread_mutex_unlock(&ix->mu);
     if (base) {
-        int ok = snap_advance(o, s);
+        int ok = snap_advance(o, s, 1);
         pthread_mutex_lock(&ix->mu);
         ngh_snap *cur = ix->snap;
         if (ok && (!cur || cur->gen < s->gen)) {
@@ -1074,7 +1140,7 @@ static void snap_attach(ngh_op *o)
             ix->snap = s;   /* not moved (no memory): the old state's cache, as it was */
             s = NULL;
         }
-        ix->wc.busy = 0;   /* emptied (advanced), or as it was (not) */
+        wc_unclaim(ix);   /* emptied (advanced), or as it was (not) */
         snap_ref(ix, o);
         pthread_mutex_unlock(&ix->mu);
         ngh_snap_free(ix, s);   /* not advanced, or another reader published first */
@@ -1132,11 +1198,11 @@ static void snap_attach(ngh_op *o)
          * (busy), so its holds can be told from the inherited ones */
         snap_untake(ix, fresh);
         pthread_mutex_lock(&ix->mu);
-        ix->wc.busy = 0;
+        wc_unclaim(ix);
         pthread_mutex_unlock(&ix->mu);
     } else if (take) {
         pthread_mutex_lock(&ix->mu);
-        ix->wc.busy = 0; /* not taken (no memory): the write cache stays */
+        wc_unclaim(ix); /* not taken (no memory): the write cache stays */
         pthread_mutex_unlock(&ix->mu);
     }
     ngh_snap_free(ix, fresh); /* lost a race (its own holds only) */
@@ -1271,7 +1337,7 @@ static int pin_at(ngh_op *o, uint64_t pgno, int write, int a, uint64_t pos, uint
 {
     int rc = pin(o, pgno, write, d);
     if (rc || !write || !o->wc || !cached_arr(&o->m, a) || pos >= UINT32_MAX) return rc;
-    wc_mark(o->ix, o->wc, a, (uint32_t)pos);
+    wc_mark(o->ix, o->wc, a, (uint32_t)pos, o->m.gen + 1);   /* the operation ends by bumping gen */
     ngh_pin *e = pin_find(o, pgno);
     if (e) {
         e->arr = a;
