@@ -199,6 +199,7 @@ typedef struct ngh_idx {
     void                *bt;         /* opened on first use (root is in the meta page) */
     pthread_mutex_t      mu;         /* guards pool, res, bt */
     pthread_cond_t       idle;       /* the write cache stopped being busy (under mu) */
+    uint32_t             waiters;    /* readers waiting for it (under mu) */
     ngh_scratch         *pool;
     unsigned             npool;
     ngh_resbuf           res[NGH_RESBUFS];

@@ -645,16 +645,19 @@ static void wc_unclaim(ngh_idx *ix)
     pthread_cond_broadcast(&ix->idle);
 }
 
-/* Under ix->mu: wait up to us microseconds for the write cache to be free. */
-static void wc_wait_idle(ngh_idx *ix, long us)
+/* Under ix->mu: wait up to us microseconds for the write cache to be free
+ * (writer: and for no reader to wait for it). */
+static void wc_wait_idle(ngh_idx *ix, long us, int writer)
 {
     struct timespec t;
     clock_gettime(CLOCK_REALTIME, &t);
     t.tv_nsec += us * 1000;
     t.tv_sec += t.tv_nsec / 1000000000;
     t.tv_nsec %= 1000000000;
-    while (ix->wc.busy)
+    if (!writer) ix->waiters++;
+    while (ix->wc.busy || (writer && ix->waiters))
         if (pthread_cond_timedwait(&ix->idle, &ix->mu, &t)) break;
+    if (!writer && --ix->waiters == 0) pthread_cond_broadcast(&ix->idle);
 }
 
 /* Whether the kernel can hold an image again by its data (ABI 1.7). */
@@ -761,8 +764,9 @@ static void wc_attach(ngh_op *o)
     ngh_snap *gone = NULL;
     pthread_mutex_lock(&ix->mu);
     /* a reader moving the read cache on claims the cache briefly: wait
-     * rather than work without it (which would start it over) */
-    if (ix->wc.busy) wc_wait_idle(ix, 20000);
+     * rather than work without it (which would start it over), and let a
+     * reader waiting for this cache have it first */
+    if (ix->wc.busy || ix->waiters) wc_wait_idle(ix, 20000, 1);
     if (!ix->wc.busy) {
         stale = !ix->wc.valid || ix->wc.gen != o->m.gen || o->m.writer != ix->tag;
         if (stale) {
@@ -801,8 +805,17 @@ static void wc_detach(ngh_op *o)
         ix->wc.valid = 1;
         wc_unclaim(ix);
         /* a newer read cache was published without taking this cache: the
-         * start state's is kept for nobody else, with fewer pages of use */
-        if (ix->wc.base_snap && ix->wc.base_snap->retired) gone = wc_unbase(&ix->wc);
+         * start state's is kept for nobody else; the new one serves as well
+         * when its state is on this cache's chain (snap_attach) */
+        ngh_snap *cur = ix->snap;
+        if ((!ix->wc.base_snap || ix->wc.base_snap->retired) && ix->wc.base_snap != cur) {
+            gone = wc_unbase(&ix->wc);
+            if (cur && ix->wc.base_ok && cur->writer == ix->tag && cur->gen >= ix->wc.base_gen &&
+                cur->gen <= ix->wc.gen && can_hold_data(ix)) {
+                cur->refs++;
+                ix->wc.base_snap = cur;
+            }
+        }
         pthread_mutex_unlock(&ix->mu);
         ngh_snap_free(ix, gone);
         o->wc = NULL;
@@ -1067,7 +1080,7 @@ static void snap_attach(ngh_op *o)
     if (need && s && wc->busy && wc->valid && wc->base_snap == s) {
         /* the writer is inside an operation; once it is out, its cache
          * tells what changed since s (a few milliseconds at most) */
-        wc_wait_idle(ix, 3000);
+        wc_wait_idle(ix, 3000, 0);
         s = ix->snap;
         need = !s || s->gen < o->m.gen;
     }
