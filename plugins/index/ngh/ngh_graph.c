@@ -1086,8 +1086,9 @@ static void snap_attach(ngh_op *o)
     }
     int take = need && wc_claim(ix, &o->m);
     /* s is a state of the write cache's chain: its start, or one a reader
-     * moved s to since (chain below) */
-    int on_chain = s && wc->base_ok &&
+     * moved s to since (chain below).  The base fields belong to whoever
+     * has the cache busy: read only when that is nobody, or this reader */
+    int on_chain = s && (take || !wc->busy) && wc->base_ok &&
                    (wc->base_snap == s || (wc->base_gen == s->gen && wc->base_writer == s->writer));
     int base = take && on_chain;
     /* The writer went on past the reader's state G (its cache is of a later,
