@@ -15,6 +15,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "ngh.h"
 
 
@@ -230,9 +231,16 @@ static int ngh_open(const ts_module_args *args, uint64_t root, void **idx_out)
     while (!ix->tag)
         if ((rc = h->random(args->env, &ix->tag, sizeof ix->tag))) { h->free(ix); return rc; }
     if (pthread_mutex_init(&ix->mu, NULL)) { h->free(ix); return h->error(args->env, TS_ERR_NOMEM, "ngh: mutex"); }
-    if (pthread_cond_init(&ix->idle, NULL)) {
-        pthread_cond_destroy(&ix->idle);
-    pthread_mutex_destroy(&ix->mu);
+    /* timed waits on a monotonic clock: a clock step must not stretch them */
+    pthread_condattr_t ca;
+    int crc = pthread_condattr_init(&ca);
+    if (!crc) {
+        crc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        if (!crc) crc = pthread_cond_init(&ix->idle, &ca);
+        pthread_condattr_destroy(&ca);
+    }
+    if (crc) {
+        pthread_mutex_destroy(&ix->mu);
         h->free(ix);
         return h->error(args->env, TS_ERR_NOMEM, "ngh: condition variable");
     }
@@ -249,6 +257,7 @@ static void ngh_close(void *idx)
     ngh_wcache_reset(ix);   /* first: it may reference the read cache */
     ngh_snap_free(ix, ix->snap);
     for (int i = 0; i < NGH_RESBUFS; i++) ix->host->free(ix->res[i].buf);
+    pthread_cond_destroy(&ix->idle);
     pthread_mutex_destroy(&ix->mu);
     ix->host->free(ix);
 }

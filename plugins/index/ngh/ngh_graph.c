@@ -650,7 +650,7 @@ static void wc_unclaim(ngh_idx *ix)
 static void wc_wait_idle(ngh_idx *ix, long us, int writer)
 {
     struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
+    clock_gettime(CLOCK_MONOTONIC, &t);   /* the condition's clock (ngh_open) */
     t.tv_nsec += us * 1000;
     t.tv_sec += t.tv_nsec / 1000000000;
     t.tv_nsec %= 1000000000;
@@ -1244,6 +1244,16 @@ void ngh_op_end(ngh_op *o)
             o->m.gen++; /* the graph may have changed: cached copies are of older generations */
             o->m.writer = o->ix->tag;
             meta_store(o);
+            if (!o->wc) {
+                /* a generation of this writer the write cache did not see
+                 * (it was busy, or the operation failed before taking it):
+                 * the number may be one the cache reached before a
+                 * rollback, so neither the cache nor a chain through it
+                 * may be trusted for it */
+                pthread_mutex_lock(&o->ix->mu);
+                o->ix->wc.valid = 0;
+                pthread_mutex_unlock(&o->ix->mu);
+            }
         }
         o->pa->release(o->mpg);
     }
