@@ -1065,6 +1065,28 @@ static int snap_advance(ngh_op *o, ngh_snap *s, int take)
     return 1;
 }
 
+/* Under ix->mu, s unpublished after a move that did (ok) or did not
+ * happen: published, unless another reader published its state or a newer
+ * one meanwhile (a cache that was not moved is published only when none
+ * is).  Returns s when it is the caller's to free outside the lock; with
+ * keep (the write cache refers to s) it is retired instead, and let go
+ * of by the write cache.  *old: a replaced cache to free. */
+static ngh_snap *snap_publish_moved(ngh_idx *ix, ngh_snap *s, int ok, int keep, ngh_snap **old)
+{
+    ngh_snap *cur = ix->snap;
+    if (ok ? !cur || cur->gen < s->gen : !cur) {
+        if (cur) {
+            cur->retired = 1;
+            if (!cur->refs) *old = cur;
+        }
+        ix->snap = s;
+        return NULL;
+    }
+    if (!keep) return s;
+    s->retired = 1;
+    return NULL;
+}
+
 /* A read operation on generation gen takes the index's cache when it is of
  * that generation (a new one when gen is newer; none when older: a reader
  * of an old snapshot pins its own pages). */
@@ -1103,18 +1125,7 @@ static void snap_attach(ngh_op *o)
         pthread_mutex_unlock(&ix->mu);
         int ok = snap_advance(o, s, 0);
         pthread_mutex_lock(&ix->mu);
-        ngh_snap *cur = ix->snap;
-        if (ok && (!cur || cur->gen < s->gen)) {
-            if (cur) {
-                cur->retired = 1;
-                if (!cur->refs) old = cur;
-            }
-            ix->snap = s;
-        } else if (!ok && !cur) {
-            ix->snap = s;   /* not moved (no memory): as it was */
-        } else {
-            s->retired = 1;   /* another reader published first: the write cache lets go of s */
-        }
+        snap_publish_moved(ix, s, ok, 1, &old);
         wc_unclaim(ix);
         snap_ref(ix, o);
         pthread_mutex_unlock(&ix->mu);
@@ -1141,20 +1152,9 @@ static void snap_attach(ngh_op *o)
     if (base) {
         int ok = snap_advance(o, s, 1);
         pthread_mutex_lock(&ix->mu);
-        ngh_snap *cur = ix->snap;
-        if (ok && (!cur || cur->gen < s->gen)) {
-            if (cur) {
-                cur->retired = 1;
-                if (!cur->refs) old = cur;
-            }
-            ix->snap = s;
-            s = NULL;
-            ix->wc.valid = 0;
-        } else if (!ok && !cur) {
-            ix->snap = s;   /* not moved (no memory): the old state's cache, as it was */
-            s = NULL;
-        }
-        wc_unclaim(ix);   /* emptied (advanced), or as it was (not) */
+        s = snap_publish_moved(ix, s, ok, 0, &old);
+        if (ok) ix->wc.valid = 0;   /* emptied by the move */
+        wc_unclaim(ix);
         snap_ref(ix, o);
         pthread_mutex_unlock(&ix->mu);
         ngh_snap_free(ix, s);   /* not advanced, or another reader published first */
