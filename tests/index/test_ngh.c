@@ -1095,6 +1095,36 @@ static size_t gkey(int style, uint64_t pk, uint8_t *k)
     return 12;
 }
 
+/* The buffers of a batch of m key lookups (tsix_vectors) of dim-float
+ * vectors: the keys, their pointers and lengths, the row each names
+ * (UINT32_MAX: none), the vectors and whether each was found. */
+typedef struct lookups {
+    uint8_t (*keys)[32];
+    const void **kp;
+    size_t *kl;
+    uint32_t *row;
+    float *out;
+    unsigned char *found;
+} lookups;
+
+static lookups lookups_new(uint32_t m, uint32_t dim)
+{
+    lookups l = { malloc((size_t)m * 32), malloc(m * sizeof *l.kp), malloc(m * sizeof *l.kl),
+                  malloc(m * sizeof *l.row), malloc((size_t)m * dim * 4), malloc(m) };
+    REQUIRE(l.keys && l.kp && l.kl && l.row && l.out && l.found, "out of memory");
+    return l;
+}
+
+static void lookups_free(lookups *l)
+{
+    free(l->keys);
+    free(l->kp);
+    free(l->kl);
+    free(l->row);
+    free(l->out);
+    free(l->found);
+}
+
 /* Key runs (a read cache's live nodes whose keys count up with their
  * ids): keys found inside a run take their node without a slot read, so
  * every lookup is checked against the rows: keys in runs, keys of deleted
@@ -1151,10 +1181,11 @@ START_TEST(key_runs)
             commit(&h, tx);
             /* lookups: every row's key, unknown keys, another prefix */
             uint32_t m = rows + 40;
-            uint8_t (*keys)[32] = malloc((size_t)m * 32);
-            const void **kp = malloc(m * sizeof *kp);
-            size_t *kl = malloc(m * sizeof *kl);
-            uint32_t *row = malloc(m * sizeof *row);
+            lookups lk = lookups_new(m, dim);
+            uint8_t (*keys)[32] = lk.keys;
+            const void **kp = lk.kp;
+            size_t *kl = lk.kl;
+            uint32_t *row = lk.row;
             for (uint32_t j = 0; j < m; j++) {
                 row[j] = j < rows ? j : UINT32_MAX;
                 /* unknown: below the first run, past the last, and keys whose
@@ -1168,8 +1199,8 @@ START_TEST(key_runs)
                 }
                 kp[j] = keys[j];
             }
-            float *out = malloc((size_t)m * dim * 4);
-            unsigned char *found = malloc(m);
+            float *out = lk.out;
+            unsigned char *found = lk.found;
             tx = rbegin(&h);
             for (int pass = 0; pass < 6; pass++) {   /* runs from the fourth (4 count lookups) */
                 memset(found, 7, m);
@@ -1189,12 +1220,7 @@ START_TEST(key_runs)
                 }
             }
             tstx_rollback(tx);
-            free(keys);
-            free(kp);
-            free(kl);
-            free(row);
-            free(out);
-            free(found);
+            lookups_free(&lk);
         }
         free(pk);
         free(live);
@@ -1246,10 +1272,11 @@ START_TEST(guessed_lookups)
         commit(&h, tx);
         /* look up: ascending, descending, the new keys, unknown keys */
         uint32_t m = 2 * n + extra + 20;
-        uint8_t (*keys)[32] = malloc((size_t)m * 32);
-        const void **kp = malloc(m * sizeof *kp);
-        size_t *kl = malloc(m * sizeof *kl);
-        uint32_t *row = malloc(m * sizeof *row);
+        lookups lk = lookups_new(m, dim);
+        uint8_t (*keys)[32] = lk.keys;
+        const void **kp = lk.kp;
+        size_t *kl = lk.kl;
+        uint32_t *row = lk.row;
         for (uint32_t j = 0; j < m; j++) {
             uint64_t p;
             if (j < n) row[j] = j;
@@ -1260,8 +1287,8 @@ START_TEST(guessed_lookups)
             kl[j] = gkey(style, p, keys[j]);
             kp[j] = keys[j];
         }
-        float *out = malloc((size_t)m * dim * 4);
-        unsigned char *found = malloc(m);
+        float *out = lk.out;
+        unsigned char *found = lk.found;
         tx = rbegin(&h);
         ck_assert_int_eq(tsix_vectors(h.ix, tx, m, kp, kl, out, found), TS_OK);
         for (uint32_t j = 0; j < m; j++) {
@@ -1272,12 +1299,7 @@ START_TEST(guessed_lookups)
                         "style %d: lookup %u: another row's vector", style, j);
         }
         tstx_rollback(tx);
-        free(keys);
-        free(kp);
-        free(kl);
-        free(row);
-        free(out);
-        free(found);
+        lookups_free(&lk);
         free(pk);
         free(live);
         free(data);

@@ -1066,6 +1066,17 @@ static void mix_insert(int e, size_t row, size_t k)
 #endif
 }
 
+/* A summary row: tostore's searches/s against hnswlib's (both > 0). */
+static void mix_row(const char *what, double ts, double hn)
+{
+    if (!(ts > 0 && hn > 0)) return;
+    char a[48], b[48], r[48];
+    snprintf(a, sizeof a, "%.0f", ts);
+    snprintf(b, sizeof b, "hnswlib %.0f", hn);
+    snprintf(r, sizeof r, "%.2fx", ts / hn);
+    add_row(what, a, b, r, "-", "info");
+}
+
 /* The writer of mixed_threads: MIX_CYCLES transactions of MIX_B inserts
  * (extra vectors MIX_CYCLES * MIX_B on), then stop. */
 typedef struct mixw { int e; double secs; atomic_int stop; } mixw;
@@ -1115,15 +1126,7 @@ static void mixed_threads(const double *pure)
         printf("%-10s %16.0f %16.0f %12.2f %14.0f\n", ename[e], qps[e], pure[e], qps[e] / pure[e],
                (double)(MIX_CYCLES * MIX_B) / w.secs);
     }
-#ifdef BENCH_HAVE_HNSWLIB
-    if (qps[E_TS] > 0 && qps[E_HNSW] > 0) {
-        char a[48], b[48], r[48];
-        snprintf(a, sizeof a, "%.0f", qps[E_TS]);
-        snprintf(b, sizeof b, "hnswlib %.0f", qps[E_HNSW]);
-        snprintf(r, sizeof r, "%.2fx", qps[E_TS] / qps[E_HNSW]);
-        add_row("searches/s beside a writer thread", a, b, r, "-", "info");
-    }
-#endif
+    mix_row("searches/s beside a writer thread", qps[E_TS], qps[E_HNSW]);
 }
 
 static void mixed(void)
@@ -1173,15 +1176,9 @@ static void mixed(void)
                (double)nins[e] / ins[e]);
     }
     mixed_threads(pure);
-#ifdef BENCH_HAVE_HNSWLIB
-    if (nsrch[E_TS] && nsrch[E_HNSW]) {
-        char a[48], b[48], r[48];
-        snprintf(a, sizeof a, "%.0f", (double)nsrch[E_TS] / srch[E_TS]);
-        snprintf(b, sizeof b, "hnswlib %.0f", (double)nsrch[E_HNSW] / srch[E_HNSW]);
-        snprintf(r, sizeof r, "%.2fx", ((double)nsrch[E_TS] / srch[E_TS]) / ((double)nsrch[E_HNSW] / srch[E_HNSW]));
-        add_row("searches/s between commits (ef 64)", a, b, r, "-", "info");
-    }
-#endif
+    if (nsrch[E_TS] && nsrch[E_HNSW])
+        mix_row("searches/s between commits (ef 64)", (double)nsrch[E_TS] / srch[E_TS],
+                (double)nsrch[E_HNSW] / srch[E_HNSW]);
 }
 
 static void churn(void)

@@ -638,6 +638,12 @@ static void holds_release(ngh_idx *ix, void **h, uint32_t from, uint32_t to)
         if (h[i]) ix->pa->unhold(h[i]);
 }
 
+/* How long a reader waits for the writer's operation to end before it
+ * makes its cache without the write cache (an insert takes ~1 ms at 100K
+ * x 128-d), and how long a writer waits for readers moving the cache. */
+#define WAIT_READER_US 3000
+#define WAIT_WRITER_US 20000
+
 /* Under ix->mu: the write cache is free again; wake who waits for it. */
 static void wc_unclaim(ngh_idx *ix)
 {
@@ -683,24 +689,25 @@ static void wc_release(ngh_idx *ix, ngh_wcache *wc)
     wc_free_arrays(ix, wc);
 }
 
-void ngh_wcache_clear(ngh_op *o)
-{
-    if (!o->wc) return;
-    wc_release(o->ix, o->wc);
-    pthread_mutex_lock(&o->ix->mu);
-    ngh_snap *gone = wc_unbase(o->wc);
-    pthread_mutex_unlock(&o->ix->mu);
-    ngh_snap_free(o->ix, gone);
-}
-
-void ngh_wcache_reset(ngh_idx *ix)
+/* Release every page of the write cache and its start state's cache. */
+static void wc_empty(ngh_idx *ix)
 {
     wc_release(ix, &ix->wc);
-    ix->wc.valid = 0;
     pthread_mutex_lock(&ix->mu);
     ngh_snap *gone = wc_unbase(&ix->wc);
     pthread_mutex_unlock(&ix->mu);
     ngh_snap_free(ix, gone);
+}
+
+void ngh_wcache_clear(ngh_op *o)
+{
+    if (o->wc) wc_empty(o->ix);
+}
+
+void ngh_wcache_reset(ngh_idx *ix)
+{
+    wc_empty(ix);
+    ix->wc.valid = 0;
 }
 
 static void wc_drop(ngh_op *o, int a, uint32_t pos)
@@ -766,7 +773,7 @@ static void wc_attach(ngh_op *o)
     /* a reader moving the read cache on claims the cache briefly: wait
      * rather than work without it (which would start it over), and let a
      * reader waiting for this cache have it first */
-    if (ix->wc.busy || ix->waiters) wc_wait_idle(ix, 20000, 1);
+    if (ix->wc.busy || ix->waiters) wc_wait_idle(ix, WAIT_WRITER_US, 1);
     if (!ix->wc.busy) {
         stale = !ix->wc.valid || ix->wc.gen != o->m.gen || o->m.writer != ix->tag;
         if (stale) {
@@ -827,6 +834,27 @@ static void wc_detach(ngh_op *o)
 
 /* ---- the read cache ------------------------------------------------------------ */
 
+/* Free what s keeps by node (format 1's keys, the key runs), no reader
+ * having s, and take their bytes off its count. */
+static void snap_forget_nodes(ngh_idx *ix, ngh_snap *s)
+{
+    uint64_t freed = 0;
+    for (uint32_t i = 0; s->pk && i < s->pkcap; i++) {
+        uint8_t *c = atomic_load_explicit(&s->pk[i], memory_order_relaxed);
+        if (!c) continue;
+        freed += (uint64_t)(c[0] | c[1] << 8) + 2;
+        ix->host->free(c);
+        atomic_store_explicit(&s->pk[i], NULL, memory_order_relaxed);
+    }
+    ngh_runs *rs = atomic_load_explicit(&s->runs, memory_order_relaxed);
+    if (rs) freed += sizeof *rs + (size_t)rs->n * sizeof(ngh_run);
+    ix->host->free(rs);
+    atomic_store_explicit(&s->runs, NULL, memory_order_relaxed);
+    atomic_store_explicit(&s->runs_state, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->finds, 0, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&s->bytes, freed, memory_order_relaxed);
+}
+
 void ngh_snap_free(ngh_idx *ix, ngh_snap *s)
 {
     if (!s) return;
@@ -835,10 +863,8 @@ void ngh_snap_free(ngh_idx *ix, ngh_snap *s)
         ix->host->free(s->slot[a]);
         ix->host->free(s->hold[a]);
     }
-    for (uint32_t i = 0; s->pk && i < s->pkcap; i++)
-        ix->host->free(atomic_load_explicit(&s->pk[i], memory_order_relaxed));
+    snap_forget_nodes(ix, s);
     ix->host->free(s->pk);
-    ix->host->free(atomic_load_explicit(&s->runs, memory_order_relaxed));
     ix->host->free(s);
 }
 
@@ -1016,23 +1042,7 @@ static int snap_advance(ngh_op *o, ngh_snap *s, int take)
         s->pk = pk;
         s->pkcap = o->m.count;
     }
-    /* what is kept by node (keys, runs) is made again for the new state */
-    for (uint32_t i = 0; s->pk && i < s->pkcap; i++) {
-        uint8_t *c = atomic_load_explicit(&s->pk[i], memory_order_relaxed);
-        if (c) {
-            atomic_fetch_sub_explicit(&s->bytes, (uint64_t)(c[0] | c[1] << 8) + 2, memory_order_relaxed);
-            ix->host->free(c);
-            atomic_store_explicit(&s->pk[i], NULL, memory_order_relaxed);
-        }
-    }
-    ngh_runs *rs = atomic_load_explicit(&s->runs, memory_order_relaxed);
-    if (rs) {
-        atomic_fetch_sub_explicit(&s->bytes, sizeof *rs + (size_t)rs->n * sizeof(ngh_run), memory_order_relaxed);
-        ix->host->free(rs);
-    }
-    atomic_store_explicit(&s->runs, NULL, memory_order_relaxed);
-    atomic_store_explicit(&s->runs_state, 0, memory_order_relaxed);
-    atomic_store_explicit(&s->finds, 0, memory_order_relaxed);
+    snap_forget_nodes(ix, s);   /* made again for the new state */
     uint64_t bytes = atomic_load_explicit(&s->bytes, memory_order_relaxed);
     for (int a = 0; a < NGH_SNAP_ARRAYS; a++) {
         uint32_t n = wc->lwcap[a] < s->cap[a] ? wc->lwcap[a] : s->cap[a];
@@ -1102,7 +1112,7 @@ static void snap_attach(ngh_op *o)
     if (need && s && wc->busy && wc->valid && wc->base_snap == s) {
         /* the writer is inside an operation; once it is out, its cache
          * tells what changed since s (a few milliseconds at most) */
-        wc_wait_idle(ix, 3000, 0);
+        wc_wait_idle(ix, WAIT_READER_US, 0);
         s = ix->snap;
         need = !s || s->gen < o->m.gen;
     }
