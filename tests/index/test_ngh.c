@@ -1230,6 +1230,210 @@ START_TEST(key_runs)
 }
 END_TEST
 
+/* key_runs_carried: a model of the keys (key i's vector, or none) */
+typedef struct rmodel {
+    ndb *h;
+    rng *r;
+    int style;
+    uint32_t dim, nkeys, cap, round;
+    float *vec;      /* cap x dim: key 1000 + i's current vector */
+    uint8_t *live;   /* cap */
+} rmodel;
+
+static void rm_put(rmodel *m, tstx *tx, uint32_t i)
+{
+    uint8_t k[32];
+    float *v = m->vec + (size_t)i * m->dim;
+    for (uint32_t d = 0; d < m->dim; d++) v[d] = (float)rbelow(m->r, 1000000) / 1000.0f;
+    size_t kl = gkey(m->style, 1000 + (uint64_t)i, k);
+    REQUIRE(tsix_insert(m->h->ix, tx, v, (size_t)m->dim * 4, k, kl, 0) == TS_OK, "round %u: insert key %u", m->round, i);
+    m->live[i] = 1;
+}
+
+static void rm_drop(rmodel *m, tstx *tx, uint32_t i)
+{
+    uint8_t k[32];
+    size_t kl = gkey(m->style, 1000 + (uint64_t)i, k);
+    REQUIRE(tsix_remove(m->h->ix, tx, m->vec + (size_t)i * m->dim, (size_t)m->dim * 4, k, kl) == TS_OK,
+            "round %u: remove key %u", m->round, i);
+    m->live[i] = 0;
+}
+
+/* One transaction of random changes: deletes, updates (the key at a new
+ * node), deleted keys again, new keys in order and one out of order. */
+static void rm_change(rmodel *m, tstx *tx)
+{
+    for (int j = 0; j < 12; j++) {
+        uint32_t i = (uint32_t)rbelow(m->r, m->nkeys);
+        int op = (int)rbelow(m->r, 3);
+        if (m->live[i]) rm_drop(m, tx, i);
+        if (op || !m->live[i]) rm_put(m, tx, i);   /* an update, or the key again */
+    }
+    uint32_t add = 1 + (uint32_t)rbelow(m->r, 8);
+    for (uint32_t j = 0; j < add && m->nkeys + 8 < m->cap; j++, m->nkeys++)
+        if (!m->live[m->nkeys]) rm_put(m, tx, m->nkeys);
+    if (m->nkeys + 8 < m->cap && !m->live[m->nkeys + 5]) rm_put(m, tx, m->nkeys + 5);   /* out of order */
+}
+
+/* Every key (and some never inserted) looked up twice in tx and compared
+ * with the model. */
+static void rm_check(rmodel *m, tstx *tx, const char *what)
+{
+    uint32_t n = m->cap + 20;
+    lookups lk = lookups_new(n, m->dim);
+    for (uint32_t j = 0; j < n; j++) {
+        uint64_t key = j < m->cap ? 1000 + (uint64_t)j : 900 + (uint64_t)(j - m->cap);
+        lk.row[j] = j < m->cap ? j : UINT32_MAX;
+        lk.kl[j] = gkey(m->style, key, lk.keys[j]);
+        lk.kp[j] = lk.keys[j];
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        memset(lk.found, 7, n);
+        ck_assert_int_eq(tsix_vectors(m->h->ix, tx, n, lk.kp, lk.kl, lk.out, lk.found), TS_OK);
+        for (uint32_t j = 0; j < n; j++) {
+            int want = lk.row[j] != UINT32_MAX && m->live[lk.row[j]];
+            REQUIRE(lk.found[j] == want, "style %d round %u (%s): key %u found %d", m->style, m->round, what, j,
+                    lk.found[j]);
+            if (want)
+                REQUIRE(!memcmp(lk.out + (size_t)j * m->dim, m->vec + (size_t)j * m->dim, (size_t)m->dim * 4),
+                        "style %d round %u (%s): key %u: another vector", m->style, m->round, what, j);
+        }
+    }
+    lookups_free(&lk);
+}
+
+/* inside a running search of the old state: the next commit, then its
+ * lookups (a new cache made from the old one, whose reader is inside) */
+static int rm_nested(void *ctx, const void *v, size_t l)
+{
+    rmodel *m = ctx;
+    (void)v;
+    (void)l;
+    if (m->round & 0x80000000u) return 1;
+    m->round |= 0x80000000u;
+    uint8_t *outer = m->h->vals;
+    m->h->vals = NULL;
+    tstx *w = wbegin(m->h);
+    rm_change(m, w);
+    commit(m->h, w);
+    tstx *tx = rbegin(m->h);
+    rm_check(m, tx, "committed during a search");
+    tstx_rollback(tx);
+    free(m->h->vals);
+    m->h->vals = outer;
+    return 1;
+}
+
+/* Key runs carried from state to state (ngh_keys.c): random commits,
+ * rollbacks, commits from inside a running search and lookups while a
+ * writer is already past the searched state, each state's lookups
+ * checked against a model.  A run that kept a deleted or moved key's old
+ * node finds it (or its old vector) and fails here. */
+START_TEST(key_runs_carried)
+{
+    for (int c = 0; c < 4; c++) {
+        /* 4-d: key slots in pages of their own; 23-d: in the records */
+        int style = c & 1;
+        uint32_t dim = c < 2 ? 4 : 23, cap = 2600;
+        size_t vb = (size_t)cap * dim * sizeof(float);
+        rng r = rng_new(520 + (uint64_t)c);
+        ndb h;
+        char name[64];
+        snprintf(name, sizeof name, "ngh-runs-carried-%d", c);
+        db_new(&h, name, 0, NULL, mkopts(dim, "l2", 0, 24, 0));
+        rmodel m = { &h, &r, style, dim, 2000, cap, 0, calloc(vb, 1), calloc(cap, 1) };
+        uint8_t *live = malloc(cap), *now_live = malloc(cap);
+        float *vec = malloc(vb), *now_vec = malloc(vb), *q = calloc(dim, sizeof *q);
+        tstx *tx = wbegin(&h);
+        for (uint32_t i = 0; i < m.nkeys; i++) rm_put(&m, tx, i);
+        commit(&h, tx);
+        tx = rbegin(&h);
+        for (int j = 0; j < 3; j++) rm_check(&m, tx, "first state");   /* 4 count lookups: runs made */
+        tstx_rollback(tx);
+        for (m.round = 1; m.round <= 36; m.round++) {
+            tstx *w = wbegin(&h);
+            if (m.round % 9 == 4) {   /* rolled back: the model too */
+                uint32_t nk = m.nkeys;
+                memcpy(live, m.live, cap);
+                memcpy(vec, m.vec, vb);
+                rm_change(&m, w);
+                tstx_rollback(w);
+                memcpy(m.live, live, cap);
+                memcpy(m.vec, vec, vb);
+                m.nkeys = nk;
+                w = wbegin(&h);
+            }
+            if (m.round == 18) {
+                /* a third deleted, high ids; then (19) past a quarter
+                 * deleted, new nodes take the lowest deleted ids over */
+                for (uint32_t i = 1300; i < 2000; i++)
+                    if (m.live[i]) rm_drop(&m, w, i);
+            } else if (m.round == 19) {
+                /* live nodes deleted and their ids taken over by other
+                 * keys in one commit: only their key slots tell */
+                for (uint32_t i = 1; i < 40; i++)
+                    if (m.live[i]) rm_drop(&m, w, i);
+                for (uint32_t j = 0; j < 40 && m.nkeys + 8 < m.cap; j++, m.nkeys++)
+                    if (!m.live[m.nkeys]) rm_put(&m, w, m.nkeys);
+                for (uint32_t i = 1300; i < 1500; i++)
+                    if (!m.live[i]) rm_put(&m, w, i);
+            } else {
+                rm_change(&m, w);
+            }
+            commit(&h, w);
+            if (m.round % 5 == 0) {
+                /* the writer already inside its next transaction */
+                uint32_t nk = m.nkeys;
+                memcpy(live, m.live, cap);
+                memcpy(vec, m.vec, vb);
+                w = wbegin(&h);
+                rm_change(&m, w);
+                /* the reader sees the committed state: the model of it */
+                memcpy(now_live, m.live, cap);
+                memcpy(now_vec, m.vec, vb);
+                memcpy(m.live, live, cap);
+                memcpy(m.vec, vec, vb);
+                tx = rbegin(&h);
+                rm_check(&m, tx, "writer past the state");
+                tstx_rollback(tx);
+                if (m.round % 10 == 0) {
+                    commit(&h, w);
+                    memcpy(m.live, now_live, cap);
+                    memcpy(m.vec, now_vec, vb);
+                } else {
+                    tstx_rollback(w);
+                    m.nkeys = nk;
+                }
+            }
+            tx = rbegin(&h);
+            rm_check(&m, tx, "after the commit");
+            if (m.round % 4 == 2) {
+                ts_knn_hit out[8];
+                for (uint32_t d = 0; d < dim; d++) q[d] = 500;
+                size_t got = knn(&h, tx, q, dim, 8, 24, rm_nested, &m, out);
+                REQUIRE(m.round & 0x80000000u, "round %u: the filter was not called", m.round);
+                m.round &= 0x7FFFFFFFu;
+                REQUIRE(got > 0, "round %u: no hits", m.round);
+            }
+            tstx_rollback(tx);
+        }
+        ck_assert_int_eq(db_close(&h), TS_OK);
+        db_open(&h, NULL);
+        tx = rbegin(&h);
+        rm_check(&m, tx, "reopened");
+        tstx_rollback(tx);
+        free(m.vec);
+        free(m.live);
+        free(live);
+        free(now_live);
+        free(vec);
+        free(now_vec);
+        free(q);
+        db_done(&h);
+    }
+}
+END_TEST
+
 START_TEST(guessed_lookups)
 {
     uint32_t n = 600, dim = 8, extra = 80;
@@ -2989,6 +3193,7 @@ static Suite *suite(void)
     ADD(stored_distances);
     ADD(guessed_lookups);
     ADD(key_runs);
+    ADD(key_runs_carried);
     ADD(cache_bytes_bound);
     ADD(deletes_and_updates);
     ADD(filtered);

@@ -118,6 +118,14 @@ typedef struct ngh_run {
 typedef struct ngh_runs {
     uint32_t n, plen;   /* runs; the keys' length (all but their last 8 bytes are pre) */
     uint8_t  pre[56];
+    /* carried to later states (ngh_runs_stale): ids below nids (the count
+     * the runs were made at) whose bit is set in stale are not trusted, a
+     * later state having written their record or key slot; NULL: none */
+    uint32_t nids;
+    uint8_t *stale;
+    /* runs this one replaced in its read cache, whose readers may still
+     * hold them: freed with it */
+    struct ngh_runs *older;
     ngh_run  r[];       /* by k0 */
 } ngh_runs;
 
@@ -135,11 +143,13 @@ typedef struct ngh_snap {
     _Atomic(uint8_t *) *pk;
     _Atomic uint64_t bytes;
     void   **hold[NGH_SNAP_ARRAYS];  /* each filled slot's hold, by position */
-    /* the live nodes' key runs of this generation, made once enough keys
-     * were looked up (finds); runs_state 0: not yet, 1: being made, 2: done
-     * (runs NULL: not worth keeping) */
+    /* the live nodes' key runs, made once enough keys were looked up
+     * (finds) and carried when the cache moves to a later state, made again
+     * once the keys they could not answer for being stale (stale_hits) are
+     * as many; runs_state 0: not yet, 1: being made, 2: done (runs NULL:
+     * not worth keeping) */
     _Atomic(ngh_runs *) runs;
-    _Atomic uint64_t    finds;
+    _Atomic uint64_t    finds, stale_hits;
     _Atomic int         runs_state;
 } ngh_snap;
 
@@ -408,6 +418,16 @@ int ngh_pk_of(ngh_op *o, uint32_t id, const void **pk, size_t *pl);
 #define NGH_FIND_BATCH 64
 #define NGH_NO_ID UINT32_MAX
 int ngh_pk_find_many(ngh_op *o, size_t n, const void *const *vals, const size_t *vlens, uint32_t *ids);
+/* Key runs (see ngh_keys.c) kept across a move of their read cache. */
+/* The bytes rs and its older ones hold. */
+size_t ngh_runs_bytes(const ngh_runs *rs);
+/* Free rs and its older ones (NULL: nothing). */
+void ngh_runs_free(ngh_idx *ix, ngh_runs *rs);
+/* A copy of rs without its older ones; NULL when out of memory. */
+ngh_runs *ngh_runs_copy(ngh_idx *ix, const ngh_runs *rs);
+/* Ids id0 .. id0 + n - 1 no longer trusted (a later state may have
+ * written them); no reader may have rs.  TS_OK or TS_ERR_NOMEM. */
+int ngh_runs_stale(ngh_idx *ix, ngh_runs *rs, uint32_t id0, uint32_t n);
 /* Record new node id's primary key val (its vector: key). */
 int ngh_pk_put(ngh_op *o, uint32_t id, const void *key, size_t klen, const void *val, size_t vlen);
 /* Forget node id's primary key pk (its vector: key), as remove does. */

@@ -834,9 +834,24 @@ static void wc_detach(ngh_op *o)
 
 /* ---- the read cache ------------------------------------------------------------ */
 
-/* Free what s keeps by node (format 1's keys, the key runs), no reader
- * having s, and take their bytes off its count. */
-static void snap_forget_nodes(ngh_idx *ix, ngh_snap *s)
+/* Set s's key runs to rs (NULL: none, made again once looked up enough),
+ * no reader having s, the runs it had being freed or rs; its byte count
+ * goes from was (the old runs' bytes) to rs's. */
+static void snap_set_runs(ngh_idx *ix, ngh_snap *s, ngh_runs *rs, size_t was)
+{
+    ngh_runs *old = atomic_load_explicit(&s->runs, memory_order_relaxed);
+    if (old != rs) ngh_runs_free(ix, old);
+    atomic_store_explicit(&s->runs, rs, memory_order_relaxed);
+    atomic_store_explicit(&s->runs_state, rs ? 2 : 0, memory_order_relaxed);
+    atomic_store_explicit(&s->finds, 0, memory_order_relaxed);
+    if (!rs) atomic_store_explicit(&s->stale_hits, 0, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->bytes, ngh_runs_bytes(rs), memory_order_relaxed);
+    atomic_fetch_sub_explicit(&s->bytes, was, memory_order_relaxed);
+}
+
+/* Free what s keeps by node (format 1's keys, and unless keep_runs the
+ * key runs), no reader having s, and take their bytes off its count. */
+static void snap_forget_nodes(ngh_idx *ix, ngh_snap *s, int keep_runs)
 {
     uint64_t freed = 0;
     for (uint32_t i = 0; s->pk && i < s->pkcap; i++) {
@@ -846,13 +861,8 @@ static void snap_forget_nodes(ngh_idx *ix, ngh_snap *s)
         ix->host->free(c);
         atomic_store_explicit(&s->pk[i], NULL, memory_order_relaxed);
     }
-    ngh_runs *rs = atomic_load_explicit(&s->runs, memory_order_relaxed);
-    if (rs) freed += sizeof *rs + (size_t)rs->n * sizeof(ngh_run);
-    ix->host->free(rs);
-    atomic_store_explicit(&s->runs, NULL, memory_order_relaxed);
-    atomic_store_explicit(&s->runs_state, 0, memory_order_relaxed);
-    atomic_store_explicit(&s->finds, 0, memory_order_relaxed);
     atomic_fetch_sub_explicit(&s->bytes, freed, memory_order_relaxed);
+    if (!keep_runs) snap_set_runs(ix, s, NULL, ngh_runs_bytes(atomic_load_explicit(&s->runs, memory_order_relaxed)));
 }
 
 void ngh_snap_free(ngh_idx *ix, ngh_snap *s)
@@ -863,7 +873,7 @@ void ngh_snap_free(ngh_idx *ix, ngh_snap *s)
         ix->host->free(s->slot[a]);
         ix->host->free(s->hold[a]);
     }
-    snap_forget_nodes(ix, s);
+    snap_forget_nodes(ix, s, 0);
     ix->host->free(s->pk);
     ix->host->free(s);
 }
@@ -976,6 +986,93 @@ static void snap_inherit(ngh_idx *ix, ngh_snap *sn, ngh_snap *from, uint32_t usa
     }
 }
 
+/* Whether node i of a page (records of rec bytes, key slots at pkoff, or
+ * a key page's slots of pkw bytes when rec is 0) differs between images a
+ * and b in what a key run rests on: the deleted flag and the key slot. */
+static int node_keys_differ(const ngh_meta *m, const uint8_t *a, const uint8_t *b, uint32_t i, int keypage)
+{
+    if (keypage) {
+        size_t o = PG_HDR + (size_t)i * m->pkw;
+        return memcmp(a + o, b + o, m->pkw) != 0;
+    }
+    size_t o = PG_HDR + (size_t)i * m->rec;
+    if ((a[o + NR_FLAGS] ^ b[o + NR_FLAGS]) & NR_DELETED) return 1;
+    return m->pk_inline && memcmp(a + o + m->pkoff, b + o + m->pkoff, m->pkw) != 0;
+}
+
+/* The ids of rs (a cache's runs of generation g) on record or key-slot
+ * pages the write cache's operations wrote after g made stale.  With old
+ * (the cache's images of g) and exact (the write cache's images are those
+ * of the state the runs go to), a page in both is compared node by node
+ * and only the nodes whose deleted flag or key slot changed are made
+ * stale: an insert rewrites the neighbour lists on hundreds of pages and
+ * would otherwise turn the runs away from thousands of unchanged keys.
+ * Without exact (a move past a state the writer went on from) a node may
+ * have changed and changed back since: the whole page.  TS_OK or
+ * TS_ERR_NOMEM. */
+static int runs_mark_stale(ngh_idx *ix, ngh_runs *rs, uint64_t g, const ngh_meta *m, const ngh_snap *old,
+                           int exact)
+{
+    const ngh_wcache *wc = &ix->wc;
+    const int arr[2] = { NGH_A_NODE, NGH_A_PK };
+    const uint32_t per[2] = { m->npp, m->pkw && !m->pk_inline ? m->ppk : 0 };
+    for (int j = 0; j < 2; j++) {
+        int a = arr[j];
+        if (!per[j]) continue;
+        uint64_t np = ((uint64_t)rs->nids + per[j] - 1) / per[j];
+        for (uint32_t p = 0; p < wc->lwcap[a] && p < np; p++) {
+            if (!wc_changed(wc, a, p, g)) continue;
+            const uint8_t *was = exact && old && p < old->cap[a]
+                                     ? atomic_load_explicit(&old->slot[a][p], memory_order_acquire) : NULL;
+            const uint8_t *now = was && p < wc->cap[a] ? wc->slot[a][p] : NULL;
+            uint32_t id0 = p * per[j];
+            for (uint32_t i = 0; i < per[j]; i++) {
+                if (now && !node_keys_differ(m, was, now, i, a == NGH_A_PK)) continue;
+                if (ngh_runs_stale(ix, rs, id0 + i, now ? 1 : per[j] - i)) return TS_ERR_NOMEM;
+                if (!now) break;
+            }
+        }
+    }
+    return TS_OK;
+}
+
+/* s moved (snap_advance): its key runs go along, stale where written. */
+static void snap_carry_runs(ngh_idx *ix, ngh_snap *s, const ngh_meta *m, int exact)
+{
+    ngh_runs *rs = atomic_load_explicit(&s->runs, memory_order_relaxed);
+    size_t was = ngh_runs_bytes(rs);
+    if (rs && atomic_load_explicit(&s->runs_state, memory_order_relaxed) == 2) {
+        ngh_runs_free(ix, rs->older);   /* no reader is inside them now */
+        rs->older = NULL;
+        if (runs_mark_stale(ix, rs, s->gen, m, s, exact) ||
+            atomic_load_explicit(&s->bytes, memory_order_relaxed) - was + ngh_runs_bytes(rs) > ix->cache_bytes)
+            rs = NULL;
+    } else {
+        rs = NULL;
+    }
+    snap_set_runs(ix, s, rs, was);
+}
+
+/* sn, new for the write cache's state, made from from (snap_inherit):
+ * a copy of from's key runs, stale where written; the bytes it holds. */
+static size_t snap_inherit_runs(ngh_idx *ix, ngh_snap *sn, ngh_snap *from, const ngh_meta *m, uint64_t bytes)
+{
+    if (atomic_load_explicit(&from->runs_state, memory_order_acquire) != 2) return 0;
+    const ngh_runs *rs = atomic_load_explicit(&from->runs, memory_order_acquire);
+    ngh_runs *c = rs ? ngh_runs_copy(ix, rs) : NULL;
+    if (!c) return 0;
+    size_t b = 0;
+    if (runs_mark_stale(ix, c, from->gen, m, from, 1) || ix->wc.bytes + bytes + (b = ngh_runs_bytes(c)) > ix->cache_bytes) {
+        ngh_runs_free(ix, c);
+        return 0;
+    }
+    atomic_store_explicit(&sn->runs, c, memory_order_relaxed);
+    atomic_store_explicit(&sn->runs_state, 2, memory_order_relaxed);
+    atomic_store_explicit(&sn->stale_hits, atomic_load_explicit(&from->stale_hits, memory_order_relaxed),
+                          memory_order_relaxed);
+    return b;
+}
+
 /* Not published after snap_take_slots (the write cache still claimed):
  * the holds taken from the write cache stay its own; those inherited are
  * released with sn. */
@@ -1042,7 +1139,8 @@ static int snap_advance(ngh_op *o, ngh_snap *s, int take)
         s->pk = pk;
         s->pkcap = o->m.count;
     }
-    snap_forget_nodes(ix, s);   /* made again for the new state */
+    snap_forget_nodes(ix, s, 1);   /* format 1's keys: made again for the new state */
+    snap_carry_runs(ix, s, &o->m, take);
     uint64_t bytes = atomic_load_explicit(&s->bytes, memory_order_relaxed);
     for (int a = 0; a < NGH_SNAP_ARRAYS; a++) {
         uint32_t n = wc->lwcap[a] < s->cap[a] ? wc->lwcap[a] : s->cap[a];
@@ -1197,7 +1295,10 @@ static void snap_attach(ngh_op *o)
     }
     int took = fresh && take;
     if (took) snap_take_slots(ix, fresh);
-    if (took && from) snap_inherit(ix, fresh, from, o->m.usable, &inherited);
+    if (took && from) {
+        snap_inherit(ix, fresh, from, o->m.usable, &inherited);
+        inherited += snap_inherit_runs(ix, fresh, from, &o->m, inherited);
+    }
     pthread_mutex_lock(&ix->mu);
     s = ix->snap;
     if (fresh && (!s || s->gen < fresh->gen)) {

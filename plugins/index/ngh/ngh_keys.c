@@ -336,7 +336,17 @@ static void hint_set(ngh_op *o, const uint8_t *v, size_t l, uint32_t id)
  * node, with no slot read.  Made by one pass over the nodes' flags and
  * slots; not kept when the runs average fewer than 16 nodes (keys not
  * inserted in order).  A key outside every run is looked up as before, so
- * a run only ever saves work. */
+ * a run only ever saves work.
+ *
+ * Why the runs outlive their generation: made again for every committed
+ * state, they were gone after each commit to a table searched with
+ * filters, and made again only after another 4 count lookups, by a pass
+ * of seconds at 1M nodes, in some reader's call.  When the read cache
+ * moves to a later state (ngh_graph.c, snap_advance and snap_inherit) its
+ * runs go along: the ids on every page written since (records: the
+ * deleted flag; key slots) become stale, and a key whose run points at a
+ * stale id is looked up as if no run had it.  Once the keys turned away
+ * so pass 4 count + 64, the pass makes the runs again. */
 #define NGH_RUNS_MIN_AVG 16
 
 static int run_cmp(const void *a, const void *b)
@@ -356,6 +366,9 @@ static int runs_build(ngh_op *o, ngh_runs **out)
     ngh_runs *rs = ix->host->alloc(sizeof *rs + (size_t)cap * sizeof(ngh_run));
     if (!rs) return TS_OK;   /* a cache: no memory, no runs */
     rs->plen = 0;
+    rs->nids = count;
+    rs->stale = NULL;
+    rs->older = NULL;
     for (uint32_t id = 0; id < count && !rc; id++) {
         const void *pk;
         size_t pl;
@@ -414,8 +427,52 @@ static int runs_build(ngh_op *o, ngh_runs **out)
     return TS_OK;
 }
 
-/* Node id of key v by the runs; 0 when no run has it. */
-static int runs_find(const ngh_runs *rs, const uint8_t *v, size_t l, uint32_t *id)
+size_t ngh_runs_bytes(const ngh_runs *rs)
+{
+    size_t b = 0;
+    for (; rs; rs = rs->older)
+        b += sizeof *rs + (size_t)rs->n * sizeof(ngh_run) + (rs->stale ? ((size_t)rs->nids + 7) / 8 : 0);
+    return b;
+}
+
+void ngh_runs_free(ngh_idx *ix, ngh_runs *rs)
+{
+    while (rs) {
+        ngh_runs *o = rs->older;
+        ix->host->free(rs->stale);
+        ix->host->free(rs);
+        rs = o;
+    }
+}
+
+ngh_runs *ngh_runs_copy(ngh_idx *ix, const ngh_runs *rs)
+{
+    size_t b = sizeof *rs + (size_t)rs->n * sizeof(ngh_run), sb = ((size_t)rs->nids + 7) / 8;
+    ngh_runs *c = ix->host->alloc(b);
+    if (!c) return NULL;
+    memcpy(c, rs, b);
+    c->older = NULL;
+    c->stale = NULL;
+    if (rs->stale && !(c->stale = ix->host->alloc(sb))) {
+        ix->host->free(c);
+        return NULL;
+    }
+    if (rs->stale) memcpy(c->stale, rs->stale, sb);
+    return c;
+}
+
+int ngh_runs_stale(ngh_idx *ix, ngh_runs *rs, uint32_t id0, uint32_t n)
+{
+    if (id0 >= rs->nids) return TS_OK;
+    if (n > rs->nids - id0) n = rs->nids - id0;
+    if (!rs->stale && !(rs->stale = ix->host->calloc(((size_t)rs->nids + 7) / 8, 1))) return TS_ERR_NOMEM;
+    for (uint32_t id = id0; id < id0 + n; id++) rs->stale[id >> 3] |= (uint8_t)(1u << (id & 7));
+    return TS_OK;
+}
+
+/* Node id of key v by the runs; 0 when no run has it, or when the run's
+ * node is stale (counted in *stale). */
+static int runs_find(const ngh_runs *rs, const uint8_t *v, size_t l, uint32_t *id, uint32_t *stale)
 {
     /* a few bytes (the space): inline, not a call per key */
     if (l != rs->plen || !same_bytes(v, rs->pre, l - 8)) return 0;
@@ -428,41 +485,63 @@ static int runs_find(const ngh_runs *rs, const uint8_t *v, size_t l, uint32_t *i
     }
     for (size_t i = lo; i > 0 && rs->r[i - 1].end > k; i--)
         if (k - rs->r[i - 1].k0 < rs->r[i - 1].len) {
-            *id = rs->r[i - 1].id0 + (uint32_t)(k - rs->r[i - 1].k0);
+            uint32_t g = rs->r[i - 1].id0 + (uint32_t)(k - rs->r[i - 1].k0);
+            if (rs->stale && (rs->stale[g >> 3] >> (g & 7) & 1)) {
+                (*stale)++;
+                return 0;
+            }
+            *id = g;
             return 1;
         }
     return 0;
 }
 
 /* The runs of o's read cache (NULL: none, or not yet), made by the call
- * whose lookups bring the generation's total past 4 count + 64.  The pass
- * reads every node page (1M nodes: 2.5-3.6 s when most pages must come
- * from the file, against ~0.13 us a lookup), so only a generation that is
- * searched this much pays it, in that one reader's call.  A cache: a pass
- * that fails (memory, a bad page the lookups themselves may never touch)
- * leaves none. */
+ * whose lookups bring the generation's total past 4 count + 64, and made
+ * again by the one whose stale keys bring theirs there.  The pass reads
+ * every node page (1M nodes: 2.5-3.6 s when most pages must come from the
+ * file, against ~0.13 us a lookup), so only a cache that is searched this
+ * much pays it, in that one reader's call.  A cache: a pass that fails
+ * (memory, a bad page the lookups themselves may never touch) leaves none,
+ * or the old runs. */
 static const ngh_runs *runs_of(ngh_op *o, size_t n)
 {
     ngh_snap *sn = o->snap;
     if (!sn) return NULL;
-    if (atomic_load_explicit(&sn->runs_state, memory_order_acquire) == 2)
-        return atomic_load_explicit(&sn->runs, memory_order_acquire);
-    uint64_t seen = atomic_fetch_add_explicit(&sn->finds, n, memory_order_relaxed) + n;
-    int idle = 0;
-    if (seen < 4 * (uint64_t)o->m.count + 64 ||
-        !atomic_compare_exchange_strong_explicit(&sn->runs_state, &idle, 1, memory_order_acq_rel,
+    uint64_t due = 4 * (uint64_t)o->m.count + 64;
+    int want = 0;
+    ngh_runs *cur = NULL;
+    if (atomic_load_explicit(&sn->runs_state, memory_order_acquire) == 2) {
+        cur = atomic_load_explicit(&sn->runs, memory_order_acquire);
+        if (!cur || !cur->stale || atomic_load_explicit(&sn->stale_hits, memory_order_relaxed) < due)
+            return cur;
+        want = 2;   /* carried, and stale too often: made again */
+    } else if (atomic_fetch_add_explicit(&sn->finds, n, memory_order_relaxed) + n < due) {
+        return NULL;
+    }
+    if (!atomic_compare_exchange_strong_explicit(&sn->runs_state, &want, 1, memory_order_acq_rel,
                                                  memory_order_acquire))
-        return NULL;   /* not yet, or another reader is making them */
+        return cur;   /* another reader is making them */
     ngh_runs *rs = NULL;
     size_t bytes = 0;
     if (runs_build(o, &rs)) rs = NULL;
-    if (rs) bytes = sizeof *rs + (size_t)rs->n * sizeof(ngh_run);
+    if (rs) bytes = ngh_runs_bytes(rs);
     if (rs && atomic_load_explicit(&sn->bytes, memory_order_relaxed) + bytes > o->ix->cache_bytes) {
         o->ix->host->free(rs);   /* the cache's bound (cacheBytes) */
         rs = NULL;
     }
-    if (rs) atomic_fetch_add_explicit(&sn->bytes, bytes, memory_order_relaxed);
-    atomic_store_explicit(&sn->runs, rs, memory_order_release);
+    if (rs) {
+        /* readers of this cache may be inside the old runs: kept until the
+         * cache is freed or moved */
+        rs->older = cur;
+        atomic_fetch_add_explicit(&sn->bytes, bytes, memory_order_relaxed);
+        atomic_store_explicit(&sn->runs, rs, memory_order_release);
+        atomic_store_explicit(&sn->stale_hits, 0, memory_order_relaxed);
+    } else if (cur) {
+        /* not made again: the carried runs stay, asked again after as many */
+        atomic_store_explicit(&sn->stale_hits, 0, memory_order_relaxed);
+        rs = cur;
+    }
     atomic_store_explicit(&sn->runs_state, 2, memory_order_release);
     return rs;
 }
@@ -498,11 +577,12 @@ int ngh_pk_find_many(ngh_op *o, size_t n, const void *const *vals, const size_t 
     uint8_t pn[NGH_FIND_BATCH], st[NGH_FIND_BATCH], live[NGH_FIND_BATCH];
     size_t nl = 0, last = n;
     const ngh_runs *runs = runs_of(o, n);
+    uint32_t stale = 0;
     int rc = TS_OK;
     for (size_t i = 0; i < n && !rc; i++) {
         uint32_t g;
         ids[i] = NGH_NO_ID;
-        if (runs && runs_find(runs, vals[i], vlens[i], &g)) {
+        if (runs && runs_find(runs, vals[i], vlens[i], &g, &stale)) {
             ids[i] = g;   /* a live node of this generation holding the key */
             last = i;
             continue;
@@ -519,6 +599,7 @@ int ngh_pk_find_many(ngh_op *o, size_t n, const void *const *vals, const size_t 
         pn[i] = (uint8_t)pack_for_slot(&o->m, vals[i], vlens[i], packed[i]);
         live[nl++] = (uint8_t)i;
     }
+    if (stale) atomic_fetch_add_explicit(&o->snap->stale_hits, stale, memory_order_relaxed);
     for (uint32_t round = 0; nl && !rc; round++) {
         if (round > (uint64_t)o->m.count + 2) return ngh_corrupt(o, "a key-hash chain loops");
         size_t keep = 0;
