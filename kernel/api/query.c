@@ -630,19 +630,17 @@ static int column_set(ts_db *db, tsq_exec *e, uint64_t space, const uint64_t tag
 }
 
 /* After a narrowed search that read rows for too many passing ones (an
- * integer range: tsq_vector_search's wide): the first such search at a
- * version leaves a sighting, the next builds the set (due), so later
- * searches of the column take it in the same way as unnarrowed ones.  The
- * set is a cache: failing to build it fails nothing. */
+ * integer range: tsq_vector_search's wide, walked of them): the first
+ * such search leaves a sighting, the next builds the set (due), so later
+ * searches of the column take it in the same way as unnarrowed ones; once
+ * a set was built, one is built again at a later version only when the
+ * rows such searches walked since reach the rows the last set had
+ * (tsapi_vcache_wide).  The set is a cache: failing to build it fails
+ * nothing. */
 static void column_set_wide(ts_db *db, tsq_exec *e, uint64_t space, const uint64_t tag[3],
-                            const char *key, size_t col, int due, tsq_vset **built)
+                            const char *key, size_t col, int due, uint64_t walked, tsq_vset **built)
 {
-    tsapi_vref ref;
-    if (!due) {
-        int r = tsapi_vcache_lookup(db, key, space, tag, &ref);   /* remembered now */
-        if (r == TSAPI_VC_HIT) tsapi_vcache_release(db, &ref);
-        if (r != TSAPI_VC_BUILD) return;
-    }
+    if (!due && tsapi_vcache_wide(db, key, space, tag, walked) != TSAPI_VC_BUILD) return;
     if (column_set_build(db, e, space, tag, key, col, built)) *built = NULL;
 }
 
@@ -691,7 +689,8 @@ int ts_vector_search(ts_query *q, const char *field, const float *vec, size_t di
     tsq_vset *cbuilt = NULL;
     char *ckey = NULL;
     size_t ccol = 0;
-    int cnarrow = 0, cdue = 0, wide = 0;
+    int cnarrow = 0, cdue = 0;
+    uint64_t wide = 0;
     if (cacheable && look == TSAPI_VC_NONE)
         rc = column_set(q->db, e, space, tag, &cref, &cbuilt, &ckey, &ccol, &cnarrow, &cdue);
     const tsq_vset *colset = cref.set ? cref.set : cbuilt;
@@ -702,7 +701,7 @@ int ts_vector_search(ts_query *q, const char *field, const float *vec, size_t di
                                     look == TSAPI_VC_BUILD ? &built : NULL, colset, &wide,
                                     r->rows);
     if (!rc && cnarrow && ckey && wide && !cref.set)
-        column_set_wide(q->db, e, space, tag, ckey, ccol, cdue, &cbuilt);
+        column_set_wide(q->db, e, space, tag, ckey, ccol, cdue, wide, &cbuilt);
     if (cbuilt) tsapi_vcache_put(q->db, ckey, space, tag, cbuilt);   /* takes it */
     if (cref.entry) tsapi_vcache_release(q->db, &cref);
     free(ckey);

@@ -52,6 +52,16 @@ int  tsapi_vcache_lookup(ts_db *db, const char *key, uint64_t space, const uint6
 /* tsapi_vcache_lookup that does not remember a key it has not seen (a
  * search that may not need a set leaves no entry behind). */
 int  tsapi_vcache_peek(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3], tsapi_vref *ref);
+/* After a search on a plan an index narrows that walked `walked` rows
+ * passing an integer range (key a column set's): remembered like a
+ * lookup, and TSAPI_VC_BUILD when a column set is due: at the second such
+ * search ever, and, once one was built, at a later version only when the
+ * rows walked by such searches since (whatever the version) reach the
+ * rows that set had, so that a table written between searches pays a
+ * build (a pass over every row) no more often than its searches walk as
+ * many.  TSAPI_VC_HIT (a set is there) or TSAPI_VC_NONE otherwise; it
+ * never leaves a reference. */
+int  tsapi_vcache_wide(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3], uint64_t walked);
 /* The sets held, their bytes and the lookups that found one since open. */
 void tsapi_vcache_stats(ts_db *db, uint64_t *sets, uint64_t *bytes, uint64_t *hits);
 /* Hand a set built after TSAPI_VC_BUILD (for the same space and tag) to

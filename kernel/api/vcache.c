@@ -26,6 +26,11 @@ typedef struct vcentry {
     char     *key;
     uint64_t  space, num, created, version;
     int       state;
+    /* column sets of narrowed plans (tsapi_vcache_wide), carried from
+     * version to version: rows walked by wide searches without a set since
+     * the last build, and that set's rows (0: none built yet) */
+    int       narrow;
+    uint64_t  owed, rows;
     tsq_vset *set;        /* VC_SET */
     size_t    bytes;
     unsigned  refs;       /* searches using set */
@@ -79,7 +84,7 @@ char *tsapi_vcache_key(const ts_query *q, const char *field)
 }
 
 static int lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3], tsapi_vref *ref,
-                  int remember)
+                  int remember, uint64_t walked)
 {
     memset(ref, 0, sizeof *ref);
     /* made on first use under db->lock, published whole (release) */
@@ -98,20 +103,36 @@ static int lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag
     pthread_mutex_lock(&c->lock);
     size_t i = 0;
     while (i < c->n && !(c->e[i]->space == space && !strcmp(c->e[i]->key, key))) i++;
+    int narrow = 0;
+    uint64_t owed = 0, rows = 0;
     if (i < c->n && !same_tag(c->e[i], tag)) {
+        vcentry *o = c->e[i];
+        /* a narrowed plan's column set: what was owed and built goes on
+         * with the table (not past a change of definition) */
+        if (o->narrow && o->num == tag[0] && o->created == tag[1]) {
+            narrow = remember = 1;
+            owed = o->owed;
+            rows = o->set ? o->set->n : o->rows;
+        }
         entry_drop(c, i);   /* older data: start over (seen again now) */
         i = c->n;
     }
     if (i < c->n) {
         vcentry *e = c->e[i];
         e->used = ++c->clock;
+        if (walked) {
+            e->narrow = 1;
+            e->owed = e->owed > UINT64_MAX - walked ? UINT64_MAX : e->owed + walked;
+        }
         if (e->state == VC_SET) {
-            e->refs++;
-            ref->set = e->set;
-            ref->entry = e;
-            c->hits++;
+            if (!walked) {
+                e->refs++;
+                ref->set = e->set;
+                ref->entry = e;
+                c->hits++;
+            }
             r = TSAPI_VC_HIT;
-        } else if (e->state == VC_SEEN) {
+        } else if (e->state == VC_SEEN && (!e->narrow || !e->rows || e->owed >= e->rows)) {
             r = TSAPI_VC_BUILD;
         }
     } else if (remember) {
@@ -129,6 +150,11 @@ static int lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag
             e->version = tag[2];
             e->state = VC_SEEN;
             e->used = ++c->clock;
+            e->narrow = narrow || walked;
+            e->owed = owed > UINT64_MAX - walked ? UINT64_MAX : owed + walked;
+            e->rows = rows;
+            /* with a set built before, due as soon as enough was walked */
+            if (rows && e->owed >= rows) r = TSAPI_VC_BUILD;
             c->e[c->n++] = e;
         } else {
             free(e);
@@ -141,12 +167,18 @@ static int lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag
 int tsapi_vcache_lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3],
                         tsapi_vref *ref)
 {
-    return lookup(db, key, space, tag, ref, 1);
+    return lookup(db, key, space, tag, ref, 1, 0);
 }
 
 int tsapi_vcache_peek(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3], tsapi_vref *ref)
 {
-    return lookup(db, key, space, tag, ref, 0);
+    return lookup(db, key, space, tag, ref, 0, 0);
+}
+
+int tsapi_vcache_wide(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3], uint64_t walked)
+{
+    tsapi_vref ref;
+    return lookup(db, key, space, tag, &ref, 1, walked ? walked : 1);
 }
 
 void tsapi_vcache_stats(ts_db *db, uint64_t *sets, uint64_t *bytes, uint64_t *hits)
@@ -192,6 +224,10 @@ void tsapi_vcache_put(ts_db *db, const char *key, uint64_t space, const uint64_t
         bytes = 0;
     }
     e->state = set ? VC_SET : VC_BIG;
+    if (set) {
+        e->rows = set->n;
+        e->owed = 0;
+    }
     e->set = set;
     e->bytes = bytes;
     c->bytes += bytes;

@@ -95,13 +95,14 @@ int  tsq_exec_match(tsq_exec *e, const tsq_rowset *rs);
  * column tsq_vector_column named (tsq_vector_column_build): the conditions
  * are evaluated on its values instead of reading rows (on a plan an index
  * narrows, only for an integer range, which the set answers by binary
- * search).  *wide, when wide is not NULL: set to 1 when a plan an index
- * narrows let through thousands of rows (more than 4 max(1024, 20k)) and
- * the conditions are an integer range (a column set in value order would
- * have served without walking them), else 0. */
+ * search).  *wide, when wide is not NULL: when a plan an index narrows
+ * let through thousands of rows (more than 4 max(1024, 20k)) and the
+ * conditions are an integer range (a column set in value order would have
+ * served without walking them), how many (UINT64_MAX: more than a walk
+ * takes), else 0. */
 int  tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t dim, size_t k,
                        int ef, int metric, const tsq_vset *set, tsq_vset **built,
-                       const tsq_vset *colset, int *wide, json_t *rows);
+                       const tsq_vset *colset, uint64_t *wide, json_t *rows);
 #define TSQ_METRIC_COSINE 0
 #define TSQ_METRIC_L2     1
 #define TSQ_METRIC_IP     2

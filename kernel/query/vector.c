@@ -25,7 +25,7 @@ typedef struct vsearch {
     const tsq_vset *set;   /* the rows passing the conditions, when known */
     const tsq_vset *colset;   /* a column set (by_column's graph filter) */
     int       ranged;      /* the column set's conditions are the integers lo..hi */
-    int       wide;        /* a narrowed plan passed thousands of rows (tsq_vector_search) */
+    uint64_t  wide;        /* a narrowed plan passed thousands of rows: how many (tsq_vector_search) */
     int64_t   lo, hi;
 } vsearch;
 
@@ -541,7 +541,7 @@ static int by_index_keys(vsearch *v, size_t col, tsix *ix, const float *vec, siz
     /* thousands of keys, or more than a walk takes: a column set's binary
      * search and view would have served without the walk (1M rows, 1%:
      * 10 000 keys) */
-    if (rc == TS_ERR_RESOURCE || (!rc && ks.n > 4 * base_cap(k))) v->wide = 1;
+    if (rc == TS_ERR_RESOURCE || (!rc && ks.n > 4 * base_cap(k))) v->wide = rc ? UINT64_MAX : ks.n;
     return by_key_set(v, col, ix, &ks, rc, vec, dim, k, ef, cap, rows);
 }
 
@@ -794,7 +794,7 @@ static int conds_read_vectors(const tsq_cgroup *g)
 
 int tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t dim, size_t k,
                       int ef, int metric, const tsq_vset *set, tsq_vset **built,
-                      const tsq_vset *colset, int *wide, json_t *rows)
+                      const tsq_vset *colset, uint64_t *wide, json_t *rows)
 {
     if (built) *built = NULL;
     if (wide) *wide = 0;
@@ -855,13 +855,13 @@ int tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t d
         }
         rc = by_scan(&v, col, vec, k, cap, rows);
         if (rc != TS_ERR_RESOURCE) goto out;
-        v.wide = 1;
+        v.wide = UINT64_MAX;
     }
     rc = by_index(&v, t->ix[ixn], vec, dim, k, ef, rows);
 out:
     if (wide) {
         int64_t lo, hi;   /* only a range can take a column set's binary search (col_ranged) */
-        *wide = !rc && v.wide && int_range(tsq_exec_conds(e), &lo, &hi);
+        *wide = !rc && int_range(tsq_exec_conds(e), &lo, &hi) ? v.wide : 0;
     }
     return rc;
 }

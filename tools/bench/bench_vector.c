@@ -1129,6 +1129,45 @@ static void mixed_threads(const double *pure)
     mix_row("searches/s beside a writer thread", qps[E_TS], qps[E_HNSW]);
 }
 
+/* tostore only: filtered searches (1%, efSearch g_filter_ef) between
+ * commits of MIX_B inserts, against the same searches with no writer
+ * between them; with --cat-index each looks up its passing rows' keys in
+ * the index (the key runs, ngh_keys.c). */
+static void mixed_filtered(void)
+{
+    if (!g_have[E_TS]) return;
+    uint32_t rows[K];
+    size_t q = 0, ns = 0;
+    double alone = 0, mixed_t = 0;
+    int sel = NSEL - 1;
+    for (int i = 0; i < MIX_CYCLES * MIX_S; i++, q = (q + 1) % g_nq) search(E_TS, g_query + q * g_dim, g_filter_ef, sel, rows);
+    for (int c0 = 0; c0 < MIX_CYCLES; c0 += MIX_BLOCK) {
+        double t0 = now();
+        for (int i = 0; i < MIX_BLOCK * MIX_S; i++, q = (q + 1) % g_nq)
+            search(E_TS, g_query + q * g_dim, g_filter_ef, sel, rows);
+        alone += now() - t0;
+        for (int c = c0; c < c0 + MIX_BLOCK; c++) {
+            TSCK(g_db, ts_begin(g_db));
+            for (int b = 0; b < MIX_B; b++) {
+                size_t k = (size_t)(2 * MIX_CYCLES + c) * MIX_B + (size_t)b;
+                ts_insert_row((k * 7919) % g_n);
+            }
+            TSCK(g_db, ts_commit(g_db));
+            t0 = now();
+            for (int s = 0; s < MIX_S; s++, q = (q + 1) % g_nq) search(E_TS, g_query + q * g_dim, g_filter_ef, sel, rows);
+            mixed_t += now() - t0;
+            ns += MIX_S;
+        }
+    }
+    printf("\n-- m. filtered searches (%d%%, ef %d) between commits of %d inserts: %.0f/s, alone %.0f/s (%.2fx) --\n",
+           sel_pct[sel], g_filter_ef, MIX_B, (double)ns / mixed_t, (double)ns / alone, alone / mixed_t);
+    char a[48], b[48], r[48];
+    snprintf(a, sizeof a, "%.0f", (double)ns / mixed_t);
+    snprintf(b, sizeof b, "alone %.0f", (double)ns / alone);
+    snprintf(r, sizeof r, "%.2fx", alone / mixed_t);
+    add_row("filtered 1% between commits", a, b, r, "-", "info");
+}
+
 static void mixed(void)
 {
     double ins[NE] = {0}, srch[NE] = {0}, pure[NE] = {0};
@@ -1176,6 +1215,7 @@ static void mixed(void)
                (double)nins[e] / ins[e]);
     }
     mixed_threads(pure);
+    mixed_filtered();
     if (nsrch[E_TS] && nsrch[E_HNSW])
         mix_row("searches/s between commits (ef 64)", (double)nsrch[E_TS] / srch[E_TS],
                 (double)nsrch[E_HNSW] / srch[E_HNSW]);

@@ -145,12 +145,15 @@ typedef struct ngh_snap {
     void   **hold[NGH_SNAP_ARRAYS];  /* each filled slot's hold, by position */
     /* the live nodes' key runs, made once enough keys were looked up
      * (finds) and carried when the cache moves to a later state, made again
-     * once the keys they could not answer for being stale (stale_hits) are
-     * as many; runs_state 0: not yet, 1: being made, 2: done (runs NULL:
-     * not worth keeping) */
+     * once the keys they did not answer (misses: stale, or outside every
+     * run) are as many and the state has changed since; runs_state 0: not
+     * yet, 1: being made, 2: done (runs NULL: not worth keeping) */
     _Atomic(ngh_runs *) runs;
-    _Atomic uint64_t    finds, stale_hits;
+    _Atomic uint64_t    finds, misses;
     _Atomic int         runs_state;
+    /* carried runs a later pass found not worth keeping (runs then NULL),
+     * readers possibly still inside: freed when the cache moves or goes */
+    ngh_runs           *runs_dead;
 } ngh_snap;
 
 /* The write cache: the cached arrays' pages as the write operations left
@@ -170,7 +173,7 @@ typedef struct ngh_wcache {
      * position its operations pinned for write since, the generation the
      * last of them made (0: none): a read cache of generation g on this
      * chain of states has the bytes of every position whose entry is <= g
-     * (snap_advance, snap_inherit, wc_base_page).  base_ok 0: unknown (an
+     * (snap_advance, snap_inherit, wc_base_page, runs_mark_stale).  base_ok 0: unknown (an
      * array could not grow, or the cache was emptied) */
     uint64_t  base_gen;
     uint32_t  base_writer;

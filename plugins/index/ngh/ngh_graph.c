@@ -835,16 +835,19 @@ static void wc_detach(ngh_op *o)
 /* ---- the read cache ------------------------------------------------------------ */
 
 /* Set s's key runs to rs (NULL: none, made again once looked up enough),
- * no reader having s, the runs it had being freed or rs; its byte count
- * goes from was (the old runs' bytes) to rs's. */
+ * no reader having s, the runs it had (and those set aside) being freed
+ * or rs; its byte count goes from was (the old runs' bytes) to rs's. */
 static void snap_set_runs(ngh_idx *ix, ngh_snap *s, ngh_runs *rs, size_t was)
 {
     ngh_runs *old = atomic_load_explicit(&s->runs, memory_order_relaxed);
     if (old != rs) ngh_runs_free(ix, old);
+    atomic_fetch_sub_explicit(&s->bytes, ngh_runs_bytes(s->runs_dead), memory_order_relaxed);
+    ngh_runs_free(ix, s->runs_dead);
+    s->runs_dead = NULL;
     atomic_store_explicit(&s->runs, rs, memory_order_relaxed);
     atomic_store_explicit(&s->runs_state, rs ? 2 : 0, memory_order_relaxed);
     atomic_store_explicit(&s->finds, 0, memory_order_relaxed);
-    if (!rs) atomic_store_explicit(&s->stale_hits, 0, memory_order_relaxed);
+    if (!rs) atomic_store_explicit(&s->misses, 0, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->bytes, ngh_runs_bytes(rs), memory_order_relaxed);
     atomic_fetch_sub_explicit(&s->bytes, was, memory_order_relaxed);
 }
@@ -986,18 +989,21 @@ static void snap_inherit(ngh_idx *ix, ngh_snap *sn, ngh_snap *from, uint32_t usa
     }
 }
 
-/* Whether node i of a page (records of rec bytes, key slots at pkoff, or
- * a key page's slots of pkw bytes when rec is 0) differs between images a
- * and b in what a key run rests on: the deleted flag and the key slot. */
+/* Whether node i of a page (records with key slots at pkoff, or with
+ * keypage a key page's slots) differs between images a and b in what a
+ * key run rests on: the deleted flag, and the key's length byte and bytes
+ * (not the slot's first bytes, the key hash's chain link, which unlinks
+ * and bucket splits rewrite for unchanged keys). */
 static int node_keys_differ(const ngh_meta *m, const uint8_t *a, const uint8_t *b, uint32_t i, int keypage)
 {
+    size_t k = NGH_SLOT_KEY - 1, o;
     if (keypage) {
-        size_t o = PG_HDR + (size_t)i * m->pkw;
-        return memcmp(a + o, b + o, m->pkw) != 0;
+        o = PG_HDR + (size_t)i * m->pkw + k;
+        return memcmp(a + o, b + o, m->pkw - k) != 0;
     }
-    size_t o = PG_HDR + (size_t)i * m->rec;
+    o = PG_HDR + (size_t)i * m->rec;
     if ((a[o + NR_FLAGS] ^ b[o + NR_FLAGS]) & NR_DELETED) return 1;
-    return m->pk_inline && memcmp(a + o + m->pkoff, b + o + m->pkoff, m->pkw) != 0;
+    return m->pk_inline && memcmp(a + o + m->pkoff + k, b + o + m->pkoff + k, m->pkw - k) != 0;
 }
 
 /* The ids of rs (a cache's runs of generation g) on record or key-slot
@@ -1068,7 +1074,7 @@ static size_t snap_inherit_runs(ngh_idx *ix, ngh_snap *sn, ngh_snap *from, const
     }
     atomic_store_explicit(&sn->runs, c, memory_order_relaxed);
     atomic_store_explicit(&sn->runs_state, 2, memory_order_relaxed);
-    atomic_store_explicit(&sn->stale_hits, atomic_load_explicit(&from->stale_hits, memory_order_relaxed),
+    atomic_store_explicit(&sn->misses, atomic_load_explicit(&from->misses, memory_order_relaxed),
                           memory_order_relaxed);
     return b;
 }

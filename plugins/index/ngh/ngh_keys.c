@@ -330,8 +330,8 @@ static void hint_set(ngh_op *o, const uint8_t *v, size_t l, uint32_t id)
  * A guess still reads the guessed node's key slot, a cache miss of its own
  * (the record's last line at 128-d float32, or a page of its own),
  * and the exact pass of a filtered search looks up thousands of keys.  A
- * read cache (one committed generation, which never changes) therefore
- * keeps, once its readers have looked up 4 count keys, the runs of live
+ * read cache therefore keeps, once its readers have looked up 4 count
+ * keys, the runs of live
  * nodes whose keys count up with their ids: a key inside a run is its
  * node, with no slot read.  Made by one pass over the nodes' flags and
  * slots; not kept when the runs average fewer than 16 nodes (keys not
@@ -343,10 +343,11 @@ static void hint_set(ngh_op *o, const uint8_t *v, size_t l, uint32_t id)
  * filters, and made again only after another 4 count lookups, by a pass
  * of seconds at 1M nodes, in some reader's call.  When the read cache
  * moves to a later state (ngh_graph.c, snap_advance and snap_inherit) its
- * runs go along: the ids on every page written since (records: the
- * deleted flag; key slots) become stale, and a key whose run points at a
- * stale id is looked up as if no run had it.  Once the keys turned away
- * so pass 4 count + 64, the pass makes the runs again. */
+ * runs go along: the ids whose deleted flag or key slot a page written
+ * since may have changed become stale, and a key whose run points at a
+ * stale id is looked up as if no run had it.  Once the keys the runs did
+ * not answer (stale, or appended since) pass 4 count + 64, the pass makes
+ * the runs again. */
 #define NGH_RUNS_MIN_AVG 16
 
 static int run_cmp(const void *a, const void *b)
@@ -471,8 +472,8 @@ int ngh_runs_stale(ngh_idx *ix, ngh_runs *rs, uint32_t id0, uint32_t n)
 }
 
 /* Node id of key v by the runs; 0 when no run has it, or when the run's
- * node is stale (counted in *stale). */
-static int runs_find(const ngh_runs *rs, const uint8_t *v, size_t l, uint32_t *id, uint32_t *stale)
+ * node is stale. */
+static int runs_find(const ngh_runs *rs, const uint8_t *v, size_t l, uint32_t *id)
 {
     /* a few bytes (the space): inline, not a call per key */
     if (l != rs->plen || !same_bytes(v, rs->pre, l - 8)) return 0;
@@ -486,10 +487,7 @@ static int runs_find(const ngh_runs *rs, const uint8_t *v, size_t l, uint32_t *i
     for (size_t i = lo; i > 0 && rs->r[i - 1].end > k; i--)
         if (k - rs->r[i - 1].k0 < rs->r[i - 1].len) {
             uint32_t g = rs->r[i - 1].id0 + (uint32_t)(k - rs->r[i - 1].k0);
-            if (rs->stale && (rs->stale[g >> 3] >> (g & 7) & 1)) {
-                (*stale)++;
-                return 0;
-            }
+            if (rs->stale && (rs->stale[g >> 3] >> (g & 7) & 1)) return 0;
             *id = g;
             return 1;
         }
@@ -497,13 +495,15 @@ static int runs_find(const ngh_runs *rs, const uint8_t *v, size_t l, uint32_t *i
 }
 
 /* The runs of o's read cache (NULL: none, or not yet), made by the call
- * whose lookups bring the generation's total past 4 count + 64, and made
- * again by the one whose stale keys bring theirs there.  The pass reads
- * every node page (1M nodes: 2.5-3.6 s when most pages must come from the
- * file, against ~0.13 us a lookup), so only a cache that is searched this
- * much pays it, in that one reader's call.  A cache: a pass that fails
- * (memory, a bad page the lookups themselves may never touch) leaves none,
- * or the old runs. */
+ * whose lookups bring the cache's total past 4 count + 64, and made again
+ * by the one whose lookups the runs did not answer bring theirs there,
+ * once the state has changed since they were made (stale ids, or nodes
+ * appended).  The pass reads every node page (1M nodes: 2.5-3.6 s when
+ * most pages must come from the file, against ~0.13 us a lookup), so only
+ * a cache that is searched this much pays it, in that one reader's call;
+ * other readers go on with the old runs meanwhile.  A cache: a pass that
+ * fails (memory, a bad page the lookups themselves may never touch)
+ * leaves none, or the old runs. */
 static const ngh_runs *runs_of(ngh_op *o, size_t n)
 {
     ngh_snap *sn = o->snap;
@@ -513,15 +513,23 @@ static const ngh_runs *runs_of(ngh_op *o, size_t n)
     ngh_runs *cur = NULL;
     if (atomic_load_explicit(&sn->runs_state, memory_order_acquire) == 2) {
         cur = atomic_load_explicit(&sn->runs, memory_order_acquire);
-        if (!cur || !cur->stale || atomic_load_explicit(&sn->stale_hits, memory_order_relaxed) < due)
+        if (!cur || (!cur->stale && cur->nids == o->m.count) ||
+            atomic_load_explicit(&sn->misses, memory_order_relaxed) < due)
             return cur;
-        want = 2;   /* carried, and stale too often: made again */
+        want = 2;   /* the state moved on, and the runs miss too often: made again */
     } else if (atomic_fetch_add_explicit(&sn->finds, n, memory_order_relaxed) + n < due) {
-        return NULL;
+        /* not yet, or being made again (the old runs stay meanwhile) */
+        return atomic_load_explicit(&sn->runs, memory_order_acquire);
     }
     if (!atomic_compare_exchange_strong_explicit(&sn->runs_state, &want, 1, memory_order_acq_rel,
                                                  memory_order_acquire))
-        return cur;   /* another reader is making them */
+        return atomic_load_explicit(&sn->runs, memory_order_acquire);   /* another reader is at it */
+    if (want == 2 && (atomic_load_explicit(&sn->runs, memory_order_acquire) != cur ||
+                      atomic_load_explicit(&sn->misses, memory_order_relaxed) < due)) {
+        /* another reader made them again since this one looked */
+        atomic_store_explicit(&sn->runs_state, 2, memory_order_release);
+        return atomic_load_explicit(&sn->runs, memory_order_acquire);
+    }
     ngh_runs *rs = NULL;
     size_t bytes = 0;
     if (runs_build(o, &rs)) rs = NULL;
@@ -536,12 +544,16 @@ static const ngh_runs *runs_of(ngh_op *o, size_t n)
         rs->older = cur;
         atomic_fetch_add_explicit(&sn->bytes, bytes, memory_order_relaxed);
         atomic_store_explicit(&sn->runs, rs, memory_order_release);
-        atomic_store_explicit(&sn->stale_hits, 0, memory_order_relaxed);
     } else if (cur) {
-        /* not made again: the carried runs stay, asked again after as many */
-        atomic_store_explicit(&sn->stale_hits, 0, memory_order_relaxed);
-        rs = cur;
+        /* the keys no longer follow the ids (or no memory): no runs for
+         * this cache, the old ones kept aside for readers inside them */
+        ngh_runs *t = cur;
+        while (t->older) t = t->older;
+        t->older = sn->runs_dead;
+        sn->runs_dead = cur;
+        atomic_store_explicit(&sn->runs, NULL, memory_order_release);
     }
+    atomic_store_explicit(&sn->misses, 0, memory_order_relaxed);
     atomic_store_explicit(&sn->runs_state, 2, memory_order_release);
     return rs;
 }
@@ -577,16 +589,17 @@ int ngh_pk_find_many(ngh_op *o, size_t n, const void *const *vals, const size_t 
     uint8_t pn[NGH_FIND_BATCH], st[NGH_FIND_BATCH], live[NGH_FIND_BATCH];
     size_t nl = 0, last = n;
     const ngh_runs *runs = runs_of(o, n);
-    uint32_t stale = 0;
+    uint32_t missed = 0;
     int rc = TS_OK;
     for (size_t i = 0; i < n && !rc; i++) {
         uint32_t g;
         ids[i] = NGH_NO_ID;
-        if (runs && runs_find(runs, vals[i], vlens[i], &g, &stale)) {
+        if (runs && runs_find(runs, vals[i], vlens[i], &g)) {
             ids[i] = g;   /* a live node of this generation holding the key */
             last = i;
             continue;
         }
+        missed += runs != NULL;
         if (guess_id(o, vals[i], vlens[i], &g)) {
             st[i] = FIND_GUESS;
             cur[i] = g + 1;
@@ -599,7 +612,7 @@ int ngh_pk_find_many(ngh_op *o, size_t n, const void *const *vals, const size_t 
         pn[i] = (uint8_t)pack_for_slot(&o->m, vals[i], vlens[i], packed[i]);
         live[nl++] = (uint8_t)i;
     }
-    if (stale) atomic_fetch_add_explicit(&o->snap->stale_hits, stale, memory_order_relaxed);
+    if (missed) atomic_fetch_add_explicit(&o->snap->misses, missed, memory_order_relaxed);
     for (uint32_t round = 0; nl && !rc; round++) {
         if (round > (uint64_t)o->m.count + 2) return ngh_corrupt(o, "a key-hash chain loops");
         size_t keep = 0;
