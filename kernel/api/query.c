@@ -634,8 +634,8 @@ static int column_set(ts_db *db, tsq_exec *e, uint64_t space, const uint64_t tag
  * such search leaves a sighting, the next builds the set (due), so later
  * searches of the column take it in the same way as unnarrowed ones; once
  * a set was built, one is built again at a later version only when the
- * rows such searches walked since reach the rows the last set had
- * (tsapi_vcache_wide).  The set is a cache: failing to build it fails
+ * rows such searches walked at that version reach the rows the last set
+ * had (tsapi_vcache_wide).  The set is a cache: failing to build it fails
  * nothing. */
 static void column_set_wide(ts_db *db, tsq_exec *e, uint64_t space, const uint64_t tag[3],
                             const char *key, size_t col, int due, uint64_t walked, tsq_vset **built)

@@ -56,11 +56,12 @@ int  tsapi_vcache_peek(ts_db *db, const char *key, uint64_t space, const uint64_
  * passing an integer range (key a column set's): remembered like a
  * lookup, and TSAPI_VC_BUILD when a column set is due: at the second such
  * search ever, and, once one was built, at a later version only when the
- * rows walked by such searches since (whatever the version) reach the
- * rows that set had, so that a table written between searches pays a
- * build (a pass over every row) no more often than its searches walk as
- * many.  TSAPI_VC_HIT (a set is there) or TSAPI_VC_NONE otherwise; it
- * never leaves a reference. */
+ * rows such searches walked at that version reach the rows that set had.
+ * A build reads every row and the next commit throws it away, so a table
+ * written between searches pays one only when the searches of a version
+ * would have walked as much (rent or buy: at most about twice the cost of
+ * knowing the future).  TSAPI_VC_HIT (a set is there) or TSAPI_VC_NONE
+ * otherwise; it never leaves a reference. */
 int  tsapi_vcache_wide(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3], uint64_t walked);
 /* The sets held, their bytes and the lookups that found one since open. */
 void tsapi_vcache_stats(ts_db *db, uint64_t *sets, uint64_t *bytes, uint64_t *hits);

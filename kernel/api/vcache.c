@@ -26,9 +26,9 @@ typedef struct vcentry {
     char     *key;
     uint64_t  space, num, created, version;
     int       state;
-    /* column sets of narrowed plans (tsapi_vcache_wide), carried from
-     * version to version: rows walked by wide searches without a set since
-     * the last build, and that set's rows (0: none built yet) */
+    /* column sets of narrowed plans (tsapi_vcache_wide): rows walked by
+     * wide searches at this version, and the rows of the last set built
+     * (0: none yet; carried from version to version) */
     int       narrow;
     uint64_t  owed, rows;
     tsq_vset *set;        /* VC_SET */
@@ -104,14 +104,13 @@ static int lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag
     size_t i = 0;
     while (i < c->n && !(c->e[i]->space == space && !strcmp(c->e[i]->key, key))) i++;
     int narrow = 0;
-    uint64_t owed = 0, rows = 0;
+    uint64_t rows = 0;
     if (i < c->n && !same_tag(c->e[i], tag)) {
         vcentry *o = c->e[i];
-        /* a narrowed plan's column set: what was owed and built goes on
-         * with the table (not past a change of definition) */
+        /* a narrowed plan's column set: its size goes on with the table
+         * (not past a change of definition) */
         if (o->narrow && o->num == tag[0] && o->created == tag[1]) {
             narrow = remember = 1;
-            owed = o->owed;
             rows = o->set ? o->set->n : o->rows;
         }
         entry_drop(c, i);   /* older data: start over (seen again now) */
@@ -151,10 +150,8 @@ static int lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag
             e->state = VC_SEEN;
             e->used = ++c->clock;
             e->narrow = narrow || walked;
-            e->owed = owed > UINT64_MAX - walked ? UINT64_MAX : owed + walked;
+            e->owed = walked;
             e->rows = rows;
-            /* with a set built before, due as soon as enough was walked */
-            if (rows && e->owed >= rows) r = TSAPI_VC_BUILD;
             c->e[c->n++] = e;
         } else {
             free(e);
