@@ -602,7 +602,9 @@ static int column_set_build(ts_db *db, tsq_exec *e, uint64_t space, const uint64
  * kept like the sets (*ref).  Nothing when the conditions do not qualify.
  * On a plan an index narrows (*narrowed) the index's entries answer most
  * searches: the set is only peeked at, and column_set_wide builds it after
- * searches that turn out wide (*due: it is due now). */
+ * searches that turn out wide (*due: it is due now; at a later version
+ * only once that version's wide searches walked as many keys as the last
+ * set had rows). */
 static int column_set(ts_db *db, tsq_exec *e, uint64_t space, const uint64_t tag[3],
                       tsapi_vref *ref, tsq_vset **built, char **key, size_t *col, int *narrowed, int *due)
 {

@@ -49,8 +49,11 @@ char *tsapi_vcache_key(const ts_query *q, const char *field);
  * TSAPI_VC_*. */
 int  tsapi_vcache_lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3],
                          tsapi_vref *ref);
-/* tsapi_vcache_lookup that does not remember a key it has not seen (a
- * search that may not need a set leaves no entry behind). */
+/* For a plan an index narrows: tsapi_vcache_lookup that does not
+ * remember a key it has not seen (a search that may not need a set leaves
+ * no entry behind; an entry of an earlier version that built a set is
+ * kept for its size), and whose TSAPI_VC_BUILD at a later version waits
+ * for the walks tsapi_vcache_wide counts. */
 int  tsapi_vcache_peek(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3], tsapi_vref *ref);
 /* After a search on a plan an index narrows that walked `walked` rows
  * passing an integer range (key a column set's): remembered like a

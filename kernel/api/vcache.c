@@ -9,8 +9,13 @@
  *
  * A set is built (one exact scan of the rows the plan yields) on the
  * second search with the same conditions and version, so conditions that
- * never repeat cost nothing more than before.  At most VC_MAX entries and
- * VC_BYTES bytes of sets; the least recently used unreferenced entry goes.
+ * never repeat cost nothing more than before.  A column set of a plan an
+ * index narrows (tsapi_vcache_wide) is built that way the first time; at
+ * later versions only once that version's wide searches walked as many
+ * keys as the last one had rows (its size is carried from version to
+ * version): a build reads every row and the next commit throws it away.
+ * At most VC_MAX entries and VC_BYTES bytes of sets; the least recently
+ * used unreferenced entry goes.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -83,8 +88,12 @@ char *tsapi_vcache_key(const ts_query *q, const char *field)
     return k;
 }
 
+/* remember: make an entry for a key not seen; walked: a narrowed plan's
+ * wide search walked that many keys (tsapi_vcache_wide); gate: the
+ * caller is a narrowed plan, whose set is due at a later version only
+ * once that version's walks reach the last set's rows. */
 static int lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3], tsapi_vref *ref,
-                  int remember, uint64_t walked)
+                  int remember, uint64_t walked, int gate)
 {
     memset(ref, 0, sizeof *ref);
     /* made on first use under db->lock, published whole (release) */
@@ -131,7 +140,7 @@ static int lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag
                 c->hits++;
             }
             r = TSAPI_VC_HIT;
-        } else if (e->state == VC_SEEN && (!e->narrow || !e->rows || e->owed >= e->rows)) {
+        } else if (e->state == VC_SEEN && (!gate || !e->rows || e->owed >= e->rows)) {
             r = TSAPI_VC_BUILD;
         }
     } else if (remember) {
@@ -164,18 +173,18 @@ static int lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag
 int tsapi_vcache_lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3],
                         tsapi_vref *ref)
 {
-    return lookup(db, key, space, tag, ref, 1, 0);
+    return lookup(db, key, space, tag, ref, 1, 0, 0);
 }
 
 int tsapi_vcache_peek(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3], tsapi_vref *ref)
 {
-    return lookup(db, key, space, tag, ref, 0, 0);
+    return lookup(db, key, space, tag, ref, 0, 0, 1);
 }
 
 int tsapi_vcache_wide(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3], uint64_t walked)
 {
     tsapi_vref ref;
-    return lookup(db, key, space, tag, &ref, 1, walked ? walked : 1);
+    return lookup(db, key, space, tag, &ref, 1, walked ? walked : 1, 1);
 }
 
 void tsapi_vcache_stats(ts_db *db, uint64_t *sets, uint64_t *bytes, uint64_t *hits)
@@ -213,6 +222,11 @@ void tsapi_vcache_put(ts_db *db, const char *key, uint64_t space, const uint64_t
         if (old == c->n) break;
         entry_drop(c, old);
     }
+    if (set) {
+        /* what the next version's narrowed searches must walk first */
+        e->rows = set->n;
+        e->owed = 0;
+    }
     if (set && (bytes > VC_BYTES / 2 || c->bytes + bytes > VC_BYTES)) {
         /* too big to keep: do not build it again at this version */
         tsq_vset_clear(set);
@@ -221,10 +235,6 @@ void tsapi_vcache_put(ts_db *db, const char *key, uint64_t space, const uint64_t
         bytes = 0;
     }
     e->state = set ? VC_SET : VC_BIG;
-    if (set) {
-        e->rows = set->n;
-        e->owed = 0;
-    }
     e->set = set;
     e->bytes = bytes;
     c->bytes += bytes;

@@ -541,7 +541,7 @@ static int by_index_keys(vsearch *v, size_t col, tsix *ix, const float *vec, siz
     /* thousands of keys, or more than a walk takes: a column set's binary
      * search and view would have served without the walk (1M rows, 1%:
      * 10 000 keys) */
-    if (rc == TS_ERR_RESOURCE || (!rc && ks.n > 4 * base_cap(k))) v->wide = rc ? UINT64_MAX : ks.n;
+    if (rc == TS_ERR_RESOURCE || (!rc && ks.n > 4 * base_cap(k))) v->wide = rc ? TSQ_VSET_WALK_MAX : ks.n;
     return by_key_set(v, col, ix, &ks, rc, vec, dim, k, ef, cap, rows);
 }
 
@@ -855,7 +855,7 @@ int tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t d
         }
         rc = by_scan(&v, col, vec, k, cap, rows);
         if (rc != TS_ERR_RESOURCE) goto out;
-        v.wide = UINT64_MAX;
+        v.wide = cap;   /* the rows scanned before giving up */
     }
     rc = by_index(&v, t->ix[ixn], vec, dim, k, ef, rows);
 out:
