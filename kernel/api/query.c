@@ -597,12 +597,9 @@ static int column_set_build(ts_db *db, tsq_exec *e, uint64_t space, const uint64
 /* Conditions on one numeric column seen for the first time (conditions
  * that repeat get their own set on the second sighting, which is faster
  * still): a column set, every row's key and value of that column,
- * evaluates them without reading rows.  Built on the second such search
- * ever (*built, to tsapi_vcache_put under *key after the search), kept
- * like the sets (*ref), and at a later version once that version's
- * searches read as many rows as the last set had (tsapi_vcache_rent; the
- * rows a search reads are counted after it, column_set_wide).  Nothing
- * when the conditions do not qualify.
+ * evaluates them without reading rows.  Built on the second such search at
+ * this version (*built, to tsapi_vcache_put under *key after the search),
+ * kept like the sets (*ref).  Nothing when the conditions do not qualify.
  * On a plan an index narrows (*narrowed) the index's entries answer most
  * searches: the set is only peeked at, and column_set_wide builds it after
  * searches that turn out wide (*due: it is due now; at a later version
@@ -630,7 +627,7 @@ static int column_set(ts_db *db, tsq_exec *e, uint64_t space, const uint64_t tag
         *due = tsapi_vcache_peek(db, *key, space, tag, ref) == TSAPI_VC_BUILD;
         return TS_OK;
     }
-    if (tsapi_vcache_rent(db, *key, space, tag, ref) != TSAPI_VC_BUILD) return TS_OK;
+    if (tsapi_vcache_lookup(db, *key, space, tag, ref) != TSAPI_VC_BUILD) return TS_OK;
     return column_set_build(db, e, space, tag, *key, *col, built);
 }
 
@@ -705,7 +702,7 @@ int ts_vector_search(ts_query *q, const char *field, const float *vec, size_t di
     if (!rc) rc = tsq_vector_search(e, field, vec, dim, k, q->ef_search, q->vmetric - 1, ref.set,
                                     look == TSAPI_VC_BUILD ? &built : NULL, colset, &wide,
                                     r->rows);
-    if (!rc && ckey && wide && !cref.set && !cbuilt)
+    if (!rc && cnarrow && ckey && wide && !cref.set)
         column_set_wide(q->db, e, space, tag, ckey, ccol, cdue, wide, &cbuilt);
     if (cbuilt) tsapi_vcache_put(q->db, ckey, space, tag, cbuilt);   /* takes it */
     if (cref.entry) tsapi_vcache_release(q->db, &cref);

@@ -55,17 +55,11 @@ int  tsapi_vcache_lookup(ts_db *db, const char *key, uint64_t space, const uint6
  * kept for its size), and whose TSAPI_VC_BUILD at a later version waits
  * for the walks tsapi_vcache_wide counts. */
 int  tsapi_vcache_peek(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3], tsapi_vref *ref);
-/* A column set's tsapi_vcache_lookup for a plan no index narrows: at a
- * later version TSAPI_VC_BUILD only once tsapi_vcache_wide counted as
- * many rows read at that version as the last set had. */
-int  tsapi_vcache_rent(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3], tsapi_vref *ref);
-/* After a search that walked `walked` rows passing an integer range on a
- * plan an index narrows, or read that many rows to evaluate conditions on
- * one column on a plan none narrows (key a column set's): remembered like
- * a lookup, and TSAPI_VC_BUILD when a column set is due: at the second
- * such search ever, and, once one was built, at a later version only when
- * the rows such searches walked or read at that version reach the rows
- * that set had.
+/* After a search on a plan an index narrows that walked `walked` rows
+ * passing an integer range (key a column set's): remembered like a
+ * lookup, and TSAPI_VC_BUILD when a column set is due: at the second such
+ * search ever, and, once one was built, at a later version only when the
+ * rows such searches walked at that version reach the rows that set had.
  * A build reads every row and the next commit throws it away, so a table
  * written between searches pays one only when the searches of a version
  * would have walked as much (rent or buy: at most about twice the cost of

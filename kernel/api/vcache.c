@@ -9,11 +9,11 @@
  *
  * A set is built (one exact scan of the rows the plan yields) on the
  * second search with the same conditions and version, so conditions that
- * never repeat cost nothing more than before.  A column set is built that
- * way the first time; at later versions only once that version's searches
- * walked or read as many rows as the last one had (its size is carried
- * from version to version): a build reads every row and the next commit
- * throws it away.
+ * never repeat cost nothing more than before.  A column set of a plan an
+ * index narrows (tsapi_vcache_wide) is built that way the first time; at
+ * later versions only once that version's wide searches walked as many
+ * keys as the last one had rows (its size is carried from version to
+ * version): a build reads every row and the next commit throws it away.
  * At most VC_MAX entries and VC_BYTES bytes of sets; the least recently
  * used unreferenced entry goes.
  */
@@ -31,10 +31,9 @@ typedef struct vcentry {
     char     *key;
     uint64_t  space, num, created, version;
     int       state;
-    /* column sets (tsapi_vcache_wide, _rent, _peek; narrow: used by
-     * them): rows walked or read by searches without the set at this
-     * version, and the rows of the last set built (0: none yet; carried
-     * from version to version) */
+    /* column sets of narrowed plans (tsapi_vcache_wide): rows walked by
+     * wide searches at this version, and the rows of the last set built
+     * (0: none yet; carried from version to version) */
     int       narrow;
     uint64_t  owed, rows;
     tsq_vset *set;        /* VC_SET */
@@ -89,10 +88,10 @@ char *tsapi_vcache_key(const ts_query *q, const char *field)
     return k;
 }
 
-/* remember: make an entry for a key not seen; walked: a search without
- * the set walked or read that many rows (tsapi_vcache_wide); gate: a
- * column set's caller, whose set is due at a later version only once that
- * version's walks reach the last set's rows. */
+/* remember: make an entry for a key not seen; walked: a narrowed plan's
+ * wide search walked that many keys (tsapi_vcache_wide); gate: the
+ * caller is a narrowed plan, whose set is due at a later version only
+ * once that version's walks reach the last set's rows. */
 static int lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3], tsapi_vref *ref,
                   int remember, uint64_t walked, int gate)
 {
@@ -129,8 +128,8 @@ static int lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag
     if (i < c->n) {
         vcentry *e = c->e[i];
         e->used = ++c->clock;
-        if (gate) e->narrow = 1;
         if (walked) {
+            e->narrow = 1;
             e->owed = e->owed > UINT64_MAX - walked ? UINT64_MAX : e->owed + walked;
         }
         if (e->state == VC_SET) {
@@ -141,8 +140,7 @@ static int lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag
                 c->hits++;
             }
             r = TSAPI_VC_HIT;
-        } else if (e->state == VC_SEEN && (!gate || (e->rows ? e->owed >= e->rows : !walked))) {
-            /* never built: the next search's lookup builds (the second) */
+        } else if (e->state == VC_SEEN && (!gate || !e->rows || e->owed >= e->rows)) {
             r = TSAPI_VC_BUILD;
         }
     } else if (remember) {
@@ -160,7 +158,7 @@ static int lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag
             e->version = tag[2];
             e->state = VC_SEEN;
             e->used = ++c->clock;
-            e->narrow = narrow || gate;
+            e->narrow = narrow || walked;
             e->owed = walked;
             e->rows = rows;
             c->e[c->n++] = e;
@@ -181,11 +179,6 @@ int tsapi_vcache_lookup(ts_db *db, const char *key, uint64_t space, const uint64
 int tsapi_vcache_peek(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3], tsapi_vref *ref)
 {
     return lookup(db, key, space, tag, ref, 0, 0, 1);
-}
-
-int tsapi_vcache_rent(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3], tsapi_vref *ref)
-{
-    return lookup(db, key, space, tag, ref, 1, 0, 1);
 }
 
 int tsapi_vcache_wide(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3], uint64_t walked)

@@ -99,9 +99,7 @@ int  tsq_exec_match(tsq_exec *e, const tsq_rowset *rs);
  * let through thousands of rows (more than 4 max(1024, 20k)) and the
  * conditions are an integer range (a column set in value order would have
  * served without walking them), how many (as many as were walked or
- * scanned before the plan gave up, when more pass), else 0; on a plan no
- * index narrows, the rows read to evaluate the conditions (UINT64_MAX: a
- * scan of every row). */
+ * scanned before the plan gave up, when more pass), else 0. */
 int  tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t dim, size_t k,
                        int ef, int metric, const tsq_vset *set, tsq_vset **built,
                        const tsq_vset *colset, uint64_t *wide, json_t *rows);

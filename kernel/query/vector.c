@@ -26,7 +26,6 @@ typedef struct vsearch {
     const tsq_vset *colset;   /* a column set (by_column's graph filter) */
     int       ranged;      /* the column set's conditions are the integers lo..hi */
     uint64_t  wide;        /* a narrowed plan passed thousands of rows: how many (tsq_vector_search) */
-    uint64_t  nread;       /* rows read to evaluate the conditions (UINT64_MAX: every row) */
     int64_t   lo, hi;
 } vsearch;
 
@@ -113,7 +112,6 @@ static int vfilter(void *ctx, const void *val, size_t vl)
     if (vl < v->pl || memcmp(val, v->pre, v->pl) != 0) return 0;
     if (!v->read_rows) return 1;
     tsrow r;
-    v->nread++;
     /* the vectors an index keeps are put back only when a condition reads them */
     int rc = tsrow_read_fill(v->x->w, v->t, v->space, (const uint8_t *)val + v->pl, vl - v->pl, 1,
                              v->cond_vectors, &r);
@@ -245,7 +243,6 @@ static int by_scan(vsearch *v, size_t col, const float *vec, size_t k, size_t ca
     const uint8_t *pk;
     size_t pkl;
     size_t seen = 0;
-    if (!cap_rows) v->nread = UINT64_MAX;   /* the plan's every row */
     while (!rc && (rc = tsq_exec_next(v->e, &rs, &pk, &pkl)) == 1) {
         if (cap_rows && ++seen > cap_rows) { rc = TS_ERR_RESOURCE; break; }
         tsd_value val;
@@ -864,8 +861,7 @@ int tsq_vector_search(tsq_exec *e, const char *field, const float *vec, size_t d
 out:
     if (wide) {
         int64_t lo, hi;   /* only a range can take a column set's binary search (col_ranged) */
-        if (!tsq_exec_narrow(e)) *wide = rc ? 0 : v.nread;
-        else *wide = !rc && int_range(tsq_exec_conds(e), &lo, &hi) ? v.wide : 0;
+        *wide = !rc && int_range(tsq_exec_conds(e), &lo, &hi) ? v.wide : 0;
     }
     return rc;
 }
