@@ -885,6 +885,28 @@ static void wide_table(ts_db *db, size_t n, float **data_out, int **cat_out)
     *cat_out = cat;
 }
 
+/* The end of a test on table "wide": the worst recall seen, then free
+ * and close. */
+static void wide_done(ts_db *db, float *data, int *cat, double worst)
+{
+    ck_assert_msg(worst >= 0.8, "worst recall %.3f", worst);
+    free(cat);
+    free(data);
+    ck_assert_int_eq(ts_close(db), TS_OK);
+}
+
+/* Commit row `row`'s cat (sequential key row, cat[row - 1]) set to v:
+ * a new table version. */
+static void wide_set_cat(ts_db *db, int *cat, int row, int v)
+{
+    ck_assert_int_eq(ts_begin(db), TS_OK);
+    json_t *rec = json_pack("{s:i}", "cat", v);
+    ck_assert_int_eq(ts_update(db, "wide", I(row), rec), TS_OK);
+    json_decref(rec);
+    ck_assert_int_eq(ts_commit(db), TS_OK);
+    cat[row - 1] = v;
+}
+
 START_TEST(filtered_search_wide_indexed)
 {
     size_t n = 20000;
@@ -908,17 +930,9 @@ START_TEST(filtered_search_wide_indexed)
         ck_assert_int_gt(stat_of(db, "vectorSetBytes"), 20000 * 8);
         ck_assert_int_ge(stat_of(db, "vectorSetHits") - hits, 16);
         /* a commit: the next searches start over at a new version */
-        ck_assert_int_eq(ts_begin(db), TS_OK);
-        json_t *rec = json_pack("{s:i}", "cat", 1);
-        ck_assert_int_eq(ts_update(db, "wide", I(1), rec), TS_OK);
-        json_decref(rec);
-        ck_assert_int_eq(ts_commit(db), TS_OK);
-        cat[0] = 1;
+        wide_set_cat(db, cat, 1, 1);
     }
-    ck_assert_msg(worst >= 0.8, "worst recall %.3f", worst);
-    free(cat);
-    free(data);
-    ck_assert_int_eq(ts_close(db), TS_OK);
+    wide_done(db, data, cat, worst);
 }
 END_TEST
 
@@ -947,12 +961,7 @@ START_TEST(column_set_between_commits)
         }
         builds += stat_of(db, "vectorSets") == 1;   /* the set of this version */
         if (c == 0) ck_assert_int_eq(stat_of(db, "vectorSets"), 1);   /* the second search ever */
-        ck_assert_int_eq(ts_begin(db), TS_OK);
-        json_t *rec = json_pack("{s:i}", "cat", 5 + c);
-        ck_assert_int_eq(ts_update(db, "wide", I(2 + c), rec), TS_OK);
-        json_decref(rec);
-        ck_assert_int_eq(ts_commit(db), TS_OK);
-        cat[1 + c] = 5 + c;
+        wide_set_cat(db, cat, 2 + c, 5 + c);
     }
     ck_assert_msg(builds == 1, "%d column sets built in 12 versions", builds);
     json_int_t hits = stat_of(db, "vectorSetHits");
@@ -966,21 +975,13 @@ START_TEST(column_set_between_commits)
     /* the same column's set for a plan no index narrows (!=) keeps its
      * own rule at every version: the second such search builds it */
     for (int c = 0; c < 3; c++) {
-        ck_assert_int_eq(ts_begin(db), TS_OK);
-        json_t *rec = json_pack("{s:i}", "cat", 40 + c);
-        ck_assert_int_eq(ts_update(db, "wide", I(20 + c), rec), TS_OK);
-        json_decref(rec);
-        ck_assert_int_eq(ts_commit(db), TS_OK);
-        cat[19 + c] = 40 + c;
+        wide_set_cat(db, cat, 20 + c, 40 + c);
         wide_search(db, data, n, 7, 600 + 2 * c);
         ck_assert_int_eq(stat_of(db, "vectorSets"), 0);
         wide_search(db, data, n, 7, 601 + 2 * c);
         ck_assert_int_eq(stat_of(db, "vectorSets"), 1);
     }
-    ck_assert_msg(worst >= 0.8, "worst recall %.3f", worst);
-    free(cat);
-    free(data);
-    ck_assert_int_eq(ts_close(db), TS_OK);
+    wide_done(db, data, cat, worst);
 }
 END_TEST
 

@@ -834,27 +834,9 @@ static void wc_detach(ngh_op *o)
 
 /* ---- the read cache ------------------------------------------------------------ */
 
-/* Set s's key runs to rs (NULL: none, made again once looked up enough),
- * no reader having s, the runs it had (and those set aside) being freed
- * or rs; its byte count goes from was (the old runs' bytes) to rs's. */
-static void snap_set_runs(ngh_idx *ix, ngh_snap *s, ngh_runs *rs, size_t was)
-{
-    ngh_runs *old = atomic_load_explicit(&s->runs, memory_order_relaxed);
-    if (old != rs) ngh_runs_free(ix, old);
-    atomic_fetch_sub_explicit(&s->bytes, ngh_runs_bytes(s->runs_dead), memory_order_relaxed);
-    ngh_runs_free(ix, s->runs_dead);
-    s->runs_dead = NULL;
-    atomic_store_explicit(&s->runs, rs, memory_order_relaxed);
-    atomic_store_explicit(&s->runs_state, rs ? 2 : 0, memory_order_relaxed);
-    atomic_store_explicit(&s->finds, 0, memory_order_relaxed);
-    if (!rs) atomic_store_explicit(&s->misses, 0, memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->bytes, ngh_runs_bytes(rs), memory_order_relaxed);
-    atomic_fetch_sub_explicit(&s->bytes, was, memory_order_relaxed);
-}
-
-/* Free what s keeps by node (format 1's keys, and unless keep_runs the
- * key runs), no reader having s, and take their bytes off its count. */
-static void snap_forget_nodes(ngh_idx *ix, ngh_snap *s, int keep_runs)
+/* Free format 1's keys s keeps by node, no reader having s, and take
+ * their bytes off its count. */
+static void snap_forget_keys(ngh_idx *ix, ngh_snap *s)
 {
     uint64_t freed = 0;
     for (uint32_t i = 0; s->pk && i < s->pkcap; i++) {
@@ -865,7 +847,6 @@ static void snap_forget_nodes(ngh_idx *ix, ngh_snap *s, int keep_runs)
         atomic_store_explicit(&s->pk[i], NULL, memory_order_relaxed);
     }
     atomic_fetch_sub_explicit(&s->bytes, freed, memory_order_relaxed);
-    if (!keep_runs) snap_set_runs(ix, s, NULL, ngh_runs_bytes(atomic_load_explicit(&s->runs, memory_order_relaxed)));
 }
 
 void ngh_snap_free(ngh_idx *ix, ngh_snap *s)
@@ -876,7 +857,9 @@ void ngh_snap_free(ngh_idx *ix, ngh_snap *s)
         ix->host->free(s->slot[a]);
         ix->host->free(s->hold[a]);
     }
-    snap_forget_nodes(ix, s, 0);
+    snap_forget_keys(ix, s);
+    ngh_runs_free(ix, atomic_load_explicit(&s->runs, memory_order_relaxed));
+    ngh_runs_free(ix, s->runs_dead);
     ix->host->free(s->pk);
     ix->host->free(s);
 }
@@ -1032,31 +1015,42 @@ static int runs_mark_stale(ngh_idx *ix, ngh_runs *rs, uint64_t g, const ngh_meta
                                      ? atomic_load_explicit(&old->slot[a][p], memory_order_acquire) : NULL;
             const uint8_t *now = was && p < wc->cap[a] ? wc->slot[a][p] : NULL;
             uint32_t id0 = p * per[j];
-            for (uint32_t i = 0; i < per[j]; i++) {
-                if (now && !node_keys_differ(m, was, now, i, a == NGH_A_PK)) continue;
-                if (ngh_runs_stale(ix, rs, id0 + i, now ? 1 : per[j] - i)) return TS_ERR_NOMEM;
-                if (!now) break;
+            if (!now) {
+                if (ngh_runs_stale(ix, rs, id0, per[j])) return TS_ERR_NOMEM;
+                continue;
             }
+            for (uint32_t i = 0; i < per[j]; i++)
+                if (node_keys_differ(m, was, now, i, a == NGH_A_PK) && ngh_runs_stale(ix, rs, id0 + i, 1))
+                    return TS_ERR_NOMEM;
         }
     }
     return TS_OK;
 }
 
-/* s moved (snap_advance): its key runs go along, stale where written. */
+/* s moved (snap_advance), no reader having it: its key runs go along,
+ * stale where written; the runs they replaced and those set aside go (no
+ * reader is inside them now).  Runs that cannot be marked, or that no
+ * longer fit the cache's bound, go too: made again once looked up enough. */
 static void snap_carry_runs(ngh_idx *ix, ngh_snap *s, const ngh_meta *m, int exact)
 {
     ngh_runs *rs = atomic_load_explicit(&s->runs, memory_order_relaxed);
-    size_t was = ngh_runs_bytes(rs);
-    if (rs && atomic_load_explicit(&s->runs_state, memory_order_relaxed) == 2) {
-        ngh_runs_free(ix, rs->older);   /* no reader is inside them now */
+    uint64_t bytes = atomic_load_explicit(&s->bytes, memory_order_relaxed) - ngh_runs_bytes(rs) -
+                     ngh_runs_bytes(s->runs_dead);
+    ngh_runs_free(ix, s->runs_dead);
+    s->runs_dead = NULL;
+    if (rs) {
+        ngh_runs_free(ix, rs->older);
         rs->older = NULL;
-        if (runs_mark_stale(ix, rs, s->gen, m, s, exact) ||
-            atomic_load_explicit(&s->bytes, memory_order_relaxed) - was + ngh_runs_bytes(rs) > ix->cache_bytes)
+        if (runs_mark_stale(ix, rs, s->gen, m, s, exact) || bytes + ngh_runs_bytes(rs) > ix->cache_bytes) {
+            ngh_runs_free(ix, rs);
             rs = NULL;
-    } else {
-        rs = NULL;
+        }
     }
-    snap_set_runs(ix, s, rs, was);
+    atomic_store_explicit(&s->runs, rs, memory_order_relaxed);
+    atomic_store_explicit(&s->runs_state, rs ? 2 : 0, memory_order_relaxed);
+    atomic_store_explicit(&s->finds, 0, memory_order_relaxed);
+    if (!rs) atomic_store_explicit(&s->misses, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->bytes, bytes + ngh_runs_bytes(rs), memory_order_relaxed);
 }
 
 /* sn, new for the write cache's state, made from from (snap_inherit):
@@ -1067,8 +1061,7 @@ static size_t snap_inherit_runs(ngh_idx *ix, ngh_snap *sn, ngh_snap *from, const
     const ngh_runs *rs = atomic_load_explicit(&from->runs, memory_order_acquire);
     ngh_runs *c = rs ? ngh_runs_copy(ix, rs) : NULL;
     if (!c) return 0;
-    size_t b = 0;
-    if (runs_mark_stale(ix, c, from->gen, m, from, 1) || ix->wc.bytes + bytes + (b = ngh_runs_bytes(c)) > ix->cache_bytes) {
+    if (runs_mark_stale(ix, c, from->gen, m, from, 1) || ix->wc.bytes + bytes + ngh_runs_bytes(c) > ix->cache_bytes) {
         ngh_runs_free(ix, c);
         return 0;
     }
@@ -1076,7 +1069,7 @@ static size_t snap_inherit_runs(ngh_idx *ix, ngh_snap *sn, ngh_snap *from, const
     atomic_store_explicit(&sn->runs_state, 2, memory_order_relaxed);
     atomic_store_explicit(&sn->misses, atomic_load_explicit(&from->misses, memory_order_relaxed),
                           memory_order_relaxed);
-    return b;
+    return ngh_runs_bytes(c);
 }
 
 /* Not published after snap_take_slots (the write cache still claimed):
@@ -1145,7 +1138,7 @@ static int snap_advance(ngh_op *o, ngh_snap *s, int take)
         s->pk = pk;
         s->pkcap = o->m.count;
     }
-    snap_forget_nodes(ix, s, 1);   /* format 1's keys: made again for the new state */
+    snap_forget_keys(ix, s);   /* made again for the new state */
     snap_carry_runs(ix, s, &o->m, take);
     uint64_t bytes = atomic_load_explicit(&s->bytes, memory_order_relaxed);
     for (int a = 0; a < NGH_SNAP_ARRAYS; a++) {
