@@ -594,6 +594,33 @@ static int column_set_build(ts_db *db, tsq_exec *e, uint64_t space, const uint64
     return rc;
 }
 
+/* The column set of an earlier version (p) patched with the rows changed
+ * since: the reads of those rows only.  When the journal no longer has
+ * them, or they pass a sixteenth of the rows: a plan no index narrows
+ * builds a new set from every row at once; a narrowed one, whose index
+ * answers without, waits as at a version without a set to patch
+ * (column_set_wide). */
+static int column_set_patch(ts_db *db, tsq_exec *e, uint64_t space, const uint64_t tag[3],
+                            const char *key, size_t col, int narrowed, tsapi_vpatch *p, tsq_vset **built)
+{
+    tstbl_keys chg;
+    const tstbl *t = tsq_exec_ctx(e)->src[0].t;
+    int rc = tstbl_changes(&db->tables, t->def->name, tag[0], space, p->from, tag[2], &chg);
+    if (!rc) {
+        rc = tsq_vector_column_patch(e, col, p->old, &chg, built);
+        tstbl_keys_free(&chg);
+    }
+    tsq_vset_free(p->old);
+    if (rc == TS_ERR_UNSUPPORTED) {   /* a value no set holds: none at this version */
+        tsapi_vcache_put(db, key, space, tag, NULL);
+        return TS_OK;
+    }
+    int redo = rc == TS_ERR_NOT_FOUND || rc == TS_ERR_RESOURCE;   /* changes unknown, or many */
+    if (!rc || (redo && !narrowed)) return rc ? column_set_build(db, e, space, tag, key, col, built) : TS_OK;
+    tsapi_vcache_unpatch(db, key, space, tag);
+    return redo ? TS_OK : rc;
+}
+
 /* Conditions on one numeric column seen for the first time (conditions
  * that repeat get their own set on the second sighting, which is faster
  * still): a column set, every row's key and value of that column,
@@ -624,10 +651,15 @@ static int column_set(ts_db *db, tsq_exec *e, uint64_t space, const uint64_t tag
             *key = NULL;
             return TS_OK;
         }
-        *due = tsapi_vcache_peek(db, *key, space, tag, ref) == TSAPI_VC_BUILD;
+    }
+    tsapi_vpatch p;
+    int look = tsapi_vcache_column(db, *key, space, tag, *narrowed, ref, &p);
+    if (look == TSAPI_VC_PATCH) return column_set_patch(db, e, space, tag, *key, *col, *narrowed, &p, built);
+    if (*narrowed) {
+        *due = look == TSAPI_VC_BUILD;
         return TS_OK;
     }
-    if (tsapi_vcache_lookup(db, *key, space, tag, ref) != TSAPI_VC_BUILD) return TS_OK;
+    if (look != TSAPI_VC_BUILD) return TS_OK;
     return column_set_build(db, e, space, tag, *key, *col, built);
 }
 
@@ -702,7 +734,7 @@ int ts_vector_search(ts_query *q, const char *field, const float *vec, size_t di
     if (!rc) rc = tsq_vector_search(e, field, vec, dim, k, q->ef_search, q->vmetric - 1, ref.set,
                                     look == TSAPI_VC_BUILD ? &built : NULL, colset, &wide,
                                     r->rows);
-    if (!rc && cnarrow && ckey && wide && !cref.set)
+    if (!rc && cnarrow && ckey && wide && !cref.set && !cbuilt)
         column_set_wide(q->db, e, space, tag, ckey, ccol, cdue, wide, &cbuilt);
     if (cbuilt) tsapi_vcache_put(q->db, ckey, space, tag, cbuilt);   /* takes it */
     if (cref.entry) tsapi_vcache_release(q->db, &cref);

@@ -40,6 +40,10 @@ typedef struct tsapi_vref { const tsq_vset *set; void *entry; } tsapi_vref;
 #define TSAPI_VC_NONE  0   /* no set: search as usual */
 #define TSAPI_VC_HIT   1   /* ref->set holds: release it after the search */
 #define TSAPI_VC_BUILD 2   /* seen before: build the set and tsapi_vcache_put it */
+#define TSAPI_VC_PATCH 3   /* patch the earlier version's column set and put it (tsapi_vcache_column) */
+/* A column set of an earlier version to patch: a holder's share
+ * (tsq_vset_free it) and that version. */
+typedef struct tsapi_vpatch { tsq_vset *old; uint64_t from; } tsapi_vpatch;
 /* The cache key of q's conditions for field (malloc'd), or NULL when q
  * cannot use the cache (no conditions, joins, custom predicates). */
 char *tsapi_vcache_key(const ts_query *q, const char *field);
@@ -49,12 +53,20 @@ char *tsapi_vcache_key(const ts_query *q, const char *field);
  * TSAPI_VC_*. */
 int  tsapi_vcache_lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3],
                          tsapi_vref *ref);
-/* For a plan an index narrows: tsapi_vcache_lookup that does not
- * remember a key it has not seen (a search that may not need a set leaves
- * no entry behind; an entry of an earlier version that built a set is
- * kept for its size), and whose TSAPI_VC_BUILD at a later version waits
- * for the walks tsapi_vcache_wide counts. */
-int  tsapi_vcache_peek(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3], tsapi_vref *ref);
+/* tsapi_vcache_lookup for a column set, which may also be TSAPI_VC_PATCH:
+ * an earlier version of the same table definition had one (*patch holds
+ * it); patch it with the rows changed since (tstbl_changes) and put it
+ * (or, when that cannot be done, build one).  Until then other searches
+ * at this version get TSAPI_VC_NONE.  For a plan an index narrows
+ * (narrowed) a key not seen is not remembered (a search that may not need
+ * a set leaves no entry behind; an entry of an earlier version that built
+ * a set is kept for its size), and TSAPI_VC_BUILD at a later version
+ * waits for the walks tsapi_vcache_wide counts. */
+int  tsapi_vcache_column(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3], int narrowed,
+                         tsapi_vref *ref, tsapi_vpatch *patch);
+/* After TSAPI_VC_PATCH when no patch can be made: the entry becomes one
+ * seen once, as if there had been nothing to patch. */
+void tsapi_vcache_unpatch(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3]);
 /* After a search on a plan an index narrows that walked `walked` rows
  * passing an integer range (key a column set's): remembered like a
  * lookup, and TSAPI_VC_BUILD when a column set is due: at the second such
@@ -66,8 +78,10 @@ int  tsapi_vcache_peek(ts_db *db, const char *key, uint64_t space, const uint64_
  * knowing the future).  TSAPI_VC_HIT (a set is there) or TSAPI_VC_NONE
  * otherwise; it never leaves a reference. */
 int  tsapi_vcache_wide(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3], uint64_t walked);
-/* The sets held, their bytes and the lookups that found one since open. */
-void tsapi_vcache_stats(ts_db *db, uint64_t *sets, uint64_t *bytes, uint64_t *hits);
+/* The sets held, their bytes, the lookups that found one, and the column
+ * sets built from every row and patched, since open. */
+void tsapi_vcache_stats(ts_db *db, uint64_t *sets, uint64_t *bytes, uint64_t *hits, uint64_t *builds,
+                        uint64_t *patches);
 /* Hand a set built after TSAPI_VC_BUILD (for the same space and tag) to
  * the cache (NULL: too many rows pass, do not try again at this tag); it
  * takes set in every case. */

@@ -398,13 +398,15 @@ int tsapi_tables_stats(ts_db *db, json_t *stats)
     }
     pthread_mutex_unlock(&db->tables.lock);
     if (!rc) {
-        uint64_t sets, bytes, hits;
-        tsapi_vcache_stats(db, &sets, &bytes, &hits);
+        uint64_t sets, bytes, hits, builds, patches;
+        tsapi_vcache_stats(db, &sets, &bytes, &hits, &builds, &patches);
         json_object_set_new(stats, "tables", json_integer((json_int_t)tables));
         json_object_set_new(stats, "rows", json_integer((json_int_t)rows));
         json_object_set_new(stats, "vectorSets", json_integer((json_int_t)sets));
         json_object_set_new(stats, "vectorSetBytes", json_integer((json_int_t)bytes));
         json_object_set_new(stats, "vectorSetHits", json_integer((json_int_t)hits));
+        json_object_set_new(stats, "vectorSetBuilds", json_integer((json_int_t)builds));
+        json_object_set_new(stats, "vectorSetPatches", json_integer((json_int_t)patches));
     }
     return tscall_end(&c, rc);
 }

@@ -25,7 +25,7 @@
 #define VC_MAX   32
 #define VC_BYTES ((size_t)128 << 20)
 
-enum { VC_SEEN = 0, VC_SET = 1, VC_BIG = 2 };
+enum { VC_SEEN = 0, VC_SET = 1, VC_BIG = 2, VC_PATCH = 3 /* a search patches the last version's */ };
 
 typedef struct vcentry {
     char     *key;
@@ -49,14 +49,12 @@ struct tsapi_vcache {
     size_t          n, bytes;
     uint64_t        clock;
     uint64_t        hits;   /* lookups that found a set (ts_stats) */
+    uint64_t        builds, patches;   /* column sets built from every row, patched */
 };
 
 static void entry_free(vcentry *e)
 {
-    if (e->set) {
-        tsq_vset_clear(e->set);
-        free(e->set);
-    }
+    tsq_vset_free(e->set);
     free(e->key);
     free(e);
 }
@@ -91,11 +89,13 @@ char *tsapi_vcache_key(const ts_query *q, const char *field)
 /* remember: make an entry for a key not seen; walked: a narrowed plan's
  * wide search walked that many keys (tsapi_vcache_wide); gate: the
  * caller is a narrowed plan, whose set is due at a later version only
- * once that version's walks reach the last set's rows. */
+ * once that version's walks reach the last set's rows; patch (or NULL):
+ * the caller can patch a column set of an earlier version. */
 static int lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3], tsapi_vref *ref,
-                  int remember, uint64_t walked, int gate)
+                  int remember, uint64_t walked, int gate, tsapi_vpatch *patch)
 {
     memset(ref, 0, sizeof *ref);
+    if (patch) memset(patch, 0, sizeof *patch);
     /* made on first use under db->lock, published whole (release) */
     struct tsapi_vcache *c = __atomic_load_n(&db->vcache, __ATOMIC_ACQUIRE);
     if (!c) {
@@ -116,11 +116,20 @@ static int lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag
     uint64_t rows = 0;
     if (i < c->n && !same_tag(c->e[i], tag)) {
         vcentry *o = c->e[i];
+        int same_def = o->num == tag[0] && o->created == tag[1];
         /* a narrowed plan's column set: its size goes on with the table
          * (not past a change of definition) */
-        if (o->narrow && o->num == tag[0] && o->created == tag[1]) {
+        if (o->narrow && same_def) {
             narrow = remember = 1;
-            rows = o->set ? o->set->n : o->rows;
+            rows = o->set ? tsq_vset_rows(o->set) : o->rows;
+        }
+        /* an earlier version's column set: the caller patches it with
+         * the rows changed since, instead of reading every row */
+        if (patch && same_def && o->state == VC_SET && o->set->val && o->version < tag[2]) {
+            tsq_vset_share(o->set);
+            patch->old = o->set;
+            patch->from = o->version;
+            remember = 1;
         }
         entry_drop(c, i);   /* older data: start over (seen again now) */
         i = c->n;
@@ -156,7 +165,8 @@ static int lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag
             e->num = tag[0];
             e->created = tag[1];
             e->version = tag[2];
-            e->state = VC_SEEN;
+            e->state = patch && patch->old ? VC_PATCH : VC_SEEN;
+            if (e->state == VC_PATCH) r = TSAPI_VC_PATCH;
             e->used = ++c->clock;
             e->narrow = narrow || walked;
             e->owed = walked;
@@ -167,35 +177,56 @@ static int lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag
         }
     }
     pthread_mutex_unlock(&c->lock);
+    if (patch && patch->old && r != TSAPI_VC_PATCH) {   /* no entry to patch onto */
+        tsq_vset_free(patch->old);
+        memset(patch, 0, sizeof *patch);
+    }
     return r;
 }
 
 int tsapi_vcache_lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3],
                         tsapi_vref *ref)
 {
-    return lookup(db, key, space, tag, ref, 1, 0, 0);
+    return lookup(db, key, space, tag, ref, 1, 0, 0, NULL);
 }
 
-int tsapi_vcache_peek(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3], tsapi_vref *ref)
+int tsapi_vcache_column(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3], int narrowed,
+                        tsapi_vref *ref, tsapi_vpatch *patch)
 {
-    return lookup(db, key, space, tag, ref, 0, 0, 1);
+    return lookup(db, key, space, tag, ref, !narrowed, 0, narrowed, patch);
+}
+
+void tsapi_vcache_unpatch(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3])
+{
+    struct tsapi_vcache *c = __atomic_load_n(&db->vcache, __ATOMIC_ACQUIRE);
+    if (!c) return;
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < c->n; i++) {
+        vcentry *e = c->e[i];
+        if (e->space == space && !strcmp(e->key, key) && same_tag(e, tag) && e->state == VC_PATCH)
+            e->state = VC_SEEN;
+    }
+    pthread_mutex_unlock(&c->lock);
 }
 
 int tsapi_vcache_wide(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3], uint64_t walked)
 {
     tsapi_vref ref;
-    return lookup(db, key, space, tag, &ref, 1, walked ? walked : 1, 1);
+    return lookup(db, key, space, tag, &ref, 1, walked ? walked : 1, 1, NULL);
 }
 
-void tsapi_vcache_stats(ts_db *db, uint64_t *sets, uint64_t *bytes, uint64_t *hits)
+void tsapi_vcache_stats(ts_db *db, uint64_t *sets, uint64_t *bytes, uint64_t *hits, uint64_t *builds,
+                        uint64_t *patches)
 {
-    *sets = *bytes = *hits = 0;
+    *sets = *bytes = *hits = *builds = *patches = 0;
     struct tsapi_vcache *c = __atomic_load_n(&db->vcache, __ATOMIC_ACQUIRE);
     if (!c) return;
     pthread_mutex_lock(&c->lock);
     for (size_t i = 0; i < c->n; i++) *sets += c->e[i]->state == VC_SET;
     *bytes = c->bytes;
     *hits = c->hits;
+    *builds = c->builds;
+    *patches = c->patches;
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -207,8 +238,8 @@ void tsapi_vcache_put(ts_db *db, const char *key, uint64_t space, const uint64_t
     pthread_mutex_lock(&c->lock);
     size_t i = 0;
     while (i < c->n && !(c->e[i]->space == space && !strcmp(c->e[i]->key, key))) i++;
-    /* only onto the entry it was built for (same version, still seen once) */
-    if (i == c->n || c->e[i]->state != VC_SEEN || !same_tag(c->e[i], tag)) {
+    /* only onto the entry it was made for (same version, still without) */
+    if (i == c->n || (c->e[i]->state != VC_SEEN && c->e[i]->state != VC_PATCH) || !same_tag(c->e[i], tag)) {
         pthread_mutex_unlock(&c->lock);
         goto discard;
     }
@@ -224,13 +255,14 @@ void tsapi_vcache_put(ts_db *db, const char *key, uint64_t space, const uint64_t
     }
     if (set) {
         /* what the next version's narrowed searches must walk first */
-        e->rows = set->n;
+        e->rows = tsq_vset_rows(set);
         e->owed = 0;
+        if (set->base) c->patches++;
+        else if (set->val) c->builds++;   /* column sets only */
     }
     if (set && (bytes > VC_BYTES / 2 || c->bytes + bytes > VC_BYTES)) {
         /* too big to keep: do not build it again at this version */
-        tsq_vset_clear(set);
-        free(set);
+        tsq_vset_free(set);
         set = NULL;
         bytes = 0;
     }
@@ -241,10 +273,7 @@ void tsapi_vcache_put(ts_db *db, const char *key, uint64_t space, const uint64_t
     pthread_mutex_unlock(&c->lock);
     return;
 discard:
-    if (set) {
-        tsq_vset_clear(set);
-        free(set);
-    }
+    tsq_vset_free(set);
 }
 
 void tsapi_vcache_release(ts_db *db, tsapi_vref *ref)

@@ -609,6 +609,80 @@ int tsq_vector_column_build(tsq_exec *e, size_t col, tsq_vset **out)
     return TS_OK;
 }
 
+/* Changes past this share of a column set's rows: build it again (a
+ * patched set copies its own rows and its hidden bits at every version). */
+#define TSQ_VSET_PATCH_MIN 4096
+static size_t patch_max(const tsq_vset *base)
+{
+    return base->n / 16 > TSQ_VSET_PATCH_MIN ? base->n / 16 : TSQ_VSET_PATCH_MIN;
+}
+
+int tsq_vector_column_patch(tsq_exec *e, size_t col, tsq_vset *old, const tstbl_keys *chg, tsq_vset **out)
+{
+    *out = NULL;
+    tsq_ctx *x = tsq_exec_ctx(e);
+    tstbl *t = x->src[0].t;
+    const tsq_vset *base = old->base ? old->base : old;
+    size_t own = old->base ? old->n + old->nhidden : 0;
+    if (!old->val || own + chg->n > patch_max(base)) return TS_ERR_RESOURCE;
+    tsq_vset *s = malloc(sizeof *s);
+    tsq_vset ck;   /* the changed keys, to find them (a key may repeat) */
+    int rc = tsq_vset_init(&ck, 0);
+    if (!s || rc) {
+        free(s);
+        if (!rc) tsq_vset_clear(&ck);
+        return tsenv_error(x->env, TS_ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < chg->n && !rc; i++)
+        rc = tsq_vset_add(&ck, chg->kb + chg->ko[i], chg->ko[i + 1] - chg->ko[i], NULL);
+    if (!rc) rc = tsq_vset_seal(&ck);
+    if (!rc) rc = tsq_vset_patch_init(s, old);
+    else {
+        free(s);
+        s = NULL;
+    }
+    /* the rows old had changed that did not change again */
+    for (size_t i = 0; old->base && i < old->n && !rc; i++) {
+        size_t pkl;
+        const uint8_t *pk = tsq_vset_key(old, i, &pkl);
+        if (tsq_vset_has(&ck, pk, pkl)) continue;
+        const tsq_vval *ov = &old->val[i];
+        tsd_value val = { .kind = (tsd_vkind)ov->kind };
+        if (ov->kind == TSD_V_DOUBLE) val.d = ov->u.d;
+        else val.i = ov->u.i;
+        if (!(rc = tsq_vset_add(s, pk, pkl, NULL))) rc = tsq_vset_add_value(s, &val);
+    }
+    /* the changed rows as the snapshot has them */
+    uint8_t key[TSROW_KEY_CAP];
+    size_t pl = ts_key_int(key, sizeof key, 0, (int64_t)x->src[0].space);
+    for (size_t i = 0; i < ck.n && !rc; i++) {
+        size_t pkl;
+        const uint8_t *pk = tsq_vset_key(&ck, i, &pkl);
+        if (tsq_vset_find(&ck, pk, pkl) != (long)i) continue;   /* listed before */
+        if (pl + pkl > sizeof key) { rc = tsenv_error(x->env, TS_ERR_CORRUPT, "primary key too long"); break; }
+        tsq_vset_hide(s, pk, pkl);
+        memcpy(key + pl, pk, pkl);
+        void *row = NULL;
+        size_t rl = 0;
+        rc = tsix_get(t->primary, x->w->tx, key, pl + pkl, &row, &rl);
+        if (rc == TS_ERR_NOT_FOUND) { rc = TS_OK; continue; }   /* deleted */
+        tsd_value val;
+        if (!rc) rc = tsd_row_field(x->env, t->def, row, rl, col, &val);
+        if (!rc && !value_kind_ok(val.kind)) rc = TS_ERR_UNSUPPORTED;
+        if (!rc && !(rc = tsq_vset_add(s, pk, pkl, NULL))) rc = tsq_vset_add_value(s, &val);
+        free(row);
+    }
+    tsq_vset_clear(&ck);
+    if (!rc) rc = tsq_vset_order(s);
+    if (!rc) rc = tsq_vset_seal(s);
+    if (rc) {
+        if (s) tsq_vset_free(s);
+        return rc == TS_ERR_NOMEM ? tsenv_error(x->env, rc, "out of memory") : rc;
+    }
+    *out = s;
+    return TS_OK;
+}
+
 static int col_pass(const tsq_cgroup *g, const tsq_vset *cs, size_t i)
 {
     /* once a row per search: no call, no copy of a whole tsd_value */
@@ -676,8 +750,42 @@ static int vfilter_col(void *ctx, const void *val, size_t vl)
 {
     vsearch *v = ctx;
     if (vl < v->pl || memcmp(val, v->pre, v->pl) != 0) return 0;
-    long i = tsq_vset_find(v->colset, (const uint8_t *)val + v->pl, vl - v->pl);
-    return i >= 0 && row_pass(v, tsq_exec_conds(v->e), v->colset, (size_t)i);
+    const tsq_vset *in;
+    long i = tsq_vset_col_find(v->colset, (const uint8_t *)val + v->pl, vl - v->pl, &in);
+    return i >= 0 && row_pass(v, tsq_exec_conds(v->e), in, (size_t)i);
+}
+
+/* The rows of column set cs passing (a patched set's: the base's rows
+ * not hidden, then its own) from..to - 1 of each part, as a set of keys
+ * (ks, initialised here). */
+static int col_keys(const vsearch *v, const tsq_vset *cs, const size_t from[2], const size_t to[2],
+                    int test, tsq_vset *ks)
+{
+    if (tsq_vset_init(ks, 0)) return TS_ERR_NOMEM;
+    const tsq_cgroup *g = tsq_exec_conds(v->e);
+    const tsq_vset *part[2] = { cs->base ? cs->base : cs, cs->base ? cs : NULL };
+    int rc = TS_OK;
+    for (int p = 0; p < 2 && part[p] && !rc; p++) {
+        for (size_t i = from[p]; i < to[p] && !rc; i++) {
+            if (p == 0 && cs->base && tsq_vset_hidden(cs, i)) continue;
+            if (test && !row_pass(v, g, part[p], i)) continue;
+            size_t pkl;
+            const uint8_t *pk = tsq_vset_key(part[p], i, &pkl);
+            rc = tsq_vset_add(ks, pk, pkl, NULL);
+        }
+    }
+    return rc;
+}
+
+/* Hidden rows of a patched set's base among rows from..to - 1. */
+static size_t hidden_in(const tsq_vset *cs, size_t from, size_t to)
+{
+    size_t n = 0, i = from;
+    if (!cs->nhidden) return 0;
+    for (; i < to && (i & 63); i++) n += (size_t)tsq_vset_hidden(cs, i);
+    for (; i + 64 <= to; i += 64) n += (size_t)__builtin_popcountll(cs->hidden[i >> 6]);
+    for (; i < to; i++) n += (size_t)tsq_vset_hidden(cs, i);
+    return n;
 }
 
 /* The search through a column set: the conditions evaluated on the cached
@@ -690,19 +798,28 @@ static int by_column(vsearch *v, size_t col, tsix *ix, const tsq_vset *cs, const
                      size_t dim, size_t k, int ef, json_t *rows)
 {
     const tsq_cgroup *g = tsq_exec_conds(v->e);
-    size_t cap = base_cap(k), from = 0, to = 0;
+    const tsq_vset *base = cs->base ? cs->base : cs;   /* a patched set: its own rows are few */
+    size_t cap = base_cap(k), total = tsq_vset_rows(cs);
+    size_t from[2] = { 0, 0 }, to[2] = { base->n, cs->base ? cs->n : 0 }, pass = 0, hid = 0;
     v->ranged = int_range(g, &v->lo, &v->hi);
     /* ordered: the passing rows by value, counted exactly */
-    int ordered = v->ranged && tsq_vset_range(cs, v->lo, v->hi, &from, &to), graph = 0;
+    int ordered = v->ranged && tsq_vset_range(base, v->lo, v->hi, &from[0], &to[0]), graph = 0;
+    if (ordered && cs->base) {
+        tsq_vset_range(cs, v->lo, v->hi, &from[1], &to[1]);
+        hid = hidden_in(cs, from[0], to[0]);
+        pass = to[0] - from[0] - hid + to[1] - from[1];
+    } else if (ordered) {
+        pass = to[0] - from[0];
+    }
     if (ordered) {
-        if (ix && to - from > cap) cap = exact_cap(v, ix, k, ef, cs->n);   /* only when it matters */
-        graph = ix && to - from > cap;
+        if (ix && pass > cap) cap = exact_cap(v, ix, k, ef, total);   /* only when it matters */
+        graph = ix && pass > cap;
     } else {
-        cap = exact_cap(v, ix, k, ef, cs->n);
-        if (ix && cs->n > 4 * cap) {   /* a sample estimates how many pass */
-            size_t step = cs->n / 1024, pass = 0, seen = 0;
-            for (size_t i = 0; i < cs->n; i += step, seen++) pass += (size_t)row_pass(v, g, cs, i);
-            graph = pass * cs->n > 2 * cap * seen;
+        cap = exact_cap(v, ix, k, ef, total);
+        if (ix && base->n > 4 * cap) {   /* a sample of the base estimates how many pass */
+            size_t step = base->n / 1024, hit = 0, seen = 0;
+            for (size_t i = 0; i < base->n; i += step, seen++) hit += (size_t)row_pass(v, g, base, i);
+            graph = hit * base->n > 2 * cap * seen;
         }
     }
     if (graph) {
@@ -712,18 +829,11 @@ static int by_column(vsearch *v, size_t col, tsix *ix, const tsq_vset *cs, const
         return rc;
     }
     tsq_vset ks;
-    if (ordered) {
-        tsq_vset_range_view(cs, from, to, &ks);
+    if (ordered && !hid && to[1] == from[1]) {   /* the base's rows alone, in sequence */
+        tsq_vset_range_view(base, from[0], to[0], &ks);
         return by_keys(v, col, ix, &ks, vec, k, rows);
     }
-    if (tsq_vset_init(&ks, 0)) return tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
-    int rc = TS_OK;
-    for (size_t i = 0; i < cs->n && !rc; i++) {
-        if (!row_pass(v, g, cs, i)) continue;
-        size_t pkl;
-        const uint8_t *pk = tsq_vset_key(cs, i, &pkl);
-        rc = tsq_vset_add(&ks, pk, pkl, NULL);
-    }
+    int rc = col_keys(v, cs, from, to, !ordered, &ks);
     return by_key_set(v, col, ix, &ks, rc, vec, dim, k, ef, cap, rows);
 }
 

@@ -157,7 +157,7 @@ int tsq_vset_order(tsq_vset *s)
     s->kocap = s->n + 1;
     s->val = val;
     s->valcap = s->n;
-    s->ordered = 1;
+    s->ordered = !s->base || s->base->ordered;   /* a patched set: both parts */
     s->norder = n;
     return TS_OK;
 }
@@ -192,11 +192,69 @@ void tsq_vset_range_view(const tsq_vset *cs, size_t from, size_t to, tsq_vset *v
     view->ko = cs->ko + from;   /* offsets stay absolute: tsq_vset_key works as is */
 }
 
+int tsq_vset_patch_init(tsq_vset *s, tsq_vset *old)
+{
+    tsq_vset *base = old->base ? old->base : old;
+    int rc = tsq_vset_init(s, 0);
+    if (rc) return rc;
+    size_t words = (base->n + 63) / 64;
+    s->hidden = calloc(words ? words : 1, sizeof *s->hidden);
+    if (!s->hidden) {
+        tsq_vset_clear(s);
+        return TS_ERR_NOMEM;
+    }
+    if (old->base) {
+        memcpy(s->hidden, old->hidden, words * sizeof *s->hidden);
+        s->nhidden = old->nhidden;
+    }
+    tsq_vset_share(base);
+    s->base = base;
+    return TS_OK;
+}
+
+void tsq_vset_hide(tsq_vset *s, const uint8_t *pk, size_t pkl)
+{
+    long i = tsq_vset_find(s->base, pk, pkl);
+    if (i < 0 || tsq_vset_hidden(s, (size_t)i)) return;
+    s->hidden[(size_t)i >> 6] |= (uint64_t)1 << ((size_t)i & 63);
+    s->nhidden++;
+}
+
+size_t tsq_vset_rows(const tsq_vset *s)
+{
+    return s->base ? s->base->n - s->nhidden + s->n : s->n;
+}
+
+long tsq_vset_col_find(const tsq_vset *s, const uint8_t *pk, size_t pkl, const tsq_vset **in)
+{
+    long i = tsq_vset_find(s, pk, pkl);
+    *in = s;
+    if (i >= 0 || !s->base) return i;
+    i = tsq_vset_find(s->base, pk, pkl);
+    *in = s->base;
+    return i >= 0 && !tsq_vset_hidden(s, (size_t)i) ? i : -1;
+}
+
+void tsq_vset_share(tsq_vset *s)
+{
+    __atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
+}
+
+void tsq_vset_free(tsq_vset *s)
+{
+    if (!s) return;
+    /* the last holder sees every other holder's reads finished (acq_rel) */
+    if (__atomic_fetch_sub(&s->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
+    tsq_vset_clear(s);
+    free(s);
+}
+
 size_t tsq_vset_bytes(const tsq_vset *s)
 {
-    return s->kbcap + s->kocap * sizeof *s->ko + s->veccap * sizeof *s->vec +
-           s->valcap * sizeof *s->val +
-           (s->slot ? (s->mask + 1) * sizeof *s->slot : 0) + sizeof *s;
+    size_t own = s->kbcap + s->kocap * sizeof *s->ko + s->veccap * sizeof *s->vec +
+                 s->valcap * sizeof *s->val + (s->slot ? (s->mask + 1) * sizeof *s->slot : 0) + sizeof *s;
+    /* a patched set counts its base: the set it was made from goes soon */
+    return s->base ? own + (s->base->n + 63) / 64 * sizeof *s->hidden + tsq_vset_bytes(s->base) : own;
 }
 
 void tsq_vset_clear(tsq_vset *s)
@@ -206,5 +264,7 @@ void tsq_vset_clear(tsq_vset *s)
     free(s->vec);
     free(s->slot);
     free(s->val);
+    free(s->hidden);
+    tsq_vset_free(s->base);
     memset(s, 0, sizeof *s);
 }

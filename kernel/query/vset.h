@@ -45,6 +45,14 @@ typedef struct tsq_vset {
      * keys lie in sequence, instead of a pass over every row */
     int        ordered;
     size_t     norder;
+    /* a patched column set (tsq_vset_patch_init): the rows of base (a
+     * column set shared with others, never changed) whose bit in hidden
+     * is clear, plus this set's own rows, the rows commits changed since
+     * base was built; ordered only when both parts are */
+    struct tsq_vset *base;
+    uint64_t  *hidden;
+    size_t     nhidden;
+    unsigned   refs;       /* holders besides the first (tsq_vset_share) */
 } tsq_vset;
 
 /* An empty set that keeps vectors of dim floats while it has at most
@@ -77,6 +85,30 @@ long tsq_vset_find(const tsq_vset *s, const uint8_t *pk, size_t pkl);
 /* Row i's key and (when kept) vector. */
 const uint8_t *tsq_vset_key(const tsq_vset *s, size_t i, size_t *pkl);
 const float   *tsq_vset_vec(const tsq_vset *s, size_t i);
+/* A patched column set s (initialised here) over old's rows: old's base
+ * when old is patched, else old itself, shared (tsq_vset_share), with
+ * old's hidden rows; s's own rows are for the caller to add (keys and
+ * values), hiding the base's rows they replace (tsq_vset_hide), then
+ * tsq_vset_order and tsq_vset_seal as for any column set.  TS_OK or
+ * TS_ERR_NOMEM. */
+int  tsq_vset_patch_init(tsq_vset *s, tsq_vset *old);
+/* Of a patched set: the base's row with key pk is gone or changed. */
+void tsq_vset_hide(tsq_vset *s, const uint8_t *pk, size_t pkl);
+/* Of a patched set: whether the base's row i is hidden. */
+static inline int tsq_vset_hidden(const tsq_vset *s, size_t i)
+{
+    return (int)(s->hidden[i >> 6] >> (i & 63)) & 1;
+}
+/* The rows of a column set, patched or not. */
+size_t tsq_vset_rows(const tsq_vset *s);
+/* The row of key pk in a column set, patched or not: its index in the
+ * set *in (s or s->base) that holds its value, or -1 when absent. */
+long tsq_vset_col_find(const tsq_vset *s, const uint8_t *pk, size_t pkl, const tsq_vset **in);
+/* One more holder of a malloc'd set s; each holder lets go with
+ * tsq_vset_free, the last frees it. */
+void tsq_vset_share(tsq_vset *s);
+/* Let go of a malloc'd set (clear and free it when no other holder). */
+void tsq_vset_free(tsq_vset *s);
 /* The memory the set holds, in bytes. */
 size_t tsq_vset_bytes(const tsq_vset *s);
 /* Free what the set holds (s itself is the caller's). */

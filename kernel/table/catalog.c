@@ -23,6 +23,7 @@ static void tbl_free(tstbl *t)
     free(t->roots);
     json_decref(t->pkgen_opts);
     free(t->vstrip);
+    tstbl_journal_free(t);
     tsd_table_free(t->def);
     tsmig_online_free(t->mig);
     free(t);
@@ -158,6 +159,7 @@ static int open_table(tstbl_map *m, tsd_table *def, uint64_t num, uint64_t proot
     if (!t) { tsd_table_free(def); return tsenv_error(env, TS_ERR_NOMEM, "out of memory"); }
     t->def = def;
     t->num = num;
+    t->jfrom = m->next_commit + 1;   /* commits before this object are not in its journal */
     t->primary_root = proot;
     t->ttl_root = ttl_root;
     size_t ni = def->nindexes;
@@ -824,7 +826,11 @@ int tstbl_before_commit(tstbl_map *m, tstx *tx, uint64_t *commit_no)
     for (size_t i = 0; i < m->n; i++) {
         tstbl *t = m->t[i];
         if (t->pending == tx) { t->created = n; t->pending = NULL; }
-        if (t->dirty) { __atomic_store_n(&t->last_commit, n, __ATOMIC_RELEASE); t->dirty = 0; }
+        if (t->dirty) {
+            tstbl_journal_commit(t, n);
+            __atomic_store_n(&t->last_commit, n, __ATOMIC_RELEASE);
+            t->dirty = 0;
+        }
     }
     m->ddl_dirty = 0;
     pthread_mutex_unlock(&m->lock);
@@ -867,7 +873,10 @@ uint64_t tstbl_version(tstbl_map *m, const char *name, uint64_t *num)
 void tstbl_before_rollback(tstbl_map *m, tspg *pg)
 {
     pthread_mutex_lock(&m->lock);
-    for (size_t i = 0; i < m->n; i++) m->t[i]->dirty = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        m->t[i]->dirty = 0;
+        tstbl_journal_rollback(m->t[i]);
+    }
     pthread_mutex_unlock(&m->lock);
     states_drop(m);
     if (!m->ddl_dirty && !m->mig_dirty) return;

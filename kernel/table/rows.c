@@ -513,6 +513,7 @@ int tsrow_put(tsw *w, tstbl *t, uint64_t space, const uint8_t *row, size_t len, 
         return rc;
     }
     t->dirty = 1;
+    tstbl_journal_note(t, space, pk, pkl);
     rc = tstbl_count_add(w->m, w->tx, t, space, 1);
     if (!rc) rc = undo_push(w, t, space, 1, pk, pkl, 0);
     return rc;
@@ -533,8 +534,11 @@ int tsrow_del(tsw *w, tstbl *t, uint64_t space, const uint8_t *pk, size_t pkl)
     if (!rc) rc = with_space(w, space, pk, pkl, k, &kl);
     if (!rc) rc = tsix_remove(t->primary, w->tx, k, kl, NULL, 0);
     if (!rc && t->mig) rc = tsmig_mirror_del(w, t, space, pk, pkl);
-    if (!rc) t->dirty = 1;
-    if (!rc) rc = tstbl_count_add(w->m, w->tx, t, space, -1);
+    if (!rc) {
+        t->dirty = 1;
+        tstbl_journal_note(t, space, pk, pkl);
+        rc = tstbl_count_add(w->m, w->tx, t, space, -1);
+    }
     if (!rc) rc = undo_push(w, t, space, 0, r.row, r.len, r.expires);
     tsrow_done(&r);
     return rc;
@@ -633,6 +637,7 @@ int tsrow_replace(tsw *w, tstbl *t, uint64_t space, const tsrow *old, const uint
     }
     if (rc) return rc;   /* only I/O-class failures get here: the caller gives up the transaction */
     t->dirty = 1;
+    tstbl_journal_note(t, space, pk, pkl);
     rc = undo_push(w, t, space, 0, old->row, old->len, old->expires);
     if (!rc) rc = undo_push(w, t, space, 1, pk, pkl, 0);
     return rc;

@@ -55,6 +55,11 @@ typedef struct tstbl {
      * rows.c, strip_mask) */
     unsigned char      *vstrip;
     int                 vstrip_known;
+    /* the rows recent commits changed (table/journal.c): every commit
+     * numbered >= jfrom that changed rows is in jn */
+    struct tstbl_journal *jn;
+    uint64_t            jfrom;
+    int                 jover;     /* a note failed: forget all at the commit (writer) */
 } tstbl;
 
 typedef struct tstbl_state tstbl_state;
@@ -116,6 +121,28 @@ int  tstbl_after_commit(tstbl_map *m, uint64_t commit_no, int ok);
 /* A table's version (0: none, or a change not yet visible): for caches,
  * read before the snapshot that the cached data comes from. */
 uint64_t tstbl_version(tstbl_map *m, const char *name, uint64_t *num);
+
+/* ---- the rows commits changed (table/journal.c) ---------------------- */
+
+/* Primary keys (pk keys, without the space) concatenated: key i is
+ * kb[ko[i] .. ko[i + 1]). */
+typedef struct tstbl_keys { uint8_t *kb; size_t *ko; size_t n; } tstbl_keys;
+/* Writer: the row of space with pk key pk is being put, deleted or
+ * replaced in t (rows.c, with t->dirty). */
+void tstbl_journal_note(tstbl *t, uint64_t space, const uint8_t *pk, size_t pkl);
+/* Commit hooks (writer; commit under the map lock). */
+void tstbl_journal_commit(tstbl *t, uint64_t commit_no);
+void tstbl_journal_rollback(tstbl *t);
+void tstbl_journal_free(tstbl *t);
+/* The pk keys of space's rows that commits changed between two versions
+ * (tstbl_version) `from` and `to` of table name numbered num: rows
+ * changed in both may be listed more than once, and a row a rolled-back
+ * statement touched may be listed unchanged.  TS_OK (*out the caller's:
+ * tstbl_keys_free), TS_ERR_NOT_FOUND when the journal no longer covers
+ * them (or the table is another), TS_ERR_NOMEM. */
+int  tstbl_changes(tstbl_map *m, const char *name, uint64_t num, uint64_t space, uint64_t from,
+                   uint64_t to, tstbl_keys *out);
+void tstbl_keys_free(tstbl_keys *k);
 
 /* ---- building blocks of migrations (writer only) -------------------- */
 

@@ -85,7 +85,10 @@ TS_API int ts_storage_control(ts_db *db, const char *op, int64_t arg, int64_t *o
  * layer also tables (how many), rows (in the current space and global
  * tables), vectorSets and vectorSetBytes (the sets of rows passing vector
  * search conditions kept between searches, docs/vectors.md, and their
- * memory) and vectorSetHits (searches that used one since open). */
+ * memory), vectorSetHits (searches that used one since open),
+ * vectorSetBuilds (column sets made from every row since open) and
+ * vectorSetPatches (column sets made from an earlier version's and the
+ * rows changed since). */
 TS_API int ts_stats(ts_db *db, json_t **out_new);
 
 /* Verify the database: every page of the current snapshot decodes (checksum
