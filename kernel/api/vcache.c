@@ -3,19 +3,23 @@
  * across calls so a search that repeats its conditions filters without
  * reading rows.  Like the result cache (api/watch.c) an entry is tagged
  * with its table's version read *before* the snapshot the set was built
- * from, and is used only while the table's version is still that one:
- * any later commit to the table makes it miss.  Searches inside explicit
- * transactions, on TTL tables or with custom predicates never use it.
+ * from, and is used only while the table's version is still that one.
+ * Searches inside explicit transactions, on TTL tables or with custom
+ * predicates never use it.
  *
  * A set is built (one exact scan of the rows the plan yields) on the
  * second search with the same conditions and version, so conditions that
- * never repeat cost nothing more than before.  A column set of a plan an
- * index narrows (tsapi_vcache_wide) is built that way the first time; at
- * later versions only once that version's wide searches walked as many
+ * never repeat cost nothing more than before; a later commit to the table
+ * makes it miss.  A column set (every row's value of one column) instead
+ * moves on with the table: the first search at a later version is handed
+ * the last version's set (TSAPI_VC_PATCH) and patches it with the rows
+ * the commits in between changed (table/journal.c), which costs those
+ * rows, not a pass over every row.  When it cannot (changes unknown, or
+ * too many), a column set of a plan an index narrows (tsapi_vcache_wide)
+ * is built again only once that version's wide searches walked as many
  * keys as the last one had rows (its size is carried from version to
- * version): a build reads every row and the next commit throws it away.
- * At most VC_MAX entries and VC_BYTES bytes of sets; the least recently
- * used unreferenced entry goes.
+ * version): rent or buy.  At most VC_MAX entries and VC_BYTES bytes of
+ * sets; the least recently used unreferenced entry goes.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -114,6 +118,12 @@ static int lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag
     while (i < c->n && !(c->e[i]->space == space && !strcmp(c->e[i]->key, key))) i++;
     int narrow = 0;
     uint64_t rows = 0;
+    if (i < c->n && !same_tag(c->e[i], tag) && c->e[i]->num == tag[0] && c->e[i]->created == tag[1] &&
+        c->e[i]->version > tag[2]) {
+        /* a search on an older snapshot: leave the newer entry alone */
+        pthread_mutex_unlock(&c->lock);
+        return TSAPI_VC_NONE;
+    }
     if (i < c->n && !same_tag(c->e[i], tag)) {
         vcentry *o = c->e[i];
         int same_def = o->num == tag[0] && o->created == tag[1];
@@ -125,7 +135,7 @@ static int lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag
         }
         /* an earlier version's column set: the caller patches it with
          * the rows changed since, instead of reading every row */
-        if (patch && same_def && o->state == VC_SET && o->set->val && o->version < tag[2]) {
+        if (patch && same_def && o->state == VC_SET && o->set->val) {
             tsq_vset_share(o->set);
             patch->old = o->set;
             patch->from = o->version;
