@@ -586,6 +586,8 @@ ts_query *ts_vector_metric(ts_query *q, const char *metric)
 static int column_set_build(ts_db *db, tsq_exec *e, uint64_t space, const uint64_t tag[3],
                             const char *key, size_t col, tsq_vset **built)
 {
+    /* from now on the writer keeps the rows it changes, to patch the set */
+    tstbl_journal_want(tsq_exec_ctx(e)->src[0].t);
     int rc = tsq_vector_column_build(e, col, built);
     if (rc == TS_ERR_UNSUPPORTED || rc == TS_ERR_RESOURCE) {
         tsapi_vcache_put(db, key, space, tag, NULL);   /* not at this version */
@@ -596,7 +598,7 @@ static int column_set_build(ts_db *db, tsq_exec *e, uint64_t space, const uint64
 
 /* The column set of an earlier version (p) patched with the rows changed
  * since: the reads of those rows only.  When the journal no longer has
- * them, or they pass a sixteenth of the rows: a plan no index narrows
+ * them, or there are too many (tsq_vector_column_patch): a plan no index narrows
  * builds a new set from every row at once; a narrowed one, whose index
  * answers without, waits as at a version without a set to patch
  * (column_set_wide). */
@@ -604,8 +606,11 @@ static int column_set_patch(ts_db *db, tsq_exec *e, uint64_t space, const uint64
                             const char *key, size_t col, int narrowed, tsapi_vpatch *p, tsq_vset **built)
 {
     tstbl_keys chg;
+    /* the table object the snapshot reads (a swap may since have put
+     * another under its name) */
     const tstbl *t = tsq_exec_ctx(e)->src[0].t;
-    int rc = tstbl_changes(&db->tables, t->def->name, tag[0], space, p->from, tag[2], &chg);
+    int rc = t->num == tag[0] && t->created == tag[1] ? tstbl_changes(&db->tables, t, space, p->from, tag[2], &chg)
+                                                      : TS_ERR_NOT_FOUND;
     if (!rc) {
         rc = tsq_vector_column_patch(e, col, p->old, &chg, built);
         tstbl_keys_free(&chg);
@@ -616,9 +621,10 @@ static int column_set_patch(ts_db *db, tsq_exec *e, uint64_t space, const uint64
         return TS_OK;
     }
     int redo = rc == TS_ERR_NOT_FOUND || rc == TS_ERR_RESOURCE;   /* changes unknown, or many */
-    if (!rc || (redo && !narrowed)) return rc ? column_set_build(db, e, space, tag, key, col, built) : TS_OK;
-    tsapi_vcache_unpatch(db, key, space, tag);
-    return redo ? TS_OK : rc;
+    if (redo && !narrowed) rc = column_set_build(db, e, space, tag, key, col, built);
+    else if (redo) rc = TS_OK;
+    if (!*built) tsapi_vcache_unpatch(db, key, space, tag);   /* nothing will be put */
+    return rc;
 }
 
 /* Conditions on one numeric column seen for the first time (conditions

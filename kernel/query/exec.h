@@ -124,7 +124,8 @@ int  tsq_vector_column_build(tsq_exec *e, size_t col, tsq_vset **out);
  * version of the table, and the keys of the rows commits changed since
  * (tstbl_changes): old's rows are shared and only the changed rows read
  * (*out malloc'd, tsq_vset_free).  TS_ERR_RESOURCE when the changes since
- * old's base was built pass a sixteenth of its rows (build it again),
+ * old's base was built pass max(4096, a sixteenth of its rows): build it
+ * again,
  * TS_ERR_UNSUPPORTED as tsq_vector_column_build. */
 int  tsq_vector_column_patch(tsq_exec *e, size_t col, tsq_vset *old, const tstbl_keys *chg, tsq_vset **out);
 /* Names of the tables the query reads (for the cache and watchers). */

@@ -803,7 +803,8 @@ static int by_column(vsearch *v, size_t col, tsix *ix, const tsq_vset *cs, const
     size_t from[2] = { 0, 0 }, to[2] = { base->n, cs->base ? cs->n : 0 }, pass = 0, hid = 0;
     v->ranged = int_range(g, &v->lo, &v->hi);
     /* ordered: the passing rows by value, counted exactly */
-    int ordered = v->ranged && tsq_vset_range(base, v->lo, v->hi, &from[0], &to[0]), graph = 0;
+    /* a patched set is ordered only when its own rows are too */
+    int ordered = v->ranged && cs->ordered && tsq_vset_range(base, v->lo, v->hi, &from[0], &to[0]), graph = 0;
     if (ordered && cs->base) {
         tsq_vset_range(cs, v->lo, v->hi, &from[1], &to[1]);
         hid = hidden_in(cs, from[0], to[0]);

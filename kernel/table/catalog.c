@@ -159,13 +159,13 @@ static int open_table(tstbl_map *m, tsd_table *def, uint64_t num, uint64_t proot
     if (!t) { tsd_table_free(def); return tsenv_error(env, TS_ERR_NOMEM, "out of memory"); }
     t->def = def;
     t->num = num;
-    t->jfrom = m->next_commit + 1;   /* commits before this object are not in its journal */
     t->primary_root = proot;
     t->ttl_root = ttl_root;
     size_t ni = def->nindexes;
     t->ix = calloc(ni ? ni : 1, sizeof *t->ix);
     t->roots = calloc(ni ? ni : 1, sizeof *t->roots);
-    int rc = t->ix && t->roots ? TS_OK : tsenv_error(env, TS_ERR_NOMEM, "out of memory");
+    int rc = t->ix && t->roots && !tstbl_journal_open(t, m->next_commit) ? TS_OK
+                                                                          : tsenv_error(env, TS_ERR_NOMEM, "out of memory");
     char name[TSD_LONG_NAME_MAX + TSD_NAME_MAX + 2];
     if (!rc) rc = tsix_open(env, m->reg, TSSYS_INDEX_MODULE, NULL, proot, def->name, &t->primary);
     for (size_t i = 0; i < ni && !rc; i++) {
@@ -376,6 +376,8 @@ int tstbl_install(tstbl_map *m, tstx *tx, tstbl *t)
     m->ddl_seq++;
     int rc = catalog_put(m, tx, t);
     if (!rc) {
+        /* built aside (a migration's shadow): what it noted is no commit's */
+        tstbl_journal_reset(t, m->next_commit);
         t->pending = tx;
         pthread_mutex_lock(&m->lock);
         rc = map_add(m, t);

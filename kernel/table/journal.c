@@ -12,7 +12,8 @@
  * such rows again and finds them as they were, which is harmless.  Past
  * JN_KEYS entries or JN_BYTES key bytes the oldest commits are forgotten
  * (`from` moves past them) and an oversized transaction forgets them all:
- * a cache older than `from` is built from every row as before.
+ * a cache older than `from` is built from every row as before.  Only
+ * tables a cache has asked for (tstbl_journal_want) keep a list.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -81,22 +82,39 @@ static void jl_cut(jlist *l, size_t drop)
 
 void tstbl_journal_free(tstbl *t)
 {
-    if (!t->jn) return;
+    if (!t->jn) return;   /* open_table failed before it */
     jl_free(&t->jn->done);
     jl_free(&t->jn->pend);
     free(t->jn);
     t->jn = NULL;
 }
 
+void tstbl_journal_want(tstbl *t)
+{
+    __atomic_store_n(&t->jwant, 1, __ATOMIC_RELAXED);
+}
+
+int tstbl_journal_open(tstbl *t, uint64_t next_commit)
+{
+    t->jfrom = next_commit + 1;   /* commits before this object are not in its list */
+    t->jn = calloc(1, sizeof *t->jn);
+    return t->jn ? TS_OK : TS_ERR_NOMEM;
+}
+
+void tstbl_journal_reset(tstbl *t, uint64_t next_commit)
+{
+    jl_free(&t->jn->done);
+    jl_free(&t->jn->pend);
+    t->jn->over = 0;
+    t->jfrom = next_commit + 1;
+}
+
 void tstbl_journal_note(tstbl *t, uint64_t space, const uint8_t *pk, size_t pkl)
 {
-    if (!t->jn && !(t->jn = calloc(1, sizeof *t->jn))) {
-        /* no memory for the list: forget everything at the commit (jfrom
-         * moves past it), as for an oversized transaction */
-        t->jover = 1;
-        return;
-    }
+    /* not wanted: the commit is forgotten (jfrom moves past it), as an
+     * oversized transaction; so is one that noted a row before the want */
     struct tstbl_journal *j = t->jn;
+    if (!__atomic_load_n(&t->jwant, __ATOMIC_RELAXED)) j->over = 1;
     if (j->over) return;
     if (j->pend.n >= JN_KEYS || j->pend.kbl + pkl > JN_BYTES || jl_add(&j->pend, 0, space, pk, pkl)) {
         j->over = 1;
@@ -108,12 +126,7 @@ void tstbl_journal_note(tstbl *t, uint64_t space, const uint8_t *pk, size_t pkl)
 void tstbl_journal_commit(tstbl *t, uint64_t n)
 {
     struct tstbl_journal *j = t->jn;
-    int over = t->jover || (j && j->over);
-    t->jover = 0;
-    if (!j) {
-        if (over) t->jfrom = n + 1;
-        return;
-    }
+    int over = j->over;
     for (size_t i = 0; i < j->pend.n && !over; i++) {
         const jent *p = &j->pend.e[i];
         over = jl_add(&j->done, n, p->space, j->pend.kb + p->off, p->len) != TS_OK;
@@ -140,27 +153,21 @@ void tstbl_journal_commit(tstbl *t, uint64_t n)
 /* At a rollback (writer): the pending list never happened. */
 void tstbl_journal_rollback(tstbl *t)
 {
-    t->jover = 0;
-    if (!t->jn) return;
     jl_free(&t->jn->pend);
     t->jn->over = 0;
 }
 
-int tstbl_changes(tstbl_map *m, const char *name, uint64_t num, uint64_t space, uint64_t from,
-                  uint64_t to, tstbl_keys *out)
+int tstbl_changes(tstbl_map *m, const tstbl *t, uint64_t space, uint64_t from, uint64_t to, tstbl_keys *out)
 {
     memset(out, 0, sizeof *out);
     jlist l = { 0 };
     int rc = TS_ERR_NOT_FOUND;
     pthread_mutex_lock(&m->lock);
-    tstbl *t = NULL;
-    for (size_t i = 0; i < m->n && !t; i++)
-        if (!strcmp(m->t[i]->def->name, name)) t = m->t[i];
     /* version v holds commits up to v - 1: the changes after version from
      * are those of commits from .. to - 1 */
-    if (t && t->num == num && from && from <= to && t->jfrom <= from) {
+    if (!t->pending && from && from <= to && t->jfrom <= from) {
         rc = TS_OK;
-        const jlist *d = t->jn ? &t->jn->done : &l;
+        const jlist *d = &t->jn->done;
         for (size_t i = 0; i < d->n && !rc; i++) {
             const jent *p = &d->e[i];
             if (p->commit >= from && p->commit < to && p->space == space)

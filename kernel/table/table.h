@@ -59,7 +59,7 @@ typedef struct tstbl {
      * numbered >= jfrom that changed rows is in jn */
     struct tstbl_journal *jn;
     uint64_t            jfrom;
-    int                 jover;     /* a note failed: forget all at the commit (writer) */
+    int                 jwant;     /* a cache reads jn (atomic; until then nothing is kept) */
 } tstbl;
 
 typedef struct tstbl_state tstbl_state;
@@ -127,21 +127,30 @@ uint64_t tstbl_version(tstbl_map *m, const char *name, uint64_t *num);
 /* Primary keys (pk keys, without the space) concatenated: key i is
  * kb[ko[i] .. ko[i + 1]). */
 typedef struct tstbl_keys { uint8_t *kb; size_t *ko; size_t n; } tstbl_keys;
+/* A cache will ask t for its changes (tstbl_changes): from now on the
+ * writer keeps them (before, a table nobody asks keeps nothing). */
+void tstbl_journal_want(tstbl *t);
 /* Writer: the row of space with pk key pk is being put, deleted or
  * replaced in t (rows.c, with t->dirty). */
 void tstbl_journal_note(tstbl *t, uint64_t space, const uint8_t *pk, size_t pkl);
+/* A new table object's empty journal (no commit before the writer's next
+ * is in it).  TS_OK or TS_ERR_NOMEM. */
+int  tstbl_journal_open(tstbl *t, uint64_t next_commit);
+/* Forget everything (a table built aside and installed now). */
+void tstbl_journal_reset(tstbl *t, uint64_t next_commit);
 /* Commit hooks (writer; commit under the map lock). */
 void tstbl_journal_commit(tstbl *t, uint64_t commit_no);
 void tstbl_journal_rollback(tstbl *t);
 void tstbl_journal_free(tstbl *t);
 /* The pk keys of space's rows that commits changed between two versions
- * (tstbl_version) `from` and `to` of table name numbered num: rows
+ * (tstbl_version) `from` and `to` of t, a table object the caller holds
+ * (the one its snapshot reads, not whatever now has its name): rows
  * changed in both may be listed more than once, and a row a rolled-back
  * statement touched may be listed unchanged.  TS_OK (*out the caller's:
  * tstbl_keys_free), TS_ERR_NOT_FOUND when the journal no longer covers
- * them (or the table is another), TS_ERR_NOMEM. */
-int  tstbl_changes(tstbl_map *m, const char *name, uint64_t num, uint64_t space, uint64_t from,
-                   uint64_t to, tstbl_keys *out);
+ * them, TS_ERR_NOMEM. */
+int  tstbl_changes(tstbl_map *m, const tstbl *t, uint64_t space, uint64_t from, uint64_t to,
+                   tstbl_keys *out);
 void tstbl_keys_free(tstbl_keys *k);
 
 /* ---- building blocks of migrations (writer only) -------------------- */
