@@ -627,6 +627,26 @@ static int column_set_patch(ts_db *db, tsq_exec *e, uint64_t space, const uint64
     return rc;
 }
 
+/* The set of an earlier version of these conditions (p) patched with
+ * the rows changed since (*patched, NULL when it cannot be: then the
+ * entry is as if seen once). */
+static int cond_set_patch(ts_db *db, tsq_exec *e, const char *field, uint64_t space, const uint64_t tag[3],
+                          const char *key, tsapi_vpatch *p, tsq_vset **patched)
+{
+    tstbl_keys chg;
+    const tstbl *t = tsq_exec_ctx(e)->src[0].t;
+    int rc = t->num == tag[0] && t->created == tag[1] ? tstbl_changes(&db->tables, t, space, p->from, tag[2], &chg)
+                                                      : TS_ERR_NOT_FOUND;
+    if (!rc) {
+        rc = tsq_vector_set_patch(e, field, p->old, &chg, patched);
+        tstbl_keys_free(&chg);
+    }
+    tsq_vset_free(p->old);
+    if (!*patched) tsapi_vcache_unpatch(db, key, space, tag);
+    /* changes unknown or many, or a set this search cannot patch: none */
+    return rc == TS_ERR_NOT_FOUND || rc == TS_ERR_RESOURCE || rc == TS_ERR_UNSUPPORTED ? TS_OK : rc;
+}
+
 /* Conditions on one numeric column seen for the first time (conditions
  * that repeat get their own set on the second sighting, which is faster
  * still): a column set, every row's key and value of that column,
@@ -706,6 +726,7 @@ int ts_vector_search(ts_query *q, const char *field, const float *vec, size_t di
     if (!rc && q->s.njoins)
         rc = tsenv_error(&q->db->env, TS_ERR_VALIDATION, "ts_vector_search does not join tables");
     tsapi_vref ref = { NULL, NULL };
+    tsq_vset *patched = NULL;   /* the last version's set, patched: put after the search */
     int look = TSAPI_VC_NONE;
     tsq_exec *e = NULL;
     if (!rc) rc = open_exec(q, &c, TSQ_MODE_ALL, &e);
@@ -723,7 +744,15 @@ int ts_vector_search(ts_query *q, const char *field, const float *vec, size_t di
     if (cacheable) {
         space = tsq_exec_ctx(e)->src[0].space;
         tag[1] = tsq_exec_ctx(e)->src[0].t->created;
-        look = tsapi_vcache_lookup(q->db, key, space, tag, &ref);
+        tsapi_vpatch vp;
+        look = tsapi_vcache_lookup(q->db, key, space, tag, &ref, &vp);
+        if (look == TSAPI_VC_PATCH) {
+            rc = cond_set_patch(q->db, e, field, space, tag, key, &vp, &patched);
+            look = patched ? TSAPI_VC_HIT : TSAPI_VC_NONE;
+        }
+        /* a set is built now: from now on the writer keeps the rows it
+         * changes, to patch it at the next versions */
+        if (look == TSAPI_VC_BUILD) tstbl_journal_want(tsq_exec_ctx(e)->src[0].t);
     }
     tsapi_vref cref = { NULL, NULL };
     tsq_vset *cbuilt = NULL;
@@ -737,9 +766,10 @@ int ts_vector_search(ts_query *q, const char *field, const float *vec, size_t di
     ts_result *r = rc ? NULL : calloc(1, sizeof *r);
     if (!rc && (!r || !(r->rows = json_array()))) rc = tsenv_error(&q->db->env, TS_ERR_NOMEM, "out of memory");
     tsq_vset *built = NULL;
-    if (!rc) rc = tsq_vector_search(e, field, vec, dim, k, q->ef_search, q->vmetric - 1, ref.set,
-                                    look == TSAPI_VC_BUILD ? &built : NULL, colset, &wide,
-                                    r->rows);
+    if (!rc) rc = tsq_vector_search(e, field, vec, dim, k, q->ef_search, q->vmetric - 1,
+                                    ref.set ? ref.set : patched, look == TSAPI_VC_BUILD ? &built : NULL,
+                                    colset, &wide, r->rows);
+    if (patched) tsapi_vcache_put(q->db, key, space, tag, patched);   /* takes it */
     if (!rc && cnarrow && ckey && wide && !cref.set && !cbuilt)
         column_set_wide(q->db, e, space, tag, ckey, ccol, cdue, wide, &cbuilt);
     if (cbuilt) tsapi_vcache_put(q->db, ckey, space, tag, cbuilt);   /* takes it */

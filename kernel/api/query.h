@@ -50,9 +50,11 @@ char *tsapi_vcache_key(const ts_query *q, const char *field);
 /* Look key up for the space the search reads and tag: the table's number,
  * the commit that created the definition the search uses (tstbl.created)
  * and the table's version read before the call's snapshot; one of
- * TSAPI_VC_*. */
+ * TSAPI_VC_*.  With patch, also TSAPI_VC_PATCH: an earlier version of the
+ * same definition had a set (*patch holds it); patch it with the rows
+ * changed since and put it, or tsapi_vcache_unpatch. */
 int  tsapi_vcache_lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3],
-                         tsapi_vref *ref);
+                         tsapi_vref *ref, tsapi_vpatch *patch);
 /* tsapi_vcache_lookup for a column set, which may also be TSAPI_VC_PATCH:
  * an earlier version of the same table definition had one (*patch holds
  * it); patch it with the rows changed since (tstbl_changes) and put it
@@ -78,8 +80,8 @@ void tsapi_vcache_unpatch(ts_db *db, const char *key, uint64_t space, const uint
  * knowing the future).  TSAPI_VC_HIT (a set is there) or TSAPI_VC_NONE
  * otherwise; it never leaves a reference. */
 int  tsapi_vcache_wide(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3], uint64_t walked);
-/* The sets held, their bytes, the lookups that found one, and the column
- * sets built from every row and patched, since open. */
+/* The sets held, their bytes, the lookups that found one, the column sets
+ * built from every row, and the sets patched, since open. */
 void tsapi_vcache_stats(ts_db *db, uint64_t *sets, uint64_t *bytes, uint64_t *hits, uint64_t *builds,
                         uint64_t *patches);
 /* Hand a set built after TSAPI_VC_BUILD (for the same space and tag) to

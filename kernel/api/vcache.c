@@ -133,9 +133,9 @@ static int lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag
             narrow = remember = 1;
             rows = o->set ? tsq_vset_rows(o->set) : o->rows;
         }
-        /* an earlier version's column set: the caller patches it with
-         * the rows changed since, instead of reading every row */
-        if (patch && same_def && o->state == VC_SET && o->set->val) {
+        /* an earlier version's set: the caller patches it with the rows
+         * changed since, instead of reading every row again */
+        if (patch && same_def && o->state == VC_SET) {
             tsq_vset_share(o->set);
             patch->old = o->set;
             patch->from = o->version;
@@ -195,9 +195,9 @@ static int lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag
 }
 
 int tsapi_vcache_lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3],
-                        tsapi_vref *ref)
+                        tsapi_vref *ref, tsapi_vpatch *patch)
 {
-    return lookup(db, key, space, tag, ref, 1, 0, 0, NULL);
+    return lookup(db, key, space, tag, ref, 1, 0, 0, patch);
 }
 
 int tsapi_vcache_column(ts_db *db, const char *key, uint64_t space, const uint64_t tag[3], int narrowed,
@@ -267,8 +267,8 @@ void tsapi_vcache_put(ts_db *db, const char *key, uint64_t space, const uint64_t
         /* what the next version's narrowed searches must walk first */
         e->rows = tsq_vset_rows(set);
         e->owed = 0;
-        if (set->base) c->patches++;
-        else if (set->val) c->builds++;   /* column sets only */
+        if (set->val && !set->base) c->builds++;   /* a column set from every row */
+        else if (e->state == VC_PATCH) c->patches++;
     }
     if (set && (bytes > VC_BYTES / 2 || c->bytes + bytes > VC_BYTES)) {
         /* too big to keep: do not build it again at this version */

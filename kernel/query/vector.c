@@ -617,6 +617,18 @@ static size_t patch_max(const tsq_vset *base)
     return base->n / 16 > TSQ_VSET_PATCH_MIN ? base->n / 16 : TSQ_VSET_PATCH_MIN;
 }
 
+/* The changed keys of chg in a sealed set of their own (ck, initialised
+ * here): a key may be listed more than once, tsq_vset_find gives the
+ * first. */
+static int changed_keys(const tstbl_keys *chg, tsq_vset *ck)
+{
+    int rc = tsq_vset_init(ck, 0);
+    for (size_t i = 0; i < chg->n && !rc; i++)
+        rc = tsq_vset_add(ck, chg->kb + chg->ko[i], chg->ko[i + 1] - chg->ko[i], NULL);
+    if (!rc) rc = tsq_vset_seal(ck);
+    return rc;
+}
+
 int tsq_vector_column_patch(tsq_exec *e, size_t col, tsq_vset *old, const tstbl_keys *chg, tsq_vset **out)
 {
     *out = NULL;
@@ -627,15 +639,12 @@ int tsq_vector_column_patch(tsq_exec *e, size_t col, tsq_vset *old, const tstbl_
     if (!old->val || own + chg->n > patch_max(base)) return TS_ERR_RESOURCE;
     tsq_vset *s = malloc(sizeof *s);
     tsq_vset ck;   /* the changed keys, to find them (a key may repeat) */
-    int rc = tsq_vset_init(&ck, 0);
+    int rc = changed_keys(chg, &ck);
     if (!s || rc) {
         free(s);
-        if (!rc) tsq_vset_clear(&ck);
+        tsq_vset_clear(&ck);
         return tsenv_error(x->env, TS_ERR_NOMEM, "out of memory");
     }
-    for (size_t i = 0; i < chg->n && !rc; i++)
-        rc = tsq_vset_add(&ck, chg->kb + chg->ko[i], chg->ko[i + 1] - chg->ko[i], NULL);
-    if (!rc) rc = tsq_vset_seal(&ck);
     if (!rc) rc = tsq_vset_patch_init(s, old);
     else {
         free(s);
@@ -677,6 +686,65 @@ int tsq_vector_column_patch(tsq_exec *e, size_t col, tsq_vset *old, const tstbl_
     if (!rc) rc = tsq_vset_seal(s);
     if (rc) {
         if (s) tsq_vset_free(s);
+        return rc == TS_ERR_NOMEM ? tsenv_error(x->env, rc, "out of memory") : rc;
+    }
+    *out = s;
+    return TS_OK;
+}
+
+int tsq_vector_set_patch(tsq_exec *e, const char *field, const tsq_vset *old, const tstbl_keys *chg,
+                         tsq_vset **out)
+{
+    *out = NULL;
+    tsq_ctx *x = tsq_exec_ctx(e);
+    tstbl *t = x->src[0].t;
+    int src;
+    size_t col;
+    int rc = tsq_resolve(x, field, &src, &col);
+    if (rc) return rc;
+    const tsd_field *f = &t->def->cols[col];
+    if (src != 0 || f->type != TSD_VECTOR || old->val || old->base) return TS_ERR_UNSUPPORTED;
+    if (chg->n > patch_max(old)) return TS_ERR_RESOURCE;
+    tsq_vset *s = malloc(sizeof *s);
+    float *fv = malloc((size_t)f->dimensions * sizeof *fv);
+    tsq_vset ck;
+    rc = changed_keys(chg, &ck);
+    if (!s || !fv || rc || tsq_vset_init(s, old->dim)) {
+        free(s);
+        free(fv);
+        tsq_vset_clear(&ck);
+        return tsenv_error(x->env, TS_ERR_NOMEM, "out of memory");
+    }
+    /* the rows that did not change, as they were */
+    for (size_t i = 0; i < old->n && !rc; i++) {
+        size_t pkl;
+        const uint8_t *pk = tsq_vset_key(old, i, &pkl);
+        if (!tsq_vset_has(&ck, pk, pkl)) rc = tsq_vset_add(s, pk, pkl, tsq_vset_vec(old, i));
+    }
+    /* the changed ones that pass the conditions now, with their vectors */
+    uint64_t space = x->src[0].space;
+    for (size_t i = 0; i < ck.n && !rc; i++) {
+        size_t pkl;
+        const uint8_t *pk = tsq_vset_key(&ck, i, &pkl);
+        if (tsq_vset_find(&ck, pk, pkl) != (long)i) continue;   /* listed before */
+        tsrow r;
+        rc = tsrow_read_fill(x->w, t, space, pk, pkl, 1, 1, &r);
+        if (rc == TS_ERR_NOT_FOUND) { rc = TS_OK; continue; }   /* deleted */
+        if (rc) break;
+        tsq_rowset rs = { { r.row }, { r.len } };
+        int pass = tsq_exec_match(e, &rs);
+        tsd_value val;
+        if (pass < 0) rc = pass;
+        else if (pass && !(rc = tsd_row_field(x->env, t->def, r.row, r.len, col, &val)) && val.kind != TSD_V_NULL &&
+                 !(rc = tsd_vector_floats(x->env, f, &val, fv)))
+            rc = tsq_vset_add(s, pk, pkl, fv);
+        tsrow_done(&r);
+    }
+    tsq_vset_clear(&ck);
+    free(fv);
+    if (!rc) rc = tsq_vset_seal(s);
+    if (rc) {
+        tsq_vset_free(s);
         return rc == TS_ERR_NOMEM ? tsenv_error(x->env, rc, "out of memory") : rc;
     }
     *out = s;
