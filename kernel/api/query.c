@@ -596,6 +596,17 @@ static int column_set_build(ts_db *db, tsq_exec *e, uint64_t space, const uint64
     return rc;
 }
 
+/* The keys of the rows commits changed in space since version `from` up
+ * to the search's (tag), from the table object the search's snapshot
+ * reads (a migration's swap may since have put another under its name). */
+static int changes_since(ts_db *db, tsq_exec *e, uint64_t space, const uint64_t tag[3], uint64_t from,
+                         tstbl_keys *chg)
+{
+    const tstbl *t = tsq_exec_ctx(e)->src[0].t;
+    if (t->num != tag[0] || t->created != tag[1]) return TS_ERR_NOT_FOUND;
+    return tstbl_changes(&db->tables, t, space, from, tag[2], chg);
+}
+
 /* The column set of an earlier version (p) patched with the rows changed
  * since: the reads of those rows only.  When the journal no longer has
  * them, or there are too many (tsq_vector_column_patch): a plan no index narrows
@@ -606,11 +617,7 @@ static int column_set_patch(ts_db *db, tsq_exec *e, uint64_t space, const uint64
                             const char *key, size_t col, int narrowed, tsapi_vpatch *p, tsq_vset **built)
 {
     tstbl_keys chg;
-    /* the table object the snapshot reads (a swap may since have put
-     * another under its name) */
-    const tstbl *t = tsq_exec_ctx(e)->src[0].t;
-    int rc = t->num == tag[0] && t->created == tag[1] ? tstbl_changes(&db->tables, t, space, p->from, tag[2], &chg)
-                                                      : TS_ERR_NOT_FOUND;
+    int rc = changes_since(db, e, space, tag, p->from, &chg);
     if (!rc) {
         rc = tsq_vector_column_patch(e, col, p->old, &chg, built);
         tstbl_keys_free(&chg);
@@ -634,9 +641,7 @@ static int cond_set_patch(ts_db *db, tsq_exec *e, const char *field, uint64_t sp
                           const char *key, tsapi_vpatch *p, tsq_vset **patched)
 {
     tstbl_keys chg;
-    const tstbl *t = tsq_exec_ctx(e)->src[0].t;
-    int rc = t->num == tag[0] && t->created == tag[1] ? tstbl_changes(&db->tables, t, space, p->from, tag[2], &chg)
-                                                      : TS_ERR_NOT_FOUND;
+    int rc = changes_since(db, e, space, tag, p->from, &chg);
     if (!rc) {
         rc = tsq_vector_set_patch(e, field, p->old, &chg, patched);
         tstbl_keys_free(&chg);

@@ -41,6 +41,10 @@ typedef struct vcentry {
     int       narrow;
     uint64_t  owed, rows;
     tsq_vset *set;        /* VC_SET */
+    /* VC_PATCH: the set being patched and its version, kept so a search
+     * at a later version can patch it too should this entry be replaced */
+    tsq_vset *prev;
+    uint64_t  prev_version;
     size_t    bytes;
     unsigned  refs;       /* searches using set */
     int       gone;       /* out of the table: freed by the last release */
@@ -59,6 +63,7 @@ struct tsapi_vcache {
 static void entry_free(vcentry *e)
 {
     tsq_vset_free(e->set);
+    tsq_vset_free(e->prev);
     free(e->key);
     free(e);
 }
@@ -135,10 +140,11 @@ static int lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag
         }
         /* an earlier version's set: the caller patches it with the rows
          * changed since, instead of reading every row again */
-        if (patch && same_def && o->state == VC_SET) {
-            tsq_vset_share(o->set);
-            patch->old = o->set;
-            patch->from = o->version;
+        tsq_vset *old = o->state == VC_SET ? o->set : o->state == VC_PATCH ? o->prev : NULL;
+        if (patch && same_def && old) {
+            tsq_vset_share(old);
+            patch->old = old;
+            patch->from = o->state == VC_SET ? o->version : o->prev_version;
             remember = 1;
         }
         entry_drop(c, i);   /* older data: start over (seen again now) */
@@ -176,7 +182,12 @@ static int lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag
             e->created = tag[1];
             e->version = tag[2];
             e->state = patch && patch->old ? VC_PATCH : VC_SEEN;
-            if (e->state == VC_PATCH) r = TSAPI_VC_PATCH;
+            if (e->state == VC_PATCH) {
+                r = TSAPI_VC_PATCH;
+                tsq_vset_share(patch->old);
+                e->prev = patch->old;
+                e->prev_version = patch->from;
+            }
             e->used = ++c->clock;
             e->narrow = narrow || walked;
             e->owed = walked;
@@ -213,8 +224,11 @@ void tsapi_vcache_unpatch(ts_db *db, const char *key, uint64_t space, const uint
     pthread_mutex_lock(&c->lock);
     for (size_t i = 0; i < c->n; i++) {
         vcentry *e = c->e[i];
-        if (e->space == space && !strcmp(e->key, key) && same_tag(e, tag) && e->state == VC_PATCH)
+        if (e->space == space && !strcmp(e->key, key) && same_tag(e, tag) && e->state == VC_PATCH) {
             e->state = VC_SEEN;
+            tsq_vset_free(e->prev);
+            e->prev = NULL;
+        }
     }
     pthread_mutex_unlock(&c->lock);
 }
@@ -277,6 +291,8 @@ void tsapi_vcache_put(ts_db *db, const char *key, uint64_t space, const uint64_t
         bytes = 0;
     }
     e->state = set ? VC_SET : VC_BIG;
+    tsq_vset_free(e->prev);
+    e->prev = NULL;
     e->set = set;
     e->bytes = bytes;
     c->bytes += bytes;
