@@ -765,7 +765,7 @@ int ts_vector_search(ts_query *q, const char *field, const float *vec, size_t di
     size_t ccol = 0;
     int cnarrow = 0, cdue = 0;
     uint64_t wide = 0;
-    if (cacheable && look == TSAPI_VC_NONE)
+    if (!rc && cacheable && look == TSAPI_VC_NONE)
         rc = column_set(q->db, e, space, tag, &cref, &cbuilt, &ckey, &ccol, &cnarrow, &cdue);
     const tsq_vset *colset = cref.set ? cref.set : cbuilt;
     ts_result *r = rc ? NULL : calloc(1, sizeof *r);

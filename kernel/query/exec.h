@@ -134,7 +134,8 @@ int  tsq_vector_column_patch(tsq_exec *e, size_t col, tsq_vset *old, const tstbl
  * commits changed since (tstbl_changes): old's rows are copied, the
  * changed ones read and tested again (*out malloc'd, tsq_vset_free).
  * TS_ERR_RESOURCE when the changes pass max(4096, a sixteenth of old's
- * rows): build it again. */
+ * rows), or old kept no vectors (too many rows) and few enough rows pass
+ * now to keep them: build it again. */
 int  tsq_vector_set_patch(tsq_exec *e, const char *field, const tsq_vset *old, const tstbl_keys *chg,
                           tsq_vset **out);
 /* Names of the tables the query reads (for the cache and watchers). */

@@ -742,6 +742,9 @@ int tsq_vector_set_patch(tsq_exec *e, const char *field, const tsq_vset *old, co
     }
     tsq_vset_clear(&ck);
     free(fv);
+    /* a set past TSQ_VSET_EXACT_MAX kept no vectors: once few enough rows
+     * pass to keep them again, a new set (build_set) measures them exactly */
+    if (!rc && !old->dim && s->n <= TSQ_VSET_EXACT_MAX) rc = TS_ERR_RESOURCE;
     if (!rc) rc = tsq_vset_seal(s);
     if (rc) {
         tsq_vset_free(s);
