@@ -131,12 +131,13 @@ int  tsq_vector_column_patch(tsq_exec *e, size_t col, tsq_vset *old, const tstbl
 /* The set of the rows passing e's conditions (with their vectors of
  * field while it keeps them, as tsq_vector_search builds it) from old,
  * that set at an earlier version of the table, and the keys of the rows
- * commits changed since (tstbl_changes): old's rows are copied, the
- * changed ones read and tested again (*out malloc'd, tsq_vset_free).
- * TS_ERR_RESOURCE when the changes pass max(4096, a sixteenth of old's
- * rows), or old kept no vectors (too many rows) and few enough rows pass
- * now to keep them: build it again. */
-int  tsq_vector_set_patch(tsq_exec *e, const char *field, const tsq_vset *old, const tstbl_keys *chg,
+ * commits changed since (tstbl_changes): a patched set sharing old's
+ * rows, the changed ones read and tested again (*out malloc'd,
+ * tsq_vset_free).  TS_ERR_RESOURCE when the changes since old's base was
+ * built pass max(4096, a sixteenth of its rows), or it kept no vectors
+ * (too many rows) and few enough rows pass now to keep them: build it
+ * again. */
+int  tsq_vector_set_patch(tsq_exec *e, const char *field, tsq_vset *old, const tstbl_keys *chg,
                           tsq_vset **out);
 /* Names of the tables the query reads (for the cache and watchers). */
 void tsq_exec_close(tsq_exec *e);

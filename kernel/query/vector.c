@@ -314,27 +314,41 @@ static int cmp_top(const void *a, const void *b)
 }
 
 /* Sort the heap and append its rows (keys from the set). */
+/* Row g of set, patched or not (the base's rows first, then its own):
+ * the part that holds it, g made an index into that part. */
+static const tsq_vset *set_part(const tsq_vset *set, size_t *g)
+{
+    if (!set->base) return set;
+    if (*g < set->base->n) return set->base;
+    *g -= set->base->n;
+    return set;
+}
+
 static int emit_top(vsearch *v, const tsq_vset *set, vtop *h, size_t n, json_t *rows)
 {
     qsort(h, n, sizeof *h, cmp_top);
     int rc = TS_OK;
     for (size_t i = 0; i < n && !rc; i++) {
-        size_t pkl;
-        const uint8_t *pk = tsq_vset_key(set, h[i].i, &pkl);
+        size_t pkl, g = h[i].i;
+        const tsq_vset *part = set_part(set, &g);
+        const uint8_t *pk = tsq_vset_key(part, g, &pkl);
         rc = emit_pk(v, pk, pkl, h[i].d, rows);
     }
     return rc;
 }
 
-/* Exact search over a set that keeps its vectors. */
+/* Exact search over a set that keeps its vectors (patched: the base's rows
+ * not hidden, then its own). */
 static int by_set(vsearch *v, const float *vec, size_t dim, size_t k, json_t *rows)
 {
-    const tsq_vset *set = v->set;
-    size_t cap = k < set->n ? k : set->n, n = 0;
+    const tsq_vset *set = v->set, *base = set->base;
+    size_t total = tsq_vset_rows(set), cap = k < total ? k : total, n = 0, nb = base ? base->n : 0;
     vtop *h = malloc((cap ? cap : 1) * sizeof *h);
     if (!h) return tsenv_error(v->x->env, TS_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < nb; i++)
+        if (!tsq_vset_hidden(set, i)) top_push(h, &n, cap, distance(v->metric, vec, tsq_vset_vec(base, i), dim), i);
     for (size_t i = 0; i < set->n; i++)
-        top_push(h, &n, cap, distance(v->metric, vec, tsq_vset_vec(set, i), dim), i);
+        top_push(h, &n, cap, distance(v->metric, vec, tsq_vset_vec(set, i), dim), nb + i);
     int rc = emit_top(v, set, h, n, rows);
     free(h);
     return rc;
@@ -692,7 +706,7 @@ int tsq_vector_column_patch(tsq_exec *e, size_t col, tsq_vset *old, const tstbl_
     return TS_OK;
 }
 
-int tsq_vector_set_patch(tsq_exec *e, const char *field, const tsq_vset *old, const tstbl_keys *chg,
+int tsq_vector_set_patch(tsq_exec *e, const char *field, tsq_vset *old, const tstbl_keys *chg,
                          tsq_vset **out)
 {
     *out = NULL;
@@ -703,20 +717,22 @@ int tsq_vector_set_patch(tsq_exec *e, const char *field, const tsq_vset *old, co
     int rc = tsq_resolve(x, field, &src, &col);
     if (rc) return rc;
     const tsd_field *f = &t->def->cols[col];
-    if (src != 0 || f->type != TSD_VECTOR || old->val || old->base) return TS_ERR_UNSUPPORTED;
-    if (chg->n > patch_max(old)) return TS_ERR_RESOURCE;
+    if (src != 0 || f->type != TSD_VECTOR || old->val) return TS_ERR_UNSUPPORTED;
+    const tsq_vset *base = old->base ? old->base : old;
+    size_t own = old->base ? old->n + old->nhidden : 0;
+    if (own + chg->n > patch_max(base)) return TS_ERR_RESOURCE;
     tsq_vset *s = malloc(sizeof *s);
     float *fv = malloc((size_t)f->dimensions * sizeof *fv);
     tsq_vset ck;
     rc = changed_keys(chg, &ck);
-    if (!s || !fv || rc || tsq_vset_init(s, old->dim)) {
+    if (!s || !fv || rc || tsq_vset_patch_init(s, old)) {
         free(s);
         free(fv);
         tsq_vset_clear(&ck);
         return tsenv_error(x->env, TS_ERR_NOMEM, "out of memory");
     }
-    /* the rows that did not change, as they were */
-    for (size_t i = 0; i < old->n && !rc; i++) {
+    /* the rows old had changed that did not change again, as they were */
+    for (size_t i = 0; old->base && i < old->n && !rc; i++) {
         size_t pkl;
         const uint8_t *pk = tsq_vset_key(old, i, &pkl);
         if (!tsq_vset_has(&ck, pk, pkl)) rc = tsq_vset_add(s, pk, pkl, tsq_vset_vec(old, i));
@@ -727,6 +743,7 @@ int tsq_vector_set_patch(tsq_exec *e, const char *field, const tsq_vset *old, co
         size_t pkl;
         const uint8_t *pk = tsq_vset_key(&ck, i, &pkl);
         if (tsq_vset_find(&ck, pk, pkl) != (long)i) continue;   /* listed before */
+        tsq_vset_hide(s, pk, pkl);
         tsrow r;
         rc = tsrow_read_fill(x->w, t, space, pk, pkl, 1, 1, &r);
         if (rc == TS_ERR_NOT_FOUND) { rc = TS_OK; continue; }   /* deleted */
@@ -744,7 +761,7 @@ int tsq_vector_set_patch(tsq_exec *e, const char *field, const tsq_vset *old, co
     free(fv);
     /* a set past TSQ_VSET_EXACT_MAX kept no vectors: once few enough rows
      * pass to keep them again, a new set (build_set) measures them exactly */
-    if (!rc && !old->dim && s->n <= TSQ_VSET_EXACT_MAX) rc = TS_ERR_RESOURCE;
+    if (!rc && !base->dim && tsq_vset_rows(s) <= TSQ_VSET_EXACT_MAX) rc = TS_ERR_RESOURCE;
     if (!rc) rc = tsq_vset_seal(s);
     if (rc) {
         tsq_vset_free(s);

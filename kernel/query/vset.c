@@ -81,7 +81,11 @@ long tsq_vset_find(const tsq_vset *s, const uint8_t *pk, size_t pkl)
     return -1;
 }
 
-int tsq_vset_has(const tsq_vset *s, const uint8_t *pk, size_t pkl) { return tsq_vset_find(s, pk, pkl) >= 0; }
+int tsq_vset_has(const tsq_vset *s, const uint8_t *pk, size_t pkl)
+{
+    const tsq_vset *in;
+    return s->base ? tsq_vset_col_find(s, pk, pkl, &in) >= 0 : tsq_vset_find(s, pk, pkl) >= 0;
+}
 
 const uint8_t *tsq_vset_key(const tsq_vset *s, size_t i, size_t *pkl)
 {
@@ -195,7 +199,7 @@ void tsq_vset_range_view(const tsq_vset *cs, size_t from, size_t to, tsq_vset *v
 int tsq_vset_patch_init(tsq_vset *s, tsq_vset *old)
 {
     tsq_vset *base = old->base ? old->base : old;
-    int rc = tsq_vset_init(s, 0);
+    int rc = tsq_vset_init(s, base->dim);   /* vectors while the base keeps them */
     if (rc) return rc;
     size_t words = (base->n + 63) / 64;
     s->hidden = calloc(words ? words : 1, sizeof *s->hidden);

@@ -45,10 +45,11 @@ typedef struct tsq_vset {
      * keys lie in sequence, instead of a pass over every row */
     int        ordered;
     size_t     norder;
-    /* a patched column set (tsq_vset_patch_init): the rows of base (a
-     * column set shared with others, never changed) whose bit in hidden
-     * is clear, plus this set's own rows, the rows commits changed since
-     * base was built; ordered only when both parts are */
+    /* a patched set (tsq_vset_patch_init): the rows of base (a set
+     * shared with others, never changed) whose bit in hidden is clear,
+     * plus this set's own rows, the rows commits changed since base was
+     * built; ordered (column sets) only when both parts are, with vectors
+     * only while both keep them */
     struct tsq_vset *base;
     uint64_t  *hidden;
     size_t     nhidden;
@@ -78,19 +79,19 @@ int  tsq_vset_range(const tsq_vset *s, int64_t lo, int64_t hi, size_t *from, siz
 void tsq_vset_range_view(const tsq_vset *cs, size_t from, size_t to, tsq_vset *view);
 /* After the last add: build the hash table.  TS_OK or TS_ERR_NOMEM. */
 int  tsq_vset_seal(tsq_vset *s);
-/* Whether a sealed set holds the key: 1 or 0. */
+/* Whether a sealed set, patched or not, holds the key: 1 or 0. */
 int  tsq_vset_has(const tsq_vset *s, const uint8_t *pk, size_t pkl);
 /* The row of the key in a sealed set, or -1. */
 long tsq_vset_find(const tsq_vset *s, const uint8_t *pk, size_t pkl);
 /* Row i's key and (when kept) vector. */
 const uint8_t *tsq_vset_key(const tsq_vset *s, size_t i, size_t *pkl);
 const float   *tsq_vset_vec(const tsq_vset *s, size_t i);
-/* A patched column set s (initialised here) over old's rows: old's base
- * when old is patched, else old itself, shared (tsq_vset_share), with
- * old's hidden rows; s's own rows are for the caller to add (keys and
- * values), hiding the base's rows they replace (tsq_vset_hide), then
- * tsq_vset_order and tsq_vset_seal as for any column set.  TS_OK or
- * TS_ERR_NOMEM. */
+/* A patched set s (initialised here) over old's rows: old's base when
+ * old is patched, else old itself, shared (tsq_vset_share), with old's
+ * hidden rows; s's own rows are for the caller to add (keys, and values
+ * or vectors, which s keeps while the base does), hiding the base's rows
+ * they replace (tsq_vset_hide), then (column sets) tsq_vset_order and
+ * tsq_vset_seal.  TS_OK or TS_ERR_NOMEM. */
 int  tsq_vset_patch_init(tsq_vset *s, tsq_vset *old);
 /* Of a patched set: the base's row with key pk is gone or changed. */
 void tsq_vset_hide(tsq_vset *s, const uint8_t *pk, size_t pkl);
@@ -101,8 +102,8 @@ static inline int tsq_vset_hidden(const tsq_vset *s, size_t i)
 }
 /* The rows of a column set, patched or not. */
 size_t tsq_vset_rows(const tsq_vset *s);
-/* The row of key pk in a column set, patched or not: its index in the
- * set *in (s or s->base) that holds its value, or -1 when absent. */
+/* The row of key pk in a set, patched or not: its index in the part *in
+ * (s or s->base) that holds its value or vector, or -1 when absent. */
 long tsq_vset_col_find(const tsq_vset *s, const uint8_t *pk, size_t pkl, const tsq_vset **in);
 /* One more holder of a malloc'd set s; each holder lets go with
  * tsq_vset_free, the last frees it. */

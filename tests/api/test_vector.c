@@ -1017,6 +1017,24 @@ START_TEST(column_set_between_commits)
 }
 END_TEST
 
+/* Each row in changed[0..n): searched for with its own vector among the
+ * rows passing `cat != 1000` (every row with a cat: more than 16384, so
+ * the conditions' set keeps keys only and filters the graph search), the
+ * same conditions every time: found in the top 10 exactly when the model
+ * says the row passes. */
+static void self_check(ts_db *db, const float *data, const int *cat, const size_t *changed, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t row = changed[i];
+        int passes = cat[row] != INT_MIN && cat[row] != WIDE_GONE;
+        ts_result *r = search(ts_where(ts_query_new(db, "wide"), "cat", "!=", I(1000)), data + row * 4, 4, 10);
+        int found = 0;
+        for (size_t j = 0; j < ts_result_count(r); j++) found |= id_of(ts_result_row(r, j)) == row;
+        ck_assert_msg(found == passes, "row %zu (cat %d) %s", row, cat[row], found ? "found" : "not found");
+        ts_result_free(r);
+    }
+}
+
 /* A step of xorshift64 on *s (the test's own stream). */
 static uint64_t rnd(uint64_t *s)
 {
@@ -1067,6 +1085,15 @@ START_TEST(column_set_patched)
     wide_table_part(db, n, rows, &data, &cat);
     int *saved = malloc(n * sizeof *saved);
     uint64_t seed = 12345;
+    size_t changed[64], nchanged = 0;
+    /* rows in the rare range before any set is built: later changes of
+     * them hide rows of the sets' bases */
+    ck_assert_int_eq(ts_begin(db), TS_OK);
+    for (size_t row = 7; row < rows; row += 331) {
+        cat[row] = 100 + (int)(row % 10);
+        ck_assert_int_eq(ts_update(db, "wide", I((int)row + 1), keep(json_pack("{s:i}", "cat", cat[row]))), TS_OK);
+    }
+    ck_assert_int_eq(ts_commit(db), TS_OK);
     double worst = 1.0;
     int versions = 0;
     for (int round = 0; round < 40; round++) {
@@ -1093,12 +1120,19 @@ START_TEST(column_set_patched)
                     int v = (int)(rnd(&seed) % 100);
                     ck_assert_int_eq(ts_insert(db, "wide", keep(json_pack("{s:i, s:o}", "cat", v,
                                      "emb", ts_vector_value(data + rows * 4, 4))), NULL), TS_OK);
+                    if (nchanged < 64) changed[nchanged++] = rows;
                     cat[rows++] = v;
                     inserted = 1;
                     continue;
                 }
                 size_t row = (size_t)(rnd(&seed) % rows);
+                if (r == 3 || r == 7) {   /* a row of the rare range leaves it (or goes) */
+                    size_t from = row;
+                    while (!(cat[row] >= 100 && cat[row] <= 109) && (row = (row + 1) % rows) != from) {
+                    }
+                }
                 if (cat[row] == WIDE_GONE) continue;
+                if (nchanged < 64) changed[nchanged++] = row;
                 if (r >= 6) {
                     ck_assert_int_eq(ts_delete(db, "wide", I((int)row + 1)), TS_OK);
                     cat[row] = WIDE_GONE;
@@ -1124,6 +1158,9 @@ START_TEST(column_set_patched)
             double rec = wide_search(db, data, n, kind, 1000 + round * 4 + it);
             if (rec < worst) worst = rec;
         }
+        self_check(db, data, cat, changed, nchanged < 6 ? nchanged : 6);
+        if (round == 0) self_check(db, data, cat, changed, 1);   /* the set is built at the second */
+        nchanged = 0;
         rare_check(db, data, n, cat, round, 0);
         for (int again = 0; again < (round ? 1 : 2); again++)   /* built at the second */
             rare_check(db, data, n, cat, round, 1);
