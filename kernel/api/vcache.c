@@ -78,6 +78,16 @@ static void entry_drop(struct tsapi_vcache *c, size_t i)
     else entry_free(e);
 }
 
+/* A patching entry's set being patched: no longer kept (lock held). */
+static void entry_let_prev(struct tsapi_vcache *c, vcentry *e)
+{
+    if (!e->prev) return;
+    c->bytes -= e->bytes;
+    e->bytes = 0;
+    tsq_vset_free(e->prev);
+    e->prev = NULL;
+}
+
 /* The table's number, the commit that created its current definition
  * (a schema change makes a new one: the same field names may mean other
  * columns) and its version. */
@@ -187,6 +197,9 @@ static int lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag
                 tsq_vset_share(patch->old);
                 e->prev = patch->old;
                 e->prev_version = patch->from;
+                /* it stays in memory while the patch runs: count it */
+                e->bytes = tsq_vset_bytes(patch->old);
+                c->bytes += e->bytes;
             }
             e->used = ++c->clock;
             e->narrow = narrow || walked;
@@ -226,8 +239,7 @@ void tsapi_vcache_unpatch(ts_db *db, const char *key, uint64_t space, const uint
         vcentry *e = c->e[i];
         if (e->space == space && !strcmp(e->key, key) && same_tag(e, tag) && e->state == VC_PATCH) {
             e->state = VC_SEEN;
-            tsq_vset_free(e->prev);
-            e->prev = NULL;
+            entry_let_prev(c, e);
         }
     }
     pthread_mutex_unlock(&c->lock);
@@ -268,6 +280,8 @@ void tsapi_vcache_put(ts_db *db, const char *key, uint64_t space, const uint64_t
         goto discard;
     }
     vcentry *e = c->e[i];
+    int patching = e->state == VC_PATCH;
+    entry_let_prev(c, e);
     /* room: drop the least recently used other sets */
     while (bytes <= VC_BYTES / 2 && c->bytes + bytes > VC_BYTES) {
         size_t old = c->n;
@@ -282,7 +296,7 @@ void tsapi_vcache_put(ts_db *db, const char *key, uint64_t space, const uint64_t
         e->rows = tsq_vset_rows(set);
         e->owed = 0;
         if (set->val && !set->base) c->builds++;   /* a column set from every row */
-        else if (e->state == VC_PATCH) c->patches++;
+        else if (patching) c->patches++;
     }
     if (set && (bytes > VC_BYTES / 2 || c->bytes + bytes > VC_BYTES)) {
         /* too big to keep: do not build it again at this version */
@@ -291,8 +305,6 @@ void tsapi_vcache_put(ts_db *db, const char *key, uint64_t space, const uint64_t
         bytes = 0;
     }
     e->state = set ? VC_SET : VC_BIG;
-    tsq_vset_free(e->prev);
-    e->prev = NULL;
     e->set = set;
     e->bytes = bytes;
     c->bytes += bytes;
