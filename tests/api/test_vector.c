@@ -1035,6 +1035,39 @@ static void self_check(ts_db *db, const float *data, const int *cat, const size_
     }
 }
 
+/* A change of schema (a field added, then cat's range checked) between
+ * two versions: the sets of the old definition are not patched into the
+ * new one (the same field names may mean other columns), but built again;
+ * answers right on both sides. */
+START_TEST(column_set_schema_change)
+{
+    size_t n = 20000;
+    ts_db *db = open_db(NULL);
+    float *data;
+    int *cat;
+    wide_table(db, n, &data, &cat);
+    double worst = 1.0;
+    for (int it = 0; it < 3; it++) worst = fmin(worst, wide_search(db, data, n, 6, it));
+    ck_assert_int_eq(stat_of(db, "vectorSetBuilds"), 1);
+    json_t *sch = NULL;
+    ck_assert_int_eq(ts_get_schema(db, "wide", &sch), TS_OK);
+    json_array_append_new(json_object_get(sch, "fields"), json_pack("{s:s, s:s}", "name", "note", "type", "text"));
+    json_t *all = json_pack("[o]", sch);
+    int rc = ts_sync_schemas(db, all);
+    ck_assert_msg(rc == TS_OK, "sync: %d %s", rc, ts_errmsg(db));
+    json_decref(all);
+    json_int_t patches = stat_of(db, "vectorSetPatches");
+    for (int it = 0; it < 3; it++) worst = fmin(worst, wide_search(db, data, n, 6, 10 + it));
+    ck_assert_int_eq(stat_of(db, "vectorSetBuilds"), 2);
+    ck_assert_int_eq(stat_of(db, "vectorSetPatches"), patches);
+    /* and patched again at the next commit of the new definition */
+    wide_set_cat(db, cat, 5, 7);
+    worst = fmin(worst, wide_search(db, data, n, 6, 20));
+    ck_assert_int_eq(stat_of(db, "vectorSetPatches"), patches + 1);
+    wide_done(db, data, cat, worst);
+}
+END_TEST
+
 /* A step of xorshift64 on *s (the test's own stream). */
 static uint64_t rnd(uint64_t *s)
 {
@@ -1941,6 +1974,7 @@ static Suite *suite(void)
     tcase_add_test(tc, filtered_search_wide_indexed);
     tcase_add_test(tc, column_set_between_commits);
     tcase_add_test(tc, column_set_patched);
+    tcase_add_test(tc, column_set_schema_change);
     tcase_add_test(tc, errors);
     suite_add_tcase(s, tc);
     return s;
