@@ -1035,7 +1035,7 @@ static void self_check(ts_db *db, const float *data, const int *cat, const size_
     }
 }
 
-/* A change of schema (a field added, then cat's range checked) between
+/* A change of schema (a field added) between
  * two versions: the sets of the old definition are not patched into the
  * new one (the same field names may mean other columns), but built again;
  * answers right on both sides. */
