@@ -1347,7 +1347,7 @@ START_TEST(key_runs_carried)
         /* 4-d: key slots in pages of their own (style 1's 12-byte keys do
          * not fit them: kept in the map, no runs); 36-d: in the records */
         int style = c & 1;
-        uint32_t dim = c < 2 ? 4 : 36, cap = 4800, exact = 0, carried = 0;
+        uint32_t dim = c < 2 ? 4 : 36, cap = 4800, exact = 0, carried = 0, remade = 0;
         size_t vb = (size_t)cap * dim * sizeof(float);
         rng r = rng_new(520 + (uint64_t)c);
         ndb h;
@@ -1426,6 +1426,14 @@ START_TEST(key_runs_carried)
             /* runs that went along with the cache, marked node by node */
             carried += before && before == after && st1 > st0;
             exact += before && before == after && st1 > st0 && st1 < before->nids / 8;
+            if (m.round % 3 == 0 && after) {
+                /* looked up until the runs' misses make them again, from
+                 * the old ones and the nodes written since; then checked */
+                for (int j = 0; j < 120 && cur_runs(&h, &st1) == after; j++) rm_check(&m, tx, "until made again");
+                const ngh_runs *again = cur_runs(&h, &st1);
+                remade += again && again != after && !again->stale;
+                rm_check(&m, tx, "runs made again");
+            }
             if (m.round % 4 == 2) {
                 ts_knn_hit out[8];
                 for (uint32_t d = 0; d < dim; d++) q[d] = 500;
@@ -1439,8 +1447,9 @@ START_TEST(key_runs_carried)
         /* style 0's keys: runs carried through most commits (a failing
          * mutation: carrying turned off), marked node by node */
         if (style == 0)
-            REQUIRE(carried >= 10 && exact >= 8, "case %d: runs carried %u times, %u of them node by node", c,
-                    carried, exact);
+            REQUIRE(carried >= 10 && exact >= 8 && remade >= 4,
+                    "case %d: runs carried %u times, %u of them node by node, made again %u times", c, carried,
+                    exact, remade);
         ck_assert_int_eq(db_close(&h), TS_OK);
         db_open(&h, NULL);
         tx = rbegin(&h);

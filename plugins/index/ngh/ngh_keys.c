@@ -346,8 +346,9 @@ static void hint_set(ngh_op *o, const uint8_t *v, size_t l, uint32_t id)
  * runs go along: the ids whose deleted flag or key slot a page written
  * since may have changed become stale, and a key whose run points at a
  * stale id is looked up as if no run had it.  Once the keys the runs did
- * not answer (stale, or appended since) pass 4 count + 64, the pass makes
- * the runs again. */
+ * not answer (stale, or appended since) pass 4 count + 64, a pass makes
+ * the runs again, reading only the stale and appended nodes: the others
+ * keep the keys the old runs give them. */
 #define NGH_RUNS_MIN_AVG 16
 
 static int run_cmp(const void *a, const void *b)
@@ -356,8 +357,33 @@ static int run_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* The runs of o's generation into *out (NULL: none worth keeping). */
-static int runs_build(ngh_op *o, ngh_runs **out)
+static int run_cmp_id(const void *a, const void *b)
+{
+    uint32_t x = ((const ngh_run *)a)->id0, y = ((const ngh_run *)b)->id0;
+    return x < y ? -1 : x > y;
+}
+
+/* Of runs old, made at an earlier state (NULL: none): the key node id
+ * still has by them (1, *k), or 0 when it had none (deleted, a long key,
+ * another length or prefix) or the node must be read again (stale, or
+ * appended since).  byid: old's runs by first id, *ri a cursor into them
+ * (ids asked in increasing order). */
+static int runs_known(const ngh_runs *old, const ngh_run *byid, size_t *ri, uint32_t id, uint64_t *k,
+                      int *unchanged)
+{
+    *unchanged = old && id < old->nids && !(old->stale && (old->stale[id >> 3] >> (id & 7) & 1));
+    if (!*unchanged) return 0;
+    while (*ri < old->n && byid[*ri].id0 + byid[*ri].len <= id) (*ri)++;
+    if (*ri == old->n || byid[*ri].id0 > id) return 0;
+    *k = byid[*ri].k0 + (id - byid[*ri].id0);
+    return 1;
+}
+
+/* The runs of o's generation into *out (NULL: none worth keeping).  With
+ * old, the runs of an earlier state of this cache: the nodes they vouch
+ * for (not stale, below their nids) are not read again, so the pass reads
+ * only the pages of nodes written or appended since. */
+static int runs_build(ngh_op *o, const ngh_runs *old, ngh_runs **out)
 {
     ngh_idx *ix = o->ix;
     uint32_t count = o->m.count, cap = count / NGH_RUNS_MIN_AVG + 1, n = 0;
@@ -365,15 +391,34 @@ static int runs_build(ngh_op *o, ngh_runs **out)
     int open = 0, rc = TS_OK;
     *out = NULL;
     ngh_runs *rs = ix->host->alloc(sizeof *rs + (size_t)cap * sizeof(ngh_run));
-    if (!rs) return TS_OK;   /* a cache: no memory, no runs */
+    ngh_run *byid = old && old->n ? ix->host->alloc((size_t)old->n * sizeof *byid) : NULL;
+    if (!rs || (old && old->n && !byid)) {
+        ix->host->free(rs);
+        ix->host->free(byid);
+        return TS_OK;   /* a cache: no memory, no runs */
+    }
     rs->plen = 0;
     rs->nids = count;
     rs->stale = NULL;
     rs->older = NULL;
+    if (byid) {
+        memcpy(byid, old->r, (size_t)old->n * sizeof *byid);
+        qsort(byid, old->n, sizeof *byid, run_cmp_id);
+        rs->plen = old->plen;
+        memcpy(rs->pre, old->pre, sizeof rs->pre);
+    }
+    size_t ri = 0;
     for (uint32_t id = 0; id < count && !rc; id++) {
         const void *pk;
         size_t pl;
         uint8_t *slot, *rec;
+        uint64_t k;
+        int unchanged;
+        if (runs_known(byid ? old : NULL, byid, &ri, id, &k, &unchanged)) goto have_key;
+        if (unchanged) {   /* in no run then, nor now */
+            open = 0;
+            continue;
+        }
         if (id % 64 == 0) ngh_op_relax(o);
         if ((rc = ngh_node(o, id, 0, &rec)) || (rc = ngh_pk_slot(o, id, 0, &slot))) break;
         /* deleted nodes keep their keys in their slots: not in runs (the
@@ -396,7 +441,8 @@ static int runs_build(ngh_op *o, ngh_runs **out)
             open = 0;
             continue;
         }
-        uint64_t k = last8(pk, pl);
+        k = last8(pk, pl);
+    have_key:
         if (open && k == prev + 1) {
             rs->r[n - 1].len++;
         } else if (n < cap) {
@@ -408,6 +454,7 @@ static int runs_build(ngh_op *o, ngh_runs **out)
         }
         prev = k;
     }
+    ix->host->free(byid);
     if (rc || !n) {
         ix->host->free(rs);
         return rc;
@@ -498,10 +545,12 @@ static int runs_find(const ngh_runs *rs, const uint8_t *v, size_t l, uint32_t *i
  * whose lookups bring the cache's total past 4 count + 64, and made again
  * by the one whose lookups the runs did not answer bring theirs there,
  * once the state has changed since they were made (stale ids, or nodes
- * appended).  The pass reads every node page (1M nodes: 2.5-3.6 s when
- * most pages must come from the file, against ~0.13 us a lookup), so only
- * a cache that is searched this much pays it, in that one reader's call;
- * other readers go on with the old runs meanwhile.  A cache: a pass that
+ * appended).  The first pass reads every node page (1M nodes: 2.5-3.6 s
+ * when most pages must come from the file, against ~0.13 us a lookup), so
+ * only a cache that is searched this much pays it, in that one reader's
+ * call; a pass that makes them again reads only the nodes written or
+ * appended since (runs_build from the old runs).  Other readers go on with
+ * the old runs meanwhile.  A cache: a pass that
  * fails (memory, a bad page the lookups themselves may never touch)
  * leaves none, or the old runs. */
 static const ngh_runs *runs_of(ngh_op *o, size_t n)
@@ -532,7 +581,7 @@ static const ngh_runs *runs_of(ngh_op *o, size_t n)
     }
     ngh_runs *rs = NULL;
     size_t bytes = 0;
-    if (runs_build(o, &rs)) rs = NULL;
+    if (runs_build(o, want == 2 ? cur : NULL, &rs)) rs = NULL;
     if (rs) bytes = ngh_runs_bytes(rs);
     if (rs && atomic_load_explicit(&sn->bytes, memory_order_relaxed) + bytes > o->ix->cache_bytes) {
         o->ix->host->free(rs);   /* the cache's bound (cacheBytes) */
