@@ -103,6 +103,13 @@
  *      against searches/s with no writer (tostore's read cache is per
  *      committed generation of the index); then a writer thread commits
  *      200 such transactions while the main thread searches.
+ *   r  (only when asked: --only r; tostore only, with --cat-index) key runs
+ *      made again: filtered searches (1%: cat < 1, and a new cat > -n each)
+ *      until ngh has made its key runs (4 x count lookups), then N/100 new
+ *      rows of a new cat in one commit, then searches of that cat (their
+ *      keys appended after the runs: each a miss) until the runs are made
+ *      again; each phase's mean and worst search, and which search was
+ *      worst (the pass that makes the runs is paid inside one search).
  *
  * Environment: TS_BENCH_FULL=1 (1M synthetic, 10K queries), BENCH_ROUNDS,
  * BENCH_VEC_DATA (synthetic|fashion), BENCH_VEC_N, BENCH_VEC_QUERIES,
@@ -1221,6 +1228,64 @@ static void mixed(void)
                 (double)nsrch[E_HNSW] / srch[E_HNSW]);
 }
 
+/* One search of part r: cat in lo..hi (ANDed with a new cat > -n). */
+static double runs_search(const float *q, int lo, int hi)
+{
+    static const char *const idf[] = { "id" };
+    json_t *a = json_integer(lo), *b = json_integer(hi), *c = json_integer(-1 - (json_int_t)++g_qctr);
+    ts_query *qq = ts_where(ts_where(ts_where(ts_select(ts_query_new(g_db, "t"), idf, 1), "cat", ">=", a), "cat",
+                                     "<=", b), "cat", ">", c);
+    json_decref(a);
+    json_decref(b);
+    json_decref(c);
+    ts_result *r = NULL;
+    double t0 = now();
+    TSCK(g_db, ts_vector_search(qq, "emb", q, g_dim, K, &r));
+    double el = now() - t0;
+    ts_query_free(qq);
+    ts_result_free(r);
+    return el;
+}
+
+static void runs_phase(const char *what, int lo, int hi, int n)
+{
+    double sum = 0, worst = 0;
+    int wi = 0;
+    for (int i = 0; i < n; i++) {
+        double el = runs_search(g_query + (size_t)(i % (int)g_nq) * g_dim, lo, hi);
+        sum += el;
+        if (el > worst) {
+            worst = el;
+            wi = i;
+        }
+    }
+    printf("%-44s %8d %10.2f %10.1f %8d\n", what, n, sum / n * 1e3, worst * 1e3, wi);
+}
+
+/* Part r: the pause when ngh's key runs are made again (see the header). */
+static void runs_again(void)
+{
+    if (!g_have[E_TS] || !g_cat_index) {
+        printf("\n-- r. key runs: needs tostore and --cat-index --\n");
+        return;
+    }
+    /* 4 x count lookups at 1% passing: about 400 searches, whatever N */
+    int n = 450;
+    printf("\n-- r. key runs made again (tostore, 1%% passing, a new filter every search) --\n");
+    printf("%-44s %8s %10s %10s %8s\n", "phase", "searches", "mean ms", "worst ms", "worst at");
+    runs_phase("existing rows (the runs made)", 0, 0, n);
+    size_t add = g_n / 100;
+    TSCK(g_db, ts_begin(g_db));
+    for (size_t i = 0; i < add; i++) {
+        json_t *rec = json_pack("{s:i, s:o}", "cat", 1000, "emb", ts_vector_value(g_base + i * g_dim, g_dim));
+        if (!rec) die("json_pack");
+        TSCK(g_db, ts_insert(g_db, "t", rec, NULL));
+        json_decref(rec);
+    }
+    TSCK(g_db, ts_commit(g_db));
+    runs_phase("rows appended since (the runs made again)", 1000, 1000, n + 50);
+}
+
 static void churn(void)
 {
     size_t nd = g_n / 5;
@@ -1448,6 +1513,7 @@ int main(int argc, char **argv)
     if (strchr(g_only, 'f')) filtered();
     if (g_churn && strchr(g_only, 'c')) churn();
     if (strchr(g_only, 'm')) mixed();
+    if (strchr(g_only, 'r')) runs_again();
 
     print_summary();
     if (g_db) TSCK(g_db, ts_close(g_db));
