@@ -3188,6 +3188,60 @@ START_TEST(concurrent_readers)
 }
 END_TEST
 
+/* Ids below n that find themselves first at distance ~0 in tx, of those
+ * tried (every 7th). */
+static void selves(ndb *h, const float *data, uint32_t dim, uint32_t n, const char *what)
+{
+    tstx *tx = rbegin(h);
+    uint32_t tried = 0, found = 0;
+    for (uint32_t id = 0; id < n; id += 7, tried++) {
+        ts_knn_hit out[10];
+        size_t got = knn(h, tx, data + (size_t)id * dim, dim, 10, 80, NULL, NULL, out);
+        found += got && fabsf(out[0].distance) < 1e-4 && pk_id(out[0].val, out[0].vlen) == id;
+    }
+    tstx_rollback(tx);
+    REQUIRE(found >= tried * 99 / 100, "%s: %u of %u vectors find themselves", what, found, tried);
+}
+
+/* The write cache's waits that give up (ngh_graph.c, wc_wait_idle): a
+ * reader that needs a later state while the write cache stays busy (an
+ * operation in progress) past its 3 ms makes its cache without it, and a
+ * writer that finds readers waiting past its 20 ms goes on.  Forced here
+ * by holding the fields as a busy writer and a waiting reader hold them;
+ * every answer is still right, and the index still takes inserts. */
+START_TEST(write_cache_wait_timeout)
+{
+    uint32_t n = 1500, dim = 16;
+    rng r = rng_new(77);
+    float *data = gen_data(&r, n, dim);
+    ndb h;
+    db_new(&h, "ngh-wait", 0, NULL, mkopts(dim, "l2", 8, 60, 0));
+    ngh_idx *ix = h.ix->idx;
+    load(&h, data, dim, 0, 600, 600);
+    selves(&h, data, dim, 600, "first state");
+    load(&h, data, dim, 600, 900, 300);
+    pthread_mutex_lock(&ix->mu);
+    int was = ix->wc.busy;
+    ix->wc.busy = 1;   /* a writer inside an operation that does not end */
+    pthread_mutex_unlock(&ix->mu);
+    selves(&h, data, dim, 900, "the write cache busy");
+    pthread_mutex_lock(&ix->mu);
+    ix->wc.busy = was;
+    ix->waiters++;   /* a reader waiting for the cache, that never takes it */
+    pthread_mutex_unlock(&ix->mu);
+    load(&h, data, dim, 900, 930, 10);   /* each insert gives up after 20 ms */
+    pthread_mutex_lock(&ix->mu);
+    ix->waiters--;
+    pthread_cond_broadcast(&ix->idle);
+    pthread_mutex_unlock(&ix->mu);
+    selves(&h, data, dim, 930, "after writers that waited");
+    load(&h, data, dim, 930, n, 300);
+    selves(&h, data, dim, n, "after more inserts");
+    db_done(&h);
+    free(data);
+}
+END_TEST
+
 /* TS_TEST_ONLY=name[,name...] runs only those tests. */
 static int wanted(const char *name)
 {
@@ -3206,6 +3260,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("ngh");
     tcase_set_timeout(tc, 1800);
     ADD(kernels_agree);
+    ADD(write_cache_wait_timeout);
     ADD(knn_emit_matches_knn);
     ADD(recall_l2);
     ADD(recall_cosine);
