@@ -838,8 +838,10 @@ static int vfilter_col(void *ctx, const void *val, size_t vl)
 {
     vsearch *v = ctx;
     if (vl < v->pl || memcmp(val, v->pre, v->pl) != 0) return 0;
-    const tsq_vset *in;
-    long i = tsq_vset_col_find(v->colset, (const uint8_t *)val + v->pl, vl - v->pl, &in);
+    const tsq_vset *in = v->colset;
+    const uint8_t *pk = (const uint8_t *)val + v->pl;
+    /* once per node the graph meets: a set not patched takes one lookup */
+    long i = in->base ? tsq_vset_col_find(in, pk, vl - v->pl, &in) : tsq_vset_find(in, pk, vl - v->pl);
     return i >= 0 && row_pass(v, tsq_exec_conds(v->e), in, (size_t)i);
 }
 
