@@ -598,13 +598,12 @@ static int column_set_build(ts_db *db, tsq_exec *e, uint64_t space, const uint64
 
 /* The keys of the rows commits changed in space since version `from` up
  * to the search's (tag), from the table object the search's snapshot
- * reads (a migration's swap may since have put another under its name). */
+ * reads (a migration's swap may since have put another under its name;
+ * tag was taken from this object). */
 static int changes_since(ts_db *db, tsq_exec *e, uint64_t space, const uint64_t tag[3], uint64_t from,
                          tstbl_keys *chg)
 {
-    const tstbl *t = tsq_exec_ctx(e)->src[0].t;
-    if (t->num != tag[0] || t->created != tag[1]) return TS_ERR_NOT_FOUND;
-    return tstbl_changes(&db->tables, t, space, from, tag[2], chg);
+    return tstbl_changes(&db->tables, tsq_exec_ctx(e)->src[0].t, space, from, tag[2], chg);
 }
 
 /* The column set of an earlier version (p) patched with the rows changed

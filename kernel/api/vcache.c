@@ -78,6 +78,14 @@ static void entry_drop(struct tsapi_vcache *c, size_t i)
     else entry_free(e);
 }
 
+/* The entry of key for space, or c->n (lock held). */
+static size_t entry_index(const struct tsapi_vcache *c, const char *key, uint64_t space)
+{
+    size_t i = 0;
+    while (i < c->n && !(c->e[i]->space == space && !strcmp(c->e[i]->key, key))) i++;
+    return i;
+}
+
 /* A patching entry's set being patched: no longer kept (lock held). */
 static void entry_let_prev(struct tsapi_vcache *c, vcentry *e)
 {
@@ -129,19 +137,17 @@ static int lookup(ts_db *db, const char *key, uint64_t space, const uint64_t tag
     }
     int r = TSAPI_VC_NONE;
     pthread_mutex_lock(&c->lock);
-    size_t i = 0;
-    while (i < c->n && !(c->e[i]->space == space && !strcmp(c->e[i]->key, key))) i++;
+    size_t i = entry_index(c, key, space);
     int narrow = 0;
     uint64_t rows = 0;
-    if (i < c->n && !same_tag(c->e[i], tag) && c->e[i]->num == tag[0] && c->e[i]->created == tag[1] &&
-        c->e[i]->version > tag[2]) {
-        /* a search on an older snapshot: leave the newer entry alone */
-        pthread_mutex_unlock(&c->lock);
-        return TSAPI_VC_NONE;
-    }
     if (i < c->n && !same_tag(c->e[i], tag)) {
         vcentry *o = c->e[i];
         int same_def = o->num == tag[0] && o->created == tag[1];
+        if (same_def && o->version > tag[2]) {
+            /* a search on an older snapshot: leave the newer entry alone */
+            pthread_mutex_unlock(&c->lock);
+            return TSAPI_VC_NONE;
+        }
         /* a narrowed plan's column set: its size goes on with the table
          * (not past a change of definition) */
         if (o->narrow && same_def) {
@@ -235,12 +241,10 @@ void tsapi_vcache_unpatch(ts_db *db, const char *key, uint64_t space, const uint
     struct tsapi_vcache *c = __atomic_load_n(&db->vcache, __ATOMIC_ACQUIRE);
     if (!c) return;
     pthread_mutex_lock(&c->lock);
-    for (size_t i = 0; i < c->n; i++) {
-        vcentry *e = c->e[i];
-        if (e->space == space && !strcmp(e->key, key) && same_tag(e, tag) && e->state == VC_PATCH) {
-            e->state = VC_SEEN;
-            entry_let_prev(c, e);
-        }
+    size_t i = entry_index(c, key, space);
+    if (i < c->n && same_tag(c->e[i], tag) && c->e[i]->state == VC_PATCH) {
+        c->e[i]->state = VC_SEEN;
+        entry_let_prev(c, c->e[i]);
     }
     pthread_mutex_unlock(&c->lock);
 }
@@ -272,8 +276,7 @@ void tsapi_vcache_put(ts_db *db, const char *key, uint64_t space, const uint64_t
     size_t bytes = set ? tsq_vset_bytes(set) : 0;
     if (!c) goto discard;
     pthread_mutex_lock(&c->lock);
-    size_t i = 0;
-    while (i < c->n && !(c->e[i]->space == space && !strcmp(c->e[i]->key, key))) i++;
+    size_t i = entry_index(c, key, space);
     /* only onto the entry it was made for (same version, still without) */
     if (i == c->n || (c->e[i]->state != VC_SEEN && c->e[i]->state != VC_PATCH) || !same_tag(c->e[i], tag)) {
         pthread_mutex_unlock(&c->lock);

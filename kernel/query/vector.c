@@ -643,37 +643,42 @@ static int changed_keys(const tstbl_keys *chg, tsq_vset *ck)
     return rc;
 }
 
+/* The start of a patch of old (patched or not) with the keys chg lists:
+ * *s a patched set over old's base without rows of its own yet, *ck the
+ * changed keys (a key may repeat: tsq_vset_find gives its first place).
+ * TS_ERR_RESOURCE when the changes since the base pass patch_max. */
+static int patch_begin(tsq_ctx *x, tsq_vset *old, const tstbl_keys *chg, tsq_vset **s, tsq_vset *ck)
+{
+    const tsq_vset *base = old->base ? old->base : old;
+    size_t own = old->base ? old->n + old->nhidden : 0;
+    *s = NULL;
+    if (own + chg->n > patch_max(base)) return TS_ERR_RESOURCE;
+    tsq_vset *p = malloc(sizeof *p);
+    int rc = changed_keys(chg, ck);
+    if (!p || rc || tsq_vset_patch_init(p, old)) {
+        free(p);
+        tsq_vset_clear(ck);
+        return tsenv_error(x->env, TS_ERR_NOMEM, "out of memory");
+    }
+    *s = p;
+    return TS_OK;
+}
+
 int tsq_vector_column_patch(tsq_exec *e, size_t col, tsq_vset *old, const tstbl_keys *chg, tsq_vset **out)
 {
     *out = NULL;
     tsq_ctx *x = tsq_exec_ctx(e);
     tstbl *t = x->src[0].t;
-    const tsq_vset *base = old->base ? old->base : old;
-    size_t own = old->base ? old->n + old->nhidden : 0;
-    if (!old->val || own + chg->n > patch_max(base)) return TS_ERR_RESOURCE;
-    tsq_vset *s = malloc(sizeof *s);
-    tsq_vset ck;   /* the changed keys, to find them (a key may repeat) */
-    int rc = changed_keys(chg, &ck);
-    if (!s || rc) {
-        free(s);
-        tsq_vset_clear(&ck);
-        return tsenv_error(x->env, TS_ERR_NOMEM, "out of memory");
-    }
-    if (!rc) rc = tsq_vset_patch_init(s, old);
-    else {
-        free(s);
-        s = NULL;
-    }
+    if (!old->val) return TS_ERR_RESOURCE;
+    tsq_vset *s, ck;
+    int rc = patch_begin(x, old, chg, &s, &ck);
+    if (rc) return rc;
     /* the rows old had changed that did not change again */
     for (size_t i = 0; old->base && i < old->n && !rc; i++) {
         size_t pkl;
         const uint8_t *pk = tsq_vset_key(old, i, &pkl);
         if (tsq_vset_has(&ck, pk, pkl)) continue;
-        const tsq_vval *ov = &old->val[i];
-        tsd_value val = { .kind = (tsd_vkind)ov->kind };
-        if (ov->kind == TSD_V_DOUBLE) val.d = ov->u.d;
-        else val.i = ov->u.i;
-        if (!(rc = tsq_vset_add(s, pk, pkl, NULL))) rc = tsq_vset_add_value(s, &val);
+        if (!(rc = tsq_vset_add(s, pk, pkl, NULL))) rc = tsq_vset_add_vval(s, old->val[i]);
     }
     /* the changed rows as the snapshot has them */
     uint8_t key[TSROW_KEY_CAP];
@@ -699,7 +704,7 @@ int tsq_vector_column_patch(tsq_exec *e, size_t col, tsq_vset *old, const tstbl_
     if (!rc) rc = tsq_vset_order(s);
     if (!rc) rc = tsq_vset_seal(s);
     if (rc) {
-        if (s) tsq_vset_free(s);
+        tsq_vset_free(s);
         return rc == TS_ERR_NOMEM ? tsenv_error(x->env, rc, "out of memory") : rc;
     }
     *out = s;
@@ -719,17 +724,12 @@ int tsq_vector_set_patch(tsq_exec *e, const char *field, tsq_vset *old, const ts
     const tsd_field *f = &t->def->cols[col];
     if (src != 0 || f->type != TSD_VECTOR || old->val) return TS_ERR_UNSUPPORTED;
     const tsq_vset *base = old->base ? old->base : old;
-    size_t own = old->base ? old->n + old->nhidden : 0;
-    if (own + chg->n > patch_max(base)) return TS_ERR_RESOURCE;
-    tsq_vset *s = malloc(sizeof *s);
     float *fv = malloc((size_t)f->dimensions * sizeof *fv);
-    tsq_vset ck;
-    rc = changed_keys(chg, &ck);
-    if (!s || !fv || rc || tsq_vset_patch_init(s, old)) {
-        free(s);
+    if (!fv) return tsenv_error(x->env, TS_ERR_NOMEM, "out of memory");
+    tsq_vset *s, ck;
+    if ((rc = patch_begin(x, old, chg, &s, &ck))) {
         free(fv);
-        tsq_vset_clear(&ck);
-        return tsenv_error(x->env, TS_ERR_NOMEM, "out of memory");
+        return rc;
     }
     /* the rows old had changed that did not change again, as they were */
     for (size_t i = 0; old->base && i < old->n && !rc; i++) {

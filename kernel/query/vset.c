@@ -84,7 +84,7 @@ long tsq_vset_find(const tsq_vset *s, const uint8_t *pk, size_t pkl)
 int tsq_vset_has(const tsq_vset *s, const uint8_t *pk, size_t pkl)
 {
     const tsq_vset *in;
-    return s->base ? tsq_vset_col_find(s, pk, pkl, &in) >= 0 : tsq_vset_find(s, pk, pkl) >= 0;
+    return tsq_vset_col_find(s, pk, pkl, &in) >= 0;
 }
 
 const uint8_t *tsq_vset_key(const tsq_vset *s, size_t i, size_t *pkl)
@@ -98,15 +98,19 @@ const float *tsq_vset_vec(const tsq_vset *s, size_t i)
     return s->dim ? s->vec + i * s->dim : NULL;
 }
 
-int tsq_vset_add_value(tsq_vset *s, const tsd_value *v)
+int tsq_vset_add_vval(tsq_vset *s, tsq_vval v)
 {
     int rc = grow((void **)&s->val, &s->valcap, s->n, sizeof *s->val);
-    if (rc) return rc;
-    tsq_vval *x = &s->val[s->n - 1];
-    x->kind = (uint8_t)v->kind;
-    if (v->kind == TSD_V_DOUBLE) x->u.d = v->d;
-    else x->u.i = v->i;
-    return TS_OK;
+    if (!rc) s->val[s->n - 1] = v;
+    return rc;
+}
+
+int tsq_vset_add_value(tsq_vset *s, const tsd_value *v)
+{
+    tsq_vval x = { .kind = (uint8_t)v->kind };
+    if (v->kind == TSD_V_DOUBLE) x.u.d = v->d;
+    else x.u.i = v->i;
+    return tsq_vset_add_vval(s, x);
 }
 
 /* qsort cannot see the values: sort (value, row) pairs. */

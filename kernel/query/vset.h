@@ -66,6 +66,8 @@ int  tsq_vset_add(tsq_vset *s, const uint8_t *pk, size_t pkl, const float *v);
 /* A column set: the value of the row added last (call after each add;
  * kinds NULL, INT, BOOL, DOUBLE).  TS_OK, TS_ERR_NOMEM. */
 int  tsq_vset_add_value(tsq_vset *s, const tsd_value *v);
+/* The same with a value as a column set keeps it (another set's). */
+int  tsq_vset_add_vval(tsq_vset *s, tsq_vval v);
 /* A column set (no vectors kept) after its last add, before
  * tsq_vset_seal: when every value is an integer or NULL, put its rows in
  * value order (NULLs last) (else nothing).  TS_OK, TS_ERR_NOMEM. */

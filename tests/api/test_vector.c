@@ -858,18 +858,16 @@ static double wide_search(ts_db *db, const float *data, size_t n, int kind, int 
     return rec;
 }
 
-/* Table "wide": n rows of 4-d vectors (data) and an indexed integer cat
- * (*cat_out, NULL every 89th row as INT_MIN), the vector index and a
- * btree on cat. */
-static void wide_table(ts_db *db, size_t n, float **data_out, int **cat_out);
-
 /* The model's cat of a row not (yet) in the table: passes no condition. */
 #define WIDE_GONE (INT_MIN + 1)
 
-/* wide_table with vectors for n rows of which the first `rows` are
- * inserted (the others' cat WIDE_GONE). */
-static void wide_table_part(ts_db *db, size_t n, size_t rows, float **data_out, int **cat_out)
+/* A new database with table "wide": n rows of 4-d vectors (data) and an
+ * indexed integer cat (*cat_out, NULL every 89th row as INT_MIN), the
+ * vector index and a btree on cat; only the first `rows` are inserted
+ * (the others' cat WIDE_GONE). */
+static ts_db *wide_open(size_t n, size_t rows, float **data_out, int **cat_out)
 {
+    ts_db *db = open_db(NULL);
     enum { DIM = 4 };
     float *data = clustered(n, DIM, 61);
     int *cat = malloc(n * sizeof *cat);
@@ -894,11 +892,7 @@ static void wide_table_part(ts_db *db, size_t n, size_t rows, float **data_out, 
     ck_assert_int_eq(ts_commit(db), TS_OK);
     *data_out = data;
     *cat_out = cat;
-}
-
-static void wide_table(ts_db *db, size_t n, float **data_out, int **cat_out)
-{
-    wide_table_part(db, n, n, data_out, cat_out);
+    return db;
 }
 
 /* The end of a test on table "wide": the worst recall seen, then free
@@ -926,10 +920,9 @@ static void wide_set_cat(ts_db *db, int *cat, int row, int v)
 START_TEST(filtered_search_wide_indexed)
 {
     size_t n = 20000;
-    ts_db *db = open_db(NULL);
     float *data;
     int *cat;
-    wide_table(db, n, &data, &cat);
+    ts_db *db = wide_open(n, n, &data, &cat);
     double worst = 1.0;
     for (int round = 0; round < 2; round++) {
         /* narrow ranges and IN only: no set at first; at the next version
@@ -965,10 +958,9 @@ END_TEST
 START_TEST(column_set_between_commits)
 {
     size_t n = 20000;
-    ts_db *db = open_db(NULL);
     float *data;
     int *cat;
-    wide_table(db, n, &data, &cat);
+    ts_db *db = wide_open(n, n, &data, &cat);
     double worst = 1.0;
     for (int c = 0; c < 12; c++) {
         for (int it = 0; it < 2; it++) {
@@ -1042,10 +1034,9 @@ static void self_check(ts_db *db, const float *data, const int *cat, const size_
 START_TEST(column_set_schema_change)
 {
     size_t n = 20000;
-    ts_db *db = open_db(NULL);
     float *data;
     int *cat;
-    wide_table(db, n, &data, &cat);
+    ts_db *db = wide_open(n, n, &data, &cat);
     double worst = 1.0;
     for (int it = 0; it < 3; it++) worst = fmin(worst, wide_search(db, data, n, 6, it));
     ck_assert_int_eq(stat_of(db, "vectorSetBuilds"), 1);
@@ -1067,15 +1058,6 @@ START_TEST(column_set_schema_change)
     wide_done(db, data, cat, worst);
 }
 END_TEST
-
-/* A step of xorshift64 on *s (the test's own stream). */
-static uint64_t rnd(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s >> 11;
-}
 
 /* The rows whose cat is 100..109 (only updates set such values, so every
  * change of one must reach the set): all of them, exactly, through the
@@ -1112,10 +1094,9 @@ static void rare_check(ts_db *db, const float *data, size_t n, const int *cat, i
 START_TEST(column_set_patched)
 {
     size_t n = 20000, rows = 18000;
-    ts_db *db = open_db(NULL);
     float *data;
     int *cat;
-    wide_table_part(db, n, rows, &data, &cat);
+    ts_db *db = wide_open(n, rows, &data, &cat);
     int *saved = malloc(n * sizeof *saved);
     uint64_t seed = 12345;
     size_t changed[64], nchanged = 0;
@@ -1130,9 +1111,9 @@ START_TEST(column_set_patched)
     double worst = 1.0;
     int versions = 0;
     for (int round = 0; round < 40; round++) {
-        int commits = 1 + (int)(rnd(&seed) % 3);
+        int commits = 1 + (int)(tst_rand(&seed) % 3);
         for (int cm = 0; cm < commits; cm++) {
-            int other = rnd(&seed) % 7 == 0;
+            int other = tst_rand(&seed) % 7 == 0;
             if (other) {   /* rows of another space, keys 1.. as here, cat 0..9 */
                 ck_assert_int_eq(ts_switch_space(db, "other", 0), TS_OK);
                 ck_assert_int_eq(ts_begin(db), TS_OK);
@@ -1146,11 +1127,11 @@ START_TEST(column_set_patched)
             }
             memcpy(saved, cat, n * sizeof *cat);
             ck_assert_int_eq(ts_begin(db), TS_OK);
-            int ops = 1 + (int)(rnd(&seed) % 24), inserted = 0;
+            int ops = 1 + (int)(tst_rand(&seed) % 24), inserted = 0;
             for (int op = 0; op < ops; op++) {
-                unsigned r = (unsigned)(rnd(&seed) % 10);
+                unsigned r = (unsigned)(tst_rand(&seed) % 10);
                 if (r >= 8 && rows < n) {   /* a new row (key rows + 1) */
-                    int v = (int)(rnd(&seed) % 100);
+                    int v = (int)(tst_rand(&seed) % 100);
                     ck_assert_int_eq(ts_insert(db, "wide", keep(json_pack("{s:i, s:o}", "cat", v,
                                      "emb", ts_vector_value(data + rows * 4, 4))), NULL), TS_OK);
                     if (nchanged < 64) changed[nchanged++] = rows;
@@ -1158,7 +1139,7 @@ START_TEST(column_set_patched)
                     inserted = 1;
                     continue;
                 }
-                size_t row = (size_t)(rnd(&seed) % rows);
+                size_t row = (size_t)(tst_rand(&seed) % rows);
                 if (r == 3 || r == 7) {   /* a row of the rare range leaves it (or goes) */
                     size_t from = row;
                     while (!(cat[row] >= 100 && cat[row] <= 109) && (row = (row + 1) % rows) != from) {
@@ -1170,14 +1151,14 @@ START_TEST(column_set_patched)
                     ck_assert_int_eq(ts_delete(db, "wide", I((int)row + 1)), TS_OK);
                     cat[row] = WIDE_GONE;
                 } else {
-                    int v = r == 5 ? INT_MIN : r == 4 ? 100 + (int)(rnd(&seed) % 10) : (int)(rnd(&seed) % 100);
+                    int v = r == 5 ? INT_MIN : r == 4 ? 100 + (int)(tst_rand(&seed) % 10) : (int)(tst_rand(&seed) % 100);
                     ck_assert_int_eq(ts_update(db, "wide", I((int)row + 1),
                                      keep(json_pack("{s:o}", "cat", v == INT_MIN ? json_null() : json_integer(v)))),
                                      TS_OK);
                     cat[row] = v;
                 }
             }
-            if (!inserted && rnd(&seed) % 5 == 0) {   /* keys of rolled-back inserts are not reused: none */
+            if (!inserted && tst_rand(&seed) % 5 == 0) {   /* keys of rolled-back inserts are not reused: none */
                 ck_assert_int_eq(ts_rollback(db), TS_OK);
                 memcpy(cat, saved, n * sizeof *cat);
             } else {
@@ -1185,9 +1166,9 @@ START_TEST(column_set_patched)
                 versions++;
             }
         }
-        int searches = 1 + (int)(rnd(&seed) % 3);
+        int searches = 1 + (int)(tst_rand(&seed) % 3);
         for (int it = 0; it < searches; it++) {
-            int kind = (int)(rnd(&seed) % 8);   /* 5, IN, the same every time: a set of its own */
+            int kind = (int)(tst_rand(&seed) % 8);   /* 5, IN, the same every time: a set of its own */
             double rec = wide_search(db, data, n, kind, 1000 + round * 4 + it);
             if (rec < worst) worst = rec;
         }

@@ -46,6 +46,14 @@ void tst_copy_dir(const char *from, const char *to)
     ck_assert_int_eq(system(cmd), 0);
 }
 
+uint64_t tst_rand(uint64_t *state)
+{
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    return *state >> 11;
+}
+
 int tst_run(Suite *s)
 {
     SRunner *sr = srunner_create(s);

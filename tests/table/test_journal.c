@@ -17,16 +17,7 @@
 #define KEYS_MAX  (64u << 10)   /* JN_KEYS */
 #define COMMITS   400
 
-typedef struct mcommit { uint64_t no; int forgotten; size_t n; uint32_t *key; uint8_t *space; } mcommit;
-
-static uint64_t rs = 88172645463325252ull;
-static uint64_t rnd(void)
-{
-    rs ^= rs << 13;
-    rs ^= rs >> 7;
-    rs ^= rs << 17;
-    return rs;
-}
+typedef struct mcommit { uint64_t no; size_t n; uint32_t *key; uint8_t *space; } mcommit;
 
 /* Whether the listed keys equal the model's keys of space changed by
  * commits numbered from .. to - 1 (as sets). */
@@ -57,6 +48,7 @@ START_TEST(journal_model)
     tstbl t;
     memset(&t, 0, sizeof t);
     ck_assert_int_eq(tstbl_journal_open(&t, 0), TS_OK);
+    uint64_t rs = 88172645463325252ull;
     mcommit *c = calloc(COMMITS, sizeof *c);
     size_t nc = 0, refused_recent = 0, checked = 0, refused = 0;
     uint64_t next = 0, want_from = 0;   /* the first commit made with the journal wanted */
@@ -66,14 +58,14 @@ START_TEST(journal_model)
             want_from = next + 1;
         }
         /* mostly small; now and then past the journal's bounds */
-        size_t n = rnd() % 25 == 0 ? KEYS_MAX / 3 + rnd() % KEYS_MAX : 1 + rnd() % 300;
-        mcommit cm = { 0, 0, n, malloc(n * sizeof(uint32_t)), malloc(n) };
+        size_t n = tst_rand(&rs) % 25 == 0 ? KEYS_MAX / 3 + tst_rand(&rs) % KEYS_MAX : 1 + tst_rand(&rs) % 300;
+        mcommit cm = { 0, n, malloc(n * sizeof(uint32_t)), malloc(n) };
         for (size_t j = 0; j < n; j++) {
-            cm.key[j] = (uint32_t)(rnd() % (1u << 17));
-            cm.space[j] = (uint8_t)(rnd() % 2);
+            cm.key[j] = (uint32_t)(tst_rand(&rs) % (1u << 17));
+            cm.space[j] = (uint8_t)(tst_rand(&rs) % 2);
             tstbl_journal_note(&t, cm.space[j], (const uint8_t *)&cm.key[j], sizeof cm.key[j]);
         }
-        if (rnd() % 6 == 0) {   /* rolled back: never a commit */
+        if (tst_rand(&rs) % 6 == 0) {   /* rolled back: never a commit */
             tstbl_journal_rollback(&t);
             free(cm.key);
             free(cm.space);
@@ -86,10 +78,10 @@ START_TEST(journal_model)
         c[nc++] = cm;
         /* every range ending now, and some older ones */
         for (int q = 0; q < 12; q++) {
-            uint64_t to = q < 6 ? next + 1 : 1 + rnd() % (next + 1);
-            uint64_t back = q % 2 ? rnd() % 8 : rnd() % to;   /* mostly recent */
+            uint64_t to = q < 6 ? next + 1 : 1 + tst_rand(&rs) % (next + 1);
+            uint64_t back = q % 2 ? tst_rand(&rs) % 8 : tst_rand(&rs) % to;   /* mostly recent */
             uint64_t from = to > back ? to - back : 1;
-            uint8_t space = (uint8_t)(rnd() % 2);
+            uint8_t space = (uint8_t)(tst_rand(&rs) % 2);
             tstbl_keys got;
             int rc = tstbl_changes(&m, &t, space, from, to, &got);
             if (rc == TS_ERR_NOT_FOUND) {
