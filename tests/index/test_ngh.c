@@ -679,6 +679,21 @@ END_TEST
 /* parameters.seed: two indexes given the same seed and the same vectors in
  * the same order build the same graph (every search at a small ef answers
  * alike, distances bit for bit); a negative or non-integer seed is refused. */
+/* Each of the JSON texts bad[] as parameters.<key> is refused at create. */
+static void refuse_parameter(ndb *h, uint32_t dim, const char *key, const char *const *bad, size_t nbad)
+{
+    for (size_t i = 0; i < nbad; i++) {
+        json_t *o = mkopts(dim, "l2", 8, 40, 10);
+        json_object_set_new(json_object_get(o, "parameters"), key, json_loads(bad[i], JSON_DECODE_ANY, NULL));
+        tstx *tx = wbegin(h);
+        uint64_t root;
+        int rc = tsix_create(&h->db->env, h->db->reg, "ngh", o, tx, &root);
+        REQUIRE(rc == TS_ERR_CONFIG || rc == TS_ERR_VALIDATION, "%s %s accepted (%d)", key, bad[i], rc);
+        tstx_rollback(tx);
+        json_decref(o);
+    }
+}
+
 START_TEST(seeded_graph_repeats)
 {
     const uint32_t dim = 32, n = 4000, nq = 100;
@@ -709,18 +724,83 @@ START_TEST(seeded_graph_repeats)
     tstx_rollback(ta);
     tstx_rollback(tb);
     const char *bad[] = { "0", "-1", "1.5", "\"7\"" };
-    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        json_t *o = mkopts(dim, "l2", 8, 40, 10);
-        json_object_set_new(json_object_get(o, "parameters"), "seed", json_loads(bad[i], JSON_DECODE_ANY, NULL));
-        tstx *tx = wbegin(&h[0]);
-        uint64_t root;
-        int rc = tsix_create(&h[0].db->env, h[0].db->reg, "ngh", o, tx, &root);
-        REQUIRE(rc == TS_ERR_CONFIG || rc == TS_ERR_VALIDATION, "seed %s accepted (%d)", bad[i], rc);
-        tstx_rollback(tx);
-        json_decref(o);
-    }
+    refuse_parameter(&h[0], dim, "seed", bad, sizeof bad / sizeof *bad);
     db_done(&h[0]);
     db_done(&h[1]);
+    free(data);
+}
+END_TEST
+
+/* parameters.buildLinks: the ids an insert's beam reads at the head of
+ * each layer-0 list.  Seeded builds of the same rows: 0 and any value that
+ * leaves nothing out (M0 - 4 and more) read whole lists and give the same
+ * graph; the default (12 at M 16) gives another, as good, and the same as
+ * an explicit 12. */
+static void build_links_db(ndb *h, const char *name, const float *data, uint32_t n, uint32_t dim, int links)
+{
+    /* a narrow beam (efConstruction 32), which the ids it reads change */
+    json_t *o = mkopts(dim, "l2", 16, 32, 0);
+    json_t *p = json_object_get(o, "parameters");
+    json_object_set_new(p, "seed", json_integer(777));
+    if (links >= 0) json_object_set_new(p, "buildLinks", json_integer(links));
+    db_new(h, name, 0, "\"cacheBytes\": 134217728", o);
+    load(h, data, dim, 0, n, 1000);
+}
+
+/* how many of nq queries answer differently in a and b (ids and order of
+ * the 10 nearest at efSearch 10) */
+static uint32_t answers_differ(ndb *a, ndb *b, const float *qs, uint32_t nq, uint32_t dim)
+{
+    ts_knn_hit x[10], y[10];
+    tstx *ta = rbegin(a), *tb = rbegin(b);
+    uint32_t differ = 0;
+    for (uint32_t q = 0; q < nq; q++) {
+        size_t nx = knn(a, ta, qs + (size_t)q * dim, dim, 10, 10, NULL, NULL, x);
+        uint32_t idx[10];
+        for (size_t i = 0; i < nx; i++) idx[i] = pk_id(x[i].val, x[i].vlen);
+        size_t ny = knn(b, tb, qs + (size_t)q * dim, dim, 10, 10, NULL, NULL, y);
+        int same = nx == ny;
+        for (size_t i = 0; same && i < ny; i++) same = idx[i] == pk_id(y[i].val, y[i].vlen);
+        differ += !same;
+    }
+    tstx_rollback(ta);
+    tstx_rollback(tb);
+    return differ;
+}
+
+START_TEST(build_links)
+{
+    const uint32_t dim = 64, n = sanitized() ? 3000 : 8000, nq = 200;
+    rng r = rng_new(43);
+    float *data = gen_data(&r, n, dim), *qs = malloc((size_t)nq * dim * sizeof *qs);
+    /* queries off the data (between its clusters), where answers depend
+     * on the edges a search follows more than near a cluster */
+    for (size_t i = 0; i < (size_t)nq * dim; i++) qs[i] = (float)(0.3 * rgauss(&r));
+    ndb whole, whole2, dflt, twelve;
+    build_links_db(&whole, "ngh-links-0", data, n, dim, 0);
+    build_links_db(&whole2, "ngh-links-28", data, n, dim, 28);
+    build_links_db(&dflt, "ngh-links-default", data, n, dim, -1);
+    build_links_db(&twelve, "ngh-links-12", data, n, dim, 12);
+    REQUIRE(answers_differ(&whole, &whole2, qs, nq, dim) == 0, "buildLinks 28 (M0 - 4) did not read whole lists");
+    REQUIRE(answers_differ(&dflt, &twelve, qs, nq, dim) == 0, "the default is not buildLinks 12 at M 16");
+    uint32_t d = answers_differ(&whole, &dflt, qs, nq, dim);
+    REQUIRE(d >= 10, "the default build read whole lists? %u of %u answers differ", d, nq);
+    tstx *tw = rbegin(&whole), *td = rbegin(&dflt);
+    rng rw = rng_new(44), rd = rng_new(44);
+    double recw = recall(&whole, tw, NGH_L2, data, n, dim, NULL, nq, 10, 16, &rw, NULL);
+    double recd = recall(&dflt, td, NGH_L2, data, n, dim, NULL, nq, 10, 16, &rd, NULL);
+    if (verbose()) printf("buildLinks: %u of %u answers differ; recall@10 at ef 16 whole %.4f, default %.4f\n",
+                          d, nq, recw, recd);
+    REQUIRE(recd >= 0.9 && recd >= recw - 0.02, "recall at ef 16: default %.4f, whole lists %.4f", recd, recw);
+    tstx_rollback(tw);
+    tstx_rollback(td);
+    const char *bad[] = { "-1", "513", "1.5", "\"12\"" };
+    refuse_parameter(&whole, dim, "buildLinks", bad, sizeof bad / sizeof *bad);
+    db_done(&whole);
+    db_done(&whole2);
+    db_done(&dflt);
+    db_done(&twelve);
+    free(qs);
     free(data);
 }
 END_TEST
@@ -3274,6 +3354,7 @@ static Suite *suite(void)
     ADD(bench);
     ADD(options);
     ADD(seeded_graph_repeats);
+    ADD(build_links);
     ADD(entries_and_duplicates);
     ADD(quantized_keys_f16);
     ADD(quantized_keys_i8);

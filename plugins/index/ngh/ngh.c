@@ -54,7 +54,7 @@ static int free_pop(ngh_op *o, uint32_t *id)
 /* ---- options ------------------------------------------------------------ */
 
 typedef struct ngh_cfg {
-    uint32_t dim, M, efc, efs, format, beam_nodes;
+    uint32_t dim, M, efc, efs, format, beam_nodes, build_links;
     int split;   /* parameters.splitRecords: -1 absent, else the boolean */
     int metric, precision, keys_quantized;
     uint64_t cache_bytes, seed;   /* seed 0: drawn at create */
@@ -110,6 +110,7 @@ static int parse_opts(const ts_host *h, ts_env *env, const ts_opts *o, ngh_cfg *
     c->split = -1;
     c->seed = 0;
     c->beam_nodes = NGH_BEAM_NODES;
+    c->build_links = NGH_BUILD_LINKS_DEFAULT;
     const char *key;
     for (size_t i = 0; h->opt_key_at(o, i, &key) == TS_OK; i++)
         if (strcmp(key, "dimensions") && strcmp(key, "precision") && strcmp(key, "distanceMetric") &&
@@ -145,11 +146,14 @@ static int parse_opts(const ts_host *h, ts_env *env, const ts_opts *o, ngh_cfg *
     if (rc == TS_OK) {
         for (size_t i = 0; h->opt_key_at(p, i, &key) == TS_OK; i++)
             if (strcmp(key, "M") && strcmp(key, "efConstruction") && strcmp(key, "efSearch") &&
-                strcmp(key, "seed") && strcmp(key, "splitRecords"))
+                strcmp(key, "seed") && strcmp(key, "splitRecords") && strcmp(key, "buildLinks"))
                 return h->error(env, TS_ERR_CONFIG, "ngh: unknown parameter '%s'", key);
         if ((rc = opt_range(h, env, p, "M", 2, 256, &c->M, 0))) return rc;
         if ((rc = opt_range(h, env, p, "efConstruction", 1, 100000, &c->efc, 0))) return rc;
         if ((rc = opt_range(h, env, p, "efSearch", 1, 100000, &c->efs, 0))) return rc;
+        /* ids an insert's beam reads at the head of each layer-0 list (0:
+         * every id); read at every open, like efSearch */
+        if ((rc = opt_range(h, env, p, "buildLinks", 0, 512, &c->build_links, 0))) return rc;
         /* the seed of the levels (drawn at create when absent): the same
          * rows inserted in the same order then give the same graph */
         if ((rc = opt_u64(h, env, p, "seed", 1, &c->seed))) return rc;
@@ -224,6 +228,7 @@ static int ngh_open(const ts_module_args *args, uint64_t root, void **idx_out)
     ix->efs = c.efs;
     ix->cache_bytes = c.cache_bytes;
     ix->beam_nodes = c.beam_nodes;
+    ix->build_links = c.build_links;
     ix->metric = c.metric;
     ix->precision = c.precision;
     ngh_dist_pick(&ix->k, 3, c.precision);

@@ -33,6 +33,8 @@
 /* Default bound of each of an index's page-copy caches (option cacheBytes). */
 #define NGH_CACHE_BYTES (1ull << 30)
 #define NGH_BEAM_NODES  16384u  /* see ngh_graph_search */
+/* parameters.buildLinks absent: 3·M0/8 (ngh_graph.c build_links) */
+#define NGH_BUILD_LINKS_DEFAULT 0xFFFFFFFFu
 /* Below it a partial-sum check costs what it saves (ngh_graph.c pdist_below). */
 #define NGH_BELOW_MIN_DIM 256u
 
@@ -205,6 +207,7 @@ typedef struct ngh_idx {
     int      metric, precision;
     uint64_t cache_bytes;    /* bound of the read cache and of the write cache, each */
     uint32_t beam_nodes;     /* searches walk layer 1 with a beam from count / M >= this */
+    uint32_t build_links;    /* parameters.buildLinks, or NGH_BUILD_LINKS_DEFAULT */
     ngh_kernels k;
     /* the primary-key map: a btree index of the kernel's btree module */
     const ts_index_vtab *btv;

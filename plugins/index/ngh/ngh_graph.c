@@ -2295,14 +2295,42 @@ static int greedy(ngh_op *o, const float *q, uint32_t lev, uint32_t *ep, float *
     return TS_OK;
 }
 
+/* A shrunk list is refilled with pruned candidates up to LINK_SLACK short
+ * of full, so the next back-links append without another shrink (a shrink
+ * measures every neighbour again: refilled to full, every back-link paid
+ * one).  Build +5-10%; recall at ef 10 0.959 -> 0.953, equal from ef 18
+ * (100K x 128-d, M 16). */
+#define LINK_SLACK 4
+
+/* How many ids at the head of a layer-0 list an insert's beam reads (0:
+ * all), besides the last LINK_SLACK.  A list holds its heuristic picks
+ * first, nearest first, then the pruned candidates that fill it, then the
+ * back-links appended since it was last shrunk (at most LINK_SLACK once
+ * it has been).  The picks are the edges that route and the last ids the
+ * newest nodes, which nothing else leads to yet; a beam as wide as
+ * efConstruction finds a new node's candidates through them about as
+ * well as through the whole list (hnswlib's lists hold only the picks: 13
+ * ids on average at M 16).  Searches read every id: the fuller lists are
+ * what makes them cheaper at a given recall.  Builds +13-25%; recall
+ * within 0.0011 of whole lists at every ef (docs/ngh.md).  The option
+ * parameters.buildLinks sets it (0: whole lists). */
+static inline uint32_t build_links(const ngh_op *o)
+{
+    uint32_t lim = o->ix->build_links;
+    if (lim == NGH_BUILD_LINKS_DEFAULT) lim = 3 * o->m.M0 / 8 >= 8 ? 3 * o->m.M0 / 8 : 0;
+    return lim && lim + LINK_SLACK < o->m.M0 ? lim : 0;
+}
+
 /* search_layer of the HNSW paper: from the entry points eps, the ef nearest
  * accepted nodes at level lev (acc NULL: every node).  Nodes that are not
  * accepted are still expanded (they route), so a selective filter widens the
  * beam by itself; `budget` (0: none) caps the nodes visited while fewer than
- * ef accepted nodes were found.  Results go to out[], nearest first. */
+ * ef accepted nodes were found; with `lim` (0: every id) only the first
+ * lim ids of a list and its last LINK_SLACK are read (build_links).
+ * Results go to out[], nearest first. */
 static int search_layer(ngh_op *o, const float *q, const ngh_cand *eps, uint32_t neps, uint32_t ef,
                         uint32_t lev, ngh_accept_fn acc, void *actx, uint32_t budget,
-                        ngh_cand *out, uint32_t *nout, int *gave_up)
+                        ngh_cand *out, uint32_t *nout, int *gave_up, uint32_t lim)
 {
     ngh_scratch *s = o->s;
     uint32_t ids[512];
@@ -2334,6 +2362,13 @@ static int search_layer(ngh_op *o, const float *q, const ngh_cand *eps, uint32_t
         uint8_t *cnt, *lst;
         uint32_t n, nn = 0;
         if ((rc = nlist(o, c.id, lev, 0, &cnt, &lst, &n))) return rc;
+        uint32_t part[512];
+        if (lim && n > lim + LINK_SLACK) {
+            memcpy(part, lst, (size_t)lim * 4);
+            memcpy(part + lim, lst + 4 * (n - LINK_SLACK), (size_t)LINK_SLACK * 4);
+            lst = (uint8_t *)part;
+            n = lim + LINK_SLACK;
+        }
         /* Three passes, so that the cache misses of one neighbour overlap
          * the others' and the distances: (1) every neighbour's visited
          * stamp and page slot, (2) the unvisited ones' records, the first
@@ -2435,10 +2470,10 @@ int ngh_graph_search(ngh_op *o, const float *q, uint32_t ef, uint32_t rerank, ng
         ngh_scratch *s = o->s;
         if ((rc = grow(o, &s->tmp, &s->tcap, ef1))) return rc;
         /* keeps at least its entry point: neps >= 1 */
-        if ((rc = search_layer(o, q, &e, 1, ef1, 1, NULL, NULL, 0, s->tmp, &neps, NULL))) return rc;
+        if ((rc = search_layer(o, q, &e, 1, ef1, 1, NULL, NULL, 0, s->tmp, &neps, NULL, 0))) return rc;
         eps = s->tmp;
     }
-    rc = search_layer(o, q, eps, neps, ef, 0, acc, actx, budget, out, nout, gave_up);
+    rc = search_layer(o, q, eps, neps, ef, 0, acc, actx, budget, out, nout, gave_up, 0);
     if (rc || !o->m.raw || o->m.ext || !*nout) return rc;
     /* Quantized records: the beam found the candidates on approximate
      * distances; re-rank the best `rerank` of them on the float32 vectors,
@@ -2494,13 +2529,6 @@ static int select_heuristic(ngh_op *o, const ngh_cand *cands, uint32_t n, uint32
     *nout = k;
     return TS_OK;
 }
-
-/* A shrunk list is refilled with pruned candidates up to LINK_SLACK short
- * of full, so the next back-links append without another shrink (a shrink
- * measures every neighbour again: refilled to full, every back-link paid
- * one).  Build +5-10%; recall at ef 10 0.959 -> 0.953, equal from ef 18
- * (100K x 128-d, M 16). */
-#define LINK_SLACK 4
 
 /* Add edge from -> to at level lev, shrinking from's list with the
  * heuristic when it is full. */
@@ -2728,7 +2756,8 @@ int ngh_graph_insert(ngh_op *o, const float *v, uint32_t reuse, uint32_t *id_out
     if (!W || !eps) { rc = nomem(o); goto out2; }
     eps[0] = (ngh_cand){ epd, ep };
     for (int32_t l = (int32_t)(lev < m->maxlevel ? lev : m->maxlevel); l >= 0; l--) {
-        if ((rc = search_layer(o, q, eps, neps, m->efc, (uint32_t)l, NULL, NULL, 0, W, &nW, NULL)))
+        uint32_t lim = l ? 0 : build_links(o);
+        if ((rc = search_layer(o, q, eps, neps, m->efc, (uint32_t)l, NULL, NULL, 0, W, &nW, NULL, lim)))
             goto out2;
         /* A fresh node is not linked yet, so W does not hold it; a reused
          * one may be reached through old in-edges: drop it.  It links to M
