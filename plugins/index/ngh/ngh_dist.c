@@ -203,11 +203,17 @@ __attribute__((target("avx512f"))) static float dot_avx512(const void *a, const 
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
 }
 
-__attribute__((target("avx512f"))) static float l2_avx512(const void *a, const void *b, size_t n)
+/* As l2_avx2_sum: base + the squared distance, +inf once base plus the
+ * partial sum, looked at every 128 floats, is above bound (check); the
+ * sums run in the same order either way, so a distance not cut off is bit
+ * for bit l2_avx512's. */
+__attribute__((target("avx512f"), always_inline)) static inline float l2_avx512_sum(const void *a, const void *b,
+                                                                                   size_t n, float base,
+                                                                                   float bound, int check)
 {
     const float *x = a, *y = b;
     __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    size_t i = 0;
+    size_t i = 0, next = 128;
     for (; i + 64 <= n; i += 64) {
         __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i));
         __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(y + i + 16));
@@ -217,6 +223,11 @@ __attribute__((target("avx512f"))) static float l2_avx512(const void *a, const v
         s1 = _mm512_fmadd_ps(d1, d1, s1);
         s2 = _mm512_fmadd_ps(d2, d2, s2);
         s3 = _mm512_fmadd_ps(d3, d3, s3);
+        if (check && i + 64 == next && next < n) {
+            next += 128;
+            if (base + _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3))) > bound)
+                return INFINITY;
+        }
     }
     for (; i + 16 <= n; i += 16) {
         __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i));
@@ -227,7 +238,18 @@ __attribute__((target("avx512f"))) static float l2_avx512(const void *a, const v
         __m512 d0 = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i));
         s1 = _mm512_fmadd_ps(d0, d0, s1);
     }
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+    return base + _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+}
+
+__attribute__((target("avx512f"))) static float l2_avx512(const void *a, const void *b, size_t n)
+{
+    return l2_avx512_sum(a, b, n, 0.0f, INFINITY, 0);
+}
+
+__attribute__((target("avx512f"))) static float l2_below_avx512(const void *a, const void *b, size_t n,
+                                                                 float base, float bound)
+{
+    return l2_avx512_sum(a, b, n, base, bound, 1);
 }
 #endif
 
@@ -536,7 +558,7 @@ void ngh_dist_pick(ngh_kernels *k, int level, int precision)
     if (level > 2 && __builtin_cpu_supports("avx512f")) {
         k->dot = dot_avx512;
         k->l2 = l2_avx512;
-        k->l2_below = NULL; /* its sums are l2_avx512's, in another order */
+        k->l2_below = l2_below_avx512;
         if (precision == NGH_F32) {
             k->qdot = qf32_avx512_dot;
             k->ql2 = qf32_avx512_l2;
