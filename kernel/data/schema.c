@@ -620,8 +620,9 @@ static int parse_index(ts_env *env, tsd_table *t, const json_t *ij, size_t pos, 
                 const char *k;
                 json_t *v;
                 json_object_foreach((json_t *)params, k, v) {
-                    if (!json_is_boolean(v) && (!json_is_number(v) || json_number_value(v) <= 0))
-                        return BAD("%s.parameters.%s: expected a positive number or a boolean", p, k);
+                    /* the module checks each parameter's range (buildLinks takes 0) */
+                    if (!json_is_boolean(v) && (!json_is_number(v) || json_number_value(v) < 0))
+                        return BAD("%s.parameters.%s: expected a number (0 or more) or a boolean", p, k);
                 }
             }
         }

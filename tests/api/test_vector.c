@@ -1684,6 +1684,48 @@ START_TEST(split_records_api)
 }
 END_TEST
 
+/* parameters.buildLinks through a schema: 0 (whole lists) is taken and
+ * every vector finds itself; a negative value is refused by the schema,
+ * one past the module's range by the module. */
+START_TEST(build_links_api)
+{
+    enum { N = 400, DIM = 32 };
+    ts_db *db = open_db(NULL);
+    float *data = clustered(N, DIM, 37);
+    create(db, "{'name': 'v', 'primaryKeyConfig': {'type': 'sequential'}, 'fields': ["
+               "{'name': 'cat', 'type': 'integer'}, {'name': 'tag', 'type': 'text'}, "
+               "{'name': 'emb', 'type': 'vector', 'vectorConfig': {'dimensions': 32}}], "
+               "'indexes': [{'type': 'ngh', 'fields': ['emb'], 'vectorConfig': {'distanceMetric': 'l2', "
+               "'parameters': {'M': 16, 'efConstruction': 40, 'buildLinks': 0}}}]}");
+    fill(db, "v", data, N, DIM, 1);
+    for (size_t i = 0; i < N; i += 7) {
+        ts_result *r = search(ts_query_new(db, "v"), data + i * DIM, DIM, 1);
+        ck_assert_uint_eq(ts_result_count(r), 1);
+        ck_assert_uint_eq(id_of(ts_result_row(r, 0)), i);
+        ts_result_free(r);
+    }
+    static const char *const bad[] = { "-1", "513" };
+    for (size_t i = 0; i < 2; i++) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "{\"name\": \"w%zu\", \"fields\": [{\"name\": \"emb\", \"type\": \"vector\", "
+                 "\"vectorConfig\": {\"dimensions\": 32}}], \"indexes\": [{\"type\": \"ngh\", "
+                 "\"fields\": [\"emb\"], \"vectorConfig\": {\"parameters\": {\"buildLinks\": %s}}}]}",
+                 i, bad[i]);
+        json_error_t e;
+        json_t *schema = json_loads(text, 0, &e);
+        ck_assert_ptr_nonnull(schema);
+        int rc = ts_create_table(db, schema);
+        ck_assert_msg(rc == TS_ERR_VALIDATION || rc == TS_ERR_CONFIG, "buildLinks %s: %d (%s)", bad[i], rc,
+                      ts_errmsg(db));
+        ck_assert_ptr_nonnull(strstr(ts_errmsg(db), "buildLinks"));
+        json_decref(schema);
+    }
+    ts_close(db);
+    free(data);
+}
+END_TEST
+
 /* A table with an ngh index stores each vector once: the rows leave it to
  * the index (int8 rows keep their scale) and get it back whenever they are
  * read (gets, queries, filters, updates, deletes rolled back, migrations
@@ -1949,6 +1991,7 @@ static Suite *suite(void)
     tcase_add_test(tc, rebuild_after_deletes);
     tcase_add_test(tc, vectors_kept_once);
     tcase_add_test(tc, split_records_api);
+    tcase_add_test(tc, build_links_api);
     tcase_add_test(tc, filter_cache_after_rolled_back_ddl);
     tcase_add_test(tc, transactions_and_reopen);
     tcase_add_test(tc, filtered_search_exact_range);

@@ -488,7 +488,7 @@ static const bad_case bad_cases[] = {
     { "{\"name\": \"t\", \"fields\": [{\"name\": \"v\", \"type\": \"vector\", \"vectorConfig\":"
       " {\"dimensions\": 2}}], \"indexes\": [{\"fields\": [\"v\"], \"type\": \"ngh\","
       " \"vectorConfig\": {\"parameters\": {\"M\": -1}}}]}",
-      "t.indexes[0].vectorConfig.parameters.M: expected a positive number or a boolean" },
+      "t.indexes[0].vectorConfig.parameters.M: expected a number (0 or more) or a boolean" },
     { "{\"name\": \"t\", \"fields\": [{\"name\": \"a\", \"type\": \"text\"}], \"indexes\":"
       " [{\"fields\": [\"a\"], \"vectorConfig\": {}}]}",
       "t.indexes[0].vectorConfig: only ngh indexes have a vectorConfig" },

@@ -679,10 +679,6 @@ START_TEST(bench)
 }
 END_TEST
 
-
-/* parameters.seed: two indexes given the same seed and the same vectors in
- * the same order build the same graph (every search at a small ef answers
- * alike, distances bit for bit); a negative or non-integer seed is refused. */
 /* Each of the JSON texts bad[] as parameters.<key> is refused at create. */
 static void refuse_parameter(ndb *h, uint32_t dim, const char *key, const char *const *bad, size_t nbad)
 {
@@ -698,6 +694,9 @@ static void refuse_parameter(ndb *h, uint32_t dim, const char *key, const char *
     }
 }
 
+/* parameters.seed: two indexes given the same seed and the same vectors in
+ * the same order build the same graph (every search at a small ef answers
+ * alike, distances bit for bit); a negative or non-integer seed is refused. */
 START_TEST(seeded_graph_repeats)
 {
     const uint32_t dim = 32, n = 4000, nq = 100;
@@ -786,6 +785,13 @@ START_TEST(build_links)
     build_links_db(&dflt, "ngh-links-default", data, n, dim, -1);
     build_links_db(&twelve, "ngh-links-12", data, n, dim, 12);
     REQUIRE(answers_differ(&whole, &whole2, qs, nq, dim) == 0, "buildLinks 28 (M0 - 4) did not read whole lists");
+    /* a head of 20 (24 ids of a full list) is honoured too */
+    ndb most;
+    build_links_db(&most, "ngh-links-20", data, n, dim, 20);
+    uint32_t d20 = answers_differ(&whole, &most, qs, nq, dim);
+    if (verbose()) printf("buildLinks 20: %u of %u answers differ from whole lists\n", d20, nq);
+    REQUIRE(d20 > 0, "buildLinks 20 read whole lists");
+    db_done(&most);
     REQUIRE(answers_differ(&dflt, &twelve, qs, nq, dim) == 0, "the default is not buildLinks 12 at M 16");
     uint32_t d = answers_differ(&whole, &dflt, qs, nq, dim);
     REQUIRE(d >= 10, "the default build read whole lists? %u of %u answers differ", d, nq);

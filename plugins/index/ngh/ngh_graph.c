@@ -2303,22 +2303,30 @@ static int greedy(ngh_op *o, const float *q, uint32_t lev, uint32_t *ep, float *
 #define LINK_SLACK 4
 
 /* How many ids at the head of a layer-0 list an insert's beam reads (0:
- * all), besides the last LINK_SLACK.  A list holds its heuristic picks
- * first, nearest first, then the pruned candidates that fill it, then the
- * back-links appended since it was last shrunk (at most LINK_SLACK once
- * it has been).  The picks are the edges that route and the last ids the
- * newest nodes, which nothing else leads to yet; a beam as wide as
- * efConstruction finds a new node's candidates through them about as
- * well as through the whole list (hnswlib's lists hold only the picks: 13
- * ids on average at M 16).  Searches read every id: the fuller lists are
- * what makes them cheaper at a given recall.  Builds +13-25%; recall
- * within 0.0011 of whole lists at every ef (docs/ngh.md).  The option
- * parameters.buildLinks sets it (0: whole lists). */
+ * all), besides the last LINK_SLACK.  A shrunk list holds its heuristic
+ * picks first, nearest first, then the pruned candidates that fill it,
+ * then at most LINK_SLACK back-links appended since; a list never shrunk,
+ * the node's own M links (picks, then fill) and the back-links since.  The
+ * head holds the edges that route and the last ids the newest nodes, which
+ * nothing else leads to yet; a beam as wide as efConstruction finds a new
+ * node's candidates through them about as well as through the whole list
+ * (hnswlib's lists hold only the picks: 13 ids on average at M 16).
+ * Searches read every id: the fuller lists are what makes them cheaper at
+ * a given recall.  784-d builds +12%, 1M x 128-d +25%; recall within
+ * 0.002 of whole lists at every ef (docs/ngh.md).  parameters.buildLinks
+ * sets it (0: whole lists). */
 static inline uint32_t build_links(const ngh_op *o)
 {
     uint32_t lim = o->ix->build_links;
     if (lim == NGH_BUILD_LINKS_DEFAULT) lim = 3 * o->m.M0 / 8 >= 8 ? 3 * o->m.M0 / 8 : 0;
     return lim && lim + LINK_SLACK < o->m.M0 ? lim : 0;
+}
+
+/* How many ids at the head of an n-id list a search with lim reads before
+ * its last LINK_SLACK: n when it reads every id. */
+static inline uint32_t list_head(uint32_t lim, uint32_t n)
+{
+    return lim && n > lim + LINK_SLACK ? lim : n;
 }
 
 /* search_layer of the HNSW paper: from the entry points eps, the ef nearest
@@ -2363,7 +2371,7 @@ static int search_layer(ngh_op *o, const float *q, const ngh_cand *eps, uint32_t
         uint32_t n, nn = 0;
         if ((rc = nlist(o, c.id, lev, 0, &cnt, &lst, &n))) return rc;
         uint32_t part[512];
-        if (lim && n > lim + LINK_SLACK) {
+        if (list_head(lim, n) < n) {
             memcpy(part, lst, (size_t)lim * 4);
             memcpy(part + lim, lst + 4 * (n - LINK_SLACK), (size_t)LINK_SLACK * 4);
             lst = (uint8_t *)part;
@@ -2384,7 +2392,9 @@ static int search_layer(ngh_op *o, const float *q, const ngh_cand *eps, uint32_t
             uint8_t *cnt2, *lst2;
             uint32_t n2;
             if ((rc = nlist(o, s->c[0].id, lev, 0, &cnt2, &lst2, &n2))) return rc;
-            for (uint32_t i = 0; i < n2; i++) prefetch_slot(o, g32(lst2 + 4 * i), 1);
+            uint32_t head = list_head(lim, n2);
+            for (uint32_t i = 0; i < head; i++) prefetch_slot(o, g32(lst2 + 4 * i), 1);
+            for (uint32_t i = head < n2 ? n2 - LINK_SLACK : n2; i < n2; i++) prefetch_slot(o, g32(lst2 + 4 * i), 1);
         }
         for (uint32_t i = 0; i < n; i++) {
             uint32_t e = g32(lst + 4 * i);
