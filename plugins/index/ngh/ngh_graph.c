@@ -2215,7 +2215,9 @@ static inline void prefetch_lines(const uint8_t *p, size_t n)
  * bound (m.below): most stop at the first or second check (128 and 256
  * floats), and whole 784-d records fetched for them took the bandwidth the
  * next records needed.  Fashion-MNIST on AVX-512: QPS at recall 0.95 /
- * 0.99 +20-25% / +16%, builds +10-16% (512-1536 bytes measured alike). */
+ * 0.99 +20-25% / +16%, builds +10-16% (512-1536 bytes measured alike).
+ * Not for split records: their head is always measured whole (pdist_below)
+ * and capping it cost ~10% of the QPS at 0.95. */
 #define PF_BELOW_BYTES 1024u
 
 /* node id's record (rec) and, split, its tail (a lookup error is left to
@@ -2223,7 +2225,7 @@ static inline void prefetch_lines(const uint8_t *p, size_t n)
 static inline void prefetch_rec(ngh_op *o, uint32_t id, const uint8_t *rec)
 {
     size_t n = NR_VEC + o->m.vbytes;
-    prefetch_lines(rec, o->m.below && n > PF_BELOW_BYTES ? PF_BELOW_BYTES : n);
+    prefetch_lines(rec, o->m.below && !o->m.split && n > PF_BELOW_BYTES ? PF_BELOW_BYTES : n);
     uint8_t *t = NULL;
     if (o->m.split && !tail_of(o, id, 0, &t)) prefetch_lines(t, o->m.tailb);
 }
