@@ -1671,14 +1671,10 @@ START_TEST(split_records_api)
         }
         db = reopen(db);
     }
-    json_error_t e;
-    json_t *bad = json_loads("{\"name\": \"w\", \"fields\": [{\"name\": \"emb\", \"type\": \"vector\", "
-                             "\"vectorConfig\": {\"dimensions\": 512}}], \"indexes\": [{\"type\": \"ngh\", "
-                             "\"fields\": [\"emb\"], \"vectorConfig\": {\"parameters\": {\"splitRecords\": 2}}}]}",
-                             0, &e);
-    ck_assert_ptr_nonnull(bad);
-    ck_assert_int_ne(ts_create_table(db, bad), TS_OK);
-    json_decref(bad);
+    ck_assert_int_ne(create_rc(db, "{'name': 'w', 'fields': [{'name': 'emb', 'type': 'vector', "
+                                   "'vectorConfig': {'dimensions': 512}}], 'indexes': [{'type': 'ngh', "
+                                   "'fields': ['emb'], 'vectorConfig': {'parameters': {'splitRecords': 2}}}]}"),
+                     TS_OK);
     ts_close(db);
     free(data);
 }
@@ -1708,18 +1704,13 @@ START_TEST(build_links_api)
     for (size_t i = 0; i < 2; i++) {
         char text[512];
         snprintf(text, sizeof text,
-                 "{\"name\": \"w%zu\", \"fields\": [{\"name\": \"emb\", \"type\": \"vector\", "
-                 "\"vectorConfig\": {\"dimensions\": 32}}], \"indexes\": [{\"type\": \"ngh\", "
-                 "\"fields\": [\"emb\"], \"vectorConfig\": {\"parameters\": {\"buildLinks\": %s}}}]}",
+                 "{'name': 'w%zu', 'fields': [{'name': 'emb', 'type': 'vector', 'vectorConfig': {'dimensions': 32}}], "
+                 "'indexes': [{'type': 'ngh', 'fields': ['emb'], 'vectorConfig': {'parameters': {'buildLinks': %s}}}]}",
                  i, bad[i]);
-        json_error_t e;
-        json_t *schema = json_loads(text, 0, &e);
-        ck_assert_ptr_nonnull(schema);
-        int rc = ts_create_table(db, schema);
+        int rc = create_rc(db, text);
         ck_assert_msg(rc == TS_ERR_VALIDATION || rc == TS_ERR_CONFIG, "buildLinks %s: %d (%s)", bad[i], rc,
                       ts_errmsg(db));
         ck_assert_ptr_nonnull(strstr(ts_errmsg(db), "buildLinks"));
-        json_decref(schema);
     }
     ts_close(db);
     free(data);

@@ -2327,24 +2327,28 @@ static int greedy(ngh_op *o, const float *q, uint32_t lev, uint32_t *ep, float *
  * sets it (0: whole lists). */
 static inline uint32_t build_links(const ngh_op *o)
 {
-    uint32_t lim = o->ix->build_links;
-    if (lim == NGH_BUILD_LINKS_DEFAULT) lim = 3 * o->m.M0 / 8 >= 8 ? 3 * o->m.M0 / 8 : 0;
-    return lim && lim + LINK_SLACK < o->m.M0 ? lim : 0;
+    uint32_t lim = o->ix->build_links, dflt = 3 * o->m.M0 / 8;
+    return lim != NGH_BUILD_LINKS_DEFAULT ? lim : dflt >= 8 ? dflt : 0;
 }
 
-/* How many ids at the head of an n-id list a search with lim reads before
- * its last LINK_SLACK: n when it reads every id. */
-static inline uint32_t list_head(uint32_t lim, uint32_t n)
+/* The ids of an n-id list that a search with lim reads: lst itself, or
+ * (lim ids and LINK_SLACK more to leave out) its first lim and last
+ * LINK_SLACK ids copied into buf, *n their count. */
+static inline const uint8_t *list_read(const uint8_t *lst, uint32_t *n, uint32_t lim, uint32_t *buf)
 {
-    return lim && n > lim + LINK_SLACK ? lim : n;
+    if (!lim || *n <= lim + LINK_SLACK) return lst;
+    memcpy(buf, lst, (size_t)lim * 4);
+    memcpy(buf + lim, lst + 4 * (*n - LINK_SLACK), (size_t)LINK_SLACK * 4);
+    *n = lim + LINK_SLACK;
+    return (const uint8_t *)buf;
 }
 
 /* search_layer of the HNSW paper: from the entry points eps, the ef nearest
  * accepted nodes at level lev (acc NULL: every node).  Nodes that are not
  * accepted are still expanded (they route), so a selective filter widens the
  * beam by itself; `budget` (0: none) caps the nodes visited while fewer than
- * ef accepted nodes were found; with `lim` (0: every id) only the first
- * lim ids of a list and its last LINK_SLACK are read (build_links).
+ * ef accepted nodes were found; with `lim` (0: every id) only the ids
+ * list_read gives (build_links).
  * Results go to out[], nearest first. */
 static int search_layer(ngh_op *o, const float *q, const ngh_cand *eps, uint32_t neps, uint32_t ef,
                         uint32_t lev, ngh_accept_fn acc, void *actx, uint32_t budget,
@@ -2377,16 +2381,10 @@ static int search_layer(ngh_op *o, const float *q, const ngh_cand *eps, uint32_t
         if (nw >= ef && c.d > s->w[0].d) break;
         if (budget && nw < ef && nvis > budget) goto give_up;
         ngh_op_relax(o);
-        uint8_t *cnt, *lst;
-        uint32_t n, nn = 0;
-        if ((rc = nlist(o, c.id, lev, 0, &cnt, &lst, &n))) return rc;
-        uint32_t part[512];
-        if (list_head(lim, n) < n) {
-            memcpy(part, lst, (size_t)lim * 4);
-            memcpy(part + lim, lst + 4 * (n - LINK_SLACK), (size_t)LINK_SLACK * 4);
-            lst = (uint8_t *)part;
-            n = lim + LINK_SLACK;
-        }
+        uint8_t *cnt, *whole;
+        uint32_t n, nn = 0, part[512];
+        if ((rc = nlist(o, c.id, lev, 0, &cnt, &whole, &n))) return rc;
+        const uint8_t *lst = list_read(whole, &n, lim, part);
         /* Three passes, so that the cache misses of one neighbour overlap
          * the others' and the distances: (1) every neighbour's visited
          * stamp and page slot, (2) the unvisited ones' records, the first
@@ -2399,12 +2397,11 @@ static int search_layer(ngh_op *o, const float *q, const ngh_cand *eps, uint32_t
          * the next expanded), so its stamps and slots arrive while this
          * one's distances run: +2-6% searches, +3% builds */
         if (nc) {
-            uint8_t *cnt2, *lst2;
-            uint32_t n2;
-            if ((rc = nlist(o, s->c[0].id, lev, 0, &cnt2, &lst2, &n2))) return rc;
-            uint32_t head = list_head(lim, n2);
-            for (uint32_t i = 0; i < head; i++) prefetch_slot(o, g32(lst2 + 4 * i), 1);
-            for (uint32_t i = head < n2 ? n2 - LINK_SLACK : n2; i < n2; i++) prefetch_slot(o, g32(lst2 + 4 * i), 1);
+            uint8_t *cnt2, *whole2;
+            uint32_t n2, part2[512];
+            if ((rc = nlist(o, s->c[0].id, lev, 0, &cnt2, &whole2, &n2))) return rc;
+            const uint8_t *lst2 = list_read(whole2, &n2, lim, part2);
+            for (uint32_t i = 0; i < n2; i++) prefetch_slot(o, g32(lst2 + 4 * i), 1);
         }
         for (uint32_t i = 0; i < n; i++) {
             uint32_t e = g32(lst + 4 * i);
