@@ -85,6 +85,13 @@ int tsfile_write(tsfile *f, uint64_t off, const void *buf, size_t n)
 }
 
 int tsfile_sync(tsfile *f, unsigned flags) { return f->st->vt->sync(f->h, flags); }
+
+int tsfile_write_sync(tsfile *f, uint64_t off, const void *buf, size_t n)
+{
+    /* the kernel's zero-padded vtable copy: NULL for backends before 1.8 */
+    if (!f->st->vt->write_sync) return TS_ERR_UNSUPPORTED;
+    return f->st->vt->write_sync(f->h, off, buf, n);
+}
 int tsfile_size(tsfile *f, uint64_t *out) { return f->st->vt->size(f->h, out); }
 int tsfile_truncate(tsfile *f, uint64_t size) { return f->st->vt->truncate(f->h, size); }
 

@@ -35,6 +35,9 @@ int  tsfile_close(tsfile *f);
 int  tsfile_read(tsfile *f, uint64_t off, void *buf, size_t n, size_t *got);
 int  tsfile_write(tsfile *f, uint64_t off, const void *buf, size_t n);
 int  tsfile_sync(tsfile *f, unsigned flags);
+/* The backend's write_sync (off, n and buf multiples of 4096):
+ * TS_ERR_UNSUPPORTED when it has none or this file cannot. */
+int  tsfile_write_sync(tsfile *f, uint64_t off, const void *buf, size_t n);
 int  tsfile_size(tsfile *f, uint64_t *out);
 int  tsfile_truncate(tsfile *f, uint64_t size);
 

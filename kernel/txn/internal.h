@@ -59,6 +59,7 @@ struct tstx {
     uint64_t  tag;            /* the upper layers' (tstx_set_tag) */
     uint64_t  stamp;          /* upper layers' stamp of the snapshot (tstx_stamp) */
     uint64_t  commit_stamp;   /* write: the stamp this commit publishes, 0: unchanged */
+    int       synced_now;     /* the commit frame was written durably (no group sync) */
 };
 
 struct tspg {
@@ -72,6 +73,7 @@ struct tspg {
     tspg_opts       o;
     uint32_t        format;    /* the file header's */
     pthread_mutex_t wlock;     /* the one writer */
+    int             wwait;     /* threads waiting for wlock (atomic) */
     pthread_mutex_t mu;        /* marks, readers, stats */
     pthread_cond_t  cv;
     uint64_t        committed; /* last commit frame written */

@@ -185,12 +185,16 @@ static int lock_writer(tspg *pg)
 {
     if (pg->o.busy_timeout_ms <= 0)
         return pthread_mutex_trylock(&pg->wlock) == 0 ? TS_OK : TS_ERR_TIMEOUT;
+    if (pthread_mutex_trylock(&pg->wlock) == 0) return TS_OK;
+    /* seen by the writer's commit, which then leaves its sync to the group */
+    __atomic_add_fetch(&pg->wwait, 1, __ATOMIC_ACQ_REL);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += pg->o.busy_timeout_ms / 1000;
     ts.tv_nsec += (pg->o.busy_timeout_ms % 1000) * 1000000L;
     if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
     int e = pthread_mutex_timedlock(&pg->wlock, &ts);
+    __atomic_sub_fetch(&pg->wwait, 1, __ATOMIC_ACQ_REL);
     return e == 0 ? TS_OK : TS_ERR_TIMEOUT;
 }
 
@@ -373,7 +377,18 @@ int tspg_write_frames(tstx *tx, const uint64_t *pgnos, uint8_t *const *imgs, dpa
 {
     tspg *pg = tx->pg;
     uint64_t first;
-    int rc = tswal_write(pg->wal, pgnos, imgs, k, commit, &first);
+    /* A durable commit that follows only durable ones may be written
+     * durably at once (one O_DIRECT | O_DSYNC write instead of pwrite +
+     * fdatasync).  Not while a group sync runs or another writer waits:
+     * concurrent committers share one fdatasync (group commit), and a
+     * durable write under the writer lock would make them take turns. */
+    int want = 0;
+    if (commit && pg->o.durability_full && !__atomic_load_n(&pg->wwait, __ATOMIC_ACQUIRE)) {
+        pthread_mutex_lock(&pg->mu);
+        want = pg->dir_synced && !pg->syncing && pg->synced == pg->committed;
+        pthread_mutex_unlock(&pg->mu);
+    }
+    int rc = tswal_write(pg->wal, pgnos, imgs, k, commit, want ? &tx->synced_now : NULL, &first);
     if (rc) return rc;
     if (!tx->first_frame) tx->first_frame = first;
     if (tx->nw + k > tx->capw) {
@@ -790,9 +805,18 @@ int tstx_commit(tstx *tx)
         pg->published = mark;
         pg->stamp_published = pg->stamp_committed;
     }
+    int synced_now = tx->synced_now;
+    if (synced_now) {
+        if (pg->synced < mark) pg->synced = mark;
+        if (pg->published < mark) {
+            pg->published = mark;
+            pg->stamp_published = pg->stamp_committed;
+        }
+        pg->stats.syncs++;
+    }
     pthread_mutex_unlock(&pg->mu);
     end_tx(tx);
-    if (pg->o.durability_full) rc = group_sync(pg, mark);
+    if (pg->o.durability_full && !synced_now) rc = group_sync(pg, mark);
     if (!rc && ckpt) tspg_checkpoint_auto(pg); /* best effort: a failure only delays it */
     return rc;
 }

@@ -9,6 +9,10 @@
 #define FRAME_MAGIC 0x46575354u /* "TSWF" */
 #define FLAG_COMMIT 1u
 #define BATCH 64                /* frames per write call */
+#define DBLK 4096u              /* write_sync's unit: offsets and sizes */
+#define DIRECT_FRAMES 16        /* the most frames a commit writes with write_sync */
+#define DIRECT_SKIP 1           /* write_direct: not this time */
+#define DIRECT_GROW (1u << 20)  /* write_direct grows the file by zeros to multiples of this */
 
 typedef struct pgvec {          /* frames of one page, ascending */
     uint64_t  pgno;
@@ -43,6 +47,15 @@ struct tswal {
     struct uinfo { uint32_t durable, self, chain; } *u;
     size_t           ucap;
     uint64_t         fix_from;     /* local index of the first rewritten frame, 0: none */
+    /* Durable commits written with the backend's write_sync (write_direct) */
+    uint8_t         *dbuf;         /* DBLK-aligned staging, dcap bytes */
+    size_t           dcap;
+    uint8_t          tail[DBLK];   /* bytes [tail_off, tail_off + tail_len) of the file, */
+    uint64_t         tail_off;     /* the block the log ends in, when tail_ok: what the */
+    size_t           tail_len;     /* next write_direct rewrites before its frames */
+    int              tail_ok;
+    int              no_direct;    /* the backend or file system cannot */
+    uint64_t         fsize;        /* the file's size as last seen */
 };
 
 static void put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
@@ -102,6 +115,15 @@ static int frame_intact(const tswal *w, const uint8_t *fh, uint64_t local)
            get32(fh + 36) == frame_self(w, fh, fh + TSWAL_FRAME_HDR);
 }
 
+/* Every write but write_direct's: the tail it remembers may be stale. */
+static int log_write(tswal *w, uint64_t off, const void *buf, size_t n)
+{
+    w->tail_ok = 0;
+    int rc = tsfile_write(&w->f, off, buf, n);
+    if (!rc && off + n > w->fsize) w->fsize = off + n;
+    return rc;
+}
+
 static int write_header(tswal *w)
 {
     uint8_t h[TSWAL_HDR] = "TSWAL001";
@@ -109,7 +131,7 @@ static int write_header(tswal *w)
     put32(h + 12, w->page_size);
     put64(h + 16, w->salt);
     put32(h + 24, tscrc32c(0, h, 24));
-    int rc = tsfile_write(&w->f, 0, h, sizeof h);
+    int rc = log_write(w, 0, h, sizeof h);
     if (rc) tsenv_error_prefix(w->env, "writing the log header");
     return rc;
 }
@@ -278,6 +300,7 @@ static int recover(tswal *w, uint64_t *frames)
     uint64_t size = 0;
     int rc = tsfile_size(&w->f, &size);
     if (rc) return rc;
+    w->fsize = size;
     uint8_t h[TSWAL_HDR];
     size_t got = 0;
     if (size >= TSWAL_HDR) rc = tsfile_read(&w->f, 0, h, TSWAL_HDR, &got);
@@ -304,6 +327,7 @@ static int recover(tswal *w, uint64_t *frames)
         w->committed = 0;
         *frames = 0;
         if ((rc = tsfile_truncate(&w->f, 0))) return rc;
+        w->fsize = 0;
         return write_header(w);
     }
     w->salt = get64(h + 16);
@@ -391,12 +415,28 @@ void tswal_close(tswal *w)
     free(w->tab);
     free(w->frame_pgno);
     free(w->iobuf);
+    free(w->dbuf);
     free(w->u);
     pthread_rwlock_destroy(&w->ilock);
     free(w);
 }
 
 /* ---- writing ----------------------------------------------------- */
+
+/* Frames up to abs `upto` are on stable storage. */
+static void note_durable(tswal *w, uint64_t upto)
+{
+    /* Under the index lock: a restart moves base and zeroes durable, and a
+     * marker of the old generation must not land in the new one. */
+    pthread_rwlock_rdlock(&w->ilock);
+    uint64_t local = upto > w->base ? upto - w->base : 0;
+    uint64_t cur = __atomic_load_n(&w->durable, __ATOMIC_ACQUIRE);
+    while (local > cur &&
+           !__atomic_compare_exchange_n(&w->durable, &cur, local, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE)) {
+    }
+    pthread_rwlock_unlock(&w->ilock);
+}
 
 /* Remember how uncommitted frame `local` (header h) enters the chain. */
 static int note_frame(tswal *w, uint64_t local, const uint8_t *h)
@@ -432,7 +472,7 @@ static int fix_chain(tswal *w)
         if (chain == u->chain) continue;
         u->chain = chain;
         put32(b, chain);
-        int rc = tsfile_write(&w->f, frame_off(w, local) + 24, b, 4);
+        int rc = log_write(w, frame_off(w, local) + 24, b, 4);
         if (rc) {
             tsenv_error_prefix(w->env, "writing the log");
             return rc;
@@ -443,9 +483,78 @@ static int fix_chain(tswal *w)
     return TS_OK;
 }
 
-int tswal_write(tswal *w, const uint64_t *pgnos, uint8_t *const *images, size_t n, int commit,
-                uint64_t *first_out)
+/* Make the file at least e bytes long, in DIRECT_GROW steps of zeros made
+ * durable (size and blocks) once, so that write_direct's writes never
+ * allocate.  The zeros past the log's end read as a torn tail.  A failed
+ * write is a plain write error (nothing of the log changed: DIRECT_SKIP,
+ * the plain path then meets it); a failed fdatasync counts as one. */
+static int grow(tswal *w, uint64_t e)
 {
+    uint64_t to = (e + DIRECT_GROW - 1) / DIRECT_GROW * DIRECT_GROW;
+    memset(w->dbuf, 0, w->dcap);
+    for (uint64_t o = w->fsize; o < to;) {
+        size_t k = to - o < w->dcap ? (size_t)(to - o) : w->dcap;
+        if (tsfile_write(&w->f, o, w->dbuf, k)) return DIRECT_SKIP;
+        o += k;
+    }
+    int rc = tsfile_sync(&w->f, TS_SYNC_DATA);
+    if (rc) return rc;
+    w->fsize = to;
+    return TS_OK;
+}
+
+/* Commit frames [first, first + n) made durable by one write_sync of whole
+ * blocks: the block the log ends in is written again with the bytes it
+ * holds (tail[], or read back), and the last block is padded with zeros
+ * past the new end, bytes a later frame overwrites and recovery stops at
+ * like a torn tail.  Only over blocks the file already has (grow): an
+ * O_DSYNC write that allocates pays a metadata write each time, and ENOSPC
+ * stays a plain write error.
+ * TS_OK with *chain the new chain; DIRECT_SKIP (also when the size or the
+ * tail cannot be read: the plain path reports what is wrong) or
+ * TS_ERR_UNSUPPORTED: nothing written. */
+static int write_direct(tswal *w, uint64_t first, const uint64_t *pgnos, uint8_t *const *images,
+                        size_t n, uint32_t *chain)
+{
+    size_t fsz = TSWAL_FRAME_HDR + w->page_size;
+    uint64_t off = frame_off(w, first), a = off & ~(uint64_t)(DBLK - 1), end = off + n * fsz;
+    uint64_t e = (end + DBLK - 1) & ~(uint64_t)(DBLK - 1);
+    int rc = DIRECT_SKIP;
+    size_t len = (size_t)(e - a), pre = (size_t)(off - a);
+    if (len > w->dcap) {
+        size_t cap = DIRECT_FRAMES * fsz + 2 * DBLK;
+        void *p = NULL;
+        if (posix_memalign(&p, DBLK, cap)) return DIRECT_SKIP;
+        free(w->dbuf);
+        w->dbuf = p;
+        w->dcap = cap;
+    }
+    uint8_t *b = w->dbuf;
+    if (e > w->fsize && (tsfile_size(&w->f, &w->fsize) || (e > w->fsize && (rc = grow(w, e)))))
+        return rc < 0 ? rc : DIRECT_SKIP;
+    if (pre && w->tail_ok && w->tail_off == a && w->tail_len == pre) memcpy(b, w->tail, pre);
+    else if (pre && tsfile_read(&w->f, a, b, pre, NULL)) return DIRECT_SKIP;
+    uint32_t c = *chain;
+    for (size_t j = 0; j < n; j++) {
+        uint8_t *fr = b + pre + j * fsz;
+        memcpy(fr + TSWAL_FRAME_HDR, images[j], w->page_size);
+        c = frame_header(w, fr, pgnos[j], j == n - 1 ? FLAG_COMMIT : 0, first + j,
+                         fr + TSWAL_FRAME_HDR, c);
+    }
+    memset(b + pre + n * fsz, 0, (size_t)(e - end));
+    if ((rc = tsfile_write_sync(&w->f, a, b, len))) return rc;
+    w->tail_off = end & ~(uint64_t)(DBLK - 1);
+    w->tail_len = (size_t)(end - w->tail_off);
+    memcpy(w->tail, b + (w->tail_off - a), w->tail_len);
+    w->tail_ok = 1;
+    *chain = c;
+    return TS_OK;
+}
+
+int tswal_write(tswal *w, const uint64_t *pgnos, uint8_t *const *images, size_t n, int commit,
+                int *synced, uint64_t *first_out)
+{
+    if (synced) *synced = 0;
     size_t fsz = TSWAL_FRAME_HDR + w->page_size;
     if (w->need_header) {
         /* An earlier reset could not write its header: no frame may follow
@@ -461,6 +570,27 @@ int tswal_write(tswal *w, const uint64_t *pgnos, uint8_t *const *images, size_t 
     }
     uint64_t first = w->next;
     uint32_t chain = w->chain;
+    /* Durable on return when asked, every earlier frame is durable and the
+     * backend can: no fdatasync to follow. */
+    if (synced && commit && n && n <= DIRECT_FRAMES && !w->no_direct && first == w->committed + 1) {
+        int rc = write_direct(w, first, pgnos, images, n, &chain);
+        if (rc == TS_ERR_UNSUPPORTED) w->no_direct = 1;
+        else if (rc == TS_OK) {
+            w->next = first + n;
+            w->committed = first + n - 1;
+            w->chain = w->chain_commit = chain;
+            w->fix_from = 0;
+            note_durable(w, w->base + w->committed);
+            *synced = 1;
+            if (first_out) *first_out = w->base + first;
+            return TS_OK;
+        } else if (rc != DIRECT_SKIP) {
+            /* as after a failed fsync: what reached the disk is unknown */
+            __atomic_store_n(&w->sync_failed, 1, __ATOMIC_RELEASE);
+            tsenv_error_prefix(w->env, "making the log durable (fsync failed)");
+            return rc;
+        }
+    }
     for (size_t i = 0; i < n;) {
         size_t k = n - i < BATCH ? n - i : BATCH;
         for (size_t j = 0; j < k; j++) {
@@ -474,7 +604,7 @@ int tswal_write(tswal *w, const uint64_t *pgnos, uint8_t *const *images, size_t 
                 if (rc) return rc;
             }
         }
-        int rc = tsfile_write(&w->f, frame_off(w, first + i), w->iobuf, k * fsz);
+        int rc = log_write(w, frame_off(w, first + i), w->iobuf, k * fsz);
         if (rc) {
             tsenv_error_prefix(w->env, "writing the log");
             return rc; /* w->next unchanged: the frames do not count */
@@ -494,6 +624,7 @@ int tswal_write(tswal *w, const uint64_t *pgnos, uint8_t *const *images, size_t 
 
 void tswal_rewind(tswal *w)
 {
+    w->tail_ok = 0;
     w->next = w->committed + 1;
     w->chain = w->chain_commit;
     w->fix_from = 0;
@@ -511,7 +642,7 @@ int tswal_overwrite(tswal *w, uint64_t abs, uint64_t pgno, const uint8_t *image)
     /* the chain field is fixed by the commit (fix_chain) */
     frame_header(w, fr, pgno, 0, local, fr + TSWAL_FRAME_HDR, 0);
     int rc = note_frame(w, local, fr);
-    if (!rc) rc = tsfile_write(&w->f, frame_off(w, local), fr, fsz);
+    if (!rc) rc = log_write(w, frame_off(w, local), fr, fsz);
     if (rc) {
         tsenv_error_prefix(w->env, "writing the log");
         return rc;
@@ -528,16 +659,7 @@ int tswal_sync(tswal *w, int data_only, uint64_t upto)
         tsenv_error_prefix(w->env, "syncing the log");
         return rc;
     }
-    /* Under the index lock: a restart moves base and zeroes durable, and a
-     * marker of the old generation must not land in the new one. */
-    pthread_rwlock_rdlock(&w->ilock);
-    uint64_t local = upto > w->base ? upto - w->base : 0;
-    uint64_t cur = __atomic_load_n(&w->durable, __ATOMIC_ACQUIRE);
-    while (local > cur &&
-           !__atomic_compare_exchange_n(&w->durable, &cur, local, 0, __ATOMIC_ACQ_REL,
-                                        __ATOMIC_ACQUIRE)) {
-    }
-    pthread_rwlock_unlock(&w->ilock);
+    note_durable(w, upto);
     return TS_OK;
 }
 
@@ -599,7 +721,7 @@ int tswal_reset(tswal *w, uint64_t keep)
      * could otherwise revive the old generation over a newer main file. */
     uint64_t size = 0;
     int rc = tsfile_size(&w->f, &size);
-    if (!rc && size > keep) rc = tsfile_truncate(&w->f, TSWAL_HDR);
+    if (!rc && size > keep && !(rc = tsfile_truncate(&w->f, TSWAL_HDR))) w->fsize = TSWAL_HDR;
     if (!rc) rc = write_header(w);
     if (!rc) rc = tswal_sync(w, 1, w->base);
     w->need_header = rc != 0 && !tswal_sync_failed(w);

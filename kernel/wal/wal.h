@@ -44,9 +44,13 @@ int      tswal_open(ts_env *env, tsstore *st, uint32_t page_size, tswal **out,
 void     tswal_close(tswal *w);
 
 /* Append n frames at the end; with commit the last one is a commit frame.
- * *first_out receives the absolute number of the first. */
+ * *first_out receives the absolute number of the first.  With synced (not
+ * NULL), a commit whose earlier frames are all durable may be written
+ * durably in one step (the backend's write_sync): *synced is then 1 and no
+ * tswal_sync is needed; 0 otherwise.  A failure of that write counts as a
+ * failed sync (tswal_sync_failed). */
 int      tswal_write(tswal *w, const uint64_t *pgnos, uint8_t *const *images, size_t n,
-                     int commit, uint64_t *first_out);
+                     int commit, int *synced, uint64_t *first_out);
 /* Rewrite uncommitted frame abs (written by this transaction) with a new
  * image of the same page, in place: a page spilled again does not grow the
  * log.  The next commit fixes the chain after it. */

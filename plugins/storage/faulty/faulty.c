@@ -181,6 +181,50 @@ static int log_change(fstore *s, ffile *f, uint64_t off, uint64_t n)
     return TS_OK;
 }
 
+/* Bytes [off, off + n) of nd became durable (write_sync) while its other
+ * changes did not: cut the range out of the older undo records (keeping
+ * their order, which a power loss replays newest first) and keep the file
+ * at least that long. */
+static int durable_range(fstore *s, fnode *nd, uint64_t off, uint64_t n)
+{
+    uint64_t end = off + n;
+    for (size_t i = 0; i < nd->nlog; i++) {
+        undo *u = &nd->log[i];
+        if (u->old_size < end) u->old_size = end;
+        uint64_t ue = u->off + u->len;
+        if (!u->len || ue <= off || u->off >= end) continue;
+        size_t lk = u->off < off ? (size_t)(off - u->off) : 0;
+        size_t rk = ue > end ? (size_t)(ue - end) : 0;
+        undo right = { u->old_size, end, rk, NULL };
+        if (rk) {
+            if (nd->nlog == nd->caplog) {
+                size_t nc = nd->caplog * 2;
+                undo *nl = s->host->realloc(nd->log, nc * sizeof *nl);
+                if (!nl) return s->host->error(s->env, TS_ERR_NOMEM, "faulty: out of memory");
+                nd->log = nl;
+                nd->caplog = nc;
+                u = &nd->log[i];
+            }
+            right.old = s->host->alloc(rk);
+            if (!right.old) return s->host->error(s->env, TS_ERR_NOMEM, "faulty: out of memory");
+            memcpy(right.old, u->old + (u->len - rk), rk);
+        }
+        if (lk) u->len = lk;
+        else {
+            s->host->free(u->old);
+            u->old = NULL;
+            u->len = 0;
+        }
+        if (rk) {
+            memmove(&nd->log[i + 2], &nd->log[i + 1], (nd->nlog - i - 1) * sizeof *nd->log);
+            nd->log[i + 1] = right;
+            nd->nlog++;
+            i++;
+        }
+    }
+    return TS_OK;
+}
+
 /* ---- namespace undo list ------------------------------------------- */
 
 /* Reserve room for one more entry before changing anything. */
@@ -555,6 +599,46 @@ out:
     return rc;
 }
 
+/* A write durable on return, and only its own range (the file's other
+ * changes stay undone by a power loss): one fault point, where a crash
+ * tears it like a write's.  Whole 4 KiB blocks from an aligned buffer
+ * only (TS_ERR_INVALID otherwise), as posix's O_DIRECT needs. */
+static int f_write_sync(void *file, uint64_t off, const void *buf, size_t n)
+{
+    ffile *f = file;
+    fstore *s = f->st;
+    pthread_mutex_lock(&s->mu);
+    int rc = alive(s, f);
+    if (rc) goto out;
+    if (f->readonly) { rc = read_only(s, f); goto out; }
+    if (off % 4096 || n % 4096 || (uintptr_t)buf % 4096) {
+        rc = s->host->error(s->env, TS_ERR_INVALID,
+                            "faulty: write_sync of %s at %" PRIu64 ", %zu bytes: not whole "
+                            "aligned 4 KiB blocks", f->node->name, off, n);
+        goto out;
+    }
+    /* A sync point for injected errors (the contract makes any failure a
+     * failed sync); an armed write error or ENOSPC goes to the next plain
+     * write (the kernel calls write_sync only over blocks the file already
+     * has, where a file system without copy-on-write cannot run out). */
+    s->points++;
+    int crash = countdown(&s->crash_left);
+    int eio = countdown(&s->fail_sync_left);
+    if (crash)
+        rc = crash_now(s, f->node, off, buf, n);
+    else if (eio)
+        rc = s->host->error(s->env, TS_ERR_IO, "faulty: injected I/O error (EIO) in write_sync "
+                            "of %s", f->node->name);
+    else {
+        rc = s->in->write(f->inner, off, buf, n);
+        if (!rc) rc = durable_range(s, f->node, off, n);
+        if (!rc && s->pass_sync) rc = s->in->sync(f->inner, TS_SYNC_DATA);
+    }
+out:
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
 static int f_size(void *file, uint64_t *out)
 {
     ffile *f = file;
@@ -741,6 +825,7 @@ static const ts_storage_vtab faulty_vtab = {
     .read = f_read,
     .write = f_write,
     .sync = f_sync,
+    .write_sync = f_write_sync,
     .size = f_size,
     .truncate = f_truncate,
     .remove = f_remove,

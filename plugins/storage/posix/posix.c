@@ -22,6 +22,9 @@
 #include <tostore/storage.h>
 
 #define LOCK_NAME "LOCK"
+#define NO_DFD   (-2)
+#define BAD_DFD  (-1)
+#define DIRECT_ALIGN 4096u
 #define NAME_MAX_BYTES 255
 
 typedef struct pstore {
@@ -37,6 +40,8 @@ typedef struct pstore {
 typedef struct pfile {
     pstore *st;
     int     fd;
+    int     dfd;       /* O_DIRECT | O_DSYNC twin for write_sync (atomic): NO_DFD until
+                        * first used, BAD_DFD where the file system refuses it */
     int     readonly;
     char    name[NAME_MAX_BYTES + 1];
 } pfile;
@@ -297,6 +302,7 @@ static int p_file_open(void *store, const char *name, unsigned flags, void **out
     }
     f->st = s;
     f->fd = fd;
+    f->dfd = NO_DFD;
     f->readonly = (flags & TS_OPEN_READONLY) != 0;
     snprintf(f->name, sizeof f->name, "%s", name);
     *out = f;
@@ -309,6 +315,7 @@ static int p_file_close(void *file)
     if (!f) return TS_OK;
     /* close() may report a deferred write error (NFS); surface it. */
     int rc = close(f->fd) == 0 || errno == EINTR ? TS_OK : sys_error(f->st, errno, "close", f->name);
+    if (f->dfd >= 0) close(f->dfd);
     f->st->host->free(f);
     return rc;
 }
@@ -371,6 +378,53 @@ static int p_sync(void *file, unsigned flags)
     if (!f->st->sync) return TS_OK;
     if (fsync_retry(f->fd, (flags & TS_SYNC_DATA) != 0) != 0)
         return sys_error(f->st, errno, (flags & TS_SYNC_DATA) ? "fdatasync" : "fsync", f->name);
+    return TS_OK;
+}
+
+/* The direct descriptor, opened on first use: -1 (BAD_DFD) where the file
+ * system has no O_DIRECT (tmpfs, some FUSE). */
+static int direct_fd(pfile *f)
+{
+    int d = __atomic_load_n(&f->dfd, __ATOMIC_ACQUIRE);
+    if (d != NO_DFD) return d;
+    int fd;
+    do fd = openat(f->st->dirfd, f->name, O_RDWR | O_CLOEXEC | O_DIRECT | O_DSYNC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0) fd = BAD_DFD;
+    int expect = NO_DFD;
+    if (!__atomic_compare_exchange_n(&f->dfd, &expect, fd, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        if (fd >= 0) close(fd);
+        return expect;
+    }
+    return fd;
+}
+
+/* A durable write without fdatasync: one O_DIRECT | O_DSYNC pwrite puts the
+ * bytes on stable storage itself (FUA or a cache flush), and skips the page
+ * cache and the writeback of the file's other pages.  A one-page commit of
+ * the log measured 1.45-1.8x pwrite + fdatasync here (docs/kernel.md, "Durable commits"). */
+static int p_write_sync(void *file, uint64_t off, const void *buf, size_t n)
+{
+    pfile *f = file;
+    if (!f->st->sync) return p_write(file, off, buf, n);
+    if (f->readonly || off % DIRECT_ALIGN || n % DIRECT_ALIGN || (uintptr_t)buf % DIRECT_ALIGN)
+        return TS_ERR_UNSUPPORTED;
+    int rc = check_range(f, off, n);
+    if (rc) return rc;
+    int fd = direct_fd(f);
+    if (fd < 0) return TS_ERR_UNSUPPORTED;
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = pwrite(fd, (const char *)buf + done, n - done, (off_t)(off + done));
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            /* the device's logical block is larger than 4 KiB: nothing written */
+            if (errno == EINVAL && done == 0) return TS_ERR_UNSUPPORTED;
+            return sys_error(f->st, errno, "direct write", f->name);
+        }
+        if (r == 0) return sys_error(f->st, ENOSPC, "direct write", f->name);
+        done += (size_t)r;
+    }
     return TS_OK;
 }
 
@@ -504,6 +558,7 @@ static const ts_storage_vtab posix_vtab = {
     .sync_dir = p_sync_dir,
     .list = p_list,
     .control = NULL,
+    .write_sync = p_write_sync,
 };
 
 static const ts_module posix_module = {
