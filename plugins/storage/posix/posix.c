@@ -407,8 +407,13 @@ static int p_write_sync(void *file, uint64_t off, const void *buf, size_t n)
 {
     pfile *f = file;
     if (!f->st->sync) return p_write(file, off, buf, n);
-    if (f->readonly || off % DIRECT_ALIGN || n % DIRECT_ALIGN || (uintptr_t)buf % DIRECT_ALIGN)
-        return TS_ERR_UNSUPPORTED;
+    if (f->readonly)
+        return f->st->host->error(f->st->env, TS_ERR_INVALID,
+                                  "posix: %s was opened read-only", f->name);
+    if (off % DIRECT_ALIGN || n % DIRECT_ALIGN || (uintptr_t)buf % DIRECT_ALIGN)
+        return f->st->host->error(f->st->env, TS_ERR_INVALID,
+                                  "posix: write_sync of %s: offset, size and buffer must be "
+                                  "multiples of 4096", f->name);
     int rc = check_range(f, off, n);
     if (rc) return rc;
     int fd = direct_fd(f);

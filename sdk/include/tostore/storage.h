@@ -81,12 +81,13 @@ typedef struct ts_storage_vtab {
      * Write n bytes at off and make them durable before returning, as write
      * followed by sync(TS_SYNC_DATA) would, in one step where the platform
      * can (posix: O_DIRECT | O_DSYNC, which skips the page cache and the
-     * flush of the file's other dirty pages).  off, n and buf are multiples
-     * of 4096; bytes of the file outside [off, off + n) are not made
-     * durable by this call.  TS_ERR_UNSUPPORTED when this file or its file
-     * system cannot (nothing was written; the kernel then writes and syncs
-     * instead).  Any other failure is treated as a failed sync: the range
-     * is undefined and the kernel stops writing. */
+     * flush of the file's other dirty pages).  off, n and buf must be
+     * multiples of 4096 (TS_ERR_INVALID otherwise); bytes of the file
+     * outside [off, off + n) are not made durable by this call.
+     * TS_ERR_UNSUPPORTED when this file or its file system cannot (nothing
+     * was written; the kernel then writes and syncs instead).  Any other
+     * failure is treated as a failed sync: the range is undefined and the
+     * kernel stops writing. */
     int (*write_sync)(void *file, uint64_t off, const void *buf, size_t n);
 } ts_storage_vtab;
 
