@@ -1094,6 +1094,40 @@ START_TEST(failed_fsync_readonly)
 }
 END_TEST
 
+/* Lone durable commits are written with write_sync (one durable write, no
+ * fsync) and survive a power loss right after them; a backend that answers
+ * TS_ERR_UNSUPPORTED gets write + fsync instead, with the same outcome. */
+START_TEST(direct_commits)
+{
+    host_open();
+    for (int off = 0; off < 2; off++) {
+        fdb f = { 0 };
+        fdb_open(&f, "faulty", 1);
+        if (off) ctl(f.st, "write_sync_off", 1);
+        uint64_t a[3] = { 0, 0, 0 };
+        commit_pages(f.pg, a, 3, 1); /* the open's first commit syncs the directory too */
+        for (uint64_t v = 2; v <= 6; v++) commit_pages(f.pg, &a[v % 3], 1, v);
+        int64_t n = ctl(f.st, "write_syncs", 0);
+        if (off) KT_REQUIRE(n == 0, "write_sync refused, yet %lld calls wrote", (long long)n);
+        else KT_REQUIRE(n >= 5, "lone commits: %lld write_sync calls, want 5", (long long)n);
+        ctl(f.st, "power_loss", 0);
+        fdb_close(&f);
+        fdb_open(&f, "faulty", 1);
+        const uint64_t want[3] = { 6, 4, 5 };
+        for (int i = 0; i < 3; i++) {
+            int holds = 0;
+            ck_assert_int_eq(read_page(f.pg, a[i], want[i], &holds), TS_OK);
+            KT_REQUIRE(holds, "write_sync %s: page %d lost its last acknowledged version",
+                       off ? "off" : "on", i);
+        }
+        ck_assert_uint_eq(root4(f.pg), 6);
+        char why[WHYLEN];
+        KT_REQUIRE(kt_consistent(f.pg, 0, NULL, why, sizeof why), "%s", why);
+        fdb_done(&f);
+    }
+}
+END_TEST
+
 /* Creating the database syncs its directory entry; the log's entry is
  * synced before the first commit of every open is acknowledged (an earlier
  * open may have created the log without getting it to disk).  When that
@@ -1247,6 +1281,7 @@ static Suite *suite(void)
     tcase_add_test(tc, nospace_at_log_reset);
     tcase_add_test(tc, nospace_in_spill_from_get);
     tcase_add_test(tc, failed_fsync_readonly);
+    tcase_add_test(tc, direct_commits);
     tcase_add_test(tc, failed_dir_sync_then_reopen);
     suite_add_tcase(s, tc);
     tc = tcase_create("group");

@@ -73,6 +73,8 @@ typedef struct fstore {
     uint64_t               hidden_seq;
     /* fault injection; a countdown of 0 is disarmed */
     int64_t                points;
+    int64_t                wsyncs;       /* write_sync calls that wrote */
+    int64_t                wsync_off;    /* 1: write_sync answers TS_ERR_UNSUPPORTED */
     int64_t                fail_write_left, fail_sync_left, enospc_left, crash_left;
     int64_t                tear;         /* bytes a crashing write leaves; 0 = none */
     int                    crashed;
@@ -611,6 +613,10 @@ static int f_write_sync(void *file, uint64_t off, const void *buf, size_t n)
     int rc = alive(s, f);
     if (rc) goto out;
     if (f->readonly) { rc = read_only(s, f); goto out; }
+    if (s->wsync_off) {
+        rc = TS_ERR_UNSUPPORTED;
+        goto out;
+    }
     if (off % 4096 || n % 4096 || (uintptr_t)buf % 4096) {
         rc = s->host->error(s->env, TS_ERR_INVALID,
                             "faulty: write_sync of %s at %" PRIu64 ", %zu bytes: not whole "
@@ -632,6 +638,7 @@ static int f_write_sync(void *file, uint64_t off, const void *buf, size_t n)
     else {
         rc = s->in->write(f->inner, off, buf, n);
         if (!rc) rc = durable_range(s, f->node, off, n);
+        if (!rc) s->wsyncs++;
         if (!rc && s->pass_sync) rc = s->in->sync(f->inner, TS_SYNC_DATA);
     }
 out:
@@ -789,6 +796,7 @@ static int f_control(void *store, const char *op, int64_t arg, int64_t *out)
                           : strcmp(op, "enospc_at") == 0     ? &s->enospc_left
                           : strcmp(op, "crash_at") == 0      ? &s->crash_left
                           : strcmp(op, "tear") == 0          ? &s->tear
+                          : strcmp(op, "write_sync_off") == 0 ? &s->wsync_off
                           : NULL;
     if (countdown_of) {
         if (arg < 0) rc = s->host->error(s->env, TS_ERR_RANGE, "faulty: %s: negative count", op);
@@ -803,6 +811,8 @@ static int f_control(void *store, const char *op, int64_t arg, int64_t *out)
         s->epoch++;
     } else if (strcmp(op, "points") == 0) {
         if (out) *out = s->points;
+    } else if (strcmp(op, "write_syncs") == 0) {
+        if (out) *out = s->wsyncs;
     } else if (strcmp(op, "crashed") == 0) {
         if (out) *out = s->crashed;
     } else if (strcmp(op, "reset_counters") == 0) {
