@@ -54,7 +54,8 @@ static const size_t pkgen_req[] = {
 static const char *const pkgen_req_names[] = { "create", "destroy", "next", "observe", "save" };
 
 static const tskind kinds[] = {
-    { TS_KIND_STORAGE, "storage", sizeof(ts_storage_vtab), sizeof(ts_storage_vtab),
+    /* ABI 1.0-1.7 storage vtables end before write_sync (added in 1.8) */
+    { TS_KIND_STORAGE, "storage", sizeof(ts_storage_vtab), offsetof(ts_storage_vtab, write_sync),
       storage_req, storage_req_names, COUNT(storage_req), NULL },
     { TS_KIND_CIPHER, "cipher", sizeof(ts_cipher_vtab), sizeof(ts_cipher_vtab),
       cipher_req, cipher_req_names, COUNT(cipher_req), cipher_check },

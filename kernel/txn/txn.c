@@ -377,6 +377,16 @@ int tspg_write_frames(tstx *tx, const uint64_t *pgnos, uint8_t *const *imgs, dpa
 {
     tspg *pg = tx->pg;
     uint64_t first;
+    if (tx->nw + k > tx->capw) {
+        /* before the frames count in the log: a failure after would leave
+         * the log with a commit the pager never heard of */
+        size_t nc = tx->capw ? tx->capw * 2 : 256;
+        while (nc < tx->nw + k) nc *= 2;
+        uint64_t *np = realloc(tx->wpgnos, nc * sizeof *np);
+        if (!np) return tsenv_error(pg->env, TS_ERR_NOMEM, "out of memory");
+        tx->wpgnos = np;
+        tx->capw = nc;
+    }
     /* A durable commit that follows only durable ones may be written
      * durably at once (one O_DIRECT | O_DSYNC write instead of pwrite +
      * fdatasync).  Not while a group sync runs or another writer waits:
@@ -385,20 +395,12 @@ int tspg_write_frames(tstx *tx, const uint64_t *pgnos, uint8_t *const *imgs, dpa
     int want = 0;
     if (commit && pg->o.durability_full && !__atomic_load_n(&pg->wwait, __ATOMIC_ACQUIRE)) {
         pthread_mutex_lock(&pg->mu);
-        want = pg->dir_synced && !pg->syncing && pg->synced == pg->committed;
+        want = pg->dir_synced && !pg->syncing && !pg->failed && pg->synced == pg->committed;
         pthread_mutex_unlock(&pg->mu);
     }
     int rc = tswal_write(pg->wal, pgnos, imgs, k, commit, want ? &tx->synced_now : NULL, &first);
     if (rc) return rc;
     if (!tx->first_frame) tx->first_frame = first;
-    if (tx->nw + k > tx->capw) {
-        size_t nc = tx->capw ? tx->capw * 2 : 256;
-        while (nc < tx->nw + k) nc *= 2;
-        uint64_t *np = realloc(tx->wpgnos, nc * sizeof *np);
-        if (!np) return tsenv_error(pg->env, TS_ERR_NOMEM, "out of memory");
-        tx->wpgnos = np;
-        tx->capw = nc;
-    }
     for (size_t i = 0; i < k; i++) {
         tx->wpgnos[tx->nw++] = pgnos[i];
         if (ds && !commit) { /* spilled: drop the memory copy */

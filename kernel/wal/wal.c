@@ -484,8 +484,9 @@ static int fix_chain(tswal *w)
 }
 
 /* Make the file at least e bytes long, in DIRECT_GROW steps of zeros made
- * durable (size and blocks) once, so that write_direct's writes never
- * allocate.  The zeros past the log's end read as a torn tail.  A failed
+ * durable (size and blocks) once, so that write_direct's writes do not
+ * allocate (bytes a plain write put past the end count as had: O_DSYNC
+ * then makes their allocation durable too, only slower).  The zeros past the log's end read as a torn tail.  A failed
  * write is a plain write error (nothing of the log changed: DIRECT_SKIP,
  * the plain path then meets it); a failed fdatasync counts as one. */
 static int grow(tswal *w, uint64_t e)
@@ -570,9 +571,12 @@ int tswal_write(tswal *w, const uint64_t *pgnos, uint8_t *const *images, size_t 
     }
     uint64_t first = w->next;
     uint32_t chain = w->chain;
-    /* Durable on return when asked, every earlier frame is durable and the
-     * backend can: no fdatasync to follow. */
-    if (synced && commit && n && n <= DIRECT_FRAMES && !w->no_direct && first == w->committed + 1) {
+    /* Durable on return when asked, the log knows every earlier frame is
+     * durable (the caller's word alone is not enough: a commit whose
+     * transaction failed after its frames were written counts here, not
+     * there) and the backend can: no fdatasync to follow. */
+    if (synced && commit && n && n <= DIRECT_FRAMES && !w->no_direct && first == w->committed + 1 &&
+        __atomic_load_n(&w->durable, __ATOMIC_ACQUIRE) == w->committed) {
         int rc = write_direct(w, first, pgnos, images, n, &chain);
         if (rc == TS_ERR_UNSUPPORTED) w->no_direct = 1;
         else if (rc == TS_OK) {

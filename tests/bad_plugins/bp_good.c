@@ -4,7 +4,8 @@
  * state and a fini that frees it (LeakSanitizer reports the state if fini
  * never runs).
  *
- *  - storage "bp_wrapfs": forwards every call to another registered backend
+ *  - storage "bp_wrapfs" (an ABI 1.7-sized vtable, without write_sync):
+ *    forwards every call to another registered backend
  *    (option "inner", default "posix") found with host->module_find, and
  *    answers control ops:
  *      "ping"   -> 42
@@ -15,6 +16,7 @@
  *  - cipher "bp_nullcipher": copies bytes, flagged TS_MODULE_INSECURE.
  */
 #include <stdatomic.h>
+#include <stddef.h>
 #include <string.h>
 #include <tostore/cipher.h>
 #include <tostore/storage.h>
@@ -147,8 +149,12 @@ static int w_control(void *p, const char *op, int64_t arg, int64_t *out)
     return TS_ERR_UNSUPPORTED;
 }
 
+/* Laid out as an ABI 1.7 backend: the vtable ends before write_sync (1.8),
+ * so the kernel must load it and write + sync through it. */
+#define WRAPFS_VTAB_SIZE offsetof(ts_storage_vtab, write_sync)
+
 static const ts_storage_vtab wrapfs_vtab = {
-    .struct_size = sizeof(ts_storage_vtab),
+    .struct_size = WRAPFS_VTAB_SIZE,
     .open = w_open, .close = w_close, .lock = w_lock, .unlock = w_unlock,
     .file_open = w_file_open, .file_close = w_file_close,
     .read = w_read, .write = w_write, .sync = w_sync, .size = w_size, .truncate = w_truncate,
@@ -206,7 +212,7 @@ static void good_fini(void *state)
 static const ts_module wrapfs_module = {
     .struct_size = sizeof(ts_module), .kind = TS_KIND_STORAGE,
     .name = "bp_wrapfs", .version = "2.3.4", .flags = TS_MODULE_THREAD_SAFE,
-    .vtab_size = sizeof(ts_storage_vtab), .vtab = &wrapfs_vtab,
+    .vtab_size = WRAPFS_VTAB_SIZE, .vtab = &wrapfs_vtab,
 };
 
 static const ts_module nullcipher_module = {
