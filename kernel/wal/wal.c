@@ -486,9 +486,10 @@ static int fix_chain(tswal *w)
 /* Make the file at least e bytes long, in DIRECT_GROW steps of zeros made
  * durable (size and blocks) once, so that write_direct's writes do not
  * allocate (bytes a plain write put past the end count as had: O_DSYNC
- * then makes their allocation durable too, only slower).  The zeros past the log's end read as a torn tail.  A failed
- * write is a plain write error (nothing of the log changed: DIRECT_SKIP,
- * the plain path then meets it); a failed fdatasync counts as one. */
+ * then makes their allocation durable too, only slower).  The zeros past
+ * the log's end read as a torn tail.  A failed write leaves the commit to
+ * the plain path (DIRECT_SKIP: nothing of the log changed); a failed
+ * fdatasync counts as one. */
 static int grow(tswal *w, uint64_t e)
 {
     uint64_t to = (e + DIRECT_GROW - 1) / DIRECT_GROW * DIRECT_GROW;
@@ -572,9 +573,10 @@ int tswal_write(tswal *w, const uint64_t *pgnos, uint8_t *const *images, size_t 
     uint64_t first = w->next;
     uint32_t chain = w->chain;
     /* Durable on return when asked, the log knows every earlier frame is
-     * durable (the caller's word alone is not enough: a commit whose
-     * transaction failed after its frames were written counts here, not
-     * there) and the backend can: no fdatasync to follow. */
+     * durable and the backend can: no fdatasync to follow.  The durable
+     * mark is a second check besides the caller's word (defensive: a
+     * commit whose transaction failed after its frames were written would
+     * count here and not there; the pager stops writes then). */
     if (synced && commit && n && n <= DIRECT_FRAMES && !w->no_direct && first == w->committed + 1 &&
         __atomic_load_n(&w->durable, __ATOMIC_ACQUIRE) == w->committed) {
         int rc = write_direct(w, first, pgnos, images, n, &chain);
@@ -719,6 +721,7 @@ int tswal_reset(tswal *w, uint64_t keep)
     w->fix_from = 0;
     __atomic_store_n(&w->durable, 0, __ATOMIC_RELEASE);
     pthread_rwlock_unlock(&w->ilock);
+    w->no_direct = 0; /* a backend's refusal may have been passing (EMFILE, ENOSPC): ask again */
     randombytes_buf(&w->salt, sizeof w->salt);
     w->chain = w->chain_commit = seed(w->salt);
     /* The new header must be durable before a frame follows it: a crash
