@@ -116,6 +116,9 @@ int  tspg_write_frames(tstx *tx, const uint64_t *pgnos, uint8_t *const *imgs, dp
 void tspg_meta_parse(tstx *tx, const uint8_t *d);
 void tspg_meta_build(const tstx *tx, uint8_t *d);
 int  tspg_failed_error(tspg *pg);
+/* With pg->mu held: the log is durable up to frame mark, and new readers
+ * see every commit up to it (with upper-layer stamp `stamp`). */
+void tspg_note_synced(tspg *pg, uint64_t mark, uint64_t stamp);
 /* The checkpoint a commit starts once enough log is unchecked-pointed. */
 void tspg_checkpoint_auto(tspg *pg);
 

@@ -275,11 +275,7 @@ static int restart_log_held(tspg *pg)
         if (rc) {
             __atomic_store_n(&pg->failed, rc, __ATOMIC_RELEASE);
         } else {
-            if (pg->synced < committed) pg->synced = committed;
-            if (pg->published < committed) {
-                pg->published = committed;
-                pg->stamp_published = stamp;
-            }
+            tspg_note_synced(pg, committed, stamp);
         }
         pthread_mutex_unlock(&pg->mu);
     }

@@ -601,6 +601,21 @@ void *tspage_hold_data(const void *data)
 
 /* ---- commit ------------------------------------------------------- */
 
+/* With pg->mu held: new readers see every commit up to mark. */
+static void publish(tspg *pg, uint64_t mark, uint64_t stamp)
+{
+    if (pg->published < mark) {
+        pg->published = mark;
+        pg->stamp_published = stamp;
+    }
+}
+
+void tspg_note_synced(tspg *pg, uint64_t mark, uint64_t stamp)
+{
+    if (pg->synced < mark) pg->synced = mark;
+    publish(pg, mark, stamp);
+}
+
 /* Wait until the log is durable up to `mark`, sharing one fsync among all
  * committers that arrive while it runs. */
 static int group_sync(tspg *pg, uint64_t mark)
@@ -625,12 +640,8 @@ static int group_sync(tspg *pg, uint64_t mark)
         if (src) {
             __atomic_store_n(&pg->failed, src, __ATOMIC_RELEASE);
         } else {
-            pg->synced = target;
+            tspg_note_synced(pg, target, target_stamp);
             pg->dir_synced = 1;
-            if (pg->published < target) {
-                pg->published = target;
-                pg->stamp_published = target_stamp;
-            }
             pg->stats.syncs++;
         }
         pthread_cond_broadcast(&pg->cv);
@@ -803,18 +814,12 @@ int tstx_commit(tstx *tx)
     if (tx->commit_stamp > pg->stamp_committed) pg->stamp_committed = tx->commit_stamp;
     pg->stats.log_bytes = logsize;
     pg->stats.commits++;
-    if (!pg->o.durability_full && pg->published < mark) {
-        pg->published = mark;
-        pg->stamp_published = pg->stamp_committed;
-    }
     int synced_now = tx->synced_now;
     if (synced_now) {
-        if (pg->synced < mark) pg->synced = mark;
-        if (pg->published < mark) {
-            pg->published = mark;
-            pg->stamp_published = pg->stamp_committed;
-        }
+        tspg_note_synced(pg, mark, pg->stamp_committed);
         pg->stats.syncs++;
+    } else if (!pg->o.durability_full) {
+        publish(pg, mark, pg->stamp_committed);
     }
     pthread_mutex_unlock(&pg->mu);
     end_tx(tx);

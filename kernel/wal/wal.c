@@ -50,10 +50,8 @@ struct tswal {
     /* Durable commits written with the backend's write_sync (write_direct) */
     uint8_t         *dbuf;         /* DBLK-aligned staging, dcap bytes */
     size_t           dcap;
-    uint8_t          tail[DBLK];   /* bytes [tail_off, tail_off + tail_len) of the file, */
-    uint64_t         tail_off;     /* the block the log ends in, when tail_ok: what the */
-    size_t           tail_len;     /* next write_direct rewrites before its frames */
-    int              tail_ok;
+    uint8_t          tail[DBLK];   /* when tail_ok: the bytes of the block the log ends */
+    int              tail_ok;      /* in, up to its end (what write_direct rewrites) */
     int              no_direct;    /* the backend or file system cannot */
     uint64_t         fsize;        /* the file's size as last seen */
 };
@@ -90,10 +88,13 @@ static uint32_t frame_chain(uint32_t prev, const uint8_t *h)
     return tscrc32c(prev, h + 28, 12); /* index, durable, frame-crc */
 }
 
-/* Fill a frame header (checksums last, chained from prev). */
-static uint32_t frame_header(tswal *w, uint8_t *h, uint64_t pgno, uint32_t flags,
-                             uint64_t local, const uint8_t *img, uint32_t prev)
+/* Build frame h: the image copied in after the header, then the header
+ * (checksums last, chained from prev). */
+static uint32_t frame_build(tswal *w, uint8_t *h, uint64_t pgno, uint32_t flags,
+                            uint64_t local, const uint8_t *image, uint32_t prev)
 {
+    uint8_t *img = h + TSWAL_FRAME_HDR;
+    memcpy(img, image, w->page_size);
     put32(h, FRAME_MAGIC);
     put32(h + 4, flags);
     put64(h + 8, pgno);
@@ -521,7 +522,7 @@ static int write_direct(tswal *w, uint64_t first, const uint64_t *pgnos, uint8_t
     size_t fsz = TSWAL_FRAME_HDR + w->page_size;
     uint64_t off = frame_off(w, first), a = off & ~(uint64_t)(DBLK - 1), end = off + n * fsz;
     uint64_t e = (end + DBLK - 1) & ~(uint64_t)(DBLK - 1);
-    int rc = DIRECT_SKIP;
+    int rc;
     size_t len = (size_t)(e - a), pre = (size_t)(off - a);
     if (len > w->dcap) {
         size_t cap = DIRECT_FRAMES * fsz + 2 * DBLK;
@@ -532,22 +533,22 @@ static int write_direct(tswal *w, uint64_t first, const uint64_t *pgnos, uint8_t
         w->dcap = cap;
     }
     uint8_t *b = w->dbuf;
-    if (e > w->fsize && (tsfile_size(&w->f, &w->fsize) || (e > w->fsize && (rc = grow(w, e)))))
-        return rc < 0 ? rc : DIRECT_SKIP;
-    if (pre && w->tail_ok && w->tail_off == a && w->tail_len == pre) memcpy(b, w->tail, pre);
+    if (e > w->fsize) {
+        if (tsfile_size(&w->f, &w->fsize)) return DIRECT_SKIP;
+        if (e > w->fsize && (rc = grow(w, e))) return rc;
+    }
+    /* first is the log's end: tail[] holds [a, off) */
+    if (pre && w->tail_ok) memcpy(b, w->tail, pre);
     else if (pre && tsfile_read(&w->f, a, b, pre, NULL)) return DIRECT_SKIP;
     uint32_t c = *chain;
     for (size_t j = 0; j < n; j++) {
-        uint8_t *fr = b + pre + j * fsz;
-        memcpy(fr + TSWAL_FRAME_HDR, images[j], w->page_size);
-        c = frame_header(w, fr, pgnos[j], j == n - 1 ? FLAG_COMMIT : 0, first + j,
-                         fr + TSWAL_FRAME_HDR, c);
+        c = frame_build(w, b + pre + j * fsz, pgnos[j], j == n - 1 ? FLAG_COMMIT : 0, first + j,
+                        images[j], c);
     }
     memset(b + pre + n * fsz, 0, (size_t)(e - end));
     if ((rc = tsfile_write_sync(&w->f, a, b, len))) return rc;
-    w->tail_off = end & ~(uint64_t)(DBLK - 1);
-    w->tail_len = (size_t)(end - w->tail_off);
-    memcpy(w->tail, b + (w->tail_off - a), w->tail_len);
+    uint64_t t = end & ~(uint64_t)(DBLK - 1);
+    memcpy(w->tail, b + (t - a), (size_t)(end - t));
     w->tail_ok = 1;
     *chain = c;
     return TS_OK;
@@ -577,34 +578,25 @@ int tswal_write(tswal *w, const uint64_t *pgnos, uint8_t *const *images, size_t 
      * mark is a second check besides the caller's word (defensive: a
      * commit whose transaction failed after its frames were written would
      * count here and not there; the pager stops writes then). */
+    int direct = 0;
     if (synced && commit && n && n <= DIRECT_FRAMES && !w->no_direct && first == w->committed + 1 &&
         __atomic_load_n(&w->durable, __ATOMIC_ACQUIRE) == w->committed) {
         int rc = write_direct(w, first, pgnos, images, n, &chain);
         if (rc == TS_ERR_UNSUPPORTED) w->no_direct = 1;
-        else if (rc == TS_OK) {
-            w->next = first + n;
-            w->committed = first + n - 1;
-            w->chain = w->chain_commit = chain;
-            w->fix_from = 0;
-            note_durable(w, w->base + w->committed);
-            *synced = 1;
-            if (first_out) *first_out = w->base + first;
-            return TS_OK;
-        } else if (rc != DIRECT_SKIP) {
+        else if (rc == TS_OK) direct = 1;
+        else if (rc != DIRECT_SKIP) {
             /* as after a failed fsync: what reached the disk is unknown */
             __atomic_store_n(&w->sync_failed, 1, __ATOMIC_RELEASE);
             tsenv_error_prefix(w->env, "making the log durable (fsync failed)");
             return rc;
         }
     }
-    for (size_t i = 0; i < n;) {
+    for (size_t i = 0; i < n && !direct;) {
         size_t k = n - i < BATCH ? n - i : BATCH;
         for (size_t j = 0; j < k; j++) {
             uint8_t *fr = w->iobuf + j * fsz;
             uint32_t flags = commit && i + j == n - 1 ? FLAG_COMMIT : 0;
-            memcpy(fr + TSWAL_FRAME_HDR, images[i + j], w->page_size);
-            chain = frame_header(w, fr, pgnos[i + j], flags, first + i + j, fr + TSWAL_FRAME_HDR,
-                                 chain);
+            chain = frame_build(w, fr, pgnos[i + j], flags, first + i + j, images[i + j], chain);
             if (!commit) {
                 int rc = note_frame(w, first + i + j, fr);
                 if (rc) return rc;
@@ -623,6 +615,10 @@ int tswal_write(tswal *w, const uint64_t *pgnos, uint8_t *const *images, size_t 
         w->committed = w->next - 1;
         w->chain_commit = chain;
         w->fix_from = 0;
+    }
+    if (direct) {
+        note_durable(w, w->base + w->committed);
+        *synced = 1;
     }
     if (first_out) *first_out = w->base + first;
     return TS_OK;
@@ -644,9 +640,8 @@ int tswal_overwrite(tswal *w, uint64_t abs, uint64_t pgno, const uint8_t *image)
                            TSWAL_FILE, (unsigned long long)abs);
     size_t fsz = TSWAL_FRAME_HDR + w->page_size;
     uint8_t *fr = w->iobuf;
-    memcpy(fr + TSWAL_FRAME_HDR, image, w->page_size);
     /* the chain field is fixed by the commit (fix_chain) */
-    frame_header(w, fr, pgno, 0, local, fr + TSWAL_FRAME_HDR, 0);
+    frame_build(w, fr, pgno, 0, local, image, 0);
     int rc = note_frame(w, local, fr);
     if (!rc) rc = log_write(w, frame_off(w, local), fr, fsz);
     if (rc) {

@@ -1643,6 +1643,20 @@ static void same_rows(ts_db *db, const char *a, const char *b, size_t n)
 }
 
 
+/* Every step-th of the n vectors in data finds its own row (id i) first,
+ * at distance ~0, among k asked. */
+static void finds_itself(ts_db *db, const char *table, const float *data, size_t n, size_t dim,
+                         size_t step, size_t k)
+{
+    for (size_t i = 0; i < n; i += step) {
+        ts_result *r = search(ts_query_new(db, table), data + i * dim, dim, k);
+        ck_assert_uint_eq(ts_result_count(r), k);
+        ck_assert_uint_eq(id_of(ts_result_row(r, 0)), i);
+        ck_assert_double_lt(json_real_value(json_object_get(ts_result_row(r, 0), "_distance")), 1e-3);
+        ts_result_free(r);
+    }
+}
+
 /* An index with splitRecords: 512-d float32 vectors split between record
  * and tail, kept only in the index: rows read back bit for bit (the
  * vector put together from both parts), every vector finds itself first,
@@ -1662,13 +1676,7 @@ START_TEST(split_records_api)
     fill(db, "p", data, N, DIM, 1);
     for (int round = 0; round < 2; round++) {
         same_rows(db, "v", "p", N);
-        for (size_t i = 0; i < N; i += 13) {
-            ts_result *r = search(ts_query_new(db, "v"), data + i * DIM, DIM, 3);
-            ck_assert_uint_eq(ts_result_count(r), 3);
-            ck_assert_uint_eq(id_of(ts_result_row(r, 0)), i);
-            ck_assert_double_lt(json_real_value(json_object_get(ts_result_row(r, 0), "_distance")), 1e-3);
-            ts_result_free(r);
-        }
+        finds_itself(db, "v", data, N, DIM, 13, 3);
         db = reopen(db);
     }
     ck_assert_int_ne(create_rc(db, "{'name': 'w', 'fields': [{'name': 'emb', 'type': 'vector', "
@@ -1694,12 +1702,7 @@ START_TEST(build_links_api)
                "'indexes': [{'type': 'ngh', 'fields': ['emb'], 'vectorConfig': {'distanceMetric': 'l2', "
                "'parameters': {'M': 16, 'efConstruction': 40, 'buildLinks': 0}}}]}");
     fill(db, "v", data, N, DIM, 1);
-    for (size_t i = 0; i < N; i += 7) {
-        ts_result *r = search(ts_query_new(db, "v"), data + i * DIM, DIM, 1);
-        ck_assert_uint_eq(ts_result_count(r), 1);
-        ck_assert_uint_eq(id_of(ts_result_row(r, 0)), i);
-        ts_result_free(r);
-    }
+    finds_itself(db, "v", data, N, DIM, 7, 1);
     static const char *const bad[] = { "-1", "513" };
     for (size_t i = 0; i < 2; i++) {
         char text[512];

@@ -706,9 +706,8 @@ START_TEST(test_options)
 }
 END_TEST
 
-/* write_sync (ABI 1.8, optional): whole aligned 4 KiB blocks, read back like
- * a write; misaligned calls refused without writing; memory has none. */
-static void make_synced(void *st, const char *name, const char *content)
+/* A file holding content, synced. */
+static void make(void *st, const char *name, const char *content)
 {
     void *f = fopen_ok(st, name, TS_OPEN_CREATE);
     put(f, 0, content);
@@ -716,6 +715,8 @@ static void make_synced(void *st, const char *name, const char *content)
     OK(VT->file_close(f));
 }
 
+/* write_sync (ABI 1.8, optional): whole aligned 4 KiB blocks, read back like
+ * a write; misaligned calls refused without writing; memory has none. */
 START_TEST(test_write_sync)
 {
     fx_init(_i);
@@ -765,7 +766,7 @@ START_TEST(test_write_sync)
          * rename) must not write_sync into that file */
         void *h = fopen_ok(st, "v", TS_OPEN_CREATE);
         put(h, 0, "old");
-        make_synced(st, "x", "replacement");
+        make(st, "x", "replacement");
         OK(VT->rename(st, "x", "v"));
         RC(TS_ERR_UNSUPPORTED, VT->write_sync(h, 0, b, 4096));
         OK(VT->file_close(h));
@@ -989,14 +990,6 @@ START_TEST(test_write_sync_power_loss)
     fx_done();
 }
 END_TEST
-
-static void make(void *st, const char *name, const char *content)
-{
-    void *f = fopen_ok(st, name, TS_OPEN_CREATE);
-    put(f, 0, content);
-    OK(VT->sync(f, 0));
-    OK(VT->file_close(f));
-}
 
 START_TEST(test_namespace_revert)
 {

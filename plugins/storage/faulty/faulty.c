@@ -547,14 +547,20 @@ static int read_only(fstore *s, ffile *f)
                           f->node->name);
 }
 
+/* Whether f may be written now (s->mu held). */
+static int writable(fstore *s, ffile *f)
+{
+    int rc = alive(s, f);
+    return rc ? rc : f->readonly ? read_only(s, f) : TS_OK;
+}
+
 static int f_write(void *file, uint64_t off, const void *buf, size_t n)
 {
     ffile *f = file;
     fstore *s = f->st;
     pthread_mutex_lock(&s->mu);
-    int rc = alive(s, f);
+    int rc = writable(s, f);
     if (rc) goto out;
-    if (f->readonly) { rc = read_only(s, f); goto out; }
     s->points++;
     int crash = countdown(&s->crash_left);
     int eio = countdown(&s->fail_write_left);
@@ -610,9 +616,8 @@ static int f_write_sync(void *file, uint64_t off, const void *buf, size_t n)
     ffile *f = file;
     fstore *s = f->st;
     pthread_mutex_lock(&s->mu);
-    int rc = alive(s, f);
+    int rc = writable(s, f);
     if (rc) goto out;
-    if (f->readonly) { rc = read_only(s, f); goto out; }
     if (s->wsync_off) {
         rc = TS_ERR_UNSUPPORTED;
         goto out;
@@ -662,8 +667,7 @@ static int f_truncate(void *file, uint64_t size)
     ffile *f = file;
     fstore *s = f->st;
     pthread_mutex_lock(&s->mu);
-    int rc = alive(s, f);
-    if (!rc && f->readonly) rc = read_only(s, f);
+    int rc = writable(s, f);
     if (!rc) rc = log_change(s, f, size, UINT64_MAX - size);
     if (!rc) rc = s->in->truncate(f->inner, size);
     pthread_mutex_unlock(&s->mu);

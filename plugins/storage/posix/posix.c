@@ -350,6 +350,22 @@ static int p_read(void *file, uint64_t off, void *buf, size_t n, size_t *got)
     return TS_OK;
 }
 
+/* Write all n bytes at off, retrying short writes and EINTR: 0, or the
+ * errno (ENOSPC for a write that makes no progress), *done the bytes
+ * written before it. */
+static int write_all(int fd, uint64_t off, const void *buf, size_t n, size_t *done)
+{
+    *done = 0;
+    while (*done < n) {
+        ssize_t r = pwrite(fd, (const char *)buf + *done, n - *done, (off_t)(off + *done));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return errno;
+        if (r == 0) return ENOSPC; /* no progress and no errno: treat as a full disk */
+        *done += (size_t)r;
+    }
+    return 0;
+}
+
 static int p_write(void *file, uint64_t off, const void *buf, size_t n)
 {
     pfile *f = file;
@@ -358,18 +374,9 @@ static int p_write(void *file, uint64_t off, const void *buf, size_t n)
                                   "posix: %s was opened read-only", f->name);
     int rc = check_range(f, off, n);
     if (rc) return rc;
-    size_t done = 0;
-    while (done < n) {
-        ssize_t r = pwrite(f->fd, (const char *)buf + done, n - done, (off_t)(off + done));
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            return sys_error(f->st, errno, "write", f->name);
-        }
-        if (r == 0) /* no progress and no errno: treat as a full disk */
-            return sys_error(f->st, ENOSPC, "write", f->name);
-        done += (size_t)r;
-    }
-    return TS_OK;
+    size_t done;
+    int e = write_all(f->fd, off, buf, n, &done);
+    return e ? sys_error(f->st, e, "write", f->name) : TS_OK;
 }
 
 static int p_sync(void *file, unsigned flags)
@@ -413,7 +420,7 @@ static int direct_fd(pfile *f)
 /* A durable write without fdatasync: one O_DIRECT | O_DSYNC pwrite puts the
  * bytes on stable storage itself (FUA or a cache flush), and skips the page
  * cache and the writeback machinery of fdatasync (a one-frame commit of the
- * log: 1.04-1.07x pwrite + fdatasync here; docs/kernel.md, "Durable
+ * log: 1.04-1.15x pwrite + fdatasync here; docs/kernel.md, "Durable
  * commits").  Linux drops cached pages of the range after the write, so
  * buffered reads of the same file stay coherent. */
 static int p_write_sync(void *file, uint64_t off, const void *buf, size_t n)
@@ -431,21 +438,13 @@ static int p_write_sync(void *file, uint64_t off, const void *buf, size_t n)
     if (!f->st->sync) return p_write(file, off, buf, n);
     int fd = direct_fd(f);
     if (fd < 0) return TS_ERR_UNSUPPORTED;
-    size_t done = 0;
-    while (done < n) {
-        ssize_t r = pwrite(fd, (const char *)buf + done, n - done, (off_t)(off + done));
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            /* nothing written: the device's logical block is larger than
-             * 4 KiB, or a copy-on-write file system is full (the caller's
-             * plain write then reports that as a write error) */
-            if ((errno == EINVAL || errno == ENOSPC) && done == 0) return TS_ERR_UNSUPPORTED;
-            return sys_error(f->st, errno, "direct write", f->name);
-        }
-        if (r == 0) return sys_error(f->st, ENOSPC, "direct write", f->name);
-        done += (size_t)r;
-    }
-    return TS_OK;
+    size_t done;
+    int e = write_all(fd, off, buf, n, &done);
+    /* nothing written: the device's logical block is larger than 4 KiB, or
+     * a copy-on-write file system is full (the caller's plain write then
+     * reports that as a write error) */
+    if ((e == EINVAL || e == ENOSPC) && done == 0) return TS_ERR_UNSUPPORTED;
+    return e ? sys_error(f->st, e, "direct write", f->name) : TS_OK;
 }
 
 static int p_size(void *file, uint64_t *out)
