@@ -19,7 +19,7 @@
 static uint32_t pa_usable(ts_txn *t) { return tstx_usable((tstx *)t); }
 static int pa_get(ts_txn *t, uint64_t pgno, int mode, ts_page **out)
 {
-    return tstx_get((tstx *)t, pgno, mode == TS_PAGE_WRITE, (tspage **)out);
+    return tstx_get_ref((tstx *)t, pgno, mode == TS_PAGE_WRITE, (tspage **)out);
 }
 static int pa_alloc(ts_txn *t, ts_page **out, uint64_t *pgno)
 {

@@ -101,11 +101,16 @@ uint64_t tstx_touched(const tstx *tx);
 
 /* Pin page pgno (>= 2).  With write, the page is copied into the
  * transaction and may be changed until commit.  Released with
- * tspage_release. */
+ * tspage_release.  A number outside the file is TS_ERR_CORRUPT (a damaged
+ * reference). */
 int  tstx_get(tstx *tx, uint64_t pgno, int write, tspage **out);
+/* tstx_get for a page reached from a stored reference (the plugins' page
+ * API): a free page is TS_ERR_CORRUPT too, since writing it would break
+ * the free list. */
+int  tstx_get_ref(tstx *tx, uint64_t pgno, int write, tspage **out);
 /* A new zeroed page, pinned for write (reuses freed pages first). */
 int  tstx_alloc(tstx *tx, tspage **out, uint64_t *pgno_out);
-/* Put a page on the free list. */
+/* Put a page on the free list (one already free: TS_ERR_CORRUPT). */
 int  tstx_free(tstx *tx, uint64_t pgno);
 /* Root slots for the upper layers (0..TSPG_ROOTS-1). */
 int  tstx_root_get(tstx *tx, unsigned slot, uint64_t *v);

@@ -1,4 +1,5 @@
 /* Transactions: snapshots, private dirty pages, spill, commit, group commit. */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -438,13 +439,25 @@ static int unspill(tstx *tx, dpage *d)
     return TS_OK;
 }
 
-int tstx_get(tstx *tx, uint64_t pgno, int write, tspage **out)
+/* A free page is the free list's: reached from a stored reference it is
+ * a damaged one (writing it would break the list). */
+static int free_ref(tstx *tx, uint64_t pgno, const uint8_t *lp, int any)
+{
+    if (any || tspage_type(lp) != TSPG_TYPE_FREE) return TS_OK;
+    return tsenv_error(tx->pg->env, TS_ERR_CORRUPT, "page %llu is free: a damaged page reference",
+                       (unsigned long long)pgno);
+}
+
+/* tstx_get (any: free pages too) and tstx_get_ref. */
+static int get_page(tstx *tx, uint64_t pgno, int write, int any, tspage **out)
 {
     tspg *pg = tx->pg;
     *out = NULL;
     tx->touched++;
+    /* Page numbers come from stored references (roots, child and list
+     * pointers), so one outside the file is a damaged reference. */
     if (pgno < 2 || pgno >= tx->page_count)
-        return tsenv_error(pg->env, TS_ERR_INVALID, "page %llu does not exist (%llu pages)",
+        return tsenv_error(pg->env, TS_ERR_CORRUPT, "page %llu does not exist (%llu pages): a damaged page reference",
                            (unsigned long long)pgno, (unsigned long long)tx->page_count);
     if (write && !tx->write)
         return tsenv_error(pg->env, TS_ERR_INVALID, "page %llu: write access in a read transaction",
@@ -453,12 +466,17 @@ int tstx_get(tstx *tx, uint64_t pgno, int write, tspage **out)
         dpage *d = dfind(tx, pgno);
         if (d) {
             int rc = d->lp ? TS_OK : unspill(tx, d);
+            if (!rc) rc = free_ref(tx, pgno, d->lp, any);
             return rc ? rc : page_handle(tx, pgno, NULL, d, out);
         }
     }
     tscpage *cp;
     int rc = tspg_load(pg, pgno, tx->mark, &cp);
     if (rc) return rc;
+    if ((rc = free_ref(tx, pgno, tscpage_data(cp), any))) {
+        tscache_unpin(pg->cache, cp);
+        return rc;
+    }
     if (!write) return page_handle(tx, pgno, cp, NULL, out);
     dpage *d = dnew(tx, pgno);
     if (!d) { tscache_unpin(pg->cache, cp); return tsenv_error(pg->env, TS_ERR_NOMEM, "out of memory"); }
@@ -478,6 +496,16 @@ int tstx_get(tstx *tx, uint64_t pgno, int write, tspage **out)
         *out = NULL;
     }
     return rc;
+}
+
+int tstx_get(tstx *tx, uint64_t pgno, int write, tspage **out)
+{
+    return get_page(tx, pgno, write, 1, out);
+}
+
+int tstx_get_ref(tstx *tx, uint64_t pgno, int write, tspage **out)
+{
+    return get_page(tx, pgno, write, 0, out);
 }
 
 int tstx_alloc(tstx *tx, tspage **out, uint64_t *pgno_out)
@@ -518,7 +546,7 @@ int tstx_alloc(tstx *tx, tspage **out, uint64_t *pgno_out)
 int tstx_free(tstx *tx, uint64_t pgno)
 {
     tspage *p;
-    int rc = tstx_get(tx, pgno, 1, &p);
+    int rc = tstx_get_ref(tx, pgno, 1, &p);
     if (rc) return rc;
     dpage *d = p->d;
     if (d->pins > 1) {
@@ -576,8 +604,15 @@ uint64_t tspage_no(const tspage *p) { return p->pgno; }
 void tspage_release(tspage *p)
 {
     if (!p) return;
+    /* A handle released twice would unpin its page twice (and sit twice on
+     * the free handles): a caller's bug, refused loudly in debug builds
+     * and ignored otherwise. */
+    assert(p->d || p->cp);
+    if (!p->d && !p->cp) return;
     if (p->d) p->d->pins--;
     else tscache_unpin(p->tx->pg->cache, p->cp);
+    p->d = NULL;
+    p->cp = NULL;
     p->next_free = p->tx->hfree;
     p->tx->hfree = p;
 }

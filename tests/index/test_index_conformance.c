@@ -1530,6 +1530,154 @@ START_TEST(drop_frees)
 }
 END_TEST
 
+/* ---- damaged pages -------------------------------------------------- */
+
+/* Whatever an index's pages hold, every operation gives a result or
+ * TS_ERR_CORRUPT (TS_ERR_FORMAT for a damaged format number; removes may
+ * miss and inserts may clash as on any content), never a crash, a hang or
+ * a sanitizer report.  Pages are damaged through the kernel (checksums
+ * stay valid, as a bug in a writer would leave them), one at a time, then
+ * mended, and the mended index must equal the model again.  Free pages
+ * are damaged too: the kernel's free list must catch it. */
+#define DMG_OK(rc, what, ...) do {                                                         \
+        int rc_ = (rc);                                                                    \
+        static const int ok_[] = { TS_OK, TS_ERR_CORRUPT, TS_ERR_FORMAT, __VA_ARGS__ };    \
+        int hit_ = 0;                                                                      \
+        for (size_t i_ = 0; i_ < sizeof ok_ / sizeof *ok_; i_++) hit_ |= rc_ == ok_[i_];   \
+        REQUIRE(hit_, "round %d, page %llu: %s gave %d (%s): %s", round,                   \
+                (unsigned long long)pg, what, rc_, ts_strerror(rc_), ts_errmsg(f->db));    \
+        ncor += rc_ == TS_ERR_CORRUPT;                                                     \
+    } while (0)
+
+static int damaged_ops(fx *f, tstx *tx, const model *m, rng *r, int round, uint64_t pg)
+{
+    int ncor = 0;
+    void *cur;
+    int rc = f->vt->cursor_open(f->idx, T(tx), &cur);
+    DMG_OK(rc, "a cursor", TS_OK);
+    if (rc) return ncor;
+    for (int dir = 0; dir < 2; dir++) {
+        size_t steps = 0;
+        for (rc = dir ? f->vt->last(cur) : f->vt->first(cur); rc == TS_OK && steps <= 4 * m->n + 64;
+             rc = dir ? f->vt->prev(cur) : f->vt->next(cur), steps++) {
+            const void *k, *v;
+            size_t kl, vl;
+            if ((rc = f->vt->entry(cur, &k, &kl, &v, &vl))) break;
+        }
+        DMG_OK(rc, "a scan", TS_ERR_NOT_FOUND);
+        REQUIRE(steps <= 4 * m->n + 64, "round %d: a scan of %zu steps over %zu entries", round, steps, m->n);
+    }
+    for (int i = 0; i < 24; i++) {
+        const ent *e = m->n ? &m->e[rbelow(r, m->n)] : NULL;
+        size_t kl = e && rbelow(r, 4) ? e->kl : gen_key(r, g_kbuf);
+        if (e && kl == e->kl) memcpy(g_kbuf, e->k, kl);
+        int mode = f->ordered ? (int)rbelow(r, 5) : TS_SEEK_EQ;
+        rc = f->vt->seek(cur, g_kbuf, kl, mode);
+        DMG_OK(rc, "a seek", TS_ERR_NOT_FOUND);
+        for (int j = 0; j < 3 && rc == TS_OK; j++) {
+            const void *k, *v;
+            size_t ekl, vl;
+            if ((rc = f->vt->entry(cur, &k, &ekl, &v, &vl))) break;
+            rc = f->vt->next(cur);
+        }
+        DMG_OK(rc, "entries after a seek", TS_ERR_NOT_FOUND);
+    }
+    f->vt->cursor_close(cur);
+    for (int i = 0; i < 6; i++) {
+        size_t kl = gen_key(r, g_kbuf), vl = gen_val(r, g_vbuf, i == 0);
+        DMG_OK(f->vt->insert(f->idx, T(tx), g_kbuf, kl, g_vbuf, vl, (int)rbelow(r, 2)), "an insert",
+               TS_ERR_UNIQUE);
+        if (!m->n) continue;
+        const ent *e = &m->e[rbelow(r, m->n)];
+        DMG_OK(f->vt->remove(f->idx, T(tx), e->k, e->kl, rbelow(r, 3) ? e->v : NULL, e->vl), "a remove",
+               TS_ERR_NOT_FOUND);
+    }
+    return ncor;
+}
+
+START_TEST(damaged_pages)
+{
+    fx fx_, *f = &fx_;
+    fx_start(f, NULL);
+    bufs();
+    rng r;
+    rseed(&r, g_seed * 1000 + 17);
+    model m;
+    model_init(&m);
+    idx_create(f, SLOT_A);
+    tstx *tx = begin(f, 1);
+    for (int i = 0; i < 2500; i++) random_op(f, tx, &m, &r, 0, 1500, g_kbuf, g_vbuf, rbelow(&r, 20) == 0);
+    commit(f, tx);
+    tx = begin(f, 0);
+    uint64_t pages, nfree;
+    tstx_counts(tx, &pages, &nfree);
+    tstx_rollback(tx);
+    int rounds = g_long ? 3000 : 300, corrupt = 0;
+    uint64_t first = f->root < pages ? f->root : 2;
+    for (int round = 0; round < rounds; round++) {
+        /* the index's pages are those from its root on (and the free ones
+         * among them); the ones before it are the kernel's catalog */
+        uint64_t pg = first + rbelow(&r, pages - first);
+        tstx *w = begin(f, 1);
+        tspage *p;
+        OK(tstx_get(w, pg, 1, &p));
+        uint32_t ps = tstx_usable(w);
+        uint8_t *d = tspage_data(p), *orig = malloc(ps);
+        memcpy(orig, d, ps);
+        int nd = 1 + (int)rbelow(&r, 8);
+        for (int i = 0; i < nd; i++) {
+            static const uint32_t vals[] = { 0, 1, 2, 3, 0xFF, 0x100, 0xFFFF, 0x10000, 0xFFFFFFFFu,
+                                             0x7FFFFFFFu, 0x80000000u };
+            uint32_t off = (uint32_t)rbelow(&r, ps - 8);
+            switch (rbelow(&r, 4)) {
+            case 0: d[off] = (uint8_t)rnext(&r); break;
+            case 1: d[off] ^= (uint8_t)(1u << rbelow(&r, 8)); break;
+            case 2: { /* a 16-bit field (offsets, lengths, counts) */
+                uint16_t v = (uint16_t)(rbelow(&r, 2) ? rbelow(&r, ps + 64) : vals[rbelow(&r, 11)]);
+                memcpy(d + (off & ~1u), &v, 2);
+                break;
+            }
+            default: { /* a 32- or 64-bit field: page numbers, counts */
+                uint64_t v = rbelow(&r, 2) ? rbelow(&r, pages + 4) : vals[rbelow(&r, 11)];
+                memcpy(d + (off & ~3u), &v, rbelow(&r, 2) ? 4 : 8);
+            }
+            }
+        }
+        tspage_release(p);
+        commit(f, w);
+        idx_close(f);
+        int rc = f->vt->open(&f->args, f->root, &f->idx), ncor = 0;
+        if (rc) {
+            f->idx = NULL;
+            REQUIRE(rc == TS_ERR_CORRUPT || rc == TS_ERR_FORMAT, "round %d, page %llu: open gave %d: %s",
+                    round, (unsigned long long)pg, rc, ts_errmsg(f->db));
+            ncor = 1;
+        } else {
+            tx = begin(f, 1);
+            ncor = damaged_ops(f, tx, &m, &r, round, pg);
+            tstx_rollback(tx);
+        }
+        corrupt += ncor > 0;
+        /* mended */
+        idx_close(f);
+        w = begin(f, 1);
+        OK(tstx_get(w, pg, 1, &p));
+        memcpy(tspage_data(p), orig, ps);
+        tspage_release(p);
+        commit(f, w);
+        free(orig);
+        OK(f->vt->open(&f->args, f->root, &f->idx));
+        if (round % 25 == 24 || round == rounds - 1) verify(f, &m, "after mending a damaged page");
+    }
+    if (getenv("TS_TEST_VERBOSE"))
+        fprintf(stderr, "damaged_pages (%s): %d rounds over %llu pages (%llu free), %d ended with a "
+                "corruption error\n", g_plugin, rounds, (unsigned long long)(pages - first),
+                (unsigned long long)nfree, corrupt);
+    model_free(&m);
+    fx_end(f);
+}
+END_TEST
+
 /* ---- concurrent readers --------------------------------------------- */
 
 #define WIN_BATCH 200
@@ -1764,6 +1912,7 @@ static Suite *suite(void)
     add(s, "crash_nonunique", crash_nonunique);
     add(s, "bulk_load", bulk_load);
     add(s, "drop_frees", drop_frees);
+    add(s, "damaged_pages", damaged_pages);
     add(s, "concurrent_readers", concurrent_readers);
     add(s, "scale", scale);
     return s;

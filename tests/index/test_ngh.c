@@ -2188,6 +2188,188 @@ START_TEST(damaged_meta)
 }
 END_TEST
 
+/* ---- damaged pages: any content the index's pages may hold ---------------------- */
+
+/* Every 7th id passes (a damaged key slot may give any value). */
+static int keep_seventh(void *ctx, const void *val, size_t vl)
+{
+    (void)ctx;
+    return vl == 8 && ((const uint8_t *)val)[7] % 7 == 0;
+}
+
+static int rc_is(int rc, const int *ok, size_t nok)
+{
+    for (size_t i = 0; i < nok; i++)
+        if (rc == ok[i]) return 1;
+    return 0;
+}
+
+#define FUZZ_OK(rc, what, ...) do {                                                        \
+        int rc_ = (rc);                                                                    \
+        REQUIRE(rc_is(rc_, (const int[]){ TS_OK, TS_ERR_CORRUPT, TS_ERR_FORMAT,              \
+                                          pg == h->root ? TS_ERR_CONFIG : TS_OK, __VA_ARGS__ },   \
+                      4 + sizeof((const int[]){ __VA_ARGS__ }) / sizeof(int)),              \
+                "round %d, page %llu: %s gave %d (%s): %s", round, (unsigned long long)pg, \
+                what, rc_, ts_strerror(rc_), emsg(h));                                     \
+        *ncor += rc_ == TS_ERR_CORRUPT;                                                    \
+    } while (0)
+
+/* One round's operations on a damaged index: searches (plain, filtered,
+ * ef from k to 200), inserts, removes, a cursor walk both ways, counts.
+ * Each gives a result or TS_ERR_CORRUPT (removes may miss, inserts may
+ * find the key present; a damaged format number reads as TS_ERR_FORMAT, and
+ * on the meta page a damaged dimension or metric that is still a valid one
+ * as TS_ERR_CONFIG, options that differ from the index), never a crash, a
+ * hang or a sanitizer report. */
+static void damaged_ops(ndb *h, int round, uint64_t pg, const float *data, uint32_t n, uint32_t dim, rng *r,
+                        int *ncor)
+{
+    tstx *tx = wbegin(h);
+    ts_knn_hit out[20];
+    for (int q = 0; q < 4; q++) {
+        size_t got = 0;
+        uint32_t id = (uint32_t)rbelow(r, n);
+        int ef = q == 0 ? 0 : (int)(10 + rbelow(r, 190));
+        free(h->vals);
+        h->vals = NULL;
+        int rc = tsix_knn(h->ix, tx, data + (size_t)id * dim, dim, q == 3 ? 20 : 10, ef,
+                          q == 2 ? keep_seventh : NULL, NULL, out, &got, &h->vals);
+        FUZZ_OK(rc, "a search", TS_OK);
+        if (!rc) REQUIRE(got <= 20, "round %d: %zu hits", round, got);
+    }
+    uint64_t cnt;
+    FUZZ_OK(tsix_count(h->ix, tx, &cnt), "count", TS_OK);
+    FUZZ_OK(ins(h, tx, data, dim, n + (uint32_t)rbelow(r, n)), "an insert", TS_ERR_UNIQUE);
+    FUZZ_OK(del(h, tx, data, dim, (uint32_t)rbelow(r, n)), "a remove", TS_ERR_NOT_FOUND);
+    FUZZ_OK(ins(h, tx, data, dim, n + (uint32_t)rbelow(r, n)), "an insert", TS_ERR_UNIQUE);
+    for (int dir = 0; dir < 2; dir++) {
+        tsix_cur c;
+        int rc = tsix_cursor(h->ix, tx, &c);
+        FUZZ_OK(rc, "a cursor", TS_OK);
+        if (rc) continue;
+        uint32_t steps = 0;
+        for (rc = dir ? tsix_last(&c) : tsix_first(&c); rc == TS_OK && steps < 4 * n;
+             rc = dir ? tsix_prev(&c) : tsix_next(&c), steps++) {
+            const void *k, *v;
+            size_t kl, vl;
+            rc = tsix_entry(&c, &k, &kl, &v, &vl);
+            if (rc) break;
+        }
+        FUZZ_OK(rc, "a cursor walk", TS_ERR_NOT_FOUND);
+        REQUIRE(steps < 4 * n, "round %d: a cursor walk of %u steps over %u entries", round, steps, n);
+        tsix_cursor_close(&c);
+    }
+    tstx_rollback(tx);
+}
+
+#define NQ_MENDED 8
+
+static void damaged_case(const char *name, json_t *opts, uint32_t n, uint32_t dim, int rounds)
+{
+    rng r = rng_new(0xda3a9e + dim + envu("TS_TEST_SEED", 0));
+    float *data = gen_data(&r, 2 * n, dim);
+    ndb hh, *h = &hh;
+    db_new(h, name, 0, NULL, opts);
+    load(h, data, dim, 0, n, 400);
+    /* churn, so deleted nodes and reused ids are on the pages too */
+    tstx *tx = wbegin(h);
+    for (uint32_t i = 0; i < n; i += 9) ck_assert_int_eq(del(h, tx, data, dim, i), TS_OK);
+    for (uint32_t i = 0; i < n; i += 18) ck_assert_int_eq(ins(h, tx, data, dim, i), TS_OK);
+    commit(h, tx);
+    tx = rbegin(h);
+    uint64_t pages, nfree;
+    tstx_counts(tx, &pages, &nfree);
+    tstx_rollback(tx);
+    /* The index's pages are those from its meta page on; a free page would
+     * be the kernel's, not the index's, to read. */
+    REQUIRE(nfree == 0, "%llu free pages after the build", (unsigned long long)nfree);
+    /* the undamaged index's answers, which every mended one must give again */
+    uint32_t want[NQ_MENDED][10];
+    tx = rbegin(h);
+    for (uint32_t q = 0; q < NQ_MENDED; q++) {
+        ts_knn_hit o[10];
+        REQUIRE(knn(h, tx, data + (size_t)(q * 97 % n) * dim, dim, 10, 64, NULL, NULL, o) == 10, "hits");
+        for (int i = 0; i < 10; i++) want[q][i] = pk_id(o[i].val, o[i].vlen);
+    }
+    tstx_rollback(tx);
+    uint32_t ps = 0;
+    int corrupt = 0;
+    for (int round = 0; round < rounds; round++) {
+        uint64_t pg = h->root + rbelow(&r, pages - h->root);
+        tstx *w = wbegin(h);
+        tspage *p;
+        REQUIRE(tstx_get(w, pg, 1, &p) == TS_OK, "get %llu: %s", (unsigned long long)pg, emsg(h));
+        ps = tstx_usable(w);
+        uint8_t *d = tspage_data(p), *orig = malloc(ps);
+        memcpy(orig, d, ps);
+        /* 1-8 damages: a random byte, or an aligned word set to a value
+         * that passes for a count, an id or a page number */
+        int nd = 1 + (int)rbelow(&r, 8);
+        for (int i = 0; i < nd; i++) {
+            uint32_t off = (uint32_t)rbelow(&r, ps - 4) & ~3u;
+            uint32_t vals[] = { 0, 1, 2, 0xFFFFFFFFu, 0x7FFFFFFFu, 0x80000000u, n, n + 1, (uint32_t)pages,
+                                (uint32_t)pages + 1, (uint32_t)rnext(&r), 32, 33, 64 };
+            switch (rbelow(&r, 3)) {
+            case 0: d[rbelow(&r, ps)] = (uint8_t)rnext(&r); break;
+            case 1: d[rbelow(&r, ps)] ^= (uint8_t)(1u << rbelow(&r, 8)); break;
+            default: {
+                uint32_t v = vals[rbelow(&r, sizeof vals / sizeof *vals)];
+                memcpy(d + off, &v, 4);
+            }
+            }
+        }
+        tspage_release(p);
+        commit(h, w);
+        /* a fresh handle: nothing the index kept from before the damage */
+        tsix_close(h->ix);
+        h->ix = NULL;
+        int rc = tsix_open(&h->db->env, h->db->reg, "ngh", h->opts, h->root, "vec", &h->ix), nc = 0, *ncor = &nc;
+        FUZZ_OK(rc, "open", TS_OK);
+        if (!rc) damaged_ops(h, round, pg, data, n, dim, &r, &nc);
+        corrupt += nc > 0;
+        /* mended: the same bytes back, and the index answers as before */
+        if (h->ix) tsix_close(h->ix);
+        w = wbegin(h);
+        REQUIRE(tstx_get(w, pg, 1, &p) == TS_OK, "get %llu: %s", (unsigned long long)pg, emsg(h));
+        memcpy(tspage_data(p), orig, ps);
+        tspage_release(p);
+        commit(h, w);
+        free(orig);
+        rc = tsix_open(&h->db->env, h->db->reg, "ngh", h->opts, h->root, "vec", &h->ix);
+        REQUIRE(rc == TS_OK, "reopen after mending: %s", emsg(h));
+        if (round % 16 == 15 || round == rounds - 1) {
+            tx = rbegin(h);
+            ts_knn_hit o[10];
+            for (uint32_t q = 0; q < NQ_MENDED; q++) {
+                REQUIRE(knn(h, tx, data + (size_t)(q * 97 % n) * dim, dim, 10, 64, NULL, NULL, o) == 10, "hits");
+                for (int i = 0; i < 10; i++)
+                    REQUIRE(pk_id(o[i].val, o[i].vlen) == want[q][i], "round %d: after mending, query %u's hit %d "
+                            "is %u, not %u", round, q, i, pk_id(o[i].val, o[i].vlen), want[q][i]);
+            }
+            uint64_t c;
+            ck_assert_int_eq(tsix_count(h->ix, tx, &c), TS_OK);
+            ck_assert_uint_eq(c, n - (n + 8) / 9 + (n + 17) / 18);
+            tstx_rollback(tx);
+        }
+    }
+    if (verbose())
+        printf("%s: %d rounds over %llu pages, %d ended with a corruption error\n", name, rounds,
+               (unsigned long long)(pages - h->root), corrupt);
+    db_done(h);
+    free(data);
+}
+
+START_TEST(damaged_pages)
+{
+    int rounds = long_mode() ? 3000 : sanitized() ? 150 : 400;
+    damaged_case("ngh-dmg-f32", mkopts(24, "l2", 6, 40, 0), 1200, 24, rounds);
+    damaged_case("ngh-dmg-i8", mkopts_p(24, "cosine", "int8", 6, 40, 0), 1200, 24, rounds);
+    json_t *o = mkopts(200, "innerProduct", 6, 40, 0);
+    json_object_set_new(json_object_get(o, "parameters"), "splitRecords", json_true());
+    damaged_case("ngh-dmg-split", o, 600, 200, rounds);
+}
+END_TEST
+
 static int only_one(void *ctx, const void *val, size_t vl)
 {
     return fmt_id(val, vl) == *(const uint32_t *)ctx;
@@ -3381,6 +3563,7 @@ static Suite *suite(void)
     ADD(cursor_scan);
     ADD(formats);
     ADD(damaged_meta);
+    ADD(damaged_pages);
     ADD(reopen_lazily);
     ADD(crash_recovery);
     ADD(crash_recovery_i8);

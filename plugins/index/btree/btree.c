@@ -351,6 +351,24 @@ static void nd_set_child(uint8_t *d, unsigned i, uint64_t child)
     else p64(d + nd_slot(d, i), child);
 }
 
+/* The key of the cell at slot i: the fast path of the searches, which
+ * parse the rest of a cell only when its key ties with the target. */
+static inline int slot_key(btx *x, const uint8_t *d, unsigned i, int inner, const uint8_t **k,
+                           uint32_t *kl)
+{
+    unsigned off = nd_slot(d, i);
+    const uint8_t *p = d + off + (inner ? 8 : 0), *end = d + x->U;
+    if (off < nd_content(d) || p + 2 > end) return -1;
+    uint32_t n;
+    if (*p < 0x80) n = *p++;
+    else if (!(p = vget(p, end, &n))) return -1;
+    while (p < end && (*p & 0x80)) p++; /* the value's varint */
+    if (++p > end || n > (size_t)(end - p)) return -1;
+    *k = p;
+    *kl = n;
+    return 0;
+}
+
 /* Recompute the hint prefix (the common prefix of the first and last
  * keys, hence of all) and every hint. */
 static void nd_rehint(uint8_t *d)
@@ -424,16 +442,20 @@ static int nd_put(btx *x, uint8_t *d, uint64_t pgno, unsigned pos, const uint8_t
         if (rc) return rc;
     }
     unsigned n = nd_n(d), off = nd_content(d) - len, hp = nd_hp(d);
-    const uint8_t *k;
-    uint32_t kl;
+    const uint8_t *k, *ok;
+    uint32_t kl, okl;
     cell_key(cell, nd_inner(d), &k, &kl);
+    /* a key outside the common prefix (at either end): a new prefix, read
+     * from every cell, which nothing has checked on this path */
+    int rehint = n == 0 || kl < hp || (hp && memcmp(k, d + 17, hp) != 0);
+    for (unsigned i = 0; rehint && i < n; i++)
+        if (slot_key(x, d, i, nd_inner(d), &ok, &okl)) return corrupt(x, pgno, "bad cell");
     memcpy(d + off, cell, len);
     memmove(d + HDR + SLOT * (pos + 1), d + HDR + SLOT * pos, SLOT * (n - pos));
     slot_set(d, pos, off, key_hint(k, kl, hp));
     p16(d + 2, n + 1);
     p16(d + 4, off);
-    /* a key outside the common prefix (at either end): new prefix */
-    if (n == 0 || kl < hp || (hp && memcmp(k, d + 17, hp) != 0)) nd_rehint(d);
+    if (rehint) nd_rehint(d);
     return TS_OK;
 }
 
@@ -708,11 +730,17 @@ static int lv_set(bt_cursor *c, int l, uint64_t pgno)
     uint8_t *d;
     int rc = pget(&c->x, pgno, TS_PAGE_READ, &v->pg, &d);
     if (rc) { v->pg = NULL; return rc; }
+    rc = nd_check(&c->x, d, pgno);
+    if (!rc && (l == 0) != ((d[1] & BT_FLAG_ROOT) != 0))
+        rc = corrupt(&c->x, pgno, l == 0 ? "not the root of a btree index" : "root flag below the root");
+    if (rc) {
+        /* not kept: the next lv_set of this page must check it again */
+        prel(&c->x, v->pg);
+        v->pg = NULL;
+        return rc;
+    }
     v->d = d;
     v->pgno = pgno;
-    if ((rc = nd_check(&c->x, d, pgno))) return rc;
-    if ((l == 0) != ((d[1] & BT_FLAG_ROOT) != 0))
-        return corrupt(&c->x, pgno, l == 0 ? "not the root of a btree index" : "root flag below the root");
     v->n = (int)nd_n(d);
 #if defined(__GNUC__)
     /* The search's probes into the slot array depend on each other: ask
@@ -722,23 +750,6 @@ static int lv_set(bt_cursor *c, int l, uint64_t pgno)
     return TS_OK;
 }
 
-/* The key of the cell at slot i: the fast path of the searches, which
- * parse the rest of a cell only when its key ties with the target. */
-static inline int slot_key(btx *x, const uint8_t *d, unsigned i, int inner, const uint8_t **k,
-                           uint32_t *kl)
-{
-    unsigned off = nd_slot(d, i);
-    const uint8_t *p = d + off + (inner ? 8 : 0), *end = d + x->U;
-    if (off < nd_content(d) || p + 2 > end) return -1;
-    uint32_t n;
-    if (*p < 0x80) n = *p++;
-    else if (!(p = vget(p, end, &n))) return -1;
-    while (p < end && (*p & 0x80)) p++; /* the value's varint */
-    if (++p > end || n > (size_t)(end - p)) return -1;
-    *k = p;
-    *kl = n;
-    return 0;
-}
 
 /* compare(t, cell i of node v) */
 static inline int slot_cmp(btx *x, const bt_level *v, const target *t, unsigned i, int inner, int *r)

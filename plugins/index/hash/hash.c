@@ -315,6 +315,7 @@ static int dir_page(hxctx *c, uint64_t pgno, int mode, ts_page **pg, uint8_t **d
     *d = c->pa->data(*pg);
     if (g32(*d) != HX_T_DIR) {
         c->pa->release(*pg);
+        *pg = NULL;
         return corrupt(c->ix, pgno, "not a directory page");
     }
     return TS_OK;
@@ -561,7 +562,7 @@ static int bkt_get(hxctx *c, uint64_t pgno, int mode, ts_page **pg, uint8_t **d)
     else if (n > m->pagecap / S_SIZE || fr < B_SLOTS + S_SIZE * n || fr > m->usable ||
              dead > m->usable - fr)
         rc = corrupt(c->ix, pgno, "bad bucket page header");
-    if (rc) c->pa->release(*pg);
+    if (rc) { c->pa->release(*pg); *pg = NULL; }
     return rc;
 }
 
@@ -608,10 +609,20 @@ static int rec_find(hxctx *c, uint64_t pgno, const uint8_t *d, uint32_t *i, uint
 
 /* Move the live records of page d together at its end (reclaiming dead
  * space). */
-static int bkt_compact(hxctx *c, uint8_t *d)
+static int bkt_compact(hxctx *c, uint64_t pgno, uint8_t *d)
 {
     const hxmeta *m = &c->m;
-    uint32_t n = g32(d + B_NREC), fr = m->usable;
+    uint32_t n = g32(d + B_NREC), fr = m->usable, low = B_SLOTS + S_SIZE * n;
+    /* the slots are read as written only after bkt_get's header check:
+     * each record inside the page, all of them within its space */
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *s = d + B_SLOTS + S_SIZE * i;
+        uint32_t off = g16(s + 8), size = g16(s + 10);
+        if (off < low || size < P_HDR || off + size > m->usable || size > fr - low)
+            return corrupt(c->ix, pgno, "bad record");
+        fr -= size;
+    }
+    fr = m->usable;
     uint8_t *tmp = c->ix->host->alloc(m->usable);
     if (!tmp) return nomem(c->ix);
     memcpy(tmp, d, m->usable);
@@ -623,7 +634,7 @@ static int bkt_compact(hxctx *c, uint8_t *d)
         p16(s + 8, (uint16_t)fr);
     }
     c->ix->host->free(tmp);
-    memset(d + B_SLOTS + S_SIZE * n, 0, fr - (B_SLOTS + S_SIZE * n));
+    memset(d + low, 0, fr - low);
     p32(d + B_FREE, fr);
     p32(d + B_DEAD, 0);
     return TS_OK;
@@ -631,13 +642,16 @@ static int bkt_compact(hxctx *c, uint8_t *d)
 
 /* A new slot for a record of `size` page bytes and hash h; *dst is where
  * its bytes go.  The caller checked that the page has room
- * (pagecap - bkt_used >= size + S_SIZE). */
-static int bkt_reserve(hxctx *c, uint8_t *d, uint64_t h, uint32_t size, uint8_t **dst)
+ * (pagecap - bkt_used >= size + S_SIZE), from header fields that a damaged
+ * page may contradict: checked again here. */
+static int bkt_reserve(hxctx *c, uint64_t pgno, uint8_t *d, uint64_t h, uint32_t size, uint8_t **dst)
 {
     uint32_t n = g32(d + B_NREC);
     if (g32(d + B_FREE) < B_SLOTS + S_SIZE * (n + 1) + size) {
-        int rc = bkt_compact(c, d);
+        int rc = bkt_compact(c, pgno, d);
         if (rc) return rc;
+        if (g32(d + B_FREE) < B_SLOTS + S_SIZE * (n + 1) + size)
+            return corrupt(c->ix, pgno, "bucket page fuller than its header says");
     }
     uint32_t fr = g32(d + B_FREE) - size;
     uint8_t *s = d + B_SLOTS + S_SIZE * n;
@@ -705,6 +719,7 @@ static int ovf_page(hxctx *c, uint64_t pgno, ts_page **pg, const uint8_t **d)
     *d = c->pa->data(*pg);
     if (g32(*d) != HX_T_OVF || g32(*d + O_N) == 0 || g32(*d + O_N) > c->m.ovcap) {
         c->pa->release(*pg);
+        *pg = NULL; /* the caller's reader must not release it again */
         return corrupt(c->ix, pgno, "bad overflow page");
     }
     return TS_OK;
@@ -965,7 +980,7 @@ static int chain_write(hxctx *c, uint64_t b, uint64_t oldhead, const hxset *s,
             if ((r.h & mask) != want) { off += r.size; continue; }
             if (used + r.size + PG_EXTRA > m->pagecap) break;
             uint8_t *dst;
-            bkt_reserve(c, d, r.h, r.size - 8, &dst); /* a fresh page: no compaction */
+            bkt_reserve(c, pages[k], d, r.h, r.size - 8, &dst); /* a fresh page: no compaction */
             memcpy(dst, r.raw, r.size - 8);
             used += r.size + PG_EXTRA;
             off += r.size;
@@ -1231,12 +1246,14 @@ static int hx_insert(void *idx, ts_txn *tx, const void *key, size_t klen, const 
     if (!rec_inline(m, klen, vlen) && (rc = ovf_write(&c, (const uint8_t *)val, vlen, &ovpg))) goto out;
     ts_page *pg;
     uint8_t *d;
+    uint64_t at = fit;
     if (fit) {
         if ((rc = c.pa->get(tx, fit, TS_PAGE_WRITE, &pg))) goto out;
         d = c.pa->data(pg);
     } else {
         uint64_t np;
         if ((rc = new_page(&c, HX_T_BKT, &pg, &d, &np))) goto out;
+        at = np;
         bkt_init(m, d);
         if (tail) {
             ts_page *tp;
@@ -1249,7 +1266,7 @@ static int hx_insert(void *idx, ts_txn *tx, const void *key, size_t klen, const 
         }
     }
     uint8_t *dst;
-    rc = bkt_reserve(&c, d, h, size - 8, &dst);
+    rc = bkt_reserve(&c, at, d, h, size - 8, &dst);
     if (!rc) prec_write(dst, key, klen, val, vlen, ovpg);
     c.pa->release(pg);
     if (rc) goto out;

@@ -290,7 +290,8 @@ static int meta_load(ngh_op *o)
         m->npages[a] = g32(d + M_ARR + 8 * a + 4);
     }
     if (m->usable > o->pa->usable_size(o->tx) || m->usable < M_END || m->M < 2 || m->M > 256 ||
-        m->dim == 0 || m->dim > 16384 || m->precision > NGH_I8 || m->maxlevel > NGH_MAXLEVEL || m->live + m->deleted != m->count ||
+        m->dim == 0 || m->dim > 16384 || m->metric > NGH_IP || m->precision > NGH_I8 ||
+        m->maxlevel > NGH_MAXLEVEL || m->live + m->deleted != m->count ||
         (d[M_FLAGS] & ~(MF_KEYS_QUANTIZED | MF_PK_INLINE | MF_SPLIT)) ||
         (m->keys_quantized && m->precision == NGH_F32) ||
         (m->split != (m->format >= 3) || (m->split && (m->precision != NGH_F32 || !m->pk_inline))) ||

@@ -57,10 +57,15 @@ typedef struct ts_page_api {
     uint32_t struct_size;
     /* Usable bytes per page (the kernel's page size minus its header). */
     uint32_t (*usable_size)(ts_txn *txn);
+    /* Pin page pgno (TS_PAGE_READ or TS_PAGE_WRITE).  A page number outside
+     * the file (0, 1 or past its end) or of a free page gives TS_ERR_CORRUPT:
+     * page numbers come from the index's own pages, so such a number is a
+     * damaged reference. */
     int      (*get)(ts_txn *txn, uint64_t pgno, int mode, ts_page **page_out);
     /* Allocate a zeroed page (reusing freed pages first), pinned for write. */
     int      (*alloc)(ts_txn *txn, ts_page **page_out, uint64_t *pgno_out);
-    /* Return a page to the free list; it must not be pinned. */
+    /* Return a page to the free list; it must not be pinned (a page already
+     * free: TS_ERR_CORRUPT). */
     int      (*free)(ts_txn *txn, uint64_t pgno);
     void    *(*data)(ts_page *page);
     uint64_t (*pgno)(ts_page *page);
