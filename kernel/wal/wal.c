@@ -296,6 +296,32 @@ static int check_damage(tswal *w, uint64_t bad, uint64_t size, uint8_t *buf, siz
     }
 }
 
+/* The log header failed its check.  It is written only when a generation
+ * starts, so either a crash tore that write (every frame in the file then
+ * belongs to the previous generation, whose commits are all in the main
+ * file already: replaying them changes nothing) or the header was damaged
+ * at rest, and the frames after it may hold commits found nowhere else.
+ * Each frame carries its generation's salt: when frame 1 is intact on its
+ * own, recover with that salt (*mend = 1) rather than drop the log. */
+static int first_frame_salt(tswal *w, uint64_t size, uint64_t *salt, int *mend)
+{
+    size_t fsz = TSWAL_FRAME_HDR + w->page_size, got = 0;
+    *mend = 0;
+    if (size < TSWAL_HDR + fsz) return TS_OK;
+    uint8_t *fh = malloc(fsz);
+    if (!fh) return tsenv_error(w->env, TS_ERR_NOMEM, "out of memory");
+    int rc = tsfile_read(&w->f, TSWAL_HDR, fh, fsz, &got);
+    if (!rc && got == fsz) {
+        uint64_t keep = w->salt;
+        w->salt = get64(fh + 16);
+        *mend = frame_intact(w, fh, 1);
+        if (*mend) *salt = w->salt;
+        else w->salt = keep;
+    }
+    free(fh);
+    return rc;
+}
+
 static int recover(tswal *w, uint64_t *frames)
 {
     uint64_t size = 0;
@@ -315,13 +341,18 @@ static int recover(tswal *w, uint64_t *frames)
                            TSWAL_FILE, get32(h + 8),
                            get32(h + 8) > TSWAL_FORMAT ? " was written by a newer tostore" : " is unknown",
                            TSWAL_FORMAT);
+    int mend = 0;
     if (!valid) {
-        /* No usable log: start a fresh generation.  A log written with
-         * another page size cannot belong to this database. */
+        /* A log written with another page size cannot belong to this
+         * database. */
         if (got == TSWAL_HDR && memcmp(h, "TSWAL001", 8) == 0 &&
             get32(h + 24) == tscrc32c(0, h, 24) && get32(h + 12) != w->page_size)
             return tsenv_error(w->env, TS_ERR_CORRUPT, "%s: page size %u differs from the database's %u",
                                TSWAL_FILE, get32(h + 12), w->page_size);
+        if ((rc = first_frame_salt(w, size, &w->salt, &mend))) return rc;
+    }
+    if (!valid && !mend) {
+        /* No usable log: start a fresh generation. */
         randombytes_buf(&w->salt, sizeof w->salt);
         w->chain = w->chain_commit = seed(w->salt);
         w->next = 1;
@@ -331,7 +362,7 @@ static int recover(tswal *w, uint64_t *frames)
         w->fsize = 0;
         return write_header(w);
     }
-    w->salt = get64(h + 16);
+    if (valid) w->salt = get64(h + 16);
     uint32_t chain = seed(w->salt), chain_commit = chain;
     uint64_t local = 1, last_commit = 0, stop = 0;
     size_t fsz = TSWAL_FRAME_HDR + w->page_size;
@@ -377,6 +408,13 @@ static int recover(tswal *w, uint64_t *frames)
 out:
     free(buf);
     free(pend);
+    if (!rc && mend) {
+        /* the header again, durable before anything follows it */
+        tsenv_log(w->env, TS_LOG_WARN, "%s: the log header was damaged; its frames carry their generation, "
+                  "%llu committed frames recovered from them and the header written again", TSWAL_FILE,
+                  (unsigned long long)last_commit);
+        if (!(rc = write_header(w))) rc = tsfile_sync(&w->f, TS_SYNC_DATA);
+    }
     if (rc) return rc;
     w->committed = last_commit;
     w->next = last_commit + 1;
