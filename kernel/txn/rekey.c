@@ -63,7 +63,11 @@ static int copy_pages(ts_env *env, tsstore *st, const tspg_fhdr *oh, const tspg_
     tspg_digest_key(&oc, okey);
     uint8_t *meta = NULL;   /* page 1's logical image, when the digest is kept */
     tstx m = {0};           /* its fields */
-    for (uint64_t pgno = 1; pgno < npages && !rc; pgno++) {
+    /* Pages past the page count are not the database's: a crash may have
+     * left them torn (new pages of a big transaction go straight to their
+     * place in the main file).  The log is empty, so page 1's count is the
+     * whole database; once it is read, the copy stops there. */
+    for (uint64_t pgno = 1; pgno < npages && (pgno == 1 || pgno < m.page_count) && !rc; pgno++) {
         if ((rc = tsfile_read(&in, pgno * ps, raw, ps, NULL))) break;
         /* Pages past the last checkpointed ones may be all zero holes. */
         int hole = 1;
@@ -90,7 +94,8 @@ static int copy_pages(ts_env *env, tsstore *st, const tspg_fhdr *oh, const tspg_
             rc = tscodec_encode(&nc, pgno, tspage_lsn(lp), lp, raw);
         }
         if (!rc) rc = tsfile_write(&out, pgno * ps, raw, ps);
-        if (cb && (pgno % 1024 == 0 || pgno + 1 == npages)) cb(ctx, pgno + 1, npages);
+        uint64_t total = m.page_count && m.page_count < npages ? m.page_count : npages;
+        if (cb && (pgno % 1024 == 0 || pgno + 1 == total)) cb(ctx, pgno + 1, total);
     }
     if (!rc && meta && npages < m.page_count)
         rc = tsenv_error(env, TS_ERR_CORRUPT, "rekey: %s holds %llu of its %llu pages", TSPG_FILE,

@@ -1626,6 +1626,60 @@ START_TEST(test_replayed_page_detected)
 }
 END_TEST
 
+/* Pages past the page count (what a crash during a big transaction can
+ * leave: its new pages go straight to the main file) are not the
+ * database's: a rekey that re-seals every page skips them instead of
+ * failing on them. */
+START_TEST(test_rekey_ignores_pages_past_count)
+{
+    fixture f = fx_new("api-rekeytail");
+    char *db = xfmt("%s/db", f.dir), *file = xfmt("%s/db/tostore.db", f.dir);
+    char *cfg = xfmt("{\"path\": \"%s\", \"cipher\": {\"module\": \"chacha20poly1305\", "
+                     "\"key\": \"hex:" K1 "\"}}", db);
+    char *cfg2 = xfmt("{\"path\": \"%s\", \"cipher\": {\"module\": \"aes256gcm\", "
+                      "\"key\": \"hex:" K2 "\"}}", db);
+    ts_db *h;
+    OPEN_OK(&h, "%s", cfg);
+    for (int i = 0; i < 40; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%02d", i);
+        json_t *v = json_integer(i * 7);
+        ck_assert_int_eq(ts_kv_set(h, k, v, 0), TS_OK);
+        json_decref(v);
+    }
+    ck_assert_int_eq(ts_close(h), TS_OK);
+    size_t n = 0;
+    unsigned char *img = read_all(file, &n);
+    unsigned char *big = malloc(n + 3 * 4096);
+    memcpy(big, img, n);
+    for (size_t i = 0; i < 3 * 4096; i++) big[n + i] = (unsigned char)(i * 131 + 7); /* torn pages */
+    write_file(file, big, n + 3 * 4096);
+    OPEN_OK(&h, "%s", cfg);
+    int rc = ts_rekey(h, "{\"module\": \"aes256gcm\", \"key\": \"hex:" K2 "\"}", TS_REKEY_NEW_DATA_KEY,
+                      NULL, NULL);
+    ck_assert_msg(rc == TS_OK, "rekey over pages past the page count: %d %s", rc, ts_errmsg(h));
+    ck_assert_int_eq(ts_close(h), TS_OK);
+    OPEN_OK(&h, "%s", cfg2);
+    for (int i = 0; i < 40; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%02d", i);
+        json_t *v = NULL;
+        ck_assert_int_eq(ts_kv_get(h, k, 0, &v), TS_OK);
+        ck_assert_int_eq(json_integer_value(v), i * 7);
+        json_decref(v);
+    }
+    ck_assert_int_eq(ts_check(h, NULL, NULL, NULL), TS_OK);
+    ck_assert_int_eq(ts_close(h), TS_OK);
+    free(img);
+    free(big);
+    free(db);
+    free(file);
+    free(cfg);
+    free(cfg2);
+    fx_free(&f);
+}
+END_TEST
+
 /* Damage to the keyring's header, each with the code it gives. */
 START_TEST(test_keyring_damaged_header)
 {
@@ -1774,6 +1828,7 @@ static Suite *open_suite(void)
     tcase_add_test(tc, test_older_format_keeps_vectors_in_rows);
     tcase_add_test(tc, test_log_format_version_refused);
     tcase_add_test(tc, test_replayed_page_detected);
+    tcase_add_test(tc, test_rekey_ignores_pages_past_count);
     tcase_add_test(tc, test_keyring_truncated);
     suite_add_tcase(s, tc);
     return s;
