@@ -167,7 +167,11 @@ int tspg_open(ts_env *env, tsstore *st, tscipher *cipher, const tspg_opts *o, ts
     if (!rc) rc = tscache_new(o->cache_bytes, pg->codec.logical, &pg->cache);
     if (!rc && !(pg->scratch = malloc((size_t)64 * pg->codec.page_size)))
         rc = tsenv_error(env, TS_ERR_NOMEM, "out of memory");
-    if (!rc) rc = tswal_open(env, st, pg->codec.page_size, &pg->wal, &pg->stats.recovered_frames);
+    uint8_t mkey[TSWAL_MAC_KEY];
+    if (cipher) tswal_mac_key(cipher->key, cipher->key_len, mkey);
+    if (!rc) rc = tswal_open(env, st, pg->codec.page_size, cipher ? mkey : NULL, &pg->wal,
+                             &pg->stats.recovered_frames);
+    sodium_memzero(mkey, sizeof mkey);
     if (rc) {
         if (!*tsenv_errmsg(env)) tsenv_error(env, rc, "cannot open the database");
         tspg_close(pg);

@@ -1,6 +1,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 #include "base/env.h"
 #include "txn/internal.h"
 #include "txn/rekey.h"
@@ -21,11 +22,14 @@ static int write_file(tsstore *st, const char *name, const void *buf, size_t n)
 }
 
 /* The log must hold no committed frame: every page is in the main file. */
-static int log_is_empty(ts_env *env, tsstore *st, uint32_t page_size)
+static int log_is_empty(ts_env *env, tsstore *st, uint32_t page_size, const tscipher *c)
 {
     tswal *w;
     uint64_t frames = 0;
-    int rc = tswal_open(env, st, page_size, &w, &frames);
+    uint8_t mkey[TSWAL_MAC_KEY];
+    if (c) tswal_mac_key(c->key, c->key_len, mkey);
+    int rc = tswal_open(env, st, page_size, c ? mkey : NULL, &w, &frames);
+    sodium_memzero(mkey, sizeof mkey);
     if (rc) return rc;
     tswal_close(w);
     if (frames)
@@ -125,7 +129,7 @@ int tsrekey_run(ts_env *env, tsstore *st, tscipher *from, tscipher *to, const ui
     tspg_fhdr oh = {0};
     int rc = tspg_read_header(env, st, TSPG_FILE, &exists, &oh);
     if (!rc && !exists) rc = tsenv_error(env, TS_ERR_NOT_FOUND, "rekey: no database file");
-    if (!rc) rc = log_is_empty(env, st, oh.page_size);
+    if (!rc) rc = log_is_empty(env, st, oh.page_size, from);
     if (rc) return rc;
     tspg_fhdr nh = oh;
     nh.flags = to ? (oh.flags | TSPG_FLAG_ENCRYPTED) : (oh.flags & ~TSPG_FLAG_ENCRYPTED);

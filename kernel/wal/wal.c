@@ -54,6 +54,8 @@ struct tswal {
     int              tail_ok;      /* in, up to its end (what write_direct rewrites) */
     int              no_direct;    /* the backend or file system cannot */
     uint64_t         fsize;        /* the file's size as last seen */
+    int              mac;          /* frames carry a MAC under mac_key */
+    uint8_t          mac_key[TSWAL_MAC_KEY];
 };
 
 static void put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
@@ -79,8 +81,31 @@ static uint32_t frame_self(const tswal *w, const uint8_t *h, const uint8_t *img)
 {
     uint32_t c = tscrc32c(0, h, 24);
     c = tscrc32c(c, h + 28, 8);
-    c = tscrc32c(c, h + 40, 8);
+    if (!w->mac) c = tscrc32c(c, h + 40, 8); /* else the MAC, which covers this sum */
     return tscrc32c(c, img, w->page_size);
+}
+
+/* The frame's MAC (bytes 40-47 of an encrypted database's frames): a keyed
+ * BLAKE2b of every header field but the chain (a spilled frame rewritten in
+ * place has its successors' chains fixed at commit, which must not need the
+ * MAC again).  The commit flag, page number, salt and index are in it, and
+ * the image through the frame's own sum; the image itself is sealed by the
+ * cipher with its page number. */
+static void frame_mac(const tswal *w, const uint8_t *h, uint8_t out[8])
+{
+    crypto_generichash_state st;
+    uint8_t full[16];
+    crypto_generichash_init(&st, w->mac_key, TSWAL_MAC_KEY, sizeof full);
+    crypto_generichash_update(&st, h, 24);
+    crypto_generichash_update(&st, h + 28, 12);
+    crypto_generichash_final(&st, full, sizeof full);
+    memcpy(out, full, 8);
+}
+
+void tswal_mac_key(const uint8_t *data_key, size_t len, uint8_t out[TSWAL_MAC_KEY])
+{
+    static const char ctx[] = "tostore log frame mac 1";
+    crypto_generichash(out, TSWAL_MAC_KEY, (const uint8_t *)ctx, sizeof ctx - 1, data_key, len);
 }
 
 static uint32_t frame_chain(uint32_t prev, const uint8_t *h)
@@ -103,6 +128,7 @@ static uint32_t frame_build(tswal *w, uint8_t *h, uint64_t pgno, uint32_t flags,
     put32(h + 32, (uint32_t)__atomic_load_n(&w->durable, __ATOMIC_ACQUIRE));
     put64(h + 40, 0);
     put32(h + 36, frame_self(w, h, img));
+    if (w->mac) frame_mac(w, h, h + 40);
     uint32_t c = frame_chain(prev, h);
     put32(h + 24, c);
     return c;
@@ -111,9 +137,12 @@ static uint32_t frame_build(tswal *w, uint8_t *h, uint64_t pgno, uint32_t flags,
 /* Whether a frame is intact on its own (not whether it belongs). */
 static int frame_intact(const tswal *w, const uint8_t *fh, uint64_t local)
 {
+    uint8_t tag[8];
+    if (w->mac) frame_mac(w, fh, tag);
     return get32(fh) == FRAME_MAGIC && get64(fh + 16) == w->salt &&
            get32(fh + 28) == (uint32_t)local && get64(fh + 8) != 0 &&
-           get32(fh + 36) == frame_self(w, fh, fh + TSWAL_FRAME_HDR);
+           get32(fh + 36) == frame_self(w, fh, fh + TSWAL_FRAME_HDR) &&
+           (!w->mac || sodium_memcmp(tag, fh + 40, 8) == 0);
 }
 
 /* Every write but write_direct's: the tail it remembers may be stale. */
@@ -402,6 +431,17 @@ static int recover(tswal *w, uint64_t *frames)
         }
         if (nf < per) break;
     }
+    /* An encrypted database's log whose first frame is intact but has no
+     * MAC: an older build's, which this one cannot tell from a forgery. */
+    if (!rc && stop == 1 && w->mac) {
+        w->mac = 0;
+        int legacy = frame_intact(w, buf, 1) && get64(buf + 40) == 0;
+        w->mac = 1;
+        if (legacy)
+            rc = tsenv_error(w->env, TS_ERR_FORMAT, "%s: the log's frames carry no MAC (written by an "
+                             "older tostore); open the database once with that version to checkpoint "
+                             "it", TSWAL_FILE);
+    }
     /* A damaged frame that a later intact frame vouches was durable is
      * corruption: refuse rather than drop acknowledged commits. */
     if (!rc && stop) rc = check_damage(w, stop, size, buf, per);
@@ -423,11 +463,16 @@ out:
     return TS_OK;
 }
 
-int tswal_open(ts_env *env, tsstore *st, uint32_t page_size, tswal **out, uint64_t *frames_out)
+int tswal_open(ts_env *env, tsstore *st, uint32_t page_size, const uint8_t *mac_key, tswal **out,
+               uint64_t *frames_out)
 {
     *out = NULL;
     tswal *w = calloc(1, sizeof *w);
     if (!w) return tsenv_error(env, TS_ERR_NOMEM, "out of memory");
+    if (mac_key) {
+        w->mac = 1;
+        memcpy(w->mac_key, mac_key, TSWAL_MAC_KEY);
+    }
     w->env = env;
     w->st = st;
     w->page_size = page_size;
@@ -457,6 +502,7 @@ void tswal_close(tswal *w)
     free(w->dbuf);
     free(w->u);
     pthread_rwlock_destroy(&w->ilock);
+    sodium_memzero(w->mac_key, sizeof w->mac_key);
     free(w);
 }
 

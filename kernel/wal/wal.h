@@ -37,10 +37,19 @@
 
 typedef struct tswal tswal;
 
+#define TSWAL_MAC_KEY 32
+
 /* Open (or create) the log and recover it: afterwards the index holds every
- * frame up to the last valid commit.  *frames_out: frames recovered. */
-int      tswal_open(ts_env *env, tsstore *st, uint32_t page_size, tswal **out,
-                    uint64_t *frames_out);
+ * frame up to the last valid commit.  *frames_out: frames recovered.
+ * mac_key (NULL: none; an encrypted database passes tswal_mac_key of its
+ * data key): every frame header carries a keyed MAC, written and required
+ * at recovery, so nobody without the key can mark frames committed,
+ * reorder them or move them between generations.  A log of an encrypted
+ * database whose frames carry none (an older build's) is TS_ERR_FORMAT. */
+int      tswal_open(ts_env *env, tsstore *st, uint32_t page_size, const uint8_t *mac_key,
+                    tswal **out, uint64_t *frames_out);
+/* The frames' MAC key, derived from an encrypted database's data key. */
+void     tswal_mac_key(const uint8_t *data_key, size_t len, uint8_t out[TSWAL_MAC_KEY]);
 void     tswal_close(tswal *w);
 
 /* Append n frames at the end; with commit the last one is a commit frame.
