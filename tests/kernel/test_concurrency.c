@@ -396,8 +396,13 @@ START_TEST(group_commit_8_threads)
             "(%.2f commits per fsync)\n", T, c[0].n, el, T * c[0].n / el, (unsigned long long)syncs,
             syncs ? (double)commits / (double)syncs : 0.0);
     ck_assert_uint_eq(commits, (uint64_t)T * (uint64_t)c[0].n);
-    ck_assert_uint_le(syncs, commits);
     ck_assert_uint_gt(syncs, 0);
+    /* committers share fsyncs: 3.6-4.0 commits an fsync here in a plain
+     * build (real fsyncs), 2.4 under ASan, 1.2-1.3 under TSan, whose commits
+     * cost about as much CPU as an fsync; one fsync each would be 1.0 */
+    uint64_t want = kt_sanitized() ? commits : commits * 4 / 5;
+    ck_assert_msg(syncs < want, "group commit: %llu fsyncs for %llu commits", (unsigned long long)syncs,
+                  (unsigned long long)commits);
     /* every commit is visible, then and after a reopen */
     for (int round = 0; round < 2; round++) {
         ck_assert_int_eq(tstx_begin(db->pg, 0, &tx), TS_OK);
