@@ -32,6 +32,7 @@ typedef struct reader {
 typedef struct ctx {
     uint64_t  seed;
     int       full, crash;
+    unsigned  page_size;    /* 0: the default (4096) */
     char     *dir;
     ts_db    *db;
     kt_rng    rng;
@@ -99,7 +100,7 @@ static void arm(ctx *c)
     int64_t tear = 0;
     switch (kt_below(&c->rng, 4)) {
     case 0: tear = 1 + (int64_t)kt_below(&c->rng, 40); break;           /* in a frame header */
-    case 1: tear = 1 + (int64_t)kt_below(&c->rng, 3 * (4096 + 32)); break;
+    case 1: tear = 1 + (int64_t)kt_below(&c->rng, 3 * ((c->page_size ? c->page_size : 4096) + 48)); break;
     default: break;
     }
     control(c, "tear", tear);
@@ -109,15 +110,17 @@ static void arm(ctx *c)
 
 static void db_open(ctx *c)
 {
-    char cfg[1024];
+    char cfg[1024], ps[64] = "";
+    /* at least 16 pages of cache, so that bigger pages spill as often */
+    if (c->page_size) snprintf(ps, sizeof ps, "\"pageSize\": %u, ", c->page_size);
     snprintf(cfg, sizeof cfg,
-             "{\"path\": \"%s\", \"cacheBytes\": 65536, \"durability\": \"%s\", "
+             "{\"path\": \"%s\", %s\"cacheBytes\": %u, \"durability\": \"%s\", "
              /* pages only: without the btree plugin the data layer adds no
               * catalog pages, so every page is the model's */
              "\"loadBundled\": false, \"plugins\": [\"posix\", \"faulty\"], "
              "\"storage\": {\"backend\": \"faulty\", \"options\": {\"inner\": \"posix\", "
              "\"passSync\": false}}}",
-             c->dir, c->full ? "full" : "normal");
+             c->dir, ps, 16 * (c->page_size ? c->page_size : 4096), c->full ? "full" : "normal");
     int rc = ts_open_json(cfg, &c->db);
     KT_REQUIRE(rc == TS_OK, "seed %llu step %u: open: %s", (unsigned long long)c->seed, c->step,
                   ts_errmsg(NULL));
@@ -425,10 +428,11 @@ static int step_reopen(ctx *c)
     return 0;
 }
 
-static void run(uint64_t seed, int full, int crash, unsigned steps)
+static void run_ps(uint64_t seed, int full, int crash, unsigned steps, unsigned page_size)
 {
     ctx c;
     memset(&c, 0, sizeof c);
+    c.page_size = page_size;
     c.seed = seed;
     c.full = full;
     c.crash = crash;
@@ -487,6 +491,11 @@ static void run(uint64_t seed, int full, int crash, unsigned steps)
     free(c.dir);
 }
 
+static void run(uint64_t seed, int full, int crash, unsigned steps)
+{
+    run_ps(seed, full, crash, steps, 0);
+}
+
 /* Sanitizer builds run a third of the steps (they are 3-5x slower). */
 static unsigned steps(void)
 {
@@ -528,6 +537,16 @@ START_TEST(model_normal_crash)
 }
 END_TEST
 
+/* The same with 16 KiB and 64 KiB pages (frames, tears and spills scale
+ * with the page). */
+START_TEST(model_big_pages_crash)
+{
+    if (want(5000)) run_ps(5000, 1, 1, steps(), 16384);
+    if (want(5001)) run_ps(5001, 0, 1, steps(), 65536);
+    if (want(5002)) run_ps(5002, 1, 0, steps() / 2, 65536);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("recovery_model");
@@ -537,6 +556,7 @@ static Suite *suite(void)
     tcase_add_test(tc, model_normal);
     tcase_add_test(tc, model_full_crash);
     tcase_add_test(tc, model_normal_crash);
+    tcase_add_test(tc, model_big_pages_crash);
     suite_add_tcase(s, tc);
     return s;
 }
