@@ -77,14 +77,18 @@ START_TEST(rekey_every_crash_point)
 {
     const char *from = ciphers[_i], *to = ciphers[_i + 1];
     char *dir = tst_tmpdir("rekeycrash");
-    unsigned long crashes = 0, old_won = 0, new_won = 0;
-    for (int64_t n = 1;; n++) {
+    unsigned long crashes = 0, old_won = 0, new_won = 0, torn = 0;
+    /* every point twice: a clean crash, then one that tears the write in
+     * progress (1 to 5000 bytes of it land) */
+    for (int64_t step = 2;; step++) {
+        int64_t n = step / 2, tear = step % 2 ? 1 + (n * 131) % 5000 : 0;
         tst_rmrf(dir);
         ts_db *db;
         ck_assert_int_eq(open_with(dir, NULL, &db), TS_OK);
         uint64_t first = populate(db);
         if (from) ck_assert_int_eq(ts_rekey(db, from, 0, NULL, NULL), TS_OK);
         ck_assert_int_eq(ts_storage_control(db, "crash_at", n, NULL), TS_OK);
+        ck_assert_int_eq(ts_storage_control(db, "tear", tear, NULL), TS_OK);
         int rc = ts_rekey(db, to, TS_REKEY_NEW_DATA_KEY, NULL, NULL);
         int64_t down = 0;
         ts_storage_control(db, "crashed", 0, &down);
@@ -95,6 +99,7 @@ START_TEST(rekey_every_crash_point)
             break;
         }
         crashes++;
+        torn += tear != 0;
         ts_db *a = NULL, *b = NULL;
         int ra = open_with(dir, from, &a);
         int oka = ra == TS_OK && pages_intact(a, first);
@@ -102,12 +107,12 @@ START_TEST(rekey_every_crash_point)
         int rb = open_with(dir, to, &b);
         int okb = rb == TS_OK && pages_intact(b, first);
         ts_close(b);
-        ck_assert_msg(oka != okb, "crash at point %lld of rekey %d: old config %s (%d), new %s (%d)",
-                      (long long)n, _i, oka ? "opens" : "fails", ra, okb ? "opens" : "fails", rb);
+        ck_assert_msg(oka != okb, "crash at point %lld (tear %lld) of rekey %d: old config %s (%d), new %s (%d)",
+                      (long long)n, (long long)tear, _i, oka ? "opens" : "fails", ra, okb ? "opens" : "fails", rb);
         if (oka) old_won++; else new_won++;
     }
-    fprintf(stderr, "rekey %d: %lu crash points (old key kept %lu, new key %lu)\n", _i, crashes,
-            old_won, new_won);
+    fprintf(stderr, "rekey %d: %lu crashes, %lu of them torn (old key kept %lu, new key %lu)\n", _i, crashes,
+            torn, old_won, new_won);
     ck_assert_uint_gt(old_won, 0);
     ck_assert_uint_gt(new_won, 0);
     tst_rmrf(dir);
