@@ -76,6 +76,10 @@ static int copy_pages(ts_env *env, tsstore *st, const tspg_fhdr *oh, const tspg_
         /* Pages past the last checkpointed ones may be all zero holes. */
         int hole = 1;
         for (uint32_t i = 0; i < ps && hole; i++) hole = raw[i] == 0;
+        if (hole && pgno == 1) {
+            rc = tsenv_error(env, TS_ERR_CORRUPT, "rekey: page 1 (the meta page) of %s is missing", TSPG_FILE);
+            break;
+        }
         if (hole && meta && pgno < m.page_count) {
             rc = tsenv_error(env, TS_ERR_CORRUPT, "rekey: page %llu of %llu is missing from %s",
                              (unsigned long long)pgno, (unsigned long long)m.page_count, TSPG_FILE);
@@ -87,7 +91,15 @@ static int copy_pages(ts_env *env, tsstore *st, const tspg_fhdr *oh, const tspg_
                             (unsigned long long)pgno);
                 break;
             }
-            if (pgno == 1) tspg_meta_parse(&m, lp + TSPAGE_HDR);
+            if (pgno == 1) {
+                tspg_meta_parse(&m, lp + TSPAGE_HDR);
+                /* the copy stops at this count: it must be one */
+                if (m.page_count < 2) {
+                    rc = tsenv_error(env, TS_ERR_CORRUPT, "rekey: the meta page counts %llu pages",
+                                     (unsigned long long)m.page_count);
+                    break;
+                }
+            }
             if (pgno == 1 && (m.meta_flags & TSPG_META_DIGEST)) {
                 if (!(meta = malloc(ps))) { rc = tsenv_error(env, TS_ERR_NOMEM, "out of memory"); break; }
                 memcpy(meta, lp, ps);

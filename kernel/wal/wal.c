@@ -325,6 +325,40 @@ static int check_damage(tswal *w, uint64_t bad, uint64_t size, uint8_t *buf, siz
     }
 }
 
+/* Whether the log, read as frames without MACs under salt, holds a commit
+ * in its valid prefix: an encrypted database's log written by an older
+ * build (which this one cannot tell from a forgery).  Uncommitted frames
+ * alone are nothing to keep. */
+static int legacy_commit(tswal *w, uint64_t size, uint64_t salt, int *found)
+{
+    size_t fsz = TSWAL_FRAME_HDR + w->page_size, got = 0;
+    *found = 0;
+    uint8_t *fh = malloc(fsz);
+    if (!fh) return tsenv_error(w->env, TS_ERR_NOMEM, "out of memory");
+    uint64_t keep = w->salt;
+    w->salt = salt;
+    w->mac = 0;
+    uint32_t chain = seed(salt);
+    int rc = TS_OK;
+    for (uint64_t local = 1; !*found && frame_off(w, local) + fsz <= size; local++) {
+        if ((rc = tsfile_read(&w->f, frame_off(w, local), fh, fsz, &got)) || got != fsz) break;
+        if (get64(fh + 40) != 0 || !frame_intact(w, fh, local)) break;
+        chain = frame_chain(chain, fh);
+        if (get32(fh + 24) != chain) break;
+        *found = (get32(fh + 4) & FLAG_COMMIT) != 0;
+    }
+    w->mac = 1;
+    w->salt = keep;
+    free(fh);
+    return rc;
+}
+
+static int legacy_refused(tswal *w)
+{
+    return tsenv_error(w->env, TS_ERR_FORMAT, "%s: the log's frames carry no MAC (written by an older "
+                       "tostore); open the database once with that version to checkpoint it", TSWAL_FILE);
+}
+
 /* The log header failed its check.  It is written only when a generation
  * starts, so either a crash tore that write (every frame in the file then
  * belongs to the previous generation, whose commits are all in the main
@@ -347,8 +381,10 @@ static int first_frame_salt(tswal *w, uint64_t size, uint64_t *salt, int *mend)
         if (*mend) *salt = w->salt;
         else w->salt = keep;
     }
+    int legacy = 0;
+    if (!rc && got == fsz && !*mend && w->mac) rc = legacy_commit(w, size, get64(fh + 16), &legacy);
     free(fh);
-    return rc;
+    return !rc && legacy ? legacy_refused(w) : rc;
 }
 
 static int recover(tswal *w, uint64_t *frames)
@@ -431,16 +467,11 @@ static int recover(tswal *w, uint64_t *frames)
         }
         if (nf < per) break;
     }
-    /* An encrypted database's log whose first frame is intact but has no
-     * MAC: an older build's, which this one cannot tell from a forgery. */
+    /* An encrypted database's log whose frames have no MAC and hold a
+     * commit: an older build's, which this one cannot tell from a forgery. */
     if (!rc && stop == 1 && w->mac) {
-        w->mac = 0;
-        int legacy = frame_intact(w, buf, 1) && get64(buf + 40) == 0;
-        w->mac = 1;
-        if (legacy)
-            rc = tsenv_error(w->env, TS_ERR_FORMAT, "%s: the log's frames carry no MAC (written by an "
-                             "older tostore); open the database once with that version to checkpoint "
-                             "it", TSWAL_FILE);
+        int legacy = 0;
+        if (!(rc = legacy_commit(w, size, w->salt, &legacy)) && legacy) rc = legacy_refused(w);
     }
     /* A damaged frame that a later intact frame vouches was durable is
      * corruption: refuse rather than drop acknowledged commits. */
