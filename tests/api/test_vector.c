@@ -1352,6 +1352,19 @@ START_TEST(select_k_and_ef)
             ts_result_free(r);
         }
     ck_assert_msg(rec[1] >= 0.99 && rec[1] >= rec[0], "ef 10: %.3f, ef 400: %.3f", rec[0], rec[1]);
+    /* k above the default limit on a field without an index (the exact
+     * scan): k rows, the exact nearest, in order */
+    make_table(db, "plainv", DIM, "float32", M_COS, 0);
+    fill(db, "plainv", data, 400, DIM, 0);
+    size_t want[120];
+    exact_knn(M_COS, data, 400, DIM, qs, 120, NULL, want);
+    r = search(ts_query_new(db, "plainv"), qs, DIM, 120);
+    ck_assert_uint_eq(ts_result_count(r), 120);
+    ck_assert_msg(recall_of(r, want, 120) >= 0.99, "exact scan recall %.3f", recall_of(r, want, 120));
+    for (size_t i = 1; i < 120; i++)
+        ck_assert(json_real_value(json_object_get(ts_result_row(r, i - 1), "_distance")) <=
+                  json_real_value(json_object_get(ts_result_row(r, i), "_distance")));
+    ts_result_free(r);
     free(qs);
     free(data);
     ck_assert_int_eq(ts_close(db), TS_OK);
