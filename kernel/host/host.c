@@ -42,6 +42,8 @@ static int pa_hold_data(const void *d, void **out)
 }
 static int pa_writable(ts_txn *t) { return tstx_is_write((tstx *)t); }
 
+static int pa_prefetch(ts_txn *t, uint64_t pgno) { return tstx_prefetch((tstx *)t, pgno); }
+
 static const ts_page_api page_api = {
     .struct_size = sizeof(ts_page_api),
     .usable_size = pa_usable,
@@ -55,6 +57,7 @@ static const ts_page_api page_api = {
     .hold = pa_hold,
     .unhold = pa_unhold,
     .hold_data = pa_hold_data,
+    .prefetch = pa_prefetch,
 };
 
 

@@ -92,6 +92,10 @@ int tsfile_write_sync(tsfile *f, uint64_t off, const void *buf, size_t n)
     if (!f->st->vt->write_sync) return TS_ERR_UNSUPPORTED;
     return f->st->vt->write_sync(f->h, off, buf, n);
 }
+void tsfile_prefetch(tsfile *f, uint64_t off, uint64_t len)
+{
+    if (f->st->vt->prefetch) (void)f->st->vt->prefetch(f->h, off, len); /* a hint */
+}
 int tsfile_size(tsfile *f, uint64_t *out) { return f->st->vt->size(f->h, out); }
 int tsfile_truncate(tsfile *f, uint64_t size) { return f->st->vt->truncate(f->h, size); }
 

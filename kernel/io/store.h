@@ -38,6 +38,8 @@ int  tsfile_sync(tsfile *f, unsigned flags);
 /* The backend's write_sync (off, n and buf multiples of 4096):
  * TS_ERR_UNSUPPORTED when it has none or this file cannot. */
 int  tsfile_write_sync(tsfile *f, uint64_t off, const void *buf, size_t n);
+/* The backend's prefetch hint for [off, off + len), if it has one. */
+void tsfile_prefetch(tsfile *f, uint64_t off, uint64_t len);
 int  tsfile_size(tsfile *f, uint64_t *out);
 int  tsfile_truncate(tsfile *f, uint64_t size);
 

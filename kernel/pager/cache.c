@@ -222,6 +222,15 @@ tscpage *tscache_get(tscache *c, uint64_t pgno, uint64_t ver)
     return p;
 }
 
+int tscache_has(tscache *c, uint64_t pgno, uint64_t ver)
+{
+    part *s = &c->p[part_of(c, pgno, ver)];
+    pthread_mutex_lock(&s->mu);
+    int has = find(s, pgno, ver) != NULL;
+    pthread_mutex_unlock(&s->mu);
+    return has;
+}
+
 tscpage *tscache_alloc(tscache *c, uint64_t pgno, uint64_t ver)
 {
     pthread_mutex_lock(&c->fmu);

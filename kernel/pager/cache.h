@@ -21,6 +21,8 @@ void     tscache_free(tscache *c);
 
 /* A pinned page (pgno, ver), or NULL on a miss. */
 tscpage *tscache_get(tscache *c, uint64_t pgno, uint64_t ver);
+/* Whether that version is cached (no pin, not counted as a hit or miss). */
+int      tscache_has(tscache *c, uint64_t pgno, uint64_t ver);
 /* An unlinked page whose data the caller fills, then inserts (or frees with
  * tscache_discard).  NULL when out of memory. */
 tscpage *tscache_alloc(tscache *c, uint64_t pgno, uint64_t ver);

@@ -66,6 +66,7 @@ struct tspg {
     ts_env         *env;
     tsstore        *st;
     tsfile          main;
+    uint64_t        cold_until;  /* monotonic ns: reads were slow lately, prefetch hints on (atomic) */
     tscodec         codec;
     uint8_t         digest_key[TSPG_DIGEST_KEY]; /* tspg_digest_key of codec */
     tscache        *cache;

@@ -108,6 +108,13 @@ int  tstx_get(tstx *tx, uint64_t pgno, int write, tspage **out);
  * API): a free page is TS_ERR_CORRUPT too, since writing it would break
  * the free list. */
 int  tstx_get_ref(tstx *tx, uint64_t pgno, int write, tspage **out);
+/* Hint that page pgno will be got soon: when it is neither in the cache
+ * nor the transaction's, the backend starts reading it (its prefetch), so
+ * that gets issued one after another overlap on the device.  Only within
+ * 50 ms of a read that took over 20 us (one from the device): with the
+ * files in the OS page cache a hint costs a system call and saves nothing:
+ * TS_ERR_UNSUPPORTED then (no hint made; pgno 0 only asks), else TS_OK. */
+int  tstx_prefetch(tstx *tx, uint64_t pgno);
 /* A new zeroed page, pinned for write (reuses freed pages first). */
 int  tstx_alloc(tstx *tx, tspage **out, uint64_t *pgno_out);
 /* Put a page on the free list (one already free: TS_ERR_CORRUPT). */

@@ -99,12 +99,25 @@ static void dfree_all(tstx *tx)
 
 /* ---- reading ------------------------------------------------------ */
 
+static uint64_t mono_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* A read slower than this came from the device, not the OS page cache. */
+#define COLD_READ_NS 20000u
+/* Prefetch hints stay on this long after a slow read. */
+#define COLD_WINDOW_NS 50000000u
+
 int tspg_read_stored(tspg *pg, uint64_t pgno, uint64_t f, uint8_t *lp)
 {
     uint8_t small[16384];
     uint8_t *raw = pg->codec.page_size <= sizeof small ? small : malloc(pg->codec.page_size);
     int rc = raw ? TS_OK : TS_ERR_NOMEM;
     if (!rc) {
+        uint64_t t0 = mono_ns();
         if (f) rc = tswal_read(pg->wal, f, raw);
         /* a frame retired by a log reset: everything up to the reader's
          * snapshot is in the main file by then */
@@ -113,6 +126,8 @@ int tspg_read_stored(tspg *pg, uint64_t pgno, uint64_t f, uint8_t *lp)
         if (rc == TS_ERR_CORRUPT && !f)
             tsenv_error(pg->env, rc, "%s: page %llu is beyond the end of the file", TSPG_FILE,
                         (unsigned long long)pgno);
+        uint64_t t1 = mono_ns();
+        if (t1 - t0 > COLD_READ_NS) __atomic_store_n(&pg->cold_until, t1 + COLD_WINDOW_NS, __ATOMIC_RELAXED);
     }
     if (!rc && (rc = tscodec_decode(&pg->codec, pgno, raw, lp)))
         tsenv_error(pg->env, rc, "page %llu (%s): checksum or authentication failed: the "
@@ -506,6 +521,20 @@ int tstx_get(tstx *tx, uint64_t pgno, int write, tspage **out)
 int tstx_get_ref(tstx *tx, uint64_t pgno, int write, tspage **out)
 {
     return get_page(tx, pgno, write, 0, out);
+}
+
+int tstx_prefetch(tstx *tx, uint64_t pgno)
+{
+    tspg *pg = tx->pg;
+    /* Only while reads come from the device: when the files are in the OS
+     * page cache a hint is a system call that saves nothing. */
+    if (mono_ns() >= __atomic_load_n(&pg->cold_until, __ATOMIC_RELAXED)) return TS_ERR_UNSUPPORTED;
+    if (pgno < 2 || pgno >= tx->page_count || (tx->write && dfind(tx, pgno))) return TS_OK;
+    uint64_t f = tswal_find(pg->wal, pgno, tx->mark);
+    if (tscache_has(pg->cache, pgno, f)) return TS_OK;
+    if (f) tswal_prefetch(pg->wal, f);
+    else tsfile_prefetch(&pg->main, pgno * pg->codec.page_size, pg->codec.page_size);
+    return TS_OK;
 }
 
 int tstx_alloc(tstx *tx, tspage **out, uint64_t *pgno_out)

@@ -807,6 +807,14 @@ static int read_at(tswal *w, uint64_t abs, size_t skip, size_t bytes, uint64_t i
     return rc;
 }
 
+void tswal_prefetch(tswal *w, uint64_t abs)
+{
+    pthread_rwlock_rdlock(&w->ilock);
+    if (abs > w->base)
+        tsfile_prefetch(&w->f, frame_off(w, abs - w->base) + TSWAL_FRAME_HDR, w->page_size);
+    pthread_rwlock_unlock(&w->ilock);
+}
+
 int tswal_read(tswal *w, uint64_t abs, uint8_t *image)
 {
     return read_at(w, abs, TSWAL_FRAME_HDR, w->page_size, 0, image);

@@ -73,6 +73,8 @@ int      tswal_sync(tswal *w, int data_only, uint64_t upto);
 int      tswal_sync_failed(tswal *w);
 /* Read frame abs's image; TS_ERR_NOT_FOUND when a reset has retired it
  * since it was found (its page is then in the main file). */
+/* Hint that frame abs's image will be read soon (the backend's prefetch). */
+void     tswal_prefetch(tswal *w, uint64_t abs);
 int      tswal_read(tswal *w, uint64_t abs, uint8_t *image);
 
 /* Make frames [first, first+n) findable (the caller publishes snapshots). */

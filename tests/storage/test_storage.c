@@ -717,6 +717,38 @@ static void make(void *st, const char *name, const char *content)
 
 /* write_sync (ABI 1.8, optional): whole aligned 4 KiB blocks, read back like
  * a write; misaligned calls refused without writing; memory has none. */
+/* prefetch (ABI 1.9): a hint that never changes what reads return;
+ * posix and faulty have it (faulty counts and passes it on), memory not. */
+START_TEST(test_prefetch)
+{
+    fx_init(_i);
+    if (!VT->prefetch) {
+        ck_assert_str_eq(F.b->module, "memory");
+        fx_done();
+        return;
+    }
+    void *st = store_open();
+    void *f = fopen_ok(st, "p", TS_OPEN_CREATE);
+    unsigned char b[3 * 4096], got[3 * 4096];
+    for (size_t i = 0; i < sizeof b; i++) b[i] = (unsigned char)(i * 13 + 5);
+    OK(VT->write(f, 0, b, sizeof b));
+    OK(VT->prefetch(f, 4096, 8192));
+    OK(VT->prefetch(f, 1 << 20, 4096)); /* past the end: still only a hint */
+    size_t n = 0;
+    OK(VT->read(f, 0, got, sizeof got, &n));
+    ck_assert_uint_eq(n, sizeof got);
+    ck_assert(memcmp(b, got, sizeof b) == 0);
+    if (strcmp(F.b->module, "faulty") == 0) {
+        int64_t c = 0;
+        OK(VT->control(st, "prefetches", 0, &c));
+        ck_assert_int_eq(c, 2);
+    }
+    OK(VT->file_close(f));
+    store_close(st);
+    fx_done();
+}
+END_TEST
+
 START_TEST(test_write_sync)
 {
     fx_init(_i);
@@ -1223,6 +1255,7 @@ int main(void)
     tcase_add_loop_test(tc, test_model, 0, NBACKENDS);
     tcase_add_loop_test(tc, test_options, 0, NBACKENDS);
     tcase_add_loop_test(tc, test_write_sync, 0, NBACKENDS);
+    tcase_add_loop_test(tc, test_prefetch, 0, NBACKENDS);
     suite_add_tcase(s, tc);
 
     TCase *tf = tcase_create("faulty");

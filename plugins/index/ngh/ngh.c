@@ -221,6 +221,8 @@ static int ngh_open(const ts_module_args *args, uint64_t root, void **idx_out)
     ix->host = h;
     ix->env = args->env;
     ix->pa = h->pages;
+    ix->kpf = ix->pa->struct_size >= offsetof(ts_page_api, prefetch) + sizeof ix->pa->prefetch &&
+              ix->pa->prefetch;
     ix->root = root;
     ix->dim = c.dim;
     ix->M = c.M;

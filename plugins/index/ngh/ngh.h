@@ -201,6 +201,7 @@ typedef struct ngh_idx {
     const ts_host     *host;
     ts_env            *env;
     const ts_page_api *pa;
+    int                kpf;      /* pa has prefetch (ABI 1.9): searches hint cold node pages */
     uint64_t           root;
     /* from the options (checked against the meta page at every operation) */
     uint32_t dim, M, efc, efs;

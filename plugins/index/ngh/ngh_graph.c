@@ -2255,6 +2255,40 @@ static inline uint32_t pf_ahead(const ngh_meta *m)
 /* Start fetching what node_rec and visited() will read for node id: the
  * slot that maps its page and, with stamp (the visited set is set up), its
  * visited stamp (ids out of range are left to node_rec to report). */
+/* Whether node page pos is at hand without a kernel get. */
+static inline int node_page_cached(ngh_op *o, uint32_t pos)
+{
+    ngh_snap *sn = o->snap;
+    ngh_wcache *wc = o->wc;
+    ngh_scratch *s = o->s;
+    return (sn && pos < sn->cap[NGH_A_NODE] &&
+            atomic_load_explicit(&sn->slot[NGH_A_NODE][pos], memory_order_relaxed)) ||
+           (wc && pos < wc->cap[NGH_A_NODE] && wc->slot[NGH_A_NODE][pos]) ||
+           (pos < s->pmcap && s->pm[pos].gen == s->pgen);
+}
+
+/* The unvisited neighbours' node pages that no cache holds: hinted to the
+ * kernel (ts_page_api.prefetch) before the first is got, so that a search
+ * over pages not in memory (a fresh process, a cold disk) has the device
+ * read them together rather than one get after another.  Pages at hand
+ * cost a check of the slots the first pass already touched. */
+#if defined(__GNUC__)
+__attribute__((noinline, cold)) /* out of the search loop's way when warm */
+#endif
+static void prefetch_cold(ngh_op *o, ngh_scratch *s, const uint8_t *lst, uint32_t n)
+{
+    uint32_t last = UINT32_MAX;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t e = g32(lst + 4 * i);
+        if (e >= o->m.count || s->visit[e] == s->gen) continue;
+        uint32_t pos = e / o->m.npp;
+        uint64_t pg;
+        if (pos == last || node_page_cached(o, pos)) continue;
+        last = pos;
+        if (arr_pgno(o, NGH_A_NODE, pos, &pg) == TS_OK) o->pa->prefetch(o->tx, pg);
+    }
+}
+
 static inline void prefetch_slot(ngh_op *o, uint32_t id, int stamp)
 {
     if (id >= o->m.count) return;
@@ -2363,7 +2397,8 @@ static int search_layer(ngh_op *o, const float *q, const ngh_cand *eps, uint32_t
     uint32_t need = ef + neps + 2 * o->m.M0 + 8;
     if ((rc = grow(o, &s->w, &s->wcap, need))) return rc;
     if ((rc = grow(o, &s->c, &s->ccap, neps + 64))) return rc;
-    uint32_t nc = 0, nw = 0, nvis = 0, ahead = pf_ahead(&o->m);
+    uint32_t nc = 0, nw = 0, nvis = 0, ahead = pf_ahead(&o->m), nexp = 0;
+    int hint = 0;
     if (gave_up) *gave_up = 0;
     for (uint32_t i = 0; i < neps; i++) {
         if (visited(s, eps[i].id)) continue;
@@ -2404,6 +2439,10 @@ static int search_layer(ngh_op *o, const float *q, const ngh_cand *eps, uint32_t
             const uint8_t *lst2 = list_read(whole2, &n2, lim, part2);
             for (uint32_t i = 0; i < n2; i++) prefetch_slot(o, g32(lst2 + 4 * i), 1);
         }
+        /* every 8th expansion asks whether reads come from the device (a
+         * call, no system call); only then the neighbours' pages are hinted */
+        if (o->ix->kpf && (nexp++ & 7) == 0) hint = o->pa->prefetch(o->tx, 0) == TS_OK;
+        if (hint) prefetch_cold(o, s, lst, n);
         for (uint32_t i = 0; i < n; i++) {
             uint32_t e = g32(lst + 4 * i);
             if (e >= o->m.count) return ngh_corrupt(o, "neighbour id out of range");

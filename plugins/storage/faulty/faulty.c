@@ -30,6 +30,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <tostore/storage.h>
 
 #define NAME_BUF 256
@@ -75,6 +76,8 @@ typedef struct fstore {
     int64_t                points;
     int64_t                wsyncs;       /* write_sync calls that wrote */
     int64_t                wsync_off;    /* 1: write_sync answers TS_ERR_UNSUPPORTED */
+    int64_t                prefetches;   /* prefetch hints passed on */
+    int64_t                read_delay;   /* microseconds each read waits (a slow device) */
     int64_t                fail_write_left, fail_sync_left, enospc_left, crash_left;
     int64_t                tear;         /* bytes a crashing write leaves; 0 = none */
     int                    crashed;
@@ -535,8 +538,26 @@ static int f_read(void *file, uint64_t off, void *buf, size_t n, size_t *got)
     fstore *s = f->st;
     *got = 0;
     pthread_mutex_lock(&s->mu);
+    int64_t delay = s->read_delay;
     int rc = alive(s, f);
     if (!rc) rc = s->in->read(f->inner, off, buf, n, got);
+    pthread_mutex_unlock(&s->mu);
+    if (delay) {
+        struct timespec t = { (time_t)(delay / 1000000), (long)(delay % 1000000) * 1000 };
+        nanosleep(&t, NULL);
+    }
+    return rc;
+}
+
+/* A hint: passed on (no fault point, nothing written). */
+static int f_prefetch(void *file, uint64_t off, uint64_t len)
+{
+    ffile *f = file;
+    fstore *s = f->st;
+    pthread_mutex_lock(&s->mu);
+    int rc = alive(s, f);
+    if (!rc) s->prefetches++;
+    if (!rc && s->in->prefetch) rc = s->in->prefetch(f->inner, off, len);
     pthread_mutex_unlock(&s->mu);
     return rc;
 }
@@ -801,6 +822,7 @@ static int f_control(void *store, const char *op, int64_t arg, int64_t *out)
                           : strcmp(op, "crash_at") == 0      ? &s->crash_left
                           : strcmp(op, "tear") == 0          ? &s->tear
                           : strcmp(op, "write_sync_off") == 0 ? &s->wsync_off
+                          : strcmp(op, "read_delay_us") == 0 ? &s->read_delay
                           : NULL;
     if (countdown_of) {
         if (arg < 0) rc = s->host->error(s->env, TS_ERR_RANGE, "faulty: %s: negative count", op);
@@ -817,6 +839,8 @@ static int f_control(void *store, const char *op, int64_t arg, int64_t *out)
         if (out) *out = s->points;
     } else if (strcmp(op, "write_syncs") == 0) {
         if (out) *out = s->wsyncs;
+    } else if (strcmp(op, "prefetches") == 0) {
+        if (out) *out = s->prefetches;
     } else if (strcmp(op, "crashed") == 0) {
         if (out) *out = s->crashed;
     } else if (strcmp(op, "reset_counters") == 0) {
@@ -840,6 +864,7 @@ static const ts_storage_vtab faulty_vtab = {
     .write = f_write,
     .sync = f_sync,
     .write_sync = f_write_sync,
+    .prefetch = f_prefetch,
     .size = f_size,
     .truncate = f_truncate,
     .remove = f_remove,

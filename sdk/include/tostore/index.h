@@ -97,6 +97,17 @@ typedef struct ts_page_api {
      * the state did not change from an older state's cache, without
      * getting each one from the kernel again. */
     int      (*hold_data)(const void *data, void **hold_out);
+
+    /* ABI 1.9 (check struct_size before use).  A hint that page pgno will
+     * be got soon: when it is in neither the cache nor the transaction,
+     * the kernel asks the backend to start reading it, so that a search
+     * that will get several pages one after another (a node's neighbours)
+     * has the device read them at once.  Hints are taken only while reads
+     * come from the device: TS_OK then, TS_ERR_UNSUPPORTED when reads come
+     * from memory and nothing was done (a module may stop hinting for a
+     * while; pgno 0 only asks).  A page number out of range is ignored
+     * (the get will report it). */
+    int      (*prefetch)(ts_txn *txn, uint64_t pgno);
 } ts_page_api;
 
 /* Every index module accepts keys up to this many bytes (memcomparable

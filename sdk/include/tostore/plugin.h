@@ -44,7 +44,7 @@ extern "C" {
 /* ABI version.  A plugin loads when its major equals the kernel's and its
  * minor is not newer than the kernel's. */
 #define TS_ABI_MAJOR 1
-#define TS_ABI_MINOR 8
+#define TS_ABI_MINOR 9
 
 /* Name of the one symbol a plugin exports (type ts_plugin_entry_fn). */
 #define TS_PLUGIN_ENTRY_NAME "tostore_plugin"

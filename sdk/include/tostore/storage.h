@@ -89,6 +89,13 @@ typedef struct ts_storage_vtab {
      * failure is treated as a failed sync: the range is undefined and the
      * kernel stops writing. */
     int (*write_sync)(void *file, uint64_t off, const void *buf, size_t n);
+
+    /* Since ABI 1.9; optional (NULL: no read-ahead).  A hint that bytes
+     * [off, off + len) of the file will be read soon: start reading them
+     * into memory without waiting (posix: posix_fadvise WILLNEED), so that
+     * reads the caller issues one after another overlap on the device.
+     * The kernel ignores the result: a failed hint only costs the read. */
+    int (*prefetch)(void *file, uint64_t off, uint64_t len);
 } ts_storage_vtab;
 
 #ifdef __cplusplus
