@@ -67,11 +67,12 @@ static int copy_pages(ts_env *env, tsstore *st, const tspg_fhdr *oh, const tspg_
     tspg_digest_key(&oc, okey);
     uint8_t *meta = NULL;   /* page 1's logical image, when the digest is kept */
     tstx m = {0};           /* its fields */
+    uint64_t total = npages; /* pages to copy: page 1's count once it is read */
     /* Pages past the page count are not the database's: a crash may have
      * left them torn (new pages of a big transaction go straight to their
      * place in the main file).  The log is empty, so page 1's count is the
      * whole database; once it is read, the copy stops there. */
-    for (uint64_t pgno = 1; pgno < npages && (pgno == 1 || pgno < m.page_count) && !rc; pgno++) {
+    for (uint64_t pgno = 1; pgno < total && !rc; pgno++) {
         if ((rc = tsfile_read(&in, pgno * ps, raw, ps, NULL))) break;
         /* Pages past the last checkpointed ones may be all zero holes. */
         int hole = 1;
@@ -80,7 +81,7 @@ static int copy_pages(ts_env *env, tsstore *st, const tspg_fhdr *oh, const tspg_
             rc = tsenv_error(env, TS_ERR_CORRUPT, "rekey: page 1 (the meta page) of %s is missing", TSPG_FILE);
             break;
         }
-        if (hole && meta && pgno < m.page_count) {
+        if (hole && meta) {
             rc = tsenv_error(env, TS_ERR_CORRUPT, "rekey: page %llu of %llu is missing from %s",
                              (unsigned long long)pgno, (unsigned long long)m.page_count, TSPG_FILE);
             break;
@@ -99,20 +100,22 @@ static int copy_pages(ts_env *env, tsstore *st, const tspg_fhdr *oh, const tspg_
                                      (unsigned long long)m.page_count);
                     break;
                 }
+                if (m.page_count < total) total = m.page_count;
             }
             if (pgno == 1 && (m.meta_flags & TSPG_META_DIGEST)) {
                 if (!(meta = malloc(ps))) { rc = tsenv_error(env, TS_ERR_NOMEM, "out of memory"); break; }
                 memcpy(meta, lp, ps);
-            } else if (meta && pgno < m.page_count) {
+            } else if (meta) {
                 tspg_digest_mix(okey, pgno, tspage_lsn(lp), odigest);
                 tspg_digest_mix(dkey, pgno, tspage_lsn(lp), digest);
             }
             rc = tscodec_encode(&nc, pgno, tspage_lsn(lp), lp, raw);
         }
         if (!rc) rc = tsfile_write(&out, pgno * ps, raw, ps);
-        uint64_t total = m.page_count && m.page_count < npages ? m.page_count : npages;
         if (cb && (pgno % 1024 == 0 || pgno + 1 == total)) cb(ctx, pgno + 1, total);
     }
+    if (!rc && !m.page_count) /* a file of its header alone */
+        rc = tsenv_error(env, TS_ERR_CORRUPT, "rekey: page 1 (the meta page) of %s is missing", TSPG_FILE);
     if (!rc && meta && npages < m.page_count)
         rc = tsenv_error(env, TS_ERR_CORRUPT, "rekey: %s holds %llu of its %llu pages", TSPG_FILE,
                          (unsigned long long)npages, (unsigned long long)m.page_count);

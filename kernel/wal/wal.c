@@ -77,11 +77,11 @@ static uint32_t seed(uint64_t salt)
 
 /* The frame's own checksum: header fields except the two checksums, and
  * the image. */
-static uint32_t frame_self(const tswal *w, const uint8_t *h, const uint8_t *img)
+static uint32_t frame_self(const tswal *w, int mac, const uint8_t *h, const uint8_t *img)
 {
     uint32_t c = tscrc32c(0, h, 24);
     c = tscrc32c(c, h + 28, 8);
-    if (!w->mac) c = tscrc32c(c, h + 40, 8); /* else the MAC, which covers this sum */
+    if (!mac) c = tscrc32c(c, h + 40, 8); /* else the MAC, which covers this sum */
     return tscrc32c(c, img, w->page_size);
 }
 
@@ -127,7 +127,7 @@ static uint32_t frame_build(tswal *w, uint8_t *h, uint64_t pgno, uint32_t flags,
     put32(h + 28, (uint32_t)local);
     put32(h + 32, (uint32_t)__atomic_load_n(&w->durable, __ATOMIC_ACQUIRE));
     put64(h + 40, 0);
-    put32(h + 36, frame_self(w, h, img));
+    put32(h + 36, frame_self(w, w->mac, h, img));
     if (w->mac) frame_mac(w, h, h + 40);
     uint32_t c = frame_chain(prev, h);
     put32(h + 24, c);
@@ -135,14 +135,20 @@ static uint32_t frame_build(tswal *w, uint8_t *h, uint64_t pgno, uint32_t flags,
 }
 
 /* Whether a frame is intact on its own (not whether it belongs). */
-static int frame_intact(const tswal *w, const uint8_t *fh, uint64_t local)
+static int frame_intact_as(const tswal *w, const uint8_t *fh, uint64_t local, uint64_t salt, int mac)
 {
     uint8_t tag[8];
-    if (w->mac) frame_mac(w, fh, tag);
-    return get32(fh) == FRAME_MAGIC && get64(fh + 16) == w->salt &&
+    if (mac) frame_mac(w, fh, tag);
+    return get32(fh) == FRAME_MAGIC && get64(fh + 16) == salt &&
            get32(fh + 28) == (uint32_t)local && get64(fh + 8) != 0 &&
-           get32(fh + 36) == frame_self(w, fh, fh + TSWAL_FRAME_HDR) &&
-           (!w->mac || sodium_memcmp(tag, fh + 40, 8) == 0);
+           get32(fh + 36) == frame_self(w, mac, fh, fh + TSWAL_FRAME_HDR) &&
+           (!mac || sodium_memcmp(tag, fh + 40, 8) == 0);
+}
+
+/* ... under this log's salt and MAC rule */
+static int frame_intact(const tswal *w, const uint8_t *fh, uint64_t local)
+{
+    return frame_intact_as(w, fh, local, w->salt, w->mac);
 }
 
 /* Every write but write_direct's: the tail it remembers may be stale. */
@@ -312,7 +318,7 @@ static int check_damage(tswal *w, uint64_t bad, uint64_t size, uint8_t *buf, siz
         for (size_t i = 0; i < nf; i++, local++) {
             const uint8_t *fh = buf + i * fsz;
             if (get32(fh) == FRAME_MAGIC && get64(fh + 16) != w->salt &&
-                get32(fh + 36) == frame_self(w, fh, fh + TSWAL_FRAME_HDR))
+                get32(fh + 36) == frame_self(w, w->mac, fh, fh + TSWAL_FRAME_HDR))
                 return TS_OK; /* the stale tail of an older generation */
             if (frame_intact(w, fh, local) && get32(fh + 32) >= bad)
                 return tsenv_error(w->env, TS_ERR_CORRUPT,
@@ -335,20 +341,15 @@ static int legacy_commit(tswal *w, uint64_t size, uint64_t salt, int *found)
     *found = 0;
     uint8_t *fh = malloc(fsz);
     if (!fh) return tsenv_error(w->env, TS_ERR_NOMEM, "out of memory");
-    uint64_t keep = w->salt;
-    w->salt = salt;
-    w->mac = 0;
     uint32_t chain = seed(salt);
     int rc = TS_OK;
     for (uint64_t local = 1; !*found && frame_off(w, local) + fsz <= size; local++) {
         if ((rc = tsfile_read(&w->f, frame_off(w, local), fh, fsz, &got)) || got != fsz) break;
-        if (get64(fh + 40) != 0 || !frame_intact(w, fh, local)) break;
+        if (get64(fh + 40) != 0 || !frame_intact_as(w, fh, local, salt, 0)) break;
         chain = frame_chain(chain, fh);
         if (get32(fh + 24) != chain) break;
         *found = (get32(fh + 4) & FLAG_COMMIT) != 0;
     }
-    w->mac = 1;
-    w->salt = keep;
     free(fh);
     return rc;
 }
@@ -374,13 +375,7 @@ static int first_frame_salt(tswal *w, uint64_t size, uint64_t *salt, int *mend)
     uint8_t *fh = malloc(fsz);
     if (!fh) return tsenv_error(w->env, TS_ERR_NOMEM, "out of memory");
     int rc = tsfile_read(&w->f, TSWAL_HDR, fh, fsz, &got);
-    if (!rc && got == fsz) {
-        uint64_t keep = w->salt;
-        w->salt = get64(fh + 16);
-        *mend = frame_intact(w, fh, 1);
-        if (*mend) *salt = w->salt;
-        else w->salt = keep;
-    }
+    if (!rc && got == fsz && (*mend = frame_intact_as(w, fh, 1, get64(fh + 16), w->mac))) *salt = get64(fh + 16);
     int legacy = 0;
     if (!rc && got == fsz && !*mend && w->mac) rc = legacy_commit(w, size, get64(fh + 16), &legacy);
     free(fh);

@@ -1734,24 +1734,31 @@ static int node_page(ngh_op *o, uint32_t pos, int write, uint8_t **out)
     return TS_OK;
 }
 
-static inline int node_rec(ngh_op *o, uint32_t id, int write, uint8_t **rec)
+/* Node page pos when this operation has it at hand (no kernel get), else
+ * NULL.  Reads go straight to a cached page: the read cache (read-only
+ * transactions) or the write cache (write operations: a page this
+ * operation pins for write has left it, and is found through pm). */
+static inline uint8_t *node_page_held(ngh_op *o, uint32_t pos, int write)
 {
-    const ngh_meta *m = &o->m;
-    if (id >= m->count) return ngh_corrupt(o, "node id out of range");
-    uint32_t pos = id / m->npp;
     ngh_scratch *s = o->s;
     uint8_t *d = NULL;
     ngh_snap *sn = o->snap;
     ngh_wcache *wc = o->wc;
-    /* reads go straight to a cached page: the read cache (read-only
-     * transactions) or the write cache (write operations: a page this
-     * operation pins for write has left it, and is found through pm) */
     if (!write && sn && pos < sn->cap[NGH_A_NODE])
         d = atomic_load_explicit(&sn->slot[NGH_A_NODE][pos], memory_order_acquire);
     else if (!write && wc && !(pos < wc->cap[NGH_A_NODE] && (d = wc->slot[NGH_A_NODE][pos])))
         d = wc_base_page(wc, NGH_A_NODE, pos);
     if (!d && pos < s->pmcap && s->pm[pos].gen == s->pgen && (s->pm[pos].w || !write))
         d = s->pm[pos].d;
+    return d;
+}
+
+static inline int node_rec(ngh_op *o, uint32_t id, int write, uint8_t **rec)
+{
+    const ngh_meta *m = &o->m;
+    if (id >= m->count) return ngh_corrupt(o, "node id out of range");
+    uint32_t pos = id / m->npp;
+    uint8_t *d = node_page_held(o, pos, write);
     if (!d) {
         int rc = node_page(o, pos, write, &d);
         if (rc) return rc;
@@ -2252,21 +2259,6 @@ static inline uint32_t pf_ahead(const ngh_meta *m)
     return n < 1 ? 1 : n > 3 ? 3 : n;
 }
 
-/* Start fetching what node_rec and visited() will read for node id: the
- * slot that maps its page and, with stamp (the visited set is set up), its
- * visited stamp (ids out of range are left to node_rec to report). */
-/* Whether node page pos is at hand without a kernel get. */
-static inline int node_page_cached(ngh_op *o, uint32_t pos)
-{
-    ngh_snap *sn = o->snap;
-    ngh_wcache *wc = o->wc;
-    ngh_scratch *s = o->s;
-    return (sn && pos < sn->cap[NGH_A_NODE] &&
-            atomic_load_explicit(&sn->slot[NGH_A_NODE][pos], memory_order_relaxed)) ||
-           (wc && pos < wc->cap[NGH_A_NODE] && wc->slot[NGH_A_NODE][pos]) ||
-           (pos < s->pmcap && s->pm[pos].gen == s->pgen);
-}
-
 /* The unvisited neighbours' node pages that no cache holds: hinted to the
  * kernel (ts_page_api.prefetch) before the first is got, so that a search
  * over pages not in memory (a fresh process, a cold disk) has the device
@@ -2283,12 +2275,15 @@ static void prefetch_cold(ngh_op *o, ngh_scratch *s, const uint8_t *lst, uint32_
         if (e >= o->m.count || s->visit[e] == s->gen) continue;
         uint32_t pos = e / o->m.npp;
         uint64_t pg;
-        if (pos == last || node_page_cached(o, pos)) continue;
+        if (pos == last || node_page_held(o, pos, 0)) continue;
         last = pos;
         if (arr_pgno(o, NGH_A_NODE, pos, &pg) == TS_OK) o->pa->prefetch(o->tx, pg);
     }
 }
 
+/* Start fetching what node_rec and visited() will read for node id: the
+ * slot that maps its page and, with stamp (the visited set is set up), its
+ * visited stamp (ids out of range are left to node_rec to report). */
 static inline void prefetch_slot(ngh_op *o, uint32_t id, int stamp)
 {
     if (id >= o->m.count) return;
